@@ -1,0 +1,581 @@
+"""The feature store: one HDF5 file of unaligned multimodal sequences (DESIGN.md, version 1).
+
+Layout (``format = "mea-features"``, ``version = 1``)::
+
+    /                    attrs: format, version, created, mea_cli_version, dataset, task,
+                                label_names (JSON), plus free-form provenance attrs
+    /samples/id          str [N]        unique sample id
+    /samples/video       str [N]        source video / original id
+    /samples/start,end   float64 [N]    segment bounds in seconds (NaN when unknown)
+    /samples/split       str [N]        train | valid | test | "" (unlabelled)
+    /samples/label       float32 [N] (one label) or [N, K]; NaN where absent
+    /<modality>/data     float32 [sum T_i, D]
+    /<modality>/offsets  int64 [N+1]    sample i is data[offsets[i]:offsets[i+1]]
+    /<modality>/times    float64 [sum T_i, 2]  start/end second of each step (NaN if unknown)
+    /<modality>          attrs: feature_names (JSON), extractor (JSON), nominal_rate_hz
+    /failures/{video,stage,message}  str [F]
+
+Sequences keep their native rate and length: nothing is aligned or padded on disk, and a
+zero-length sequence is legal. The writer streams (one sample at a time, features appended to
+resizable chunked datasets) into a temporary file next to the target and renames it only when
+everything is written, so an interrupted write never leaves a file at the output path. The
+reader validates every invariant of the layout on open and raises :class:`FeatureStoreError`
+naming the file and the broken invariant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import h5py
+import numpy as np
+
+from mea_cli import __version__
+from mea_cli.errors import FeatureStoreError
+
+FORMAT = "mea-features"
+VERSION = 1
+SPLITS: tuple[str, ...] = ("train", "valid", "test", "")
+TASKS: tuple[str, ...] = ("regression", "binary-multilabel", "multiclass", "")
+_STR = h5py.string_dtype("utf-8")
+_CHUNK_ROWS = 4096
+
+
+@dataclass(frozen=True)
+class ExtractorInfo:
+    """Provenance of one modality's features: which tool, which version, which settings."""
+
+    name: str
+    version: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"name": self.name, "version": self.version, "parameters": dict(self.parameters)},
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> ExtractorInfo:
+        raw = json.loads(text)
+        return cls(raw["name"], raw.get("version", ""), raw.get("parameters", {}))
+
+
+@dataclass(frozen=True)
+class ModalitySchema:
+    """What one modality holds: its feature names (their count is D), provenance, rate."""
+
+    name: str
+    feature_names: tuple[str, ...]
+    extractor: ExtractorInfo
+    nominal_rate_hz: float = float("nan")
+
+    @property
+    def dim(self) -> int:
+        return len(self.feature_names)
+
+    def same_as(self, other: ModalitySchema) -> bool:
+        """Equal schema, treating NaN rates as equal (dataclass ``==`` does not)."""
+        rates_equal = self.nominal_rate_hz == other.nominal_rate_hz or (
+            np.isnan(self.nominal_rate_hz) and np.isnan(other.nominal_rate_hz)
+        )
+        return (
+            self.name == other.name
+            and self.feature_names == other.feature_names
+            and self.extractor.to_json() == other.extractor.to_json()
+            and rates_equal
+        )
+
+
+@dataclass
+class Sample:
+    """One segment: its identity, label and one ``[T, D]`` sequence per modality.
+
+    ``times[m]`` is ``[T, 2]`` (start, end seconds of each step); when omitted it is NaN.
+    ``label`` is a 1-d float array of length K (K = number of label names), NaN where absent.
+    """
+
+    id: str
+    features: dict[str, np.ndarray]
+    video: str = ""
+    start: float = float("nan")
+    end: float = float("nan")
+    split: str = ""
+    label: np.ndarray | None = None
+    times: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A video (or part of one) that could not be extracted, and why."""
+
+    video: str
+    stage: str
+    message: str
+
+
+@dataclass(frozen=True)
+class StoreMeta:
+    """Root attributes of a store."""
+
+    dataset: str
+    task: str
+    label_names: tuple[str, ...]
+    created: str
+    mea_cli_version: str
+    attrs: Mapping[str, Any]
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.attrs.get("synthetic", False))
+
+
+@dataclass(frozen=True)
+class SampleTable:
+    """The per-sample columns of a store (no features)."""
+
+    id: np.ndarray
+    video: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    split: np.ndarray
+    label: np.ndarray  # always [N, K]
+
+    def __len__(self) -> int:
+        return len(self.id)
+
+
+def _attr_json(value: Any) -> Any:
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+class FeatureStoreWriter:
+    """Stream samples into a new feature store; the file appears only on a clean close.
+
+    Use as a context manager::
+
+        with FeatureStoreWriter(path, schemas, dataset="mosi", task="regression",
+                                label_names=["sentiment"]) as w:
+            w.add(sample)
+            w.add_failure("v1.mp4", "face", "no face found")
+
+    Leaving the block with an exception deletes the temporary file; the target is untouched.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        modalities: Sequence[ModalitySchema],
+        *,
+        dataset: str = "",
+        task: str = "",
+        label_names: Sequence[str] = (),
+        attrs: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        if task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+        if not modalities:
+            raise ValueError("a feature store needs at least one modality")
+        names = [m.name for m in modalities]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate modality names: {names}")
+        self.modalities = {m.name: m for m in modalities}
+        self.dataset = dataset
+        self.task = task
+        self.label_names = tuple(label_names)
+        self.attrs = dict(attrs or {})
+        self._ids: set[str] = set()
+        self._columns: dict[str, list[Any]] = {
+            k: [] for k in ("id", "video", "start", "end", "split", "label")
+        }
+        self._failures: list[Failure] = []
+        self._rows = {m: 0 for m in self.modalities}
+        self._offsets: dict[str, list[int]] = {m: [0] for m in self.modalities}
+        self._file: h5py.File | None = None
+        self._tmp: Path | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> FeatureStoreWriter:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        )
+        os.close(fd)
+        self._tmp = Path(tmp)
+        self._file = h5py.File(self._tmp, "w")
+        for name, schema in self.modalities.items():
+            g = self._file.create_group(name)
+            g.create_dataset(
+                "data",
+                shape=(0, schema.dim),
+                maxshape=(None, schema.dim),
+                dtype="f4",
+                chunks=(_CHUNK_ROWS, max(schema.dim, 1)),
+            )
+            g.create_dataset(
+                "times", shape=(0, 2), maxshape=(None, 2), dtype="f8", chunks=(_CHUNK_ROWS, 2)
+            )
+            g.attrs["feature_names"] = json.dumps(list(schema.feature_names))
+            g.attrs["extractor"] = schema.extractor.to_json()
+            g.attrs["nominal_rate_hz"] = float(schema.nominal_rate_hz)
+
+    def abort(self) -> None:
+        """Discard everything written so far."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._tmp is not None and self._tmp.exists():
+            self._tmp.unlink()
+        self._tmp = None
+
+    # -- writing ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._columns["id"])
+
+    def add(self, sample: Sample) -> None:
+        """Append one sample (its features go to disk now; only the sample table is kept)."""
+        if self._file is None:
+            raise RuntimeError("writer is not open (use it as a context manager)")
+        if sample.id in self._ids:
+            raise ValueError(f"duplicate sample id {sample.id!r}")
+        if sample.split not in SPLITS:
+            raise ValueError(f"sample {sample.id!r}: split must be one of {SPLITS}")
+        missing = set(self.modalities) - set(sample.features)
+        extra = set(sample.features) - set(self.modalities)
+        if missing or extra:
+            raise ValueError(
+                f"sample {sample.id!r}: modalities {sorted(sample.features)} do not match the "
+                f"store's {sorted(self.modalities)}"
+            )
+        k = len(self.label_names)
+        label = np.full(k, np.nan, np.float32)
+        if sample.label is not None:
+            given = np.asarray(sample.label, np.float32).reshape(-1)
+            if given.shape != (k,):
+                raise ValueError(
+                    f"sample {sample.id!r}: label has {given.size} values, expected {k}"
+                )
+            label = given
+        prepared = {}
+        for name, schema in self.modalities.items():
+            x = np.asarray(sample.features[name], np.float32)
+            if x.ndim != 2 or x.shape[1] != schema.dim:
+                raise ValueError(
+                    f"sample {sample.id!r}: {name} has shape {x.shape}, expected [T, {schema.dim}]"
+                )
+            t = sample.times.get(name)
+            t = np.full((len(x), 2), np.nan) if t is None else np.asarray(t, np.float64)
+            if t.shape != (len(x), 2):
+                raise ValueError(
+                    f"sample {sample.id!r}: {name} times have shape {t.shape}, expected [{len(x)}, 2]"
+                )
+            prepared[name] = (x, t)
+        for name, (x, t) in prepared.items():
+            g = self._file[name]
+            n0 = self._rows[name]
+            n1 = n0 + len(x)
+            if len(x):
+                g["data"].resize(n1, axis=0)
+                g["data"][n0:n1] = x
+                g["times"].resize(n1, axis=0)
+                g["times"][n0:n1] = t
+            self._rows[name] = n1
+            self._offsets[name].append(n1)
+        self._ids.add(sample.id)
+        cols = self._columns
+        cols["id"].append(sample.id)
+        cols["video"].append(sample.video)
+        cols["start"].append(float(sample.start))
+        cols["end"].append(float(sample.end))
+        cols["split"].append(sample.split)
+        cols["label"].append(label)
+
+    def add_failure(self, video: str, stage: str, message: str) -> None:
+        self._failures.append(Failure(video, stage, message))
+
+    def close(self) -> None:
+        """Write the sample table and failures, then atomically move the file into place."""
+        if self._file is None or self._tmp is None:
+            raise RuntimeError("writer is not open")
+        f = self._file
+        try:
+            n = len(self)
+            cols = self._columns
+            s = f.create_group("samples")
+            for key in ("id", "video", "split"):
+                s.create_dataset(key, data=np.array(cols[key], dtype=object), dtype=_STR)
+            s.create_dataset("start", data=np.array(cols["start"], np.float64))
+            s.create_dataset("end", data=np.array(cols["end"], np.float64))
+            k = len(self.label_names)
+            labels = np.array(cols["label"], np.float32).reshape(n, k)
+            if k <= 1:  # one label (or none: an unlabelled store) is stored as [N]
+                labels = labels[:, 0] if k else np.full(n, np.nan, np.float32)
+            s.create_dataset("label", data=labels)
+            for name in self.modalities:
+                f[name].create_dataset("offsets", data=np.array(self._offsets[name], np.int64))
+            fg = f.create_group("failures")
+            for key in ("video", "stage", "message"):
+                vals = [getattr(x, key) for x in self._failures]
+                fg.create_dataset(key, data=np.array(vals, dtype=object), dtype=_STR)
+            f.attrs["format"] = FORMAT
+            f.attrs["version"] = VERSION
+            f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+            f.attrs["mea_cli_version"] = __version__
+            f.attrs["dataset"] = self.dataset
+            f.attrs["task"] = self.task
+            f.attrs["label_names"] = json.dumps(list(self.label_names))
+            for key, value in self.attrs.items():
+                f.attrs[key] = _attr_json(value)
+            f.close()
+            self._file = None
+            os.replace(self._tmp, self.path)
+            self._tmp = None
+        except BaseException:
+            self.abort()
+            raise
+
+
+def _decode(arr: np.ndarray) -> np.ndarray:
+    return np.array([x.decode("utf-8") if isinstance(x, bytes) else x for x in arr], dtype=object)
+
+
+class FeatureStore:
+    """Read-only access to a feature store, validated on open.
+
+    ``store[i]`` reads one sample (only its rows, not the whole file); ``store.array(m)`` gives a
+    whole modality as ``(data, offsets)``; ``store.samples`` is the sample table.
+    """
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+        self.path = Path(source) if isinstance(source, (str, os.PathLike)) else None
+        self._name = (
+            str(self.path) if self.path is not None else getattr(source, "name", "<stream>")
+        )
+        if self.path is not None:
+            if not self.path.exists():
+                raise FeatureStoreError(self._name, "no such file")
+            if self.path.is_dir():
+                raise FeatureStoreError(self._name, "is a directory, not a feature store")
+        try:
+            self._file = h5py.File(source, "r")
+        except (OSError, ValueError) as err:
+            raise FeatureStoreError(
+                self._name,
+                f"not a readable HDF5 file (truncated, corrupt or another format): {err}",
+            ) from None
+        try:
+            self._validate()
+        except FeatureStoreError:
+            self._file.close()
+            raise
+        except (KeyError, OSError, ValueError, TypeError) as err:
+            self._file.close()
+            raise FeatureStoreError(self._name, f"unreadable store structure: {err}") from None
+
+    # -- opening ---------------------------------------------------------------------------
+    def _fail(self, problem: str) -> None:
+        raise FeatureStoreError(self._name, problem)
+
+    def _validate(self) -> None:
+        f = self._file
+        fmt = f.attrs.get("format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode()
+        if fmt != FORMAT:
+            self._fail(f"attribute 'format' is {fmt!r}, expected {FORMAT!r}")
+        version = f.attrs.get("version")
+        if version != VERSION:
+            shown = version.item() if isinstance(version, np.generic) else version
+            self._fail(f"format version {shown!r} is not supported (this mea-cli reads {VERSION})")
+        try:
+            label_names = tuple(json.loads(f.attrs.get("label_names", "[]")))
+        except json.JSONDecodeError:
+            self._fail("attribute 'label_names' is not a JSON list")
+        task = str(f.attrs.get("task", ""))
+        if task not in TASKS:
+            self._fail(f"attribute 'task' is {task!r}, expected one of {TASKS}")
+        reserved = {
+            "format",
+            "version",
+            "created",
+            "mea_cli_version",
+            "dataset",
+            "task",
+            "label_names",
+        }
+        self.meta = StoreMeta(
+            dataset=str(f.attrs.get("dataset", "")),
+            task=task,
+            label_names=label_names,
+            created=str(f.attrs.get("created", "")),
+            mea_cli_version=str(f.attrs.get("mea_cli_version", "")),
+            attrs={k: v for k, v in f.attrs.items() if k not in reserved},
+        )
+        if "samples" not in f:
+            self._fail("missing group /samples")
+        s = f["samples"]
+        for key in ("id", "video", "start", "end", "split", "label"):
+            if key not in s:
+                self._fail(f"missing dataset /samples/{key}")
+        n = s["id"].shape[0]
+        for key in ("video", "start", "end", "split"):
+            if s[key].shape != (n,):
+                self._fail(f"/samples/{key} has shape {s[key].shape}, expected ({n},)")
+        k = len(label_names)
+        expected = (n,) if k <= 1 else (n, k)
+        if s["label"].shape != expected:
+            self._fail(
+                f"/samples/label has shape {s['label'].shape}, expected {expected} for "
+                f"{k} label name(s)"
+            )
+        ids = _decode(s["id"][:])
+        if len(set(ids)) != n:
+            seen: set[str] = set()
+            dup = next(x for x in ids if x in seen or seen.add(x))
+            self._fail(f"sample ids are not unique (e.g. {dup!r})")
+        split = _decode(s["split"][:])
+        bad = sorted(set(split) - set(SPLITS))
+        if bad:
+            self._fail(f"/samples/split has values {bad}, allowed: train, valid, test or empty")
+        label = s["label"][:].astype(np.float32).reshape(n, max(k, 1))[:, :k]
+        self.samples = SampleTable(
+            id=ids,
+            video=_decode(s["video"][:]),
+            start=s["start"][:],
+            end=s["end"][:],
+            split=split,
+            label=label,
+        )
+        self._index = {x: i for i, x in enumerate(ids)}
+        self.modalities: dict[str, ModalitySchema] = {}
+        self._offsets: dict[str, np.ndarray] = {}
+        groups = [name for name in f if name not in ("samples", "failures")]
+        if not groups:
+            self._fail("no modality groups")
+        for name in groups:
+            g = f[name]
+            for key in ("data", "offsets", "times"):
+                if key not in g:
+                    self._fail(f"missing dataset /{name}/{key}")
+            try:
+                names = tuple(json.loads(g.attrs["feature_names"]))
+                extractor = ExtractorInfo.from_json(g.attrs["extractor"])
+            except (KeyError, json.JSONDecodeError, TypeError):
+                self._fail(f"/{name} lacks valid 'feature_names'/'extractor' attributes")
+            data, offsets, times = g["data"], g["offsets"][:], g["times"]
+            if data.ndim != 2 or data.shape[1] != len(names):
+                self._fail(f"/{name}/data has shape {data.shape} but {len(names)} feature_names")
+            if offsets.shape != (n + 1,):
+                self._fail(f"/{name}/offsets has shape {offsets.shape}, expected ({n + 1},)")
+            if offsets[0] != 0:
+                self._fail(f"/{name}/offsets does not start at 0")
+            if np.any(np.diff(offsets) < 0):
+                self._fail(f"/{name}/offsets is not monotone (non-decreasing)")
+            if offsets[-1] != data.shape[0]:
+                self._fail(
+                    f"/{name}/offsets ends at {offsets[-1]} but /{name}/data has {data.shape[0]} rows"
+                )
+            if times.shape != (data.shape[0], 2):
+                self._fail(f"/{name}/times has shape {times.shape}, expected ({data.shape[0]}, 2)")
+            self.modalities[name] = ModalitySchema(
+                name, names, extractor, float(g.attrs.get("nominal_rate_hz", np.nan))
+            )
+            self._offsets[name] = offsets.astype(np.int64)
+
+    # -- access ----------------------------------------------------------------------------
+    def __enter__(self) -> FeatureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def index_of(self, sample_id: str) -> int:
+        return self._index[sample_id]
+
+    def lengths(self, modality: str) -> np.ndarray:
+        """Sequence length of every sample in ``modality``."""
+        return np.diff(self._offsets[modality])
+
+    def offsets(self, modality: str) -> np.ndarray:
+        return self._offsets[modality]
+
+    def sequence(self, i: int, modality: str) -> np.ndarray:
+        """Sample ``i``'s ``[T, D]`` sequence of ``modality`` (reads only its rows)."""
+        a, b = self._offsets[modality][i : i + 2]
+        return self._file[modality]["data"][a:b]
+
+    def times(self, i: int, modality: str) -> np.ndarray:
+        a, b = self._offsets[modality][i : i + 2]
+        return self._file[modality]["times"][a:b]
+
+    def __getitem__(self, i: int) -> Sample:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        t = self.samples
+        return Sample(
+            id=str(t.id[i]),
+            video=str(t.video[i]),
+            start=float(t.start[i]),
+            end=float(t.end[i]),
+            split=str(t.split[i]),
+            label=t.label[i].copy(),
+            features={m: self.sequence(i, m) for m in self.modalities},
+            times={m: self.times(i, m) for m in self.modalities},
+        )
+
+    def __iter__(self) -> Iterator[Sample]:
+        for i in range(len(self)):
+            yield self[i]
+
+    def array(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
+        """The whole modality as ``(data [sum T, D], offsets [N+1])``."""
+        return self._file[modality]["data"][:], self._offsets[modality]
+
+    def times_array(self, modality: str) -> np.ndarray:
+        return self._file[modality]["times"][:]
+
+    @property
+    def failures(self) -> list[Failure]:
+        if "failures" not in self._file:
+            return []
+        g = self._file["failures"]
+        cols = [_decode(g[k][:]) for k in ("video", "stage", "message")]
+        return [Failure(str(v), str(s), str(m)) for v, s, m in zip(*cols, strict=True)]
+
+    def split_indices(self, split: str) -> np.ndarray:
+        return np.flatnonzero(self.samples.split == split)
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(self.meta.label_names) and bool(np.isfinite(self.samples.label).any())

@@ -1,0 +1,140 @@
+"""What ``mea info`` says about a feature store: a plain dict (for ``--json``) and its rendering."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from mea_cli.artifacts.features import FeatureStore
+
+
+def _finite(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def summarize(store: FeatureStore) -> dict[str, Any]:
+    """Counts, per-modality shapes and lengths, label statistics and failures of a store."""
+    meta = store.meta
+    t = store.samples
+    splits = Counter(str(s) if s else "unlabelled" for s in t.split)
+    modalities = {}
+    for name, schema in store.modalities.items():
+        lengths = store.lengths(name)
+        modalities[name] = {
+            "dim": schema.dim,
+            "steps": int(lengths.sum()),
+            "length_min": int(lengths.min()) if len(lengths) else 0,
+            "length_median": float(np.median(lengths)) if len(lengths) else 0.0,
+            "length_max": int(lengths.max()) if len(lengths) else 0,
+            "empty_sequences": int((lengths == 0).sum()),
+            "nominal_rate_hz": _finite(schema.nominal_rate_hz),
+            "extractor": {
+                "name": schema.extractor.name,
+                "version": schema.extractor.version,
+                "parameters": dict(schema.extractor.parameters),
+            },
+            "feature_names_head": list(schema.feature_names[:5]),
+        }
+    labels = {}
+    for k, name in enumerate(meta.label_names):
+        col = t.label[:, k]
+        ok = col[np.isfinite(col)]
+        entry: dict[str, Any] = {"present": int(ok.size), "missing": int(col.size - ok.size)}
+        if ok.size:
+            entry.update(
+                mean=float(ok.mean()), std=float(ok.std()), min=float(ok.min()), max=float(ok.max())
+            )
+            if meta.task == "binary-multilabel":
+                entry["positive_rate"] = float((ok > 0.5).mean())
+        labels[name] = entry
+    failures = store.failures
+    return {
+        "file": store.name,
+        "dataset": meta.dataset,
+        "task": meta.task,
+        "synthetic": meta.synthetic,
+        "created": meta.created,
+        "mea_cli_version": meta.mea_cli_version,
+        "samples": len(store),
+        "splits": dict(sorted(splits.items())),
+        "modalities": modalities,
+        "labels": labels,
+        "failures": {
+            "count": len(failures),
+            "by_stage": dict(Counter(f.stage for f in failures)),
+            "rows": [{"video": f.video, "stage": f.stage, "message": f.message} for f in failures],
+        },
+        "attrs": {
+            k: (v.item() if isinstance(v, np.generic) else v)
+            for k, v in meta.attrs.items()
+            if isinstance(v, (str, int, float, bool, np.generic))
+        },
+    }
+
+
+def render_summary(summary: dict[str, Any], console: Console, max_failures: int = 20) -> None:
+    """Print a summary as rich tables."""
+    kind = "synthetic" if summary["synthetic"] else "real"
+    console.print(
+        f"[bold]{summary['file']}[/]  dataset=[cyan]{summary['dataset'] or '?'}[/] "
+        f"task=[cyan]{summary['task'] or 'unlabelled'}[/] ({kind})  "
+        f"samples={summary['samples']}  created={summary['created']}  "
+        f"mea-cli {summary['mea_cli_version']}",
+        highlight=False,
+    )
+    console.print(
+        "splits: " + ", ".join(f"{k}={v}" for k, v in summary["splits"].items()), highlight=False
+    )
+    mt = Table(title="modalities")
+    for col in ("modality", "D", "len min", "median", "max", "empty", "rate Hz", "extractor"):
+        mt.add_column(col, justify="right" if col not in ("modality", "extractor") else "left")
+    for name, m in summary["modalities"].items():
+        ex = m["extractor"]
+        rate = "-" if m["nominal_rate_hz"] is None else f"{m['nominal_rate_hz']:g}"
+        mt.add_row(
+            name,
+            str(m["dim"]),
+            str(m["length_min"]),
+            f"{m['length_median']:g}",
+            str(m["length_max"]),
+            str(m["empty_sequences"]),
+            rate,
+            f"{ex['name']} {ex['version']}".strip(),
+        )
+    console.print(mt)
+    if summary["labels"]:
+        lt = Table(title="labels")
+        for col in ("label", "present", "missing", "mean", "std", "min", "max", "positive"):
+            lt.add_column(col, justify="left" if col == "label" else "right")
+        for name, s in summary["labels"].items():
+
+            def fmt(key: str, s: dict[str, Any] = s) -> str:
+                return f"{s[key]:.3f}" if key in s else "-"
+
+            lt.add_row(
+                name,
+                str(s["present"]),
+                str(s["missing"]),
+                fmt("mean"),
+                fmt("std"),
+                fmt("min"),
+                fmt("max"),
+                fmt("positive_rate"),
+            )
+        console.print(lt)
+    fail = summary["failures"]
+    if fail["count"]:
+        ft = Table(title=f"failures ({fail['count']})")
+        for col in ("video", "stage", "message"):
+            ft.add_column(col)
+        for row in fail["rows"][:max_failures]:
+            ft.add_row(row["video"], row["stage"], row["message"])
+        console.print(ft)
+        if fail["count"] > max_failures:
+            console.print(f"... and {fail['count'] - max_failures} more (use --json for all)")
+    else:
+        console.print("failures: none")

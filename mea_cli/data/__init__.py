@@ -1,0 +1,1 @@
+"""Data: synthetic stores, importers of benchmark features, dataset presets, masked batches."""

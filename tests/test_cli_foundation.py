@@ -1,0 +1,57 @@
+"""``mea info`` and ``mea synth`` from the command line, including every kind of bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def mea(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True)
+
+
+def test_synth_then_info(tmp_path: Path) -> None:
+    out = tmp_path / "s.h5"
+    r = mea("synth", "--like", "iemocap", "--n", "12", "--seed", "3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    r = mea("info", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "synth-iemocap" in r.stdout and "synthetic" in r.stdout and "happy" in r.stdout
+    r = mea("info", str(out), "--json")
+    summary = json.loads(r.stdout)
+    assert summary["samples"] == 12 and summary["synthetic"] is True
+    assert summary["modalities"]["audio"]["dim"] == 74
+    assert sum(summary["splits"].values()) == 12
+
+
+def _assert_one_clear_line(r: subprocess.CompletedProcess[str], path: Path, words: str) -> None:
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    assert str(path.name) in lines[0] and words in lines[0], lines[0]
+
+
+def test_info_on_bad_inputs(tmp_path: Path, synth_mosi: Path) -> None:
+    missing = tmp_path / "missing.h5"
+    _assert_one_clear_line(mea("info", str(missing)), missing, "no such file")
+    text = tmp_path / "notes.txt"
+    text.write_text("not hdf5\n")
+    _assert_one_clear_line(mea("info", str(text)), text, "not a readable HDF5")
+    cut = tmp_path / "cut.h5"
+    cut.write_bytes(synth_mosi.read_bytes()[:4096])
+    _assert_one_clear_line(mea("info", str(cut)), cut, "not a readable HDF5")
+    corrupt = tmp_path / "corrupt.h5"
+    data = bytearray(synth_mosi.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 20000] = b"\xff" * 20000
+    corrupt.write_bytes(bytes(data))
+    r = mea("info", str(corrupt))
+    assert r.returncode in (0, 2) and "Traceback" not in r.stderr
+
+
+def test_version_and_help() -> None:
+    assert mea("--version").stdout.startswith("mea-cli ")
+    r = mea("--help")
+    assert r.returncode == 0 and "synth" in r.stdout and "info" in r.stdout
