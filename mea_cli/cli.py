@@ -110,6 +110,158 @@ def synth(
     )
 
 
+@app.command()
+def train(
+    features: Path = typer.Argument(None, help="Feature store (.h5); not needed with --resume."),
+    dataset: str = typer.Option(None, "--dataset", help="Preset: mosi, mosei or iemocap."),
+    model: str = typer.Option("mea", "--model", help="Registered model name."),
+    seeds: str = typer.Option("1111", "--seeds", "--seed", help="Comma-separated seeds."),
+    sets: list[str] = typer.Option(
+        [], "--set", help="key=value: model config field, or train.<setting>."
+    ),
+    config: Path = typer.Option(None, "--config", help="TOML file with [train] and [model]."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
+    name: str = typer.Option(None, "--name", help="Run name [default: model-dataset-time]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue run --name (or runs/latest)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs are kept."),
+) -> None:
+    """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
+    from mea_cli.train.cli_support import parse_seeds, print_run_summary
+    from mea_cli.train.trainer import TrainRequest, train_run
+
+    result = train_run(
+        TrainRequest(
+            features=features,
+            dataset=dataset,
+            model=model,
+            seeds=parse_seeds(seeds),
+            sets=list(sets),
+            config_file=config,
+            device=device,
+            epochs=epochs,
+            name=name,
+            resume=resume,
+            runs_dir=runs_dir,
+        ),
+        err_console,
+    )
+    print_run_summary(result, console)
+
+
+@app.command(name="eval")
+def eval_(
+    ckpt: Path = typer.Argument(..., help="A checkpoint (runs/<name>/ckpt.pt)."),
+    features: Path = typer.Option(None, "--features", help="Store [default: the training one]."),
+    split: str = typer.Option("test", "--split", help="train, valid or test."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    paper: bool = typer.Option(False, "--paper", help="Show the papers' rows beside ours."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+) -> None:
+    """Evaluate a checkpoint: the literature's metrics beside a training-mean baseline."""
+    from mea_cli.train.evaluate import evaluate_checkpoint, render_eval
+
+    result = evaluate_checkpoint(ckpt, features, split, device, with_paper=paper)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    else:
+        render_eval(result, console)
+
+
+class ImportKind(str, Enum):
+    mult = "mult"
+    mmsa = "mmsa"
+    csd = "csd"
+
+
+@app.command("import")
+def import_(
+    kind: ImportKind = typer.Argument(..., help="Source layout: mult, mmsa or csd."),
+    src: Path = typer.Argument(..., help="The .pkl file (mult, mmsa) or a directory of .csd files."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
+    dataset: Like = typer.Option(None, "--dataset", help="mosi, mosei or iemocap (label layout)."),
+    padding: str = typer.Option("auto", "--padding", help="mult: auto, left or right."),
+    folds: Path = typer.Option(None, "--folds", help="csd: JSON with train/valid/test id lists."),
+    text_csd: str = typer.Option(None, "--text-csd", help="csd: the text sequence file."),
+    vision_csd: str = typer.Option(None, "--vision-csd", help="csd: the vision sequence file."),
+    audio_csd: str = typer.Option(None, "--audio-csd", help="csd: the audio sequence file."),
+    labels_csd: str = typer.Option(None, "--labels-csd", help="csd: the labels sequence file."),
+    label_column: int = typer.Option(0, "--label-column", help="csd: sentiment label column."),
+    as_json: bool = typer.Option(False, "--json", help="Print the import report as JSON."),
+) -> None:
+    """Import CMU benchmark features (MulT / MMSA pickles, SDK .csd) into a feature store."""
+    from mea_cli.data.importers import import_csd, import_mmsa, import_mult
+
+    ds = None if dataset is None else dataset.value
+    if kind is ImportKind.mult:
+        report = import_mult(src, out, ds, padding=padding)
+    elif kind is ImportKind.mmsa:
+        report = import_mmsa(src, out, ds)
+    else:
+        report = import_csd(
+            src, out, ds, text=text_csd, vision=vision_csd, audio=audio_csd,
+            labels=labels_csd, folds=folds, label_column=label_column,
+        )  # fmt: skip
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        report.render(console)
+        console.print(f"wrote {escape(str(out))}", highlight=False)
+
+
+@app.command()
+def extract(
+    videos: Path = typer.Argument(..., help="A folder of videos (searched recursively) or one video."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
+    labels: Path = typer.Option(None, "--labels", help="CSV: video,start,end,label[,split]."),
+    workers: int = typer.Option(1, "--workers", "-j", min=1, help="Videos extracted in parallel."),
+    cache: Path = typer.Option(None, "--cache", help="Per-video cache [default: OUT.cache]."),
+    shard: str = typer.Option(None, "--shard", help="i/n: extract every n-th video from the i-th."),
+    dataset: str = typer.Option("", "--dataset", help="Dataset name stored in the file."),
+    fps: float = typer.Option(None, "--fps", help="Face frames per second [default: native]."),
+    max_side: int = typer.Option(0, "--max-side", min=0, help="Shrink larger frames (0: never)."),
+    face_backend: str = typer.Option("blendshapes", "--face-backend", help="blendshapes | pyfeat."),
+    face_model: Path = typer.Option(None, "--face-model", help="MediaPipe face_landmarker.task."),
+    pyfeat_weights: Path = typer.Option(None, "--pyfeat-weights", help="py-feat weight folder."),
+    audio_set: str = typer.Option("egemaps", "--audio-set", help="egemaps | compare."),
+    glove: Path = typer.Option(None, "--glove", help="GloVe text, word2vec .bin or gensim .kv."),
+    asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper when no transcript sidecar."),
+) -> None:
+    """Extract text, face and audio sequences from videos into one feature store."""
+    from mea_cli.extract.driver import ExtractConfig
+    from mea_cli.extract.driver import extract as run_extract
+    from mea_cli.extract.report import progress_bar, render_report
+
+    cfg = ExtractConfig(
+        fps=fps,
+        max_side=max_side,
+        face_backend=face_backend,
+        face_model=str(face_model) if face_model else None,
+        pyfeat_weights=str(pyfeat_weights) if pyfeat_weights else None,
+        audio_set=audio_set,
+        glove=str(glove) if glove else None,
+        asr=asr,
+    )
+    with progress_bar(err_console) as update:
+        report = run_extract(
+            videos, out, cfg, labels=labels, workers=workers, cache_dir=cache, shard=shard,
+            dataset=dataset, progress=update,
+        )
+    render_report(report, console)
+
+
+@app.command()
+def merge(
+    stores: list[Path] = typer.Argument(..., help="Feature stores to join (extraction shards)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
+) -> None:
+    """Join feature stores made with `mea extract --shard i/n` (schemas must match)."""
+    from mea_cli.extract.merge import merge_stores
+
+    n = merge_stores(stores, out)
+    console.print(f"merged {len(stores)} stores, {n} samples -> {escape(str(out))}", highlight=False)
+
+
 def main() -> None:
     """Entry point of the ``mea`` script."""
     try:

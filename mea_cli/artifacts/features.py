@@ -37,7 +37,7 @@ from typing import Any, BinaryIO
 import h5py
 import numpy as np
 
-from mea_cli import __version__
+from mea_cli import MODALITIES, __version__
 from mea_cli.errors import FeatureStoreError
 
 FORMAT = "mea-features"
@@ -469,7 +469,10 @@ class FeatureStore:
         self._index = {x: i for i, x in enumerate(ids)}
         self.modalities: dict[str, ModalitySchema] = {}
         self._offsets: dict[str, np.ndarray] = {}
-        groups = [name for name in f if name not in ("samples", "failures")]
+        groups = sorted(
+            (name for name in f if name not in ("samples", "failures")),
+            key=lambda m: (MODALITIES.index(m) if m in MODALITIES else len(MODALITIES), m),
+        )
         if not groups:
             self._fail("no modality groups")
         for name in groups:

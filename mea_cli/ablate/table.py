@@ -1,0 +1,283 @@
+"""Ablation and sweep tables: mean +- std over seeds and the change against the full model.
+
+Numbers are stored as fractions (the trainer's ``metrics.json``); tables print them the papers'
+way -- accuracies and F1 as percentages with one decimal, MAE and Corr with three decimals --
+and the change ``delta = mean(row) - mean(full)`` in the same unit (percentage points for
+accuracies). The standard deviation is the sample one (ddof = 1; 0 for a single seed).
+
+One :class:`ResultTable` renders to a rich table (terminal), Markdown, CSV and LaTeX (booktabs),
+so the three files written by ``mea ablate`` always agree with what was printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PLAIN_METRICS = frozenset({"mae", "corr", "loss"})
+LOWER_IS_BETTER = frozenset({"mae", "loss"})
+
+_LABELS = {
+    "mae": "MAE",
+    "corr": "Corr",
+    "acc7": "Acc-7",
+    "acc5": "Acc-5",
+    "acc2_non0": "Acc-2 (non0)",
+    "f1_non0": "F1 (non0)",
+    "acc2_has0": "Acc-2 (has0)",
+    "f1_has0": "F1 (has0)",
+    "acc_mean": "Acc (mean)",
+    "f1_mean": "F1 (mean)",
+}
+
+
+def metric_label(key: str) -> str:
+    """Column label of a metric key (``acc_happy`` -> ``Acc happy``)."""
+    if key in _LABELS:
+        return _LABELS[key]
+    head, _, tail = key.partition("_")
+    return f"{'Acc' if head == 'acc' else 'F1' if head == 'f1' else head} {tail}".strip()
+
+
+def scale(key: str) -> float:
+    """100 for accuracies and F1 (printed in percent), 1 for MAE / Corr / loss."""
+    return 1.0 if key in PLAIN_METRICS else 100.0
+
+
+def digits(key: str) -> int:
+    return 3 if key in PLAIN_METRICS else 1
+
+
+def default_metrics(task: str, label_names: Sequence[str]) -> list[str]:
+    """Columns of Table V for a task: Acc-7 and F1 (both conventions) + MAE, or IEMOCAP means."""
+    if task == "regression":
+        return ["acc7", "f1_non0", "f1_has0", "mae"]
+    return ["acc_mean", "f1_mean", *[f"f1_{n}" for n in label_names]]
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean, sample std and count of one metric over seeds (fractions, unscaled)."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Sequence[float]) -> Stat:
+        vals = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
+        if vals.size == 0:
+            return cls(float("nan"), float("nan"), 0)
+        std = float(np.std(vals, ddof=1)) if vals.size > 1 else 0.0
+        return cls(float(np.mean(vals)), std, int(vals.size))
+
+
+@dataclass
+class TableRow:
+    """One printed row: identity, per-seed metrics, stats and deltas against the reference row."""
+
+    key: str
+    label: str
+    group: str
+    seeds: list[int]
+    stats: dict[str, Stat]
+    delta: dict[str, float]
+    paper: dict[str, float] = field(default_factory=dict)  # metric -> paper value in %
+
+
+@dataclass
+class ResultTable:
+    """A table of rows x metrics; the first row is the reference (full model / first setting)."""
+
+    title: str
+    metrics: list[str]
+    rows: list[TableRow]
+    paper_metrics: list[str] = field(default_factory=list)  # e.g. ["acc7", "f1"]
+    paper_source: str = ""
+    first_column: str = "Components / designs"
+
+    # ---- text of cells -------------------------------------------------------------------
+    def cell(self, row: TableRow, key: str) -> str:
+        st = row.stats.get(key)
+        if st is None or st.n == 0:
+            return "n/a"
+        s, d = scale(key), digits(key)
+        return f"{st.mean * s:.{d}f} ± {st.std * s:.{d}f}"
+
+    def delta_cell(self, row: TableRow, key: str) -> str:
+        if row is self.rows[0]:
+            return "-"
+        v = row.delta.get(key, float("nan"))
+        if not math.isfinite(v):
+            return "n/a"
+        return f"{v * scale(key):+.{digits(key)}f}"
+
+    def paper_cell(self, row: TableRow, key: str) -> str:
+        v = row.paper.get(key)
+        return "-" if v is None else f"{v:.1f}"
+
+    def header(self) -> list[str]:
+        cols = [self.first_column]
+        for k in self.metrics:
+            cols += [metric_label(k), f"Δ {metric_label(k)}"]
+        cols += [f"paper {metric_label(k) if k != 'f1' else 'F1'}" for k in self.paper_metrics]
+        cols.append("seeds")
+        return cols
+
+    def body(self) -> list[tuple[str, list[str]]]:
+        """(group, cells) per row, cells aligned with :meth:`header`."""
+        out = []
+        for row in self.rows:
+            cells = [row.label]
+            for k in self.metrics:
+                cells += [self.cell(row, k), self.delta_cell(row, k)]
+            cells += [self.paper_cell(row, k) for k in self.paper_metrics]
+            cells.append(",".join(str(s) for s in row.seeds) or "-")
+            out.append((row.group, cells))
+        return out
+
+    # ---- renderers -----------------------------------------------------------------------
+    def to_markdown(self) -> str:
+        head = self.header()
+        lines = [f"## {self.title}", "", "| " + " | ".join(head) + " |"]
+        lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+        group = ""
+        for g, cells in self.body():
+            if g and g != group:
+                lines.append(f"| **{g}** |" + " |" * (len(head) - 1))
+            group = g or group
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        lines.append(
+            "Mean ± sample std over seeds; Δ = row mean − "
+            f"{self.rows[0].label} mean (percentage points for accuracies / F1)."
+        )
+        if self.paper_source:
+            lines.append(f"Paper values: {self.paper_source}.")
+        return "\n".join(lines) + "\n"
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        head = ["key", "label", "group", "seeds"]
+        for k in self.metrics:
+            head += [f"{k}_mean", f"{k}_std", f"{k}_delta", f"{k}_n"]
+        head += [f"paper_{k}" for k in self.paper_metrics]
+        writer.writerow(head)
+        for row in self.rows:
+            line: list[object] = [row.key, row.label, row.group, " ".join(map(str, row.seeds))]
+            for k in self.metrics:
+                st = row.stats.get(k, Stat(float("nan"), float("nan"), 0))
+                delta = 0.0 if row is self.rows[0] else row.delta.get(k, float("nan"))
+                line += [_num(st.mean), _num(st.std), _num(delta), st.n]
+            line += [_num(row.paper.get(k)) for k in self.paper_metrics]
+            writer.writerow(line)
+        return buf.getvalue()
+
+    def to_latex(self) -> str:
+        head = self.header()
+        spec = "l" + "r" * (len(head) - 1)
+        lines = [
+            "% generated by mea-cli; needs \\usepackage{booktabs}",
+            "\\begin{tabular}{" + spec + "}",
+            "\\toprule",
+            " & ".join(_tex(h).replace("±", "$\\pm$") for h in head) + " \\\\",
+            "\\midrule",
+        ]
+        group = ""
+        for g, cells in self.body():
+            if g and g != group:
+                lines.append(f"\\multicolumn{{{len(head)}}}{{l}}{{\\textit{{{_tex(g)}}}}} \\\\")
+            group = g or group
+            lines.append(" & ".join(_tex(c).replace("±", "$\\pm$") for c in cells) + " \\\\")
+        lines += ["\\bottomrule", "\\end{tabular}", ""]
+        return "\n".join(lines)
+
+    def to_rich(self):  # noqa: ANN201 - rich.table.Table
+        """A rich Table: one column per metric, ``mean ± std`` over ``(Δ)`` with the change coloured
+        green (better than the reference row) or red (worse); group headings as sections."""
+        from rich.table import Table
+        from rich.text import Text
+
+        seed_sets = {tuple(r.seeds) for r in self.rows}
+        same = len(seed_sets) == 1
+        caption = (
+            f"mean ± std over seeds {', '.join(map(str, self.rows[0].seeds))}; " if same else "mean ± std over seeds; "
+        ) + f"(Δ) = change against {self.rows[0].label}"
+        table = Table(title=Text(self.title), caption=caption, show_lines=False, title_justify="left")
+        table.add_column(self.first_column, justify="left", min_width=16, ratio=1)
+        for k in self.metrics:
+            table.add_column(metric_label(k), justify="right", no_wrap=True)
+        for k in self.paper_metrics:
+            table.add_column(f"paper\n{metric_label(k) if k != 'f1' else 'F1'}", justify="right")
+        if not same:
+            table.add_column("seeds", justify="right")
+        group = ""
+        for row in self.rows:
+            if row.group and row.group != group:
+                table.add_section()
+                table.add_row(Text(row.group, style="italic dim"))
+            group = row.group or group
+            cells: list[object] = [Text(row.label)]
+            for k in self.metrics:
+                cell = Text(self.cell(row, k))
+                if row is not self.rows[0]:
+                    cell.append(f"\n({self.delta_cell(row, k)})", style=_delta_style(row, k, self.rows[0]))
+                cells.append(cell)
+            cells += [self.paper_cell(row, k) for k in self.paper_metrics]
+            if not same:
+                cells.append(",".join(str(s) for s in row.seeds) or "-")
+            table.add_row(*cells)
+        return table
+
+
+def _delta_style(row: TableRow, key: str, ref: TableRow) -> str:
+    v = row.delta.get(key, float("nan"))
+    if row is ref or not math.isfinite(v) or v == 0:
+        return ""
+    better = v < 0 if key in LOWER_IS_BETTER else v > 0
+    return "green" if better else "red"
+
+
+def _num(v: float | None) -> str:
+    if v is None or not math.isfinite(v):
+        return ""
+    return f"{v:.6g}"
+
+
+def _tex(text: str) -> str:
+    repl = {"&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#", "Δ": "$\\Delta$", "ω": "$\\omega$",
+            "ψ": "$\\psi$", "μ": "$\\mu$", "α": "$\\alpha$", "β": "$\\beta$", "−": "$-$"}
+    return "".join(repl.get(ch, ch) for ch in text)
+
+
+def build_table(
+    title: str,
+    entries: Sequence[tuple[str, str, str, Mapping[int, Mapping[str, float]]]],
+    metrics: Sequence[str],
+    paper: Mapping[str, Mapping[str, float]] | None = None,
+    paper_metrics: Sequence[str] = (),
+    paper_source: str = "",
+    first_column: str = "Components / designs",
+) -> ResultTable:
+    """Aggregate per-seed metrics into a :class:`ResultTable`.
+
+    ``entries`` are ``(key, label, group, {seed: metrics})``; the first entry is the reference
+    for deltas. ``paper`` maps row key -> {metric: value in %} for the optional paper columns.
+    """
+    if not entries:
+        raise ValueError("a table needs at least one row")
+    rows: list[TableRow] = []
+    for key, label, group, per_seed in entries:
+        seeds = sorted(per_seed)
+        stats = {m: Stat.of([per_seed[s].get(m, float("nan")) for s in seeds]) for m in metrics}
+        rows.append(TableRow(key, label, group, seeds, stats, {}, dict((paper or {}).get(key, {}))))
+    ref = rows[0]
+    for row in rows:
+        row.delta = {m: row.stats[m].mean - ref.stats[m].mean for m in metrics}
+    return ResultTable(title, list(metrics), rows, list(paper_metrics), paper_source, first_column)

@@ -1,0 +1,263 @@
+"""The checkpoint artifact (``format = "mea-checkpoint"``, DESIGN.md): one ``torch.save`` dict.
+
+Everything in it is a plain JSON-able value (str, int, float, bool, None, list, dict) or a
+tensor, so it loads with ``torch.load(weights_only=True)``: no pickled classes, no code runs
+on load. Layout::
+
+    format, version, mea_cli_version
+    model            registry name ("mea", ...)
+    model_config     the model's config as a dict (its dataclass ``to_dict()``)
+    dataset, task, label_names
+    schema           {modality: {dim, feature_names, extractor: {name, version, parameters},
+                                 nominal_rate_hz}}
+    norm             normalisation statistics fitted on the training split (``to_dict()``)
+    state_dict       the model's weights (tensors)
+    train_config     the trainer's settings (lr, batch size, epochs, ...)
+    seed, epoch      the seed and the best-on-valid epoch (1-based)
+    valid_metrics    that epoch's validation metrics
+    features         {"path": str, "sha256": str}
+
+:func:`check_schema` compares a checkpoint's schema with a feature store's and names the first
+modality that differs, with expected vs found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import pickle
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mea_cli import __version__
+from mea_cli.artifacts.features import FeatureStore, ModalitySchema
+from mea_cli.errors import MeaError
+
+FORMAT = "mea-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(MeaError):
+    """A checkpoint that is missing, corrupt, of another format, or does not fit the features."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def schema_to_dict(modalities: Mapping[str, ModalitySchema]) -> dict[str, dict[str, Any]]:
+    """A feature store's per-modality schema as a plain dict (NaN rates become None)."""
+    out = {}
+    for name, s in modalities.items():
+        rate = s.nominal_rate_hz
+        out[name] = {
+            "dim": s.dim,
+            "feature_names": list(s.feature_names),
+            "extractor": {
+                "name": s.extractor.name,
+                "version": s.extractor.version,
+                "parameters": dict(s.extractor.parameters),
+            },
+            "nominal_rate_hz": None if rate is None or math.isnan(rate) else float(rate),
+        }
+    return out
+
+
+def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file, streamed (feature stores can be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class Checkpoint:
+    """The typed contents of a checkpoint file (see the module docstring)."""
+
+    model: str
+    model_config: dict[str, Any]
+    dataset: str
+    task: str
+    label_names: list[str]
+    schema: dict[str, dict[str, Any]]
+    norm: dict[str, Any]
+    state_dict: dict[str, torch.Tensor]
+    train_config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    epoch: int = 0
+    valid_metrics: dict[str, float | None] = field(default_factory=dict)
+    features: dict[str, str] = field(default_factory=dict)
+    mea_cli_version: str = __version__
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "mea_cli_version": self.mea_cli_version,
+            "model": self.model,
+            "model_config": self.model_config,
+            "dataset": self.dataset,
+            "task": self.task,
+            "label_names": list(self.label_names),
+            "schema": self.schema,
+            "norm": self.norm,
+            "state_dict": self.state_dict,
+            "train_config": self.train_config,
+            "seed": int(self.seed),
+            "epoch": int(self.epoch),
+            "valid_metrics": self.valid_metrics,
+            "features": self.features,
+        }
+
+
+_REQUIRED = (
+    "model",
+    "model_config",
+    "dataset",
+    "task",
+    "label_names",
+    "schema",
+    "norm",
+    "state_dict",
+)
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
+    """Write ``ckpt`` atomically; return the path."""
+    atomic_torch_save(ckpt.to_dict(), path)
+    return Path(path)
+
+
+def safe_load(path: str | os.PathLike[str], what: str = "checkpoint") -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` on CPU with every failure turned into one clear error."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(p, "no such file")
+    if p.is_dir():
+        raise CheckpointError(p, f"is a directory, not a {what} file")
+    try:
+        raw = torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            p, f"not a mea-cli {what} (unreadable or holds objects a safe load refuses): {first}"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(
+            p, f"not a readable {what} (truncated, corrupt or another format): {first}"
+        ) from None
+    if not isinstance(raw, dict):
+        raise CheckpointError(p, f"not a mea-cli {what}: holds a {type(raw).__name__}, not a dict")
+    return raw
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read and validate a checkpoint written by :func:`save_checkpoint`."""
+    raw = safe_load(path)
+    fmt = raw.get("format")
+    if fmt != FORMAT:
+        raise CheckpointError(path, f"format is {fmt!r}, expected {FORMAT!r}")
+    if raw.get("version") != VERSION:
+        raise CheckpointError(
+            path, f"checkpoint version {raw.get('version')!r} is not supported (reads {VERSION})"
+        )
+    missing = [k for k in _REQUIRED if k not in raw]
+    if missing:
+        raise CheckpointError(path, f"missing entries: {', '.join(missing)}")
+    if not isinstance(raw["state_dict"], dict) or not all(
+        isinstance(v, torch.Tensor) for v in raw["state_dict"].values()
+    ):
+        raise CheckpointError(path, "state_dict is not a dict of tensors")
+    return Checkpoint(
+        model=str(raw["model"]),
+        model_config=dict(raw["model_config"]),
+        dataset=str(raw["dataset"]),
+        task=str(raw["task"]),
+        label_names=list(raw["label_names"]),
+        schema=dict(raw["schema"]),
+        norm=dict(raw["norm"]),
+        state_dict=raw["state_dict"],
+        train_config=dict(raw.get("train_config", {})),
+        seed=int(raw.get("seed", 0)),
+        epoch=int(raw.get("epoch", 0)),
+        valid_metrics=dict(raw.get("valid_metrics", {})),
+        features=dict(raw.get("features", {})),
+        mea_cli_version=str(raw.get("mea_cli_version", "")),
+    )
+
+
+def check_schema(ckpt: Checkpoint, store: FeatureStore, ckpt_path: object = "checkpoint") -> None:
+    """Refuse a feature store whose modalities, dimensions or labels differ from the checkpoint's.
+
+    The message names the checkpoint, the store, the modality and expected vs found, e.g.
+    ``ckpt.pt: trained on vision with 35 features, but other.h5 has 20``.
+    """
+    found = schema_to_dict(store.modalities)
+    where = f"{ckpt_path}"
+    if set(found) != set(ckpt.schema):
+        raise CheckpointError(
+            where,
+            f"trained on modalities {sorted(ckpt.schema)}, but {store.name} has {sorted(found)}",
+        )
+    for name, want in ckpt.schema.items():
+        got = found[name]
+        if got["dim"] != want["dim"]:
+            raise CheckpointError(
+                where,
+                f"trained on {name} with {want['dim']} features, but {store.name} has "
+                f"{got['dim']}",
+            )
+        if got["feature_names"] != want["feature_names"]:
+            diff = next(
+                i
+                for i, (a, b) in enumerate(
+                    zip(want["feature_names"], got["feature_names"], strict=True)
+                )
+                if a != b
+            )
+            raise CheckpointError(
+                where,
+                f"{name} feature {diff} is {want['feature_names'][diff]!r} in the checkpoint but "
+                f"{got['feature_names'][diff]!r} in {store.name}",
+            )
+        if got["extractor"]["name"] != want["extractor"]["name"]:
+            raise CheckpointError(
+                where,
+                f"{name} was extracted with {want['extractor']['name']!r} for training but with "
+                f"{got['extractor']['name']!r} in {store.name}",
+            )
+    if store.meta.task and store.meta.task != ckpt.task:
+        raise CheckpointError(
+            where, f"trained for task {ckpt.task!r}, but {store.name} is {store.meta.task!r}"
+        )
+    if store.meta.label_names and list(store.meta.label_names) != list(ckpt.label_names):
+        raise CheckpointError(
+            where,
+            f"trained on labels {list(ckpt.label_names)}, but {store.name} has "
+            f"{list(store.meta.label_names)}",
+        )

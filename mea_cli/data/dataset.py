@@ -1,0 +1,273 @@
+"""A torch ``Dataset`` over a feature store, normalisation, collate with masks, loaders.
+
+* :class:`NormStats` holds a per-modality, per-feature mean and standard deviation fitted on the
+  **train** split only (never valid or test, so nothing about held-out data leaks into the
+  inputs). A feature whose train standard deviation is below ``floor`` (constant, e.g. an
+  always-zero COVAREP channel) is divided by 1 instead, so it stays finite and unscaled.
+* :class:`FeatureDataset` serves one split. It loads each modality's rows of that split into
+  memory once, compacted (``preload=True``, the default: one sequential HDF5 read of the whole
+  modality, of which the split's rows are kept; then items are numpy slices, which is fast and
+  safe with DataLoader worker processes); with
+  ``preload=False`` it reads every item through the store's random access instead (for stores
+  larger than memory; use ``num_workers=0`` then, an h5py handle does not survive a fork).
+* :func:`collate` pads each modality to the batch's own longest sequence (at least one step)
+  with trailing zeros and returns boolean masks (True = real step): the
+  :class:`mea_cli.batch.Batch` contract. A zero-length sequence gives an all-False mask row.
+* :func:`make_loader` combines them with :class:`~mea_cli.data.sampler.BucketBatchSampler`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.batch import Batch
+from mea_cli.data.sampler import BucketBatchSampler
+from mea_cli.errors import MeaError
+
+__all__ = [
+    "BucketBatchSampler",
+    "FeatureDataset",
+    "NormStats",
+    "NormStatsError",
+    "collate",
+    "make_loader",
+]
+STD_FLOOR = 1e-6
+
+
+class NormStatsError(MeaError):
+    """Normalisation statistics that are malformed or do not fit a store."""
+
+
+@dataclass
+class NormStats:
+    """Per-modality feature mean and std, fitted on one split (the train split)."""
+
+    mean: dict[str, np.ndarray]
+    std: dict[str, np.ndarray]
+    count: dict[str, int]
+    split: str = "train"
+    floor: float = STD_FLOOR
+
+    @classmethod
+    def fit(cls, store: FeatureStore, split: str = "train", floor: float = STD_FLOOR) -> NormStats:
+        """Mean and std of every feature over all steps of ``split``'s samples.
+
+        Sums run in float64, one sample's rows at a time (no whole-store load). A modality
+        with no step in ``split`` gets mean 0 and std 1 (identity). A std below ``floor``
+        becomes 1 (see the module docstring).
+        """
+        idx = store.split_indices(split)
+        if len(idx) == 0:
+            raise NormStatsError(
+                f"{store.name}: cannot fit normalisation statistics: the {split!r} split is empty"
+            )
+        mean: dict[str, np.ndarray] = {}
+        std: dict[str, np.ndarray] = {}
+        count: dict[str, int] = {}
+        for m, schema in store.modalities.items():
+            s = np.zeros(schema.dim, np.float64)
+            ss = np.zeros(schema.dim, np.float64)
+            n = 0
+            for i in idx:
+                x = store.sequence(int(i), m).astype(np.float64)
+                s += x.sum(axis=0)
+                ss += np.square(x).sum(axis=0)
+                n += len(x)
+            if n == 0:
+                mu, sd = np.zeros(schema.dim), np.ones(schema.dim)
+            else:
+                mu = s / n
+                sd = np.sqrt(np.maximum(ss / n - mu**2, 0.0))
+                sd = np.where(sd < floor, 1.0, sd)
+            mean[m], std[m], count[m] = mu.astype(np.float32), sd.astype(np.float32), n
+        return cls(mean, std, count, split, floor)
+
+    def apply(self, modality: str, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` for one modality, float32."""
+        return ((x - self.mean[modality]) / self.std[modality]).astype(np.float32, copy=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (lists of floats), stored in checkpoints."""
+        return {
+            "split": self.split,
+            "floor": self.floor,
+            "modalities": {
+                m: {
+                    "mean": [float(v) for v in self.mean[m]],
+                    "std": [float(v) for v in self.std[m]],
+                    "count": int(self.count[m]),
+                }
+                for m in self.mean
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
+        """Inverse of :meth:`to_dict`; raises :class:`NormStatsError` on a malformed dict."""
+        try:
+            mods = d["modalities"]
+            mean = {m: np.asarray(v["mean"], np.float32) for m, v in mods.items()}
+            std = {m: np.asarray(v["std"], np.float32) for m, v in mods.items()}
+            count = {m: int(v.get("count", 0)) for m, v in mods.items()}
+            split, floor = str(d.get("split", "train")), float(d.get("floor", STD_FLOOR))
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise NormStatsError(f"malformed normalisation statistics: {err!r}") from None
+        for m in mean:
+            if mean[m].ndim != 1 or mean[m].shape != std[m].shape:
+                raise NormStatsError(
+                    f"malformed normalisation statistics for {m}: mean {mean[m].shape}, "
+                    f"std {std[m].shape}"
+                )
+            if not (
+                np.isfinite(mean[m]).all() and np.isfinite(std[m]).all() and (std[m] > 0).all()
+            ):
+                raise NormStatsError(f"normalisation statistics for {m} are not finite/positive")
+        return cls(mean, std, count, split, floor)
+
+    def check_fits(self, store: FeatureStore) -> None:
+        """Raise :class:`NormStatsError` unless every modality of ``store`` has stats of its D."""
+        for m, schema in store.modalities.items():
+            if m not in self.mean:
+                raise NormStatsError(f"{store.name}: no normalisation statistics for {m}")
+            if self.mean[m].shape != (schema.dim,):
+                raise NormStatsError(
+                    f"{store.name}: {m} has {schema.dim} features but the normalisation "
+                    f"statistics have {self.mean[m].shape[0]}"
+                )
+
+
+class FeatureDataset(Dataset):
+    """One split of a feature store as a torch ``Dataset`` of normalised items.
+
+    ``split=None`` serves every sample. ``stats=None`` serves raw features. An item is a dict
+    ``{"id", "index", "features": {m: float32 [T_m, D_m]}, "label": float32 [K] | None}``
+    (``label`` is None for an unlabelled store). :meth:`lengths` gives the bucketing key.
+    """
+
+    def __init__(
+        self,
+        store: FeatureStore,
+        split: str | None = None,
+        stats: NormStats | None = None,
+        preload: bool = True,
+    ) -> None:
+        self.store = store
+        self.split = split
+        self.stats = stats
+        if stats is not None:
+            stats.check_fits(store)
+        self.indices = (
+            np.arange(len(store)) if split is None else store.split_indices(split)
+        ).astype(np.int64)
+        self.modalities = tuple(store.modalities)
+        self.ids = [str(x) for x in store.samples.id[self.indices]]
+        self.labelled = len(store.meta.label_names) > 0
+        self.labels = store.samples.label[self.indices].astype(np.float32)
+        self._lengths = {m: store.lengths(m)[self.indices] for m in self.modalities}
+        self.preload = preload
+        self._data: dict[str, np.ndarray] = {}
+        self._offsets: dict[str, np.ndarray] = {}
+        if preload:
+            for m in self.modalities:
+                data, offsets = store.array(m)
+                rows = [np.arange(offsets[i], offsets[i + 1]) for i in self.indices]
+                take = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+                self._data[m] = data[take]
+                self._offsets[m] = np.concatenate([[0], np.cumsum(self._lengths[m])]).astype(
+                    np.int64
+                )
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def lengths(self, modality: str | None = None) -> np.ndarray:
+        """Per-item length of ``modality``, or the sum over modalities (bucketing key)."""
+        if modality is not None:
+            return self._lengths[modality]
+        return np.sum([self._lengths[m] for m in self.modalities], axis=0).astype(np.int64)
+
+    def _sequence(self, k: int, m: str) -> np.ndarray:
+        if self.preload:
+            a, b = self._offsets[m][k : k + 2]
+            x = self._data[m][a:b]
+        else:
+            x = self.store.sequence(int(self.indices[k]), m)
+        return x if self.stats is None else self.stats.apply(m, x)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        if not 0 <= k < len(self):
+            raise IndexError(k)
+        return {
+            "id": self.ids[k],
+            "index": int(self.indices[k]),
+            "features": {m: np.asarray(self._sequence(k, m), np.float32) for m in self.modalities},
+            "label": self.labels[k] if self.labelled else None,
+        }
+
+
+def collate(items: Sequence[Mapping[str, Any]], pad_to: Mapping[str, int] | None = None) -> Batch:
+    """Stack items into a :class:`Batch`: trailing zero padding plus boolean masks.
+
+    Each modality is padded to the batch's longest sequence (at least 1 step), or to
+    ``pad_to[m]`` when given (used by the loader benchmark to mimic fixed-length padding).
+    """
+    if not items:
+        raise ValueError("cannot collate an empty batch")
+    modalities = list(items[0]["features"])
+    inputs: dict[str, torch.Tensor] = {}
+    masks: dict[str, torch.Tensor] = {}
+    b = len(items)
+    for m in modalities:
+        seqs = [it["features"][m] for it in items]
+        lens = [len(x) for x in seqs]
+        t = max(1, max(lens))
+        if pad_to is not None and m in pad_to:
+            t = max(t, int(pad_to[m]))
+        d = seqs[0].shape[1]
+        x = np.zeros((b, t, d), np.float32)
+        for i, s in enumerate(seqs):
+            x[i, : len(s)] = s
+        inputs[m] = torch.from_numpy(x)
+        masks[m] = torch.arange(t)[None, :] < torch.tensor(lens)[:, None]
+    labels = None
+    if all(it["label"] is not None for it in items):
+        labels = torch.from_numpy(np.stack([it["label"] for it in items]).astype(np.float32))
+    return Batch(inputs=inputs, masks=masks, labels=labels, ids=[str(it["id"]) for it in items])
+
+
+def make_loader(
+    dataset: FeatureDataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int = 0,
+    num_replicas: int = 1,
+    rank: int = 0,
+    num_workers: int = 0,
+    drop_last: bool = False,
+    pad_to: Mapping[str, int] | None = None,
+) -> DataLoader:
+    """A DataLoader of length-bucketed, per-batch-padded :class:`Batch` es.
+
+    Call ``loader.batch_sampler.set_epoch(epoch)`` before each epoch for a new (deterministic)
+    order. With ``num_replicas``/``rank`` each rank sees a disjoint, equal-count share.
+    """
+    sampler = BucketBatchSampler(
+        dataset.lengths(),
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        num_replicas=num_replicas,
+        rank=rank,
+        drop_last=drop_last,
+    )
+    fn = collate if pad_to is None else partial(collate, pad_to=dict(pad_to))
+    return DataLoader(dataset, batch_sampler=sampler, collate_fn=fn, num_workers=num_workers)

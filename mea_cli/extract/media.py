@@ -1,0 +1,210 @@
+"""Media decoding with PyAV (FFmpeg inside the wheel; no system ffmpeg needed).
+
+* :func:`find_videos` walks a folder recursively and keeps the video containers we read
+  (``VIDEO_EXTENSIONS``); anything else is skipped silently and counted.
+* :func:`probe` opens a file once and says what it holds (duration, streams, frame rate).
+* :func:`iter_frames` yields ``(seconds, RGB uint8 [H, W, 3])`` at the native rate, or
+  resampled down to ``fps`` by dropping frames (never duplicating them).
+* :func:`decode_audio` returns the first audio stream as mono float32 at 16 kHz, the rate the
+  openSMILE feature sets and Whisper expect.
+
+Every decoding problem raises :class:`MediaError` (a :class:`~mea_cli.errors.MeaError`) with
+the file name; the extraction driver turns it into a failure-table row and goes on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from mea_cli.errors import MeaError
+
+VIDEO_EXTENSIONS: frozenset[str] = frozenset(
+    {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg"}
+)
+AUDIO_RATE = 16_000
+
+
+class MediaError(MeaError):
+    """A media file that cannot be opened or decoded."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def find_videos(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
+    """Video files under ``root`` (recursive, sorted) and the other files that were skipped.
+
+    ``root`` may also be a single video file. Hidden files and folders (a leading dot, such
+    as our own ``.cache`` folders) are ignored and not counted.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise MediaError(root, "no such file or folder")
+    if root.is_file():
+        if root.suffix.lower() not in VIDEO_EXTENSIONS:
+            raise MediaError(
+                root, f"not a video file (expected one of {', '.join(sorted(VIDEO_EXTENSIONS))})"
+            )
+        return [root], []
+    videos: list[Path] = []
+    skipped: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith("."):
+                continue
+            path = Path(dirpath) / name
+            if path.suffix.lower() in VIDEO_EXTENSIONS:
+                videos.append(path)
+            else:
+                skipped.append(path)
+    return sorted(videos), skipped
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    """What a media file holds."""
+
+    path: str
+    duration: float  # seconds (longest stream), NaN when the container does not say
+    has_video: bool
+    has_audio: bool
+    fps: float  # average frame rate of the first video stream (NaN without video)
+    width: int
+    height: int
+
+
+def _open(path: Path) -> av.container.InputContainer:
+    if not path.exists():
+        raise MediaError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file (0 bytes)")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as err:
+        raise MediaError(path, f"cannot open as media (truncated or not a video?): {err}") from None
+
+
+def probe(path: str | os.PathLike[str]) -> MediaInfo:
+    """Open ``path`` and describe its streams, without decoding them."""
+    path = Path(path)
+    with _open(path) as c:
+        vs = c.streams.video[0] if c.streams.video else None
+        has_audio = bool(c.streams.audio)
+        if vs is None and not has_audio:
+            raise MediaError(path, "no video and no audio stream")
+        duration = float("nan")
+        if c.duration is not None:
+            duration = c.duration / av.time_base
+        else:
+            for s in c.streams:
+                if s.duration is not None and s.time_base is not None:
+                    d = float(s.duration * s.time_base)
+                    duration = d if np.isnan(duration) else max(duration, d)
+        fps = float("nan")
+        width = height = 0
+        if vs is not None:
+            rate = vs.average_rate or vs.base_rate or vs.guessed_rate
+            fps = float(rate) if rate else float("nan")
+            width, height = vs.codec_context.width, vs.codec_context.height
+        return MediaInfo(str(path), duration, vs is not None, has_audio, fps, width, height)
+
+
+def _scaled_size(width: int, height: int, max_side: int) -> tuple[int, int] | None:
+    if max_side <= 0 or max(width, height) <= max_side:
+        return None
+    scale = max_side / max(width, height)
+    # even sizes keep swscale on its fast paths
+    return max(2, int(round(width * scale / 2)) * 2), max(2, int(round(height * scale / 2)) * 2)
+
+
+class DecodeStopped(MediaError):
+    """Decoding broke off part-way (a truncated file); what came before it is usable."""
+
+
+def iter_frames(
+    path: str | os.PathLike[str], fps: float | None = None, max_side: int = 0
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield ``(time in seconds, RGB uint8 frame [H, W, 3])`` from the first video stream.
+
+    ``fps`` (optional) keeps at most that many frames per second, choosing the first frame at
+    or after each tick of a ``1/fps`` grid. ``max_side`` (0 = off) shrinks frames whose longer
+    side exceeds it, which speeds up colour conversion on HD video. A decoding error after the
+    first frame raises :class:`DecodeStopped` so the caller can keep the frames it already has.
+    """
+    path = Path(path)
+    c = _open(path)
+    try:
+        if not c.streams.video:
+            raise MediaError(path, "no video stream")
+        stream = c.streams.video[0]
+        stream.thread_type = "AUTO"
+        base = stream.start_time * stream.time_base if stream.start_time is not None else 0.0
+        size = _scaled_size(stream.codec_context.width, stream.codec_context.height, max_side)
+        next_tick = 0.0
+        n = 0
+        last_t = -1.0
+        try:
+            for frame in c.decode(stream):
+                if frame.pts is None:
+                    t = last_t + (1.0 / float(stream.average_rate or 25))
+                else:
+                    t = float(frame.pts * stream.time_base - base)
+                if t <= last_t:  # repeated/out-of-order timestamps in broken files
+                    continue
+                last_t = t
+                if fps is not None:
+                    if t + 1e-6 < next_tick:
+                        continue
+                    next_tick = (np.floor(t * fps + 1e-6) + 1) / fps
+                if size is not None:
+                    img = frame.to_ndarray(width=size[0], height=size[1], format="rgb24")
+                else:
+                    img = frame.to_ndarray(format="rgb24")
+                n += 1
+                yield max(t, 0.0), img
+        except (av.FFmpegError, OSError, ValueError) as err:
+            if n == 0:
+                raise MediaError(path, f"cannot decode video: {err}") from None
+            raise DecodeStopped(path, f"video decoding stopped after {last_t:.2f} s: {err}") from None
+    finally:
+        c.close()
+
+
+def decode_audio(path: str | os.PathLike[str], rate: int = AUDIO_RATE) -> np.ndarray:
+    """The first audio stream as mono float32 samples at ``rate`` Hz (PyAV's resampler).
+
+    Raises :class:`MediaError` when there is no audio stream or nothing decodes; a file that
+    breaks off part-way keeps what was decoded before the break.
+    """
+    path = Path(path)
+    c = _open(path)
+    try:
+        if not c.streams.audio:
+            raise MediaError(path, "no audio stream")
+        stream = c.streams.audio[0]
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        chunks: list[np.ndarray] = []
+        try:
+            for frame in c.decode(stream):
+                frame.pts = None  # let the resampler count samples itself
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().reshape(-1))
+        except (av.FFmpegError, OSError, ValueError) as err:
+            if not chunks:
+                raise MediaError(path, f"cannot decode audio: {err}") from None
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+        if not chunks:
+            raise MediaError(path, "audio stream holds no samples")
+        return np.concatenate(chunks).astype(np.float32, copy=False)
+    finally:
+        c.close()

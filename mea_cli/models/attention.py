@@ -1,0 +1,66 @@
+"""Multi-head scaled dot-product attention pieces shared by PSA (Eq. 2-4) and MRU (Eq. 7-9).
+
+The paper writes single-head formulas (``Q K^T / sqrt(d)``) and then uses ``K`` heads (Table I:
+8 for MOSI and IEMOCAP, 10 for MOSEI). We split ``d`` into ``K`` heads of ``d / K`` channels and
+scale by ``sqrt(d / K)`` as in the Transformer [24] that the paper follows. The projections are
+bias-free (``Q = LN(Z) W_Q`` in the paper) and there is no output projection ``W_O``: the paper
+has none, and Eq. 3 / Eq. 8 add the head outputs straight onto the normalised input.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
+    """``[B, T, d]`` -> ``[B, K, T, d/K]``."""
+    b, t, d = x.shape
+    return x.view(b, t, heads, d // heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """``[B, K, T, d/K]`` -> ``[B, T, d]``."""
+    b, k, t, dh = x.shape
+    return x.transpose(1, 2).reshape(b, t, k * dh)
+
+
+class QKV(nn.Module):
+    """The three bias-free ``d x d`` projections and the per-head logits ``Q K^T / sqrt(d/K)``."""
+
+    def __init__(self, d: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.q = nn.Linear(d, d, bias=False)
+        self.k = nn.Linear(d, d, bias=False)
+        self.v = nn.Linear(d, d, bias=False)
+
+    def forward(
+        self, target: torch.Tensor, source: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the logits ``[B, K, Tt, Ts]`` and the values ``[B, K, Ts, d/K]``."""
+        q = split_heads(self.q(target), self.heads)
+        k = split_heads(self.k(source), self.heads)
+        v = split_heads(self.v(source), self.heads)
+        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+        return logits, v
+
+
+class FeedForward(nn.Module):
+    """Position-wise feed-forward network ``F_theta`` / ``F_delta`` of Eq. 4 and Eq. 9.
+
+    The paper gives no width or activation; we use the Transformer's ``d -> 4d -> d`` with GeLU
+    (the activation the paper uses everywhere else) and dropout after each layer.
+    """
+
+    def __init__(self, d: int, mult: int, dropout: float) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(d, mult * d)
+        self.fc2 = nn.Linear(mult * d, d)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))

@@ -1,0 +1,43 @@
+"""Mask helpers shared by every model (MEA and the peer models).
+
+Batches are padded per batch with trailing padding and a boolean mask (``True`` = real step,
+see :mod:`mea_cli.batch`). Everything that mixes time steps must ignore the padded ones: the
+softmax of an attention map (Eq. 2, Eq. 7 of the MEA paper), temporal pooling before the
+encoders (Eq. 11-12) and the weighted attention layer (Eq. 5). A row whose mask is all
+``False`` (a zero-length sequence: no face, no speech) gives zeros, never NaN.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def masked_softmax(logits: torch.Tensor, mask: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    """Softmax over ``dim`` that gives zero weight to masked entries.
+
+    ``mask`` broadcasts against ``logits`` (``True`` = keep). Masked logits are replaced by the
+    dtype's most negative finite value (not ``-inf``, so that no NaN can appear in the forward
+    or backward pass), and the result is multiplied by the mask so that a fully masked row is
+    all zeros rather than uniform.
+    """
+    mask = mask.to(torch.bool)
+    filled = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
+    return torch.softmax(filled, dim=dim) * mask.to(logits.dtype)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x [B, T, D]`` over the real steps of ``mask [B, T]``; zeros for empty rows."""
+    w = mask.to(x.dtype).unsqueeze(-1)
+    total = (x * w).sum(dim=1)
+    count = w.sum(dim=1).clamp_min(1.0)
+    return total / count
+
+
+def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Zero the padded steps of ``x [B, T, D]`` (``mask [B, T]``)."""
+    return x * mask.to(x.dtype).unsqueeze(-1)
+
+
+def pair_mask(query_mask: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    """``[B, 1, Tq, Tk]`` mask of (query, key) pairs that are both real, for K-head maps."""
+    return query_mask[:, None, :, None] & key_mask[:, None, None, :]

@@ -1,0 +1,223 @@
+"""MEA: modality-exclusive and -agnostic representations (the MEA paper, Sec. III, Fig. 1).
+
+Forward pass for a :class:`~mea_cli.batch.Batch`::
+
+    Z_m   = Extractor_m(X_m)                         Eq. 1   (Conv1d, PE, packed Bi-LSTM)
+    Z^e_m = [PSA layer -> WAL] x M (Z_m)             Eq. 2-6 (chain from layer 2 on)
+    Z^a_m = [HCA layer] x N (sources Z, target Z_m)  Eq. 7-10
+    h^e_m = S_m(Z^e_m),  h^a_m = A(Z^a_m)            Eq. 11-12 (masked mean, 2-layer GeLU MLP)
+    h     = [DGF(h^e), DGF(h^a)]                     Eq. 17-19
+    pred  = FC(h)                                    [B, 1] or [B, K, 2]
+    L     = L_task + alpha L_dis + beta (L_agn + L_exc) (+ L_imp for D_i)   Eq. 13-16, 20
+
+The Table V switches in ``cfg.ablations`` are turned into :class:`~mea_cli.models.switches.Parts`
+in one place; a removed part is not built at all (no parameters, no computation), so e.g.
+DistributedDataParallel never sees unused parameters.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mea_cli import MODALITIES
+from mea_cli.batch import Batch
+from mea_cli.errors import MeaError
+from mea_cli.models.config import MEAConfig
+from mea_cli.models.dgf import Fusion
+from mea_cli.models.discriminators import DoubleDiscriminator
+from mea_cli.models.encoders import AgnosticEncoder, ExclusiveEncoders
+from mea_cli.models.extractor import UnimodalExtractor
+from mea_cli.models.hca import HCALayer
+from mea_cli.models.hsic import disparity_loss
+from mea_cli.models.losses import separation_loss, task_loss
+from mea_cli.models.output import ModelOutput
+from mea_cli.models.psa import PSALayer
+from mea_cli.models.registry import register_model
+from mea_cli.models.switches import parts
+from mea_cli.models.wal import WeightedAttentionLayer
+
+
+class BatchShapeError(MeaError):
+    """A batch whose modalities or feature dimensions do not match the model."""
+
+
+@register_model("mea", MEAConfig)
+class MEA(nn.Module):
+    """The full MEA model; every Table V row is reachable through ``cfg.ablations``."""
+
+    def __init__(self, cfg: MEAConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.parts = p = parts(cfg.ablations)
+        self.modalities = MODALITIES
+        d, heads = cfg.d, cfg.heads
+        self.extractors = nn.ModuleDict(
+            {
+                m: UnimodalExtractor(cfg.input_dims[m], d, cfg.kernel[m], cfg.dropout)
+                for m in self.modalities
+            }
+        )
+        self.psa = (
+            nn.ModuleList(
+                nn.ModuleDict(
+                    {
+                        m: PSALayer(
+                            d,
+                            heads,
+                            cfg.mu,
+                            predict=p.chain and layer > 0,
+                            dropout=cfg.dropout,
+                            attn_dropout=cfg.attn_dropout,
+                            ffn_mult=cfg.ffn_mult,
+                        )
+                        for m in self.modalities
+                    }
+                )
+                for layer in range(cfg.psa_layers)
+            )
+            if p.psa
+            else None
+        )
+        self.wal = (
+            nn.ModuleList(
+                WeightedAttentionLayer(self.modalities, d, cfg.wal_literal, cfg.wal_max_len)
+                for _ in range(cfg.psa_layers)
+            )
+            if p.wal
+            else None
+        )
+        self.hca = (
+            nn.ModuleList(
+                HCALayer(
+                    self.modalities,
+                    d,
+                    heads,
+                    cfg.dropout,
+                    cfg.attn_dropout,
+                    cfg.ffn_mult,
+                    mixed=p.mru_mixed,
+                    coarse=p.mru_coarse,
+                    fine=p.mru_fine,
+                )
+                for _ in range(cfg.hca_layers)
+            )
+            if p.hca
+            else None
+        )
+        self.exclusive = (
+            ExclusiveEncoders(self.modalities, d, cfg.d_h, cfg.dropout) if p.exclusive else None
+        )
+        self.agnostic = AgnosticEncoder(d, cfg.d_h, cfg.dropout) if p.agnostic else None
+        self.discriminators = (
+            DoubleDiscriminator(
+                self.modalities, cfg.d_h, cfg.dropout, p.importance, cfg.grl_lambda
+            )
+            if p.adversarial
+            else None
+        )
+        graphs = tuple(g for g, on in (("exclusive", p.exclusive), ("agnostic", p.agnostic)) if on)
+        self.fusion = Fusion(p.fusion, cfg.d_h, graphs, len(self.modalities), cfg.dgf_self_loops)
+        out_dim = 1 if cfg.task == "regression" else 2 * cfg.num_labels
+        self.head = nn.Sequential(
+            nn.Linear(self.fusion.out_dim, cfg.d_h),
+            nn.GELU(),
+            nn.Dropout(cfg.dropout),
+            nn.Linear(cfg.d_h, out_dim),
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def component_parameters(self) -> dict[str, int]:
+        """Trainable parameter count per component (absent components are left out)."""
+        groups = {
+            "uni-modal extractors (Eq. 1)": self.extractors,
+            "PSA layers (Eq. 2-4)": self.psa,
+            "weighted attention layers (Eq. 5-6)": self.wal,
+            "HCA layers / MRUs (Eq. 7-10)": self.hca,
+            "exclusive encoders (Eq. 11)": self.exclusive,
+            "agnostic encoder (Eq. 12)": self.agnostic,
+            "discriminators D_i, D_m (Eq. 15-16)": self.discriminators,
+            "fusion (Eq. 17-19)": self.fusion,
+            "prediction head": self.head,
+        }
+        return {
+            name: sum(t.numel() for t in mod.parameters() if t.requires_grad)
+            for name, mod in groups.items()
+            if mod is not None
+        }
+
+    def num_parameters(self) -> int:
+        """Total trainable parameters."""
+        return sum(t.numel() for t in self.parameters() if t.requires_grad)
+
+    def _check(self, batch: Batch) -> None:
+        missing = [m for m in self.modalities if m not in batch.inputs or m not in batch.masks]
+        if missing:
+            raise BatchShapeError(f"the batch lacks modality {', '.join(missing)}; MEA needs {', '.join(self.modalities)}")
+        for m in self.modalities:
+            dim = batch.inputs[m].shape[-1]
+            if dim != self.cfg.input_dims[m]:
+                raise BatchShapeError(
+                    f"modality {m} has {dim} features per step but the model was built for "
+                    f"{self.cfg.input_dims[m]}"
+                )
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
+        """Predictions, the loss terms of Eq. 20 and the tensors the plots need."""
+        self._check(batch)
+        p, cfg = self.parts, self.cfg
+        masks = {m: batch.masks[m].to(torch.bool) for m in self.modalities}
+        attention: dict[str, torch.Tensor] | None = {} if return_attention else None
+        z = {m: self.extractors[m](batch.inputs[m], masks[m]) for m in self.modalities}
+
+        reps: dict[str, dict[str, torch.Tensor]] = {}
+        psi: list[torch.Tensor] = []
+        if p.exclusive:
+            ze = dict(z)
+            if self.psa is not None:
+                prev: dict[str, torch.Tensor | None] = dict.fromkeys(self.modalities)
+                for layer, block in enumerate(self.psa):
+                    for m in self.modalities:
+                        ze[m], prev[m], a = block[m](ze[m], masks[m], prev[m])
+                        if attention is not None:
+                            attention[f"psa/{layer}/{m}"] = a
+                    if self.wal is not None:
+                        ze, w = self.wal[layer](ze, masks)
+                        psi.append(w)
+            reps["exclusive"] = self.exclusive(ze, masks)
+        if p.agnostic:
+            za = dict(z)
+            if self.hca is not None:
+                for layer, block in enumerate(self.hca):
+                    za = block(z, za, masks, attention, prefix=f"hca/{layer}/")
+            reps["agnostic"] = self.agnostic(za, masks)
+
+        fused, xi = self.fusion(reps)
+        pred = self.head(fused)
+        if cfg.task != "regression":
+            pred = pred.view(pred.shape[0], cfg.num_labels, 2)
+
+        out = ModelOutput(pred=pred, reps=reps, psi=psi, xi=xi, attention=attention)
+        if batch.labels is None:
+            return out
+        terms: dict[str, torch.Tensor] = {"task": task_loss(pred, batch.labels, cfg.task, cfg.task_loss)}
+        total = terms["task"]
+        h_e, h_a = reps.get("exclusive"), reps.get("agnostic")
+        if p.disparity == "hsic":
+            terms["dis"] = disparity_loss(h_e, h_a)
+            total = total + cfg.alpha * terms["dis"]
+        elif p.disparity == "sep":
+            terms["sep"] = separation_loss(h_e, h_a)
+            total = total + cfg.alpha * terms["sep"]
+        if self.discriminators is not None:
+            adv = self.discriminators(h_e, h_a)
+            terms.update(adv)
+            total = total + cfg.beta * (
+                adv.get("agn", total.new_zeros(())) + adv.get("exc", total.new_zeros(()))
+            )
+            if "imp" in adv:
+                total = total + adv["imp"]
+        out.loss = total
+        out.losses = {k: v.detach() for k, v in terms.items()}
+        return out

@@ -1,0 +1,49 @@
+"""Argument parsing and printing helpers for ``mea train`` (kept out of ``cli.py``)."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from mea_cli.train.config import ConfigError
+from mea_cli.train.metrics import format_metric, metric_label
+from mea_cli.train.trainer import RunResult
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"1111,1112"`` -> ``[1111, 1112]`` (a clear error for anything else)."""
+    try:
+        seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
+    except ValueError:
+        raise ConfigError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds:
+        raise ConfigError("--seeds is empty")
+    return seeds
+
+
+def print_run_summary(result: RunResult, console: Console) -> None:
+    """The test (or valid) metrics of each seed, and mean ± std over seeds."""
+    split = "test" if all(r.get("test") for r in result.seeds.values()) else "valid"
+    t = Table(title=f"{result.run_dir} ({split} split, best-on-valid checkpoint)", title_justify="left")
+    t.add_column("metric")
+    seeds = sorted(result.seeds)
+    for s in seeds:
+        t.add_column(f"seed {s}", justify="right")
+    if len(seeds) > 1:
+        t.add_column("mean ± std", justify="right")
+    keys = [k for k in result.seeds[seeds[0]][split] if k != "loss"]
+    stats = result.summary.get(f"{split}_mean_std", {})
+    for k in keys:
+        cells = [format_metric(k, result.seeds[s][split].get(k)) for s in seeds]
+        if len(seeds) > 1:
+            m = stats.get(k, {})
+            cells.append(f"{format_metric(k, m.get('mean'))} ± {format_metric(k, m.get('std'))}")
+        t.add_row(metric_label(k), *cells)
+    console.print(t)
+    best = ", ".join(f"seed {s}: epoch {result.seeds[s]['best_epoch']}" for s in seeds)
+    console.print(
+        f"best on valid {result.selection} at {best}; checkpoint(s) and metrics in "
+        f"{escape(str(result.run_dir))}",
+        highlight=False,
+    )

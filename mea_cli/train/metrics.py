@@ -1,0 +1,196 @@
+"""The literature's metrics for MOSI / MOSEI (regression) and IEMOCAP (four binary emotions).
+
+These follow the evaluation code that the MEA paper's tables (and MulT, MFSA, MCR, FDMER) share,
+so that numbers are comparable with Tables II-IV of ``mea_tcsvt.md``:
+
+Regression (sentiment score in [-3, 3]):
+
+* ``mae``: mean absolute error of the raw (unclipped) prediction.
+* ``corr``: Pearson correlation of prediction and truth (NaN when either is constant).
+* ``acc7``: both prediction and truth clipped to [-3, 3] and rounded to the nearest integer
+  (numpy's round-half-to-even, as in the reference code), then exact-match accuracy over the
+  seven classes -3..3.
+* ``acc5``: the same with clipping to [-2, 2] (five classes).
+* ``acc2_non0`` / ``f1_non0``: samples whose truth is exactly 0 are dropped; positive (> 0)
+  vs negative (< 0) for truth, > 0 vs <= 0 for the prediction; accuracy and *weighted* F1.
+* ``acc2_has0`` / ``f1_has0``: all samples; negative (< 0) vs non-negative (>= 0), for both
+  truth and prediction; accuracy and weighted F1.
+
+The papers print a single "Acc-2 / F1" column; which convention they used is not stated in the
+MEA paper, so we report both, always labelled.
+
+Binary multi-label classification (IEMOCAP happy/sad/angry/neutral): per emotion, the class is
+the argmax of that emotion's two logits; ``acc_<emotion>`` is accuracy and ``f1_<emotion>`` the
+weighted F1 (scikit-learn ``average="weighted"``), as in Table IV. ``acc_mean`` / ``f1_mean``
+average them over emotions (our addition, used for model selection; not a paper column).
+
+All numbers are fractions in [0, 1] (the papers print percentages); :func:`format_metric`
+renders them the papers' way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error
+
+REGRESSION_METRICS: tuple[str, ...] = (
+    "mae",
+    "corr",
+    "acc7",
+    "acc5",
+    "acc2_non0",
+    "f1_non0",
+    "acc2_has0",
+    "f1_has0",
+)
+"""Keys of :func:`regression_metrics`, in display order."""
+
+LABELS: dict[str, str] = {
+    "mae": "MAE",
+    "corr": "Corr",
+    "acc7": "Acc-7",
+    "acc5": "Acc-5",
+    "acc2_non0": "Acc-2 (non0)",
+    "f1_non0": "F1 (non0)",
+    "acc2_has0": "Acc-2 (has0)",
+    "f1_has0": "F1 (has0)",
+    "acc_mean": "Acc (mean)",
+    "f1_mean": "F1 (mean)",
+}
+LOWER_IS_BETTER: frozenset[str] = frozenset({"mae", "loss"})
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The validation metric that drives early stopping and model selection."""
+
+    name: str
+    higher_is_better: bool
+
+    def better(self, new: float, best: float | None) -> bool:
+        """Whether ``new`` improves on ``best`` (``None``: nothing yet). NaN never improves."""
+        if not np.isfinite(new):
+            return False
+        if best is None or not np.isfinite(best):
+            return True
+        return new > best if self.higher_is_better else new < best
+
+
+def selection_metric(task: str) -> Selection:
+    """MAE (lower is better) for regression, mean weighted F1 over emotions for IEMOCAP."""
+    if task == "regression":
+        return Selection("mae", higher_is_better=False)
+    return Selection("f1_mean", higher_is_better=True)
+
+
+def _flat(x: np.ndarray | Sequence[float]) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+def regression_metrics(
+    pred: np.ndarray | Sequence[float], truth: np.ndarray | Sequence[float]
+) -> dict[str, float]:
+    """MAE, Corr, Acc-7, Acc-5, Acc-2/F1 in the non0 and has0 conventions (module docstring)."""
+    p, y = _flat(pred), _flat(truth)
+    if p.shape != y.shape:
+        raise ValueError(f"prediction has {p.size} values, truth {y.size}")
+    if p.size == 0:
+        raise ValueError("no samples to evaluate")
+    out: dict[str, float] = {"mae": float(mean_absolute_error(y, p))}
+    if np.ptp(p) > 0 and np.ptp(y) > 0:
+        out["corr"] = float(np.corrcoef(p, y)[0, 1])
+    else:
+        out["corr"] = float("nan")
+    for key, bound in (("acc7", 3.0), ("acc5", 2.0)):
+        out[key] = float(
+            accuracy_score(np.round(np.clip(y, -bound, bound)), np.round(np.clip(p, -bound, bound)))
+        )
+    nz = y != 0
+    if nz.any():
+        t, q = y[nz] > 0, p[nz] > 0
+        out["acc2_non0"] = float(accuracy_score(t, q))
+        out["f1_non0"] = float(f1_score(t, q, average="weighted", zero_division=0))
+    else:
+        out["acc2_non0"] = out["f1_non0"] = float("nan")
+    t, q = y >= 0, p >= 0
+    out["acc2_has0"] = float(accuracy_score(t, q))
+    out["f1_has0"] = float(f1_score(t, q, average="weighted", zero_division=0))
+    return out
+
+
+def multilabel_metrics(
+    logits: np.ndarray, truth: np.ndarray, label_names: Sequence[str]
+) -> dict[str, float]:
+    """Per-emotion Acc and weighted F1 from ``logits [N, K, 2]`` and 0/1 ``truth [N, K]``."""
+    logits = np.asarray(logits, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    k = len(label_names)
+    if logits.ndim != 3 or logits.shape[1:] != (k, 2):
+        raise ValueError(f"logits have shape {logits.shape}, expected [N, {k}, 2]")
+    if truth.shape != logits.shape[:2]:
+        raise ValueError(f"truth has shape {truth.shape}, expected {logits.shape[:2]}")
+    if len(truth) == 0:
+        raise ValueError("no samples to evaluate")
+    pred = logits.argmax(axis=-1)
+    out: dict[str, float] = {}
+    for j, name in enumerate(label_names):
+        t = truth[:, j].astype(np.int64)
+        out[f"acc_{name}"] = float(accuracy_score(t, pred[:, j]))
+        out[f"f1_{name}"] = float(f1_score(t, pred[:, j], average="weighted", zero_division=0))
+    out["acc_mean"] = float(np.mean([out[f"acc_{n}"] for n in label_names]))
+    out["f1_mean"] = float(np.mean([out[f"f1_{n}"] for n in label_names]))
+    return out
+
+
+def compute_metrics(
+    task: str, pred: np.ndarray, truth: np.ndarray, label_names: Sequence[str]
+) -> dict[str, float]:
+    """Dispatch on the store's task: ``pred`` is ``[N, 1]`` (regression) or ``[N, K, 2]``."""
+    if task == "regression":
+        return regression_metrics(pred, truth)
+    if task == "binary-multilabel":
+        return multilabel_metrics(pred, truth, label_names)
+    raise ValueError(f"no metrics for task {task!r}")
+
+
+def metric_keys(task: str, label_names: Sequence[str]) -> list[str]:
+    """The metric names of ``task`` in display order."""
+    if task == "regression":
+        return list(REGRESSION_METRICS)
+    keys: list[str] = []
+    for name in label_names:
+        keys += [f"acc_{name}", f"f1_{name}"]
+    return [*keys, "acc_mean", "f1_mean"]
+
+
+def metric_label(key: str) -> str:
+    """Human label of a metric key (``acc_happy`` -> ``Acc happy``)."""
+    if key in LABELS:
+        return LABELS[key]
+    head, _, tail = key.partition("_")
+    return f"{'Acc' if head == 'acc' else 'F1'} {tail}"
+
+
+def format_metric(key: str, value: float | None) -> str:
+    """Papers' style: MAE and Corr with three decimals, accuracies and F1 as percentages."""
+    if value is None or not np.isfinite(value):
+        return "n/a"
+    if key in ("mae", "corr", "loss"):
+        return f"{value:.3f}"
+    return f"{100 * value:.1f}"
+
+
+def mean_std(runs: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Mean and sample standard deviation (ddof=1; 0 for one run) of each metric over seeds."""
+    keys = [k for k in runs[0] if all(k in r for r in runs)]
+    out = {}
+    for k in keys:
+        vals = np.array([r[k] for r in runs], dtype=np.float64)
+        out[k] = {
+            "mean": float(np.mean(vals)),
+            "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+        }
+    return out

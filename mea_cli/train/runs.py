@@ -1,0 +1,161 @@
+"""The runs layout (DESIGN.md "Runs"): where a training run keeps its files.
+
+::
+
+    runs/<name>/config.json     what was trained: features (+ sha256), dataset, model and its
+                                config, training settings, seeds, --set overrides, mea_cli version
+    runs/<name>/ckpt.pt         best-on-valid checkpoint (single seed)
+    runs/<name>/metrics.json    valid and test metrics of that checkpoint; for several seeds the
+                                per-seed metrics and their mean and std
+    runs/<name>/log.jsonl       one JSON object per completed epoch
+    runs/<name>/state.pt        resumable state after the last completed epoch (``--resume``)
+    runs/<name>/seeds/<seed>/   ckpt.pt, metrics.json, log.jsonl, state.pt of each seed when
+                                several seeds are trained
+    runs/latest                 symlink to the newest run (a text file holding its name where
+                                symlinks are not available)
+
+Every JSON file is written atomically (temporary file, then rename). NaN metrics are written
+as ``null`` so the files are strict JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mea_cli.errors import MeaError
+
+LATEST = "latest"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+
+
+class RunError(MeaError):
+    """A run directory that cannot be created, found or resumed."""
+
+
+def jsonable(obj: Any) -> Any:
+    """Replace NaN / inf floats by None, recursively, so the result is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return jsonable(obj.item())
+    return obj
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Write ``obj`` as indented strict JSON, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(jsonable(obj), f, indent=2, allow_nan=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise RunError(f"{path}: no such file") from None
+    except json.JSONDecodeError as err:
+        raise RunError(f"{path}: not valid JSON ({err})") from None
+
+
+def append_log(path: Path, record: dict[str, Any]) -> None:
+    """Append one epoch record to ``log.jsonl`` (flushed and fsynced: it survives a kill)."""
+    with open(path, "a") as f:
+        f.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    """The complete records of ``log.jsonl``; a torn last line (killed mid-write) is skipped."""
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict):
+            out.append(rec)
+    return out
+
+
+def truncate_log(path: Path, last_epoch: int) -> None:
+    """Keep only the records of epochs ``<= last_epoch`` (used when resuming)."""
+    keep = [r for r in read_log(path) if int(r.get("epoch", 0)) <= last_epoch]
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        for r in keep:
+            f.write(json.dumps(r) + "\n")
+    os.replace(tmp, path)
+
+
+def default_name(model: str, dataset: str) -> str:
+    """``<model>-<dataset>-<YYYYmmdd-HHMMSS>``."""
+    return f"{model}-{dataset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name) or name == LATEST:
+        raise RunError(
+            f"run name {name!r} is not allowed: use letters, digits, '.', '_', '+', '-' "
+            f"(and not {LATEST!r})"
+        )
+    return name
+
+
+def resolve_run(runs_dir: Path, name: str | None) -> Path:
+    """The directory of run ``name``, or of ``runs/latest`` when ``name`` is None."""
+    if name is not None:
+        path = runs_dir / check_name(name)
+        if not path.is_dir():
+            raise RunError(f"{path}: no such run")
+        return path
+    link = runs_dir / LATEST
+    if link.is_symlink() or link.is_dir():
+        target = link.resolve()
+    elif link.is_file():
+        target = runs_dir / link.read_text().strip()
+    else:
+        raise RunError(f"{runs_dir}: no runs yet ({link} does not exist); give --name")
+    if not target.is_dir():
+        raise RunError(f"{link} points at {target}, which does not exist")
+    return target
+
+
+def update_latest(runs_dir: Path, run_dir: Path) -> None:
+    """Point ``runs/latest`` at ``run_dir`` (relative symlink; a text file if that fails)."""
+    link = runs_dir / LATEST
+    tmp = runs_dir / f".{LATEST}.{os.getpid()}"
+    try:
+        tmp.unlink(missing_ok=True)
+        os.symlink(run_dir.name, tmp)
+        os.replace(tmp, link)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        if link.is_symlink() or link.is_file():
+            link.unlink()
+        link.write_text(run_dir.name + "\n")
+
+
+def seed_dir(run_dir: Path, seed: int, n_seeds: int) -> Path:
+    """Where one seed's files go: the run directory itself, or ``seeds/<seed>/``."""
+    return run_dir if n_seeds == 1 else run_dir / "seeds" / str(seed)

@@ -1,0 +1,141 @@
+"""``mea viz CKPT --what tsne|wal|attention|curves``: one PNG (plus its numbers) per request.
+
+Besides each PNG we write the numbers it shows (``tsne.npz`` with the exact t-SNE input and
+coordinates, ``wal.json`` with psi per sample and layer, ``attention.npz`` with the cropped maps)
+so a picture can always be checked against data, and the tests do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mea_cli.viz._common import VizError
+
+WHATS: tuple[str, ...] = ("tsne", "wal", "attention", "curves")
+
+
+@dataclass
+class VizOutput:
+    """One picture: its PNG, the side file with its numbers, and a one-line summary."""
+
+    what: str
+    png: Path
+    data: Path | None
+    summary: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+def _tag(loaded: Any) -> str:
+    return f"{loaded.ckpt.model} on {loaded.ckpt.dataset}{' (synthetic data)' if loaded.synthetic else ''}, {loaded.split} split"
+
+
+def make(
+    ckpt: Path,
+    whats: Sequence[str],
+    out_dir: Path | None = None,
+    features: Path | None = None,
+    split: str = "test",
+    sample: str | None = None,
+    samples: int = 2,
+    seed: int = 0,
+    max_points: int = 200,
+) -> list[VizOutput]:
+    """Draw each requested picture into ``out_dir`` (default: ``<ckpt dir>/viz``)."""
+    ckpt = Path(ckpt)
+    bad = [w for w in whats if w not in WHATS]
+    if bad:
+        raise VizError(f"unknown picture {', '.join(bad)}; choose from {', '.join(WHATS)}")
+    if not whats:
+        raise VizError(f"nothing to draw: give --what {'|'.join(WHATS)}")
+    out_dir = Path(out_dir) if out_dir is not None else ckpt.parent / "viz"
+    outputs: list[VizOutput] = []
+    if "curves" in whats:
+        outputs.append(_curves(ckpt, out_dir))
+    model_whats = [w for w in whats if w != "curves"]
+    if not model_whats:
+        return outputs
+    from mea_cli.viz.collect import attention_of, collect, load
+
+    loaded, store = load(ckpt, features, split)
+    try:
+        got = collect(loaded) if {"tsne", "wal"} & set(model_whats) else None
+        for w in model_whats:
+            if w == "tsne":
+                outputs.append(_tsne(loaded, got, out_dir, seed, max_points))
+            elif w == "wal":
+                outputs.append(_wal(loaded, got, out_dir, sample, samples, seed))
+            elif w == "attention":
+                outputs.append(_attention(loaded, attention_of(loaded, sample), out_dir))
+    finally:
+        store.close()
+    return outputs
+
+
+def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
+    from mea_cli.viz.curves import plot_curves, read_log
+
+    log = ckpt.parent / "log.jsonl"
+    curves = read_log(log)
+    png = plot_curves(curves, out_dir / "curves.png", title=f"training curves ({log})")
+    epochs = max(len(v) for v in curves.values())
+    return VizOutput("curves", png, log, f"{len(curves)} curves over {epochs} epochs from {log}",
+                     {"curves": sorted(curves), "epochs": epochs})
+
+
+def _tsne(loaded: Any, got: Any, out_dir: Path, seed: int, max_points: int) -> VizOutput:
+    from mea_cli.viz.tsne import counts, tsne_figure
+
+    exc, agn = got.reps.get("exclusive", {}), got.reps.get("agnostic", {})
+    png = out_dir / "tsne.png"
+    inputs, _ = tsne_figure(
+        exc, agn, png, seed=seed, max_samples=max_points,
+        title=f"t-SNE of $h^e_m$ / $h^a_m$ - {_tag(loaded)}", sample_ids=got.ids,
+    )
+    c = counts(inputs)
+    return VizOutput("tsne", png, png.with_suffix(".npz"),
+                     f"{inputs.vectors.shape[0]} vectors ({', '.join(f'{k}: {v}' for k, v in c.items())})",
+                     {"counts": c, "dim": int(inputs.vectors.shape[1])})
+
+
+def _wal(loaded: Any, got: Any, out_dir: Path, sample: str | None, samples: int, seed: int) -> VizOutput:
+    from mea_cli.viz.wal import MODALITY_ORDER, plot_psi, psi_array
+
+    psi = psi_array(got.psi)  # [N, L, 3], checked to sum to one
+    if sample is not None:
+        if sample not in got.ids:
+            raise VizError(f"no sample {sample!r} in the {loaded.split} split of {loaded.store_name}")
+        pick = [got.ids.index(sample)]
+    else:
+        rng = np.random.default_rng(seed)
+        pick = sorted(rng.choice(len(got.ids), size=min(samples, len(got.ids)), replace=False).tolist())
+    ids = [got.ids[i] for i in pick]
+    png = plot_psi(psi[pick], ids, out_dir / "wal.png", title=f"WAL weights $\\psi_m$ - {_tag(loaded)}")
+    numbers = {
+        "modalities": list(MODALITY_ORDER),
+        "samples": {sid: psi[i].tolist() for sid, i in zip(ids, pick, strict=True)},
+        "split_mean": psi.mean(axis=0).tolist(),
+        "max_abs_sum_error": float(np.abs(psi.sum(-1) - 1).max()),
+    }
+    data = out_dir / "wal.json"
+    data.write_text(json.dumps(numbers, indent=2) + "\n")
+    mean_last = dict(zip(MODALITY_ORDER, np.round(psi[:, -1].mean(0), 3).tolist(), strict=True))
+    return VizOutput("wal", png, data, f"psi of {len(ids)} samples x {psi.shape[1]} layers; split mean (last layer) {mean_last}", numbers)
+
+
+def _attention(loaded: Any, found: tuple[str, dict, dict], out_dir: Path) -> VizOutput:
+    from mea_cli.viz.attention import plot_attention, sample_maps
+
+    sid, maps, lengths = found
+    cropped = sample_maps(maps, lengths, index=0)
+    png = plot_attention(cropped, out_dir / "attention.png", title=f"PSA attention of {sid} - {_tag(loaded)}")
+    data = out_dir / "attention.npz"
+    np.savez_compressed(data, **{f"{m}_layer{i + 1}": a for m, v in cropped.items() for i, a in enumerate(v)})
+    shapes = {m: list(v[0].shape) for m, v in cropped.items()}
+    return VizOutput("attention", png, data, f"sample {sid}: {len(next(iter(cropped.values())))} PSA layers, maps {shapes}",
+                     {"sample": sid, "lengths": lengths})

@@ -1,0 +1,60 @@
+"""Helpers for the model tests: random batches with masks, batches from a feature store."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from mea_cli import MODALITIES
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.batch import Batch
+
+
+def pad_batch(
+    seqs: dict[str, list[torch.Tensor]],
+    labels: torch.Tensor | None,
+    extra: int = 0,
+    garbage: float = 0.0,
+) -> Batch:
+    """Pad each modality to its longest sequence (+ ``extra`` steps, at least 1).
+
+    ``garbage`` fills the padded steps with a constant instead of zeros, to show that the model
+    ignores whatever sits under a False mask.
+    """
+    inputs, masks = {}, {}
+    for m, items in seqs.items():
+        t = max(max((len(s) for s in items), default=0), 1) + extra
+        d = items[0].shape[1]
+        x = torch.full((len(items), t, d), garbage)
+        mk = torch.zeros(len(items), t, dtype=torch.bool)
+        for i, s in enumerate(items):
+            x[i, : len(s)] = s
+            mk[i, : len(s)] = True
+        inputs[m], masks[m] = x, mk
+    n = len(next(iter(seqs.values())))
+    return Batch(inputs, masks, labels, [str(i) for i in range(n)])
+
+
+def random_sequences(
+    dims: dict[str, int], lengths: dict[str, list[int]], seed: int = 0
+) -> dict[str, list[torch.Tensor]]:
+    """Random sequences with the given lengths (0 allowed) per modality."""
+    g = torch.Generator().manual_seed(seed)
+    return {m: [torch.randn(n, dims[m], generator=g) for n in lengths[m]] for m in dims}
+
+
+def store_batch(path: object, n: int) -> tuple[Batch, dict[str, int], str, int]:
+    """The first ``n`` samples of a feature store as one batch, z-scored per feature."""
+    with FeatureStore(path) as store:
+        seqs: dict[str, list[torch.Tensor]] = {m: [] for m in MODALITIES}
+        for m in MODALITIES:
+            data, _ = store.array(m)
+            mean = data.mean(axis=0)
+            std = data.std(axis=0) + 1e-6
+            for i in range(n):
+                s = (store.sequence(i, m) - mean) / std
+                seqs[m].append(torch.from_numpy(np.asarray(s, np.float32)))
+        labels = torch.from_numpy(np.asarray(store.samples.label[:n], np.float32))
+        dims = {m: store.modalities[m].dim for m in MODALITIES}
+        task, k = store.meta.task, labels.shape[1]
+    return pad_batch(seqs, labels), dims, task, k

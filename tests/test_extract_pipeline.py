@@ -1,0 +1,224 @@
+"""End-to-end extraction on real content made offline: scikit-image's astronaut photo (a real,
+smiling face) panning a few pixels per frame, with speech synthesised by espeak-ng.
+
+One corpus holds a good clip and every kind of bad input; one extraction run is shared by the
+content, failure-table, labels, sharding and CLI checks.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.extract.driver import ExtractConfig, extract
+from mea_cli.extract.face import default_face_model_path
+from mea_cli.extract.glove import load_vectors
+from mea_cli.extract.merge import MergeError, merge_stores
+
+pytestmark = [
+    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed"),
+    pytest.mark.skipif(
+        not default_face_model_path().is_file() and "MEA_FACE_MODEL" not in __import__("os").environ,
+        reason="face_landmarker.task not installed (make install)",
+    ),
+]
+
+SPOKEN = "hello world this is a happy astronaut"
+CFG = ExtractConfig(asr=False)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    from mea_cli.extract.sampleclips import astronaut, speak, talking_astronaut, write_clip
+
+    root = tmp_path_factory.mktemp("videos")
+    good = talking_astronaut(root / "good.mp4", SPOKEN, lead=1.0, tail=1.0)
+    (root / "good.txt").write_text(SPOKEN + "\n")
+    nf = talking_astronaut(root / "noface.mp4", "good morning", face=False, lead=0.3, tail=0.3)
+    (root / "noface.srt").write_text(f"1\n00:00:00,300 --> 00:00:0{nf.speech_end:.3f}".replace(".", ",") + "\ngood morning\n")
+    write_clip(root / "sub" / "silent.mkv", astronaut(192), 1.5)  # no audio stream
+    (root / "sub" / "silent.json").write_text(json.dumps([{"word": "quiet", "start": 0.2, "end": 0.6}]))
+    write_clip(root / "voice.mp4", None, 1.5, audio=speak("only a voice"))  # audio only
+    (root / "voice.txt").write_text("only a voice")
+    (root / "empty.mp4").write_bytes(b"")
+    raw = good.path.read_bytes()
+    (root / "truncated.mp4").write_bytes(raw[: len(raw) // 3])
+    shutil.copy(good.path, root / "latin.avi")
+    (root / "latin.txt").write_bytes("caf\u00e9 d\u00e9j\u00e0 vu".encode("latin-1"))
+    (root / "README.md").write_text("not a video")
+    labels = root.parent / "labels.csv"
+    labels.write_text(
+        "video,start,end,label,split\n"
+        f"good,0,{good.speech_start:.3f},0.5,train\n"
+        f"good,{good.speech_start:.3f},{good.speech_end:.3f},2.0,train\n"
+        f"good,{good.speech_end:.3f},,-1,valid\n"
+        "noface,0,,1.0,test\n"
+        "missing_clip,0,2,1.0,test\n"
+    )
+    out = root.parent / "feats.h5"
+    report = extract(root, out, CFG)
+    return {"root": root, "good": good, "out": out, "report": report, "labels": labels}
+
+
+def _row(store: FeatureStore, video: str) -> int:
+    return int(np.flatnonzero(store.samples.video == video)[0])
+
+
+def test_dimensions_rates_and_times(corpus: dict) -> None:
+    with FeatureStore(corpus["out"]) as s:
+        assert {m: s.modalities[m].dim for m in s.modalities} == {"text": 50, "vision": 55, "audio": 25}
+        assert s.modalities["audio"].nominal_rate_hz == 100.0
+        i = _row(s, "good")
+        for m in ("text", "vision", "audio"):
+            x, t = s.sequence(i, m), s.times(i, m)
+            assert len(x) > 0 and np.isfinite(x).all() and x.std() > 0
+            assert np.all(np.diff(t[:, 0]) > 0) and np.all(t[:, 1] >= t[:, 0])
+        assert np.median(np.diff(s.times(i, "vision")[:, 0])) == pytest.approx(0.04, abs=1e-3)
+        assert np.median(np.diff(s.times(i, "audio")[:, 0])) == pytest.approx(0.01, abs=1e-4)
+        dur = corpus["good"].duration
+        assert abs(len(s.sequence(i, "vision")) - dur * 25) <= 3
+        assert abs(len(s.sequence(i, "audio")) - dur * 100) <= 10
+
+
+def test_content_face_voice_words(corpus: dict) -> None:
+    good = corpus["good"]
+    with FeatureStore(corpus["out"]) as s:
+        i = _row(s, "good")
+        names = s.modalities["vision"].feature_names
+        v = s.sequence(i, "vision")
+        for side in ("mouthSmileLeft", "mouthSmileRight"):
+            assert v[:, names.index(side)].mean() > 0.6  # the astronaut smiles
+        assert v[:, names.index("eyeBlinkLeft")].mean() < 0.5
+        a, at = s.sequence(i, "audio"), s.times(i, "audio")
+        loud = a[:, s.modalities["audio"].feature_names.index("Loudness_sma3")]
+        mid = at.mean(1)
+        speaking = (mid > good.speech_start + 0.1) & (mid < good.speech_end - 0.1)
+        silent = (mid < good.speech_start - 0.1) | (mid > good.speech_end + 0.1)
+        assert loud[speaking].mean() > 5 * loud[silent].mean() + 0.05
+        kv = load_vectors()
+        text = s.sequence(i, "text")
+        assert len(text) == len(SPOKEN.split())
+        assert np.allclose(text[0], kv["hello"]) and np.allclose(text[5], kv["happy"])
+        tt = s.times(i, "text")
+        assert tt[0, 0] >= good.speech_start - 0.1 and tt[-1, 1] <= good.speech_end + 0.1
+
+
+def test_bad_inputs_recorded_while_others_go_through(corpus: dict) -> None:
+    report = corpus["report"]
+    with FeatureStore(corpus["out"]) as s:
+        rows = {(f.video, f.stage): f.message for f in s.failures}
+        videos = set(s.samples.video)
+    assert ("empty", "decode") in rows and "0 bytes" in rows[("empty", "decode")]
+    assert ("truncated", "decode") in rows
+    assert "no audio stream" in rows[("sub/silent", "audio")]
+    assert "audio-only" in rows[("voice", "vision")]
+    assert "no face" in rows[("noface", "vision")]
+    assert "not UTF-8" in rows[("latin", "text")]
+    assert report.skipped_files == 1  # README.md; transcript sidecars are not counted
+    assert report.videos == 7
+    # files that will not open give no sample; every other video gives one (unlabelled run)
+    assert videos == {"good", "noface", "sub/silent", "voice", "latin"}
+    with FeatureStore(corpus["out"]) as s:
+        i = _row(s, "latin")
+        assert s.lengths("text")[i] == 0 and s.lengths("vision")[i] > 0
+
+
+def test_labelled_segments_sliced_by_time(corpus: dict, tmp_path: Path) -> None:
+    out = tmp_path / "lab.h5"
+    cache = corpus["out"].with_name(corpus["out"].name + ".cache")
+    rep = extract(corpus["root"], out, CFG, labels=corpus["labels"], cache_dir=cache)
+    assert rep.extracted == 0 and rep.cached == 7  # everything came from the cache
+    good = corpus["good"]
+    with FeatureStore(out) as s:
+        assert s.meta.task == "regression" and s.meta.label_names == ("sentiment",)
+        assert list(s.samples.id) == ["good_1", "good_2", "good_3", "noface_1"]
+        assert s.samples.split.tolist() == ["train", "train", "valid", "test"]
+        assert s.samples.label[:, 0].tolist() == [0.5, 2.0, -1.0, 1.0]
+        lens = {m: s.lengths(m).tolist() for m in s.modalities}
+        assert lens["text"][0] == 0 and lens["text"][1] == len(SPOKEN.split()) and lens["text"][2] == 0
+        assert lens["vision"][3] == 0 and all(n > 0 for n in lens["vision"][:3])
+        assert abs(lens["audio"][1] - (good.speech_end - good.speech_start) * 100) <= 3
+        t = s.times(1, "vision")
+        assert t.mean(1).min() >= good.speech_start and t.mean(1).max() < good.speech_end
+        rows = {(f.video, f.stage): f.message for f in s.failures}
+        assert "line 6: no such video" in rows[("missing_clip", "labels")]
+
+
+@pytest.mark.slow
+def test_two_shards_merged_equal_one_run(corpus: dict, tmp_path: Path) -> None:
+    cache = corpus["out"].with_name(corpus["out"].name + ".cache")
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    extract(corpus["root"], a, CFG, shard="1/2", cache_dir=cache)
+    rb = extract(corpus["root"], b, CFG, shard="2/2", workers=2, cache_dir=tmp_path / "fresh")
+    assert rb.extracted == 3  # shard 2 ran in two spawned workers from scratch
+    merged = tmp_path / "all.h5"
+    assert merge_stores([b, a], merged) == 5
+    with FeatureStore(merged) as m, FeatureStore(corpus["out"]) as full:
+        assert list(m.samples.id) == list(full.samples.id)
+        for x, y in zip(m, full, strict=True):
+            for mod in full.modalities:
+                np.testing.assert_allclose(x.features[mod], y.features[mod], atol=1e-6)
+                np.testing.assert_allclose(x.times[mod], y.times[mod])
+        assert m.failures == full.failures  # both sorted by (video, stage, message)
+        assert m.meta.attrs["extract_videos"] == 7
+    with pytest.raises(MergeError, match="duplicate sample id"):
+        merge_stores([a, a], tmp_path / "dup.h5")
+    other = tmp_path / "compare.h5"
+    extract(corpus["root"] / "sub", other, ExtractConfig(asr=False, audio_set="compare"))
+    with pytest.raises(MergeError, match="audio"):
+        merge_stores([a, other], tmp_path / "bad.h5")
+    assert not (tmp_path / "bad.h5").exists()
+
+
+def _mea(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, **kw)
+
+
+@pytest.mark.slow
+def test_cli_killed_half_way_resumes(corpus: dict, tmp_path: Path) -> None:
+    from mea_cli.extract.sampleclips import talking_astronaut
+
+    root = tmp_path / "many"
+    for k in range(4):
+        talking_astronaut(root / f"clip{k}.mp4", "one two three", lead=0.2, tail=0.2)
+        (root / f"clip{k}.txt").write_text("one two three")
+    out = tmp_path / "out.h5"
+    cache = tmp_path / "out.h5.cache"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mea_cli", "extract", str(root), "--out", str(out), "--no-asr"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and not (cache.is_dir() and list(cache.glob("*.npz"))):
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    done_before = len(list(cache.glob("*.npz")))
+    assert 1 <= done_before < 4, "the kill should land half-way"
+    assert not out.exists()
+    r = _mea("extract", str(root), "--out", str(out), "--no-asr")
+    assert r.returncode == 0, r.stderr
+    assert f"{4 - done_before} / {done_before}" in r.stdout  # extracted now / from cache
+    with FeatureStore(out) as s:
+        assert sorted(s.samples.video) == [f"clip{k}" for k in range(4)]
+    r = _mea("info", str(out))
+    assert r.returncode == 0
+
+
+def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
+    r = _mea("extract", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.h5"))
+    assert r.returncode == 2 and "no such file or folder" in r.stderr and "Traceback" not in r.stderr
+    r = _mea("extract", str(corpus["root"]), "--out", str(tmp_path / "x.h5"), "--face-model", str(tmp_path / "no.task"))
+    assert r.returncode == 2 and "face model file not found" in r.stderr
+    r = _mea("merge", str(corpus["out"]), str(corpus["labels"]), "--out", str(tmp_path / "m.h5"))
+    assert r.returncode == 2 and "labels.csv" in r.stderr
+    assert not (tmp_path / "x.h5").exists() and not (tmp_path / "m.h5").exists()
