@@ -65,10 +65,33 @@ def _root(
 
 @app.command()
 def info(
-    file: Path = typer.Argument(..., help="A feature store (.h5) written by mea-cli."),
+    file: Path = typer.Argument(None, help="A feature store (.h5) written by mea-cli."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    model: str = typer.Option(
+        None, "--model", help="Describe a model instead of a store: parameters per component."
+    ),
+    dataset: str = typer.Option(
+        "mosi", "--dataset", help="With --model: the Table I preset (mosi, mosei, iemocap)."
+    ),
+    features: Path = typer.Option(
+        None, "--features", help="With --model: take input dims and task from this store."
+    ),
+    drop: list[str] = typer.Option(
+        [], "--drop", help="With --model: Table V switch to apply (repeatable)."
+    ),
 ) -> None:
-    """Summarise a feature store: splits, modalities, lengths, rates, extractors, labels, failures."""
+    """Summarise a feature store (FILE), or a model's size with --model NAME --dataset D."""
+    if (file is None) == (model is None):
+        raise MeaError("give exactly one of FILE (a feature store) or --model NAME")
+    if model is not None:
+        from mea_cli.models.summary import describe_model, render_model_summary
+
+        described = describe_model(model, dataset, features, tuple(drop))
+        if as_json:
+            sys.stdout.write(json.dumps(described, indent=2) + "\n")
+        else:
+            render_model_summary(described, console)
+        return
     from mea_cli.artifacts.features import FeatureStore
     from mea_cli.artifacts.summary import render_summary, summarize
 
@@ -260,6 +283,118 @@ def merge(
 
     n = merge_stores(stores, out)
     console.print(f"merged {len(stores)} stores, {n} samples -> {escape(str(out))}", highlight=False)
+
+
+class TableFormat(str, Enum):
+    rich = "rich"
+    md = "md"
+    csv = "csv"
+    tex = "tex"
+
+
+def _job_reporter(kind: str):  # noqa: ANN202 - callback for mea_cli.ablate.runner
+    def report(event: str, job, detail: str) -> None:  # noqa: ANN001
+        words = {
+            "start": "training",
+            "trained": "done",
+            "cached": "already done, not retrained",
+            "reused": "reused the run's own result",
+        }
+        err_console.print(
+            f"{kind} {escape(job.row)} seed {job.seed}: {words.get(event, event)}", highlight=False
+        )
+
+    return report
+
+
+def _print_table(table, fmt: TableFormat) -> None:  # noqa: ANN001 - mea_cli.ablate.table.ResultTable
+    if fmt is TableFormat.rich:
+        console.print(table.to_rich())
+    else:
+        text = {"md": table.to_markdown, "csv": table.to_csv, "tex": table.to_latex}[fmt.value]()
+        sys.stdout.write(text)
+
+
+@app.command()
+def ablate(
+    drop: list[str] = typer.Option(
+        [], "--drop", help="Table V switch to remove (repeatable), or 'all' for every row."
+    ),
+    run: str = typer.Option(
+        None, "--run", help="Run directory or name under --runs-dir (default: runs/latest)."
+    ),
+    seeds: int = typer.Option(
+        None, "--seeds", min=1, help="Number of seeds (default: the run's seeds)."
+    ),
+    fmt: TableFormat = typer.Option(
+        TableFormat.rich, "--format", help="How to print the table (all three files are written)."
+    ),
+    paper: bool = typer.Option(False, "--paper", help="Add the paper's Table V values (MOSI/MOSEI)."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+) -> None:
+    """Ablate a trained run (Table V): retrain each row with the same data, config and seeds."""
+    from mea_cli.ablate.api import ablate as run_ablation
+
+    result = run_ablation(
+        runs_dir, run, drop, seeds, paper, report=_job_reporter("row"), device=device
+    )
+    _print_table(result.table, fmt)
+    if paper and not result.table.paper_metrics:
+        err_console.print("note: the paper's Table V has values for MOSI and MOSEI only")
+    files = ", ".join(escape(str(p)) for p in result.files.values())
+    err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def sweep(
+    settings: list[str] = typer.Argument(
+        ..., help="key=v1,v2,... per swept field (mu, alpha, beta, psa_layers, train.lr, ...)."
+    ),
+    run: str = typer.Option(
+        None, "--run", help="Run directory or name under --runs-dir (default: runs/latest)."
+    ),
+    seeds: int = typer.Option(
+        None, "--seeds", min=1, help="Number of seeds (default: the run's seeds)."
+    ),
+    fmt: TableFormat = typer.Option(TableFormat.rich, "--format", help="How to print tables."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+) -> None:
+    """Sensitivity analysis (Figs. 7-9): retrain with one config field varied; table + PNG plot."""
+    from mea_cli.ablate.api import sweep as run_sweep
+
+    def show(res) -> None:  # noqa: ANN001 - mea_cli.ablate.api.SweepResult
+        _print_table(res.table, fmt)
+        files = ", ".join(escape(str(p)) for p in res.files.values())
+        err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
+
+    run_sweep(
+        runs_dir, run, settings, seeds, report=_job_reporter("setting"), device=device,
+        on_table=show,
+    )
+
+
+@app.command()
+def viz(
+    ckpt: Path = typer.Argument(..., help="A checkpoint (ckpt.pt) or a run directory holding one."),
+    what: list[str] = typer.Option(
+        ..., "--what", help="tsne, wal, attention or curves (repeatable or comma-separated)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Output folder (default: <ckpt dir>/viz)."),
+    features: Path = typer.Option(None, "--features", help="Feature store (default: the checkpoint's)."),
+    split: str = typer.Option("test", "--split", help="Split to draw (train, valid, test)."),
+    sample: str = typer.Option(None, "--sample", help="Sample id for attention / wal."),
+    samples: int = typer.Option(2, "--samples", min=1, help="Random samples in the WAL chart."),
+    seed: int = typer.Option(0, "--seed", help="Seed of sample choice and t-SNE."),
+) -> None:
+    """Pictures: t-SNE of h^e/h^a (Fig. 5), WAL weights (Fig. 6), PSA maps, training curves."""
+    from mea_cli.viz.api import make
+
+    path = ckpt / "ckpt.pt" if ckpt.is_dir() else ckpt
+    whats = [w.strip() for item in what for w in item.split(",") if w.strip()]
+    for o in make(path, whats, out, features, split, sample, samples, seed):
+        console.print(f"{o.what}: {escape(str(o.png))} - {escape(o.summary)}", highlight=False)
 
 
 def main() -> None:

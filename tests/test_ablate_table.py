@@ -55,12 +55,25 @@ def test_unknown_names_list_valid_ones() -> None:
 
 def test_mean_std_delta_and_formats() -> None:
     entries = [
-        ("full", "MEA (Full Model)", "", {1: {"acc7": 0.40, "mae": 1.0}, 2: {"acc7": 0.44, "mae": 0.8}}),
-        ("psa", "w/o PSA Module", "PSA", {1: {"acc7": 0.30, "mae": 1.2}, 2: {"acc7": 0.34, "mae": 1.0}}),
+        (
+            "full",
+            "MEA (Full Model)",
+            "",
+            {1: {"acc7": 0.40, "mae": 1.0}, 2: {"acc7": 0.44, "mae": 0.8}},
+        ),
+        (
+            "psa",
+            "w/o PSA Module",
+            "PSA",
+            {1: {"acc7": 0.30, "mae": 1.2}, 2: {"acc7": 0.34, "mae": 1.0}},
+        ),
     ]
     t = build_table(
-        "Ablation", entries, ["acc7", "mae"],
-        paper={"full": {"acc7": 42.5}, "psa": {"acc7": 38.7}}, paper_metrics=["acc7"],
+        "Ablation",
+        entries,
+        ["acc7", "mae"],
+        paper={"full": {"acc7": 42.5}, "psa": {"acc7": 38.7}},
+        paper_metrics=["acc7"],
         paper_source="MEA Table V",
     )
     full, psa = t.rows

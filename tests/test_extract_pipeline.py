@@ -26,7 +26,8 @@ from mea_cli.extract.merge import MergeError, merge_stores
 pytestmark = [
     pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed"),
     pytest.mark.skipif(
-        not default_face_model_path().is_file() and "MEA_FACE_MODEL" not in __import__("os").environ,
+        not default_face_model_path().is_file()
+        and "MEA_FACE_MODEL" not in __import__("os").environ,
         reason="face_landmarker.task not installed (make install)",
     ),
 ]
@@ -43,9 +44,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
     good = talking_astronaut(root / "good.mp4", SPOKEN, lead=1.0, tail=1.0)
     (root / "good.txt").write_text(SPOKEN + "\n")
     nf = talking_astronaut(root / "noface.mp4", "good morning", face=False, lead=0.3, tail=0.3)
-    (root / "noface.srt").write_text(f"1\n00:00:00,300 --> 00:00:0{nf.speech_end:.3f}".replace(".", ",") + "\ngood morning\n")
+    (root / "noface.srt").write_text(
+        f"1\n00:00:00,300 --> 00:00:0{nf.speech_end:.3f}".replace(".", ",") + "\ngood morning\n"
+    )
     write_clip(root / "sub" / "silent.mkv", astronaut(192), 1.5)  # no audio stream
-    (root / "sub" / "silent.json").write_text(json.dumps([{"word": "quiet", "start": 0.2, "end": 0.6}]))
+    (root / "sub" / "silent.json").write_text(
+        json.dumps([{"word": "quiet", "start": 0.2, "end": 0.6}])
+    )
     write_clip(root / "voice.mp4", None, 1.5, audio=speak("only a voice"))  # audio only
     (root / "voice.txt").write_text("only a voice")
     (root / "empty.mp4").write_bytes(b"")
@@ -74,7 +79,11 @@ def _row(store: FeatureStore, video: str) -> int:
 
 def test_dimensions_rates_and_times(corpus: dict) -> None:
     with FeatureStore(corpus["out"]) as s:
-        assert {m: s.modalities[m].dim for m in s.modalities} == {"text": 50, "vision": 55, "audio": 25}
+        assert {m: s.modalities[m].dim for m in s.modalities} == {
+            "text": 50,
+            "vision": 55,
+            "audio": 25,
+        }
         assert s.modalities["audio"].nominal_rate_hz == 100.0
         i = _row(s, "good")
         for m in ("text", "vision", "audio"):
@@ -143,7 +152,9 @@ def test_labelled_segments_sliced_by_time(corpus: dict, tmp_path: Path) -> None:
         assert s.samples.split.tolist() == ["train", "train", "valid", "test"]
         assert s.samples.label[:, 0].tolist() == [0.5, 2.0, -1.0, 1.0]
         lens = {m: s.lengths(m).tolist() for m in s.modalities}
-        assert lens["text"][0] == 0 and lens["text"][1] == len(SPOKEN.split()) and lens["text"][2] == 0
+        assert (
+            lens["text"][0] == 0 and lens["text"][1] == len(SPOKEN.split()) and lens["text"][2] == 0
+        )
         assert lens["vision"][3] == 0 and all(n > 0 for n in lens["vision"][:3])
         assert abs(lens["audio"][1] - (good.speech_end - good.speech_start) * 100) <= 3
         t = s.times(1, "vision")
@@ -179,7 +190,9 @@ def test_two_shards_merged_equal_one_run(corpus: dict, tmp_path: Path) -> None:
 
 
 def _mea(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, **kw
+    )
 
 
 @pytest.mark.slow
@@ -199,6 +212,7 @@ def test_cli_killed_half_way_resumes(corpus: dict, tmp_path: Path) -> None:
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (cache.is_dir() and list(cache.glob("*.npz"))):
+        assert proc.poll() is None, "mea extract ended before it could be killed"
         time.sleep(0.05)
     proc.kill()
     proc.wait()
@@ -216,9 +230,67 @@ def test_cli_killed_half_way_resumes(corpus: dict, tmp_path: Path) -> None:
 
 def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
     r = _mea("extract", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x.h5"))
-    assert r.returncode == 2 and "no such file or folder" in r.stderr and "Traceback" not in r.stderr
-    r = _mea("extract", str(corpus["root"]), "--out", str(tmp_path / "x.h5"), "--face-model", str(tmp_path / "no.task"))
+    assert (
+        r.returncode == 2 and "no such file or folder" in r.stderr and "Traceback" not in r.stderr
+    )
+    r = _mea(
+        "extract",
+        str(corpus["root"]),
+        "--out",
+        str(tmp_path / "x.h5"),
+        "--face-model",
+        str(tmp_path / "no.task"),
+    )
     assert r.returncode == 2 and "face model file not found" in r.stderr
     r = _mea("merge", str(corpus["out"]), str(corpus["labels"]), "--out", str(tmp_path / "m.h5"))
     assert r.returncode == 2 and "labels.csv" in r.stderr
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "m.h5").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not __import__("mea_cli.extract.text", fromlist=["x"]).asr_available(),
+    reason="asr extra not installed",
+)
+def test_asr_puts_spoken_words_in_text(tmp_path: Path) -> None:
+    from mea_cli.extract.sampleclips import talking_astronaut
+
+    clip = talking_astronaut(tmp_path / "v" / "talk.mp4", "hello world", lead=0.5, tail=0.5)
+    out = tmp_path / "asr.h5"
+    rep = extract(clip.path.parent, out, ExtractConfig(asr=True))
+    assert rep.text_sources == {"asr": 1}
+    kv = load_vectors()
+    with FeatureStore(out) as s:
+        text, times = s.sequence(0, "text"), s.times(0, "text")
+        hits = [k for k in range(len(text)) if np.allclose(text[k], kv["hello"])]
+        assert hits, "whisper should hear 'hello'"
+        assert clip.speech_start - 0.5 <= times[hits[0], 0] <= clip.speech_end
+        assert s.modalities["text"].extractor.parameters["asr"].startswith("faster-whisper")
+
+
+def test_pyfeat_backend(tmp_path: Path) -> None:
+    pytest.importorskip("feat", reason="py-feat (the pyfeat extra) is not installed")
+    import os
+
+    weights = os.environ.get("MEA_PYFEAT_WEIGHTS")
+    if not weights:
+        pytest.skip("set MEA_PYFEAT_WEIGHTS to a folder of py-feat weight files")
+    from mea_cli.extract.pyfeat_backend import PyFeatExtractor
+    from mea_cli.extract.sampleclips import astronaut, write_clip
+
+    clip = write_clip(tmp_path / "f.mp4", astronaut(256), 1.0, fps=5)
+    ex = PyFeatExtractor(weights)
+    from mea_cli.extract.media import iter_frames
+
+    x, t, seen = ex.extract(iter_frames(clip), 0.2)
+    assert seen == 5 and x.shape == (5, len(ex.feature_names)) and "AU12" in ex.feature_names
+    assert x[:, ex.feature_names.index("AU12")].mean() > 0.5  # smiling: lip-corner puller
+
+
+def test_pyfeat_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
+    from mea_cli.extract.face import FaceModelError
+    from mea_cli.extract.pyfeat_backend import PyFeatExtractor, missing_weights
+
+    assert "py-feat/xgb_au/xgb_au_classifier_v2.skops" in missing_weights(tmp_path)
+    with pytest.raises(FaceModelError, match="weight files missing"):
+        PyFeatExtractor(tmp_path)

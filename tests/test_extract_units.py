@@ -30,7 +30,9 @@ def test_txt_words_spread_over_speech_span(tmp_path: Path) -> None:
 
 def test_srt_and_vtt_cues(tmp_path: Path) -> None:
     srt = tmp_path / "a.srt"
-    srt.write_text("1\n00:00:01,000 --> 00:00:02,000\n<i>good</i> day\n\n2\n00:00:03,500 --> 00:00:04,000\nfriend\n")
+    srt.write_text(
+        "1\n00:00:01,000 --> 00:00:02,000\n<i>good</i> day\n\n2\n00:00:03,500 --> 00:00:04,000\nfriend\n"
+    )
     w = read_sidecar(srt, (0, 9))
     assert [x.text for x in w] == ["good", "day", "friend"]
     assert w[0].start == 1.0 and w[1].end == 2.0 and w[2].start == 3.5
@@ -45,7 +47,9 @@ def test_json_and_grid_align(tmp_path: Path) -> None:
     js.write_text('{"words": [{"word": "yes", "start": 0.2, "end": 0.4}]}')
     assert read_sidecar(js, (0, 1))[0].end == 0.4
     al = tmp_path / "b.align"
-    al.write_text("0 23750 sil\n23750 29500 bin\n29500 34000 blue\n34000 35500 sp\n35500 41000 at\n")
+    al.write_text(
+        "0 23750 sil\n23750 29500 bin\n29500 34000 blue\n34000 35500 sp\n35500 41000 at\n"
+    )
     w = read_sidecar(al, (0, 9))
     assert [x.text for x in w] == ["bin", "blue", "at"]
     assert w[0].start == pytest.approx(23750 / 25000) and w[1].end == pytest.approx(34000 / 25000)
@@ -84,7 +88,9 @@ def test_tokens_and_oov_policy() -> None:
 
 def test_labels_regression_and_emotions(tmp_path: Path) -> None:
     p = tmp_path / "l.csv"
-    p.write_text("video,start,end,label,split\nclip,0,1.5,-1.2,train\nclip,1.5,,2,val\nother.mp4,0,1,0,test\n")
+    p.write_text(
+        "video,start,end,label,split\nclip,0,1.5,-1.2,train\nclip,1.5,,2,val\nother.mp4,0,1,0,test\n"
+    )
     lf = read_labels(p)
     assert lf.task == "regression" and lf.label_names == ("sentiment",)
     assert [s.id for s in lf.segments] == ["clip_1", "clip_2", "other_1"]

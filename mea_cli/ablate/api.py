@@ -161,7 +161,9 @@ def _switches() -> dict[str, Any]:
     return dict(SWITCHES)
 
 
-def plan_ablation(run: RunInfo, names: Sequence[str], seeds: Sequence[int]) -> tuple[list[RowSpec], list[Job]]:
+def plan_ablation(
+    run: RunInfo, names: Sequence[str], seeds: Sequence[int]
+) -> tuple[list[RowSpec], list[Job]]:
     """Rows in Table V order and one job per (row, seed), rows outermost."""
     switches = _switches()
     chosen = check_names(list(names), switches)
@@ -199,23 +201,27 @@ def ablation_table(
         paper = {r.key: dict(r.paper.get(dataset, {})) for r in rows}
         src = paper_table()["source"]
         source = f"{src['table']} ({dataset.upper()}), {src['paper']}"
-    synthetic = ""
-    try:
-        from mea_cli.artifacts.features import FeatureStore
-
-        with FeatureStore(run.features) as store:
-            synthetic = " (synthetic data)" if store.meta.synthetic else ""
-    except Exception:  # noqa: BLE001 - only a label; the store was validated by training
-        synthetic = ""
-    title = f"Ablation of {run.model} on {run.dataset}{synthetic} ({run.features.name}), test split"
+    title = f"Ablation of {run.model} on {run.dataset}{_synthetic(run)} ({run.features.name}), test split"
     entries = [(r.key, r.label, r.group, results.get(r.key, {})) for r in rows]
     return build_table(title, entries, metrics, paper, paper_cols, source)
+
+
+def _synthetic(run: RunInfo) -> str:
+    """`` (synthetic data)`` when the run's store says so: tables must not pass for MOSI."""
+    from mea_cli.artifacts.features import FeatureStore
+
+    with FeatureStore(run.features) as store:
+        return " (synthetic data)" if store.meta.synthetic else ""
 
 
 def write_tables(table: ResultTable, out_dir: Path, stem: str) -> dict[str, Path]:
     """Write ``<stem>.md``, ``.csv`` and ``.tex`` into ``out_dir`` (atomically each)."""
     files = {}
-    for ext, text in (("md", table.to_markdown()), ("csv", table.to_csv()), ("tex", table.to_latex())):
+    for ext, text in (
+        ("md", table.to_markdown()),
+        ("csv", table.to_csv()),
+        ("tex", table.to_latex()),
+    ):
         path = out_dir / f"{stem}.{ext}"
         tmp = path.with_name(f".{path.name}.tmp")
         tmp.write_text(text, encoding="utf-8")
@@ -283,19 +289,24 @@ def sweep(
         for i, value in enumerate(spec.values):
             over = {spec.key: value}
             for s in seed_list:
-                jobs.append(Job(
-                    row=spec.row_key(i), seed=s, out_dir=base / spec.row_key(i) / str(s),
-                    model_overrides=over if spec.target == "model" else {},
-                    train_overrides=over if spec.target == "train" else {},
-                ))
+                jobs.append(
+                    Job(
+                        row=spec.row_key(i),
+                        seed=s,
+                        out_dir=base / spec.row_key(i) / str(s),
+                        model_overrides=over if spec.target == "model" else {},
+                        train_overrides=over if spec.target == "train" else {},
+                    )
+                )
         results = run_jobs(info, jobs, fn, base / "events.jsonl", report, reuse_run_for_full=False)
         metrics = default_metrics(info.task, info.label_names)
-        title = f"Sensitivity of {info.model} on {info.dataset} ({info.features.name}) to {spec.display}, test split"
-        table = build_table(title, values_table_entries(spec, results), metrics,
-                            first_column=spec.display)
+        title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, test split"
+        table = build_table(
+            title, values_table_entries(spec, results), metrics, first_column=spec.display
+        )
         stem = f"sweep-{spec.row_key(0).split('=')[0]}"
         files = write_tables(table, info.run_dir, stem)
-        files["png"] = plot_sweep(table, spec, info.run_dir / f"{stem}.png")
+        files["png"] = plot_sweep(table, spec, info.run_dir / f"{stem}.png", title=title)
         res = SweepResult(spec.display, table, files)
         if on_table:
             on_table(res)

@@ -88,7 +88,9 @@ def table_rows(switches: Mapping[str, Any], selected: list[str] | None = None) -
         hit = _match(name, sw, paper)
         label = str(getattr(sw, "table_row", "") or (hit["label"] if hit else name))
         if hit is not None:
-            matched.append((order[hit["key"]], RowSpec(name, label, hit["group"], _paper_values(hit))))
+            matched.append(
+                (order[hit["key"]], RowSpec(name, label, hit["group"], _paper_values(hit)))
+            )
         else:
             matched.append((extra_index, RowSpec(name, label, "Other")))
             extra_index += 1

@@ -89,8 +89,11 @@ def read_test_metrics(raw: Mapping[str, Any]) -> dict[str, float]:
     for key in ("test", "test_metrics"):
         val = raw.get(key)
         if isinstance(val, Mapping):
-            return {k: float(v) if v is not None else float("nan") for k, v in val.items()
-                    if isinstance(v, (int, float)) or v is None}
+            return {
+                k: float(v) if v is not None else float("nan")
+                for k, v in val.items()
+                if isinstance(v, (int, float)) or v is None
+            }
     raise AblationError(f"metrics without test-split results: keys {sorted(raw)}")
 
 
@@ -145,26 +148,49 @@ def run_jobs(
             raw = json.loads(target.read_text())
             event = "cached"
         else:
-            source = run.seed_metrics_path(job.seed) if (reuse_run_for_full and job.row == FULL) else None
+            source = (
+                run.seed_metrics_path(job.seed)
+                if (reuse_run_for_full and job.row == FULL)
+                else None
+            )
             if source is not None:
                 raw = json.loads(source.read_text())
-                raw = {"test": read_test_metrics(raw), "valid": raw.get("valid", {}),
-                       "reused_from": str(source)}
+                raw = {
+                    "test": read_test_metrics(raw),
+                    "valid": raw.get("valid", {}),
+                    "reused_from": str(source),
+                }
                 event = "reused"
             else:
                 if report:
                     report("start", job, "")
                 t0 = time.monotonic()
                 out = train_fn(run, job)
-                raw = {"test": read_test_metrics(out), "valid": dict(out.get("valid", {})),
-                       "seconds": round(time.monotonic() - t0, 2)}
+                raw = {
+                    "test": read_test_metrics(out),
+                    "valid": dict(out.get("valid", {})),
+                    "seconds": round(time.monotonic() - t0, 2),
+                }
                 event = "trained"
-            raw.update({"row": job.row, "seed": job.seed, "switches": list(job.switches),
-                        "model_overrides": dict(job.model_overrides),
-                        "train_overrides": dict(job.train_overrides)})
+            raw.update(
+                {
+                    "row": job.row,
+                    "seed": job.seed,
+                    "switches": list(job.switches),
+                    "model_overrides": dict(job.model_overrides),
+                    "train_overrides": dict(job.train_overrides),
+                }
+            )
             _write_json_atomic(target, raw)
-        _append_event(events, {"event": event, "row": job.row, "seed": job.seed,
-                               "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        _append_event(
+            events,
+            {
+                "event": event,
+                "row": job.row,
+                "seed": job.seed,
+                "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            },
+        )
         if report:
             report(event, job, str(target))
         results.setdefault(job.row, {})[job.seed] = read_test_metrics(raw)

@@ -119,12 +119,19 @@ def plot_sweep(table: ResultTable, spec: SweepSpec, path: Path, title: str = "")
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, linewidth=1.5)
         for x, m in zip(xs, means, strict=True):
             if np.isfinite(m):
-                ax.annotate(f"{m:.{digits(key)}f}", (x, m), textcoords="offset points",
-                            xytext=(0, 6), ha="center", fontsize=7)
+                ax.annotate(
+                    f"{m:.{digits(key)}f}",
+                    (x, m),
+                    textcoords="offset points",
+                    xytext=(0, 6),
+                    ha="center",
+                    fontsize=7,
+                )
         ax.set_xlabel(spec.display)
         ax.set_ylabel(metric_label(key) + ("" if s == 1 else " (%)"))
         if not numeric:
             ax.set_xticks(xs, list(spec.text))
+        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
         ax.grid(alpha=0.3)
     fig.suptitle(title or f"Sensitivity to {spec.display}", fontsize=10)
     return save_png(fig, path)

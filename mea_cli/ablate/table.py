@@ -54,10 +54,13 @@ def digits(key: str) -> int:
 
 
 def default_metrics(task: str, label_names: Sequence[str]) -> list[str]:
-    """Columns of Table V for a task: Acc-7 and F1 (both conventions) + MAE, or IEMOCAP means."""
+    """Columns of Table V for a task: Acc-7 and F1 (both conventions) + MAE for regression; the
+    mean accuracy and weighted F1 over emotions for IEMOCAP (the per-emotion numbers are in each
+    job's ``metrics.json``). ``label_names`` is accepted for tasks that may list labels."""
+    del label_names
     if task == "regression":
         return ["acc7", "f1_non0", "f1_has0", "mae"]
-    return ["acc_mean", "f1_mean", *[f"f1_{n}" for n in label_names]]
+    return ["acc_mean", "f1_mean"]
 
 
 @dataclass(frozen=True)
@@ -207,9 +210,13 @@ class ResultTable:
         seed_sets = {tuple(r.seeds) for r in self.rows}
         same = len(seed_sets) == 1
         caption = (
-            f"mean ± std over seeds {', '.join(map(str, self.rows[0].seeds))}; " if same else "mean ± std over seeds; "
+            f"mean ± std over seeds {', '.join(map(str, self.rows[0].seeds))}; "
+            if same
+            else "mean ± std over seeds; "
         ) + f"(Δ) = change against {self.rows[0].label}"
-        table = Table(title=Text(self.title), caption=caption, show_lines=False, title_justify="left")
+        table = Table(
+            title=Text(self.title), caption=caption, show_lines=False, title_justify="left"
+        )
         table.add_column(self.first_column, justify="left", min_width=16, ratio=1)
         for k in self.metrics:
             table.add_column(metric_label(k), justify="right", no_wrap=True)
@@ -227,7 +234,9 @@ class ResultTable:
             for k in self.metrics:
                 cell = Text(self.cell(row, k))
                 if row is not self.rows[0]:
-                    cell.append(f"\n({self.delta_cell(row, k)})", style=_delta_style(row, k, self.rows[0]))
+                    cell.append(
+                        f"\n({self.delta_cell(row, k)})", style=_delta_style(row, k, self.rows[0])
+                    )
                 cells.append(cell)
             cells += [self.paper_cell(row, k) for k in self.paper_metrics]
             if not same:
@@ -251,8 +260,19 @@ def _num(v: float | None) -> str:
 
 
 def _tex(text: str) -> str:
-    repl = {"&": "\\&", "%": "\\%", "_": "\\_", "#": "\\#", "Δ": "$\\Delta$", "ω": "$\\omega$",
-            "ψ": "$\\psi$", "μ": "$\\mu$", "α": "$\\alpha$", "β": "$\\beta$", "−": "$-$"}
+    repl = {
+        "&": "\\&",
+        "%": "\\%",
+        "_": "\\_",
+        "#": "\\#",
+        "Δ": "$\\Delta$",
+        "ω": "$\\omega$",
+        "ψ": "$\\psi$",
+        "μ": "$\\mu$",
+        "α": "$\\alpha$",
+        "β": "$\\beta$",
+        "−": "$-$",
+    }
     return "".join(repl.get(ch, ch) for ch in text)
 
 

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -37,8 +37,19 @@ from mea_cli.errors import MeaError
 from mea_cli.extract import cache
 from mea_cli.extract.cache import VideoResult
 from mea_cli.extract.labels import LabelFile, Segment, match_videos, read_labels
+from mea_cli.extract.media import (
+    AUDIO_RATE,
+    DecodeStopped,
+    MediaError,
+    decode_audio,
+    find_videos,
+    iter_frames,
+    probe,
+)
 from mea_cli.extract.text import SIDECAR_ORDER
-from mea_cli.extract.media import AUDIO_RATE, DecodeStopped, MediaError, decode_audio, find_videos, iter_frames, probe
+
+if TYPE_CHECKING:
+    from mea_cli.extract.text import WhisperASR
 
 FACE_BACKENDS = ("blendshapes", "pyfeat")
 
@@ -112,7 +123,7 @@ class Extractors:
         self.schema_list: list[ModalitySchema] = self.schemas()
 
     @property
-    def asr(self):  # noqa: ANN201
+    def asr(self) -> WhisperASR:
         if self._asr is None:
             from mea_cli.extract.text import WhisperASR
 
@@ -153,7 +164,11 @@ class Extractors:
         ]
 
     def fingerprint(self) -> str:
-        return json.dumps([s.extractor.to_json() for s in self.schemas()] + [asdict(self.cfg)], sort_keys=True, default=str)
+        return json.dumps(
+            [s.extractor.to_json() for s in self.schemas()] + [asdict(self.cfg)],
+            sort_keys=True,
+            default=str,
+        )
 
 
 def _empty(dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +217,7 @@ def extract_video(ex: Extractors, key: str, path: Path) -> VideoResult:
             x, t, seen = ex.face.extract(iter_frames(path, ex.cfg.fps, ex.cfg.max_side), period)
             res.features["vision"], res.times["vision"] = x, t
         except DecodeStopped as err:
-            x, t, seen = err.partial  # type: ignore[attr-defined]
+            x, t, seen = err.partial or (*_empty(dims["vision"]), 0)
             res.features["vision"], res.times["vision"] = x, t
             fails.append(("decode", err.problem))
         except MediaError as err:
@@ -227,7 +242,11 @@ def extract_video(ex: Extractors, key: str, path: Path) -> VideoResult:
         except TranscriptError as err:
             fails.append(("text", str(err)))
     elif not ex.asr_ok:
-        why = "ASR disabled (--no-asr)" if not ex.cfg.asr else "ASR not installed (pip install 'mea-cli[asr]')"
+        why = (
+            "ASR disabled (--no-asr)"
+            if not ex.cfg.asr
+            else "ASR not installed (pip install 'mea-cli[asr]')"
+        )
         fails.append(("text", f"no transcript sidecar (.json/.align/.srt/.vtt/.txt) and {why}"))
     elif signal is None:
         fails.append(("text", "no transcript sidecar and no audio to transcribe"))
@@ -256,11 +275,18 @@ def _init_worker(cfg: ExtractConfig) -> None:
     _STATE = Extractors(cfg)
 
 
-def _work(key: str, path: str, entry: str, fingerprint: str, signature: dict[str, Any]) -> dict[str, Any]:
+def _work(
+    key: str, path: str, entry: str, fingerprint: str, signature: dict[str, Any]
+) -> dict[str, Any]:
     assert _STATE is not None
     res = extract_video(_STATE, key, Path(path))
     cache.save(Path(entry), res, fingerprint, signature)
-    return {"key": key, "duration": res.duration, "failures": len(res.failures), "seconds": res.seconds}
+    return {
+        "key": key,
+        "duration": res.duration,
+        "failures": len(res.failures),
+        "seconds": res.seconds,
+    }
 
 
 # -- driver ----------------------------------------------------------------------------------
@@ -345,7 +371,9 @@ def extract(
     videos, others = find_videos(root)
     stems = {v.with_suffix("") for v in videos}
     # transcript sidecars belong to a video; anything else that is not a video is skipped
-    skipped = sum(1 for p in others if not (p.suffix.lower() in SIDECAR_ORDER and p.with_suffix("") in stems))
+    skipped = sum(
+        1 for p in others if not (p.suffix.lower() in SIDECAR_ORDER and p.with_suffix("") in stems)
+    )
     keys = [video_key(root, v) for v in videos]
     dupes = [k for k, c in Counter(keys).items() if c > 1]
     if dupes:
@@ -397,9 +425,12 @@ def extract(
             tick(_work(key, str(path), str(entry), fingerprint, sig))
     else:
         ctx = mp.get_context("spawn")
-        with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(cfg,)) as pool:
+        with ProcessPoolExecutor(
+            min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(cfg,)
+        ) as pool:
             pending = {
-                pool.submit(_work, key, str(path), str(entry), fingerprint, sig) for key, path, entry, sig in todo
+                pool.submit(_work, key, str(path), str(entry), fingerprint, sig)
+                for key, path, entry, sig in todo
             }
             try:
                 while pending:
@@ -420,10 +451,15 @@ def extract(
     # -- pack ------------------------------------------------------------------------------
     schemas = main.schema_list
     failures: list[tuple[str, str, str]] = []
-    for seg in unmatched:
-        # only the shard that owns "missing" rows reports them once: the first shard
-        if i == 1:
-            failures.append((seg.video, "labels", f"{label_file.path.name} line {seg.line}: no such video under {root}"))  # type: ignore[union-attr]
+    if label_file is not None and i == 1:  # missing-video rows are reported by shard 1 only
+        failures.extend(
+            (
+                seg.video,
+                "labels",
+                f"{label_file.path.name} line {seg.line}: no such video under {root}",
+            )
+            for seg in unmatched
+        )
     samples: list[Sample] = []
     tokens = oov = 0
     sources: Counter[str] = Counter()
@@ -436,14 +472,34 @@ def extract(
         if res.fatal:
             continue
         if label_file is None:
-            samples.append(Sample(id=key, video=key, start=0.0, end=res.duration, features=dict(res.features), times=dict(res.times)))
+            samples.append(
+                Sample(
+                    id=key,
+                    video=key,
+                    start=0.0,
+                    end=res.duration,
+                    features=dict(res.features),
+                    times=dict(res.times),
+                )
+            )
             continue
         for seg in segs_by_key.get(key, []):
             end = min(seg.end, res.duration) if math.isfinite(res.duration) else seg.end
             feats, times = {}, {}
             for m in res.features:
                 feats[m], times[m] = _slice(res.features[m], res.times[m], seg.start, seg.end)
-            samples.append(Sample(id=seg.id, video=key, start=seg.start, end=end, split=seg.split, label=seg.label, features=feats, times=times))
+            samples.append(
+                Sample(
+                    id=seg.id,
+                    video=key,
+                    start=seg.start,
+                    end=end,
+                    split=seg.split,
+                    label=seg.label,
+                    features=feats,
+                    times=times,
+                )
+            )
     samples.sort(key=sample_order)
     failures.sort()
     task = label_file.task if label_file is not None else ""
@@ -457,7 +513,9 @@ def extract(
         "extract_text_sources": dict(sorted(sources.items())),
         "shard": f"{i}/{n}",
     }
-    with FeatureStoreWriter(out, schemas, dataset=dataset, task=task, label_names=names, attrs=attrs) as w:
+    with FeatureStoreWriter(
+        out, schemas, dataset=dataset, task=task, label_names=names, attrs=attrs
+    ) as w:
         for s in samples:
             w.add(s)
         for f in failures:

@@ -25,11 +25,15 @@ import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mea_cli.errors import MeaError
 from mea_cli.extract.media import MediaError
+
+if TYPE_CHECKING:
+    from mediapipe.tasks.python.vision import FaceLandmarker
 
 FACE_MODEL_ENV = "MEA_FACE_MODEL"
 FACE_MODEL_NAME = "face_landmarker.task"
@@ -108,7 +112,9 @@ def blendshape_names() -> tuple[str, ...]:
     if _BLENDSHAPE_NAMES is None:
         from mediapipe.tasks.python.vision.face_landmarker import Blendshapes
 
-        _BLENDSHAPE_NAMES = tuple(_camel(b.name) for b in sorted(Blendshapes, key=lambda b: b.value))
+        _BLENDSHAPE_NAMES = tuple(
+            _camel(b.name) for b in sorted(Blendshapes, key=lambda b: b.value)
+        )
     return _BLENDSHAPE_NAMES
 
 
@@ -129,7 +135,9 @@ class BlendshapeExtractor:
 
     name = "mediapipe-face-landmarker-blendshapes"
 
-    def __init__(self, model_path: str | os.PathLike[str] | None = None, min_confidence: float = 0.5):
+    def __init__(
+        self, model_path: str | os.PathLike[str] | None = None, min_confidence: float = 0.5
+    ):
         self.model_path = resolve_face_model(model_path)
         self.min_confidence = float(min_confidence)
         self._model_bytes = self.model_path.read_bytes()
@@ -151,9 +159,8 @@ class BlendshapeExtractor:
             },
         }
 
-    def _landmarker(self):  # noqa: ANN202 - mediapipe type
-        from mediapipe.tasks.python import BaseOptions
-        from mediapipe.tasks.python import vision
+    def _landmarker(self) -> FaceLandmarker:
+        from mediapipe.tasks.python import BaseOptions, vision
 
         opts = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=self._model_bytes),
@@ -190,7 +197,9 @@ class BlendshapeExtractor:
                     seen += 1
                     ms = max(int(round(t * 1000)), last_ms + 1)
                     last_ms = ms
-                    image = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(img))
+                    image = mp.Image(
+                        image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(img)
+                    )
                     res = lm.detect_for_video(image, ms)
                     if not res.face_blendshapes:
                         continue
@@ -202,7 +211,7 @@ class BlendshapeExtractor:
                     rows.append(np.concatenate([scores, np.asarray(pose, np.float32)]))
                     times.append((t, t + frame_period))
             except MediaError as err:
-                err.partial = _pack(rows, times, len(self.feature_names)) + (seen,)  # type: ignore[attr-defined]
+                err.partial = _pack(rows, times, len(self.feature_names)) + (seen,)
                 raise
         return (*_pack(rows, times, len(self.feature_names)), seen)
 
@@ -227,7 +236,9 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def _pack(rows: list[np.ndarray], times: list[tuple[float, float]], dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _pack(
+    rows: list[np.ndarray], times: list[tuple[float, float]], dim: int
+) -> tuple[np.ndarray, np.ndarray]:
     if not rows:
         return np.zeros((0, dim), np.float32), np.zeros((0, 2), np.float64)
     return np.stack(rows).astype(np.float32), np.asarray(times, np.float64)

@@ -19,11 +19,15 @@ import hashlib
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mea_cli.errors import MeaError
 from mea_cli.extract.face import user_cache_dir
+
+if TYPE_CHECKING:
+    from gensim.models import KeyedVectors
 
 DEFAULT_VECTORS = "glove.6B.50d"
 _TOKEN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
@@ -38,7 +42,7 @@ def tokenize(text: str) -> list[str]:
     return [t.replace("\u2019", "'") for t in _TOKEN.findall(text.lower())]
 
 
-def _atomic_save(kv, target: Path) -> None:  # noqa: ANN001 - gensim KeyedVectors
+def _atomic_save(kv: KeyedVectors, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     kv.save(str(tmp))
@@ -53,7 +57,7 @@ def _default_cache() -> Path:
     return user_cache_dir() / "glove" / f"{DEFAULT_VECTORS}.kv"
 
 
-def _convert_default(target: Path):  # noqa: ANN202
+def _convert_default(target: Path) -> None:
     from gensim.models import KeyedVectors
 
     try:
@@ -108,7 +112,7 @@ def vectors_source(path: str | os.PathLike[str] | None) -> str:
     return f"{p.name} ({p.stat().st_size} bytes)" if p.exists() else p.name
 
 
-def load_vectors(path: str | os.PathLike[str] | None = None):  # noqa: ANN201 - KeyedVectors
+def load_vectors(path: str | os.PathLike[str] | None = None) -> KeyedVectors:
     """Load word vectors (see module docstring), converting and caching on first use."""
     from gensim.models import KeyedVectors
 
@@ -134,7 +138,7 @@ def load_vectors(path: str | os.PathLike[str] | None = None):  # noqa: ANN201 - 
         raise VectorsError(f"{target}: not a gensim KeyedVectors file: {err}") from None
 
 
-def lookup(kv, token: str) -> np.ndarray | None:  # noqa: ANN001
+def lookup(kv: KeyedVectors, token: str) -> np.ndarray | None:
     """The vector of ``token`` under the OOV policy, or ``None`` when out of vocabulary."""
     if token in kv.key_to_index:
         return kv[token]
@@ -144,7 +148,7 @@ def lookup(kv, token: str) -> np.ndarray | None:  # noqa: ANN001
     return None
 
 
-def embed_tokens(kv, tokens: list[str]) -> tuple[np.ndarray, int]:  # noqa: ANN001
+def embed_tokens(kv: KeyedVectors, tokens: list[str]) -> tuple[np.ndarray, int]:
     """``[T, D]`` vectors for ``tokens`` (zero rows for OOV) and the number of OOV tokens."""
     out = np.zeros((len(tokens), kv.vector_size), np.float32)
     oov = 0

@@ -27,7 +27,14 @@ from mea_cli.errors import MeaError
 from mea_cli.extract.media import VIDEO_EXTENSIONS
 
 IEMOCAP_ORDER: tuple[str, ...] = ("happy", "sad", "angry", "neutral")
-_SPLIT_ALIASES = {"train": "train", "valid": "valid", "val": "valid", "dev": "valid", "test": "test", "": ""}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "valid": "valid",
+    "val": "valid",
+    "dev": "valid",
+    "test": "test",
+    "": "",
+}
 
 
 class LabelsError(MeaError):
@@ -117,7 +124,9 @@ def read_labels(path: str | os.PathLike[str]) -> LabelFile:
         task, names = "regression", ("sentiment",)
     else:
         task = "binary-multilabel"
-        found = sorted({x.strip().lower() for *_, lab, _ in raw for x in lab.split(";") if x.strip()})
+        found = sorted(
+            {x.strip().lower() for *_, lab, _ in raw for x in lab.split(";") if x.strip()}
+        )
         names = IEMOCAP_ORDER if set(found) <= set(IEMOCAP_ORDER) else tuple(found)
     counts: dict[str, int] = {}
     segments = []
@@ -131,7 +140,10 @@ def read_labels(path: str | os.PathLike[str]) -> LabelFile:
                 if x.strip():
                     y[names.index(x.strip().lower())] = 1.0
         counts[video] = counts.get(video, 0) + 1
-        sid = sid or f"{Path(video).with_suffix('').as_posix() if Path(video).suffix else video}_{counts[video]}"
+        sid = (
+            sid
+            or f"{Path(video).with_suffix('').as_posix() if Path(video).suffix else video}_{counts[video]}"
+        )
         if sid in ids:
             raise LabelsError(path, f"line {n}: duplicate sample id {sid!r}")
         ids.add(sid)
@@ -139,7 +151,9 @@ def read_labels(path: str | os.PathLike[str]) -> LabelFile:
     return LabelFile(path, task, tuple(names), tuple(segments))
 
 
-def match_videos(label_file: LabelFile, keys: list[str]) -> tuple[dict[str, list[Segment]], list[Segment]]:
+def match_videos(
+    label_file: LabelFile, keys: list[str]
+) -> tuple[dict[str, list[Segment]], list[Segment]]:
     """Assign segments to video keys (relative paths without extension).
 
     Returns ``(segments per key, segments naming no video)``; ambiguous bare names are a
@@ -153,7 +167,11 @@ def match_videos(label_file: LabelFile, keys: list[str]) -> tuple[dict[str, list
     unmatched: list[Segment] = []
     for seg in label_file.segments:
         name = seg.video.replace("\\", "/")
-        stripped = str(Path(name).with_suffix("")) if Path(name).suffix.lower() in VIDEO_EXTENSIONS else name
+        stripped = (
+            str(Path(name).with_suffix(""))
+            if Path(name).suffix.lower() in VIDEO_EXTENSIONS
+            else name
+        )
         key = exact.get(stripped)
         if key is None:
             cands = by_stem.get(Path(stripped).name, [])
@@ -169,4 +187,3 @@ def match_videos(label_file: LabelFile, keys: list[str]) -> tuple[dict[str, list
         else:
             out.setdefault(key, []).append(seg)
     return out, unmatched
-

@@ -31,7 +31,13 @@ AUDIO_RATE = 16_000
 
 
 class MediaError(MeaError):
-    """A media file that cannot be opened or decoded."""
+    """A media file that cannot be opened or decoded.
+
+    ``partial`` carries what a face extractor finished before a :class:`DecodeStopped`:
+    ``(features, times, frames seen)``.
+    """
+
+    partial: tuple[np.ndarray, np.ndarray, int] | None = None
 
     def __init__(self, path: object, problem: str) -> None:
         self.path = str(path)
@@ -174,7 +180,9 @@ def iter_frames(
         except (av.FFmpegError, OSError, ValueError) as err:
             if n == 0:
                 raise MediaError(path, f"cannot decode video: {err}") from None
-            raise DecodeStopped(path, f"video decoding stopped after {last_t:.2f} s: {err}") from None
+            raise DecodeStopped(
+                path, f"video decoding stopped after {last_t:.2f} s: {err}"
+            ) from None
     finally:
         c.close()
 

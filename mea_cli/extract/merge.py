@@ -63,7 +63,9 @@ def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         for s in stores:
             for sid in s.samples.id:
                 if sid in owner:
-                    raise MergeError(f"{s.name}: duplicate sample id {sid!r} (also in {owner[sid]})")
+                    raise MergeError(
+                        f"{s.name}: duplicate sample id {sid!r} (also in {owner[sid]})"
+                    )
                 owner[str(sid)] = s.name
         attrs: dict[str, object] = {}
         sources: Counter[str] = Counter()
@@ -84,7 +86,9 @@ def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         for k, s in enumerate(stores):
             t = s.samples
             for i in range(len(s)):
-                probe = Sample(id=str(t.id[i]), video=str(t.video[i]), start=float(t.start[i]), features={})
+                probe = Sample(
+                    id=str(t.id[i]), video=str(t.video[i]), start=float(t.start[i]), features={}
+                )
                 order.append((sample_order(probe), k, i))
         order.sort()
         failures = sorted((f.video, f.stage, f.message) for s in stores for f in s.failures)

@@ -112,7 +112,9 @@ class PyFeatExtractor:
         import torch
 
         batch = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).contiguous()
-        fex = self._detector.detect(batch, data_type="tensor", batch_size=len(frames), progress_bar=False)
+        fex = self._detector.detect(
+            batch, data_type="tensor", batch_size=len(frames), progress_bar=False
+        )
         out: list[np.ndarray | None] = [None] * len(frames)
         if len(fex) == 0:
             return out
@@ -154,12 +156,14 @@ class PyFeatExtractor:
             flush()
         except MediaError as err:
             flush()
-            err.partial = (*_pack(rows, times, dim), seen)  # type: ignore[attr-defined]
+            err.partial = (*_pack(rows, times, dim), seen)
             raise
         return (*_pack(rows, times, dim), seen)
 
 
-def _pack(rows: list[np.ndarray], times: list[tuple[float, float]], dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _pack(
+    rows: list[np.ndarray], times: list[tuple[float, float]], dim: int
+) -> tuple[np.ndarray, np.ndarray]:
     if not rows:
         return np.zeros((0, dim), np.float32), np.zeros((0, 2), np.float64)
     return np.stack(rows).astype(np.float32), np.asarray(times, np.float64)

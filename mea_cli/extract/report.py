@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,16 +54,21 @@ def render_report(report: ExtractReport, console: Console) -> None:
         for m in ("vision", "audio", "text"):
             sec = report.compute_seconds.get(m, 0.0)
             if sec > 0:
-                t.add_row(f"  {m} real-time factor (per worker)", f"{report.media_seconds / sec:.1f}x")
+                t.add_row(
+                    f"  {m} real-time factor (per worker)", f"{report.media_seconds / sec:.1f}x"
+                )
     if report.tokens:
         t.add_row("text tokens / OOV rate", f"{report.tokens} / {100 * report.oov_rate:.1f}%")
     if report.text_sources:
-        t.add_row("text from", ", ".join(f"{k}: {v}" for k, v in sorted(report.text_sources.items())))
+        t.add_row(
+            "text from", ", ".join(f"{k}: {v}" for k, v in sorted(report.text_sources.items()))
+        )
     console.print(t)
     if report.failures:
         by_stage = Counter(stage for _, stage, _ in report.failures)
         console.print(
-            "failures by stage: " + ", ".join(f"{k} {v}" for k, v in sorted(by_stage.items()))
+            "failures by stage: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(by_stage.items()))
             + f" (see `mea info {escape(str(report.out))}`)",
             highlight=False,
         )

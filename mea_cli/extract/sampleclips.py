@@ -39,9 +39,7 @@ def speak(text: str, rate: int = AUDIO_RATE, wpm: int = 150) -> np.ndarray:
         raise SampleClipError("espeak-ng is not installed (apt-get install -y espeak-ng)")
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "speech.wav"
-        subprocess.run(
-            [exe, "-s", str(wpm), "-w", str(wav), text], check=True, capture_output=True
-        )
+        subprocess.run([exe, "-s", str(wpm), "-w", str(wav), text], check=True, capture_output=True)
         return decode_audio(wav, rate)
 
 
@@ -51,7 +49,9 @@ def astronaut(size: int = 256) -> np.ndarray:
         from skimage import data
         from skimage.transform import resize
     except ImportError:
-        raise SampleClipError("scikit-image is needed for sample clips (pip install scikit-image)") from None
+        raise SampleClipError(
+            "scikit-image is needed for sample clips (pip install scikit-image)"
+        ) from None
     img = data.astronaut()
     if size != img.shape[0]:
         img = (resize(img, (size, size), anti_aliasing=True) * 255).astype(np.uint8)

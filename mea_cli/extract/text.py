@@ -75,7 +75,9 @@ def spread(text: str, start: float, end: float) -> list[Word]:
         return [Word(w, start, start) for w in words]
     weights = np.array([len(w) + 1 for w in words], np.float64)
     edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
-    return [Word(w, float(a), float(b)) for w, a, b in zip(words, edges[:-1], edges[1:], strict=True)]
+    return [
+        Word(w, float(a), float(b)) for w, a, b in zip(words, edges[:-1], edges[1:], strict=True)
+    ]
 
 
 def _parse_json(path: Path, text: str) -> list[Word]:

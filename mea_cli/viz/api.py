@@ -84,8 +84,13 @@ def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
     curves = read_log(log)
     png = plot_curves(curves, out_dir / "curves.png", title=f"training curves ({log})")
     epochs = max(len(v) for v in curves.values())
-    return VizOutput("curves", png, log, f"{len(curves)} curves over {epochs} epochs from {log}",
-                     {"curves": sorted(curves), "epochs": epochs})
+    return VizOutput(
+        "curves",
+        png,
+        log,
+        f"{len(curves)} curves over {epochs} epochs from {log}",
+        {"curves": sorted(curves), "epochs": epochs},
+    )
 
 
 def _tsne(loaded: Any, got: Any, out_dir: Path, seed: int, max_points: int) -> VizOutput:
@@ -94,28 +99,45 @@ def _tsne(loaded: Any, got: Any, out_dir: Path, seed: int, max_points: int) -> V
     exc, agn = got.reps.get("exclusive", {}), got.reps.get("agnostic", {})
     png = out_dir / "tsne.png"
     inputs, _ = tsne_figure(
-        exc, agn, png, seed=seed, max_samples=max_points,
-        title=f"t-SNE of $h^e_m$ / $h^a_m$ - {_tag(loaded)}", sample_ids=got.ids,
+        exc,
+        agn,
+        png,
+        seed=seed,
+        max_samples=max_points,
+        title=f"t-SNE of $h^e_m$ / $h^a_m$ - {_tag(loaded)}",
+        sample_ids=got.ids,
     )
     c = counts(inputs)
-    return VizOutput("tsne", png, png.with_suffix(".npz"),
-                     f"{inputs.vectors.shape[0]} vectors ({', '.join(f'{k}: {v}' for k, v in c.items())})",
-                     {"counts": c, "dim": int(inputs.vectors.shape[1])})
+    return VizOutput(
+        "tsne",
+        png,
+        png.with_suffix(".npz"),
+        f"{inputs.vectors.shape[0]} vectors ({', '.join(f'{k}: {v}' for k, v in c.items())})",
+        {"counts": c, "dim": int(inputs.vectors.shape[1])},
+    )
 
 
-def _wal(loaded: Any, got: Any, out_dir: Path, sample: str | None, samples: int, seed: int) -> VizOutput:
+def _wal(
+    loaded: Any, got: Any, out_dir: Path, sample: str | None, samples: int, seed: int
+) -> VizOutput:
     from mea_cli.viz.wal import MODALITY_ORDER, plot_psi, psi_array
 
     psi = psi_array(got.psi)  # [N, L, 3], checked to sum to one
     if sample is not None:
         if sample not in got.ids:
-            raise VizError(f"no sample {sample!r} in the {loaded.split} split of {loaded.store_name}")
+            raise VizError(
+                f"no sample {sample!r} in the {loaded.split} split of {loaded.store_name}"
+            )
         pick = [got.ids.index(sample)]
     else:
         rng = np.random.default_rng(seed)
-        pick = sorted(rng.choice(len(got.ids), size=min(samples, len(got.ids)), replace=False).tolist())
+        pick = sorted(
+            rng.choice(len(got.ids), size=min(samples, len(got.ids)), replace=False).tolist()
+        )
     ids = [got.ids[i] for i in pick]
-    png = plot_psi(psi[pick], ids, out_dir / "wal.png", title=f"WAL weights $\\psi_m$ - {_tag(loaded)}")
+    png = plot_psi(
+        psi[pick], ids, out_dir / "wal.png", title=f"WAL weights $\\psi_m$ - {_tag(loaded)}"
+    )
     numbers = {
         "modalities": list(MODALITY_ORDER),
         "samples": {sid: psi[i].tolist() for sid, i in zip(ids, pick, strict=True)},
@@ -125,7 +147,13 @@ def _wal(loaded: Any, got: Any, out_dir: Path, sample: str | None, samples: int,
     data = out_dir / "wal.json"
     data.write_text(json.dumps(numbers, indent=2) + "\n")
     mean_last = dict(zip(MODALITY_ORDER, np.round(psi[:, -1].mean(0), 3).tolist(), strict=True))
-    return VizOutput("wal", png, data, f"psi of {len(ids)} samples x {psi.shape[1]} layers; split mean (last layer) {mean_last}", numbers)
+    return VizOutput(
+        "wal",
+        png,
+        data,
+        f"psi of {len(ids)} samples x {psi.shape[1]} layers; split mean (last layer) {mean_last}",
+        numbers,
+    )
 
 
 def _attention(loaded: Any, found: tuple[str, dict, dict], out_dir: Path) -> VizOutput:
@@ -133,9 +161,18 @@ def _attention(loaded: Any, found: tuple[str, dict, dict], out_dir: Path) -> Viz
 
     sid, maps, lengths = found
     cropped = sample_maps(maps, lengths, index=0)
-    png = plot_attention(cropped, out_dir / "attention.png", title=f"PSA attention of {sid} - {_tag(loaded)}")
+    png = plot_attention(
+        cropped, out_dir / "attention.png", title=f"PSA attention of {sid} - {_tag(loaded)}"
+    )
     data = out_dir / "attention.npz"
-    np.savez_compressed(data, **{f"{m}_layer{i + 1}": a for m, v in cropped.items() for i, a in enumerate(v)})
+    np.savez_compressed(
+        data, **{f"{m}_layer{i + 1}": a for m, v in cropped.items() for i, a in enumerate(v)}
+    )
     shapes = {m: list(v[0].shape) for m, v in cropped.items()}
-    return VizOutput("attention", png, data, f"sample {sid}: {len(next(iter(cropped.values())))} PSA layers, maps {shapes}",
-                     {"sample": sid, "lengths": lengths})
+    return VizOutput(
+        "attention",
+        png,
+        data,
+        f"sample {sid}: {len(next(iter(cropped.values())))} PSA layers, maps {shapes}",
+        {"sample": sid, "lengths": lengths},
+    )

@@ -55,7 +55,8 @@ def load(ckpt_path: Path, features: Path | None = None, split: str = "test") -> 
         saved = ckpt.features.get("path", "")
         if not saved or not Path(saved).exists():
             raise CheckpointError(
-                ckpt_path, f"its features {saved or '(none recorded)'} are not available; pass --features"
+                ckpt_path,
+                f"its features {saved or '(none recorded)'} are not available; pass --features",
             )
         features = Path(saved)
     store = FeatureStore(features)
@@ -69,7 +70,9 @@ def load(ckpt_path: Path, features: Path | None = None, split: str = "test") -> 
             model.load_state_dict(ckpt.state_dict)
         except RuntimeError as err:
             first = str(err).strip().splitlines()[0]
-            raise CheckpointError(ckpt_path, f"weights do not fit the model config: {first}") from None
+            raise CheckpointError(
+                ckpt_path, f"weights do not fit the model config: {first}"
+            ) from None
         model.eval()
         loaded = Loaded(Path(ckpt_path), ckpt, model, ds, store.name, store.meta.synthetic, split)
     except BaseException:
@@ -105,7 +108,9 @@ def collect(loaded: Loaded, batch_size: int = 64) -> Collected:
 
 
 @torch.no_grad()
-def attention_of(loaded: Loaded, sample: str | None) -> tuple[str, dict[str, list[np.ndarray]], dict[str, int]]:
+def attention_of(
+    loaded: Loaded, sample: str | None
+) -> tuple[str, dict[str, list[np.ndarray]], dict[str, int]]:
     """PSA maps of one sample: ``(id, {modality: [layer maps [1, K, T, T]]}, lengths)``.
 
     ``sample`` is a sample id of the split; ``None`` picks the first sample whose three
@@ -123,7 +128,9 @@ def attention_of(loaded: Loaded, sample: str | None) -> tuple[str, dict[str, lis
         k = ids.index(sample)
     else:
         shown = ", ".join(ids[:5]) + (", ..." if len(ids) > 5 else "")
-        raise VizError(f"no sample {sample!r} in the {loaded.split} split of {loaded.store_name} (ids: {shown})")
+        raise VizError(
+            f"no sample {sample!r} in the {loaded.split} split of {loaded.store_name} (ids: {shown})"
+        )
     item = ds[k]
     batch = collate([item])
     out = loaded.model(batch, return_attention=True)

@@ -24,9 +24,12 @@ def _flatten(record: dict, prefix: str = "") -> dict[str, float]:
         name = f"{prefix}{key}"
         if isinstance(value, dict):
             out.update(_flatten(value, prefix=f"{name}/"))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            if math.isfinite(float(value)):
-                out[name] = float(value)
+        elif (
+            isinstance(value, (int, float))
+            and not isinstance(value, bool)
+            and math.isfinite(float(value))
+        ):
+            out[name] = float(value)
     return out
 
 
@@ -59,7 +62,8 @@ def plot_curves(curves: dict[str, list[tuple[float, float]]], path: Path, title:
     """Losses (left) and other metrics (right) against epoch."""
     skip = {"time", "seconds", "elapsed", "lr", "lr_step", "step"}
     kept = {
-        k: v for k, v in curves.items()
+        k: v
+        for k, v in curves.items()
         if k.split("/")[-1].lower() not in skip and not k.startswith("best/")
     }
     losses = {k: v for k, v in kept.items() if "loss" in k.lower() or k.startswith("train/")}

@@ -93,31 +93,46 @@ def embed(inputs: TsneInput, seed: int = 0, perplexity: float = 30.0) -> np.ndar
     """2-d t-SNE coordinates ``[R, 2]`` of ``inputs.vectors`` (scikit-learn, PCA init).
 
     Perplexity must be below the number of points; it is lowered to ``(R - 1) / 3`` for small
-    sets so that tiny test splits still work.
+    sets so that tiny test splits still work. Deterministic for a given ``seed``.
     """
     from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
 
     rows = inputs.vectors.shape[0]
     perp = float(min(perplexity, max(1.0, (rows - 1) / 3.0)))
     tsne = TSNE(n_components=2, perplexity=perp, init="pca", random_state=seed, max_iter=500)
-    return tsne.fit_transform(inputs.vectors)
+    # one OpenMP thread: at most 6 x 200 points, and on a busy machine spinning OpenMP threads
+    # made a 0.2 s fit take 50 s (measured on the 2-core CI box)
+    with threadpool_limits(limits=1):
+        return tsne.fit_transform(inputs.vectors)
 
 
 def plot_tsne(inputs: TsneInput, coords: np.ndarray, path: Path, title: str = "") -> Path:
     """Scatter the t-SNE coordinates: one colour per (kind, modality) as in the paper's Fig. 5."""
     if coords.shape != (inputs.vectors.shape[0], 2):
-        raise VizError(f"t-SNE coordinates have shape {coords.shape}, expected ({len(inputs.kind)}, 2)")
+        raise VizError(
+            f"t-SNE coordinates have shape {coords.shape}, expected ({len(inputs.kind)}, 2)"
+        )
     fig, axes = new_figure(6.0, 5.0)
     ax = axes[0, 0]
-    for k, colours, marker in (("agnostic", AGNOSTIC_COLOURS, "o"), ("exclusive", EXCLUSIVE_COLOURS, "^")):
+    for k, colours, marker in (
+        ("agnostic", AGNOSTIC_COLOURS, "o"),
+        ("exclusive", EXCLUSIVE_COLOURS, "^"),
+    ):
         for m, short in MODALITY_LABELS.items():
             sel = (inputs.kind == k) & (inputs.modality == m)
             if not sel.any():
                 continue
             sym = "a" if k == "agnostic" else "e"
             ax.scatter(
-                coords[sel, 0], coords[sel, 1], s=14, c=colours[m], marker=marker, alpha=0.8,
-                label=f"$h^{sym}_{short}$ ({k})", edgecolors="none",
+                coords[sel, 0],
+                coords[sel, 1],
+                s=14,
+                c=colours[m],
+                marker=marker,
+                alpha=0.8,
+                label=f"$h^{sym}_{short}$ ({k})",
+                edgecolors="none",
             )
     ax.set_xticks([])
     ax.set_yticks([])
@@ -150,7 +165,12 @@ def tsne_figure(
     plot_tsne(inputs, coords, path, title=title)
     extra = {} if sample_ids is None else {"sample_ids": np.asarray(list(sample_ids))}
     np.savez_compressed(
-        Path(path).with_suffix(".npz"), vectors=inputs.vectors, coords=coords,
-        modality=inputs.modality, kind=inputs.kind, sample=inputs.sample, **extra,
+        Path(path).with_suffix(".npz"),
+        vectors=inputs.vectors,
+        coords=coords,
+        modality=inputs.modality,
+        kind=inputs.kind,
+        sample=inputs.sample,
+        **extra,
     )
     return inputs, coords

@@ -26,11 +26,15 @@ def psi_array(layers: Sequence[np.ndarray], atol: float = 1e-4) -> np.ndarray:
     disagree, or when a row is negative or does not sum to one within ``atol``.
     """
     if len(layers) == 0:
-        raise VizError("the model reports no WAL weights psi (was the weighted attention layer ablated?)")
+        raise VizError(
+            "the model reports no WAL weights psi (was the weighted attention layer ablated?)"
+        )
     arrays = [np.asarray(a, dtype=np.float64) for a in layers]
     shape = arrays[0].shape
     if len(shape) != 2 or shape[1] != len(MODALITY_ORDER):
-        raise VizError(f"psi of layer 1 has shape {shape}; expected [samples, {len(MODALITY_ORDER)}]")
+        raise VizError(
+            f"psi of layer 1 has shape {shape}; expected [samples, {len(MODALITY_ORDER)}]"
+        )
     for i, a in enumerate(arrays):
         if a.shape != shape:
             raise VizError(f"psi of layer {i + 1} has shape {a.shape}; layer 1 has {shape}")
@@ -42,9 +46,7 @@ def psi_array(layers: Sequence[np.ndarray], atol: float = 1e-4) -> np.ndarray:
     return psi
 
 
-def plot_psi(
-    psi: np.ndarray, sample_ids: Sequence[str], path: Path, title: str = ""
-) -> Path:
+def plot_psi(psi: np.ndarray, sample_ids: Sequence[str], path: Path, title: str = "") -> Path:
     """Bar chart of psi: one panel per sample, bars grouped by PSA layer, one colour per modality.
 
     ``psi`` is ``[S, L, 3]`` (as from :func:`psi_array`, already restricted to the samples to show).
@@ -59,8 +61,11 @@ def plot_psi(
         ax = axes[0, s]
         for j, m in enumerate(MODALITY_ORDER):
             bars = ax.bar(
-                x + (j - (n_mod - 1) / 2) * width, psi[s, :, j], width,
-                color=AGNOSTIC_COLOURS[m], label=f"$\\psi_{MODALITY_LABELS[m]}$",
+                x + (j - (n_mod - 1) / 2) * width,
+                psi[s, :, j],
+                width,
+                color=AGNOSTIC_COLOURS[m],
+                label=f"$\\psi_{MODALITY_LABELS[m]}$",
             )
             if n_layers <= 3:
                 ax.bar_label(bars, fmt="%.2f", fontsize=7)

@@ -1,0 +1,216 @@
+"""End to end on synthetic data: train -> mea ablate (killed and resumed) -> tables; mea sweep.
+
+Tiny model and data (d=8, one epoch) so that every training takes a few seconds on one CPU
+thread; the numbers are meaningless, the plumbing is what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mea_cli.ablate.api import ablate, load_run, sweep
+from mea_cli.ablate.errors import AblationError, SweepError
+from mea_cli.data.synth import write_synthetic
+from mea_cli.models.switches import SWITCHES
+from mea_cli.train.trainer import TrainRequest, train_run
+
+TINY = ["d=8", "heads=2", "d_h=8", "psa_layers=2", "hca_layers=1"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Two cores shared by everything: one torch thread is several times faster here."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A two-seed run of the tiny MEA on a small synthetic MOSI-shaped store."""
+    root = tmp_path_factory.mktemp("ablate")
+    store = root / "synth.h5"
+    write_synthetic(store, "mosi", n=30, seed=5, max_seconds=2.0)
+    train_run(
+        TrainRequest(
+            features=store,
+            dataset="mosi",
+            seeds=[1, 2],
+            sets=TINY,
+            epochs=1,
+            name="base",
+            runs_dir=root / "runs",
+            live=False,
+        )
+    )
+    return root
+
+
+def _mea(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mea_cli", *args],
+        cwd=cwd,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _events(run: Path) -> list[dict]:
+    path = run / "ablation" / "events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text().splitlines() if x.endswith("}")]
+
+
+@pytest.mark.slow
+def test_ablate_killed_after_first_row_resumes_without_retraining(trained: Path) -> None:
+    run = trained / "runs" / "base"
+    cmd = [
+        sys.executable,
+        "-m",
+        "mea_cli",
+        "ablate",
+        "--drop",
+        "psa",
+        "--drop",
+        "wal",
+        "--seeds",
+        "2",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=trained,
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    first_row = [run / "ablation" / "psa" / s / "metrics.json" for s in ("1", "2")]
+    deadline = time.monotonic() + 240
+    try:
+        while len([e for e in _events(run) if e["row"] == "psa"]) < 2:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "first row never finished"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the ablation's own process group only
+        proc.wait()
+    assert not (run / "ablation" / "wal" / "2" / "metrics.json").exists()
+    assert not (run / "ablation.md").exists()
+    mtimes = {p: p.stat().st_mtime_ns for p in first_row}
+    before = _events(run)
+    assert [(e["event"], e["row"]) for e in before[:4]] == [
+        ("reused", "full"),
+        ("reused", "full"),
+        ("trained", "psa"),
+        ("trained", "psa"),
+    ]
+
+    done = _mea(
+        ["ablate", "--drop", "psa", "--drop", "wal", "--seeds", "2", "--format", "md"], trained
+    )
+    assert done.returncode == 0, done.stderr
+    after = _events(run)[len(before) :]
+    assert {(e["row"], e["seed"]) for e in after if e["event"] == "cached"} >= {
+        ("psa", 1),
+        ("psa", 2),
+    }
+    assert not [e for e in after if e["event"] == "trained" and e["row"] != "wal"]
+    assert {p: p.stat().st_mtime_ns for p in first_row} == mtimes
+    assert "psa seed 1: already done, not retrained" in done.stderr
+
+    md = (run / "ablation.md").read_text()
+    assert md == done.stdout
+    lines = [x for x in md.splitlines() if x.startswith("| ") and "±" in x]
+    assert [x.split(" | ")[0] for x in lines] == [
+        "| MEA (Full Model)",
+        "| w/o PSA Module",
+        "| w/o Weighted Attention Layer",
+    ]
+    assert all(x.rstrip(" |").endswith("1,2") for x in lines)  # both seeds in every row
+    # the full row is the run's own per-seed metrics
+    own = json.loads((run / "seeds" / "1" / "metrics.json").read_text())["test"]["acc7"]
+    full = json.loads((run / "ablation" / "full" / "1" / "metrics.json").read_text())
+    assert full["test"]["acc7"] == own and full["reused_from"].endswith("seeds/1/metrics.json")
+    # same config as the run except the switch
+    base_cfg = json.loads((run / "config.json").read_text())
+    row_cfg = json.loads((run / "ablation" / "wal" / "2" / "config.json").read_text())
+    diff = {
+        k
+        for k in base_cfg["model_config"]
+        if base_cfg["model_config"][k] != row_cfg["model_config"][k]
+    }
+    assert diff == {"ablations"} and row_cfg["model_config"]["ablations"] == ["wal"]
+    assert row_cfg["train"] == base_cfg["train"] and row_cfg["features"] == base_cfg["features"]
+    assert (trained / "runs" / "latest").resolve() == run.resolve()
+    csv_text = (run / "ablation.csv").read_text()
+    assert (
+        csv_text.splitlines()[0].startswith("key,label,group,seeds,mae_mean")
+        or "acc7_mean" in csv_text
+    )
+    assert "\\begin{tabular}" in (run / "ablation.tex").read_text()
+
+
+def test_errors_are_one_line(trained: Path, tmp_path: Path) -> None:
+    bad = _mea(["ablate", "--drop", "psa", "--drop", "bogus"], trained)
+    assert bad.returncode == 2 and "unknown ablation switch 'bogus'" in bad.stderr
+    assert "mru-fine" in bad.stderr and "Traceback" not in bad.stderr
+    empty = tmp_path / "runs" / "nockpt"
+    empty.mkdir(parents=True)
+    cfg = json.loads((trained / "runs" / "base" / "config.json").read_text())
+    (empty / "config.json").write_text(json.dumps(cfg))
+    res = _mea(["ablate", "--run", str(empty), "--drop", "psa"], tmp_path)
+    assert res.returncode == 2 and "no checkpoint (ckpt.pt)" in res.stderr
+    res = _mea(["sweep", "not_a_field=1,2"], trained)
+    assert (
+        res.returncode == 2
+        and "'not_a_field' is not a field" in res.stderr
+        and "psa_layers" in res.stderr
+    )
+    with pytest.raises(SweepError, match="holds int values"):
+        sweep(trained / "runs", None, ["psa_layers=1.5"])
+    with pytest.raises(AblationError, match="nothing to ablate"):
+        ablate(trained / "runs", None, [])
+
+
+def test_sweep_trains_each_value_table_and_plot(trained: Path) -> None:
+    results = sweep(trained / "runs", "base", ["mu=0,0.5", "psa_layers=1,2"], seeds=1)
+    run = trained / "runs" / "base"
+    assert [r.key for r in results] == ["mu", "psa_layers"]
+    mu = results[0]
+    assert [row.label for row in mu.table.rows] == ["mu = 0", "mu = 0.5"]
+    for value in ("0", "0.5"):
+        cfg = json.loads((run / "sweep" / f"mu={value}" / "1" / "config.json").read_text())
+        assert cfg["model_config"]["mu"] == float(value)
+    png = mu.files["png"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert (run / "sweep-mu.md").read_text().count("±") >= 8
+    layers = json.loads((run / "sweep" / "psa_layers=1" / "1" / "config.json").read_text())
+    assert layers["model_config"]["psa_layers"] == 1
+
+
+@pytest.mark.slow
+def test_drop_all_covers_every_table_v_row(trained: Path) -> None:
+    result = ablate(trained / "runs", "base", ["all"], seeds=1, with_paper=True)
+    keys = [r.key for r in result.table.rows]
+    assert keys == ["full", *SWITCHES]  # Table V order
+    assert all(r.stats["acc7"].n == 1 for r in result.table.rows)
+    md = result.files["md"].read_text()
+    for sw in SWITCHES.values():
+        assert sw.table_row in md
+    assert "| MEA (Full Model) |" in md and "42.5" in md and "84.6" in md  # --paper, MOSI
+    info = load_run(trained / "runs", "base")
+    assert info.seeds == (1, 2)

@@ -1,0 +1,338 @@
+"""One test (or more) per equation of the MEA paper, against hand computations or properties."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from mea_cli import MODALITIES
+from mea_cli.errors import MeaError
+from mea_cli.models import apply_switches, config_for, create_model, list_models
+from mea_cli.models.attention import merge_heads, split_heads
+from mea_cli.models.config import TABLE_I, MEAConfig
+from mea_cli.models.dgf import GraphFusion
+from mea_cli.models.discriminators import DoubleDiscriminator, grad_reverse
+from mea_cli.models.extractor import UnimodalExtractor
+from mea_cli.models.hca import MRU
+from mea_cli.models.hsic import disparity_loss, hsic
+from mea_cli.models.losses import separation_loss, task_loss
+from mea_cli.models.masking import masked_mean, masked_softmax
+from mea_cli.models.psa import PSALayer
+from mea_cli.models.wal import WeightedAttentionLayer
+
+
+def _lengths_mask(lengths: list[int], t: int) -> torch.Tensor:
+    return torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
+
+
+# ---------------------------------------------------------------- masks
+def test_masked_softmax_ignores_padding_and_empty_rows_are_zero() -> None:
+    logits = torch.randn(3, 6, requires_grad=True)
+    mask = _lengths_mask([4, 1, 0], 6)
+    p = masked_softmax(logits, mask)
+    ref = torch.softmax(logits[0, :4], -1)
+    assert torch.allclose(p[0, :4], ref)
+    assert torch.all(p[0, 4:] == 0) and torch.all(p[2] == 0)
+    assert torch.allclose(p[1, 0], torch.tensor(1.0))
+    # changing what sits under the mask changes nothing
+    other = logits.detach().clone()
+    other[~mask] = 1e4
+    assert torch.equal(masked_softmax(other, mask), p.detach())
+    p.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+
+
+def test_masked_mean_over_real_steps() -> None:
+    x = torch.arange(12.0).view(2, 3, 2)
+    m = _lengths_mask([2, 0], 3)
+    out = masked_mean(x, m)
+    assert torch.allclose(out[0], x[0, :2].mean(0))
+    assert torch.all(out[1] == 0)
+
+
+def test_extractor_keeps_zero_length_sequences_at_zero() -> None:
+    ext = UnimodalExtractor(5, 8, 3, 0.0)
+    x = torch.randn(3, 4, 5, requires_grad=True)
+    mask = _lengths_mask([4, 0, 2], 4)
+    z = ext(x, mask)
+    assert z.shape == (3, 4, 8)
+    assert torch.all(z[1] == 0) and torch.all(z[2, 2:] == 0)
+    z.sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+# ---------------------------------------------------------------- PSA (Eq. 2-4)
+def _plain_attention_layer(layer: PSALayer, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Reference: standard multi-head attention with the layer's own weights (Eq. 3-4)."""
+    h = layer.ln(z)
+    heads = layer.qkv.heads
+    q, k, v = (split_heads(f(h), heads) for f in (layer.qkv.q, layer.qkv.k, layer.qkv.v))
+    a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+    out = h + merge_heads(a)
+    out = out + layer.ffn(layer.ln_ffn(out))
+    return out * mask[..., None]
+
+
+def test_mu_zero_equals_plain_attention() -> None:
+    torch.manual_seed(0)
+    layer = PSALayer(8, 2, mu=0.0, predict=True, dropout=0.0, attn_dropout=0.0, ffn_mult=2)
+    z = torch.randn(2, 5, 8)
+    mask = _lengths_mask([5, 3], 5)
+    prev = torch.randn(2, 2, 5, 5) * 3
+    out, _, _ = layer(z, mask, prev)
+    assert torch.allclose(out, _plain_attention_layer(layer, z, mask), atol=1e-5)
+
+
+def test_chain_first_layer_has_no_prediction_later_layers_do() -> None:
+    cfg = config_for("mea", "mosi", input_dims={"text": 4, "vision": 3, "audio": 2}, d=8, heads=2, psa_layers=3)
+    model = create_model("mea", cfg)
+    for m in MODALITIES:
+        assert model.psa[0][m].chain is None
+        assert all(isinstance(model.psa[i][m].chain, torch.nn.Conv2d) for i in (1, 2))
+        assert model.psa[1][m].chain.in_channels == cfg.heads == model.psa[1][m].chain.out_channels
+        assert model.psa[1][m].chain.kernel_size == (3, 3)
+    torch.manual_seed(1)
+    z = torch.randn(2, 5, 8)
+    mask = _lengths_mask([5, 4], 5)
+    p1, p2 = torch.randn(2, 2, 5, 5), torch.randn(2, 2, 5, 5)
+    first, later = model.psa[0]["text"].eval(), model.psa[1]["text"].eval()
+    # the first layer ignores any previous map; a later layer's output depends on it
+    assert torch.equal(first(z, mask, p1)[0], first(z, mask, p2)[0])
+    assert not torch.allclose(later(z, mask, p1)[0], later(z, mask, p2)[0])
+
+
+def test_chain_passes_pre_softmax_logits_zeroed_at_padding() -> None:
+    torch.manual_seed(2)
+    layer = PSALayer(8, 2, mu=0.5, predict=True, dropout=0.0, attn_dropout=0.0, ffn_mult=2)
+    z = torch.randn(2, 6, 8)
+    mask = _lengths_mask([6, 3], 6)
+    prev = torch.randn(2, 2, 6, 6)
+    _, logits, attn = layer(z, mask, prev)
+    assert torch.all(logits[1, :, 3:, :] == 0) and torch.all(logits[1, :, :, 3:] == 0)
+    # the attention is the masked softmax of the handed-on logits (they are pre-softmax)
+    pairs = mask[:, None, :, None] & mask[:, None, None, :]
+    assert torch.allclose(attn, masked_softmax(logits, pairs))
+    # Eq. 2 with logit mixing, by hand for the full-length sample
+    h = layer.ln(z)
+    q, k = split_heads(layer.qkv.q(h), 2), split_heads(layer.qkv.k(h), 2)
+    cur = q @ k.transpose(-1, -2) / (4**0.5)
+    expect = 0.5 * F.gelu(layer.chain(prev)) + 0.5 * cur
+    assert torch.allclose(logits[0], expect[0], atol=1e-5)
+
+
+# ---------------------------------------------------------------- WAL (Eq. 5-6)
+@pytest.mark.parametrize("literal", [False, True])
+def test_psi_sums_to_one_and_empty_modality_gets_none(literal: bool) -> None:
+    torch.manual_seed(3)
+    wal = WeightedAttentionLayer(MODALITIES, 4, literal=literal, max_len=6)
+    zs = {m: torch.randn(3, 5, 4) for m in MODALITIES}
+    masks = {m: _lengths_mask([5, 2, 3], 5) for m in MODALITIES}
+    masks["vision"] = _lengths_mask([5, 0, 3], 5)
+    zs = {m: zs[m] * masks[m][..., None] for m in MODALITIES}
+    out, psi = wal(zs, masks)
+    assert psi.shape == (3, 3)
+    assert torch.allclose(psi.sum(-1), torch.ones(3))
+    assert psi[1, 1] == 0
+    assert torch.allclose(out["text"], zs["text"] * psi[:, 0, None, None])
+
+
+def test_wal_default_is_masked_mean_of_step_scores() -> None:
+    torch.manual_seed(4)
+    wal = WeightedAttentionLayer(("text",), 4)
+    z = torch.randn(1, 5, 4)
+    mask = _lengths_mask([3], 5)
+    gamma = wal.score("text", z, mask)
+    by_hand = (wal.P["text"](torch.tanh(wal.W["text"](z[0, :3])))).mean()
+    assert torch.allclose(gamma[0], by_hand)
+
+
+def test_wal_literal_has_full_matrix_and_rejects_long_sequences() -> None:
+    wal = WeightedAttentionLayer(MODALITIES, 4, literal=True, max_len=6)
+    assert wal.W["audio"].weight.shape == (24, 24)
+    z = {m: torch.zeros(1, 7, 4) for m in MODALITIES}
+    masks = {m: torch.ones(1, 7, dtype=torch.bool) for m in MODALITIES}
+    with pytest.raises(MeaError, match="wal_max_len=6"):
+        wal(z, masks)
+
+
+# ---------------------------------------------------------------- MRU (Eq. 7-9)
+def test_mru_ignores_padded_source_steps() -> None:
+    torch.manual_seed(5)
+    mru = MRU(8, 2, 0.0, 0.0, 2).eval()
+    src = torch.randn(2, 6, 8)
+    tgt = torch.randn(2, 4, 8)
+    sm, tm = _lengths_mask([6, 2], 6), _lengths_mask([4, 4], 4)
+    a, attn = mru(src, sm, tgt, tm)
+    src2 = src.clone()
+    src2[1, 2:] = 100.0
+    b, _ = mru(src2, sm, tgt, tm)
+    assert torch.allclose(a, b)
+    assert torch.allclose(attn.sum(-1), torch.ones(2, 2, 4))
+
+
+# ---------------------------------------------------------------- HSIC (Eq. 13-14)
+def _hsic_numpy(x: np.ndarray, y: np.ndarray) -> float:
+    n = x.shape[0]
+    u = np.eye(n) - np.ones((n, n)) / n
+    return float(np.trace(u @ (x @ x.T) @ u @ (y @ y.T)) / (n - 1) ** 2)
+
+
+def test_hsic_matches_numpy_trace_form() -> None:
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(17, 5)), rng.normal(size=(17, 3))
+    got = hsic(torch.from_numpy(x), torch.from_numpy(y))
+    assert got.item() == pytest.approx(_hsic_numpy(x, y), rel=1e-9)
+
+
+def test_hsic_near_zero_when_independent_positive_when_dependent() -> None:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 4, generator=g)
+    independent = hsic(x, torch.randn(4000, 4, generator=g))
+    dependent = hsic(x, x @ torch.randn(4, 4, generator=g))
+    assert independent < 0.02
+    assert dependent > 1.0
+    assert hsic(x[:1], x[:1]) == 0
+
+
+def test_disparity_is_the_mean_over_modalities() -> None:
+    g = torch.Generator().manual_seed(1)
+    he = {m: torch.randn(9, 3, generator=g) for m in MODALITIES}
+    ha = {m: torch.randn(9, 3, generator=g) for m in MODALITIES}
+    expect = sum(hsic(he[m], ha[m]) for m in MODALITIES) / 3
+    assert torch.allclose(disparity_loss(he, ha), expect)
+
+
+def test_separation_loss_zero_for_orthogonal_positive_for_equal() -> None:
+    # soft orthogonality of the batch matrices: E^T A = sum_i e_i a_i^T vanishes when the
+    # exclusive and agnostic features vary in uncorrelated patterns over the batch
+    e = torch.tensor([[1.0, 0, 0, 0], [-1.0, 0, 0, 0], [1.0, 0, 0, 0], [-1.0, 0, 0, 0]])
+    a = torch.tensor([[0, 0, 1.0, 0], [0, 0, 1.0, 0], [0, 0, -1.0, 0], [0, 0, -1.0, 0]])
+    assert separation_loss({"text": e}, {"text": a}) == 0
+    assert separation_loss({"text": e}, {"text": e}) > 0
+
+
+# ---------------------------------------------------------------- discriminators (Eq. 15-16)
+def test_grad_reverse_flips_the_gradient() -> None:
+    x = torch.randn(4, requires_grad=True)
+    (grad_reverse(x, 0.5) * torch.arange(4.0)).sum().backward()
+    assert torch.allclose(x.grad, -0.5 * torch.arange(4.0))
+
+
+def test_reversal_only_for_agnostic_features() -> None:
+    torch.manual_seed(6)
+    disc = DoubleDiscriminator(MODALITIES, 6, 0.0, importance=True)
+    he = {m: torch.randn(5, 6, requires_grad=True) for m in MODALITIES}
+    ha = {m: torch.randn(5, 6, requires_grad=True) for m in MODALITIES}
+    losses = disc(he, ha)
+    (losses["agn"] + losses["exc"]).backward()
+    omega = disc.omega(ha)
+    for i, m in enumerate(MODALITIES):
+        # the same expressions without any reversal
+        he_ref = he[m].detach().requires_grad_()
+        ha_ref = ha[m].detach().requires_grad_()
+        target = torch.full((5,), i)
+        F.cross_entropy(disc.modality(he_ref), target).backward()
+        logp = F.log_softmax(disc.modality(ha_ref), -1)[:, i]
+        (-(omega[m] * logp).mean()).backward()
+        assert torch.allclose(he[m].grad, he_ref.grad, atol=1e-6)  # exclusive: unchanged
+        assert torch.allclose(ha[m].grad, -ha_ref.grad, atol=1e-6)  # agnostic: flipped
+        assert ha[m].grad.abs().sum() > 0
+
+
+def test_omega_is_one_minus_importance_and_detached() -> None:
+    torch.manual_seed(7)
+    disc = DoubleDiscriminator(MODALITIES, 4, 0.0, importance=True)
+    ha = {m: torch.randn(3, 4, requires_grad=True) for m in MODALITIES}
+    om = disc.omega(ha)
+    p = torch.softmax(disc.importance(ha["vision"]), -1)[:, 1]
+    assert torch.allclose(om["vision"], 1 - p)
+    assert not om["vision"].requires_grad
+    losses = disc(None, ha)
+    assert set(losses) == {"agn", "imp"}
+    # L_imp trains D_i only: no gradient reaches the agnostic features through it
+    losses["imp"].backward()
+    assert all(ha[m].grad is None for m in MODALITIES)
+    assert disc.importance.weight.grad is not None
+
+
+# ---------------------------------------------------------------- DGF (Eq. 17-19)
+def test_dgf_xi_sums_to_one_over_neighbours_and_matches_eq19() -> None:
+    torch.manual_seed(8)
+    g = GraphFusion(5)
+    nodes = torch.randn(2, 3, 5)
+    h, xi = g(nodes)
+    assert torch.allclose(xi.sum(-1), torch.ones(2, 3))
+    assert torch.all(xi.diagonal(dim1=1, dim2=2) == 0)  # neighbours are the other modalities
+    p = g.W(nodes[0])
+    by_hand = torch.zeros(5)
+    for i in range(3):
+        nbr = [j for j in range(3) if j != i]
+        delta = torch.stack([g.Q(torch.cat([p[i], p[j]])).squeeze() for j in nbr])
+        w = torch.softmax(F.gelu(delta), 0)
+        by_hand += torch.sigmoid(sum(w[k] * p[j] for k, j in enumerate(nbr)))
+    assert torch.allclose(h[0], by_hand, atol=1e-6)
+    _, xi_self = GraphFusion(5, self_loops=True)(nodes)
+    assert torch.allclose(xi_self.sum(-1), torch.ones(2, 3)) and torch.all(xi_self > 0)
+
+
+# ---------------------------------------------------------------- task losses (Eq. 20)
+def test_task_losses_mse_l1_and_per_emotion_cross_entropy() -> None:
+    pred = torch.tensor([[1.0], [2.0], [0.0]])
+    y = torch.tensor([[0.0], [float("nan")], [2.0]])
+    assert task_loss(pred, y, "regression", "mse").item() == pytest.approx((1 + 4) / 2)
+    assert task_loss(pred, y, "regression", "l1").item() == pytest.approx(1.5)
+    logits = torch.randn(2, 4, 2)
+    labels = torch.tensor([[1.0, 0, 0, 0], [0, 0, 1, 0]])
+    expect = F.cross_entropy(logits.reshape(-1, 2), labels.reshape(-1).long())
+    assert torch.allclose(task_loss(logits, labels, "binary-multilabel"), expect)
+
+
+# ---------------------------------------------------------------- config and registry
+def test_presets_reproduce_table_i() -> None:
+    mosei = config_for("mea", "mosei")
+    assert (mosei.batch_size, mosei.epochs, mosei.lr, mosei.heads) == (64, 100, 2e-3, 10)
+    assert (mosei.mu, mosei.alpha, mosei.beta) == (0.15, 3e-2, 5e-2)
+    iemocap = config_for("mea", "iemocap")
+    assert iemocap.kernel == {"text": 3, "vision": 3, "audio": 5}
+    assert (iemocap.task, iemocap.num_labels) == ("binary-multilabel", 4)
+    for name in TABLE_I:
+        cfg = config_for("mea", name)
+        assert (cfg.d, cfg.d_h, cfg.psa_layers, cfg.hca_layers) == (40, 64, 3, 2)
+
+
+def test_config_round_trips_through_json_and_overrides_parse_strings() -> None:
+    cfg = config_for("mea", "mosi", mu="0.4", kernel_sizes="3/5/3", wal_literal="true", ablations="psa,wal")
+    assert cfg.mu == 0.4 and cfg.kernel_sizes == (3, 5, 3) and cfg.wal_literal is True
+    assert cfg.ablations == ("psa", "wal")
+    back = MEAConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg
+    assert apply_switches(cfg, ["hca"]).ablations == ("psa", "wal", "hca")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"bogus": 1}, "valid fields: dataset"),
+        ({"heads": "3"}, "divisible by heads=3"),
+        ({"mu": "1.5"}, "mu must lie in"),
+        ({"mu": "abc"}, "cannot read mu"),
+        ({"kernel_sizes": "3/4/3"}, "odd"),
+        ({"ablations": "nope"}, "valid switches: dis"),
+        ({"ablations": "dgf,add"}, "cannot be combined"),
+    ],
+)
+def test_bad_overrides_are_user_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(MeaError, match=message):
+        config_for("mea", "mosi", **kwargs)
+
+
+def test_registry_lists_mea_and_rejects_unknown_names() -> None:
+    assert "mea" in list_models()
+    with pytest.raises(MeaError, match="valid models: .*mea"):
+        create_model("nope", {})
+    with pytest.raises(MeaError, match="valid: mosi, mosei, iemocap"):
+        config_for("mea", "cmu")
