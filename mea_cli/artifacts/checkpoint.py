@@ -28,6 +28,7 @@ import math
 import os
 import pickle
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ from mea_cli.artifacts.features import FeatureStore, ModalitySchema
 from mea_cli.errors import MeaError
 
 FORMAT = "mea-checkpoint"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp's 0600 is too private
 VERSION = 1
 
 
@@ -140,6 +144,7 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -160,7 +165,9 @@ def safe_load(path: str | os.PathLike[str], what: str = "checkpoint") -> dict[st
     if p.is_dir():
         raise CheckpointError(p, f"is a directory, not a {what} file")
     try:
-        raw = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickle protocols; we report
+            warnings.simplefilter("ignore")
+            raw = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(

@@ -29,6 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mea_cli.artifacts.checkpoint import FILE_MODE
 from mea_cli.errors import MeaError
 
 LATEST = "latest"
@@ -60,6 +61,7 @@ def write_json(path: Path, obj: Any) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(jsonable(obj), f, indent=2, allow_nan=False)
             f.write("\n")
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,126 @@
+"""The checkpoint artifact: typed round trip, safe loading, schema check, corrupt files."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mea_cli.artifacts.checkpoint import (
+    FORMAT,
+    Checkpoint,
+    CheckpointError,
+    check_schema,
+    load_checkpoint,
+    save_checkpoint,
+    schema_to_dict,
+)
+from mea_cli.artifacts.features import (
+    ExtractorInfo,
+    FeatureStore,
+    FeatureStoreWriter,
+    ModalitySchema,
+    Sample,
+)
+
+
+def _store(path: Path, vision_dim: int = 4, task: str = "regression") -> Path:
+    schemas = [
+        ModalitySchema("text", tuple(f"t{i}" for i in range(3)), ExtractorInfo("glove")),
+        ModalitySchema("vision", tuple(f"v{i}" for i in range(vision_dim)), ExtractorInfo("face")),
+        ModalitySchema("audio", tuple(f"a{i}" for i in range(2)), ExtractorInfo("smile"), 100.0),
+    ]
+    labels = ["sentiment"] if task == "regression" else ["happy", "sad"]
+    with FeatureStoreWriter(path, schemas, dataset="tiny", task=task, label_names=labels) as w:
+        for i in range(3):
+            w.add(
+                Sample(
+                    id=f"s{i}",
+                    features={s.name: np.ones((2, s.dim), np.float32) for s in schemas},
+                    split="train",
+                    label=np.zeros(len(labels), np.float32),
+                )
+            )
+    return path
+
+
+def _ckpt(store: FeatureStore) -> Checkpoint:
+    net = torch.nn.Linear(3, 1)
+    return Checkpoint(
+        model="mea",
+        model_config={"d": 40, "kernel_sizes": [3, 3, 5], "ablations": []},
+        dataset="mosi",
+        task=store.meta.task,
+        label_names=list(store.meta.label_names),
+        schema=schema_to_dict(store.modalities),
+        norm={"split": "train", "modalities": {}},
+        state_dict=net.state_dict(),
+        train_config={"lr": 1e-3, "train_label_mean": [0.25]},
+        seed=7,
+        epoch=3,
+        valid_metrics={"mae": 0.9, "corr": None},
+        features={"path": str(store.name), "sha256": "0" * 64},
+    )
+
+
+def test_round_trip_loads_with_weights_only(tmp_path: Path) -> None:
+    with FeatureStore(_store(tmp_path / "a.h5")) as store:
+        ck = _ckpt(store)
+        path = save_checkpoint(ck, tmp_path / "ckpt.pt")
+        raw = torch.load(path, weights_only=True)  # no pickled classes inside
+        assert raw["format"] == FORMAT and raw["schema"]["audio"]["nominal_rate_hz"] == 100.0
+        assert raw["schema"]["text"]["nominal_rate_hz"] is None
+        back = load_checkpoint(path)
+        assert back.seed == 7 and back.epoch == 3 and back.model_config["kernel_sizes"] == [3, 3, 5]
+        assert torch.equal(back.state_dict["weight"], ck.state_dict["weight"])
+        check_schema(back, store, path)  # same store: no error
+    assert not list(tmp_path.glob(".*tmp")), "temporary file left behind"
+
+
+def test_schema_mismatch_names_modality_expected_and_found(tmp_path: Path) -> None:
+    with FeatureStore(_store(tmp_path / "a.h5")) as store:
+        ck = _ckpt(store)
+    with (
+        FeatureStore(_store(tmp_path / "b.h5", vision_dim=6)) as other,
+        pytest.raises(CheckpointError, match=r"vision with 4 features, but .*b\.h5 has 6"),
+    ):
+        check_schema(ck, other, "ckpt.pt")
+    with (
+        FeatureStore(_store(tmp_path / "c.h5", task="binary-multilabel")) as other,
+        pytest.raises(CheckpointError, match="task 'regression'"),
+    ):
+        check_schema(ck, other, "ckpt.pt")
+
+
+def test_corrupt_and_foreign_files_give_one_clear_error(tmp_path: Path) -> None:
+    with FeatureStore(_store(tmp_path / "a.h5")) as store:
+        good = save_checkpoint(_ckpt(store), tmp_path / "ckpt.pt")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="cut.pt: not a readable checkpoint"):
+        load_checkpoint(cut)
+    text = tmp_path / "notes.pt"
+    text.write_text("hello\n")
+    with pytest.raises(CheckpointError, match="notes.pt: not a"):
+        load_checkpoint(text)
+    with pytest.raises(CheckpointError, match="no such file"):
+        load_checkpoint(tmp_path / "missing.pt")
+    pickled = tmp_path / "pickled.pt"
+    torch.save({"format": FORMAT, "evil": Path("x")}, pickled)  # a class a safe load refuses
+    with pytest.raises(CheckpointError, match="pickled.pt"):
+        load_checkpoint(pickled)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something-else"}, other)
+    with pytest.raises(CheckpointError, match="format is 'something-else'"):
+        load_checkpoint(other)
+    partial = tmp_path / "partial.pt"
+    torch.save({"format": FORMAT, "version": 1, "model": "mea"}, partial)
+    with pytest.raises(CheckpointError, match="missing entries: model_config"):
+        load_checkpoint(partial)
+    plain = tmp_path / "plain.pkl"
+    plain.write_bytes(pickle.dumps([1, 2, 3]))
+    with pytest.raises(CheckpointError, match="plain.pkl"):
+        load_checkpoint(plain)
