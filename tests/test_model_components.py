@@ -25,6 +25,16 @@ from mea_cli.models.psa import PSALayer
 from mea_cli.models.wal import WeightedAttentionLayer
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is faster, and immune to a busy 2-core machine
+    (OpenMP threads spinning against other processes made a step 100x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _lengths_mask(lengths: list[int], t: int) -> torch.Tensor:
     return torch.arange(t)[None, :] < torch.tensor(lengths)[:, None]
 
@@ -88,7 +98,9 @@ def test_mu_zero_equals_plain_attention() -> None:
 
 
 def test_chain_first_layer_has_no_prediction_later_layers_do() -> None:
-    cfg = config_for("mea", "mosi", input_dims={"text": 4, "vision": 3, "audio": 2}, d=8, heads=2, psa_layers=3)
+    cfg = config_for(
+        "mea", "mosi", input_dims={"text": 4, "vision": 3, "audio": 2}, d=8, heads=2, psa_layers=3
+    )
     model = create_model("mea", cfg)
     for m in MODALITIES:
         assert model.psa[0][m].chain is None
@@ -305,7 +317,9 @@ def test_presets_reproduce_table_i() -> None:
 
 
 def test_config_round_trips_through_json_and_overrides_parse_strings() -> None:
-    cfg = config_for("mea", "mosi", mu="0.4", kernel_sizes="3/5/3", wal_literal="true", ablations="psa,wal")
+    cfg = config_for(
+        "mea", "mosi", mu="0.4", kernel_sizes="3/5/3", wal_literal="true", ablations="psa,wal"
+    )
     assert cfg.mu == 0.4 and cfg.kernel_sizes == (3, 5, 3) and cfg.wal_literal is True
     assert cfg.ablations == ("psa", "wal")
     back = MEAConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))

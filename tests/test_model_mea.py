@@ -22,6 +22,16 @@ SMALL = dict(d=16, heads=2, d_h=12, psa_layers=2, hca_layers=1)
 LENGTHS = {"text": [3, 0, 5, 1], "vision": [8, 4, 0, 2], "audio": [6, 6, 1, 0]}
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread is faster, and immune to a busy 2-core machine
+    (OpenMP threads spinning against other processes made a step 100x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _model(**overrides: object) -> torch.nn.Module:
     torch.manual_seed(0)
     return create_model("mea", config_for("mea", "mosi", input_dims=DIMS, **{**SMALL, **overrides}))
@@ -168,26 +178,31 @@ def test_rebuilt_from_config_dict_gives_the_same_outputs() -> None:
 def test_batch_that_does_not_fit_is_a_user_error() -> None:
     model = _model()
     batch = pad_batch(random_sequences({**DIMS, "vision": 9}, LENGTHS), None)
-    with pytest.raises(MeaError, match="vision has 9 features per step but the model was built for 5"):
+    with pytest.raises(
+        MeaError, match="vision has 9 features per step but the model was built for 5"
+    ):
         model(batch)
 
 
-@pytest.mark.slow
 def test_overfits_32_synthetic_samples(tmp_path: Path) -> None:
     """The full model (every component on, small width) fits 32 samples: task loss -> ~0."""
     from mea_cli.data.synth import write_synthetic
 
     path = tmp_path / "m32.h5"
     write_synthetic(path, "mosi", n=32, seed=1, max_seconds=2.0)
-    batch, dims, _, _ = store_batch(path, 32)
+    batch, dims, _, _ = store_batch(path, 32, crop=24)
     torch.manual_seed(0)
-    cfg = config_for("mea", "mosi", input_dims=dims, dropout=0.0, attn_dropout=0.0, **{**SMALL, "d_h": 16})
+    cfg = config_for(
+        "mea", "mosi", input_dims=dims, dropout=0.0, attn_dropout=0.0, **{**SMALL, "d_h": 16}
+    )
     assert cfg.ablations == ()
     model = create_model("mea", cfg)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     start = time.perf_counter()
     first = None
-    for step in range(120):
+    steps = 0
+    for _ in range(120):
+        steps += 1
         out = model(batch)
         opt.zero_grad()
         out.loss.backward()
@@ -198,9 +213,9 @@ def test_overfits_32_synthetic_samples(tmp_path: Path) -> None:
         if task < 0.02:
             break
     seconds = time.perf_counter() - start
-    print(f"overfit: task MSE {first:.3f} -> {task:.4f} in {step + 1} steps, {seconds:.1f} s CPU")
+    print(f"overfit: task MSE {first:.3f} -> {task:.4f} in {steps} steps, {seconds:.1f} s CPU")
     assert first > 1.0
-    assert task < 0.02, f"task loss still {task:.4f} after {step + 1} steps"
+    assert task < 0.02, f"task loss still {task:.4f} after {steps} steps"
 
 
 def test_cli_info_prints_the_model_size(tmp_path: Path, synth_mosi: Path) -> None:
@@ -214,7 +229,10 @@ def test_cli_info_prints_the_model_size(tmp_path: Path, synth_mosi: Path) -> Non
     text = runner.invoke(app, ["info", "--model", "mea", "--dataset", "mosi"])
     assert text.exit_code == 0 and f"{expect:,}" in text.output
     assert "PSA layers" in text.output
-    from_store = runner.invoke(app, ["info", "--model", "mea", "--dataset", "mosi", "--features", str(synth_mosi), "--json"])
+    from_store = runner.invoke(
+        app,
+        ["info", "--model", "mea", "--dataset", "mosi", "--features", str(synth_mosi), "--json"],
+    )
     assert from_store.exit_code == 0, from_store.output
     neither = runner.invoke(app, ["info"])
     both = runner.invoke(app, ["info", str(synth_mosi), "--model", "mea"])

@@ -38,9 +38,36 @@ PAPER_INPUT_DIMS: dict[str, int] = {"text": 300, "vision": 35, "audio": 74}
 TASKS: tuple[str, ...] = ("regression", "binary-multilabel")
 
 TABLE_I: dict[str, dict[str, Any]] = {
-    "mosi": dict(batch_size=32, epochs=60, lr=1e-3, heads=8, kernel_sizes=(3, 3, 3), mu=0.25, alpha=2e-2, beta=3e-2),
-    "mosei": dict(batch_size=64, epochs=100, lr=2e-3, heads=10, kernel_sizes=(3, 3, 3), mu=0.15, alpha=3e-2, beta=5e-2),
-    "iemocap": dict(batch_size=32, epochs=60, lr=1e-3, heads=8, kernel_sizes=(3, 3, 5), mu=0.2, alpha=1e-2, beta=2e-2),
+    "mosi": dict(
+        batch_size=32,
+        epochs=60,
+        lr=1e-3,
+        heads=8,
+        kernel_sizes=(3, 3, 3),
+        mu=0.25,
+        alpha=2e-2,
+        beta=3e-2,
+    ),
+    "mosei": dict(
+        batch_size=64,
+        epochs=100,
+        lr=2e-3,
+        heads=10,
+        kernel_sizes=(3, 3, 3),
+        mu=0.15,
+        alpha=3e-2,
+        beta=5e-2,
+    ),
+    "iemocap": dict(
+        batch_size=32,
+        epochs=60,
+        lr=1e-3,
+        heads=8,
+        kernel_sizes=(3, 3, 5),
+        mu=0.2,
+        alpha=1e-2,
+        beta=2e-2,
+    ),
 }
 """Per-dataset rows of Table I (``d = 40`` and ``d_h = 64`` are common to all three)."""
 
@@ -95,15 +122,23 @@ class MEAConfig:
         if self.task not in TASKS:
             problems.append(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
         if self.task == "regression" and self.num_labels != 1:
-            problems.append(f"a regression model predicts one value, not num_labels={self.num_labels}")
+            problems.append(
+                f"a regression model predicts one value, not num_labels={self.num_labels}"
+            )
         if self.num_labels < 1:
             problems.append("num_labels must be at least 1")
         if sorted(self.input_dims) != sorted(MODALITIES):
-            problems.append(f"input_dims must name {', '.join(MODALITIES)}, got {', '.join(self.input_dims) or 'none'}")
+            problems.append(
+                f"input_dims must name {', '.join(MODALITIES)}, got {', '.join(self.input_dims) or 'none'}"
+            )
         if any(v < 1 for v in self.input_dims.values()):
             problems.append("every input dimension must be at least 1")
-        if len(self.kernel_sizes) != len(MODALITIES) or any(k < 1 or k % 2 == 0 for k in self.kernel_sizes):
-            problems.append(f"kernel_sizes must be three odd positive sizes (L/V/A), not {self.kernel_sizes}")
+        if len(self.kernel_sizes) != len(MODALITIES) or any(
+            k < 1 or k % 2 == 0 for k in self.kernel_sizes
+        ):
+            problems.append(
+                f"kernel_sizes must be three odd positive sizes (L/V/A), not {self.kernel_sizes}"
+            )
         if self.d < 2 or self.d % 2:
             problems.append(f"d must be even (two LSTM directions of d/2), not {self.d}")
         if self.heads < 1 or self.d % self.heads:
@@ -111,13 +146,17 @@ class MEAConfig:
         if not 0.0 <= self.mu <= 1.0:
             problems.append(f"mu must lie in [0, 1], not {self.mu}")
         if self.psa_layers < 1 or self.hca_layers < 1:
-            problems.append("psa_layers and hca_layers must be at least 1 (use the psa / hca switches to remove them)")
+            problems.append(
+                "psa_layers and hca_layers must be at least 1 (use the psa / hca switches to remove them)"
+            )
         if self.d_h < 1 or self.ffn_mult < 1 or self.wal_max_len < 1:
             problems.append("d_h, ffn_mult and wal_max_len must be positive")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):
             problems.append("dropout and attn_dropout must lie in [0, 1)")
         if self.task_loss not in TASK_LOSSES:
-            problems.append(f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}")
+            problems.append(
+                f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}"
+            )
         if problems:
             raise ConfigError("invalid MEA configuration: " + "; ".join(problems))
 

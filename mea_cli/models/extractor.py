@@ -30,7 +30,9 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from mea_cli.models.masking import apply_mask
 
 
-def sinusoidal_positions(length: int, d: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def sinusoidal_positions(
+    length: int, d: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     """The Transformer's fixed positional embedding ``[length, d]`` (sin on even, cos on odd)."""
     pos = torch.arange(length, device=device, dtype=torch.float32).unsqueeze(1)
     idx = torch.arange(0, d, 2, device=device, dtype=torch.float32)

@@ -22,7 +22,9 @@ from torch.nn import functional as F
 TASK_LOSSES: tuple[str, ...] = ("mse", "l1")
 
 
-def task_loss(pred: torch.Tensor, labels: torch.Tensor, task: str, kind: str = "mse") -> torch.Tensor:
+def task_loss(
+    pred: torch.Tensor, labels: torch.Tensor, task: str, kind: str = "mse"
+) -> torch.Tensor:
     """Regression: ``pred [B, 1]`` vs ``labels [B, 1]``; classification: ``pred [B, K, 2]``."""
     labels = labels.to(pred.dtype)
     valid = ~torch.isnan(labels)

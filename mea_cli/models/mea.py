@@ -110,9 +110,7 @@ class MEA(nn.Module):
         )
         self.agnostic = AgnosticEncoder(d, cfg.d_h, cfg.dropout) if p.agnostic else None
         self.discriminators = (
-            DoubleDiscriminator(
-                self.modalities, cfg.d_h, cfg.dropout, p.importance, cfg.grl_lambda
-            )
+            DoubleDiscriminator(self.modalities, cfg.d_h, cfg.dropout, p.importance, cfg.grl_lambda)
             if p.adversarial
             else None
         )
@@ -153,7 +151,9 @@ class MEA(nn.Module):
     def _check(self, batch: Batch) -> None:
         missing = [m for m in self.modalities if m not in batch.inputs or m not in batch.masks]
         if missing:
-            raise BatchShapeError(f"the batch lacks modality {', '.join(missing)}; MEA needs {', '.join(self.modalities)}")
+            raise BatchShapeError(
+                f"the batch lacks modality {', '.join(missing)}; MEA needs {', '.join(self.modalities)}"
+            )
         for m in self.modalities:
             dim = batch.inputs[m].shape[-1]
             if dim != self.cfg.input_dims[m]:
@@ -201,7 +201,9 @@ class MEA(nn.Module):
         out = ModelOutput(pred=pred, reps=reps, psi=psi, xi=xi, attention=attention)
         if batch.labels is None:
             return out
-        terms: dict[str, torch.Tensor] = {"task": task_loss(pred, batch.labels, cfg.task, cfg.task_loss)}
+        terms: dict[str, torch.Tensor] = {
+            "task": task_loss(pred, batch.labels, cfg.task, cfg.task_loss)
+        }
         total = terms["task"]
         h_e, h_a = reps.get("exclusive"), reps.get("agnostic")
         if p.disparity == "hsic":

@@ -67,7 +67,9 @@ def entry(name: str) -> ModelEntry:
     """The registry entry for ``name`` (MeaError listing the valid names)."""
     _load_builtin()
     if name not in _REGISTRY:
-        raise UnknownModelError(f"unknown model {name!r}; valid models: {', '.join(sorted(_REGISTRY))}")
+        raise UnknownModelError(
+            f"unknown model {name!r}; valid models: {', '.join(sorted(_REGISTRY))}"
+        )
     return _REGISTRY[name]
 
 

@@ -27,18 +27,44 @@ class Switch:
 _ROWS = (
     Switch("dis", "w/o Disparity Constraint L_dis", "drop the HSIC term alpha*L_dis (Eq. 14)"),
     Switch("sep", "w/ Separation Constraint L_sep", "replace L_dis by MFSA's orthogonality L_sep"),
-    Switch("adv", "w/o Adversarial Constraints L_agn + L_exc", "remove both discriminators and L_agn, L_exc"),
-    Switch("omega", "w/o Degree omega_m^a", "remove the importance discriminator D_i; omega = 1 in L_agn"),
-    Switch("exclusive", "w/o Modality-Exclusive", "remove the PSA branch and exclusive encoders; fuse h^a only"),
-    Switch("agnostic", "w/o Modality-Agnostic", "remove the HCA branch and agnostic encoder; fuse h^e only"),
+    Switch(
+        "adv",
+        "w/o Adversarial Constraints L_agn + L_exc",
+        "remove both discriminators and L_agn, L_exc",
+    ),
+    Switch(
+        "omega",
+        "w/o Degree omega_m^a",
+        "remove the importance discriminator D_i; omega = 1 in L_agn",
+    ),
+    Switch(
+        "exclusive",
+        "w/o Modality-Exclusive",
+        "remove the PSA branch and exclusive encoders; fuse h^a only",
+    ),
+    Switch(
+        "agnostic",
+        "w/o Modality-Agnostic",
+        "remove the HCA branch and agnostic encoder; fuse h^e only",
+    ),
     Switch("psa", "w/o PSA Module", "remove the PSA layers (and their WALs); Z^e = Z"),
-    Switch("chain", "w/o Prediction Chain", "remove the Conv2d attention prediction; plain self-attention"),
+    Switch(
+        "chain",
+        "w/o Prediction Chain",
+        "remove the Conv2d attention prediction; plain self-attention",
+    ),
     Switch("wal", "w/o Weighted Attention Layer", "remove the WAL after each PSA layer"),
     Switch("hca", "w/o HCA Module", "remove the HCA layers; Z^a = Z"),
-    Switch("mru-mixed", "w/o MRU (Mixed-grained)", "remove the mixed-grained MRU of every HCA layer"),
-    Switch("mru-coarse", "w/o MRU (Coarse-grained)", "remove the coarse-grained MRU of every HCA layer"),
+    Switch(
+        "mru-mixed", "w/o MRU (Mixed-grained)", "remove the mixed-grained MRU of every HCA layer"
+    ),
+    Switch(
+        "mru-coarse", "w/o MRU (Coarse-grained)", "remove the coarse-grained MRU of every HCA layer"
+    ),
     Switch("mru-fine", "w/o MRU (Fine-grained)", "remove the fine-grained MRUs of every HCA layer"),
-    Switch("dgf", "w/o Decoupled Graph Fusion Mechanism", "concatenate the six vectors instead of DGF"),
+    Switch(
+        "dgf", "w/o Decoupled Graph Fusion Mechanism", "concatenate the six vectors instead of DGF"
+    ),
     Switch("add", "w/ Feature Addition", "sum each graph's vectors instead of DGF"),
     Switch("mul", "w/ Feature Multiplication", "multiply each graph's vectors instead of DGF"),
 )
@@ -125,11 +151,10 @@ def parts(ablations: Iterable[str]) -> Parts:
     hca = agnostic and "hca" not in off
     both = exclusive and agnostic
     adversarial = "adv" not in off
-    if "dis" in off:
-        disparity = None
-    else:
-        disparity = "sep" if "sep" in off else "hsic"
-    fusion = next((f for f, s in (("concat", "dgf"), ("add", "add"), ("mul", "mul")) if s in off), "dgf")
+    disparity = None if "dis" in off else ("sep" if "sep" in off else "hsic")
+    fusion = next(
+        (f for f, s in (("concat", "dgf"), ("add", "add"), ("mul", "mul")) if s in off), "dgf"
+    )
     return Parts(
         exclusive=exclusive,
         agnostic=agnostic,

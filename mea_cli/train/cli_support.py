@@ -23,7 +23,9 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def print_run_summary(result: RunResult, console: Console) -> None:
-    """The test (or valid) metrics of each seed, and mean ± std over seeds."""
+    """The test (or valid) metrics of each seed, and mean ± std over seeds (rank 0 only)."""
+    if not result.is_main:
+        return
     split = "test" if all(r.get("test") for r in result.seeds.values()) else "valid"
     t = Table(title=f"{result.run_dir} ({split} split, best-on-valid checkpoint)", title_justify="left")
     t.add_column("metric")

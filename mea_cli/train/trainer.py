@@ -105,6 +105,7 @@ class RunResult:
     seeds: dict[int, dict[str, Any]]
     summary: dict[str, Any]
     selection: str
+    is_main: bool = True  # False on distributed ranks other than 0, which print nothing
 
 
 def _seed_everything(seed: int) -> None:
@@ -247,7 +248,7 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
                     {"selection": cfg["selection"], "seeds": results, **summary},
                 )
             runs.update_latest(Path(req.runs_dir), run_dir)
-        return RunResult(run_dir, results, summary, cfg["selection"])
+        return RunResult(run_dir, results, summary, cfg["selection"], info.is_main)
     finally:
         shutdown(info)
 

@@ -1,0 +1,131 @@
+"""Bad input to ``mea train`` / ``mea eval``: one clear line on stderr, exit 2, nothing written."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mea_cli.artifacts.checkpoint import Checkpoint, save_checkpoint, schema_to_dict
+from mea_cli.artifacts.features import (
+    ExtractorInfo,
+    FeatureStore,
+    FeatureStoreWriter,
+    ModalitySchema,
+    Sample,
+)
+from mea_cli.train.config import ConfigError, TrainSettings, parse_sets
+from mea_cli.train.runs import RunError, read_log, resolve_run, truncate_log, update_latest
+
+
+def mea(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, cwd=cwd
+    )
+
+
+def one_clear_line(r: subprocess.CompletedProcess[str], *words: str) -> str:
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    assert "Traceback" not in r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert len(lines) == 1, r.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    return lines[0]
+
+
+def tiny_store(
+    path: Path,
+    splits: tuple[str, ...] = ("train", "valid", "test"),
+    labelled: bool = True,
+    vision_dim: int = 35,
+) -> Path:
+    dims = {"text": 300, "vision": vision_dim, "audio": 74}
+    schemas = [
+        ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("synthetic"))
+        for m, d in dims.items()
+    ]
+    rng = np.random.default_rng(0)
+    kw = {"task": "regression", "label_names": ["sentiment"]} if labelled else {}
+    with FeatureStoreWriter(path, schemas, dataset="tiny", **kw) as w:
+        for i in range(6):
+            w.add(
+                Sample(
+                    id=f"s{i}",
+                    features={m: rng.normal(size=(3, d)).astype(np.float32) for m, d in dims.items()},
+                    split=splits[i % len(splits)] if labelled else "",
+                    label=np.array([rng.uniform(-3, 3)], np.float32) if labelled else None,
+                )
+            )
+    return path
+
+
+def test_train_refuses_bad_stores(tmp_path: Path, synth_iemocap: Path) -> None:
+    unlabelled = tiny_store(tmp_path / "unlabelled.h5", labelled=False)
+    r = mea("train", str(unlabelled), "--dataset", "mosi", "--epochs", "1", cwd=tmp_path)
+    one_clear_line(r, "unlabelled.h5", "unlabelled")
+    novalid = tiny_store(tmp_path / "novalid.h5", splits=("train", "test"))
+    r = mea("train", str(novalid), "--dataset", "mosi", "--epochs", "1", cwd=tmp_path)
+    one_clear_line(r, "novalid.h5", "'valid' split")
+    r = mea("train", str(synth_iemocap), "--dataset", "mosi", "--epochs", "1", cwd=tmp_path)
+    one_clear_line(r, "iemocap.h5", "binary-multilabel", "regression")
+    r = mea("train", str(novalid), "--dataset", "imdb", cwd=tmp_path)
+    one_clear_line(r, "unknown dataset preset 'imdb'")
+    r = mea("train", "--resume", cwd=tmp_path)
+    one_clear_line(r, "no runs yet")
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_eval_refuses_other_schema_and_corrupt_checkpoint(tmp_path: Path) -> None:
+    store_path = tiny_store(tmp_path / "train.h5")
+    with FeatureStore(store_path) as store:
+        ckpt = Checkpoint(
+            model="mea",
+            model_config={},
+            dataset="mosi",
+            task="regression",
+            label_names=["sentiment"],
+            schema=schema_to_dict(store.modalities),
+            norm={},
+            state_dict={},
+            features={"path": str(store_path), "sha256": ""},
+        )
+    good = save_checkpoint(ckpt, tmp_path / "ckpt.pt")
+    other = tiny_store(tmp_path / "other.h5", vision_dim=20)
+    r = mea("eval", str(good), "--features", str(other), cwd=tmp_path)
+    one_clear_line(r, "ckpt.pt", "vision with 35 features", "other.h5 has 20")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(good.read_bytes()[:300])
+    one_clear_line(mea("eval", str(cut), cwd=tmp_path), "cut.pt", "truncated, corrupt")
+    r = mea("eval", str(good), "--split", "holdout", cwd=tmp_path)
+    one_clear_line(r, "--split must be one of")
+
+
+def test_settings_and_run_layout_helpers(tmp_path: Path) -> None:
+    train, model = parse_sets(["train.lr=5e-4", "d=32", "model.ablations=psa,wal"])
+    assert train == {"lr": 5e-4} and model == {"d": "32", "ablations": "psa,wal"}
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_sets(["lr"])
+    s = TrainSettings()
+    s.update({"epochs": 3.0, "lr": 2}, "--set")
+    assert s.epochs == 3 and s.lr == 2.0
+    with pytest.raises(ConfigError, match="unknown training setting 'lrr'"):
+        s.update({"lrr": 1}, "--set")
+    with pytest.raises(ConfigError, match="epochs must be a number"):
+        s.update({"epochs": "many"}, "--set")
+    runs = tmp_path / "runs"
+    (runs / "a").mkdir(parents=True)
+    (runs / "b").mkdir()
+    update_latest(runs, runs / "a")
+    update_latest(runs, runs / "b")
+    assert resolve_run(runs, None).name == "b"
+    with pytest.raises(RunError, match="no such run"):
+        resolve_run(runs, "c")
+    log = runs / "b" / "log.jsonl"
+    log.write_text('{"epoch": 1}\n{"epoch": 2}\n{"epoch": 3, "tor')  # killed mid-write
+    assert [r["epoch"] for r in read_log(log)] == [1, 2]
+    truncate_log(log, 1)
+    assert [r["epoch"] for r in read_log(log)] == [1]
