@@ -48,7 +48,9 @@ def time_epochs(
     torch.manual_seed(0)
     model = build_model("mea", cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    sampler = BucketBatchSampler(ds.lengths(), batch_size, shuffle=True, seed=0, pool_batches=pool_batches)
+    sampler = BucketBatchSampler(
+        ds.lengths(), batch_size, shuffle=True, seed=0, pool_batches=pool_batches
+    )
     loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate)
     n_batches = len(sampler)
     per_epoch = []
@@ -97,7 +99,11 @@ def main() -> None:
         cfg = model_config("mea", "mosi", dims, "regression", 1, {})
         result = {
             "device": str(device)
-            + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"),
+            + (
+                f" ({torch.cuda.get_device_name(device)})"
+                if device.type == "cuda"
+                else f" ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+            ),
             "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
             "train_samples": len(ds),
             "batch_size": cfg["batch_size"],

@@ -136,6 +136,35 @@ def test_chain_passes_pre_softmax_logits_zeroed_at_padding() -> None:
     assert torch.allclose(logits[0], expect[0], atol=1e-5)
 
 
+def test_literal_eq2_mixes_the_prediction_with_softmax_of_current_map() -> None:
+    torch.manual_seed(10)
+    kw = dict(predict=True, dropout=0.0, attn_dropout=0.0, ffn_mult=2)
+    layer = PSALayer(8, 2, mu=0.25, literal=True, **kw)
+    z = torch.randn(2, 6, 8)
+    mask = _lengths_mask([6, 4], 6)
+    pairs = mask[:, None, :, None] & mask[:, None, None, :]
+    prev = torch.randn(2, 2, 6, 6).masked_fill(~pairs, 0.0)
+    _, logits, attn = layer(z, mask, prev)
+    h = layer.ln(z)
+    q, k = split_heads(layer.qkv.q(h), 2), split_heads(layer.qkv.k(h), 2)
+    cur = q @ k.transpose(-1, -2) / (4**0.5)
+    for i, n in enumerate((6, 4)):  # Eq. 2 to the letter, on each sample's real block
+        cnn = F.gelu(layer.chain(prev[i : i + 1]))[0, :, :n, :n]
+        inner = 0.25 * cnn + 0.75 * torch.softmax(cur[i, :, :n, :n], -1)
+        assert torch.allclose(logits[i, :, :n, :n], inner, atol=1e-5)
+        assert torch.allclose(attn[i, :, :n, :n], torch.softmax(inner, -1), atol=1e-5)
+    assert torch.all(attn[1, :, 4:] == 0) and torch.all(attn[1, :, :, 4:] == 0)
+    # the default form differs (it mixes logits), and the flag reaches the model's layers
+    plain = PSALayer(8, 2, mu=0.25, **kw)
+    plain.load_state_dict(layer.state_dict())
+    assert not torch.allclose(plain(z, mask, prev)[2], attn)
+    cfg = config_for(
+        "mea", "mosi", input_dims={"text": 4, "vision": 3, "audio": 2}, d=8, heads=2,
+        psa_literal_eq2="true",
+    )  # fmt: skip
+    assert create_model("mea", cfg).psa[1]["audio"].literal is True
+
+
 # ---------------------------------------------------------------- WAL (Eq. 5-6)
 @pytest.mark.parametrize("literal", [False, True])
 def test_psi_sums_to_one_and_empty_modality_gets_none(literal: bool) -> None:
@@ -216,6 +245,50 @@ def test_disparity_is_the_mean_over_modalities() -> None:
     ha = {m: torch.randn(9, 3, generator=g) for m in MODALITIES}
     expect = sum(hsic(he[m], ha[m]) for m in MODALITIES) / 3
     assert torch.allclose(disparity_loss(he, ha), expect)
+
+
+def test_hsic_and_disparity_leave_out_samples_without_the_modality() -> None:
+    g = torch.Generator().manual_seed(2)
+    x, y = torch.randn(7, 3, generator=g), torch.randn(7, 4, generator=g)
+    valid = torch.tensor([True, False, True, True, False, True, True])
+    x[~valid], y[~valid] = 0.3, -0.2  # what the encoders give an empty sequence: a constant
+    got = hsic(x, y, valid)
+    assert got.item() == pytest.approx(_hsic_numpy(x[valid].numpy(), y[valid].numpy()), rel=1e-5)
+    assert hsic(x, y, torch.tensor([True] + [False] * 6)) == 0
+    he = {m: x for m in MODALITIES}
+    ha = {m: y for m in MODALITIES}
+    ok = {m: valid for m in MODALITIES}
+    assert torch.allclose(disparity_loss(he, ha, ok), got)
+    assert torch.allclose(
+        separation_loss(he, ha, ok),
+        separation_loss({m: x[valid] for m in MODALITIES}, {m: y[valid] for m in MODALITIES}),
+    )
+
+
+def test_discriminator_losses_leave_out_samples_without_the_modality() -> None:
+    torch.manual_seed(9)
+    disc = DoubleDiscriminator(MODALITIES, 4, 0.0, importance=True)
+    he = {m: torch.randn(6, 4) for m in MODALITIES}
+    ha = {m: torch.randn(6, 4) for m in MODALITIES}
+    valid = {m: torch.ones(6, dtype=torch.bool) for m in MODALITIES}
+    valid["audio"] = torch.tensor([True, True, False, True, False, True])
+    valid["text"] = torch.zeros(6, dtype=torch.bool)  # no sample has text: no text term
+    got = disc(he, ha, valid)
+    expect = {"agn": 0.0, "exc": 0.0, "imp": 0.0}
+    for i, m in enumerate(MODALITIES):
+        keep = valid[m]
+        if not keep.any():
+            continue  # no sample has this modality: it adds nothing
+        e, a = he[m][keep], ha[m][keep]
+        target = torch.full((int(keep.sum()),), i)
+        omega = 1 - torch.softmax(disc.importance(a), -1)[:, i]
+        logp = F.log_softmax(disc.modality(a), -1)[:, i]
+        expect["agn"] += -(omega * logp).mean()  # Eq. 15 over the valid samples
+        expect["exc"] += F.cross_entropy(disc.modality(e), target)  # Eq. 16
+        expect["imp"] += F.cross_entropy(disc.importance(a), target)
+    for key, value in expect.items():
+        assert torch.allclose(got[key], torch.as_tensor(value), atol=1e-6), key
+    assert torch.isfinite(got["agn"])
 
 
 def test_separation_loss_zero_for_orthogonal_positive_for_equal() -> None:

@@ -41,9 +41,9 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("literal_wal", [False, True])
-def test_padding_to_a_longer_batch_changes_nothing(literal_wal: bool) -> None:
-    model = _model(wal_literal=literal_wal, wal_max_len=20).eval()
+@pytest.mark.parametrize("literal", [False, True])
+def test_padding_to_a_longer_batch_changes_nothing(literal: bool) -> None:
+    model = _model(wal_literal=literal, wal_max_len=20, psa_literal_eq2=literal).eval()
     seqs = random_sequences(DIMS, LENGTHS)
     y = torch.randn(4, 1)
     with torch.no_grad():
@@ -78,6 +78,25 @@ def test_padding_to_a_longer_batch_changes_nothing(literal_wal: bool) -> None:
             kb = torch.cat([bb.masks[m][i] for m in sources])
             assert _close(amap[i][:, qa][:, :, ka], bmap[i][:, qb][:, :, kb]), name
             assert torch.all(bmap[i][:, ~qb] == 0) and torch.all(bmap[i][:, :, ~kb] == 0)
+
+
+@pytest.mark.parametrize("switch", ["", "sep", "omega"])
+def test_a_sample_with_no_data_changes_no_loss_term(switch: str) -> None:
+    """A sample whose three sequences are empty (and whose label is absent) has no h^e / h^a
+    of its own: it must not enter HSIC (Eq. 13-14), L_sep or the discriminator losses
+    (Eq. 15-16), so adding it to the batch changes no loss term and no other prediction."""
+    model = _model(ablations=switch).eval()
+    seqs = random_sequences(DIMS, LENGTHS)
+    y = torch.randn(4, 1)
+    more = {m: [*seqs[m], torch.zeros(0, DIMS[m])] for m in MODALITIES}
+    y_more = torch.cat([y, torch.full((1, 1), float("nan"))])
+    with torch.no_grad():
+        a = model(pad_batch(seqs, y))
+        b = model(pad_batch(more, y_more))
+    assert _close(a.pred, b.pred[:4])
+    assert a.losses.keys() == b.losses.keys()
+    for k in a.losses:
+        assert _close(a.losses[k], b.losses[k]), k
 
 
 def test_outputs_shapes_psi_and_attention_on_request() -> None:

@@ -55,7 +55,9 @@ def tiny_store(
             w.add(
                 Sample(
                     id=f"s{i}",
-                    features={m: rng.normal(size=(3, d)).astype(np.float32) for m, d in dims.items()},
+                    features={
+                        m: rng.normal(size=(3, d)).astype(np.float32) for m, d in dims.items()
+                    },
                     split=splits[i % len(splits)] if labelled else "",
                     label=np.array([rng.uniform(-3, 3)], np.float32) if labelled else None,
                 )

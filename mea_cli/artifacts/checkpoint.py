@@ -236,8 +236,7 @@ def check_schema(ckpt: Checkpoint, store: FeatureStore, ckpt_path: object = "che
         if got["dim"] != want["dim"]:
             raise CheckpointError(
                 where,
-                f"trained on {name} with {want['dim']} features, but {store.name} has "
-                f"{got['dim']}",
+                f"trained on {name} with {want['dim']} features, but {store.name} has {got['dim']}",
             )
         if got["feature_names"] != want["feature_names"]:
             diff = next(

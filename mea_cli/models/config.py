@@ -16,7 +16,7 @@ Table I of the paper (hyper-parameters chosen on each validation set)::
 
 plus ``M = 3`` PSA layers and ``N = 2`` HCA layers (Sec. IV-B). The remaining fields are our
 choices where the paper is silent (dropout, FFN width, gradient-reversal strength, DGF
-self-loops, the task loss, the WAL form); ``docs/model.md`` lists them.
+self-loops, the task loss, the WAL form, the Eq. 2 form); ``docs/model.md`` lists them.
 """
 
 from __future__ import annotations
@@ -112,6 +112,7 @@ class MEAConfig:
     wal_literal: bool = False
     wal_max_len: int = 50
     dgf_self_loops: bool = False
+    psa_literal_eq2: bool = False
     ablations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

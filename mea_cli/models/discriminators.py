@@ -17,6 +17,13 @@
   reversal, so the exclusive features become modality-identifiable.
 
 Both losses sum over the modalities and average over the batch, as written.
+
+Masks: a sample whose sequence of modality ``m`` is empty (no face, no speech) has no
+representation of its own, only the encoders' response to a zero vector (for the shared agnostic
+encoder, the *same* vector for all three modalities). It carries no modality information for
+``D_m`` or ``D_i`` to find or hide, so ``valid[m]`` (``True`` = at least one real step) leaves it
+out of ``L_agn``, ``L_exc`` and ``L_imp`` for that modality: each average runs over the ``n_m``
+valid samples (0 when there is none, still connected to the graph).
 """
 
 from __future__ import annotations
@@ -75,6 +82,14 @@ class DoubleDiscriminator(nn.Module):
     def _target(self, i: int, h: torch.Tensor) -> torch.Tensor:
         return torch.full((h.shape[0],), i, dtype=torch.long, device=h.device)
 
+    @staticmethod
+    def _mean(per_sample: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+        """Mean of ``per_sample [n]`` over the valid samples (all without ``valid``)."""
+        if valid is None:
+            return per_sample.mean()
+        w = valid.to(per_sample.dtype)
+        return (per_sample * w).sum() / w.sum().clamp_min(1.0)
+
     def omega(self, h_a: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``omega^a_m = 1 - D_i(h^a_m)[m]`` per sample (detached); ones without ``D_i``."""
         out = {}
@@ -90,25 +105,45 @@ class DoubleDiscriminator(nn.Module):
         self,
         h_e: dict[str, torch.Tensor] | None,
         h_a: dict[str, torch.Tensor] | None,
+        valid: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor]:
-        """Return the loss terms that apply: ``agn`` and ``imp`` (with ``h_a``), ``exc``."""
+        """Return the loss terms that apply: ``agn`` and ``imp`` (with ``h_a``), ``exc``.
+
+        ``valid[m] [n]`` (optional) marks the samples with a non-empty sequence of ``m``.
+        """
         losses: dict[str, torch.Tensor] = {}
+
+        def ok(m: str) -> torch.Tensor | None:
+            return None if valid is None else valid[m]
+
         if h_a is not None:
             omega = self.omega(h_a)
             agn = []
             for i, m in enumerate(self.modalities):
                 logp = F.log_softmax(self.modality(grad_reverse(h_a[m], self.grl_lambda)), -1)
-                agn.append(-(omega[m] * logp[:, i]).mean())
+                agn.append(self._mean(-(omega[m] * logp[:, i]), ok(m)))  # Eq. 15
             losses["agn"] = torch.stack(agn).sum()
             if self.importance is not None:
                 imp = [
-                    F.cross_entropy(self.importance(h_a[m].detach()), self._target(i, h_a[m]))
+                    self._mean(
+                        F.cross_entropy(
+                            self.importance(h_a[m].detach()),
+                            self._target(i, h_a[m]),
+                            reduction="none",
+                        ),
+                        ok(m),
+                    )
                     for i, m in enumerate(self.modalities)
                 ]
                 losses["imp"] = torch.stack(imp).sum()
         if h_e is not None:
             exc = [
-                F.cross_entropy(self.modality(h_e[m]), self._target(i, h_e[m]))
+                self._mean(
+                    F.cross_entropy(
+                        self.modality(h_e[m]), self._target(i, h_e[m]), reduction="none"
+                    ),
+                    ok(m),
+                )  # Eq. 16
                 for i, m in enumerate(self.modalities)
             ]
             losses["exc"] = torch.stack(exc).sum()

@@ -38,12 +38,26 @@ def task_loss(
     return F.cross_entropy(logits.float(), target)
 
 
-def separation_loss(h_e: dict[str, torch.Tensor], h_a: dict[str, torch.Tensor]) -> torch.Tensor:
-    """``L_sep``: soft orthogonality between exclusive and agnostic batch matrices."""
+def separation_loss(
+    h_e: dict[str, torch.Tensor],
+    h_a: dict[str, torch.Tensor],
+    valid: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """``L_sep``: soft orthogonality between exclusive and agnostic batch matrices.
+
+    ``valid[m] [n]`` (optional) marks the samples with a non-empty sequence of modality ``m``;
+    the others are left out of that modality's batch matrices (as for HSIC, Eq. 13).
+    """
     terms = []
     for m in h_e:
-        e = h_e[m] - h_e[m].mean(dim=0, keepdim=True)
-        a = h_a[m] - h_a[m].mean(dim=0, keepdim=True)
+        w = (
+            torch.ones_like(h_e[m][:, :1])
+            if valid is None
+            else valid[m].to(h_e[m].dtype).unsqueeze(-1)
+        )
+        n = w.sum().clamp_min(1.0)
+        e = (h_e[m] - (h_e[m] * w).sum(dim=0, keepdim=True) / n) * w
+        a = (h_a[m] - (h_a[m] * w).sum(dim=0, keepdim=True) / n) * w
         e = F.normalize(e, dim=1)
         a = F.normalize(a, dim=1)
         terms.append((e.transpose(0, 1) @ a).pow(2).mean())

@@ -70,6 +70,7 @@ class MEA(nn.Module):
                             dropout=cfg.dropout,
                             attn_dropout=cfg.attn_dropout,
                             ffn_mult=cfg.ffn_mult,
+                            literal=cfg.psa_literal_eq2,
                         )
                         for m in self.modalities
                     }
@@ -206,14 +207,17 @@ class MEA(nn.Module):
         }
         total = terms["task"]
         h_e, h_a = reps.get("exclusive"), reps.get("agnostic")
+        # samples with an empty sequence of m have no h_m of their own: left out of the
+        # batch statistics and discriminator losses of modality m (Eq. 13-16)
+        present = {m: masks[m].any(dim=1) for m in self.modalities}
         if p.disparity == "hsic":
-            terms["dis"] = disparity_loss(h_e, h_a)
+            terms["dis"] = disparity_loss(h_e, h_a, present)
             total = total + cfg.alpha * terms["dis"]
         elif p.disparity == "sep":
-            terms["sep"] = separation_loss(h_e, h_a)
+            terms["sep"] = separation_loss(h_e, h_a, present)
             total = total + cfg.alpha * terms["sep"]
         if self.discriminators is not None:
-            adv = self.discriminators(h_e, h_a)
+            adv = self.discriminators(h_e, h_a, present)
             terms.update(adv)
             total = total + cfg.beta * (
                 adv.get("agn", total.new_zeros(())) + adv.get("exc", total.new_zeros(()))

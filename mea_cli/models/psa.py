@@ -21,6 +21,10 @@ Where we depart from the letter of Eq. 2 (documented in ``docs/model.md``): the 
 most a factor e), and the two terms would live on different scales (logits vs probabilities).
 We mix the two *logit* maps, so that ``mu = 0`` is exactly plain multi-head attention (tested)
 and ``mu`` balances two quantities of the same kind, which is the paper's stated intent.
+``psa_literal_eq2=True`` (config; ``literal=True`` here) computes Eq. 2 to the letter instead,
+``A = softmax(mu GeLU(Conv2d(A_pre)) + (1 - mu) softmax(A_cur))`` with masked softmaxes, and hands
+on the argument of the outer softmax as this layer's pre-softmax map; the first layer (no
+prediction) is plain ``softmax(A_cur)`` in both forms.
 
 Masks: padded (query, key) pairs are set to zero in the map handed on (so the next layer's
 convolution sees zeros there, the same zeros as beyond the image border), the padding mask is
@@ -49,9 +53,11 @@ class PSALayer(nn.Module):
         dropout: float,
         attn_dropout: float,
         ffn_mult: int,
+        literal: bool = False,
     ) -> None:
         super().__init__()
         self.mu = float(mu)
+        self.literal = bool(literal)
         self.ln = nn.LayerNorm(d)
         self.qkv = QKV(d, heads)
         self.chain = nn.Conv2d(heads, heads, kernel_size=3, padding=1) if predict else None
@@ -69,7 +75,9 @@ class PSALayer(nn.Module):
         pairs = pair_mask(mask, mask)
         if self.chain is not None and prev_logits is not None:
             predicted = F.gelu(self.chain(prev_logits)).masked_fill(~pairs, 0.0)
-            logits = self.mu * predicted + (1.0 - self.mu) * cur
+            # Eq. 2: logit mixing (default) or, literally, mixing with softmax(A_cur)
+            current = masked_softmax(cur, pairs) if self.literal else cur
+            logits = self.mu * predicted + (1.0 - self.mu) * current
         else:
             logits = cur
         logits = logits.masked_fill(~pairs, 0.0)

@@ -27,7 +27,9 @@ def print_run_summary(result: RunResult, console: Console) -> None:
     if not result.is_main:
         return
     split = "test" if all(r.get("test") for r in result.seeds.values()) else "valid"
-    t = Table(title=f"{result.run_dir} ({split} split, best-on-valid checkpoint)", title_justify="left")
+    t = Table(
+        title=f"{result.run_dir} ({split} split, best-on-valid checkpoint)", title_justify="left"
+    )
     t.add_column("metric")
     seeds = sorted(result.seeds)
     for s in seeds:

@@ -20,7 +20,9 @@ from mea_cli.train.metrics import format_metric, metric_label
 
 def _fmt_seconds(s: float) -> str:
     s = int(round(s))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    return (
+        f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    )
 
 
 class TrainDisplay:
@@ -106,10 +108,7 @@ class TrainDisplay:
             best = r["best"]
             t.add_row(
                 f"{r['epoch']}/{self.total}",
-                *(
-                    "" if r["train"].get(k) is None else f"{r['train'][k]:.4f}"
-                    for k in keys
-                ),
+                *("" if r["train"].get(k) is None else f"{r['train'][k]:.4f}" for k in keys),
                 f"{r['valid']['loss']:.4f}",
                 format_metric(self.selection, r["valid"].get(self.selection)),
                 f"{format_metric(self.selection, best['value'])} @{best['epoch']}",

@@ -5,7 +5,6 @@ config, and prediction over a loader with predictions gathered across distribute
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,10 +62,6 @@ class Predictions:
     losses: dict[str, float]  # mean of each named loss term
 
 
-def _iter_batches(loader: DataLoader) -> Iterator[Any]:
-    yield from loader
-
-
 @torch.no_grad()
 def predict(
     model: nn.Module,
@@ -86,7 +81,7 @@ def predict(
     labels: list[np.ndarray] = []
     loss_rows: list[float] = []
     term_rows: list[dict[str, float]] = []
-    for batch in _iter_batches(loader):
+    for batch in loader:
         batch = batch.to(device)
         with autocast(device):
             out = model(batch)

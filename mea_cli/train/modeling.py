@@ -32,7 +32,9 @@ def model_config(
     return cfg.to_dict()
 
 
-def sync_training_fields(name: str, cfg: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
+def sync_training_fields(
+    name: str, cfg: Mapping[str, Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
     """``cfg`` with the fields of :data:`SHARED_WITH_TRAINING` it has set to ``values``."""
     from mea_cli.models import config_from_dict
 

@@ -31,7 +31,6 @@ import math
 import os
 import random
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,9 +135,7 @@ def _set_rng_state(s: dict[str, Any]) -> None:
     np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
 
 
-def _prepare(
-    req: TrainRequest, info: DistInfo
-) -> tuple[Path, dict[str, Any]]:
+def _prepare(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
     """Resolve the run directory and its full config (new run, or the saved one on resume)."""
     runs_dir = Path(req.runs_dir)
     if req.resume:
@@ -156,8 +153,14 @@ def _prepare(
     preset = get_preset(req.dataset, req.model)
     with FeatureStore(req.features) as store:
         check_store_fits(store, preset)
-        if len(store.split_indices("test")) == 0 and info.is_main:
-            pass  # allowed: metrics.json then has no test entry
+        for split in ("train", "valid", "test"):
+            idx = store.split_indices(split)
+            missing = int((~np.isfinite(store.samples.label[idx]).all(axis=1)).sum())
+            if missing:
+                raise TrainError(
+                    f"{store.name}: {missing} sample(s) of the {split!r} split have no label; "
+                    f'label them or move them out of the split (split "")'
+                )
         input_dims = {m: s.dim for m, s in store.modalities.items()}
         schema = schema_to_dict(store.modalities)
         task, label_names = store.meta.task, list(store.meta.label_names)
@@ -180,16 +183,15 @@ def _prepare(
     settings.update({k: parse_value(str(v)) for k, v in shared.items()}, "--set")
     if req.epochs is not None:
         settings.update({"epochs": req.epochs}, "--epochs")
-    mcfg = model_config(
-        req.model, preset.name, input_dims, task, len(label_names), model_overrides
-    )
+    mcfg = model_config(req.model, preset.name, input_dims, task, len(label_names), model_overrides)
     mcfg = sync_training_fields(req.model, mcfg, settings.to_dict())
     if len(set(req.seeds)) != len(req.seeds) or not req.seeds:
         raise TrainError(f"--seeds must be distinct integers, got {req.seeds}")
     name = req.name or runs.default_name(req.model, preset.name)
     name = broadcast_object(info, runs.check_name(name))
     run_dir = runs_dir / name
-    if (run_dir / "config.json").exists():
+    # rank 0 decides (another rank could look after rank 0 has written config.json)
+    if broadcast_object(info, (run_dir / "config.json").exists()):
         raise runs.RunError(
             f"{run_dir} already exists: continue it with --resume --name {name}, or pick "
             f"another --name"
@@ -237,9 +239,19 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
             _check_schema_same(store, cfg)
             for seed in seeds:
                 out_dir = runs.seed_dir(run_dir, seed, len(seeds))
-                results[seed] = _train_seed(
-                    store, cfg, seed, out_dir, device, info, console, req.resume, req.live
-                )
+                try:
+                    results[seed] = _train_seed(
+                        store, cfg, seed, out_dir, device, info, console, req.resume, req.live
+                    )
+                except KeyboardInterrupt:
+                    if info.is_main:
+                        runs.update_latest(Path(req.runs_dir), run_dir)
+                        console.print(
+                            f"stopped; the last completed epoch is kept: continue with "
+                            f"mea train --resume --name {run_dir.name}",
+                            highlight=False,
+                        )
+                    raise
         summary = _summarise(results)
         if info.is_main:
             if len(seeds) > 1:
@@ -446,7 +458,6 @@ def _train_epoch(
     grad_clip: float,
     device: torch.device,
     info: DistInfo,
-    on_batch: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """One pass over the training batches; returns the sample-weighted mean of each loss term."""
     net.train()
@@ -476,8 +487,6 @@ def _train_epoch(
             if name in ("total", "loss", "all"):
                 continue
             sums[name] = sums.get(name, 0.0) + float(v) * b
-        if on_batch is not None:
-            on_batch(k)
     if info.enabled:
         import torch.distributed as dist
 
