@@ -294,3 +294,27 @@ def test_pyfeat_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
     assert "py-feat/xgb_au/xgb_au_classifier_v2.skops" in missing_weights(tmp_path)
     with pytest.raises(FaceModelError, match="weight files missing"):
         PyFeatExtractor(tmp_path)
+
+
+def test_lean_landmarker_reader_matches_public_api(corpus: dict) -> None:
+    """The fast path that reads only blendshapes + pose out of MediaPipe's C result gives
+    exactly what the public ``detect_for_video`` gives (and a no-face frame gives no step)."""
+    from mea_cli.extract import face as face_mod
+    from mea_cli.extract.media import iter_frames
+
+    ex = face_mod.BlendshapeExtractor()
+    with ex._landmarker() as lm:
+        assert face_mod._lean_detector(lm) is not None  # the bindings we know are installed
+    clip = corpus["good"].path
+    fast = ex.extract(iter_frames(clip), 0.04)
+    lean = face_mod._lean_detector
+    try:
+        face_mod._lean_detector = lambda lm: None  # type: ignore[assignment]
+        public = ex.extract(iter_frames(clip), 0.04)
+    finally:
+        face_mod._lean_detector = lean
+    assert fast[2] == public[2] and len(fast[0]) > 0
+    np.testing.assert_array_equal(fast[0], public[0])
+    np.testing.assert_array_equal(fast[1], public[1])
+    noface = ex.extract(iter_frames(corpus["root"] / "noface.mp4"), 0.04)
+    assert len(noface[0]) == 0 and noface[2] > 0

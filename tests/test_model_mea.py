@@ -256,3 +256,59 @@ def test_cli_info_prints_the_model_size(tmp_path: Path, synth_mosi: Path) -> Non
     neither = runner.invoke(app, ["info"])
     both = runner.invoke(app, ["info", str(synth_mosi), "--model", "mea"])
     assert isinstance(neither.exception, MeaError) and isinstance(both.exception, MeaError)
+
+
+# ---------------------------------------------------------------- fused vs explicit attention
+@pytest.mark.parametrize("literal", [False, True])
+def test_fused_attention_matches_explicit_path(literal: bool) -> None:
+    """The fused paths (SDPA in the MRUs, one-pass PSA maps) give the explicit code's numbers,
+    with padding, garbage under the masks and empty sequences, forward and backward."""
+    from mea_cli.models.attention import explicit_attention
+
+    model = _model(hca_layers=2, psa_layers=3, psa_literal_eq2=literal).eval()
+    seqs = random_sequences(DIMS, LENGTHS, seed=3)
+    batch = pad_batch(seqs, torch.randn(4, 1), extra=3, garbage=7.0)
+    fused = model(batch)
+    fused.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    model.zero_grad()
+    with explicit_attention():
+        ref = model(batch)
+        ref.loss.backward()
+    assert torch.isfinite(fused.pred).all()
+    assert _close(fused.pred, ref.pred) and _close(fused.loss, ref.loss)
+    for kind in ref.reps:
+        for m in MODALITIES:
+            assert _close(fused.reps[kind][m], ref.reps[kind][m])
+    assert all(_close(x, z) for x, z in zip(fused.psi, ref.psi, strict=True))
+    for n, p in model.named_parameters():
+        if p.grad is not None:
+            assert torch.allclose(grads[n], p.grad, atol=1e-4, rtol=1e-4), n
+    # maps requested: the same maps from both paths (padded query rows zero in both)
+    with torch.no_grad():
+        a = model(batch, return_attention=True).attention
+        with explicit_attention():
+            b = model(batch, return_attention=True).attention
+    assert a.keys() == b.keys() and any(k.startswith("hca/") for k in a)
+    for k in a:
+        assert _close(a[k], b[k]), k
+
+
+def test_fused_mru_empty_source_gives_zeros_not_nan() -> None:
+    from mea_cli.models.attention import explicit_attention
+    from mea_cli.models.hca import MRU
+
+    torch.manual_seed(6)
+    mru = MRU(8, 2, 0.0, 0.0, 2).eval()
+    src, tgt = torch.randn(3, 5, 8), torch.randn(3, 4, 8)
+    sm = torch.arange(5)[None, :] < torch.tensor([5, 0, 2])[:, None]
+    tm = torch.arange(4)[None, :] < torch.tensor([4, 3, 0])[:, None]
+    fused, none = mru(src, sm, tgt, tm, need_weights=False)
+    assert none is None
+    with explicit_attention():
+        ref, _ = mru(src, sm, tgt, tm, need_weights=False)
+    assert torch.isfinite(fused).all() and _close(fused, ref)
+    # an empty source adds nothing: Z_t^a = F(LN(LN(Z_t))) + LN(Z_t) at the real steps
+    t = mru.ln_t(tgt[1])
+    expect = (t + mru.ffn(mru.ln_ffn(t))) * tm[1, :, None]
+    assert _close(fused[1], expect)

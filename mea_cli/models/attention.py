@@ -9,11 +9,36 @@ has none, and Eq. 3 / Eq. 8 add the head outputs straight onto the normalised in
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+_FUSED = True
+
+
+def fused_enabled() -> bool:
+    """Whether the fused attention paths are on (the default); see :func:`explicit_attention`."""
+    return _FUSED
+
+
+@contextlib.contextmanager
+def explicit_attention(enabled: bool = True) -> Iterator[None]:
+    """Within the block, use the original explicit attention code everywhere (reference / bench).
+
+    The fused paths (``F.scaled_dot_product_attention`` in the MRUs, fewer passes over the maps
+    in PSA) compute the same maths; this switch exists to compare the two in one process.
+    """
+    global _FUSED
+    before = _FUSED
+    _FUSED = not enabled
+    try:
+        yield
+    finally:
+        _FUSED = before
 
 
 def split_heads(x: torch.Tensor, heads: int) -> torch.Tensor:
@@ -47,6 +72,36 @@ class QKV(nn.Module):
         v = split_heads(self.v(source), self.heads)
         logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
         return logits, v
+
+    def project(
+        self, target: torch.Tensor, source: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-head ``Q [B, K, Tt, d/K]``, ``K, V [B, K, Ts, d/K]`` (no logits formed)."""
+        return (
+            split_heads(self.q(target), self.heads),
+            split_heads(self.k(source), self.heads),
+            split_heads(self.v(source), self.heads),
+        )
+
+
+def fused_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_mask: torch.Tensor,
+    dropout_p: float,
+) -> torch.Tensor:
+    """``masked_softmax(Q K^T / sqrt(d/K)) V`` with dropout on the weights, fused, ``[B, K, Tq, d/K]``.
+
+    ``key_mask [B, Ts]`` (``True`` = real key). Rows of padded *queries* are not zeroed here
+    (every caller zeroes padded steps of its output, and all later operations are per step); a
+    sample with no real key at all (empty source) gets an all-zero output, as the explicit masked
+    softmax gives, never NaN: its keys are unmasked for the kernel and the result multiplied by 0.
+    """
+    has_key = key_mask.any(dim=1)
+    keys = (key_mask | ~has_key[:, None])[:, None, None, :]
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, dropout_p=dropout_p)
+    return out * has_key[:, None, None, None].to(out.dtype)
 
 
 class FeedForward(nn.Module):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mea_cli.models.attention import QKV, FeedForward, merge_heads
+from mea_cli.models.attention import QKV, FeedForward, fused_attention, fused_enabled, merge_heads
 from mea_cli.models.masking import apply_mask, masked_softmax, pair_mask
 
 
@@ -49,10 +49,23 @@ class MRU(nn.Module):
         source_mask: torch.Tensor,
         target: torch.Tensor,
         target_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(Z_t^a [B, Tt, d], attention [B, K, Tt, Ts])``."""
+        need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Return ``(Z_t^a [B, Tt, d], attention [B, K, Tt, Ts])``.
+
+        With ``need_weights=False`` the map is not formed (``None`` is returned in its place) and
+        Eq. 7 runs through the fused ``scaled_dot_product_attention`` kernel: same maths, same
+        attention dropout, far fewer passes over the ``[B, K, Tt, Ts]`` map.
+        """
         t = self.ln_t(target)
         s = self.ln_s(source)
+        if not need_weights and fused_enabled():
+            q, k, v = self.qkv.project(t, s)
+            p = self.attn_drop.p if self.training else 0.0
+            mixed = fused_attention(q, k, v, source_mask, p)  # Eq. 7
+            z = t + self.drop(merge_heads(mixed))  # Eq. 8
+            z = z + self.ffn(self.ln_ffn(z))  # Eq. 9
+            return apply_mask(z, target_mask), None
         logits, v = self.qkv(t, s)
         attn = masked_softmax(logits, pair_mask(target_mask, source_mask))  # Eq. 7
         z = t + self.drop(merge_heads(self.attn_drop(attn) @ v))  # Eq. 8
@@ -110,24 +123,26 @@ class HCALayer(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Reinforce every target; store maps in ``attention`` under ``prefix`` when given."""
         out: dict[str, torch.Tensor] = {}
+        need = attention is not None
+        every = _concat(sources, masks, self.modalities) if self.mixed is not None else None
         for t in self.modalities:
             others = tuple(s for s in self.modalities if s != t)
             z = targets[t]
             tm = masks[t]
             if self.mixed is not None:
-                src, sm = _concat(sources, masks, self.modalities)
-                z, a = self.mixed[t](src, sm, z, tm)
+                src, sm = every
+                z, a = self.mixed[t](src, sm, z, tm, need)
                 if attention is not None:
                     attention[f"{prefix}{t}/mixed"] = a
             if self.coarse is not None:
                 src, sm = _concat(sources, masks, others)
-                z, a = self.coarse[t](src, sm, z, tm)
+                z, a = self.coarse[t](src, sm, z, tm, need)
                 if attention is not None:
                     attention[f"{prefix}{t}/coarse"] = a
             if self.fine is not None:
                 parts = []
                 for s in others:
-                    zs, a = self.fine[t][s](sources[s], masks[s], z, tm)
+                    zs, a = self.fine[t][s](sources[s], masks[s], z, tm, need)
                     parts.append(zs)
                     if attention is not None:
                         attention[f"{prefix}{t}/fine-{s}"] = a

@@ -180,7 +180,9 @@ class MEA(nn.Module):
                 prev: dict[str, torch.Tensor | None] = dict.fromkeys(self.modalities)
                 for layer, block in enumerate(self.psa):
                     for m in self.modalities:
-                        ze[m], prev[m], a = block[m](ze[m], masks[m], prev[m])
+                        ze[m], prev[m], a = block[m](
+                            ze[m], masks[m], prev[m], need_weights=attention is not None
+                        )
                         if attention is not None:
                             attention[f"psa/{layer}/{m}"] = a
                     if self.wal is not None:

@@ -33,11 +33,13 @@ re-applied after the convolution, and the softmax gives padded keys zero weight.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mea_cli.models.attention import QKV, FeedForward, merge_heads
+from mea_cli.models.attention import QKV, FeedForward, fused_enabled, merge_heads
 from mea_cli.models.masking import apply_mask, masked_softmax, pair_mask
 
 
@@ -67,9 +69,20 @@ class PSALayer(nn.Module):
         self.ffn = FeedForward(d, ffn_mult, dropout)
 
     def forward(
-        self, z: torch.Tensor, mask: torch.Tensor, prev_logits: torch.Tensor | None
+        self,
+        z: torch.Tensor,
+        mask: torch.Tensor,
+        prev_logits: torch.Tensor | None,
+        need_weights: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Return ``(Z^e [B,T,d], logits handed to the next layer [B,K,T,T], A [B,K,T,T])``."""
+        """Return ``(Z^e [B,T,d], logits handed to the next layer [B,K,T,T], A [B,K,T,T])``.
+
+        ``need_weights=False`` (the model passes it when no attention maps were requested) lets
+        the rows of padded queries in ``A`` hold any finite values instead of zeros: they only
+        reach padded output steps, which are zeroed. ``Z^e`` and the logits are unchanged.
+        """
+        if not self.literal and fused_enabled():
+            return self._fused(z, mask, prev_logits, need_weights)
         h = self.ln(z)
         cur, v = self.qkv(h, h)
         pairs = pair_mask(mask, mask)
@@ -82,6 +95,46 @@ class PSALayer(nn.Module):
             logits = cur
         logits = logits.masked_fill(~pairs, 0.0)
         attn = masked_softmax(logits, pairs)
+        out = merge_heads(self.attn_drop(attn) @ v)
+        z = h + self.drop(out)  # Eq. 3
+        z = z + self.ffn(self.ln_ffn(z))  # Eq. 4
+        return apply_mask(z, mask), logits, attn
+
+    def _fused(
+        self,
+        z: torch.Tensor,
+        mask: torch.Tensor,
+        prev_logits: torch.Tensor | None,
+        need_weights: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The default (logit-mixing) form of :meth:`forward` with fewer passes over the maps.
+
+        ``A_logit = mu GeLU(Conv2d(A_pre)) + (1 - mu) Q K^T / sqrt(d/K)`` is one ``baddbmm``
+        (the scale folded into its ``alpha``; no division of the map), the padding is zeroed in
+        place, and the masked softmax fills padded keys in one pass.
+        """
+        h = self.ln(z)
+        q, k, v = self.qkv.project(h, h)
+        b, heads, t, dh = q.shape
+        scale = 1.0 / math.sqrt(dh)
+        q3 = q.reshape(b * heads, t, dh)
+        kt = k.reshape(b * heads, t, dh).transpose(1, 2)
+        pairs = pair_mask(mask, mask)
+        if self.chain is not None and prev_logits is not None:
+            predicted = F.gelu(self.chain(prev_logits))
+            logits = torch.baddbmm(
+                predicted.reshape(b * heads, t, t),
+                q3,
+                kt,
+                beta=self.mu,
+                alpha=(1.0 - self.mu) * scale,
+            )
+        else:
+            logits = torch.bmm(q3 * scale, kt)
+        logits = logits.view(b, heads, t, t).masked_fill_(~pairs, 0.0)
+        attn = torch.softmax(logits.masked_fill(~pairs, torch.finfo(logits.dtype).min), dim=-1)
+        if need_weights:
+            attn = attn * pairs.to(attn.dtype)
         out = merge_heads(self.attn_drop(attn) @ v)
         z = h + self.drop(out)  # Eq. 3
         z = z + self.ffn(self.ln_ffn(z))  # Eq. 4
