@@ -67,5 +67,11 @@ test: install-dev test-deps
 lint: install-dev
 	$(VENV)/bin/ruff check mea_cli tests benchmarks
 
+# Speed measurements (ratios against a baseline in the same process); CPU figures on this machine.
+bench: install-dev test-deps
+	$(PY) benchmarks/bench_loader.py --n 1000
+	$(PY) benchmarks/bench_model_step.py
+	$(PY) benchmarks/bench_extract.py --videos 4 --seconds 60
+
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
