@@ -19,21 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PLAIN_METRICS = frozenset({"mae", "corr", "loss"})
-LOWER_IS_BETTER = frozenset({"mae", "loss"})
+from mea_cli.train.metrics import LABELS as _LABELS
+from mea_cli.train.metrics import LOWER_IS_BETTER
 
-_LABELS = {
-    "mae": "MAE",
-    "corr": "Corr",
-    "acc7": "Acc-7",
-    "acc5": "Acc-5",
-    "acc2_non0": "Acc-2 (non0)",
-    "f1_non0": "F1 (non0)",
-    "acc2_has0": "Acc-2 (has0)",
-    "f1_has0": "F1 (has0)",
-    "acc_mean": "Acc (mean)",
-    "f1_mean": "F1 (mean)",
-}
+PLAIN_METRICS = frozenset({"mae", "corr", "loss"})
 
 
 def metric_label(key: str) -> str:
