@@ -52,10 +52,10 @@ install-dev: $(VENV)/.installed-dev
 
 demo: install
 	mkdir -p $(DEMO_DIR)
-	$(VENV)/bin/mea synth --like mosi --n 300 --seed 0 --out $(DEMO_DIR)/synth-mosi.h5
+	$(VENV)/bin/mea synth --like mosi --n 400 --seed 1 --max-seconds 3 --out $(DEMO_DIR)/synth-mosi.h5
 	$(VENV)/bin/mea info $(DEMO_DIR)/synth-mosi.h5
 	rm -rf $(DEMO_DIR)/runs/demo-mea
-	$(VENV)/bin/mea train $(DEMO_DIR)/synth-mosi.h5 --dataset mosi --epochs 8 --name demo-mea \
+	$(VENV)/bin/mea train $(DEMO_DIR)/synth-mosi.h5 --dataset mosi --epochs 12 --name demo-mea \
 	  --runs-dir $(DEMO_DIR)/runs --set d=16 --set heads=2 --set d_h=16 --set psa_layers=1 \
 	  --set hca_layers=1 --set train.lr=3e-3 --set train.batch_size=16
 	$(VENV)/bin/mea eval $(DEMO_DIR)/runs/demo-mea/ckpt.pt --paper
