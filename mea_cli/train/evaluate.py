@@ -27,7 +27,7 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.errors import MeaError
 from mea_cli.train.engine import predict, resolve_device
 from mea_cli.train.metrics import compute_metrics, format_metric, metric_keys, metric_label
-from mea_cli.train.modeling import build_model
+from mea_cli.train.modeling import model_from_checkpoint
 
 SPLITS = ("train", "valid", "test")
 # paper column -> our metric keys it sits beside (the papers do not say non0 or has0)
@@ -132,14 +132,7 @@ def evaluate_checkpoint(
         stats = NormStats.from_dict(ckpt.norm)
         ds = FeatureDataset(store, split, stats)
         loader = make_loader(ds, 64, shuffle=False)
-        model = build_model(ckpt.model, ckpt.model_config)
-        try:
-            model.load_state_dict(ckpt.state_dict)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(
-                ckpt_path, f"weights do not fit the {ckpt.model} model config: {first}"
-            ) from None
+        model = model_from_checkpoint(ckpt, ckpt_path)
         dev = resolve_device(device)
         model.to(dev)
         index_of = {str(s): i for i, s in enumerate(store.samples.id)}

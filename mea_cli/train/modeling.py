@@ -50,3 +50,19 @@ def build_model(name: str, cfg: Mapping[str, Any]) -> nn.Module:
     from mea_cli.models import create_model
 
     return create_model(name, dict(cfg))
+
+
+def model_from_checkpoint(ckpt: Any, ckpt_path: Any) -> nn.Module:
+    """The model a loaded checkpoint describes, with its weights (``CheckpointError`` if they
+    do not fit the config the checkpoint records)."""
+    from mea_cli.artifacts.checkpoint import CheckpointError
+
+    model = build_model(ckpt.model, ckpt.model_config)
+    try:
+        model.load_state_dict(ckpt.state_dict)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise CheckpointError(
+            ckpt_path, f"weights do not fit the {ckpt.model} model config: {first}"
+        ) from None
+    return model

@@ -1,7 +1,7 @@
 """Run a trained checkpoint over one split and keep what the pictures need.
 
 The checkpoint is loaded with the training stage's public pieces (``load_checkpoint``,
-``check_schema``, ``build_model``) and the features are normalised with the checkpoint's own
+``check_schema``, ``model_from_checkpoint``) and the features are normalised with the checkpoint's own
 training statistics, exactly as ``mea eval`` does. From every batch we keep the model's pooled
 representations ``reps`` (h^e_m, Eq. 11; h^a_m, Eq. 12), the WAL weights ``psi`` (Eq. 6) and
 the sample ids; attention maps are requested only for the one sample being drawn, since the
@@ -48,7 +48,7 @@ def load(ckpt_path: Path, features: Path | None = None, split: str = "test") -> 
     from mea_cli.artifacts.checkpoint import CheckpointError, check_schema, load_checkpoint
     from mea_cli.artifacts.features import FeatureStore
     from mea_cli.data.dataset import FeatureDataset, NormStats
-    from mea_cli.train.modeling import build_model
+    from mea_cli.train.modeling import model_from_checkpoint
 
     ckpt = load_checkpoint(ckpt_path)
     if features is None:
@@ -65,14 +65,7 @@ def load(ckpt_path: Path, features: Path | None = None, split: str = "test") -> 
         if len(store.split_indices(split)) == 0:
             raise VizError(f"{store.name}: the {split!r} split is empty")
         ds = FeatureDataset(store, split, NormStats.from_dict(ckpt.norm))
-        model = build_model(ckpt.model, ckpt.model_config)
-        try:
-            model.load_state_dict(ckpt.state_dict)
-        except RuntimeError as err:
-            first = str(err).strip().splitlines()[0]
-            raise CheckpointError(
-                ckpt_path, f"weights do not fit the model config: {first}"
-            ) from None
+        model = model_from_checkpoint(ckpt, ckpt_path)
         model.eval()
         loaded = Loaded(Path(ckpt_path), ckpt, model, ds, store.name, store.meta.synthetic, split)
     except BaseException:
