@@ -1,0 +1,97 @@
+"""mea_cli.paths: checked outputs and inputs, atomic writes with umask permissions."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from mea_cli.paths import (
+    PathError,
+    atomic_output,
+    check_input_file,
+    check_output_dir,
+    check_output_file,
+    ensure_dir,
+    file_sha256,
+    write_json,
+)
+
+
+def test_output_file_problems(tmp_path):
+    afile = tmp_path / "f.txt"
+    afile.write_text("x")
+    with pytest.raises(PathError, match="existing directory"):
+        check_output_file(tmp_path)
+    with pytest.raises(PathError, match="is a file, not a directory"):
+        check_output_file(afile / "out.h5")
+    with pytest.raises(PathError, match="does not exist"):
+        check_output_file(tmp_path / "missing" / "deeper" / "out.h5")
+    assert not (tmp_path / "missing").exists()
+    assert check_output_file(tmp_path / "ok.h5") == tmp_path / "ok.h5"
+
+
+def test_output_file_unwritable(tmp_path):
+    if os.geteuid() == 0:  # root writes through permissions; a pseudo file system refuses it
+        target = "/sys/mea-test.h5"
+    else:
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        target = ro / "x.h5"
+    with pytest.raises(PathError, match="not writable"):
+        check_output_file(target)
+    with pytest.raises(PathError, match="not writable"):
+        check_output_dir("/sys" if os.geteuid() == 0 else target.parent)
+
+
+def test_output_dir_and_ensure(tmp_path):
+    afile = tmp_path / "f"
+    afile.write_text("x")
+    with pytest.raises(PathError, match="is a file"):
+        check_output_dir(afile)
+    with pytest.raises(PathError, match="does not exist"):
+        ensure_dir(tmp_path / "a" / "b")
+    assert not (tmp_path / "a").exists()
+    assert ensure_dir(tmp_path / "a").is_dir()
+
+
+def test_input_file(tmp_path):
+    with pytest.raises(PathError, match="no such"):
+        check_input_file(tmp_path / "nope")
+    with pytest.raises(PathError, match="is a directory"):
+        check_input_file(tmp_path)
+    empty = tmp_path / "e"
+    empty.write_bytes(b"")
+    with pytest.raises(PathError, match="empty"):
+        check_input_file(empty)
+    assert check_input_file(empty, allow_empty=True) == empty
+
+
+def test_atomic_output_success_failure_and_mode(tmp_path):
+    target = tmp_path / "out.bin"
+    old = os.umask(0o022)
+    try:
+        with atomic_output(target) as tmp:
+            assert tmp.exists() and tmp.parent == tmp_path and tmp != target
+            tmp.write_bytes(b"abc")
+            assert not target.exists()
+    finally:
+        os.umask(old)
+    assert target.read_bytes() == b"abc"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    with pytest.raises(KeyboardInterrupt), atomic_output(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise KeyboardInterrupt
+    assert target.read_bytes() == b"abc"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.bin"]
+
+
+def test_write_json_strict_and_sha(tmp_path):
+    p = write_json(tmp_path / "a.json", {"x": 1})
+    assert p.read_text() == '{\n  "x": 1\n}\n'
+    with pytest.raises(ValueError):
+        write_json(tmp_path / "b.json", {"x": float("nan")})
+    assert not (tmp_path / "b.json").exists()
+    assert file_sha256(p) == "c5e1c113d5c75240d109ea470244fa988c5d9970f26bdbbb885876ae1da9d2d7"
