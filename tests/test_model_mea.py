@@ -41,9 +41,13 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("literal", [False, True])
-def test_padding_to_a_longer_batch_changes_nothing(literal: bool) -> None:
-    model = _model(wal_literal=literal, wal_max_len=20, psa_literal_eq2=literal).eval()
+@pytest.mark.parametrize(
+    ("literal", "scaling"), [(False, "paper"), (True, "paper"), (False, "carried")]
+)
+def test_padding_to_a_longer_batch_changes_nothing(literal: bool, scaling: str) -> None:
+    model = _model(
+        wal_literal=literal, wal_max_len=20, psa_literal_eq2=literal, wal_scaling=scaling
+    ).eval()
     seqs = random_sequences(DIMS, LENGTHS)
     y = torch.randn(4, 1)
     with torch.no_grad():
