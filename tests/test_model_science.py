@@ -26,13 +26,7 @@ TINY = dict(d=8, heads=2, d_h=8, psa_layers=3, hca_layers=1, dropout=0.0, attn_d
 LENGTHS = {"text": [3, 0, 5, 2], "vision": [6, 4, 0, 2], "audio": [4, 5, 1, 0]}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is faster and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(**overrides: object) -> torch.nn.Module:

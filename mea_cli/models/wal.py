@@ -23,8 +23,8 @@ are empty the weights are uniform and multiply zeros).
 after every PSA layer and writes ``Z^e_m <- psi_m Z^e_m`` (Eq. 6). The next PSA layer starts
 with ``LN(Z^e_m)`` for the attention input *and* the residual (Eq. 3), and a LayerNorm removes
 any positive per-sample scale: ``LN(psi Z) = LN(Z)`` up to its epsilon. So with ``M`` layers the
-``psi`` of layers ``1..M-1`` change nothing downstream (their parameters get gradients ~1e-6 of
-the last WAL's); only the last ``psi`` scales what the exclusive encoders see.
+``psi`` of layers ``1..M-1`` change nothing downstream (their parameters get gradients 1e-6 to
+1e-4 of the last WAL's); only the last ``psi`` scales what the exclusive encoders see.
 
 * ``wal_scaling="paper"`` (default): exactly that, Eq. 3-6 to the letter, inert WALs included.
   Default because it is the model the paper writes down, the one its numbers are to be compared
