@@ -24,15 +24,7 @@ from mea_cli.models.masking import masked_mean, masked_softmax
 from mea_cli.models.psa import PSALayer
 from mea_cli.models.wal import WeightedAttentionLayer
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy 2-core machine
-    (OpenMP threads spinning against other processes made a step 100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _lengths_mask(lengths: list[int], t: int) -> torch.Tensor:

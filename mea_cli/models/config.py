@@ -16,7 +16,8 @@ Table I of the paper (hyper-parameters chosen on each validation set)::
 
 plus ``M = 3`` PSA layers and ``N = 2`` HCA layers (Sec. IV-B). The remaining fields are our
 choices where the paper is silent (dropout, FFN width, gradient-reversal strength, DGF
-self-loops, the task loss, the WAL form, the Eq. 2 form); ``docs/model.md`` lists them.
+self-loops, the task loss, the WAL form and where its weights act, the Eq. 2 form);
+``docs/model.md`` lists them.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mea_cli import MODALITIES
 from mea_cli.errors import MeaError
 from mea_cli.models.losses import TASK_LOSSES
 from mea_cli.models.switches import validate as validate_switches
+from mea_cli.models.wal import WAL_SCALINGS
 
 PAPER_INPUT_DIMS: dict[str, int] = {"text": 300, "vision": 35, "audio": 74}
 """GloVe 300 / Facet 35 / COVAREP 74 (Sec. IV-B), used when no feature store is given."""
@@ -111,6 +113,7 @@ class MEAConfig:
     grl_lambda: float = 1.0
     wal_literal: bool = False
     wal_max_len: int = 50
+    wal_scaling: str = "paper"
     dgf_self_loops: bool = False
     psa_literal_eq2: bool = False
     ablations: tuple[str, ...] = ()
@@ -154,6 +157,10 @@ class MEAConfig:
             problems.append("d_h, ffn_mult and wal_max_len must be positive")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):
             problems.append("dropout and attn_dropout must lie in [0, 1)")
+        if self.wal_scaling not in WAL_SCALINGS:
+            problems.append(
+                f"wal_scaling must be one of {', '.join(WAL_SCALINGS)}, not {self.wal_scaling!r}"
+            )
         if self.task_loss not in TASK_LOSSES:
             problems.append(
                 f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}"
