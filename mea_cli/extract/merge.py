@@ -18,7 +18,7 @@ from pathlib import Path
 
 from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, Sample
 from mea_cli.errors import MeaError
-from mea_cli.extract.driver import sample_order
+from mea_cli.extract.pack import sample_order
 
 _SUMMED = ("extract_videos", "extract_skipped_files", "extract_text_tokens", "extract_text_oov")
 
