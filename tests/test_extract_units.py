@@ -244,6 +244,13 @@ def test_label_tasks() -> None:
     assert LabelSpec.parse_range("-3,3") == (-3.0, 3.0) and LabelSpec.parse_classes("a, b") == ("a", "b")
 
 
+def test_label_options_need_a_labels_file(tmp_path: Path) -> None:
+    from mea_cli.extract.driver import extract
+
+    with pytest.raises(ExtractError, match="need --labels"):
+        extract(tmp_path, tmp_path / "o.h5", label_spec=LabelSpec(task="multiclass"))
+
+
 def test_shard_validation() -> None:
     assert parse_shard(None) == (1, 1) and parse_shard("2/3") == (2, 3)
     for bad in ("0/2", "3/2", "x", "1-2"):
@@ -280,6 +287,10 @@ def test_provenance_round_trip_and_refusals(tmp_path: Path) -> None:
     assert info.parameters["backend"] == "opensmile" and info.parameters["options"] == {"set": "compare"}
     again = backends.from_provenance("audio", ExtractorInfo.from_json(info.to_json()))
     assert again.backend.feature_names == audio.feature_names and again.notes == []
+    moved = ExtractorInfo(info.name, info.version, {**info.parameters, "options": {"set": "x"}})
+    assert backends.identity(moved) == backends.identity(info)  # options: where, not what
+    other = ExtractorInfo(info.name, info.version, {**info.parameters, "hop_s": 0.02})
+    assert backends.identity(other) != backends.identity(info)
     older = ExtractorInfo(info.name, "0.0.1", info.parameters)
     assert "version" in backends.from_provenance("audio", older).notes[0]
     # the recorded content must match: an override that changes it is refused

@@ -51,38 +51,48 @@ def resolve_model(path: str | os.PathLike[str] | None) -> Path:
     return root.resolve()
 
 
+def describe(model: str | os.PathLike[str] | None = None) -> dict[str, object]:
+    """The provenance of ASR with ``model`` (default tiny.en), without loading the model.
+
+    Raises :class:`AsrUnavailable` when faster-whisper or the model folder is missing, so it
+    doubles as the up-front check of ``mea extract``.
+    """
+    from mea_cli.extract.usercache import cached_sha256
+
+    root = resolve_model(model)
+    try:
+        import faster_whisper
+    except ImportError as err:
+        raise AsrUnavailable(
+            f"ASR needs faster-whisper, which is not importable ({err}); run `make install`"
+        ) from None
+    return {
+        "engine": f"faster-whisper {faster_whisper.__version__}",
+        "model": "tiny.en" if model is None else root.name,
+        "model_sha256": cached_sha256(root / "model.bin"),
+        "compute_type": "int8",
+        "beam_size": 1,
+        "language": LANGUAGE,
+    }
+
+
 class WhisperASR:
     """faster-whisper with one CTranslate2 model (int8, CPU); build once per worker process."""
 
     def __init__(self, model: str | os.PathLike[str] | None = None, threads: int = 1) -> None:
         self.model_dir = resolve_model(model)
-        self.model_name = "tiny.en" if model is None else self.model_dir.name
         try:
             import faster_whisper
         except ImportError as err:
             raise AsrUnavailable(
                 f"ASR needs faster-whisper, which is not importable ({err}); run `make install`"
             ) from None
-        self.version = str(faster_whisper.__version__)
         try:
             self._model = faster_whisper.WhisperModel(
                 str(self.model_dir), device="cpu", compute_type="int8", cpu_threads=threads
             )
         except (RuntimeError, ValueError, OSError) as err:
             raise AsrUnavailable(f"{self.model_dir}: cannot load the ASR model: {err}") from None
-
-    def provenance(self) -> dict[str, object]:
-        from mea_cli.extract.usercache import cached_sha256
-
-        return {
-            "engine": f"faster-whisper {self.version}",
-            "model": self.model_name,
-            "model_dir": str(self.model_dir),
-            "model_sha256": cached_sha256(self.model_dir / "model.bin"),
-            "compute_type": "int8",
-            "beam_size": 1,
-            "language": LANGUAGE,
-        }
 
     def words(self, signal: np.ndarray) -> list[Word]:
         """The words heard in a 16 kHz mono signal, with their times."""

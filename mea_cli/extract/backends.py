@@ -31,6 +31,7 @@ not installed costs nothing until it is asked for).
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -307,10 +308,26 @@ def from_provenance(
     return Recreated(backend, notes)
 
 
+def identity(info: ExtractorInfo) -> str:
+    """What decides the features of a provenance record, as canonical JSON: everything but
+    the ``options`` (at the top and in ``words``), which hold where files are, not what they
+    are (their digests are kept). Two stores with the same identity were made the same way,
+    even on machines that keep the model files in other places (merges, cache reuse)."""
+
+    def strip(params: Any) -> Any:
+        if not isinstance(params, dict):
+            return params
+        return {k: strip(v) for k, v in params.items() if k != "options"}
+
+    return json.dumps(
+        {"name": info.name, "version": info.version, "parameters": strip(dict(info.parameters))},
+        sort_keys=True,
+        default=str,
+    )
+
+
 def _canonical(value: Any) -> Any:
     """JSON round trip: tuples and lists compare equal, as they do after a store is read."""
-    import json
-
     return json.loads(json.dumps(value, sort_keys=True, default=str))
 
 

@@ -78,6 +78,8 @@ def extract(
     cfg = cfg or ExtractConfig()
     if workers < 1:
         raise ExtractError("--workers must be at least 1")
+    if labels is None and label_spec is not None and label_spec != LabelSpec():
+        raise ExtractError("--task, --classes, --label-range and --label-column need --labels")
     out = check_output_file(out, "feature store")
     cdir = Path(cache_dir) if cache_dir is not None else out.with_name(out.name + ".cache")
     check_output_dir(cdir, "extraction cache folder")

@@ -53,6 +53,21 @@ def _words_in(words: list[Word], start: float, end: float) -> list[Word]:
     return [w for w in words if start <= (w.start + w.end) / 2 < end]
 
 
+def video_sample(key: str, res: VideoResult) -> Sample:
+    """A whole video as one unlabelled sample (what ``mea extract`` without labels writes,
+    and what ``mea predict`` feeds the model)."""
+    return Sample(
+        id=key,
+        video=key,
+        start=0.0,
+        end=res.duration,
+        features=dict(res.features),
+        times=dict(res.times),
+        words=list(res.words),
+        words_source=res.text_source,
+    )
+
+
 def _samples(plan: Plan, results: dict[str, VideoResult], failures: list[Failure]) -> list[Sample]:
     samples: list[Sample] = []
     for key, _path in plan.videos:
@@ -60,18 +75,7 @@ def _samples(plan: Plan, results: dict[str, VideoResult], failures: list[Failure
         if res.fatal:
             continue
         if plan.labels is None:
-            samples.append(
-                Sample(
-                    id=key,
-                    video=key,
-                    start=0.0,
-                    end=res.duration,
-                    features=dict(res.features),
-                    times=dict(res.times),
-                    words=list(res.words),
-                    words_source=res.text_source,
-                )
-            )
+            samples.append(video_sample(key, res))
             continue
         for seg in plan.segments.get(key, []):
             if math.isfinite(res.duration) and seg.start >= res.duration:

@@ -147,8 +147,10 @@ class Pipeline:
         return self._schemas
 
     def fingerprint(self) -> str:
-        """What a cache entry must have been made with to be reused."""
-        return json.dumps([s.extractor.to_json() for s in self.schemas()], sort_keys=True)
+        """What a cache entry must have been made with to be reused (file places excluded:
+        a moved model file with the same content keeps the cache, see
+        :func:`~mea_cli.extract.backends.identity`)."""
+        return json.dumps([backends.identity(s.extractor) for s in self.schemas()])
 
     # -- one video -------------------------------------------------------------------------
     def extract_video(self, key: str, path: Path) -> VideoResult:

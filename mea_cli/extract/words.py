@@ -23,7 +23,7 @@ import numpy as np
 
 from mea_cli.artifacts.features import Word
 from mea_cli.errors import MeaError
-from mea_cli.extract.asr import AsrUnavailable, WhisperASR
+from mea_cli.extract.asr import AsrUnavailable, WhisperASR, describe
 from mea_cli.extract.text import SIDECAR_ORDER, TranscriptError, find_sidecar, read_sidecar
 from mea_cli.extract.vad import SileroVAD, Stretch, VadUnavailable
 
@@ -63,12 +63,12 @@ class WordSource:
         return self._vad
 
     def require_asr(self, clips_without_sidecar: list[str]) -> None:
-        """Load ASR now if some clip needs it (or a model was named); one clear
-        :class:`MeaError` when it cannot run."""
+        """Check that ASR can run if some clip needs it (or a model was named); one clear
+        :class:`MeaError` when it cannot. The model itself is loaded by the first clip."""
         if not self.asr_enabled or (not clips_without_sidecar and self.asr_model is None):
             return
         try:
-            self.asr  # noqa: B018 - loading is the check
+            describe(self.asr_model)  # the package and the model folder are there
         except AsrUnavailable as err:
             if not clips_without_sidecar:
                 raise
@@ -93,7 +93,7 @@ class WordSource:
             record["asr"] = "off"
         else:
             try:
-                record["asr"] = self.asr.provenance()
+                record["asr"] = describe(self.asr_model)
             except AsrUnavailable as err:
                 record["asr"] = f"unavailable: {err}"
         return record
@@ -110,12 +110,12 @@ class WordSource:
         opts = record["options"]
         src = cls(opts.get("asr") == "true", asr_model or opts.get("asr_model") or None)
         if isinstance(record.get("asr"), dict):
-            now = src.asr.provenance()
+            now = describe(src.asr_model)
             was = record["asr"]
             if now.get("model_sha256") != was.get("model_sha256"):
                 raise AsrUnavailable(
-                    f"ASR model {now.get('model_dir')} differs from the one recorded "
-                    f"({was.get('model')}, sha256 {str(was.get('model_sha256'))[:12]}...)"
+                    f"ASR model {src.asr_model or 'tiny.en (packaged)'} differs from the one "
+                    f"recorded ({was.get('model')}, sha256 {str(was.get('model_sha256'))[:12]}...)"
                 )
         if isinstance(record.get("txt_timing"), dict):
             now_vad = src.vad.provenance()
