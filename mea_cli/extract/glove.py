@@ -67,13 +67,14 @@ def to_tokens(words: Sequence[Word]) -> tuple[list[str], np.ndarray]:
 
 
 def _save_kv(kv: KeyedVectors, target: Path) -> None:
-    """Save ``kv`` as ``target`` (+ ``target.vectors.npy``), each file written atomically;
-    the ``.kv`` file appears last, so its presence means the cache entry is whole."""
+    """Save ``kv`` as ``target`` + ``target.vectors.npy`` (the matrix beside the main file, so
+    that loading can memory-map it), each file written atomically; the ``.kv`` file appears
+    last, so its presence means the cache entry is whole."""
     target.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(target, "word-vector cache") as tmp:
-        extra = Path(f"{tmp}.vectors.npy")  # gensim stores the big array beside the main file
+        extra = Path(f"{tmp}.vectors.npy")
         try:
-            kv.save(str(tmp))
+            kv.save(str(tmp), separately=["vectors"])
             if extra.exists():
                 with atomic_output(Path(f"{target}.vectors.npy"), "word-vector cache") as npy:
                     os.replace(extra, npy)
