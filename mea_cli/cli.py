@@ -239,7 +239,7 @@ def extract(
     label_range: str = typer.Option(None, "--label-range", help="Regression range a,b."),
     label_column: str = typer.Option("label", "--label-column", help="Labels CSV column."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Videos extracted in parallel."),
-    cache: Path = typer.Option(None, "--cache", help="Per-video cache [default: OUT.cache]."),
+    cache: Path = typer.Option(None, "--cache", help="Per-video cache (default: OUT.cache)."),
     shard: str = typer.Option(None, "--shard", help="i/n: extract every n-th video from the i-th."),
     dataset: str = typer.Option("", "--dataset", help="Dataset name stored in the file."),
     face_backend: str = typer.Option("blendshapes", "--face-backend", help="blendshapes | pyfeat."),
@@ -248,14 +248,14 @@ def extract(
     audio_opt: list[str] = typer.Option([], "--audio-opt", help="key=value for the audio backend."),
     text_backend: str = typer.Option("glove", "--text-backend", help="glove."),
     text_opt: list[str] = typer.Option([], "--text-opt", help="key=value for the text backend."),
-    fps: float = typer.Option(None, "--fps", help="Face frames per second [default: native]."),
+    fps: float = typer.Option(None, "--fps", help="Face frames per second (default: native)."),
     max_side: int = typer.Option(None, "--max-side", min=0, help="Shrink larger frames (0: never)."),
     face_model: Path = typer.Option(None, "--face-model", help="MediaPipe face_landmarker.task."),
     audio_set: str = typer.Option(None, "--audio-set", help="egemaps | compare."),
     glove: Path = typer.Option(None, "--glove", help="GloVe text, word2vec .bin or gensim .kv."),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper when no transcript sidecar."),
     asr_model: Path = typer.Option(
-        None, "--asr-model", help="CTranslate2 Whisper model folder [default: packaged tiny.en]."
+        None, "--asr-model", help="CTranslate2 Whisper model folder (default: the packaged tiny.en)."
     ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
