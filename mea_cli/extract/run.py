@@ -71,16 +71,26 @@ class RunResult:
 
 
 _STATE: Pipeline | None = None
+_BUSY = False  # a worker is inside _work (a cache entry may be half-written)
+_STOP_GRACE_S = 10.0  # how long a terminated worker may take to clean up before SIGKILL
 
 
-def _raise_exit(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)
+class _Stop(BaseException):
+    """Raised in a worker by SIGTERM while it works, to unwind (and clean up) then exit."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    if not _BUSY:
+        os._exit(128 + signum)  # idle: nothing to clean up, and no native teardown to wait for
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # MediaPipe's teardown chatter from a worker being stopped is noise
+    raise _Stop
 
 
 def _init_worker(cfg: ExtractConfig) -> None:
     global _STATE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
-    signal.signal(signal.SIGTERM, _raise_exit)  # unwind: atomic writes remove their temp file
+    signal.signal(signal.SIGTERM, _on_sigterm)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     _STATE = Pipeline.from_config(cfg)
@@ -89,9 +99,18 @@ def _init_worker(cfg: ExtractConfig) -> None:
 def _work(
     key: str, path: str, entry: str, fingerprint: str, signature: dict[str, Any]
 ) -> dict[str, Any]:
+    global _BUSY
     assert _STATE is not None
-    res = _STATE.extract_video(key, Path(path))
-    cache.save(Path(entry), res, fingerprint, signature)
+    _BUSY = True
+    try:
+        res = _STATE.extract_video(key, Path(path))
+        cache.save(Path(entry), res, fingerprint, signature)
+    except _Stop:
+        # unwound: atomic_output has removed the half-written entry. Exit at once: a normal
+        # interpreter exit can wait on MediaPipe's native threads.
+        os._exit(128 + signal.SIGTERM)
+    finally:
+        _BUSY = False
     return {
         "key": key,
         "duration": res.duration,
@@ -100,16 +119,21 @@ def _work(
     }
 
 
-def _stop_workers(pool: ProcessPoolExecutor, pending: set[Future[Any]]) -> None:
-    for fut in pending:
-        fut.cancel()
-    terminate = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-    if terminate is not None:
-        terminate()
-    else:
-        for proc in list((getattr(pool, "_processes", None) or {}).values()):
-            proc.terminate()
-    pool.shutdown(wait=True, cancel_futures=True)
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM the workers (each removes its half-written cache entry), SIGKILL any still
+    alive after a grace period, and let the pool go: its manager thread sees the workers gone
+    and fails the pending futures itself (cancelling them here first trips a CPython 3.11 bug:
+    ``InvalidStateError`` in that thread)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + _STOP_GRACE_S
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    pool.shutdown(wait=True)
 
 
 def run(
@@ -153,10 +177,10 @@ def run(
         show()
 
     def interrupted() -> ExtractInterrupted:
-        now = done - cached
+        now = sum(1 for *_, entry, _sig in todo if entry.is_file())  # finished, maybe unseen
         return ExtractInterrupted(
-            f"interrupted: {now} video(s) extracted in this run, {done} of {total} now cached in "
-            f"{cache_dir}; no store was written. Run the same command again to resume"
+            f"interrupted: {now} video(s) extracted in this run, {cached + now} of {total} now "
+            f"cached in {cache_dir}; no store was written. Run the same command again to resume"
         )
 
     show()
@@ -185,10 +209,10 @@ def run(
                 for fut in finished:
                     tick(fut.result())
         except KeyboardInterrupt:
-            _stop_workers(pool, pending)
+            _stop_workers(pool)
             raise interrupted() from None
         except BaseException:
-            _stop_workers(pool, pending)
+            _stop_workers(pool)
             raise
         pool.shutdown(wait=True)
     for key, path, entry, sig in todo:
