@@ -14,7 +14,6 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from mea_cli import __version__
 from mea_cli.errors import MeaError
@@ -34,18 +33,6 @@ class Like(str, Enum):
     mosi = "mosi"
     mosei = "mosei"
     iemocap = "iemocap"
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
 
 
 def _version(value: bool) -> None:
@@ -79,10 +66,15 @@ def info(
     drop: list[str] = typer.Option(
         [], "--drop", help="With --model: Table V switch to apply (repeatable)."
     ),
+    sample: str = typer.Option(
+        None, "--sample", help="With FILE: one sample's labels, sequences and words."
+    ),
 ) -> None:
     """Summarise a feature store (FILE), or a model's size with --model NAME --dataset D."""
     if (file is None) == (model is None):
         raise MeaError("give exactly one of FILE (a feature store) or --model NAME")
+    if sample is not None and file is None:
+        raise MeaError("--sample needs FILE (a feature store)")
     if model is not None:
         from mea_cli.models.summary import describe_model, render_model_summary
 
@@ -93,8 +85,16 @@ def info(
             render_model_summary(described, console)
         return
     from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.artifacts.summary import render_summary, summarize
+    from mea_cli.artifacts.summary import describe_sample, render_sample, render_summary, summarize
 
+    if sample is not None:
+        with FeatureStore(file) as store:
+            described = describe_sample(store, sample)
+        if as_json:
+            sys.stdout.write(json.dumps(described, indent=2) + "\n")
+        else:
+            render_sample(described, console)
+        return
     with FeatureStore(file) as store:
         summary = summarize(store)
     if as_json:
@@ -115,18 +115,11 @@ def synth(
 ) -> None:
     """Write synthetic asynchronous data whose labels need several modalities and word order."""
     from mea_cli.data.synth import SPECS, write_synthetic
+    from mea_cli.progress import ProgressReporter
 
     total = SPECS[like.value].default_n if n is None else n
-    with _progress() as bar:
-        task = bar.add_task(f"synth-{like.value}", total=total)
-        count = write_synthetic(
-            out,
-            like.value,
-            total,
-            seed,
-            max_seconds,
-            progress=lambda k: bar.update(task, completed=k),
-        )
+    with ProgressReporter(f"synth-{like.value}", total, "samples", err_console) as rep:
+        count = write_synthetic(out, like.value, total, seed, max_seconds, progress=rep.update)
     console.print(
         f"wrote {count} synthetic {like.value}-shaped samples to {escape(str(out))}",
         highlight=False,
@@ -236,40 +229,70 @@ def import_(
 def extract(
     videos: Path = typer.Argument(..., help="A folder of videos (searched recursively) or one video."),
     out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
-    labels: Path = typer.Option(None, "--labels", help="CSV: video,start,end,label[,split]."),
+    labels: Path = typer.Option(
+        None, "--labels", help="CSV: video,start,end,label[,split] (or CMU video_id,clip_id,...)."
+    ),
+    task: str = typer.Option(
+        "auto", "--task", help="auto, regression, multiclass or binary-multilabel."
+    ),
+    classes: str = typer.Option(None, "--classes", help="Class names in order: a,b,c."),
+    label_range: str = typer.Option(None, "--label-range", help="Regression range a,b."),
+    label_column: str = typer.Option("label", "--label-column", help="Labels CSV column."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Videos extracted in parallel."),
-    cache: Path = typer.Option(None, "--cache", help="Per-video cache [default: OUT.cache]."),
+    cache: Path = typer.Option(None, "--cache", help="Per-video cache (default: OUT.cache)."),
     shard: str = typer.Option(None, "--shard", help="i/n: extract every n-th video from the i-th."),
     dataset: str = typer.Option("", "--dataset", help="Dataset name stored in the file."),
-    fps: float = typer.Option(None, "--fps", help="Face frames per second [default: native]."),
-    max_side: int = typer.Option(0, "--max-side", min=0, help="Shrink larger frames (0: never)."),
     face_backend: str = typer.Option("blendshapes", "--face-backend", help="blendshapes | pyfeat."),
+    face_opt: list[str] = typer.Option([], "--face-opt", help="key=value for the face backend."),
+    audio_backend: str = typer.Option("opensmile", "--audio-backend", help="opensmile."),
+    audio_opt: list[str] = typer.Option([], "--audio-opt", help="key=value for the audio backend."),
+    text_backend: str = typer.Option("glove", "--text-backend", help="glove."),
+    text_opt: list[str] = typer.Option([], "--text-opt", help="key=value for the text backend."),
+    fps: float = typer.Option(None, "--fps", help="Face frames per second (default: native)."),
+    max_side: int = typer.Option(None, "--max-side", min=0, help="Shrink larger frames (0: never)."),
     face_model: Path = typer.Option(None, "--face-model", help="MediaPipe face_landmarker.task."),
-    pyfeat_weights: Path = typer.Option(None, "--pyfeat-weights", help="py-feat weight folder."),
-    audio_set: str = typer.Option("egemaps", "--audio-set", help="egemaps | compare."),
+    audio_set: str = typer.Option(None, "--audio-set", help="egemaps | compare."),
     glove: Path = typer.Option(None, "--glove", help="GloVe text, word2vec .bin or gensim .kv."),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper when no transcript sidecar."),
+    asr_model: Path = typer.Option(
+        None, "--asr-model", help="CTranslate2 Whisper model folder (default: the packaged tiny.en)."
+    ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
+    from mea_cli.extract.backends import BackendSpec
     from mea_cli.extract.driver import ExtractConfig
     from mea_cli.extract.driver import extract as run_extract
-    from mea_cli.extract.report import progress_bar, render_report
+    from mea_cli.extract.labelparse import LabelSpec
+    from mea_cli.extract.report import progress_reporter, render_report
+
+    shortcuts = {
+        "face": {"fps": fps, "max_side": max_side, "model": face_model},
+        "audio": {"set": audio_set},
+        "text": {"vectors": glove},
+    }
+
+    def spec(kind: str, name: str, opts: list[str]) -> BackendSpec:
+        given = {k: str(v) for k, v in shortcuts[kind].items() if v is not None}
+        return BackendSpec.parse(kind, name, opts).with_options(given)
 
     cfg = ExtractConfig(
-        fps=fps,
-        max_side=max_side,
-        face_backend=face_backend,
-        face_model=str(face_model) if face_model else None,
-        pyfeat_weights=str(pyfeat_weights) if pyfeat_weights else None,
-        audio_set=audio_set,
-        glove=str(glove) if glove else None,
+        face=spec("face", face_backend, face_opt),
+        audio=spec("audio", audio_backend, audio_opt),
+        text=spec("text", text_backend, text_opt),
         asr=asr,
+        asr_model=str(asr_model) if asr_model else None,
     )
-    with progress_bar(err_console) as update:
+    label_spec = LabelSpec(
+        task=task,
+        classes=LabelSpec.parse_classes(classes),
+        value_range=LabelSpec.parse_range(label_range),
+        column=label_column,
+    )
+    with progress_reporter(err_console) as update:
         report = run_extract(
-            videos, out, cfg, labels=labels, workers=workers, cache_dir=cache, shard=shard,
-            dataset=dataset, progress=update,
-        )
+            videos, out, cfg, labels=labels, label_spec=label_spec, workers=workers,
+            cache_dir=cache, shard=shard, dataset=dataset, progress=update,
+        )  # fmt: skip
     render_report(report, console)
 
 
