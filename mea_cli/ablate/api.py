@@ -23,6 +23,7 @@ from mea_cli.ablate.errors import AblationError
 from mea_cli.ablate.rows import FULL, RowSpec, check_names, paper_table, table_rows
 from mea_cli.ablate.runner import Job, Reporter, RunInfo, TrainFn, pick_seeds, run_jobs
 from mea_cli.ablate.table import ResultTable, build_table, default_metrics
+from mea_cli.paths import write_text
 
 # model-config fields that describe the data, not the model: the trainer derives them from the
 # store, so they are not passed as overrides
@@ -222,11 +223,7 @@ def write_tables(table: ResultTable, out_dir: Path, stem: str) -> dict[str, Path
         ("csv", table.to_csv()),
         ("tex", table.to_latex()),
     ):
-        path = out_dir / f"{stem}.{ext}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        files[ext] = path
+        files[ext] = write_text(out_dir / f"{stem}.{ext}", text, "result table")
     return files
 
 
