@@ -26,8 +26,8 @@ from pathlib import Path
 import click
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from mea_cli import __version__
 from mea_cli.errors import MeaError
@@ -42,8 +42,10 @@ app = typer.Typer(
     # plain click help: Rich markup would swallow "[asr]"-style text and crop it when piped
     rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+# markup off: file names, sample ids ("v[0]") and hints ("mea-cli[asr]") print as they are;
+# styling is done with Text / style=, never with "[bold]" tags in strings
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 PIPE_WIDTH = 1000  # page width when not a terminal: long table rows stay whole lines
 
 
@@ -149,7 +151,7 @@ def synth(
             progress=lambda k: bar.update(task, completed=k),
         )
     console.print(
-        f"wrote {count} synthetic {like.value}-shaped samples to {escape(str(out))}",
+        f"wrote {count} synthetic {like.value}-shaped samples to {out}",
         highlight=False,
     )
 
@@ -279,7 +281,7 @@ def import_(
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         report.render(console)
-        console.print(f"wrote {escape(str(out))}", highlight=False)
+        console.print(f"wrote {out}", highlight=False)
 
 
 @app.command()
@@ -302,7 +304,7 @@ def extract(
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
     if not videos.exists():
-        raise PathError(videos, "no such video file or folder")
+        raise PathError(videos, "no such file or folder")
     if not videos.is_dir():
         check_input_file(videos, "video file")
     for given, what in ((labels, "labels file"), (face_model, "face model"), (glove, "vectors")):
@@ -347,7 +349,7 @@ def merge(
     from mea_cli.extract.merge import merge_stores
 
     n = merge_stores(stores, out)
-    console.print(f"merged {len(stores)} stores, {n} samples -> {escape(str(out))}", highlight=False)
+    console.print(f"merged {len(stores)} stores, {n} samples -> {out}", highlight=False)
 
 
 class TableFormat(str, Enum):
@@ -366,7 +368,7 @@ def _job_reporter(kind: str):  # noqa: ANN202 - callback for mea_cli.ablate.runn
             "reused": "reused the run's own result",
         }
         err_console.print(
-            f"{kind} {escape(job.row)} seed {job.seed}: {words.get(event, event)}", highlight=False
+            f"{kind} {job.row} seed {job.seed}: {words.get(event, event)}", highlight=False
         )
 
     return report
@@ -408,7 +410,7 @@ def ablate(
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
         err_console.print("note: the paper's Table V has values for MOSI and MOSEI only")
-    files = ", ".join(escape(str(p)) for p in result.files.values())
+    files = ", ".join(p for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
 
@@ -440,7 +442,7 @@ def sweep(
 
     def show(res) -> None:  # noqa: ANN001 - mea_cli.ablate.api.SweepResult
         _print_table(res.table, fmt)
-        files = ", ".join(escape(str(p)) for p in res.files.values())
+        files = ", ".join(p for p in res.files.values())
         err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
     run_sweep(
@@ -474,7 +476,7 @@ def viz(
 
     whats = [w.strip() for item in what for w in item.split(",") if w.strip()]
     for o in make(path, whats, out, features, split, sample, samples, seed):
-        console.print(f"{o.what}: {escape(str(o.png))} - {escape(o.summary)}", highlight=False)
+        console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
 
 
 def _wide_when_piped() -> None:
@@ -509,7 +511,7 @@ def main() -> None:
         code = app(standalone_mode=False)
     except MeaError as err:
         err_console.print(
-            f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True
+            Text.assemble(("error:", "bold red"), " ", str(err)), highlight=False, soft_wrap=True
         )
         raise SystemExit(err.exit_code) from None
     except click.ClickException as err:  # usage errors: click's own message, exit 2
@@ -522,8 +524,8 @@ def main() -> None:
         code = 130
     if code == 130:  # typer's answer to KeyboardInterrupt inside a command
         if _STOPPED_BY and _STOPPED_BY[-1] == signal.SIGTERM:
-            err_console.print("[bold red]terminated[/] (SIGTERM)", highlight=False)
+            err_console.print(Text.assemble(("terminated", "bold red"), " (SIGTERM)"))
             raise SystemExit(143)
-        err_console.print("[bold red]interrupted[/] (Ctrl-C)", highlight=False)
+        err_console.print(Text.assemble(("interrupted", "bold red"), " (Ctrl-C)"))
         raise SystemExit(130)
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -226,7 +226,7 @@ def test_cli_import_mult_errors_leave_no_output(tmp_path: Path) -> None:
         (mmsa_like, [], "use `mea import mmsa`"),
         (good, ["--dataset", "iemocap"], "iemocap needs [N, 4, 2]"),
         (evil, [], "refusing to load"),
-        (tmp_path / "absent.pkl", [], "no such file"),
+        (tmp_path / "absent.pkl", [], "no such mult pickle"),
     ]
     for src, extra, words in cases:
         out = tmp_path / f"{src.stem}.h5"

@@ -80,8 +80,8 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
     """Print a summary as rich tables."""
     kind = "synthetic" if summary["synthetic"] else "real"
     console.print(
-        f"[bold]{summary['file']}[/]  dataset=[cyan]{summary['dataset'] or '?'}[/] "
-        f"task=[cyan]{summary['task'] or 'unlabelled'}[/] ({kind})  "
+        f"{summary['file']}  dataset={summary['dataset'] or '?'} "
+        f"task={summary['task'] or 'unlabelled'} ({kind})  "
         f"samples={summary['samples']}  created={summary['created']}  "
         f"mea-cli {summary['mea_cli_version']}",
         highlight=False,

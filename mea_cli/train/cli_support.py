@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from mea_cli.train.config import ConfigError
@@ -48,6 +47,6 @@ def print_run_summary(result: RunResult, console: Console) -> None:
     best = ", ".join(f"seed {s}: epoch {result.seeds[s]['best_epoch']}" for s in seeds)
     console.print(
         f"best on valid {result.selection} at {best}; checkpoint(s) and metrics in "
-        f"{escape(str(result.run_dir))}",
+        f"{result.run_dir}",
         highlight=False,
     )

@@ -274,7 +274,7 @@ class ImportReport:
 
     def render(self, console: Console) -> None:
         console.print(
-            f"imported [bold]{self.samples}[/] samples from {self.format} file "
+            f"imported {self.samples} samples from {self.format} file "
             f"{self.source} as {self.dataset or 'unnamed dataset'} ({self.task}: "
             f"{', '.join(self.label_names)})",
             highlight=False,
