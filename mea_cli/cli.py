@@ -5,8 +5,8 @@ Every path argument is checked at the start of its command, before any work, wit
 unwritable place, an input that is missing, empty or of the wrong kind), and nothing is created
 for a path that fails. User mistakes raise :class:`mea_cli.errors.MeaError`; :func:`main`
 prints them as one line on stderr and exits with code 2. Ctrl-C (SIGINT) and a scheduler's
-SIGTERM end any command with one line and exit code 130 / 143. Anything else is a bug and keeps
-its traceback.
+SIGTERM end any command with one line and exit code 130 / 143 (:mod:`mea_cli.interrupt`).
+Anything else is a bug and keeps its traceback.
 
 Output under schedulers: help is click's plain text (Rich markup would swallow
 ``[asr]``-style brackets), and when stdout / stderr is not a terminal the consoles get a wide
@@ -15,7 +15,6 @@ page so that tables are not cropped to 80 columns (``COLUMNS`` still wins when s
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -29,7 +28,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from mea_cli import __version__
+from mea_cli import __version__, interrupt
 from mea_cli.errors import MeaError
 from mea_cli.paths import PathError, check_input_file, check_output_dir, check_output_file
 
@@ -410,7 +409,7 @@ def ablate(
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
         err_console.print("note: the paper's Table V has values for MOSI and MOSEI only")
-    files = ", ".join(p for p in result.files.values())
+    files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
 
@@ -442,7 +441,7 @@ def sweep(
 
     def show(res) -> None:  # noqa: ANN001 - mea_cli.ablate.api.SweepResult
         _print_table(res.table, fmt)
-        files = ", ".join(p for p in res.files.values())
+        files = ", ".join(str(p) for p in res.files.values())
         err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
     run_sweep(
@@ -490,22 +489,11 @@ def _wide_when_piped() -> None:
             c.width = PIPE_WIDTH
 
 
-_STOPPED_BY: list[int] = []  # the signal that stopped the command, if any
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    """A scheduler's SIGTERM (time limit, scancel) ends the command like Ctrl-C does, so that
-    temporary files are removed and training keeps its last epoch for --resume."""
-    _STOPPED_BY.append(signum)
-    raise KeyboardInterrupt
-
-
 def main() -> None:
     """Entry point of the ``mea`` script: exit 0, 2 for a user mistake (one line on stderr),
     130 for Ctrl-C and 143 for SIGTERM (one line each), 1 for a bug (with its traceback)."""
     _wide_when_piped()
-    with contextlib.suppress(ValueError):  # not the main thread (embedded): leave signals be
-        signal.signal(signal.SIGTERM, _on_sigterm)
+    interrupt.install()
     try:
         # not standalone: click must not turn Ctrl-C into a silent "exit 130" on its own
         code = app(standalone_mode=False)
@@ -523,7 +511,7 @@ def main() -> None:
     except KeyboardInterrupt:  # outside a command (while starting up)
         code = 130
     if code == 130:  # typer's answer to KeyboardInterrupt inside a command
-        if _STOPPED_BY and _STOPPED_BY[-1] == signal.SIGTERM:
+        if interrupt.received() == signal.SIGTERM:
             err_console.print(Text.assemble(("terminated", "bold red"), " (SIGTERM)"))
             raise SystemExit(143)
         err_console.print(Text.assemble(("interrupted", "bold red"), " (Ctrl-C)"))

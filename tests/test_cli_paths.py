@@ -44,7 +44,8 @@ def place(tmp_path: Path) -> Path:
 @pytest.fixture
 def mea(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
     """Run ``mea ARGS`` through ``cli.main``; return (exit code, stdout, stderr)."""
-    before = signal.getsignal(signal.SIGTERM)
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+    before = {sig: signal.getsignal(sig) for sig in signals}  # main() installs its own
 
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["mea", *args])
@@ -54,7 +55,8 @@ def mea(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
         return stop.value.code, out, err
 
     yield run
-    signal.signal(signal.SIGTERM, before)
+    for sig, handler in before.items():
+        signal.signal(sig, handler)
 
 
 # (case id, arguments given the place, the path the message names, words of the problem)

@@ -15,8 +15,8 @@ import torch
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, collate
 from mea_cli.data.synth import write_synthetic
-from mea_cli.models import create_model
 from mea_cli.errors import MeaError
+from mea_cli.models import create_model
 from mea_cli.train.trainer import TrainRequest, train_run
 from mea_cli.viz.api import make
 
