@@ -1,7 +1,7 @@
 """``mea ablate`` and ``mea sweep`` end to end: find the run, plan the jobs, train, tabulate.
 
 The stage meets training only through its public pieces: the run directory written by
-``mea train`` (``config.json``, ``metrics.json``, ``ckpt.pt``; DESIGN.md "Runs") and
+``mea train`` (``config.json``, ``metrics.json``, ``ckpt.pt``; docs/design.md) and
 :func:`mea_cli.train.trainer.train_run`. Each job is a new, self-contained run directory nested
 in the original run (``runs/<name>/ablation/<row>/<seed>/`` or ``runs/<name>/sweep/<k=v>/<seed>/``)
 trained with every model-config field and training setting of the original run passed as

@@ -1,4 +1,4 @@
-"""The checkpoint artifact (``format = "mea-checkpoint"``, DESIGN.md): one ``torch.save`` dict.
+"""The checkpoint artifact (``format = "mea-checkpoint"``, docs/design.md): one ``torch.save`` dict.
 
 Everything in it is a plain JSON-able value (str, int, float, bool, None, list, dict) or a
 tensor, so it loads with ``torch.load(weights_only=True)``: no pickled classes, no code runs

@@ -1,4 +1,4 @@
-"""The runs layout (DESIGN.md "Runs"): where a training run keeps its files.
+"""The runs layout (docs/design.md, "Artifacts"): where a training run keeps its files.
 
 ::
 
