@@ -253,6 +253,19 @@ def import_(
     as_json: bool = typer.Option(False, "--json", help="Print the import report as JSON."),
 ) -> None:
     """Import CMU benchmark features (MulT / MMSA pickles, SDK .csd) into a feature store."""
+    owners = {"--folds": folds, "--text-csd": text_csd, "--vision-csd": vision_csd,
+              "--audio-csd": audio_csd, "--labels-csd": labels_csd, "--emotions": emotions,
+              "--label-column": label_column or None}  # fmt: skip
+    owner = {k: ImportKind.csd for k, v in owners.items() if v is not None}
+    if padding != "auto":
+        owner["--padding"] = ImportKind.mult
+    misplaced = sorted(k for k, o in owner.items() if o is not kind)
+    if misplaced:
+        raise MeaError(
+            f"mea import {kind.value} does not take {', '.join(misplaced)} (options of "
+            + ", ".join(sorted({f"mea import {owner[k].value}" for k in misplaced}))
+            + ")"
+        )
     if kind is ImportKind.csd:
         if not src.exists():
             raise PathError(src, "no such directory of .csd files")

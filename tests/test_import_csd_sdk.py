@@ -194,3 +194,24 @@ def test_iemocap_columns_unnamed_or_ambiguous_are_refused(tmp_path: Path) -> Non
     with pytest.raises(ImportFormatError, match="names 3 columns, the labels have 4"):
         import_csd(d, tmp_path / "o.h5", "iemocap", folds=folds, emotions=["happy", "sad", "angry"])
     assert not (tmp_path / "o.h5").exists()
+
+
+def test_options_of_another_layout_are_refused_not_ignored(tmp_path: Path) -> None:
+    pkl = tmp_path / "x.pkl"
+    pkl.write_bytes(b"not read: the options are checked first")
+    r = subprocess.run(
+        [sys.executable, "-m", "mea_cli", "import", "mmsa", str(pkl), "--out", str(tmp_path / "o.h5"),
+         "--emotions", "happy,sad,angry,neutral", "--padding", "left"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2 and r.stderr.strip() == (
+        "error: mea import mmsa does not take --emotions, --padding "
+        "(options of mea import csd, mea import mult)"
+    )
+    folds = standard_folds("mosi")
+    videos = [folds["train"][0], folds["valid"][0], folds["test"][0]]
+    labels = {v: {"features": np.array([[0.5]]), "intervals": np.array([[0.0, 3.0]])} for v in videos}
+    d = sdk_dir(tmp_path, videos, labels, None)
+    with pytest.raises(ImportFormatError, match="--emotions names IEMOCAP label columns"):
+        import_csd(d, tmp_path / "o.h5", "mosi", emotions=["happy", "sad", "angry", "neutral"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sdk", "x.pkl"]

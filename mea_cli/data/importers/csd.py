@@ -351,6 +351,8 @@ def import_csd(
         spec = label_spec(dataset_name)
         if spec.task == "binary-multilabel":
             columns, named_by = _emotion_columns(lab, emotions)
+        elif emotions is not None:
+            raise ImportFormatError(directory, "--emotions names IEMOCAP label columns; it needs --dataset iemocap")
         else:
             if not 0 <= label_column < lab.dim:
                 raise ImportFormatError(
