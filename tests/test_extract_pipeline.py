@@ -241,7 +241,7 @@ def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
         "--face-model",
         str(tmp_path / "no.task"),
     )
-    assert r.returncode == 2 and "face model file not found" in r.stderr
+    assert r.returncode == 2 and "no.task: no such face model" in r.stderr
     r = _mea("merge", str(corpus["out"]), str(corpus["labels"]), "--out", str(tmp_path / "m.h5"))
     assert r.returncode == 2 and "labels.csv" in r.stderr
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "m.h5").exists()

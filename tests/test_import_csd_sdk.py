@@ -189,7 +189,7 @@ def test_iemocap_columns_unnamed_or_ambiguous_are_refused(tmp_path: Path) -> Non
     folds.write_text(json.dumps({"train": videos[:1], "valid": videos[1:2], "test": videos[2:]}))
     with pytest.raises(ImportFormatError, match="no 'dimension names' metadata"):
         import_csd(d, tmp_path / "o.h5", "iemocap", folds=folds)
-    with pytest.raises(ImportFormatError, match="names 2 columns 'happy'"):
+    with pytest.raises(ImportFormatError, match="name 2 'happy' columns"):
         import_csd(d, tmp_path / "o.h5", "iemocap", folds=folds, emotions=["happy", "joy", "sad", "angry"])
     with pytest.raises(ImportFormatError, match="names 3 columns, the labels have 4"):
         import_csd(d, tmp_path / "o.h5", "iemocap", folds=folds, emotions=["happy", "sad", "angry"])

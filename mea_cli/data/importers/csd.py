@@ -271,11 +271,11 @@ def _emotion_columns(lab: Sequence, emotions: list[str] | tuple[str, ...] | None
     for emotion in IEMOCAP_EMOTIONS:
         hits = [j for j, n in enumerate(norm) if n in EMOTION_NAMES[emotion]]
         if len(hits) != 1:
-            problem = "names no" if not hits else f"names {len(hits)} columns"
+            problem = f"no {emotion!r} column" if not hits else f"{len(hits)} {emotion!r} columns"
             raise ImportFormatError(
                 lab.path,
-                f"{source} ({', '.join(names)}) {problem} {emotion!r} column; iemocap needs "
-                f"each of {', '.join(IEMOCAP_EMOTIONS)} once",
+                f"{source} ({', '.join(names)}) name {problem}; iemocap needs each of "
+                f"{', '.join(IEMOCAP_EMOTIONS)} once",
             )
         columns.append(hits[0])
     return columns, source
