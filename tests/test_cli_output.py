@@ -113,3 +113,15 @@ def test_an_interrupt_inside_a_finaliser_is_deferred_not_lost() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0)
         for s, handler in before.items():
             signal.signal(s, handler)
+
+
+def test_no_markup_tags_or_escapes_in_printed_text() -> None:
+    """The ``mea`` consoles print text as it is (``markup=False``), so a ``[bold]...[/]`` tag
+    or a ``rich.markup.escape`` would show up literally; style with ``Text`` / ``style=``."""
+    root = Path(__file__).resolve().parents[1] / "mea_cli"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "rich.markup" in line or "[/]" in line:
+                offenders.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert offenders == []
