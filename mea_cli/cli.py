@@ -1,22 +1,35 @@
 """The ``mea`` command line: argument parsing and printing only; each command calls one stage.
 
-User mistakes raise :class:`mea_cli.errors.MeaError`; :func:`main` prints them as one line on
-stderr and exits with code 2. Anything else is a bug and keeps its traceback.
+Every path argument is checked at the start of its command, before any work, with
+:mod:`mea_cli.paths` (an output that is a directory, a parent that is a file or missing, an
+unwritable place, an input that is missing, empty or of the wrong kind), and nothing is created
+for a path that fails. User mistakes raise :class:`mea_cli.errors.MeaError`; :func:`main`
+prints them as one line on stderr and exits with code 2. Ctrl-C (SIGINT) and a scheduler's
+SIGTERM end any command with one line and exit code 130 / 143 (:mod:`mea_cli.interrupt`).
+Anything else is a bug and keeps its traceback.
+
+Output under schedulers: help is click's plain text (Rich markup would swallow
+``[asr]``-style brackets), and when stdout / stderr is not a terminal the consoles get a wide
+page so that tables are not cropped to 80 columns (``COLUMNS`` still wins when set).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
-from mea_cli import __version__
+from mea_cli import __version__, interrupt
 from mea_cli.errors import MeaError
+from mea_cli.paths import PathError, check_input_file, check_output_dir, check_output_file
 
 app = typer.Typer(
     name="mea",
@@ -24,9 +37,14 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    # plain click help: Rich markup would swallow "[asr]"-style text and crop it when piped
+    rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+# markup off: file names, sample ids ("v[0]") and hints ("mea-cli[asr]") print as they are;
+# styling is done with Text / style=, never with "[bold]" tags in strings
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+PIPE_WIDTH = 1000  # page width when not a terminal: long table rows stay whole lines
 
 
 class Like(str, Enum):
@@ -75,6 +93,9 @@ def info(
         raise MeaError("give exactly one of FILE (a feature store) or --model NAME")
     if sample is not None and file is None:
         raise MeaError("--sample needs FILE (a feature store)")
+    for store in (file, features):
+        if store is not None:
+            check_input_file(store, "feature store")
     if model is not None:
         from mea_cli.models.summary import describe_model, render_model_summary
 
@@ -114,6 +135,7 @@ def synth(
     ),
 ) -> None:
     """Write synthetic asynchronous data whose labels need several modalities and word order."""
+    check_output_file(out, "feature store")
     from mea_cli.data.synth import SPECS, write_synthetic
     from mea_cli.progress import ProgressReporter
 
@@ -121,7 +143,7 @@ def synth(
     with ProgressReporter(f"synth-{like.value}", total, "samples", err_console) as rep:
         count = write_synthetic(out, like.value, total, seed, max_seconds, progress=rep.update)
     console.print(
-        f"wrote {count} synthetic {like.value}-shaped samples to {escape(str(out))}",
+        f"wrote {count} synthetic {like.value}-shaped samples to {out}",
         highlight=False,
     )
 
@@ -136,13 +158,18 @@ def train(
         [], "--set", help="key=value: model config field, or train.<setting>."
     ),
     config: Path = typer.Option(None, "--config", help="TOML file with [train] and [model]."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
     name: str = typer.Option(None, "--name", help="Run name [default: model-dataset-time]."),
     resume: bool = typer.Option(False, "--resume", help="Continue run --name (or runs/latest)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs are kept."),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
+    if features is not None:
+        check_input_file(features, "feature store")
+    if config is not None:
+        check_input_file(config, "config file")
+    check_output_dir(runs_dir, "runs directory")
     from mea_cli.train.cli_support import parse_seeds, print_run_summary
     from mea_cli.train.trainer import TrainRequest, train_run
 
@@ -167,14 +194,21 @@ def train(
 
 @app.command(name="eval")
 def eval_(
-    ckpt: Path = typer.Argument(..., help="A checkpoint (runs/<name>/ckpt.pt)."),
+    ckpt: Path = typer.Argument(
+        ..., help="A checkpoint (runs/<name>/ckpt.pt) or a run directory holding one."
+    ),
     features: Path = typer.Option(None, "--features", help="Store [default: the training one]."),
     split: str = typer.Option("test", "--split", help="train, valid or test."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     paper: bool = typer.Option(False, "--paper", help="Show the papers' rows beside ours."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
     """Evaluate a checkpoint: the literature's metrics beside a training-mean baseline."""
+    from mea_cli.train.runs import checkpoint_in
+
+    ckpt = checkpoint_in(ckpt)
+    if features is not None:
+        check_input_file(features, "feature store")
     from mea_cli.train.evaluate import evaluate_checkpoint, render_eval
 
     result = evaluate_checkpoint(ckpt, features, split, device, with_paper=paper)
@@ -203,9 +237,38 @@ def import_(
     audio_csd: str = typer.Option(None, "--audio-csd", help="csd: the audio sequence file."),
     labels_csd: str = typer.Option(None, "--labels-csd", help="csd: the labels sequence file."),
     label_column: int = typer.Option(0, "--label-column", help="csd: sentiment label column."),
+    emotions: str = typer.Option(
+        None,
+        "--emotions",
+        help="csd, iemocap: the emotion of each label column in file order, e.g. "
+        "neutral,happy,sad,angry [default: the labels' dimension names].",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the import report as JSON."),
 ) -> None:
     """Import CMU benchmark features (MulT / MMSA pickles, SDK .csd) into a feature store."""
+    owners = {"--folds": folds, "--text-csd": text_csd, "--vision-csd": vision_csd,
+              "--audio-csd": audio_csd, "--labels-csd": labels_csd, "--emotions": emotions,
+              "--label-column": label_column or None}  # fmt: skip
+    owner = {k: ImportKind.csd for k, v in owners.items() if v is not None}
+    if padding != "auto":
+        owner["--padding"] = ImportKind.mult
+    misplaced = sorted(k for k, o in owner.items() if o is not kind)
+    if misplaced:
+        raise MeaError(
+            f"mea import {kind.value} does not take {', '.join(misplaced)} (options of "
+            + ", ".join(sorted({f"mea import {owner[k].value}" for k in misplaced}))
+            + ")"
+        )
+    if kind is ImportKind.csd:
+        if not src.exists():
+            raise PathError(src, "no such directory of .csd files")
+        if not src.is_dir():
+            raise PathError(src, "is a file; give the directory that holds the .csd files")
+    else:
+        check_input_file(src, f"{kind.value} pickle")
+    if folds is not None:
+        check_input_file(folds, "folds file")
+    check_output_file(out, "feature store")
     from mea_cli.data.importers import import_csd, import_mmsa, import_mult
 
     ds = None if dataset is None else dataset.value
@@ -217,12 +280,13 @@ def import_(
         report = import_csd(
             src, out, ds, text=text_csd, vision=vision_csd, audio=audio_csd,
             labels=labels_csd, folds=folds, label_column=label_column,
+            emotions=None if emotions is None else [e for e in emotions.split(",") if e.strip()],
         )  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         report.render(console)
-        console.print(f"wrote {escape(str(out))}", highlight=False)
+        console.print(f"wrote {out}", highlight=False)
 
 
 @app.command()
@@ -259,6 +323,13 @@ def extract(
     ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
+    if not videos.exists():
+        raise PathError(videos, "no such file or folder")
+    if not videos.is_dir():
+        check_input_file(videos, "video file")
+    for given, what in ((labels, "labels file"), (face_model, "face model"), (glove, "vectors")):
+        if given is not None:
+            check_input_file(given, what)
     from mea_cli.extract.backends import BackendSpec
     from mea_cli.extract.driver import ExtractConfig
     from mea_cli.extract.driver import extract as run_extract
@@ -302,10 +373,13 @@ def merge(
     out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
 ) -> None:
     """Join feature stores made with `mea extract --shard i/n` (schemas must match)."""
+    for store in stores:
+        check_input_file(store, "feature store")
+    check_output_file(out, "feature store")
     from mea_cli.extract.merge import merge_stores
 
     n = merge_stores(stores, out)
-    console.print(f"merged {len(stores)} stores, {n} samples -> {escape(str(out))}", highlight=False)
+    console.print(f"merged {len(stores)} stores, {n} samples -> {out}", highlight=False)
 
 
 class TableFormat(str, Enum):
@@ -324,7 +398,7 @@ def _job_reporter(kind: str):  # noqa: ANN202 - callback for mea_cli.ablate.runn
             "reused": "reused the run's own result",
         }
         err_console.print(
-            f"{kind} {escape(job.row)} seed {job.seed}: {words.get(event, event)}", highlight=False
+            f"{kind} {job.row} seed {job.seed}: {words.get(event, event)}", highlight=False
         )
 
     return report
@@ -354,9 +428,10 @@ def ablate(
     ),
     paper: bool = typer.Option(False, "--paper", help="Add the paper's Table V values (MOSI/MOSEI)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
     """Ablate a trained run (Table V): retrain each row with the same data, config and seeds."""
+    _check_run_args(runs_dir, run)
     from mea_cli.ablate.api import ablate as run_ablation
 
     result = run_ablation(
@@ -365,11 +440,18 @@ def ablate(
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
         err_console.print("note: the paper's Table V has values for MOSI and MOSEI only")
-    files = ", ".join(escape(str(p)) for p in result.files.values())
+    files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+def _check_run_args(runs_dir: Path, run: str | None) -> None:
+    """``--runs-dir`` must be a directory (or creatable); a ``--run`` path must not be a file."""
+    check_output_dir(runs_dir, "runs directory")
+    if run is not None and Path(run).exists() and not Path(run).is_dir():
+        raise PathError(run, "is a file, not a run directory")
+
+
+@app.command(short_help="Sensitivity analysis (MEA Figs 7-9): retrain with one field varied.")
 def sweep(
     settings: list[str] = typer.Argument(
         ..., help="key=v1,v2,... per swept field (mu, alpha, beta, psa_layers, train.lr, ...)."
@@ -382,14 +464,15 @@ def sweep(
     ),
     fmt: TableFormat = typer.Option(TableFormat.rich, "--format", help="How to print tables."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
     """Sensitivity analysis (Figs. 7-9): retrain with one config field varied; table + PNG plot."""
+    _check_run_args(runs_dir, run)
     from mea_cli.ablate.api import sweep as run_sweep
 
     def show(res) -> None:  # noqa: ANN001 - mea_cli.ablate.api.SweepResult
         _print_table(res.table, fmt)
-        files = ", ".join(escape(str(p)) for p in res.files.values())
+        files = ", ".join(str(p) for p in res.files.values())
         err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
     run_sweep(
@@ -398,7 +481,7 @@ def sweep(
     )
 
 
-@app.command()
+@app.command(short_help="Pictures: t-SNE, WAL weights, PSA maps, training curves (PNG).")
 def viz(
     ckpt: Path = typer.Argument(..., help="A checkpoint (ckpt.pt) or a run directory holding one."),
     what: list[str] = typer.Option(
@@ -412,23 +495,56 @@ def viz(
     seed: int = typer.Option(0, "--seed", help="Seed of sample choice and t-SNE."),
 ) -> None:
     """Pictures: t-SNE of h^e/h^a (Fig. 5), WAL weights (Fig. 6), PSA maps, training curves."""
+    from mea_cli.train.runs import checkpoint_in
+
+    path = checkpoint_in(ckpt)
+    if features is not None:
+        check_input_file(features, "feature store")
+    if out is not None:
+        check_output_dir(out, "picture directory")
     from mea_cli.viz.api import make
 
-    path = ckpt / "ckpt.pt" if ckpt.is_dir() else ckpt
     whats = [w.strip() for item in what for w in item.split(",") if w.strip()]
     for o in make(path, whats, out, features, split, sample, samples, seed):
-        console.print(f"{o.what}: {escape(str(o.png))} - {escape(o.summary)}", highlight=False)
+        console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
+
+
+def _wide_when_piped() -> None:
+    """Rich crops tables to 80 columns when it does not write to a terminal (a pipe, a batch
+    scheduler's log file). Nothing is gained there by wrapping, so such a console gets a wide
+    page (tables keep their natural width) unless ``COLUMNS`` says otherwise."""
+    if os.environ.get("COLUMNS"):
+        return
+    for c in (console, err_console):
+        if not c.is_terminal:
+            c.width = PIPE_WIDTH
 
 
 def main() -> None:
-    """Entry point of the ``mea`` script."""
+    """Entry point of the ``mea`` script: exit 0, 2 for a user mistake (one line on stderr),
+    130 for Ctrl-C and 143 for SIGTERM (one line each), 1 for a bug (with its traceback)."""
+    _wide_when_piped()
+    interrupt.install()
     try:
-        app()
+        # not standalone: click must not turn Ctrl-C into a silent "exit 130" on its own
+        code = app(standalone_mode=False)
     except MeaError as err:
         err_console.print(
-            f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True
+            Text.assemble(("error:", "bold red"), " ", str(err)), highlight=False, soft_wrap=True
         )
         raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
-        raise SystemExit(130) from None
+    except click.ClickException as err:  # usage errors: click's own message, exit 2
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except click.Abort:  # end of input at a prompt
+        err_console.print("aborted", highlight=False)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:  # outside a command (while starting up)
+        code = 130
+    if code == 130:  # typer's answer to KeyboardInterrupt inside a command
+        if interrupt.received() == signal.SIGTERM:
+            err_console.print(Text.assemble(("terminated", "bold red"), " (SIGTERM)"))
+            raise SystemExit(143)
+        err_console.print(Text.assemble(("interrupted", "bold red"), " (Ctrl-C)"))
+        raise SystemExit(130)
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -197,7 +197,8 @@ def test_sweep_trains_each_value_table_and_plot(trained: Path) -> None:
         assert cfg["model_config"]["mu"] == float(value)
     png = mu.files["png"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    assert (run / "sweep-mu.md").read_text().count("±") >= 8
+    swept = (run / "sweep-mu.md").read_text()
+    assert swept.count("(n=1)") >= 8 and "± 0.0" not in swept  # one seed per value
     layers = json.loads((run / "sweep" / "psa_layers=1" / "1" / "config.json").read_text())
     assert layers["model_config"]["psa_layers"] == 1
 
@@ -212,5 +213,9 @@ def test_drop_all_covers_every_table_v_row(trained: Path) -> None:
     for sw in SWITCHES.values():
         assert sw.table_row in md
     assert "| MEA (Full Model) |" in md and "42.5" in md and "84.6" in md  # --paper, MOSI
+    assert "(n=1)" in md and "± 0.0" not in md  # one seed: no made-up std
+    source = next(line for line in md.splitlines() if line.startswith("Paper values:"))
+    assert "TABLE V" in source and "Modality-Exclusive and -Agnostic" in source
+    assert "/" not in source.replace("w/o", "") and ".md" not in source  # no file path
     info = load_run(trained / "runs", "base")
     assert info.seeds == (1, 2)

@@ -311,7 +311,7 @@ def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
         "--face-model",
         str(tmp_path / "no.task"),
     )
-    assert r.returncode == 2 and "face model file not found" in r.stderr
+    assert r.returncode == 2 and "no.task: no such face model" in r.stderr
     r = _mea("extract", str(corpus["root"]), "--out", str(tmp_path / "x.h5"), "--face-opt", "fps=0")
     assert r.returncode == 2 and "--face-opt fps=0: expected a positive number" in r.stderr
     (tmp_path / "empty").mkdir()

@@ -1,7 +1,7 @@
 """``mea ablate`` and ``mea sweep`` end to end: find the run, plan the jobs, train, tabulate.
 
 The stage meets training only through its public pieces: the run directory written by
-``mea train`` (``config.json``, ``metrics.json``, ``ckpt.pt``; DESIGN.md "Runs") and
+``mea train`` (``config.json``, ``metrics.json``, ``ckpt.pt``; docs/design.md) and
 :func:`mea_cli.train.trainer.train_run`. Each job is a new, self-contained run directory nested
 in the original run (``runs/<name>/ablation/<row>/<seed>/`` or ``runs/<name>/sweep/<k=v>/<seed>/``)
 trained with every model-config field and training setting of the original run passed as
@@ -23,6 +23,7 @@ from mea_cli.ablate.errors import AblationError
 from mea_cli.ablate.rows import FULL, RowSpec, check_names, paper_table, table_rows
 from mea_cli.ablate.runner import Job, Reporter, RunInfo, TrainFn, pick_seeds, run_jobs
 from mea_cli.ablate.table import ResultTable, build_table, default_metrics
+from mea_cli.paths import write_text
 
 # model-config fields that describe the data, not the model: the trainer derives them from the
 # store, so they are not passed as overrides
@@ -222,11 +223,7 @@ def write_tables(table: ResultTable, out_dir: Path, stem: str) -> dict[str, Path
         ("csv", table.to_csv()),
         ("tex", table.to_latex()),
     ):
-        path = out_dir / f"{stem}.{ext}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        files[ext] = path
+        files[ext] = write_text(out_dir / f"{stem}.{ext}", text, "result table")
     return files
 
 

@@ -3,7 +3,7 @@
 Each ablation row is one switch of the model's registry (``mea_cli.models.switches.SWITCHES``),
 applied as ``ablations=(name,)`` in the model config. This module orders whatever switches the
 registry offers the way Table V does and attaches the published numbers, which are package data
-(``paper_table5.json``, transcribed from ``mea_tcsvt.md`` Table V with its source). A switch is
+(``paper_table5.json``, transcribed from Table V of the MEA paper, Yang et al., IEEE TCSVT). A switch is
 matched to a paper row by its name (``psa``, ``wal``, ...) or, failing that, by its Table V
 label (``"w/o PSA Module"``); switches the paper does not have are appended in registry order
 under "Other".

@@ -122,6 +122,7 @@ def _append_event(path: Path, record: dict[str, Any]) -> None:
 def _write_json_atomic(path: Path, obj: Any) -> None:
     from mea_cli.train.runs import write_json
 
+    path.parent.mkdir(parents=True, exist_ok=True)  # the job's directory inside the run
     write_json(path, obj)
 
 

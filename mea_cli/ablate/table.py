@@ -3,7 +3,9 @@
 Numbers are stored as fractions (the trainer's ``metrics.json``); tables print them the papers'
 way -- accuracies and F1 as percentages with one decimal, MAE and Corr with three decimals --
 and the change ``delta = mean(row) - mean(full)`` in the same unit (percentage points for
-accuracies). The standard deviation is the sample one (ddof = 1; 0 for a single seed).
+accuracies). The standard deviation is the sample one (ddof = 1); for a single seed it is
+undefined, so the cell says ``(n=1)`` instead of a made-up ``± 0.0`` and the CSV leaves the std
+empty.
 
 One :class:`ResultTable` renders to a rich table (terminal), Markdown, CSV and LaTeX (booktabs),
 so the three files written by ``mea ablate`` always agree with what was printed.
@@ -65,7 +67,7 @@ class Stat:
         vals = np.asarray([v for v in values if v is not None and math.isfinite(v)], dtype=float)
         if vals.size == 0:
             return cls(float("nan"), float("nan"), 0)
-        std = float(np.std(vals, ddof=1)) if vals.size > 1 else 0.0
+        std = float(np.std(vals, ddof=1)) if vals.size > 1 else float("nan")
         return cls(float(np.mean(vals)), std, int(vals.size))
 
 
@@ -99,6 +101,8 @@ class ResultTable:
         if st is None or st.n == 0:
             return "n/a"
         s, d = scale(key), digits(key)
+        if st.n == 1:
+            return f"{st.mean * s:.{d}f} (n=1)"
         return f"{st.mean * s:.{d}f} ± {st.std * s:.{d}f}"
 
     def delta_cell(self, row: TableRow, key: str) -> str:
@@ -146,7 +150,7 @@ class ResultTable:
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         lines.append(
-            "Mean ± sample std over seeds; Δ = row mean − "
+            "Mean ± sample std over seeds (n=1: one seed, no std); Δ = row mean − "
             f"{self.rows[0].label} mean (percentage points for accuracies / F1)."
         )
         if self.paper_source:
@@ -198,11 +202,14 @@ class ResultTable:
 
         seed_sets = {tuple(r.seeds) for r in self.rows}
         same = len(seed_sets) == 1
-        caption = (
-            f"mean ± std over seeds {', '.join(map(str, self.rows[0].seeds))}; "
-            if same
-            else "mean ± std over seeds; "
-        ) + f"(Δ) = change against {self.rows[0].label}"
+        seeds = self.rows[0].seeds
+        if same and len(seeds) == 1:
+            over = f"one seed ({seeds[0]}): no std (n=1); "
+        elif same:
+            over = f"mean ± std over seeds {', '.join(map(str, seeds))}; "
+        else:
+            over = "mean ± std over seeds (n=1: one seed, no std); "
+        caption = over + f"(Δ) = change against {self.rows[0].label}"
         table = Table(
             title=Text(self.title), caption=caption, show_lines=False, title_justify="left"
         )

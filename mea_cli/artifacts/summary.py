@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.errors import MeaError
@@ -85,8 +85,8 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
     """Print a summary as rich tables."""
     kind = "synthetic" if summary["synthetic"] else "real"
     console.print(
-        f"[bold]{summary['file']}[/]  dataset=[cyan]{summary['dataset'] or '?'}[/] "
-        f"task=[cyan]{summary['task'] or 'unlabelled'}[/] ({kind})  "
+        f"{summary['file']}  dataset={summary['dataset'] or '?'} "
+        f"task={summary['task'] or 'unlabelled'} ({kind})  "
         f"samples={summary['samples']}  created={summary['created']}  "
         f"mea-cli {summary['mea_cli_version']}",
         highlight=False,
@@ -197,13 +197,13 @@ def render_sample(described: dict[str, Any], console: Console) -> None:
 
     d = described
     console.print(
-        f"[bold]{escape(d['id'])}[/]  video={escape(d['video'])}  "
-        f"{sec(d['start'])}-{sec(d['end'])} s  split={d['split'] or '-'}",
+        Text(d["id"], style="bold"),
+        f" video={d['video']}  {sec(d['start'])}-{sec(d['end'])} s  split={d['split'] or '-'}",
         highlight=False,
     )
     if d["labels"]:
         shown = ", ".join(
-            f"{escape(k)}={'-' if v is None else f'{v:g}'}" for k, v in d["labels"].items()
+            f"{k}={'-' if v is None else f'{v:g}'}" for k, v in d["labels"].items()
         )
         console.print(f"labels ({d['task']}): {shown}", highlight=False)
     for name, m in d["modalities"].items():
@@ -214,12 +214,12 @@ def render_sample(described: dict[str, Any], console: Console) -> None:
         console.print("words: not recorded in this store", highlight=False)
         return
     if not d["words"]:
-        console.print(f"words ({escape(d['words_source'])}): none", highlight=False)
+        console.print(f"words ({d['words_source']}): none", highlight=False)
         return
-    console.print(f"words ({escape(d['words_source'])}): {escape(d['text'])}", highlight=False)
+    console.print(f"words ({d['words_source']}): {d['text']}", highlight=False)
     wt = Table(show_header=True)
     for col in ("word", "start s", "end s"):
         wt.add_column(col, justify="left" if col == "word" else "right")
     for w in d["words"]:
-        wt.add_row(escape(w["text"]), f"{w['start']:.2f}", f"{w['end']:.2f}")
+        wt.add_row(w["text"], f"{w['start']:.2f}", f"{w['end']:.2f}")
     console.print(wt)

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
 from mea_cli.extract.driver import ExtractReport, Progress
@@ -31,7 +30,7 @@ def progress_reporter(console: Console) -> Iterator[Callable[[Progress], None]]:
 
 def render_report(report: ExtractReport, console: Console) -> None:
     """The summary table printed at the end of a run."""
-    t = Table(title=f"mea extract -> {escape(str(report.out))}", show_header=False)
+    t = Table(title=f"mea extract -> {report.out}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("videos", str(report.videos))
@@ -68,7 +67,7 @@ def render_report(report: ExtractReport, console: Console) -> None:
         console.print(
             "failures by stage: "
             + ", ".join(f"{k} {v}" for k, v in sorted(by_stage.items()))
-            + f" (see `mea info {escape(str(report.out))}`)",
+            + f" (see `mea info {report.out}`)",
             highlight=False,
             soft_wrap=True,
         )

@@ -55,8 +55,8 @@ def render_model_summary(summary: dict[str, Any], console: Console) -> None:
     """Print :func:`describe_model`'s result as rich tables."""
     cfg = summary["config"]
     console.print(
-        f"[bold]{summary['model']}[/] with the {summary['dataset']} preset: "
-        f"[bold]{summary['parameters']:,}[/] trainable parameters",
+        f"{summary['model']} with the {summary['dataset']} preset: "
+        f"{summary['parameters']:,} trainable parameters",
         highlight=False,
     )
     dims = ", ".join(f"{m} {d}" for m, d in cfg.get("input_dims", {}).items())
@@ -68,7 +68,7 @@ def render_model_summary(summary: dict[str, Any], console: Console) -> None:
     for comp, count in summary["components"].items():
         share = count / summary["parameters"] if summary["parameters"] else 0.0
         table.add_row(comp, f"{count:,}", f"{share:.1%}")
-    table.add_row("[bold]total[/]", f"[bold]{summary['parameters']:,}[/]", "100.0%")
+    table.add_row("total", f"{summary['parameters']:,}", "100.0%", style="bold")
     console.print(table)
     hyper = Table(title="configuration")
     hyper.add_column("field")

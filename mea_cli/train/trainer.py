@@ -44,13 +44,13 @@ from mea_cli import __version__
 from mea_cli.artifacts.checkpoint import (
     Checkpoint,
     atomic_torch_save,
-    file_sha256,
     safe_load,
     save_checkpoint,
     schema_to_dict,
 )
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.errors import MeaError
+from mea_cli.paths import file_sha256
 from mea_cli.train import runs
 from mea_cli.train.config import TrainSettings, load_toml, parse_sets, parse_value
 from mea_cli.train.display import TrainDisplay

@@ -7,7 +7,6 @@ so a picture can always be checked against data, and the tests do.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from mea_cli.viz._common import VizError
+from mea_cli.paths import write_json
+from mea_cli.viz._common import VizError, save_npz
 
 WHATS: tuple[str, ...] = ("tsne", "wal", "attention", "curves")
 
@@ -144,8 +144,7 @@ def _wal(
         "split_mean": psi.mean(axis=0).tolist(),
         "max_abs_sum_error": float(np.abs(psi.sum(-1) - 1).max()),
     }
-    data = out_dir / "wal.json"
-    data.write_text(json.dumps(numbers, indent=2) + "\n")
+    data = write_json(out_dir / "wal.json", numbers, "picture data")
     mean_last = dict(zip(MODALITY_ORDER, np.round(psi[:, -1].mean(0), 3).tolist(), strict=True))
     return VizOutput(
         "wal",
@@ -164,9 +163,9 @@ def _attention(loaded: Any, found: tuple[str, dict, dict], out_dir: Path) -> Viz
     png = plot_attention(
         cropped, out_dir / "attention.png", title=f"PSA attention of {sid} - {_tag(loaded)}"
     )
-    data = out_dir / "attention.npz"
-    np.savez_compressed(
-        data, **{f"{m}_layer{i + 1}": a for m, v in cropped.items() for i, a in enumerate(v)}
+    data = save_npz(
+        out_dir / "attention.npz",
+        **{f"{m}_layer{i + 1}": a for m, v in cropped.items() for i, a in enumerate(v)},
     )
     shapes = {m: list(v[0].shape) for m, v in cropped.items()}
     return VizOutput(
