@@ -73,9 +73,12 @@ def test_interrupted_command_says_so_and_leaves_nothing(tmp_path: Path, sig, cod
     finally:
         proc.kill()
     assert proc.returncode == code, stderr
-    assert "Traceback" not in stderr and [x for x in stderr.splitlines() if x.strip()] == [
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    # plain progress lines (stderr is not a terminal), then the one-line message
+    assert "Traceback" not in stderr and lines[-1] == (
         f"{word} ({'Ctrl-C' if sig == signal.SIGINT else 'SIGTERM'})"
-    ], stderr
+    ), stderr
+    assert all(x.startswith("synth-mosei: ") for x in lines[:-1]), stderr
     assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
 
 
