@@ -346,7 +346,9 @@ def ablate(
     )
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
-        err_console.print("note: the paper's Table V has values for MOSI and MOSEI only")
+        err_console.print(
+            "note: published ablation values exist for MEA only (Table V: MOSI and MOSEI)"
+        )
     files = ", ".join(escape(str(p)) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
@@ -371,6 +373,7 @@ def sweep(
     from mea_cli.train.trainer import enable_determinism
 
     enable_determinism()
+
     def show(res) -> None:  # noqa: ANN001 - mea_cli.ablate.api.SweepResult
         _print_table(res.table, fmt)
         files = ", ".join(escape(str(p)) for p in res.files.values())

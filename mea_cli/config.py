@@ -112,6 +112,8 @@ def coerce(hint: Any, value: Any) -> Any:
             raise ValueError(_type_name(hint))
         return float(value)
     if hint is str:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # command-line text that happened to look like a number
         if not isinstance(value, str):
             raise ValueError(_type_name(hint))
         return value

@@ -20,8 +20,10 @@ import torch
 from mea_cli.ablate.api import ablate, load_run, sweep
 from mea_cli.ablate.errors import AblationError, SweepError
 from mea_cli.data.synth import write_synthetic
+from mea_cli.models.registry import CapabilityError
 from mea_cli.models.switches import SWITCHES
 from mea_cli.train.trainer import TrainRequest, train_run
+from mea_cli.viz.api import make
 
 TINY = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 2, "hca_layers": 1}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -231,3 +233,7 @@ def test_drop_all_covers_every_table_v_row(trained: Path) -> None:
     assert "| MEA (Full Model) |" in md and "42.5" in md and "84.6" in md  # --paper, MOSI
     info = load_run(trained / "runs", "base")
     assert info.seeds == (1, 2)
+    # a picture the ablated model cannot give is refused by asking the registry, in one line
+    wal_ckpt = trained / "runs" / "base" / "ablation" / "wal" / "1" / "ckpt.pt"
+    with pytest.raises(CapabilityError, match="built with ablations wal, which remove its modality weights"):
+        make(wal_ckpt, ["wal"], trained / "viz")

@@ -24,6 +24,7 @@ from mea_cli.data.presets import list_presets
 from mea_cli.models import ModelConfig, config_for, config_from_dict, create_model, list_models
 from mea_cli.models.contract import CAPABILITIES, output_present
 from mea_cli.models.registry import ModelEntry, get_entry
+from mea_cli.models.summary import describe_model
 from mea_cli.train.modeling import model_from_checkpoint
 
 MODELS = [*list_models(), tiny_model.NAME]
@@ -121,6 +122,16 @@ def test_builds_and_predicts_from_every_dataset_preset(entry: ModelEntry, datase
     want = (2, 1) if cfg.task == "regression" else (2, cfg.num_labels, 2)
     assert tuple(out.pred.shape) == want and torch.isfinite(out.pred).all()
     assert out.loss is None and not out.losses  # no labels, no loss
+
+
+@pytest.mark.parametrize("entry", MODELS, indirect=True)
+def test_mea_info_describes_the_model(entry: ModelEntry) -> None:
+    info = describe_model(entry.name, "iemocap")
+    assert info["parameters"] == sum(info["components"].values()) > 0
+    assert info["switches"] == {n: s.table_row for n, s in entry.switches.items()}
+    assert set(info["training"]) >= {"batch_size", "epochs", "lr", "grad_clip"}
+    assert all(v["source"] for v in info["training"].values())
+    json.dumps(info)  # --json
 
 
 # ------------------------------------------------------------------------ gradients
