@@ -82,7 +82,7 @@ def info(
         None, "--features", help="With --model: take input dims and task from this store."
     ),
     drop: list[str] = typer.Option(
-        [], "--drop", help="With --model: Table V switch to apply (repeatable)."
+        [], "--drop", help="With --model: the model's ablation switch to apply (repeatable)."
     ),
     sample: str = typer.Option(
         None, "--sample", help="With FILE: one sample's labels, sequences and words."
@@ -171,18 +171,20 @@ def train(
         check_input_file(config, "config file")
     check_output_dir(runs_dir, "runs directory")
     from mea_cli.train.cli_support import parse_seeds, print_run_summary
-    from mea_cli.train.trainer import TrainRequest, train_run
+    from mea_cli.train.config import overrides_from_cli
+    from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
 
+    train_over, model_over = overrides_from_cli(sets, config, epochs)
+    enable_determinism()
     result = train_run(
         TrainRequest(
             features=features,
             dataset=dataset,
             model=model,
             seeds=parse_seeds(seeds),
-            sets=list(sets),
-            config_file=config,
+            train_overrides=train_over,
+            model_overrides=model_over,
             device=device,
-            epochs=epochs,
             name=name,
             resume=resume,
             runs_dir=runs_dir,
@@ -404,7 +406,7 @@ def _job_reporter(kind: str):  # noqa: ANN202 - callback for mea_cli.ablate.runn
     return report
 
 
-def _print_table(table, fmt: TableFormat) -> None:  # noqa: ANN001 - mea_cli.ablate.table.ResultTable
+def _print_table(table, fmt: TableFormat) -> None:  # noqa: ANN001 - ResultTable or CompareTables
     if fmt is TableFormat.rich:
         console.print(table.to_rich())
     else:
@@ -415,7 +417,7 @@ def _print_table(table, fmt: TableFormat) -> None:  # noqa: ANN001 - mea_cli.abl
 @app.command()
 def ablate(
     drop: list[str] = typer.Option(
-        [], "--drop", help="Table V switch to remove (repeatable), or 'all' for every row."
+        [], "--drop", help="The model's switch to remove (repeatable), or 'all' for every row."
     ),
     run: str = typer.Option(
         None, "--run", help="Run directory or name under --runs-dir (default: runs/latest)."
@@ -430,16 +432,21 @@ def ablate(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
-    """Ablate a trained run (Table V): retrain each row with the same data, config and seeds."""
+    """Ablate a trained run (MEA: Table V): retrain each of the model's switches with the same
+    data, config and seeds."""
     _check_run_args(runs_dir, run)
     from mea_cli.ablate.api import ablate as run_ablation
+    from mea_cli.train.trainer import enable_determinism
 
+    enable_determinism()
     result = run_ablation(
         runs_dir, run, drop, seeds, paper, report=_job_reporter("row"), device=device
     )
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
-        err_console.print("note: the paper's Table V has values for MOSI and MOSEI only")
+        err_console.print(
+            "note: published ablation values exist for MEA only (Table V: MOSI and MOSEI)"
+        )
     files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
@@ -469,6 +476,9 @@ def sweep(
     """Sensitivity analysis (Figs. 7-9): retrain with one config field varied; table + PNG plot."""
     _check_run_args(runs_dir, run)
     from mea_cli.ablate.api import sweep as run_sweep
+    from mea_cli.train.trainer import enable_determinism
+
+    enable_determinism()
 
     def show(res) -> None:  # noqa: ANN001 - mea_cli.ablate.api.SweepResult
         _print_table(res.table, fmt)
@@ -479,6 +489,44 @@ def sweep(
         runs_dir, run, settings, seeds, report=_job_reporter("setting"), device=device,
         on_table=show,
     )
+
+
+@app.command(short_help="Several models on the same store, splits and seeds, with paired t-tests.")
+def compare(
+    features: Path = typer.Argument(..., help="Feature store (.h5) every model trains on."),
+    dataset: str = typer.Option(..., "--dataset", help="Preset: mosi, mosei or iemocap."),
+    models: str = typer.Option(..., "--models", help="Comma-separated models; the first is the reference."),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="Number of seeds (1111, 1112, ...)."),
+    paper: bool = typer.Option(False, "--paper", help="The papers' values beside ours (benchmark data only)."),
+    fmt: TableFormat = typer.Option(TableFormat.rich, "--format", help="How to print (all files are written)."),
+    sets: list[str] = typer.Option(
+        [], "--set", help="train.<setting>=v (every model) or <model>.<field>=v (one model)."
+    ),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Override every preset's epochs."),
+    name: str = typer.Option(None, "--name", help="Directory under --runs-dir [default: compare-<dataset>-<store>]."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+) -> None:
+    """Train several models on the same store, splits and seeds; per-metric tables with paired
+    t-tests against the first model, md/csv/tex files and a bar chart."""
+    check_input_file(features, "feature store")
+    check_output_dir(runs_dir, "runs directory")
+    from mea_cli.ablate.compare import compare as run_compare
+    from mea_cli.ablate.compare import parse_compare_sets
+    from mea_cli.train.trainer import enable_determinism
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    train_over, per_model = parse_compare_sets(sets, names)
+    if epochs is not None:
+        train_over["epochs"] = epochs
+    enable_determinism()
+    result = run_compare(
+        features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
+        report=_job_reporter("model"), device=device,
+    )  # fmt: skip
+    _print_table(result.tables, fmt)
+    files = ", ".join(str(p) for p in result.files.values())
+    err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
 
 @app.command(short_help="Pictures: t-SNE, WAL weights, PSA maps, training curves (PNG).")

@@ -52,10 +52,31 @@ def test_rows_follow_table_v_order() -> None:
 
 
 def test_unknown_names_list_valid_ones() -> None:
-    with pytest.raises(AblationError, match="unknown ablation switch 'nope'.*psa"):
+    with pytest.raises(AblationError, match="model 'mea' has no ablation switch 'nope'.*psa"):
         check_names(["psa", "nope"], SWITCHES)
     assert check_names(["all"], SWITCHES) == list(SWITCHES)
     assert check_names(["psa", "psa"], SWITCHES) == ["psa"]
+    with pytest.raises(AblationError, match="model 'mult' has no ablation switch 'psa'; its"):
+        check_names(["psa"], {"crossmodal": _Switch("crossmodal", "w/o crossmodal")}, "mult")
+    with pytest.raises(AblationError, match="model 'tiny' declares no ablation switches"):
+        check_names(["psa"], {}, "tiny")
+
+
+def test_other_models_rows_follow_their_switches_without_paper_values() -> None:
+    rows = table_rows(SWITCHES, ["psa", "wal"], model="tiny")
+    assert [(r.key, r.label, r.paper) for r in rows] == [
+        ("full", "tiny (full model)", {}),
+        ("psa", "w/o PSA Module", {}),  # MEA's Table V values are MEA's, not tiny's
+        ("wal", "w/o Weighted Attention Layer", {}),
+    ]
+    assert paper_table("tiny") is None
+
+
+def test_one_seed_says_n_1_instead_of_a_zero_std() -> None:
+    t = build_table("x", [("full", "Full", "", {1: {"acc7": 0.4, "mae": 1.0}})], ["acc7", "mae"])
+    assert t.rows[0].stats["acc7"].n == 1
+    md = t.to_markdown()
+    assert "| Full | 40.0 (n=1) | - | 1.000 (n=1) | - | 1 |" in md and "±" not in md.split("\n")[4]
 
 
 def test_mean_std_delta_and_formats() -> None:

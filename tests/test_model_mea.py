@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 from mea_cli import MODALITIES
 from mea_cli.cli import app
 from mea_cli.errors import MeaError
-from mea_cli.models import SWITCHES, config_for, create_model
-from mea_cli.models.switches import parts
+from mea_cli.models import config_for, create_model
+from mea_cli.models.switches import SWITCHES, parts
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 SMALL = dict(d=16, heads=2, d_h=12, psa_layers=2, hca_layers=1)

@@ -43,10 +43,10 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
             features=store,
             dataset="iemocap",
             seeds=[3],
-            epochs=2,
             name="v",
             live=False,
-            sets=["d=8", "heads=2", "d_h=8", "psa_layers=2", "hca_layers=1"],
+            train_overrides={"epochs": 2},
+            model_overrides={"d": 8, "heads": 2, "d_h": 8, "psa_layers": 2, "hca_layers": 1},
             runs_dir=root / "runs",
         )
     )

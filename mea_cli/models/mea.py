@@ -35,7 +35,7 @@ from mea_cli.models.losses import separation_loss, task_loss
 from mea_cli.models.output import ModelOutput
 from mea_cli.models.psa import PSALayer
 from mea_cli.models.registry import register_model
-from mea_cli.models.switches import parts
+from mea_cli.models.switches import SWITCHES, capabilities, parts
 from mea_cli.models.wal import WeightedAttentionLayer, carried_weights, weigh
 
 
@@ -43,7 +43,15 @@ class BatchShapeError(MeaError):
     """A batch whose modalities or feature dimensions do not match the model."""
 
 
-@register_model("mea", MEAConfig)
+@register_model(
+    "mea",
+    MEAConfig,
+    switches=SWITCHES,
+    capabilities=("representations", "modality_weights", "attention_maps"),
+    capabilities_for=capabilities,
+    tiny=dict(d=8, heads=2, d_h=8, psa_layers=2, hca_layers=1, dropout=0.0, attn_dropout=0.0),
+    description="MEA: modality-exclusive and -agnostic representations (Yang et al., IEEE TCSVT)",
+)
 class MEA(nn.Module):
     """The full MEA model; every Table V row is reachable through ``cfg.ablations``."""
 

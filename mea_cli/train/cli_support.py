@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from mea_cli.train.config import ConfigError
+from mea_cli.config import ConfigError
 from mea_cli.train.metrics import format_mean_std, format_metric, metric_label
 from mea_cli.train.trainer import RunResult
 
@@ -15,9 +15,9 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
-        raise ConfigError(f"--seeds must be comma-separated integers, got {text!r}") from None
+        raise ConfigError("--seeds", f"must be comma-separated integers, got {text!r}") from None
     if not seeds:
-        raise ConfigError("--seeds is empty")
+        raise ConfigError("--seeds", "is empty")
     return seeds
 
 
