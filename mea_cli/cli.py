@@ -151,7 +151,18 @@ def synth(
 @app.command()
 def train(
     features: Path = typer.Argument(None, help="Feature store (.h5); not needed with --resume."),
-    dataset: str = typer.Option(None, "--dataset", help="Preset: mosi, mosei or iemocap."),
+    dataset: str = typer.Option(
+        None, "--dataset", help="Preset: mosi, mosei, iemocap (the papers') or custom."
+    ),
+    task: str = typer.Option(
+        None,
+        "--task",
+        help="A custom task on any labels: regression, classification (multiclass or "
+        "binary-multilabel); must match the store's labels.",
+    ),
+    labels_range: str = typer.Option(
+        None, "--labels-range", help="Custom regression: the labels' range a,b (its metrics)."
+    ),
     model: str = typer.Option("mea", "--model", help="Registered model name."),
     seeds: str = typer.Option("1111", "--seeds", "--seed", help="Comma-separated seeds."),
     sets: list[str] = typer.Option(
@@ -170,6 +181,7 @@ def train(
     if config is not None:
         check_input_file(config, "config file")
     check_output_dir(runs_dir, "runs directory")
+    from mea_cli.data.presets import parse_range
     from mea_cli.train.cli_support import parse_seeds, print_run_summary
     from mea_cli.train.config import overrides_from_cli
     from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
@@ -181,6 +193,8 @@ def train(
             features=features,
             dataset=dataset,
             model=model,
+            task=task,
+            label_range=parse_range(labels_range),
             seeds=parse_seeds(seeds),
             train_overrides=train_over,
             model_overrides=model_over,
@@ -204,20 +218,88 @@ def eval_(
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     paper: bool = typer.Option(False, "--paper", help="Show the papers' rows beside ours."),
     device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
+    predictions: Path = typer.Option(
+        None, "--predictions", help="Write every sample's prediction beside its truth (CSV)."
+    ),
 ) -> None:
-    """Evaluate a checkpoint: the literature's metrics beside a training-mean baseline."""
+    """Evaluate a checkpoint: the task's metrics beside a training-mean baseline."""
     from mea_cli.train.runs import checkpoint_in
 
     ckpt = checkpoint_in(ckpt)
     if features is not None:
         check_input_file(features, "feature store")
+    if predictions is not None:
+        check_output_file(predictions, "predictions file")
     from mea_cli.train.evaluate import evaluate_checkpoint, render_eval
 
-    result = evaluate_checkpoint(ckpt, features, split, device, with_paper=paper)
+    result = evaluate_checkpoint(
+        ckpt, features, split, device, with_paper=paper, predictions=predictions
+    )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
         render_eval(result, console)
+
+
+@app.command()
+def predict(
+    clips: Path = typer.Argument(..., help="A video, or a folder of videos (searched recursively)."),
+    ckpt: Path = typer.Option(
+        ..., "--ckpt", help="A checkpoint (ckpt.pt) or a run directory holding one."
+    ),
+    out: Path = typer.Option(None, "--out", "-o", help="Write one CSV row per clip here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
+    batch_size: int = typer.Option(16, "--batch-size", min=1, help="Clips per model batch."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
+    face_model: Path = typer.Option(
+        None, "--face-model", help="The recorded face model, moved here (same content)."
+    ),
+    glove: Path = typer.Option(
+        None, "--glove", help="The recorded word vectors, moved here (same content)."
+    ),
+    asr_model: Path = typer.Option(
+        None, "--asr-model", help="The recorded ASR model folder, moved here (same content)."
+    ),
+) -> None:
+    """Predict clips with a checkpoint, re-running exactly the extraction it was trained on."""
+    if not clips.exists():
+        raise PathError(clips, "no such video or folder")
+    if not clips.is_dir():
+        check_input_file(clips, "video file")
+    from mea_cli.train.runs import checkpoint_in
+
+    checkpoint_in(ckpt)
+    for given, what in ((face_model, "face model"), (glove, "vectors")):
+        if given is not None:
+            check_input_file(given, what)
+    if asr_model is not None and not asr_model.is_dir():
+        raise PathError(asr_model, "no such ASR model folder")
+    if out is not None:
+        check_output_file(out, "predictions file")
+    from mea_cli.predict.api import PredictError
+    from mea_cli.predict.api import predict as run_predict
+    from mea_cli.predict.report import render, write_csv
+    from mea_cli.progress import ProgressReporter
+
+    with ProgressReporter("predict", None, "clips", err_console) as rep:
+        report = run_predict(
+            clips, ckpt, batch_size=batch_size, device=device, face_model=face_model,
+            glove=glove, asr_model=asr_model,
+            progress=lambda done, total, failed: rep.update(done, total, f"failed {failed}"),
+        )  # fmt: skip
+    if out is not None:
+        write_csv(report, out)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
+    else:
+        render(report, console)
+        if out is not None:
+            console.print(f"wrote {out}", highlight=False)
+    if report.failed == len(report.clips):
+        raise PredictError(
+            f"no clip could be predicted ({report.failed} failed"
+            + (f"; their failure rows are in {out})" if out is not None else ")")
+        )
 
 
 class ImportKind(str, Enum):

@@ -2,34 +2,34 @@
 
 The face is a real photograph that ships in scikit-image (``skimage.data.astronaut()``: Eileen
 Collins, NASA, public domain), moved a few pixels every frame so that the video is not a still;
-the speech is real synthetic speech from ``espeak-ng`` (a system program: ``apt-get install
-espeak-ng``). Neither is a recording of a person talking: the clips test that each extractor
-sees what is there (a smiling face, a voice, the spoken words), not lip-sync.
+the speech is real synthetic speech from eSpeak NG (the ``espeak-ng`` program, else the library
+in the ``espeakng-loader`` wheel). Neither is a recording of a person talking: the clips test
+that each extractor sees what is there (a smiling face, a voice, the spoken words), not
+lip-sync. Speech synthesis and clip encoding are shared with the demo's example clips
+(:mod:`mea_cli.demo.media`).
 
 :func:`in_room` puts such speech in a simulated room (pink-noise floor and reverberation),
 because espeak-ng leaves digital silence between words and real rooms do not.
 
-:func:`require_media` is how tests that need espeak-ng or the face model skip: they skip on
-a developer's machine that lacks them, and fail under ``CI=true``, where ``make test``
+:func:`require_media` is how tests that need speech synthesis or the face model skip: they
+skip on a developer's machine that lacks them, and fail under ``CI=true``, where ``make test``
 installs both, so a broken install can never make CI pass by skipping.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 
+from mea_cli.demo.media import SpeechUnavailable, speak, speech_engine, trimmed, write_clip
 from mea_cli.extract.face import default_face_model_path
-from mea_cli.extract.media import AUDIO_RATE, decode_audio
+from mea_cli.extract.media import AUDIO_RATE
+
+__all__ = ["speak", "write_clip"]  # shared with the demo (mea_cli.demo.media)
 
 
 class SampleClipError(RuntimeError):
@@ -42,10 +42,13 @@ def in_ci() -> bool:
 
 
 def require_media(espeak: bool = True, face_model: bool = True) -> None:
-    """Skip (fail under CI) unless espeak-ng and the face model are installed."""
+    """Skip (fail under CI) unless speech synthesis and the face model are installed."""
     missing = []
-    if espeak and shutil.which("espeak-ng") is None:
-        missing.append("espeak-ng (make test-deps installs it)")
+    if espeak:
+        try:
+            speech_engine()
+        except SpeechUnavailable:
+            missing.append("a speech synthesiser (make install-dev installs espeakng-loader)")
     if face_model and not (
         default_face_model_path().is_file() or os.environ.get("MEA_FACE_MODEL")
     ):
@@ -55,17 +58,6 @@ def require_media(espeak: bool = True, face_model: bool = True) -> None:
         if in_ci():
             pytest.fail(f"{why}: CI must run the media tests, not skip them", pytrace=False)
         pytest.skip(why)
-
-
-def speak(text: str, rate: int = AUDIO_RATE, wpm: int = 150) -> np.ndarray:
-    """``text`` spoken by espeak-ng, as mono float32 at ``rate`` Hz."""
-    exe = shutil.which("espeak-ng")
-    if exe is None:
-        raise SampleClipError("espeak-ng is not installed (apt-get install -y espeak-ng)")
-    with tempfile.TemporaryDirectory() as tmp:
-        wav = Path(tmp) / "speech.wav"
-        subprocess.run([exe, "-s", str(wpm), "-w", str(wav), text], check=True, capture_output=True)
-        return decode_audio(wav, rate)
 
 
 def astronaut(size: int = 256) -> np.ndarray:
@@ -91,66 +83,6 @@ def plain_scene(size: int = 256) -> np.ndarray:
     return (resize(data.coffee(), (size, size), anti_aliasing=True) * 255).astype(np.uint8)
 
 
-def write_clip(
-    path: str | os.PathLike[str],
-    image: np.ndarray | None,
-    seconds: float,
-    *,
-    fps: int = 25,
-    audio: np.ndarray | None = None,
-    audio_rate: int = AUDIO_RATE,
-    shift_px: int = 2,
-) -> Path:
-    """Encode an mp4/mkv/avi clip: ``image`` gently panning (``None``: audio only) + ``audio``.
-
-    Video is H.264 (MPEG-4 part 2 for ``.avi``), audio AAC (MP3 in ``.avi``) via PyAV.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    avi = path.suffix.lower() == ".avi"
-    with av.open(str(path), "w") as c:
-        vs = None
-        if image is not None:
-            vs = c.add_stream("mpeg4" if avi else "libx264", rate=fps)
-            vs.width, vs.height = image.shape[1], image.shape[0]
-            vs.pix_fmt = "yuv420p"
-            if not avi:
-                vs.options = {"preset": "ultrafast"}
-        as_ = None
-        if audio is not None:
-            as_ = c.add_stream("mp3" if avi else "aac", rate=audio_rate)
-            as_.layout = "mono"
-        if vs is not None:
-            n = int(round(seconds * fps))
-            for i in range(n):
-                dx = int(round(shift_px * np.sin(2 * np.pi * i / max(fps, 1))))
-                dy = int(round(shift_px * np.cos(2 * np.pi * i / (2 * max(fps, 1)))))
-                frame = np.ascontiguousarray(np.roll(image, (dy, dx), axis=(0, 1)))
-                vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                vf.pts = i
-                vf.time_base = Fraction(1, fps)
-                for pkt in vs.encode(vf):
-                    c.mux(pkt)
-            for pkt in vs.encode(None):
-                c.mux(pkt)
-        if as_ is not None and audio is not None:
-            total = int(round(seconds * audio_rate))
-            x = np.zeros(total, np.float32)
-            x[: min(total, len(audio))] = audio[:total]
-            step = 1024
-            for k, a in enumerate(range(0, total, step)):
-                chunk = x[a : a + step]
-                af = av.AudioFrame.from_ndarray(chunk.reshape(1, -1), format="flt", layout="mono")
-                af.sample_rate = audio_rate
-                af.pts = k * step
-                af.time_base = Fraction(1, audio_rate)
-                for pkt in as_.encode(af):
-                    c.mux(pkt)
-            for pkt in as_.encode(None):
-                c.mux(pkt)
-    return path
-
-
 @dataclass(frozen=True)
 class TalkingClip:
     """A clip and where its speech is (``phrases``: each phrase's dry-speech span)."""
@@ -161,12 +93,6 @@ class TalkingClip:
     speech_end: float
     duration: float
     phrases: tuple[tuple[float, float], ...] = ()
-
-
-def _trimmed_voice(text: str) -> np.ndarray:
-    voice = speak(text)
-    nz = np.flatnonzero(np.abs(voice) > 1e-3)
-    return voice[nz[0] : nz[-1] + 1] if nz.size else voice
 
 
 def talking_astronaut(
@@ -181,7 +107,7 @@ def talking_astronaut(
     face: bool = True,
     room: dict[str, float] | None = None,
 ) -> TalkingClip:
-    """The astronaut photo (or, with ``face=False``, a coffee cup) with espeak-ng saying ``text``
+    """The astronaut photo (or, with ``face=False``, a coffee cup) with eSpeak NG saying ``text``
     (a list: several phrases with ``pause`` seconds of silence between them) after ``lead``
     seconds of silence and followed by ``tail`` seconds of silence; ``room`` (keyword
     arguments of :func:`in_room`) puts the speech in a noisy, reverberant room."""
@@ -189,7 +115,7 @@ def talking_astronaut(
     zeros = lambda seconds: np.zeros(int(round(seconds * AUDIO_RATE)), np.float32)  # noqa: E731
     parts, spans, at = [zeros(lead)], [], lead
     for k, phrase in enumerate(phrases):
-        voice = _trimmed_voice(phrase)
+        voice = trimmed(speak(phrase))
         if k:
             parts.append(zeros(pause))
             at += pause

@@ -71,6 +71,9 @@ def _labels(cfg: ModelConfig, n: int, seed: int = 1) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     if cfg.task == "regression":
         return torch.randn(n, 1, generator=g)
+    if cfg.task == "multiclass":  # one-hot rows, as the feature store keeps single-label classes
+        classes = torch.randint(0, cfg.num_labels, (n,), generator=g)
+        return torch.nn.functional.one_hot(classes, cfg.num_labels).float()
     return torch.randint(0, 2, (n, cfg.num_labels), generator=g).float()
 
 
@@ -150,6 +153,39 @@ def test_every_parameter_gets_a_gradient(entry: ModelEntry, dataset: str) -> Non
     for n, p in model.named_parameters():
         if entry.is_unused(n):
             assert p.grad is None, f"{n} is declared unused but gets a gradient"
+
+
+# ------------------------------------------------------------------------ tasks
+@pytest.mark.parametrize("entry", MODELS, indirect=True)
+def test_multiclass_task_logits_loss_gradients_and_masks(entry: ModelEntry) -> None:
+    """Single-label classification over C classes: ``pred [B, C]`` logits (the shared
+    ``prediction_size`` / ``shape_prediction``), the task loss is the cross-entropy against the
+    one-hot label's class (computed here by hand), every parameter gets a gradient, padding
+    changes nothing, and a row without a label is left out of the loss."""
+    cfg = _cfg(entry, "iemocap", task="multiclass", num_labels=3)
+    model = _model(entry, cfg).train()
+    batch = _batch(cfg)
+    out = model(batch)
+    assert tuple(out.pred.shape) == (len(batch), 3)
+    by_hand = -torch.log_softmax(out.pred.detach(), -1)[
+        torch.arange(len(batch)), batch.labels.argmax(-1)
+    ].mean()
+    assert torch.allclose(out.losses["task"], by_hand, atol=1e-5), (out.losses["task"], by_hand)
+    out.loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None and not entry.is_unused(n)]
+    assert not missing, f"no gradient for a multiclass task: {missing}"
+    model.eval()
+    with torch.no_grad():
+        a = model(_batch(cfg))
+        b = model(_batch(cfg, extra=4, garbage=3.0))
+        assert _close(a.pred, b.pred)
+        partly = _batch(cfg)
+        partly.labels[0] = float("nan")  # sample 0 unlabelled: out of the average
+        kept = model(partly)
+        want = -torch.log_softmax(kept.pred, -1)[
+            torch.arange(1, len(partly)), partly.labels[1:].argmax(-1)
+        ].mean()
+        assert torch.allclose(kept.losses["task"], want, atol=1e-5)
 
 
 # ------------------------------------------------------------------------ masks

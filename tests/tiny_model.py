@@ -19,6 +19,8 @@ from torch.nn import functional as F
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
 from mea_cli.models import ModelConfig, ModelOutput, Switch, SwitchSet, register_model
+from mea_cli.models.losses import task_loss
+from mea_cli.models.output import prediction_size, shape_prediction
 from mea_cli.models.registry import unregister_model
 
 NAME = "tiny"
@@ -47,9 +49,10 @@ class Tiny(nn.Module):
         self.cfg = cfg
         self.modalities = tuple(m for m in MODALITIES if not (m == "audio" and cfg.ablations))
         self.enc = nn.ModuleDict({m: nn.Linear(cfg.input_dims[m], cfg.hidden) for m in self.modalities})
-        out = 1 if cfg.task == "regression" else 2 * cfg.num_labels
         self.head = nn.Sequential(
-            nn.Linear(cfg.hidden * len(self.modalities), cfg.hidden), nn.GELU(), nn.Linear(cfg.hidden, out)
+            nn.Linear(cfg.hidden * len(self.modalities), cfg.hidden),
+            nn.GELU(),
+            nn.Linear(cfg.hidden, prediction_size(cfg)),  # the contract's shared output size
         )
 
     def forward(self, batch: Batch) -> ModelOutput:
@@ -58,15 +61,10 @@ class Tiny(nn.Module):
             mask = batch.masks[m].unsqueeze(-1).float()
             h = F.gelu(self.enc[m](batch.inputs[m])) * mask
             pooled.append(h.sum(1) / mask.sum(1).clamp_min(1.0))
-        pred = self.head(torch.cat(pooled, dim=-1))
-        if self.cfg.task != "regression":
-            pred = pred.view(len(pred), self.cfg.num_labels, 2)
+        pred = shape_prediction(self.head(torch.cat(pooled, dim=-1)), self.cfg)
         out = ModelOutput(pred=pred)
         if batch.labels is not None:
-            if self.cfg.task == "regression":
-                task = F.mse_loss(pred, batch.labels)
-            else:
-                task = F.cross_entropy(pred.reshape(-1, 2), batch.labels.reshape(-1).long())
+            task = task_loss(pred, batch.labels, self.cfg.task)
             out.loss, out.losses = task, {"task": task.detach()}
         return out
 

@@ -120,7 +120,13 @@ def run_job(
         expected_train=TrainSettings.from_dict(train).to_dict(),
         changes=changes,
         reuse=run.seed_metrics_path(seed) if row == FULL else None,
+        label_range=_range(run.config.get("label_range")),
     )
+
+
+def _range(value: Any) -> tuple[float, float] | None:
+    """A run's custom regression range (config.json ``label_range``), as a tuple."""
+    return None if value is None else (float(value[0]), float(value[1]))
 
 
 @dataclass
@@ -165,7 +171,7 @@ def ablation_table(
     metrics: Sequence[str] | None = None,
 ) -> ResultTable:
     """Build the Table V style table (optionally with the paper's Acc-7 / F1 columns)."""
-    metrics = list(metrics or default_metrics(run.task, run.label_names))
+    metrics = list(metrics or default_metrics(run.task, run.config.get("label_range")))
     dataset = run.dataset.lower()
     paper_cols: list[str] = []
     paper: dict[str, dict[str, float]] = {}
@@ -270,7 +276,7 @@ def sweep(
             for s in seed_list
         ]
         results = run_jobs(jobs, fn, base / "events.jsonl", report)
-        metrics = default_metrics(info.task, info.label_names)
+        metrics = default_metrics(info.task, info.config.get("label_range"))
         title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, test split"
         table = build_table(
             title, values_table_entries(spec, results), metrics, first_column=spec.display

@@ -84,6 +84,7 @@ class Job:
     expected_train: Mapping[str, Any] = field(default_factory=dict)
     changes: Mapping[str, Any] = field(default_factory=dict)
     reuse: Path | None = None
+    label_range: tuple[float, float] | None = None  # a custom regression run's metric range
 
 
 TrainFn = Callable[[Job], Mapping[str, Any]]
@@ -212,6 +213,7 @@ def train_job(
         features=job.features,
         dataset=job.dataset,
         model=job.model,
+        label_range=job.label_range,
         seeds=[job.seed],
         train_overrides=dict(job.train_overrides),
         model_overrides=dict(job.model_overrides),
@@ -225,7 +227,7 @@ def train_job(
         got, req.resume = runs.read_json(saved), True
         fix = "delete this directory and re-run"
     else:
-        facts = read_store_facts(job.features, job.dataset, with_sha256=False)
+        facts = read_store_facts(job.features, job.dataset, False, label_range=job.label_range)
         got, fix = resolve_config(req, facts, job.out_dir.name), "this is a bug"
     diff = _differences(got.get("model_config", {}), job.expected_model_config)
     diff += [f"train.{k}" for k in _differences(got.get("train", {}), job.expected_train)]

@@ -21,18 +21,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mea_cli.train.metrics import LABELS as _LABELS
-from mea_cli.train.metrics import LOWER_IS_BETTER, format_mean_std
+from mea_cli.train.metrics import LOWER_IS_BETTER, format_mean_std, headline_metrics, metric_label
 
 PLAIN_METRICS = frozenset({"mae", "corr", "loss"})
-
-
-def metric_label(key: str) -> str:
-    """Column label of a metric key (``acc_happy`` -> ``Acc happy``)."""
-    if key in _LABELS:
-        return _LABELS[key]
-    head, _, tail = key.partition("_")
-    return f"{'Acc' if head == 'acc' else 'F1' if head == 'f1' else head} {tail}".strip()
 
 
 def scale(key: str) -> float:
@@ -44,14 +35,12 @@ def digits(key: str) -> int:
     return 3 if key in PLAIN_METRICS else 1
 
 
-def default_metrics(task: str, label_names: Sequence[str]) -> list[str]:
-    """Columns of Table V for a task: Acc-7 and F1 (both conventions) + MAE for regression; the
-    mean accuracy and weighted F1 over emotions for IEMOCAP (the per-emotion numbers are in each
-    job's ``metrics.json``). ``label_names`` is accepted for tasks that may list labels."""
-    del label_names
-    if task == "regression":
-        return ["acc7", "f1_non0", "f1_has0", "mae"]
-    return ["acc_mean", "f1_mean"]
+def default_metrics(task: str, value_range: Sequence[float] | None = None) -> list[str]:
+    """Columns of the table for a task: MEA Table V's (Acc-7, F1 in both conventions, MAE for
+    regression; mean accuracy and weighted F1 over emotions for IEMOCAP; the per-label numbers
+    are in each job's ``metrics.json``), or a custom task's main metrics (``value_range``: a
+    custom regression task's range), :func:`mea_cli.train.metrics.headline_metrics`."""
+    return headline_metrics(task, value_range)
 
 
 @dataclass(frozen=True)

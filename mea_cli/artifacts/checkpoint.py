@@ -8,6 +8,7 @@ on load. Layout::
     model            registry name ("mea", ...)
     model_config     the model's config as a dict (its dataclass ``to_dict()``)
     dataset, task, label_names
+    label_range      a custom regression task's range (its metrics' thresholds), else None
     schema           {modality: {dim, feature_names, extractor: {name, version, parameters},
                                  nominal_rate_hz}}
     norm             normalisation statistics fitted on the training split (``to_dict()``)
@@ -89,6 +90,7 @@ class Checkpoint:
     valid_metrics: dict[str, float | None] = field(default_factory=dict)
     features: dict[str, str] = field(default_factory=dict)
     mea_cli_version: str = __version__
+    label_range: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -100,6 +102,7 @@ class Checkpoint:
             "dataset": self.dataset,
             "task": self.task,
             "label_names": list(self.label_names),
+            "label_range": None if self.label_range is None else [float(x) for x in self.label_range],
             "schema": self.schema,
             "norm": self.norm,
             "state_dict": self.state_dict,
@@ -194,7 +197,18 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         valid_metrics=dict(raw.get("valid_metrics", {})),
         features=dict(raw.get("features", {})),
         mea_cli_version=str(raw.get("mea_cli_version", "")),
+        label_range=_range(path, raw.get("label_range")),
     )
+
+
+def _range(path: object, value: Any) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        a, b = (float(x) for x in value)
+    except (TypeError, ValueError):
+        raise CheckpointError(path, f"label_range {value!r} is not two numbers") from None
+    return [a, b]
 
 
 def check_schema(ckpt: Checkpoint, store: FeatureStore, ckpt_path: object = "checkpoint") -> None:

@@ -10,10 +10,22 @@ label values, splits and modalities (not its ``dataset`` attribute, so a synthet
 with ``mea synth --like mosi`` fits the ``mosi`` preset) and raises :class:`DatasetMismatchError`
 saying what is wrong. :func:`benchmark_mismatch` says whether a store holds the benchmark's own
 features, which is what makes our numbers comparable with the papers' (``--paper``).
+
+**Custom tasks** (``mea train STORE --task ...`` or ``--dataset custom``): any labelled store,
+whatever its labels -- regression on any range, single-label classification over any class
+names (``multiclass``), binary multi-label over any label names. :func:`resolve_preset` builds
+the ``custom`` preset from the store itself: its task and label names are the store's (a
+``--task`` that disagrees is an error, never a silent change of task), and a regression task
+gets a range (``--labels-range``, else the range ``mea extract --label-range`` recorded, else
+the smallest and largest label in the store) that decides its metrics
+(:mod:`mea_cli.train.metrics`). A custom task has no paper hyper-parameters of its own: it
+borrows those of the nearest paper preset, ``mosi`` for regression and ``iemocap`` for
+classification (:attr:`DatasetPreset.hyperparameters`), and says so in the run's sources.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,10 +81,26 @@ class DatasetPreset:
     label_range: tuple[float, float] | None
     benchmark_dims: tuple[tuple[str, int], ...]
     benchmark_splits: tuple[tuple[str, int], ...]
+    borrows: str = ""  # custom: the paper preset whose hyper-parameters it uses
+    range_source: str = ""  # custom regression: where label_range came from
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
+
+    @property
+    def custom(self) -> bool:
+        return self.name == CUSTOM
+
+    @property
+    def hyperparameters(self) -> str:
+        """The paper preset whose model and training hyper-parameters this preset uses."""
+        return self.borrows or self.name
+
+    @property
+    def metric_range(self) -> tuple[float, float] | None:
+        """The range a custom regression task's metrics use (``None``: the papers' metrics)."""
+        return self.label_range if self.custom and self.task == "regression" else None
 
 
 def _preset(
@@ -97,16 +125,127 @@ PRESETS: dict[str, DatasetPreset] = {
 }
 
 
+CUSTOM = "custom"
+BORROWS: dict[str, str] = {"regression": "mosi", "multiclass": "iemocap", "binary-multilabel": "iemocap"}
+"""Custom task -> the paper preset whose hyper-parameters it uses."""
+TASK_WORDS: dict[str, tuple[str, ...]] = {
+    "regression": ("regression",),
+    "classification": ("multiclass", "binary-multilabel"),
+    "multiclass": ("multiclass",),
+    "binary-multilabel": ("binary-multilabel",),
+}
+"""``mea train --task`` words -> the store tasks each accepts."""
+
+
 def get_preset(name: str) -> DatasetPreset:
-    """The preset called ``name`` (:class:`PresetError` listing the valid names)."""
+    """The paper preset called ``name`` (:class:`PresetError` listing the valid names)."""
     key = name.strip().lower()
+    if key == CUSTOM:
+        raise PresetError("the custom preset is made from a store: use resolve_preset")
     if key not in PRESETS:
-        raise PresetError(f"unknown dataset preset {name!r}; valid presets: {', '.join(PRESETS)}")
+        raise PresetError(
+            f"unknown dataset preset {name!r}; valid presets: {', '.join(PRESETS)}, {CUSTOM}"
+        )
     return PRESETS[key]
 
 
 def list_presets() -> list[str]:
+    """The paper presets (every model has hyper-parameters for each)."""
     return list(PRESETS)
+
+
+def parse_range(text: str | None) -> tuple[float, float] | None:
+    """``"1,5"`` -> ``(1.0, 5.0)`` (``--labels-range``); ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        a, b = (float(x) for x in str(text).split(","))
+    except ValueError:
+        raise PresetError(f"--labels-range {text!r}: expected two numbers a,b, e.g. 1,5") from None
+    if not (np.isfinite(a) and np.isfinite(b) and a < b):
+        raise PresetError(f"--labels-range {text!r}: need finite numbers a < b")
+    return a, b
+
+
+def _describe_task(store: FeatureStore) -> str:
+    meta = store.meta
+    if meta.task == "regression":
+        return "regression labels"
+    return f"{meta.task} labels ({', '.join(meta.label_names)})"
+
+
+def resolve_preset(
+    dataset: str | None,
+    store: FeatureStore,
+    task: str | None = None,
+    label_range: tuple[float, float] | None = None,
+) -> DatasetPreset:
+    """The preset a training run on ``store`` uses (module docstring).
+
+    ``dataset`` is a paper preset, ``custom``, or ``None`` (custom, when ``task`` is given).
+    ``task`` (``regression``, ``classification``, ``multiclass``, ``binary-multilabel``)
+    must agree with the store's labels; ``label_range`` is only for custom regression.
+    Raises a :class:`~mea_cli.errors.MeaError` naming the disagreement.
+    """
+    if task is not None and task.strip().lower() not in TASK_WORDS:
+        raise PresetError(f"--task {task!r} is not one of {', '.join(TASK_WORDS)}")
+    key = (dataset or (CUSTOM if task is not None else "")).strip().lower()
+    if not key:
+        raise PresetError(
+            f"give --dataset ({', '.join(PRESETS)}: the papers' presets, or {CUSTOM}) or "
+            "--task regression|classification for a custom task"
+        )
+    meta = store.meta
+    wanted = TASK_WORDS[task.strip().lower()] if task is not None else None
+    if key != CUSTOM:
+        preset = get_preset(key)
+        if wanted is not None and preset.task not in wanted:
+            raise PresetError(f"--task {task} does not fit --dataset {key} ({preset.task})")
+        if label_range is not None:
+            raise PresetError(
+                f"--labels-range is for custom tasks; {key} labels lie in "
+                f"{preset.label_range[0]:g},{preset.label_range[1]:g}"
+                if preset.label_range
+                else f"--labels-range is for custom regression tasks, not {key}"
+            )
+        return preset
+    if not meta.task or not meta.label_names:
+        raise DatasetMismatchError(store.name, "has no labels (task unset): nothing to train on")
+    if wanted is not None and meta.task not in wanted:
+        raise DatasetMismatchError(
+            store.name, f"holds {_describe_task(store)}, not a {task} task; the store's labels "
+            "decide the task (re-extract with --task to read them otherwise)",
+        )  # fmt: skip
+    if label_range is not None and meta.task != "regression":
+        raise PresetError(f"--labels-range is for regression; {store.name} holds {_describe_task(store)}")
+    source = ""
+    if meta.task == "regression":
+        source = "--labels-range"
+        recorded = meta.attrs.get("label_range")
+        if label_range is None and recorded is not None:
+            if isinstance(recorded, str):
+                recorded = json.loads(recorded)
+            label_range = (float(recorded[0]), float(recorded[1]))
+            source = "recorded by mea extract --label-range"
+        if label_range is None:
+            y = store.samples.label[:, 0] if store.samples.label.shape[1] else np.zeros(0)
+            y = y[np.isfinite(y)]
+            if y.size == 0 or y.min() == y.max():
+                raise DatasetMismatchError(
+                    store.name, "regression labels with no spread: give --labels-range a,b"
+                )
+            label_range, source = (float(y.min()), float(y.max())), "smallest and largest label"
+    return DatasetPreset(
+        name=CUSTOM,
+        task=meta.task,
+        label_names=tuple(meta.label_names),
+        metrics=(),
+        label_range=label_range,
+        benchmark_dims=(),
+        benchmark_splits=(),
+        borrows=BORROWS[meta.task],
+        range_source=source,
+    )
 
 
 def check_store_fits(store: FeatureStore, preset: DatasetPreset) -> None:
@@ -156,13 +295,22 @@ def check_store_fits(store: FeatureStore, preset: DatasetPreset) -> None:
                 f"{preset.name} labels lie in [{lo:g}, {hi:g}]; sample {ids[i]!r} has "
                 f"{float(labels[i, 0]):g} ({int(bad.any(axis=1).sum())} samples out of range)"
             )
-    if preset.task == "binary-multilabel":
+    if preset.task in ("binary-multilabel", "multiclass"):
         bad = present & (labels != 0) & (labels != 1)
         if bad.any():
             i, k = (int(x) for x in np.argwhere(bad)[0])
             raise fail(
                 f"{preset.name} labels are binary (0 or 1); sample {ids[i]!r} has "
                 f"{meta.label_names[k]} = {float(labels[i, k]):g}"
+            )
+    if preset.task == "multiclass":
+        rows = present.all(axis=1)
+        bad_rows = rows & (labels.sum(axis=1, where=present) != 1)
+        if bad_rows.any():
+            i = int(np.flatnonzero(bad_rows)[0])
+            raise fail(
+                f"single-label classes are one-hot; sample {ids[i]!r} has "
+                f"{int(labels[i].sum())} classes set"
             )
     labelled = present.all(axis=1) if labels.shape[1] else np.zeros(len(ids), bool)
     for split in ("train", "valid"):

@@ -31,7 +31,9 @@ from mea_cli.config import Config, ConfigError
 
 M = TypeVar("M", bound="ModelConfig")
 
-TASKS: tuple[str, ...] = ("regression", "binary-multilabel")
+TASKS: tuple[str, ...] = ("regression", "multiclass", "binary-multilabel")
+"""What a model predicts; shapes in :mod:`mea_cli.models.output`, losses in
+:func:`mea_cli.models.losses.task_loss`."""
 
 CAPABILITIES: dict[str, str] = {
     "representations": (
@@ -105,6 +107,8 @@ class ModelConfig(Config):
             out.append("num_labels must be at least 1")
         elif self.task == "regression" and self.num_labels != 1:
             out.append(f"a regression model predicts one value, not num_labels={self.num_labels}")
+        elif self.task == "multiclass" and self.num_labels < 2:
+            out.append(f"a multiclass model needs two or more classes, not num_labels={self.num_labels}")
         if sorted(self.input_dims) != sorted(MODALITIES):
             out.append(
                 f"input_dims must name {', '.join(MODALITIES)}, got "

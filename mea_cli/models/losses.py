@@ -5,8 +5,12 @@
   conference version, use the L1 loss; ``task_loss="l1"`` selects it. Default: ``"mse"``.
 * Binary multi-label (IEMOCAP, four emotions): cross-entropy over each emotion's two logits,
   averaged over emotions and samples (the MulT protocol).
+* Multiclass (one class per sample, custom tasks): cross-entropy of the ``C`` class logits
+  against the class the one-hot label row names (the feature store keeps single-label
+  classes one-hot, ``[N, C]``), averaged over samples.
 
-Labels that are NaN (absent) are left out of the average; a batch with no label gives 0.
+Labels that are NaN (absent) are left out of the average (multiclass: a row with any NaN);
+a batch with no label gives 0. Prediction shapes per task: :mod:`mea_cli.models.output`.
 
 ``L_sep`` (MFSA Eq. 13, from domain separation networks [59]) is the soft orthogonality
 ``sum_m ||H^e_m^T H^a_m||_F^2``; we use it in the scale-free form of the MISA code (centre each
@@ -25,14 +29,22 @@ TASK_LOSSES: tuple[str, ...] = ("mse", "l1")
 def task_loss(
     pred: torch.Tensor, labels: torch.Tensor, task: str, kind: str = "mse"
 ) -> torch.Tensor:
-    """Regression: ``pred [B, 1]`` vs ``labels [B, 1]``; classification: ``pred [B, K, 2]``."""
+    """Regression: ``pred [B, 1]`` vs ``labels [B, 1]``; binary multi-label: ``pred [B, K, 2]``
+    vs 0/1 ``labels [B, K]``; multiclass: ``pred [B, C]`` vs one-hot ``labels [B, C]``."""
     labels = labels.to(pred.dtype)
     valid = ~torch.isnan(labels)
+    if task == "multiclass":
+        rows = valid.all(dim=-1)
+        if not bool(rows.any()):
+            return pred.sum() * 0.0
+        return F.cross_entropy(pred[rows].float(), labels[rows].argmax(dim=-1))
     if not bool(valid.any()):
         return pred.sum() * 0.0
     if task == "regression":
         diff = pred[valid] - labels[valid]
         return diff.pow(2).mean() if kind == "mse" else diff.abs().mean()
+    if task != "binary-multilabel":
+        raise ValueError(f"no task loss for task {task!r}")
     logits = pred[valid]  # [n_valid, 2]
     target = labels[valid].round().long()
     return F.cross_entropy(logits.float(), target)

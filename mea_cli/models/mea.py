@@ -8,7 +8,7 @@ Forward pass for a :class:`~mea_cli.batch.Batch`::
     Z^a_m = [HCA layer] x N (sources Z, target Z_m)  Eq. 7-10
     h^e_m = S_m(Z^e_m),  h^a_m = A(Z^a_m)            Eq. 11-12 (masked mean, 2-layer GeLU MLP)
     h     = [DGF(h^e), DGF(h^a)]                     Eq. 17-19
-    pred  = FC(h)                                    [B, 1] or [B, K, 2]
+    pred  = FC(h)                                    [B, 1], [B, C] or [B, K, 2]
     L     = L_task + alpha L_dis + beta (L_agn + L_exc) (+ L_imp for D_i)   Eq. 13-16, 20
 
 The Table V switches in ``cfg.ablations`` are turned into :class:`~mea_cli.models.switches.Parts`
@@ -32,7 +32,7 @@ from mea_cli.models.extractor import UnimodalExtractor
 from mea_cli.models.hca import HCALayer
 from mea_cli.models.hsic import disparity_loss
 from mea_cli.models.losses import separation_loss, task_loss
-from mea_cli.models.output import ModelOutput
+from mea_cli.models.output import ModelOutput, prediction_size, shape_prediction
 from mea_cli.models.psa import PSALayer
 from mea_cli.models.registry import register_model
 from mea_cli.models.switches import SWITCHES, capabilities, parts
@@ -126,12 +126,11 @@ class MEA(nn.Module):
         )
         graphs = tuple(g for g, on in (("exclusive", p.exclusive), ("agnostic", p.agnostic)) if on)
         self.fusion = Fusion(p.fusion, cfg.d_h, graphs, len(self.modalities), cfg.dgf_self_loops)
-        out_dim = 1 if cfg.task == "regression" else 2 * cfg.num_labels
         self.head = nn.Sequential(
             nn.Linear(self.fusion.out_dim, cfg.d_h),
             nn.GELU(),
             nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.d_h, out_dim),
+            nn.Linear(cfg.d_h, prediction_size(cfg)),
         )
 
     # ------------------------------------------------------------------ helpers
@@ -211,9 +210,7 @@ class MEA(nn.Module):
             reps["agnostic"] = self.agnostic(za, masks)
 
         fused, xi = self.fusion(reps)
-        pred = self.head(fused)
-        if cfg.task != "regression":
-            pred = pred.view(pred.shape[0], cfg.num_labels, 2)
+        pred = shape_prediction(self.head(fused), cfg)
 
         out = ModelOutput(pred=pred, reps=reps, psi=psi, xi=xi, attention=attention)
         if batch.labels is None:

@@ -13,10 +13,19 @@ features the papers used (:func:`paper_comparability`); otherwise every paper co
 
 ``CKPT`` may be a checkpoint file or a run directory (its ``ckpt.pt``; a multi-seed run names
 its ``seeds/<seed>/`` directories instead, :func:`mea_cli.train.runs.checkpoint_in`).
+
+The metrics follow the checkpoint's task (:mod:`mea_cli.train.metrics`): a custom regression
+task is scored on its own range, a single-label classification task gets accuracy, macro and
+weighted F1 and a confusion matrix, drawn as ``confusion-<split>.png`` beside the checkpoint.
+``--predictions FILE`` writes every sample's prediction beside its truth as CSV (columns:
+``id, video, start, end, split``, the truth as ``truth_*``, the prediction as ``pred_*``,
+:mod:`mea_cli.train.predictions`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,8 +41,16 @@ from mea_cli.artifacts.checkpoint import CheckpointError, check_schema, load_che
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.errors import MeaError
 from mea_cli.train.engine import predict, resolve_device
-from mea_cli.train.metrics import compute_metrics, format_metric, metric_keys, metric_label
+from mea_cli.paths import check_output_file, write_text
+from mea_cli.train.metrics import (
+    compute_metrics,
+    confusion,
+    format_metric,
+    metric_keys,
+    metric_label,
+)
 from mea_cli.train.modeling import model_from_checkpoint
+from mea_cli.train.predictions import flat, label_range_of, readable, truth_readable
 from mea_cli.train.runs import checkpoint_in
 
 SPLITS = ("train", "valid", "test")
@@ -68,6 +85,9 @@ class EvalResult:
     synthetic: bool
     paper: list[dict[str, Any]] = field(default_factory=list)
     not_comparable: str = ""  # why the papers' rows are not comparable ("" when they are)
+    label_range: list[float] | None = None  # a custom regression task's range
+    confusion: dict[str, Any] | None = None  # multiclass: labels, matrix, png
+    predictions_file: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         from mea_cli.train.runs import jsonable
@@ -81,12 +101,16 @@ class EvalResult:
                 "model": self.model,
                 "dataset": self.dataset,
                 "task": self.task,
+                "label_names": self.label_names,
+                "label_range": self.label_range,
                 "synthetic_features": self.synthetic,
                 "metrics": self.metrics,
                 "baseline_train_mean": self.baseline,
                 "paper": self.paper,
                 "paper_comparable": bool(self.paper) and not self.not_comparable,
                 "paper_not_comparable_because": self.not_comparable or None,
+                "confusion": self.confusion,
+                "predictions_file": self.predictions_file,
             }
         )
 
@@ -122,9 +146,11 @@ def paper_comparability(schema: dict[str, Any], synthetic: bool, split: str) -> 
 
 
 def baseline_predictions(task: str, label_mean: np.ndarray, n: int) -> np.ndarray:
-    """The training-mean predictor: constant mean (regression) or majority class per label."""
+    """The training-mean predictor: constant mean (regression) or majority class (per label)."""
     if task == "regression":
         return np.full((n, 1), float(label_mean[0]))
+    if task == "multiclass":  # the class frequencies as logits: argmax = the majority class
+        return np.broadcast_to(np.asarray(label_mean, np.float64), (n, len(label_mean))).copy()
     p = np.clip(np.asarray(label_mean, np.float64), 0.0, 1.0)
     logits = np.stack([1.0 - p, p], axis=-1)  # argmax = majority class
     return np.broadcast_to(logits, (n, len(p), 2)).copy()
@@ -136,12 +162,17 @@ def evaluate_checkpoint(
     split: str = "test",
     device: str = "cpu",
     with_paper: bool = False,
+    predictions: Path | None = None,
 ) -> EvalResult:
-    """Load ``ckpt_path``, check it against the store, predict ``split``, compute metrics."""
+    """Load ``ckpt_path``, check it against the store, predict ``split``, compute metrics;
+    write the per-sample ``predictions`` CSV and, for single-label classification, the
+    confusion matrix PNG beside the checkpoint."""
     from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 
     if split not in SPLITS:
         raise EvalError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if predictions is not None:
+        check_output_file(predictions, "predictions file")
     ckpt_path = checkpoint_in(ckpt_path)
     ckpt = load_checkpoint(ckpt_path)
     if features is None:
@@ -173,7 +204,8 @@ def evaluate_checkpoint(
         index_of = {str(s): i for i, s in enumerate(store.samples.id)}
         with torch.no_grad():
             pred = predict(model, loader, dev, None, index_of)
-        metrics = compute_metrics(ckpt.task, pred.pred, pred.labels, ckpt.label_names)
+        rng = ckpt.label_range
+        metrics = compute_metrics(ckpt.task, pred.pred, pred.labels, ckpt.label_names, rng)
         label_mean = np.asarray(ckpt.train_config.get("train_label_mean", []), np.float64)
         if label_mean.size != len(ckpt.label_names):
             raise CheckpointError(ckpt_path, "records no training label mean (train_label_mean)")
@@ -182,9 +214,24 @@ def evaluate_checkpoint(
             baseline_predictions(ckpt.task, label_mean, len(idx)),
             pred.labels,
             ckpt.label_names,
+            rng,
         )
         synthetic = store.meta.synthetic
         name = store.name
+        if predictions is not None:
+            write_predictions(predictions, ckpt, store, pred)
+    cm = None
+    if ckpt.task == "multiclass":
+        from mea_cli.viz.confusion import draw_confusion
+
+        matrix = confusion(pred.pred, pred.labels, ckpt.label_names)
+        png = draw_confusion(
+            matrix,
+            ckpt.label_names,
+            f"{ckpt.model} on {name} [{split}, {len(idx)} samples]",
+            ckpt_path.parent / f"confusion-{split}.png",
+        )
+        cm = {"labels": list(ckpt.label_names), "matrix": matrix.tolist(), "png": str(png)}
     return EvalResult(
         checkpoint=str(ckpt_path),
         features=name,
@@ -199,12 +246,40 @@ def evaluate_checkpoint(
         synthetic=synthetic,
         paper=paper_rows(ckpt.dataset) if with_paper else [],
         not_comparable=paper_comparability(ckpt.schema, synthetic, split),
+        label_range=rng,
+        confusion=cm,
+        predictions_file=None if predictions is None else str(predictions),
     )
+
+
+def write_predictions(path: Path, ckpt: Any, store: FeatureStore, pred: Any) -> Path:
+    """Every sample's prediction beside its truth, one CSV row each (module docstring)."""
+    rng = label_range_of(ckpt.task, ckpt.dataset, ckpt.label_range)
+    said = readable(ckpt.task, pred.pred, ckpt.label_names, rng)
+    truth = truth_readable(ckpt.task, pred.labels, ckpt.label_names)
+    rows = []
+    for k, i in enumerate(pred.index):
+        s = store.samples
+        row = {
+            "id": pred.ids[k],
+            "video": str(s.video[i]),
+            "start": f"{float(s.start[i]):g}",
+            "end": f"{float(s.end[i]):g}",
+            "split": str(s.split[i]),
+        }
+        row.update(flat(truth[k], "truth_"))
+        row.update(flat(said[k], "pred_"))
+        rows.append(row)
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_text(path, buf.getvalue(), "predictions file")
 
 
 def render_eval(result: EvalResult, console: Console) -> None:
     """The metrics table: ours, the training-mean baseline, and the papers' rows if asked."""
-    keys = metric_keys(result.task, result.label_names)
+    keys = metric_keys(result.task, result.label_names, result.label_range)
     t = Table(
         title=(
             f"{result.model} on {result.features} [{result.split}, {result.n} samples]"
@@ -224,6 +299,17 @@ def render_eval(result: EvalResult, console: Console) -> None:
             cells.append(_paper_cell(row["metrics"], k))
         t.add_row(metric_label(k), *cells)
     console.print(t)
+    if result.label_range is not None:
+        a, b = result.label_range
+        console.print(
+            f"custom regression on [{a:g}, {b:g}]: Acc-2/F1 count scores above vs below "
+            f"{(a + b) / 2:g}",
+            highlight=False,
+        )
+    if result.confusion is not None:
+        _render_confusion(result.confusion, console)
+    if result.predictions_file:
+        console.print(f"per-sample predictions: {result.predictions_file}", highlight=False)
     if result.paper:
         console.print(
             "paper rows: test split of the real benchmark with the CMU features; sources: "
@@ -241,6 +327,17 @@ def render_eval(result: EvalResult, console: Console) -> None:
                 f"not comparable with the papers' rows: {result.not_comparable}",
                 highlight=False,
             )
+
+
+def _render_confusion(cm: dict[str, Any], console: Console) -> None:
+    t = Table(title="confusion matrix (rows: truth, columns: predicted)", title_justify="left")
+    t.add_column("truth \\ predicted")
+    for name in cm["labels"]:
+        t.add_column(name, justify="right")
+    for name, row in zip(cm["labels"], cm["matrix"], strict=True):
+        t.add_row(name, *(str(v) for v in row))
+    console.print(t)
+    console.print(f"confusion matrix picture: {cm['png']}", highlight=False)
 
 
 def _paper_cell(metrics: dict[str, float], key: str) -> str:

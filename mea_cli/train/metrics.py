@@ -24,17 +24,35 @@ the argmax of that emotion's two logits; ``acc_<emotion>`` is accuracy and ``f1_
 weighted F1 (scikit-learn ``average="weighted"``), as in Table IV. ``acc_mean`` / ``f1_mean``
 average them over emotions (our addition, used for model selection; not a paper column).
 
+Custom tasks (``mea train --task ...``, the ``custom`` preset; docs/training.md "Custom
+tasks"). The paper presets above keep their metrics; a store with other labels gets these:
+
+* Regression on a range ``[a, b]`` (``--labels-range``, else the range recorded by
+  ``mea extract --label-range``, else the smallest and largest label of the store):
+  ``mae`` and ``corr`` as above; ``acc<K>`` when ``a`` and ``b`` are integers at least two
+  apart (K = b - a + 1 <= 21 classes): prediction and truth clipped to ``[a, b]`` and rounded
+  (the Acc-7 rule on that range: a 1-5 rating gives ``acc5``); ``acc2`` / ``f1``: above vs
+  below the middle of the range ``(a + b) / 2``, samples whose truth is exactly the middle
+  dropped (the non0 rule with 0 replaced by the middle), accuracy and weighted F1.
+* Single-label classification (``multiclass``, one-hot truth ``[N, C]``, logits
+  ``[N, C]``): ``acc`` (the argmax class), ``f1_macro`` (unweighted mean of the per-class
+  F1, so rare classes count as much as common ones; the selection metric) and
+  ``f1_weighted`` (scikit-learn ``average="weighted"``), plus the confusion matrix
+  (:func:`confusion`, rows = truth, columns = prediction) that ``mea eval`` draws.
+* Binary multi-label with any label names: the IEMOCAP metrics above, per label.
+
 All numbers are fractions in [0, 1] (the papers print percentages); :func:`format_metric`
 renders them the papers' way.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, mean_absolute_error
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_absolute_error
 
 REGRESSION_METRICS: tuple[str, ...] = (
     "mae",
@@ -59,7 +77,15 @@ LABELS: dict[str, str] = {
     "f1_has0": "F1 (has0)",
     "acc_mean": "Acc (mean)",
     "f1_mean": "F1 (mean)",
+    "acc": "Acc",
+    "f1_macro": "F1 (macro)",
+    "f1_weighted": "F1 (weighted)",
+    "acc2": "Acc-2 (vs middle)",
+    "f1": "F1 (vs middle)",
 }
+MULTICLASS_METRICS: tuple[str, ...] = ("acc", "f1_macro", "f1_weighted")
+"""Keys of :func:`multiclass_metrics`, in display order."""
+MAX_RANGE_CLASSES = 21
 LOWER_IS_BETTER: frozenset[str] = frozenset({"mae", "loss"})
 
 
@@ -80,9 +106,12 @@ class Selection:
 
 
 def selection_metric(task: str) -> Selection:
-    """MAE (lower is better) for regression, mean weighted F1 over emotions for IEMOCAP."""
+    """MAE (lower is better) for regression, mean weighted F1 over labels for binary
+    multi-label (IEMOCAP), macro F1 for single-label classification."""
     if task == "regression":
         return Selection("mae", higher_is_better=False)
+    if task == "multiclass":
+        return Selection("f1_macro", higher_is_better=True)
     return Selection("f1_mean", higher_is_better=True)
 
 
@@ -145,33 +174,139 @@ def multilabel_metrics(
     return out
 
 
-def compute_metrics(
-    task: str, pred: np.ndarray, truth: np.ndarray, label_names: Sequence[str]
+def range_classes(value_range: Sequence[float]) -> int:
+    """K of ``acc<K>`` for a regression range (0: no integer-class accuracy, see the module
+    docstring)."""
+    a, b = (float(x) for x in value_range)
+    if a.is_integer() and b.is_integer() and 2 <= b - a <= MAX_RANGE_CLASSES - 1:
+        return int(b - a) + 1
+    return 0
+
+
+def range_regression_metrics(
+    pred: np.ndarray | Sequence[float],
+    truth: np.ndarray | Sequence[float],
+    value_range: Sequence[float],
 ) -> dict[str, float]:
-    """Dispatch on the store's task: ``pred`` is ``[N, 1]`` (regression) or ``[N, K, 2]``."""
+    """MAE, Corr, Acc-K and Acc-2/F1 about the middle, for regression on ``[a, b]``."""
+    p, y = _flat(pred), _flat(truth)
+    if p.shape != y.shape:
+        raise ValueError(f"prediction has {p.size} values, truth {y.size}")
+    if p.size == 0:
+        raise ValueError("no samples to evaluate")
+    a, b = (float(x) for x in value_range)
+    out: dict[str, float] = {"mae": float(mean_absolute_error(y, p))}
+    out["corr"] = float(np.corrcoef(p, y)[0, 1]) if np.ptp(p) > 0 and np.ptp(y) > 0 else float("nan")
+    k = range_classes(value_range)
+    if k:
+        out[f"acc{k}"] = float(
+            accuracy_score(np.round(np.clip(y, a, b)), np.round(np.clip(p, a, b)))
+        )
+    mid = (a + b) / 2
+    off = y != mid
+    if off.any():
+        t, q = y[off] > mid, p[off] > mid
+        out["acc2"] = float(accuracy_score(t, q))
+        out["f1"] = float(f1_score(t, q, average="weighted", zero_division=0))
+    else:
+        out["acc2"] = out["f1"] = float("nan")
+    return out
+
+
+def _classes(logits: np.ndarray, truth: np.ndarray, label_names: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    logits = np.asarray(logits, dtype=np.float64)
+    truth = np.asarray(truth, dtype=np.float64)
+    c = len(label_names)
+    if logits.ndim != 2 or logits.shape[1] != c:
+        raise ValueError(f"logits have shape {logits.shape}, expected [N, {c}]")
+    if truth.shape != logits.shape:
+        raise ValueError(f"truth has shape {truth.shape}, expected {logits.shape}")
+    if len(truth) == 0:
+        raise ValueError("no samples to evaluate")
+    return truth.argmax(axis=1), logits.argmax(axis=1)
+
+
+def multiclass_metrics(
+    logits: np.ndarray, truth: np.ndarray, label_names: Sequence[str]
+) -> dict[str, float]:
+    """Accuracy, macro and weighted F1 from ``logits [N, C]`` and one-hot ``truth [N, C]``."""
+    t, q = _classes(logits, truth, label_names)
+    every = list(range(len(label_names)))
+    return {
+        "acc": float(accuracy_score(t, q)),
+        "f1_macro": float(f1_score(t, q, labels=every, average="macro", zero_division=0)),
+        "f1_weighted": float(f1_score(t, q, labels=every, average="weighted", zero_division=0)),
+    }
+
+
+def confusion(logits: np.ndarray, truth: np.ndarray, label_names: Sequence[str]) -> np.ndarray:
+    """``[C, C]`` counts, rows = true class, columns = predicted class (label order)."""
+    t, q = _classes(logits, truth, label_names)
+    return confusion_matrix(t, q, labels=list(range(len(label_names))))
+
+
+def compute_metrics(
+    task: str,
+    pred: np.ndarray,
+    truth: np.ndarray,
+    label_names: Sequence[str],
+    value_range: Sequence[float] | None = None,
+) -> dict[str, float]:
+    """Dispatch on the store's task: ``pred`` is ``[N, 1]`` (regression), ``[N, C]``
+    (multiclass) or ``[N, K, 2]`` (binary multi-label). ``value_range`` is a custom
+    regression task's range; ``None`` keeps the papers' MOSI/MOSEI metrics."""
     if task == "regression":
-        return regression_metrics(pred, truth)
+        if value_range is None:
+            return regression_metrics(pred, truth)
+        return range_regression_metrics(pred, truth, value_range)
+    if task == "multiclass":
+        return multiclass_metrics(pred, truth, label_names)
     if task == "binary-multilabel":
         return multilabel_metrics(pred, truth, label_names)
     raise ValueError(f"no metrics for task {task!r}")
 
 
-def metric_keys(task: str, label_names: Sequence[str]) -> list[str]:
+def metric_keys(
+    task: str, label_names: Sequence[str], value_range: Sequence[float] | None = None
+) -> list[str]:
     """The metric names of ``task`` in display order."""
     if task == "regression":
-        return list(REGRESSION_METRICS)
+        if value_range is None:
+            return list(REGRESSION_METRICS)
+        k = range_classes(value_range)
+        return ["mae", "corr", *([f"acc{k}"] if k else []), "acc2", "f1"]
+    if task == "multiclass":
+        return list(MULTICLASS_METRICS)
     keys: list[str] = []
     for name in label_names:
         keys += [f"acc_{name}", f"f1_{name}"]
     return [*keys, "acc_mean", "f1_mean"]
 
 
+def headline_metrics(task: str, value_range: Sequence[float] | None = None) -> list[str]:
+    """The few metrics a comparison table shows (MEA Table V's columns for the papers'
+    tasks; the main ones of a custom task)."""
+    if task == "regression":
+        if value_range is None:
+            return ["acc7", "f1_non0", "f1_has0", "mae"]
+        k = range_classes(value_range)
+        return [*([f"acc{k}"] if k else []), "f1", "mae", "corr"]
+    if task == "multiclass":
+        return ["acc", "f1_macro", "f1_weighted"]
+    return ["acc_mean", "f1_mean"]
+
+
 def metric_label(key: str) -> str:
-    """Human label of a metric key (``acc_happy`` -> ``Acc happy``)."""
+    """Human label of a metric key (``acc_happy`` -> ``Acc happy``, ``acc5`` -> ``Acc-5``)."""
     if key in LABELS:
         return LABELS[key]
-    head, _, tail = key.partition("_")
-    return f"{'Acc' if head == 'acc' else 'F1'} {tail}"
+    classes = re.fullmatch(r"acc(\d+)", key)
+    if classes:
+        return f"Acc-{classes.group(1)}"
+    head, sep, tail = key.partition("_")
+    if sep and head in ("acc", "f1"):
+        return f"{'Acc' if head == 'acc' else 'F1'} {tail}"
+    return key
 
 
 def format_metric(key: str, value: float | None) -> str:

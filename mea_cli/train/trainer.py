@@ -99,6 +99,8 @@ class TrainRequest:
     features: Path | None
     dataset: str | None
     model: str = "mea"
+    task: str | None = None  # custom task check: regression, classification, ...
+    label_range: tuple[float, float] | None = None  # custom regression: its metrics' range
     seeds: list[int] = field(default_factory=lambda: [DEFAULT_SEED])
     train_overrides: Mapping[str, Any] = field(default_factory=dict)
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -119,6 +121,10 @@ class StoreFacts:
     label_names: tuple[str, ...]
     input_dims: dict[str, int]
     schema: dict[str, Any]
+    dataset: str = ""  # the preset: mosi, mosei, iemocap or custom
+    hyperparameters: str = ""  # the paper preset whose hyper-parameters it uses
+    label_range: tuple[float, float] | None = None  # custom regression: the metrics' range
+    range_source: str = ""
 
 
 @dataclass
@@ -141,12 +147,20 @@ def enable_determinism() -> None:
 
 
 # ----------------------------------------------------------------------------- configuration
-def read_store_facts(features: Path, dataset: str, with_sha256: bool = True) -> StoreFacts:
-    """Check that ``features`` can train ``dataset`` and read what configuration needs."""
-    from mea_cli.data.presets import check_store_fits, get_preset
+def read_store_facts(
+    features: Path,
+    dataset: str | None,
+    with_sha256: bool = True,
+    task: str | None = None,
+    label_range: tuple[float, float] | None = None,
+) -> StoreFacts:
+    """Check that ``features`` can train ``dataset`` (a paper preset, or ``custom`` / ``None``
+    with ``task``: :func:`mea_cli.data.presets.resolve_preset`) and read what configuration
+    needs."""
+    from mea_cli.data.presets import check_store_fits, resolve_preset
 
-    preset = get_preset(dataset)
     with FeatureStore(features) as store:
+        preset = resolve_preset(dataset, store, task, label_range)
         check_store_fits(store, preset)
         for split in ("train", "valid", "test"):
             idx = store.split_indices(split)
@@ -163,6 +177,10 @@ def read_store_facts(features: Path, dataset: str, with_sha256: bool = True) -> 
             label_names=tuple(store.meta.label_names),
             input_dims={m: s.dim for m, s in store.modalities.items()},
             schema=schema_to_dict(store.modalities),
+            dataset=preset.name,
+            hyperparameters=preset.hyperparameters,
+            label_range=preset.metric_range,
+            range_source=preset.range_source,
         )
     if with_sha256:
         facts = StoreFacts(**{**facts.__dict__, "sha256": file_sha256(features)})
@@ -179,9 +197,8 @@ def resolve_config(
     from mea_cli.models.registry import get_entry
     from mea_cli.train.presets import training_preset
 
-    if req.dataset is None:
-        raise TrainError("mea train needs FEATURES and --dataset (or --resume)")
-    preset = get_preset(req.dataset)
+    if req.dataset is None and req.task is None:
+        raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
     entry = get_entry(req.model)
     if not req.seeds or len(set(req.seeds)) != len(req.seeds):
         raise TrainError(f"--seeds must be distinct integers, got {list(req.seeds)}")
@@ -191,11 +208,19 @@ def resolve_config(
             "model overrides",
             f"{', '.join(data)} come from the store and --dataset, not from --set",
         )
-    tp = training_preset(req.model, preset.name)
+    if facts.dataset:  # the preset read_store_facts resolved (custom included)
+        dataset, hyper = facts.dataset, facts.hyperparameters or facts.dataset
+    else:  # facts without a preset: a paper preset by name
+        if req.dataset is None:
+            raise TrainError("a custom task (--task) needs the store's facts (read_store_facts)")
+        dataset = hyper = get_preset(req.dataset).name
+    tp = training_preset(req.model, hyper)
     settings = tp.settings.override(req.train_overrides)
-    model_cfg = entry.config_cls.preset(
-        preset.name, facts.input_dims, facts.task, len(facts.label_names)
-    ).override(req.model_overrides)
+    model_cfg = entry.config_cls.preset(hyper, facts.input_dims, facts.task, len(facts.label_names))
+    if dataset != hyper:  # a custom task: the borrowed preset's values, its own name
+        model_cfg = model_cfg.override({"dataset": dataset})
+    model_cfg = model_cfg.override(req.model_overrides)
+    borrowed = f"custom task: {hyper}'s values, " if dataset != hyper else ""
     return runs.jsonable(
         {
             "format": "mea-run",
@@ -204,9 +229,11 @@ def resolve_config(
             "name": name,
             "features": facts.features,
             "features_sha256": facts.sha256,
-            "dataset": preset.name,
+            "dataset": dataset,
             "task": facts.task,
             "label_names": list(facts.label_names),
+            "label_range": None if facts.label_range is None else list(facts.label_range),
+            "label_range_source": facts.range_source or None,
             "schema": facts.schema,
             "model": req.model,
             "model_config": model_cfg.to_dict(),
@@ -214,11 +241,12 @@ def resolve_config(
             "train": settings.to_dict(),
             "train_overrides": dict(req.train_overrides),
             "train_sources": {
-                k: "override" if k in req.train_overrides else tp.sources[k]
+                k: "override" if k in req.train_overrides else borrowed + tp.sources[k]
                 for k in settings.field_names()
             },
             "seeds": [int(s) for s in req.seeds],
             "selection": selection_metric(facts.task).name,
+            "model_preset": hyper,
             "device": req.device,
             "world_size": world_size,
         }
@@ -237,10 +265,12 @@ def _open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
                 f"{run_dir}: --resume continues the run on {cfg['features']}, not {req.features}"
             )
         return run_dir, cfg
-    if req.features is None or req.dataset is None:
-        raise TrainError("mea train needs FEATURES and --dataset (or --resume)")
-    facts = read_store_facts(Path(req.features), req.dataset, with_sha256=info.is_main)
-    name = req.name or runs.default_name(req.model, req.dataset.strip().lower())
+    if req.features is None or (req.dataset is None and req.task is None):
+        raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
+    facts = read_store_facts(
+        Path(req.features), req.dataset, info.is_main, req.task, req.label_range
+    )
+    name = req.name or runs.default_name(req.model, facts.dataset)
     name = broadcast_object(info, runs.check_name(name))
     cfg = resolve_config(req, facts, name, info.world_size)
     run_dir = runs_dir / name
@@ -424,7 +454,9 @@ class Trainer:
         """The metrics of the current weights on ``split``, with the mean total loss
         (``loss``) and task loss (``task_loss``)."""
         p = self.predict(split)
-        metrics = compute_metrics(self.run["task"], p.pred, p.labels, self.run["label_names"])
+        metrics = compute_metrics(
+            self.run["task"], p.pred, p.labels, self.run["label_names"], self.run.get("label_range")
+        )
         return {**metrics, "loss": p.loss, "task_loss": p.losses.get("task", float("nan"))}
 
     # ---- state.pt
@@ -479,6 +511,7 @@ class Trainer:
             dataset=run["dataset"],
             task=run["task"],
             label_names=list(run["label_names"]),
+            label_range=run.get("label_range"),
             schema=run["schema"],
             norm=self.stats.to_dict(),
             state_dict=self.progress.best_state,

@@ -1,0 +1,288 @@
+"""``mea predict CLIP_OR_DIR --ckpt CKPT``: a prediction for clips nobody has labelled.
+
+What it does, in order (docs/predict.md):
+
+1. reads the checkpoint (a file or a run directory) and re-creates **exactly the extraction
+   its features were made with**, from the provenance the checkpoint copied from its store:
+   the face, audio and text backends with their recorded options and file digests, the word
+   source (sidecar order, the voice-activity detector, ASR on or off and its model)
+   (:meth:`mea_cli.extract.pipeline.Pipeline.from_schemas`). Anything that cannot be re-created
+   -- a backend not installed here, a model or vector file that is missing or has other
+   content, features imported or synthesised rather than extracted -- is refused in one line
+   naming it, before any clip is touched. ``--face-model`` / ``--glove`` / ``--asr-model``
+   point at a moved file; its content must be the recorded one;
+2. finds the clips (one video, or a folder searched recursively, as ``mea extract`` does) and
+   checks that ASR can run if the recorded extraction uses it and some clip has no transcript;
+3. extracts each clip as one whole-video sample (``mea extract`` without labels), in chunks of
+   ``8 * batch_size`` clips; a clip that will not open is a **failure row** in the output
+   (``status: failed``, the stage and message), never dropped;
+4. normalises every sequence with the checkpoint's training statistics (never refitted) and
+   runs the model over length-bucketed batches (the data stage's
+   :class:`~mea_cli.data.sampler.BucketBatchSampler` and :func:`~mea_cli.data.dataset.collate`:
+   per-batch padding with masks, so a clip's answer does not depend on its batch);
+5. reports per clip: the prediction (:mod:`mea_cli.train.predictions`), the modality weights
+   psi when the model provides them (registry capability ``modality_weights``; the last
+   layer's weights, and every layer's), which modalities were missing (empty sequences), the
+   number of steps per modality, the words used and where they came from, and the
+   extraction's failure rows for that clip (no face, no audio stream, ...).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mea_cli import MODALITIES
+from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint
+from mea_cli.artifacts.features import ExtractorInfo, ModalitySchema, Sample
+from mea_cli.data.dataset import NormStats, collate
+from mea_cli.data.sampler import BucketBatchSampler
+from mea_cli.errors import MeaError
+from mea_cli.extract.discover import discover
+from mea_cli.extract.media import VIDEO_EXTENSIONS
+from mea_cli.extract.pack import video_sample
+from mea_cli.extract.pipeline import Pipeline
+from mea_cli.models.registry import get_entry
+from mea_cli.train.engine import autocast, resolve_device
+from mea_cli.train.modeling import model_from_checkpoint
+from mea_cli.train.predictions import label_range_of, readable
+from mea_cli.train.runs import checkpoint_in
+
+CHUNK_BATCHES = 8  # clips extracted before the model runs on them: 8 batches' worth
+
+
+class PredictError(MeaError):
+    """A prediction request that cannot be carried out (no clip found, none predictable)."""
+
+
+@dataclass
+class ClipPrediction:
+    """What ``mea predict`` says about one clip (``status`` ``ok`` or ``failed``)."""
+
+    clip: str
+    path: str
+    status: str
+    prediction: dict[str, Any] | None = None
+    modality_weights: dict[str, float] | None = None
+    weights_per_layer: list[dict[str, float]] | None = None
+    missing: list[str] = field(default_factory=list)
+    steps: dict[str, int] = field(default_factory=dict)
+    duration: float | None = None
+    words: list[dict[str, Any]] = field(default_factory=list)
+    words_source: str = "none"
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "clip": self.clip,
+            "path": self.path,
+            "status": self.status,
+            "prediction": self.prediction,
+            "modality_weights": self.modality_weights,
+            "weights_per_layer": self.weights_per_layer,
+            "missing_modalities": list(self.missing),
+            "steps": dict(self.steps),
+            "duration_s": self.duration,
+            "words_source": self.words_source,
+            "words": list(self.words),
+            "text": " ".join(w["text"] for w in self.words),
+            "failures": list(self.failures),
+        }
+
+
+@dataclass
+class PredictReport:
+    """Every clip's answer and what made them."""
+
+    checkpoint: str
+    model: str
+    dataset: str
+    task: str
+    label_names: list[str]
+    label_range: tuple[float, float] | None
+    has_weights: bool
+    extraction: dict[str, str]  # modality -> backend name
+    clips: list[ClipPrediction]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(c.status != "ok" for c in self.clips)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checkpoint": self.checkpoint,
+            "model": self.model,
+            "dataset": self.dataset,
+            "task": self.task,
+            "label_names": list(self.label_names),
+            "label_range": None if self.label_range is None else list(self.label_range),
+            "modality_weights": self.has_weights,
+            "extraction": dict(self.extraction),
+            "notes": list(self.notes),
+            "clips": [c.to_dict() for c in self.clips],
+            "predicted": len(self.clips) - self.failed,
+            "failed": self.failed,
+        }
+
+
+def checkpoint_schemas(ckpt: Checkpoint) -> dict[str, ModalitySchema]:
+    """The checkpoint's copy of its store's modality schemas (with the extraction provenance)."""
+    out = {}
+    for name, entry in ckpt.schema.items():
+        ex = entry.get("extractor", {})
+        rate = entry.get("nominal_rate_hz")
+        out[name] = ModalitySchema(
+            name,
+            tuple(entry.get("feature_names", [])),
+            ExtractorInfo(str(ex.get("name", "")), str(ex.get("version", "")), ex.get("parameters", {})),
+            float("nan") if rate is None else float(rate),
+        )
+    return out
+
+
+def _overrides(face_model: Path | None, glove: Path | None) -> dict[str, dict[str, str]]:
+    over: dict[str, dict[str, str]] = {}
+    if face_model is not None:
+        over["vision"] = {"model": str(Path(face_model).resolve())}
+    if glove is not None:
+        over["text"] = {"vectors": str(Path(glove).resolve())}
+    return over
+
+
+def _weights(psi: list[torch.Tensor], row: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+    layers = [
+        {m: float(v) for m, v in zip(MODALITIES, layer[row].tolist(), strict=True)} for layer in psi
+    ]
+    return layers[-1], layers
+
+
+def predict(
+    source: str | os.PathLike[str],
+    ckpt_path: str | os.PathLike[str],
+    *,
+    batch_size: int = 16,
+    device: str = "cpu",
+    face_model: Path | None = None,
+    glove: Path | None = None,
+    asr_model: Path | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> PredictReport:
+    """Predict every clip under ``source`` with the checkpoint ``ckpt_path`` (module docstring).
+
+    ``progress(done, total, failed)`` is called after every clip.
+    """
+    t0 = time.perf_counter()
+    if batch_size < 1:
+        raise PredictError("--batch-size must be at least 1")
+    ckpt_path = checkpoint_in(Path(ckpt_path))
+    ckpt = load_checkpoint(ckpt_path)
+    missing = [m for m in MODALITIES if m not in ckpt.schema]
+    if missing:
+        raise PredictError(f"{ckpt_path}: the checkpoint records no {', '.join(missing)} schema")
+    schemas = checkpoint_schemas(ckpt)
+    pipeline, notes = Pipeline.from_schemas(
+        schemas, _overrides(face_model, glove), str(asr_model) if asr_model else None
+    )
+    plan = discover(source)
+    if not plan.videos:
+        raise PredictError(f"{source}: no video found (looked for {_extensions()})")
+    pipeline.words.require_asr(plan.without_sidecar())
+    stats = NormStats.from_dict(ckpt.norm)
+    for m, schema in schemas.items():
+        if m not in stats.mean or stats.mean[m].shape != (schema.dim,):
+            raise PredictError(f"{ckpt_path}: normalisation statistics do not fit the {m} schema")
+    dev = resolve_device(device)
+    model = model_from_checkpoint(ckpt, ckpt_path).to(dev).eval()
+    entry = get_entry(ckpt.model)
+    has_weights = "modality_weights" in entry.active_capabilities(model.cfg)
+    rng = label_range_of(ckpt.task, ckpt.dataset, ckpt.label_range)
+
+    clips: list[ClipPrediction] = []
+    total, failed = len(plan.videos), 0
+    chunk = CHUNK_BATCHES * batch_size
+    for start in range(0, total, chunk):
+        ready: list[tuple[ClipPrediction, Sample]] = []
+        for key, path in plan.videos[start : start + chunk]:
+            res = pipeline.extract_video(key, path)
+            clip = ClipPrediction(
+                key,
+                str(path),
+                "failed" if res.fatal else "ok",
+                failures=[{"stage": s, "message": msg} for s, msg in res.failures],
+            )
+            clips.append(clip)
+            if res.fatal:
+                failed += 1
+            else:
+                sample = video_sample(key, res)
+                clip.duration = res.duration if math.isfinite(res.duration) else None
+                clip.steps = {m: len(sample.features[m]) for m in MODALITIES}
+                clip.missing = [m for m in MODALITIES if not clip.steps[m]]
+                clip.words = [{"text": w.text, "start": w.start, "end": w.end} for w in sample.words]
+                clip.words_source = sample.words_source
+                ready.append((clip, sample))
+            if progress is not None:
+                progress(len(clips), total, failed)
+        if ready:
+            _run_model(model, ready, stats, batch_size, dev, ckpt, rng, has_weights)
+    return PredictReport(
+        checkpoint=str(ckpt_path),
+        model=ckpt.model,
+        dataset=ckpt.dataset,
+        task=ckpt.task,
+        label_names=list(ckpt.label_names),
+        label_range=rng,
+        has_weights=has_weights,
+        extraction={m: str(schemas[m].extractor.parameters.get("backend", "")) for m in MODALITIES},
+        clips=clips,
+        notes=notes,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+def _run_model(
+    model: torch.nn.Module,
+    ready: list[tuple[ClipPrediction, Sample]],
+    stats: NormStats,
+    batch_size: int,
+    dev: torch.device,
+    ckpt: Checkpoint,
+    rng: tuple[float, float] | None,
+    has_weights: bool,
+) -> None:
+    """Normalise, bucket by length, batch, run the model; fill in each clip's answer."""
+    items = [
+        {
+            "id": clip.clip,
+            "index": k,
+            "features": {m: stats.apply(m, np.asarray(s.features[m], np.float32)) for m in MODALITIES},
+            "label": None,
+        }
+        for k, (clip, s) in enumerate(ready)
+    ]
+    lengths = [sum(len(it["features"][m]) for m in MODALITIES) for it in items]
+    for idx in BucketBatchSampler(lengths, batch_size, shuffle=False):
+        batch = collate([items[i] for i in idx]).to(dev)
+        with torch.no_grad(), autocast(dev):
+            out = model(batch)
+        said = readable(ckpt.task, out.pred.float().cpu().numpy(), ckpt.label_names, rng)
+        psi = [p.float().cpu() for p in out.psi] if has_weights else []
+        for row, i in enumerate(idx):
+            clip = ready[i][0]
+            clip.prediction = said[row]
+            if psi:
+                clip.modality_weights, clip.weights_per_layer = _weights(psi, row)
+
+
+def _extensions() -> str:
+    return ", ".join(sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS))
