@@ -1,0 +1,249 @@
+"""``mea predict``: raw clips -> the checkpoint's recorded extraction -> its model -> answers.
+
+One module corpus: six talking clips (scikit-image's astronaut photo with eSpeak NG speech and
+``.txt`` transcripts), extracted once into a 1-5 rating store and a 3-class store (the second
+from the extraction cache), a small MEA trained on each for a few epochs. Then predictions on
+new clips of every kind the issue lists: with a transcript, without (ASR), without audio,
+without a face, a folder with a broken file, and checkpoints whose extraction cannot be
+re-created. The values must equal those ``mea eval`` computes for the same clips (1e-5).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sampleclips import astronaut, require_media, talking_astronaut, write_clip
+
+from mea_cli import MODALITIES, cli
+from mea_cli.artifacts.checkpoint import load_checkpoint, save_checkpoint
+from mea_cli.errors import MeaError
+from mea_cli.extract.labelparse import LabelSpec
+from mea_cli.extract.pipeline import ExtractConfig
+from mea_cli.predict.api import PredictError, predict
+from mea_cli.train.evaluate import evaluate_checkpoint
+from mea_cli.train.trainer import TrainRequest, train_run
+
+TEXTS = (
+    "this is a wonderful happy day",
+    "what a terrible boring film",
+    "it was fine and ordinary",
+    "a great and lovely story",
+    "an awful sad ending",
+    "the movie was okay",
+)
+RATINGS = (5, 1, 3, 4, 2, 3)
+CLASSES = ("pos", "neg", "neu", "pos", "neg", "neu")
+SPLITS = ("train", "train", "train", "train", "valid", "test")
+SMALL = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1}
+
+
+def _labels(path: Path, values: tuple) -> Path:
+    rows = [f"c{k},{v},{s}" for k, (v, s) in enumerate(zip(values, SPLITS, strict=True))]
+    path.write_text("video,label,split\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def _train(store: Path, task: str, name: str, runs: Path, label_range=None) -> Path:
+    torch.manual_seed(0)
+    train_run(
+        TrainRequest(
+            features=store, dataset=None, task=task, label_range=label_range,
+            model_overrides=SMALL, train_overrides={"epochs": 2, "batch_size": 4},
+            device="cpu", name=name, runs_dir=runs, live=False,
+        )  # fmt: skip
+    )
+    return runs / name
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    require_media()
+    from mea_cli.extract.driver import extract
+
+    root = tmp_path_factory.mktemp("predict")
+    vids = root / "videos"
+    for k, text in enumerate(TEXTS):
+        talking_astronaut(vids / f"c{k}.mp4", text, lead=0.2, tail=0.2)
+        (vids / f"c{k}.txt").write_text(text + "\n")
+    cfg, cache = ExtractConfig(asr=True), root / "cache"  # all have transcripts: ASR not run
+    reg, cls = root / "rating.h5", root / "classes.h5"
+    extract(vids, reg, cfg, labels=_labels(root / "r.csv", RATINGS), cache_dir=cache,
+            label_spec=LabelSpec(value_range=(1.0, 5.0)))  # fmt: skip
+    extract(vids, cls, cfg, labels=_labels(root / "c.csv", CLASSES), cache_dir=cache)
+    runs = root / "runs"
+    return {
+        "root": root,
+        "videos": vids,
+        "rating": reg,
+        "classes": cls,
+        "reg_run": _train(reg, "regression", "rating", runs),
+        "cls_run": _train(cls, "classification", "classes", runs),
+    }
+
+
+@pytest.fixture(autouse=True)
+def _media() -> None:
+    require_media()
+
+
+def test_same_values_as_eval_on_the_same_clips(world: dict, tmp_path: Path) -> None:
+    """Each labelled clip is one whole-video sample, so predict and eval see the same input."""
+    for run, split in ((world["reg_run"], "train"), (world["cls_run"], "train")):
+        csv_path = tmp_path / f"{run.name}.csv"
+        ev = evaluate_checkpoint(run, None, split, "cpu", predictions=csv_path)
+        with csv_path.open() as f:
+            rows = {r["video"]: r for r in csv.DictReader(f)}
+        assert len(rows) == ev.n == 4
+        rep = predict(world["videos"], run)
+        got = {c.clip: c for c in rep.clips}
+        assert rep.failed == 0 and len(got) == len(TEXTS)
+        for video, row in rows.items():
+            p = got[video].prediction
+            if "score" in p:
+                assert p["score"] == pytest.approx(float(row["pred_score"]), abs=1e-5)
+                assert float(row["truth_score"]) == RATINGS[int(video[1:])]
+            else:
+                assert p["class"] == row["pred_class"]
+                assert row["truth_class"] == CLASSES[int(video[1:])]
+                for name, v in p["probabilities"].items():
+                    assert v == pytest.approx(float(row[f"pred_p_{name}"]), abs=1e-5)
+
+
+def test_every_kind_of_clip_field_by_field(world: dict, tmp_path: Path) -> None:
+    new = tmp_path / "new"
+    talking_astronaut(new / "said.mp4", "a happy wonderful day", lead=0.2, tail=0.2)
+    (new / "said.txt").write_text("a happy wonderful day\n")
+    write_clip(new / "mute.mp4", astronaut(160), 1.2)  # no audio stream
+    (new / "mute.txt").write_text("quiet\n")
+    talking_astronaut(new / "cup.mp4", "good morning", face=False, lead=0.2, tail=0.2)
+    (new / "cup.txt").write_text("good morning\n")
+    (new / "sub").mkdir()
+    (new / "sub" / "broken.mp4").write_bytes(b"not a video at all")
+    (new / "notes.md").write_text("not a video")
+    rep = predict(new, world["reg_run"], batch_size=2)
+    d = rep.to_dict()
+    assert (d["model"], d["task"], d["label_range"]) == ("mea", "regression", [1.0, 5.0])
+    assert d["modality_weights"] is True and d["predicted"] == 3 and d["failed"] == 1
+    clips = {c["clip"]: c for c in d["clips"]}
+    assert sorted(clips) == ["cup", "mute", "said", "sub/broken"]
+    for name in ("said", "mute", "cup"):
+        c = clips[name]
+        assert c["status"] == "ok" and c["path"].endswith(f"{name}.mp4")
+        p = c["prediction"]
+        assert set(p) == {"score", "polarity", "class"}
+        assert p["polarity"] == ("positive" if p["score"] > 3.0 else "negative")
+        assert p["class"] == int(np.round(np.clip(p["score"], 1, 5)))
+        w = c["modality_weights"]
+        assert sorted(w) == sorted(MODALITIES) and sum(w.values()) == pytest.approx(1.0, abs=1e-4)
+        assert len(c["weights_per_layer"]) >= 1 and c["weights_per_layer"][-1] == w
+        assert c["words_source"] == "sidecar.txt" and c["duration_s"] > 1.0
+        assert sorted(c["steps"]) == sorted(MODALITIES)
+        assert c["missing_modalities"] == [m for m in MODALITIES if c["steps"][m] == 0]
+    assert clips["said"]["text"] == "a happy wonderful day" and clips["said"]["missing_modalities"] == []
+    assert clips["mute"]["missing_modalities"] == ["audio"] and clips["mute"]["text"] == "quiet"
+    assert clips["cup"]["missing_modalities"] == ["vision"]
+    assert any(f["stage"] == "vision" for f in clips["cup"]["failures"])
+    assert any(f["stage"] == "audio" for f in clips["mute"]["failures"])
+    bad = clips["sub/broken"]
+    assert bad["status"] == "failed" and bad["prediction"] is None and bad["failures"]
+
+
+def test_a_clip_alone_gives_the_same_answer_as_in_a_folder(world: dict) -> None:
+    """Bucketing and batching do not change a clip's answer."""
+    alone = predict(world["videos"] / "c2.mp4", world["cls_run"]).clips[0]
+    batch = {c.clip: c for c in predict(world["videos"], world["cls_run"], batch_size=4).clips}
+    assert alone.clip == "c2"
+    for name, v in alone.prediction["probabilities"].items():
+        assert v == pytest.approx(batch["c2"].prediction["probabilities"][name], abs=1e-5)
+    assert set(alone.prediction["probabilities"]) == {"neg", "neu", "pos"}
+
+
+@pytest.mark.slow
+def test_a_clip_without_transcript_is_heard_by_asr(world: dict, tmp_path: Path) -> None:
+    talking_astronaut(tmp_path / "v" / "talk.mp4", "hello world", lead=0.4, tail=0.4)
+    c = predict(tmp_path / "v", world["reg_run"]).to_dict()["clips"][0]
+    assert c["status"] == "ok" and c["words_source"] == "asr"
+    assert "hello" in c["text"].lower() and c["missing_modalities"] == []
+
+
+def _altered(world: dict, tmp_path: Path, change) -> Path:
+    ckpt = load_checkpoint(world["reg_run"] / "ckpt.pt")
+    change(ckpt.schema)
+    (tmp_path / "altered").mkdir()
+    return save_checkpoint(ckpt, tmp_path / "altered" / "ckpt.pt")
+
+
+def test_unavailable_extraction_is_refused_before_any_clip(world: dict, tmp_path: Path) -> None:
+    def no_backend(schema: dict) -> None:
+        schema["vision"]["extractor"]["parameters"]["backend"] = "kinect-au"
+
+    with pytest.raises(MeaError, match="kinect-au"):
+        predict(world["videos"], _altered(world, tmp_path, no_backend))
+    with pytest.raises(PredictError, match="no video found"):
+        (tmp_path / "empty").mkdir()
+        predict(tmp_path / "empty", world["reg_run"])
+
+
+@pytest.fixture
+def mea(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run ``mea ARGS`` in-process through ``cli.main``: (exit code, stdout, stderr)."""
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["mea", *args])
+        monkeypatch.setenv("COLUMNS", "200")
+        with pytest.raises(SystemExit) as stop:
+            cli.main()
+        out, err = capsys.readouterr()
+        return stop.value.code, out, err
+
+    yield run
+    for s, h in before.items():
+        signal.signal(s, h)
+
+
+def test_cli_json_csv_and_table(world: dict, tmp_path: Path, mea) -> None:
+    out = tmp_path / "answers.csv"
+    code, stdout, err = mea("predict", str(world["videos"] / "c0.mp4"), "--ckpt",
+                            str(world["cls_run"]), "--json", "--out", str(out))  # fmt: skip
+    assert code == 0, err
+    d = json.loads(stdout)
+    assert d["task"] == "multiclass" and d["label_names"] == ["neg", "neu", "pos"]
+    (clip,) = d["clips"]
+    with out.open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["clip"] == "c0" and row["pred_class"] == clip["prediction"]["class"]
+    assert float(row["psi_text"]) == pytest.approx(clip["modality_weights"]["text"], abs=1e-6)
+    assert row["text"] == TEXTS[0] and row["words_source"] == "sidecar.txt" and row["missing"] == ""
+    code, stdout, err = mea("predict", str(world["videos"]), "--ckpt", str(world["reg_run"]))
+    assert code == 0, err
+    assert "c5" in stdout and "modality weights" in stdout and "(sidecar.txt)" in stdout
+
+
+def test_cli_refusals_are_one_line_exit_2(world: dict, tmp_path: Path, mea) -> None:
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "x.mp4").write_bytes(b"garbage")
+    out = tmp_path / "o.csv"
+    code, stdout, err = mea("predict", str(bad), "--ckpt", str(world["reg_run"]), "--out", str(out))
+    lines = [x for x in err.splitlines() if x.strip() and not x.startswith("predict:")]
+    assert code == 2 and "Traceback" not in err
+    assert "no clip could be predicted (1 failed" in lines[-1] and str(out) in lines[-1]
+    with out.open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["status"] == "failed" and row["failures"]  # the failure row is kept, not dropped
+    moved = tmp_path / "moved"
+    shutil.copytree(world["reg_run"], moved)
+    ckpt = load_checkpoint(moved / "ckpt.pt")
+    ckpt.schema["audio"]["extractor"]["parameters"]["backend"] = "praat"
+    save_checkpoint(ckpt, moved / "ckpt.pt")
+    code, _, err = mea("predict", str(world["videos"]), "--ckpt", str(moved))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "praat" in err, err
