@@ -55,9 +55,16 @@ def _train(store: Path, task: str, name: str, runs: Path, label_range=None) -> P
     torch.manual_seed(0)
     train_run(
         TrainRequest(
-            features=store, dataset=None, task=task, label_range=label_range,
-            model_overrides=SMALL, train_overrides={"epochs": 2, "batch_size": 4},
-            device="cpu", name=name, runs_dir=runs, live=False,
+            features=store,
+            dataset=None,
+            task=task,
+            label_range=label_range,
+            model_overrides=SMALL,
+            train_overrides={"epochs": 2, "batch_size": 4},
+            device="cpu",
+            name=name,
+            runs_dir=runs,
+            live=False,
         )  # fmt: skip
     )
     return runs / name
@@ -105,16 +112,23 @@ def test_same_values_as_eval_on_the_same_clips(world: dict, tmp_path: Path) -> N
         rep = predict(world["videos"], run)
         got = {c.clip: c for c in rep.clips}
         assert rep.failed == 0 and len(got) == len(TEXTS)
+        store = world["rating" if run == world["reg_run"] else "classes"]
+        stored = {c.clip: c for c in predict(store, run).clips}  # the store: no extraction
+        assert len(stored) == len(TEXTS)
         for video, row in rows.items():
             p = got[video].prediction
+            q = stored[row["id"]]
+            assert q.path == f"{store}#{row['id']}" and q.words == got[video].words
             if "score" in p:
                 assert p["score"] == pytest.approx(float(row["pred_score"]), abs=1e-5)
+                assert q.prediction["score"] == pytest.approx(p["score"], abs=1e-5)
                 assert float(row["truth_score"]) == RATINGS[int(video[1:])]
             else:
                 assert p["class"] == row["pred_class"]
                 assert row["truth_class"] == CLASSES[int(video[1:])]
                 for name, v in p["probabilities"].items():
                     assert v == pytest.approx(float(row[f"pred_p_{name}"]), abs=1e-5)
+                    assert v == pytest.approx(q.prediction["probabilities"][name], abs=1e-5)
 
 
 def test_every_kind_of_clip_field_by_field(world: dict, tmp_path: Path) -> None:
@@ -147,7 +161,10 @@ def test_every_kind_of_clip_field_by_field(world: dict, tmp_path: Path) -> None:
         assert c["words_source"] == "sidecar.txt" and c["duration_s"] > 1.0
         assert sorted(c["steps"]) == sorted(MODALITIES)
         assert c["missing_modalities"] == [m for m in MODALITIES if c["steps"][m] == 0]
-    assert clips["said"]["text"] == "a happy wonderful day" and clips["said"]["missing_modalities"] == []
+    assert (
+        clips["said"]["text"] == "a happy wonderful day"
+        and clips["said"]["missing_modalities"] == []
+    )
     assert clips["mute"]["missing_modalities"] == ["audio"] and clips["mute"]["text"] == "quiet"
     assert clips["cup"]["missing_modalities"] == ["vision"]
     assert any(f["stage"] == "vision" for f in clips["cup"]["failures"])

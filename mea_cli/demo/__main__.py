@@ -97,7 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     _say(f"== 2/7 extract features -> {feats}")
     _mea("extract", str(clips_dir), "--labels", str(labels), "--label-range", "-3,3",
          "--out", str(feats), "--workers", str(args.workers))  # fmt: skip
-    _say(f"made: {feats} (text: GloVe 50-d per word, vision: 52 blendshapes + head pose per frame, audio: eGeMAPS at 100 Hz)")
+    _say(
+        f"made: {feats} (text: GloVe 50-d per word, vision: 52 blendshapes + head pose per frame, audio: eGeMAPS at 100 Hz)"
+    )
 
     _say("== 3/7 what is in the store")
     _mea("info", str(feats))

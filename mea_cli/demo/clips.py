@@ -51,7 +51,13 @@ LIP_LEVELS = 4  # how many mouth openings are drawn (frames pick the nearest)
 POSITIVE = ("good", "great", "wonderful", "happy", "excellent", "lovely", "amazing", "beautiful")
 NEGATIVE = ("bad", "terrible", "awful", "sad", "horrible", "boring", "ugly", "disappointing")
 NEUTRAL = ("okay", "fine", "average", "ordinary")
-OPENINGS = ("the movie was", "i think it was", "the story felt", "this film seemed", "the ending was")
+OPENINGS = (
+    "the movie was",
+    "i think it was",
+    "the story felt",
+    "this film seemed",
+    "the ending was",
+)
 
 
 @dataclass(frozen=True)
@@ -144,11 +150,21 @@ def talking_clip(
     seconds = len(audio) / AUDIO_RATE
     hop = AUDIO_RATE // FPS
     rms = np.array(
-        [np.sqrt(np.mean(audio[i * hop : (i + 1) * hop] ** 2) + 1e-12) for i in range(int(seconds * FPS) + 1)]
+        [
+            np.sqrt(np.mean(audio[i * hop : (i + 1) * hop] ** 2) + 1e-12)
+            for i in range(int(seconds * FPS) + 1)
+        ]
     )
     level = np.round(LIP_LEVELS * np.clip(rms / (rms.max() + 1e-9), 0, 1)).astype(int)
     drawn = [expression(face, smile, k / LIP_LEVELS) for k in range(LIP_LEVELS + 1)]
-    write_clip(path, None, seconds, fps=FPS, audio=audio, frames=lambda i: drawn[level[min(i, len(level) - 1)]])
+    write_clip(
+        path,
+        None,
+        seconds,
+        fps=FPS,
+        audio=audio,
+        frames=lambda i: drawn[level[min(i, len(level) - 1)]],
+    )
     return seconds
 
 
@@ -179,7 +195,9 @@ def make_examples(
         if transcript:
             write_text(out / f"{name}.txt", text + "\n", "transcript")
         split = "train" if i < n_train else "valid" if i < n_train + n_valid else "test"
-        clips.append(ExampleClip(name, path, s, text, smile, pitch, wpm, split, transcript, seconds))
+        clips.append(
+            ExampleClip(name, path, s, text, smile, pitch, wpm, split, transcript, seconds)
+        )
     rows = ["video,label,split"] + [f"{c.name},{c.sentiment:g},{c.split}" for c in clips]
     write_text(labels, "\n".join(rows) + "\n", "labels file")
     return clips

@@ -41,8 +41,8 @@ import numpy as np
 import torch
 
 from mea_cli import MODALITIES
-from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint
-from mea_cli.artifacts.features import ExtractorInfo, ModalitySchema, Sample
+from mea_cli.artifacts.checkpoint import Checkpoint, check_schema, load_checkpoint
+from mea_cli.artifacts.features import ExtractorInfo, FeatureStore, ModalitySchema, Sample
 from mea_cli.data.dataset import NormStats, collate
 from mea_cli.data.sampler import BucketBatchSampler
 from mea_cli.errors import MeaError
@@ -56,6 +56,7 @@ from mea_cli.train.modeling import model_from_checkpoint
 from mea_cli.train.predictions import label_range_of, readable
 from mea_cli.train.runs import checkpoint_in
 
+STORE_SUFFIXES = (".h5", ".hdf5")
 CHUNK_BATCHES = 8  # clips extracted before the model runs on them: 8 batches' worth
 
 
@@ -144,7 +145,9 @@ def checkpoint_schemas(ckpt: Checkpoint) -> dict[str, ModalitySchema]:
         out[name] = ModalitySchema(
             name,
             tuple(entry.get("feature_names", [])),
-            ExtractorInfo(str(ex.get("name", "")), str(ex.get("version", "")), ex.get("parameters", {})),
+            ExtractorInfo(
+                str(ex.get("name", "")), str(ex.get("version", "")), ex.get("parameters", {})
+            ),
             float("nan") if rate is None else float(rate),
         )
     return out
@@ -190,26 +193,104 @@ def predict(
     if missing:
         raise PredictError(f"{ckpt_path}: the checkpoint records no {', '.join(missing)} schema")
     schemas = checkpoint_schemas(ckpt)
-    pipeline, notes = Pipeline.from_schemas(
-        schemas, _overrides(face_model, glove), str(asr_model) if asr_model else None
-    )
-    plan = discover(source)
-    if not plan.videos:
-        raise PredictError(f"{source}: no video found (looked for {_extensions()})")
-    pipeline.words.require_asr(plan.without_sidecar())
     stats = NormStats.from_dict(ckpt.norm)
     for m, schema in schemas.items():
         if m not in stats.mean or stats.mean[m].shape != (schema.dim,):
             raise PredictError(f"{ckpt_path}: normalisation statistics do not fit the {m} schema")
-    dev = resolve_device(device)
-    model = model_from_checkpoint(ckpt, ckpt_path).to(dev).eval()
-    entry = get_entry(ckpt.model)
-    has_weights = "modality_weights" in entry.active_capabilities(model.cfg)
-    rng = label_range_of(ckpt.task, ckpt.dataset, ckpt.label_range)
+    run = _Runner(ckpt, ckpt_path, stats, batch_size, resolve_device(device))
+    if is_store(source):
+        clips, notes = _from_store(Path(source), run, progress), []
+    else:
+        pipeline, notes = Pipeline.from_schemas(
+            schemas, _overrides(face_model, glove), str(asr_model) if asr_model else None
+        )
+        clips = _from_videos(source, pipeline, run, progress)
+    return PredictReport(
+        checkpoint=str(ckpt_path),
+        model=ckpt.model,
+        dataset=ckpt.dataset,
+        task=ckpt.task,
+        label_names=list(ckpt.label_names),
+        label_range=run.rng,
+        has_weights=run.has_weights,
+        extraction={m: str(schemas[m].extractor.parameters.get("backend", "")) for m in MODALITIES},
+        clips=clips,
+        notes=notes,
+        seconds=time.perf_counter() - t0,
+    )
 
+
+def is_store(source: str | os.PathLike[str]) -> bool:
+    """A feature store (``.h5`` / ``.hdf5`` file) rather than a video or a folder."""
+    p = Path(source)
+    return p.is_file() and p.suffix.lower() in STORE_SUFFIXES
+
+
+class _Runner:
+    """The checkpoint's model and what reading its output needs."""
+
+    def __init__(
+        self, ckpt: Checkpoint, path: Path, stats: NormStats, batch_size: int, dev: torch.device
+    ) -> None:
+        self.ckpt, self.path, self.stats = ckpt, path, stats
+        self.batch_size, self.dev = batch_size, dev
+        self.model = model_from_checkpoint(ckpt, path).to(dev).eval()
+        entry = get_entry(ckpt.model)
+        self.has_weights = "modality_weights" in entry.active_capabilities(self.model.cfg)
+        self.rng = label_range_of(ckpt.task, ckpt.dataset, ckpt.label_range)
+
+    def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
+        """Normalise with the training statistics, bucket by length, batch, run the model;
+        fill in each clip's answer."""
+        items = [
+            {
+                "id": clip.clip,
+                "index": k,
+                "features": {
+                    m: self.stats.apply(m, np.asarray(s.features[m], np.float32))
+                    for m in MODALITIES
+                },
+                "label": None,
+            }
+            for k, (clip, s) in enumerate(ready)
+        ]
+        lengths = [sum(len(it["features"][m]) for m in MODALITIES) for it in items]
+        task, names = self.ckpt.task, self.ckpt.label_names
+        for idx in BucketBatchSampler(lengths, self.batch_size, shuffle=False):
+            batch = collate([items[i] for i in idx]).to(self.dev)
+            with torch.no_grad(), autocast(self.dev):
+                out = self.model(batch)
+            said = readable(task, out.pred.float().cpu().numpy(), names, self.rng)
+            psi = [p.float().cpu() for p in out.psi] if self.has_weights else []
+            for row, i in enumerate(idx):
+                clip = ready[i][0]
+                clip.prediction = said[row]
+                if psi:
+                    clip.modality_weights, clip.weights_per_layer = _weights(psi, row)
+
+
+def _describe(clip: ClipPrediction, sample: Sample) -> None:
+    """Fill in what the input was: steps, missing modalities, words."""
+    clip.steps = {m: len(sample.features[m]) for m in MODALITIES}
+    clip.missing = [m for m in MODALITIES if not clip.steps[m]]
+    clip.words = [{"text": w.text, "start": w.start, "end": w.end} for w in sample.words]
+    clip.words_source = sample.words_source or "none"
+
+
+def _from_videos(
+    source: str | os.PathLike[str],
+    pipeline: Pipeline,
+    run: _Runner,
+    progress: Callable[[int, int, int], None] | None,
+) -> list[ClipPrediction]:
+    """Extract each video as one whole-video sample, then predict, chunk by chunk."""
+    plan = discover(source)
+    if not plan.videos:
+        raise PredictError(f"{source}: no video found (looked for {_extensions()})")
+    pipeline.words.require_asr(plan.without_sidecar())
     clips: list[ClipPrediction] = []
     total, failed = len(plan.videos), 0
-    chunk = CHUNK_BATCHES * batch_size
+    chunk = CHUNK_BATCHES * run.batch_size
     for start in range(0, total, chunk):
         ready: list[tuple[ClipPrediction, Sample]] = []
         for key, path in plan.videos[start : start + chunk]:
@@ -226,62 +307,40 @@ def predict(
             else:
                 sample = video_sample(key, res)
                 clip.duration = res.duration if math.isfinite(res.duration) else None
-                clip.steps = {m: len(sample.features[m]) for m in MODALITIES}
-                clip.missing = [m for m in MODALITIES if not clip.steps[m]]
-                clip.words = [{"text": w.text, "start": w.start, "end": w.end} for w in sample.words]
-                clip.words_source = sample.words_source
+                _describe(clip, sample)
                 ready.append((clip, sample))
             if progress is not None:
                 progress(len(clips), total, failed)
-        if ready:
-            _run_model(model, ready, stats, batch_size, dev, ckpt, rng, has_weights)
-    return PredictReport(
-        checkpoint=str(ckpt_path),
-        model=ckpt.model,
-        dataset=ckpt.dataset,
-        task=ckpt.task,
-        label_names=list(ckpt.label_names),
-        label_range=rng,
-        has_weights=has_weights,
-        extraction={m: str(schemas[m].extractor.parameters.get("backend", "")) for m in MODALITIES},
-        clips=clips,
-        notes=notes,
-        seconds=time.perf_counter() - t0,
-    )
+        run(ready)
+    return clips
 
 
-def _run_model(
-    model: torch.nn.Module,
-    ready: list[tuple[ClipPrediction, Sample]],
-    stats: NormStats,
-    batch_size: int,
-    dev: torch.device,
-    ckpt: Checkpoint,
-    rng: tuple[float, float] | None,
-    has_weights: bool,
-) -> None:
-    """Normalise, bucket by length, batch, run the model; fill in each clip's answer."""
-    items = [
-        {
-            "id": clip.clip,
-            "index": k,
-            "features": {m: stats.apply(m, np.asarray(s.features[m], np.float32)) for m in MODALITIES},
-            "label": None,
-        }
-        for k, (clip, s) in enumerate(ready)
-    ]
-    lengths = [sum(len(it["features"][m]) for m in MODALITIES) for it in items]
-    for idx in BucketBatchSampler(lengths, batch_size, shuffle=False):
-        batch = collate([items[i] for i in idx]).to(dev)
-        with torch.no_grad(), autocast(dev):
-            out = model(batch)
-        said = readable(ckpt.task, out.pred.float().cpu().numpy(), ckpt.label_names, rng)
-        psi = [p.float().cpu() for p in out.psi] if has_weights else []
-        for row, i in enumerate(idx):
-            clip = ready[i][0]
-            clip.prediction = said[row]
-            if psi:
-                clip.modality_weights, clip.weights_per_layer = _weights(psi, row)
+def _from_store(
+    path: Path, run: _Runner, progress: Callable[[int, int, int], None] | None
+) -> list[ClipPrediction]:
+    """Every sample of a feature store (any split, labels ignored), no extraction: its
+    features must have the checkpoint's schema (:func:`~mea_cli.artifacts.checkpoint.check_schema`)."""
+    clips: list[ClipPrediction] = []
+    with FeatureStore(path) as store:
+        check_schema(run.ckpt, store, run.path)
+        total = len(store)
+        if not total:
+            raise PredictError(f"{path}: the feature store holds no sample")
+        chunk = CHUNK_BATCHES * run.batch_size
+        for start in range(0, total, chunk):
+            ready = []
+            for i in range(start, min(total, start + chunk)):
+                sample = store[i]
+                clip = ClipPrediction(sample.id, f"{path}#{sample.id}", "ok")
+                span = sample.end - sample.start
+                clip.duration = float(span) if math.isfinite(span) else None
+                _describe(clip, sample)
+                clips.append(clip)
+                ready.append((clip, sample))
+                if progress is not None:
+                    progress(len(clips), total, 0)
+            run(ready)
+    return clips
 
 
 def _extensions() -> str:

@@ -40,8 +40,8 @@ from rich.table import Table
 from mea_cli.artifacts.checkpoint import CheckpointError, check_schema, load_checkpoint
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.errors import MeaError
-from mea_cli.train.engine import predict, resolve_device
 from mea_cli.paths import check_output_file, write_text
+from mea_cli.train.engine import predict, resolve_device
 from mea_cli.train.metrics import (
     compute_metrics,
     confusion,

@@ -96,7 +96,9 @@ def readable(
     raise ValueError(f"no reading of predictions for task {task!r}")
 
 
-def truth_readable(task: str, labels: np.ndarray, label_names: Sequence[str]) -> list[dict[str, Any]]:
+def truth_readable(
+    task: str, labels: np.ndarray, label_names: Sequence[str]
+) -> list[dict[str, Any]]:
     """The stored labels in the same words: ``score``, ``class`` or ``labels``."""
     labels = np.asarray(labels, np.float64)
     names = [str(n) for n in label_names]

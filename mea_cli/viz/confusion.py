@@ -15,9 +15,7 @@ import numpy as np
 from mea_cli.viz._common import new_figure, save_png
 
 
-def draw_confusion(
-    matrix: np.ndarray, names: Sequence[str], title: str, path: Path
-) -> Path:
+def draw_confusion(matrix: np.ndarray, names: Sequence[str], title: str, path: Path) -> Path:
     """Draw ``matrix`` (``[C, C]`` counts, rows = truth) as a PNG at ``path``."""
     m = np.asarray(matrix, np.float64)
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1.0)
