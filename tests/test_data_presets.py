@@ -209,3 +209,50 @@ def test_store_mismatches_are_named(tmp_path: Path) -> None:
         mods=("text",),
     ) as s, pytest.raises(DatasetMismatchError, match="lacks vision, audio"):
         check_store_fits(s, mosi)
+
+
+def test_custom_preset_comes_from_the_store(tmp_path: Path) -> None:
+    """``--task`` / ``--dataset custom``: the store's labels decide the task, a disagreeing
+    ``--task`` is an error, and a regression range comes from ``--labels-range`` or the
+    smallest and largest label."""
+    from mea_cli.data.presets import parse_range, resolve_preset
+
+    splits = ["train", "valid", "test"]
+    with _store(
+        tmp_path / "r.h5", "regression", ("sentiment",), [[1.0], [4.0], [2.0]], splits
+    ) as s:
+        p = resolve_preset(None, s, "regression")
+        assert (p.name, p.task, p.label_range, p.hyperparameters) == (
+            "custom",
+            "regression",
+            (1.0, 4.0),
+            "mosi",
+        )
+        assert p.range_source == "smallest and largest label" and p.metric_range == (1.0, 4.0)
+        assert resolve_preset("custom", s, None, (1.0, 5.0)).label_range == (1.0, 5.0)
+        check_store_fits(s, p)
+        with pytest.raises(
+            DatasetMismatchError, match="holds regression labels, not a classification task"
+        ):
+            resolve_preset(None, s, "classification")
+        assert resolve_preset("mosi", s).metric_range is None  # the paper preset keeps its metrics
+        with pytest.raises(PresetError, match="--labels-range is for custom tasks"):
+            resolve_preset("mosi", s, None, (1.0, 5.0))
+    three = ("neg", "neu", "pos")
+    onehot = [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
+    with _store(tmp_path / "c.h5", "multiclass", three, onehot, splits) as s:
+        p = resolve_preset(None, s, "classification")
+        assert (p.task, p.label_names, p.hyperparameters) == ("multiclass", three, "iemocap")
+        check_store_fits(s, p)
+        with pytest.raises(PresetError, match="--labels-range is for regression"):
+            resolve_preset("custom", s, None, (0.0, 1.0))
+    with _store(
+        tmp_path / "bad.h5", "multiclass", three, [[1, 1, 0], [0, 1, 0], [0, 0, 1]], splits
+    ) as s, pytest.raises(DatasetMismatchError, match="sample 's0' has 2 classes set"):
+        check_store_fits(s, resolve_preset("custom", s))
+    with pytest.raises(PresetError, match="expected two numbers"):
+        parse_range("1;5")
+    with pytest.raises(PresetError, match="a < b"):
+        parse_range("5,1")
+    with pytest.raises(PresetError, match="is not one of"):
+        resolve_preset(None, s, "ranking")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mea_cli.train.metrics import (
+    Selection,
     format_mean_std,
     format_metric,
     mean_std,
@@ -115,3 +116,59 @@ def test_mean_std_of_one_seed_is_n1() -> None:
     assert format_mean_std("corr", None, None, 0) == "n/a"
     two = mean_std([{"mae": 1.0}, {"mae": float("nan")}])  # a NaN seed is not counted
     assert two["mae"] == {"mean": 1.0, "std": None, "n": 1}
+
+
+# ------------------------------------------------------------------ custom tasks
+def test_range_regression_metrics_on_a_1_to_5_scale_by_hand() -> None:
+    from mea_cli.train.metrics import range_regression_metrics
+
+    truth = [1.0, 2.0, 3.0, 4.0, 5.0, 3.0]
+    pred = [1.4, 3.4, 2.0, 4.6, 6.0, 3.2]
+    m = range_regression_metrics(pred, truth, (1, 5))
+    # |errors| 0.4, 1.4, 1.0, 0.6, 1.0, 0.2 -> 4.6 / 6 (unclipped)
+    assert m["mae"] == pytest.approx(4.6 / 6)
+    # Acc-5: truth 1,2,3,4,5,3; prediction clipped and rounded 1,3,2,5,5,3 -> 3/6
+    assert m["acc5"] == pytest.approx(3 / 6)
+    # vs the middle 3 (the two truths equal to 3 dropped): truth above? F,F,T,T; pred F,T,T,T
+    assert m["acc2"] == pytest.approx(3 / 4)
+    assert set(m) == {"mae", "corr", "acc5", "acc2", "f1"}
+    assert metric_keys("regression", ["sentiment"], (1, 5)) == ["mae", "corr", "acc5", "acc2", "f1"]
+    # a range whose ends are not integers has no integer-class accuracy
+    assert set(range_regression_metrics(pred, truth, (0.5, 5.5))) == {"mae", "corr", "acc2", "f1"}
+
+
+def test_multiclass_metrics_and_confusion_by_hand() -> None:
+    from mea_cli.train.metrics import confusion, multiclass_metrics
+
+    names = ["neg", "neu", "pos"]
+    truth = np.eye(3)[[0, 0, 1, 2, 2, 2]]
+    logits = np.array(
+        [[2, 0, 0], [0, 1, 0], [0, 3, 1], [0, 0, 1], [1, 0, 0], [0, 0, 5]], np.float64
+    )  # predicted 0, 1, 1, 2, 0, 2
+    m = multiclass_metrics(logits, truth, names)
+    assert m["acc"] == pytest.approx(4 / 6)
+    # per-class F1: neg P 1/2 R 1/2 -> 1/2; neu P 1/2 R 1 -> 2/3; pos P 1 R 2/3 -> 4/5
+    assert m["f1_macro"] == pytest.approx((1 / 2 + 2 / 3 + 4 / 5) / 3)
+    assert m["f1_weighted"] == pytest.approx((2 * 1 / 2 + 1 * 2 / 3 + 3 * 4 / 5) / 6)
+    assert confusion(logits, truth, names).tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 2]]
+    assert selection_metric("multiclass") == Selection("f1_macro", higher_is_better=True)
+    assert metric_keys("multiclass", names) == ["acc", "f1_macro", "f1_weighted"]
+    with pytest.raises(ValueError, match="expected"):
+        multiclass_metrics(logits[:, :2], truth, names)
+
+
+def test_predictions_read_the_same_way_as_the_metrics() -> None:
+    from mea_cli.train.predictions import flat, readable, truth_readable
+
+    reg = readable("regression", np.array([[4.6], [0.2], [3.0]]), ["sentiment"], (1.0, 5.0))
+    assert reg == [
+        {"score": 4.6, "polarity": "positive", "class": 5},
+        {"score": 0.2, "polarity": "negative", "class": 1},
+        {"score": 3.0, "polarity": "negative", "class": 3},  # the middle is not above it
+    ]
+    (mc,) = readable("multiclass", np.array([[0.0, np.log(3.0)]]), ["a", "b"])
+    assert mc["class"] == "b" and mc["probabilities"] == pytest.approx({"a": 0.25, "b": 0.75})
+    (ml,) = readable("binary-multilabel", np.array([[[0.0, 1.0], [2.0, 0.0]]]), ["x", "y"])
+    assert ml["labels"] == ["x"] and ml["probabilities"]["y"] == pytest.approx(1 / (1 + np.e**2))
+    assert truth_readable("multiclass", np.eye(2)[[1]], ["a", "b"]) == [{"class": "b"}]
+    assert flat(mc, "pred_") == {"pred_class": "b", "pred_p_a": "0.250000", "pred_p_b": "0.750000"}
