@@ -264,3 +264,20 @@ def test_cli_refusals_are_one_line_exit_2(world: dict, tmp_path: Path, mea) -> N
     save_checkpoint(ckpt, moved / "ckpt.pt")
     code, _, err = mea("predict", str(world["videos"]), "--ckpt", str(moved))
     assert code == 2 and len(err.strip().splitlines()) == 1 and "praat" in err, err
+
+
+def test_custom_tasks_evaluate_with_their_own_metrics(world: dict, mea) -> None:
+    """A 1-5 rating store and a 3-class store, trained with ``--task``: their metrics."""
+    code, out, err = mea("eval", str(world["reg_run"]), "--split", "train", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert (d["dataset"], d["task"], d["label_range"]) == ("custom", "regression", [1.0, 5.0])
+    assert set(d["metrics"]) == {"mae", "corr", "acc5", "acc2", "f1"} and d["confusion"] is None
+    code, out, err = mea("eval", str(world["cls_run"]), "--split", "train")
+    assert code == 0, err
+    for words in ("F1 (macro)", "F1 (weighted)", "confusion matrix (rows: truth", "neu"):
+        assert words in out, out
+    png = world["cls_run"] / "confusion-train.png"
+    assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
+    config = json.loads((world["cls_run"] / "config.json").read_text())
+    assert config["task"] == "multiclass" and config["label_names"] == ["neg", "neu", "pos"]
