@@ -56,11 +56,11 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path: Path) -> None:
-    """The demo's script, smaller (12 clips, 2 epochs): every step runs and makes its file."""
+    """The demo's script, smaller (8 clips, 2 epochs): every step runs and makes its file."""
     require_media()
     out = tmp_path / "demo"
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    args = ["--out", str(out), "--clips", "12", "--epochs", "2", "--workers", "1"]
+    args = ["--out", str(out), "--clips", "8", "--epochs", "2", "--workers", "1"]
     r = subprocess.run(
         [sys.executable, "-m", "mea_cli.demo", *args], capture_output=True, text=True, env=env
     )
@@ -75,7 +75,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert row["clip"] == "review" and row["status"] == "ok" and row["words_source"] == "asr"
     assert "wonderful" in row["text"].lower() and row["pred_score"]
     with (out / "labels.csv").open() as f:
-        assert len(list(csv.DictReader(f))) == 12
+        assert len(list(csv.DictReader(f))) == 8
     from mea_cli.demo.__main__ import MARKER, _prepare
 
     assert _prepare(out) == out  # the next run empties its own earlier folder
