@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from mea_cli import cli
 from mea_cli.data.synth import write_synthetic
 
 
@@ -34,3 +37,22 @@ def synth_iemocap(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("synth") / "iemocap.h5"
     write_synthetic(path, "iemocap", n=48, seed=4, max_seconds=4.0)
     return path
+
+
+@pytest.fixture
+def mea(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run ``mea ARGS`` in-process through ``cli.main`` (the entry point of the ``mea`` script,
+    so the exit code is the one a shell sees); return (exit code, stdout, stderr)."""
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
+    before = {sig: signal.getsignal(sig) for sig in signals}  # main() installs its own
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", ["mea", *args])
+        with pytest.raises(SystemExit) as stop:
+            cli.main()
+        out, err = capsys.readouterr()
+        return stop.value.code, out, err
+
+    yield run
+    for sig, handler in before.items():
+        signal.signal(sig, handler)

@@ -8,7 +8,6 @@ places are ``/sys`` (refused even to root, see ``tests/test_paths.py``) and ``/p
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -39,24 +38,6 @@ def place(tmp_path: Path) -> Path:
         (tmp_path / "two-seeds" / "seeds" / seed).mkdir(parents=True)
         (tmp_path / "two-seeds" / "seeds" / seed / "ckpt.pt").write_bytes(b"x")
     return tmp_path
-
-
-@pytest.fixture
-def mea(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """Run ``mea ARGS`` through ``cli.main``; return (exit code, stdout, stderr)."""
-    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)
-    before = {sig: signal.getsignal(sig) for sig in signals}  # main() installs its own
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["mea", *args])
-        with pytest.raises(SystemExit) as stop:
-            cli.main()
-        out, err = capsys.readouterr()
-        return stop.value.code, out, err
-
-    yield run
-    for sig, handler in before.items():
-        signal.signal(sig, handler)
 
 
 # (case id, arguments given the place, the path the message names, words of the problem)

@@ -13,8 +13,6 @@ from __future__ import annotations
 import csv
 import json
 import shutil
-import signal
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +20,7 @@ import pytest
 import torch
 from sampleclips import astronaut, require_media, talking_astronaut, write_clip
 
-from mea_cli import MODALITIES, cli
+from mea_cli import MODALITIES
 from mea_cli.artifacts.checkpoint import load_checkpoint, save_checkpoint
 from mea_cli.errors import MeaError
 from mea_cli.extract.labelparse import LabelSpec
@@ -207,24 +205,6 @@ def test_unavailable_extraction_is_refused_before_any_clip(world: dict, tmp_path
     with pytest.raises(PredictError, match="no video found"):
         (tmp_path / "empty").mkdir()
         predict(tmp_path / "empty", world["reg_run"])
-
-
-@pytest.fixture
-def mea(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
-    """Run ``mea ARGS`` in-process through ``cli.main``: (exit code, stdout, stderr)."""
-    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
-
-    def run(*args: str) -> tuple[int, str, str]:
-        monkeypatch.setattr(sys, "argv", ["mea", *args])
-        monkeypatch.setenv("COLUMNS", "200")
-        with pytest.raises(SystemExit) as stop:
-            cli.main()
-        out, err = capsys.readouterr()
-        return stop.value.code, out, err
-
-    yield run
-    for s, h in before.items():
-        signal.signal(s, h)
 
 
 def test_cli_json_csv_and_table(world: dict, tmp_path: Path, mea) -> None:

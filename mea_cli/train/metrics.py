@@ -119,10 +119,11 @@ def _flat(x: np.ndarray | Sequence[float]) -> np.ndarray:
     return np.asarray(x, dtype=np.float64).reshape(-1)
 
 
-def regression_metrics(
+def _mae_corr(
     pred: np.ndarray | Sequence[float], truth: np.ndarray | Sequence[float]
-) -> dict[str, float]:
-    """MAE, Corr, Acc-7, Acc-5, Acc-2/F1 in the non0 and has0 conventions (module docstring)."""
+) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Flattened prediction and truth, with MAE (unclipped) and Pearson Corr (NaN when either
+    is constant)."""
     p, y = _flat(pred), _flat(truth)
     if p.shape != y.shape:
         raise ValueError(f"prediction has {p.size} values, truth {y.size}")
@@ -133,6 +134,14 @@ def regression_metrics(
         out["corr"] = float(np.corrcoef(p, y)[0, 1])
     else:
         out["corr"] = float("nan")
+    return p, y, out
+
+
+def regression_metrics(
+    pred: np.ndarray | Sequence[float], truth: np.ndarray | Sequence[float]
+) -> dict[str, float]:
+    """MAE, Corr, Acc-7, Acc-5, Acc-2/F1 in the non0 and has0 conventions (module docstring)."""
+    p, y, out = _mae_corr(pred, truth)
     for key, bound in (("acc7", 3.0), ("acc5", 2.0)):
         out[key] = float(
             accuracy_score(np.round(np.clip(y, -bound, bound)), np.round(np.clip(p, -bound, bound)))
@@ -189,14 +198,8 @@ def range_regression_metrics(
     value_range: Sequence[float],
 ) -> dict[str, float]:
     """MAE, Corr, Acc-K and Acc-2/F1 about the middle, for regression on ``[a, b]``."""
-    p, y = _flat(pred), _flat(truth)
-    if p.shape != y.shape:
-        raise ValueError(f"prediction has {p.size} values, truth {y.size}")
-    if p.size == 0:
-        raise ValueError("no samples to evaluate")
+    p, y, out = _mae_corr(pred, truth)
     a, b = (float(x) for x in value_range)
-    out: dict[str, float] = {"mae": float(mean_absolute_error(y, p))}
-    out["corr"] = float(np.corrcoef(p, y)[0, 1]) if np.ptp(p) > 0 and np.ptp(y) > 0 else float("nan")
     k = range_classes(value_range)
     if k:
         out[f"acc{k}"] = float(
