@@ -243,7 +243,9 @@ def eval_(
 
 @app.command()
 def predict(
-    clips: Path = typer.Argument(..., help="A video, or a folder of videos (searched recursively)."),
+    clips: Path = typer.Argument(
+        ..., help="A video, a folder of videos (searched recursively) or a feature store (.h5)."
+    ),
     ckpt: Path = typer.Option(
         ..., "--ckpt", help="A checkpoint (ckpt.pt) or a run directory holding one."
     ),
@@ -261,11 +263,14 @@ def predict(
         None, "--asr-model", help="The recorded ASR model folder, moved here (same content)."
     ),
 ) -> None:
-    """Predict clips with a checkpoint, re-running exactly the extraction it was trained on."""
+    """Predict clips with a checkpoint, re-running exactly the extraction it was trained on
+    (or a feature store's samples from their stored features)."""
     if not clips.exists():
         raise PathError(clips, "no such video or folder")
+    from mea_cli.predict.api import STORE_SUFFIXES
+
     if not clips.is_dir():
-        check_input_file(clips, "video file")
+        check_input_file(clips, "feature store" if clips.suffix in STORE_SUFFIXES else "video file")
     from mea_cli.train.runs import checkpoint_in
 
     checkpoint_in(ckpt)

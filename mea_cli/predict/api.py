@@ -1,4 +1,4 @@
-"""``mea predict CLIP_OR_DIR --ckpt CKPT``: a prediction for clips nobody has labelled.
+"""``mea predict CLIP_OR_DIR_OR_STORE --ckpt CKPT``: a prediction for clips nobody labelled.
 
 What it does, in order (docs/predict.md):
 
@@ -25,6 +25,11 @@ What it does, in order (docs/predict.md):
    layer's weights, and every layer's), which modalities were missing (empty sequences), the
    number of steps per modality, the words used and where they came from, and the
    extraction's failure rows for that clip (no face, no audio stream, ...).
+
+Given a feature store (``.h5``) instead of videos, steps 1-3 are skipped: every sample is
+predicted from its stored features, which must fit the checkpoint's schema
+(:func:`~mea_cli.artifacts.checkpoint.check_schema`); this is how a checkpoint trained on
+imported CMU features predicts.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from mea_cli.train.modeling import model_from_checkpoint
 from mea_cli.train.predictions import label_range_of, readable
 from mea_cli.train.runs import checkpoint_in
 
-STORE_SUFFIXES = (".h5", ".hdf5")
+STORE_SUFFIXES = (".h5", ".hdf5", ".H5", ".HDF5")
 CHUNK_BATCHES = 8  # clips extracted before the model runs on them: 8 batches' worth
 
 
@@ -223,7 +228,7 @@ def predict(
 def is_store(source: str | os.PathLike[str]) -> bool:
     """A feature store (``.h5`` / ``.hdf5`` file) rather than a video or a folder."""
     p = Path(source)
-    return p.is_file() and p.suffix.lower() in STORE_SUFFIXES
+    return p.is_file() and p.suffix in STORE_SUFFIXES
 
 
 class _Runner:
