@@ -451,7 +451,7 @@ def test_low_level_sources_stay_the_preprocessed_sequences() -> None:
 
 
 def test_single_target_row_keeps_the_other_streams_preprocessed() -> None:
-    model = _tiny(ablations=["to-text-only"])
+    model = _tiny(ablations=["only-text"])
     assert set(model.layers[0].cmu) == {"text"} and set(model.sum[0].update) == {"vision", "audio"}
     front, sums = [], []
     _record(model.front["vision"], front)
@@ -462,7 +462,7 @@ def test_single_target_row_keeps_the_other_streams_preprocessed() -> None:
 
 
 def test_unimodal_row_reads_only_its_modality() -> None:
-    model = _tiny(ablations=["text-only"])
+    model = _tiny(ablations=["unimodal-text"])
     assert set(model.front) == {"text"} and model.layers[0].cmu["text"].mutual is not None
     batch = _batch()
     other = _batch(seed=5)
@@ -527,17 +527,49 @@ def test_regression_task_loss_is_l1_by_default() -> None:
     assert torch.allclose(out.loss, F.l1_loss(out.pred, batch.labels))
 
 
+# ------------------------------------------------------------------ Table 5 in mea ablate
+def test_table_5_transcribed_and_matched_to_every_switch() -> None:
+    from mea_cli.ablate.rows import paper_table, table_rows
+    from mea_cli.ablate.table import build_table
+    from mea_cli.models import get_entry
+
+    table = paper_table("mcr")
+    assert "Target and Source Modality Co-Reinforcement" in table["source"]["paper"]
+    rows = {r["key"]: r for r in table["rows"]}
+    assert len(rows) == 15 and table["metrics"] == ["acc2", "f1", "mae"]
+    assert rows["full"]["mosi"] == {"acc2": 84.8, "f1": 84.6, "mae": 0.824}
+    assert rows["no-mutual"]["mosei"] == {"acc2": 83.8, "f1": 83.4, "mae": 0.562}
+    assert rows["unimodal-audio"]["mosi"] == {"acc2": 76.2, "f1": 75.8, "mae": 0.914}
+    switches = get_entry("mcr").switches
+    specs = table_rows(switches, model="mcr")
+    assert [s.key for s in specs] == ["full", *switches]  # the paper's order, no "Other"
+    assert all(s.paper for s in specs)
+    built = build_table("t", [("full", "MCR", "", {1: {"mae": 0.9}})], ["mae"],
+                        {"full": rows["full"]["mosi"]}, table["metrics"])  # fmt: skip
+    assert "0.824" in built.to_markdown()  # MAE as printed, not rounded to one decimal
+
+
 # ------------------------------------------------------------------ end to end
 @pytest.mark.slow
-def test_mea_train_and_eval_mcr_on_synthetic_mosi(tmp_path: Path) -> None:
+def test_mea_train_and_eval_mcr_on_synthetic_mosi_beats_the_mean(tmp_path: Path) -> None:
+    """``mea synth`` -> ``mea train --model mcr`` -> ``mea eval --paper``, at a small size."""
+    import json
+
     from test_train_e2e import mea
 
     store = tmp_path / "mosi.h5"
-    mea("synth", "--like", "mosi", "--n", "120", "--seed", "2", "--max-seconds", "2",
+    mea("synth", "--like", "mosi", "--n", "300", "--seed", "1", "--max-seconds", "3",
         "--out", str(store), cwd=tmp_path)  # fmt: skip
-    r = mea("train", str(store), "--dataset", "mosi", "--model", "mcr", "--epochs", "2",
-            "--name", "mcr", "--set", "d=8", "--set", "heads=2", "--set", "layers=2",
-            "--set", "train.batch_size=16", cwd=tmp_path)  # fmt: skip
+    r = mea("train", str(store), "--dataset", "mosi", "--model", "mcr", "--epochs", "8",
+            "--name", "mcr", "--seeds", "1111", "--set", "d=16", "--set", "heads=2",
+            "--set", "layers=2", "--set", "train.lr=3e-3", "--set", "train.batch_size=16",
+            cwd=tmp_path)  # fmt: skip
     assert "best on valid" in r.stdout
+    config = json.loads((tmp_path / "runs" / "mcr" / "config.json").read_text())
+    assert config["model"] == "mcr" and config["model_config"]["layers"] == 2
+    out = json.loads(mea("eval", str(tmp_path / "runs" / "mcr"), "--json", cwd=tmp_path).stdout)
+    ours, base = out["metrics"], out["baseline_train_mean"]
+    assert ours["mae"] < base["mae"] - 0.3, (ours, base)
+    assert ours["acc2_non0"] > base["acc2_non0"] + 0.10, (ours, base)
     table = mea("eval", str(tmp_path / "runs" / "mcr"), "--paper", cwd=tmp_path).stdout
     assert "MCR (paper, not comparable)" in table

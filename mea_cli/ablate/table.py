@@ -87,7 +87,7 @@ class TableRow:
     seeds: list[int]
     stats: dict[str, Stat]
     delta: dict[str, float]
-    paper: dict[str, float] = field(default_factory=dict)  # metric -> paper value in %
+    paper: dict[str, float] = field(default_factory=dict)  # metric -> paper value as printed
 
 
 @dataclass
@@ -115,8 +115,8 @@ class ResultTable:
         return f"{v * scale(key):+.{digits(key)}f}"
 
     def paper_cell(self, row: TableRow, key: str) -> str:
-        v = row.paper.get(key)
-        return "-" if v is None else f"{v:.1f}"
+        v = row.paper.get(key)  # as printed: percentages, or MAE / Corr as they are
+        return "-" if v is None else f"{v:.{digits(key)}f}"
 
     def header(self) -> list[str]:
         cols = [self.first_column]
@@ -285,7 +285,8 @@ def build_table(
     """Aggregate per-seed metrics into a :class:`ResultTable`.
 
     ``entries`` are ``(key, label, group, {seed: metrics})``; the first entry is the reference
-    for deltas. ``paper`` maps row key -> {metric: value in %} for the optional paper columns.
+    for deltas. ``paper`` maps row key -> {metric: value as printed (% for accuracies and F1)}
+    for the optional paper columns.
     """
     if not entries:
         raise ValueError("a table needs at least one row")

@@ -65,7 +65,7 @@ class MCRConfig(ModelConfig):
     cmu_kernel: int = 3
     encoder_layers: int = 1
     dropout: float = 0.1
-    attn_dropout: float = 0.1
+    attn_dropout: float = 0.0
     ffn_mult: int = 4
     task_loss: str = "l1"
     serial: bool = False
@@ -131,7 +131,7 @@ SWITCHES = SwitchSet(
     (
         *(
             Switch(
-                f"{m}-only",
+                f"unimodal-{m}",
                 f"{_LABEL[m]} Only",
                 f"unimodal MCR on {m}: the other modalities are not read; {m} is its own "
                 f"target and both its sources",
@@ -141,7 +141,7 @@ SWITCHES = SwitchSet(
         ),
         *(
             Switch(
-                f"to-{t}-only",
+                f"only-{t}",
                 "[{}, {} -> {}] Only".format(
                     *(_LETTER[o] for o in MODALITIES if o != t), _LETTER[t]
                 ),
@@ -198,7 +198,7 @@ SWITCHES = SwitchSet(
         ),
     ),
     exclusive_groups=(
-        frozenset({f"{m}-only" for m in MODALITIES} | {f"to-{m}-only" for m in MODALITIES}),
+        frozenset({f"unimodal-{m}" for m in MODALITIES} | {f"only-{m}" for m in MODALITIES}),
         frozenset({"low-level", "ffl", "no-smm"}),
         frozenset({"no-cmu", "no-scu"}),
     ),
@@ -223,8 +223,8 @@ class Parts:
 def parts(ablations: Iterable[str]) -> Parts:
     """The single mapping from Table 5 switches to model structure."""
     off = set(ablations)
-    solo = next((m for m in MODALITIES if f"{m}-only" in off), None)
-    only = next((m for m in MODALITIES if f"to-{m}-only" in off), None)
+    solo = next((m for m in MODALITIES if f"unimodal-{m}" in off), None)
+    only = next((m for m in MODALITIES if f"only-{m}" in off), None)
     modalities = (solo,) if solo else MODALITIES
     targets = (solo or only,) if (solo or only) else MODALITIES
     sources_of = {
