@@ -44,11 +44,11 @@ def _pad(x: torch.Tensor, t: int, value: float = 0.0) -> torch.Tensor:
     return torch.cat([x, x.new_full((x.shape[0], extra, *x.shape[2:]), value)], dim=1)
 
 
-def _no_ffn(unit: torch.nn.Module) -> None:
-    """Zero a FeedForward's last layer: the skip connection then passes its input unchanged."""
+def _no_ffn(block: torch.nn.Module) -> None:
+    """Zero the last layer of a SkipFeedForward's FFN: the block then passes its input on."""
     with torch.no_grad():
-        unit.fc2.weight.zero_()
-        unit.fc2.bias.zero_()
+        block.ffn.fc2.weight.zero_()
+        block.ffn.fc2.bias.zero_()
 
 
 # ------------------------------------------------------------------ Eq. 3: source weights
@@ -177,7 +177,7 @@ def _cmu_by_hand(unit: CMU, z1: torch.Tensor, z2: torch.Tensor, zt: torch.Tensor
     z_s1 = torch.softmax(e1 + a1[None, :] * hat2, dim=-1) @ v[0]  # Eq. 4
     z_s2 = torch.softmax(e2 + a2[None, :] * hat1, dim=-1) @ v[1]  # Eq. 5
     za = unit.ln_target(zt) + z_s1 + z_s2
-    return za + unit.ffn(unit.ln_ffn(za))
+    return za + unit.ffn.ffn(unit.ffn.ln(za))
 
 
 def test_cmu_by_hand_and_padding() -> None:
@@ -248,7 +248,7 @@ def test_scu_by_hand() -> None:
     ])  # Eq. 9  # fmt: skip
     g = torch.softmax(beta, dim=0)  # Eq. 10
     zb = g[0] * cross + g[1] * own  # Eq. 11
-    want = zb + unit.ffn(unit.ln_ffn(zb))
+    want = zb + unit.ffn.ffn(unit.ffn.ln(zb))
     got, a_cross, a_self = unit(zds[None], _mask([5]), zt[None], _mask([3]), need_weights=True)
     assert torch.allclose(got[0], want, atol=1e-5)
     assert a_cross.shape == (1, 1, 3, 5) and a_self.shape == (1, 1, 3, 3)
@@ -280,7 +280,7 @@ def _sum_unit(mode: str = "smm", literal: dict[str, int] | None = None) -> Sourc
     unit = SourceUpdate({"text": ("vision", "audio")}, 1, 2, 0.0, mode=mode,
                         literal_lengths=literal)  # fmt: skip
     for block in unit.update.values():
-        _no_ffn(block["ffn"])  # Ẑ_s = Z_s
+        _no_ffn(block)  # Ẑ_s = Z_s
     return unit
 
 

@@ -17,9 +17,6 @@ Decisions the paper leaves open (also in ``docs/model.md``):
   (Eq. 1 says ``Z_m in R^{T_m x d}``); it runs on ``pack_padded_sequence`` so that padding never
   enters the recurrence. A zero-length sequence is packed with length 1 (its single step is the
   zero vector) and its output is masked to zeros.
-
-``recurrent=False`` stops after the convolution and positional embedding (no Bi-LSTM): the
-pre-processing of MulT-style models such as MCR (its Sec. 3.2), with the same masking.
 """
 
 from __future__ import annotations
@@ -47,8 +44,11 @@ def sinusoidal_positions(
 
 
 class UnimodalExtractor(nn.Module):
-    """Eq. 1 for one modality: masked Conv1d, positional embedding, packed Bi-LSTM (the last
-    only when ``recurrent``)."""
+    """Eq. 1 for one modality: masked Conv1d, positional embedding, packed Bi-LSTM.
+
+    ``recurrent=False`` stops after the convolution and positional embedding (no Bi-LSTM): the
+    pre-processing of MulT-style models such as MCR (its Sec. 3.2), with the same masking.
+    """
 
     def __init__(
         self, in_dim: int, d: int, kernel_size: int, dropout: float, recurrent: bool = True

@@ -29,14 +29,14 @@ from torch import nn
 
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
-from mea_cli.models.attention import QKV, FeedForward
-from mea_cli.models.contract import ModelConfig, Switch, SwitchSet
+from mea_cli.models.attention import QKV, SkipFeedForward, attend
+from mea_cli.models.contract import ModelConfig, Switch, SwitchSet, kernel_problems
 from mea_cli.models.extractor import UnimodalExtractor
 from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import TASK_LOSSES, task_loss
 from mea_cli.models.masking import apply_mask, masked_mean
 from mea_cli.models.mcr_cmu import CMU
-from mea_cli.models.mcr_scu import SCU, multihead
+from mea_cli.models.mcr_scu import SCU
 from mea_cli.models.mcr_sum import SourceUpdate
 from mea_cli.models.output import ModelOutput
 from mea_cli.models.registry import register_model
@@ -79,12 +79,7 @@ class MCRConfig(ModelConfig):
 
     def problems(self) -> list[str]:
         out = super().problems()
-        if len(self.kernel_sizes) != len(MODALITIES) or any(
-            k < 1 or k % 2 == 0 for k in self.kernel_sizes
-        ):
-            out.append(
-                f"kernel_sizes must be three odd positive sizes (L/V/A), not {self.kernel_sizes}"
-            )
+        out += kernel_problems(self.kernel_sizes)
         if self.d < 1 or self.heads < 1 or self.d % self.heads:
             out.append(f"d={self.d} must be a positive multiple of heads={self.heads}")
         if self.layers < 1 or self.encoder_layers < 1:
@@ -263,15 +258,12 @@ class EncoderLayer(nn.Module):
         self.qkv = QKV(d, heads)
         self.attn_drop = nn.Dropout(attn_dropout)
         self.drop = nn.Dropout(dropout)
-        self.ln_ffn = nn.LayerNorm(d)
-        self.ffn = FeedForward(d, ffn_mult, dropout)
+        self.ffn = SkipFeedForward(d, ffn_mult, dropout)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         h = self.ln(z)
-        out, _ = multihead(self.qkv, h, h, mask, mask, self.attn_drop, need_weights=False)
-        z = z + self.drop(out)
-        z = z + self.ffn(self.ln_ffn(z))
-        return apply_mask(z, mask)
+        out, _ = attend(self.qkv, h, h, mask, mask, self.attn_drop, need_weights=False)
+        return apply_mask(self.ffn(z + self.drop(out)), mask)
 
 
 class ReinforcementLayer(nn.Module):

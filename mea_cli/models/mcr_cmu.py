@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mea_cli.errors import MeaError
-from mea_cli.models.attention import FeedForward, merge_heads, split_heads
+from mea_cli.models.attention import SkipFeedForward, merge_heads, split_heads
 from mea_cli.models.masking import apply_mask, masked_softmax, pair_mask
 
 
@@ -199,8 +199,7 @@ class CMU(nn.Module):
         self.ln_target = nn.LayerNorm(d)
         self.attn_drop = nn.Dropout(attn_dropout)
         self.drop = nn.Dropout(dropout)
-        self.ln_ffn = nn.LayerNorm(d)
-        self.ffn = FeedForward(d, ffn_mult, dropout)
+        self.ffn = SkipFeedForward(d, ffn_mult, dropout)
 
     def logits(
         self, sources: tuple[torch.Tensor, torch.Tensor], target: torch.Tensor
@@ -236,5 +235,4 @@ class CMU(nn.Module):
             maps.append(attn)
             out = out + merge_heads(self.attn_drop(attn) @ v)
         z = self.ln_target(target) + self.drop(out)
-        z = z + self.ffn(self.ln_ffn(z))
-        return apply_mask(z, target_mask), maps
+        return apply_mask(self.ffn(z), target_mask), maps

@@ -23,8 +23,8 @@ Decisions (``docs/models/mcr.md``):
   benchmark lengths) but no function; see the docs.
 * ``gamma_*`` is one scalar per sample and branch (Eq. 10 normalises over the two branches), so
   ``⊙`` in Eq. 11 is a scalar product.
-* ``CA^mul`` / ``SA^mul`` are MEA's bias-free multi-head attention (:class:`QKV`, no output
-  projection), with one LayerNorm for ``Z_t`` shared by both branches and one for ``Z_ds``;
+* ``CA^mul`` / ``SA^mul`` are MEA's bias-free multi-head attention (:class:`QKV` and
+  :func:`~mea_cli.models.attention.attend`, no output projection), with one LayerNorm for ``Z_t`` shared by both branches and one for ``Z_ds``;
   concatenated sources keep their masks, so padding between ``Z_s1`` and ``Z_s2`` is ignored.
 """
 
@@ -33,32 +33,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mea_cli.models.attention import QKV, FeedForward, fused_attention, fused_enabled, merge_heads
-from mea_cli.models.masking import apply_mask, masked_mean, masked_softmax, pair_mask
-
-
-def multihead(
-    qkv: QKV,
-    target: torch.Tensor,
-    source: torch.Tensor,
-    target_mask: torch.Tensor,
-    source_mask: torch.Tensor,
-    dropout: nn.Dropout,
-    need_weights: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``CA^mul`` of Eq. 1 / 7 (``SA^mul`` of Eq. 8 with ``source = target``), ``[B, Tt, d]``.
-
-    Returns the merged head outputs and, with ``need_weights``, the maps ``[B, K, Tt, Ts]``
-    (padded pairs 0); without, the fused kernel runs and no map is formed. Rows of padded
-    targets hold finite values: callers mask their outputs.
-    """
-    if not need_weights and fused_enabled():
-        q, k, v = qkv.project(target, source)
-        p = dropout.p if dropout.training else 0.0
-        return merge_heads(fused_attention(q, k, v, source_mask, p)), None
-    logits, v = qkv(target, source)
-    attn = masked_softmax(logits, pair_mask(target_mask, source_mask))
-    return merge_heads(dropout(attn) @ v), attn
+from mea_cli.models.attention import QKV, SkipFeedForward, attend
+from mea_cli.models.masking import apply_mask, masked_mean
 
 
 class BranchAttention(nn.Module):
@@ -105,8 +81,7 @@ class SCU(nn.Module):
         self.branch = BranchAttention(d) if attention_layer else None
         self.attn_drop = nn.Dropout(attn_dropout)
         self.drop = nn.Dropout(dropout)
-        self.ln_ffn = nn.LayerNorm(d)
-        self.ffn = FeedForward(d, ffn_mult, dropout)
+        self.ffn = SkipFeedForward(d, ffn_mult, dropout)
 
     def forward(
         self,
@@ -120,10 +95,10 @@ class SCU(nn.Module):
         self map ``[B, K, Tt, Tt]`` (maps only with ``need_weights``)."""
         t = self.ln_target(target)
         s = self.ln_sources(sources)
-        cross, a_cross = multihead(
+        cross, a_cross = attend(
             self.cross, t, s, target_mask, source_mask, self.attn_drop, need_weights
         )  # Eq. 7
-        own, a_self = multihead(
+        own, a_self = attend(
             self.self_attn, t, t, target_mask, target_mask, self.attn_drop, need_weights
         )  # Eq. 8
         branches = [apply_mask(self.drop(cross), target_mask), apply_mask(self.drop(own), target_mask)]
@@ -131,5 +106,4 @@ class SCU(nn.Module):
             z, _ = self.branch(branches, target_mask)  # Eq. 9-11
         else:
             z = branches[0] + branches[1]
-        z = z + self.ffn(self.ln_ffn(z))
-        return apply_mask(z, target_mask), a_cross, a_self
+        return apply_mask(self.ffn(z), target_mask), a_cross, a_self

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from mea_cli.errors import MeaError
-from mea_cli.models.attention import FeedForward
+from mea_cli.models.attention import SkipFeedForward
 from mea_cli.models.masking import apply_mask
 
 SUM_MODES: tuple[str, ...] = ("smm", "add", "ffl")
@@ -137,10 +137,7 @@ class SourceUpdate(nn.Module):
         def max_len(m: str) -> int | None:
             return None if lens is None else lens[m]
 
-        self.update = nn.ModuleDict(
-            {s: nn.ModuleDict({"ln": nn.LayerNorm(d), "ffn": FeedForward(d, ffn_mult, dropout)})
-             for s in updated}
-        )  # fmt: skip
+        self.update = nn.ModuleDict({s: SkipFeedForward(d, ffn_mult, dropout) for s in updated})
         self.gate = (
             nn.ModuleDict({s: SelectiveMemory(d, max_len(s), s) for s in updated})
             if mode == "smm"
@@ -168,7 +165,7 @@ class SourceUpdate(nn.Module):
         new = dict(sources)
         for s, block in self.update.items():
             z, mask = sources[s], masks[s]
-            hat = z + block["ffn"](block["ln"](z))  # Ẑ_s = F_s(Z_s)
+            hat = block(z)  # Ẑ_s = F_s(Z_s)
             if self.gate is not None:
                 out = self.gate[s](hat, targets[s], mask)  # Eq. 13-14
             elif self.mode == "add":
