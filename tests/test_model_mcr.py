@@ -8,6 +8,8 @@ The model contract (padding, gradients, checkpoints, switches' declared changes)
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -558,9 +560,9 @@ def test_mea_train_and_eval_mcr_on_synthetic_mosi_beats_the_mean(tmp_path: Path)
     from test_train_e2e import mea
 
     store = tmp_path / "mosi.h5"
-    mea("synth", "--like", "mosi", "--n", "300", "--seed", "1", "--max-seconds", "3",
+    mea("synth", "--like", "mosi", "--n", "400", "--seed", "1", "--max-seconds", "3",
         "--out", str(store), cwd=tmp_path)  # fmt: skip
-    r = mea("train", str(store), "--dataset", "mosi", "--model", "mcr", "--epochs", "8",
+    r = mea("train", str(store), "--dataset", "mosi", "--model", "mcr", "--epochs", "12",
             "--name", "mcr", "--seeds", "1111", "--set", "d=16", "--set", "heads=2",
             "--set", "layers=2", "--set", "train.lr=3e-3", "--set", "train.batch_size=16",
             cwd=tmp_path)  # fmt: skip
@@ -573,3 +575,43 @@ def test_mea_train_and_eval_mcr_on_synthetic_mosi_beats_the_mean(tmp_path: Path)
     assert ours["acc2_non0"] > base["acc2_non0"] + 0.10, (ours, base)
     table = mea("eval", str(tmp_path / "runs" / "mcr"), "--paper", cwd=tmp_path).stdout
     assert "MCR (paper, not comparable)" in table
+
+
+@pytest.mark.slow
+def test_mea_ablate_an_mcr_run_with_its_own_switches_and_table_5(tmp_path: Path) -> None:
+    """``mea ablate --paper`` on a tiny MCR run: MCR's switches, Table 5's labels and numbers
+    (MAE with three decimals), an unknown switch refused in one line naming MCR's own."""
+    from test_train_e2e import mea
+
+    from mea_cli.data.synth import write_synthetic
+    from mea_cli.train.trainer import TrainRequest, train_run
+
+    store = tmp_path / "synth.h5"
+    write_synthetic(store, "mosi", n=30, seed=5, max_seconds=2.0)
+    tiny = {"d": 8, "heads": 2, "layers": 2}
+    train_run(
+        TrainRequest(features=store, dataset="mosi", model="mcr", seeds=[1],
+                     model_overrides=tiny, train_overrides={"epochs": 1}, name="base",
+                     runs_dir=tmp_path / "runs", live=False)  # fmt: skip
+    )
+    r = mea("ablate", "--run", "base", "--drop", "unimodal-audio", "--drop", "no-mutual",
+            "--paper", "--format", "md", cwd=tmp_path)  # fmt: skip
+    md = (tmp_path / "runs" / "base" / "ablation.md").read_text()
+    header, *lines = [line for line in md.splitlines() if line.startswith("| ")]
+    assert "| Acc-2 (non0) |" in header and "| Acc-2 (has0) |" in header  # beside the paper's
+    assert "| paper Acc-2 | paper F1 | paper MAE |" in header
+    rows = [line for line in lines if not line.startswith("| **")]  # group headings apart
+    labels = [line.split("|")[1].strip() for line in rows]
+    assert labels == ["MCR (Full model)", "Audio Only", "w/o Mutual Attention"]  # Table 5 order
+    assert "| **Importance of modality** |" in md
+    full, audio, mutual = rows
+    assert "84.8" in full and "84.6" in full and "0.824" in full  # MOSI, as printed
+    assert "76.2" in audio and "0.914" in audio and "0.827" in mutual
+    assert "Table 5" in md and "Co-Reinforcement" in md and "(synthetic data)" in md
+    assert "Audio Only" in r.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "mea_cli", "ablate", "--run", "base", "--drop", "psa"],
+        cwd=tmp_path, capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "no ablation switch 'psa'" in bad.stderr and "no-mutual" in bad.stderr
