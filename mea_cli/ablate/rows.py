@@ -38,7 +38,10 @@ class RowSpec:
         return () if self.key == FULL else (self.key,)
 
 
-PAPER_TABLES: dict[str, str] = {"mea": "paper_table5.json", "mcr": "paper_table5_mcr.json"}
+PAPER_TABLES: dict[str, str] = {
+    "mea": "paper_table5.json",
+    "mcr": "paper_table5_mcr.json",  # MCR (KBS 2023) Table 5, MOSI and MOSEI
+}
 """Model name -> its paper's transcribed ablation table (package data of this stage)."""
 
 

@@ -124,8 +124,8 @@ class ResultTable:
         return f"{v * scale(key):+.{digits(key)}f}"
 
     def paper_cell(self, row: TableRow, key: str) -> str:
-        v = row.paper.get(key)  # as printed: percentages, or MAE / Corr as they are
-        return "-" if v is None else f"{v:.{digits(key)}f}"
+        v = row.paper.get(key)
+        return "-" if v is None else f"{v:.{digits(key)}f}"  # as printed: MAE 0.845, Acc 42.5
 
     def header(self) -> list[str]:
         cols = [self.first_column]
