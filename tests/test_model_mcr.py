@@ -609,6 +609,9 @@ def test_mea_ablate_an_mcr_run_with_its_own_switches_and_table_5(tmp_path: Path)
     assert "76.2" in audio and "0.914" in audio and "0.827" in mutual
     assert "Table 5" in md and "Co-Reinforcement" in md and "(synthetic data)" in md
     assert "Audio Only" in r.stdout
+    # mea viz --what attention draws the SCU's self-attention maps (Eq. 8) and says so
+    v = mea("viz", "runs/base/ckpt.pt", "--what", "attention", cwd=tmp_path)
+    assert "2 SCU attention layers" in v.stdout + v.stderr, v.stdout + v.stderr
     bad = subprocess.run(
         [sys.executable, "-m", "mea_cli", "ablate", "--run", "base", "--drop", "psa"],
         cwd=tmp_path, capture_output=True, text=True,
