@@ -2,10 +2,10 @@
 
 A :class:`DatasetPreset` names a benchmark's task, label names and metric set, and the training
 hyper-parameters of Table I of the MEA paper (batch size, epoch number, learning rate). The
-peer models' papers give their own values (MFSA Sec. 4.2, MCR Table 1, FDMER Sec. 4.2);
-:meth:`DatasetPreset.for_model` returns the preset with those values. Where a paper is silent
-(gradient clipping, early-stopping patience, FDMER on IEMOCAP, MulT anywhere) the values are
-our choice and say so in ``hparams_source``. The model-architecture hyper-parameters of Table I
+peer models' papers give their own values (MFSA Sec. 4.2, MCR Table 1, FDMER Sec. 4.2, MulT
+Table 5); :meth:`DatasetPreset.for_model` returns the preset with those values. Where a paper is
+silent (gradient clipping, early-stopping patience, FDMER on IEMOCAP) the values are our choice
+and say so in ``hparams_source``. The model-architecture hyper-parameters of Table I
 (d, d_h, heads, kernel sizes, mu, alpha, beta, M, N) live in the model configs, not here.
 
 :func:`check_store_fits` is what ``--dataset`` runs: it checks the store's task, label names,
@@ -148,6 +148,11 @@ _FDMER = _hp(
     {"mosi": (64, 120, 1e-3), "mosei": (16, 100, 1e-3)},  # its third set is UR-FUNNY
     "FDMER (ACM MM 2022) Sec. 4.2",
 )
+_MULT = _hp(
+    "mult",
+    {"mosi": (128, 100, 1e-3), "mosei": (16, 20, 1e-3), "iemocap": (32, 30, 2e-3)},
+    "MulT (ACL 2019) Table 5",
+)
 _BENCH_DIMS = (("text", 300), ("vision", 35), ("audio", 74))
 
 
@@ -155,7 +160,7 @@ def _preset(
     name: str, task: str, labels: tuple[str, ...], splits: tuple[int, ...]
 ) -> DatasetPreset:
     mea = _MEA[name]
-    models = tuple(table[name] for table in (_MEA, _MFSA, _MCR, _FDMER) if name in table)
+    models = tuple(table[name] for table in (_MEA, _MFSA, _MCR, _FDMER, _MULT) if name in table)
     return DatasetPreset(
         name=name,
         task=task,

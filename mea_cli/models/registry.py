@@ -18,7 +18,10 @@ from torch import nn
 from mea_cli.errors import MeaError
 from mea_cli.models.config import override
 
-BUILTIN: tuple[str, ...] = ("mea_cli.models.mea",)
+BUILTIN: tuple[str, ...] = (
+    "mea_cli.models.mea",
+    "mea_cli.models.mult",
+)
 """Modules that register the built-in models (one line per model)."""
 
 
