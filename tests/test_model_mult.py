@@ -28,7 +28,7 @@ from mea_cli.models.crossmodal import (
     last_real_step,
 )
 from mea_cli.models.extractor import sinusoidal_positions
-from mea_cli.models.mult import SWITCHES, TABLE_5
+from mea_cli.models.mult import DROPOUTS, SWITCHES, TABLE_5
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 SMALL = dict(d=8, heads=2, layers=2, memory_layers=1)
@@ -295,19 +295,7 @@ def test_the_causal_option_really_hides_the_future(source_len: int | None) -> No
 
 
 def test_explicit_maps_and_the_fused_path_agree_in_train_mode_without_dropout() -> None:
-    zero = {
-        k: 0.0
-        for k in (
-            "text_dropout",
-            "attn_dropout",
-            "attn_dropout_vision",
-            "attn_dropout_audio",
-            "out_dropout",
-            "embed_dropout",
-            "relu_dropout",
-            "res_dropout",
-        )
-    }
+    zero = dict.fromkeys(DROPOUTS, 0.0)
     model = _model(causal=True, **zero).train()
     batch = pad_batch(random_sequences(DIMS, LENGTHS), torch.randn(4, 1))
     a = model(batch, return_attention=True)
@@ -316,11 +304,8 @@ def test_explicit_maps_and_the_fused_path_agree_in_train_mode_without_dropout() 
 
 
 def test_attention_dropout_is_active_in_training_only() -> None:
-    zero = {
-        k: 0.0
-        for k in ("text_dropout", "out_dropout", "embed_dropout", "relu_dropout", "res_dropout")
-    }
-    model = _model(attn_dropout=0.5, attn_dropout_vision=0.5, attn_dropout_audio=0.5, **zero)
+    rates = {k: 0.5 if k.startswith("attn_") else 0.0 for k in DROPOUTS}
+    model = _model(**rates)
     batch = pad_batch(random_sequences(DIMS, LENGTHS), None)
     torch.manual_seed(0)
     a = model.train()(batch).pred
@@ -491,19 +476,7 @@ def test_overfits_32_synthetic_samples(tmp_path: Path) -> None:
     write_synthetic(path, "mosi", n=32, seed=1, max_seconds=2.0)
     batch, dims, _, _ = store_batch(path, 32, crop=24)
     torch.manual_seed(0)
-    zero = {
-        k: "0"
-        for k in (
-            "text_dropout",
-            "attn_dropout",
-            "attn_dropout_vision",
-            "attn_dropout_audio",
-            "out_dropout",
-            "embed_dropout",
-            "relu_dropout",
-            "res_dropout",
-        )
-    }
+    zero = dict.fromkeys(DROPOUTS, "0")
     model = create_model(
         "mult",
         config_for(

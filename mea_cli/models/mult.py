@@ -5,13 +5,14 @@ Forward pass for a :class:`~mea_cli.batch.Batch` (L = text, V = vision, A = audi
     X̂_m     = Conv1D(X_m, k_m)                        Eq. 2  ('same' padding, bias-free, -> d)
     Z^[0]_m  = sqrt(d) X̂_m + PE                        Eq. 3  (inside every transformer)
     Z_{s->t} = CM transformer, D layers (Z_t, Z^[0]_s) Eq. 4  six ordered pairs, Q from t, K/V from s
-    Z_t      = [Z_{s1->t}; Z_{s2->t}]                  Eq. 5  concatenated, 2d channels
+    Z_t      = [Z_{s1->t}; Z_{s2->t}]                  Sec. 3.2, concatenated: 2d channels
     h_t      = pool(SelfAttnTransformer_t(Z_t))        Sec. 3.2 "memory"; last real step (or mean)
     h        = [h_L; h_V; h_A]
     pred     = W_out (h + W_2 Drop(ReLU(W_1 h)))       residual MLP head; [B, 1] or [B, K, 2]
     L        = L1 (regression) or per-emotion cross-entropy (IEMOCAP)
 
-The layers live in :mod:`mea_cli.models.crossmodal`. Presets are the paper's Table 5
+Equation and section numbers are those of arXiv 1906.00295 as we read it. The layers live in
+:mod:`mea_cli.models.crossmodal`. Presets are the paper's Table 5
 (:data:`TABLE_5`); the values the paper does not give are the public code's defaults or our
 choice, and say so. Every deviation from the paper and from the public code
 (yaohungt/Multimodal-Transformer) is listed, with its reason, in ``docs/models/mult.md``.
@@ -42,9 +43,9 @@ from mea_cli.models.config import (
     override,
 )
 from mea_cli.models.crossmodal import MulTEncoder, last_real_step
+from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import TASK_LOSSES, task_loss
 from mea_cli.models.masking import apply_mask, masked_mean
-from mea_cli.models.mea import BatchShapeError
 from mea_cli.models.output import ModelOutput
 from mea_cli.models.registry import register_model
 from mea_cli.models.switches import Switch
@@ -100,6 +101,17 @@ SWITCHES: tuple[Switch, ...] = (
 """MulT's own ablation switches (Table 3's crossmodal-only rows); at most one at a time."""
 
 POOLING: tuple[str, ...] = ("last", "mean")
+DROPOUTS: tuple[str, ...] = (
+    "text_dropout",
+    "attn_dropout",
+    "attn_dropout_vision",
+    "attn_dropout_audio",
+    "out_dropout",
+    "embed_dropout",
+    "relu_dropout",
+    "res_dropout",
+)
+"""Every dropout rate of :class:`MulTConfig`."""
 
 
 def targets_for(ablations: Iterable[str]) -> tuple[str, ...]:
@@ -187,20 +199,7 @@ class MulTConfig:
             problems.append(f"d={self.d} must be a positive multiple of heads={self.heads}")
         if self.layers < 1 or self.memory_layers < 1:
             problems.append("layers and memory_layers must be at least 1")
-        dropouts = {
-            k: getattr(self, k)
-            for k in (
-                "text_dropout",
-                "attn_dropout",
-                "attn_dropout_vision",
-                "attn_dropout_audio",
-                "out_dropout",
-                "embed_dropout",
-                "relu_dropout",
-                "res_dropout",
-            )
-        }
-        bad = [k for k, v in dropouts.items() if not 0.0 <= v < 1.0]
+        bad = [k for k in DROPOUTS if not 0.0 <= getattr(self, k) < 1.0]
         if bad:
             problems.append(f"{', '.join(bad)} must lie in [0, 1)")
         if self.pool not in POOLING:
@@ -364,20 +363,6 @@ class MulT(nn.Module):
         """Total trainable parameters."""
         return sum(t.numel() for t in self.parameters() if t.requires_grad)
 
-    def _check(self, batch: Batch) -> None:
-        missing = [m for m in self.modalities if m not in batch.inputs or m not in batch.masks]
-        if missing:
-            raise BatchShapeError(
-                f"the batch lacks modality {', '.join(missing)}; MulT needs {', '.join(self.modalities)}"
-            )
-        for m in self.modalities:
-            dim = batch.inputs[m].shape[-1]
-            if dim != self.cfg.input_dims[m]:
-                raise BatchShapeError(
-                    f"modality {m} has {dim} features per step but the model was built for "
-                    f"{self.cfg.input_dims[m]}"
-                )
-
     # ------------------------------------------------------------------ forward
     def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
         """Predictions, the task loss, the pooled memory of each target and (on request) maps.
@@ -386,7 +371,7 @@ class MulT(nn.Module):
         Maps: ``crossmodal/<source>-><target>/<layer>`` ``[B, K, T_target, T_source]`` and
         ``memory/<target>/<layer>`` ``[B, K, T_target, T_target]``.
         """
-        self._check(batch)
+        check_batch(batch, self.modalities, self.cfg.input_dims, "MulT")
         cfg = self.cfg
         masks = {m: batch.masks[m].to(torch.bool) for m in self.modalities}
         attention: dict[str, torch.Tensor] | None = {} if return_attention else None
