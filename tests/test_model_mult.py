@@ -119,7 +119,7 @@ def test_model_map_v_to_l_is_text_queries_over_vision_keys() -> None:
         w, b = layer.attn.in_proj.weight, layer.attn.in_proj.bias
         q = low("text") @ w[:8].T + b[:8]
         k = low("vision") @ w[8:16].T + b[8:16]
-    amap = out.attention["crossmodal/vision->text/0"]
+    amap = out.attention["crossmodal/0/text/vision"]
     assert amap.shape == (2, 1, 5, 7)  # [B, K, T_text, T_vision]
     for i in range(2):
         lt, lv = int(batch.masks["text"][i].sum()), int(batch.masks["vision"][i].sum())
@@ -127,15 +127,15 @@ def test_model_map_v_to_l_is_text_queries_over_vision_keys() -> None:
         assert _close(amap[i, 0, :lt, :lv], want)
         assert torch.all(amap[i, 0, :, lv:] == 0) and torch.all(amap[i, 0, lt:] == 0)
     expected = {
-        f"crossmodal/{s}->{t}/{i}"
+        f"crossmodal/{i}/{t}/{s}"
         for t in MODALITIES
         for s in MODALITIES
         if s != t
         for i in range(2)
     }
-    expected |= {f"memory/{t}/0" for t in MODALITIES}
+    expected |= {f"memory/0/{t}" for t in MODALITIES}
     assert set(out.attention) == expected
-    assert out.attention["memory/audio/0"].shape == (2, 1, 4, 4)
+    assert out.attention["memory/0/audio"].shape == (2, 1, 4, 4)
 
 
 def test_encoder_layer_matches_the_pre_ln_block_by_hand() -> None:
@@ -226,9 +226,8 @@ def test_padding_to_a_longer_batch_changes_nothing(overrides: dict) -> None:
         assert _close(h, b.reps["memory"][t]) and _close(h, c.reps["memory"][t])
     ba, bb = pad_batch(seqs, y), pad_batch(seqs, y, extra=7)
     for name, amap in a.attention.items():
-        kind, pair = name.split("/")[:2]
-        t = pair.split("->")[-1]
-        s = pair.split("->")[0] if kind == "crossmodal" else t
+        parts = name.split("/")  # crossmodal/<layer>/<target>/<source>, memory/<layer>/<target>
+        t, s = parts[2], parts[-1]
         for i in range(4):
             qa, qb = ba.masks[t][i], bb.masks[t][i]
             ka, kb = ba.masks[s][i], bb.masks[s][i]

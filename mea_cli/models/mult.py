@@ -368,8 +368,10 @@ class MulT(nn.Module):
         """Predictions, the task loss, the pooled memory of each target and (on request) maps.
 
         ``reps["memory"][t]`` is ``h_t [B, 2d]`` (zeros for a sample whose ``t`` is empty).
-        Maps: ``crossmodal/<source>-><target>/<layer>`` ``[B, K, T_target, T_source]`` and
-        ``memory/<target>/<layer>`` ``[B, K, T_target, T_target]``.
+        Maps: ``crossmodal/<layer>/<target>/<source>`` ``[B, K, T_target, T_source]`` and the
+        self-attention maps ``memory/<layer>/<target>`` ``[B, K, T_target, T_target]`` (the
+        ``<block>/<layer>/<modality>`` form ``mea viz`` draws; MEA's HCA maps are likewise
+        four-part).
         """
         check_batch(batch, self.modalities, self.cfg.input_dims, "MulT")
         cfg = self.cfg
@@ -391,12 +393,12 @@ class MulT(nn.Module):
                 )
                 streams.append(z)
                 if attention is not None:
-                    attention.update({f"crossmodal/{s}->{t}/{i}": a for i, a in enumerate(maps)})
+                    attention.update({f"crossmodal/{i}/{t}/{s}": a for i, a in enumerate(maps)})
             h, maps = self.memory[t](
                 torch.cat(streams, dim=-1), masks[t], need_weights=return_attention
             )
             if attention is not None:
-                attention.update({f"memory/{t}/{i}": a for i, a in enumerate(maps)})
+                attention.update({f"memory/{i}/{t}": a for i, a in enumerate(maps)})
             pooled.append(
                 last_real_step(h, masks[t]) if cfg.pool == "last" else masked_mean(h, masks[t])
             )
