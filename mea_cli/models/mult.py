@@ -70,10 +70,10 @@ class Table5Row:
 
 
 TABLE_5: dict[str, Table5Row] = {
-    # CMU-MOSEI: the paper's text kernel is "1 or 3"; we take 3 (our choice, see below)
-    "mosei": Table5Row(16, 1e-3, "Adam", 40, 4, 8, (3, 3, 3), 0.3, 0.1, 0.1, 1.0, 20),
-    # CMU-MOSI: text kernel "1 or 3", 3 taken
+    # CMU-MOSI: the paper's text kernel is "1 or 3"; we take 3 (our choice, see below)
     "mosi": Table5Row(128, 1e-3, "Adam", 40, 4, 10, (3, 3, 3), 0.2, 0.2, 0.1, 0.8, 100),
+    # CMU-MOSEI: text kernel "1 or 3", 3 taken
+    "mosei": Table5Row(16, 1e-3, "Adam", 40, 4, 8, (3, 3, 3), 0.3, 0.1, 0.1, 1.0, 20),
     "iemocap": Table5Row(32, 2e-3, "Adam", 40, 4, 10, (3, 3, 5), 0.3, 0.25, 0.1, 0.8, 30),
 }
 """Table 5 of Tsai et al. (2019), per dataset. The text kernel of MOSEI and MOSI is printed
