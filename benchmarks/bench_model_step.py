@@ -26,9 +26,9 @@ import time
 import torch
 
 from mea_cli.batch import Batch
+from mea_cli.data.presets import BENCHMARK_DIMS as PAPER_INPUT_DIMS
 from mea_cli.models import config_for, create_model
 from mea_cli.models.attention import explicit_attention
-from mea_cli.models.config import PAPER_INPUT_DIMS
 
 LENGTHS = {"text": 30, "vision": 360, "audio": 300}
 

@@ -31,8 +31,10 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, collate
 from mea_cli.data.sampler import BucketBatchSampler
 from mea_cli.data.synth import write_synthetic
+from mea_cli.models import config_for
 from mea_cli.train.engine import autocast, resolve_device
-from mea_cli.train.modeling import build_model, model_config
+from mea_cli.train.modeling import build_model
+from mea_cli.train.presets import training_preset
 
 
 def time_epochs(
@@ -100,7 +102,8 @@ def main() -> None:
         stats = NormStats.fit(store, "train")
         ds = FeatureDataset(store, "train", stats)
         dims = {m: s.dim for m, s in store.modalities.items()}
-        cfg = model_config("mea", "mosi", dims, "regression", 1, {})
+        cfg = config_for("mea", "mosi", dims, "regression", 1).to_dict()
+        batch_size = training_preset("mea", "mosi").settings.batch_size
         result = {
             "device": str(device)
             + (
@@ -110,11 +113,11 @@ def main() -> None:
             ),
             "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
             "train_samples": len(ds),
-            "batch_size": cfg["batch_size"],
+            "batch_size": batch_size,
         }
         for name, pool in (("bucketed", 50), ("unbucketed", 1)):
             sec, pad = time_epochs(
-                ds, cfg, device, pool, args.epochs, args.limit_batches, cfg["batch_size"]
+                ds, cfg, device, pool, args.epochs, args.limit_batches, batch_size
             )
             result[f"{name}_s_per_epoch"] = round(sec, 2)
             result[f"{name}_mean_padded_steps"] = round(pad, 1)
