@@ -28,7 +28,7 @@ from mea_cli.models.crossmodal import (
     last_real_step,
 )
 from mea_cli.models.extractor import sinusoidal_positions
-from mea_cli.models.mult import DROPOUTS, SWITCHES, TABLE_5
+from mea_cli.models.mult import DROPOUTS, SWITCHES, MulTConfig
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 SMALL = dict(d=8, heads=2, layers=2, memory_layers=1)
@@ -339,48 +339,30 @@ def test_chunked_dropout_attention_backward_reuses_the_forward_dropout_mask() ->
 
 # ---------------------------------------------------------------- presets and config
 def test_presets_are_the_papers_table_5() -> None:
-    """Tsai et al. (2019), Table 5, columns CMU-MOSEI / CMU-MOSI / IEMOCAP."""
+    """Tsai et al. (2019), Table 5, columns CMU-MOSEI / CMU-MOSI / IEMOCAP: the model rows in
+    the config presets, the training rows in the training presets (one home each)."""
     want = {
         # batch, lr, d, blocks, heads, kernels L/V/A, text emb. drop, CM attn drop, out drop, clip, epochs
         "mosei": (16, 1e-3, 40, 4, 8, (3, 3, 3), 0.3, 0.1, 0.1, 1.0, 20),
         "mosi": (128, 1e-3, 40, 4, 10, (3, 3, 3), 0.2, 0.2, 0.1, 0.8, 100),
         "iemocap": (32, 2e-3, 40, 4, 10, (3, 3, 5), 0.3, 0.25, 0.1, 0.8, 30),
     }
-    from mea_cli.data.presets import get_preset
+    from mea_cli.train.presets import training_preset
 
     for ds, (bs, lr, d, blocks, heads, ks, tdrop, adrop, odrop, clip, ep) in want.items():
-        row = TABLE_5[ds]
-        assert (row.batch_size, row.lr, row.d, row.crossmodal_blocks, row.heads) == (
-            bs,
-            lr,
-            d,
-            blocks,
-            heads,
-        )
-        assert (row.kernel_sizes, row.text_embedding_dropout) == (ks, tdrop)
-        assert (
-            row.crossmodal_attention_dropout,
-            row.output_dropout,
-            row.grad_clip,
-            row.epochs,
-        ) == (adrop, odrop, clip, ep)
-        assert row.optimizer == "Adam"
         cfg = config_for("mult", ds)
-        assert (cfg.batch_size, cfg.lr, cfg.epochs, cfg.d, cfg.layers, cfg.heads) == (
-            bs,
-            lr,
-            ep,
-            d,
-            blocks,
-            heads,
-        )
-        assert cfg.kernel_sizes == ks and cfg.text_dropout == tdrop and cfg.out_dropout == odrop
+        assert (cfg.d, cfg.layers, cfg.heads, cfg.kernel_sizes) == (d, blocks, heads, ks)
+        assert cfg.text_dropout == cfg.embed_dropout == tdrop and cfg.out_dropout == odrop
         assert cfg.attn_dropout == cfg.attn_dropout_vision == cfg.attn_dropout_audio == adrop
         assert cfg.memory_layers == max(blocks, 3) and cfg.task_loss == "l1"
         assert not cfg.causal and cfg.pool == "last"
-        train = get_preset(ds, "mult")  # what mea train --model mult uses
-        assert (train.batch_size, train.epochs, train.lr) == (bs, ep, lr)
-        assert "MulT" in train.hparams_source and "Table 5" in train.hparams_source
+        assert not {"batch_size", "epochs", "lr", "grad_clip"} & set(cfg.to_dict())
+        train = training_preset("mult", ds)  # what mea train --model mult uses
+        s = train.settings
+        assert (s.batch_size, s.epochs, s.lr, s.grad_clip) == (bs, ep, lr, clip)
+        assert all("MulT" in train.sources[k] and "Table 5" in train.sources[k]
+                   for k in ("batch_size", "epochs", "lr", "grad_clip"))  # fmt: skip
+    assert "Table 5" in MulTConfig.PRESET_SOURCE
     assert config_for("mult", "iemocap").task == "binary-multilabel"
     assert config_for("mult", "iemocap").num_labels == 4
 
@@ -402,9 +384,9 @@ def test_config_lists_every_problem_and_round_trips() -> None:
     msg = str(err.value)
     for part in ("d=30", "kernel_sizes", "pool", "attn_dropout must lie"):
         assert part in msg, part
-    with pytest.raises(MeaError, match="unknown MulTConfig field mu"):
+    with pytest.raises(MeaError, match="invalid MulT configuration: unknown field mu"):
         config_for("mult", "mosi", mu="0.2")
-    with pytest.raises(MeaError, match="no MulT preset"):
+    with pytest.raises(MeaError, match="no preset for dataset 'urfunny'"):
         config_for("mult", "urfunny")
     cfg = config_for(
         "mult", "iemocap", input_dims=DIMS, causal="true", pool="mean", ablations="only-vision"
@@ -423,7 +405,7 @@ def test_rebuilt_from_config_dict_gives_the_same_outputs() -> None:
 
 
 # ---------------------------------------------------------------- switches
-@pytest.mark.parametrize("switch", [s.name for s in SWITCHES])
+@pytest.mark.parametrize("switch", list(SWITCHES))
 def test_each_crossmodal_only_switch_keeps_one_target_and_removes_the_rest(switch: str) -> None:
     full, cut = _model(), _model(ablations=switch)
     target = switch.removeprefix("only-")
@@ -436,7 +418,7 @@ def test_each_crossmodal_only_switch_keeps_one_target_and_removes_the_rest(switc
     assert "mult" in list_models()
     with pytest.raises(MeaError, match="cannot be combined"):
         _model(ablations=f"{switch},only-text" if switch != "only-text" else "only-text,only-audio")
-    with pytest.raises(MeaError, match="MulT's switches: only-text, only-vision, only-audio"):
+    with pytest.raises(MeaError, match=r"valid switches: only-text, only-vision, only-audio\)"):
         _model(ablations="psa")
 
 
@@ -552,8 +534,8 @@ def test_mea_train_model_mult_end_to_end(tmp_path: Path) -> None:
     run = tmp_path / "runs" / "m"
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "mult" and config["model_config"]["d"] == 8
-    assert config["train"]["lr"] == TABLE_5["mosi"].lr and config["train"]["batch_size"] == 16
-    assert config["hparams_source"] == "MulT (ACL 2019) Table 5"
+    assert config["train"]["lr"] == 1e-3 and config["train"]["batch_size"] == 16
+    assert config["train_sources"]["lr"] == "MulT (Tsai et al., ACL 2019) Table 5"
     metrics = json.loads((run / "metrics.json").read_text())
     assert np.isfinite(metrics["test"]["mae"])
     out = json.loads(mea("eval", str(run / "ckpt.pt"), "--json").stdout)

@@ -24,10 +24,9 @@ removes the other four crossmodal transformers and two memories (no parameters, 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -35,68 +34,70 @@ from torch.nn import functional as F
 
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
-from mea_cli.models.config import (
-    DATASET_TASKS,
-    PAPER_INPUT_DIMS,
-    TASKS,
-    ConfigError,
-    override,
-)
+from mea_cli.models.contract import ModelConfig, Switch, SwitchSet
 from mea_cli.models.crossmodal import MulTEncoder, last_real_step
 from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import TASK_LOSSES, task_loss
 from mea_cli.models.masking import apply_mask, masked_mean
 from mea_cli.models.output import ModelOutput
 from mea_cli.models.registry import register_model
-from mea_cli.models.switches import Switch
 
-
-@dataclass(frozen=True)
-class Table5Row:
-    """One column of MulT's Table 5 ("Hyperparameters of MulT we use for the various tasks")."""
-
-    batch_size: int
-    lr: float
-    optimizer: str
-    d: int
-    crossmodal_blocks: int
-    heads: int
-    kernel_sizes: tuple[int, int, int]  # L / V / A
-    text_embedding_dropout: float
-    crossmodal_attention_dropout: float
-    output_dropout: float
-    grad_clip: float
-    epochs: int
-
-
-TABLE_5: dict[str, Table5Row] = {
+TABLE_5: dict[str, dict[str, Any]] = {
     # CMU-MOSI: the paper's text kernel is "1 or 3"; we take 3 (our choice, see below)
-    "mosi": Table5Row(128, 1e-3, "Adam", 40, 4, 10, (3, 3, 3), 0.2, 0.2, 0.1, 0.8, 100),
+    "mosi": dict(heads=10, kernel_sizes=(3, 3, 3), text_dropout=0.2, attn_dropout=0.2, out_dropout=0.1),
     # CMU-MOSEI: text kernel "1 or 3", 3 taken
-    "mosei": Table5Row(16, 1e-3, "Adam", 40, 4, 8, (3, 3, 3), 0.3, 0.1, 0.1, 1.0, 20),
-    "iemocap": Table5Row(32, 2e-3, "Adam", 40, 4, 10, (3, 3, 5), 0.3, 0.25, 0.1, 0.8, 30),
+    "mosei": dict(heads=8, kernel_sizes=(3, 3, 3), text_dropout=0.3, attn_dropout=0.1, out_dropout=0.1),
+    "iemocap": dict(heads=10, kernel_sizes=(3, 3, 5), text_dropout=0.3, attn_dropout=0.25, out_dropout=0.1),
 }
-"""Table 5 of Tsai et al. (2019), per dataset. The text kernel of MOSEI and MOSI is printed
-"1 or 3"; we use 3 for the unaligned setting this toolkit trains (Sec. 3.1 motivates the
-temporal convolution by each element's awareness of its neighbours, which a kernel of 1 lacks).
-``grad_clip`` is a training setting: the trainer's clip is today the dataset preset's."""
+"""The per-dataset model rows of Table 5 of Tsai et al. (2019) ("Hyperparameters of MulT we use
+for the various tasks"): attention heads, temporal-convolution kernel sizes L/V/A, textual
+embedding dropout, crossmodal attention block dropout, output dropout. ``d = 40`` and 4
+crossmodal blocks are common to the three columns (the field defaults). The training rows of
+Table 5 (batch size 128 / 16 / 32, learning rate 1e-3 / 1e-3 / 2e-3, epochs 100 / 20 / 30,
+gradient clip 0.8 / 1.0 / 0.8, Adam) are training hyper-parameters: they live in
+:mod:`mea_cli.train.presets`. The text kernel of MOSEI and MOSI is printed "1 or 3"; we use 3
+for the unaligned setting this toolkit trains (Sec. 3.1 motivates the temporal convolution by
+each element's awareness of its neighbours, which a kernel of 1 lacks)."""
 
-SWITCHES: tuple[Switch, ...] = (
-    Switch(
-        "only-text",
-        "Crossmodal Transformers only: [V,A -> L] (Table 3)",
-        "keep V->L, A->L and the text memory; remove the other four crossmodal transformers and the vision and audio memories",
-    ),
-    Switch(
-        "only-vision",
-        "Crossmodal Transformers only: [L,A -> V] (Table 3)",
-        "keep L->V, A->V and the vision memory; remove the other four crossmodal transformers and the text and audio memories",
-    ),
-    Switch(
-        "only-audio",
-        "Crossmodal Transformers only: [L,V -> A] (Table 3)",
-        "keep L->A, V->A and the audio memory; remove the other four crossmodal transformers and the text and vision memories",
-    ),
+
+def _preset_rows() -> dict[str, dict[str, Any]]:
+    """:data:`TABLE_5` as config presets: the one crossmodal attention dropout of the paper
+    feeds the three per-target arguments of the code, and the code drives the embedding dropout
+    from the text-dropout argument, so the presets do the same."""
+    rows = {}
+    for ds, row in TABLE_5.items():
+        rows[ds] = dict(
+            row,
+            attn_dropout_vision=row["attn_dropout"],
+            attn_dropout_audio=row["attn_dropout"],
+            embed_dropout=row["text_dropout"],
+        )
+    return rows
+
+
+TARGETS_ONLY: dict[str, str] = {f"only-{m}": m for m in MODALITIES}
+"""Each switch and the one target modality it keeps."""
+
+
+def _only(target: str) -> Switch:
+    """The Table 3 row "Crossmodal Transformers only: [S1, S2 -> target]": it removes the
+    crossmodal transformers into the other two targets and their memories."""
+    sources = [m for m in MODALITIES if m != target]
+    letter = {"text": "L", "vision": "V", "audio": "A"}
+    removed = [f"crossmodal.{s}_to_{t}.*" for t in sources for s in MODALITIES if s != t]
+    return Switch(
+        f"only-{target}",
+        f"Crossmodal Transformers only: [{','.join(letter[s] for s in sources)} -> "
+        f"{letter[target]}] (Table 3)",
+        f"keep {' and '.join(f'{s}->{target}' for s in sources)} and the {target} memory; "
+        "remove the other four crossmodal transformers and the other two memories",
+        removes=(*removed, *(f"memory.{t}.*" for t in sources)),
+    )
+
+
+SWITCHES = SwitchSet(
+    tuple(_only(m) for m in MODALITIES),
+    exclusive_groups=(frozenset(TARGETS_ONLY),),
 )
 """MulT's own ablation switches (Table 3's crossmodal-only rows); at most one at a time."""
 
@@ -116,22 +117,26 @@ DROPOUTS: tuple[str, ...] = (
 
 def targets_for(ablations: Iterable[str]) -> tuple[str, ...]:
     """The target modalities MulT builds under the switches (all three without one)."""
-    chosen = tuple(ablations)
-    if not chosen:
-        return MODALITIES
-    return (chosen[0].removeprefix("only-"),)
+    kept = [TARGETS_ONLY[s] for s in ablations if s in TARGETS_ONLY]
+    return tuple(kept[:1]) or MODALITIES
+
+
+def capabilities(cfg: object) -> set[str]:
+    """What a MulT built from ``cfg`` provides: the self-attention maps of every modality's
+    memory, unless a switch keeps one target only (then two modalities have no memory)."""
+    return {"attention_maps"} if len(targets_for(getattr(cfg, "ablations", ()))) == 3 else set()
 
 
 @dataclass(frozen=True)
-class MulTConfig:
+class MulTConfig(ModelConfig):
     """Everything needed to build :class:`MulT` (JSON-able); presets from :data:`TABLE_5`.
 
-    Table 5 fields: ``batch_size``, ``epochs``, ``lr`` (shared with the trainer, which reads
-    them as it reads MEA's), ``d``, ``layers`` (crossmodal blocks D), ``heads``,
-    ``kernel_sizes`` (L/V/A), ``text_dropout`` (textual embedding dropout), ``attn_dropout``
-    and the per-target ``attn_dropout_vision`` / ``attn_dropout_audio`` (crossmodal attention
-    block dropout: one value in the paper, three arguments in the code, all three set to the
-    paper's value), ``out_dropout`` (output dropout).
+    Table 5 fields: ``d``, ``layers`` (crossmodal blocks D), ``heads``, ``kernel_sizes``
+    (L/V/A), ``text_dropout`` (textual embedding dropout), ``attn_dropout`` and the per-target
+    ``attn_dropout_vision`` / ``attn_dropout_audio`` (crossmodal attention block dropout: one
+    value in the paper, three arguments in the code, all three set to the paper's value),
+    ``out_dropout`` (output dropout). Batch size, epochs, learning rate and the gradient clip of
+    Table 5 are training settings (:mod:`mea_cli.train.presets`).
 
     Not in the paper, from the public code: ``embed_dropout`` (dropout on every transformer's
     embedded input; the code drives it and the text dropout from one argument, so the presets
@@ -141,14 +146,7 @@ class MulTConfig:
     code has it on), ``task_loss`` (L1, the code's regression loss).
     """
 
-    dataset: str = "mosi"
-    task: str = "regression"
-    num_labels: int = 1
-    input_dims: dict[str, int] = field(default_factory=lambda: dict(PAPER_INPUT_DIMS))
     # Table 5 (MOSI column as the defaults)
-    batch_size: int = 128
-    epochs: int = 100
-    lr: float = 1e-3
     d: int = 40
     layers: int = 4
     heads: int = 10
@@ -167,62 +165,34 @@ class MulTConfig:
     pool: str = "last"
     causal: bool = False
     task_loss: str = "l1"
-    ablations: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
-        object.__setattr__(self, "input_dims", {str(m): int(v) for m, v in self.input_dims.items()})
-        given = tuple(str(s).strip() for s in self.ablations if str(s).strip())
-        object.__setattr__(self, "ablations", tuple(dict.fromkeys(given)))
-        problems = []
-        if self.task not in TASKS:
-            problems.append(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
-        if self.task == "regression" and self.num_labels != 1:
-            problems.append(
-                f"a regression model predicts one value, not num_labels={self.num_labels}"
-            )
-        if self.num_labels < 1:
-            problems.append("num_labels must be at least 1")
-        if sorted(self.input_dims) != sorted(MODALITIES):
-            problems.append(
-                f"input_dims must name {', '.join(MODALITIES)}, got {', '.join(self.input_dims) or 'none'}"
-            )
-        if any(v < 1 for v in self.input_dims.values()):
-            problems.append("every input dimension must be at least 1")
+    WHAT: ClassVar[str] = "MulT configuration"
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = _preset_rows()
+    PRESET_SOURCE: ClassVar[str] = (
+        "MulT (Tsai et al., ACL 2019) Table 5; memory depth and embedding dropout from the "
+        "public code (yaohungt/Multimodal-Transformer)"
+    )
+
+    def problems(self) -> list[str]:
+        out = super().problems()
         if len(self.kernel_sizes) != len(MODALITIES) or any(
             k < 1 or k % 2 == 0 for k in self.kernel_sizes
         ):
-            problems.append(
+            out.append(
                 f"kernel_sizes must be three odd positive sizes (L/V/A), not {self.kernel_sizes}"
             )
         if self.d < 1 or self.heads < 1 or self.d % self.heads:
-            problems.append(f"d={self.d} must be a positive multiple of heads={self.heads}")
+            out.append(f"d={self.d} must be a positive multiple of heads={self.heads}")
         if self.layers < 1 or self.memory_layers < 1:
-            problems.append("layers and memory_layers must be at least 1")
+            out.append("layers and memory_layers must be at least 1")
         bad = [k for k in DROPOUTS if not 0.0 <= getattr(self, k) < 1.0]
         if bad:
-            problems.append(f"{', '.join(bad)} must lie in [0, 1)")
+            out.append(f"{', '.join(bad)} must lie in [0, 1)")
         if self.pool not in POOLING:
-            problems.append(f"pool must be one of {', '.join(POOLING)}, not {self.pool!r}")
+            out.append(f"pool must be one of {', '.join(POOLING)}, not {self.pool!r}")
         if self.task_loss not in TASK_LOSSES:
-            problems.append(
-                f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}"
-            )
-        if self.batch_size < 1 or self.epochs < 1 or self.lr <= 0:
-            problems.append("batch_size, epochs and lr must be positive")
-        names = [s.name for s in SWITCHES]
-        unknown = [s for s in self.ablations if s not in names]
-        if unknown:
-            problems.append(
-                f"unknown MulT ablation switch {', '.join(unknown)}; MulT's switches: {', '.join(names)}"
-            )
-        elif len(self.ablations) > 1:
-            problems.append(
-                f"MulT switches {' and '.join(self.ablations)} cannot be combined "
-                f"(each keeps a different single target modality)"
-            )
-        if problems:
-            raise ConfigError("invalid MulT configuration: " + "; ".join(problems))
+            out.append(f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}")
+        return out
 
     @property
     def kernel(self) -> dict[str, int]:
@@ -238,57 +208,29 @@ class MulTConfig:
             "audio": self.attn_dropout_audio,
         }
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict (tuples become lists)."""
-        out = dataclasses.asdict(self)
-        out["kernel_sizes"] = list(self.kernel_sizes)
-        out["ablations"] = list(self.ablations)
-        return out
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MulTConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        return override(cls(), data, coerce_strings=False)
-
-    @classmethod
-    def preset(
-        cls,
-        dataset: str,
-        input_dims: Mapping[str, int] | None = None,
-        task: str | None = None,
-        num_labels: int | None = None,
-    ) -> MulTConfig:
-        """Table 5 preset for ``dataset`` (mosi, mosei, iemocap) with the given data shape."""
-        key = dataset.lower()
-        if key not in TABLE_5:
-            raise ConfigError(
-                f"no MulT preset for dataset {dataset!r}; valid: {', '.join(TABLE_5)}"
-            )
-        row = TABLE_5[key]
-        default_task, default_k = DATASET_TASKS[key]
-        return cls(
-            dataset=key,
-            task=task or default_task,
-            num_labels=num_labels or default_k,
-            input_dims=dict(input_dims or PAPER_INPUT_DIMS),
-            batch_size=row.batch_size,
-            epochs=row.epochs,
-            lr=row.lr,
-            d=row.d,
-            layers=row.crossmodal_blocks,
-            heads=row.heads,
-            kernel_sizes=row.kernel_sizes,
-            text_dropout=row.text_embedding_dropout,
-            embed_dropout=row.text_embedding_dropout,
-            attn_dropout=row.crossmodal_attention_dropout,
-            attn_dropout_vision=row.crossmodal_attention_dropout,
-            attn_dropout_audio=row.crossmodal_attention_dropout,
-            out_dropout=row.output_dropout,
-            memory_layers=max(row.crossmodal_blocks, 3),
-        )
-
-
-@register_model("mult", MulTConfig)
+@register_model(
+    "mult",
+    MulTConfig,
+    switches=SWITCHES,
+    capabilities=("attention_maps",),
+    capabilities_for=capabilities,
+    tiny=dict(
+        d=8,
+        heads=2,
+        layers=1,
+        memory_layers=1,
+        text_dropout=0.0,
+        attn_dropout=0.0,
+        attn_dropout_vision=0.0,
+        attn_dropout_audio=0.0,
+        out_dropout=0.0,
+        embed_dropout=0.0,
+        relu_dropout=0.0,
+        res_dropout=0.0,
+    ),
+    description="MulT: the Multimodal Transformer for unaligned sequences (Tsai et al., ACL 2019)",
+)
 class MulT(nn.Module):
     """The Multimodal Transformer; see the module docstring for the equations."""
 
