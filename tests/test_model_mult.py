@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import math
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +16,7 @@ import numpy as np
 import pytest
 import torch
 from model_helpers import pad_batch, random_sequences, store_batch
+from scipy import stats
 from torch.nn import functional as F
 from typer.testing import CliRunner
 
@@ -495,39 +501,34 @@ def test_cli_info_prints_the_mult_size() -> None:
     assert "crossmodal vision -> text" in r.stdout and "memory of audio" not in r.stdout
 
 
-@pytest.mark.slow
-def test_mea_train_model_mult_end_to_end(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    env = {**os.environ, "COLUMNS": "200"}
-
-    def mea(*args: str) -> subprocess.CompletedProcess[str]:
-        r = subprocess.run(
-            [sys.executable, "-m", "mea_cli", *args],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            env=env,
-        )
-        assert r.returncode == 0, (args, r.stdout[-3000:], r.stderr[-3000:])
-        return r
-
-    store = tmp_path / "synth.h5"
-    mea(
-        "synth",
-        "--like",
-        "mosi",
-        "--n",
-        "60",
-        "--seed",
-        "2",
-        "--max-seconds",
-        "2",
-        "--out",
-        str(store),
+def _mea(cwd: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
+    """``mea ARGS`` as a user runs it (a fresh process), asserting its exit code."""
+    r = subprocess.run(
+        [sys.executable, "-m", "mea_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
     )
+    assert r.returncode == code, (args, r.stdout[-3000:], r.stderr[-3000:])
+    return r
+
+
+@pytest.fixture(scope="module")
+def synth_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``mea synth --like mosi`` store: synthetic data shaped like MOSI, not MOSI."""
+    store = tmp_path_factory.mktemp("mult-e2e") / "synth.h5"
+    _mea(store.parent, "synth", "--like", "mosi", "--n", "60", "--seed", "2",
+         "--max-seconds", "2", "--out", str(store))  # fmt: skip
+    return store
+
+
+@pytest.mark.slow
+def test_mea_train_model_mult_end_to_end(synth_store: Path, tmp_path: Path) -> None:
+    def mea(*args: str) -> subprocess.CompletedProcess[str]:
+        return _mea(tmp_path, *args)
+
+    store = synth_store
     mea("train", str(store), "--dataset", "mosi", "--model", "mult", "--epochs", "2", "--name", "m",
         "--set", "d=8", "--set", "heads=2", "--set", "layers=1", "--set", "memory_layers=1",
         "--set", "train.batch_size=16")  # fmt: skip
@@ -540,3 +541,54 @@ def test_mea_train_model_mult_end_to_end(tmp_path: Path) -> None:
     assert np.isfinite(metrics["test"]["mae"])
     out = json.loads(mea("eval", str(run / "ckpt.pt"), "--json").stdout)
     assert out["metrics"]["mae"] == pytest.approx(metrics["test"]["mae"], abs=1e-6)
+
+
+@pytest.mark.slow
+def test_mea_compare_mea_and_mult_end_to_end(synth_store: Path, tmp_path: Path) -> None:
+    """``mea compare --models mea,mult --seeds 2`` from the command line: the MulT rows' paired
+    t-test p-values are scipy's on the per-seed metrics.json files; then MulT refuses MEA's
+    switches and the WAL picture in one line, and draws its own self-attention maps. (Tables,
+    files, reuse and resume are tests/test_compare.py's, with a test model.)"""
+    tiny = {
+        "mea": dict(d=8, heads=2, d_h=8, psa_layers=1, hca_layers=1),
+        "mult": dict(d=8, heads=2, layers=1, memory_layers=1),
+    }
+    sets = [f"--set={m}.{k}={v}" for m, kv in tiny.items() for k, v in kv.items()]
+    runs = tmp_path / "runs"
+    _mea(tmp_path, "compare", str(synth_store), "--dataset", "mosi", "--models", "mea,mult",
+         "--seeds", "2", "--epochs", "1", "--set", "train.batch_size=16", *sets,
+         "--runs-dir", str(runs), "--device", "cpu", "--format", "csv")  # fmt: skip
+    out = runs / "compare-mosi-synth"
+    seeds = (1111, 1112)
+    per_seed = {
+        m: [json.loads((out / m / str(s) / "metrics.json").read_text())["test"] for s in seeds]
+        for m in ("mea", "mult")
+    }
+    cfg = json.loads((out / "mult" / "1111" / "config.json").read_text())
+    assert cfg["model_config"]["d"] == 8 and cfg["train"]["lr"] == 1e-3  # MulT's Table 5 lr
+    rows = [r for r in csv.DictReader(io.StringIO((out / "compare.csv").read_text()))]
+    mult_rows = [r for r in rows if r["model"] == "mult"]
+    assert {r["metric"] for r in mult_rows} >= {"mae", "corr", "acc7", "acc2_has0", "f1_has0"}
+    checked = 0
+    for r in mult_rows:
+        a = [m[r["metric"]] for m in per_seed["mea"]]
+        b = [m[r["metric"]] for m in per_seed["mult"]]
+        assert float(r["mean"]) == pytest.approx(np.mean(b), rel=1e-5), r["metric"]
+        want = stats.ttest_rel(b, a).pvalue
+        if np.isfinite(want):
+            assert float(r["p_value"]) == pytest.approx(want, rel=1e-5), r["metric"]
+            assert r["significant"] == ("1" if want <= 0.05 else "0"), r["metric"]
+            checked += 1
+        else:
+            assert r["p_value"] == "", r["metric"]
+    assert checked, "no metric gave a defined p-value to check"
+
+    run = out / "mult" / "1111"
+    err = _mea(tmp_path, "ablate", "--run", str(run), "--drop", "psa", code=2).stderr.strip()
+    assert "model 'mult' has no ablation switch 'psa'" in err, err
+    assert "only-text, only-vision, only-audio" in err and len(err.splitlines()) == 1, err
+    err = _mea(tmp_path, "viz", str(run), "--what", "wal", "--out", str(tmp_path / "v"),
+               code=2).stderr.strip()  # fmt: skip
+    assert "model 'mult' provides no modality weights" in err and len(err.splitlines()) == 1, err
+    _mea(tmp_path, "viz", str(run), "--what", "attention", "--out", str(tmp_path / "v"))
+    assert (tmp_path / "v" / "attention.png").read_bytes()[:4] == b"\x89PNG"
