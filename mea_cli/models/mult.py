@@ -221,20 +221,7 @@ class MulTConfig(ModelConfig):
     switches=SWITCHES,
     capabilities=("attention_maps",),
     capabilities_for=capabilities,
-    tiny=dict(
-        d=8,
-        heads=2,
-        layers=1,
-        memory_layers=1,
-        text_dropout=0.0,
-        attn_dropout=0.0,
-        attn_dropout_vision=0.0,
-        attn_dropout_audio=0.0,
-        out_dropout=0.0,
-        embed_dropout=0.0,
-        relu_dropout=0.0,
-        res_dropout=0.0,
-    ),
+    tiny=dict(d=8, heads=2, layers=1, memory_layers=1, **dict.fromkeys(DROPOUTS, 0.0)),
     description="MulT: the Multimodal Transformer for unaligned sequences (Tsai et al., ACL 2019)",
 )
 class MulT(nn.Module):
