@@ -53,7 +53,8 @@ class Block:
         return f"{self.page.relative_to(ROOT)}:{self.line}"
 
     def commands(self) -> list[str]:
-        """Command lines, prompts and trailing comments removed, continuations joined."""
+        """Commands: prompts and trailing comments removed, continuations joined, lines split
+        at ``;``, ``&&``, ``||`` and ``|``."""
         out, pending = [], ""
         for raw in self.body.splitlines():
             line = raw.strip().removeprefix("$ ")
@@ -63,7 +64,7 @@ class Block:
             if line.endswith("\\"):
                 pending += line[:-1] + " "
                 continue
-            out.append(pending + line)
+            out += [c.strip() for c in re.split(r"\s(?:;|&&|\|\||\|)\s", pending + line)]
             pending = ""
         return out
 

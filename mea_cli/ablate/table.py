@@ -35,12 +35,23 @@ def digits(key: str) -> int:
     return 3 if key in PLAIN_METRICS else 1
 
 
-def default_metrics(task: str, value_range: Sequence[float] | None = None) -> list[str]:
-    """Columns of the table for a task: MEA Table V's (Acc-7, F1 in both conventions, MAE for
-    regression; mean accuracy and weighted F1 over emotions for IEMOCAP; the per-label numbers
-    are in each job's ``metrics.json``), or a custom task's main metrics (``value_range``: a
-    custom regression task's range), :func:`mea_cli.train.metrics.headline_metrics`."""
+def default_metrics(
+    task: str, value_range: Sequence[float] | None = None, paper_metrics: Sequence[str] = ()
+) -> list[str]:
+    """Columns of the table for a task: MEA Table V's for the papers' tasks (Acc-7 and F1 in
+    both conventions + MAE for regression; the mean accuracy and weighted F1 over emotions for
+    IEMOCAP; the per-label numbers are in each job's ``metrics.json``), a custom task's main
+    metrics (``value_range``: a custom regression task's range;
+    :func:`mea_cli.train.metrics.headline_metrics`). ``paper_metrics`` are the columns of the
+    model's transcribed table: where it reports Acc-2 (MCR's Table 5), both Acc-2 conventions
+    join, so that ours stand beside the paper's."""
+    if task == "regression" and value_range is None and "acc2" in paper_metrics:
+        return ["acc7", "acc2_non0", "acc2_has0", "f1_non0", "f1_has0", "mae"]
     return headline_metrics(task, value_range)
+
+
+_PAPER_LABELS = {"acc2": "Acc-2", "f1": "F1"}
+"""Labels of the transcribed tables' metric keys that have no convention suffix."""
 
 
 @dataclass(frozen=True)
@@ -76,7 +87,7 @@ class TableRow:
     seeds: list[int]
     stats: dict[str, Stat]
     delta: dict[str, float]
-    paper: dict[str, float] = field(default_factory=dict)  # metric -> paper value in %
+    paper: dict[str, float] = field(default_factory=dict)  # metric -> paper value as printed
 
 
 @dataclass
@@ -105,13 +116,13 @@ class ResultTable:
 
     def paper_cell(self, row: TableRow, key: str) -> str:
         v = row.paper.get(key)
-        return "-" if v is None else f"{v:.1f}"
+        return "-" if v is None else f"{v:.{digits(key)}f}"  # as printed: MAE 0.845, Acc 42.5
 
     def header(self) -> list[str]:
         cols = [self.first_column]
         for k in self.metrics:
             cols += [metric_label(k), f"Δ {metric_label(k)}"]
-        cols += [f"paper {metric_label(k) if k != 'f1' else 'F1'}" for k in self.paper_metrics]
+        cols += [f"paper {_PAPER_LABELS.get(k) or metric_label(k)}" for k in self.paper_metrics]
         cols.append("seeds")
         return cols
 
@@ -274,7 +285,8 @@ def build_table(
     """Aggregate per-seed metrics into a :class:`ResultTable`.
 
     ``entries`` are ``(key, label, group, {seed: metrics})``; the first entry is the reference
-    for deltas. ``paper`` maps row key -> {metric: value in %} for the optional paper columns.
+    for deltas. ``paper`` maps row key -> {metric: value as printed (% for accuracies and F1)}
+    for the optional paper columns.
     """
     if not entries:
         raise ValueError("a table needs at least one row")
