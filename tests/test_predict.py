@@ -192,7 +192,7 @@ def test_a_clip_without_transcript_is_heard_by_asr(world: dict, tmp_path: Path) 
 def _altered(world: dict, tmp_path: Path, change) -> Path:
     ckpt = load_checkpoint(world["reg_run"] / "ckpt.pt")
     change(ckpt.schema)
-    (tmp_path / "altered").mkdir()
+    (tmp_path / "altered").mkdir(parents=True)
     return save_checkpoint(ckpt, tmp_path / "altered" / "ckpt.pt")
 
 
@@ -200,10 +200,15 @@ def test_unavailable_extraction_is_refused_before_any_clip(world: dict, tmp_path
     def no_backend(schema: dict) -> None:
         schema["vision"]["extractor"]["parameters"]["backend"] = "kinect-au"
 
+    def synthetic(schema: dict) -> None:
+        schema["audio"]["extractor"] = {"name": "mea-synth", "version": "1", "parameters": {}}
+
     with pytest.raises(MeaError, match="kinect-au"):
-        predict(world["videos"], _altered(world, tmp_path, no_backend))
+        predict(world["videos"], _altered(world, tmp_path / "a", no_backend))
+    with pytest.raises(MeaError, match="audio features were made by 'mea-synth'.*cannot be re"):
+        predict(world["videos"], _altered(world, tmp_path / "b", synthetic))
+    (tmp_path / "empty").mkdir()
     with pytest.raises(PredictError, match="no video found"):
-        (tmp_path / "empty").mkdir()
         predict(tmp_path / "empty", world["reg_run"])
 
 
