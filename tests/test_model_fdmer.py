@@ -13,6 +13,7 @@ import csv
 import io
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -420,3 +421,18 @@ def test_fdmer_paper_rows_are_labelled_word_aligned_in_compare() -> None:
     rows = {r["model"]: r for r in csv.DictReader(io.StringIO(t.to_csv()))}
     assert rows["fdmer"]["paper"] == "0.845" and rows["fdmer"]["paper_setting"] == "word-aligned"
     assert rows["mea"]["paper_setting"] == ""
+
+
+def test_compare_paper_note_says_fdmer_rows_are_word_aligned(
+    synth_mosi: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mea compare --paper`` on a real benchmark store (the comparability check passed)."""
+    import mea_cli.data.presets as presets
+    from mea_cli.ablate.compare import _paper
+
+    monkeypatch.setattr(presets, "benchmark_mismatch", lambda store, preset: None)
+    values, note, settings = _paper(synth_mosi, "mosi", ["mea", "fdmer"])
+    assert settings == {"fdmer": "word-aligned"}
+    assert values is not None and values["fdmer"]["mae"] == 0.845
+    assert "[measured on word-aligned sequences, not unaligned]" in note
+    assert note.count("word-aligned sequences") == 1  # MEA's row is unaligned
