@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -40,12 +39,7 @@ from mea_cli.train.presets import training_preset
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest: tiny tensors, busy cores
 
 
 def _tiny(**overrides: object):  # noqa: ANN202 - FDMERConfig

@@ -121,10 +121,6 @@ class FDMER(nn.Module):
             if mod is not None
         }
 
-    def num_parameters(self) -> int:
-        """Total trainable parameters."""
-        return sum(t.numel() for t in self.parameters() if t.requires_grad)
-
     def _tokens(
         self,
         z: dict[str, torch.Tensor],
