@@ -298,6 +298,28 @@ def test_transformer_fused_and_explicit_attention_agree_and_maps_are_masked() ->
     assert torch.allclose(b[1].mean(-1), layer.norm2.bias.mean().expand(5), atol=1e-5)
 
 
+def test_encoder_layer_is_torchs_post_ln_transformer_layer() -> None:
+    """Eq. 1's layer is [45]'s: the same weights in ``nn.TransformerEncoderLayer`` (post-LN,
+    ReLU) give the same real steps under the same key-padding mask."""
+    torch.manual_seed(0)
+    ours = EncoderLayer(6, 2, 3, 0.0).eval()
+    ref = torch.nn.TransformerEncoderLayer(6, 2, 18, 0.0, batch_first=True, norm_first=False).eval()
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(ours.qkv.weight)
+        ref.self_attn.in_proj_bias.copy_(ours.qkv.bias)
+        ref.self_attn.out_proj.load_state_dict(ours.out.state_dict())
+        ref.linear1.load_state_dict(ours.ffn[0].state_dict())
+        ref.linear2.load_state_dict(ours.ffn[2].state_dict())
+        ref.norm1.load_state_dict(ours.norm1.state_dict())
+        ref.norm2.load_state_dict(ours.norm2.state_dict())
+    x = torch.randn(2, 4, 6)
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    got, _ = ours(x, mask)
+    want = ref.train()(x, src_key_padding_mask=~mask)  # dropout 0; train mode: no fast path
+    assert torch.allclose(got[mask], want[mask], atol=1e-5)
+    assert torch.equal(got[0, 3], torch.zeros(6))
+
+
 def test_transformer_layers_and_attention_names() -> None:
     cfg = config_for("fdmer", "mosi")
     assert cfg.layers == {"text": 5, "vision": 4, "audio": 4}  # n_t = 5, n_v = 4, n_a = 4
