@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from mea_cli import MODALITIES
 from mea_cli.ablate.compare_table import build_tables
+from mea_cli.ablate.rows import paper_table, table_rows
 from mea_cli.models import config_for, create_model, get_entry
 from mea_cli.models.angular import (
     AngularModalityDiscriminator,
@@ -452,3 +453,17 @@ def test_compare_paper_note_says_fdmer_rows_are_word_aligned(
     assert values is not None and values["fdmer"]["mae"] == 0.845
     assert "[measured on word-aligned sequences, not unaligned]" in note
     assert note.count("word-aligned sequences") == 1  # MEA's row is unaligned
+
+
+def test_table4_rows_follow_the_paper_and_carry_its_values() -> None:
+    """``mea ablate --paper`` on an FDMER run: every switch is a Table 4 row, in its order."""
+    switches = get_entry("fdmer").switches
+    rows = table_rows(switches, None, "fdmer")
+    assert [r.key for r in rows] == ["full", *switches]  # the switches are in Table 4's order
+    assert all(r.group != "Other" for r in rows)
+    by_key = {r.key: r for r in rows}
+    assert by_key["full"].paper == {"mosi": {"mae": 0.845, "corr": 0.732}, "mosei": {"mae": 0.568, "corr": 0.736}}
+    assert by_key["text"].paper["mosi"] == {"mae": 1.275, "corr": 0.345}
+    assert by_key["mul"].paper["mosei"] == {"mae": 0.579, "corr": 0.726}
+    table = paper_table("fdmer")
+    assert table is not None and "word-aligned" in table["source"]["table"]
