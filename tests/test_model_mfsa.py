@@ -35,6 +35,7 @@ from mea_cli.models.losses import batch_separation_loss, sample_separation_loss
 from mea_cli.models.mfsa import SWITCHES, parts
 from mea_cli.models.psa import PSALayer
 from mea_cli.models.wal import WeightedAttentionLayer
+from mea_cli.train.evaluate import paper_rows
 from mea_cli.train.metrics import regression_metrics
 from mea_cli.train.presets import training_preset
 
@@ -123,6 +124,20 @@ def test_presets_are_section_4_2() -> None:
     assert config_for("mfsa", "iemocap").kernel_sizes == (3, 3, 5)
     with pytest.raises(Exception, match="d_h=128 must be divisible by fusion_heads=10"):
         config_for("mfsa", "mosei", fusion_heads=10)
+
+
+def test_paper_rows_are_tables_1_to_3_under_the_models_name() -> None:
+    """``mea eval --paper`` / ``mea compare --paper`` find MFSA's printed rows by model name."""
+    printed = {
+        "mosi": dict(acc7=41.4, acc2=83.3, f1=83.7, mae=0.856, corr=0.722),
+        "mosei": dict(acc7=53.2, acc2=83.8, f1=83.6, mae=0.574, corr=0.724),
+        "iemocap": dict(acc_happy=87.2, f1_happy=84.3, acc_sad=80.7, f1_sad=76.8,
+                        acc_angry=76.5, f1_angry=73.2, acc_neutral=64.4, f1_neutral=62.5),
+    }  # fmt: skip
+    for dataset, metrics in printed.items():
+        rows = [r for r in paper_rows(dataset) if r["model"].lower() == "mfsa"]
+        assert len(rows) == 1 and rows[0]["metrics"] == metrics, dataset
+        assert "ACM MM 2022" in rows[0]["source"]
 
 
 def test_mfsa_is_built_from_meas_modules() -> None:
