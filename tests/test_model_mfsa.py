@@ -24,8 +24,13 @@ from torch.nn import functional as F
 from typer.testing import CliRunner
 
 from mea_cli import MODALITIES
+from mea_cli.ablate.api import ablate
+from mea_cli.ablate.errors import AblationError
+from mea_cli.ablate.rows import paper_table, table_rows
+from mea_cli.ablate.table import build_table
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.cli import app
+from mea_cli.data.synth import write_synthetic
 from mea_cli.models import config_for, create_model
 from mea_cli.models.discriminators import DoubleDiscriminator
 from mea_cli.models.encoders import AgnosticEncoder, ExclusiveEncoders
@@ -38,6 +43,7 @@ from mea_cli.models.wal import WeightedAttentionLayer
 from mea_cli.train.evaluate import paper_rows
 from mea_cli.train.metrics import regression_metrics
 from mea_cli.train.presets import training_preset
+from mea_cli.train.trainer import TrainRequest, train_run
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 SMALL = dict(d=16, heads=2, d_h=12, fusion_heads=2, psa_layers=2, hca_layers=1)
@@ -138,6 +144,27 @@ def test_paper_rows_are_tables_1_to_3_under_the_models_name() -> None:
         rows = [r for r in paper_rows(dataset) if r["model"].lower() == "mfsa"]
         assert len(rows) == 1 and rows[0]["metrics"] == metrics, dataset
         assert "ACM MM 2022" in rows[0]["source"]
+
+
+def test_ablate_paper_values_are_table_4_matched_to_mfsas_own_switches() -> None:
+    """``mea ablate --paper`` on an mfsa run: every switch finds its Table 4 row (by name, none
+    under "Other"), in the paper's order, with the printed MOSI values; MAE / Corr keep three
+    decimals."""
+    table = paper_table("mfsa")
+    assert "ACM MM 2022" in table["source"]["paper"] and "Table 4" in table["source"]["table"]
+    assert table["metrics"] == ["acc7", "acc2", "f1", "mae", "corr"]
+    rows = table_rows(SWITCHES, None, model="mfsa")
+    assert [r.key for r in rows] == ["full", *TABLE_4]
+    assert all(r.group != "Other" and set(r.paper) == {"mosi"} for r in rows)
+    by_key = {r.key: r.paper["mosi"] for r in rows}
+    assert by_key["full"] == dict(acc7=41.4, acc2=83.3, f1=83.7, mae=0.856, corr=0.722)
+    assert by_key["psa"] == dict(acc7=37.9, acc2=80.7, f1=81.3, mae=0.917, corr=0.698)
+    assert by_key["mru-fine"] == dict(acc7=40.2, acc2=82.7, f1=83.2, mae=0.862, corr=0.715)
+    # Table 4 is MFSA's, not MEA's: MEA's 'sep' row (w/ L_sep) has other numbers
+    assert by_key["sep"] == dict(acc7=40.9, acc2=82.6, f1=83.5, mae=0.864, corr=0.718)
+    shown = build_table("t", [("full", "MFSA (Full)", "", {})], ["mae"], {"full": by_key["full"]},
+                        table["metrics"])  # fmt: skip
+    assert "| 41.4 | 83.3 | 83.7 | 0.856 | 0.722 |" in shown.to_markdown()
 
 
 def test_mfsa_is_built_from_meas_modules() -> None:
@@ -356,3 +383,31 @@ def test_mea_train_model_mfsa_on_synthetic_mosi_beats_the_mean(tmp_path: Path) -
     assert out["metrics"]["mae"] < base["mae"] - 0.3, (out["metrics"], base)
     table = _mea("eval", str(run), "--paper", cwd=tmp_path)
     assert "MFSA (paper, not comparable)" in table
+
+
+@pytest.mark.slow
+def test_mea_ablate_on_an_mfsa_run_uses_table_4(tmp_path: Path) -> None:
+    """``mea ablate --paper`` on an ``mfsa`` run retrains MFSA's own switches (not MEA's Table V
+    rows) and prints Table 4's MOSI values beside them; an MEA-only switch is refused."""
+    store = tmp_path / "synth.h5"
+    write_synthetic(store, "mosi", n=30, seed=5, max_seconds=2.0)
+    train_run(
+        TrainRequest(features=store, dataset="mosi", model="mfsa", seeds=[1],
+                     model_overrides={**SMALL, "d_h": 8, "psa_layers": 1},
+                     train_overrides={"epochs": 1}, name="base", runs_dir=tmp_path / "runs",
+                     live=False)
+    )  # fmt: skip
+    runs = str(tmp_path / "runs")
+    md = _mea("ablate", "--runs-dir", runs, "--run", "base", "--drop", "sep", "--drop", "specific",
+              "--paper", "--format", "md", cwd=tmp_path)  # fmt: skip
+    assert "Ablation of mfsa on mosi (synthetic data)" in md
+    for label in ("MFSA (Full)", "w/o L_sep", "w/o Modality-Specific"):
+        assert f"| {label} |" in md, label
+    assert "| 41.4 | 83.3 | 83.7 | 0.856 | 0.722 |" in md  # Table 4, full model
+    assert "| 38.6 | 81.2 | 81.5 | 0.898 | 0.708 |" in md  # Table 4, w/o Modality-Specific
+    assert "Table 4" in md and "ACM MM 2022" in md
+    for row, switch in (("sep", ["sep"]), ("specific", ["specific"])):
+        cfg = json.loads((tmp_path / "runs/base/ablation" / row / "1/config.json").read_text())
+        assert cfg["model"] == "mfsa" and cfg["model_config"]["ablations"] == switch
+    with pytest.raises(AblationError, match="model 'mfsa' has no ablation switch 'dgf'.*mru-fine"):
+        ablate(tmp_path / "runs", "base", ["dgf"])  # MEA's DGF row is not MFSA's

@@ -116,7 +116,9 @@ class ResultTable:
 
     def paper_cell(self, row: TableRow, key: str) -> str:
         v = row.paper.get(key)
-        return "-" if v is None else f"{v:.1f}"
+        if v is None:
+            return "-"
+        return f"{v:.3f}" if key in ("mae", "corr") else f"{v:.1f}"  # as the papers print them
 
     def header(self) -> list[str]:
         cols = [self.first_column]
