@@ -116,9 +116,7 @@ class ResultTable:
 
     def paper_cell(self, row: TableRow, key: str) -> str:
         v = row.paper.get(key)
-        if v is None:
-            return "-"
-        return f"{v:.3f}" if key in ("mae", "corr") else f"{v:.1f}"  # as the papers print them
+        return "-" if v is None else f"{v:.{digits(key)}f}"  # as printed: MAE 0.845, Acc 42.5
 
     def header(self) -> list[str]:
         cols = [self.first_column]
