@@ -44,14 +44,20 @@ def sinusoidal_positions(
 
 
 class UnimodalExtractor(nn.Module):
-    """Eq. 1 for one modality: masked Conv1d, positional embedding, packed Bi-LSTM."""
+    """Eq. 1 for one modality: masked Conv1d, positional embedding, packed Bi-LSTM.
 
-    def __init__(self, in_dim: int, d: int, kernel_size: int, dropout: float) -> None:
+    ``recurrent=False`` stops after the convolution and positional embedding (no Bi-LSTM): the
+    pre-processing of MulT-style models such as MCR (its Sec. 3.2), with the same masking.
+    """
+
+    def __init__(
+        self, in_dim: int, d: int, kernel_size: int, dropout: float, recurrent: bool = True
+    ) -> None:
         super().__init__()
         self.d = d
         self.conv = nn.Conv1d(in_dim, d, kernel_size, padding=kernel_size // 2, bias=False)
         self.drop = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(d, d // 2, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(d, d // 2, batch_first=True, bidirectional=True) if recurrent else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x [B, T, d_m]``, ``mask [B, T]`` -> ``Z_m [B, T, d]`` (zero at padded steps)."""
@@ -60,6 +66,8 @@ class UnimodalExtractor(nn.Module):
         h = self.conv(x.transpose(1, 2)).transpose(1, 2)
         h = h * math.sqrt(self.d) + sinusoidal_positions(t, self.d, h.device, h.dtype)
         h = self.drop(apply_mask(h, mask))
+        if self.lstm is None:
+            return h
         lengths = mask.sum(dim=1).clamp_min(1).cpu()
         packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)

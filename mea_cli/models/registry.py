@@ -30,6 +30,7 @@ from mea_cli.models.contract import CAPABILITIES, ModelConfig, SwitchSet
 BUILTIN: tuple[str, ...] = (
     "mea_cli.models.mea",
     "mea_cli.models.mult",
+    "mea_cli.models.mcr",
     "mea_cli.models.mfsa",
 )
 """Modules that register the built-in models (one line per model)."""
