@@ -105,7 +105,7 @@ class MEAConfig:
     hca_layers: int = 2
     # where the paper is silent
     dropout: float = 0.1
-    attn_dropout: float = 0.1
+    attn_dropout: float = 0.0
     ffn_mult: int = 4
     task_loss: str = "mse"
     grl_lambda: float = 1.0
@@ -114,6 +114,10 @@ class MEAConfig:
     dgf_self_loops: bool = False
     psa_literal_eq2: bool = False
     ablations: tuple[str, ...] = ()
+    # execution only (the same numbers either way; docs/performance.md)
+    attn_group_budget: int = 1 << 20
+    checkpoint_psa: bool = True
+    checkpoint_hca: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kernel_sizes", tuple(int(k) for k in self.kernel_sizes))
@@ -154,6 +158,8 @@ class MEAConfig:
             problems.append("d_h, ffn_mult and wal_max_len must be positive")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):
             problems.append("dropout and attn_dropout must lie in [0, 1)")
+        if self.attn_group_budget < 0:
+            problems.append("attn_group_budget must be 0 (off) or a positive number of map entries")
         if self.task_loss not in TASK_LOSSES:
             problems.append(
                 f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}"

@@ -19,14 +19,22 @@ When ``N`` HCA layers are stacked, the *sources* stay the uni-modal extractor ou
 at every layer and only the target is carried from layer to layer (the cross-modal transformer
 convention of MulT [12]; Eq. 10 only defines one layer). The Table V switches ``mru-mixed``,
 ``mru-coarse`` and ``mru-fine`` remove that unit (its input passes straight through).
+
+Efficient execution (same maths; ``docs/performance.md``): without requested maps every MRU runs
+Eq. 7 through ``scaled_dot_product_attention`` (the fused kernel on CPU and GPU when there is no
+attention dropout), and an HCA layer built with ``group_budget > 0`` runs on length groups of
+samples (:mod:`mea_cli.models.grouping`), each trimmed to its own longest sequences, so that the
+kernels skip most padded (query, key) pairs.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from mea_cli.models.attention import QKV, FeedForward, fused_attention, fused_enabled, merge_heads
+from mea_cli.models.grouping import plan_groups, put_back, take
 from mea_cli.models.masking import apply_mask, masked_softmax, pair_mask
 
 
@@ -93,9 +101,14 @@ class HCALayer(nn.Module):
         mixed: bool = True,
         coarse: bool = True,
         fine: bool = True,
+        group_budget: int = 0,
+        checkpoint: bool = False,
     ) -> None:
         super().__init__()
         self.modalities = tuple(modalities)
+        self.heads = heads
+        self.group_budget = int(group_budget)
+        self.checkpoint = bool(checkpoint)
 
         def mru() -> MRU:
             return MRU(d, heads, dropout, attn_dropout, ffn_mult)
@@ -122,6 +135,41 @@ class HCALayer(nn.Module):
         prefix: str = "",
     ) -> dict[str, torch.Tensor]:
         """Reinforce every target; store maps in ``attention`` under ``prefix`` when given."""
+        if attention is not None or self.group_budget <= 0 or not fused_enabled():
+            return self._reinforce(sources, targets, masks, attention, prefix)
+        names, heads = self.modalities, self.heads
+
+        def cost(n: dict[str, int]) -> int:  # the largest map of the layer: mixed, T_t x sum T_s
+            return heads * max(n[m] for m in names) * sum(n[m] for m in names)
+
+        plan = plan_groups({m: masks[m] for m in names}, cost, self.group_budget)
+        keep = self.checkpoint and torch.is_grad_enabled()
+        parts: dict[str, list[torch.Tensor]] = {t: [] for t in names}
+        for group in plan.groups:
+            args = (
+                {m: take(sources[m], group, m) for m in names},
+                {m: take(targets[m], group, m) for m in names},
+                {m: take(masks[m], group, m) for m in names},
+                None,
+                prefix,
+            )
+            if keep:
+                out = activation_checkpoint(self._reinforce, *args, use_reentrant=False)
+            else:
+                out = self._reinforce(*args)
+            for t in names:
+                parts[t].append(out[t])
+        return {t: put_back(parts[t], plan, targets[t].shape[1]) for t in names}
+
+    def _reinforce(
+        self,
+        sources: dict[str, torch.Tensor],
+        targets: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        attention: dict[str, torch.Tensor] | None,
+        prefix: str,
+    ) -> dict[str, torch.Tensor]:
+        """Eq. 10 for every target on one (padded or trimmed) batch."""
         out: dict[str, torch.Tensor] = {}
         need = attention is not None
         every = _concat(sources, masks, self.modalities) if self.mixed is not None else None

@@ -71,6 +71,8 @@ class MEA(nn.Module):
                             attn_dropout=cfg.attn_dropout,
                             ffn_mult=cfg.ffn_mult,
                             literal=cfg.psa_literal_eq2,
+                            group_budget=cfg.attn_group_budget,
+                            checkpoint=cfg.checkpoint_psa,
                         )
                         for m in self.modalities
                     }
@@ -100,6 +102,8 @@ class MEA(nn.Module):
                     mixed=p.mru_mixed,
                     coarse=p.mru_coarse,
                     fine=p.mru_fine,
+                    group_budget=cfg.attn_group_budget,
+                    checkpoint=cfg.checkpoint_hca,
                 )
                 for _ in range(cfg.hca_layers)
             )

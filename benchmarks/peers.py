@@ -1,0 +1,154 @@
+"""``make bench-peers``: ours against the incumbent (MMSA 2.2.1's own trainer), one run, one file.
+
+1. Creates MMSA's virtualenv under ``benchmarks/.peers/venv`` on first use (git-ignored):
+   ``pip install torch==2.13.0``, then ``pip install MMSA==2.2.1`` (MMSA pins old versions of
+   several packages, hence a virtualenv of its own).
+2. Writes the MOSI-shaped MMSA pickle (:mod:`mmsa_pickle`; ``--n-scale 0.125`` gives the
+   issue's 160 / 29 / 86 samples).
+3. Trains MMSA's MulT with MMSA's own code (:mod:`mmsa_runner`), then ours on the same pickle
+   through ``mea import mmsa`` and ``mea train`` (:mod:`train_bench`): MEA at its MOSI preset,
+   and every other registered model named in ``--ours`` (e.g. ``mult``).
+4. Prints train samples/s and peak RSS of each, and the ratios ours / MMSA-MulT; writes it all
+   with the machine description to ``benchmarks/results/peers-<time>.json``.
+
+    .venv/bin/python benchmarks/peers.py [--n-scale 0.125] [--epochs 2] [--ours mea,mult]
+
+Targets (issue 15): MEA >= 3x MMSA-MulT's train samples/s at <= 1/4 of its peak RSS; our MulT
+>= 5x its samples/s. ``--mmsa-batch-size`` / ``--set train.batch_size=...`` shrink both sides
+for a quick check of the pipeline on a busy machine; such figures are not the comparison.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import machine
+import mmsa_pickle
+import train_bench
+
+HERE = Path(__file__).resolve().parent
+PEERS = HERE / ".peers"
+VENV = PEERS / "venv"
+PINS = ("torch==2.13.0", "MMSA==2.2.1")
+
+
+def ensure_venv(venv: Path = VENV) -> Path:
+    """MMSA's virtualenv (created and installed on first use); its python."""
+    python = venv / "bin" / "python"
+    marker = venv / ".installed-mmsa-2.2.1"
+    if marker.exists():
+        return python
+    print(f"creating MMSA's virtualenv in {venv} ({', '.join(PINS)}) ...", flush=True)
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    for pin in PINS:  # torch first: MMSA's own requirement would pick another build
+        subprocess.run([str(python), "-m", "pip", "install", "-q", pin], check=True)
+    subprocess.run([str(python), "-c", "import MMSA, torch"], check=True)
+    marker.write_text(" ".join(PINS) + "\n")
+    return python
+
+
+def run_mmsa(
+    python: Path, pkl: Path, out: Path, epochs: int, batch_size: int | None
+) -> list[dict[str, Any]]:
+    """:mod:`mmsa_runner` in MMSA's virtualenv; its summaries."""
+    result = out / "mmsa-summary.json"
+    result.unlink(missing_ok=True)
+    cmd = [str(python), str(HERE / "mmsa_runner.py"), "--pkl", str(pkl), "--out", str(out)]
+    cmd += ["--models", "mult", "--epochs", str(epochs), "--json", str(result)]
+    if batch_size:
+        cmd += ["--batch-size", str(batch_size)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(result.read_text())
+
+
+def ratio(ours: float, theirs: float) -> float:
+    return round(ours / theirs, 2) if theirs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n-scale", type=float, default=0.125)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--ours", default="mea", help="registered models to train, comma-separated")
+    ap.add_argument("--set", dest="sets", action="append", default=[], help="mea train --set")
+    ap.add_argument("--mmsa-batch-size", type=int, help="override MMSA's preset batch size")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    a = ap.parse_args()
+
+    python = ensure_venv()
+    work = PEERS / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    pkl = work / f"mosi-mmsa-{a.n_scale:g}.pkl"
+    data = mmsa_pickle.write_mmsa_pickle(pkl, a.n_scale, seed=0)
+    print(f"pickle {pkl.name}: train/valid/test {data['sizes']}", flush=True)
+
+    start = time.perf_counter()
+    theirs = run_mmsa(python, pkl, work / "mmsa", a.epochs, a.mmsa_batch_size)[0]
+    print(
+        f"MMSA-MulT: {theirs['train_samples_per_s']} samples/s, peak RSS "
+        f"{theirs['peak_rss_MiB']:.0f} MiB",
+        flush=True,
+    )
+    ours = []
+    from mea_cli.models import list_models
+
+    registered = set(list_models())
+    for model in [m.strip() for m in a.ours.split(",") if m.strip()]:
+        if model not in registered:
+            print(f"{model}: not a registered model here, skipped", flush=True)
+            continue
+        ours.append(train_bench.train_ours(pkl, work / "ours", model, "mosi", a.epochs, a.sets))
+    rows = []
+    for r in ours:
+        rows.append(
+            {
+                "model": r["model"],
+                "train_samples_per_s": r["train_samples_per_s"],
+                "peak_rss_MiB": r["peak_rss_MiB"],
+                "speed_ratio_vs_mmsa_mult": ratio(
+                    r["train_samples_per_s"], theirs["train_samples_per_s"]
+                ),
+                "memory_ratio_vs_mmsa_mult": ratio(r["peak_rss_MiB"], theirs["peak_rss_MiB"]),
+            }
+        )
+    print(f"\n{'model':<12}{'samples/s':>11}{'peak RSS MiB':>14}{'speed x':>9}{'memory x':>10}")
+    print(
+        f"{'MMSA-MulT':<12}{theirs['train_samples_per_s']:>11}{theirs['peak_rss_MiB']:>14.0f}"
+        f"{1.0:>9}{1.0:>10}"
+    )
+    for r in rows:
+        print(
+            f"{r['model']:<12}{r['train_samples_per_s']:>11}{r['peak_rss_MiB']:>14.0f}"
+            f"{r['speed_ratio_vs_mmsa_mult']:>9}{r['memory_ratio_vs_mmsa_mult']:>10}"
+        )
+    print(f"(load average now {machine.load_average()}; per-epoch loads in the JSON)")
+    from mea_cli.paths import ensure_dir, write_json
+
+    ensure_dir(a.out)
+    path = a.out / f"peers-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    write_json(
+        path,
+        {
+            "benchmark": "incumbent comparison (issue 15)",
+            "pickle": data,
+            "epochs": a.epochs,
+            "reduced": bool(a.mmsa_batch_size or a.sets),  # not the comparison: a pipeline check
+            "mmsa": theirs,
+            "ours": ours,
+            "ratios": rows,
+            "wall_s": round(time.perf_counter() - start, 1),
+            "machine": machine.describe(__import__("torch")),
+        },
+    )
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
