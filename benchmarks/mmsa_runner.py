@@ -70,7 +70,7 @@ class _TimedPasses:
         return len(self._loader)
 
     def __iter__(self) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         samples = 0
         for batch in self._loader:
             samples += len(batch["index"])
@@ -78,6 +78,7 @@ class _TimedPasses:
         self._passes.append(
             {
                 "train_s": round(time.perf_counter() - start, 3),
+                "train_cpu_s": round(time.process_time() - cpu, 3),
                 "samples": samples,
                 "load_average": machine.load_average(),
                 "rss_MiB": machine.rss_mib(),
@@ -170,7 +171,9 @@ def summarise(rec: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(f"{rec['model']}: no pass over MMSA's training batches was timed")
     steady = passes[1:] if len(passes) > 1 else passes
     seconds = sum(p["train_s"] for p in steady) / len(steady)
+    cpu = sum(p["train_cpu_s"] for p in steady) / len(steady)
     return {
+        "train_samples_per_cpu_s": round(steady[0]["samples"] / cpu, 3),
         "model": f"MMSA-{rec['model']}",
         "params": rec.get("params"),
         "batch_size": rec.get("batch_size"),
@@ -179,6 +182,7 @@ def summarise(rec: dict[str, Any]) -> dict[str, Any]:
         "train_s_per_epoch": round(seconds, 2),
         "samples_per_epoch": steady[0]["samples"],
         "train_samples_per_s": round(steady[0]["samples"] / seconds, 3),
+        "train_cpu_s_per_epoch_all": [p["train_cpu_s"] for p in passes],
         "load_average_per_epoch": [p["load_average"] for p in passes],
         "peak_rss_MiB": rec["peak_rss_MiB"],
         "test": rec.get("test", {}),

@@ -2,7 +2,7 @@
 
 1. **Kernels** (:mod:`kernels`): each operation of the efficient paths beside the plain one.
 2. **Levers** (:mod:`step_cost`, a process per row): one MEA training step at the MOSI preset,
-   batch 4, ragged lengths up to 500, from the code before issue 15 (explicit attention with
+   batch 4 (``--lever-batch``), ragged lengths up to 500, from the code before issue 15 (explicit attention with
    attention dropout 0.1) to today's default, one lever added per row.
 3. **Cost curves**: step time and peak RSS against sequence length (``T`` = 50 ... 2000,
    batch 2, every sample full length) and against batch size (ragged lengths up to 500), for
@@ -62,12 +62,14 @@ def _row(label: str, rec: dict[str, Any], base: dict[str, Any] | None) -> str:
     if "error" in rec:
         return f"{label:<58} failed: {rec['error']}"
     text = (
-        f"{label:<58} {rec['step_s']:>8.2f} s {rec['samples_per_s']:>7.2f}/s "
-        f"{rec['peak_rss_MiB']:>8.0f} MiB  load {rec['load_average'][0]:.1f}"
+        f"{label:<58} {rec['step_s']:>7.2f} s {rec['step_cpu_s']:>7.2f} cpu-s "
+        f"{rec['samples_per_s']:>6.2f}/s {rec['peak_rss_MiB']:>6.0f} MiB  load "
+        f"{rec['load_average'][0]:.1f}"
     )
     if base is not None and "error" not in base:
         text += (
-            f"  speed x{base['step_s'] / rec['step_s']:.2f}"
+            f"  speed x{base['step_s'] / rec['step_s']:.2f} (cpu x"
+            f"{base['step_cpu_s'] / rec['step_cpu_s']:.2f})"
             f"  memory /{base['peak_rss_MiB'] / rec['peak_rss_MiB']:.2f}"
         )
     return text
@@ -165,6 +167,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--models", default="mea", help="registered models for the cost curves")
     ap.add_argument("--max-rss-gib", type=float, help="skip points predicted to need more")
+    ap.add_argument("--lever-batch", type=int, default=4, help="batch of the levers table")
     ap.add_argument("--skip-train", action="store_true")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--results", type=Path, default=HERE / "results")
@@ -191,10 +194,10 @@ def main() -> None:
         print(f"  {rec['what']:<50} plain {rec['plain_s'] * 1e3:8.1f} ms  ours "
               f"{rec['ours_s'] * 1e3:8.1f} ms  x{rec['ratio']}  load {rec['load_average'][0]}")  # fmt: skip
 
-    print("\n== levers: MEA, MOSI preset, batch 4, lengths <= 500 (ragged); one step each")
+    print(f"\n== levers: MEA, MOSI preset, batch {a.lever_batch}, lengths <= 500 (ragged)")
     levers = []
     for label, path, sets in LEVERS:
-        rec = bench.measure(point("mea", 4, 500, path, "mosi", sets, ragged=True))
+        rec = bench.measure(point("mea", a.lever_batch, 500, path, "mosi", sets, ragged=True))
         rec["lever"] = label
         levers.append(rec)
         print(_row(label, rec, levers[0]), flush=True)
@@ -229,7 +232,10 @@ def main() -> None:
 
     if "mea" in models:
         print("\n== MOSEI preset: batch 64, 10 heads, every sample T = 500 (worst case)")
-        rec = bench.measure(point("mea", 64, 500, "efficient", "mosei"), 0.0)
+        b32 = [r for r in curves_b.get("mea efficient", []) if r.get("batch") == 32]
+        # twice the batch, full instead of ragged lengths (~2x), 10 instead of 8 heads
+        guess = _predicted_mib(b32[0] if b32 else None, 2 * 2 * 1.25)
+        rec = bench.measure(point("mea", 64, 500, "efficient", "mosei"), guess)
         budget = 24 * 1024
         rec["budget_MiB"] = budget
         report["mosei_preset"] = rec
@@ -246,11 +252,13 @@ def main() -> None:
         ours = train_bench.train_ours(pkl, work / "train", "mea", "mosi", epochs)
         theirs = newest_peers(a.results)
         report["training"] = {"ours": ours, "baseline": theirs}
-        print(f"  {'':<46}{'samples/s':>10}{'peak RSS MiB':>14}")
+        print(f"  {'':<46}{'samples/s':>10}{'per cpu-s':>11}{'peak RSS MiB':>14}")
         print(f"  {theirs['model']:<46}{theirs['train_samples_per_s']:>10}"
+              f"{theirs.get('train_samples_per_cpu_s', '-'):>11}"
               f"{theirs['peak_rss_MiB']:>14.0f}")  # fmt: skip
         print(f"  {'MEA (ours), load ' + str(ours['load_average_per_epoch'][-1][0]):<46}"
-              f"{ours['train_samples_per_s']:>10}{ours['peak_rss_MiB']:>14.0f}")  # fmt: skip
+              f"{ours['train_samples_per_s']:>10}{ours['train_samples_per_cpu_s']:>11}"
+              f"{ours['peak_rss_MiB']:>14.0f}")  # fmt: skip
         speed = ours["train_samples_per_s"] / theirs["train_samples_per_s"]
         memory = ours["peak_rss_MiB"] / theirs["peak_rss_MiB"]
         print(f"  ratio: speed x{speed:.2f} (target >= 3), memory x{memory:.2f} (target <= 0.25)")

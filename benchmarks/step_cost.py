@@ -7,7 +7,8 @@ which every sample has ``T`` vision and audio steps and ``min(T, 50)`` text step
 the curves show the cost of length itself; ``--ragged`` draws each sample's lengths uniformly
 between a tenth of that and that, as in the benchmark pickle, so padding and its removal
 count), and times ``--steps`` training steps (forward,
-backward, Adam) after one warm-up step. ``path=explicit`` runs the reference code
+backward, Adam) after one warm-up step, in wall and in process CPU seconds (with one thread,
+CPU seconds are what a quiet machine's wall clock would show; they hold up under load). ``path=explicit`` runs the reference code
 (:func:`mea_cli.models.attention.explicit_attention`), the baseline of every optimisation.
 The child's peak RSS (and ``torch.cuda.max_memory_allocated`` on a GPU) is the point's memory.
 
@@ -60,6 +61,9 @@ def _batch(dataset: str, batch: int, t: int, ragged: bool, num_labels: int, devi
 
 def child(a: argparse.Namespace) -> dict[str, Any]:
     """Measure one point in this process (see the module docstring)."""
+    from mea_cli.runtime import prefer_huge_pages
+
+    prefer_huge_pages()  # as the `mea` entry point does, before torch is imported
     import torch
 
     from mea_cli.models import config_for, create_model
@@ -84,8 +88,8 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
         else contextlib.nullcontext()
     )
 
-    def step() -> float:
-        start = time.perf_counter()
+    def step() -> tuple[float, float]:
+        start, cpu = time.perf_counter(), time.process_time()
         opt.zero_grad(set_to_none=True)
         with autocast:
             out = model(batch)
@@ -93,12 +97,13 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
         opt.step()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
     with path:
-        warm = step()
+        warm, _ = step()
         # a point whose warm-up step is long is timed once (keeps `make bench` short)
-        times = [step() for _ in range(a.steps if warm < 5.0 else 1)]
+        timed = [step() for _ in range(a.steps if warm < 5.0 else 1)]
+    times = [w for w, _ in timed]
     return {
         "model": a.model,
         "dataset": a.dataset,
@@ -111,6 +116,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
         "warmup_s": round(warm, 3),
         "step_s": round(statistics.median(times), 3),
         "step_s_all": [round(x, 3) for x in times],
+        "step_cpu_s": round(statistics.median(c for _, c in timed), 3),
         "samples_per_s": round(a.batch / statistics.median(times), 3),
         "peak_rss_MiB": machine.peak_rss_mib(),
         "cuda_max_memory_allocated_MiB": (

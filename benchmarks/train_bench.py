@@ -45,13 +45,16 @@ def summarise(passes: list[dict[str, Any]]) -> dict[str, Any]:
         raise RuntimeError("no pass over the training batches was timed")
     steady = passes[1:] if len(passes) > 1 else passes
     seconds = sum(p["train_s"] for p in steady) / len(steady)
+    cpu = sum(p["train_cpu_s"] for p in steady) / len(steady)
     samples = steady[0]["samples"]
     return {
+        "train_samples_per_cpu_s": round(samples / cpu, 3),
         "epochs": len(passes),
         "train_s_per_epoch_all": [p["train_s"] for p in passes],
         "train_s_per_epoch": round(seconds, 2),
         "samples_per_epoch": samples,
         "train_samples_per_s": round(samples / seconds, 3),
+        "train_cpu_s_per_epoch_all": [p["train_cpu_s"] for p in passes],
         "load_average_per_epoch": [p["load_average"] for p in passes],
     }
 

@@ -37,7 +37,7 @@ class TimedLoader:
         return len(self._loader)
 
     def __iter__(self) -> Any:
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         samples = 0
         for batch in self._loader:
             samples += len(batch)
@@ -45,6 +45,7 @@ class TimedLoader:
         self._passes.append(
             {
                 "train_s": round(time.perf_counter() - start, 3),
+                "train_cpu_s": round(time.process_time() - cpu, 3),
                 "samples": samples,
                 "load_average": machine.load_average(),
                 "rss_MiB": machine.rss_mib(),
@@ -57,6 +58,9 @@ def main() -> int:
     if len(sys.argv) < 3 or sys.argv[2] != "--":
         raise SystemExit("usage: train_child.py RESULT.json -- <mea arguments>")
     args = sys.argv[3:]
+    from mea_cli.runtime import prefer_huge_pages
+
+    prefer_huge_pages()  # as the `mea` entry point does, before torch is imported
     import torch
 
     import mea_cli.data.dataset as dataset

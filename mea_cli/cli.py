@@ -399,6 +399,9 @@ def viz(
 
 def main() -> None:
     """Entry point of the ``mea`` script."""
+    from mea_cli.runtime import prefer_huge_pages
+
+    prefer_huge_pages()  # before any command imports torch
     try:
         app()
     except MeaError as err:

@@ -89,7 +89,7 @@ def fused_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    key_mask: torch.Tensor,
+    key_mask: torch.Tensor | None,
     dropout_p: float,
 ) -> torch.Tensor:
     """``masked_softmax(Q K^T / sqrt(d/K)) V`` with dropout on the weights, fused, ``[B, K, Tq, d/K]``.
@@ -98,11 +98,38 @@ def fused_attention(
     (every caller zeroes padded steps of its output, and all later operations are per step); a
     sample with no real key at all (empty source) gets an all-zero output, as the explicit masked
     softmax gives, never NaN: its keys are unmasked for the kernel and the result multiplied by 0.
+    ``key_mask=None``: every key is real (no mask for the kernel).
     """
+    if key_mask is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     has_key = key_mask.any(dim=1)
     keys = (key_mask | ~has_key[:, None])[:, None, None, :]
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, dropout_p=dropout_p)
     return out * has_key[:, None, None, None].to(out.dtype)
+
+
+class _LeanDropout(torch.autograd.Function):
+    """Inverted dropout that keeps its mask as booleans (torch's CPU dropout keeps a float mask)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, p: float) -> torch.Tensor:
+        keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(1.0 - p)
+        ctx.p = p
+        ctx.save_for_backward(keep)
+        return x.mul(keep).mul_(1.0 / (1.0 - p))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (keep,) = ctx.saved_tensors
+        return grad.mul(keep).mul_(1.0 / (1.0 - ctx.p)), None
+
+
+def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
+    """``module(x)``; on the efficient path in training the mask is kept as booleans (4x less
+    memory than torch's float mask on CPU; same distribution, a different random stream)."""
+    if module.training and module.p > 0 and fused_enabled() and torch.is_grad_enabled():
+        return _LeanDropout.apply(x, module.p)
+    return module(x)
 
 
 class _LeanFFN(torch.autograd.Function):
@@ -174,5 +201,5 @@ class FeedForward(nn.Module):
             inner = _LeanFFN.apply(
                 x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, p
             )
-            return self.drop(inner)
+            return dropout(inner, self.drop)
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))

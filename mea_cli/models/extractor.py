@@ -36,7 +36,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mea_cli.models.attention import fused_enabled
+from mea_cli.models.attention import dropout, fused_enabled
 from mea_cli.models.masking import apply_mask
 
 
@@ -69,7 +69,7 @@ class UnimodalExtractor(nn.Module):
         x = apply_mask(x, mask)
         h = self.conv(x.transpose(1, 2)).transpose(1, 2)
         h = h * math.sqrt(self.d) + sinusoidal_positions(t, self.d, h.device, h.dtype)
-        h = self.drop(apply_mask(h, mask))
+        h = dropout(apply_mask(h, mask), self.drop)
         if fused_enabled():
             return apply_mask(self._bilstm_unpacked(h, mask), mask)
         lengths = mask.sum(dim=1).clamp_min(1).cpu()

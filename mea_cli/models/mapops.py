@@ -218,7 +218,7 @@ class _PSAMaps(torch.autograd.Function):
         if ctx.history is not None:
             with torch.no_grad():
                 prev = None
-                for step in ctx.history:  # the earlier layers' maps, exactly as in forward
+                for step in ctx.history if ctx.chain else ():  # earlier maps, as in forward
                     prev, _ = _scores(prev, step, pairs, heads)
                     prev = _per_head(prev, heads)
                 step = ScoreStep(q, k, weight, bias, mu, ctx.scale)

@@ -50,7 +50,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
-from mea_cli.models.attention import QKV, FeedForward, fused_enabled, merge_heads
+from mea_cli.models.attention import QKV, FeedForward, dropout, fused_enabled, merge_heads
 from mea_cli.models.grouping import Plan, plan_groups, put_back, take
 from mea_cli.models.mapops import ScoreStep, map_matmul, mixed_scores, psa_maps, same_conv2d
 from mea_cli.models.masking import apply_mask, masked_softmax, pair_mask
@@ -172,7 +172,7 @@ class PSALayer(nn.Module):
             1.0 / math.sqrt(dh),
             history,
         )
-        z = h + self.drop(merge_heads(mixed.view(b, heads, t, dh)))  # Eq. 3
+        z = h + dropout(merge_heads(mixed.view(b, heads, t, dh)), self.drop)  # Eq. 3
         z = z + self.ffn(self.ln_ffn(z))  # Eq. 4
         return (z if full else apply_mask(z, mask)), logits, step
 
