@@ -136,9 +136,14 @@ def plot(curves: dict[str, Any], key: str, path: Path, title: str) -> None:
         style = "--" if "explicit" in name else "-"
         ax_t.plot(xs, [r["step_s"] for r in ok], style, marker="o", label=name)
         ax_m.plot(xs, [r["peak_rss_MiB"] / 1024 for r in ok], style, marker="o", label=name)
+    from matplotlib.ticker import ScalarFormatter
+
     for ax, ylabel in ((ax_t, "seconds per training step"), (ax_m, "peak RSS (GiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(ScalarFormatter() if axis is ax.yaxis else "")
         ax.set_xlabel("sequence length T (vision, audio)" if key == "T" else "batch size")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
@@ -148,6 +153,23 @@ def plot(curves: dict[str, Any], key: str, path: Path, title: str) -> None:
     with atomic_output(path, "plot") as tmp:
         fig.savefig(tmp, format="png", dpi=110)
     plt.close(fig)
+
+
+def replot(report: dict[str, Any], docs: Path) -> None:
+    """``docs/perf-length.png`` and ``docs/perf-batch.png`` from a report's curves."""
+    from mea_cli.paths import ensure_dir
+
+    ensure_dir(docs)
+    where = f"{report['machine']['cpu']}, {report['machine']['torch_threads']} threads"
+    load = max(
+        (r["load_average"][0] for rows in report["curves_length"].values() for r in rows
+         if "load_average" in r),
+        default=0.0,
+    )  # fmt: skip
+    plot(report["curves_length"], "T", docs / "perf-length.png",
+         f"MEA training step vs sequence length, batch 2 ({where}; load <= {load:.1f})")  # fmt: skip
+    plot(report["curves_batch"], "B", docs / "perf-batch.png",
+         f"MEA training step vs batch size, lengths <= 500 ragged ({where})")  # fmt: skip
 
 
 def newest_peers(results: Path) -> dict[str, Any]:
@@ -172,7 +194,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--results", type=Path, default=HERE / "results")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs")
+    ap.add_argument("--plot-only", type=Path, help="redraw the PNGs from a bench-*.json")
     a = ap.parse_args()
+    if a.plot_only:
+        replot(json.loads(a.plot_only.read_text()), a.docs)
+        return
     if a.threads:
         torch.set_num_threads(a.threads)
     from mea_cli.models import list_models
@@ -222,13 +248,7 @@ def main() -> None:
         curves_b[f"{m} explicit"] = bench.curve(m, "explicit", "B", batches[:3], t=500, ragged=True)
     report["curves_length"] = curves_t
     report["curves_batch"] = curves_b
-    ensure_dir(a.docs)
-    plot(curves_t, "T", a.docs / "perf-length.png",
-         f"training step vs length, batch 2 ({report['machine']['cpu']}, "
-         f"{torch.get_num_threads()} threads)")  # fmt: skip
-    plot(curves_b, "B", a.docs / "perf-batch.png",
-         f"training step vs batch, T <= 500 ragged ({report['machine']['cpu']}, "
-         f"{torch.get_num_threads()} threads)")  # fmt: skip
+    replot(report, a.docs)
 
     if "mea" in models:
         print("\n== MOSEI preset: batch 64, 10 heads, every sample T = 500 (worst case)")
@@ -272,7 +292,13 @@ def main() -> None:
             for ds, b in (("mosi", 32), ("mosei", 64))
         ]  # fmt: skip
         for rec in report["gpu"]:
-            print(f"  {rec}")
+            print(f"  {rec['dataset']} batch {rec['batch']}: {rec.get('step_s')} s/step, "
+                  f"{rec.get('cuda_max_memory_allocated_MiB')} MiB on {rec.get('device')}")  # fmt: skip
+        if not a.skip_train:
+            gpu = train_bench.train_ours(pkl, work / "train", "mea", "mosi", epochs, device="cuda")
+            report["gpu_training"] = gpu
+            print(f"  mea train on the 1/8 pickle: {gpu['train_samples_per_s']} samples/s, "
+                  f"{gpu['cuda_max_memory_allocated_MiB']} MiB GPU memory")  # fmt: skip
     report["wall_s"] = round(time.time() - started, 1)
     out = a.results / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
     write_json(out, report)

@@ -67,6 +67,7 @@ def train_ours(
     epochs: int = 2,
     sets: list[str] | None = None,
     seed: int = 1111,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Import ``pkl`` and train ``model`` on it (see the module docstring); the figures."""
     work.mkdir(parents=True, exist_ok=True)
@@ -75,12 +76,12 @@ def train_ours(
     log.unlink(missing_ok=True)
     imported = import_store(pkl, store, log, dataset)
     runs = work / "runs"
-    name = f"bench-{model}-{dataset}"
+    name = f"bench-{model}-{dataset}-{device}"
     shutil.rmtree(runs / name, ignore_errors=True)
     result = work / f"{model}-train.result.json"
     result.unlink(missing_ok=True)
     args = ["train", str(store), "--dataset", dataset, "--model", model, "--epochs", str(epochs)]
-    args += ["--seeds", str(seed), "--name", name, "--runs-dir", str(runs), "--device", "cpu"]
+    args += ["--seeds", str(seed), "--name", name, "--runs-dir", str(runs), "--device", device]
     for s in sets or []:
         args += ["--set", s]
     cmd = [sys.executable, str(HERE / "train_child.py"), str(result), "--", *args]
@@ -98,6 +99,7 @@ def train_ours(
     out = {
         "model": model,
         "dataset_preset": dataset,
+        "device": device,
         "sets": list(sets or []),
         **summarise(rec["passes"]),
         "peak_rss_MiB": max(peak, rec["peak_rss_MiB"]),
@@ -119,8 +121,10 @@ def main() -> None:
     ap.add_argument("--dataset", default="mosi")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--set", dest="sets", action="append", default=[])
+    ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     a = ap.parse_args()
-    print(json.dumps(train_ours(a.pkl, a.work, a.model, a.dataset, a.epochs, a.sets), indent=1))
+    rec = train_ours(a.pkl, a.work, a.model, a.dataset, a.epochs, a.sets, device=a.device)
+    print(json.dumps(rec, indent=1))
 
 
 if __name__ == "__main__":
