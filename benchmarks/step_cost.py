@@ -13,6 +13,11 @@ CPU seconds are what a quiet machine's wall clock would show; they hold up under
 The child's peak RSS (and ``torch.cuda.max_memory_allocated`` on a GPU) is the point's memory.
 
     python benchmarks/step_cost.py --model mea --T 500 --batch 4 [--path explicit] [--set k=v]
+
+``--budget-gib G`` checks the point against a memory budget (peak RSS on CPU,
+``torch.cuda.max_memory_allocated`` on a GPU): one line saying whether it fits, exit status 1
+when it does not. ``make bench-mosei-memory`` is the MOSEI preset's check (issue 15): batch 64,
+10 heads, every sample 500 vision and audio steps (the worst case), against 24 GiB.
 """
 
 from __future__ import annotations
@@ -187,14 +192,34 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     ap.add_argument("--json", type=Path, help="write the point here (else print it)")
+    ap.add_argument("--budget-gib", type=float, help="check the peak memory against this budget")
     a = ap.parse_args()
     rec = child(a)
+    verdict = budget_check(rec, a.budget_gib) if a.budget_gib else None
     if a.json:
         from mea_cli.paths import write_json
 
         write_json(a.json, rec)
     else:
         print(json.dumps(rec, indent=1))
+    if verdict is not None:
+        print(verdict)
+        sys.exit(0 if rec["fits_budget"] else 1)
+
+
+def budget_check(rec: dict[str, Any], budget_gib: float) -> str:
+    """Add ``budget_MiB`` and ``fits_budget`` to ``rec``; the one-line verdict."""
+    on_gpu = rec["cuda_max_memory_allocated_MiB"] is not None
+    used = rec["cuda_max_memory_allocated_MiB"] if on_gpu else rec["peak_rss_MiB"]
+    what = f"torch.cuda.max_memory_allocated on {rec['device']}" if on_gpu else "peak RSS (CPU)"
+    rec["budget_MiB"] = round(budget_gib * 1024, 1)
+    rec["fits_budget"] = used <= rec["budget_MiB"]
+    return (
+        f"{rec['model']} {rec['dataset']} preset, batch {rec['batch']}, T {rec['T']}: {what} "
+        f"{used / 1024:.2f} GiB, {'within' if rec['fits_budget'] else 'OVER'} the "
+        f"{budget_gib:g} GiB budget ({rec['step_s']} s/step, {rec['torch_threads']} threads, "
+        f"load {rec['load_average'][0]})"
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ the load average after each, the process's peak RSS and the machine description.
 
 from __future__ import annotations
 
+import inspect
 import sys
 import time
 from pathlib import Path
@@ -68,10 +69,12 @@ def main() -> int:
 
     passes: list[dict[str, Any]] = []
     real_make_loader = dataset.make_loader
+    signature = inspect.signature(real_make_loader)
 
     def make_loader(*a: Any, **kw: Any) -> Any:
         loader = real_make_loader(*a, **kw)
-        return TimedLoader(loader, passes) if kw.get("shuffle") else loader
+        shuffle = signature.bind(*a, **kw).arguments.get("shuffle")  # positional or keyword
+        return TimedLoader(loader, passes) if shuffle else loader
 
     dataset.make_loader = make_loader
     from mea_cli import cli

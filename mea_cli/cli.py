@@ -1,23 +1,35 @@
 """The ``mea`` command line: argument parsing and printing only; each command calls one stage.
 
-User mistakes raise :class:`mea_cli.errors.MeaError`; :func:`main` prints them as one line on
-stderr and exits with code 2. Anything else is a bug and keeps its traceback.
+Every path argument is checked at the start of its command, before any work, with
+:mod:`mea_cli.paths` (an output that is a directory, a parent that is a file or missing, an
+unwritable place, an input that is missing, empty or of the wrong kind), and nothing is created
+for a path that fails. User mistakes raise :class:`mea_cli.errors.MeaError`; :func:`main`
+prints them as one line on stderr and exits with code 2. Ctrl-C (SIGINT) and a scheduler's
+SIGTERM end any command with one line and exit code 130 / 143 (:mod:`mea_cli.interrupt`).
+Anything else is a bug and keeps its traceback.
+
+Output under schedulers: help is click's plain text (Rich markup would swallow
+``[asr]``-style brackets), and when stdout / stderr is not a terminal the consoles get a wide
+page so that tables are not cropped to 80 columns (``COLUMNS`` still wins when set).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 from enum import Enum
 from pathlib import Path
 
+import click
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
-from mea_cli import __version__
+from mea_cli import __version__, interrupt
 from mea_cli.errors import MeaError
+from mea_cli.paths import PathError, check_input_file, check_output_dir, check_output_file
 
 app = typer.Typer(
     name="mea",
@@ -25,27 +37,20 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,
+    # plain click help: Rich markup would swallow "[asr]"-style text and crop it when piped
+    rich_markup_mode=None,
 )
-console = Console()
-err_console = Console(stderr=True)
+# markup off: file names, sample ids ("v[0]") and hints ("mea-cli[asr]") print as they are;
+# styling is done with Text / style=, never with "[bold]" tags in strings
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
+PIPE_WIDTH = 1000  # page width when not a terminal: long table rows stay whole lines
 
 
 class Like(str, Enum):
     mosi = "mosi"
     mosei = "mosei"
     iemocap = "iemocap"
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    )
 
 
 def _version(value: bool) -> None:
@@ -77,12 +82,20 @@ def info(
         None, "--features", help="With --model: take input dims and task from this store."
     ),
     drop: list[str] = typer.Option(
-        [], "--drop", help="With --model: Table V switch to apply (repeatable)."
+        [], "--drop", help="With --model: the model's ablation switch to apply (repeatable)."
+    ),
+    sample: str = typer.Option(
+        None, "--sample", help="With FILE: one sample's labels, sequences and words."
     ),
 ) -> None:
     """Summarise a feature store (FILE), or a model's size with --model NAME --dataset D."""
     if (file is None) == (model is None):
         raise MeaError("give exactly one of FILE (a feature store) or --model NAME")
+    if sample is not None and file is None:
+        raise MeaError("--sample needs FILE (a feature store)")
+    for store in (file, features):
+        if store is not None:
+            check_input_file(store, "feature store")
     if model is not None:
         from mea_cli.models.summary import describe_model, render_model_summary
 
@@ -93,8 +106,16 @@ def info(
             render_model_summary(described, console)
         return
     from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.artifacts.summary import render_summary, summarize
+    from mea_cli.artifacts.summary import describe_sample, render_sample, render_summary, summarize
 
+    if sample is not None:
+        with FeatureStore(file) as store:
+            described = describe_sample(store, sample)
+        if as_json:
+            sys.stdout.write(json.dumps(described, indent=2) + "\n")
+        else:
+            render_sample(described, console)
+        return
     with FeatureStore(file) as store:
         summary = summarize(store)
     if as_json:
@@ -114,21 +135,15 @@ def synth(
     ),
 ) -> None:
     """Write synthetic asynchronous data whose labels need several modalities and word order."""
+    check_output_file(out, "feature store")
     from mea_cli.data.synth import SPECS, write_synthetic
+    from mea_cli.progress import ProgressReporter
 
     total = SPECS[like.value].default_n if n is None else n
-    with _progress() as bar:
-        task = bar.add_task(f"synth-{like.value}", total=total)
-        count = write_synthetic(
-            out,
-            like.value,
-            total,
-            seed,
-            max_seconds,
-            progress=lambda k: bar.update(task, completed=k),
-        )
+    with ProgressReporter(f"synth-{like.value}", total, "samples", err_console) as rep:
+        count = write_synthetic(out, like.value, total, seed, max_seconds, progress=rep.update)
     console.print(
-        f"wrote {count} synthetic {like.value}-shaped samples to {escape(str(out))}",
+        f"wrote {count} synthetic {like.value}-shaped samples to {out}",
         highlight=False,
     )
 
@@ -143,26 +158,33 @@ def train(
         [], "--set", help="key=value: model config field, or train.<setting>."
     ),
     config: Path = typer.Option(None, "--config", help="TOML file with [train] and [model]."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
     name: str = typer.Option(None, "--name", help="Run name [default: model-dataset-time]."),
     resume: bool = typer.Option(False, "--resume", help="Continue run --name (or runs/latest)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs are kept."),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
+    if features is not None:
+        check_input_file(features, "feature store")
+    if config is not None:
+        check_input_file(config, "config file")
+    check_output_dir(runs_dir, "runs directory")
     from mea_cli.train.cli_support import parse_seeds, print_run_summary
-    from mea_cli.train.trainer import TrainRequest, train_run
+    from mea_cli.train.config import overrides_from_cli
+    from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
 
+    train_over, model_over = overrides_from_cli(sets, config, epochs)
+    enable_determinism()
     result = train_run(
         TrainRequest(
             features=features,
             dataset=dataset,
             model=model,
             seeds=parse_seeds(seeds),
-            sets=list(sets),
-            config_file=config,
+            train_overrides=train_over,
+            model_overrides=model_over,
             device=device,
-            epochs=epochs,
             name=name,
             resume=resume,
             runs_dir=runs_dir,
@@ -174,14 +196,21 @@ def train(
 
 @app.command(name="eval")
 def eval_(
-    ckpt: Path = typer.Argument(..., help="A checkpoint (runs/<name>/ckpt.pt)."),
+    ckpt: Path = typer.Argument(
+        ..., help="A checkpoint (runs/<name>/ckpt.pt) or a run directory holding one."
+    ),
     features: Path = typer.Option(None, "--features", help="Store [default: the training one]."),
     split: str = typer.Option("test", "--split", help="train, valid or test."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     paper: bool = typer.Option(False, "--paper", help="Show the papers' rows beside ours."),
-    device: str = typer.Option("cpu", "--device", help="auto, cpu or cuda."),
+    device: str = typer.Option("cpu", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
     """Evaluate a checkpoint: the literature's metrics beside a training-mean baseline."""
+    from mea_cli.train.runs import checkpoint_in
+
+    ckpt = checkpoint_in(ckpt)
+    if features is not None:
+        check_input_file(features, "feature store")
     from mea_cli.train.evaluate import evaluate_checkpoint, render_eval
 
     result = evaluate_checkpoint(ckpt, features, split, device, with_paper=paper)
@@ -210,9 +239,38 @@ def import_(
     audio_csd: str = typer.Option(None, "--audio-csd", help="csd: the audio sequence file."),
     labels_csd: str = typer.Option(None, "--labels-csd", help="csd: the labels sequence file."),
     label_column: int = typer.Option(0, "--label-column", help="csd: sentiment label column."),
+    emotions: str = typer.Option(
+        None,
+        "--emotions",
+        help="csd, iemocap: the emotion of each label column in file order, e.g. "
+        "neutral,happy,sad,angry [default: the labels' dimension names].",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the import report as JSON."),
 ) -> None:
     """Import CMU benchmark features (MulT / MMSA pickles, SDK .csd) into a feature store."""
+    owners = {"--folds": folds, "--text-csd": text_csd, "--vision-csd": vision_csd,
+              "--audio-csd": audio_csd, "--labels-csd": labels_csd, "--emotions": emotions,
+              "--label-column": label_column or None}  # fmt: skip
+    owner = {k: ImportKind.csd for k, v in owners.items() if v is not None}
+    if padding != "auto":
+        owner["--padding"] = ImportKind.mult
+    misplaced = sorted(k for k, o in owner.items() if o is not kind)
+    if misplaced:
+        raise MeaError(
+            f"mea import {kind.value} does not take {', '.join(misplaced)} (options of "
+            + ", ".join(sorted({f"mea import {owner[k].value}" for k in misplaced}))
+            + ")"
+        )
+    if kind is ImportKind.csd:
+        if not src.exists():
+            raise PathError(src, "no such directory of .csd files")
+        if not src.is_dir():
+            raise PathError(src, "is a file; give the directory that holds the .csd files")
+    else:
+        check_input_file(src, f"{kind.value} pickle")
+    if folds is not None:
+        check_input_file(folds, "folds file")
+    check_output_file(out, "feature store")
     from mea_cli.data.importers import import_csd, import_mmsa, import_mult
 
     ds = None if dataset is None else dataset.value
@@ -224,52 +282,90 @@ def import_(
         report = import_csd(
             src, out, ds, text=text_csd, vision=vision_csd, audio=audio_csd,
             labels=labels_csd, folds=folds, label_column=label_column,
+            emotions=None if emotions is None else [e for e in emotions.split(",") if e.strip()],
         )  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
         report.render(console)
-        console.print(f"wrote {escape(str(out))}", highlight=False)
+        console.print(f"wrote {out}", highlight=False)
 
 
 @app.command()
 def extract(
     videos: Path = typer.Argument(..., help="A folder of videos (searched recursively) or one video."),
     out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
-    labels: Path = typer.Option(None, "--labels", help="CSV: video,start,end,label[,split]."),
+    labels: Path = typer.Option(
+        None, "--labels", help="CSV: video,start,end,label[,split] (or CMU video_id,clip_id,...)."
+    ),
+    task: str = typer.Option(
+        "auto", "--task", help="auto, regression, multiclass or binary-multilabel."
+    ),
+    classes: str = typer.Option(None, "--classes", help="Class names in order: a,b,c."),
+    label_range: str = typer.Option(None, "--label-range", help="Regression range a,b."),
+    label_column: str = typer.Option("label", "--label-column", help="Labels CSV column."),
     workers: int = typer.Option(1, "--workers", "-j", min=1, help="Videos extracted in parallel."),
     cache: Path = typer.Option(None, "--cache", help="Per-video cache [default: OUT.cache]."),
     shard: str = typer.Option(None, "--shard", help="i/n: extract every n-th video from the i-th."),
     dataset: str = typer.Option("", "--dataset", help="Dataset name stored in the file."),
-    fps: float = typer.Option(None, "--fps", help="Face frames per second [default: native]."),
-    max_side: int = typer.Option(0, "--max-side", min=0, help="Shrink larger frames (0: never)."),
     face_backend: str = typer.Option("blendshapes", "--face-backend", help="blendshapes | pyfeat."),
+    face_opt: list[str] = typer.Option([], "--face-opt", help="key=value for the face backend."),
+    audio_backend: str = typer.Option("opensmile", "--audio-backend", help="opensmile."),
+    audio_opt: list[str] = typer.Option([], "--audio-opt", help="key=value for the audio backend."),
+    text_backend: str = typer.Option("glove", "--text-backend", help="glove."),
+    text_opt: list[str] = typer.Option([], "--text-opt", help="key=value for the text backend."),
+    fps: float = typer.Option(None, "--fps", help="Face frames per second [default: native]."),
+    max_side: int = typer.Option(None, "--max-side", min=0, help="Shrink larger frames (0: never)."),
     face_model: Path = typer.Option(None, "--face-model", help="MediaPipe face_landmarker.task."),
-    pyfeat_weights: Path = typer.Option(None, "--pyfeat-weights", help="py-feat weight folder."),
-    audio_set: str = typer.Option("egemaps", "--audio-set", help="egemaps | compare."),
+    audio_set: str = typer.Option(None, "--audio-set", help="egemaps | compare."),
     glove: Path = typer.Option(None, "--glove", help="GloVe text, word2vec .bin or gensim .kv."),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper when no transcript sidecar."),
+    asr_model: Path = typer.Option(
+        None, "--asr-model", help="CTranslate2 Whisper model folder (default: the packaged tiny.en)."
+    ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
+    if not videos.exists():
+        raise PathError(videos, "no such file or folder")
+    if not videos.is_dir():
+        check_input_file(videos, "video file")
+    for given, what in ((labels, "labels file"), (face_model, "face model"), (glove, "vectors")):
+        if given is not None:
+            check_input_file(given, what)
+    from mea_cli.extract.backends import BackendSpec
     from mea_cli.extract.driver import ExtractConfig
     from mea_cli.extract.driver import extract as run_extract
-    from mea_cli.extract.report import progress_bar, render_report
+    from mea_cli.extract.labelparse import LabelSpec
+    from mea_cli.extract.report import progress_reporter, render_report
+
+    shortcuts = {
+        "face": {"fps": fps, "max_side": max_side, "model": face_model},
+        "audio": {"set": audio_set},
+        "text": {"vectors": glove},
+    }
+
+    def spec(kind: str, name: str, opts: list[str]) -> BackendSpec:
+        given = {k: str(v) for k, v in shortcuts[kind].items() if v is not None}
+        return BackendSpec.parse(kind, name, opts).with_options(given)
 
     cfg = ExtractConfig(
-        fps=fps,
-        max_side=max_side,
-        face_backend=face_backend,
-        face_model=str(face_model) if face_model else None,
-        pyfeat_weights=str(pyfeat_weights) if pyfeat_weights else None,
-        audio_set=audio_set,
-        glove=str(glove) if glove else None,
+        face=spec("face", face_backend, face_opt),
+        audio=spec("audio", audio_backend, audio_opt),
+        text=spec("text", text_backend, text_opt),
         asr=asr,
+        asr_model=str(asr_model) if asr_model else None,
     )
-    with progress_bar(err_console) as update:
+    label_spec = LabelSpec(
+        task=task,
+        classes=LabelSpec.parse_classes(classes),
+        value_range=LabelSpec.parse_range(label_range),
+        column=label_column,
+    )
+    with progress_reporter(err_console) as update:
         report = run_extract(
-            videos, out, cfg, labels=labels, workers=workers, cache_dir=cache, shard=shard,
-            dataset=dataset, progress=update,
-        )
+            videos, out, cfg, labels=labels, label_spec=label_spec, workers=workers,
+            cache_dir=cache, shard=shard, dataset=dataset, progress=update,
+        )  # fmt: skip
     render_report(report, console)
 
 
@@ -279,10 +375,13 @@ def merge(
     out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
 ) -> None:
     """Join feature stores made with `mea extract --shard i/n` (schemas must match)."""
+    for store in stores:
+        check_input_file(store, "feature store")
+    check_output_file(out, "feature store")
     from mea_cli.extract.merge import merge_stores
 
     n = merge_stores(stores, out)
-    console.print(f"merged {len(stores)} stores, {n} samples -> {escape(str(out))}", highlight=False)
+    console.print(f"merged {len(stores)} stores, {n} samples -> {out}", highlight=False)
 
 
 class TableFormat(str, Enum):
@@ -301,13 +400,13 @@ def _job_reporter(kind: str):  # noqa: ANN202 - callback for mea_cli.ablate.runn
             "reused": "reused the run's own result",
         }
         err_console.print(
-            f"{kind} {escape(job.row)} seed {job.seed}: {words.get(event, event)}", highlight=False
+            f"{kind} {job.row} seed {job.seed}: {words.get(event, event)}", highlight=False
         )
 
     return report
 
 
-def _print_table(table, fmt: TableFormat) -> None:  # noqa: ANN001 - mea_cli.ablate.table.ResultTable
+def _print_table(table, fmt: TableFormat) -> None:  # noqa: ANN001 - ResultTable or CompareTables
     if fmt is TableFormat.rich:
         console.print(table.to_rich())
     else:
@@ -318,7 +417,7 @@ def _print_table(table, fmt: TableFormat) -> None:  # noqa: ANN001 - mea_cli.abl
 @app.command()
 def ablate(
     drop: list[str] = typer.Option(
-        [], "--drop", help="Table V switch to remove (repeatable), or 'all' for every row."
+        [], "--drop", help="The model's switch to remove (repeatable), or 'all' for every row."
     ),
     run: str = typer.Option(
         None, "--run", help="Run directory or name under --runs-dir (default: runs/latest)."
@@ -331,22 +430,35 @@ def ablate(
     ),
     paper: bool = typer.Option(False, "--paper", help="Add the paper's Table V values (MOSI/MOSEI)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
-    """Ablate a trained run (Table V): retrain each row with the same data, config and seeds."""
+    """Ablate a trained run (MEA: Table V): retrain each of the model's switches with the same
+    data, config and seeds."""
+    _check_run_args(runs_dir, run)
     from mea_cli.ablate.api import ablate as run_ablation
+    from mea_cli.train.trainer import enable_determinism
 
+    enable_determinism()
     result = run_ablation(
         runs_dir, run, drop, seeds, paper, report=_job_reporter("row"), device=device
     )
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
-        err_console.print("note: the paper's Table V has values for MOSI and MOSEI only")
-    files = ", ".join(escape(str(p)) for p in result.files.values())
+        err_console.print(
+            "note: published ablation values exist for MEA only (Table V: MOSI and MOSEI)"
+        )
+    files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
 
-@app.command()
+def _check_run_args(runs_dir: Path, run: str | None) -> None:
+    """``--runs-dir`` must be a directory (or creatable); a ``--run`` path must not be a file."""
+    check_output_dir(runs_dir, "runs directory")
+    if run is not None and Path(run).exists() and not Path(run).is_dir():
+        raise PathError(run, "is a file, not a run directory")
+
+
+@app.command(short_help="Sensitivity analysis (MEA Figs 7-9): retrain with one field varied.")
 def sweep(
     settings: list[str] = typer.Argument(
         ..., help="key=v1,v2,... per swept field (mu, alpha, beta, psa_layers, train.lr, ...)."
@@ -359,14 +471,18 @@ def sweep(
     ),
     fmt: TableFormat = typer.Option(TableFormat.rich, "--format", help="How to print tables."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
     """Sensitivity analysis (Figs. 7-9): retrain with one config field varied; table + PNG plot."""
+    _check_run_args(runs_dir, run)
     from mea_cli.ablate.api import sweep as run_sweep
+    from mea_cli.train.trainer import enable_determinism
+
+    enable_determinism()
 
     def show(res) -> None:  # noqa: ANN001 - mea_cli.ablate.api.SweepResult
         _print_table(res.table, fmt)
-        files = ", ".join(escape(str(p)) for p in res.files.values())
+        files = ", ".join(str(p) for p in res.files.values())
         err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
     run_sweep(
@@ -375,7 +491,45 @@ def sweep(
     )
 
 
-@app.command()
+@app.command(short_help="Several models on the same store, splits and seeds, with paired t-tests.")
+def compare(
+    features: Path = typer.Argument(..., help="Feature store (.h5) every model trains on."),
+    dataset: str = typer.Option(..., "--dataset", help="Preset: mosi, mosei or iemocap."),
+    models: str = typer.Option(..., "--models", help="Comma-separated models; the first is the reference."),
+    seeds: int = typer.Option(5, "--seeds", min=1, help="Number of seeds (1111, 1112, ...)."),
+    paper: bool = typer.Option(False, "--paper", help="The papers' values beside ours (benchmark data only)."),
+    fmt: TableFormat = typer.Option(TableFormat.rich, "--format", help="How to print (all files are written)."),
+    sets: list[str] = typer.Option(
+        [], "--set", help="train.<setting>=v (every model) or <model>.<field>=v (one model)."
+    ),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Override every preset's epochs."),
+    name: str = typer.Option(None, "--name", help="Directory under --runs-dir [default: compare-<dataset>-<store>]."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+) -> None:
+    """Train several models on the same store, splits and seeds; per-metric tables with paired
+    t-tests against the first model, md/csv/tex files and a bar chart."""
+    check_input_file(features, "feature store")
+    check_output_dir(runs_dir, "runs directory")
+    from mea_cli.ablate.compare import compare as run_compare
+    from mea_cli.ablate.compare import parse_compare_sets
+    from mea_cli.train.trainer import enable_determinism
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    train_over, per_model = parse_compare_sets(sets, names)
+    if epochs is not None:
+        train_over["epochs"] = epochs
+    enable_determinism()
+    result = run_compare(
+        features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
+        report=_job_reporter("model"), device=device,
+    )  # fmt: skip
+    _print_table(result.tables, fmt)
+    files = ", ".join(str(p) for p in result.files.values())
+    err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
+
+
+@app.command(short_help="Pictures: t-SNE, WAL weights, PSA maps, training curves (PNG).")
 def viz(
     ckpt: Path = typer.Argument(..., help="A checkpoint (ckpt.pt) or a run directory holding one."),
     what: list[str] = typer.Option(
@@ -389,26 +543,59 @@ def viz(
     seed: int = typer.Option(0, "--seed", help="Seed of sample choice and t-SNE."),
 ) -> None:
     """Pictures: t-SNE of h^e/h^a (Fig. 5), WAL weights (Fig. 6), PSA maps, training curves."""
+    from mea_cli.train.runs import checkpoint_in
+
+    path = checkpoint_in(ckpt)
+    if features is not None:
+        check_input_file(features, "feature store")
+    if out is not None:
+        check_output_dir(out, "picture directory")
     from mea_cli.viz.api import make
 
-    path = ckpt / "ckpt.pt" if ckpt.is_dir() else ckpt
     whats = [w.strip() for item in what for w in item.split(",") if w.strip()]
     for o in make(path, whats, out, features, split, sample, samples, seed):
-        console.print(f"{o.what}: {escape(str(o.png))} - {escape(o.summary)}", highlight=False)
+        console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
+
+
+def _wide_when_piped() -> None:
+    """Rich crops tables to 80 columns when it does not write to a terminal (a pipe, a batch
+    scheduler's log file). Nothing is gained there by wrapping, so such a console gets a wide
+    page (tables keep their natural width) unless ``COLUMNS`` says otherwise."""
+    if os.environ.get("COLUMNS"):
+        return
+    for c in (console, err_console):
+        if not c.is_terminal:
+            c.width = PIPE_WIDTH
 
 
 def main() -> None:
-    """Entry point of the ``mea`` script."""
+    """Entry point of the ``mea`` script: exit 0, 2 for a user mistake (one line on stderr),
+    130 for Ctrl-C and 143 for SIGTERM (one line each), 1 for a bug (with its traceback)."""
     from mea_cli.runtime import prefer_huge_pages
 
     prefer_huge_pages()  # before any command imports torch
+    _wide_when_piped()
+    interrupt.install()
     try:
-        app()
+        # not standalone: click must not turn Ctrl-C into a silent "exit 130" on its own
+        code = app(standalone_mode=False)
     except MeaError as err:
         err_console.print(
-            f"[bold red]error:[/] {escape(str(err))}", highlight=False, soft_wrap=True
+            Text.assemble(("error:", "bold red"), " ", str(err)), highlight=False, soft_wrap=True
         )
         raise SystemExit(err.exit_code) from None
-    except KeyboardInterrupt:
-        err_console.print("[bold red]interrupted[/]")
-        raise SystemExit(130) from None
+    except click.ClickException as err:  # usage errors: click's own message, exit 2
+        err.show()
+        raise SystemExit(err.exit_code) from None
+    except click.Abort:  # end of input at a prompt
+        err_console.print("aborted", highlight=False)
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:  # outside a command (while starting up)
+        code = 130
+    if code == 130:  # typer's answer to KeyboardInterrupt inside a command
+        if interrupt.received() == signal.SIGTERM:
+            err_console.print(Text.assemble(("terminated", "bold red"), " (SIGTERM)"))
+            raise SystemExit(143)
+        err_console.print(Text.assemble(("interrupted", "bold red"), " (Ctrl-C)"))
+        raise SystemExit(130)
+    raise SystemExit(code if isinstance(code, int) else 0)

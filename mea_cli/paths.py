@@ -148,6 +148,21 @@ def write_json(path: str | os.PathLike[str], obj: Any, what: str = "output file"
     return write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n", what)
 
 
+def replace_symlink(link: str | os.PathLike[str], target: str) -> Path:
+    """Point symlink ``link`` at ``target`` atomically (a new link beside it, renamed over it),
+    so a reader never sees the link missing. Raises ``OSError`` where symlinks are not
+    supported; the caller decides what to do instead."""
+    link = Path(link)
+    tmp = link.with_name(f".{link.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        os.symlink(target, tmp)
+        os.replace(tmp, link)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return link
+
+
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
     """SHA-256 of a file, streamed (feature stores can be large)."""
     h = hashlib.sha256()

@@ -20,10 +20,12 @@ import torch
 from mea_cli.ablate.api import ablate, load_run, sweep
 from mea_cli.ablate.errors import AblationError, SweepError
 from mea_cli.data.synth import write_synthetic
+from mea_cli.models.registry import CapabilityError
 from mea_cli.models.switches import SWITCHES
 from mea_cli.train.trainer import TrainRequest, train_run
+from mea_cli.viz.api import make
 
-TINY = ["d=8", "heads=2", "d_h=8", "psa_layers=2", "hca_layers=1"]
+TINY = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 2, "hca_layers": 1}
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
@@ -47,8 +49,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
             features=store,
             dataset="mosi",
             seeds=[1, 2],
-            sets=TINY,
-            epochs=1,
+            model_overrides=TINY,
+            train_overrides={"epochs": 1},
             name="base",
             runs_dir=root / "runs",
             live=False,
@@ -166,7 +168,7 @@ def test_ablate_killed_after_first_row_resumes_without_retraining(trained: Path)
 
 def test_errors_are_one_line(trained: Path, tmp_path: Path) -> None:
     bad = _mea(["ablate", "--drop", "psa", "--drop", "bogus"], trained)
-    assert bad.returncode == 2 and "unknown ablation switch 'bogus'" in bad.stderr
+    assert bad.returncode == 2 and "model 'mea' has no ablation switch 'bogus'" in bad.stderr
     assert "mru-fine" in bad.stderr and "Traceback" not in bad.stderr
     empty = tmp_path / "runs" / "nockpt"
     empty.mkdir(parents=True)
@@ -197,9 +199,26 @@ def test_sweep_trains_each_value_table_and_plot(trained: Path) -> None:
         assert cfg["model_config"]["mu"] == float(value)
     png = mu.files["png"]
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
-    assert (run / "sweep-mu.md").read_text().count("±") >= 8
+    md = (run / "sweep-mu.md").read_text()
+    assert md.count("(n=1)") >= 8 and "± 0.0" not in md  # one seed: no std to show
     layers = json.loads((run / "sweep" / "psa_layers=1" / "1" / "config.json").read_text())
     assert layers["model_config"]["psa_layers"] == 1
+
+
+def test_sweep_over_a_training_setting_trains_with_each_value(trained: Path) -> None:
+    """Issue 16: ``mea sweep train.lr=...`` ignored the value, then refused the job."""
+    run = trained / "runs" / "base"
+    base = json.loads((run / "config.json").read_text())
+    (result,) = sweep(trained / "runs", "base", ["train.lr=5e-4,2e-3"], seeds=1)
+    assert [row.label for row in result.table.rows] == ["train.lr = 5e-4", "train.lr = 2e-3"]
+    for text, value in (("5e-4", 5e-4), ("2e-3", 2e-3)):
+        job = run / "sweep" / f"train.lr={text}" / "1"
+        cfg = json.loads((job / "config.json").read_text())
+        assert cfg["train"] == {**base["train"], "lr": value}  # only lr changed
+        assert cfg["model_config"] == base["model_config"]
+        assert cfg["train_sources"]["lr"] == "override"
+        first_epoch = json.loads((job / "log.jsonl").read_text().splitlines()[0])
+        assert first_epoch["lr"] == value  # the optimizer really used it
 
 
 @pytest.mark.slow
@@ -212,5 +231,13 @@ def test_drop_all_covers_every_table_v_row(trained: Path) -> None:
     for sw in SWITCHES.values():
         assert sw.table_row in md
     assert "| MEA (Full Model) |" in md and "42.5" in md and "84.6" in md  # --paper, MOSI
+    assert "(n=1)" in md and "± 0.0" not in md  # one seed: no made-up std
+    source = next(line for line in md.splitlines() if line.startswith("Paper values:"))
+    assert "TABLE V" in source and "Modality-Exclusive and -Agnostic" in source
+    assert "/" not in source.replace("w/o", "") and ".md" not in source  # no file path
     info = load_run(trained / "runs", "base")
     assert info.seeds == (1, 2)
+    # a picture the ablated model cannot give is refused by asking the registry, in one line
+    wal_ckpt = trained / "runs" / "base" / "ablation" / "wal" / "1" / "ckpt.pt"
+    with pytest.raises(CapabilityError, match="built with ablations wal, which remove its modality weights"):
+        make(wal_ckpt, ["wal"], trained / "viz")

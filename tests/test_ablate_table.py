@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 from dataclasses import dataclass
 
 import pytest
+from rich.console import Console
 
 from mea_cli.ablate.errors import AblationError
 from mea_cli.ablate.rows import check_names, paper_table, table_rows
@@ -30,7 +33,9 @@ SWITCHES = {
 
 def test_paper_values_transcribed() -> None:
     table = paper_table()
-    assert "mea_tcsvt.md" in table["source"]["paper"]
+    # cited by title and venue, never by a file path of the machine it was built on
+    assert "Modality-Exclusive and -Agnostic Representations" in table["source"]["paper"]
+    assert "/" not in table["source"]["paper"] and ".md" not in json.dumps(table["source"])
     rows = {r["key"]: r for r in table["rows"]}
     assert len(rows) == 17
     assert rows["full"]["mosi"] == {"acc7": 42.5, "f1": 84.6}
@@ -47,10 +52,31 @@ def test_rows_follow_table_v_order() -> None:
 
 
 def test_unknown_names_list_valid_ones() -> None:
-    with pytest.raises(AblationError, match="unknown ablation switch 'nope'.*psa"):
+    with pytest.raises(AblationError, match="model 'mea' has no ablation switch 'nope'.*psa"):
         check_names(["psa", "nope"], SWITCHES)
     assert check_names(["all"], SWITCHES) == list(SWITCHES)
     assert check_names(["psa", "psa"], SWITCHES) == ["psa"]
+    with pytest.raises(AblationError, match="model 'mult' has no ablation switch 'psa'; its"):
+        check_names(["psa"], {"crossmodal": _Switch("crossmodal", "w/o crossmodal")}, "mult")
+    with pytest.raises(AblationError, match="model 'tiny' declares no ablation switches"):
+        check_names(["psa"], {}, "tiny")
+
+
+def test_other_models_rows_follow_their_switches_without_paper_values() -> None:
+    rows = table_rows(SWITCHES, ["psa", "wal"], model="tiny")
+    assert [(r.key, r.label, r.paper) for r in rows] == [
+        ("full", "tiny (full model)", {}),
+        ("psa", "w/o PSA Module", {}),  # MEA's Table V values are MEA's, not tiny's
+        ("wal", "w/o Weighted Attention Layer", {}),
+    ]
+    assert paper_table("tiny") is None
+
+
+def test_one_seed_says_n_1_instead_of_a_zero_std() -> None:
+    t = build_table("x", [("full", "Full", "", {1: {"acc7": 0.4, "mae": 1.0}})], ["acc7", "mae"])
+    assert t.rows[0].stats["acc7"].n == 1
+    md = t.to_markdown()
+    assert "| Full | 40.0 (n=1) | - | 1.000 (n=1) | - | 1 |" in md and "±" not in md.split("\n")[4]
 
 
 def test_mean_std_delta_and_formats() -> None:
@@ -90,3 +116,24 @@ def test_mean_std_delta_and_formats() -> None:
     tex = t.to_latex()
     assert "\\toprule" in tex and "32.0 $\\pm$ 2.8" in tex and "\\multicolumn" in tex
     assert t.to_rich().row_count == 3  # two rows plus one group heading
+
+
+def test_one_seed_prints_n1_not_zero_std() -> None:
+    """The sample std of one value is undefined: every format says n=1, none says ± 0.0."""
+    t = build_table(
+        "Ablation",
+        [("full", "MEA (Full Model)", "", {7: {"acc7": 0.40, "mae": 1.0}}),
+         ("psa", "w/o PSA Module", "", {7: {"acc7": 0.30, "mae": 1.2}})],
+        ["acc7", "mae"],
+    )  # fmt: skip
+    assert t.rows[0].stats["acc7"].n == 1 and math.isnan(t.rows[0].stats["acc7"].std)
+    md = t.to_markdown()
+    assert "| MEA (Full Model) | 40.0 (n=1) | - | 1.000 (n=1) | - | 7 |" in md
+    assert "± 0.0" not in md and "± 0.000" not in md
+    assert "40.0 (n=1)" in t.to_latex() and "pm$ 0.0" not in t.to_latex()
+    rows = list(csv.DictReader(io.StringIO(t.to_csv())))
+    assert rows[0]["acc7_std"] == "" and rows[0]["acc7_n"] == "1"
+    console = Console(width=200, record=True)
+    console.print(t.to_rich())
+    text = console.export_text()
+    assert "40.0 (n=1)" in text and "± 0.0" not in text and "no std (n=1)" in text

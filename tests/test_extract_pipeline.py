@@ -2,13 +2,16 @@
 smiling face) panning a few pixels per frame, with speech synthesised by espeak-ng.
 
 One corpus holds a good clip and every kind of bad input; one extraction run is shared by the
-content, failure-table, labels, sharding and CLI checks.
+content, failure-table, labels, sharding and CLI checks. Without espeak-ng or the face model
+these tests skip on a developer's machine and fail under CI (``sampleclips.require_media``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,21 +19,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sampleclips import astronaut, require_media, speak, talking_astronaut, write_clip
 
 from mea_cli.artifacts.features import FeatureStore
+from mea_cli.errors import MeaError
+from mea_cli.extract.backends import BackendSpec
+from mea_cli.extract.discover import ExtractError
 from mea_cli.extract.driver import ExtractConfig, extract
-from mea_cli.extract.face import default_face_model_path
 from mea_cli.extract.glove import load_vectors
 from mea_cli.extract.merge import MergeError, merge_stores
 
-pytestmark = [
-    pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed"),
-    pytest.mark.skipif(
-        not default_face_model_path().is_file()
-        and "MEA_FACE_MODEL" not in __import__("os").environ,
-        reason="face_landmarker.task not installed (make install)",
-    ),
-]
+
+@pytest.fixture(autouse=True)
+def _media() -> None:
+    require_media()
+
 
 SPOKEN = "hello world this is a happy astronaut"
 CFG = ExtractConfig(asr=False)
@@ -38,8 +41,7 @@ CFG = ExtractConfig(asr=False)
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from mea_cli.extract.sampleclips import astronaut, speak, talking_astronaut, write_clip
-
+    require_media()
     root = tmp_path_factory.mktemp("videos")
     good = talking_astronaut(root / "good.mp4", SPOKEN, lead=1.0, tail=1.0)
     (root / "good.txt").write_text(SPOKEN + "\n")
@@ -65,6 +67,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict:
         f"good,0,{good.speech_start:.3f},0.5,train\n"
         f"good,{good.speech_start:.3f},{good.speech_end:.3f},2.0,train\n"
         f"good,{good.speech_end:.3f},,-1,valid\n"
+        "good,1.2,1.2,0,train\n"
         "noface,0,,1.0,test\n"
         "missing_clip,0,2,1.0,test\n"
     )
@@ -118,6 +121,11 @@ def test_content_face_voice_words(corpus: dict) -> None:
         assert np.allclose(text[0], kv["hello"]) and np.allclose(text[5], kv["happy"])
         tt = s.times(i, "text")
         assert tt[0, 0] >= good.speech_start - 0.1 and tt[-1, 1] <= good.speech_end + 0.1
+        # the words themselves are kept, with the times the text steps were made from
+        words = s.words(i)
+        assert [w.text for w in words] == SPOKEN.split() and s.words_source(i) == "sidecar.txt"
+        np.testing.assert_allclose([(w.start, w.end) for w in words], tt)
+        assert s.version == 2 and s.has_words
 
 
 def test_bad_inputs_recorded_while_others_go_through(corpus: dict) -> None:
@@ -144,7 +152,8 @@ def test_labelled_segments_sliced_by_time(corpus: dict, tmp_path: Path) -> None:
     out = tmp_path / "lab.h5"
     cache = corpus["out"].with_name(corpus["out"].name + ".cache")
     rep = extract(corpus["root"], out, CFG, labels=corpus["labels"], cache_dir=cache)
-    assert rep.extracted == 0 and rep.cached == 7  # everything came from the cache
+    # only the two labelled videos are needed, and both came from the cache
+    assert rep.extracted == 0 and rep.cached == 2
     good = corpus["good"]
     with FeatureStore(out) as s:
         assert s.meta.task == "regression" and s.meta.label_names == ("sentiment",)
@@ -155,12 +164,57 @@ def test_labelled_segments_sliced_by_time(corpus: dict, tmp_path: Path) -> None:
         assert (
             lens["text"][0] == 0 and lens["text"][1] == len(SPOKEN.split()) and lens["text"][2] == 0
         )
+        assert [len(s.words(k)) for k in range(4)] == [0, len(SPOKEN.split()), 0, 2]
         assert lens["vision"][3] == 0 and all(n > 0 for n in lens["vision"][:3])
         assert abs(lens["audio"][1] - (good.speech_end - good.speech_start) * 100) <= 3
         t = s.times(1, "vision")
         assert t.mean(1).min() >= good.speech_start and t.mean(1).max() < good.speech_end
-        rows = {(f.video, f.stage): f.message for f in s.failures}
-        assert "line 6: no such video" in rows[("missing_clip", "labels")]
+        rows = [(f.video, f.stage, f.message) for f in s.failures if f.stage == "labels"]
+    by_video = {v: m for v, _, m in rows}
+    assert "line 5: zero-length segment (start 1.2 s, end 1.2 s)" in by_video["good"]
+    assert "line 7: no such video" in by_video["missing_clip"]
+    for unlabelled in ("voice", "latin", "sub/silent", "empty", "truncated"):
+        assert by_video[unlabelled] == "no row in labels.csv: not extracted"
+    assert len(rows) == 7  # one row per problem, nothing silent
+
+
+def test_extraction_recreated_from_recorded_provenance(corpus: dict, tmp_path: Path) -> None:
+    """What ``mea predict`` will do: rebuild the extraction a store (or checkpoint) records."""
+    from mea_cli.extract.face import resolve_face_model
+    from mea_cli.extract.pipeline import Pipeline
+
+    with FeatureStore(corpus["out"]) as s:
+        schemas = dict(s.modalities)
+        want = s[_row(s, "good")]
+    text = schemas["text"].extractor.parameters
+    assert text["backend"] == "glove" and text["words"]["options"] == {"asr": "false", "asr_model": ""}
+    assert len(schemas["vision"].extractor.parameters["model_sha256"]) == 64
+    pipe, notes = Pipeline.from_schemas(schemas)
+    assert notes == [] and [x.extractor for x in pipe.schemas()] == [
+        schemas[m].extractor for m in ("text", "vision", "audio")
+    ]
+    got = pipe.extract_video("good", corpus["root"] / "good.mp4")
+    for m in ("text", "vision", "audio"):
+        np.testing.assert_allclose(got.features[m], want.features[m], atol=1e-5)
+    assert got.words == want.words
+    moved = tmp_path / "elsewhere.task"
+    shutil.copy(resolve_face_model(), moved)
+    Pipeline.from_schemas(schemas, {"vision": {"model": str(moved)}})  # same content: fine
+    moved.write_bytes(b"another model")
+    with pytest.raises(MeaError, match="vision extraction .blendshapes.: model_sha256 is '"):
+        Pipeline.from_schemas(schemas, {"vision": {"model": str(moved)}})
+
+
+def test_empty_folder_and_no_usable_sample_are_errors(corpus: dict, tmp_path: Path) -> None:
+    (tmp_path / "none").mkdir()
+    with pytest.raises(ExtractError, match="no sample to write .0 video"):
+        extract(tmp_path / "none", tmp_path / "none.h5", CFG)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    shutil.copy(corpus["root"] / "empty.mp4", broken / "empty.mp4")
+    with pytest.raises(ExtractError, match="failures: decode 1; first: empty: empty file"):
+        extract(broken, tmp_path / "b.h5", CFG)
+    assert not (tmp_path / "none.h5").exists() and not (tmp_path / "b.h5").exists()
 
 
 @pytest.mark.slow
@@ -178,12 +232,14 @@ def test_two_shards_merged_equal_one_run(corpus: dict, tmp_path: Path) -> None:
             for mod in full.modalities:
                 np.testing.assert_allclose(x.features[mod], y.features[mod], atol=1e-6)
                 np.testing.assert_allclose(x.times[mod], y.times[mod])
+            assert x.words == y.words and x.words_source == y.words_source
         assert m.failures == full.failures  # both sorted by (video, stage, message)
         assert m.meta.attrs["extract_videos"] == 7
     with pytest.raises(MergeError, match="duplicate sample id"):
         merge_stores([a, a], tmp_path / "dup.h5")
     other = tmp_path / "compare.h5"
-    extract(corpus["root"] / "sub", other, ExtractConfig(asr=False, audio_set="compare"))
+    compare = BackendSpec.parse("audio", "opensmile", ["set=compare"])
+    extract(corpus["root"] / "sub", other, ExtractConfig(audio=compare, asr=False))
     with pytest.raises(MergeError, match="audio"):
         merge_stores([a, other], tmp_path / "bad.h5")
     assert not (tmp_path / "bad.h5").exists()
@@ -196,36 +252,50 @@ def _mea(*args: str, **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_cli_killed_half_way_resumes(corpus: dict, tmp_path: Path) -> None:
-    from mea_cli.extract.sampleclips import talking_astronaut
-
+def test_ctrl_c_says_so_keeps_the_cache_and_resumes(tmp_path: Path) -> None:
     root = tmp_path / "many"
     for k in range(4):
         talking_astronaut(root / f"clip{k}.mp4", "one two three", lead=0.2, tail=0.2)
         (root / f"clip{k}.txt").write_text("one two three")
     out = tmp_path / "out.h5"
     cache = tmp_path / "out.h5.cache"
+    cmd = [sys.executable, "-m", "mea_cli", "extract", str(root), "--out", str(out), "--no-asr"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "mea_cli", "extract", str(root), "--out", str(out), "--no-asr"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*cmd, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     deadline = time.time() + 120
     while time.time() < deadline and not (cache.is_dir() and list(cache.glob("*.npz"))):
-        assert proc.poll() is None, "mea extract ended before it could be killed"
+        assert proc.poll() is None, "mea extract ended before it could be interrupted"
         time.sleep(0.05)
-    proc.kill()
-    proc.wait()
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err and "run the same command again" in err.lower()
     done_before = len(list(cache.glob("*.npz")))
-    assert 1 <= done_before < 4, "the kill should land half-way"
+    assert 1 <= done_before < 4, "the interrupt should land half-way"
     assert not out.exists()
-    r = _mea("extract", str(root), "--out", str(out), "--no-asr")
+    leftovers = [p.name for d in (tmp_path, cache) for p in d.iterdir() if p.name.endswith(".tmp")]
+    assert leftovers == []  # no half-written cache entry or store
+    r = _mea(*cmd[3:])
     assert r.returncode == 0, r.stderr
     assert f"{4 - done_before} / {done_before}" in r.stdout  # extracted now / from cache
     with FeatureStore(out) as s:
         assert sorted(s.samples.video) == [f"clip{k}" for k in range(4)]
-    r = _mea("info", str(out))
-    assert r.returncode == 0
+    assert (out.stat().st_mode & 0o777) == (0o666 & ~_umask())  # umask permissions, not 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_progress_lines_when_not_a_terminal(corpus: dict, tmp_path: Path) -> None:
+    # stderr is a pipe here, as under SLURM or CI: plain progress lines, not an empty log
+    r = _mea("extract", str(corpus["root"] / "sub"), "--out", str(tmp_path / "p.h5"), "--no-asr")
+    assert r.returncode == 0, r.stderr
+    lines = [x for x in r.stderr.splitlines() if x.startswith("extract: ")]
+    assert lines and lines[-1].startswith("extract: 1/1 videos (100%)"), r.stderr
 
 
 def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
@@ -241,20 +311,40 @@ def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
         "--face-model",
         str(tmp_path / "no.task"),
     )
-    assert r.returncode == 2 and "face model file not found" in r.stderr
+    assert r.returncode == 2 and "no.task: no such face model" in r.stderr
+    r = _mea("extract", str(corpus["root"]), "--out", str(tmp_path / "x.h5"), "--face-opt", "fps=0")
+    assert r.returncode == 2 and "--face-opt fps=0: expected a positive number" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = _mea("extract", str(tmp_path / "empty"), "--out", str(tmp_path / "x.h5"))
+    assert r.returncode == 2 and "no sample to write" in r.stderr and "Traceback" not in r.stderr
     r = _mea("merge", str(corpus["out"]), str(corpus["labels"]), "--out", str(tmp_path / "m.h5"))
     assert r.returncode == 2 and "labels.csv" in r.stderr
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "m.h5").exists()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(
-    not __import__("mea_cli.extract.text", fromlist=["x"]).asr_available(),
-    reason="asr extra not installed",
-)
-def test_asr_puts_spoken_words_in_text(tmp_path: Path) -> None:
-    from mea_cli.extract.sampleclips import talking_astronaut
+def test_txt_words_land_on_the_voice_in_silence_and_in_a_room(tmp_path: Path) -> None:
+    """Two phrases with a 0.8 s pause, first with espeak's digital silence around and between
+    them, then in a simulated room: pink noise 15 dB below the speech, reverberation with
+    RT60 0.4 s and a 0 dB direct-to-reverberant ratio (sampleclips.in_room)."""
+    from mea_cli.extract.media import decode_audio, probe
+    from mea_cli.extract.words import WordSource
 
+    phrases = ["hello world this is", "a happy astronaut"]
+    source = WordSource(asr=False)
+    for room in (None, {"snr_db": 15.0, "rt60": 0.4, "drr_db": 0.0}):
+        clip = talking_astronaut(tmp_path / "t.mp4", phrases, room=room)
+        (tmp_path / "t.txt").write_text(" ".join(phrases))
+        got = source.words_for(clip.path, decode_audio(clip.path), 16000, probe(clip.path).duration)
+        assert got.source == "sidecar.txt" and not got.failures
+        assert [w.text for w in got.words] == " ".join(phrases).split()
+        first, second = got.words[:4], got.words[4:]
+        for words, (a, b) in ((first, clip.phrases[0]), (second, clip.phrases[1])):
+            assert abs(words[0].start - a) <= 0.1 and abs(words[-1].end - b) <= 0.1, (room, words)
+            assert all(a - 0.1 <= w.start and w.end <= b + 0.1 for w in words), (room, words)
+
+
+@pytest.mark.slow
+def test_asr_puts_spoken_words_in_text(tmp_path: Path) -> None:
     clip = talking_astronaut(tmp_path / "v" / "talk.mp4", "hello world", lead=0.5, tail=0.5)
     out = tmp_path / "asr.h5"
     rep = extract(clip.path.parent, out, ExtractConfig(asr=True))
@@ -265,7 +355,20 @@ def test_asr_puts_spoken_words_in_text(tmp_path: Path) -> None:
         hits = [k for k in range(len(text)) if np.allclose(text[k], kv["hello"])]
         assert hits, "whisper should hear 'hello'"
         assert clip.speech_start - 0.5 <= times[hits[0], 0] <= clip.speech_end
-        assert s.modalities["text"].extractor.parameters["asr"].startswith("faster-whisper")
+        asr = s.modalities["text"].extractor.parameters["words"]["asr"]
+        assert asr["model"] == "tiny.en" and asr["engine"].startswith("faster-whisper")
+        assert s.words_source(0) == "asr" and "hello" in [w.text.lower().strip(",.") for w in s.words(0)]
+    r = _mea("info", str(out), "--sample", "talk")
+    assert r.returncode == 0 and "words (asr)" in r.stdout and "hello" in r.stdout.lower()
+    r = _mea("info", str(out), "--sample", "talk", "--json")
+    assert json.loads(r.stdout)["words_source"] == "asr"
+
+
+def test_missing_asr_model_is_one_clear_error(tmp_path: Path) -> None:
+    root = tmp_path / "v"
+    write_clip(root / "a.mp4", astronaut(64), 0.5, audio=np.zeros(8000, np.float32))
+    r = _mea("extract", str(root), "--out", str(tmp_path / "o.h5"), "--asr-model", str(tmp_path))
+    assert r.returncode == 2 and "no model.bin" in r.stderr and "--no-asr" in r.stderr
 
 
 def test_pyfeat_backend(tmp_path: Path) -> None:
@@ -275,11 +378,10 @@ def test_pyfeat_backend(tmp_path: Path) -> None:
     weights = os.environ.get("MEA_PYFEAT_WEIGHTS")
     if not weights:
         pytest.skip("set MEA_PYFEAT_WEIGHTS to a folder of py-feat weight files")
-    from mea_cli.extract.pyfeat_backend import PyFeatExtractor
-    from mea_cli.extract.sampleclips import astronaut, write_clip
+    from mea_cli.extract.pyfeat_backend import PyFeatBackend
 
     clip = write_clip(tmp_path / "f.mp4", astronaut(256), 1.0, fps=5)
-    ex = PyFeatExtractor(weights)
+    ex = PyFeatBackend(weights)
     from mea_cli.extract.media import iter_frames
 
     x, t, seen = ex.extract(iter_frames(clip), 0.2)
@@ -289,11 +391,11 @@ def test_pyfeat_backend(tmp_path: Path) -> None:
 
 def test_pyfeat_missing_weights_is_a_clear_error(tmp_path: Path) -> None:
     from mea_cli.extract.face import FaceModelError
-    from mea_cli.extract.pyfeat_backend import PyFeatExtractor, missing_weights
+    from mea_cli.extract.pyfeat_backend import PyFeatBackend, missing_weights
 
     assert "py-feat/xgb_au/xgb_au_classifier_v2.skops" in missing_weights(tmp_path)
     with pytest.raises(FaceModelError, match="weight files missing"):
-        PyFeatExtractor(tmp_path)
+        PyFeatBackend(tmp_path)
 
 
 def test_lean_landmarker_reader_matches_public_api(corpus: dict) -> None:
@@ -302,7 +404,7 @@ def test_lean_landmarker_reader_matches_public_api(corpus: dict) -> None:
     from mea_cli.extract import face as face_mod
     from mea_cli.extract.media import iter_frames
 
-    ex = face_mod.BlendshapeExtractor()
+    ex = face_mod.BlendshapeBackend()
     with ex._landmarker() as lm:
         assert face_mod._lean_detector(lm) is not None  # the bindings we know are installed
     clip = corpus["good"].path

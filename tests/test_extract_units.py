@@ -1,4 +1,5 @@
-"""Unit tests of the extraction pieces that need no video: transcripts, vectors, labels, ..."""
+"""Unit tests of the extraction pieces that need no video: transcripts, vectors, labels,
+VAD word placement, backend options and provenance."""
 
 from __future__ import annotations
 
@@ -8,19 +9,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mea_cli.artifacts.features import ExtractorInfo
 from mea_cli.errors import MeaError
-from mea_cli.extract.driver import ExtractConfig, ExtractError, parse_shard
+from mea_cli.extract import backends
+from mea_cli.extract.backends import BackendError, BackendSpec
+from mea_cli.extract.discover import ExtractError, parse_shard
 from mea_cli.extract.face import FaceModelError, head_pose_degrees, resolve_face_model
-from mea_cli.extract.glove import embed_tokens, load_vectors, tokenize
+from mea_cli.extract.glove import embed_tokens, load_vectors, to_tokens, tokenize
+from mea_cli.extract.labelparse import LabelSpec, parse_labels
 from mea_cli.extract.labels import LabelsError, match_videos, read_labels
 from mea_cli.extract.media import find_videos
-from mea_cli.extract.text import TranscriptError, find_sidecar, read_sidecar, spread, to_tokens
+from mea_cli.extract.pipeline import ExtractConfig
+from mea_cli.extract.text import TranscriptError, find_sidecar, read_sidecar
+from mea_cli.extract.vad import spread, spread_over_stretches, stretches_from_probabilities
 
 
-def test_txt_words_spread_over_speech_span(tmp_path: Path) -> None:
+def _at(*spans: tuple[float, float]):
+    return lambda: list(spans)
+
+
+def test_txt_words_spread_over_one_stretch(tmp_path: Path) -> None:
     p = tmp_path / "v.txt"
     p.write_text("Hello, big world!\n")
-    words = read_sidecar(p, (1.0, 3.0))
+    words = read_sidecar(p, _at((1.0, 3.0)))
     assert [w.text for w in words] == ["Hello,", "big", "world!"]
     assert words[0].start == pytest.approx(1.0) and words[-1].end == pytest.approx(3.0)
     # shares proportional to len + 1: 7, 4, 7 of 18
@@ -28,29 +39,59 @@ def test_txt_words_spread_over_speech_span(tmp_path: Path) -> None:
     assert all(a.end == pytest.approx(b.start) for a, b in zip(words, words[1:], strict=False))
 
 
+def test_words_go_to_stretches_in_proportion_and_never_into_pauses() -> None:
+    # 2 s then 1 s of voice: words of weights 4,4,4 (shares 1 s each of 3 s voiced):
+    # middles at 0.5, 1.5, 2.5 s of voiced time -> stretch 0, 0, 1
+    words = spread_over_stretches("abc def ghi", [(1.0, 3.0), (5.0, 6.0)])
+    assert [(w.text, w.start, w.end) for w in words] == [
+        ("abc", 1.0, 2.0),
+        ("def", 2.0, 3.0),
+        ("ghi", 5.0, 6.0),
+    ]
+    # a stretch may get no word; every word lies inside one stretch
+    words = spread_over_stretches("a b", [(0.0, 0.2), (1.0, 3.0), (4.0, 4.1)])
+    assert all(w.start >= 1.0 and w.end <= 3.0 for w in words)
+    assert spread_over_stretches("", [(0.0, 1.0)]) == []
+
+
+def test_stretches_from_frame_probabilities() -> None:
+    f = 0.032
+    p = np.zeros(100)
+    p[10:20] = 0.9  # 0.32-0.64 s
+    p[25:30] = 0.6  # pause of 5 frames (0.16 s < 0.3 s): the same stretch
+    p[60:62] = 0.7  # 0.064 s burst far away: dropped (shorter than 0.1 s)
+    p[80:90] = 0.51  # a second stretch
+    spans = stretches_from_probabilities(p, f)
+    assert spans == [(pytest.approx(10 * f), pytest.approx(30 * f)), (pytest.approx(80 * f), pytest.approx(90 * f))]
+    assert stretches_from_probabilities(np.full(50, 0.49), f) == []
+    only_burst = np.zeros(50)
+    only_burst[5:7] = 1.0  # nothing else voiced: the short burst is kept
+    assert stretches_from_probabilities(only_burst, f) == [(pytest.approx(5 * f), pytest.approx(7 * f))]
+
+
 def test_srt_and_vtt_cues(tmp_path: Path) -> None:
     srt = tmp_path / "a.srt"
     srt.write_text(
         "1\n00:00:01,000 --> 00:00:02,000\n<i>good</i> day\n\n2\n00:00:03,500 --> 00:00:04,000\nfriend\n"
     )
-    w = read_sidecar(srt, (0, 9))
+    w = read_sidecar(srt, _at((0, 9)))
     assert [x.text for x in w] == ["good", "day", "friend"]
     assert w[0].start == 1.0 and w[1].end == 2.0 and w[2].start == 3.5
     vtt = tmp_path / "b.vtt"
     vtt.write_text("WEBVTT\n\nNOTE a comment\n\n00:01.000 --> 00:02.500 align:start\nhi there\n")
-    w = read_sidecar(vtt, (0, 9))
+    w = read_sidecar(vtt, _at((0, 9)))
     assert [x.text for x in w] == ["hi", "there"] and w[-1].end == 2.5
 
 
 def test_json_and_grid_align(tmp_path: Path) -> None:
     js = tmp_path / "a.json"
     js.write_text('{"words": [{"word": "yes", "start": 0.2, "end": 0.4}]}')
-    assert read_sidecar(js, (0, 1))[0].end == 0.4
+    assert read_sidecar(js, _at((0, 1)))[0].end == 0.4
     al = tmp_path / "b.align"
     al.write_text(
         "0 23750 sil\n23750 29500 bin\n29500 34000 blue\n34000 35500 sp\n35500 41000 at\n"
     )
-    w = read_sidecar(al, (0, 9))
+    w = read_sidecar(al, _at((0, 9)))
     assert [x.text for x in w] == ["bin", "blue", "at"]
     assert w[0].start == pytest.approx(23750 / 25000) and w[1].end == pytest.approx(34000 / 25000)
 
@@ -59,11 +100,11 @@ def test_bad_transcripts(tmp_path: Path) -> None:
     p = tmp_path / "x.txt"
     p.write_bytes("caf\u00e9".encode("latin-1"))
     with pytest.raises(TranscriptError, match="not UTF-8"):
-        read_sidecar(p, (0, 1))
+        read_sidecar(p, _at((0, 1)))
     j = tmp_path / "y.json"
     j.write_text('[{"word": "a"}]')
     with pytest.raises(TranscriptError, match="item 0"):
-        read_sidecar(j, (0, 1))
+        read_sidecar(j, _at((0, 1)))
 
 
 def test_sidecar_priority(tmp_path: Path) -> None:
@@ -104,31 +145,196 @@ def test_labels_regression_and_emotions(tmp_path: Path) -> None:
     assert lf.segments[1].label.tolist() == [1, 0, 0, 1]
 
 
+def test_vector_files_converted_once_and_atomically(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gensim.models import KeyedVectors
+
+    from mea_cli.extract import glove
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    txt = tmp_path / "tiny.txt"
+    txt.write_text("good 1 0 0 0\nbad 0 1 0 0\nfilm 0 0 1 0.5\n")
+    kv = load_vectors(txt)
+    assert kv.vector_size == 4 and np.allclose(kv["film"], [0, 0, 1, 0.5])
+    made = sorted(p.name for p in (tmp_path / "cache" / "mea-cli" / "glove").iterdir())
+    # the matrix beside the .kv file (memory-mapped by every worker), no temporary file left
+    assert len(made) == 2 and made[0].startswith("tiny.") and made[0].endswith(".kv")
+    assert made[1] == made[0] + ".vectors.npy"
+    assert load_vectors(txt)["bad"][1] == 1.0  # the second load reads the cache
+    kv = KeyedVectors(vector_size=3)
+    kv.add_vectors(["a", "b"], np.eye(2, 3, dtype=np.float32))
+    target = tmp_path / "own" / "own.kv"
+    glove._save_kv(kv, target)
+    assert sorted(p.name for p in target.parent.iterdir()) == ["own.kv", "own.kv.vectors.npy"]
+    assert load_vectors(target)["b"].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_cmu_column_names_and_layouts(tmp_path: Path) -> None:
+    # the SDK-derived shape: full videos cut by start/end, clip_id numbering the segments
+    p = tmp_path / "mosi.csv"
+    p.write_text(
+        "video_id,clip_id,label,split,start,end\n"
+        "03bSnISJMiM,1,2.4,train,51.90,55.95\n"
+        "03bSnISJMiM,2,-0.6,validation,55.95,58.10\n"
+    )
+    lf = read_labels(p)
+    assert [s.id for s in lf.segments] == ["03bSnISJMiM_1", "03bSnISJMiM_2"]
+    assert [s.split for s in lf.segments] == ["train", "valid"]
+    assert lf.segments[0].start == pytest.approx(51.90) and lf.segments[0].end == pytest.approx(55.95)
+    by_key, unmatched = match_videos(lf, ["03bSnISJMiM"])
+    assert len(by_key["03bSnISJMiM"]) == 2 and not unmatched
+    # MMSA's label.csv: whole clip files Raw/<video_id>/<clip_id>.mp4, split in 'mode'
+    m = tmp_path / "label.csv"
+    m.write_text(
+        "video_id,clip_id,text,label,label_T,label_A,label_V,annotation,mode\n"
+        "vidA,1,so good,1.8,2,1,1,Positive,train\n"
+        "vidA,2,hmm,0.0,0,0,0,Neutral,test\n"
+        "vidB,1,awful,-2.2,-2,-2,-2,Negative,valid\n"
+    )
+    lf = read_labels(m)
+    assert lf.task == "regression" and [s.split for s in lf.segments] == ["train", "test", "valid"]
+    by_key, unmatched = match_videos(lf, ["Raw/vidA/1", "Raw/vidA/2", "Raw/vidB/1", "Raw/vidB_1"])
+    assert {k: [s.id for s in v] for k, v in by_key.items()} == {
+        "Raw/vidA/1": ["vidA_1"],
+        "Raw/vidA/2": ["vidA_2"],
+        "Raw/vidB/1": ["vidB_1"],
+    }
+    # CMU's segmented files <video_id>_<clip_id>.mp4, and another label column as classes
+    lf = read_labels(m, LabelSpec(column="annotation"))
+    assert lf.task == "multiclass" and lf.label_names == ("negative", "neutral", "positive")
+    assert lf.segments[0].label.tolist() == [0, 0, 1]
+    by_key, _ = match_videos(lf, ["vidA_1", "vidA_2", "vidB_1"])
+    assert sorted(by_key) == ["vidA_1", "vidA_2", "vidB_1"]
+
+
+def test_bad_segments_are_marked_not_fatal(tmp_path: Path) -> None:
+    p = tmp_path / "l.csv"
+    p.write_text("video,start,end,label\na,1.5,1.5,0.2\na,3,2,1\na,0,1,2\n")
+    lf = read_labels(p)
+    probs = [s.problem for s in lf.segments]
+    assert "line 2: zero-length segment" in probs[0] and "line 3: inverted segment" in probs[1]
+    assert probs[2] == ""
+
+
 @pytest.mark.parametrize(
-    ("text", "match"),
+    ("text", "spec", "match"),
     [
-        ("video,start,label\na,0,1\n", "missing column"),
-        ("video,start,end,label\na,2,1,0\n", "line 2: end"),
-        ("video,start,end,label,split\na,0,1,0,holdout\n", "split"),
-        ("video,start,end,label\na,x,1,0\n", "not a number"),
+        ("video,start,end\na,0,1\n", None, "missing column.s. label"),
+        ("clip,start,label\na,0,1\n", None, "missing column.s. video"),
+        ("video_id,video,label\na,a,1\n", None, "columns video and video_id both give the video"),
+        ("video,start,end,label,split\na,0,1,0,holdout\n", None, "line 2: split"),
+        ("video,start,end,label\na,x,1,0\na,0,y,1\n", None, "line 2: start 'x'.*line 3: end 'y'"),
+        ("video,label\na,0.5\nb,O.5\nc,1\n", None, "line 3 \\('O.5'\\) is not a number while 2 rows are"),
+        ("video,label\na,pos\nb,neg\nc,3\n", None, "line 4 \\('3'\\) is a number while 2"),
+        ("video,label\na,1\nb,\n", None, "empty label in line 3"),
+        ("video,label\na,1\nb,9\n", LabelSpec(value_range=(-3, 3)), "outside --label-range -3,3: line 3"),
+        ("video,label\na,pos\nb,hapy\n", LabelSpec(classes=("pos", "neg")), "line 3 \\('hapy'\\)"),
+        ("video,label\na,pos\nb,pos\n", None, "only one class"),
+        ("video,label\na,x;y\nb,x\n", LabelSpec(task="multiclass"), "one class each: line 2"),
+        ("video,label,id\na,1,s\nb,2,s\n", None, "line 3: duplicate sample id 's'"),
+        ("video,label\na,1\n", LabelSpec(column="score"), "no column 'score'"),
     ],
 )
-def test_bad_label_files(tmp_path: Path, text: str, match: str) -> None:
+def test_bad_label_files_name_their_rows(
+    tmp_path: Path, text: str, spec: LabelSpec | None, match: str
+) -> None:
     p = tmp_path / "l.csv"
     p.write_text(text)
-    with pytest.raises(LabelsError, match=match):
-        read_labels(p)
+    with pytest.raises(LabelsError, match=match) as err:
+        read_labels(p, spec)
+    assert str(err.value).startswith(str(p)) and "\n" not in str(err.value)
 
 
-def test_shard_and_config_validation() -> None:
+def test_label_tasks() -> None:
+    cells = [(2, "2"), (3, "0"), (4, "10")]
+    assert parse_labels(cells, LabelSpec()).task == "regression"
+    mc = parse_labels(cells, LabelSpec(task="multiclass"))  # numbers as class names
+    assert mc.names == ("0", "2", "10") and mc.values.tolist() == [[0, 1, 0], [1, 0, 0], [0, 0, 1]]
+    ml = parse_labels([(2, "Happy"), (3, "angry;SAD")], LabelSpec())
+    assert ml.task == "binary-multilabel" and ml.names == ("happy", "sad", "angry", "neutral")
+    assert ml.values.tolist() == [[1, 0, 0, 0], [0, 1, 1, 0]]
+    ml = parse_labels([(2, "joy;fear"), (3, "fear")], LabelSpec())
+    assert ml.task == "binary-multilabel" and ml.names == ("fear", "joy")
+    fixed = parse_labels([(2, "b")], LabelSpec(task="multiclass", classes=("c", "b", "a")))
+    assert fixed.names == ("c", "b", "a") and fixed.values.tolist() == [[0, 1, 0]]
+    for bad in (
+        dict(task="ranking"),
+        dict(task="regression", classes=("a",)),
+        dict(classes=("a", "A")),
+        dict(value_range=(3.0, -3.0)),
+    ):
+        with pytest.raises(LabelsError):
+            LabelSpec(**bad)
+    assert LabelSpec.parse_range("-3,3") == (-3.0, 3.0) and LabelSpec.parse_classes("a, b") == ("a", "b")
+
+
+def test_label_options_need_a_labels_file(tmp_path: Path) -> None:
+    from mea_cli.extract.driver import extract
+
+    with pytest.raises(ExtractError, match="need --labels"):
+        extract(tmp_path, tmp_path / "o.h5", label_spec=LabelSpec(task="multiclass"))
+
+
+def test_shard_validation() -> None:
     assert parse_shard(None) == (1, 1) and parse_shard("2/3") == (2, 3)
     for bad in ("0/2", "3/2", "x", "1-2"):
         with pytest.raises(ExtractError):
             parse_shard(bad)
-    with pytest.raises(ExtractError, match="audio-set"):
-        ExtractConfig(audio_set="mfcc")
-    with pytest.raises(ExtractError, match="pyfeat-weights"):
-        ExtractConfig(face_backend="pyfeat")
+
+
+def test_backend_specs_and_options() -> None:
+    spec = BackendSpec.parse("audio", None, ["set=compare"])
+    assert spec == BackendSpec("audio", "opensmile", (("set", "compare"),))
+    assert spec.with_options({"set": "compare"}) == spec
+    with pytest.raises(BackendError, match="conflicts"):
+        spec.with_options({"set": "egemaps"})
+    for opts, match in ((["set"], "expected key=value"), (["set=a", "set=b"], "given twice")):
+        with pytest.raises(BackendError, match=match):
+            BackendSpec.parse("audio", None, opts)
+    with pytest.raises(BackendError, match="unknown face backend 'openface'.*blendshapes, pyfeat"):
+        ExtractConfig(face=BackendSpec.parse("face", "openface"))
+    with pytest.raises(BackendError, match="--audio-opt hop: opensmile has no option 'hop'"):
+        backends.create(BackendSpec.parse("audio", None, ["hop=5"]))
+    with pytest.raises(BackendError, match="--audio-opt set=mfcc: expected one of egemaps"):
+        backends.create(BackendSpec.parse("audio", None, ["set=mfcc"]))
+    with pytest.raises(BackendError, match="--face-opt fps=-2: expected a positive number"):
+        backends.parse_options(
+            backends.backend_class("face", "blendshapes"), BackendSpec.parse("face", None, ["fps=-2"])
+        )
+    with pytest.raises(FaceModelError, match="weights=DIR"):
+        backends.create(BackendSpec.parse("face", "pyfeat"))
+
+
+def test_provenance_round_trip_and_refusals(tmp_path: Path) -> None:
+    audio = backends.create(BackendSpec.parse("audio", None, ["set=compare"]))
+    info = audio.provenance()
+    assert info.parameters["backend"] == "opensmile" and info.parameters["options"] == {"set": "compare"}
+    again = backends.from_provenance("audio", ExtractorInfo.from_json(info.to_json()))
+    assert again.backend.feature_names == audio.feature_names and again.notes == []
+    moved = ExtractorInfo(info.name, info.version, {**info.parameters, "options": {"set": "x"}})
+    assert backends.identity(moved) == backends.identity(info)  # options: where, not what
+    other = ExtractorInfo(info.name, info.version, {**info.parameters, "hop_s": 0.02})
+    assert backends.identity(other) != backends.identity(info)
+    older = ExtractorInfo(info.name, "0.0.1", info.parameters)
+    assert "version" in backends.from_provenance("audio", older).notes[0]
+    # the recorded content must match: an override that changes it is refused
+    with pytest.raises(BackendError, match="feature_set is 'eGeMAPSv02' here but 'ComParE_2016'"):
+        backends.from_provenance("audio", info, {"set": "egemaps"})
+    gone = ExtractorInfo(info.name, info.version, {**info.parameters, "backend": "wav2vec"})
+    with pytest.raises(BackendError, match="unknown audio backend 'wav2vec'"):
+        backends.from_provenance("audio", gone)
+    imported = ExtractorInfo("COVAREP", "", {})
+    with pytest.raises(BackendError, match="'COVAREP', which records no mea-cli extraction backend"):
+        backends.from_provenance("audio", imported)
+    # a face model file that is no longer there is named
+    face = ExtractorInfo(
+        "mediapipe-face-landmarker-blendshapes",
+        "0.10",
+        {"backend": "blendshapes", "options": {"model": str(tmp_path / "moved.task")}},
+    )
+    with pytest.raises(BackendError, match="moved.task: face model file not found"):
+        backends.from_provenance("vision", face)
 
 
 def test_face_model_lookup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from mea_cli.artifacts.features import (
     FeatureStoreWriter,
     ModalitySchema,
     Sample,
+    Word,
 )
 from mea_cli.errors import FeatureStoreError
 
@@ -110,6 +112,49 @@ def test_round_trip_every_field(tmp_path: Path) -> None:
         assert st.index_of("vid2_0") == 2
 
 
+def test_words_round_trip(tmp_path: Path) -> None:
+    samples = _samples(np.random.default_rng(0))
+    samples[0].words = [Word("Hello,", 0.5, 0.9), Word("wörld", 0.9, 1.4)]
+    samples[0].words_source = "sidecar.txt"
+    samples[1].words_source = "asr"  # ASR heard nothing
+    path = tmp_path / "w.h5"
+    _write(path, samples)
+    with FeatureStore(path) as st:
+        assert st.version == 2 and st.has_words
+        assert st.words(0) == samples[0].words and st.words_source(0) == "sidecar.txt"
+        assert st.words(1) == [] and st.words_source(1) == "asr"
+        assert st.words(2) == [] and st.words_source(2) == ""  # not recorded
+        assert st[0].words == samples[0].words and st[0].words_source == "sidecar.txt"
+    with h5py.File(path) as f:
+        assert list(f["words/offsets"][:]) == [0, 2, 2, 2, 2]
+
+
+def test_version_1_store_still_opens() -> None:
+    """``tests/data/store_v1.h5`` was written by the version-1 writer (mea-cli 0.1.0, before
+    words were kept); it must open, read and summarise as before, with no words."""
+    from mea_cli.artifacts.summary import describe_sample, summarize
+
+    with FeatureStore(Path(__file__).parent / "data" / "store_v1.h5") as st:
+        assert st.version == 1 and not st.has_words and len(st) == 3
+        assert list(st.samples.id) == ["clip0_1", "clip1_1", "clip2_1"]
+        assert st.lengths("text").tolist() == [3, 0, 2]
+        assert st[0].features["text"].shape == (3, 2) and st[0].words == []
+        assert st.words_source(2) == "" and st.failures[0].stage == "decode"
+        assert summarize(st)["format_version"] == 1
+        d = describe_sample(st, "clip0_1")
+        assert d["words_source"] is None and d["modalities"]["text"]["steps"] == 3
+
+
+def test_stores_get_umask_permissions(tmp_path: Path) -> None:
+    path = tmp_path / "perm.h5"
+    mask = os.umask(0o022)
+    try:
+        _write(path, _samples(np.random.default_rng(0)))
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
 def test_zero_length_sequences_round_trip(tmp_path: Path) -> None:
     s = Sample(
         id="empty",
@@ -162,6 +207,9 @@ def test_single_label_stored_one_dimensional(tmp_path: Path) -> None:
         (lambda f: f["samples"].__delitem__("video"), "missing dataset /samples/video"),
         (lambda f: f["vision"].__delitem__("offsets"), "missing dataset /vision/offsets"),
         (lambda f: f["audio"].attrs.__setitem__("extractor", "{not json"), "extractor"),
+        (lambda f: f.__delitem__("words"), "missing group /words"),
+        (lambda f: f["words/offsets"].__setitem__(4, 7), "/words/offsets must run"),
+        (lambda f: f["words"].__delitem__("source"), "missing dataset /words/source"),
     ],
 )
 def test_each_invariant_has_its_error(store_path: Path, mutate, message: str) -> None:

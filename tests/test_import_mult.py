@@ -19,6 +19,10 @@ PADDED = {"text": 9, "vision": 12, "audio": 10}
 SIZES = {"train": 7, "valid": 3, "test": 4}
 
 
+# MulT src/eval_metrics.py, eval_iemocap: emos = ["Neutral", "Happy", "Sad", "Angry"]
+MULT_PAIR_EMOTIONS = ("neutral", "happy", "sad", "angry")
+
+
 def make_mult(
     rng: np.random.Generator, side: str, iemocap: bool = False
 ) -> tuple[dict, dict[str, dict[str, list[np.ndarray]]]]:
@@ -125,11 +129,37 @@ def test_mult_iemocap_onehot_pairs(tmp_path: Path) -> None:
         for split, n in SIZES.items():
             for i in range(n):
                 k = store.index_of(f"{split}vid{i}_{i}.5_{i + 2}.25")
-                np.testing.assert_array_equal(
-                    store.samples.label[k], np.argmax(data[split]["labels"][i], axis=-1)
-                )
+                present = np.argmax(data[split]["labels"][i], axis=-1)  # pickle order
+                got = dict(zip(store.meta.label_names, store.samples.label[k], strict=True))
+                for j, emotion in enumerate(MULT_PAIR_EMOTIONS):
+                    assert got[emotion] == present[j], (split, i, emotion)
         k = store.index_of("trainvid0_0.5_2.25")
-        assert store.samples.label[k, 1] == 0  # the tie [1, 1] reads as absent (first maximum)
+        # pair 1 is Happy in MulT's order; the tie [1, 1] reads as absent (first maximum)
+        assert store.samples.label[k, store.meta.label_names.index("happy")] == 0
+
+
+def test_mult_iemocap_label_order_is_mults(tmp_path: Path) -> None:
+    """One sample per emotion, written the way MulT's pickles hold them: pair j is the emotion
+    ``emos[j]`` of MulT's ``eval_iemocap`` (Neutral, Happy, Sad, Angry). Each must come out
+    under its own name in the store, whatever the store's column order."""
+    rng = np.random.default_rng(6)
+    data, _ = make_mult(rng, "left", iemocap=True)
+    for split in SIZES:
+        pairs = np.zeros((SIZES[split], 4, 2), np.float32)
+        pairs[:, :, 0] = 1
+        for i in range(SIZES[split]):
+            pairs[i, i % 4] = [0, 1]  # sample i shows emotion MULT_PAIR_EMOTIONS[i % 4] only
+        data[split]["labels"] = pairs
+    src = write_pickle(tmp_path / "iemocap_data_noalign.pkl", data)
+    report = import_mult(src, tmp_path / "iemo.h5", "iemocap")
+    assert any("neutral, happy, sad, angry" in note for note in report.notes)
+    with FeatureStore(tmp_path / "iemo.h5") as store:
+        names = store.meta.label_names
+        for split, n in SIZES.items():
+            for i in range(n):
+                k = store.index_of(f"{split}vid{i}_{i}.5_{i + 2}.25")
+                shown = [e for e, v in zip(names, store.samples.label[k], strict=True) if v == 1]
+                assert shown == [MULT_PAIR_EMOTIONS[i % 4]], (split, i, shown)
 
 
 def test_mult_forced_padding_and_missing_ids(tmp_path: Path) -> None:
@@ -196,7 +226,7 @@ def test_cli_import_mult_errors_leave_no_output(tmp_path: Path) -> None:
         (mmsa_like, [], "use `mea import mmsa`"),
         (good, ["--dataset", "iemocap"], "iemocap needs [N, 4, 2]"),
         (evil, [], "refusing to load"),
-        (tmp_path / "absent.pkl", [], "no such file"),
+        (tmp_path / "absent.pkl", [], "no such mult pickle"),
     ]
     for src, extra, words in cases:
         out = tmp_path / f"{src.stem}.h5"

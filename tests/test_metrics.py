@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from mea_cli.train.metrics import (
+    format_mean_std,
     format_metric,
     mean_std,
     metric_keys,
@@ -103,3 +104,14 @@ def test_shape_errors_and_helpers() -> None:
     assert format_metric("corr", float("nan")) == "n/a"
     ms = mean_std([{"mae": 1.0}, {"mae": 3.0}])
     assert ms["mae"]["mean"] == 2.0 and ms["mae"]["std"] == pytest.approx(math.sqrt(2))
+
+
+def test_mean_std_of_one_seed_is_n1() -> None:
+    ms = mean_std([{"mae": 0.8, "corr": None}])
+    assert ms["mae"] == {"mean": 0.8, "std": None, "n": 1}
+    assert ms["corr"] == {"mean": None, "std": None, "n": 0}
+    assert format_mean_std("mae", 0.8, None, 1) == "0.800 (n=1)"
+    assert format_mean_std("acc7", 0.42, 0.028, 2) == "42.0 ± 2.8"
+    assert format_mean_std("corr", None, None, 0) == "n/a"
+    two = mean_std([{"mae": 1.0}, {"mae": float("nan")}])  # a NaN seed is not counted
+    assert two["mae"] == {"mean": 1.0, "std": None, "n": 1}

@@ -14,22 +14,15 @@ from typer.testing import CliRunner
 from mea_cli import MODALITIES
 from mea_cli.cli import app
 from mea_cli.errors import MeaError
-from mea_cli.models import SWITCHES, config_for, create_model
-from mea_cli.models.switches import parts
+from mea_cli.models import config_for, create_model
+from mea_cli.models.switches import SWITCHES, parts
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 SMALL = dict(d=16, heads=2, d_h=12, psa_layers=2, hca_layers=1)
 LENGTHS = {"text": [3, 0, 5, 1], "vision": [8, 4, 0, 2], "audio": [6, 6, 1, 0]}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread is faster, and immune to a busy 2-core machine
-    (OpenMP threads spinning against other processes made a step 100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(**overrides: object) -> torch.nn.Module:
@@ -41,9 +34,13 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
     return torch.allclose(a, b, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("literal", [False, True])
-def test_padding_to_a_longer_batch_changes_nothing(literal: bool) -> None:
-    model = _model(wal_literal=literal, wal_max_len=20, psa_literal_eq2=literal).eval()
+@pytest.mark.parametrize(
+    ("literal", "scaling"), [(False, "paper"), (True, "paper"), (False, "carried")]
+)
+def test_padding_to_a_longer_batch_changes_nothing(literal: bool, scaling: str) -> None:
+    model = _model(
+        wal_literal=literal, wal_max_len=20, psa_literal_eq2=literal, wal_scaling=scaling
+    ).eval()
     seqs = random_sequences(DIMS, LENGTHS)
     y = torch.randn(4, 1)
     with torch.no_grad():

@@ -28,7 +28,7 @@ SMALL = [
 
 
 def mea(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200"}  # a wide table: column titles on one line
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # piped: tables stay whole
     r = subprocess.run(
         [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, cwd=cwd, env=env
     )
@@ -56,8 +56,11 @@ def _train_and_eval(tmp_path: Path, like: str, n: int, epochs: int) -> tuple[dic
     saved = json.loads((run / "metrics.json").read_text())["test"]
     for k, v in out["metrics"].items():
         assert v == pytest.approx(saved[k], abs=1e-6) or (v is None and saved[k] is None), k
-    table = mea("eval", str(run / "ckpt.pt"), "--paper", cwd=tmp_path).stdout
-    assert "MEA (paper)" in table and "synthetic" in table
+    table = mea("eval", str(run), "--paper", cwd=tmp_path).stdout  # a run directory will do
+    assert "MEA (paper, not comparable)" in table and "…" not in table
+    assert "not comparable with the papers' rows: the features are synthetic" in table
+    n_test = out["samples"]
+    assert f"[test, {n_test} samples] (synthetic data)" in table
     return out, store
 
 

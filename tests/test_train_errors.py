@@ -17,7 +17,8 @@ from mea_cli.artifacts.features import (
     ModalitySchema,
     Sample,
 )
-from mea_cli.train.config import ConfigError, TrainSettings, parse_sets
+from mea_cli.config import ConfigError
+from mea_cli.train.config import TrainSettings, parse_sets
 from mea_cli.train.runs import RunError, read_log, resolve_run, truncate_log, update_latest
 
 
@@ -108,16 +109,21 @@ def test_eval_refuses_other_schema_and_corrupt_checkpoint(tmp_path: Path) -> Non
 
 def test_settings_and_run_layout_helpers(tmp_path: Path) -> None:
     train, model = parse_sets(["train.lr=5e-4", "d=32", "model.ablations=psa,wal"])
-    assert train == {"lr": 5e-4} and model == {"d": "32", "ablations": "psa,wal"}
+    assert train == {"lr": 5e-4} and model == {"d": 32, "ablations": "psa,wal"}
     with pytest.raises(ConfigError, match="key=value"):
         parse_sets(["lr"])
-    s = TrainSettings()
-    s.update({"epochs": 3.0, "lr": 2}, "--set")
-    assert s.epochs == 3 and s.lr == 2.0
-    with pytest.raises(ConfigError, match="unknown training setting 'lrr'"):
-        s.update({"lrr": 1}, "--set")
-    with pytest.raises(ConfigError, match="epochs must be a number"):
-        s.update({"epochs": "many"}, "--set")
+    s = TrainSettings().override({"epochs": 3.0, "lr": 2})
+    assert s.epochs == 3 and s.lr == 2.0 and isinstance(s.epochs, int)
+    with pytest.raises(ConfigError, match=r"unknown field lrr \(valid fields: epochs"):
+        s.override({"lrr": 1})
+    # every problem at once, in one error
+    with pytest.raises(ConfigError) as err:
+        s.override({"epochs": "many", "lr": -1, "batch_size": 2.5})
+    assert err.value.problems == [
+        "epochs must be an integer, not 'many'",
+        "batch_size must be an integer, not 2.5",
+        "lr must be positive, not -1.0",
+    ]
     runs = tmp_path / "runs"
     (runs / "a").mkdir(parents=True)
     (runs / "b").mkdir()

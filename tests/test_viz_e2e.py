@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 import torch
 
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.data.dataset import FeatureDataset, NormStats, collate
 from mea_cli.data.synth import write_synthetic
 from mea_cli.errors import MeaError
+from mea_cli.models import create_model
 from mea_cli.train.trainer import TrainRequest, train_run
 from mea_cli.viz.api import make
-from mea_cli.viz.collect import collect, load
 
 PNG = b"\x89PNG\r\n\x1a\n"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -41,14 +43,34 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
             features=store,
             dataset="iemocap",
             seeds=[3],
-            epochs=2,
             name="v",
             live=False,
-            sets=["d=8", "heads=2", "d_h=8", "psa_layers=2", "hca_layers=1"],
+            train_overrides={"epochs": 2},
+            model_overrides={"d": 8, "heads": 2, "d_h": 8, "psa_layers": 2, "hca_layers": 1},
             runs_dir=root / "runs",
         )
     )
     return root / "runs" / "v" / "ckpt.pt"
+
+
+@torch.no_grad()
+def _one_sample_at_a_time(ckpt: Path) -> dict[str, tuple[dict, list[np.ndarray]]]:
+    """{sample id: (reps {kind: {m: h [d_h]}}, psi per layer [3])} of every test sample, from
+    the raw checkpoint file with each sample in a batch of its own: independent of
+    ``mea_cli.viz`` (its loading, batching and ordering) and of padding."""
+    raw = torch.load(ckpt, map_location="cpu", weights_only=True)
+    model = create_model(raw["model"], dict(raw["model_config"]))
+    model.load_state_dict(raw["state_dict"])
+    model.eval()
+    out = {}
+    with FeatureStore(raw["features"]["path"]) as store:
+        ds = FeatureDataset(store, "test", NormStats.from_dict(raw["norm"]))
+        for k in range(len(ds)):
+            item = ds[k]
+            o = model(collate([item]))
+            reps = {kind: {m: t[0].numpy() for m, t in d.items()} for kind, d in o.reps.items()}
+            out[str(item["id"])] = (reps, [p[0].numpy() for p in o.psi])
+    return out
 
 
 def _png(path: Path) -> None:
@@ -61,28 +83,33 @@ def test_all_pictures_and_their_numbers(ckpt: Path, tmp_path: Path) -> None:
     for o in outs.values():
         _png(o.png)
 
-    # t-SNE input = exactly h^e_m and h^a_m of every test sample (<= 200), nothing else
-    loaded, store = load(ckpt)
-    try:
-        got = collect(loaded)
-        n_test = len(store.split_indices("test"))
-    finally:
-        store.close()
+    # t-SNE input = exactly h^e_m and h^a_m of every test sample (<= 200), nothing else; the
+    # reference is computed here, one sample at a time from the checkpoint file, not by viz
+    ref = _one_sample_at_a_time(ckpt)
     saved = np.load(outs["tsne"].data)
+    n_test = len(ref)
     assert saved["vectors"].shape == (6 * n_test, 8) and saved["coords"].shape == (6 * n_test, 2)
-    for kind in ("exclusive", "agnostic"):
-        for m in ("text", "vision", "audio"):
-            rows = saved["vectors"][(saved["kind"] == kind) & (saved["modality"] == m)]
-            np.testing.assert_allclose(rows, got.reps[kind][m], rtol=1e-5, atol=1e-6)
-    assert sorted(saved["sample_ids"].tolist()) == sorted(got.ids)
+    assert sorted(saved["sample_ids"].tolist()) == sorted(ref)
+    seen = set()
+    for r in range(len(saved["vectors"])):
+        sid = str(saved["sample_ids"][saved["sample"][r]])
+        kind, m = str(saved["kind"][r]), str(saved["modality"][r])
+        want = ref[sid][0][kind][m]
+        np.testing.assert_allclose(saved["vectors"][r], want, rtol=1e-4, atol=1e-5)
+        seen.add((sid, kind, m))
+    assert len(seen) == 6 * n_test
 
-    # psi: a distribution over the three modalities for every sample and PSA layer
+    # psi: a distribution over the three modalities for every sample and PSA layer, and the
+    # values of the samples shown are the model's own for those samples
     wal = json.loads(outs["wal"].data.read_text())
     assert len(wal["samples"]) == 2 and wal["max_abs_sum_error"] < 1e-5
-    for layers in wal["samples"].values():
+    for sid, layers in wal["samples"].items():
         assert len(layers) == 2
-        for psi in layers:
+        for layer, psi in enumerate(layers):
             assert len(psi) == 3 and abs(sum(psi) - 1) < 1e-5 and min(psi) >= 0
+            np.testing.assert_allclose(psi, ref[sid][1][layer], rtol=1e-4, atol=1e-5)
+    mean = np.mean([ref[sid][1] for sid in ref], axis=0)  # [layers, 3]
+    np.testing.assert_allclose(wal["split_mean"], mean, rtol=1e-4, atol=1e-5)
 
     # attention maps: cropped to the real length, rows sum to one
     att = np.load(outs["attention"].data)

@@ -1,6 +1,9 @@
-"""Ablations (Table V) and sensitivity sweeps (Figs. 7-9) over an existing training run.
+"""Experiments over many trainings: ablations (the model's switches; MEA: Table V), sensitivity
+sweeps (Figs. 7-9) and model comparisons with paired t-tests.
 
-:func:`mea_cli.ablate.api.ablate` and :func:`mea_cli.ablate.api.sweep` are the entry points of
-``mea ablate`` and ``mea sweep``; :mod:`.rows` orders Table V, :mod:`.runner` runs resumable
-multi-seed jobs, :mod:`.table` renders mean +- std tables (rich, Markdown, CSV, LaTeX).
+:func:`mea_cli.ablate.api.ablate`, :func:`mea_cli.ablate.api.sweep` and
+:func:`mea_cli.ablate.compare.compare` are the entry points of ``mea ablate``, ``mea sweep`` and
+``mea compare``; :mod:`.runner` runs resumable multi-seed jobs for all three, :mod:`.rows`
+orders ablation rows, :mod:`.table` and :mod:`.compare_table` render mean +- std tables (rich,
+Markdown, CSV, LaTeX).
 """

@@ -1,14 +1,16 @@
 """``mea ablate`` and ``mea sweep`` end to end: find the run, plan the jobs, train, tabulate.
 
 The stage meets training only through its public pieces: the run directory written by
-``mea train`` (``config.json``, ``metrics.json``, ``ckpt.pt``; DESIGN.md "Runs") and
-:func:`mea_cli.train.trainer.train_run`. Each job is a new, self-contained run directory nested
-in the original run (``runs/<name>/ablation/<row>/<seed>/`` or ``runs/<name>/sweep/<k=v>/<seed>/``)
-trained with every model-config field and training setting of the original run passed as
-``--set`` overrides, plus the row's switch (``ablations=[...]``) or the swept value. After
-training we compare the job's saved model config with the original one and refuse (rather than
-tabulate) a job whose config differs in anything but the intended change. ``runs/latest`` is not
-touched: the nested runs keep their own ``latest`` link inside their row directory.
+``mea train`` (``config.json``, ``metrics.json``, ``ckpt.pt``; docs/design.md), the model
+registry (which switches the run's model has) and :func:`mea_cli.train.trainer.train_run`.
+Each job is a new, self-contained run directory nested in the original run
+(``runs/<name>/ablation/<row>/<seed>/`` or ``runs/<name>/sweep/<k=v>/<seed>/``) trained with
+every model-config field and training setting of the original run passed as structured
+overrides (dicts), plus the row's switch (``ablations``) or the swept value. Before training,
+the job's resolved config is compared with the original one and a job whose config would
+differ in anything but the intended change is refused (rather than trained and tabulated).
+``runs/latest`` is not touched: the nested runs keep their own ``latest`` link inside their
+row directory.
 """
 
 from __future__ import annotations
@@ -21,12 +23,18 @@ from typing import Any
 
 from mea_cli.ablate.errors import AblationError
 from mea_cli.ablate.rows import FULL, RowSpec, check_names, paper_table, table_rows
-from mea_cli.ablate.runner import Job, Reporter, RunInfo, TrainFn, pick_seeds, run_jobs
+from mea_cli.ablate.runner import (
+    Job,
+    Reporter,
+    RunInfo,
+    TrainFn,
+    pick_seeds,
+    run_jobs,
+    trainer_fn,
+)
 from mea_cli.ablate.table import ResultTable, build_table, default_metrics
-
-# model-config fields that describe the data, not the model: the trainer derives them from the
-# store, so they are not passed as overrides
-_DATA_FIELDS = ("dataset", "task", "num_labels", "input_dims")
+from mea_cli.models.contract import model_fields
+from mea_cli.paths import write_text
 
 
 def load_run(runs_dir: Path, run: str | Path | None) -> RunInfo:
@@ -75,75 +83,44 @@ def load_run(runs_dir: Path, run: str | Path | None) -> RunInfo:
     )
 
 
-def _sets(run: RunInfo, job: Job) -> list[str]:
-    """Every model-config field and training setting of the run as ``--set`` items, changed."""
-    model = {k: v for k, v in run.model_config.items() if k not in _DATA_FIELDS}
-    model["ablations"] = sorted(set(model.get("ablations", [])) | set(job.switches))
-    model.update(job.model_overrides)
-    train = dict(run.config.get("train", {}))
-    train.update(job.train_overrides)
-    items = [f"{k}={_model_text(v)}" for k, v in model.items()]
-    items += [f"train.{k}={json.dumps(v)}" for k, v in train.items()]
-    return items
-
-
-def _model_text(value: Any) -> str:
-    """A model-config value in the text form the model config parses (``--set key=value``):
-    lists as ``a,b`` (``()`` when empty), booleans ``true``/``false``, dicts as JSON, numbers
-    with ``repr`` (exact round trip)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return ",".join(str(v) for v in value) if value else "()"
-    if isinstance(value, dict):
-        return json.dumps(value)
-    return repr(value) if isinstance(value, float) else str(value)
-
-
-def expected_config(run: RunInfo, job: Job) -> dict[str, Any]:
-    """The model config a job must end up with: the run's, plus the job's change."""
+def run_job(
+    run: RunInfo,
+    row: str,
+    seed: int,
+    out_dir: Path,
+    switches: Sequence[str] = (),
+    model_change: Mapping[str, Any] | None = None,
+    train_change: Mapping[str, Any] | None = None,
+) -> Job:
+    """A job that retrains ``run`` with one change: its whole model config and training
+    settings as structured overrides, plus ``switches`` / ``model_change`` / ``train_change``;
+    the expected config is the run's with exactly that change."""
     from mea_cli.models import config_from_dict
+    from mea_cli.models.contract import model_fields
+    from mea_cli.train.config import TrainSettings
 
-    want = dict(run.model_config)
-    want["ablations"] = sorted(set(want.get("ablations", [])) | set(job.switches))
-    want.update(job.model_overrides)
-    for k in ("batch_size", "epochs", "lr"):
-        if k in job.train_overrides and k in want:
-            want[k] = job.train_overrides[k]
-    return config_from_dict(run.model, want).to_dict()
-
-
-def trainer_fn(device: str = "auto", live: bool | None = False, console: Any = None) -> TrainFn:
-    """A :data:`TrainFn` that trains one job with :func:`mea_cli.train.trainer.train_run`."""
-
-    def train(run: RunInfo, job: Job) -> Mapping[str, Any]:
-        from mea_cli.train.trainer import TrainRequest, train_run
-
-        resume = (job.out_dir / "config.json").is_file()  # interrupted mid-training: continue
-        req = TrainRequest(
-            features=run.features,
-            dataset=run.dataset,
-            model=run.model,
-            seeds=[job.seed],
-            sets=_sets(run, job),
-            device=device,
-            name=job.out_dir.name,
-            resume=resume,
-            runs_dir=job.out_dir.parent,
-            live=live,
-        )
-        result = train_run(req, console)
-        got = json.loads((job.out_dir / "config.json").read_text())["model_config"]
-        want = expected_config(run, job)
-        diff = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
-        if diff:
-            raise AblationError(
-                f"{job.out_dir}: the retrained model config differs from the run's in "
-                f"{', '.join(diff)}; delete this directory and re-run"
-            )
-        return result.seeds[job.seed]
-
-    return train
+    model = model_fields(run.model_config)
+    model["ablations"] = [*model.get("ablations", []), *switches]
+    model.update(model_change or {})
+    train = {**run.config.get("train", {}), **(train_change or {})}
+    changes: dict[str, Any] = {f"train.{k}": v for k, v in (train_change or {}).items()}
+    changes.update(model_change or {})
+    if switches:
+        changes["ablations"] = list(switches)
+    return Job(
+        row=row,
+        seed=seed,
+        out_dir=out_dir,
+        model=run.model,
+        features=run.features,
+        dataset=run.dataset,
+        model_overrides=model,
+        train_overrides=train,
+        expected_model_config=config_from_dict(run.model, {**run.model_config, **model}).to_dict(),
+        expected_train=TrainSettings.from_dict(train).to_dict(),
+        changes=changes,
+        reuse=run.seed_metrics_path(seed) if row == FULL else None,
+    )
 
 
 @dataclass
@@ -155,28 +132,25 @@ class AblationResult:
     results: dict[str, dict[int, dict[str, float]]]
 
 
-def _switches() -> dict[str, Any]:
-    from mea_cli.models.switches import SWITCHES
-
-    return dict(SWITCHES)
-
-
 def plan_ablation(
     run: RunInfo, names: Sequence[str], seeds: Sequence[int]
 ) -> tuple[list[RowSpec], list[Job]]:
-    """Rows in Table V order and one job per (row, seed), rows outermost."""
-    switches = _switches()
-    chosen = check_names(list(names), switches)
+    """Rows in table order (the model's own switches) and one job per (row, seed), rows
+    outermost; the full-model row reuses the run's own results where it has them."""
+    from mea_cli.models.registry import get_entry
+
+    switches = get_entry(run.model).switches
+    chosen = check_names(list(names), switches, run.model)
     already = set(run.model_config.get("ablations", []))
     if already:
         raise AblationError(
             f"{run.run_dir}: the run is itself an ablation ({', '.join(sorted(already))}); "
             f"ablate the full model's run instead"
         )
-    rows = table_rows(switches, chosen)
+    rows = table_rows(switches, chosen, run.model)
     base = run.run_dir / "ablation"
     jobs = [
-        Job(row=r.key, seed=s, out_dir=base / r.key / str(s), switches=r.switches)
+        run_job(run, r.key, s, base / r.key / str(s), switches=r.switches)
         for r in rows
         for s in seeds
     ]
@@ -196,10 +170,11 @@ def ablation_table(
     paper_cols: list[str] = []
     paper: dict[str, dict[str, float]] = {}
     source = ""
-    if with_paper and any(dataset in r.paper for r in rows):
-        paper_cols = list(paper_table()["metrics"])
+    table = paper_table(run.model)
+    if with_paper and table is not None and any(dataset in r.paper for r in rows):
+        paper_cols = list(table["metrics"])
         paper = {r.key: dict(r.paper.get(dataset, {})) for r in rows}
-        src = paper_table()["source"]
+        src = table["source"]
         source = f"{src['table']} ({dataset.upper()}), {src['paper']}"
     title = f"Ablation of {run.model} on {run.dataset}{_synthetic(run)} ({run.features.name}), test split"
     entries = [(r.key, r.label, r.group, results.get(r.key, {})) for r in rows]
@@ -216,17 +191,14 @@ def _synthetic(run: RunInfo) -> str:
 
 def write_tables(table: ResultTable, out_dir: Path, stem: str) -> dict[str, Path]:
     """Write ``<stem>.md``, ``.csv`` and ``.tex`` into ``out_dir`` (atomically each)."""
+
     files = {}
     for ext, text in (
         ("md", table.to_markdown()),
         ("csv", table.to_csv()),
         ("tex", table.to_latex()),
     ):
-        path = out_dir / f"{stem}.{ext}"
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-        files[ext] = path
+        files[ext] = write_text(out_dir / f"{stem}.{ext}", text, f"{stem} table")
     return files
 
 
@@ -245,7 +217,7 @@ def ablate(
     seed_list = pick_seeds(info, seeds)
     rows, jobs = plan_ablation(info, drop, seed_list)
     fn = train_fn or trainer_fn(device)
-    results = run_jobs(info, jobs, fn, info.run_dir / "ablation" / "events.jsonl", report)
+    results = run_jobs(jobs, fn, info.run_dir / "ablation" / "events.jsonl", report)
     table = ablation_table(info, rows, results, with_paper)
     files = write_tables(table, info.run_dir, "ablation")
     return AblationResult(table, files, results)
@@ -277,28 +249,27 @@ def sweep(
     if not items:
         raise SweepError("nothing to sweep: give key=v1,v2,... (e.g. mu=0,0.1,0.2,0.3)")
     info = load_run(runs_dir, run)
-    model_fields = {k: v for k, v in info.model_config.items() if k not in _DATA_FIELDS}
-    specs = [parse_spec(it, model_fields, dict(info.config.get("train", {}))) for it in items]
+    own = model_fields(info.model_config)
+    specs = [parse_spec(it, own, dict(info.config.get("train", {}))) for it in items]
     check_specs(specs)
     seed_list = pick_seeds(info, seeds)
     fn = train_fn or trainer_fn(device)
     base = info.run_dir / "sweep"
     out: list[SweepResult] = []
     for spec in specs:
-        jobs = []
-        for i, value in enumerate(spec.values):
-            over = {spec.key: value}
-            for s in seed_list:
-                jobs.append(
-                    Job(
-                        row=spec.row_key(i),
-                        seed=s,
-                        out_dir=base / spec.row_key(i) / str(s),
-                        model_overrides=over if spec.target == "model" else {},
-                        train_overrides=over if spec.target == "train" else {},
-                    )
-                )
-        results = run_jobs(info, jobs, fn, base / "events.jsonl", report, reuse_run_for_full=False)
+        jobs = [
+            run_job(
+                info,
+                spec.row_key(i),
+                s,
+                base / spec.row_key(i) / str(s),
+                model_change={spec.key: value} if spec.target == "model" else None,
+                train_change={spec.key: value} if spec.target == "train" else None,
+            )
+            for i, value in enumerate(spec.values)
+            for s in seed_list
+        ]
+        results = run_jobs(jobs, fn, base / "events.jsonl", report)
         metrics = default_metrics(info.task, info.label_names)
         title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, test split"
         table = build_table(

@@ -1,12 +1,13 @@
-"""The rows of the MEA paper's Table V, in the paper's order, and their paper values.
+"""The rows of an ablation table: the full model, then the model's switches, and for MEA the
+order and published values of the MEA paper's Table V.
 
-Each ablation row is one switch of the model's registry (``mea_cli.models.switches.SWITCHES``),
-applied as ``ablations=(name,)`` in the model config. This module orders whatever switches the
-registry offers the way Table V does and attaches the published numbers, which are package data
-(``paper_table5.json``, transcribed from ``mea_tcsvt.md`` Table V with its source). A switch is
-matched to a paper row by its name (``psa``, ``wal``, ...) or, failing that, by its Table V
-label (``"w/o PSA Module"``); switches the paper does not have are appended in registry order
-under "Other".
+Each ablation row is one switch the model registered (``get_entry(model).switches``), applied
+as ``ablations=(name,)`` in the model config. For a model with a transcribed paper table
+(:data:`PAPER_TABLES`: MEA's Table V, package data ``paper_table5.json``, transcribed from Table V of the MEA paper, Yang et al., IEEE TCSVT) rows
+follow the paper's order and carry its numbers; a switch is matched to a paper row by its name
+(``psa``, ``wal``, ...) or, failing that, by its label (``"w/o PSA Module"``), and switches the
+paper does not have are appended in the model's order under "Other". Other models' rows follow
+the order of their switches.
 """
 
 from __future__ import annotations
@@ -37,19 +38,21 @@ class RowSpec:
         return () if self.key == FULL else (self.key,)
 
 
-@lru_cache(maxsize=1)
-def paper_table() -> dict[str, Any]:
-    """The transcribed Table V (``paper_table5.json``): ``source``, ``metrics``, ``rows``."""
-    text = resources.files("mea_cli.ablate").joinpath("paper_table5.json").read_text("utf-8")
+PAPER_TABLES: dict[str, str] = {"mea": "paper_table5.json"}
+"""Model name -> its paper's transcribed ablation table (package data of this stage)."""
+
+
+@lru_cache(maxsize=4)
+def paper_table(model: str = "mea") -> dict[str, Any] | None:
+    """The transcribed ablation table of ``model`` (``source``, ``metrics``, ``rows``), if any."""
+    if model not in PAPER_TABLES:
+        return None
+    text = resources.files("mea_cli.ablate").joinpath(PAPER_TABLES[model]).read_text("utf-8")
     return json.loads(text)
 
 
 def _norm(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "", text.lower())
-
-
-def _paper_rows() -> list[dict[str, Any]]:
-    return list(paper_table()["rows"])
 
 
 def _match(name: str, switch: Any, paper: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -70,14 +73,21 @@ def _paper_values(row: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {d: dict(row[d]) for d in ("mosi", "mosei") if d in row}
 
 
-def table_rows(switches: Mapping[str, Any], selected: list[str] | None = None) -> list[RowSpec]:
-    """The full-model row, then the selected switches (all when ``None``) in Table V order.
+def table_rows(
+    switches: Mapping[str, Any], selected: list[str] | None = None, model: str = "mea"
+) -> list[RowSpec]:
+    """The full-model row, then the selected switches (all when ``None``) of ``model``, in its
+    paper's order when it has a transcribed table, else in the order of its switches.
 
-    ``switches`` is the registry (name -> Switch with ``table_row`` and ``description``).
-    Unknown names must have been rejected before (see :func:`check_names`).
+    ``switches`` maps name -> Switch (with ``table_row``). Unknown names must have been
+    rejected before (see :func:`check_names`).
     """
     names = list(switches) if selected is None else list(dict.fromkeys(selected))
-    paper = _paper_rows()
+    table = paper_table(model)
+    if table is None:
+        rows = [RowSpec(FULL, f"{model} (full model)")]
+        return rows + [RowSpec(n, str(getattr(switches[n], "table_row", "") or n)) for n in names]
+    paper = list(table["rows"])
     full = next(r for r in paper if r["key"] == FULL)
     rows = [RowSpec(FULL, full["label"], "", _paper_values(full))]
     matched: list[tuple[int, RowSpec]] = []
@@ -98,10 +108,12 @@ def table_rows(switches: Mapping[str, Any], selected: list[str] | None = None) -
     return rows + [spec for _, spec in matched]
 
 
-def check_names(names: list[str], switches: Mapping[str, Any]) -> list[str]:
-    """Expand ``all`` and reject unknown names with the list of valid ones."""
+def check_names(names: list[str], switches: Mapping[str, Any], model: str = "mea") -> list[str]:
+    """Expand ``all`` and reject names that are not ``model``'s switches (listing its own)."""
     from mea_cli.ablate.errors import AblationError
 
+    if not switches:
+        raise AblationError(f"model {model!r} declares no ablation switches: nothing to ablate")
     if not names:
         raise AblationError("nothing to ablate: give --drop NAME (repeatable) or --drop all")
     if "all" in names:
@@ -109,7 +121,7 @@ def check_names(names: list[str], switches: Mapping[str, Any]) -> list[str]:
     unknown = [n for n in names if n not in switches]
     if unknown:
         raise AblationError(
-            f"unknown ablation switch {', '.join(repr(n) for n in unknown)}; valid: "
-            f"{', '.join(switches)}, or all"
+            f"model {model!r} has no ablation switch {', '.join(repr(n) for n in unknown)}; "
+            f"its switches: {', '.join(switches)}, or all"
         )
     return list(dict.fromkeys(names))

@@ -1,19 +1,23 @@
-"""Multi-seed orchestration of ablation rows and sweep settings, resumable row by row.
+"""Multi-seed orchestration of trainings, resumable job by job: the one job machinery of
+``mea ablate``, ``mea sweep`` and ``mea compare``.
 
 An ablation (``mea ablate``) retrains the run's model with the same features, dataset, model
-config, training settings and seeds, once per Table V row, with ``ablations=(switch,)`` added
-to the model config. A sweep (``mea sweep``) does the same with one config field changed.
-Every (row, seed) result is written on completion, atomically, to
+config, training settings and seeds, once per switch, with the switch added to the model
+config's ``ablations``. A sweep (``mea sweep``) does the same with one config field changed; a
+comparison (``mea compare``) trains several models on the same store, splits and seeds. Every
+(row, seed) result is written on completion, atomically, to
 
     runs/<name>/ablation/<row>/<seed>/metrics.json     (mea ablate)
     runs/<name>/sweep/<key>=<value>/<seed>/metrics.json (mea sweep)
+    runs/<name>/<model>/<seed>/metrics.json            (mea compare)
 
 beside that job's own checkpoint and log, so an interrupted ablation resumes where it stopped:
-a job whose ``metrics.json`` exists is never retrained. The full-model row reuses the run's own
+a job whose ``metrics.json`` exists is never retrained, and a job interrupted during training
+continues from its last completed epoch. The full-model row of an ablation reuses the run's own
 metrics for a seed the run already trained (``runs/<name>/metrics.json`` or
 ``seeds/<seed>/metrics.json``). Every job's outcome (``trained``, ``cached``, ``reused``) is
-appended to ``<ablation|sweep>/events.jsonl``, which is how the tests (and users) can see what
-a re-run actually did.
+appended to an ``events.jsonl``, which is how the tests (and users) can see what a re-run
+actually did.
 """
 
 from __future__ import annotations
@@ -26,7 +30,6 @@ from pathlib import Path
 from typing import Any
 
 from mea_cli.ablate.errors import AblationError
-from mea_cli.ablate.rows import FULL
 
 
 @dataclass(frozen=True)
@@ -60,17 +63,30 @@ class RunInfo:
 
 @dataclass(frozen=True)
 class Job:
-    """One training to do: a row (or sweep setting) and a seed, with its output directory."""
+    """One training to do: a row (ablation switch, swept value or model) and a seed.
+
+    ``model_overrides`` / ``train_overrides`` are the complete structured overrides the trainer
+    gets (the reference run's whole config plus the change); ``expected_model_config`` /
+    ``expected_train`` are what the job's resolved config must be (checked before any training,
+    so a wrong row is refused rather than trained and tabulated); ``changes`` records what the
+    row changes; ``reuse`` is an existing ``metrics.json`` that already holds this job's result.
+    """
 
     row: str
     seed: int
     out_dir: Path
-    switches: tuple[str, ...] = ()
+    model: str
+    features: Path
+    dataset: str
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
     train_overrides: Mapping[str, Any] = field(default_factory=dict)
+    expected_model_config: Mapping[str, Any] = field(default_factory=dict)
+    expected_train: Mapping[str, Any] = field(default_factory=dict)
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    reuse: Path | None = None
 
 
-TrainFn = Callable[[RunInfo, Job], Mapping[str, Any]]
+TrainFn = Callable[[Job], Mapping[str, Any]]
 """Trains one job into ``job.out_dir`` and returns ``{"valid": {...}, "test": {...}}``."""
 
 Reporter = Callable[[str, Job, str], None]
@@ -119,53 +135,41 @@ def _append_event(path: Path, record: dict[str, Any]) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
-def _write_json_atomic(path: Path, obj: Any) -> None:
-    from mea_cli.train.runs import write_json
-
-    write_json(path, obj)
-
-
 def run_jobs(
-    run: RunInfo,
     jobs: Iterable[Job],
     train_fn: TrainFn,
     events: Path,
     report: Reporter | None = None,
-    reuse_run_for_full: bool = True,
 ) -> dict[str, dict[int, dict[str, float]]]:
     """Run (or resume) the jobs in order; return ``{row: {seed: test metrics}}``.
 
-    A job is skipped when its ``metrics.json`` exists (``cached``), or, for the full-model row,
-    when the run itself has metrics for that seed (``reused``, copied into the job's file so the
-    table never depends on the run being left untouched). Otherwise ``train_fn`` trains it and
-    its metrics are written atomically only once training finished.
+    A job is skipped when its ``metrics.json`` exists (``cached``), or when ``job.reuse`` names
+    an existing result (``reused``, copied into the job's file so the table never depends on
+    the source being left untouched). Otherwise ``train_fn`` trains it and its metrics are
+    written atomically only once training finished.
     """
+    from mea_cli.train.runs import write_json
+
     results: dict[str, dict[int, dict[str, float]]] = {}
     for job in jobs:
         target = job.out_dir / "metrics.json"
-        event = ""
         if target.is_file():
             raw = json.loads(target.read_text())
             event = "cached"
         else:
-            source = (
-                run.seed_metrics_path(job.seed)
-                if (reuse_run_for_full and job.row == FULL)
-                else None
-            )
-            if source is not None:
-                raw = json.loads(source.read_text())
+            if job.reuse is not None:
+                raw = json.loads(job.reuse.read_text())
                 raw = {
                     "test": read_test_metrics(raw),
                     "valid": raw.get("valid", {}),
-                    "reused_from": str(source),
+                    "reused_from": str(job.reuse),
                 }
                 event = "reused"
             else:
                 if report:
                     report("start", job, "")
                 t0 = time.monotonic()
-                out = train_fn(run, job)
+                out = train_fn(job)
                 raw = {
                     "test": read_test_metrics(out),
                     "valid": dict(out.get("valid", {})),
@@ -173,15 +177,10 @@ def run_jobs(
                 }
                 event = "trained"
             raw.update(
-                {
-                    "row": job.row,
-                    "seed": job.seed,
-                    "switches": list(job.switches),
-                    "model_overrides": dict(job.model_overrides),
-                    "train_overrides": dict(job.train_overrides),
-                }
+                {"row": job.row, "seed": job.seed, "model": job.model, "changes": dict(job.changes)}
             )
-            _write_json_atomic(target, raw)
+            target.parent.mkdir(parents=True, exist_ok=True)  # the job's directory in the run
+            write_json(target, raw)
         _append_event(
             events,
             {
@@ -195,3 +194,54 @@ def run_jobs(
             report(event, job, str(target))
         results.setdefault(job.row, {})[job.seed] = read_test_metrics(raw)
     return results
+
+
+def train_job(
+    job: Job, device: str = "auto", live: bool | None = False, console: Any = None
+) -> Mapping[str, Any]:
+    """Train ``job`` with :func:`mea_cli.train.trainer.train_run` into ``job.out_dir``.
+
+    Before anything is trained, the job's configuration (resolved from its overrides, or the one
+    an interrupted attempt saved, which is then resumed) must equal the expected one; a
+    difference is an :class:`AblationError` naming the fields.
+    """
+    from mea_cli.train import runs
+    from mea_cli.train.trainer import TrainRequest, read_store_facts, resolve_config, train_run
+
+    req = TrainRequest(
+        features=job.features,
+        dataset=job.dataset,
+        model=job.model,
+        seeds=[job.seed],
+        train_overrides=dict(job.train_overrides),
+        model_overrides=dict(job.model_overrides),
+        device=device,
+        name=job.out_dir.name,
+        runs_dir=job.out_dir.parent,
+        live=live,
+    )
+    saved = job.out_dir / "config.json"
+    if saved.is_file():  # interrupted mid-training: continue it, if it is the right job
+        got, req.resume = runs.read_json(saved), True
+        fix = "delete this directory and re-run"
+    else:
+        facts = read_store_facts(job.features, job.dataset, with_sha256=False)
+        got, fix = resolve_config(req, facts, job.out_dir.name), "this is a bug"
+    diff = _differences(got.get("model_config", {}), job.expected_model_config)
+    diff += [f"train.{k}" for k in _differences(got.get("train", {}), job.expected_train)]
+    if diff:
+        raise AblationError(
+            f"{job.out_dir}: the job's configuration differs from the one it must have in "
+            f"{', '.join(diff)}; {fix}"
+        )
+    result = train_run(req, console)
+    return result.seeds[job.seed]
+
+
+def _differences(got: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
+    return sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+
+
+def trainer_fn(device: str = "auto", live: bool | None = False, console: Any = None) -> TrainFn:
+    """A :data:`TrainFn` that trains each job with :func:`train_job`."""
+    return lambda job: train_job(job, device, live, console)

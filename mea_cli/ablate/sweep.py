@@ -25,6 +25,7 @@ import numpy as np
 
 from mea_cli.ablate.errors import SweepError
 from mea_cli.ablate.table import ResultTable, digits, metric_label, scale
+from mea_cli.config import parse_text
 
 
 @dataclass(frozen=True)
@@ -46,12 +47,6 @@ class SweepSpec:
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._+-]", "_", text)
-
-
-def _parse_value(text: str) -> Any:
-    from mea_cli.train.config import parse_value
-
-    return parse_value(text)
 
 
 def parse_spec(
@@ -84,7 +79,7 @@ def parse_spec(
     current = fields[name]
     values = []
     for t in texts:
-        v = _parse_value(t)
+        v = parse_text(t)
         if isinstance(current, bool):
             ok = isinstance(v, bool)
         elif isinstance(current, int):
@@ -115,7 +110,7 @@ def plot_sweep(table: ResultTable, spec: SweepSpec, path: Path, title: str = "")
         ax = axes[0, c]
         s = scale(key)
         means = np.array([row.stats[key].mean * s for row in table.rows])
-        stds = np.array([row.stats[key].std * s for row in table.rows])
+        stds = np.nan_to_num([row.stats[key].std * s for row in table.rows])  # n=1: no bar
         ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, linewidth=1.5)
         for x, m in zip(xs, means, strict=True):
             if np.isfinite(m):

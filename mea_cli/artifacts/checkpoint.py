@@ -1,4 +1,4 @@
-"""The checkpoint artifact (``format = "mea-checkpoint"``, DESIGN.md): one ``torch.save`` dict.
+"""The checkpoint artifact (``format = "mea-checkpoint"``, docs/design.md): one ``torch.save`` dict.
 
 Everything in it is a plain JSON-able value (str, int, float, bool, None, list, dict) or a
 tensor, so it loads with ``torch.load(weights_only=True)``: no pickled classes, no code runs
@@ -23,11 +23,9 @@ modality that differs, with expected vs found.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import pickle
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -40,11 +38,9 @@ import torch
 from mea_cli import __version__
 from mea_cli.artifacts.features import FeatureStore, ModalitySchema
 from mea_cli.errors import MeaError
+from mea_cli.paths import atomic_output
 
 FORMAT = "mea-checkpoint"
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-FILE_MODE = 0o666 & ~_UMASK  # what open() would give; mkstemp's 0600 is too private
 VERSION = 1
 
 
@@ -73,15 +69,6 @@ def schema_to_dict(modalities: Mapping[str, ModalitySchema]) -> dict[str, dict[s
             "nominal_rate_hz": None if rate is None or math.isnan(rate) else float(rate),
         }
     return out
-
-
-def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, streamed (feature stores can be large)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -136,19 +123,11 @@ _REQUIRED = (
 )
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename: never half-written."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+def atomic_torch_save(obj: Any, path: str | os.PathLike[str], what: str = "checkpoint") -> None:
+    """``torch.save`` through :func:`mea_cli.paths.atomic_output`: never half-written, umask
+    permissions, and the parent directory must exist (nothing is created for it)."""
+    with atomic_output(path, what) as tmp:
         torch.save(obj, tmp)
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:

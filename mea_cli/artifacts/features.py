@@ -1,6 +1,7 @@
-"""The feature store: one HDF5 file of unaligned multimodal sequences (DESIGN.md, version 1).
+"""The feature store: one HDF5 file of unaligned multimodal sequences (docs/feature-store.md).
 
-Layout (``format = "mea-features"``, ``version = 1``)::
+Layout (``format = "mea-features"``, ``version = 2``; version 1 is version 2 without
+``/words``, and still opens)::
 
     /                    attrs: format, version, created, mea_cli_version, dataset, task,
                                 label_names (JSON), plus free-form provenance attrs
@@ -14,11 +15,16 @@ Layout (``format = "mea-features"``, ``version = 1``)::
     /<modality>/times    float64 [sum T_i, 2]  start/end second of each step (NaN if unknown)
     /<modality>          attrs: feature_names (JSON), extractor (JSON), nominal_rate_hz
     /failures/{video,stage,message}  str [F]
+    /words/text          str [W]        the words of every sample as transcribed (version 2)
+    /words/times         float64 [W, 2] each word's start/end second in the source video
+    /words/offsets       int64 [N+1]    sample i's words are text[offsets[i]:offsets[i+1]]
+    /words/source        str [N]        where they came from (sidecar.txt, asr, ...; "" unknown)
 
 Sequences keep their native rate and length: nothing is aligned or padded on disk, and a
 zero-length sequence is legal. The writer streams (one sample at a time, features appended to
-resizable chunked datasets) into a temporary file next to the target and renames it only when
-everything is written, so an interrupted write never leaves a file at the output path. The
+resizable chunked datasets) into a temporary file next to the target
+(:func:`mea_cli.paths.atomic_output`, umask permissions) and renames it only when everything
+is written, so an interrupted write never leaves a file at the output path. The
 reader validates every invariant of the layout on open and raises :class:`FeatureStoreError`
 naming the file and the broken invariant.
 """
@@ -27,8 +33,8 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -39,9 +45,11 @@ import numpy as np
 
 from mea_cli import MODALITIES, __version__
 from mea_cli.errors import FeatureStoreError
+from mea_cli.paths import atomic_output
 
 FORMAT = "mea-features"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS: tuple[int, ...] = (1, 2)
 SPLITS: tuple[str, ...] = ("train", "valid", "test", "")
 TASKS: tuple[str, ...] = ("regression", "binary-multilabel", "multiclass", "")
 _STR = h5py.string_dtype("utf-8")
@@ -94,12 +102,23 @@ class ModalitySchema:
         )
 
 
+@dataclass(frozen=True)
+class Word:
+    """One word as transcribed (before tokenisation) and its span in seconds of the video."""
+
+    text: str
+    start: float
+    end: float
+
+
 @dataclass
 class Sample:
     """One segment: its identity, label and one ``[T, D]`` sequence per modality.
 
     ``times[m]`` is ``[T, 2]`` (start, end seconds of each step); when omitted it is NaN.
     ``label`` is a 1-d float array of length K (K = number of label names), NaN where absent.
+    ``words`` are the words the text sequence was made from and ``words_source`` where they
+    came from (``sidecar.txt``, ``asr``, ...; ``""`` when not recorded, e.g. imported data).
     """
 
     id: str
@@ -110,6 +129,8 @@ class Sample:
     split: str = ""
     label: np.ndarray | None = None
     times: dict[str, np.ndarray] = field(default_factory=dict)
+    words: list[Word] = field(default_factory=list)
+    words_source: str = ""
 
 
 @dataclass(frozen=True)
@@ -202,7 +223,10 @@ class FeatureStoreWriter:
         self._rows = {m: 0 for m in self.modalities}
         self._offsets: dict[str, list[int]] = {m: [0] for m in self.modalities}
         self._file: h5py.File | None = None
-        self._tmp: Path | None = None
+        self._output: AbstractContextManager[Path] | None = None
+        self._words = 0
+        self._word_offsets: list[int] = [0]
+        self._word_sources: list[str] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> FeatureStoreWriter:
@@ -216,13 +240,20 @@ class FeatureStoreWriter:
             self.abort()
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(
-            prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent
+        """Create the temporary file (checks the output path: :class:`~mea_cli.paths.PathError`)."""
+        output = atomic_output(self.path, "feature store")
+        tmp = output.__enter__()
+        self._output = output
+        try:
+            self._file = h5py.File(tmp, "w")
+        except BaseException:
+            self.abort()
+            raise
+        words = self._file.create_group("words")
+        words.create_dataset("text", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(_CHUNK_ROWS,))
+        words.create_dataset(
+            "times", shape=(0, 2), maxshape=(None, 2), dtype="f8", chunks=(_CHUNK_ROWS, 2)
         )
-        os.close(fd)
-        self._tmp = Path(tmp)
-        self._file = h5py.File(self._tmp, "w")
         for name, schema in self.modalities.items():
             g = self._file.create_group(name)
             g.create_dataset(
@@ -240,13 +271,14 @@ class FeatureStoreWriter:
             g.attrs["nominal_rate_hz"] = float(schema.nominal_rate_hz)
 
     def abort(self) -> None:
-        """Discard everything written so far."""
+        """Discard everything written so far (the temporary file is removed)."""
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self._tmp is not None and self._tmp.exists():
-            self._tmp.unlink()
-        self._tmp = None
+        output, self._output = self._output, None
+        if output is not None:
+            err = RuntimeError("feature store writer aborted")
+            output.__exit__(type(err), err, None)  # atomic_output removes its temporary file
 
     # -- writing ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -301,6 +333,16 @@ class FeatureStoreWriter:
                 g["times"][n0:n1] = t
             self._rows[name] = n1
             self._offsets[name].append(n1)
+        if sample.words:
+            wg = self._file["words"]
+            w0, w1 = self._words, self._words + len(sample.words)
+            wg["text"].resize(w1, axis=0)
+            wg["text"][w0:w1] = np.array([w.text for w in sample.words], dtype=object)
+            wg["times"].resize(w1, axis=0)
+            wg["times"][w0:w1] = np.array([(w.start, w.end) for w in sample.words], np.float64)
+            self._words = w1
+        self._word_offsets.append(self._words)
+        self._word_sources.append(sample.words_source)
         self._ids.add(sample.id)
         cols = self._columns
         cols["id"].append(sample.id)
@@ -315,7 +357,7 @@ class FeatureStoreWriter:
 
     def close(self) -> None:
         """Write the sample table and failures, then atomically move the file into place."""
-        if self._file is None or self._tmp is None:
+        if self._file is None or self._output is None:
             raise RuntimeError("writer is not open")
         f = self._file
         try:
@@ -333,6 +375,10 @@ class FeatureStoreWriter:
             s.create_dataset("label", data=labels)
             for name in self.modalities:
                 f[name].create_dataset("offsets", data=np.array(self._offsets[name], np.int64))
+            f["words"].create_dataset("offsets", data=np.array(self._word_offsets, np.int64))
+            f["words"].create_dataset(
+                "source", data=np.array(self._word_sources, dtype=object), dtype=_STR
+            )
             fg = f.create_group("failures")
             for key in ("video", "stage", "message"):
                 vals = [getattr(x, key) for x in self._failures]
@@ -348,8 +394,8 @@ class FeatureStoreWriter:
                 f.attrs[key] = _attr_json(value)
             f.close()
             self._file = None
-            os.replace(self._tmp, self.path)
-            self._tmp = None
+            output, self._output = self._output, None
+            output.__exit__(None, None, None)  # rename into place
         except BaseException:
             self.abort()
             raise
@@ -404,9 +450,11 @@ class FeatureStore:
         if fmt != FORMAT:
             self._fail(f"attribute 'format' is {fmt!r}, expected {FORMAT!r}")
         version = f.attrs.get("version")
-        if version != VERSION:
-            shown = version.item() if isinstance(version, np.generic) else version
-            self._fail(f"format version {shown!r} is not supported (this mea-cli reads {VERSION})")
+        shown = version.item() if isinstance(version, np.generic) else version
+        if not isinstance(shown, int) or isinstance(shown, bool) or shown not in READABLE_VERSIONS:
+            readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+            self._fail(f"format version {shown!r} is not supported (this mea-cli reads {readable})")
+        self.version = int(shown)
         try:
             label_names = tuple(json.loads(f.attrs.get("label_names", "[]")))
         except json.JSONDecodeError:
@@ -470,7 +518,7 @@ class FeatureStore:
         self.modalities: dict[str, ModalitySchema] = {}
         self._offsets: dict[str, np.ndarray] = {}
         groups = sorted(
-            (name for name in f if name not in ("samples", "failures")),
+            (name for name in f if name not in ("samples", "failures", "words")),
             key=lambda m: (MODALITIES.index(m) if m in MODALITIES else len(MODALITIES), m),
         )
         if not groups:
@@ -504,6 +552,33 @@ class FeatureStore:
                 name, names, extractor, float(g.attrs.get("nominal_rate_hz", np.nan))
             )
             self._offsets[name] = offsets.astype(np.int64)
+        self._validate_words(n)
+
+    def _validate_words(self, n: int) -> None:
+        """``/words`` (version 2): offsets over the word rows and one source per sample."""
+        f = self._file
+        if self.version < 2:
+            self._word_offsets = np.zeros(n + 1, np.int64)
+            self._word_sources = np.array([""] * n, dtype=object)
+            return
+        if "words" not in f:
+            self._fail("missing group /words (required from format version 2)")
+        g = f["words"]
+        for key in ("text", "times", "offsets", "source"):
+            if key not in g:
+                self._fail(f"missing dataset /words/{key}")
+        rows = g["text"].shape[0]
+        offsets = g["offsets"][:]
+        if offsets.shape != (n + 1,):
+            self._fail(f"/words/offsets has shape {offsets.shape}, expected ({n + 1},)")
+        if offsets[0] != 0 or np.any(np.diff(offsets) < 0) or offsets[-1] != rows:
+            self._fail(f"/words/offsets must run monotonically from 0 to the {rows} word rows")
+        if g["times"].shape != (rows, 2):
+            self._fail(f"/words/times has shape {g['times'].shape}, expected ({rows}, 2)")
+        if g["source"].shape != (n,):
+            self._fail(f"/words/source has shape {g['source'].shape}, expected ({n},)")
+        self._word_offsets = offsets.astype(np.int64)
+        self._word_sources = _decode(g["source"][:])
 
     # -- access ----------------------------------------------------------------------------
     def __enter__(self) -> FeatureStore:
@@ -541,6 +616,25 @@ class FeatureStore:
         a, b = self._offsets[modality][i : i + 2]
         return self._file[modality]["times"][a:b]
 
+    def words(self, i: int) -> list[Word]:
+        """Sample ``i``'s words with their times (empty for version-1 stores)."""
+        a, b = self._word_offsets[i : i + 2]
+        if a == b:
+            return []
+        g = self._file["words"]
+        text = _decode(g["text"][a:b])
+        times = g["times"][a:b]
+        return [Word(str(t), float(s), float(e)) for t, (s, e) in zip(text, times, strict=True)]
+
+    def words_source(self, i: int) -> str:
+        """Where sample ``i``'s words came from; ``""`` when the store does not say."""
+        return str(self._word_sources[i])
+
+    @property
+    def has_words(self) -> bool:
+        """True when the store records words (format version 2 written by ``mea extract``)."""
+        return self.version >= 2 and any(bool(x) for x in self._word_sources)
+
     def __getitem__(self, i: int) -> Sample:
         if not -len(self) <= i < len(self):
             raise IndexError(i)
@@ -555,6 +649,8 @@ class FeatureStore:
             label=t.label[i].copy(),
             features={m: self.sequence(i, m) for m in self.modalities},
             times={m: self.times(i, m) for m in self.modalities},
+            words=self.words(i),
+            words_source=self.words_source(i),
         )
 
     def __iter__(self) -> Iterator[Sample]:
@@ -564,9 +660,6 @@ class FeatureStore:
     def array(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
         """The whole modality as ``(data [sum T, D], offsets [N+1])``."""
         return self._file[modality]["data"][:], self._offsets[modality]
-
-    def times_array(self, modality: str) -> np.ndarray:
-        return self._file[modality]["times"][:]
 
     @property
     def failures(self) -> list[Failure]:
@@ -578,7 +671,3 @@ class FeatureStore:
 
     def split_indices(self, split: str) -> np.ndarray:
         return np.flatnonzero(self.samples.split == split)
-
-    @property
-    def has_labels(self) -> bool:
-        return bool(self.meta.label_names) and bool(np.isfinite(self.samples.label).any())

@@ -1,4 +1,5 @@
-"""What ``mea info`` says about a feature store: a plain dict (for ``--json``) and its rendering."""
+"""What ``mea info`` says about a feature store or one of its samples: plain dicts (for
+``--json``) and their rendering."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mea_cli.artifacts.features import FeatureStore
+from mea_cli.errors import MeaError
 
 
 def _finite(x: float) -> float | None:
@@ -59,7 +62,9 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
         "synthetic": meta.synthetic,
         "created": meta.created,
         "mea_cli_version": meta.mea_cli_version,
+        "format_version": store.version,
         "samples": len(store),
+        "words_recorded": store.has_words,
         "splits": dict(sorted(splits.items())),
         "modalities": modalities,
         "labels": labels,
@@ -80,8 +85,8 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
     """Print a summary as rich tables."""
     kind = "synthetic" if summary["synthetic"] else "real"
     console.print(
-        f"[bold]{summary['file']}[/]  dataset=[cyan]{summary['dataset'] or '?'}[/] "
-        f"task=[cyan]{summary['task'] or 'unlabelled'}[/] ({kind})  "
+        f"{summary['file']}  dataset={summary['dataset'] or '?'} "
+        f"task={summary['task'] or 'unlabelled'} ({kind})  "
         f"samples={summary['samples']}  created={summary['created']}  "
         f"mea-cli {summary['mea_cli_version']}",
         highlight=False,
@@ -138,3 +143,83 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
             console.print(f"... and {fail['count'] - max_failures} more (use --json for all)")
     else:
         console.print("failures: none")
+
+
+def _span(times: np.ndarray) -> list[float | None]:
+    """First start and last end of a sample's steps (``None`` when unknown)."""
+    starts, ends = times[:, 0], times[:, 1]
+    starts, ends = starts[np.isfinite(starts)], ends[np.isfinite(ends)]
+    return [
+        float(starts.min()) if starts.size else None,
+        float(ends.max()) if ends.size else None,
+    ]
+
+
+def describe_sample(store: FeatureStore, sample_id: str) -> dict[str, Any]:
+    """One sample: identity, labels by name, per-modality length and time span, its words."""
+    try:
+        i = store.index_of(sample_id)
+    except KeyError:
+        head = ", ".join(str(x) for x in store.samples.id[:3])
+        raise MeaError(
+            f"{store.name}: no sample {sample_id!r} ({len(store)} samples, e.g. {head})"
+        ) from None
+    t = store.samples
+    labels = {
+        name: _finite(float(t.label[i, k])) for k, name in enumerate(store.meta.label_names)
+    }
+    modalities = {}
+    for name in store.modalities:
+        times = store.times(i, name)
+        modalities[name] = {"steps": int(store.lengths(name)[i]), "span_s": _span(times)}
+    words = store.words(i)
+    return {
+        "file": store.name,
+        "id": str(t.id[i]),
+        "video": str(t.video[i]),
+        "start": _finite(float(t.start[i])),
+        "end": _finite(float(t.end[i])),
+        "split": str(t.split[i]),
+        "task": store.meta.task,
+        "labels": labels,
+        "modalities": modalities,
+        "words_source": store.words_source(i) or None,
+        "words": [{"text": w.text, "start": w.start, "end": w.end} for w in words],
+        "text": " ".join(w.text for w in words),
+    }
+
+
+def render_sample(described: dict[str, Any], console: Console) -> None:
+    """Print one sample as text and a table of its words."""
+
+    def sec(x: float | None) -> str:
+        return "?" if x is None else f"{x:.2f}"
+
+    d = described
+    console.print(
+        Text(d["id"], style="bold"),
+        f" video={d['video']}  {sec(d['start'])}-{sec(d['end'])} s  split={d['split'] or '-'}",
+        highlight=False,
+    )
+    if d["labels"]:
+        shown = ", ".join(
+            f"{k}={'-' if v is None else f'{v:g}'}" for k, v in d["labels"].items()
+        )
+        console.print(f"labels ({d['task']}): {shown}", highlight=False)
+    for name, m in d["modalities"].items():
+        a, b = m["span_s"]
+        span = f", {sec(a)}-{sec(b)} s" if m["steps"] else ""
+        console.print(f"{name}: {m['steps']} steps{span}", highlight=False)
+    if d["words_source"] is None:
+        console.print("words: not recorded in this store", highlight=False)
+        return
+    if not d["words"]:
+        console.print(f"words ({d['words_source']}): none", highlight=False)
+        return
+    console.print(f"words ({d['words_source']}): {d['text']}", highlight=False)
+    wt = Table(show_header=True)
+    for col in ("word", "start s", "end s"):
+        wt.add_column(col, justify="left" if col == "word" else "right")
+    for w in d["words"]:
+        wt.add_row(w["text"], f"{w['start']:.2f}", f"{w['end']:.2f}")
+    console.print(wt)

@@ -1,22 +1,20 @@
-"""Dataset presets: what each benchmark asks of a store and how the papers trained on it.
+"""Dataset presets: what each benchmark asks of a store (task, labels, metrics, label range)
+and what its CMU benchmark features look like.
 
-A :class:`DatasetPreset` names a benchmark's task, label names and metric set, and the training
-hyper-parameters of Table I of the MEA paper (batch size, epoch number, learning rate). The
-peer models' papers give their own values (MFSA Sec. 4.2, MCR Table 1, FDMER Sec. 4.2);
-:meth:`DatasetPreset.for_model` returns the preset with those values. Where a paper is silent
-(gradient clipping, early-stopping patience, FDMER on IEMOCAP, MulT anywhere) the values are
-our choice and say so in ``hparams_source``. The model-architecture hyper-parameters of Table I
-(d, d_h, heads, kernel sizes, mu, alpha, beta, M, N) live in the model configs, not here.
+Training hyper-parameters (batch size, epochs, learning rate, ...) are not here: they depend on
+the model too and live in one training preset per (model, dataset),
+:mod:`mea_cli.train.presets`; model hyper-parameters live in each model's config presets.
 
 :func:`check_store_fits` is what ``--dataset`` runs: it checks the store's task, label names,
 label values, splits and modalities (not its ``dataset`` attribute, so a synthetic store made
 with ``mea synth --like mosi`` fits the ``mosi`` preset) and raises :class:`DatasetMismatchError`
-saying what is wrong.
+saying what is wrong. :func:`benchmark_mismatch` says whether a store holds the benchmark's own
+features, which is what makes our numbers comparable with the papers' (``--paper``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,9 +36,8 @@ REGRESSION_METRICS: tuple[str, ...] = (
 IEMOCAP_METRICS: tuple[str, ...] = tuple(
     f"{kind}_{e}" for e in IEMOCAP_EMOTIONS for kind in ("acc", "f1")
 )
-# Our choices where every paper is silent (documented in docs/data.md).
-GRAD_CLIP = 0.8  # max global grad norm; the value MulT's public training script uses
-PATIENCE = 10  # epochs without a better validation score before early stopping
+BENCHMARK_DIMS: dict[str, int] = {"text": 300, "vision": 35, "audio": 74}
+"""The CMU benchmark features: GloVe 300 / Facet 35 / COVAREP 74 (MEA Sec. IV-B)."""
 
 
 class PresetError(MeaError):
@@ -57,121 +54,38 @@ class DatasetMismatchError(MeaError):
 
 
 @dataclass(frozen=True)
-class ModelHParams:
-    """One model's training hyper-parameters on one benchmark, as its paper reports them."""
-
-    model: str
-    batch_size: int
-    epochs: int
-    lr: float
-    source: str
-
-
-@dataclass(frozen=True)
 class DatasetPreset:
-    """A benchmark: task, labels, metrics and training hyper-parameters (MEA Table I).
+    """A benchmark: task, labels, metrics, label range and its benchmark features.
 
-    ``batch_size``, ``epochs`` and ``lr`` are the MEA values of Table I; ``grad_clip`` and
-    ``patience`` are ours (the paper is silent). ``label_range`` bounds regression labels.
-    ``benchmark_dims`` and ``benchmark_splits`` describe the CMU feature sets (GloVe 300 /
-    Facet 35 / COVAREP 74, Sec. IV-A/B) for information only; stores with other features fit.
+    ``label_range`` bounds regression labels. ``benchmark_dims`` and ``benchmark_splits``
+    describe the CMU feature sets (GloVe 300 / Facet 35 / COVAREP 74, Sec. IV-A/B); stores with
+    other features fit the preset too, but their numbers are not the benchmark's.
     """
 
     name: str
     task: str
     label_names: tuple[str, ...]
     metrics: tuple[str, ...]
-    batch_size: int
-    epochs: int
-    lr: float
-    grad_clip: float
-    patience: int
     label_range: tuple[float, float] | None
     benchmark_dims: tuple[tuple[str, int], ...]
     benchmark_splits: tuple[tuple[str, int], ...]
-    model: str = "mea"
-    hparams_source: str = ""
-    models: tuple[ModelHParams, ...] = ()
 
     @property
     def num_labels(self) -> int:
         return len(self.label_names)
 
-    def for_model(self, model: str) -> DatasetPreset:
-        """The preset with ``model``'s own batch size / epochs / lr from its paper.
-
-        A model without published values for this benchmark keeps the MEA ones (Table I), and
-        ``hparams_source`` says so.
-        """
-        for hp in self.models:
-            if hp.model == model:
-                return replace(
-                    self,
-                    model=model,
-                    batch_size=hp.batch_size,
-                    epochs=hp.epochs,
-                    lr=hp.lr,
-                    hparams_source=hp.source,
-                )
-        return replace(
-            self,
-            model=model,
-            hparams_source=f"no published values for {model} on {self.name}: "
-            f"MEA Table I values used (our choice)",
-        )
-
-
-def _hp(
-    model: str, table: dict[str, tuple[int, int, float]], source: str
-) -> dict[str, ModelHParams]:
-    return {ds: ModelHParams(model, b, e, lr, source) for ds, (b, e, lr) in table.items()}
-
-
-# (batch size, epochs, lr) per dataset, from each paper.
-_MEA = _hp(
-    "mea",
-    {"mosi": (32, 60, 1e-3), "mosei": (64, 100, 2e-3), "iemocap": (32, 60, 1e-3)},
-    "MEA (TCSVT) Table I",
-)
-_MFSA = _hp(
-    "mfsa",
-    {"mosi": (64, 100, 1e-3), "mosei": (64, 100, 3e-3), "iemocap": (32, 60, 1e-3)},
-    "MFSA (ACM MM 2022) Sec. 4.2",
-)
-_MCR = _hp(
-    "mcr",
-    {"mosi": (64, 120, 1e-3), "mosei": (16, 30, 1e-3), "iemocap": (32, 60, 2e-3)},
-    "MCR (KBS 2023) Table 1",
-)
-_FDMER = _hp(
-    "fdmer",
-    {"mosi": (64, 120, 1e-3), "mosei": (16, 100, 1e-3)},  # its third set is UR-FUNNY
-    "FDMER (ACM MM 2022) Sec. 4.2",
-)
-_BENCH_DIMS = (("text", 300), ("vision", 35), ("audio", 74))
-
 
 def _preset(
     name: str, task: str, labels: tuple[str, ...], splits: tuple[int, ...]
 ) -> DatasetPreset:
-    mea = _MEA[name]
-    models = tuple(table[name] for table in (_MEA, _MFSA, _MCR, _FDMER) if name in table)
     return DatasetPreset(
         name=name,
         task=task,
         label_names=labels,
         metrics=REGRESSION_METRICS if task == "regression" else IEMOCAP_METRICS,
-        batch_size=mea.batch_size,
-        epochs=mea.epochs,
-        lr=mea.lr,
-        grad_clip=GRAD_CLIP,
-        patience=PATIENCE,
         label_range=(-3.0, 3.0) if task == "regression" else None,
-        benchmark_dims=_BENCH_DIMS,
+        benchmark_dims=tuple(BENCHMARK_DIMS.items()),
         benchmark_splits=tuple(zip(("train", "valid", "test"), splits, strict=False)),
-        model="mea",
-        hparams_source=mea.source,
-        models=models,
     )
 
 
@@ -183,13 +97,12 @@ PRESETS: dict[str, DatasetPreset] = {
 }
 
 
-def get_preset(name: str, model: str | None = None) -> DatasetPreset:
-    """The preset called ``name`` (optionally with ``model``'s own training values)."""
+def get_preset(name: str) -> DatasetPreset:
+    """The preset called ``name`` (:class:`PresetError` listing the valid names)."""
     key = name.strip().lower()
     if key not in PRESETS:
         raise PresetError(f"unknown dataset preset {name!r}; valid presets: {', '.join(PRESETS)}")
-    preset = PRESETS[key]
-    return preset if model is None else preset.for_model(model)
+    return PRESETS[key]
 
 
 def list_presets() -> list[str]:
@@ -259,3 +172,31 @@ def check_store_fits(store: FeatureStore, preset: DatasetPreset) -> None:
                 f"{preset.name} training needs labelled samples in the {split!r} split; "
                 f"the store has none"
             )
+
+
+def benchmark_mismatch(store: FeatureStore, preset: DatasetPreset) -> str | None:
+    """Why ``store`` does not hold ``preset``'s benchmark features (None when it does).
+
+    Our numbers are comparable with the papers' only on the benchmark's own data: the CMU
+    features imported with ``mea import`` (extractor ``import-*``), of the benchmark's
+    dimensions, for the same dataset. A synthetic store, or one extracted from videos with
+    other features, is not (``--paper`` then says so instead of printing the papers' rows).
+    """
+    meta = store.meta
+    if meta.synthetic:
+        return f"{store.name} holds synthetic data, not {preset.name.upper()}"
+    if meta.dataset.strip().lower() != preset.name:
+        return f"{store.name} says it holds dataset {meta.dataset or '(none)'!r}, not {preset.name}"
+    dims = dict(preset.benchmark_dims)
+    for m in MODALITIES:
+        schema = store.modalities.get(m)
+        if schema is None:
+            return f"{store.name} has no {m} modality"
+        if not schema.extractor.name.startswith("import-"):
+            return (
+                f"{store.name}: the {m} features come from {schema.extractor.name!r}, not the "
+                f"imported CMU benchmark features"
+            )
+        if schema.dim != dims[m]:
+            return f"{store.name}: {m} has {schema.dim} features, the benchmark's have {dims[m]}"
+    return None

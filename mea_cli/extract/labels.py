@@ -1,16 +1,34 @@
-"""``labels.csv``: which segments of which video carry which label (MOSI style).
+"""``labels.csv``: which segments of which video carry which label.
 
-Columns ``video,start,end,label`` and optionally ``split`` (train | valid | test; ``val`` and
-``dev`` mean valid) and ``id`` (sample id; default ``<video>_<n>``, n counting that video's
-rows from 1 in file order). ``video`` names a video by its path relative to the input folder,
-with or without extension, or by its bare file name / stem when that is unique. ``start`` and
-``end`` are seconds; an empty ``start``/``end`` means the start/end of the video.
+Columns (names are case-insensitive; CMU / MMSA names are accepted as aliases):
 
-Labels are numbers (task ``regression``, label name ``sentiment``) or emotion names (task
-``binary-multilabel``: one binary label per emotion, IEMOCAP's order ``happy, sad, angry,
-neutral`` when the names are among those, else sorted; ``a;b`` marks several). A malformed
-file is a :class:`LabelsError` naming the file and line; a row naming a video that is not in
-the folder becomes a failure-table row (stage ``labels``) and the others go through.
+==========  =====================================  ============================================
+column      aliases                                meaning
+==========  =====================================  ============================================
+``video``   ``video_id``                           the video: relative path with or without
+                                                   extension, or its bare file name / stem
+                                                   when that is unique
+``label``   (``--label-column NAME`` picks another) the label (see :mod:`mea_cli.extract.labelparse`)
+``start``   ``start_time``                         segment start, seconds (empty: 0)
+``end``     ``end_time``                           segment end, seconds (empty: end of video)
+``split``   ``mode`` (MMSA)                        train | valid | test (``val``, ``dev``,
+                                                   ``validation`` mean valid; empty: none)
+``clip_id`` ``clip``, ``segment_id``               the segment's number within its video
+``id``      ``sample_id``                          the sample id
+==========  =====================================  ============================================
+
+Other columns (MMSA's ``text``, ``label_T``, ``annotation``, ...) are ignored unless named by
+``--label-column``. ``start``/``end`` are optional: a file without them labels whole files,
+and with a ``clip_id`` column a row names the file ``<video>/<clip_id>`` (MMSA's
+``Raw/<video_id>/<clip_id>.mp4``) or ``<video>_<clip_id>`` (CMU's segmented
+``<video_id>_<n>.mp4``), whichever exists, else ``<video>``. Sample ids: the ``id`` column,
+else ``<video>_<clip_id>``, else ``<video>_<n>`` (n counts the video's rows from 1).
+
+A malformed file (missing columns, a non-numeric time, an unknown split, labels that do not
+parse, duplicate ids) is a :class:`LabelsError` naming the file and the rows. A zero-length
+or inverted segment (``end <= start``; real MOSI has one) is not: it becomes one failure-table
+row (stage ``labels``) and the other rows go through, as do rows naming a video that is not
+in the folder.
 """
 
 from __future__ import annotations
@@ -23,38 +41,42 @@ from pathlib import Path
 
 import numpy as np
 
-from mea_cli.errors import MeaError
+from mea_cli.extract.labelparse import LabelsError, LabelSpec, parse_labels
 from mea_cli.extract.media import VIDEO_EXTENSIONS
 
-IEMOCAP_ORDER: tuple[str, ...] = ("happy", "sad", "angry", "neutral")
+ALIASES: dict[str, tuple[str, ...]] = {
+    "video": ("video", "video_id"),
+    "start": ("start", "start_time"),
+    "end": ("end", "end_time"),
+    "split": ("split", "mode"),
+    "clip": ("clip_id", "clip", "segment_id"),
+    "id": ("id", "sample_id"),
+}
 _SPLIT_ALIASES = {
     "train": "train",
     "valid": "valid",
     "val": "valid",
     "dev": "valid",
+    "validation": "valid",
     "test": "test",
     "": "",
 }
-
-
-class LabelsError(MeaError):
-    """A labels file that cannot be read."""
-
-    def __init__(self, path: object, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
+MAX_LISTED = 5
 
 
 @dataclass(frozen=True)
 class Segment:
-    """One labelled segment of a video."""
+    """One labelled segment of a video (``problem`` set: a bad segment, reported, not used)."""
 
-    video: str  # as written in the file
+    video: str  # as written in the file (with ``/<clip>`` candidates, see ``candidates``)
     start: float
     end: float
     label: np.ndarray  # [K] float32
     split: str
     id: str
     line: int
+    candidates: tuple[str, ...] = ()  # file names to look for, in order ((): ``video``)
+    problem: str = ""
 
 
 @dataclass(frozen=True)
@@ -65,23 +87,51 @@ class LabelFile:
     task: str
     label_names: tuple[str, ...]
     segments: tuple[Segment, ...]
+    value_range: tuple[float, float] | None = None
 
 
-def _float(value: str, path: Path, line: int, col: str, default: float) -> float:
+def _lines(path: Path, items: list[tuple[int, str]]) -> str:
+    shown = "; ".join(f"line {n}: {msg}" for n, msg in items[:MAX_LISTED])
+    more = len(items) - MAX_LISTED
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def _columns(path: Path, header: list[str], label_column: str) -> dict[str, str]:
+    """Canonical column -> the header's own name for it."""
+    lowered = {h.strip().lower(): h for h in header if h is not None}
+    found: dict[str, str] = {}
+    for canon, names in ALIASES.items():
+        present = [n for n in names if n in lowered]
+        if len(present) > 1:
+            raise LabelsError(path, f"columns {' and '.join(present)} both give the {canon}")
+        if present:
+            found[canon] = lowered[present[0]]
+    label = label_column.strip().lower()
+    if label in lowered:
+        found["label"] = lowered[label]
+    missing = [c for c in ("video", "label") if c not in found]
+    if label != "label" and "label" in missing:
+        raise LabelsError(path, f"no column {label_column!r} (--label-column)")
+    if missing:
+        raise LabelsError(
+            path,
+            f"missing column(s) {', '.join(missing)} (expected video,start,end,label[,split] "
+            "or the CMU names video_id,clip_id,label,split,start,end)",
+        )
+    return found
+
+
+def _time(value: str, default: float) -> float:
     value = value.strip()
     if not value:
         return default
-    try:
-        x = float(value)
-    except ValueError:
-        raise LabelsError(path, f"line {line}: {col} {value!r} is not a number") from None
-    if math.isnan(x):
-        return default
-    return x
+    x = float(value)  # ValueError: the caller names the row
+    return default if math.isnan(x) else x
 
 
-def read_labels(path: str | os.PathLike[str]) -> LabelFile:
+def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> LabelFile:
     """Parse and validate ``labels.csv`` (see module docstring)."""
+    spec = spec or LabelSpec()
     path = Path(path)
     if not path.is_file():
         raise LabelsError(path, "labels file not found")
@@ -89,66 +139,68 @@ def read_labels(path: str | os.PathLike[str]) -> LabelFile:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as err:
         raise LabelsError(path, f"not UTF-8 (byte offset {err.start})") from None
-    rows = list(csv.DictReader(text.splitlines()))
+    reader = csv.DictReader(text.splitlines())
+    rows = list(reader)
     if not rows:
         raise LabelsError(path, "no rows (expected a header video,start,end,label[,split])")
-    header = {h.strip() for h in rows[0] if h is not None}
-    missing = {"video", "start", "end", "label"} - header
-    if missing:
-        raise LabelsError(path, f"missing column(s) {', '.join(sorted(missing))}")
-    raw = []
-    for n, row in enumerate(rows, 2):
-        row = {(k or "").strip(): (v or "") for k, v in row.items()}
-        video = row["video"].strip()
+    col = _columns(path, list(reader.fieldnames or []), spec.column)
+    timed = "start" in col or "end" in col
+    problems: list[tuple[int, str]] = []
+    parsed = []
+    for n, raw in enumerate(rows, 2):
+
+        def cell(canon: str, raw: dict = raw) -> str:
+            return (raw.get(col[canon]) or "").strip() if canon in col else ""
+
+        video = cell("video")
         if not video:
-            raise LabelsError(path, f"line {n}: empty video")
-        start = _float(row["start"], path, n, "start", 0.0)
-        end = _float(row["end"], path, n, "end", math.inf)
-        if end <= start:
-            raise LabelsError(path, f"line {n}: end {end} is not after start {start}")
-        split = row.get("split", "").strip().lower()
-        if split not in _SPLIT_ALIASES:
-            raise LabelsError(path, f"line {n}: split {split!r} is not train, valid or test")
-        label = row["label"].strip()
-        if not label:
-            raise LabelsError(path, f"line {n}: empty label")
-        raw.append((n, video, start, end, _SPLIT_ALIASES[split], label, row.get("id", "").strip()))
-    numeric = True
-    for *_, label, _ in raw:
+            problems.append((n, "empty video"))
+            continue
         try:
-            float(label)
+            start = _time(cell("start"), 0.0)
         except ValueError:
-            numeric = False
-            break
-    if numeric:
-        task, names = "regression", ("sentiment",)
-    else:
-        task = "binary-multilabel"
-        found = sorted(
-            {x.strip().lower() for *_, lab, _ in raw for x in lab.split(";") if x.strip()}
-        )
-        names = IEMOCAP_ORDER if set(found) <= set(IEMOCAP_ORDER) else tuple(found)
+            problems.append((n, f"start {cell('start')!r} is not a number"))
+            continue
+        try:
+            end = _time(cell("end"), math.inf)
+        except ValueError:
+            problems.append((n, f"end {cell('end')!r} is not a number"))
+            continue
+        split = cell("split").lower()
+        if split not in _SPLIT_ALIASES:
+            problems.append((n, f"split {split!r} is not train, valid or test"))
+            continue
+        parsed.append((n, video, start, end, _SPLIT_ALIASES[split], cell("label"), cell("clip"), cell("id")))
+    if problems:
+        raise LabelsError(path, _lines(path, problems))
+    labels = parse_labels([(n, lab) for n, _, _, _, _, lab, _, _ in parsed], spec, path)
     counts: dict[str, int] = {}
+    ids: dict[str, int] = {}
     segments = []
-    ids: set[str] = set()
-    for n, video, start, end, split, label, sid in raw:
-        if numeric:
-            y = np.array([float(label)], np.float32)
-        else:
-            y = np.zeros(len(names), np.float32)
-            for x in label.split(";"):
-                if x.strip():
-                    y[names.index(x.strip().lower())] = 1.0
+    for k, (n, video, start, end, split, _, clip, sid) in enumerate(parsed):
+        stem = Path(video).with_suffix("").as_posix() if Path(video).suffix else video
         counts[video] = counts.get(video, 0) + 1
-        sid = (
-            sid
-            or f"{Path(video).with_suffix('').as_posix() if Path(video).suffix else video}_{counts[video]}"
-        )
+        if not sid:
+            sid = f"{stem}_{clip}" if clip else f"{stem}_{counts[video]}"
         if sid in ids:
-            raise LabelsError(path, f"line {n}: duplicate sample id {sid!r}")
-        ids.add(sid)
-        segments.append(Segment(video, start, end, y, split, sid, n))
-    return LabelFile(path, task, tuple(names), tuple(segments))
+            problems.append((n, f"duplicate sample id {sid!r} (also line {ids[sid]})"))
+            continue
+        ids[sid] = n
+        candidates = (f"{stem}/{clip}", f"{stem}_{clip}", video) if clip and not timed else ()
+        problem = ""
+        if end <= start:
+            kind = "zero-length" if end == start else "inverted"
+            problem = f"{path.name} line {n}: {kind} segment (start {start:g} s, end {end:g} s)"
+        segments.append(
+            Segment(video, start, end, labels.values[k], split, sid, n, candidates, problem)
+        )
+    if problems:
+        raise LabelsError(path, _lines(path, problems))
+    return LabelFile(path, labels.task, labels.names, tuple(segments), spec.value_range)
+
+
+def _strip_ext(name: str) -> str:
+    return str(Path(name).with_suffix("")) if Path(name).suffix.lower() in VIDEO_EXTENSIONS else name
 
 
 def match_videos(
@@ -157,31 +209,37 @@ def match_videos(
     """Assign segments to video keys (relative paths without extension).
 
     Returns ``(segments per key, segments naming no video)``; ambiguous bare names are a
-    :class:`LabelsError`.
+    :class:`LabelsError`. Bad segments (``problem`` set) are assigned like the others.
     """
     exact = {k: k for k in keys}
     by_stem: dict[str, list[str]] = {}
     for k in keys:
         by_stem.setdefault(Path(k).name, []).append(k)
+
+    def find(name: str, line: int) -> str | None:
+        stripped = _strip_ext(name.replace("\\", "/")).strip("/")
+        if stripped in exact:
+            return stripped
+        if "/" in stripped:  # a relative path: it may sit one or more folders deeper
+            cands = [k for k in keys if k.endswith("/" + stripped)]
+        else:
+            cands = by_stem.get(stripped, [])
+        if len(cands) > 1:
+            raise LabelsError(
+                label_file.path,
+                f"line {line}: video {name!r} is ambiguous ({', '.join(cands)}); "
+                "use the relative path",
+            )
+        return cands[0] if cands else None
+
     out: dict[str, list[Segment]] = {}
     unmatched: list[Segment] = []
     for seg in label_file.segments:
-        name = seg.video.replace("\\", "/")
-        stripped = (
-            str(Path(name).with_suffix(""))
-            if Path(name).suffix.lower() in VIDEO_EXTENSIONS
-            else name
-        )
-        key = exact.get(stripped)
-        if key is None:
-            cands = by_stem.get(Path(stripped).name, [])
-            if len(cands) > 1:
-                raise LabelsError(
-                    label_file.path,
-                    f"line {seg.line}: video {seg.video!r} is ambiguous ({', '.join(cands)}); "
-                    "use the relative path",
-                )
-            key = cands[0] if cands else None
+        key = None
+        for name in seg.candidates or (seg.video,):
+            key = find(name, seg.line)
+            if key is not None:
+                break
         if key is None:
             unmatched.append(seg)
         else:

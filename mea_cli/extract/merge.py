@@ -1,8 +1,10 @@
 """``mea merge``: join feature stores extracted as shards (``mea extract --shard i/n``).
 
 The inputs must agree on everything that makes features comparable: the same modalities with
-the same feature names, nominal rates and extractor provenance (tool, version, parameters),
-and the same dataset, task and label names. Sample ids must be unique across inputs.
+the same feature names, nominal rates and extractor provenance (tool, version, parameters;
+where a model file lies may differ between the machines of a job array, what it holds --
+its sha256 -- may not, see :func:`mea_cli.extract.backends.identity`), and the same dataset,
+task and label names. Sample ids must be unique across inputs.
 Samples are written in the extraction order (video, segment start, id), failures sorted, and
 the extraction counters (videos, skipped files, tokens, OOV tokens, text sources) summed, so
 merging the shards of a run gives the same store as the unsharded run, sample by sample.
@@ -11,20 +13,31 @@ merging the shards of a run gives the same store as the unsharded run, sample by
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, Sample
+from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, ModalitySchema, Sample
 from mea_cli.errors import MeaError
-from mea_cli.extract.driver import sample_order
+from mea_cli.extract.backends import identity
+from mea_cli.extract.pack import sample_order
 
 _SUMMED = ("extract_videos", "extract_skipped_files", "extract_text_tokens", "extract_text_oov")
 
 
 class MergeError(MeaError):
     """Stores that cannot be merged."""
+
+
+def _same_schema(a: ModalitySchema, b: ModalitySchema) -> bool:
+    rates = a.nominal_rate_hz == b.nominal_rate_hz or (
+        math.isnan(a.nominal_rate_hz) and math.isnan(b.nominal_rate_hz)
+    )
+    return a.feature_names == b.feature_names and rates and identity(a.extractor) == identity(
+        b.extractor
+    )
 
 
 def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> int:
@@ -48,7 +61,7 @@ def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
                 other = s.modalities[m]
                 if other.feature_names != schema.feature_names:
                     raise MergeError(f"{s.name}: {m} feature names differ from {first.name}'s")
-                if not other.same_as(schema):
+                if not _same_schema(other, schema):
                     raise MergeError(
                         f"{s.name}: {m} extractor provenance differs from {first.name}'s "
                         f"({other.extractor.to_json()} vs {schema.extractor.to_json()})"

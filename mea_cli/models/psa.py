@@ -12,8 +12,9 @@ One PSA layer for one modality::
 The prediction chain treats the ``K`` maps of the previous layer as a ``T x T`` image with
 ``K`` channels and predicts this layer's maps with a 3x3 Conv2d (``K`` in, ``K`` out) and GeLU.
 ``A_pre`` is the previous layer's *pre-softmax* map ``A_logit`` (the chain passes logits on, as
-in the evolving-attention work [45] that PSA follows); the first layer has no predictor at all
-(no Conv2d parameters), and every later layer has one.
+in the predictive attention transformer that PSA follows, [65] in the paper: Wang et al.,
+"Predictive attention transformer: improving transformer with attention map prediction"); the
+first layer has no predictor at all (no Conv2d parameters), and every later layer has one.
 
 Where we depart from the letter of Eq. 2 (documented in ``docs/model.md``): the paper writes
 ``softmax(mu CNN(A_pre) + (1 - mu) softmax(A_cur))``. Taken literally, ``mu = 0`` would give

@@ -1,60 +1,163 @@
-"""Model registry: ``register_model``, ``create_model``, ``list_models``, ``config_for``.
+"""The model registry (timm / torchvision style): ``register_model``, ``list_models``,
+``get_entry``, ``config_for``, ``create_model``, ``get_model``.
 
-Each model registers its ``nn.Module`` class together with its config dataclass. A config class
-provides ``preset(dataset, input_dims, task, num_labels)``, ``to_dict()`` and ``from_dict()``;
-the model class is built as ``model_cls(cfg)``. Built-in models live in :data:`BUILTIN` and are
-imported on first use, so ``mea_cli.models`` stays cheap to import.
+A model registers its ``nn.Module`` class with its :class:`~mea_cli.models.contract.ModelConfig`
+subclass and declares its ablation switches, capabilities, unused parameters and tiny test
+config (see :mod:`mea_cli.models.contract` and ``docs/models/contract.md``)::
+
+    @register_model("mea", MEAConfig, switches=SWITCHES, capabilities=(...), tiny={...})
+    class MEA(nn.Module): ...
+
+Built-in models live in :data:`BUILTIN` and are imported on first use, so ``mea_cli.models``
+stays cheap to import. Stages ask the registry what a model can do (``mea ablate`` its
+switches, ``mea viz`` its capabilities) and refuse in one line naming the model and what it
+lacks.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from mea_cli.errors import MeaError
-from mea_cli.models.config import override
+from mea_cli.models.contract import CAPABILITIES, ModelConfig, SwitchSet
 
 BUILTIN: tuple[str, ...] = ("mea_cli.models.mea",)
 """Modules that register the built-in models (one line per model)."""
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    model_cls: type[nn.Module]
-    config_cls: type
-
-
-_REGISTRY: dict[str, ModelEntry] = {}
-_loaded = False
 
 
 class UnknownModelError(MeaError):
     """A model name that is not registered."""
 
 
-def register_model(name: str, config_cls: type) -> Callable[[type[nn.Module]], type[nn.Module]]:
-    """Class decorator: register ``model_cls`` under ``name`` with its config class."""
+class CapabilityError(MeaError):
+    """A command asked a model for something it does not provide (a picture, a switch)."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """What the registry knows of one model (see :func:`register_model`)."""
+
+    name: str
+    model_cls: type[nn.Module]
+    config_cls: type[ModelConfig]
+    switches: SwitchSet = field(default_factory=SwitchSet)
+    capabilities: frozenset[str] = frozenset()
+    capabilities_for: Callable[[Any], Iterable[str]] | None = None
+    unused_parameters: tuple[str, ...] = ()
+    tiny: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+    def active_capabilities(self, cfg: Any) -> frozenset[str]:
+        """The capabilities a model built from ``cfg`` has (its switches may remove some)."""
+        if self.capabilities_for is None:
+            return self.capabilities
+        return frozenset(self.capabilities_for(cfg)) & self.capabilities
+
+    def is_unused(self, parameter: str) -> bool:
+        """Whether parameter ``parameter`` is declared to receive no gradient."""
+        return any(fnmatch.fnmatchcase(parameter, p) for p in self.unused_parameters)
+
+    def tiny_config(self, dataset: str = "mosi", **kwargs: Any) -> Any:
+        """The ``dataset`` preset with the model's tiny override (fast tests)."""
+        return config_for(self.name, dataset, **kwargs, **dict(self.tiny))
+
+    def require(self, capability: str, cfg: Any, purpose: str) -> None:
+        """Raise :class:`CapabilityError` (one line) unless ``cfg``'s model has ``capability``."""
+        what = capability.replace("_", " ")
+        if capability not in self.capabilities:
+            offers = ", ".join(sorted(self.capabilities)) or "none"
+            raise CapabilityError(
+                f"{purpose}: model {self.name!r} provides no {what} (its capabilities: {offers})"
+            )
+        if capability not in self.active_capabilities(cfg):
+            raise CapabilityError(
+                f"{purpose}: this {self.name} model was built with ablations "
+                f"{', '.join(cfg.ablations) or 'none'}, which remove its {what}"
+            )
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+_BY_CONFIG: dict[type, ModelEntry] = {}
+_loaded = False
+
+
+def register_model(
+    name: str,
+    config_cls: type[ModelConfig],
+    *,
+    switches: SwitchSet | None = None,
+    capabilities: Iterable[str] = (),
+    capabilities_for: Callable[[Any], Iterable[str]] | None = None,
+    unused_parameters: Iterable[str] = (),
+    tiny: Mapping[str, Any] | None = None,
+    description: str = "",
+) -> Callable[[type[nn.Module]], type[nn.Module]]:
+    """Class decorator: register ``model_cls`` under ``name``.
+
+    Args:
+        config_cls: the model's :class:`ModelConfig` subclass (``model_cls(cfg)`` builds it).
+        switches: its ablation switches (``mea ablate --drop NAME``); none by default.
+        capabilities: names from :data:`~mea_cli.models.contract.CAPABILITIES` it provides.
+        capabilities_for: ``cfg -> capabilities`` when switches remove some (default: all).
+        unused_parameters: fnmatch patterns of parameters that receive no gradient.
+        tiny: field overrides giving a small, fast configuration (contract tests).
+        description: one line for ``mea info --model``.
+    """
+    caps = frozenset(capabilities)
+    unknown = sorted(caps - set(CAPABILITIES))
+    if unknown:
+        raise ValueError(f"model {name!r}: unknown capabilities {unknown}; valid: {list(CAPABILITIES)}")
+    if not (isinstance(config_cls, type) and issubclass(config_cls, ModelConfig)):
+        raise TypeError(f"model {name!r}: the config class must subclass ModelConfig")
 
     def deco(model_cls: type[nn.Module]) -> type[nn.Module]:
-        if name in _REGISTRY and _REGISTRY[name].model_cls is not model_cls:
+        old = _REGISTRY.get(name)
+        same = old is not None and (old.model_cls.__module__, old.model_cls.__qualname__) == (
+            model_cls.__module__,
+            model_cls.__qualname__,
+        )
+        if old is not None and not same:
             raise ValueError(f"model {name!r} is already registered")
-        _REGISTRY[name] = ModelEntry(name, model_cls, config_cls)
+        owner = _BY_CONFIG.get(config_cls)
+        if owner is not None and owner.name != name:
+            raise ValueError(f"{config_cls.__name__} already belongs to model {owner.name!r}")
+        e = ModelEntry(
+            name=name,
+            model_cls=model_cls,
+            config_cls=config_cls,
+            switches=switches or SwitchSet(),
+            capabilities=caps,
+            capabilities_for=capabilities_for,
+            unused_parameters=tuple(unused_parameters),
+            tiny=dict(tiny or {}),
+            description=description,
+        )
+        _REGISTRY[name] = e
+        _BY_CONFIG[config_cls] = e
         return model_cls
 
     return deco
 
 
+def unregister_model(name: str) -> None:
+    """Remove model ``name`` (models registered for a while, e.g. inside a test)."""
+    e = _REGISTRY.pop(name, None)
+    if e is not None:
+        _BY_CONFIG.pop(e.config_cls, None)
+
+
 def _load_builtin() -> None:
     global _loaded
     if not _loaded:
+        _loaded = True  # before the imports: a builtin module may build a config at import
         for module in BUILTIN:
             importlib.import_module(module)
-        _loaded = True
 
 
 def list_models() -> list[str]:
@@ -63,14 +166,21 @@ def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def entry(name: str) -> ModelEntry:
-    """The registry entry for ``name`` (MeaError listing the valid names)."""
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry for ``name`` (:class:`UnknownModelError` listing the valid names)."""
     _load_builtin()
     if name not in _REGISTRY:
         raise UnknownModelError(
             f"unknown model {name!r}; valid models: {', '.join(sorted(_REGISTRY))}"
         )
     return _REGISTRY[name]
+
+
+def switches_of(config_cls: type) -> SwitchSet | None:
+    """The switches of the model that ``config_cls`` configures (None: not registered)."""
+    _load_builtin()
+    e = _BY_CONFIG.get(config_cls)
+    return None if e is None else e.switches
 
 
 def config_for(
@@ -81,26 +191,28 @@ def config_for(
     num_labels: int | None = None,
     **overrides: Any,
 ) -> Any:
-    """The ``dataset`` preset of model ``name`` for the given data shape, with overrides.
-
-    ``overrides`` are ``field=value``; string values are parsed to the field's type (so the
-    trainer's ``--set key=value`` can pass them straight through); an unknown field is a
-    :class:`~mea_cli.errors.MeaError` that lists the valid fields.
-    """
-    cfg = entry(name).config_cls.preset(dataset, input_dims, task, num_labels)
-    return override(cfg, overrides) if overrides else cfg
+    """Model ``name``'s ``dataset`` preset for this data shape, with ``overrides`` applied
+    (``field=value``, typed or command-line text); every problem is one
+    :class:`~mea_cli.config.ConfigError`."""
+    cfg = get_entry(name).config_cls.preset(dataset, input_dims, task, num_labels)
+    return cfg.override(overrides) if overrides else cfg
 
 
 def config_from_dict(name: str, data: Mapping[str, Any]) -> Any:
     """Rebuild model ``name``'s config from ``to_dict()`` output (e.g. from a checkpoint)."""
-    return entry(name).config_cls.from_dict(data)
+    return get_entry(name).config_cls.from_dict(data)
 
 
 def create_model(name: str, cfg: Any) -> nn.Module:
     """Build model ``name`` from its config (or from the config's ``to_dict()`` form)."""
-    e = entry(name)
+    e = get_entry(name)
     if isinstance(cfg, Mapping):
         cfg = e.config_cls.from_dict(cfg)
     if not isinstance(cfg, e.config_cls):
         raise TypeError(f"model {name!r} needs a {e.config_cls.__name__}, got {type(cfg).__name__}")
     return e.model_cls(cfg)
+
+
+def get_model(name: str, dataset: str = "mosi", **overrides: Any) -> nn.Module:
+    """torchvision's ``get_model``: model ``name`` built from its ``dataset`` preset."""
+    return create_model(name, config_for(name, dataset, **overrides))

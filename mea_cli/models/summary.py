@@ -1,8 +1,10 @@
-"""``mea info --model NAME --dataset D``: a model's preset, parameter counts per component.
+"""``mea info --model NAME --dataset D``: a model's preset, parameter counts per component,
+its training preset (with sources), ablation switches and capabilities.
 
 Input dimensions come from a feature store when one is given (``--features F``), otherwise from
-the paper's features (GloVe 300 / Facet 35 / COVAREP 74); the task and label count come from the
-store, or from the dataset (MOSI/MOSEI regression, IEMOCAP four binary emotions).
+the benchmark's features (GloVe 300 / Facet 35 / COVAREP 74); the task and label count come from
+the store, or from the dataset (MOSI/MOSEI regression, IEMOCAP four binary emotions). Works for
+every registered model; a model without ``component_parameters()`` is shown as one component.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mea_cli import MODALITIES
-from mea_cli.models.registry import config_for, create_model
+from mea_cli.models.registry import config_for, create_model, get_entry
 
 
 def describe_model(
@@ -36,18 +38,34 @@ def describe_model(
             task = store.meta.task
             num_labels = len(store.meta.label_names) or None
         source = str(features)
+    from mea_cli.train.presets import training_preset
+
+    entry = get_entry(name)
     overrides: dict[str, Any] = {"ablations": tuple(ablations)} if ablations else {}
     cfg = config_for(name, dataset, input_dims, task, num_labels, **overrides)
     model = create_model(name, cfg)
-    components = model.component_parameters() if hasattr(model, "component_parameters") else {}
     total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    components = (
+        model.component_parameters()
+        if hasattr(model, "component_parameters")
+        else {f"{name} (all parameters)": total}
+    )
+    train = training_preset(name, cfg.dataset)
     return {
         "model": name,
-        "dataset": dataset,
+        "description": entry.description,
+        "dataset": cfg.dataset,
         "input_dims_from": source,
         "parameters": total,
         "components": components,
         "config": cfg.to_dict(),
+        "config_source": entry.config_cls.PRESET_SOURCE,
+        "training": {
+            k: {"value": v, "source": train.sources[k]}
+            for k, v in train.settings.to_dict().items()
+        },
+        "switches": {n: s.table_row for n, s in entry.switches.items()},
+        "capabilities": sorted(entry.active_capabilities(cfg)),
     }
 
 
@@ -55,8 +73,8 @@ def render_model_summary(summary: dict[str, Any], console: Console) -> None:
     """Print :func:`describe_model`'s result as rich tables."""
     cfg = summary["config"]
     console.print(
-        f"[bold]{summary['model']}[/] with the {summary['dataset']} preset: "
-        f"[bold]{summary['parameters']:,}[/] trainable parameters",
+        f"{summary['model']} with the {summary['dataset']} preset: "
+        f"{summary['parameters']:,} trainable parameters",
         highlight=False,
     )
     dims = ", ".join(f"{m} {d}" for m, d in cfg.get("input_dims", {}).items())
@@ -68,12 +86,23 @@ def render_model_summary(summary: dict[str, Any], console: Console) -> None:
     for comp, count in summary["components"].items():
         share = count / summary["parameters"] if summary["parameters"] else 0.0
         table.add_row(comp, f"{count:,}", f"{share:.1%}")
-    table.add_row("[bold]total[/]", f"[bold]{summary['parameters']:,}[/]", "100.0%")
+    table.add_row("total", f"{summary['parameters']:,}", "100.0%", style="bold")
     console.print(table)
-    hyper = Table(title="configuration")
+    hyper = Table(title=f"model configuration ({summary['config_source'] or 'preset'})")
     hyper.add_column("field")
     hyper.add_column("value")
     for key, value in cfg.items():
         if key != "input_dims":
             hyper.add_row(key, str(value))
     console.print(hyper)
+    train = Table(title="training preset")
+    train.add_column("setting")
+    train.add_column("value")
+    train.add_column("source")
+    for key, item in summary["training"].items():
+        train.add_row(key, str(item["value"]), item["source"])
+    console.print(train)
+    switches = ", ".join(summary["switches"]) or "none"
+    console.print(f"ablation switches: {switches}", highlight=False)
+    caps = ", ".join(summary["capabilities"]) or "none"
+    console.print(f"capabilities: {caps}", highlight=False)

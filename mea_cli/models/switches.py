@@ -1,109 +1,139 @@
-"""Table V of the MEA paper as named switches, each defined on one line in :data:`SWITCHES`.
+"""MEA's ablation switches: the rows of Table V, each defined once in :data:`SWITCHES`.
 
 A switch *removes* a part where the paper removes a module (fewer parameters, a different
-graph), and removes a loss term where the paper drops a constraint. :func:`parts` is the one
-place that turns a set of switch names into what the model builds; :class:`MEA` reads only that.
+graph), and removes a loss term where the paper drops a constraint; each declares what it
+changes (the contract test checks it). :func:`parts` is the one place that turns a set of
+switch names into what the model builds; :class:`MEA` reads only that. The switches are MEA's
+own: they are registered with MEA (``register_model("mea", ..., switches=SWITCHES)``), not
+global.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from mea_cli.errors import MeaError
+from mea_cli.models.contract import Switch, SwitchSet
 
-
-@dataclass(frozen=True)
-class Switch:
-    """One Table V row: ``name`` (CLI), ``table_row`` (the paper's label), what it does."""
-
-    name: str
-    table_row: str
-    description: str
-
-
-_ROWS = (
-    Switch("dis", "w/o Disparity Constraint L_dis", "drop the HSIC term alpha*L_dis (Eq. 14)"),
-    Switch("sep", "w/ Separation Constraint L_sep", "replace L_dis by MFSA's orthogonality L_sep"),
-    Switch(
-        "adv",
-        "w/o Adversarial Constraints L_agn + L_exc",
-        "remove both discriminators and L_agn, L_exc",
+SWITCHES = SwitchSet(
+    (
+        Switch(
+            "dis",
+            "w/o Disparity Constraint L_dis",
+            "drop the HSIC term alpha*L_dis (Eq. 14)",
+            drops_losses=("dis",),
+        ),
+        Switch(
+            "sep",
+            "w/ Separation Constraint L_sep",
+            "replace L_dis by MFSA's orthogonality L_sep",
+            drops_losses=("dis",),
+            adds_losses=("sep",),
+        ),
+        Switch(
+            "adv",
+            "w/o Adversarial Constraints L_agn + L_exc",
+            "remove both discriminators and L_agn, L_exc",
+            removes=("discriminators.*",),
+            drops_losses=("agn", "exc", "imp"),
+        ),
+        Switch(
+            "omega",
+            "w/o Degree omega_m^a",
+            "remove the importance discriminator D_i; omega = 1 in L_agn",
+            removes=("discriminators.importance.*",),
+            drops_losses=("imp",),
+        ),
+        Switch(
+            "exclusive",
+            "w/o Modality-Exclusive",
+            "remove the PSA branch and exclusive encoders; fuse h^a only",
+            removes=("psa.*", "wal.*", "exclusive.*"),
+            drops_losses=("dis", "exc"),
+            drops_outputs=("reps.exclusive", "psi", "attention.psa"),
+        ),
+        Switch(
+            "agnostic",
+            "w/o Modality-Agnostic",
+            "remove the HCA branch and agnostic encoder; fuse h^e only",
+            removes=("hca.*", "agnostic.*", "discriminators.importance.*"),
+            drops_losses=("dis", "agn", "imp"),
+            drops_outputs=("reps.agnostic", "attention.hca"),
+        ),
+        Switch(
+            "psa",
+            "w/o PSA Module",
+            "remove the PSA layers (and their WALs); Z^e = Z",
+            removes=("psa.*", "wal.*"),
+            drops_outputs=("psi", "attention.psa"),
+        ),
+        Switch(
+            "chain",
+            "w/o Prediction Chain",
+            "remove the Conv2d attention prediction; plain self-attention",
+            removes=("psa.*.chain.*",),
+        ),
+        Switch(
+            "wal",
+            "w/o Weighted Attention Layer",
+            "remove the WAL after each PSA layer",
+            removes=("wal.*",),
+            drops_outputs=("psi",),
+        ),
+        Switch(
+            "hca",
+            "w/o HCA Module",
+            "remove the HCA layers; Z^a = Z",
+            removes=("hca.*",),
+            drops_outputs=("attention.hca",),
+        ),
+        Switch(
+            "mru-mixed",
+            "w/o MRU (Mixed-grained)",
+            "remove the mixed-grained MRU of every HCA layer",
+            removes=("hca.*.mixed.*",),
+        ),
+        Switch(
+            "mru-coarse",
+            "w/o MRU (Coarse-grained)",
+            "remove the coarse-grained MRU of every HCA layer",
+            removes=("hca.*.coarse.*",),
+        ),
+        Switch(
+            "mru-fine",
+            "w/o MRU (Fine-grained)",
+            "remove the fine-grained MRUs of every HCA layer",
+            removes=("hca.*.fine.*",),
+        ),
+        Switch(
+            "dgf",
+            "w/o Decoupled Graph Fusion Mechanism",
+            "concatenate the six vectors instead of DGF",
+            removes=("fusion.gnn.*",),
+            drops_outputs=("xi",),
+        ),
+        Switch(
+            "add",
+            "w/ Feature Addition",
+            "sum each graph's vectors instead of DGF",
+            removes=("fusion.gnn.*",),
+            drops_outputs=("xi",),
+        ),
+        Switch(
+            "mul",
+            "w/ Feature Multiplication",
+            "multiply each graph's vectors instead of DGF",
+            removes=("fusion.gnn.*",),
+            drops_outputs=("xi",),
+        ),
     ),
-    Switch(
-        "omega",
-        "w/o Degree omega_m^a",
-        "remove the importance discriminator D_i; omega = 1 in L_agn",
+    exclusive_groups=(
+        frozenset({"dgf", "add", "mul"}),
+        frozenset({"dis", "sep"}),
+        frozenset({"exclusive", "agnostic"}),
     ),
-    Switch(
-        "exclusive",
-        "w/o Modality-Exclusive",
-        "remove the PSA branch and exclusive encoders; fuse h^a only",
-    ),
-    Switch(
-        "agnostic",
-        "w/o Modality-Agnostic",
-        "remove the HCA branch and agnostic encoder; fuse h^e only",
-    ),
-    Switch("psa", "w/o PSA Module", "remove the PSA layers (and their WALs); Z^e = Z"),
-    Switch(
-        "chain",
-        "w/o Prediction Chain",
-        "remove the Conv2d attention prediction; plain self-attention",
-    ),
-    Switch("wal", "w/o Weighted Attention Layer", "remove the WAL after each PSA layer"),
-    Switch("hca", "w/o HCA Module", "remove the HCA layers; Z^a = Z"),
-    Switch(
-        "mru-mixed", "w/o MRU (Mixed-grained)", "remove the mixed-grained MRU of every HCA layer"
-    ),
-    Switch(
-        "mru-coarse", "w/o MRU (Coarse-grained)", "remove the coarse-grained MRU of every HCA layer"
-    ),
-    Switch("mru-fine", "w/o MRU (Fine-grained)", "remove the fine-grained MRUs of every HCA layer"),
-    Switch(
-        "dgf", "w/o Decoupled Graph Fusion Mechanism", "concatenate the six vectors instead of DGF"
-    ),
-    Switch("add", "w/ Feature Addition", "sum each graph's vectors instead of DGF"),
-    Switch("mul", "w/ Feature Multiplication", "multiply each graph's vectors instead of DGF"),
 )
-SWITCHES: dict[str, Switch] = {s.name: s for s in _ROWS}
 """Every Table V row, in the paper's order."""
-
-_EXCLUSIVE_GROUPS: tuple[frozenset[str], ...] = (
-    frozenset({"dgf", "add", "mul"}),
-    frozenset({"dis", "sep"}),
-    frozenset({"exclusive", "agnostic"}),
-)
-
-
-class AblationError(MeaError):
-    """An unknown switch name or an impossible combination of switches."""
-
-
-def validate(names: Iterable[str]) -> tuple[str, ...]:
-    """Check switch names; return them unique, in Table V order (MeaError otherwise)."""
-    given = [str(n).strip() for n in names if str(n).strip()]
-    unknown = sorted(set(given) - set(SWITCHES))
-    if unknown:
-        raise AblationError(
-            f"unknown ablation switch {', '.join(unknown)}; valid switches: {', '.join(SWITCHES)}"
-        )
-    chosen = set(given)
-    for group in _EXCLUSIVE_GROUPS:
-        clash = sorted(chosen & group)
-        if len(clash) > 1:
-            raise AblationError(
-                f"ablation switches {' and '.join(clash)} cannot be combined "
-                f"(they are alternative rows of Table V)"
-            )
-    return tuple(n for n in SWITCHES if n in chosen)
-
-
-def apply_switches(cfg: Any, names: Iterable[str]) -> Any:
-    """Return a copy of the config ``cfg`` with ``names`` added to ``cfg.ablations``."""
-    return dataclasses.replace(cfg, ablations=validate((*cfg.ablations, *names)))
 
 
 @dataclass(frozen=True)
@@ -143,8 +173,9 @@ class Parts:
 
 
 def parts(ablations: Iterable[str]) -> Parts:
-    """The single mapping from Table V switches to model structure."""
-    off = set(validate(ablations))
+    """The single mapping from Table V switches to model structure (names already checked
+    by the config)."""
+    off = set(ablations)
     exclusive = "exclusive" not in off
     agnostic = "agnostic" not in off
     psa = exclusive and "psa" not in off
@@ -170,3 +201,16 @@ def parts(ablations: Iterable[str]) -> Parts:
         importance=adversarial and agnostic and "omega" not in off,
         fusion=fusion,
     )
+
+
+def capabilities(cfg: object) -> set[str]:
+    """What an MEA built from ``cfg`` provides (:data:`mea_cli.models.contract.CAPABILITIES`):
+    h^e / h^a always (at least one branch stays), psi only with the WAL, PSA maps only with
+    the PSA layers."""
+    p = parts(getattr(cfg, "ablations", ()))
+    out = {"representations"}
+    if p.wal:
+        out.add("modality_weights")
+    if p.psa:
+        out.add("attention_maps")
+    return out

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from rich.console import Console
-from rich.markup import escape
 from rich.table import Table
 
-from mea_cli.train.config import ConfigError
-from mea_cli.train.metrics import format_metric, metric_label
+from mea_cli.config import ConfigError
+from mea_cli.train.metrics import format_mean_std, format_metric, metric_label
 from mea_cli.train.trainer import RunResult
 
 
@@ -16,9 +15,9 @@ def parse_seeds(text: str) -> list[int]:
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
-        raise ConfigError(f"--seeds must be comma-separated integers, got {text!r}") from None
+        raise ConfigError("--seeds", f"must be comma-separated integers, got {text!r}") from None
     if not seeds:
-        raise ConfigError("--seeds is empty")
+        raise ConfigError("--seeds", "is empty")
     return seeds
 
 
@@ -42,12 +41,12 @@ def print_run_summary(result: RunResult, console: Console) -> None:
         cells = [format_metric(k, result.seeds[s][split].get(k)) for s in seeds]
         if len(seeds) > 1:
             m = stats.get(k, {})
-            cells.append(f"{format_metric(k, m.get('mean'))} ± {format_metric(k, m.get('std'))}")
+            cells.append(format_mean_std(k, m.get("mean"), m.get("std"), int(m.get("n", 0))))
         t.add_row(metric_label(k), *cells)
     console.print(t)
     best = ", ".join(f"seed {s}: epoch {result.seeds[s]['best_epoch']}" for s in seeds)
     console.print(
         f"best on valid {result.selection} at {best}; checkpoint(s) and metrics in "
-        f"{escape(str(result.run_dir))}",
+        f"{result.run_dir}",
         highlight=False,
     )

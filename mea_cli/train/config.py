@@ -1,12 +1,10 @@
-"""Training settings: the dataset preset's values (Table I), then ``--config FILE.toml``, then
-``--set key=value`` and explicit options, later sources winning.
+"""Training settings (:class:`TrainSettings`) and the command line's ways to override them.
 
-``--set`` keys address the training settings with a ``train.`` prefix (``train.lr=5e-4``) and
-the model config otherwise (``d=32``, ``heads=4``, ``ablations=psa,wal``). Training values are
-parsed as TOML/JSON literals (``1e-3``, ``20``); model values are handed to the model config,
-which parses them to each field's type. ``batch_size``, ``epochs`` and ``lr`` are both model
-config fields (Table I) and training settings: set either way, they change training. A TOML
-file has the same two parts::
+The values come from the training preset of the (model, dataset) pair
+(:mod:`mea_cli.train.presets`), then ``--config FILE.toml``, then ``--set key=value`` and
+``--epochs``, later sources winning. ``--set`` keys address the training settings with a
+``train.`` prefix (``train.lr=5e-4``) and the model config otherwise (``d=32``, ``heads=4``,
+``ablations=psa,wal``; ``model.d=32`` works too). A TOML file has the same two parts::
 
     [train]
     epochs = 20
@@ -14,28 +12,28 @@ file has the same two parts::
 
     [model]
     d = 40
+
+:func:`overrides_from_cli` turns all of it into two dicts, ``(train, model)``; from there on
+every stage passes structured overrides (dicts), never ``--set`` strings.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from mea_cli.errors import MeaError
-
-
-class ConfigError(MeaError):
-    """A bad ``--set`` item or ``--config`` file."""
+from mea_cli.config import Config, ConfigError, parse_text
 
 
-@dataclass
-class TrainSettings:
-    """What the trainer does; defaults come from the dataset preset (Table I of the paper).
+@dataclass(frozen=True)
+class TrainSettings(Config):
+    """What the trainer does (values and sources: :mod:`mea_cli.train.presets`).
 
-    ``patience`` is the early-stopping patience in epochs without a better validation metric;
-    ``lr_patience`` / ``lr_factor`` drive ``ReduceLROnPlateau`` on the validation loss.
+    ``patience``: early stopping after this many epochs without a better validation selection
+    metric. ``lr_patience`` / ``lr_factor``: ``ReduceLROnPlateau`` on the validation **task**
+    loss (docs/training.md). ``eval_batch_size`` 0 means twice ``batch_size``.
     """
 
     epochs: int = 60
@@ -46,69 +44,46 @@ class TrainSettings:
     lr_patience: int = 5
     lr_factor: float = 0.5
     weight_decay: float = 0.0
-    eval_batch_size: int = 0  # 0: twice the training batch size
+    eval_batch_size: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+    WHAT: ClassVar[str] = "training settings"
 
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainSettings:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            out.append("epochs, batch_size and patience must be at least 1")
+        if self.lr <= 0:
+            out.append(f"lr must be positive, not {self.lr}")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.lr_patience < 0:
+            out.append("grad_clip (0: off), weight_decay and lr_patience must not be negative")
+        if not 0.0 < self.lr_factor < 1.0:
+            out.append(f"lr_factor must lie in (0, 1), not {self.lr_factor}")
+        if self.eval_batch_size < 0:
+            out.append("eval_batch_size must not be negative (0: twice batch_size)")
+        return out
 
-    def update(self, overrides: dict[str, Any], source: str) -> None:
-        """Apply ``overrides`` with type checks; unknown keys are an error naming ``source``."""
-        types = {f.name: f.type for f in fields(self)}
-        for key, value in overrides.items():
-            if key not in types:
-                raise ConfigError(
-                    f"{source}: unknown training setting {key!r} (known: {', '.join(sorted(types))})"
-                )
-            want = types[key]
-            try:
-                if want in ("int", int):
-                    if isinstance(value, bool) or float(value) != int(float(value)):
-                        raise ValueError
-                    value = int(float(value))
-                elif want in ("float", float):
-                    if isinstance(value, bool):
-                        raise ValueError
-                    value = float(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"{source}: {key} must be a number, got {value!r}") from None
-            setattr(self, key, value)
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ConfigError(f"{source}: epochs, batch_size and lr must be positive")
+    @property
+    def eval_batch(self) -> int:
+        return self.eval_batch_size or 2 * self.batch_size
 
 
-def parse_value(text: str) -> Any:
-    """A ``--set`` value as a TOML/JSON literal when it is one, else the string itself."""
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        pass
-    try:
-        import tomllib
+def parse_sets(items: Sequence[str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``--set`` items into (training overrides, model overrides).
 
-        return tomllib.loads(f"v = {text}")["v"]
-    except Exception:  # noqa: BLE001 - any TOML failure means "a plain string"
-        return text
-
-
-def parse_sets(items: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Split ``--set`` items into (training overrides, model overrides)."""
+    Values are read as JSON / TOML literals where they are one (``5e-4``, ``20``, ``true``),
+    else kept as text (``psa,wal``, ``3/3/5``); each config types them by its fields.
+    """
     train: dict[str, Any] = {}
     model: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         key = key.strip()
         if not sep or not key:
-            raise ConfigError(f"--set {item!r}: expected key=value (e.g. --set train.lr=5e-4)")
+            raise ConfigError("--set", f"{item!r}: expected key=value (e.g. --set train.lr=5e-4)")
         if key.startswith("train."):
-            train[key[len("train.") :]] = parse_value(value.strip())
+            train[key[len("train.") :]] = parse_text(value)
         else:
-            # model values stay strings: the model config parses them to each field's type
-            model[key.removeprefix("model.")] = value.strip()
+            model[key.removeprefix("model.")] = parse_text(value)
     return train, model
 
 
@@ -117,17 +92,35 @@ def load_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
         import tomllib
     except ImportError:  # Python 3.10
-        raise ConfigError(f"{path}: reading TOML needs Python 3.11 or newer") from None
+        raise ConfigError(str(path), "reading TOML needs Python 3.11 or newer") from None
     try:
         raw = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        raise ConfigError(str(path), "no such file") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+        raise ConfigError(str(path), f"not valid TOML ({err})") from None
     extra = sorted(set(raw) - {"train", "model"})
     if extra:
-        raise ConfigError(f"{path}: unknown table(s) {extra}; use [train] and [model]")
+        raise ConfigError(str(path), f"unknown table(s) {extra}; use [train] and [model]")
     train, model = raw.get("train", {}), raw.get("model", {})
     if not isinstance(train, dict) or not isinstance(model, dict):
-        raise ConfigError(f"{path}: [train] and [model] must be tables")
+        raise ConfigError(str(path), "[train] and [model] must be tables")
     return dict(train), dict(model)
+
+
+def overrides_from_cli(
+    sets: Sequence[str] = (), config_file: Path | None = None, epochs: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(train, model)`` overrides from ``--config``, then ``--set``, then ``--epochs``."""
+    train: dict[str, Any] = {}
+    model: dict[str, Any] = {}
+    if config_file is not None:
+        t, m = load_toml(config_file)
+        train.update(t)
+        model.update(m)
+    t, m = parse_sets(sets)
+    train.update(t)
+    model.update(m)
+    if epochs is not None:
+        train["epochs"] = epochs
+    return train, model

@@ -22,20 +22,40 @@ class DeviceError(MeaError):
 
 
 def resolve_device(name: str, info: DistInfo | None = None) -> torch.device:
-    """``auto`` -> CUDA when available else CPU; ``cuda`` without a GPU is a clear error.
+    """``auto`` -> CUDA when available else CPU; ``cpu``; ``cuda`` (GPU 0); ``cuda:N`` (GPU N).
 
-    Under torchrun with CUDA each rank takes ``cuda:<LOCAL_RANK>``.
+    Asking for a GPU that torch cannot see (no CUDA, or N beyond the GPUs there are) is a clear
+    error, never a silent fall-back to the CPU. Under torchrun with CUDA each rank takes
+    ``cuda:<LOCAL_RANK>``, so there only ``auto`` or ``cuda`` make sense.
     """
-    name = name.strip().lower()
-    if name not in ("auto", "cpu", "cuda"):
-        raise DeviceError(f"--device must be auto, cpu or cuda, got {name!r}")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError("--device cuda was requested but torch sees no CUDA GPU")
-        return torch.device("cuda", info.local_rank if info is not None else 0)
-    return torch.device("cpu")
+    text = name.strip().lower()
+    kind, colon, index_text = text.partition(":")
+    if kind not in ("auto", "cpu", "cuda") or (colon and kind != "cuda"):
+        raise DeviceError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    index: int | None = None
+    if colon:
+        if not index_text.isdigit():
+            raise DeviceError(f"--device {name!r}: N in cuda:N must be a GPU number (0, 1, ...)")
+        index = int(index_text)
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise DeviceError(f"--device {text} was requested but torch sees no CUDA GPU")
+    if index is not None and info is not None and info.enabled:
+        raise DeviceError(
+            f"--device {text}: under torchrun each process takes cuda:<LOCAL_RANK>; use --device cuda"
+        )
+    count = torch.cuda.device_count()
+    if index is not None and index >= count:
+        raise DeviceError(
+            f"--device {text}: torch sees {count} CUDA GPU{'s' if count != 1 else ''} "
+            f"(cuda:0{f' to cuda:{count - 1}' if count > 1 else ''})"
+        )
+    if index is None:
+        index = info.local_rank if info is not None else 0
+    return torch.device("cuda", index)
 
 
 def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:

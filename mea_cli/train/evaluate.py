@@ -6,7 +6,13 @@ features are normalised with the checkpoint's training statistics, never refitte
 baseline row is the training-mean predictor (regression: the mean training label for every
 sample; IEMOCAP: each emotion's majority training class), which any useful model must beat.
 ``--paper`` adds the test-split rows that the MEA / MFSA / MCR / FDMER papers print for the
-checkpoint's dataset (``paper_results.json``, each row naming its table).
+checkpoint's dataset (``paper_results.json``, each row citing its paper by title and table).
+Those rows are only comparable with ours on the real benchmark's test split with the CMU
+features the papers used (:func:`paper_comparability`); otherwise every paper column is headed
+"not comparable" and the reason is printed beside them.
+
+``CKPT`` may be a checkpoint file or a run directory (its ``ckpt.pt``; a multi-seed run names
+its ``seeds/<seed>/`` directories instead, :func:`mea_cli.train.runs.checkpoint_in`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from mea_cli.errors import MeaError
 from mea_cli.train.engine import predict, resolve_device
 from mea_cli.train.metrics import compute_metrics, format_metric, metric_keys, metric_label
 from mea_cli.train.modeling import model_from_checkpoint
+from mea_cli.train.runs import checkpoint_in
 
 SPLITS = ("train", "valid", "test")
 # paper column -> our metric keys it sits beside (the papers do not say non0 or has0)
@@ -60,6 +67,7 @@ class EvalResult:
     baseline: dict[str, float]
     synthetic: bool
     paper: list[dict[str, Any]] = field(default_factory=list)
+    not_comparable: str = ""  # why the papers' rows are not comparable ("" when they are)
 
     def to_dict(self) -> dict[str, Any]:
         from mea_cli.train.runs import jsonable
@@ -77,6 +85,8 @@ class EvalResult:
                 "metrics": self.metrics,
                 "baseline_train_mean": self.baseline,
                 "paper": self.paper,
+                "paper_comparable": bool(self.paper) and not self.not_comparable,
+                "paper_not_comparable_because": self.not_comparable or None,
             }
         )
 
@@ -85,6 +95,30 @@ def paper_rows(dataset: str) -> list[dict[str, Any]]:
     """The papers' test rows for ``dataset`` (mosi, mosei, iemocap) from the package data."""
     text = resources.files("mea_cli.train").joinpath("paper_results.json").read_text()
     return list(json.loads(text).get(dataset, []))
+
+
+def paper_comparability(schema: dict[str, Any], synthetic: bool, split: str) -> str:
+    """Why our numbers are not comparable with the papers' rows, or ``""`` when they are.
+
+    The papers report the test split of the real benchmark with the CMU features (GloVe 300 /
+    Facet 35 / COVAREP 74). A store qualifies only when it is not synthetic and every modality
+    was imported (``mea import``) from features whose dimension is the CMU benchmark's (the
+    importer records that as ``features_if_cmu_benchmark`` in the provenance the checkpoint
+    keeps); features extracted by ``mea extract`` or imported with other dimensions do not.
+    """
+    if synthetic:
+        return "the features are synthetic (mea synth), not the benchmark's"
+    if split != "test":
+        return f"the papers report the test split, this is the {split} split"
+    for modality, entry in sorted(schema.items()):
+        extractor = entry.get("extractor", {})
+        if not extractor.get("parameters", {}).get("features_if_cmu_benchmark"):
+            return (
+                f"the {modality} features ({extractor.get('name', '?')}, {entry.get('dim')}-d) "
+                "are not the CMU benchmark features the papers used (GloVe 300 / Facet 35 / "
+                "COVAREP 74)"
+            )
+    return ""
 
 
 def baseline_predictions(task: str, label_mean: np.ndarray, n: int) -> np.ndarray:
@@ -108,6 +142,7 @@ def evaluate_checkpoint(
 
     if split not in SPLITS:
         raise EvalError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    ckpt_path = checkpoint_in(ckpt_path)
     ckpt = load_checkpoint(ckpt_path)
     if features is None:
         saved = ckpt.features.get("path", "")
@@ -163,6 +198,7 @@ def evaluate_checkpoint(
         baseline=base,
         synthetic=synthetic,
         paper=paper_rows(ckpt.dataset) if with_paper else [],
+        not_comparable=paper_comparability(ckpt.schema, synthetic, split),
     )
 
 
@@ -179,8 +215,9 @@ def render_eval(result: EvalResult, console: Console) -> None:
     t.add_column("metric")
     t.add_column("ours", justify="right")
     t.add_column("train-mean baseline", justify="right")
+    tag = "paper, not comparable" if result.not_comparable else "paper"
     for row in result.paper:
-        t.add_column(f"{row['model']} (paper)", justify="right")
+        t.add_column(f"{row['model']} ({tag})", justify="right")
     for k in keys:
         cells = [format_metric(k, result.metrics.get(k)), format_metric(k, result.baseline.get(k))]
         for row in result.paper:
@@ -199,9 +236,9 @@ def render_eval(result: EvalResult, console: Console) -> None:
                 "beside both non0 and has0",
                 highlight=False,
             )
-        if result.synthetic:
+        if result.not_comparable:
             console.print(
-                "these features are synthetic: our numbers are not comparable with the papers'",
+                f"not comparable with the papers' rows: {result.not_comparable}",
                 highlight=False,
             )
 

@@ -1,7 +1,7 @@
 """The literature's metrics for MOSI / MOSEI (regression) and IEMOCAP (four binary emotions).
 
 These follow the evaluation code that the MEA paper's tables (and MulT, MFSA, MCR, FDMER) share,
-so that numbers are comparable with Tables II-IV of ``mea_tcsvt.md``:
+so that numbers are comparable with Tables II-IV of the MEA paper (Yang et al., IEEE TCSVT):
 
 Regression (sentiment score in [-3, 3]):
 
@@ -183,14 +183,30 @@ def format_metric(key: str, value: float | None) -> str:
     return f"{100 * value:.1f}"
 
 
-def mean_std(runs: Sequence[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Mean and sample standard deviation (ddof=1; 0 for one run) of each metric over seeds."""
+def mean_std(runs: Sequence[dict[str, float]]) -> dict[str, dict[str, float | int | None]]:
+    """Mean, sample standard deviation (ddof=1) and count ``n`` of each metric over seeds.
+
+    Non-finite values (a NaN correlation) are left out and not counted. The sample std of one
+    value is undefined, so with ``n < 2`` it is ``None`` (``null`` in JSON), never 0: a single
+    seed is printed "n=1" (:func:`format_mean_std`), not "± 0.0".
+    """
     keys = [k for k in runs[0] if all(k in r for r in runs)]
-    out = {}
+    out: dict[str, dict[str, float | int | None]] = {}
     for k in keys:
-        vals = np.array([r[k] for r in runs], dtype=np.float64)
+        vals = np.array([np.nan if r[k] is None else r[k] for r in runs], dtype=np.float64)
+        vals = vals[np.isfinite(vals)]
         out[k] = {
-            "mean": float(np.mean(vals)),
-            "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+            "mean": float(np.mean(vals)) if len(vals) else None,
+            "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else None,
+            "n": int(len(vals)),
         }
     return out
+
+
+def format_mean_std(key: str, mean: float | None, std: float | None, n: int) -> str:
+    """``"42.0 ± 2.8"`` over several seeds, ``"42.0 (n=1)"`` for one, ``"n/a"`` for none."""
+    if n == 0 or mean is None:
+        return "n/a"
+    if n == 1 or std is None:
+        return f"{format_metric(key, mean)} (n={n})"
+    return f"{format_metric(key, mean)} ± {format_metric(key, std)}"

@@ -12,38 +12,6 @@ from typing import Any
 
 from torch import nn
 
-# Model-config fields that duplicate training settings (Table I rows); the trainer's values win
-# and are written back so that the saved model config tells the truth.
-SHARED_WITH_TRAINING: tuple[str, ...] = ("batch_size", "epochs", "lr")
-
-
-def model_config(
-    name: str,
-    dataset: str,
-    input_dims: Mapping[str, int],
-    task: str,
-    num_labels: int,
-    overrides: Mapping[str, Any],
-) -> dict[str, Any]:
-    """Model ``name``'s ``dataset`` preset for this data shape with ``overrides``, as a dict."""
-    from mea_cli.models import config_for
-
-    cfg = config_for(name, dataset, dict(input_dims), task, num_labels, **dict(overrides))
-    return cfg.to_dict()
-
-
-def sync_training_fields(
-    name: str, cfg: Mapping[str, Any], values: Mapping[str, Any]
-) -> dict[str, Any]:
-    """``cfg`` with the fields of :data:`SHARED_WITH_TRAINING` it has set to ``values``."""
-    from mea_cli.models import config_from_dict
-
-    out = dict(cfg)
-    for key in SHARED_WITH_TRAINING:
-        if key in out and key in values:
-            out[key] = values[key]
-    return config_from_dict(name, out).to_dict()
-
 
 def build_model(name: str, cfg: Mapping[str, Any]) -> nn.Module:
     """A fresh model ``name`` from its config dict (``to_dict()`` form)."""

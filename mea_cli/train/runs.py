@@ -1,4 +1,4 @@
-"""The runs layout (DESIGN.md "Runs"): where a training run keeps its files.
+"""The runs layout (docs/design.md, "Artifacts"): where a training run keeps its files.
 
 ::
 
@@ -14,8 +14,8 @@
     runs/latest                 symlink to the newest run (a text file holding its name where
                                 symlinks are not available)
 
-Every JSON file is written atomically (temporary file, then rename). NaN metrics are written
-as ``null`` so the files are strict JSON.
+Every JSON file is written atomically through :mod:`mea_cli.paths` (temporary file, then
+rename). NaN metrics are written as ``null`` so the files are strict JSON.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mea_cli.artifacts.checkpoint import FILE_MODE
+from mea_cli import paths
 from mea_cli.errors import MeaError
 
 LATEST = "latest"
@@ -54,18 +53,8 @@ def jsonable(obj: Any) -> Any:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented strict JSON, atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(jsonable(obj), f, indent=2, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``obj`` as indented strict JSON (NaN / inf as ``null``), atomically."""
+    paths.write_json(path, jsonable(obj))
 
 
 def read_json(path: Path) -> Any:
@@ -103,11 +92,7 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 def truncate_log(path: Path, last_epoch: int) -> None:
     """Keep only the records of epochs ``<= last_epoch`` (used when resuming)."""
     keep = [r for r in read_log(path) if int(r.get("epoch", 0)) <= last_epoch]
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        for r in keep:
-            f.write(json.dumps(r) + "\n")
-    os.replace(tmp, path)
+    paths.write_text(path, "".join(json.dumps(r) + "\n" for r in keep), "training log")
 
 
 def default_name(model: str, dataset: str) -> str:
@@ -146,16 +131,44 @@ def resolve_run(runs_dir: Path, name: str | None) -> Path:
 def update_latest(runs_dir: Path, run_dir: Path) -> None:
     """Point ``runs/latest`` at ``run_dir`` (relative symlink; a text file if that fails)."""
     link = runs_dir / LATEST
-    tmp = runs_dir / f".{LATEST}.{os.getpid()}"
     try:
-        tmp.unlink(missing_ok=True)
-        os.symlink(run_dir.name, tmp)
-        os.replace(tmp, link)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        if link.is_symlink() or link.is_file():
+        paths.replace_symlink(link, run_dir.name)
+    except OSError:  # no symlinks here (some Windows and network file systems)
+        if link.is_symlink():
             link.unlink()
-        link.write_text(run_dir.name + "\n")
+        paths.write_text(link, run_dir.name + "\n", "latest-run pointer")
+
+
+def checkpoint_in(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint a user named: a checkpoint file, or a run directory holding ``ckpt.pt``.
+
+    A run of several seeds has no top-level checkpoint but one per ``seeds/<seed>/``; the
+    error names each of them, so the user can pick one instead of reading "no such file".
+    """
+    p = Path(path)
+    if not p.is_dir():
+        if not p.exists():
+            raise paths.PathError(p, "no such checkpoint file or run directory")
+        return paths.check_input_file(p, "checkpoint")
+    top = p / "ckpt.pt"
+    if top.exists():
+        return paths.check_input_file(top, "checkpoint")
+    seeds = p / "seeds"
+    per_seed = (
+        sorted(
+            (d for d in seeds.iterdir() if (d / "ckpt.pt").is_file()),
+            key=lambda d: (not d.name.isdigit(), int(d.name) if d.name.isdigit() else 0, d.name),
+        )
+        if seeds.is_dir()
+        else []
+    )
+    if per_seed:
+        choices = ", ".join(str(d) for d in per_seed)
+        raise RunError(
+            f"{p}: a run of {len(per_seed)} seeds keeps one checkpoint per seed, none at the "
+            f"top; give one seed's directory: {choices}"
+        )
+    raise RunError(f"{p}: no checkpoint (ckpt.pt) in this directory; is it a training run?")
 
 
 def seed_dir(run_dir: Path, seed: int, n_seeds: int) -> Path:

@@ -1,27 +1,39 @@
 """``mea train``: train a model on a feature store and write ``runs/<name>/`` (DESIGN.md "Runs").
 
-The protocol (Sec. IV-B of the MEA paper, with our documented choices where it is silent):
+Three steps, each its own piece:
 
-* Adam with the preset's learning rate (Table I; the peers' own values for mfsa/mcr/fdmer);
-* the total loss of Eq. 20 (task + alpha L_dis + beta (L_agn + L_exc)) as the model returns it;
-* gradient clipping of the global norm (``grad_clip``; our choice, the paper is silent);
-* ``ReduceLROnPlateau`` on the **validation** loss;
+1. :func:`read_store_facts` reads what configuration needs from the store (and checks that the
+   store fits the dataset preset);
+2. :func:`resolve_config` is a **pure function**: request + store facts + presets -> the run's
+   full configuration (``config.json``): the training preset of (model, dataset) with the
+   request's training overrides, the model's dataset preset with its model overrides;
+3. :class:`Trainer` trains one seed of that configuration: :meth:`Trainer.fit`,
+   :meth:`~Trainer.validate`, :meth:`~Trainer.save` / :meth:`~Trainer.restore` (``state.pt``).
+
+:func:`train_run` ties them together for every seed. The protocol (MEA Sec. IV-B, with our
+documented choices where the paper is silent; docs/training.md):
+
+* Adam with the preset's learning rate; the model's total loss (Eq. 20 for MEA);
+* gradient clipping of the global norm (``grad_clip``);
+* ``ReduceLROnPlateau`` on the validation **task** loss (not the total: the adversarial and
+  importance-discriminator terms of Eq. 15-16 measure the discriminators' game, not the task);
 * early stopping and model selection on the **validation** metric (MAE for regression, mean
   weighted F1 for IEMOCAP): the test split is evaluated once, with the best-on-valid weights,
   after training, and never influences any decision;
 * bf16 autocast on CUDA; fp32 on CPU.
 
-Determinism: every seed fixes Python, numpy and torch generators, turns on
-``torch.use_deterministic_algorithms`` (warn-only, so that CUDA kernels without a deterministic
-version still run), reseeds torch at the start of every epoch from ``(seed, epoch)`` and draws
-batches from ``(seed, epoch)`` too; so the same seed twice on CPU gives identical metrics, and
-``--resume`` (which restores model, optimizer, scheduler, early-stopping state and RNG states
-from ``state.pt``, written after every completed epoch) ends exactly where an uninterrupted run
-ends.
+Determinism: every seed fixes Python, numpy and torch generators, reseeds torch at the start of
+every epoch from ``(seed, epoch)`` and draws batches from ``(seed, epoch)`` too; so the same
+seed twice on CPU gives identical metrics, and ``--resume`` (model, optimizer, scheduler,
+early-stopping state and RNG states from ``state.pt``, written after every completed epoch) ends
+exactly where an uninterrupted run ends. The process-wide switches
+(``torch.use_deterministic_algorithms``, ``CUBLAS_WORKSPACE_CONFIG``) are set by
+:func:`enable_determinism`, which the command line calls at its entry, never a library call.
 
-Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel, each
-rank trains on its share of the bucketed batches, validation predictions are gathered from all
-ranks, and only rank 0 writes files.
+Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel (without
+``find_unused_parameters``: the model contract promises every parameter a gradient, and the
+parameters a model declares unused are frozen), each rank trains on its share of the bucketed
+batches, validation predictions are gathered from all ranks, and only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,15 +57,16 @@ from mea_cli import __version__
 from mea_cli.artifacts.checkpoint import (
     Checkpoint,
     atomic_torch_save,
-    file_sha256,
     safe_load,
     save_checkpoint,
     schema_to_dict,
 )
 from mea_cli.artifacts.features import FeatureStore
+from mea_cli.config import ConfigError
 from mea_cli.errors import MeaError
+from mea_cli.paths import file_sha256
 from mea_cli.train import runs
-from mea_cli.train.config import TrainSettings, load_toml, parse_sets, parse_value
+from mea_cli.train.config import TrainSettings
 from mea_cli.train.display import TrainDisplay
 from mea_cli.train.distributed import (
     DistInfo,
@@ -61,14 +75,9 @@ from mea_cli.train.distributed import (
     init_distributed,
     shutdown,
 )
-from mea_cli.train.engine import autocast, predict, resolve_device, unwrap
+from mea_cli.train.engine import Predictions, autocast, predict, resolve_device
 from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
-from mea_cli.train.modeling import (
-    SHARED_WITH_TRAINING,
-    build_model,
-    model_config,
-    sync_training_fields,
-)
+from mea_cli.train.modeling import build_model
 
 STATE_FORMAT = "mea-train-state"
 DEFAULT_SEED = 1111
@@ -80,20 +89,36 @@ class TrainError(MeaError):
 
 @dataclass
 class TrainRequest:
-    """What ``mea train`` was asked (CLI options, before presets and files are applied)."""
+    """What ``mea train`` was asked, as structured overrides (before presets are applied).
+
+    ``train_overrides`` are training settings (``{"lr": 5e-4}``), ``model_overrides`` model
+    config fields (``{"d": 32, "ablations": ["psa"]}``); values may be typed or command-line
+    text. ``mea_cli.train.config.overrides_from_cli`` builds both from ``--set`` / ``--config``.
+    """
 
     features: Path | None
     dataset: str | None
     model: str = "mea"
     seeds: list[int] = field(default_factory=lambda: [DEFAULT_SEED])
-    sets: list[str] = field(default_factory=list)
-    config_file: Path | None = None
+    train_overrides: Mapping[str, Any] = field(default_factory=dict)
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
-    epochs: int | None = None
     name: str | None = None
     resume: bool = False
     runs_dir: Path = Path("runs")
     live: bool | None = None  # None: rich live table only on a terminal
+
+
+@dataclass(frozen=True)
+class StoreFacts:
+    """What configuring a run needs to know about its feature store."""
+
+    features: str  # absolute path
+    sha256: str
+    task: str
+    label_names: tuple[str, ...]
+    input_dims: dict[str, int]
+    schema: dict[str, Any]
 
 
 @dataclass
@@ -107,6 +132,132 @@ class RunResult:
     is_main: bool = True  # False on distributed ranks other than 0, which print nothing
 
 
+def enable_determinism() -> None:
+    """Process-wide switches for reproducible training, set once at the program's entry (the
+    command line) before any CUDA work: deterministic algorithms (warn-only, so that CUDA
+    kernels without a deterministic version still run) and a fixed cuBLAS workspace."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+# ----------------------------------------------------------------------------- configuration
+def read_store_facts(features: Path, dataset: str, with_sha256: bool = True) -> StoreFacts:
+    """Check that ``features`` can train ``dataset`` and read what configuration needs."""
+    from mea_cli.data.presets import check_store_fits, get_preset
+
+    preset = get_preset(dataset)
+    with FeatureStore(features) as store:
+        check_store_fits(store, preset)
+        for split in ("train", "valid", "test"):
+            idx = store.split_indices(split)
+            missing = int((~np.isfinite(store.samples.label[idx]).all(axis=1)).sum())
+            if missing:
+                raise TrainError(
+                    f"{store.name}: {missing} sample(s) of the {split!r} split have no label; "
+                    f'label them or move them out of the split (split "")'
+                )
+        facts = StoreFacts(
+            features=str(Path(features).resolve()),
+            sha256="",
+            task=store.meta.task,
+            label_names=tuple(store.meta.label_names),
+            input_dims={m: s.dim for m, s in store.modalities.items()},
+            schema=schema_to_dict(store.modalities),
+        )
+    if with_sha256:
+        facts = StoreFacts(**{**facts.__dict__, "sha256": file_sha256(features)})
+    return facts
+
+
+def resolve_config(
+    req: TrainRequest, facts: StoreFacts, name: str, world_size: int = 1
+) -> dict[str, Any]:
+    """The run's full configuration (``config.json``) from the request, the store facts and the
+    presets; pure (no file is read or written). Every problem is a one-line error."""
+    from mea_cli.data.presets import get_preset
+    from mea_cli.models.contract import data_fields
+    from mea_cli.models.registry import get_entry
+    from mea_cli.train.presets import training_preset
+
+    if req.dataset is None:
+        raise TrainError("mea train needs FEATURES and --dataset (or --resume)")
+    preset = get_preset(req.dataset)
+    entry = get_entry(req.model)
+    if not req.seeds or len(set(req.seeds)) != len(req.seeds):
+        raise TrainError(f"--seeds must be distinct integers, got {list(req.seeds)}")
+    data = sorted(set(req.model_overrides) & set(data_fields()))
+    if data:
+        raise ConfigError(
+            "model overrides",
+            f"{', '.join(data)} come from the store and --dataset, not from --set",
+        )
+    tp = training_preset(req.model, preset.name)
+    settings = tp.settings.override(req.train_overrides)
+    model_cfg = entry.config_cls.preset(
+        preset.name, facts.input_dims, facts.task, len(facts.label_names)
+    ).override(req.model_overrides)
+    return runs.jsonable(
+        {
+            "format": "mea-run",
+            "version": 1,
+            "mea_cli_version": __version__,
+            "name": name,
+            "features": facts.features,
+            "features_sha256": facts.sha256,
+            "dataset": preset.name,
+            "task": facts.task,
+            "label_names": list(facts.label_names),
+            "schema": facts.schema,
+            "model": req.model,
+            "model_config": model_cfg.to_dict(),
+            "model_overrides": dict(req.model_overrides),
+            "train": settings.to_dict(),
+            "train_overrides": dict(req.train_overrides),
+            "train_sources": {
+                k: "override" if k in req.train_overrides else tp.sources[k]
+                for k in settings.field_names()
+            },
+            "seeds": [int(s) for s in req.seeds],
+            "selection": selection_metric(facts.task).name,
+            "device": req.device,
+            "world_size": world_size,
+        }
+    )
+
+
+def _open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
+    """The run directory and its configuration: the saved one on ``--resume``, otherwise
+    resolved afresh and written (rank 0) into a new directory."""
+    runs_dir = Path(req.runs_dir)
+    if req.resume:
+        run_dir = runs.resolve_run(runs_dir, req.name)
+        cfg = runs.read_json(run_dir / "config.json")
+        if req.features is not None and Path(req.features).resolve() != Path(cfg["features"]):
+            raise TrainError(
+                f"{run_dir}: --resume continues the run on {cfg['features']}, not {req.features}"
+            )
+        return run_dir, cfg
+    if req.features is None or req.dataset is None:
+        raise TrainError("mea train needs FEATURES and --dataset (or --resume)")
+    facts = read_store_facts(Path(req.features), req.dataset, with_sha256=info.is_main)
+    name = req.name or runs.default_name(req.model, req.dataset.strip().lower())
+    name = broadcast_object(info, runs.check_name(name))
+    cfg = resolve_config(req, facts, name, info.world_size)
+    run_dir = runs_dir / name
+    # rank 0 decides (another rank could look after rank 0 has written config.json)
+    if broadcast_object(info, (run_dir / "config.json").exists()):
+        raise runs.RunError(
+            f"{run_dir} already exists: continue it with --resume --name {name}, or pick "
+            f"another --name"
+        )
+    if info.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        runs.write_json(run_dir / "config.json", cfg)
+    barrier(info)
+    return run_dir, cfg
+
+
+# ----------------------------------------------------------------------------- RNG state
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -135,96 +286,289 @@ def _set_rng_state(s: dict[str, Any]) -> None:
     np.random.set_state((n[0], n[1].numpy().astype(np.uint32), int(n[2]), int(n[3]), float(n[4])))
 
 
-def _prepare(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
-    """Resolve the run directory and its full config (new run, or the saved one on resume)."""
-    runs_dir = Path(req.runs_dir)
-    if req.resume:
-        run_dir = runs.resolve_run(runs_dir, req.name)
-        cfg = runs.read_json(run_dir / "config.json")
-        if req.features is not None and Path(req.features).resolve() != Path(cfg["features"]):
-            raise TrainError(
-                f"{run_dir}: --resume continues the run on {cfg['features']}, not {req.features}"
+# ----------------------------------------------------------------------------- the trainer
+@dataclass
+class Progress:
+    """Where training of one seed stands after a completed epoch (saved in ``state.pt``)."""
+
+    epoch: int = 0
+    best: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped: bool = False
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    best_valid: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    """Trains one seed of a resolved run configuration into ``out_dir``.
+
+    ``out_dir`` receives ``ckpt.pt`` (best on valid), ``log.jsonl``, ``state.pt`` (after every
+    epoch) and, once finished, ``metrics.json``.
+    """
+
+    def __init__(
+        self,
+        run: Mapping[str, Any],
+        store: FeatureStore,
+        seed: int,
+        out_dir: Path,
+        device: torch.device,
+        info: DistInfo | None = None,
+        console: Console | None = None,
+        live: bool | None = None,
+    ) -> None:
+        from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
+        from mea_cli.models.registry import get_entry
+
+        self.run, self.store, self.seed, self.out_dir = dict(run), store, seed, Path(out_dir)
+        self.device, self.info = device, info or DistInfo()
+        self.console, self.live = console or Console(stderr=True), live
+        self.settings = TrainSettings.from_dict(run["train"])
+        self.selection = selection_metric(run["task"])
+        _seed_everything(seed)
+        self.stats = NormStats.fit(store, "train")
+        self.index_of = {str(s): i for i, s in enumerate(store.samples.id)}
+        self.label_mean = np.nanmean(store.samples.label[store.split_indices("train")], axis=0)
+        kw = {"num_replicas": self.info.world_size, "rank": self.info.rank, "seed": seed}
+        self.loaders = {
+            "train": make_loader(
+                FeatureDataset(store, "train", self.stats), self.settings.batch_size, True, **kw
+            ),
+            "valid": make_loader(
+                FeatureDataset(store, "valid", self.stats), self.settings.eval_batch, False, **kw
+            ),
+        }
+        if len(store.split_indices("test")):
+            self.loaders["test"] = make_loader(
+                FeatureDataset(store, "test", self.stats), self.settings.eval_batch, False, **kw
             )
-        return run_dir, cfg
-    if req.features is None or req.dataset is None:
-        raise TrainError("mea train needs FEATURES and --dataset (or --resume)")
-    from mea_cli.data.presets import check_store_fits, get_preset
-
-    preset = get_preset(req.dataset, req.model)
-    with FeatureStore(req.features) as store:
-        check_store_fits(store, preset)
-        for split in ("train", "valid", "test"):
-            idx = store.split_indices(split)
-            missing = int((~np.isfinite(store.samples.label[idx]).all(axis=1)).sum())
-            if missing:
-                raise TrainError(
-                    f"{store.name}: {missing} sample(s) of the {split!r} split have no label; "
-                    f'label them or move them out of the split (split "")'
-                )
-        input_dims = {m: s.dim for m, s in store.modalities.items()}
-        schema = schema_to_dict(store.modalities)
-        task, label_names = store.meta.task, list(store.meta.label_names)
-    settings = TrainSettings(
-        epochs=preset.epochs,
-        batch_size=preset.batch_size,
-        lr=preset.lr,
-        grad_clip=preset.grad_clip,
-        patience=preset.patience,
-    )
-    model_overrides: dict[str, Any] = {}
-    if req.config_file is not None:
-        t, m = load_toml(req.config_file)
-        settings.update(t, str(req.config_file))
-        model_overrides.update(m)
-    t, m = parse_sets(req.sets)
-    settings.update(t, "--set")
-    model_overrides.update(m)
-    shared = {k: v for k, v in model_overrides.items() if k in SHARED_WITH_TRAINING}
-    settings.update({k: parse_value(str(v)) for k, v in shared.items()}, "--set")
-    if req.epochs is not None:
-        settings.update({"epochs": req.epochs}, "--epochs")
-    mcfg = model_config(req.model, preset.name, input_dims, task, len(label_names), model_overrides)
-    mcfg = sync_training_fields(req.model, mcfg, settings.to_dict())
-    if len(set(req.seeds)) != len(req.seeds) or not req.seeds:
-        raise TrainError(f"--seeds must be distinct integers, got {req.seeds}")
-    name = req.name or runs.default_name(req.model, preset.name)
-    name = broadcast_object(info, runs.check_name(name))
-    run_dir = runs_dir / name
-    # rank 0 decides (another rank could look after rank 0 has written config.json)
-    if broadcast_object(info, (run_dir / "config.json").exists()):
-        raise runs.RunError(
-            f"{run_dir} already exists: continue it with --resume --name {name}, or pick "
-            f"another --name"
+        entry = get_entry(run["model"])
+        self.model = build_model(run["model"], run["model_config"]).to(device)
+        for name, p in self.model.named_parameters():
+            if entry.is_unused(name):
+                p.requires_grad_(False)  # declared unused: no gradient, not optimised
+        self.net: nn.Module = (
+            nn.parallel.DistributedDataParallel(self.model) if self.info.enabled else self.model
         )
-    features = Path(req.features).resolve()
-    cfg = {
-        "format": "mea-run",
-        "version": 1,
-        "mea_cli_version": __version__,
-        "name": name,
-        "features": str(features),
-        "features_sha256": file_sha256(features) if info.is_main else "",
-        "dataset": preset.name,
-        "task": task,
-        "label_names": label_names,
-        "schema": schema,
-        "model": req.model,
-        "model_config": mcfg,
-        "model_overrides": model_overrides,
-        "train": settings.to_dict(),
-        "hparams_source": preset.hparams_source,
-        "seeds": list(req.seeds),
-        "selection": selection_metric(task).name,
-        "device": req.device,
-        "world_size": info.world_size,
-    }
-    if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        runs.write_json(run_dir / "config.json", cfg)
-    barrier(info)
-    return run_dir, cfg
+        self.opt = torch.optim.Adam(
+            [p for p in self.model.parameters() if p.requires_grad],
+            lr=self.settings.lr,
+            weight_decay=self.settings.weight_decay,
+        )
+        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.opt, mode="min", factor=self.settings.lr_factor, patience=self.settings.lr_patience
+        )
+        self.progress = Progress(best_state=copy.deepcopy(self.model.state_dict()))
+
+    # ---- files
+    @property
+    def state_path(self) -> Path:
+        return self.out_dir / "state.pt"
+
+    @property
+    def log_path(self) -> Path:
+        return self.out_dir / "log.jsonl"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.json"
+
+    # ---- one epoch
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """One pass over the training batches (reseeded from ``(seed, epoch)``); returns the
+        sample-weighted mean of the total loss (``loss``) and of each term the model names."""
+        torch.manual_seed(_epoch_seed(self.seed, epoch))
+        loader = self.loaders["train"]
+        loader.batch_sampler.set_epoch(epoch)
+        self.net.train()
+        sums: dict[str, float] = {}
+        count = 0
+        for k, batch in enumerate(loader):
+            batch = batch.to(self.device)
+            with autocast(self.device):
+                out = self.net(batch)
+            loss = out.loss
+            if loss is None:
+                raise TrainError("the model returned no loss for a labelled batch")
+            if not torch.isfinite(loss):
+                raise TrainError(
+                    f"non-finite training loss ({float(loss)}) in batch {k}; lower the learning "
+                    f"rate (--set train.lr=...) or check the features for extreme values"
+                )
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.settings.grad_clip > 0:
+                nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip)
+            self.opt.step()
+            b = len(batch)
+            count += b
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * b
+            for name, v in out.losses.items():
+                sums[name] = sums.get(name, 0.0) + float(v) * b
+        if self.info.enabled:
+            import torch.distributed as dist
+
+            on = self.device if self.info.backend == "nccl" else torch.device("cpu")
+            vec = torch.tensor([*sums.values(), float(count)], dtype=torch.float64, device=on)
+            dist.all_reduce(vec)
+            sums = dict(zip(sums, vec[:-1].tolist(), strict=True))
+            count = int(vec[-1])
+        return {k: v / max(count, 1) for k, v in sums.items()}
+
+    def predict(self, split: str) -> Predictions:
+        """Predictions of the current weights on ``split``, gathered from every rank."""
+        return predict(self.net, self.loaders[split], self.device, self.info, self.index_of)
+
+    def validate(self, split: str = "valid") -> dict[str, Any]:
+        """The metrics of the current weights on ``split``, with the mean total loss
+        (``loss``) and task loss (``task_loss``)."""
+        p = self.predict(split)
+        metrics = compute_metrics(self.run["task"], p.pred, p.labels, self.run["label_names"])
+        return {**metrics, "loss": p.loss, "task_loss": p.losses.get("task", float("nan"))}
+
+    # ---- state.pt
+    def save(self) -> None:
+        """Write the resumable state after the last completed epoch (rank 0)."""
+        if not self.info.is_main:
+            return
+        pr = self.progress
+        atomic_torch_save(
+            {
+                "format": STATE_FORMAT,
+                "seed": self.seed,
+                "epoch": pr.epoch,
+                "model": self.model.state_dict(),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict(),
+                "rng": _rng_state(),
+                "best": pr.best,
+                "best_epoch": pr.best_epoch,
+                "bad_epochs": pr.bad_epochs,
+                "stopped": pr.stopped,
+                "best_state": pr.best_state,
+                "best_valid": runs.jsonable(pr.best_valid),
+            },
+            self.state_path,
+        )
+
+    def restore(self) -> None:
+        """Continue from ``state.pt``: weights, optimizer, scheduler, RNGs, early stopping."""
+        st = safe_load(self.state_path, "training state")
+        if st.get("format") != STATE_FORMAT or int(st.get("seed", -1)) != self.seed:
+            raise runs.RunError(f"{self.state_path}: not the training state of seed {self.seed}")
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["optimizer"])
+        self.sched.load_state_dict(st["scheduler"])
+        _set_rng_state(st["rng"])
+        self.progress = Progress(
+            epoch=st["epoch"],
+            best=st["best"],
+            best_epoch=st["best_epoch"],
+            bad_epochs=st["bad_epochs"],
+            stopped=st["stopped"],
+            best_state=st["best_state"],
+            best_valid=st["best_valid"],
+        )
+
+    def _checkpoint(self, valid: dict[str, Any]) -> Checkpoint:
+        run = self.run
+        return Checkpoint(
+            model=run["model"],
+            model_config=run["model_config"],
+            dataset=run["dataset"],
+            task=run["task"],
+            label_names=list(run["label_names"]),
+            schema=run["schema"],
+            norm=self.stats.to_dict(),
+            state_dict=self.progress.best_state,
+            train_config={**run["train"], "train_label_mean": [float(x) for x in self.label_mean]},
+            seed=self.seed,
+            epoch=self.progress.best_epoch,
+            valid_metrics=runs.jsonable(valid),
+            features={"path": run["features"], "sha256": run["features_sha256"]},
+        )
+
+    # ---- the whole seed
+    def fit(self, resume: bool = False) -> dict[str, Any]:
+        """Train until the epoch budget or early stopping, then evaluate the best-on-valid
+        weights on valid and test; return ``{"seed", "best_epoch", "epochs_run", "valid",
+        "test"}`` (also written to ``metrics.json``)."""
+        info, pr = self.info, self.progress
+        if resume and self.metrics_path.exists():
+            if info.is_main:
+                self.console.print(f"seed {self.seed}: already finished, skipped", highlight=False)
+            return runs.read_json(self.metrics_path)
+        if resume and self.state_path.exists():
+            self.restore()
+            pr = self.progress
+            if info.is_main:
+                runs.truncate_log(self.log_path, pr.epoch)
+                self.console.print(
+                    f"seed {self.seed}: resuming after epoch {pr.epoch}", highlight=False
+                )
+        elif info.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            self.log_path.unlink(missing_ok=True)
+        run, sel = self.run, self.selection
+        title = f"{run['model']} on {run['dataset']} ({Path(run['features']).name}), seed {self.seed}"
+        display = TrainDisplay(
+            self.console, title, self.settings.epochs, sel.name, enabled=info.is_main, live=self.live
+        )
+        with display:
+            while pr.epoch < self.settings.epochs and not pr.stopped:
+                t0 = time.perf_counter()
+                pr.epoch += 1
+                train_terms = self.train_epoch(pr.epoch)
+                valid = self.validate()
+                task_loss = valid["task_loss"]
+                self.sched.step(task_loss if math.isfinite(task_loss) else float("inf"))
+                if sel.better(valid[sel.name], pr.best):
+                    pr.best, pr.best_epoch, pr.bad_epochs = valid[sel.name], pr.epoch, 0
+                    pr.best_state = copy.deepcopy(self.model.state_dict())
+                    pr.best_valid = dict(valid)
+                    if info.is_main:
+                        save_checkpoint(self._checkpoint(valid), self.out_dir / "ckpt.pt")
+                else:
+                    pr.bad_epochs += 1
+                pr.stopped = pr.bad_epochs >= self.settings.patience
+                record = {
+                    "epoch": pr.epoch,
+                    "lr": self.opt.param_groups[0]["lr"],
+                    "train": train_terms,
+                    "valid": valid,
+                    "best": {"metric": sel.name, "value": pr.best, "epoch": pr.best_epoch},
+                    "early_stop": pr.stopped,
+                    "seconds": time.perf_counter() - t0,
+                }
+                if info.is_main:
+                    runs.append_log(self.log_path, record)
+                self.save()
+                display.update(record)
+        return self._finish()
+
+    def _finish(self) -> dict[str, Any]:
+        pr = self.progress
+        if pr.best_epoch == 0:
+            raise TrainError(
+                f"seed {self.seed}: the validation {self.selection.name} was never finite; "
+                f"nothing to keep"
+            )
+        self.model.load_state_dict(pr.best_state)
+        result: dict[str, Any] = {"seed": self.seed, "best_epoch": pr.best_epoch}
+        result["epochs_run"] = pr.epoch
+        for split in ("valid", "test"):
+            if split in self.loaders:
+                metrics = self.validate(split)
+                metrics.pop("task_loss")
+                result[split] = metrics
+        if self.info.is_main:
+            runs.write_json(self.metrics_path, {"selection": self.selection.name, **result})
+        barrier(self.info)
+        return runs.jsonable(result)
 
 
+# ----------------------------------------------------------------------------- entry
 def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
     """Train every seed of a run (new or resumed) and write its files; see the module docstring."""
     console = console or Console(stderr=True)
@@ -232,17 +576,16 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
     info = init_distributed(device_type)
     try:
         device = resolve_device(req.device, info)
-        run_dir, cfg = _prepare(req, info)
+        run_dir, cfg = _open_run(req, info)
         seeds = [int(s) for s in cfg["seeds"]]
         results: dict[int, dict[str, Any]] = {}
         with FeatureStore(cfg["features"]) as store:
             _check_schema_same(store, cfg)
             for seed in seeds:
                 out_dir = runs.seed_dir(run_dir, seed, len(seeds))
+                trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)
                 try:
-                    results[seed] = _train_seed(
-                        store, cfg, seed, out_dir, device, info, console, req.resume, req.live
-                    )
+                    results[seed] = trainer.fit(resume=req.resume)
                 except KeyboardInterrupt:
                     if info.is_main:
                         runs.update_latest(Path(req.runs_dir), run_dir)
@@ -283,216 +626,3 @@ def _summarise(results: dict[int, dict[str, Any]]) -> dict[str, Any]:
         if rows:
             out[f"{split}_mean_std"] = mean_std(rows)
     return out
-
-
-def _train_seed(
-    store: FeatureStore,
-    cfg: dict[str, Any],
-    seed: int,
-    out_dir: Path,
-    device: torch.device,
-    info: DistInfo,
-    console: Console,
-    resume: bool,
-    live: bool | None,
-) -> dict[str, Any]:
-    """Train one seed; return ``{"valid": metrics, "test": metrics, "best_epoch": e}``."""
-    from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
-
-    metrics_path = out_dir / "metrics.json"
-    if resume and metrics_path.exists():
-        done = runs.read_json(metrics_path)
-        if info.is_main:
-            console.print(f"seed {seed}: already finished, skipped", highlight=False)
-        return done
-    settings = TrainSettings.from_dict(cfg["train"])
-    task, label_names = cfg["task"], cfg["label_names"]
-    selection = selection_metric(task)
-    _seed_everything(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    if device.type == "cuda":
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    stats = NormStats.fit(store, "train")
-    index_of = {str(s): i for i, s in enumerate(store.samples.id)}
-    train_ds = FeatureDataset(store, "train", stats)
-    valid_ds = FeatureDataset(store, "valid", stats)
-    has_test = len(store.split_indices("test")) > 0
-    test_ds = FeatureDataset(store, "test", stats) if has_test else None
-    eval_bs = settings.eval_batch_size or 2 * settings.batch_size
-    kw = {"num_replicas": info.world_size, "rank": info.rank}
-    train_loader = make_loader(train_ds, settings.batch_size, shuffle=True, seed=seed, **kw)
-    valid_loader = make_loader(valid_ds, eval_bs, shuffle=False, seed=seed, **kw)
-
-    model = build_model(cfg["model"], cfg["model_config"]).to(device)
-    net: nn.Module = model
-    if info.enabled:
-        net = nn.parallel.DistributedDataParallel(model, find_unused_parameters=True)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="min", factor=settings.lr_factor, patience=settings.lr_patience
-    )
-    state_path = out_dir / "state.pt"
-    log_path = out_dir / "log.jsonl"
-    start, best, best_epoch, bad, stopped = 0, None, 0, 0, False
-    best_state: dict[str, torch.Tensor] = copy.deepcopy(model.state_dict())
-    best_valid: dict[str, Any] = {}
-    if resume and state_path.exists():
-        st = safe_load(state_path, "training state")
-        if st.get("format") != STATE_FORMAT or int(st.get("seed", -1)) != seed:
-            raise runs.RunError(f"{state_path}: not the training state of seed {seed}")
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        _set_rng_state(st["rng"])
-        start, best, best_epoch, bad = st["epoch"], st["best"], st["best_epoch"], st["bad_epochs"]
-        stopped, best_state, best_valid = st["stopped"], st["best_state"], st["best_valid"]
-        if info.is_main:
-            runs.truncate_log(log_path, start)
-            console.print(f"seed {seed}: resuming after epoch {start}", highlight=False)
-    elif info.is_main:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log_path.unlink(missing_ok=True)
-    label_mean = np.nanmean(store.samples.label[store.split_indices("train")], axis=0)
-
-    def make_ckpt(state: dict[str, torch.Tensor], epoch: int, valid: dict[str, Any]) -> Checkpoint:
-        return Checkpoint(
-            model=cfg["model"],
-            model_config=cfg["model_config"],
-            dataset=cfg["dataset"],
-            task=task,
-            label_names=list(label_names),
-            schema=cfg["schema"],
-            norm=stats.to_dict(),
-            state_dict=state,
-            train_config={**cfg["train"], "train_label_mean": [float(x) for x in label_mean]},
-            seed=seed,
-            epoch=epoch,
-            valid_metrics=runs.jsonable(valid),
-            features={"path": cfg["features"], "sha256": cfg["features_sha256"]},
-        )
-
-    title = f"{cfg['model']} on {cfg['dataset']} ({Path(cfg['features']).name}), seed {seed}"
-    display = TrainDisplay(
-        console, title, settings.epochs, selection.name, enabled=info.is_main, live=live
-    )
-    with display:
-        epoch = start
-        while epoch < settings.epochs and not stopped:
-            epoch += 1
-            t0 = time.perf_counter()
-            torch.manual_seed(_epoch_seed(seed, epoch))
-            train_loader.batch_sampler.set_epoch(epoch)
-            train_terms = _train_epoch(net, train_loader, opt, settings.grad_clip, device, info)
-            valid = predict(net, valid_loader, device, info, index_of)
-            vm = compute_metrics(task, valid.pred, valid.labels, label_names)
-            vm["loss"] = valid.loss
-            sched.step(valid.loss if math.isfinite(valid.loss) else float("inf"))
-            value = vm[selection.name]
-            if selection.better(value, best):
-                best, best_epoch, bad = value, epoch, 0
-                best_state = copy.deepcopy(unwrap(net).state_dict())
-                best_valid = dict(vm)
-                if info.is_main:
-                    save_checkpoint(make_ckpt(best_state, epoch, vm), out_dir / "ckpt.pt")
-            else:
-                bad += 1
-            stopped = bad >= settings.patience
-            record = {
-                "epoch": epoch,
-                "lr": opt.param_groups[0]["lr"],
-                "train": train_terms,
-                "valid": {"loss": valid.loss, **{k: v for k, v in vm.items() if k != "loss"}},
-                "best": {"metric": selection.name, "value": best, "epoch": best_epoch},
-                "early_stop": stopped,
-                "seconds": time.perf_counter() - t0,
-            }
-            if info.is_main:
-                runs.append_log(log_path, record)
-                atomic_torch_save(
-                    {
-                        "format": STATE_FORMAT,
-                        "seed": seed,
-                        "epoch": epoch,
-                        "model": unwrap(net).state_dict(),
-                        "optimizer": opt.state_dict(),
-                        "scheduler": sched.state_dict(),
-                        "rng": _rng_state(),
-                        "best": best,
-                        "best_epoch": best_epoch,
-                        "bad_epochs": bad,
-                        "stopped": stopped,
-                        "best_state": best_state,
-                        "best_valid": runs.jsonable(best_valid),
-                    },
-                    state_path,
-                )
-            display.update(record)
-    if best_epoch == 0:
-        raise TrainError(
-            f"seed {seed}: the validation {selection.name} was never finite; nothing to keep"
-        )
-    model.load_state_dict(best_state)
-    result: dict[str, Any] = {"seed": seed, "best_epoch": best_epoch, "epochs_run": epoch}
-    valid = predict(net, valid_loader, device, info, index_of)
-    result["valid"] = {
-        **compute_metrics(task, valid.pred, valid.labels, label_names),
-        "loss": valid.loss,
-    }
-    if test_ds is not None:
-        test_loader = make_loader(test_ds, eval_bs, shuffle=False, seed=seed, **kw)
-        test = predict(net, test_loader, device, info, index_of)
-        result["test"] = {
-            **compute_metrics(task, test.pred, test.labels, label_names),
-            "loss": test.loss,
-        }
-    if info.is_main:
-        runs.write_json(metrics_path, {"selection": selection.name, **result})
-    barrier(info)
-    return runs.jsonable(result)
-
-
-def _train_epoch(
-    net: nn.Module,
-    loader: Any,
-    opt: torch.optim.Optimizer,
-    grad_clip: float,
-    device: torch.device,
-    info: DistInfo,
-) -> dict[str, float]:
-    """One pass over the training batches; returns the sample-weighted mean of each loss term."""
-    net.train()
-    sums: dict[str, float] = {}
-    count = 0
-    for k, batch in enumerate(loader):
-        batch = batch.to(device)
-        with autocast(device):
-            out = net(batch)
-        loss = out.loss
-        if loss is None:
-            raise TrainError("the model returned no loss for a labelled batch")
-        if not torch.isfinite(loss):
-            raise TrainError(
-                f"non-finite training loss ({float(loss)}) in batch {k}; lower the learning "
-                f"rate (--set train.lr=...) or check the features for extreme values"
-            )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip and grad_clip > 0:
-            nn.utils.clip_grad_norm_(net.parameters(), grad_clip)
-        opt.step()
-        b = len(batch)
-        count += b
-        sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * b
-        for name, v in (out.losses or {}).items():
-            if name in ("total", "loss", "all"):
-                continue
-            sums[name] = sums.get(name, 0.0) + float(v) * b
-    if info.enabled:
-        import torch.distributed as dist
-
-        on = device if info.backend == "nccl" else torch.device("cpu")
-        vec = torch.tensor([*sums.values(), float(count)], dtype=torch.float64, device=on)
-        dist.all_reduce(vec)
-        sums = dict(zip(sums, vec[:-1].tolist(), strict=True))
-        count = int(vec[-1])
-    return {k: v / max(count, 1) for k, v in sums.items()}

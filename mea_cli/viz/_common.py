@@ -1,14 +1,12 @@
 """Shared plumbing for the pictures: a headless matplotlib figure and an atomic PNG write.
 
-Every plot uses the Agg backend (no display needed, works in CI and over SSH) and is written to
-a temporary file beside the target that is renamed into place, so an interrupted ``mea viz``
-never leaves a truncated PNG behind.
+Every plot uses the Agg backend (no display needed, works in CI and over SSH) and is written
+through :func:`mea_cli.paths.atomic_output` (a temporary file beside the target, renamed into
+place, umask permissions), so an interrupted ``mea viz`` never leaves a truncated PNG behind.
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +15,7 @@ import matplotlib
 matplotlib.use("Agg", force=True)
 
 from mea_cli.errors import MeaError  # noqa: E402
+from mea_cli.paths import atomic_output, ensure_dir  # noqa: E402
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,15 +41,21 @@ def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1):  # 
 
 
 def save_png(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` atomically (temp file + rename); return the path."""
+    """Write ``fig`` as a PNG at ``path`` atomically; return the path. The picture directory is
+    created when missing, one level only: its parent must exist."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
+    ensure_dir(path.parent, "picture directory")
+    with atomic_output(path, "picture") as tmp:
         fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return path
+
+
+def save_npz(path: Path, **arrays: object) -> Path:
+    """Write the numbers behind a picture as a compressed ``.npz`` at ``path``, atomically."""
+    import numpy as np
+
+    path = Path(path)
+    ensure_dir(path.parent, "picture directory")
+    with atomic_output(path, "picture data") as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, **arrays)  # a file object: numpy adds no ".npz" to the name
     return path

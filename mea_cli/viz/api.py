@@ -7,7 +7,6 @@ so a picture can always be checked against data, and the tests do.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from mea_cli.viz._common import VizError
+from mea_cli.paths import write_json
+from mea_cli.viz._common import VizError, save_npz
 
 WHATS: tuple[str, ...] = ("tsne", "wal", "attention", "curves")
+NEEDS: dict[str, str] = {
+    "tsne": "representations",
+    "wal": "modality_weights",
+    "attention": "attention_maps",
+}
+"""The model capability (``mea_cli.models.contract.CAPABILITIES``) each picture needs."""
 
 
 @dataclass
@@ -64,6 +70,7 @@ def make(
 
     loaded, store = load(ckpt, features, split)
     try:
+        _check_capabilities(loaded, model_whats)
         got = collect(loaded) if {"tsne", "wal"} & set(model_whats) else None
         for w in model_whats:
             if w == "tsne":
@@ -75,6 +82,17 @@ def make(
     finally:
         store.close()
     return outputs
+
+
+def _check_capabilities(loaded: Any, whats: Sequence[str]) -> None:
+    """Ask the registry whether the checkpoint's model gives what each picture needs; refuse
+    in one line naming the model and what it lacks."""
+    from mea_cli.models.registry import config_from_dict, get_entry
+
+    entry = get_entry(loaded.ckpt.model)
+    cfg = config_from_dict(loaded.ckpt.model, loaded.ckpt.model_config)
+    for w in whats:
+        entry.require(NEEDS[w], cfg, f"mea viz --what {w}")
 
 
 def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
@@ -144,8 +162,7 @@ def _wal(
         "split_mean": psi.mean(axis=0).tolist(),
         "max_abs_sum_error": float(np.abs(psi.sum(-1) - 1).max()),
     }
-    data = out_dir / "wal.json"
-    data.write_text(json.dumps(numbers, indent=2) + "\n")
+    data = write_json(out_dir / "wal.json", numbers, "picture data")
     mean_last = dict(zip(MODALITY_ORDER, np.round(psi[:, -1].mean(0), 3).tolist(), strict=True))
     return VizOutput(
         "wal",
@@ -162,17 +179,17 @@ def _attention(loaded: Any, found: tuple[str, dict, dict], out_dir: Path) -> Viz
     sid, maps, lengths = found
     cropped = sample_maps(maps, lengths, index=0)
     png = plot_attention(
-        cropped, out_dir / "attention.png", title=f"PSA attention of {sid} - {_tag(loaded)}"
+        cropped, out_dir / "attention.png", title=f"self-attention maps of {sid} - {_tag(loaded)}"
     )
-    data = out_dir / "attention.npz"
-    np.savez_compressed(
-        data, **{f"{m}_layer{i + 1}": a for m, v in cropped.items() for i, a in enumerate(v)}
+    data = save_npz(
+        out_dir / "attention.npz",
+        **{f"{m}_layer{i + 1}": a for m, v in cropped.items() for i, a in enumerate(v)},
     )
     shapes = {m: list(v[0].shape) for m, v in cropped.items()}
     return VizOutput(
         "attention",
         png,
         data,
-        f"sample {sid}: {len(next(iter(cropped.values())))} PSA layers, maps {shapes}",
+        f"sample {sid}: {len(next(iter(cropped.values())))} attention layers, maps {shapes}",
         {"sample": sid, "lengths": lengths},
     )

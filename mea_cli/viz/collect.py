@@ -104,10 +104,13 @@ def collect(loaded: Loaded, batch_size: int = 64) -> Collected:
 def attention_of(
     loaded: Loaded, sample: str | None
 ) -> tuple[str, dict[str, list[np.ndarray]], dict[str, int]]:
-    """PSA maps of one sample: ``(id, {modality: [layer maps [1, K, T, T]]}, lengths)``.
+    """Self-attention maps of one sample: ``(id, {modality: [layer maps [1, K, T, T]]},
+    lengths)``.
 
-    ``sample`` is a sample id of the split; ``None`` picks the first sample whose three
-    modalities are all non-empty (else the first sample).
+    The maps are those of the ``attention_maps`` capability of the model contract, named
+    ``<block>/<layer>/<modality>`` (MEA: ``psa/...``); with several such blocks, the first one
+    the model returns. ``sample`` is a sample id of the split; ``None`` picks the first sample
+    whose three modalities are all non-empty (else the first sample).
     """
     from mea_cli.data.dataset import collate
 
@@ -128,13 +131,18 @@ def attention_of(
     batch = collate([item])
     out = loaded.model(batch, return_attention=True)
     maps: dict[str, list[tuple[int, np.ndarray]]] = {}
+    block = None
     for name, a in (out.attention or {}).items():
         parts = name.split("/")
-        if parts[0] != "psa" or len(parts) != 3:
+        if len(parts) != 3 or block not in (None, parts[0]):
             continue
+        block = parts[0]
         maps.setdefault(parts[2], []).append((int(parts[1]), a.float().cpu().numpy()))
     if not maps:
-        raise VizError(f"{loaded.ckpt_path}: the model has no PSA attention maps (PSA ablated?)")
+        raise VizError(
+            f"{loaded.ckpt_path}: the {loaded.ckpt.model} model returned no self-attention maps "
+            f"named <block>/<layer>/<modality>"
+        )
     lengths = {m: int(batch.masks[m][0].sum()) for m in batch.masks}
     ordered = {m: [a for _, a in sorted(v, key=lambda p: p[0])] for m, v in maps.items()}
     return str(item["id"]), ordered, lengths

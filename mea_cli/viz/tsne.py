@@ -25,6 +25,7 @@ from mea_cli.viz._common import (
     MODALITY_LABELS,
     VizError,
     new_figure,
+    save_npz,
     save_png,
 )
 
@@ -164,7 +165,7 @@ def tsne_figure(
     coords = embed(inputs, seed=seed)
     plot_tsne(inputs, coords, path, title=title)
     extra = {} if sample_ids is None else {"sample_ids": np.asarray(list(sample_ids))}
-    np.savez_compressed(
+    save_npz(
         Path(path).with_suffix(".npz"),
         vectors=inputs.vectors,
         coords=coords,

@@ -1,14 +1,12 @@
 """What every importer shares: safe pickle loading, padding and non-finite handling, labels
-per dataset, the import report, and the atomic store write with provenance.
+per dataset, the import report, and the atomic store write with provenance (through
+:func:`mea_cli.paths.atomic_output`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import pickle
-import tempfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from mea_cli import MODALITIES, __version__
 from mea_cli.artifacts.features import ExtractorInfo, FeatureStoreWriter, ModalitySchema, Sample
 from mea_cli.data.presets import IEMOCAP_EMOTIONS
 from mea_cli.errors import MeaError
+from mea_cli.paths import atomic_output
 
 SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")
 DATASETS: tuple[str, ...] = ("mosi", "mosei", "iemocap")
@@ -112,14 +111,6 @@ def load_pickle(path: Path) -> Any:
         raise ImportFormatError(
             path, f"not a readable pickle (corrupt or truncated): {type(err).__name__}: {err}"
         ) from None
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def as_text(value: Any) -> str:
@@ -214,11 +205,19 @@ def label_spec(dataset: str) -> LabelSpec:
 
 def iemocap_from_pairs(raw: np.ndarray) -> tuple[np.ndarray, int]:
     """``[N, 4, 2]`` one-hot pairs -> ``[N, 4]`` binary labels by argmax of the last axis
-    (index 1 = emotion present, as MulT reads them); also the count of pairs that are not
-    exactly one-hot (still mapped by argmax, reported)."""
+    (index 1 = emotion present, as MulT reads them), columns still in the source's order;
+    also the count of pairs that are not exactly one-hot (still mapped by argmax, reported)."""
     raw = np.asarray(raw, np.float64)
     onehot = np.isin(raw, (0.0, 1.0)).all(axis=2) & (raw.sum(axis=2) == 1)
     return np.argmax(raw, axis=2).astype(np.float32), int((~onehot).sum())
+
+
+def to_store_emotion_order(y: np.ndarray, source_order: Sequence[str]) -> np.ndarray:
+    """``[N, 4]`` emotion columns in ``source_order`` -> the store's canonical order
+    :data:`~mea_cli.data.presets.IEMOCAP_EMOTIONS`, each column moved under its own name."""
+    if sorted(source_order) != sorted(IEMOCAP_EMOTIONS):
+        raise ValueError(f"{list(source_order)} is not an order of {list(IEMOCAP_EMOTIONS)}")
+    return np.asarray(y)[:, [list(source_order).index(e) for e in IEMOCAP_EMOTIONS]]
 
 
 # -- the report --------------------------------------------------------------------------------
@@ -275,7 +274,7 @@ class ImportReport:
 
     def render(self, console: Console) -> None:
         console.print(
-            f"imported [bold]{self.samples}[/] samples from {self.format} file "
+            f"imported {self.samples} samples from {self.format} file "
             f"{self.source} as {self.dataset or 'unnamed dataset'} ({self.task}: "
             f"{', '.join(self.label_names)})",
             highlight=False,
@@ -335,19 +334,14 @@ def write_import(
 ) -> None:
     """Write the store atomically: samples, then extra ``/samples/<name>`` string columns, then
     the provenance attributes; the output path appears only when everything is written."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".import.tmp", dir=out.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        attrs = {
-            "import_format": report.format,
-            "import_source": report.source,
-            "import_sha256": sha256,
-            "import_report": json.dumps(report.to_dict(), sort_keys=True),
-            "synthetic": False,
-        }
+    attrs = {
+        "import_format": report.format,
+        "import_source": report.source,
+        "import_sha256": sha256,
+        "import_report": json.dumps(report.to_dict(), sort_keys=True),
+        "synthetic": False,
+    }
+    with atomic_output(out, "feature store") as tmp:
         with FeatureStoreWriter(
             tmp,
             [s for s in schemas if s.name in MODALITIES] or list(schemas),
@@ -358,19 +352,10 @@ def write_import(
         ) as writer:
             for sample in samples:
                 writer.add(sample)
-        if extra_columns:
-            with h5py.File(tmp, "a") as f:
-                for key, values in extra_columns.items():
-                    f["samples"].create_dataset(
-                        key, data=np.array(list(values), dtype=object), dtype=h5py.string_dtype()
-                    )
-                # the report is final only now (samples were streamed while it was filled)
-                f.attrs["import_report"] = json.dumps(report.to_dict(), sort_keys=True)
-        else:
-            with h5py.File(tmp, "a") as f:
-                f.attrs["import_report"] = json.dumps(report.to_dict(), sort_keys=True)
-        os.replace(tmp, out)
-    except BaseException:
-        if tmp.exists():
-            tmp.unlink()
-        raise
+        with h5py.File(tmp, "a") as f:
+            for key, values in (extra_columns or {}).items():
+                f["samples"].create_dataset(
+                    key, data=np.array(list(values), dtype=object), dtype=h5py.string_dtype()
+                )
+            # the report is final only now (samples were streamed while it was filled)
+            f.attrs["import_report"] = json.dumps(report.to_dict(), sort_keys=True)

@@ -20,6 +20,7 @@ missing from a modality's sequence gives empty sequences (legal), counted in the
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -38,10 +39,11 @@ from mea_cli.data.importers.common import (
     fix_nonfinite,
     label_spec,
     modality_schema,
-    sha256_of,
     write_import,
 )
 from mea_cli.data.importers.padded import unique
+from mea_cli.data.presets import IEMOCAP_EMOTIONS
+from mea_cli.paths import file_sha256
 
 ROLE_KEYWORDS: dict[str, tuple[str, ...]] = {
     "labels": ("label",),
@@ -80,6 +82,38 @@ def load_folds(path: Path) -> dict[str, list[str]]:
     return folds
 
 
+def _read_metadata(path: Path, key: str, node: Any) -> Any:
+    """One metadata entry as the SDK writes it: a ``(1,)`` variable-length string dataset whose
+    one value is ``json.dumps(value)`` (``file_ops.write_CSD``), so it may decode to a string,
+    number, boolean, ``None``, list or dict; text that is not JSON is kept as text, as the
+    SDK's own reader does."""
+    if not isinstance(node, h5py.Dataset):
+        raise ImportFormatError(path, f"metadata entry {key!r} is a group, not a dataset")
+    try:
+        raw = node[()] if node.shape == () else node[0]
+    except (TypeError, ValueError, IndexError, OSError) as err:
+        raise ImportFormatError(path, f"metadata entry {key!r} is unreadable: {err}") from None
+    if isinstance(raw, np.ndarray) and raw.size == 1:
+        raw = raw.reshape(-1)[0]
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _provenance_value(value: Any) -> str | int | float | bool | None:
+    """A metadata value as it is kept in the store's provenance: numbers, booleans and null as
+    they are, strings and anything else (lists, dicts, non-finite numbers) as text of at most
+    300 characters (citations can be long)."""
+    if value is None or isinstance(value, (bool, int)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text[:300]
+
+
 class Sequence:
     """One opened computational sequence: name, per-video data, metadata."""
 
@@ -99,17 +133,9 @@ class Sequence:
         self.data = self.file[self.root]["data"]
         self.metadata: dict[str, Any] = {}
         meta = self.file[self.root].get("metadata")
-        if meta is not None:
+        if isinstance(meta, h5py.Group):
             for key in meta:
-                try:
-                    value = meta[key][0]
-                    value = value.decode() if isinstance(value, bytes) else str(value)
-                    try:
-                        self.metadata[key] = json.loads(value)
-                    except json.JSONDecodeError:
-                        self.metadata[key] = value
-                except (TypeError, ValueError, IndexError, KeyError, OSError):
-                    continue
+                self.metadata[key] = _read_metadata(path, key, meta[key])
         self.videos = list(self.data)
         self.dim = 0
         self.numeric = True
@@ -208,6 +234,53 @@ def _pick(directory: Path, role: str, given: str | None, files: list[Path]) -> P
     )
 
 
+# Names an emotion column may carry (lower case) for each of the store's four IEMOCAP emotions.
+EMOTION_NAMES: dict[str, tuple[str, ...]] = {
+    "happy": ("happy", "happiness", "hap", "joy"),
+    "sad": ("sad", "sadness"),
+    "angry": ("angry", "anger", "ang"),
+    "neutral": ("neutral", "neu"),
+}
+
+
+def _emotion_columns(lab: Sequence, emotions: list[str] | tuple[str, ...] | None) -> tuple[list[int], str]:
+    """The labels column of each store emotion (``IEMOCAP_EMOTIONS`` order) and what named them.
+
+    The CMU-MultimodalSDK defines no IEMOCAP labels sequence, so the column order of a user's
+    file is not known in advance (MulT's pickles use Neutral, Happy, Sad, Angry; others differ).
+    The columns are matched by name: ``emotions`` when given, else the sequence's own
+    ``dimension names`` metadata; a file that names none is refused rather than guessed.
+    """
+    if emotions is not None:
+        names, source = [str(e) for e in emotions], "--emotions"
+        if len(names) != lab.dim:
+            raise ImportFormatError(
+                lab.path, f"--emotions names {len(names)} columns, the labels have {lab.dim}"
+            )
+    elif lab.feature_names is not None:
+        names, source = lab.feature_names, "the labels' dimension names"
+    else:
+        raise ImportFormatError(
+            lab.path,
+            f"labels have {lab.dim} columns and no 'dimension names' metadata saying which "
+            "emotion each is; give them in file order with --emotions "
+            "(e.g. --emotions neutral,happy,sad,angry)",
+        )
+    norm = [n.strip().lower() for n in names]
+    columns = []
+    for emotion in IEMOCAP_EMOTIONS:
+        hits = [j for j, n in enumerate(norm) if n in EMOTION_NAMES[emotion]]
+        if len(hits) != 1:
+            problem = f"no {emotion!r} column" if not hits else f"{len(hits)} {emotion!r} columns"
+            raise ImportFormatError(
+                lab.path,
+                f"{source} ({', '.join(names)}) name {problem}; iemocap needs each of "
+                f"{', '.join(IEMOCAP_EMOTIONS)} once",
+            )
+        columns.append(hits[0])
+    return columns, source
+
+
 def _in_segment(iv: np.ndarray, start: float, end: float) -> np.ndarray:
     a, b = iv[:, 0], iv[:, 1]
     overlap = (a < end) & (b > start)
@@ -226,8 +299,13 @@ def import_csd(
     labels: str | None = None,
     folds: str | Path | None = None,
     label_column: int = 0,
+    emotions: list[str] | tuple[str, ...] | None = None,
 ) -> ImportReport:
-    """Import a directory of ``.csd`` files into a feature store at ``out``; return the report."""
+    """Import a directory of ``.csd`` files into a feature store at ``out``; return the report.
+
+    ``emotions`` (IEMOCAP only) names the emotion of each label column in file order, for a
+    labels sequence whose metadata do not (see :func:`_emotion_columns`).
+    """
     directory, out = Path(src), Path(out)
     if not directory.is_dir():
         raise ImportFormatError(directory, "expected a directory of .csd files")
@@ -272,13 +350,9 @@ def import_csd(
         dataset_name = dataset or ""
         spec = label_spec(dataset_name)
         if spec.task == "binary-multilabel":
-            if lab.dim != len(spec.label_names):
-                raise ImportFormatError(
-                    lab.path,
-                    f"labels have {lab.dim} columns; iemocap needs {len(spec.label_names)} "
-                    f"({', '.join(spec.label_names)})",
-                )
-            columns = list(range(lab.dim))
+            columns, named_by = _emotion_columns(lab, emotions)
+        elif emotions is not None:
+            raise ImportFormatError(directory, "--emotions names IEMOCAP label columns; it needs --dataset iemocap")
         else:
             if not 0 <= label_column < lab.dim:
                 raise ImportFormatError(
@@ -299,6 +373,13 @@ def import_csd(
         if lab.dim > 1 and spec.task == "regression":
             report.notes.append(
                 f"labels have {lab.dim} columns; column {label_column} used as sentiment"
+            )
+        if spec.task == "binary-multilabel":
+            report.notes.append(
+                "emotion columns named by "
+                + named_by
+                + ": "
+                + ", ".join(f"{e} = column {c}" for e, c in zip(spec.label_names, columns, strict=True))
             )
         report.notes.append(f"splits from {fold_source}")
         segments = []
@@ -360,23 +441,21 @@ def import_csd(
         for m in MODALITIES:
             s = seqs[m]
             meta = {
-                k: (v if isinstance(v, (str, int, float)) else json.dumps(v))[:300]
-                for k, v in s.metadata.items()
-                if k != "dimension names"
+                k: _provenance_value(v) for k, v in s.metadata.items() if k != "dimension names"
             }
             schema = modality_schema(
                 m,
                 s.dim,
                 "csd",
                 s.path,
-                sha256_of(s.path),
+                file_sha256(s.path),
                 {"root": s.root, "metadata": meta},
                 s.feature_names,
             )
             schemas.append(
                 type(schema)(schema.name, schema.feature_names, schema.extractor, s.rate_hz())
             )
-        write_import(out, schemas, samples(), report, sha256_of(lab.path))
+        write_import(out, schemas, samples(), report, file_sha256(lab.path))
         return report
     finally:
         for s in seqs.values():

@@ -30,7 +30,6 @@ from mea_cli.data.importers.common import (
     label_spec,
     load_pickle,
     modality_schema,
-    sha256_of,
     true_lengths,
     write_import,
 )
@@ -42,6 +41,7 @@ from mea_cli.data.importers.padded import (
     id_rows,
     unique,
 )
+from mea_cli.paths import file_sha256
 
 
 def _stated_lengths(path: Path, part: dict, split: str, key: str, n: int, t: int) -> np.ndarray:
@@ -188,7 +188,7 @@ def import_mmsa(src: str | Path, out: str | Path, dataset: str | None = None) ->
         for m in MODALITIES:
             report.add_lengths(m, kept[m])
 
-    sha = sha256_of(path)
+    sha = file_sha256(path)
     schemas = [
         modality_schema(
             m, dims[m], "mmsa", path, sha, {"lengths_from": report.modalities[m]["lengths_from"]}

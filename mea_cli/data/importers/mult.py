@@ -10,8 +10,11 @@ on the padding side. Which side that is, is decided per modality from the data
 (zeros first, real steps last), which is why MulT can pool "the last step"; the detector finds
 that on such data, and any store written here is unpadded either way.
 
-Labels: MOSI/MOSEI ``[N, 1, 1]`` sentiment in [-3, 3]; IEMOCAP ``[N, 4, 2]`` one-hot pairs for
-happy/sad/angry/neutral, read as MulT reads them (argmax of the last axis: 1 = present).
+Labels: MOSI/MOSEI ``[N, 1, 1]`` sentiment in [-3, 3]; IEMOCAP ``[N, 4, 2]`` one-hot pairs, read
+as MulT reads them (argmax of the last axis: 1 = present). The four pairs are in MulT's order
+:data:`MULT_IEMOCAP_ORDER` -- Neutral, Happy, Sad, Angry, the ``emos`` list of ``eval_iemocap``
+in MulT's ``src/eval_metrics.py``, which every fork evaluates with -- and are moved to the
+store's order (happy, sad, angry, neutral) under their own names.
 Non-finite feature values (COVAREP has -inf) become 0 and are counted. Ids: MulT stores
 ``[N, 3]`` rows (video id, segment start, end) for MOSI/MOSEI; a sample's id is those joined
 with ``_``, its video the first field and start/end the other two when they are numbers.
@@ -38,8 +41,8 @@ from mea_cli.data.importers.common import (
     load_pickle,
     modality_schema,
     padding_evidence,
-    sha256_of,
     strip,
+    to_store_emotion_order,
     true_lengths,
     write_import,
 )
@@ -52,8 +55,11 @@ from mea_cli.data.importers.padded import (
     to_float,
     unique,
 )
+from mea_cli.paths import file_sha256
 
 PADDING_CHOICES = ("auto", "left", "right")
+# The emotion of each of the four label pairs, in the pickle's order (MulT src/eval_metrics.py).
+MULT_IEMOCAP_ORDER: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
 
 
 def _labels(path: Path, raw: object, split: str, n: int, dataset: str) -> tuple[np.ndarray, int]:
@@ -69,9 +75,10 @@ def _labels(path: Path, raw: object, split: str, n: int, dataset: str) -> tuple[
             raise ImportFormatError(
                 path,
                 f"{split}/labels has shape {y.shape}; iemocap needs [N, 4, 2] "
-                "(happy/sad/angry/neutral, each a one-hot pair)",
+                f"({'/'.join(MULT_IEMOCAP_ORDER)}, each a one-hot pair)",
             )
-        return iemocap_from_pairs(y)
+        binary, not_onehot = iemocap_from_pairs(y)
+        return to_store_emotion_order(binary, MULT_IEMOCAP_ORDER), not_onehot
     if int(np.prod(y.shape[1:], dtype=np.int64)) != 1:
         raise ImportFormatError(
             path,
@@ -157,6 +164,11 @@ def import_mult(
             "padding_evidence": evidence,
             "nonfinite_fixed": 0,
         }
+    if dataset_name == "iemocap":
+        report.notes.append(
+            f"label pairs read in MulT's order {', '.join(MULT_IEMOCAP_ORDER)} (eval_metrics.py) "
+            f"and stored as {', '.join(spec.label_names)}"
+        )
     if not_onehot:
         report.notes.append(
             f"{not_onehot} IEMOCAP label pairs were not exactly one-hot; read by argmax as MulT does"
@@ -203,7 +215,7 @@ def import_mult(
         for m in MODALITIES:
             report.add_lengths(m, kept_lengths[m])
 
-    sha = sha256_of(path)
+    sha = file_sha256(path)
     schemas = [
         modality_schema(
             m,

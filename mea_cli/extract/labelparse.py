@@ -1,0 +1,200 @@
+"""Label cells -> a task and a label matrix, or an error naming the rows that do not fit.
+
+Three tasks, stored as the feature store's ``task`` attribute:
+
+* ``regression``: every label is a number (any range; ``--label-range a,b`` makes a value
+  outside ``[a, b]`` an error naming its row). One label name, ``sentiment``; ``[N, 1]``.
+* ``multiclass``: every label is one class name. Label names are the classes (``--classes``
+  fixes their order and makes any other name an error naming its row; else sorted, numerically
+  when every name is a number); the label matrix is one-hot ``[N, K]``. At least two classes.
+* ``binary-multilabel``: every label is a set of names joined by ``;`` (``happy;sad``); one
+  binary label per name, IEMOCAP's order ``happy, sad, angry, neutral`` when the names are
+  among those, else as for multiclass; ``[N, K]`` of 0/1.
+
+Class names are compared case-insensitively and stored lower-cased. ``--task auto`` (the
+default) decides: all numbers -> ``regression``; no numbers -> ``binary-multilabel`` when a
+label holds ``;`` or every name is one of IEMOCAP's four emotions (the paper's IEMOCAP
+setting), else ``multiclass``. A column that mixes numbers and names is an error naming the
+rows of the minority kind, never a silent change of task: one typo in a regression column
+(``0,5`` for ``0.5``) stops the run with its line number. Classes written as numbers
+(``0, 1, 2``) need ``--task multiclass``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mea_cli.errors import MeaError
+
+IEMOCAP_ORDER: tuple[str, ...] = ("happy", "sad", "angry", "neutral")
+TASKS: tuple[str, ...] = ("auto", "regression", "multiclass", "binary-multilabel")
+MAX_LISTED = 5
+
+
+class LabelsError(MeaError):
+    """A labels file (or label request) that cannot be used."""
+
+    def __init__(self, path: object, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class LabelSpec:
+    """What the user says about the labels (``mea extract --task/--classes/--label-range``)."""
+
+    task: str = "auto"
+    classes: tuple[str, ...] = ()
+    value_range: tuple[float, float] | None = None
+    column: str = "label"
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise LabelsError("--task", f"{self.task!r} is not one of {', '.join(TASKS)}")
+        if self.classes and self.task == "regression":
+            raise LabelsError("--classes", "class names make no sense for --task regression")
+        if self.value_range is not None and self.task not in ("auto", "regression"):
+            raise LabelsError("--label-range", f"only for regression, not --task {self.task}")
+        lowered = [c.strip().lower() for c in self.classes]
+        if len(set(lowered)) != len(lowered) or any(not c for c in lowered):
+            raise LabelsError("--classes", "class names must be distinct and non-empty")
+        if self.value_range is not None:
+            a, b = self.value_range
+            if not (math.isfinite(a) and math.isfinite(b) and a < b):
+                raise LabelsError("--label-range", f"{a:g},{b:g} is not a range a < b")
+
+    @staticmethod
+    def parse_classes(text: str | None) -> tuple[str, ...]:
+        """``"pos,neg,neu"`` -> ``("pos", "neg", "neu")``."""
+        return tuple(c.strip() for c in text.split(",")) if text else ()
+
+    @staticmethod
+    def parse_range(text: str | None) -> tuple[float, float] | None:
+        """``"-3,3"`` -> ``(-3.0, 3.0)``."""
+        if not text:
+            return None
+        try:
+            a, b = (float(x) for x in text.split(","))
+        except ValueError:
+            raise LabelsError("--label-range", f"{text!r}: expected two numbers a,b") from None
+        return a, b
+
+
+@dataclass(frozen=True)
+class ParsedLabels:
+    task: str
+    names: tuple[str, ...]
+    values: np.ndarray  # [N, K] float32
+
+
+def _number(text: str) -> float | None:
+    try:
+        x = float(text)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def _listed(items: Sequence[tuple[int, str]]) -> str:
+    shown = ", ".join(f"line {n} ({text!r})" for n, text in items[:MAX_LISTED])
+    more = len(items) - MAX_LISTED
+    return shown + (f" and {more} more" if more > 0 else "")
+
+
+def _order(found: set[str], given: tuple[str, ...], iemocap: bool) -> tuple[str, ...]:
+    if given:
+        return tuple(c.strip().lower() for c in given)
+    if iemocap and found <= set(IEMOCAP_ORDER):
+        return IEMOCAP_ORDER
+    if all(_number(x) is not None for x in found):
+        return tuple(sorted(found, key=lambda x: float(x)))
+    return tuple(sorted(found))
+
+
+def parse_labels(
+    cells: Sequence[tuple[int, str]], spec: LabelSpec, where: object = "labels"
+) -> ParsedLabels:
+    """``[(line, cell), ...]`` -> task, label names and ``[N, K]`` values (module docstring)."""
+    empty = [(n, t) for n, t in cells if not t.strip()]
+    if empty:
+        raise LabelsError(where, f"empty label in {_listed(empty)}")
+    cells = [(n, t.strip()) for n, t in cells]
+    task = spec.task
+    if task == "auto":
+        numbers = [(n, t) for n, t in cells if _number(t) is not None]
+        names = [(n, t) for n, t in cells if _number(t) is None]
+        if numbers and names:
+            if len(names) <= len(numbers):
+                raise LabelsError(
+                    where,
+                    f"{spec.column} column mixes numbers and names: {_listed(names)} "
+                    f"{'is' if len(names) == 1 else 'are'} not a number while "
+                    f"{len(numbers)} rows are; fix the typo(s), or pass --task multiclass "
+                    "to read every label as a class name",
+                )
+            raise LabelsError(
+                where,
+                f"{spec.column} column mixes names and numbers: {_listed(numbers)} "
+                f"{'is a number' if len(numbers) == 1 else 'are numbers'} while {len(names)} "
+                "rows are class names; fix them, or pass --task multiclass",
+            )
+        if numbers:
+            task = "regression"
+        else:
+            split = {x.strip().lower() for _, t in cells for x in t.split(";") if x.strip()}
+            multi = any(";" in t for _, t in cells)
+            task = "binary-multilabel" if multi or split <= set(IEMOCAP_ORDER) else "multiclass"
+    if task == "regression":
+        return _regression(cells, spec, where)
+    return _classes(cells, spec, task, where)
+
+
+def _regression(cells: Sequence[tuple[int, str]], spec: LabelSpec, where: object) -> ParsedLabels:
+    bad = [(n, t) for n, t in cells if _number(t) is None]
+    if bad:
+        raise LabelsError(where, f"regression labels must be numbers: {_listed(bad)}")
+    y = np.array([[float(t)] for _, t in cells], np.float32).reshape(-1, 1)
+    if spec.value_range is not None:
+        a, b = spec.value_range
+        out = [(n, t) for n, t in cells if not a <= float(t) <= b]
+        if out:
+            raise LabelsError(where, f"outside --label-range {a:g},{b:g}: {_listed(out)}")
+    return ParsedLabels("regression", ("sentiment",), y)
+
+
+def _classes(
+    cells: Sequence[tuple[int, str]], spec: LabelSpec, task: str, where: object
+) -> ParsedLabels:
+    multi = task == "binary-multilabel"
+    sets = []
+    for n, t in cells:
+        parts = [x.strip().lower() for x in t.split(";") if x.strip()] if multi else [t.lower()]
+        sets.append((n, t, parts))
+    if not multi:
+        several = [(n, t) for n, t in cells if ";" in t]
+        if several:
+            raise LabelsError(
+                where,
+                f"multiclass labels name one class each: {_listed(several)}; "
+                "use --task binary-multilabel for several",
+            )
+    found = {x for _, _, parts in sets for x in parts}
+    names = _order(found, spec.classes, iemocap=multi)
+    unknown = [(n, t) for n, t, parts in sets if any(x not in names for x in parts)]
+    if unknown:
+        raise LabelsError(where, f"labels not among --classes {', '.join(names)}: {_listed(unknown)}")
+    if not multi and len(names) < 2:
+        raise LabelsError(
+            where,
+            f"only one class ({names[0]!r}): a classifier needs two or more "
+            "(--classes names them all when this file holds only some)",
+        )
+    y = np.zeros((len(cells), len(names)), np.float32)
+    index = {c: k for k, c in enumerate(names)}
+    for i, (_, _, parts) in enumerate(sets):
+        for x in parts:
+            y[i, index[x]] = 1.0
+    return ParsedLabels(task, names, y)

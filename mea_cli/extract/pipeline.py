@@ -1,0 +1,230 @@
+"""One process's extraction pipeline: the three backends plus the word source, per video.
+
+:class:`ExtractConfig` says which backends with which options (what the command line gives);
+:class:`Pipeline` holds them loaded (each worker process builds one) and
+:meth:`Pipeline.extract_video` runs every modality on one video, turning each problem into a
+failure row (stages ``decode``, ``vision``, ``audio``, ``text``), never an exception.
+:meth:`Pipeline.from_schemas` re-creates the pipeline that made a store's (or a checkpoint's)
+features from their recorded provenance, or raises one :class:`~mea_cli.errors.MeaError`
+naming what is unavailable -- what ``mea predict`` needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mea_cli.artifacts.features import ExtractorInfo, ModalitySchema
+from mea_cli.extract import backends
+from mea_cli.extract.backends import (
+    AudioBackend,
+    BackendError,
+    BackendSpec,
+    FaceBackend,
+    TextBackend,
+)
+from mea_cli.extract.cache import VideoResult
+from mea_cli.extract.media import (
+    AUDIO_RATE,
+    DecodeStopped,
+    MediaError,
+    decode_audio,
+    iter_frames,
+    probe,
+)
+from mea_cli.extract.words import WordSource
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    """Settings that decide what is extracted (their provenance is the cache fingerprint)."""
+
+    face: BackendSpec = field(default_factory=lambda: BackendSpec("face", "blendshapes"))
+    audio: BackendSpec = field(default_factory=lambda: BackendSpec("audio", "opensmile"))
+    text: BackendSpec = field(default_factory=lambda: BackendSpec("text", "glove"))
+    asr: bool = True  # transcribe clips that have no transcript sidecar
+    asr_model: str | None = None  # CTranslate2 Whisper folder; None: the packaged tiny.en
+    threads: int = 1  # threads per worker for ASR
+
+    def __post_init__(self) -> None:
+        for kind in ("face", "audio", "text"):
+            spec = getattr(self, kind)
+            if spec.kind != kind:
+                raise BackendError(f"{kind}: got a {spec.kind} backend spec")
+            backends.backend_class(kind, spec.name)  # unknown or uninstalled: one clear error
+
+
+def _empty(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.zeros((0, dim), np.float32), np.zeros((0, 2), np.float64)
+
+
+class Pipeline:
+    """Loaded backends of one process (build once per worker; they hold models)."""
+
+    def __init__(
+        self, face: FaceBackend, audio: AudioBackend, text: TextBackend, words: WordSource
+    ) -> None:
+        self.face, self.audio, self.text, self.words = face, audio, text, words
+        self._schemas: list[ModalitySchema] | None = None
+
+    @classmethod
+    def from_config(cls, cfg: ExtractConfig) -> Pipeline:
+        return cls(
+            backends.create(cfg.face),  # type: ignore[arg-type]
+            backends.create(cfg.audio),  # type: ignore[arg-type]
+            backends.create(cfg.text),  # type: ignore[arg-type]
+            WordSource(cfg.asr, cfg.asr_model, cfg.threads),
+        )
+
+    @classmethod
+    def from_schemas(
+        cls,
+        schemas: Mapping[str, ModalitySchema],
+        overrides: Mapping[str, Mapping[str, str]] | None = None,
+        asr_model: str | None = None,
+    ) -> tuple[Pipeline, list[str]]:
+        """Re-create the extraction that made ``schemas`` (modality -> schema).
+
+        ``overrides`` maps a modality to option overrides (e.g. a moved model file); the
+        content must be unchanged. Returns the pipeline and notes (tool versions that differ);
+        raises a :class:`~mea_cli.errors.MeaError` naming what is unavailable or different.
+        Each of ``text``, ``vision`` and ``audio`` must be in ``schemas``.
+        """
+        overrides = overrides or {}
+        made: dict[str, Any] = {}
+        notes: list[str] = []
+        words: WordSource | None = None
+        for modality in ("vision", "audio", "text"):
+            if modality not in schemas:
+                raise BackendError(f"no {modality} schema: cannot re-create the extraction")
+            schema = schemas[modality]
+            info = schema.extractor
+            if modality == "text":
+                params = dict(info.parameters)
+                words = WordSource.from_record(params.pop("words", None), asr_model)
+                info = ExtractorInfo(info.name, info.version, params)
+            rec = backends.from_provenance(modality, info, overrides.get(modality))
+            if tuple(rec.backend.feature_names) != tuple(schema.feature_names):
+                raise BackendError(
+                    f"{modality}: the re-created backend makes {len(rec.backend.feature_names)} "
+                    f"features, the recorded schema has {schema.dim}"
+                )
+            made[modality] = rec.backend
+            notes.extend(rec.notes)
+        assert words is not None
+        return cls(made["vision"], made["audio"], made["text"], words), notes
+
+    # -- schema and fingerprint ----------------------------------------------------------------
+    def schemas(self) -> list[ModalitySchema]:
+        """Feature names and provenance of the three modalities, for the store and merges."""
+        if self._schemas is None:
+            text = self.text.provenance()
+            text = ExtractorInfo(
+                text.name, text.version, {**text.parameters, "words": self.words.provenance()}
+            )
+            self._schemas = [
+                ModalitySchema("text", tuple(self.text.feature_names), text, self.text.nominal_rate_hz),
+                ModalitySchema(
+                    "vision",
+                    tuple(self.face.feature_names),
+                    self.face.provenance(),
+                    self.face.nominal_rate_hz,
+                ),
+                ModalitySchema(
+                    "audio",
+                    tuple(self.audio.feature_names),
+                    self.audio.provenance(),
+                    self.audio.nominal_rate_hz,
+                ),
+            ]
+        return self._schemas
+
+    def fingerprint(self) -> str:
+        """What a cache entry must have been made with to be reused (file places excluded:
+        a moved model file with the same content keeps the cache, see
+        :func:`~mea_cli.extract.backends.identity`)."""
+        return json.dumps([backends.identity(s.extractor) for s in self.schemas()])
+
+    # -- one video -------------------------------------------------------------------------
+    def extract_video(self, key: str, path: Path) -> VideoResult:
+        """Run every modality on one video; problems become failure rows, never exceptions."""
+        dims = {
+            "text": len(self.text.feature_names),
+            "vision": len(self.face.feature_names),
+            "audio": len(self.audio.feature_names),
+        }
+        res = VideoResult(key, {}, {})
+        for m, d in dims.items():
+            res.features[m], res.times[m] = _empty(d)
+        try:
+            info = probe(path)
+        except MediaError as err:
+            res.fatal = True
+            res.failures.append(("decode", err.problem))
+            return res
+        signal = self._audio(path, info.has_audio, res)
+        self._vision(path, info.has_video, info.fps, res, dims["vision"])
+        duration = info.duration
+        if not math.isfinite(duration):
+            ends = [res.times[m][-1, 1] for m in ("audio", "vision") if len(res.times[m])]
+            duration = max(ends) if ends else (len(signal) / AUDIO_RATE if signal is not None else 0.0)
+        res.duration = float(duration)
+        self._text(path, signal, res)
+        return res
+
+    def _audio(self, path: Path, has_audio: bool, res: VideoResult) -> np.ndarray | None:
+        t0 = time.perf_counter()
+        signal = None
+        if not has_audio:
+            res.failures.append(("audio", "no audio stream"))
+        else:
+            try:
+                signal = decode_audio(path, AUDIO_RATE)
+                res.features["audio"], res.times["audio"] = self.audio.extract(signal, AUDIO_RATE)
+            except MediaError as err:
+                res.failures.append(("audio", err.problem))
+        res.seconds["audio"] = time.perf_counter() - t0
+        return signal
+
+    def _vision(self, path: Path, has_video: bool, fps: float, res: VideoResult, dim: int) -> None:
+        t0 = time.perf_counter()
+        if not has_video:
+            res.failures.append(("vision", "no video stream (audio-only file)"))
+        else:
+            want = self.face.fps
+            period = 1.0 / want if want else 1.0 / (fps if fps > 0 else 25.0)
+            seen = 0
+            try:
+                frames = iter_frames(path, want, self.face.max_side)
+                x, t, seen = self.face.extract(frames, period)
+                res.features["vision"], res.times["vision"] = x, t
+            except DecodeStopped as err:
+                x, t, seen = err.partial or (*_empty(dim), 0)
+                res.features["vision"], res.times["vision"] = x, t
+                res.failures.append(("decode", err.problem))
+            except MediaError as err:
+                res.failures.append(("vision", err.problem))
+            if seen and not len(res.features["vision"]):
+                res.failures.append(("vision", f"no face found in {seen} frames"))
+        res.seconds["vision"] = time.perf_counter() - t0
+
+    def _text(self, path: Path, signal: np.ndarray | None, res: VideoResult) -> None:
+        t0 = time.perf_counter()
+        got = self.words.words_for(path, signal, AUDIO_RATE, res.duration)
+        res.failures.extend(got.failures)
+        res.text_source = got.source
+        res.words = got.words
+        if got.words:
+            feats = self.text.embed(got.words)
+            res.features["text"], res.times["text"] = feats.x, feats.times
+            res.tokens, res.oov = feats.tokens, feats.oov
+            if not feats.tokens:
+                res.failures.append(("text", f"{got.source}: no word tokens"))
+        res.seconds["text"] = time.perf_counter() - t0

@@ -1,0 +1,230 @@
+"""Step 2 of ``mea extract``: extract every planned video once, through the per-video cache.
+
+Every finished video is reused from the cache (:mod:`mea_cli.extract.cache`); the rest run
+in this process (``workers=1``) or in ``workers`` spawned processes, each building its own
+:class:`~mea_cli.extract.pipeline.Pipeline` once (spawn, not fork: MediaPipe and torch hold
+threads). Each result is written to the cache as soon as it is done, so a run stopped at any
+moment resumes where it stopped.
+
+Ctrl-C (SIGINT) stops the run: workers ignore SIGINT (the terminal sends it to the whole
+process group, and a traceback per worker helps nobody), the main process terminates them
+(each removes its half-written cache entry on SIGTERM) and raises :class:`ExtractInterrupted`:
+one message saying how much is cached and that the same command resumes, exit code 130, and
+no store written.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from mea_cli.errors import MeaError
+from mea_cli.extract import cache
+from mea_cli.extract.cache import VideoResult
+from mea_cli.extract.discover import ExtractError, Plan
+from mea_cli.extract.pipeline import ExtractConfig, Pipeline
+from mea_cli.paths import ensure_dir
+
+
+class ExtractInterrupted(MeaError):
+    """Ctrl-C during ``mea extract``: what is cached stays, the store is not written."""
+
+    exit_code = 130
+
+
+@dataclass
+class Progress:
+    """What a progress display shows after each video."""
+
+    done: int
+    total: int
+    failures: int
+    media_seconds: float  # seconds of video extracted in this run (cache hits excluded)
+    elapsed: float
+
+    @property
+    def rtf(self) -> float:
+        """Real-time factor: seconds of video per second of wall-clock time."""
+        return self.media_seconds / self.elapsed if self.elapsed > 0 else 0.0
+
+
+@dataclass
+class RunResult:
+    """Every planned video's result and how the run went."""
+
+    results: dict[str, VideoResult]
+    extracted: int
+    cached: int
+    media_seconds: float  # of the videos extracted in this run
+    wall_seconds: float
+    compute_seconds: dict[str, float] = field(default_factory=dict)
+
+
+_STATE: Pipeline | None = None
+_BUSY = False  # a worker is inside _work (a cache entry may be half-written)
+_STOP_GRACE_S = 10.0  # how long a terminated worker may take to clean up before SIGKILL
+
+
+class _Stop(BaseException):
+    """Raised in a worker by SIGTERM while it works, to unwind (and clean up) then exit."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    if not _BUSY:
+        os._exit(128 + signum)  # idle: nothing to clean up, and no native teardown to wait for
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # MediaPipe's teardown chatter from a worker being stopped is noise
+    raise _Stop
+
+
+def _init_worker(cfg: ExtractConfig) -> None:
+    global _STATE
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    _STATE = Pipeline.from_config(cfg)
+
+
+def _work(
+    key: str, path: str, entry: str, fingerprint: str, signature: dict[str, Any]
+) -> dict[str, Any]:
+    global _BUSY
+    assert _STATE is not None
+    _BUSY = True
+    try:
+        res = _STATE.extract_video(key, Path(path))
+        cache.save(Path(entry), res, fingerprint, signature)
+    except _Stop:
+        # unwound: atomic_output has removed the half-written entry. Exit at once: a normal
+        # interpreter exit can wait on MediaPipe's native threads.
+        os._exit(128 + signal.SIGTERM)
+    finally:
+        _BUSY = False
+    return {
+        "key": key,
+        "duration": res.duration,
+        "failures": len(res.failures),
+        "seconds": res.seconds,
+    }
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM the workers (each removes its half-written cache entry), SIGKILL any still
+    alive after a grace period, and let the pool go: its manager thread sees the workers gone
+    and fails the pending futures itself (cancelling them here first trips a CPython 3.11 bug:
+    ``InvalidStateError`` in that thread)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + _STOP_GRACE_S
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    pool.shutdown(wait=True)
+
+
+def run(
+    plan: Plan,
+    pipeline: Pipeline,
+    cfg: ExtractConfig,
+    cache_dir: Path,
+    workers: int = 1,
+    progress: Callable[[Progress], None] | None = None,
+) -> RunResult:
+    """Extract ``plan.videos`` with ``pipeline`` (this process) or ``workers`` processes."""
+    global _STATE
+    t_start = time.perf_counter()
+    fingerprint = pipeline.fingerprint()
+    results: dict[str, VideoResult] = {}
+    todo: list[tuple[str, Path, Path, dict[str, Any]]] = []
+    for key, path in plan.videos:
+        entry = cache.entry_path(cache_dir, key)
+        sig = cache.source_signature(path)
+        hit = cache.load(entry, fingerprint, sig)
+        if hit is not None:
+            results[key] = hit
+        else:
+            todo.append((key, path, entry, sig))
+    cached = len(results)
+    total = len(plan.videos)
+    done, nfail, media = cached, sum(len(r.failures) for r in results.values()), 0.0
+    compute: Counter[str] = Counter()
+
+    def show() -> None:
+        if progress is not None:
+            progress(Progress(done, total, nfail, media, time.perf_counter() - t_start))
+
+    def tick(summary: dict[str, Any]) -> None:
+        nonlocal done, nfail, media
+        done += 1
+        nfail += summary["failures"]
+        if math.isfinite(summary["duration"]):
+            media += summary["duration"]
+        compute.update(summary["seconds"])
+        show()
+
+    def interrupted() -> ExtractInterrupted:
+        now = sum(1 for *_, entry, _sig in todo if entry.is_file())  # finished, maybe unseen
+        return ExtractInterrupted(
+            f"interrupted: {now} video(s) extracted in this run, {cached + now} of {total} now "
+            f"cached in {cache_dir}; no store was written. Run the same command again to resume"
+        )
+
+    show()
+    if todo:
+        ensure_dir(cache_dir, "extraction cache folder")
+    if workers == 1 or len(todo) <= 1:
+        _STATE = pipeline
+        try:
+            for key, path, entry, sig in todo:
+                tick(_work(key, str(path), str(entry), fingerprint, sig))
+        except KeyboardInterrupt:
+            raise interrupted() from None
+    else:
+        ctx = mp.get_context("spawn")
+        pool = ProcessPoolExecutor(
+            min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(cfg,)
+        )
+        pending: set[Future[Any]] = set()
+        try:
+            pending = {
+                pool.submit(_work, key, str(path), str(entry), fingerprint, sig)
+                for key, path, entry, sig in todo
+            }
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    tick(fut.result())
+        except KeyboardInterrupt:
+            _stop_workers(pool)
+            raise interrupted() from None
+        except BaseException:
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True)
+    for key, path, entry, sig in todo:
+        res = cache.load(entry, fingerprint, sig)
+        if res is None:
+            raise ExtractError(f"{entry}: cache entry for {path} vanished while extracting")
+        results[key] = res
+    return RunResult(
+        results=results,
+        extracted=len(todo),
+        cached=cached,
+        media_seconds=media,
+        wall_seconds=time.perf_counter() - t_start,
+        compute_seconds=dict(compute),
+    )

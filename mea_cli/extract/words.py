@@ -1,0 +1,163 @@
+"""Where a clip's words come from: its transcript sidecar, else ASR, else a failure row.
+
+:class:`WordSource` is the part of the text pipeline shared by every text backend: it gives
+the timed words of one video (and says where they came from), which a text backend then
+turns into vectors. Its settings -- ASR on or off, the ASR model, the voice-activity detector
+that times ``.txt`` transcripts -- are part of the text modality's provenance (parameter
+``words``), and :meth:`WordSource.from_record` re-creates it from there.
+
+A clip gets no words, and the failure table a ``text`` row saying why, when its sidecar is
+unreadable, when it has no sidecar and ASR is off (``--no-asr``), or when it has no sidecar
+and no audio. ``mea extract`` refuses to start when ASR is on but unavailable and some clip
+has no sidecar (:meth:`WordSource.require_asr`): an empty text modality is never silent.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mea_cli.artifacts.features import Word
+from mea_cli.errors import MeaError
+from mea_cli.extract.asr import AsrUnavailable, WhisperASR, describe
+from mea_cli.extract.text import SIDECAR_ORDER, TranscriptError, find_sidecar, read_sidecar
+from mea_cli.extract.vad import SileroVAD, Stretch, VadUnavailable
+
+
+@dataclass
+class ClipWords:
+    """The words of one video, where they came from, and any problem (failure rows)."""
+
+    words: list[Word] = field(default_factory=list)
+    source: str = "none"  # sidecar.<ext> | asr | none
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+class WordSource:
+    """Sidecar, else ASR (lazy: loaded on the first clip that needs it), else nothing."""
+
+    def __init__(
+        self, asr: bool = True, asr_model: str | os.PathLike[str] | None = None, threads: int = 1
+    ) -> None:
+        self.asr_enabled = bool(asr)
+        self.asr_model = str(Path(asr_model).expanduser().resolve()) if asr_model else None
+        self.threads = int(threads)
+        self._asr: WhisperASR | None = None
+        self._vad: SileroVAD | None = None
+
+    # -- set-up ----------------------------------------------------------------------------
+    @property
+    def asr(self) -> WhisperASR:
+        if self._asr is None:
+            self._asr = WhisperASR(self.asr_model, self.threads)
+        return self._asr
+
+    @property
+    def vad(self) -> SileroVAD:
+        if self._vad is None:
+            self._vad = SileroVAD()
+        return self._vad
+
+    def require_asr(self, clips_without_sidecar: list[str]) -> None:
+        """Check that ASR can run if some clip needs it (or a model was named); one clear
+        :class:`MeaError` when it cannot. The model itself is loaded by the first clip."""
+        if not self.asr_enabled or (not clips_without_sidecar and self.asr_model is None):
+            return
+        try:
+            describe(self.asr_model)  # the package and the model folder are there
+        except AsrUnavailable as err:
+            if not clips_without_sidecar:
+                raise
+            n = len(clips_without_sidecar)
+            raise AsrUnavailable(
+                f"{n} video(s) have no transcript sidecar (e.g. {clips_without_sidecar[0]}) and "
+                f"ASR cannot run: {err}. Add transcripts, fix the ASR install, or pass --no-asr "
+                "to extract them without text"
+            ) from None
+
+    def provenance(self) -> dict[str, Any]:
+        """What decides the words: sidecar order, the VAD timing ``.txt``, the ASR model."""
+        record: dict[str, Any] = {
+            "sidecars": list(SIDECAR_ORDER),
+            "options": {"asr": "true" if self.asr_enabled else "false", "asr_model": self.asr_model or ""},
+        }
+        try:
+            record["txt_timing"] = self.vad.provenance()
+        except VadUnavailable as err:
+            record["txt_timing"] = f"unavailable: {err}"
+        if not self.asr_enabled:
+            record["asr"] = "off"
+        else:
+            try:
+                record["asr"] = describe(self.asr_model)
+            except AsrUnavailable as err:
+                record["asr"] = f"unavailable: {err}"
+        return record
+
+    @classmethod
+    def from_record(cls, record: Any, asr_model: str | None = None) -> WordSource:
+        """Re-create the word source a text modality's provenance records (``words``).
+
+        ``asr_model`` overrides the recorded model folder (same content required). Raises a
+        :class:`MeaError` naming what is unavailable or different.
+        """
+        if not isinstance(record, dict) or not isinstance(record.get("options"), dict):
+            raise MeaError("the text provenance records no word source (sidecar/ASR settings)")
+        opts = record["options"]
+        src = cls(opts.get("asr") == "true", asr_model or opts.get("asr_model") or None)
+        if isinstance(record.get("asr"), dict):
+            now = describe(src.asr_model)
+            was = record["asr"]
+            if now.get("model_sha256") != was.get("model_sha256"):
+                raise AsrUnavailable(
+                    f"ASR model {src.asr_model or 'tiny.en (packaged)'} differs from the one "
+                    f"recorded ({was.get('model')}, sha256 {str(was.get('model_sha256'))[:12]}...)"
+                )
+        if isinstance(record.get("txt_timing"), dict):
+            now_vad = src.vad.provenance()
+            if now_vad.get("model_sha256") != record["txt_timing"].get("model_sha256"):
+                raise VadUnavailable("the Silero VAD model here differs from the one recorded")
+        return src
+
+    # -- per video -------------------------------------------------------------------------
+    def words_for(self, video: Path, signal: np.ndarray | None, rate: int, duration: float) -> ClipWords:
+        """The words of ``video``; problems become failure rows, never exceptions."""
+        out = ClipWords()
+        side = find_sidecar(video)
+        if side is not None:
+            out.source = f"sidecar{side.suffix.lower()}"
+
+            def stretches() -> list[Stretch]:
+                if signal is None or not len(signal):
+                    return [(0.0, float(duration))]
+                spans = self.vad.stretches(signal, rate)
+                if not spans:
+                    out.failures.append(
+                        ("text", f"{side.name}: no speech found by the voice-activity detector; "
+                         "words spread over the whole clip")
+                    )
+                    return [(0.0, float(duration))]
+                return spans
+
+            try:
+                out.words = read_sidecar(side, stretches)
+            except TranscriptError as err:
+                out.failures.append(("text", str(err)))
+            except VadUnavailable as err:
+                out.failures.append(("text", f"{side.name}: cannot time a .txt transcript: {err}"))
+        elif not self.asr_enabled:
+            out.failures.append(
+                ("text", "no transcript sidecar (.json/.align/.srt/.vtt/.txt) and ASR is off (--no-asr)")
+            )
+        elif signal is None or not len(signal):
+            out.failures.append(("text", "no transcript sidecar and no audio to transcribe"))
+        else:
+            out.source = "asr"
+            out.words = self.asr.words(signal)
+        if out.source != "none" and not out.words and not out.failures:
+            out.failures.append(("text", f"{out.source}: no words"))
+        return out

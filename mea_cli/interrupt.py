@@ -1,0 +1,57 @@
+"""Ctrl-C (SIGINT) and a scheduler's SIGTERM that always stop a command, cleanly.
+
+Both become a ``KeyboardInterrupt`` in the main thread, so every ``with`` block unwinds: a
+temporary output is removed (:func:`mea_cli.paths.atomic_output`), training keeps its last
+completed epoch for ``--resume``. A batch scheduler (Slurm at its time limit, ``scancel``) sends
+SIGTERM and kills a little later; Python's default for SIGTERM is to die on the spot, leaving
+temporary files behind.
+
+One CPython trap is handled: a signal handler runs wherever the main thread happens to be, and
+when that is a weak-reference callback or a ``__del__`` method (h5py runs many), the exception
+it raises is printed as "Exception ignored" and dropped, and the command goes on as if nothing
+happened. There the interrupt is deferred by a few milliseconds (SIGALRM) until it lands in
+ordinary code.
+"""
+
+from __future__ import annotations
+
+import signal
+from types import FrameType
+
+RETRY_SECONDS = 0.02
+_received: list[int] = []
+
+
+def _swallowed_here(frame: FrameType | None) -> bool:
+    """True when an exception raised in ``frame`` would be dropped by the interpreter."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or code.co_filename.endswith(("weakref.py", "_weakrefset.py")):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    if signum != signal.SIGALRM:
+        _received.append(signum)
+    elif not _received:  # an alarm nobody asked for: not ours to act on
+        return
+    if _swallowed_here(frame):
+        signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
+        return
+    raise KeyboardInterrupt
+
+
+def install() -> None:
+    """Route SIGINT and SIGTERM to :func:`_stop` (main thread only; elsewhere a no-op)."""
+    try:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+            signal.signal(sig, _stop)
+    except ValueError:  # not the main thread (mea embedded in another program)
+        return
+
+
+def received() -> int | None:
+    """The stop signal that arrived last (``signal.SIGINT`` / ``signal.SIGTERM``), if any."""
+    return _received[-1] if _received else None

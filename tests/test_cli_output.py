@@ -1,0 +1,130 @@
+"""What the ``mea`` process prints and returns when nobody watches a terminal: help and messages
+keep their brackets, tables are not cropped when piped, Ctrl-C and SIGTERM end any command with
+one line, their own exit code and no file left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+MEA = [sys.executable, "-m", "mea_cli"]
+ENV = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*MEA, *args], capture_output=True, text=True, env=ENV, timeout=120)
+
+
+def test_help_shows_its_brackets_whole() -> None:
+    r = run("extract", "--help")
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())  # help may wrap lines; it must not drop text
+    assert "[default: OUT.cache]" in text and "video,start,end,label[,split]" in text
+    assert "[default: native]" in text and "…" not in r.stdout
+    r = run("import", "--help")
+    assert "[default: the labels' dimension names]" in " ".join(r.stdout.split())
+    assert "cuda:N" in run("train", "--help").stdout
+
+
+def test_messages_show_their_brackets(tmp_path: Path) -> None:
+    odd = tmp_path / "clip[asr].h5"
+    r = run("info", str(odd))
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {odd}: no such feature store"
+
+
+def test_piped_tables_are_not_cropped(tmp_path: Path) -> None:
+    """``mea info --model`` prints a table whose rows are wider than 80 columns; through a pipe
+    each row must stay one whole line (Rich would crop it to 80 columns with an ellipsis)."""
+    r = run("info", "--model", "mea", "--dataset", "mosi")
+    assert r.returncode == 0, r.stderr
+    assert "…" not in r.stdout
+    widest = max(len(line) for line in r.stdout.splitlines())
+    assert widest > 80, widest  # the case this test is about
+    rows = [line for line in r.stdout.splitlines() if "discriminators D_i, D_m (Eq. 15-16)" in line]
+    assert len(rows) == 1 and rows[0].rstrip().endswith("│")
+
+
+def _wait_for(predicate, seconds: float = 60.0) -> None:  # noqa: ANN001
+    end = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError("the command did not reach the point to interrupt it")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_interrupted_command_says_so_and_leaves_nothing(tmp_path: Path, sig, code, word) -> None:
+    out = tmp_path / "big.h5"
+    proc = subprocess.Popen(
+        [*MEA, "synth", "--like", "mosei", "--n", "200000", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+    )  # fmt: skip
+    try:
+        # the temporary store holds samples: the command is in the middle of writing
+        _wait_for(lambda: any(p.stat().st_size > 1_000_000 for p in tmp_path.iterdir()))
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == code, stderr
+    lines = [x for x in stderr.splitlines() if x.strip()]
+    # plain progress lines (stderr is not a terminal), then the one-line message
+    assert "Traceback" not in stderr and lines[-1] == (
+        f"{word} ({'Ctrl-C' if sig == signal.SIGINT else 'SIGTERM'})"
+    ), stderr
+    assert all(x.startswith("synth-mosei: ") for x in lines[:-1]), stderr
+    assert list(tmp_path.iterdir()) == [], list(tmp_path.iterdir())
+
+
+def test_an_interrupt_inside_a_finaliser_is_deferred_not_lost() -> None:
+    """CPython drops an exception raised in ``__del__`` or a weakref callback ("Exception
+    ignored"); a stop signal arriving there must be retried, not raised into the void."""
+    from mea_cli import interrupt
+
+    seen = {}
+
+    class Finalised:
+        def __del__(self) -> None:
+            seen["del"] = interrupt._swallowed_here(sys._getframe())
+
+    Finalised()  # collected at once: __del__ runs
+    assert seen["del"] is True
+    assert interrupt._swallowed_here(sys._getframe()) is False
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM)}
+    try:
+        interrupt.install()
+        received = list(interrupt._received)
+        with pytest.raises(KeyboardInterrupt):  # ordinary code: raised at once
+            interrupt._stop(signal.SIGTERM, sys._getframe())
+        assert interrupt.received() == signal.SIGTERM
+
+        class Deferred:
+            def __del__(self) -> None:
+                interrupt._stop(signal.SIGINT, sys._getframe())  # must not raise here
+
+        Deferred()
+        with pytest.raises(KeyboardInterrupt):  # ... but from the retry alarm soon after
+            time.sleep(5)
+        interrupt._received[:] = received
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for s, handler in before.items():
+            signal.signal(s, handler)
+
+
+def test_no_markup_tags_or_escapes_in_printed_text() -> None:
+    """The ``mea`` consoles print text as it is (``markup=False``), so a ``[bold]...[/]`` tag
+    or a ``rich.markup.escape`` would show up literally; style with ``Text`` / ``style=``."""
+    root = Path(__file__).resolve().parents[1] / "mea_cli"
+    offenders = []
+    for path in sorted(root.rglob("*.py")):
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if "rich.markup" in line or "[/]" in line:
+                offenders.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert offenders == []
