@@ -12,6 +12,8 @@ import os
 import platform
 import resource
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 
@@ -132,3 +134,38 @@ def run_child(
     proc.returncode = os.waitstatus_to_exitcode(status)
     kib = usage.ru_maxrss // (1024 if sys.platform == "darwin" else 1)
     return proc.returncode, round(kib / 1024, 1)
+
+
+class TimedPasses:
+    """A transparent wrapper of a trainer's training loader that records each full pass over it:
+    wall and process CPU seconds, samples (``count(batch)`` each), load average and RSS after.
+    Used for our trainer (``train_child``) and MMSA's (``mmsa_runner``) alike."""
+
+    def __init__(
+        self, loader: Any, passes: list[dict[str, Any]], count: Callable[[Any], int]
+    ) -> None:
+        self._loader = loader
+        self._passes = passes
+        self._count = count
+
+    def __getattr__(self, name: str) -> Any:  # batch_sampler, dataset, ... of the real loader
+        return getattr(self._loader, name)
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __iter__(self) -> Any:
+        start, cpu = time.perf_counter(), time.process_time()
+        samples = 0
+        for batch in self._loader:
+            samples += self._count(batch)
+            yield batch
+        self._passes.append(
+            {
+                "train_s": round(time.perf_counter() - start, 3),
+                "train_cpu_s": round(time.process_time() - cpu, 3),
+                "samples": samples,
+                "load_average": load_average(),
+                "rss_MiB": rss_mib(),
+            }
+        )

@@ -56,36 +56,6 @@ def _shim_torch(torch: Any) -> None:
     schedulers.ReduceLROnPlateau = ReduceLROnPlateau  # before MMSA imports the name
 
 
-class _TimedPasses:
-    """Transparent wrapper of MMSA's training DataLoader recording each full pass."""
-
-    def __init__(self, loader: Any, passes: list[dict[str, Any]]) -> None:
-        self._loader = loader
-        self._passes = passes
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._loader, name)
-
-    def __len__(self) -> int:
-        return len(self._loader)
-
-    def __iter__(self) -> Any:
-        start, cpu = time.perf_counter(), time.process_time()
-        samples = 0
-        for batch in self._loader:
-            samples += len(batch["index"])
-            yield batch
-        self._passes.append(
-            {
-                "train_s": round(time.perf_counter() - start, 3),
-                "train_cpu_s": round(time.process_time() - cpu, 3),
-                "samples": samples,
-                "load_average": machine.load_average(),
-                "rss_MiB": machine.rss_mib(),
-            }
-        )
-
-
 def child(a: argparse.Namespace) -> None:
     """One model, one process: MMSA_run with the hooks above; writes ``a.result``."""
     import pickle
@@ -104,7 +74,9 @@ def child(a: argparse.Namespace) -> None:
         rec["split_sizes"] = {k: len(v.dataset) for k, v in loaders.items()}
         rec["seq_lens"] = list(args.get("seq_lens", []))
         rec["rss_before_train_MiB"] = machine.rss_mib()
-        loaders["train"] = _TimedPasses(loaders["train"], rec["passes"])
+        loaders["train"] = machine.TimedPasses(
+            loaders["train"], rec["passes"], lambda b: len(b["index"])
+        )
         return loaders
 
     mmsa_run.MMDataLoader = loader

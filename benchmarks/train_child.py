@@ -24,36 +24,6 @@ from typing import Any
 import machine
 
 
-class TimedLoader:
-    """A transparent wrapper that records ``(seconds, samples, load average)`` per full pass."""
-
-    def __init__(self, loader: Any, passes: list[dict[str, Any]]) -> None:
-        self._loader = loader
-        self._passes = passes
-
-    def __getattr__(self, name: str) -> Any:  # batch_sampler, dataset, ... of the real loader
-        return getattr(self._loader, name)
-
-    def __len__(self) -> int:
-        return len(self._loader)
-
-    def __iter__(self) -> Any:
-        start, cpu = time.perf_counter(), time.process_time()
-        samples = 0
-        for batch in self._loader:
-            samples += len(batch)
-            yield batch
-        self._passes.append(
-            {
-                "train_s": round(time.perf_counter() - start, 3),
-                "train_cpu_s": round(time.process_time() - cpu, 3),
-                "samples": samples,
-                "load_average": machine.load_average(),
-                "rss_MiB": machine.rss_mib(),
-            }
-        )
-
-
 def main() -> int:
     result = Path(sys.argv[1])
     if len(sys.argv) < 3 or sys.argv[2] != "--":
@@ -74,7 +44,7 @@ def main() -> int:
     def make_loader(*a: Any, **kw: Any) -> Any:
         loader = real_make_loader(*a, **kw)
         shuffle = signature.bind(*a, **kw).arguments.get("shuffle")  # positional or keyword
-        return TimedLoader(loader, passes) if shuffle else loader
+        return machine.TimedPasses(loader, passes, len) if shuffle else loader
 
     dataset.make_loader = make_loader
     from mea_cli import cli
