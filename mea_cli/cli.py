@@ -428,12 +428,16 @@ def ablate(
     fmt: TableFormat = typer.Option(
         TableFormat.rich, "--format", help="How to print the table (all three files are written)."
     ),
-    paper: bool = typer.Option(False, "--paper", help="Add the paper's Table V values (MOSI/MOSEI)."),
+    paper: bool = typer.Option(
+        False,
+        "--paper",
+        help="Add the values of the model's paper ablation table, where one is transcribed.",
+    ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
-    """Ablate a trained run (MEA: Table V): retrain each of the model's switches with the same
-    data, config and seeds."""
+    """Ablate a trained run like its paper's ablation table (MEA: Table V): retrain each of the
+    model's switches with the same data, config and seeds."""
     _check_run_args(runs_dir, run)
     from mea_cli.ablate.api import ablate as run_ablation
     from mea_cli.train.trainer import enable_determinism
@@ -444,8 +448,11 @@ def ablate(
     )
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
+        from mea_cli.ablate.rows import PAPER_TABLES
+
         err_console.print(
-            "note: published ablation values exist for MEA only (Table V: MOSI and MOSEI)"
+            "note: no published ablation values for this run's model and dataset "
+            f"(transcribed tables: {', '.join(PAPER_TABLES)}; MOSI / MOSEI)"
         )
     files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)

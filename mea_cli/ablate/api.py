@@ -165,12 +165,13 @@ def ablation_table(
     metrics: Sequence[str] | None = None,
 ) -> ResultTable:
     """Build the Table V style table (optionally with the paper's Acc-7 / F1 columns)."""
-    metrics = list(metrics or default_metrics(run.task, run.label_names))
+    table = paper_table(run.model)
+    shown = table["metrics"] if table is not None else ()
+    metrics = list(metrics or default_metrics(run.task, run.label_names, shown))
     dataset = run.dataset.lower()
     paper_cols: list[str] = []
     paper: dict[str, dict[str, float]] = {}
     source = ""
-    table = paper_table(run.model)
     if with_paper and table is not None and any(dataset in r.paper for r in rows):
         paper_cols = list(table["metrics"])
         paper = {r.key: dict(r.paper.get(dataset, {})) for r in rows}

@@ -3,7 +3,7 @@ order and published values of the MEA paper's Table V.
 
 Each ablation row is one switch the model registered (``get_entry(model).switches``), applied
 as ``ablations=(name,)`` in the model config. For a model with a transcribed paper table
-(:data:`PAPER_TABLES`: MEA's Table V, package data ``paper_table5.json``, transcribed from Table V of the MEA paper, Yang et al., IEEE TCSVT) rows
+(:data:`PAPER_TABLES`: MEA's Table V, package data ``paper_table5.json``, transcribed from Table V of the MEA paper, Yang et al., IEEE TCSVT; MCR's Table 5, ``paper_table5_mcr.json``) rows
 follow the paper's order and carry its numbers; a switch is matched to a paper row by its name
 (``psa``, ``wal``, ...) or, failing that, by its label (``"w/o PSA Module"``), and switches the
 paper does not have are appended in the model's order under "Other". Other models' rows follow
@@ -38,7 +38,10 @@ class RowSpec:
         return () if self.key == FULL else (self.key,)
 
 
-PAPER_TABLES: dict[str, str] = {"mea": "paper_table5.json"}
+PAPER_TABLES: dict[str, str] = {
+    "mea": "paper_table5.json",
+    "mcr": "paper_table5_mcr.json",  # MCR (KBS 2023) Table 5, MOSI and MOSEI
+}
 """Model name -> its paper's transcribed ablation table (package data of this stage)."""
 
 

@@ -44,14 +44,23 @@ def digits(key: str) -> int:
     return 3 if key in PLAIN_METRICS else 1
 
 
-def default_metrics(task: str, label_names: Sequence[str]) -> list[str]:
+def default_metrics(
+    task: str, label_names: Sequence[str], paper_metrics: Sequence[str] = ()
+) -> list[str]:
     """Columns of Table V for a task: Acc-7 and F1 (both conventions) + MAE for regression; the
     mean accuracy and weighted F1 over emotions for IEMOCAP (the per-emotion numbers are in each
-    job's ``metrics.json``). ``label_names`` is accepted for tasks that may list labels."""
+    job's ``metrics.json``). ``label_names`` is accepted for tasks that may list labels.
+    ``paper_metrics`` are the columns of the model's transcribed table: where it reports Acc-2
+    (MCR's Table 5), both Acc-2 conventions join, so that ours stand beside the paper's."""
     del label_names
     if task == "regression":
-        return ["acc7", "f1_non0", "f1_has0", "mae"]
+        acc2 = ["acc2_non0", "acc2_has0"] if "acc2" in paper_metrics else []
+        return ["acc7", *acc2, "f1_non0", "f1_has0", "mae"]
     return ["acc_mean", "f1_mean"]
+
+
+_PAPER_LABELS = {"acc2": "Acc-2", "f1": "F1"}
+"""Labels of the transcribed tables' metric keys that have no convention suffix."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,7 @@ class TableRow:
     seeds: list[int]
     stats: dict[str, Stat]
     delta: dict[str, float]
-    paper: dict[str, float] = field(default_factory=dict)  # metric -> paper value in %
+    paper: dict[str, float] = field(default_factory=dict)  # metric -> paper value as printed
 
 
 @dataclass
@@ -116,13 +125,13 @@ class ResultTable:
 
     def paper_cell(self, row: TableRow, key: str) -> str:
         v = row.paper.get(key)
-        return "-" if v is None else f"{v:.1f}"
+        return "-" if v is None else f"{v:.{digits(key)}f}"  # as printed: MAE 0.845, Acc 42.5
 
     def header(self) -> list[str]:
         cols = [self.first_column]
         for k in self.metrics:
             cols += [metric_label(k), f"Δ {metric_label(k)}"]
-        cols += [f"paper {metric_label(k) if k != 'f1' else 'F1'}" for k in self.paper_metrics]
+        cols += [f"paper {_PAPER_LABELS.get(k) or metric_label(k)}" for k in self.paper_metrics]
         cols.append("seeds")
         return cols
 
@@ -285,7 +294,8 @@ def build_table(
     """Aggregate per-seed metrics into a :class:`ResultTable`.
 
     ``entries`` are ``(key, label, group, {seed: metrics})``; the first entry is the reference
-    for deltas. ``paper`` maps row key -> {metric: value in %} for the optional paper columns.
+    for deltas. ``paper`` maps row key -> {metric: value as printed (% for accuracies and F1)}
+    for the optional paper columns.
     """
     if not entries:
         raise ValueError("a table needs at least one row")

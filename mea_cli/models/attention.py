@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mea_cli.models.masking import masked_softmax, pair_mask
+
 _FUSED = True
 
 
@@ -203,3 +205,40 @@ class FeedForward(nn.Module):
             )
             return dropout(inner, self.drop)
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
+
+
+class SkipFeedForward(nn.Module):
+    """``Z + FFN(LN(Z))``: the position-wise feed-forward layer with its pre-LN skip connection
+    (the form of Eq. 4 / Eq. 9), as one block for the models that use it that way (MCR)."""
+
+    def __init__(self, d: int, mult: int, dropout: float) -> None:
+        super().__init__()
+        self.ln = nn.LayerNorm(d)
+        self.ffn = FeedForward(d, mult, dropout)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return z + self.ffn(self.ln(z))
+
+
+def attend(
+    qkv: QKV,
+    target: torch.Tensor,
+    source: torch.Tensor,
+    target_mask: torch.Tensor,
+    source_mask: torch.Tensor,
+    dropout: nn.Dropout,
+    need_weights: bool,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Masked multi-head attention of ``target`` over ``source``, heads merged: ``[B, Tt, d]``.
+
+    With ``need_weights`` the explicit path also returns the maps ``[B, K, Tt, Ts]`` (padded
+    pairs 0, ``dropout`` on the weights); without, the fused kernel runs (same maths) and no map
+    is formed. Rows of padded targets hold finite values: callers mask their outputs.
+    """
+    if not need_weights and fused_enabled():
+        q, k, v = qkv.project(target, source)
+        p = dropout.p if dropout.training else 0.0
+        return merge_heads(fused_attention(q, k, v, source_mask, p)), None
+    logits, v = qkv(target, source)
+    attn = masked_softmax(logits, pair_mask(target_mask, source_mask))
+    return merge_heads(dropout(attn) @ v), attn

@@ -239,6 +239,15 @@ class SwitchSet(Mapping[str, Switch]):
         return tuple(n for n in self if n in given)
 
 
+def kernel_problems(kernel_sizes: tuple[int, ...]) -> list[str]:
+    """What is wrong with a config's per-modality Conv1d kernel sizes (L/V/A) for
+    :class:`~mea_cli.models.extractor.UnimodalExtractor`: three odd positive sizes, so that
+    'same' padding keeps every sequence's length (and its mask)."""
+    if len(kernel_sizes) != len(MODALITIES) or any(k < 1 or k % 2 == 0 for k in kernel_sizes):
+        return [f"kernel_sizes must be three odd positive sizes (L/V/A), not {kernel_sizes}"]
+    return []
+
+
 def apply_switches(cfg: M, names: Iterable[str]) -> M:
     """A copy of ``cfg`` with the switches ``names`` added to ``cfg.ablations``."""
     return cfg.override({"ablations": (*cfg.ablations, *names)})
@@ -264,6 +273,7 @@ __all__ = [
     "SwitchSet",
     "apply_switches",
     "data_fields",
+    "kernel_problems",
     "model_fields",
     "output_present",
 ]

@@ -54,14 +54,20 @@ def sinusoidal_positions(
 
 
 class UnimodalExtractor(nn.Module):
-    """Eq. 1 for one modality: masked Conv1d, positional embedding, packed Bi-LSTM."""
+    """Eq. 1 for one modality: masked Conv1d, positional embedding, Bi-LSTM (module docstring).
 
-    def __init__(self, in_dim: int, d: int, kernel_size: int, dropout: float) -> None:
+    ``recurrent=False`` stops after the convolution and positional embedding (no Bi-LSTM): the
+    pre-processing of MulT-style models such as MCR (its Sec. 3.2), with the same masking.
+    """
+
+    def __init__(
+        self, in_dim: int, d: int, kernel_size: int, dropout: float, recurrent: bool = True
+    ) -> None:
         super().__init__()
         self.d = d
         self.conv = nn.Conv1d(in_dim, d, kernel_size, padding=kernel_size // 2, bias=False)
         self.drop = nn.Dropout(dropout)
-        self.lstm = nn.LSTM(d, d // 2, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(d, d // 2, batch_first=True, bidirectional=True) if recurrent else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x [B, T, d_m]``, ``mask [B, T]`` -> ``Z_m [B, T, d]`` (zero at padded steps)."""
@@ -70,6 +76,8 @@ class UnimodalExtractor(nn.Module):
         h = self.conv(x.transpose(1, 2)).transpose(1, 2)
         h = h * math.sqrt(self.d) + sinusoidal_positions(t, self.d, h.device, h.dtype)
         h = dropout(apply_mask(h, mask), self.drop)
+        if self.lstm is None:
+            return h
         if fused_enabled():
             return apply_mask(self._bilstm_unpacked(h, mask), mask)
         lengths = mask.sum(dim=1).clamp_min(1).cpu()

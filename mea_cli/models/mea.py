@@ -23,7 +23,6 @@ from torch import nn
 
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
-from mea_cli.errors import MeaError
 from mea_cli.models.config import MEAConfig
 from mea_cli.models.dgf import Fusion
 from mea_cli.models.discriminators import DoubleDiscriminator
@@ -31,16 +30,13 @@ from mea_cli.models.encoders import AgnosticEncoder, ExclusiveEncoders
 from mea_cli.models.extractor import UnimodalExtractor
 from mea_cli.models.hca import HCALayer
 from mea_cli.models.hsic import disparity_loss
+from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import separation_loss, task_loss
 from mea_cli.models.output import ModelOutput
 from mea_cli.models.psa import PSALayer
 from mea_cli.models.registry import register_model
 from mea_cli.models.switches import SWITCHES, capabilities, parts
 from mea_cli.models.wal import WeightedAttentionLayer, carried_weights, weigh
-
-
-class BatchShapeError(MeaError):
-    """A batch whose modalities or feature dimensions do not match the model."""
 
 
 @register_model(
@@ -163,18 +159,7 @@ class MEA(nn.Module):
         return sum(t.numel() for t in self.parameters() if t.requires_grad)
 
     def _check(self, batch: Batch) -> None:
-        missing = [m for m in self.modalities if m not in batch.inputs or m not in batch.masks]
-        if missing:
-            raise BatchShapeError(
-                f"the batch lacks modality {', '.join(missing)}; MEA needs {', '.join(self.modalities)}"
-            )
-        for m in self.modalities:
-            dim = batch.inputs[m].shape[-1]
-            if dim != self.cfg.input_dims[m]:
-                raise BatchShapeError(
-                    f"modality {m} has {dim} features per step but the model was built for "
-                    f"{self.cfg.input_dims[m]}"
-                )
+        check_batch(batch, self.modalities, self.cfg.input_dims, "MEA")
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:

@@ -27,7 +27,11 @@ from torch import nn
 from mea_cli.errors import MeaError
 from mea_cli.models.contract import CAPABILITIES, ModelConfig, SwitchSet
 
-BUILTIN: tuple[str, ...] = ("mea_cli.models.mea",)
+BUILTIN: tuple[str, ...] = (
+    "mea_cli.models.mea",
+    "mea_cli.models.mult",
+    "mea_cli.models.mcr",
+)
 """Modules that register the built-in models (one line per model)."""
 
 

@@ -173,13 +173,16 @@ def _wal(
     )
 
 
-def _attention(loaded: Any, found: tuple[str, dict, dict], out_dir: Path) -> VizOutput:
+def _attention(loaded: Any, found: tuple[str, dict, dict, str], out_dir: Path) -> VizOutput:
     from mea_cli.viz.attention import plot_attention, sample_maps
 
-    sid, maps, lengths = found
+    sid, maps, lengths, block = found
     cropped = sample_maps(maps, lengths, index=0)
     png = plot_attention(
-        cropped, out_dir / "attention.png", title=f"self-attention maps of {sid} - {_tag(loaded)}"
+        cropped,
+        out_dir / "attention.png",
+        title=f"self-attention maps of {sid} - {_tag(loaded)}",
+        block=block.upper(),
     )
     data = save_npz(
         out_dir / "attention.npz",
@@ -190,6 +193,7 @@ def _attention(loaded: Any, found: tuple[str, dict, dict], out_dir: Path) -> Viz
         "attention",
         png,
         data,
-        f"sample {sid}: {len(next(iter(cropped.values())))} attention layers, maps {shapes}",
+        f"sample {sid}: {len(next(iter(cropped.values())))} {block.upper()} attention layers, "
+        f"maps {shapes}",
         {"sample": sid, "lengths": lengths},
     )

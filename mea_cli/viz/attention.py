@@ -57,8 +57,11 @@ def sample_maps(
     return out
 
 
-def plot_attention(maps: Mapping[str, Sequence[np.ndarray]], path: Path, title: str = "") -> Path:
-    """One heatmap per (modality, PSA layer): rows are modalities, columns layers."""
+def plot_attention(
+    maps: Mapping[str, Sequence[np.ndarray]], path: Path, title: str = "", block: str = "PSA"
+) -> Path:
+    """One heatmap per (modality, layer of ``block``): rows are modalities, columns layers.
+    ``block`` names the model's unit that made the maps (MEA: PSA, MCR: the SCU's Eq. 8)."""
     mods = list(maps)
     n_layers = max(len(v) for v in maps.values())
     fig, axes = new_figure(2.8 * n_layers + 0.8, 2.6 * len(mods), len(mods), n_layers)
@@ -69,7 +72,7 @@ def plot_attention(maps: Mapping[str, Sequence[np.ndarray]], path: Path, title: 
                 ax.axis("off")
                 continue
             im = ax.imshow(maps[m][c], cmap="viridis", aspect="auto", interpolation="nearest")
-            ax.set_title(f"{MODALITY_LABELS.get(m, m)} ({m}), PSA layer {c + 1}", fontsize=8)
+            ax.set_title(f"{MODALITY_LABELS.get(m, m)} ({m}), {block} layer {c + 1}", fontsize=8)
             ax.set_xlabel("key step", fontsize=7)
             ax.set_ylabel("query step", fontsize=7)
             ax.tick_params(labelsize=6)

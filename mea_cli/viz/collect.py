@@ -103,13 +103,13 @@ def collect(loaded: Loaded, batch_size: int = 64) -> Collected:
 @torch.no_grad()
 def attention_of(
     loaded: Loaded, sample: str | None
-) -> tuple[str, dict[str, list[np.ndarray]], dict[str, int]]:
+) -> tuple[str, dict[str, list[np.ndarray]], dict[str, int], str]:
     """Self-attention maps of one sample: ``(id, {modality: [layer maps [1, K, T, T]]},
-    lengths)``.
+    lengths, block)``.
 
     The maps are those of the ``attention_maps`` capability of the model contract, named
-    ``<block>/<layer>/<modality>`` (MEA: ``psa/...``); with several such blocks, the first one
-    the model returns. ``sample`` is a sample id of the split; ``None`` picks the first sample
+    ``<block>/<layer>/<modality>`` (MEA: ``psa/...``, MCR: ``scu/...``); with several such
+    blocks, the first one the model returns, whose name comes back as ``block``. ``sample`` is a sample id of the split; ``None`` picks the first sample
     whose three modalities are all non-empty (else the first sample).
     """
     from mea_cli.data.dataset import collate
@@ -145,4 +145,4 @@ def attention_of(
         )
     lengths = {m: int(batch.masks[m][0].sum()) for m in batch.masks}
     ordered = {m: [a for _, a in sorted(v, key=lambda p: p[0])] for m, v in maps.items()}
-    return str(item["id"]), ordered, lengths
+    return str(item["id"]), ordered, lengths, str(block)
