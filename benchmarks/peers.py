@@ -12,7 +12,7 @@
    with the machine description to ``benchmarks/results/peers-<time>.json``.
 
     .venv/bin/python benchmarks/peers.py [--n-scale 0.125] [--epochs 2] [--ours mea,mult]
-                                         [--threads N]
+                                         [--mult-as-mmsa] [--set [MODEL.]key=v] [--threads N]
 
 Targets (issue 15): MEA >= 3x MMSA-MulT's train samples/s at <= 1/4 of its peak RSS; our MulT
 >= 5x its samples/s. ``--mmsa-batch-size`` / ``--set train.batch_size=...`` shrink both sides
@@ -38,6 +38,15 @@ HERE = Path(__file__).resolve().parent
 PEERS = HERE / ".peers"
 VENV = PEERS / "venv"
 PINS = ("torch==2.13.0", "MMSA==2.2.1")
+MMSA_MULT = (
+    "d=50", "heads=10", "layers=4", "memory_layers=4", "kernel_sizes=5/5/5", "text_dropout=0.5",
+    "embed_dropout=0.2", "attn_dropout=0.3", "attn_dropout_audio=0.2", "attn_dropout_vision=0",
+    "relu_dropout=0", "res_dropout=0", "out_dropout=0.5", "train.batch_size=16",
+)  # fmt: skip
+"""MMSA 2.2.1's MulT on MOSI (its ``config_regression.json``: sizes, dropouts, batch 16) as
+``--set`` values for our ``mult`` (2,571,551 parameters, as MMSA's; ``docs/models/mult.md``):
+``--mult-as-mmsa`` trains our MulT with the incumbent's architecture, so that the ratio measures
+the toolkit itself (issue 15)."""
 
 
 def ensure_venv(venv: Path = VENV) -> Path:
@@ -70,6 +79,20 @@ def run_mmsa(
     return json.loads(result.read_text())
 
 
+def sets_for(model: str, sets: list[str], models: set[str]) -> list[str]:
+    """The ``--set`` values for ``model``: unscoped ones, and ``model.key=v`` as ``key=v``
+    (``mult.d=50``, ``mult.train.batch_size=16``); those scoped to another model are left out."""
+    out = []
+    for s in sets:
+        scope, _, rest = s.partition(".")
+        if scope in models and "=" not in scope:
+            if scope == model:
+                out.append(rest)
+        else:
+            out.append(s)
+    return out
+
+
 def ratio(ours: float, theirs: float) -> float:
     return round(ours / theirs, 2) if theirs else float("nan")
 
@@ -79,12 +102,17 @@ def main() -> None:
     ap.add_argument("--n-scale", type=float, default=0.125)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--ours", default="mea", help="registered models to train, comma-separated")
-    ap.add_argument("--set", dest="sets", action="append", default=[], help="mea train --set")
+    ap.add_argument("--set", dest="sets", action="append", default=[],
+                    help="mea train --set for every model; MODEL.key=v for one model only")
     ap.add_argument("--mmsa-batch-size", type=int, help="override MMSA's preset batch size")
+    ap.add_argument("--mult-as-mmsa", action="store_true",
+                    help="our mult at MMSA's MulT sizes, dropouts and batch 16 (MMSA_MULT)")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--threads", type=int, default=0,
                     help="OpenMP/MKL threads of every training process, both sides (0: default)")
     a = ap.parse_args()
+    if a.mult_as_mmsa:  # before the user's own --set values, which win
+        a.sets = [f"mult.{v}" for v in MMSA_MULT] + a.sets
     if a.threads:  # inherited by MMSA's process and ours alike
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
 
@@ -110,7 +138,8 @@ def main() -> None:
         if model not in registered:
             print(f"{model}: not a registered model here, skipped", flush=True)
             continue
-        ours.append(train_bench.train_ours(pkl, work / "ours", model, "mosi", a.epochs, a.sets))
+        sets = sets_for(model, a.sets, registered)
+        ours.append(train_bench.train_ours(pkl, work / "ours", model, "mosi", a.epochs, sets))
     rows = []
     for r in ours:
         rows.append(
@@ -153,8 +182,10 @@ def main() -> None:
             "benchmark": "incumbent comparison (issue 15)",
             "pickle": data,
             "epochs": a.epochs,
+            "sets": a.sets,
             "threads": a.threads or "torch default",
-            "reduced": bool(a.mmsa_batch_size or a.sets),  # not the comparison: a pipeline check
+            # not the comparison, a pipeline check: smaller pickle or MMSA off its preset
+            "reduced": bool(a.mmsa_batch_size) or a.n_scale != 0.125,
             "mmsa": theirs,
             "ours": ours,
             "ratios": rows,
