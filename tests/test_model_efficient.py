@@ -30,12 +30,7 @@ LENGTHS = {  # empty sequences, equal lengths (mask-free groups) and ragged ones
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _model(**overrides: object) -> torch.nn.Module:
