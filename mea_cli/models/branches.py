@@ -115,6 +115,8 @@ def build_psa(cfg: MEAFamilyConfig, modalities: tuple[str, ...], chain: bool) ->
                     attn_dropout=cfg.attn_dropout,
                     ffn_mult=cfg.ffn_mult,
                     literal=cfg.psa_literal_eq2,
+                    group_budget=cfg.attn_group_budget,
+                    checkpoint=cfg.checkpoint_psa,
                 )
                 for m in modalities
             }
@@ -150,6 +152,8 @@ def build_hca(
             mixed=mixed,
             coarse=coarse,
             fine=fine,
+            group_budget=cfg.attn_group_budget,
+            checkpoint=cfg.checkpoint_hca,
         )
         for _ in range(cfg.hca_layers)
     )

@@ -71,7 +71,7 @@ class MEAFamilyConfig(ModelConfig):
     hca_layers: int = 2
     # where the papers are silent
     dropout: float = 0.1
-    attn_dropout: float = 0.1
+    attn_dropout: float = 0.0
     ffn_mult: int = 4
     task_loss: str = "mse"
     grl_lambda: float = 1.0
@@ -79,6 +79,10 @@ class MEAFamilyConfig(ModelConfig):
     wal_max_len: int = 50
     wal_scaling: str = "paper"
     psa_literal_eq2: bool = False
+    # execution only (the same numbers either way; docs/performance.md)
+    attn_group_budget: int = 1 << 20
+    checkpoint_psa: bool = True
+    checkpoint_hca: bool = False
 
     def problems(self) -> list[str]:
         out = super().problems()
@@ -103,6 +107,8 @@ class MEAFamilyConfig(ModelConfig):
             out.append("d_h, ffn_mult and wal_max_len must be positive")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):
             out.append("dropout and attn_dropout must lie in [0, 1)")
+        if self.attn_group_budget < 0:
+            out.append("attn_group_budget must be 0 (off) or a positive number of map entries")
         if self.wal_scaling not in WAL_SCALINGS:
             out.append(
                 f"wal_scaling must be one of {', '.join(WAL_SCALINGS)}, not {self.wal_scaling!r}"
