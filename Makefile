@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 DEMO_DIR ?= demo
 FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmarker.task
 
-.PHONY: install install-dev install-demo demo test test-deps lint bench clean
+.PHONY: install install-dev install-demo demo test test-deps lint bench bench-peers bench-mosei-memory bench-loader bench-extract clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -67,10 +67,28 @@ test: install-dev test-deps
 lint: install-dev
 	$(VENV)/bin/ruff check mea_cli tests benchmarks
 
-# Speed measurements (ratios against a baseline in the same process); CPU figures on this machine.
-bench: install-dev test-deps
+# Speed and memory of training (issue 15; docs/performance.md): every figure beside its baseline,
+# JSON in benchmarks/results/, plots in docs/. Quiet machine; BENCH_ARGS="--threads 1" if busy.
+BENCH_ARGS ?=
+bench: install-dev
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# Ours against MMSA 2.2.1's own trainer on the same pickle (own virtualenv in benchmarks/.peers/).
+PEERS_ARGS ?=
+bench-peers: install-dev
+	$(PY) benchmarks/peers.py $(PEERS_ARGS)
+
+# MOSEI preset memory (issue 15): one training step at batch 64, 10 heads, every sample 500
+# steps (worst case), checked against 24 GiB; exit 1 if over. MEMORY_ARGS="--device cuda" on a GPU.
+MEMORY_ARGS ?=
+bench-mosei-memory: install-dev
+	$(PY) benchmarks/step_cost.py --model mea --dataset mosei --batch 64 --T 500 --steps 1 \
+		--budget-gib 24 $(MEMORY_ARGS)
+
+bench-loader: install-dev
 	$(PY) benchmarks/bench_loader.py --n 1000
-	$(PY) benchmarks/bench_model_step.py
+
+bench-extract: install-dev test-deps
 	$(PY) benchmarks/bench_extract.py --videos 4 --seconds 60
 
 clean:

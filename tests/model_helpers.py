@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.batch import Batch
+from mea_cli.train.metrics import regression_metrics
 
 
 def pad_batch(
@@ -63,3 +66,12 @@ def store_batch(
         dims = {m: store.modalities[m].dim for m in MODALITIES}
         task, k = store.meta.task, labels.shape[1]
     return pad_batch(seqs, labels), dims, task, k
+
+
+def train_mean_baseline(store: str | Path) -> dict[str, float]:
+    """Test-split regression metrics of predicting the training labels' mean, computed here,
+    independently of ``mea eval``'s own baseline."""
+    with FeatureStore(store) as s:
+        train = s.samples.label[s.split_indices("train"), 0]
+        test = s.samples.label[s.split_indices("test"), 0]
+    return regression_metrics(np.full_like(test, train.mean()), test)

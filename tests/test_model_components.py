@@ -19,7 +19,7 @@ from mea_cli.models.discriminators import DoubleDiscriminator, grad_reverse
 from mea_cli.models.extractor import UnimodalExtractor
 from mea_cli.models.hca import MRU
 from mea_cli.models.hsic import disparity_loss, hsic
-from mea_cli.models.losses import separation_loss, task_loss
+from mea_cli.models.losses import batch_separation_loss, task_loss
 from mea_cli.models.masking import masked_mean, masked_softmax
 from mea_cli.models.psa import PSALayer
 from mea_cli.models.wal import WeightedAttentionLayer
@@ -252,8 +252,8 @@ def test_hsic_and_disparity_leave_out_samples_without_the_modality() -> None:
     ok = {m: valid for m in MODALITIES}
     assert torch.allclose(disparity_loss(he, ha, ok), got)
     assert torch.allclose(
-        separation_loss(he, ha, ok),
-        separation_loss({m: x[valid] for m in MODALITIES}, {m: y[valid] for m in MODALITIES}),
+        batch_separation_loss(he, ha, ok),
+        batch_separation_loss({m: x[valid] for m in MODALITIES}, {m: y[valid] for m in MODALITIES}),
     )
 
 
@@ -283,13 +283,13 @@ def test_discriminator_losses_leave_out_samples_without_the_modality() -> None:
     assert torch.isfinite(got["agn"])
 
 
-def test_separation_loss_zero_for_orthogonal_positive_for_equal() -> None:
+def test_batch_separation_loss_zero_for_orthogonal_positive_for_equal() -> None:
     # soft orthogonality of the batch matrices: E^T A = sum_i e_i a_i^T vanishes when the
     # exclusive and agnostic features vary in uncorrelated patterns over the batch
     e = torch.tensor([[1.0, 0, 0, 0], [-1.0, 0, 0, 0], [1.0, 0, 0, 0], [-1.0, 0, 0, 0]])
     a = torch.tensor([[0, 0, 1.0, 0], [0, 0, 1.0, 0], [0, 0, -1.0, 0], [0, 0, -1.0, 0]])
-    assert separation_loss({"text": e}, {"text": a}) == 0
-    assert separation_loss({"text": e}, {"text": e}) > 0
+    assert batch_separation_loss({"text": e}, {"text": a}) == 0
+    assert batch_separation_loss({"text": e}, {"text": e}) > 0
 
 
 # ---------------------------------------------------------------- discriminators (Eq. 15-16)

@@ -180,25 +180,33 @@ def plan_compare(
     return jobs, spec
 
 
-def _paper(features: Path, dataset: str, models: Sequence[str]) -> tuple[dict | None, str]:
-    """The papers' values per model and metric, or None and the reason they are not comparable."""
+def _paper(
+    features: Path, dataset: str, models: Sequence[str]
+) -> tuple[dict | None, str, dict[str, str]]:
+    """The papers' values per model and metric (or None), the note citing them (or saying why
+    they are not comparable), and the setting of each row that was not measured unaligned."""
     from mea_cli.artifacts.features import FeatureStore
     from mea_cli.data.presets import benchmark_mismatch, get_preset
-    from mea_cli.train.evaluate import paper_rows
+    from mea_cli.train.evaluate import paper_rows, paper_setting
 
     with FeatureStore(features) as store:
         why = benchmark_mismatch(store, get_preset(dataset))
     if why is not None:
-        return None, f"Papers' values not shown: {why}, so they are not comparable."
+        return None, f"Papers' values not shown: {why}, so they are not comparable.", {}
     rows = {r["model"].lower(): r for r in paper_rows(dataset)}
     alias = {"acc2_non0": "acc2", "acc2_has0": "acc2", "f1_non0": "f1", "f1_has0": "f1"}
     values: dict[str, dict[str, float]] = {}
+    settings: dict[str, str] = {}
     cited = []
     for m in models:
         row = rows.get(m.lower())
         if row is None:
             continue
-        cited.append(f"{row['model']}: {row['source']}")
+        setting = paper_setting(row)
+        if setting:
+            settings[m] = setting
+        on = f" [measured on {setting} sequences, not unaligned]" if setting else ""
+        cited.append(f"{row['model']}: {row['source']}{on}")
         for key, v in row["metrics"].items():
             values.setdefault(m, {})[key] = v
         for ours, col in alias.items():
@@ -208,7 +216,7 @@ def _paper(features: Path, dataset: str, models: Sequence[str]) -> tuple[dict | 
     note = "Paper values (the benchmark's test split): " + "; ".join(cited or ["none"]) + "."
     if missing:
         note += f" No published row for {', '.join(missing)}."
-    return values, note
+    return values, note, settings
 
 
 def compare(
@@ -246,10 +254,11 @@ def compare(
         synthetic = " (synthetic data)" if store.meta.synthetic else ""
         store_name = Path(store.name).name
     title = f"{' vs '.join(ordered)} on {dataset}{synthetic} ({store_name}), test split"
-    paper, note = (None, "")
+    paper, note, settings = (None, "", {})
     if with_paper:
-        paper, note = _paper(features, dataset, list(ordered))
-    tables = build_tables(title, ordered, metric_keys(spec["task"], spec["label_names"]), paper)
+        paper, note, settings = _paper(features, dataset, list(ordered))
+    keys = metric_keys(spec["task"], spec["label_names"])
+    tables = build_tables(title, ordered, keys, paper, settings)
     tables.paper_note = note
     files = write_compare_files(tables, out_dir)
     return CompareResult(tables, files, ordered, out_dir)

@@ -53,6 +53,7 @@ class ModelRow:
     p_value: float  # against the first model, over the common seeds (NaN: undefined)
     paired: int  # number of seeds in the test
     paper: float | None = None  # the paper's value (as printed: % or plain)
+    paper_setting: str = ""  # where the paper's row was not measured unaligned ("word-aligned")
 
     @property
     def significant(self) -> bool:
@@ -91,7 +92,8 @@ class MetricTable:
     def paper_cell(self, row: ModelRow) -> str:
         if row.paper is None:
             return "-"
-        return f"{row.paper:.3f}" if self.metric in ("mae", "corr") else f"{row.paper:.1f}"
+        text = f"{row.paper:.3f}" if self.metric in ("mae", "corr") else f"{row.paper:.1f}"
+        return f"{text} ({row.paper_setting})" if row.paper_setting else text
 
 
 @dataclass
@@ -141,7 +143,7 @@ class CompareTables:
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(
             ["metric", "model", "mean", "std", "n", "delta", "p_value", "paired_seeds",
-             "significant", "seeds", "paper"]
+             "significant", "seeds", "paper", "paper_setting"]
         )  # fmt: skip
         for t in self.tables:
             for r in t.rows:
@@ -150,6 +152,7 @@ class CompareTables:
                         t.metric, r.model, csv_number(r.stat.mean), csv_number(r.stat.std), r.stat.n,
                         csv_number(0.0 if r is t.rows[0] else r.delta), csv_number(r.p_value), r.paired,
                         int(r.significant), " ".join(map(str, r.seeds)), csv_number(r.paper),
+                        r.paper_setting if r.paper is not None else "",
                     ]
                 )  # fmt: skip
         return buf.getvalue()
@@ -199,9 +202,12 @@ def build_tables(
     results: Mapping[str, Mapping[int, Mapping[str, float]]],
     metrics: Sequence[str],
     paper: Mapping[str, Mapping[str, float]] | None = None,
+    paper_settings: Mapping[str, str] | None = None,
 ) -> CompareTables:
     """Per-metric tables from ``{model: {seed: metrics}}`` (the first model is the reference);
-    ``paper`` maps model -> metric -> printed value, or is None (no paper column)."""
+    ``paper`` maps model -> metric -> printed value, or is None (no paper column);
+    ``paper_settings`` maps a model to the setting its paper row was measured in when that is
+    not unaligned (``"word-aligned"``), shown beside its paper values."""
     models = list(results)
     ref = models[0]
     tables = []
@@ -219,14 +225,16 @@ def build_tables(
             p = float("nan") if model == ref else paired_p_value(a, b)
             value = None if paper is None else paper.get(model, {}).get(key)
             ref_mean = Stat.of([base[s].get(key, float("nan")) for s in sorted(base)]).mean
-            rows.append(ModelRow(model, seeds, st, st.mean - ref_mean, p, paired, value))
+            setting = (paper_settings or {}).get(model, "")
+            rows.append(ModelRow(model, seeds, st, st.mean - ref_mean, p, paired, value, setting))
         tables.append(MetricTable(key, rows))
     return CompareTables(title, tables, with_paper=paper is not None)
 
 
 def plot_bars(tables: CompareTables, path: Path) -> Path:
     """One panel per metric: a bar per model (mean), error bar one sample std (none for n=1),
-    the significance mark above significant bars, the paper's value as a hollow diamond."""
+    the significance mark above significant bars, the paper's value as a hollow diamond (with
+    its setting beside it when that is not unaligned)."""
     from mea_cli.viz._common import new_figure, save_png
 
     n = len(tables.tables)
@@ -249,6 +257,9 @@ def plot_bars(tables: CompareTables, path: Path) -> Path:
                 ax.annotate(MARK, (x, m + e), textcoords="offset points", xytext=(0, 2), ha="center")
             if r.paper is not None:
                 ax.plot(x, r.paper, marker="D", mfc="none", color="#e6550d")
+                if r.paper_setting:  # e.g. FDMER's rows: word-aligned, not unaligned
+                    ax.annotate(r.paper_setting, (x, r.paper), textcoords="offset points",
+                                xytext=(5, -3), fontsize=6, color="#e6550d")  # fmt: skip
         ax.set_xticks(xs, [r.model for r in t.rows])
         ax.set_title(t.label, fontsize=9)
         ax.grid(axis="y", alpha=0.3)

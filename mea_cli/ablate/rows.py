@@ -1,9 +1,10 @@
-"""The rows of an ablation table: the full model, then the model's switches, and for MEA the
-order and published values of the MEA paper's Table V.
+"""The rows of an ablation table: the full model, then the model's switches, and for a model
+with a transcribed ablation table (MEA Table V, MCR Table 5, MFSA Table 4, FDMER Table 4) its
+order and values.
 
 Each ablation row is one switch the model registered (``get_entry(model).switches``), applied
 as ``ablations=(name,)`` in the model config. For a model with a transcribed paper table
-(:data:`PAPER_TABLES`: MEA's Table V, package data ``paper_table5.json``, transcribed from Table V of the MEA paper, Yang et al., IEEE TCSVT; MCR's Table 5, ``paper_table5_mcr.json``) rows
+(:data:`PAPER_TABLES`: MEA's Table V, package data ``paper_table5.json``, transcribed from Table V of the MEA paper, Yang et al., IEEE TCSVT; MCR's Table 5, ``paper_table5_mcr.json``; MFSA's Table 4, ``paper_table4_mfsa.json``; FDMER's Table 4, ``paper_table4_fdmer.json``, measured on word-aligned data) rows
 follow the paper's order and carry its numbers; a switch is matched to a paper row by its name
 (``psa``, ``wal``, ...) or, failing that, by its label (``"w/o PSA Module"``), and switches the
 paper does not have are appended in the model's order under "Other". Other models' rows follow
@@ -41,6 +42,8 @@ class RowSpec:
 PAPER_TABLES: dict[str, str] = {
     "mea": "paper_table5.json",
     "mcr": "paper_table5_mcr.json",  # MCR (KBS 2023) Table 5, MOSI and MOSEI
+    "mfsa": "paper_table4_mfsa.json",  # MFSA (ACM MM 2022) Table 4, MOSI only
+    "fdmer": "paper_table4_fdmer.json",  # FDMER (ACM MM 2022) Table 4, MOSI and MOSEI, word-aligned
 }
 """Model name -> its paper's transcribed ablation table (package data of this stage)."""
 

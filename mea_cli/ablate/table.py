@@ -44,9 +44,12 @@ def default_metrics(
     metrics (``value_range``: a custom regression task's range;
     :func:`mea_cli.train.metrics.headline_metrics`). ``paper_metrics`` are the columns of the
     model's transcribed table: where it reports Acc-2 (MCR's Table 5), both Acc-2 conventions
-    join, so that ours stand beside the paper's."""
-    if task == "regression" and value_range is None and "acc2" in paper_metrics:
-        return ["acc7", "acc2_non0", "acc2_has0", "f1_non0", "f1_has0", "mae"]
+    join, so that ours stand beside the paper's; where it reports Corr (FDMER's Table 4), our
+    Corr joins."""
+    if task == "regression" and value_range is None:
+        acc2 = ["acc2_non0", "acc2_has0"] if "acc2" in paper_metrics else []
+        corr = ["corr"] if "corr" in paper_metrics else []
+        return ["acc7", *acc2, "f1_non0", "f1_has0", "mae", *corr]
     return headline_metrics(task, value_range)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -90,7 +91,7 @@ def fused_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    key_mask: torch.Tensor,
+    key_mask: torch.Tensor | None,
     dropout_p: float,
 ) -> torch.Tensor:
     """``masked_softmax(Q K^T / sqrt(d/K)) V`` with dropout on the weights, fused, ``[B, K, Tq, d/K]``.
@@ -99,11 +100,83 @@ def fused_attention(
     (every caller zeroes padded steps of its output, and all later operations are per step); a
     sample with no real key at all (empty source) gets an all-zero output, as the explicit masked
     softmax gives, never NaN: its keys are unmasked for the kernel and the result multiplied by 0.
+    ``key_mask=None``: every key is real (no mask for the kernel).
     """
+    if key_mask is None:
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     has_key = key_mask.any(dim=1)
     keys = (key_mask | ~has_key[:, None])[:, None, None, :]
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, dropout_p=dropout_p)
     return out * has_key[:, None, None, None].to(out.dtype)
+
+
+class _LeanDropout(torch.autograd.Function):
+    """Inverted dropout that keeps its mask as booleans (torch's CPU dropout keeps a float mask)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, p: float) -> torch.Tensor:
+        keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(1.0 - p)
+        ctx.p = p
+        ctx.save_for_backward(keep)
+        return x.mul(keep).mul_(1.0 / (1.0 - p))
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        (keep,) = ctx.saved_tensors
+        return grad.mul(keep).mul_(1.0 / (1.0 - ctx.p)), None
+
+
+def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
+    """``module(x)``; on the efficient path in training the mask is kept as booleans (4x less
+    memory than torch's float mask on CPU; same distribution, a different random stream)."""
+    if module.training and module.p > 0 and fused_enabled() and torch.is_grad_enabled():
+        return _LeanDropout.apply(x, module.p)
+    return module(x)
+
+
+class _LeanFFN(torch.autograd.Function):
+    """``fc2(dropout(GeLU(fc1(x))))`` keeping only ``x`` and the dropout mask for backward."""
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        w1: torch.Tensor,
+        b1: torch.Tensor,
+        w2: torch.Tensor,
+        b2: torch.Tensor,
+        p: float,
+    ) -> torch.Tensor:
+        hidden = F.gelu(F.linear(x, w1, b1))
+        keep = None
+        if p > 0:
+            keep = torch.empty_like(hidden, dtype=torch.bool).bernoulli_(1.0 - p)
+            hidden = hidden.mul_(keep).mul_(1.0 / (1.0 - p))
+        ctx.p = p
+        ctx.save_for_backward(x, w1, b1, w2, keep)
+        return F.linear(hidden, w2, b2)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, w1, b1, w2, keep = ctx.saved_tensors
+        pre = F.linear(x, w1, b1)  # recomputed: one d -> mult*d product
+        hidden = F.gelu(pre)
+        if keep is not None:
+            hidden = hidden.mul_(keep).mul_(1.0 / (1.0 - ctx.p))
+        g2 = grad.reshape(-1, grad.shape[-1])
+        g_w2 = g2.t() @ hidden.reshape(-1, hidden.shape[-1])
+        g_b2 = g2.sum(dim=0)
+        g_hidden = grad @ w2
+        del hidden
+        if keep is not None:
+            g_hidden = g_hidden.mul_(keep).mul_(1.0 / (1.0 - ctx.p))
+        g_pre = torch.ops.aten.gelu_backward(g_hidden, pre)
+        del pre, g_hidden
+        g1 = g_pre.reshape(-1, g_pre.shape[-1])
+        g_w1 = g1.t() @ x.reshape(-1, x.shape[-1])
+        g_b1 = g1.sum(dim=0)
+        g_x = g_pre @ w1
+        return g_x, g_w1, g_b1, g_w2, g_b2, None
 
 
 class FeedForward(nn.Module):
@@ -111,6 +184,11 @@ class FeedForward(nn.Module):
 
     The paper gives no width or activation; we use the Transformer's ``d -> 4d -> d`` with GeLU
     (the activation the paper uses everywhere else) and dropout after each layer.
+
+    Efficient path (same maths, ``docs/performance.md``): the ``mult * d``-wide hidden layer is
+    not kept for the backward pass but recomputed there from the input (one ``d -> mult*d``
+    product and a GeLU), with the inner dropout's mask kept as booleans; this keeps 2 x 4 x d
+    floats per time step out of the training memory of every PSA layer and MRU.
     """
 
     def __init__(self, d: int, mult: int, dropout: float) -> None:
@@ -120,6 +198,12 @@ class FeedForward(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if fused_enabled() and torch.is_grad_enabled():
+            p = self.drop.p if self.training else 0.0
+            inner = _LeanFFN.apply(
+                x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, p
+            )
+            return dropout(inner, self.drop)
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
 
 

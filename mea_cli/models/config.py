@@ -19,6 +19,10 @@ epochs, learning rate) are training hyper-parameters and live in the training pr
 other row is a field here. The remaining fields are our choices where the paper is silent
 (dropout, FFN width, gradient-reversal strength, DGF self-loops, the task loss, the WAL form
 and where its weights act, the Eq. 2 form); ``docs/model.md`` lists them.
+
+The fields MEA shares with MFSA (its conference version: same extractor, PSA + WAL, HCA,
+encoders, discriminators) live in :class:`MEAFamilyConfig`, which both models' configs subclass;
+``MEAConfig`` adds what is MEA's own (DGF).
 """
 
 from __future__ import annotations
@@ -46,10 +50,16 @@ when an older checkpoint or run is read, so that it still loads."""
 
 
 @dataclass(frozen=True)
-class MEAConfig(ModelConfig):
-    """Everything needed to build an :class:`mea_cli.models.mea.MEA` (JSON-able)."""
+class MEAFamilyConfig(ModelConfig):
+    """The fields MEA and MFSA (its conference version) share: the same uni-modal extractor,
+    PSA + WAL, HCA, encoders, discriminators and loss weights (MEA Eq. 1-16, 20; MFSA Eq. 1-16).
 
-    # Table I
+    Each model subclasses it with its own defaults and presets (:class:`MEAConfig` here,
+    :class:`mea_cli.models.mfsa.MFSAConfig`); the shared modules are built from these fields
+    (:mod:`mea_cli.models.branches`).
+    """
+
+    # the papers' hyper-parameters (MEA Table I; MFSA Sec. 4.2)
     d: int = 40
     d_h: int = 64
     heads: int = 8
@@ -59,21 +69,20 @@ class MEAConfig(ModelConfig):
     beta: float = 3e-2
     psa_layers: int = 3
     hca_layers: int = 2
-    # where the paper is silent
+    # where the papers are silent
     dropout: float = 0.1
-    attn_dropout: float = 0.1
+    attn_dropout: float = 0.0
     ffn_mult: int = 4
     task_loss: str = "mse"
     grl_lambda: float = 1.0
     wal_literal: bool = False
     wal_max_len: int = 50
     wal_scaling: str = "paper"
-    dgf_self_loops: bool = False
     psa_literal_eq2: bool = False
-
-    WHAT: ClassVar[str] = "MEA configuration"
-    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = TABLE_I
-    PRESET_SOURCE: ClassVar[str] = "MEA (IEEE TCSVT) Table I and Sec. IV-B"
+    # execution only (the same numbers either way; docs/performance.md)
+    attn_group_budget: int = 1 << 20
+    checkpoint_psa: bool = True
+    checkpoint_hca: bool = False
 
     def problems(self) -> list[str]:
         out = super().problems()
@@ -98,6 +107,8 @@ class MEAConfig(ModelConfig):
             out.append("d_h, ffn_mult and wal_max_len must be positive")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):
             out.append("dropout and attn_dropout must lie in [0, 1)")
+        if self.attn_group_budget < 0:
+            out.append("attn_group_budget must be 0 (off) or a positive number of map entries")
         if self.wal_scaling not in WAL_SCALINGS:
             out.append(
                 f"wal_scaling must be one of {', '.join(WAL_SCALINGS)}, not {self.wal_scaling!r}"
@@ -110,6 +121,17 @@ class MEAConfig(ModelConfig):
     def kernel(self) -> dict[str, int]:
         """Kernel size per modality (Table I's L/V/A)."""
         return dict(zip(MODALITIES, self.kernel_sizes, strict=True))
+
+
+@dataclass(frozen=True)
+class MEAConfig(MEAFamilyConfig):
+    """Everything needed to build an :class:`mea_cli.models.mea.MEA` (JSON-able)."""
+
+    dgf_self_loops: bool = False  # where the paper is silent (docs/model.md decision 10)
+
+    WHAT: ClassVar[str] = "MEA configuration"
+    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = TABLE_I
+    PRESET_SOURCE: ClassVar[str] = "MEA (IEEE TCSVT) Table I and Sec. IV-B"
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MEAConfig:

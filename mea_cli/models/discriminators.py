@@ -32,6 +32,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mea_cli.models.masking import valid_mean
+
 
 class _GradReverse(torch.autograd.Function):
     @staticmethod
@@ -82,14 +84,6 @@ class DoubleDiscriminator(nn.Module):
     def _target(self, i: int, h: torch.Tensor) -> torch.Tensor:
         return torch.full((h.shape[0],), i, dtype=torch.long, device=h.device)
 
-    @staticmethod
-    def _mean(per_sample: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
-        """Mean of ``per_sample [n]`` over the valid samples (all without ``valid``)."""
-        if valid is None:
-            return per_sample.mean()
-        w = valid.to(per_sample.dtype)
-        return (per_sample * w).sum() / w.sum().clamp_min(1.0)
-
     def omega(self, h_a: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``omega^a_m = 1 - D_i(h^a_m)[m]`` per sample (detached); ones without ``D_i``."""
         out = {}
@@ -121,11 +115,11 @@ class DoubleDiscriminator(nn.Module):
             agn = []
             for i, m in enumerate(self.modalities):
                 logp = F.log_softmax(self.modality(grad_reverse(h_a[m], self.grl_lambda)), -1)
-                agn.append(self._mean(-(omega[m] * logp[:, i]), ok(m)))  # Eq. 15
+                agn.append(valid_mean(-(omega[m] * logp[:, i]), ok(m)))  # Eq. 15
             losses["agn"] = torch.stack(agn).sum()
             if self.importance is not None:
                 imp = [
-                    self._mean(
+                    valid_mean(
                         F.cross_entropy(
                             self.importance(h_a[m].detach()),
                             self._target(i, h_a[m]),
@@ -138,7 +132,7 @@ class DoubleDiscriminator(nn.Module):
                 losses["imp"] = torch.stack(imp).sum()
         if h_e is not None:
             exc = [
-                self._mean(
+                valid_mean(
                     F.cross_entropy(
                         self.modality(h_e[m]), self._target(i, h_e[m]), reduction="none"
                     ),

@@ -17,6 +17,15 @@ Decisions the paper leaves open (also in ``docs/model.md``):
   (Eq. 1 says ``Z_m in R^{T_m x d}``); it runs on ``pack_padded_sequence`` so that padding never
   enters the recurrence. A zero-length sequence is packed with length 1 (its single step is the
   zero vector) and its output is masked to zeros.
+
+Efficient execution (same maths; ``docs/performance.md``): packing is exact but slow to train on
+CPU (the backward pass of a packed LSTM zero-fills a gradient of the whole packed sequence at
+every time step, which is quadratic in ``T``). By default the two directions therefore run as
+two plain (unpacked, fused-kernel) LSTM passes over the padded batch: the forward direction is
+causal, so trailing padding cannot reach a real step; the backward direction runs on each
+sequence with its *real* steps reversed in place (padding stays at the end), and its outputs are
+reversed back. Every real step gets exactly what the packed LSTM gives it; padded steps are
+masked. ``explicit_attention()`` (:mod:`mea_cli.models.attention`) selects the packed code.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mea_cli.models.attention import dropout, fused_enabled
 from mea_cli.models.masking import apply_mask
 
 
@@ -44,7 +54,7 @@ def sinusoidal_positions(
 
 
 class UnimodalExtractor(nn.Module):
-    """Eq. 1 for one modality: masked Conv1d, positional embedding, packed Bi-LSTM.
+    """Eq. 1 for one modality: masked Conv1d, positional embedding, Bi-LSTM (module docstring).
 
     ``recurrent=False`` stops after the convolution and positional embedding (no Bi-LSTM): the
     pre-processing of MulT-style models such as MCR (its Sec. 3.2), with the same masking.
@@ -65,11 +75,37 @@ class UnimodalExtractor(nn.Module):
         x = apply_mask(x, mask)
         h = self.conv(x.transpose(1, 2)).transpose(1, 2)
         h = h * math.sqrt(self.d) + sinusoidal_positions(t, self.d, h.device, h.dtype)
-        h = self.drop(apply_mask(h, mask))
+        h = dropout(apply_mask(h, mask), self.drop)
         if self.lstm is None:
             return h
+        if fused_enabled():
+            return apply_mask(self._bilstm_unpacked(h, mask), mask)
         lengths = mask.sum(dim=1).clamp_min(1).cpu()
         packed = pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
         out, _ = self.lstm(packed)
         z, _ = pad_packed_sequence(out, batch_first=True, total_length=t)
         return apply_mask(z, mask)
+
+    def _bilstm_unpacked(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The Bi-LSTM as two unpacked one-direction passes (module docstring); ``[B, T, d]``."""
+        b, t, _ = h.shape
+        steps = torch.arange(t, device=h.device)[None, :]
+        n = mask.sum(dim=1, keepdim=True)
+        # position t of the reversed sequence reads real step n-1-t; padded steps stay put
+        rev = torch.where(steps < n, n - 1 - steps, steps)
+        forward = self._direction(h, "")
+        idx = rev[..., None].expand_as(h)
+        backward = self._direction(h.gather(1, idx), "_reverse")
+        backward = backward.gather(1, rev[..., None].expand_as(backward))
+        return torch.cat([forward, backward], dim=-1)
+
+    def _direction(self, x: torch.Tensor, suffix: str) -> torch.Tensor:
+        """One direction of ``self.lstm`` (its own weights) over ``x`` from a zero state."""
+        lstm = self.lstm
+        weights = [
+            getattr(lstm, f"{name}_l0{suffix}")
+            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
+        zero = x.new_zeros(1, x.shape[0], lstm.hidden_size)
+        out, *_ = torch.lstm(x, (zero, zero), weights, True, 1, 0.0, self.training, False, True)
+        return out

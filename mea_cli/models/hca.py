@@ -19,14 +19,29 @@ When ``N`` HCA layers are stacked, the *sources* stay the uni-modal extractor ou
 at every layer and only the target is carried from layer to layer (the cross-modal transformer
 convention of MulT [12]; Eq. 10 only defines one layer). The Table V switches ``mru-mixed``,
 ``mru-coarse`` and ``mru-fine`` remove that unit (its input passes straight through).
+
+Efficient execution (same maths; ``docs/performance.md``): without requested maps every MRU runs
+Eq. 7 through ``scaled_dot_product_attention`` (the fused kernel on CPU and GPU when there is no
+attention dropout), and an HCA layer built with ``group_budget > 0`` runs on length groups of
+samples (:mod:`mea_cli.models.grouping`), each trimmed to its own longest sequences, so that the
+kernels skip most padded (query, key) pairs.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
-from mea_cli.models.attention import QKV, FeedForward, fused_attention, fused_enabled, merge_heads
+from mea_cli.models.attention import (
+    QKV,
+    FeedForward,
+    dropout,
+    fused_attention,
+    fused_enabled,
+    merge_heads,
+)
+from mea_cli.models.grouping import plan_groups, put_back, take
 from mea_cli.models.masking import apply_mask, masked_softmax, pair_mask
 
 
@@ -50,22 +65,24 @@ class MRU(nn.Module):
         target: torch.Tensor,
         target_mask: torch.Tensor,
         need_weights: bool = True,
+        full: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Return ``(Z_t^a [B, Tt, d], attention [B, K, Tt, Ts])``.
 
         With ``need_weights=False`` the map is not formed (``None`` is returned in its place) and
         Eq. 7 runs through the fused ``scaled_dot_product_attention`` kernel: same maths, same
-        attention dropout, far fewer passes over the ``[B, K, Tt, Ts]`` map.
+        attention dropout, far fewer passes over the ``[B, K, Tt, Ts]`` map. ``full=True`` says
+        that no step of source or target is padding (a full length group): no mask is applied.
         """
         t = self.ln_t(target)
         s = self.ln_s(source)
         if not need_weights and fused_enabled():
             q, k, v = self.qkv.project(t, s)
             p = self.attn_drop.p if self.training else 0.0
-            mixed = fused_attention(q, k, v, source_mask, p)  # Eq. 7
-            z = t + self.drop(merge_heads(mixed))  # Eq. 8
+            mixed = fused_attention(q, k, v, None if full else source_mask, p)  # Eq. 7
+            z = t + dropout(merge_heads(mixed), self.drop)  # Eq. 8
             z = z + self.ffn(self.ln_ffn(z))  # Eq. 9
-            return apply_mask(z, target_mask), None
+            return (z if full else apply_mask(z, target_mask)), None
         logits, v = self.qkv(t, s)
         attn = masked_softmax(logits, pair_mask(target_mask, source_mask))  # Eq. 7
         z = t + self.drop(merge_heads(self.attn_drop(attn) @ v))  # Eq. 8
@@ -93,9 +110,14 @@ class HCALayer(nn.Module):
         mixed: bool = True,
         coarse: bool = True,
         fine: bool = True,
+        group_budget: int = 0,
+        checkpoint: bool = False,
     ) -> None:
         super().__init__()
         self.modalities = tuple(modalities)
+        self.heads = heads
+        self.group_budget = int(group_budget)
+        self.checkpoint = bool(checkpoint)
 
         def mru() -> MRU:
             return MRU(d, heads, dropout, attn_dropout, ffn_mult)
@@ -122,6 +144,43 @@ class HCALayer(nn.Module):
         prefix: str = "",
     ) -> dict[str, torch.Tensor]:
         """Reinforce every target; store maps in ``attention`` under ``prefix`` when given."""
+        if attention is not None or self.group_budget <= 0 or not fused_enabled():
+            return self._reinforce(sources, targets, masks, attention, prefix)
+        names, heads = self.modalities, self.heads
+
+        def cost(n: dict[str, int]) -> int:  # the largest map of the layer: mixed, T_t x sum T_s
+            return heads * max(n[m] for m in names) * sum(n[m] for m in names)
+
+        plan = plan_groups({m: masks[m] for m in names}, cost, self.group_budget)
+        keep = self.checkpoint and torch.is_grad_enabled()
+        parts: dict[str, list[torch.Tensor]] = {t: [] for t in names}
+        for group in plan.groups:
+            args = (
+                {m: take(sources[m], group, m) for m in names},
+                {m: take(targets[m], group, m) for m in names},
+                {m: take(masks[m], group, m) for m in names},
+                None,
+                prefix,
+                group.full,
+            )
+            if keep:
+                out = activation_checkpoint(self._reinforce, *args, use_reentrant=False)
+            else:
+                out = self._reinforce(*args)
+            for t in names:
+                parts[t].append(out[t])
+        return {t: put_back(parts[t], plan, targets[t].shape[1]) for t in names}
+
+    def _reinforce(
+        self,
+        sources: dict[str, torch.Tensor],
+        targets: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        attention: dict[str, torch.Tensor] | None,
+        prefix: str,
+        full: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """Eq. 10 for every target on one (padded or trimmed) batch; ``full``: no padding."""
         out: dict[str, torch.Tensor] = {}
         need = attention is not None
         every = _concat(sources, masks, self.modalities) if self.mixed is not None else None
@@ -131,18 +190,18 @@ class HCALayer(nn.Module):
             tm = masks[t]
             if self.mixed is not None:
                 src, sm = every
-                z, a = self.mixed[t](src, sm, z, tm, need)
+                z, a = self.mixed[t](src, sm, z, tm, need, full)
                 if attention is not None:
                     attention[f"{prefix}{t}/mixed"] = a
             if self.coarse is not None:
                 src, sm = _concat(sources, masks, others)
-                z, a = self.coarse[t](src, sm, z, tm, need)
+                z, a = self.coarse[t](src, sm, z, tm, need, full)
                 if attention is not None:
                     attention[f"{prefix}{t}/coarse"] = a
             if self.fine is not None:
                 parts = []
                 for s in others:
-                    zs, a = self.fine[t][s](sources[s], masks[s], z, tm, need)
+                    zs, a = self.fine[t][s](sources[s], masks[s], z, tm, need, full)
                     parts.append(zs)
                     if attention is not None:
                         attention[f"{prefix}{t}/fine-{s}"] = a

@@ -1,4 +1,4 @@
-"""Task losses (Sec. III-G) and the separation constraint of MFSA (the ``sep`` switch).
+"""Task losses (Sec. III-G) and the two forms of the separation constraint L_sep.
 
 * Regression (MOSI, MOSEI): the MEA paper states the mean squared error,
   ``L_task = 1/n sum ||y - y_hat||^2``. The MulT-family code it compares with, and the MFSA
@@ -12,10 +12,22 @@
 Labels that are NaN (absent) are left out of the average (multiclass: a row with any NaN);
 a batch with no label gives 0. Prediction shapes per task: :mod:`mea_cli.models.output`.
 
-``L_sep`` (MFSA Eq. 13, from domain separation networks [59]) is the soft orthogonality
-``sum_m ||H^e_m^T H^a_m||_F^2``; we use it in the scale-free form of the MISA code (centre each
-batch matrix, L2-normalise each row, mean of the squared entries), so that the Table I ``alpha``
-weighs it comparably to ``L_dis``.
+``L_sep`` (MFSA Eq. 13, after domain separation networks [59]) comes in two forms, which are
+different functionals of the same representations:
+
+* :func:`sample_separation_loss`, the **per-sample** form that MFSA's Eq. 13 writes, used by the
+  ``mfsa`` model: ``sum_m sum_i ((h^s_{m,i})^T h^a_{m,i})^2``, the squared inner product of each
+  sample's own specific and agnostic vectors (a scalar, so its squared Frobenius norm is its
+  square), summed over the samples ``i`` of the batch and the modalities. Zero when every
+  sample's two vectors are orthogonal; it grows with their norms.
+* :func:`batch_separation_loss`, the **batch-matrix** form of domain separation networks and
+  MISA, used by MEA's ``sep`` ablation row (Table V, "w/ Separation Constraint L_sep"):
+  ``||H^e_m^T H^a_m||_F^2`` over the ``[n, d_h]`` batch matrices, i.e. the cross-covariance of
+  the feature *dimensions* over the batch, in the scale-free form of the MISA code (centre each
+  batch matrix, L2-normalise each row, mean of the squared entries), so that MEA's Table I
+  ``alpha`` weighs it comparably to ``L_dis``. It is zero when the vectors do not vary over the
+  batch (centring removes them) even if each sample's two vectors are equal, and the per-sample
+  form can be zero while this one is not (both tested).
 """
 
 from __future__ import annotations
@@ -50,12 +62,32 @@ def task_loss(
     return F.cross_entropy(logits.float(), target)
 
 
-def separation_loss(
+def sample_separation_loss(
+    h_s: dict[str, torch.Tensor],
+    h_a: dict[str, torch.Tensor],
+    valid: dict[str, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """MFSA's ``L_sep`` (Eq. 13), per sample: ``sum_m sum_i ((h^s_{m,i})^T h^a_{m,i})^2``.
+
+    ``h_s[m]``, ``h_a[m]`` are ``[n, d_h]``; the sum runs over the samples as written (no
+    ``1/n``). ``valid[m] [n]`` (optional) marks the samples with a non-empty sequence of ``m``:
+    the others have no representation of their own and add nothing.
+    """
+    terms = []
+    for m in h_s:
+        per_sample = (h_s[m] * h_a[m]).sum(dim=-1).pow(2)
+        if valid is not None:
+            per_sample = per_sample * valid[m].to(per_sample.dtype)
+        terms.append(per_sample.sum())
+    return torch.stack(terms).sum()
+
+
+def batch_separation_loss(
     h_e: dict[str, torch.Tensor],
     h_a: dict[str, torch.Tensor],
     valid: dict[str, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``L_sep``: soft orthogonality between exclusive and agnostic batch matrices.
+    """MEA's ``sep`` row: soft orthogonality between exclusive and agnostic *batch matrices*.
 
     ``valid[m] [n]`` (optional) marks the samples with a non-empty sequence of modality ``m``;
     the others are left out of that modality's batch matrices (as for HSIC, Eq. 13).

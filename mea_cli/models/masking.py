@@ -41,3 +41,13 @@ def apply_mask(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def pair_mask(query_mask: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
     """``[B, 1, Tq, Tk]`` mask of (query, key) pairs that are both real, for K-head maps."""
     return query_mask[:, None, :, None] & key_mask[:, None, None, :]
+
+
+def valid_mean(per_sample: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``per_sample [n]`` over the samples ``valid [n]`` marks (all without it); 0 when
+    none is valid (still connected to the graph). Batch statistics over samples leave out those
+    whose sequence of a modality is empty (MEA Eq. 15-16, FDMER Eq. 10-11)."""
+    if valid is None:
+        return per_sample.mean()
+    w = valid.to(per_sample.dtype)
+    return (per_sample * w).sum() / w.sum().clamp_min(1.0)

@@ -23,20 +23,25 @@ from torch import nn
 
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
+from mea_cli.models.branches import (
+    build_extractors,
+    build_stacks,
+    parameter_counts,
+    prediction_head,
+    run_hca,
+    run_psa,
+    shape_prediction,
+)
 from mea_cli.models.config import MEAConfig
 from mea_cli.models.dgf import Fusion
 from mea_cli.models.discriminators import DoubleDiscriminator
 from mea_cli.models.encoders import AgnosticEncoder, ExclusiveEncoders
-from mea_cli.models.extractor import UnimodalExtractor
-from mea_cli.models.hca import HCALayer
 from mea_cli.models.hsic import disparity_loss
 from mea_cli.models.inputs import check_batch
-from mea_cli.models.losses import separation_loss, task_loss
-from mea_cli.models.output import ModelOutput, prediction_size, shape_prediction
-from mea_cli.models.psa import PSALayer
+from mea_cli.models.losses import batch_separation_loss, task_loss
+from mea_cli.models.output import ModelOutput
 from mea_cli.models.registry import register_model
 from mea_cli.models.switches import SWITCHES, capabilities, parts
-from mea_cli.models.wal import WeightedAttentionLayer, carried_weights, weigh
 
 
 @register_model(
@@ -56,65 +61,12 @@ class MEA(nn.Module):
         self.cfg = cfg
         self.parts = p = parts(cfg.ablations)
         self.modalities = MODALITIES
-        d, heads = cfg.d, cfg.heads
-        self.extractors = nn.ModuleDict(
-            {
-                m: UnimodalExtractor(cfg.input_dims[m], d, cfg.kernel[m], cfg.dropout)
-                for m in self.modalities
-            }
-        )
-        self.psa = (
-            nn.ModuleList(
-                nn.ModuleDict(
-                    {
-                        m: PSALayer(
-                            d,
-                            heads,
-                            cfg.mu,
-                            predict=p.chain and layer > 0,
-                            dropout=cfg.dropout,
-                            attn_dropout=cfg.attn_dropout,
-                            ffn_mult=cfg.ffn_mult,
-                            literal=cfg.psa_literal_eq2,
-                        )
-                        for m in self.modalities
-                    }
-                )
-                for layer in range(cfg.psa_layers)
-            )
-            if p.psa
-            else None
-        )
-        self.wal = (
-            nn.ModuleList(
-                WeightedAttentionLayer(self.modalities, d, cfg.wal_literal, cfg.wal_max_len)
-                for _ in range(cfg.psa_layers)
-            )
-            if p.wal
-            else None
-        )
-        self.hca = (
-            nn.ModuleList(
-                HCALayer(
-                    self.modalities,
-                    d,
-                    heads,
-                    cfg.dropout,
-                    cfg.attn_dropout,
-                    cfg.ffn_mult,
-                    mixed=p.mru_mixed,
-                    coarse=p.mru_coarse,
-                    fine=p.mru_fine,
-                )
-                for _ in range(cfg.hca_layers)
-            )
-            if p.hca
-            else None
-        )
+        self.extractors = build_extractors(cfg, self.modalities)
+        self.psa, self.wal, self.hca = build_stacks(cfg, self.modalities, p)
         self.exclusive = (
-            ExclusiveEncoders(self.modalities, d, cfg.d_h, cfg.dropout) if p.exclusive else None
+            ExclusiveEncoders(self.modalities, cfg.d, cfg.d_h, cfg.dropout) if p.exclusive else None
         )
-        self.agnostic = AgnosticEncoder(d, cfg.d_h, cfg.dropout) if p.agnostic else None
+        self.agnostic = AgnosticEncoder(cfg.d, cfg.d_h, cfg.dropout) if p.agnostic else None
         self.discriminators = (
             DoubleDiscriminator(self.modalities, cfg.d_h, cfg.dropout, p.importance, cfg.grl_lambda)
             if p.adversarial
@@ -122,12 +74,7 @@ class MEA(nn.Module):
         )
         graphs = tuple(g for g, on in (("exclusive", p.exclusive), ("agnostic", p.agnostic)) if on)
         self.fusion = Fusion(p.fusion, cfg.d_h, graphs, len(self.modalities), cfg.dgf_self_loops)
-        self.head = nn.Sequential(
-            nn.Linear(self.fusion.out_dim, cfg.d_h),
-            nn.GELU(),
-            nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.d_h, prediction_size(cfg)),
-        )
+        self.head = prediction_head(self.fusion.out_dim, cfg)
 
     # ------------------------------------------------------------------ helpers
     def component_parameters(self) -> dict[str, int]:
@@ -143,11 +90,7 @@ class MEA(nn.Module):
             "fusion (Eq. 17-19)": self.fusion,
             "prediction head": self.head,
         }
-        return {
-            name: sum(t.numel() for t in mod.parameters() if t.requires_grad)
-            for name, mod in groups.items()
-            if mod is not None
-        }
+        return parameter_counts(groups)
 
     def num_parameters(self) -> int:
         """Total trainable parameters."""
@@ -168,31 +111,10 @@ class MEA(nn.Module):
         reps: dict[str, dict[str, torch.Tensor]] = {}
         psi: list[torch.Tensor] = []
         if p.exclusive:
-            ze = dict(z)
-            if self.psa is not None:
-                prev: dict[str, torch.Tensor | None] = dict.fromkeys(self.modalities)
-                gammas: list[torch.Tensor] = []
-                for layer, block in enumerate(self.psa):
-                    for m in self.modalities:
-                        ze[m], prev[m], a = block[m](
-                            ze[m], masks[m], prev[m], need_weights=attention is not None
-                        )
-                        if attention is not None:
-                            attention[f"psa/{layer}/{m}"] = a
-                    if self.wal is not None:
-                        gammas.append(self.wal[layer].scores(ze, masks))  # Eq. 5
-                        psi.append(torch.softmax(gammas[-1], dim=-1))  # Eq. 6
-                        if cfg.wal_scaling == "paper":  # Z^e <- psi Z^e after every layer
-                            ze = weigh(ze, psi[-1], self.modalities)
-                if gammas and cfg.wal_scaling == "carried":  # every layer's psi, at the end
-                    ze = weigh(ze, carried_weights(gammas), self.modalities)
+            ze, psi = run_psa(self.psa, self.wal, z, masks, cfg.wal_scaling, attention)
             reps["exclusive"] = self.exclusive(ze, masks)
         if p.agnostic:
-            za = dict(z)
-            if self.hca is not None:
-                for layer, block in enumerate(self.hca):
-                    za = block(z, za, masks, attention, prefix=f"hca/{layer}/")
-            reps["agnostic"] = self.agnostic(za, masks)
+            reps["agnostic"] = self.agnostic(run_hca(self.hca, z, masks, attention), masks)
 
         fused, xi = self.fusion(reps)
         pred = shape_prediction(self.head(fused), cfg)
@@ -212,7 +134,7 @@ class MEA(nn.Module):
             terms["dis"] = disparity_loss(h_e, h_a, present)
             total = total + cfg.alpha * terms["dis"]
         elif p.disparity == "sep":
-            terms["sep"] = separation_loss(h_e, h_a, present)
+            terms["sep"] = batch_separation_loss(h_e, h_a, present)
             total = total + cfg.alpha * terms["sep"]
         if self.discriminators is not None:
             adv = self.discriminators(h_e, h_a, present)

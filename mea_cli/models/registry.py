@@ -31,6 +31,8 @@ BUILTIN: tuple[str, ...] = (
     "mea_cli.models.mea",
     "mea_cli.models.mult",
     "mea_cli.models.mcr",
+    "mea_cli.models.mfsa",
+    "mea_cli.models.fdmer",
 )
 """Modules that register the built-in models (one line per model)."""
 

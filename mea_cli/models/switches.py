@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from mea_cli.models.branches import Stacks, stack_capabilities, stack_parts
 from mea_cli.models.contract import Switch, SwitchSet
 
 SWITCHES = SwitchSet(
@@ -137,18 +138,12 @@ SWITCHES = SwitchSet(
 
 
 @dataclass(frozen=True)
-class Parts:
-    """What the model builds and which loss terms it computes, derived from the switches."""
+class Parts(Stacks):
+    """What the model builds and which loss terms it computes, derived from the switches
+    (the PSA / WAL / HCA fields are :class:`~mea_cli.models.branches.Stacks`')."""
 
     exclusive: bool
     agnostic: bool
-    psa: bool
-    chain: bool
-    wal: bool
-    hca: bool
-    mru_mixed: bool
-    mru_coarse: bool
-    mru_fine: bool
     disparity: str | None  # "hsic", "sep" or None
     adversarial: bool
     importance: bool
@@ -178,8 +173,6 @@ def parts(ablations: Iterable[str]) -> Parts:
     off = set(ablations)
     exclusive = "exclusive" not in off
     agnostic = "agnostic" not in off
-    psa = exclusive and "psa" not in off
-    hca = agnostic and "hca" not in off
     both = exclusive and agnostic
     adversarial = "adv" not in off
     disparity = None if "dis" in off else ("sep" if "sep" in off else "hsic")
@@ -187,15 +180,9 @@ def parts(ablations: Iterable[str]) -> Parts:
         (f for f, s in (("concat", "dgf"), ("add", "add"), ("mul", "mul")) if s in off), "dgf"
     )
     return Parts(
+        **stack_parts(off, exclusive, agnostic),
         exclusive=exclusive,
         agnostic=agnostic,
-        psa=psa,
-        chain=psa and "chain" not in off,
-        wal=psa and "wal" not in off,
-        hca=hca,
-        mru_mixed=hca and "mru-mixed" not in off,
-        mru_coarse=hca and "mru-coarse" not in off,
-        mru_fine=hca and "mru-fine" not in off,
         disparity=disparity if both else None,
         adversarial=adversarial,
         importance=adversarial and agnostic and "omega" not in off,
@@ -207,10 +194,4 @@ def capabilities(cfg: object) -> set[str]:
     """What an MEA built from ``cfg`` provides (:data:`mea_cli.models.contract.CAPABILITIES`):
     h^e / h^a always (at least one branch stays), psi only with the WAL, PSA maps only with
     the PSA layers."""
-    p = parts(getattr(cfg, "ablations", ()))
-    out = {"representations"}
-    if p.wal:
-        out.add("modality_weights")
-    if p.psa:
-        out.add("attention_maps")
-    return out
+    return stack_capabilities(parts(getattr(cfg, "ablations", ())))

@@ -121,6 +121,12 @@ def paper_rows(dataset: str) -> list[dict[str, Any]]:
     return list(json.loads(text).get(dataset, []))
 
 
+def paper_setting(row: dict[str, Any]) -> str:
+    """The setting a paper row was measured in when it is not ours (unaligned sequences), e.g.
+    ``"word-aligned"`` for FDMER; ``""`` for an unaligned row. Shown beside the row everywhere."""
+    return str(row.get("setting", ""))
+
+
 def paper_comparability(schema: dict[str, Any], synthetic: bool, split: str) -> str:
     """Why our numbers are not comparable with the papers' rows, or ``""`` when they are.
 
@@ -292,7 +298,8 @@ def render_eval(result: EvalResult, console: Console) -> None:
     t.add_column("train-mean baseline", justify="right")
     tag = "paper, not comparable" if result.not_comparable else "paper"
     for row in result.paper:
-        t.add_column(f"{row['model']} ({tag})", justify="right")
+        setting = paper_setting(row)
+        t.add_column(f"{row['model']} ({tag}{', ' + setting if setting else ''})", justify="right")
     for k in keys:
         cells = [format_metric(k, result.metrics.get(k)), format_metric(k, result.baseline.get(k))]
         for row in result.paper:
@@ -316,6 +323,12 @@ def render_eval(result: EvalResult, console: Console) -> None:
             + "; ".join(f"{r['model']}: {r['source']}" for r in result.paper),
             highlight=False,
         )
+        for setting in sorted({paper_setting(r) for r in result.paper} - {""}):
+            models = ", ".join(r["model"] for r in result.paper if paper_setting(r) == setting)
+            console.print(
+                f"{models}: measured on {setting} sequences, not on unaligned ones as here",
+                highlight=False,
+            )
         if result.task == "regression":
             console.print(
                 "the papers print one Acc-2/F1 pair without naming its convention; it is shown "

@@ -1,0 +1,171 @@
+"""What every benchmark records beside its figures: the machine, the load, and peak memory.
+
+Stdlib only (the incumbent's runner imports it from MMSA's own virtualenv too). Peak memory is
+the process's peak resident set size (``VmHWM`` in ``/proc/self/status`` on Linux, else
+``ru_maxrss``); a child process is used for every memory figure, so that one measurement's
+peak cannot hide another's.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+
+def load_average() -> list[float]:
+    """The 1, 5 and 15 minute load averages (another job on the machine skews every timing)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return []
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _cpu_flags() -> list[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    have = set(line.split(":", 1)[1].split())
+                    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+                    return [x for x in wanted if x in have]
+    except OSError:
+        pass
+    return []
+
+
+def _memory_total_gib() -> float | None:
+    try:
+        with open("/proc/meminfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return round(int(line.split()[1]) / 2**20, 1)
+    except OSError:
+        pass
+    return None
+
+
+def describe(torch_module: Any | None = None) -> dict[str, Any]:
+    """CPU model, cores, memory, OS, Python, and (given ``torch``) its version, threads, GPU."""
+    info: dict[str, Any] = {
+        "cpu": _cpu_model(),
+        "cpu_flags": _cpu_flags(),
+        "cores": os.cpu_count(),
+        "memory_GiB": _memory_total_gib(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "load_average": load_average(),
+    }
+    if torch_module is not None:
+        torch = torch_module
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["cuda"] = bool(torch.cuda.is_available())
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        with open("/proc/self/status", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size so far, MiB."""
+    kib = _status_kib("VmHWM")
+    if kib is None:  # ru_maxrss is KiB on Linux, bytes on macOS
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        if sys.platform == "darwin":
+            kib //= 1024
+    return round(kib / 1024, 1)
+
+
+def rss_mib() -> float | None:
+    """This process's current resident set size, MiB (None where /proc is missing)."""
+    kib = _status_kib("VmRSS")
+    return None if kib is None else round(kib / 1024, 1)
+
+
+def reset_peak_rss() -> bool:
+    """Reset ``VmHWM`` to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="utf-8") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def run_child(
+    cmd: list[str], log: str | os.PathLike[str], env: dict[str, str] | None = None
+) -> tuple[int, float]:
+    """Run ``cmd`` with stdout and stderr appended to ``log``; return ``(exit code, peak RSS MiB)``.
+
+    The peak RSS comes from the kernel's accounting of that one child (``wait4``), so it covers
+    the child's whole life whatever the child reports itself.
+    """
+    import subprocess
+
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    kib = usage.ru_maxrss // (1024 if sys.platform == "darwin" else 1)
+    return proc.returncode, round(kib / 1024, 1)
+
+
+class TimedPasses:
+    """A transparent wrapper of a trainer's training loader that records each full pass over it:
+    wall and process CPU seconds, samples (``count(batch)`` each), load average and RSS after.
+    Used for our trainer (``train_child``) and MMSA's (``mmsa_runner``) alike."""
+
+    def __init__(
+        self, loader: Any, passes: list[dict[str, Any]], count: Callable[[Any], int]
+    ) -> None:
+        self._loader = loader
+        self._passes = passes
+        self._count = count
+
+    def __getattr__(self, name: str) -> Any:  # batch_sampler, dataset, ... of the real loader
+        return getattr(self._loader, name)
+
+    def __len__(self) -> int:
+        return len(self._loader)
+
+    def __iter__(self) -> Any:
+        start, cpu = time.perf_counter(), time.process_time()
+        samples = 0
+        for batch in self._loader:
+            samples += self._count(batch)
+            yield batch
+        self._passes.append(
+            {
+                "train_s": round(time.perf_counter() - start, 3),
+                "train_cpu_s": round(time.process_time() - cpu, 3),
+                "samples": samples,
+                "load_average": load_average(),
+                "rss_MiB": rss_mib(),
+            }
+        )
