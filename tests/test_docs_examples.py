@@ -146,7 +146,8 @@ def test_shell_block_parses(block: Block) -> None:
         if head == "mea":
             check_mea_line(line)
         elif head == "make":
-            for target in (w for w in line.split()[1:] if "=" not in w and not w.startswith("-")):
+            words = shlex.split(line)[1:]
+            for target in (w for w in words if "=" not in w and not w.startswith("-")):
                 assert target in targets, f"{block.where}: no Makefile target {target!r}"
 
 
