@@ -45,6 +45,7 @@ REGRESSION_METRICS: tuple[str, ...] = (
     "acc2_has0",
     "f1_has0",
 )
+"""Keys of the regression metrics (``train.metrics.regression_metrics``), in display order."""
 IEMOCAP_METRICS: tuple[str, ...] = tuple(
     f"{kind}_{e}" for e in IEMOCAP_EMOTIONS for kind in ("acc", "f1")
 )

@@ -31,8 +31,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from mea_cli import MODALITIES
-from mea_cli.models.contract import ModelConfig
+from mea_cli.models.contract import (
+    ModelConfig,
+    choice_problems,
+    kernel_by_modality,
+    kernel_problems,
+)
 from mea_cli.models.losses import TASK_LOSSES
 from mea_cli.models.wal import WAL_SCALINGS
 
@@ -86,12 +90,7 @@ class MEAFamilyConfig(ModelConfig):
 
     def problems(self) -> list[str]:
         out = super().problems()
-        if len(self.kernel_sizes) != len(MODALITIES) or any(
-            k < 1 or k % 2 == 0 for k in self.kernel_sizes
-        ):
-            out.append(
-                f"kernel_sizes must be three odd positive sizes (L/V/A), not {self.kernel_sizes}"
-            )
+        out += kernel_problems(self.kernel_sizes)
         if self.d < 2 or self.d % 2:
             out.append(f"d must be even (two LSTM directions of d/2), not {self.d}")
         if self.heads < 1 or self.d % self.heads:
@@ -109,18 +108,14 @@ class MEAFamilyConfig(ModelConfig):
             out.append("dropout and attn_dropout must lie in [0, 1)")
         if self.attn_group_budget < 0:
             out.append("attn_group_budget must be 0 (off) or a positive number of map entries")
-        if self.wal_scaling not in WAL_SCALINGS:
-            out.append(
-                f"wal_scaling must be one of {', '.join(WAL_SCALINGS)}, not {self.wal_scaling!r}"
-            )
-        if self.task_loss not in TASK_LOSSES:
-            out.append(f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}")
+        out += choice_problems("wal_scaling", self.wal_scaling, WAL_SCALINGS)
+        out += choice_problems("task_loss", self.task_loss, TASK_LOSSES)
         return out
 
     @property
     def kernel(self) -> dict[str, int]:
         """Kernel size per modality (Table I's L/V/A)."""
-        return dict(zip(MODALITIES, self.kernel_sizes, strict=True))
+        return kernel_by_modality(self.kernel_sizes)
 
 
 @dataclass(frozen=True)

@@ -252,6 +252,17 @@ def kernel_problems(kernel_sizes: tuple[int, ...]) -> list[str]:
     return []
 
 
+def kernel_by_modality(kernel_sizes: tuple[int, ...]) -> dict[str, int]:
+    """The L/V/A kernel sizes of a config as ``{modality: size}``."""
+    return dict(zip(MODALITIES, kernel_sizes, strict=True))
+
+
+def choice_problems(field: str, value: str, allowed: Iterable[str]) -> list[str]:
+    """The one problem of a string field whose ``value`` is not among ``allowed``."""
+    allowed = tuple(allowed)
+    return [] if value in allowed else [f"{field} must be one of {', '.join(allowed)}, not {value!r}"]
+
+
 def apply_switches(cfg: M, names: Iterable[str]) -> M:
     """A copy of ``cfg`` with the switches ``names`` added to ``cfg.ablations``."""
     return cfg.override({"ablations": (*cfg.ablations, *names)})
@@ -276,7 +287,9 @@ __all__ = [
     "Switch",
     "SwitchSet",
     "apply_switches",
+    "choice_problems",
     "data_fields",
+    "kernel_by_modality",
     "kernel_problems",
     "model_fields",
     "output_present",

@@ -30,7 +30,14 @@ from torch import nn
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
 from mea_cli.models.attention import QKV, SkipFeedForward, attend
-from mea_cli.models.contract import ModelConfig, Switch, SwitchSet, kernel_problems
+from mea_cli.models.contract import (
+    ModelConfig,
+    Switch,
+    SwitchSet,
+    choice_problems,
+    kernel_by_modality,
+    kernel_problems,
+)
 from mea_cli.models.extractor import UnimodalExtractor
 from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import TASK_LOSSES, task_loss
@@ -90,8 +97,7 @@ class MCRConfig(ModelConfig):
             out.append("ffn_mult must be positive")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):
             out.append("dropout and attn_dropout must lie in [0, 1)")
-        if self.task_loss not in TASK_LOSSES:
-            out.append(f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}")
+        out += choice_problems("task_loss", self.task_loss, TASK_LOSSES)
         if len(self.literal_lengths) != len(MODALITIES) or any(n < 1 for n in self.literal_lengths):
             out.append(
                 f"literal_lengths must be three positive lengths (L/V/A), not {self.literal_lengths}"
@@ -103,7 +109,7 @@ class MCRConfig(ModelConfig):
     @property
     def kernel(self) -> dict[str, int]:
         """Pre-processing kernel size per modality (Table 1's L/V/A)."""
-        return dict(zip(MODALITIES, self.kernel_sizes, strict=True))
+        return kernel_by_modality(self.kernel_sizes)
 
     @property
     def max_lengths(self) -> dict[str, int]:

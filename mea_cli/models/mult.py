@@ -34,7 +34,14 @@ from torch.nn import functional as F
 
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
-from mea_cli.models.contract import ModelConfig, Switch, SwitchSet
+from mea_cli.models.contract import (
+    ModelConfig,
+    Switch,
+    SwitchSet,
+    choice_problems,
+    kernel_by_modality,
+    kernel_problems,
+)
 from mea_cli.models.crossmodal import MulTEncoder, last_real_step
 from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import TASK_LOSSES, task_loss
@@ -181,12 +188,7 @@ class MulTConfig(ModelConfig):
 
     def problems(self) -> list[str]:
         out = super().problems()
-        if len(self.kernel_sizes) != len(MODALITIES) or any(
-            k < 1 or k % 2 == 0 for k in self.kernel_sizes
-        ):
-            out.append(
-                f"kernel_sizes must be three odd positive sizes (L/V/A), not {self.kernel_sizes}"
-            )
+        out += kernel_problems(self.kernel_sizes)
         if self.d < 1 or self.heads < 1 or self.d % self.heads:
             out.append(f"d={self.d} must be a positive multiple of heads={self.heads}")
         if self.layers < 1 or self.memory_layers < 1:
@@ -194,16 +196,14 @@ class MulTConfig(ModelConfig):
         bad = [k for k in DROPOUTS if not 0.0 <= getattr(self, k) < 1.0]
         if bad:
             out.append(f"{', '.join(bad)} must lie in [0, 1)")
-        if self.pool not in POOLING:
-            out.append(f"pool must be one of {', '.join(POOLING)}, not {self.pool!r}")
-        if self.task_loss not in TASK_LOSSES:
-            out.append(f"task_loss must be one of {', '.join(TASK_LOSSES)}, not {self.task_loss!r}")
+        out += choice_problems("pool", self.pool, POOLING)
+        out += choice_problems("task_loss", self.task_loss, TASK_LOSSES)
         return out
 
     @property
     def kernel(self) -> dict[str, int]:
         """Kernel size per modality (Table 5's L/V/A)."""
-        return dict(zip(MODALITIES, self.kernel_sizes, strict=True))
+        return kernel_by_modality(self.kernel_sizes)
 
     @property
     def target_attn_dropout(self) -> dict[str, float]:

@@ -54,17 +54,9 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_absolute_error
 
-REGRESSION_METRICS: tuple[str, ...] = (
-    "mae",
-    "corr",
-    "acc7",
-    "acc5",
-    "acc2_non0",
-    "f1_non0",
-    "acc2_has0",
-    "f1_has0",
+from mea_cli.data.presets import (
+    REGRESSION_METRICS,  # keys of regression_metrics(), in display order
 )
-"""Keys of :func:`regression_metrics`, in display order."""
 
 LABELS: dict[str, str] = {
     "mae": "MAE",

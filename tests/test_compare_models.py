@@ -1,0 +1,81 @@
+"""All five registered models side by side: ``mea compare --models mea,mfsa,mcr,fdmer,mult
+--seeds 2`` from the command line on one synthetic MOSI-shaped store (issue 14).
+
+Every model trains on the same store, splits and seeds, narrower and shallower than its paper's
+preset (``--set <model>.<field>``) so that the ten runs take about two CPU minutes, and every
+model, on every seed, predicts the test split better than the training labels' mean. The store is
+synthetic (``mea synth``), not MOSI: the figures say that each model learns, not how it ranks.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from model_helpers import train_mean_baseline
+
+from mea_cli.models import list_models
+
+MODELS = ("mea", "mfsa", "mcr", "fdmer", "mult")
+SEEDS = (1111, 1112)
+NARROW: dict[str, dict[str, object]] = {
+    "mea": dict(d=16, heads=2, d_h=16, psa_layers=1, hca_layers=1),
+    "mfsa": dict(d=16, heads=2, d_h=16, fusion_heads=2, psa_layers=1, hca_layers=1),
+    "mcr": dict(d=16, heads=2, layers=2),
+    "fdmer": dict(d_k=32, d_disc=16, transformer_layers="[1,1,1]", heads=2, ffn_mult=2),
+    "mult": dict(d=16, heads=2, layers=2, memory_layers=1),
+}
+
+
+def _mea(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    r = subprocess.run(
+        [sys.executable, "-m", "mea_cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"},
+    )
+    assert r.returncode == 0, (args, r.stdout[-3000:], r.stderr[-3000:])
+    return r
+
+
+def test_every_registered_model_is_compared() -> None:
+    """A model registered later must join this comparison (and get its narrow sizes here)."""
+    assert set(list_models()) == set(MODELS)
+
+
+@pytest.mark.slow
+def test_compare_all_five_models_each_beats_the_training_mean(tmp_path: Path) -> None:
+    store = tmp_path / "synth.h5"
+    _mea(tmp_path, "synth", "--like", "mosi", "--n", "300", "--seed", "4", "--max-seconds", "2",
+         "--out", str(store))  # fmt: skip
+    sets = [f"--set={m}.{k}={v}" for m, kv in NARROW.items() for k, v in kv.items()]
+    _mea(tmp_path, "compare", str(store), "--dataset", "mosi", "--models", ",".join(MODELS),
+         "--seeds", str(len(SEEDS)), "--epochs", "10", "--set", "train.batch_size=16",
+         "--set", "train.lr=1e-3", *sets, "--runs-dir", str(tmp_path / "runs"),
+         "--device", "cpu", "--format", "csv")  # fmt: skip
+    out = tmp_path / "runs" / "compare-mosi-synth"
+    baseline = train_mean_baseline(store)["mae"]
+
+    rows = list(csv.DictReader(io.StringIO((out / "compare.csv").read_text())))
+    assert [r["model"] for r in rows if r["metric"] == "mae"] == list(MODELS)
+    for model in MODELS:
+        maes = []
+        for seed in SEEDS:
+            run = out / model / str(seed)
+            config = json.loads((run / "config.json").read_text())
+            assert config["model"] == model
+            for field, value in NARROW[model].items():
+                want = json.loads(value) if isinstance(value, str) else value
+                assert config["model_config"][field] == want, (model, field)
+            maes.append(json.loads((run / "metrics.json").read_text())["test"]["mae"])
+        # every seed of every model below the mean predictor, and clearly so on average
+        assert max(maes) < baseline, (model, maes, baseline)
+        assert sum(maes) / len(maes) < baseline - 0.15, (model, maes, baseline)
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
