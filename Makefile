@@ -60,8 +60,12 @@ install-demo: install $(VENV)/.installed-demo
 demo: install-demo
 	$(PY) -m mea_cli.demo --out $(DEMO_DIR)
 
+# Two workers (one per core of the CI machine), one torch thread each: single-threaded torch is
+# faster than two OpenMP threads fighting over shared cores; a test file stays on one worker so
+# that its module fixtures are built once. PYTEST_ARGS="-n 0" runs serially.
+PYTEST_ARGS ?= -n 2 --dist loadfile
 test: install-dev test-deps
-	@$(PY) -m pytest; rc=$$?; \
+	@OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: install-dev

@@ -16,6 +16,7 @@ import pytest
 from model_helpers import train_mean_baseline
 from typer.testing import CliRunner
 
+from mea_cli import cli
 from mea_cli.cli import app
 
 TINY = [
@@ -26,7 +27,12 @@ TINY = [
 
 @pytest.fixture(autouse=True)
 def _wide_console(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COLUMNS", "400")  # tables stay whole in the captured output
+    """Tables stay whole in the captured output. Rich fixes a console's width from ``COLUMNS``
+    when the console is made (when ``mea_cli.cli`` is first imported in this worker, possibly
+    under another test's environment), so the CLI's consoles get the width directly too."""
+    monkeypatch.setenv("COLUMNS", "400")
+    for c in (cli.console, cli.err_console):
+        monkeypatch.setattr(c, "_width", 400)
 
 
 def mea(*args: str) -> str:

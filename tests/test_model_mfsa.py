@@ -370,7 +370,7 @@ def test_mea_train_model_mfsa_on_synthetic_mosi_beats_the_mean(tmp_path: Path) -
          "--name", "mfsa", "--seeds", "1111",
          "--set", "d=16", "--set", "heads=2", "--set", "d_h=16", "--set", "fusion_heads=2",
          "--set", "psa_layers=1", "--set", "hca_layers=1",
-         "--set", "train.lr=3e-3", "--set", "train.batch_size=16", cwd=tmp_path)  # fmt: skip
+         "--set", "train.batch_size=16", cwd=tmp_path)  # fmt: skip
     run = tmp_path / "runs" / "mfsa"
     config = json.loads((run / "config.json").read_text())
     assert config["model"] == "mfsa" and config["model_config"]["task_loss"] == "l1"
