@@ -87,7 +87,8 @@ bench-peers: install-dev
 MEMORY_ARGS ?=
 bench-mosei-memory: install-dev
 	$(PY) benchmarks/step_cost.py --model mea --dataset mosei --batch 64 --T 500 --steps 1 \
-		--budget-gib 24 $(MEMORY_ARGS)
+		--budget-gib 24 --json benchmarks/results/mosei-memory-b64-$$(date +%Y%m%d-%H%M%S).json \
+		$(MEMORY_ARGS)
 
 bench-loader: install-dev
 	$(PY) benchmarks/bench_loader.py --n 1000
