@@ -5,7 +5,8 @@ predictive self-attention branch with a weighted attention layer after every lay
 and the same hierarchical cross-modal attention branch (Eq. 7-10, with MEA's corrected coarse
 step, see :mod:`mea_cli.models.hca`). Both models build those parts with the functions below
 from a :class:`~mea_cli.models.config.MEAFamilyConfig` and run them with :func:`run_psa` and
-:func:`run_hca`, so the two models cannot drift apart where their papers agree.
+:func:`run_hca` (both through :func:`encode_branches`), so the two models cannot drift apart
+where their papers agree.
 
 The functions return plain ``nn.ModuleDict`` / ``nn.ModuleList`` objects that the models keep
 under their own attribute names (``extractors``, ``psa``, ``wal``, ``hca``): the parameter names,
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mea_cli.batch import Batch
 from mea_cli.models.config import MEAFamilyConfig
 from mea_cli.models.extractor import UnimodalExtractor
 from mea_cli.models.hca import HCALayer
@@ -227,3 +229,40 @@ def run_hca(
     for layer, block in enumerate(hca or ()):
         za = block(z, za, masks, attention, prefix=f"hca/{layer}/")
     return za
+
+
+@dataclass
+class Encoded:
+    """What the shared front of MEA and MFSA gives their fusion: boolean masks per modality,
+    the branch representations ``{"exclusive": {m: h_m}, "agnostic": {m: h^a_m}}`` (a branch
+    switched off is absent) and the WAL weights ``psi`` per PSA layer."""
+
+    masks: dict[str, torch.Tensor]
+    reps: dict[str, dict[str, torch.Tensor]]
+    psi: list[torch.Tensor]
+
+
+def encode_branches(
+    batch: Batch,
+    extractors: nn.ModuleDict,
+    psa: nn.ModuleList | None,
+    wal: nn.ModuleList | None,
+    hca: nn.ModuleList | None,
+    exclusive: nn.Module | None,
+    agnostic: nn.Module | None,
+    wal_scaling: str,
+    attention: dict[str, torch.Tensor] | None,
+) -> Encoded:
+    """Eq. 1, then the PSA branch into ``exclusive`` (MEA's Eq. 11, MFSA's specific encoders)
+    and the HCA branch into ``agnostic`` (Eq. 12); a branch whose encoder is None is skipped."""
+    modalities = tuple(extractors)
+    masks = {m: batch.masks[m].to(torch.bool) for m in modalities}
+    z = {m: extractors[m](batch.inputs[m], masks[m]) for m in modalities}
+    reps: dict[str, dict[str, torch.Tensor]] = {}
+    psi: list[torch.Tensor] = []
+    if exclusive is not None:
+        ze, psi = run_psa(psa, wal, z, masks, wal_scaling, attention)
+        reps["exclusive"] = exclusive(ze, masks)
+    if agnostic is not None:
+        reps["agnostic"] = agnostic(run_hca(hca, z, masks, attention), masks)
+    return Encoded(masks, reps, psi)

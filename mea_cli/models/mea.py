@@ -26,10 +26,9 @@ from mea_cli.batch import Batch
 from mea_cli.models.branches import (
     build_extractors,
     build_stacks,
+    encode_branches,
     parameter_counts,
     prediction_head,
-    run_hca,
-    run_psa,
     shape_prediction,
 )
 from mea_cli.models.config import MEAConfig
@@ -104,17 +103,10 @@ class MEA(nn.Module):
         """Predictions, the loss terms of Eq. 20 and the tensors the plots need."""
         self._check(batch)
         p, cfg = self.parts, self.cfg
-        masks = {m: batch.masks[m].to(torch.bool) for m in self.modalities}
         attention: dict[str, torch.Tensor] | None = {} if return_attention else None
-        z = {m: self.extractors[m](batch.inputs[m], masks[m]) for m in self.modalities}
-
-        reps: dict[str, dict[str, torch.Tensor]] = {}
-        psi: list[torch.Tensor] = []
-        if p.exclusive:
-            ze, psi = run_psa(self.psa, self.wal, z, masks, cfg.wal_scaling, attention)
-            reps["exclusive"] = self.exclusive(ze, masks)
-        if p.agnostic:
-            reps["agnostic"] = self.agnostic(run_hca(self.hca, z, masks, attention), masks)
+        enc = encode_branches(batch, self.extractors, self.psa, self.wal, self.hca,
+                              self.exclusive, self.agnostic, cfg.wal_scaling, attention)  # fmt: skip
+        masks, reps, psi = enc.masks, enc.reps, enc.psi
 
         fused, xi = self.fusion(reps)
         pred = shape_prediction(self.head(fused), cfg)

@@ -42,10 +42,9 @@ from mea_cli.models.branches import (
     Stacks,
     build_extractors,
     build_stacks,
+    encode_branches,
     parameter_counts,
     prediction_head,
-    run_hca,
-    run_psa,
     shape_prediction,
     stack_capabilities,
     stack_parts,
@@ -247,17 +246,11 @@ class MFSA(nn.Module):
         """Predictions, the loss terms of Eq. 16 and the tensors the plots need."""
         check_batch(batch, self.modalities, self.cfg.input_dims, "MFSA")
         p, cfg = self.parts, self.cfg
-        masks = {m: batch.masks[m].to(torch.bool) for m in self.modalities}
         attention: dict[str, torch.Tensor] | None = {} if return_attention else None
-        z = {m: self.extractors[m](batch.inputs[m], masks[m]) for m in self.modalities}
-
-        reps: dict[str, dict[str, torch.Tensor]] = {}
-        psi: list[torch.Tensor] = []
-        if p.specific:
-            zs, psi = run_psa(self.psa, self.wal, z, masks, cfg.wal_scaling, attention)
-            reps["exclusive"] = self.specific(zs, masks)  # MFSA's h^s (the contract's key)
-        if p.agnostic:
-            reps["agnostic"] = self.agnostic(run_hca(self.hca, z, masks, attention), masks)
+        # MFSA's h^s go under the contract's key "exclusive"
+        enc = encode_branches(batch, self.extractors, self.psa, self.wal, self.hca,
+                              self.specific, self.agnostic, cfg.wal_scaling, attention)  # fmt: skip
+        masks, reps, psi = enc.masks, enc.reps, enc.psi
         tokens = torch.stack([h for kind in reps.values() for h in kind.values()], dim=1)
         pred = shape_prediction(self.head(self.fusion(tokens)), cfg)
 
