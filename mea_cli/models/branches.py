@@ -18,7 +18,7 @@ switch names (each model's own ``parts()`` adds the rest).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -86,15 +86,6 @@ def build_stacks(
         build_wal(cfg, modalities) if s.wal else None,
         build_hca(cfg, modalities, s.mru_mixed, s.mru_coarse, s.mru_fine) if s.hca else None,
     )
-
-
-def parameter_counts(groups: Mapping[str, nn.Module | None]) -> dict[str, int]:
-    """Trainable parameters per named component (``None``: a removed one, left out)."""
-    return {
-        name: sum(t.numel() for t in mod.parameters() if t.requires_grad)
-        for name, mod in groups.items()
-        if mod is not None
-    }
 
 
 def build_extractors(cfg: MEAFamilyConfig, modalities: tuple[str, ...]) -> nn.ModuleDict:

@@ -38,6 +38,7 @@ from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import task_loss
 from mea_cli.models.masking import masked_mean
 from mea_cli.models.output import ModelOutput, prediction_size, shape_prediction
+from mea_cli.models.params import parameter_counts
 from mea_cli.models.registry import register_model
 from mea_cli.models.transformer import ModalityTransformer, heads_for
 
@@ -115,11 +116,7 @@ class FDMER(nn.Module):
                 "prediction head": self.head,
             }
         )
-        return {
-            name: sum(t.numel() for t in mod.parameters() if t.requires_grad)
-            for name, mod in groups.items()
-            if mod is not None
-        }
+        return parameter_counts(groups)
 
     def _tokens(
         self,

@@ -46,6 +46,7 @@ from mea_cli.models.mcr_cmu import CMU
 from mea_cli.models.mcr_scu import SCU
 from mea_cli.models.mcr_sum import SourceUpdate
 from mea_cli.models.output import ModelOutput, prediction_size, shape_prediction
+from mea_cli.models.params import trainable_parameters
 from mea_cli.models.registry import register_model
 
 TABLE_1: dict[str, dict[str, Any]] = {
@@ -370,9 +371,8 @@ class MCR(nn.Module):
     # ------------------------------------------------------------------ helpers
     def component_parameters(self) -> dict[str, int]:
         """Trainable parameter count per component (absent components are left out)."""
-
         def count(mods: Iterable[nn.Module | None]) -> int:
-            return sum(t.numel() for m in mods if m is not None for t in m.parameters())
+            return trainable_parameters(*mods)
 
         groups = {
             "pre-processing Conv1d (Sec. 3.2)": count([self.front]),

@@ -27,7 +27,6 @@ from mea_cli.models.branches import (
     build_extractors,
     build_stacks,
     encode_branches,
-    parameter_counts,
     prediction_head,
     shape_prediction,
 )
@@ -39,6 +38,7 @@ from mea_cli.models.hsic import disparity_loss
 from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import batch_separation_loss, task_loss
 from mea_cli.models.output import ModelOutput
+from mea_cli.models.params import parameter_counts, trainable_parameters
 from mea_cli.models.registry import register_model
 from mea_cli.models.switches import SWITCHES, capabilities, parts
 
@@ -93,7 +93,7 @@ class MEA(nn.Module):
 
     def num_parameters(self) -> int:
         """Total trainable parameters."""
-        return sum(t.numel() for t in self.parameters() if t.requires_grad)
+        return trainable_parameters(self)
 
     def _check(self, batch: Batch) -> None:
         check_batch(batch, self.modalities, self.cfg.input_dims, "MEA")

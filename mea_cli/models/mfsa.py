@@ -43,7 +43,6 @@ from mea_cli.models.branches import (
     build_extractors,
     build_stacks,
     encode_branches,
-    parameter_counts,
     prediction_head,
     shape_prediction,
     stack_capabilities,
@@ -56,6 +55,7 @@ from mea_cli.models.encoders import AgnosticEncoder, ExclusiveEncoders
 from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import sample_separation_loss, task_loss
 from mea_cli.models.output import ModelOutput
+from mea_cli.models.params import parameter_counts
 from mea_cli.models.registry import register_model
 from mea_cli.models.switches import SWITCHES as MEA_SWITCHES
 

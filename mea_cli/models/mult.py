@@ -47,6 +47,7 @@ from mea_cli.models.inputs import check_batch
 from mea_cli.models.losses import TASK_LOSSES, task_loss
 from mea_cli.models.masking import apply_mask, masked_mean
 from mea_cli.models.output import ModelOutput, prediction_size, shape_prediction
+from mea_cli.models.params import trainable_parameters
 from mea_cli.models.registry import register_model
 
 TABLE_5: dict[str, dict[str, Any]] = {
@@ -279,10 +280,7 @@ class MulT(nn.Module):
     # ------------------------------------------------------------------ helpers
     def component_parameters(self) -> dict[str, int]:
         """Trainable parameter count per component."""
-
-        def count(*mods: nn.Module) -> int:
-            return sum(t.numel() for m in mods for t in m.parameters() if t.requires_grad)
-
+        count = trainable_parameters
         groups: dict[str, int] = {
             "temporal convolutions (Eq. 2)": count(self.proj),
         }
@@ -296,7 +294,7 @@ class MulT(nn.Module):
 
     def num_parameters(self) -> int:
         """Total trainable parameters."""
-        return sum(t.numel() for t in self.parameters() if t.requires_grad)
+        return trainable_parameters(self)
 
     # ------------------------------------------------------------------ forward
     def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:

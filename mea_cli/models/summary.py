@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mea_cli import MODALITIES
+from mea_cli.models.params import trainable_parameters
 from mea_cli.models.registry import config_for, create_model, get_entry
 
 
@@ -44,7 +45,7 @@ def describe_model(
     overrides: dict[str, Any] = {"ablations": tuple(ablations)} if ablations else {}
     cfg = config_for(name, dataset, input_dims, task, num_labels, **overrides)
     model = create_model(name, cfg)
-    total = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = trainable_parameters(model)
     components = (
         model.component_parameters()
         if hasattr(model, "component_parameters")
