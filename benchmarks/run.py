@@ -2,8 +2,10 @@
 
 1. **Kernels** (:mod:`kernels`): each operation of the efficient paths beside the plain one.
 2. **Levers** (:mod:`step_cost`, a process per row): one MEA training step at the MOSI preset,
-   batch 4 (``--lever-batch``), ragged lengths up to 500, from the code before issue 15 (explicit attention with
-   attention dropout 0.1) to today's default, one lever added per row.
+   batch 4 (``--lever-batch``), ragged lengths up to 500, from the code before issue 15
+   (explicit attention with attention dropout 0.1) to today's default, one lever added per row;
+   then the same for our MulT at MMSA's MulT sizes and dropouts (``peers.MMSA_MULT``), batch 8,
+   from SDPA with its own dropout (math path on CPU) to today's default.
 3. **Cost curves**: step time and peak RSS against sequence length (``T`` = 50 ... 2000,
    batch 2, every sample full length) and against batch size (ragged lengths up to 500), for
    each model in ``--models`` (any registered name), efficient vs explicit path; PNGs in docs/.
@@ -20,6 +22,9 @@ threads per process, much worse than proportionally): use a quiet machine, or ``
 
     .venv/bin/python benchmarks/run.py [--quick] [--threads N] [--models mea,mult]
                                        [--max-rss-gib G] [--skip-train]
+
+The full run takes about 9 minutes on a quiet 2-core machine (T up to 2000); ``--quick`` (T up
+to 1000, fewer batch sizes, no MOSEI point, one training epoch) about 5.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from typing import Any
 import kernels
 import machine
 import mmsa_pickle
+import peers
 import step_cost
 import torch
 import train_bench
@@ -56,6 +62,14 @@ LEVERS = [
     ("+ length groups (attn_group_budget=2^20)", "efficient", ("checkpoint_psa=false",)),
     ("+ no PSA map kept (checkpoint_psa, default)", "efficient", ()),
     ("+ HCA groups checkpointed (checkpoint_hca=true)", "efficient", ("checkpoint_hca=true",)),
+]  # fmt: skip
+MULT_SIZES = tuple(v for v in peers.MMSA_MULT if not v.startswith("train."))
+MULT_LEVERS = [
+    ("before: SDPA with its own dropout (CPU math path), no groups", "explicit", ()),
+    ("+ CPU dropout attention, maps recomputed (checkpointed)", "efficient",
+     ("attn_group_budget=0", "attn_saved_mib=0")),
+    ("+ length groups (attn_group_budget=2^20)", "efficient", ("attn_saved_mib=0",)),
+    ("+ maps kept when under attn_saved_mib (default)", "efficient", ()),
 ]  # fmt: skip
 
 
@@ -129,22 +143,27 @@ def plot(curves: dict[str, Any], key: str, path: Path, title: str) -> None:
     from mea_cli.paths import atomic_output
 
     fig, (ax_t, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
+    ticks: set[int] = set()
     for name, rows in curves.items():
         ok = [r for r in rows if "error" not in r]
         if not ok:
             continue
         xs = [r[key if key == "T" else "batch"] for r in ok]
+        ticks.update(xs)
         style = "--" if "explicit" in name else "-"
         ax_t.plot(xs, [r["step_s"] for r in ok], style, marker="o", label=name)
         ax_m.plot(xs, [r["peak_rss_MiB"] / 1024 for r in ok], style, marker="o", label=name)
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
 
     for ax, ylabel in ((ax_t, "seconds per training step"), (ax_m, "peak RSS (GiB)")):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(ScalarFormatter())
-            axis.set_minor_formatter(ScalarFormatter() if axis is ax.yaxis else "")
+        ax.set_xticks(sorted(ticks))  # the measured points, labelled as plain numbers
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("sequence length T (vision, audio)" if key == "T" else "batch size")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
@@ -168,9 +187,9 @@ def replot(report: dict[str, Any], docs: Path) -> None:
         default=0.0,
     )  # fmt: skip
     plot(report["curves_length"], "T", docs / "perf-length.png",
-         f"MEA training step vs sequence length, batch 2 ({where}; load <= {load:.1f})")  # fmt: skip
+         f"Training step vs sequence length, MOSI presets, batch 2 ({where}; load <= {load:.1f})")  # fmt: skip
     plot(report["curves_batch"], "B", docs / "perf-batch.png",
-         f"MEA training step vs batch size, lengths <= 500 ragged ({where})")  # fmt: skip
+         f"Training step vs batch size, MOSI presets, lengths <= 500 ragged ({where})")  # fmt: skip
 
 
 def newest_peers(results: Path) -> dict[str, Any]:
@@ -186,9 +205,13 @@ def newest_peers(results: Path) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="fewer points, one training epoch")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="T <= 1000, fewer batch sizes, no MOSEI point, one training epoch",
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
-    ap.add_argument("--models", default="mea", help="registered models for the cost curves")
+    ap.add_argument("--models", default="mea,mult", help="registered models for the cost curves")
     ap.add_argument("--max-rss-gib", type=float, help="skip points predicted to need more")
     ap.add_argument("--lever-batch", type=int, default=4, help="batch of the levers table")
     ap.add_argument("--skip-train", action="store_true")
@@ -231,29 +254,41 @@ def main() -> None:
         levers.append(rec)
         print(_row(label, rec, levers[0]), flush=True)
     report["levers"] = levers
+    print(f"\n== levers: our MulT at MMSA's MulT sizes and dropouts, batch {2 * a.lever_batch}, "
+          "lengths <= 500 (ragged)")  # fmt: skip
+    mult_levers = []
+    for label, path, sets in MULT_LEVERS:
+        rec = bench.measure(
+            point("mult", 2 * a.lever_batch, 500, path, "mosi", MULT_SIZES + sets, ragged=True)
+        )
+        rec["lever"] = label
+        mult_levers.append(rec)
+        print(_row(label, rec, mult_levers[0]), flush=True)
+    report["levers_mult"] = mult_levers
 
     models = [m for m in a.models.split(",") if m.strip()]
     unknown = sorted(set(models) - set(list_models()))
     if unknown:
         print(f"\n(models not registered here, left out: {', '.join(unknown)})")
     models = [m for m in models if m not in unknown]
-    lengths = [50, 100, 250, 500, 1000] if a.quick else [50, 100, 250, 500, 1000, 2000]
-    batches = [1, 4, 16, 32] if a.quick else [1, 2, 4, 8, 16, 32, 64]
+    lengths = [50, 250, 1000] if a.quick else [50, 250, 500, 1000, 2000]
+    batches = [1, 4, 16] if a.quick else [1, 4, 16, 32]
+    explicit_lengths = [t for t in lengths if t <= 500]
     curves_t: dict[str, Any] = {}
     curves_b: dict[str, Any] = {}
     print("\n== cost against sequence length T (batch 2, full-length samples)")
     for m in models:
         curves_t[f"{m} efficient"] = bench.curve(m, "efficient", "T", lengths, batch=2)
-        curves_t[f"{m} explicit"] = bench.curve(m, "explicit", "T", lengths[:4], batch=2)
+        curves_t[f"{m} explicit"] = bench.curve(m, "explicit", "T", explicit_lengths, batch=2)
     print("\n== cost against batch size (T <= 500, ragged)")
     for m in models:
         curves_b[f"{m} efficient"] = bench.curve(m, "efficient", "B", batches, t=500, ragged=True)
-        curves_b[f"{m} explicit"] = bench.curve(m, "explicit", "B", batches[:3], t=500, ragged=True)
+        curves_b[f"{m} explicit"] = bench.curve(m, "explicit", "B", batches[:2], t=500, ragged=True)
     report["curves_length"] = curves_t
     report["curves_batch"] = curves_b
     replot(report, a.docs)
 
-    if "mea" in models:
+    if "mea" in models and not a.quick:
         print("\n== MOSEI preset: batch 64, 10 heads, every sample T = 500 (worst case)")
         b32 = [r for r in curves_b.get("mea efficient", []) if r.get("batch") == 32]
         # twice the batch, full instead of ragged lengths (~2x), 10 instead of 8 heads

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import statistics
 import sys
@@ -145,7 +146,8 @@ def measure(
     with the child's log tail when it failed (e.g. out of memory)."""
     name = "-".join(str(point[k]) for k in ("model", "dataset", "batch", "T", "path"))
     name += "-ragged" if point["ragged"] else ""
-    name += "".join(f"-{s}" for s in point["sets"]).replace("/", "_")
+    if point["sets"]:  # a digest: a dozen --set values overflow a file name
+        name += "-" + hashlib.sha1("\n".join(point["sets"]).encode()).hexdigest()[:10]
     log, out = work / f"{name}.log", work / f"{name}.json"
     log.unlink(missing_ok=True)
     out.unlink(missing_ok=True)

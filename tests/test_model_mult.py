@@ -29,6 +29,9 @@ from mea_cli.models.crossmodal import (
     EncoderLayer,
     MulTEncoder,
     MultiheadAttention,
+    _dropped_attention,
+    _softmax_attention,
+    attention_plan,
     chunked_dropout_attention,
     future_mask,
     last_real_step,
@@ -341,6 +344,159 @@ def test_chunked_dropout_attention_backward_reuses_the_forward_dropout_mask() ->
     draws = chunked_dropout_attention(*rep, allowed.repeat(n, 1, 1, 1), 0.3, budget=64)
     mean = draws.view(n, 2, 2, 5, 3).mean(dim=0)
     assert torch.allclose(mean, plain.detach(), atol=0.08)
+
+
+# ---------------------------------------------------------------- execution: groups, saved maps
+def _grads(model: torch.nn.Module, batch: Batch, seed: int = 0) -> tuple[torch.Tensor, list]:
+    model.zero_grad()
+    torch.manual_seed(seed)
+    out = model(batch)
+    out.loss.backward()
+    return out.pred.detach(), [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_length_groups_change_no_prediction_or_gradient(causal: bool) -> None:
+    """Attention on length groups (one sample per group, a few, or the padded batch as one)
+    gives the padded batch's predictions and gradients: groups trim only padded queries and
+    keys, which the masks already ignore. Lengths include an empty source and full groups."""
+    lengths = {"text": [3, 0, 5, 1, 5], "vision": [8, 4, 0, 2, 8], "audio": [6, 6, 1, 0, 6]}
+    batch = pad_batch(random_sequences(DIMS, lengths), torch.randn(5, 1), extra=2)
+    zero = dict.fromkeys(DROPOUTS, 0.0)
+    ref = None
+    for budget in (0, 1, 2 * 8 * 8, 1 << 20):
+        model = _model(causal=causal, attn_group_budget=budget, **zero).train()
+        pred, grads = _grads(model, batch)
+        if ref is None:
+            ref = (pred, grads)
+            continue
+        assert _close(pred, ref[0])
+        assert all(_close(a, b) for a, b in zip(grads, ref[1], strict=True))
+
+
+def test_explicit_reference_path_gives_the_same_predictions() -> None:
+    """``explicit_attention()`` (the benchmarks' baseline: plain SDPA, no groups) and the default
+    path agree in evaluation."""
+    from mea_cli.models.attention import explicit_attention
+
+    model = _model().eval()
+    batch = pad_batch(random_sequences(DIMS, LENGTHS), None, extra=3)
+    with torch.no_grad():
+        fast = model(batch).pred
+        with explicit_attention():
+            ref = model(batch).pred
+    assert _close(fast, ref)
+
+
+def test_bf16_autocast_stays_within_tolerance_of_fp32() -> None:
+    """bf16 (8 bits of mantissa), the CUDA trainer's precision, on the grouped path:
+    predictions within 0.05 of fp32 (outputs of order 0.1-1)."""
+    model = _model().eval()
+    batch = pad_batch(random_sequences(DIMS, LENGTHS), None, extra=3)
+    with torch.no_grad():
+        ref = model(batch).pred
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(batch).pred.float()
+    assert torch.isfinite(low).all()
+    assert (low - ref).abs().max() < 0.05
+
+
+def test_attention_plan_puts_every_sample_in_one_group_under_the_budget() -> None:
+    q = torch.tensor([[True] * 6, [True] * 2 + [False] * 4, [True] * 6])
+    k = torch.tensor([[True] * 3, [True] * 3, [True] + [False] * 2])
+    plan = attention_plan(q, k, heads=2, budget=2 * 6 * 3 * 2)
+    members = sorted(i for g in plan.groups for i in g.index.tolist())
+    assert members == [0, 1, 2]
+    for g in plan.groups:
+        assert len(g.index) * 2 * g.lengths["q"] * g.lengths["k"] <= 2 * 6 * 3 * 2
+    lq, lk = q.sum(dim=1).tolist(), k.sum(dim=1).tolist()
+    for g in plan.groups:  # "full" (no mask needed) exactly when every member fills the group
+        exact = all(lq[i] == g.lengths["q"] and lk[i] == g.lengths["k"] for i in g.index.tolist())
+        assert g.full == exact
+    assert {g.full for g in plan.groups} == {True, False}
+
+
+def test_dropped_attention_without_a_mask_equals_an_all_true_mask() -> None:
+    q, k, v = torch.randn(2, 2, 5, 3), torch.randn(2, 2, 4, 3), torch.randn(2, 2, 4, 3)
+    torch.manual_seed(1)
+    a = _dropped_attention(q, k, v, None, 0.3)
+    torch.manual_seed(1)
+    b = _dropped_attention(q, k, v, torch.ones(2, 1, 1, 4, dtype=torch.bool), 0.3)
+    assert torch.equal(a, b)
+
+
+def test_own_softmax_attention_matches_sdpa_and_zeroes_rows_without_keys() -> None:
+    """The CPU training path without dropout (thin-left products) against SDPA's math, values
+    and gradients; a query row that may see no key gives 0, not a uniform average."""
+    torch.manual_seed(2)
+    q, k, v = (torch.randn(2, 2, n, 3, dtype=torch.float64, requires_grad=True) for n in (5, 4, 4))
+    allowed = torch.ones(2, 1, 5, 4, dtype=torch.bool)
+    allowed[1, :, :, 2:] = False
+    allowed[0, :, 3] = False  # query 3 of sample 0 may see nothing
+    ours = _softmax_attention(q, k, v, allowed)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed | ~allowed.any(-1, True))
+    ref = ref * allowed.any(-1, True)
+    assert torch.allclose(ours, ref, atol=1e-10)
+    assert torch.equal(ours[0, :, 3], torch.zeros(2, 3, dtype=torch.float64))
+    assert torch.autograd.gradcheck(lambda *t: _softmax_attention(*t, allowed), (q, k, v))
+    assert torch.autograd.gradcheck(lambda *t: _softmax_attention(*t, None), (q, k, v))
+
+
+def test_training_path_matches_the_explicit_reference_without_dropout() -> None:
+    """CPU training forms its own maps; with the dropouts at 0 its predictions and gradients
+    are those of plain SDPA (``explicit_attention()``), causal mask included."""
+    from mea_cli.models.attention import explicit_attention
+
+    zero = dict.fromkeys(DROPOUTS, 0.0)
+    batch = pad_batch(random_sequences(DIMS, LENGTHS), torch.randn(4, 1), extra=2)
+    model = _model(causal=True, **zero).train()
+    ours = _grads(model, batch)
+    with explicit_attention():
+        ref = _grads(model, batch)
+    assert _close(ours[0], ref[0])
+    assert all(_close(a, b) for a, b in zip(ours[1], ref[1], strict=True))
+
+
+def test_saved_attention_bytes_by_hand() -> None:
+    """heads x layers x sum over samples of T_target x T_source, times 12 bytes for every
+    transformer with attention dropout and 4 for the others; zero in evaluation and without
+    gradients."""
+    rates = dict.fromkeys(DROPOUTS, 0.0) | {"attn_dropout": 0.1, "attn_dropout_audio": 0.2}
+    model = _model(**rates).train()  # text targets and all memories (attn_dropout), audio targets
+    batch = pad_batch(random_sequences(DIMS, LENGTHS), None)
+    lt, lv, la = (np.array(LENGTHS[m]) for m in ("text", "vision", "audio"))
+    dropped = 2 * ((lt * lv).sum() + (lt * la).sum())  # vision -> text, audio -> text, 2 layers
+    dropped += 2 * ((la * lt).sum() + (la * lv).sum())  # text -> audio, vision -> audio
+    dropped += 1 * ((lt**2).sum() + (lv**2).sum() + (la**2).sum())  # memories, 1 layer
+    plain = 2 * ((lv * lt).sum() + (lv * la).sum())  # into vision: no dropout, weights only
+    assert model.saved_attention_bytes(batch.masks) == 2 * (12 * dropped + 4 * plain)
+    with torch.no_grad():
+        assert model.saved_attention_bytes(batch.masks) == 0
+    assert model.eval().saved_attention_bytes(batch.masks) == 0
+
+
+def test_recomputed_and_saved_dropout_maps_give_the_same_step(monkeypatch) -> None:
+    """Over the ``attn_saved_mib`` budget the CPU dropout attention is checkpointed
+    (recomputed in the backward pass, with the forward's dropout mask); under it autograd keeps
+    the maps. Same seed: the same predictions and gradients either way."""
+    import mea_cli.models.crossmodal as crossmodal
+
+    calls = {"chunked": 0}
+    chunked = crossmodal.chunked_dropout_attention
+
+    def counting(*args, **kwargs):
+        calls["chunked"] += 1
+        return chunked(*args, **kwargs)
+
+    monkeypatch.setattr(crossmodal, "chunked_dropout_attention", counting)
+    rates = {k: 0.3 if k.startswith("attn_") else 0.0 for k in DROPOUTS}
+    batch = pad_batch(random_sequences(DIMS, LENGTHS), torch.randn(4, 1))
+    saved = _grads(_model(attn_saved_mib=1, **rates).train(), batch, seed=3)
+    assert calls["chunked"] == 0
+    recomputed = _grads(_model(attn_saved_mib=0, **rates).train(), batch, seed=3)
+    assert calls["chunked"] > 0
+    assert _close(saved[0], recomputed[0])
+    assert all(_close(a, b) for a, b in zip(saved[1], recomputed[1], strict=True))
 
 
 # ---------------------------------------------------------------- presets and config

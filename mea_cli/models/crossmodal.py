@@ -29,15 +29,27 @@ Decisions (all listed in ``docs/models/mult.md``):
 * Attention runs through ``F.scaled_dot_product_attention`` with boolean masks and the
   attention dropout as its ``dropout_p``; maps ``[B, K, T_q, T_k]`` are formed only when asked
   for (``need_weights``). Without attention dropout SDPA takes its fused kernel on CPU and GPU,
-  and on CUDA its fused kernels apply the dropout too. On CPU, SDPA's dropout forces its math
-  path, which keeps every map, its mask and the dropped map for the backward pass (22 GB at
-  MulT's MOSI preset, batch 128) and samples the mask with ``bernoulli_`` (43 % of the CPU
-  time of a MOSI-preset training step at batch 32). So on CPU, training with attention dropout
-  runs :func:`chunked_dropout_attention`: the same maths in blocks of queries under activation
-  checkpointing (one block's maps alive at a time), the dropout mask drawn as 16-bit uniform
-  integers, four from each 64-bit draw (about 8x cheaper per element than ``bernoulli_``).
-  The drop rate is ``p`` rounded to a multiple of 2^-16; kept weights are scaled by the exact
-  keep rate.
+  and on CUDA its fused kernels apply the dropout too.
+* Length groups (``group_budget > 0``, :func:`attention_plan`): each transformer cuts its batch
+  into groups of samples of similar target and source lengths and attends per group, trimmed
+  to the group's longest lengths; a group whose members all have exactly those lengths needs
+  no mask (the kernels' unmasked paths). Audio and vision lengths are independent in MMSA's
+  MOSI-shaped benchmark pickle, so a length-sorted batch still computes about 2x the real
+  ``T_q x T_k`` entries; groups bring that close to 1x. Same maths: padded queries and keys
+  never reach a real output (tested: predictions and gradients with and without groups).
+* On CPU, SDPA's dropout forces its math path, which keeps every map, its mask and the
+  dropped map for the backward pass (22 GB at MulT's MOSI preset, batch 128) and samples the
+  mask with ``bernoulli_`` (43 % of the CPU time of a MOSI-preset step at batch 32). So on
+  CPU, training with attention dropout computes ``Drop(softmax(.)) V`` itself
+  (:func:`_dropped_attention`), the dropout mask drawn as 16-bit uniform integers, four from
+  each 64-bit draw (about 8x cheaper per element than ``bernoulli_``; the drop rate is ``p``
+  rounded to a multiple of 2^-16, kept weights scaled by the exact keep rate). Autograd keeps
+  12 bytes per map entry for the backward pass; when a step would keep more than the model's
+  budget, the step runs :func:`chunked_dropout_attention` instead: the same maths in blocks of
+  queries under activation checkpointing (one block's maps alive at a time, the forward's
+  mask rebuilt in the backward pass). Under :func:`~mea_cli.models.attention.explicit_attention`
+  (the benchmarks' reference path) neither groups nor these CPU paths are used: plain SDPA
+  with its own dropout, as before any of this.
 """
 
 from __future__ import annotations
@@ -49,8 +61,10 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from mea_cli.models.attention import fused_attention, merge_heads, split_heads
+from mea_cli.models.attention import fused_attention, fused_enabled, merge_heads, split_heads
 from mea_cli.models.extractor import sinusoidal_positions
+from mea_cli.models.grouping import Plan, plan_groups, put_back, take
+from mea_cli.models.mapops import map_matmul, mixed_scores
 from mea_cli.models.masking import masked_softmax, pair_mask
 
 
@@ -77,46 +91,96 @@ CHUNK_ELEMENTS = 1 << 23
 """Attention-map elements per query block of :func:`chunked_dropout_attention` (32 MB fp32)."""
 
 
-def _dropped_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor, dropout_p: float
-) -> torch.Tensor:
-    """``Drop(masked_softmax(Q K^T / sqrt(d/K))) V``, explicit; rows with no allowed key give 0.
+def _keep_mask(
+    shape: torch.Size, dropout_p: float, allowed: torch.Tensor | None, device: torch.device
+) -> tuple[torch.Tensor, float]:
+    """The attention-dropout keep mask (bool, ``shape``) and its exact keep rate.
 
-    The keep mask compares 16-bit uniform integers with ``round(p * 2^16)``: the drop rate is
-    ``p`` to within 2^-17, and kept weights are divided by the exact keep rate, so the expected
-    output is the undropped one. Masked logits get a -1e9 bias (an addition; ``masked_fill`` is
-    several times slower on CPU).
+    16-bit uniform integers, four lanes from each 64-bit draw (a quarter of the generator
+    calls), compared with ``round(p * 2^16)``: the drop rate is ``p`` to within 2^-17. A key
+    that ``allowed`` forbids is never kept (this also zeroes a row with no allowed key).
     """
-    bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill_(~allowed, -1e9)
-    weights = torch.softmax((q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2) + bias, dim=-1)
     cut = round(dropout_p * 65536)
-    n = weights.numel()
-    # one 64-bit draw gives four uniform 16-bit lanes: a quarter of the generator calls
-    draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=weights.device)
-    draws = draws.random_(-(2**63), None).view(torch.int16)[:n].view(weights.shape)
-    keep = (draws >= cut - 32768) & allowed  # also zeroes a row with no allowed key
-    return (weights * keep.to(weights.dtype)) @ v / (1.0 - cut / 65536)
+    n = math.prod(shape)
+    draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=device)
+    draws = draws.random_(-(2**63), None).view(torch.int16)[:n].view(shape)
+    keep = draws >= cut - 32768
+    if allowed is not None:
+        keep &= allowed
+    return keep, 1.0 - cut / 65536
+
+
+def _softmax_logits(q: torch.Tensor, k: torch.Tensor, allowed: torch.Tensor | None) -> torch.Tensor:
+    """``softmax(Q K^T / sqrt(d/K))`` ``[B, K, T_q, T_k]`` with forbidden keys at a -1e9 bias (an
+    addition: ``masked_fill`` is several times slower on CPU); ``allowed=None``: nothing masked.
+    The product runs through :func:`~mea_cli.models.mapops.mixed_scores`, whose backward pass
+    uses the thin-left products that CPU BLAS handles far faster."""
+    b, h, tq, dh = q.shape
+    logits = mixed_scores(None, _flat(q), _flat(k), 0.0, 1.0 / math.sqrt(dh))
+    logits = logits.view(b, h, tq, k.shape[2])
+    if allowed is not None:
+        bias = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device)
+        logits = logits + bias.masked_fill_(~allowed, -1e9)
+    return torch.softmax(logits, dim=-1)
+
+
+def _flat(x: torch.Tensor) -> torch.Tensor:
+    """``[B, K, T, c]`` -> ``[B K, T, c]``."""
+    return x.reshape(-1, x.shape[2], x.shape[3])
+
+
+def _dropped_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    allowed: torch.Tensor | None,
+    dropout_p: float,
+) -> torch.Tensor:
+    """``Drop(masked_softmax(Q K^T / sqrt(d/K))) V``; rows with no allowed key give 0.
+    ``allowed [B, 1, T_q or 1, T_k]``, or None when every key is real. Kept weights are divided
+    by the exact keep rate, so the expected output is the undropped one. ``weights V`` is
+    :func:`~mea_cli.models.mapops.map_matmul` (a map times thin values: about 4x faster as
+    ``(V^T W^T)^T`` on CPU, in both passes; ``docs/performance.md``)."""
+    weights = _softmax_logits(q, k, allowed)
+    keep, rate = _keep_mask(weights.shape, dropout_p, allowed, weights.device)
+    dropped = _flat(weights * keep.to(weights.dtype))
+    return map_matmul(dropped, _flat(v)).reshape(q.shape) / rate
+
+
+def _softmax_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, allowed: torch.Tensor | None
+) -> torch.Tensor:
+    """``masked_softmax(Q K^T / sqrt(d/K)) V`` with the thin-left products of
+    :mod:`~mea_cli.models.mapops` (no dropout); a query row with no allowed key gives 0.
+    Autograd keeps the weights, 4 bytes per map entry."""
+    weights = _softmax_logits(q, k, allowed)
+    out = map_matmul(_flat(weights), _flat(v)).reshape(q.shape)
+    if allowed is None:
+        return out
+    return out * allowed.any(dim=-1, keepdim=True).to(out.dtype)
 
 
 def chunked_dropout_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    allowed: torch.Tensor,
+    allowed: torch.Tensor | None,
     dropout_p: float,
     budget: int = CHUNK_ELEMENTS,
 ) -> torch.Tensor:
     """:func:`_dropped_attention` in blocks of queries, each checkpointed (CPU training path).
 
-    ``allowed [B, 1, T_q or 1, T_k]``. A block's maps are freed after its forward and rebuilt
-    in the backward pass; checkpointing restores the RNG state first, so the rebuilt dropout
-    mask is the one the forward pass used (tested with ``gradcheck``).
-    """
+    ``allowed [B, 1, T_q or 1, T_k]``, or None when every key is real. A block's maps are freed
+    after its forward and rebuilt in the backward pass; checkpointing restores the RNG state
+    first, so the rebuilt dropout mask is the one the forward pass used (tested with
+    ``gradcheck``)."""
     b, h, tq, _ = q.shape
     step = max(1, budget // max(1, b * h * k.shape[2]))
     out = []
     for start in range(0, tq, step):
-        block = allowed if allowed.shape[2] == 1 else allowed[:, :, start : start + step]
+        block = allowed
+        if allowed is not None and allowed.shape[2] > 1:
+            block = allowed[:, :, start : start + step]
         out.append(
             checkpoint(
                 _dropped_attention,
@@ -129,6 +193,17 @@ def chunked_dropout_attention(
             )
         )
     return torch.cat(out, dim=2)
+
+
+def attention_plan(
+    query_mask: torch.Tensor, key_mask: torch.Tensor, heads: int, budget: int
+) -> Plan:
+    """Length groups for one transformer's attention (the masks are the same in every layer).
+
+    A group's cost is its size times ``heads x T_q x T_k`` at its longest lengths, at most
+    ``budget`` map entries (at least one sample per group); see :mod:`mea_cli.models.grouping`.
+    """
+    return plan_groups({"q": query_mask, "k": key_mask}, lambda n: heads * n["q"] * n["k"], budget)
 
 
 class MultiheadAttention(nn.Module):
@@ -156,10 +231,14 @@ class MultiheadAttention(nn.Module):
         key_mask: torch.Tensor,
         allowed: torch.Tensor | None = None,
         need_weights: bool = False,
+        plan: Plan | None = None,
+        recompute: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Queries from ``x [B, T_q, d]``, keys and values from ``source [B, T_k, d]`` (or from
         ``x`` when ``source`` is None). Returns ``[B, T_q, d]`` and, with ``need_weights``, the
-        maps ``[B, K, T_q, T_k]`` (zero on padded queries and keys, before dropout)."""
+        maps ``[B, K, T_q, T_k]`` (zero on padded queries and keys, before dropout). With a
+        length-group ``plan`` (:func:`attention_plan`) each group of samples attends trimmed to
+        its own longest query and key lengths; the maps are never formed that way."""
         d = self.d
         if source is None:
             q, k, v = self.in_proj(x).chunk(3, dim=-1)
@@ -167,29 +246,78 @@ class MultiheadAttention(nn.Module):
             w, b = self.in_proj.weight, self.in_proj.bias
             q = F.linear(x, w[:d], b[:d])
             k, v = F.linear(source, w[d:], b[d:]).chunk(2, dim=-1)
-        q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
         p = self.dropout if self.training else 0.0
         weights = None
         if need_weights:
+            q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
             keep = pair_mask(query_mask, key_mask)
             if allowed is not None:
                 keep = keep & allowed
             logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
             weights = masked_softmax(logits, keep)
-            out = F.dropout(weights, p, self.training) @ v
-        elif p > 0 and q.device.type == "cpu" and torch.is_grad_enabled():
-            keep = key_mask[:, None, None, :] if allowed is None else allowed
-            out = chunked_dropout_attention(q, k, v, keep, p)
-        elif allowed is None:
-            out = fused_attention(q, k, v, key_mask, p)
+            out = merge_heads(F.dropout(weights, p, self.training) @ v)
+        elif plan is None:
+            out = self._attend(q, k, v, key_mask, allowed, p, recompute)
         else:
-            out = _attention_with_mask(q, k, v, allowed, p)
-        out = self.out_proj(merge_heads(out))
+            parts = []
+            for g in plan.groups:
+                tq, tk = g.lengths["q"], g.lengths["k"]
+                sub = None if allowed is None else allowed.index_select(0, g.index)
+                parts.append(
+                    self._attend(
+                        take(q, g, "q"),
+                        take(k, g, "k"),
+                        take(v, g, "k"),
+                        None if g.full else take(key_mask, g, "k"),
+                        None if sub is None else sub[:, :, :tq, :tk],
+                        p,
+                        recompute,
+                    )
+                )
+            out = put_back(parts, plan, x.shape[1])
+        out = self.out_proj(out)
         # a sample with no real source step at all gets no attention sublayer (not the bias)
         has_source = key_mask.any(dim=1)
         if not bool(has_source.all()):
             out = out * has_source[:, None, None].to(out.dtype)
         return out, weights
+
+    def _attend(
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        key_mask: torch.Tensor | None,
+        allowed: torch.Tensor | None,
+        p: float,
+        recompute: bool,
+    ) -> torch.Tensor:
+        """Attention of projected ``q [B, T_q, d]`` over ``k, v [B, T_k, d]``, ``[B, T_q, d]``.
+
+        ``key_mask=None`` and ``allowed=None``: every key is real and nothing is masked (a full
+        length group: the kernels' unmasked paths). CPU training (not under
+        ``explicit_attention()``) forms the maps itself: with dropout
+        (:func:`_dropped_attention`) and without (:func:`_softmax_attention`, about twice as
+        fast as SDPA's fused kernel, forward and backward, at MulT's head widths of 5-10).
+        ``recompute``: keep no map for the backward pass instead (dropout:
+        :func:`chunked_dropout_attention`; none: the fused kernel)."""
+        q, k, v = (split_heads(t, self.heads) for t in (q, k, v))
+        own = q.device.type == "cpu" and torch.is_grad_enabled() and fused_enabled()
+        if own and (p > 0 or not recompute):
+            keep = allowed
+            if keep is None and key_mask is not None:
+                keep = key_mask[:, None, None, :]
+            if p == 0:
+                out = _softmax_attention(q, k, v, keep)
+            elif recompute:
+                out = chunked_dropout_attention(q, k, v, keep, p)
+            else:
+                out = _dropped_attention(q, k, v, keep, p)
+        elif allowed is None:
+            out = fused_attention(q, k, v, key_mask, p)
+        else:
+            out = _attention_with_mask(q, k, v, allowed, p)
+        return merge_heads(out)
 
 
 class EncoderLayer(nn.Module):
@@ -218,10 +346,12 @@ class EncoderLayer(nn.Module):
         key_mask: torch.Tensor,
         allowed: torch.Tensor | None,
         need_weights: bool,
+        plan: Plan | None = None,
+        recompute: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         h = self.norm_attn(x)
         src = None if source is None else self.norm_attn(source)
-        a, weights = self.attn(h, src, query_mask, key_mask, allowed, need_weights)
+        a, weights = self.attn(h, src, query_mask, key_mask, allowed, need_weights, plan, recompute)
         x = x + self.drop_res(a)
         h = self.fc2(self.drop_relu(F.relu(self.fc1(self.norm_ffn(x)))))
         return x + self.drop_res(h), weights
@@ -244,9 +374,10 @@ class MulTEncoder(nn.Module):
         res_dropout: float,
         embed_dropout: float,
         causal: bool,
+        group_budget: int = 0,
     ) -> None:
         super().__init__()
-        self.d, self.causal = d, causal
+        self.d, self.heads, self.causal, self.group_budget = d, heads, causal, group_budget
         self.layers = nn.ModuleList(
             EncoderLayer(d, heads, attn_dropout, relu_dropout, res_dropout) for _ in range(layers)
         )
@@ -264,16 +395,21 @@ class MulTEncoder(nn.Module):
         source: torch.Tensor | None = None,
         source_mask: torch.Tensor | None = None,
         need_weights: bool = False,
+        recompute_attention: bool = False,
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """``x [B, T, d]`` with ``mask [B, T]``; crossmodal: ``source [B, T_s, d]`` and
-        ``source_mask [B, T_s]`` (the queries come from ``x``, keys and values from ``source``)."""
+        ``source_mask [B, T_s]`` (the queries come from ``x``, keys and values from ``source``).
+        ``recompute_attention``: see :meth:`MultiheadAttention._attend`."""
         z = self._embed(x)
         src = None if source is None else self._embed(source)
         key_mask = mask if source_mask is None else source_mask
         allowed = future_mask(mask, key_mask) if self.causal else None
+        plan = None
+        if self.group_budget > 0 and not need_weights and fused_enabled():
+            plan = attention_plan(mask, key_mask, self.heads, self.group_budget)
         maps: list[torch.Tensor] = []
         for layer in self.layers:
-            z, w = layer(z, mask, src, key_mask, allowed, need_weights)
+            z, w = layer(z, mask, src, key_mask, allowed, need_weights, plan, recompute_attention)
             if w is not None:
                 maps.append(w)
         return self.norm(z), maps

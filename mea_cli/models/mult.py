@@ -158,6 +158,11 @@ class MulTConfig(ModelConfig):
     ``relu_dropout`` and ``res_dropout`` (code defaults, 0.1). Ours: ``pool`` ("last": the last
     real step, the code's intent; "mean": masked mean), ``causal`` (the future mask, off; the
     code has it on), ``task_loss`` (L1, the code's regression loss).
+
+    Execution only, the same numbers either way (``docs/models/mult.md``, "Efficiency"):
+    ``attn_group_budget`` (map entries per length group of the attention; 0: no groups) and
+    ``attn_saved_mib`` (CPU training: above this many MiB of dropout-attention maps kept for the
+    backward pass, a step recomputes them instead; 0: always recompute).
     """
 
     # Table 5 (MOSI column as the defaults)
@@ -179,6 +184,9 @@ class MulTConfig(ModelConfig):
     pool: str = "last"
     causal: bool = False
     task_loss: str = "l1"
+    # execution only (the same numbers either way; docs/performance.md)
+    attn_group_budget: int = 1 << 20
+    attn_saved_mib: int = 4096
 
     WHAT: ClassVar[str] = "MulT configuration"
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = _preset_rows()
@@ -197,6 +205,10 @@ class MulTConfig(ModelConfig):
         bad = [k for k in DROPOUTS if not 0.0 <= getattr(self, k) < 1.0]
         if bad:
             out.append(f"{', '.join(bad)} must lie in [0, 1)")
+        if self.attn_group_budget < 0:
+            out.append("attn_group_budget must be 0 (off) or a positive number of map entries")
+        if self.attn_saved_mib < 0:
+            out.append("attn_saved_mib must be 0 (always recompute) or a positive size in MiB")
         out += choice_problems("pool", self.pool, POOLING)
         out += choice_problems("task_loss", self.task_loss, TASK_LOSSES)
         return out
@@ -254,6 +266,7 @@ class MulT(nn.Module):
                 cfg.res_dropout,
                 cfg.embed_dropout,
                 cfg.causal,
+                cfg.attn_group_budget,
             )
 
         self.crossmodal = nn.ModuleDict(
@@ -296,6 +309,30 @@ class MulT(nn.Module):
         """Total trainable parameters."""
         return trainable_parameters(self)
 
+    def saved_attention_bytes(self, masks: Mapping[str, torch.Tensor]) -> int:
+        """Bytes of attention maps a CPU training step keeps for its backward pass: 12 per real
+        map entry with attention dropout (weights, mask, dropped weights, fp32), 4 without (the
+        weights); length groups make the computed entries close to the real ones. 0 when the
+        step forms no map (evaluation, no gradient, CUDA).
+
+        Above ``attn_saved_mib`` the step keeps none instead: dropout attention recomputes its
+        maps in the backward pass (activation checkpointing), the rest runs SDPA's fused kernel.
+        """
+        if not (self.training and torch.is_grad_enabled()):
+            return 0
+        lens = {m: masks[m].sum(dim=1).to(torch.float64) for m in self.modalities}
+        if next(iter(lens.values())).device.type != "cpu":
+            return 0
+        total = 0.0
+        for name, enc in self.crossmodal.items():
+            s, t = name.split("_to_")
+            per_entry = 12 if self.cfg.target_attn_dropout[t] > 0 else 4
+            total += per_entry * len(enc.layers) * float((lens[t] * lens[s]).sum())
+        per_entry = 12 if self.cfg.attn_dropout > 0 else 4
+        for t, enc in self.memory.items():
+            total += per_entry * len(enc.layers) * float((lens[t] ** 2).sum())
+        return int(self.cfg.heads * total)
+
     # ------------------------------------------------------------------ forward
     def forward(self, batch: Batch, return_attention: bool = False) -> ModelOutput:
         """Predictions, the task loss, the pooled memory of each target and (on request) maps.
@@ -317,18 +354,27 @@ class MulT(nn.Module):
             m: apply_mask(self.proj[m](x[m].transpose(1, 2)).transpose(1, 2), masks[m])
             for m in self.modalities
         }
+        recompute = self.saved_attention_bytes(masks) > cfg.attn_saved_mib * 2**20
         pooled = []
         for t in self.targets:
             streams = []
             for s in self.sources(t):
                 z, maps = self.crossmodal[f"{s}_to_{t}"](
-                    low[t], masks[t], low[s], masks[s], need_weights=return_attention
+                    low[t],
+                    masks[t],
+                    low[s],
+                    masks[s],
+                    need_weights=return_attention,
+                    recompute_attention=recompute,
                 )
                 streams.append(z)
                 if attention is not None:
                     attention.update({f"crossmodal/{i}/{t}/{s}": a for i, a in enumerate(maps)})
             h, maps = self.memory[t](
-                torch.cat(streams, dim=-1), masks[t], need_weights=return_attention
+                torch.cat(streams, dim=-1),
+                masks[t],
+                need_weights=return_attention,
+                recompute_attention=recompute,
             )
             if attention is not None:
                 attention.update({f"memory/{i}/{t}": a for i, a in enumerate(maps)})
