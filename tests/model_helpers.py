@@ -75,3 +75,15 @@ def train_mean_baseline(store: str | Path) -> dict[str, float]:
         train = s.samples.label[s.split_indices("train"), 0]
         test = s.samples.label[s.split_indices("test"), 0]
     return regression_metrics(np.full_like(test, train.mean()), test)
+
+
+def assert_bf16_close(model: torch.nn.Module, batch: Batch, tol: float = 0.05) -> None:
+    """Evaluation under CPU bf16 autocast (8 bits of mantissa, the CUDA trainer's precision)
+    gives finite predictions within ``tol`` of fp32 (for outputs of order 0.1-1)."""
+    model.eval()
+    with torch.no_grad():
+        ref = model(batch).pred
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(batch).pred.float()
+    assert torch.isfinite(low).all()
+    assert (low - ref).abs().max() < tol

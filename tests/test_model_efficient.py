@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from model_helpers import pad_batch, random_sequences
+from model_helpers import assert_bf16_close, pad_batch, random_sequences
 from torch.nn import functional as F
 
 from mea_cli import MODALITIES
@@ -101,14 +101,7 @@ def test_checkpointing_changes_nothing_in_train_mode() -> None:
 def test_bf16_autocast_stays_within_tolerance_of_fp32() -> None:
     """bf16 (8 bits of mantissa) on the efficient path: predictions within 0.05 of fp32 on
     outputs of order 0.1-1 (the CUDA trainer's precision; on CPU training stays fp32)."""
-    model = _model(attn_group_budget=300).eval()
-    batch = _batch()
-    with torch.no_grad():
-        ref = model(batch).pred
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            low = model(batch).pred.float()
-    assert torch.isfinite(low).all()
-    assert (low - ref).abs().max() < 0.05
+    assert_bf16_close(_model(attn_group_budget=300), _batch())
 
 
 # --------------------------------------------------------------------- grouping
