@@ -23,8 +23,9 @@ threads per process, much worse than proportionally): use a quiet machine, or ``
     .venv/bin/python benchmarks/run.py [--quick] [--threads N] [--models mea,mult]
                                        [--max-rss-gib G] [--skip-train]
 
-The full run takes about 9 minutes on a quiet 2-core machine (T up to 2000); ``--quick`` (T up
-to 1000, fewer batch sizes, no MOSEI point, one training epoch) about 5.
+On a quiet 2-core machine the full run (T up to 2000) took 9 min 20 s and ``--quick`` (T up to
+1000, fewer batch sizes, no MOSEI point, one training epoch) 5 min 43 s, ``make`` included.
+``--quick`` redraws the PNGs with its fewer points; ``--plot-only`` redraws them from a JSON.
 """
 
 from __future__ import annotations
