@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import tiny_model
 import torch
-from model_helpers import pad_batch, random_sequences
+from model_helpers import pad_batch, random_sequences, store_batch
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -153,6 +153,20 @@ def test_every_parameter_gets_a_gradient(entry: ModelEntry, dataset: str) -> Non
     for n, p in model.named_parameters():
         if entry.is_unused(n):
             assert p.grad is None, f"{n} is declared unused but gets a gradient"
+
+
+@pytest.mark.parametrize("entry", MODELS, indirect=True)
+def test_iemocap_store_batch_gives_two_logits_per_emotion(
+    entry: ModelEntry, synth_iemocap: Path
+) -> None:
+    """A batch read from a (synthetic) IEMOCAP-shaped store: ``pred [B, 4, 2]``, a finite loss
+    that backpropagates."""
+    batch, dims, task, k = store_batch(synth_iemocap, 8, crop=20)
+    cfg = entry.tiny_config("iemocap", input_dims=dims, task=task, num_labels=k)
+    out = _model(entry, cfg)(batch)
+    assert out.pred.shape == (8, 4, 2)
+    out.loss.backward()
+    assert torch.isfinite(out.loss)
 
 
 # ------------------------------------------------------------------------ tasks

@@ -170,16 +170,6 @@ def test_switch_combinations_are_checked() -> None:
     assert model.psa is None and model.hca is None and model.fusion.mode == "concat"
 
 
-def test_iemocap_shape_gives_two_logits_per_emotion(synth_iemocap: Path) -> None:
-    batch, dims, task, k = store_batch(synth_iemocap, 8)
-    torch.manual_seed(0)
-    cfg = config_for("mea", "iemocap", input_dims=dims, task=task, num_labels=k, **SMALL)
-    out = create_model("mea", cfg)(batch)
-    assert out.pred.shape == (8, 4, 2)
-    out.loss.backward()
-    assert torch.isfinite(out.loss)
-
-
 def test_rebuilt_from_config_dict_gives_the_same_outputs() -> None:
     model = _model(ablations="wal").eval()
     batch = pad_batch(random_sequences(DIMS, LENGTHS), torch.randn(4, 1))
