@@ -161,8 +161,9 @@ class MulTConfig(ModelConfig):
 
     Execution only, the same numbers either way (``docs/models/mult.md``, "Efficiency"):
     ``attn_group_budget`` (map entries per length group of the attention; 0: no groups) and
-    ``attn_saved_mib`` (CPU training: above this many MiB of dropout-attention maps kept for the
-    backward pass, a step recomputes them instead; 0: always recompute).
+    ``attn_saved_mib`` (CPU training: a step that would keep more than this many MiB of
+    attention maps for its backward pass keeps none, recomputing the dropout ones and running
+    the fused kernel for the rest; 0: never keep a map; :meth:`MulT.saved_attention_bytes`).
     """
 
     # Table 5 (MOSI column as the defaults)
@@ -208,7 +209,7 @@ class MulTConfig(ModelConfig):
         if self.attn_group_budget < 0:
             out.append("attn_group_budget must be 0 (off) or a positive number of map entries")
         if self.attn_saved_mib < 0:
-            out.append("attn_saved_mib must be 0 (always recompute) or a positive size in MiB")
+            out.append("attn_saved_mib must be 0 (never keep a map) or a positive size in MiB")
         out += choice_problems("pool", self.pool, POOLING)
         out += choice_problems("task_loss", self.task_loss, TASK_LOSSES)
         return out
