@@ -15,14 +15,15 @@ page so that tables are not cropped to 80 columns (``COLUMNS`` still wins when s
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import re
 import signal
 import sys
 from enum import Enum
 from pathlib import Path
 
-import click
 import typer
 from rich.console import Console
 from rich.text import Text
@@ -662,6 +663,34 @@ def _wide_when_piped() -> None:
             c.width = PIPE_WIDTH
 
 
+def _click_modules() -> list:
+    """The ``exceptions`` modules of every click that can parse our command line: the one typer
+    parses with (typer >= 0.23 bundles its own copy, ``typer._click``, whose exceptions are not
+    the ``click`` package's) and the ``click`` package when it is installed (older typer)."""
+    names = [typer.BadParameter.__module__, "click.exceptions"]
+    modules = []
+    for name in dict.fromkeys(names):
+        try:
+            modules.append(importlib.import_module(name))
+        except ImportError:  # typer's bundled click and no click package installed
+            continue
+    return modules
+
+
+_CLICK = _click_modules()
+_USAGE_ERRORS = tuple({m.ClickException for m in _CLICK})
+_ABORTS = tuple({typer.Abort, *(m.Abort for m in _CLICK if hasattr(m, "Abort"))})
+_HELP_ERRORS = tuple({m.NoArgsIsHelpError for m in _CLICK if hasattr(m, "NoArgsIsHelpError")})
+
+
+def usage_line(err: Exception) -> str:
+    """A click usage error as one line: ``mea CMD: <click's message>``, its "did you mean" /
+    "possible options" hint kept, any line breaks folded into spaces."""
+    ctx = getattr(err, "ctx", None)
+    where = "mea" if ctx is None or ctx.parent is None else f"mea {ctx.command.name}"
+    return f"{where}: " + re.sub(r"\s*\n\s*", " ", err.format_message()).strip()
+
+
 def main() -> None:
     """Entry point of the ``mea`` script: exit 0, 2 for a user mistake (one line on stderr),
     130 for Ctrl-C and 143 for SIGTERM (one line each), 1 for a bug (with its traceback)."""
@@ -678,10 +707,16 @@ def main() -> None:
             Text.assemble(("error:", "bold red"), " ", str(err)), highlight=False, soft_wrap=True
         )
         raise SystemExit(err.exit_code) from None
-    except click.ClickException as err:  # usage errors: click's own message, exit 2
+    except _HELP_ERRORS as err:  # `mea` alone: the help, as click shows it
         err.show()
         raise SystemExit(err.exit_code) from None
-    except click.Abort:  # end of input at a prompt
+    except _USAGE_ERRORS as err:  # unknown option, missing argument, bad value: exit 2
+        err_console.print(
+            Text.assemble(("error:", "bold red"), " ", usage_line(err)),
+            highlight=False, soft_wrap=True,
+        )  # fmt: skip
+        raise SystemExit(getattr(err, "exit_code", 2) or 2) from None
+    except _ABORTS:  # end of input at a prompt
         err_console.print("aborted", highlight=False)
         raise SystemExit(1) from None
     except KeyboardInterrupt:  # outside a command (while starting up)

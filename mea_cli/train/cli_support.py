@@ -11,13 +11,17 @@ from mea_cli.train.trainer import RunResult
 
 
 def parse_seeds(text: str) -> list[int]:
-    """``"1111,1112"`` -> ``[1111, 1112]`` (a clear error for anything else)."""
+    """``"1111,1112"`` -> ``[1111, 1112]`` (a clear error for anything else). A seed must lie in
+    [0, 2**32): NumPy's generators refuse anything outside, after the run directory exists."""
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
         raise ConfigError("--seeds", f"must be comma-separated integers, got {text!r}") from None
     if not seeds:
         raise ConfigError("--seeds", "is empty")
+    bad = [s for s in seeds if not 0 <= s < 2**32]
+    if bad:
+        raise ConfigError("--seeds", f"a seed must be between 0 and {2**32 - 1}, got {bad[0]}")
     return seeds
 
 
