@@ -406,7 +406,7 @@ def extract(
     max_side: int = typer.Option(None, "--max-side", min=0, help="Shrink larger frames (0: never)."),
     face_model: Path = typer.Option(None, "--face-model", help="MediaPipe face_landmarker.task."),
     audio_set: str = typer.Option(None, "--audio-set", help="egemaps | compare."),
-    glove: Path = typer.Option(None, "--glove", help="GloVe text, word2vec .bin or gensim .kv."),
+    glove: Path = typer.Option(None, "--glove", help="GloVe or word2vec text, word2vec .bin (no pickled .kv)."),
     asr: bool = typer.Option(True, "--asr/--no-asr", help="Whisper when no transcript sidecar."),
     asr_model: Path = typer.Option(
         None, "--asr-model", help="CTranslate2 Whisper model folder (default: the packaged tiny.en)."

@@ -148,26 +148,17 @@ def test_labels_regression_and_emotions(tmp_path: Path) -> None:
 def test_vector_files_converted_once_and_atomically(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from gensim.models import KeyedVectors
-
-    from mea_cli.extract import glove
-
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     txt = tmp_path / "tiny.txt"
     txt.write_text("good 1 0 0 0\nbad 0 1 0 0\nfilm 0 0 1 0.5\n")
     kv = load_vectors(txt)
     assert kv.vector_size == 4 and np.allclose(kv["film"], [0, 0, 1, 0.5])
     made = sorted(p.name for p in (tmp_path / "cache" / "mea-cli" / "glove").iterdir())
-    # the matrix beside the .kv file (memory-mapped by every worker), no temporary file left
-    assert len(made) == 2 and made[0].startswith("tiny.") and made[0].endswith(".kv")
-    assert made[1] == made[0] + ".vectors.npy"
+    # the matrix (memory-mapped by every worker) and its word list, no temporary file left
+    assert len(made) == 2 and made[0].startswith("tiny.") and made[0].endswith(".npy")
+    assert made[1] == made[0].removesuffix(".npy") + ".words.json"
+    assert isinstance(kv.vectors, np.memmap)
     assert load_vectors(txt)["bad"][1] == 1.0  # the second load reads the cache
-    kv = KeyedVectors(vector_size=3)
-    kv.add_vectors(["a", "b"], np.eye(2, 3, dtype=np.float32))
-    target = tmp_path / "own" / "own.kv"
-    glove._save_kv(kv, target)
-    assert sorted(p.name for p in target.parent.iterdir()) == ["own.kv", "own.kv.vectors.npy"]
-    assert load_vectors(target)["b"].tolist() == [0.0, 1.0, 0.0]
 
 
 def test_cmu_column_names_and_layouts(tmp_path: Path) -> None:

