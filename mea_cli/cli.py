@@ -23,6 +23,7 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
+from types import ModuleType
 
 import typer
 from rich.console import Console
@@ -663,10 +664,11 @@ def _wide_when_piped() -> None:
             c.width = PIPE_WIDTH
 
 
-def _click_modules() -> list:
+def _click_modules() -> list[ModuleType]:
     """The ``exceptions`` modules of every click that can parse our command line: the one typer
-    parses with (typer >= 0.23 bundles its own copy, ``typer._click``, whose exceptions are not
-    the ``click`` package's) and the ``click`` package when it is installed (older typer)."""
+    parses with (recent typer, 0.29 for one, bundles its own copy, ``typer._click``, whose
+    exceptions are not the ``click`` package's) and the ``click`` package when it is installed
+    (what older typer parses with)."""
     names = [typer.BadParameter.__module__, "click.exceptions"]
     modules = []
     for name in dict.fromkeys(names):
@@ -710,12 +712,12 @@ def main() -> None:
     except _HELP_ERRORS as err:  # `mea` alone: the help, as click shows it
         err.show()
         raise SystemExit(err.exit_code) from None
-    except _USAGE_ERRORS as err:  # unknown option, missing argument, bad value: exit 2
+    except _USAGE_ERRORS as err:  # unknown option, missing argument, bad value, unreadable file
         err_console.print(
             Text.assemble(("error:", "bold red"), " ", usage_line(err)),
             highlight=False, soft_wrap=True,
         )  # fmt: skip
-        raise SystemExit(getattr(err, "exit_code", 2) or 2) from None
+        raise SystemExit(2) from None
     except _ABORTS:  # end of input at a prompt
         err_console.print("aborted", highlight=False)
         raise SystemExit(1) from None
