@@ -38,6 +38,7 @@ batches, validation predictions are gathered from all ranks, and only rank 0 wri
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -469,6 +470,7 @@ class Trainer:
             {
                 "format": STATE_FORMAT,
                 "seed": self.seed,
+                "config_sha256": runs.config_digest(self.run),
                 "epoch": pr.epoch,
                 "model": self.model.state_dict(),
                 "optimizer": self.opt.state_dict(),
@@ -487,8 +489,7 @@ class Trainer:
     def restore(self) -> None:
         """Continue from ``state.pt``: weights, optimizer, scheduler, RNGs, early stopping."""
         st = safe_load(self.state_path, "training state")
-        if st.get("format") != STATE_FORMAT or int(st.get("seed", -1)) != self.seed:
-            raise runs.RunError(f"{self.state_path}: not the training state of seed {self.seed}")
+        runs.check_state(self.state_path, st, self.run, self.seed, self.model.state_dict(), STATE_FORMAT)
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
@@ -607,9 +608,11 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
     console = console or Console(stderr=True)
     device_type = resolve_device(req.device).type
     info = init_distributed(device_type)
+    held = contextlib.ExitStack()
     try:
         device = resolve_device(req.device, info)
         run_dir, cfg = _open_run(req, info)
+        held.enter_context(runs.hold_run(run_dir, info.is_main))  # one process per run
         seeds = [int(s) for s in cfg["seeds"]]
         results: dict[int, dict[str, Any]] = {}
         with FeatureStore(cfg["features"]) as store:
@@ -638,6 +641,7 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
             runs.update_latest(Path(req.runs_dir), run_dir)
         return RunResult(run_dir, results, summary, cfg["selection"], info.is_main)
     finally:
+        held.close()
         shutdown(info)
 
 
