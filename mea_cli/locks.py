@@ -7,7 +7,8 @@ with one line naming the folder and the holder's pid (two ``mea train --resume``
 would otherwise both train it, interleaving their epochs in one log). The kernel releases the
 lock when its holder ends in any way, ``kill -9`` included, so a lock file left by a dead
 process is simply taken over: no stale lock ever needs deleting by hand. The file holds the
-holder's pid and host, for the message only.
+holder's pid and host, for the message only; a command refused for a user error (one line,
+exit 2) while holding the lock leaves the file as it found it.
 
 An extraction cache may be shared by several ``mea extract`` at once (shards of one corpus
 write different entries): :func:`share` holds a shared lock there instead.
@@ -92,18 +93,29 @@ def hold(folder: Path, what: str = "run", clean: Iterable[Path] = ()) -> Iterato
     if fcntl is None:
         yield []
         return
+    path = folder / LOCK_NAME
+    existed = path.exists()
     fd = _open(folder, what)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise InUseError(
-                f"{folder}: this {what} is in use by {_holder(folder / LOCK_NAME)} (lock "
-                f"{folder / LOCK_NAME}); wait until it ends or stop it, then run again"
+                f"{folder}: this {what} is in use by {_holder(path)} (lock {path}); wait until "
+                f"it ends or stop it, then run again"
             ) from None
+        before = os.pread(fd, 4096, 0)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()} {socket.gethostname()}\n".encode(), 0)
-        yield remove_stale_temps([folder, *clean])
+        try:
+            yield remove_stale_temps([folder, *clean])
+        except MeaError:  # refused: leave the lock file as it was found
+            if existed:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, before, 0)
+            else:
+                path.unlink(missing_ok=True)
+            raise
     finally:
         os.close(fd)  # releases the lock
 

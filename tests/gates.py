@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 GATED = Path(__file__).resolve().parent / "gated"
@@ -45,6 +46,15 @@ def wait_blocked(folder: Path, proc: subprocess.Popen, count: int = 1) -> dict[i
             raise AssertionError("the command never reached the gate")
         time.sleep(0.05)
     return held
+
+
+def wait_for(predicate: Callable[[], bool], what: str = "the awaited state") -> None:
+    """Wait until ``predicate()`` holds (bounded by :data:`WAIT_S`, a hang guard)."""
+    end = time.monotonic() + WAIT_S
+    while not predicate():
+        if time.monotonic() > end:
+            raise AssertionError(f"never reached {what}")
+        time.sleep(0.05)
 
 
 def wait_gone(pids: list[int]) -> list[int]:

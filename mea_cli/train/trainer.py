@@ -608,40 +608,39 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
     console = console or Console(stderr=True)
     device_type = resolve_device(req.device).type
     info = init_distributed(device_type)
-    held = contextlib.ExitStack()
     try:
-        device = resolve_device(req.device, info)
-        run_dir, cfg = _open_run(req, info)
-        held.enter_context(runs.hold_run(run_dir, info.is_main))  # one process per run
-        seeds = [int(s) for s in cfg["seeds"]]
-        results: dict[int, dict[str, Any]] = {}
-        with FeatureStore(cfg["features"]) as store:
-            _check_schema_same(store, cfg)
-            for seed in seeds:
-                out_dir = runs.seed_dir(run_dir, seed, len(seeds))
-                trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)
-                try:
-                    results[seed] = trainer.fit(resume=req.resume)
-                except KeyboardInterrupt:
-                    if info.is_main:
-                        runs.update_latest(Path(req.runs_dir), run_dir)
-                        console.print(
-                            f"stopped; the last completed epoch is kept: continue with "
-                            f"mea train --resume --name {run_dir.name}",
-                            highlight=False,
-                        )
-                    raise
-        summary = _summarise(results)
-        if info.is_main:
-            if len(seeds) > 1:
-                runs.write_json(
-                    run_dir / "metrics.json",
-                    {"selection": cfg["selection"], "seeds": results, **summary},
-                )
-            runs.update_latest(Path(req.runs_dir), run_dir)
-        return RunResult(run_dir, results, summary, cfg["selection"], info.is_main)
+        with contextlib.ExitStack() as held:  # the run lock, released last
+            device = resolve_device(req.device, info)
+            run_dir, cfg = _open_run(req, info)
+            held.enter_context(runs.hold_run(run_dir, info.is_main))  # one process per run
+            seeds = [int(s) for s in cfg["seeds"]]
+            results: dict[int, dict[str, Any]] = {}
+            with FeatureStore(cfg["features"]) as store:
+                _check_schema_same(store, cfg)
+                for seed in seeds:
+                    out_dir = runs.seed_dir(run_dir, seed, len(seeds))
+                    trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)
+                    try:
+                        results[seed] = trainer.fit(resume=req.resume)
+                    except KeyboardInterrupt:
+                        if info.is_main:
+                            runs.update_latest(Path(req.runs_dir), run_dir)
+                            console.print(
+                                f"stopped; the last completed epoch is kept: continue with "
+                                f"mea train --resume --name {run_dir.name}",
+                                highlight=False,
+                            )
+                        raise
+            summary = _summarise(results)
+            if info.is_main:
+                if len(seeds) > 1:
+                    runs.write_json(
+                        run_dir / "metrics.json",
+                        {"selection": cfg["selection"], "seeds": results, **summary},
+                    )
+                runs.update_latest(Path(req.runs_dir), run_dir)
+            return RunResult(run_dir, results, summary, cfg["selection"], info.is_main)
     finally:
-        held.close()
         shutdown(info)
 
 
