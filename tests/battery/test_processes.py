@@ -96,7 +96,7 @@ def test_second_resume_is_refused_sigterm_is_143_and_a_dead_holder_is_taken_over
         wait_blocked(gate, holder)
         before = snapshot(tmp_path / "runs")
         second = mea("train", "--resume", "--name", "r", cwd=tmp_path, env=ENV)
-        line = assert_refused(second, [str(run), f"process {holder.pid}", "in use"], before,
+        line = assert_refused(second, ["runs/r", f"process {holder.pid}", "in use"], before,
                               [tmp_path / "runs"])  # fmt: skip
         assert line.startswith("error: ")
         holder.send_signal(signal.SIGTERM)  # what a scheduler sends at its time limit
