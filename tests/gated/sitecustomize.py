@@ -7,7 +7,8 @@ ticket in ``folder``; tickets ``0 .. n-1`` go on, every later one writes ``block
 (holding its pid) and waits until a signal ends it. Points:
 
 * ``video``: before a video is extracted (``Pipeline.extract_video``);
-* ``epoch``: after a training epoch's state is saved (``Trainer.save``).
+* ``epoch``: after a training epoch's state is saved (``Trainer.save``);
+* ``sample``: ``mea synth`` after ``n`` samples were written (one ticket, taken then).
 
 Without ``MEA_TEST_GATE`` this module does nothing.
 """
@@ -58,6 +59,18 @@ def _install(spec: str) -> None:
             gate()
 
         Trainer.save = save
+    elif point == "sample":
+        from mea_cli.data import synth
+
+        original_generate = synth.generate
+
+        def generate(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+            for k, item in enumerate(original_generate(*args, **kwargs)):
+                if k == int(passes):
+                    _gate(Path(folder), 0)
+                yield item
+
+        synth.generate = generate
     else:
         raise ValueError(f"MEA_TEST_GATE: unknown point {point!r}")
 
