@@ -6,7 +6,8 @@ in this process (``workers=1``) or in ``workers`` spawned processes, each buildi
 threads). Each result is written to the cache as soon as it is done, so a run stopped at any
 moment resumes where it stopped.
 
-Ctrl-C (SIGINT) stops the run: workers ignore SIGINT (the terminal sends it to the whole
+Workers end with the main process even when it is killed outright
+(:mod:`mea_cli.extract.lifetime`). Ctrl-C (SIGINT) stops the run: workers ignore SIGINT (the terminal sends it to the whole
 process group, and a traceback per worker helps nobody), the main process terminates them
 (each removes its half-written cache entry on SIGTERM) and raises :class:`ExtractInterrupted`:
 one message saying how much is cached and that the same command resumes, exit code 130 (143
