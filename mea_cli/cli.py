@@ -31,7 +31,13 @@ from rich.text import Text
 
 from mea_cli import __version__, interrupt
 from mea_cli.errors import MeaError
-from mea_cli.paths import PathError, check_input_file, check_output_dir, check_output_file
+from mea_cli.paths import (
+    PathError,
+    check_input_file,
+    check_name_length,
+    check_output_dir,
+    check_output_file,
+)
 
 app = typer.Typer(
     name="mea",
@@ -267,6 +273,7 @@ def predict(
 ) -> None:
     """Predict clips with a checkpoint, re-running exactly the extraction it was trained on
     (or a feature store's samples from their stored features)."""
+    check_name_length(clips, "video or folder")
     if not clips.exists():
         raise PathError(clips, "no such video or folder")
     from mea_cli.predict.api import STORE_SUFFIXES
@@ -414,6 +421,7 @@ def extract(
     ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
+    check_name_length(videos, "video file or folder")
     if not videos.exists():
         raise PathError(videos, "no such file or folder")
     if not videos.is_dir():

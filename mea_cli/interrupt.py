@@ -11,12 +11,18 @@ when that is a weak-reference callback or a ``__del__`` method (h5py runs many),
 it raises is printed as "Exception ignored" and dropped, and the command goes on as if nothing
 happened. There the interrupt is deferred by a few milliseconds (SIGALRM) until it lands in
 ordinary code.
+
+A command that turns the interrupt into its own one-line message raises :class:`Interrupted`,
+whose exit code follows the signal like the shell's: 130 for SIGINT, 143 for SIGTERM (a
+scheduler or a wrapper script tells "the user stopped it" from "it was terminated" by it).
 """
 
 from __future__ import annotations
 
 import signal
 from types import FrameType
+
+from mea_cli.errors import MeaError
 
 RETRY_SECONDS = 0.02
 _received: list[int] = []
@@ -55,3 +61,17 @@ def install() -> None:
 def received() -> int | None:
     """The stop signal that arrived last (``signal.SIGINT`` / ``signal.SIGTERM``), if any."""
     return _received[-1] if _received else None
+
+
+def exit_code() -> int:
+    """The shell's exit code for the stop signal received: 128 + its number (130 when none)."""
+    return 128 + int(received() or signal.SIGINT)
+
+
+class Interrupted(MeaError):
+    """A command stopped by Ctrl-C or SIGTERM, with its own message (what was kept, how to
+    resume); exit code 130 or 143 as :func:`exit_code` says."""
+
+    @property
+    def exit_code(self) -> int:  # type: ignore[override]
+        return exit_code()

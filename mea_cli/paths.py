@@ -35,6 +35,40 @@ class PathError(MeaError):
         super().__init__(f"{path}: {problem}")
 
 
+TEMP_SUFFIX_BYTES = len(".") + len(".00000000.tmp")  # what atomic_output adds to a file name
+
+
+def _name_max(path: Path) -> int:
+    """The longest file name (bytes) the file system under ``path`` allows (255 on Linux,
+    macOS and Windows file systems; ``pathconf`` where it can tell)."""
+    probe = path
+    while True:
+        try:
+            return int(os.pathconf(probe, "PC_NAME_MAX"))
+        except (OSError, ValueError, AttributeError):
+            if probe.parent == probe:
+                return 255
+            probe = probe.parent
+
+
+def check_name_length(path: str | os.PathLike[str], what: str = "file", extra: int = 0) -> Path:
+    """Refuse a path with a part longer than the file system allows (``extra`` bytes kept
+    free for a temporary name beside it) with one line, before any system call fails on it
+    with ``ENAMETOOLONG`` (which ``Path.exists`` raises instead of answering)."""
+    p = Path(path)
+    limit = _name_max(p if p.is_absolute() else Path.cwd())
+    for i, part in enumerate(p.parts):
+        size = len(os.fsencode(part)) + (extra if i == len(p.parts) - 1 else 0)
+        if size > limit and part not in (p.anchor, "/"):
+            plus = f" (+{extra} for its temporary file)" if i == len(p.parts) - 1 and extra else ""
+            raise PathError(
+                f"{part[:24]}...{part[-12:]}" if len(part) > 48 else p,
+                f"the {what}'s name is {len(os.fsencode(part))} bytes{plus}; the file system "
+                f"allows {limit}: give a shorter name",
+            )
+    return p
+
+
 def _check_parent(path: Path, what: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
@@ -67,7 +101,7 @@ def _probe(directory: Path, path: Path, what: str) -> None:
 def check_output_file(path: str | os.PathLike[str], what: str = "output file") -> Path:
     """Check that ``path`` can be written as a file: not a directory, parent an existing,
     writable directory, an existing file writable. Creates nothing; returns ``Path(path)``."""
-    p = Path(path)
+    p = check_name_length(path, what, TEMP_SUFFIX_BYTES)
     if p.is_dir():
         raise PathError(p, f"the {what} is an existing directory; give a file name")
     _check_parent(p, what)
@@ -81,7 +115,7 @@ def check_output_dir(path: str | os.PathLike[str], what: str = "output directory
 
     Creates nothing; :func:`ensure_dir` creates it once the command is about to write.
     """
-    p = Path(path)
+    p = check_name_length(path, what)
     if p.exists():
         if not p.is_dir():
             raise PathError(p, f"the {what} is a file, not a directory")
@@ -102,7 +136,7 @@ def check_input_file(
     path: str | os.PathLike[str], what: str = "input file", allow_empty: bool = False
 ) -> Path:
     """Check that ``path`` is an existing, readable (and, by default, non-empty) file."""
-    p = Path(path)
+    p = check_name_length(path, what)
     if not p.exists():
         raise PathError(p, f"no such {what}")
     if p.is_dir():

@@ -11,11 +11,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from gates import gate_env, wait_blocked
 
 from mea_cli.ablate.api import ablate, load_run, sweep
 from mea_cli.ablate.errors import AblationError, SweepError
@@ -92,21 +92,18 @@ def test_ablate_killed_after_first_row_resumes_without_retraining(trained: Path)
         "--seeds",
         "2",
     ]
+    gate = trained / "gate"  # both psa seeds train (one epoch each), wal's first is held
     proc = subprocess.Popen(
         cmd,
         cwd=trained,
-        env=ENV,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        env=gate_env(gate, "epoch", 2, ENV),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
     first_row = [run / "ablation" / "psa" / s / "metrics.json" for s in ("1", "2")]
-    deadline = time.monotonic() + 240
     try:
-        while len([e for e in _events(run) if e["row"] == "psa"]) < 2:
-            assert proc.poll() is None, proc.stderr.read().decode()
-            assert time.monotonic() < deadline, "first row never finished"
-            time.sleep(0.05)
+        wait_blocked(gate, proc)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the ablation's own process group only
         proc.wait()

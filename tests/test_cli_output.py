@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from gates import gate_env, wait_blocked
 
 MEA = [sys.executable, "-m", "mea_cli"]
 ENV = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
@@ -50,24 +51,18 @@ def test_piped_tables_are_not_cropped(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0].rstrip().endswith("│")
 
 
-def _wait_for(predicate, seconds: float = 60.0) -> None:  # noqa: ANN001
-    end = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > end:
-            raise AssertionError("the command did not reach the point to interrupt it")
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_interrupted_command_says_so_and_leaves_nothing(tmp_path: Path, sig, code, word) -> None:
     out = tmp_path / "big.h5"
+    gate = tmp_path.parent / f"{tmp_path.name}-gate"  # held after 500 samples, mid-write
     proc = subprocess.Popen(
-        [*MEA, "synth", "--like", "mosei", "--n", "200000", "--out", str(out)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+        [*MEA, "synth", "--like", "mosei", "--n", "2000", "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=gate_env(gate, "sample", 500, ENV),
     )  # fmt: skip
     try:
-        # the temporary store holds samples: the command is in the middle of writing
-        _wait_for(lambda: any(p.stat().st_size > 1_000_000 for p in tmp_path.iterdir()))
+        wait_blocked(gate, proc)
+        assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # being written
         proc.send_signal(sig)
         stdout, stderr = proc.communicate(timeout=60)
     finally:
@@ -109,8 +104,8 @@ def test_an_interrupt_inside_a_finaliser_is_deferred_not_lost() -> None:
                 interrupt._stop(signal.SIGINT, sys._getframe())  # must not raise here
 
         Deferred()
-        with pytest.raises(KeyboardInterrupt):  # ... but from the retry alarm soon after
-            time.sleep(5)
+        with pytest.raises(KeyboardInterrupt):  # ... but from the retry alarm (in 20 ms)
+            time.sleep(120)  # a bound on a hang, not on the machine's speed
         interrupt._received[:] = received
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)

@@ -14,11 +14,11 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from gates import gate_env, wait_blocked
 from sampleclips import astronaut, require_media, speak, talking_astronaut, write_clip
 
 from mea_cli.artifacts.features import FeatureStore
@@ -260,25 +260,26 @@ def test_ctrl_c_says_so_keeps_the_cache_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "out.h5"
     cache = tmp_path / "out.h5.cache"
     cmd = [sys.executable, "-m", "mea_cli", "extract", str(root), "--out", str(out), "--no-asr"]
+    gate = tmp_path.parent / f"{tmp_path.name}-gate"  # one video goes through, the rest wait
     proc = subprocess.Popen(
-        [*cmd, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.time() + 120
-    while time.time() < deadline and not (cache.is_dir() and list(cache.glob("*.npz"))):
-        assert proc.poll() is None, "mea extract ended before it could be interrupted"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-    _, err = proc.communicate(timeout=60)
+        [*cmd, "--workers", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=gate_env(gate, "video", 1),
+    )  # fmt: skip
+    try:
+        wait_blocked(gate, proc, count=2)  # both workers held: the one free video is cached
+        proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "interrupted" in err and "run the same command again" in err.lower()
-    done_before = len(list(cache.glob("*.npz")))
-    assert 1 <= done_before < 4, "the interrupt should land half-way"
+    assert len(list(cache.glob("*.npz"))) == 1
     assert not out.exists()
     leftovers = [p.name for d in (tmp_path, cache) for p in d.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []  # no half-written cache entry or store
     r = _mea(*cmd[3:])
     assert r.returncode == 0, r.stderr
-    assert f"{4 - done_before} / {done_before}" in r.stdout  # extracted now / from cache
+    assert "3 / 1" in r.stdout  # extracted now / from cache
     with FeatureStore(out) as s:
         assert sorted(s.samples.video) == [f"clip{k}" for k in range(4)]
     assert (out.stat().st_mode & 0o777) == (0o666 & ~_umask())  # umask permissions, not 0600

@@ -9,7 +9,6 @@ import math
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -626,7 +625,7 @@ def test_overfits_32_synthetic_samples(tmp_path: Path) -> None:
         ),
     )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    start, first = time.perf_counter(), None
+    first = None
     for _ in range(150):
         out = model(batch)
         opt.zero_grad()
@@ -634,7 +633,6 @@ def test_overfits_32_synthetic_samples(tmp_path: Path) -> None:
         opt.step()
         first = first if first is not None else float(out.loss.detach())
     assert float(out.loss.detach()) < 0.1 * first, (first, float(out.loss.detach()))
-    assert time.perf_counter() - start < 120
 
 
 def test_cli_info_prints_the_mult_size() -> None:

@@ -10,11 +10,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
+from gates import gate_env, wait_blocked
 
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.synth import write_synthetic
@@ -49,22 +49,23 @@ def test_kill_then_resume_matches_uninterrupted_run(tmp_path: Path, tiny_mosi: P
     train = ["train", str(tiny_mosi), "--dataset", "mosi", "--epochs", epochs, "--device", "cpu"]
     run_ok(cmd(*train, "--name", "whole", *TINY), tmp_path)
 
+    gate = tmp_path / "gate"  # the run is held after epoch 2's state is saved
     proc = subprocess.Popen(
         cmd(*train, "--name", "cut", *TINY),
         cwd=tmp_path,
+        env=gate_env(gate, "epoch", 1),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     log = tmp_path / "runs" / "cut" / "log.jsonl"
-    deadline = time.monotonic() + 300
-    while len(read_log(log)) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
+    try:
+        wait_blocked(gate, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
     state = torch.load(tmp_path / "runs" / "cut" / "state.pt", weights_only=True)
-    # the log line of an epoch is written just before its state: state is at epoch 1 or 2
-    assert 1 <= state["epoch"] < int(epochs)
+    assert state["epoch"] == 2 and [r["epoch"] for r in read_log(log)] == [1, 2]
     assert not (tmp_path / "runs" / "cut" / "metrics.json").exists()
 
     run_ok(cmd("train", "--resume", "--name", "cut"), tmp_path)

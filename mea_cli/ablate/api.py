@@ -33,8 +33,9 @@ from mea_cli.ablate.runner import (
     trainer_fn,
 )
 from mea_cli.ablate.table import ResultTable, build_table, default_metrics
+from mea_cli.locks import hold
 from mea_cli.models.contract import model_fields
-from mea_cli.paths import write_text
+from mea_cli.paths import ensure_dir, write_text
 
 
 def load_run(runs_dir: Path, run: str | Path | None) -> RunInfo:
@@ -224,9 +225,11 @@ def ablate(
     seed_list = pick_seeds(info, seeds)
     rows, jobs = plan_ablation(info, drop, seed_list)
     fn = train_fn or trainer_fn(device)
-    results = run_jobs(jobs, fn, info.run_dir / "ablation" / "events.jsonl", report)
-    table = ablation_table(info, rows, results, with_paper)
-    files = write_tables(table, info.run_dir, "ablation")
+    folder = ensure_dir(info.run_dir / "ablation", "ablation folder")
+    with hold(folder, "ablation"):  # one mea ablate per run at a time
+        results = run_jobs(jobs, fn, folder / "events.jsonl", report)
+        table = ablation_table(info, rows, results, with_paper)
+        files = write_tables(table, info.run_dir, "ablation")
     return AblationResult(table, files, results)
 
 
@@ -261,34 +264,35 @@ def sweep(
     check_specs(specs)
     seed_list = pick_seeds(info, seeds)
     fn = train_fn or trainer_fn(device)
-    base = info.run_dir / "sweep"
+    base = ensure_dir(info.run_dir / "sweep", "sweep folder")
     out: list[SweepResult] = []
-    for spec in specs:
-        jobs = [
-            run_job(
-                info,
-                spec.row_key(i),
-                s,
-                base / spec.row_key(i) / str(s),
-                model_change={spec.key: value} if spec.target == "model" else None,
-                train_change={spec.key: value} if spec.target == "train" else None,
+    with hold(base, "sweep"):  # one mea sweep per run at a time
+        for spec in specs:
+            jobs = [
+                run_job(
+                    info,
+                    spec.row_key(i),
+                    s,
+                    base / spec.row_key(i) / str(s),
+                    model_change={spec.key: value} if spec.target == "model" else None,
+                    train_change={spec.key: value} if spec.target == "train" else None,
+                )
+                for i, value in enumerate(spec.values)
+                for s in seed_list
+            ]
+            results = run_jobs(jobs, fn, base / "events.jsonl", report)
+            metrics = default_metrics(info.task, info.config.get("label_range"))
+            title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, test split"
+            table = build_table(
+                title, values_table_entries(spec, results), metrics, first_column=spec.display
             )
-            for i, value in enumerate(spec.values)
-            for s in seed_list
-        ]
-        results = run_jobs(jobs, fn, base / "events.jsonl", report)
-        metrics = default_metrics(info.task, info.config.get("label_range"))
-        title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, test split"
-        table = build_table(
-            title, values_table_entries(spec, results), metrics, first_column=spec.display
-        )
-        stem = f"sweep-{spec.row_key(0).split('=')[0]}"
-        files = write_tables(table, info.run_dir, stem)
-        files["png"] = plot_sweep(table, spec, info.run_dir / f"{stem}.png", title=title)
-        res = SweepResult(spec.display, table, files)
-        if on_table:
-            on_table(res)
-        out.append(res)
+            stem = f"sweep-{spec.row_key(0).split('=')[0]}"
+            files = write_tables(table, info.run_dir, stem)
+            files["png"] = plot_sweep(table, spec, info.run_dir / f"{stem}.png", title=title)
+            res = SweepResult(spec.display, table, files)
+            if on_table:
+                on_table(res)
+            out.append(res)
     return out
 
 

@@ -235,6 +235,7 @@ def compare(
 ) -> CompareResult:
     """Train (or reuse) every model x seed, then write ``compare.{md,csv,tex,png}``."""
     from mea_cli.artifacts.features import FeatureStore
+    from mea_cli.locks import hold
     from mea_cli.paths import ensure_dir
     from mea_cli.train import runs
     from mea_cli.train.metrics import metric_keys
@@ -247,8 +248,9 @@ def compare(
     spec = _check_spec(out_dir / "compare.json", spec)
     ensure_dir(Path(runs_dir), "runs directory")
     ensure_dir(out_dir, "comparison directory")
-    runs.write_json(out_dir / "compare.json", spec)
-    results = run_jobs(jobs, train_fn or trainer_fn(device), out_dir / "events.jsonl", report)
+    with hold(out_dir, "comparison"):  # one mea compare per folder at a time
+        runs.write_json(out_dir / "compare.json", spec)
+        results = run_jobs(jobs, train_fn or trainer_fn(device), out_dir / "events.jsonl", report)
     ordered = {m: results.get(m, {}) for m in dict.fromkeys(j.model for j in jobs)}
     with FeatureStore(features) as store:
         synthetic = " (synthetic data)" if store.meta.synthetic else ""

@@ -3,7 +3,9 @@
 Each finished video is written as one ``.npz`` (full-video sequences of every modality, their
 times, the words, the failure rows, timings and a JSON header) to
 ``<cache dir>/<sha1(video key)>.npz`` through :func:`mea_cli.paths.atomic_output`, so an entry
-is either whole or absent. An entry is reused only when its header matches the video's size
+is either whole or absent (the temporary file a ``kill -9`` can leave behind is removed by the
+next extraction that finds the cache folder unused: :func:`mea_cli.locks.share`). An entry is
+reused only when its header matches the video's size
 and mtime, its transcript sidecar's, and the fingerprint of the extraction settings (the
 provenance of every backend and of the word source); anything else is recomputed.
 """

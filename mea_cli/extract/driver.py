@@ -28,7 +28,8 @@ from mea_cli.extract.labelparse import LabelSpec
 from mea_cli.extract.pack import pack
 from mea_cli.extract.pipeline import ExtractConfig, Pipeline
 from mea_cli.extract.run import ExtractInterrupted, Progress, run
-from mea_cli.paths import check_output_dir, check_output_file
+from mea_cli.locks import share
+from mea_cli.paths import check_output_dir, check_output_file, ensure_dir
 
 __all__ = ["ExtractConfig", "ExtractError", "ExtractInterrupted", "ExtractReport", "Progress", "extract"]
 
@@ -88,8 +89,11 @@ def extract(
         pipeline = Pipeline.from_config(cfg)  # one clear error for a missing model, not N failures
         pipeline.words.require_asr(plan.without_sidecar())
         schemas = pipeline.schemas()
-        done = run(plan, pipeline, cfg, cdir, workers, progress)
-        packed = pack(plan, done.results, schemas, out, dataset)
+        # shared with other extractions using this cache; alone, it removes a killed run's
+        # temporary files (cache entries, the store)
+        with share(ensure_dir(cdir, "extraction cache folder"), "extraction cache", [out]):
+            done = run(plan, pipeline, cfg, cdir, workers, progress)
+            packed = pack(plan, done.results, schemas, out, dataset)
     except KeyboardInterrupt:
         raise ExtractInterrupted(
             f"interrupted; no store was written. Videos finished so far are cached in {cdir}: "

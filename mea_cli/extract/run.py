@@ -6,11 +6,12 @@ in this process (``workers=1``) or in ``workers`` spawned processes, each buildi
 threads). Each result is written to the cache as soon as it is done, so a run stopped at any
 moment resumes where it stopped.
 
-Ctrl-C (SIGINT) stops the run: workers ignore SIGINT (the terminal sends it to the whole
+Workers end with the main process even when it is killed outright
+(:mod:`mea_cli.extract.lifetime`). Ctrl-C (SIGINT) stops the run: workers ignore SIGINT (the terminal sends it to the whole
 process group, and a traceback per worker helps nobody), the main process terminates them
 (each removes its half-written cache entry on SIGTERM) and raises :class:`ExtractInterrupted`:
-one message saying how much is cached and that the same command resumes, exit code 130, and
-no store written.
+one message saying how much is cached and that the same command resumes, exit code 130 (143
+for SIGTERM), and no store written.
 """
 
 from __future__ import annotations
@@ -28,18 +29,18 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from mea_cli.errors import MeaError
 from mea_cli.extract import cache
 from mea_cli.extract.cache import VideoResult
 from mea_cli.extract.discover import ExtractError, Plan
+from mea_cli.extract.lifetime import die_with_parent
 from mea_cli.extract.pipeline import ExtractConfig, Pipeline
+from mea_cli.interrupt import Interrupted
 from mea_cli.paths import ensure_dir
 
 
-class ExtractInterrupted(MeaError):
-    """Ctrl-C during ``mea extract``: what is cached stays, the store is not written."""
-
-    exit_code = 130
+class ExtractInterrupted(Interrupted):
+    """Ctrl-C or SIGTERM during ``mea extract``: what is cached stays, the store is not written
+    (exit code 130 or 143)."""
 
 
 @dataclass
@@ -91,6 +92,7 @@ def _init_worker(cfg: ExtractConfig) -> None:
     global _STATE
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides what Ctrl-C does
     signal.signal(signal.SIGTERM, _on_sigterm)
+    die_with_parent()  # kill -9 of mea must not leave workers idling forever
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
     _STATE = Pipeline.from_config(cfg)

@@ -11,6 +11,7 @@
     runs/<name>/state.pt        resumable state after the last completed epoch (``--resume``)
     runs/<name>/seeds/<seed>/   ckpt.pt, metrics.json, log.jsonl, state.pt of each seed when
                                 several seeds are trained
+    runs/<name>/.mea.lock       held by the process training the run (:mod:`mea_cli.locks`)
     runs/latest                 symlink to the newest run (a text file holding its name where
                                 symlinks are not available)
 
@@ -20,19 +21,24 @@ rename). NaN metrics are written as ``null`` so the files are strict JSON.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import os
 import re
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from mea_cli import paths
+from mea_cli import locks, paths
 from mea_cli.errors import MeaError
 
 LATEST = "latest"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+NAME_MAX_BYTES = 255  # the longest folder name common file systems allow
 
 
 class RunError(MeaError):
@@ -101,6 +107,8 @@ def default_name(model: str, dataset: str) -> str:
 
 
 def check_name(name: str) -> str:
+    if len(name.encode("utf-8")) > NAME_MAX_BYTES:
+        raise RunError(f"run name {name[:24]}...{name[-12:]} is {len(name.encode())} bytes; the most a folder name may have is {NAME_MAX_BYTES}")
     if not _NAME.match(name) or name == LATEST:
         raise RunError(
             f"run name {name!r} is not allowed: use letters, digits, '.', '_', '+', '-' "
@@ -145,7 +153,7 @@ def checkpoint_in(path: str | os.PathLike[str]) -> Path:
     A run of several seeds has no top-level checkpoint but one per ``seeds/<seed>/``; the
     error names each of them, so the user can pick one instead of reading "no such file".
     """
-    p = Path(path)
+    p = paths.check_name_length(path, "checkpoint")
     if not p.is_dir():
         if not p.exists():
             raise paths.PathError(p, "no such checkpoint file or run directory")
@@ -174,3 +182,47 @@ def checkpoint_in(path: str | os.PathLike[str]) -> Path:
 def seed_dir(run_dir: Path, seed: int, n_seeds: int) -> Path:
     """Where one seed's files go: the run directory itself, or ``seeds/<seed>/``."""
     return run_dir if n_seeds == 1 else run_dir / "seeds" / str(seed)
+
+
+def hold_run(run_dir: Path, alone: bool = True) -> AbstractContextManager[list[Path]]:
+    """Hold ``run_dir`` for this process (a second command on the run is refused in one line,
+    :class:`mea_cli.locks.InUseError`) and remove the temporary files a killed process left in
+    it and in its seed folders. ``alone=False`` (a non-zero rank of a distributed run, whose
+    rank 0 holds the run) holds nothing."""
+    if not alone:
+        return contextlib.nullcontext([])
+    seeds = run_dir / "seeds"
+    clean = sorted(d for d in seeds.iterdir() if d.is_dir()) if seeds.is_dir() else []
+    return locks.hold(run_dir, "run", clean)
+
+
+def config_digest(cfg: Mapping[str, Any]) -> str:
+    """SHA-256 of a run's configuration as ``config.json`` holds it: what ties a ``state.pt``
+    to the run that wrote it."""
+    text = json.dumps(jsonable(dict(cfg)), sort_keys=True, allow_nan=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def check_state(
+    path: Path, state: Mapping[str, Any], cfg: Mapping[str, Any], seed: int,
+    model_state: Mapping[str, Any], state_format: str,
+) -> None:  # fmt: skip
+    """Refuse (one line, :class:`RunError`) a ``state.pt`` that is not this run's and seed's:
+    another format, another seed, another run's configuration (recorded since the digest was
+    added), or model weights of other names or shapes (a state file of any age)."""
+    fix = "delete it to restart this seed from epoch 1, or resume the run it belongs to"
+    if state.get("format") != state_format or not isinstance(state.get("model"), Mapping):
+        raise RunError(f"{path}: not a mea-cli training state; {fix}")
+    if int(state.get("seed", -1)) != seed:
+        raise RunError(f"{path}: the training state of seed {state.get('seed')}, not of seed {seed}; {fix}")
+    recorded = state.get("config_sha256")
+    if recorded is not None and recorded != config_digest(cfg):
+        raise RunError(f"{path}: the training state of another run (its configuration differs from {path.parent}/config.json); {fix}")
+    theirs = {k: tuple(getattr(v, "shape", ())) for k, v in state["model"].items()}
+    ours = {k: tuple(getattr(v, "shape", ())) for k, v in model_state.items()}
+    if theirs != ours:
+        odd = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+        raise RunError(
+            f"{path}: the training state of another model ({len(odd)} weight(s) differ in name "
+            f"or shape, e.g. {odd[0]}); {fix}"
+        )

@@ -38,6 +38,7 @@ batches, validation predictions are gathered from all ranks, and only rank 0 wri
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
@@ -469,6 +470,7 @@ class Trainer:
             {
                 "format": STATE_FORMAT,
                 "seed": self.seed,
+                "config_sha256": runs.config_digest(self.run),
                 "epoch": pr.epoch,
                 "model": self.model.state_dict(),
                 "optimizer": self.opt.state_dict(),
@@ -487,8 +489,7 @@ class Trainer:
     def restore(self) -> None:
         """Continue from ``state.pt``: weights, optimizer, scheduler, RNGs, early stopping."""
         st = safe_load(self.state_path, "training state")
-        if st.get("format") != STATE_FORMAT or int(st.get("seed", -1)) != self.seed:
-            raise runs.RunError(f"{self.state_path}: not the training state of seed {self.seed}")
+        runs.check_state(self.state_path, st, self.run, self.seed, self.model.state_dict(), STATE_FORMAT)
         self.model.load_state_dict(st["model"])
         self.opt.load_state_dict(st["optimizer"])
         self.sched.load_state_dict(st["scheduler"])
@@ -608,35 +609,37 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
     device_type = resolve_device(req.device).type
     info = init_distributed(device_type)
     try:
-        device = resolve_device(req.device, info)
-        run_dir, cfg = _open_run(req, info)
-        seeds = [int(s) for s in cfg["seeds"]]
-        results: dict[int, dict[str, Any]] = {}
-        with FeatureStore(cfg["features"]) as store:
-            _check_schema_same(store, cfg)
-            for seed in seeds:
-                out_dir = runs.seed_dir(run_dir, seed, len(seeds))
-                trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)
-                try:
-                    results[seed] = trainer.fit(resume=req.resume)
-                except KeyboardInterrupt:
-                    if info.is_main:
-                        runs.update_latest(Path(req.runs_dir), run_dir)
-                        console.print(
-                            f"stopped; the last completed epoch is kept: continue with "
-                            f"mea train --resume --name {run_dir.name}",
-                            highlight=False,
-                        )
-                    raise
-        summary = _summarise(results)
-        if info.is_main:
-            if len(seeds) > 1:
-                runs.write_json(
-                    run_dir / "metrics.json",
-                    {"selection": cfg["selection"], "seeds": results, **summary},
-                )
-            runs.update_latest(Path(req.runs_dir), run_dir)
-        return RunResult(run_dir, results, summary, cfg["selection"], info.is_main)
+        with contextlib.ExitStack() as held:  # the run lock, released last
+            device = resolve_device(req.device, info)
+            run_dir, cfg = _open_run(req, info)
+            held.enter_context(runs.hold_run(run_dir, info.is_main))  # one process per run
+            seeds = [int(s) for s in cfg["seeds"]]
+            results: dict[int, dict[str, Any]] = {}
+            with FeatureStore(cfg["features"]) as store:
+                _check_schema_same(store, cfg)
+                for seed in seeds:
+                    out_dir = runs.seed_dir(run_dir, seed, len(seeds))
+                    trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)
+                    try:
+                        results[seed] = trainer.fit(resume=req.resume)
+                    except KeyboardInterrupt:
+                        if info.is_main:
+                            runs.update_latest(Path(req.runs_dir), run_dir)
+                            console.print(
+                                f"stopped; the last completed epoch is kept: continue with "
+                                f"mea train --resume --name {run_dir.name}",
+                                highlight=False,
+                            )
+                        raise
+            summary = _summarise(results)
+            if info.is_main:
+                if len(seeds) > 1:
+                    runs.write_json(
+                        run_dir / "metrics.json",
+                        {"selection": cfg["selection"], "seeds": results, **summary},
+                    )
+                runs.update_latest(Path(req.runs_dir), run_dir)
+            return RunResult(run_dir, results, summary, cfg["selection"], info.is_main)
     finally:
         shutdown(info)
 

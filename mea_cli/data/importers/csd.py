@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
@@ -119,6 +120,7 @@ class Sequence:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        _check_link(path)
         try:
             self.file = h5py.File(path, "r")
         except (OSError, ValueError) as err:
@@ -196,10 +198,24 @@ class Sequence:
         return float(1.0 / np.median(d))
 
 
+def _check_link(path: Path) -> None:
+    """A ``.csd`` that is a symbolic link whose target is missing (a dataset folder moved
+    after linking, a download that never finished) is named as such, with its target."""
+    if path.is_symlink() and not path.exists():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        raise ImportFormatError(
+            path, f"a broken symbolic link: its target {target} does not exist (or links in a loop)"
+        )
+
+
 def _pick(directory: Path, role: str, given: str | None, files: list[Path]) -> Path:
     if given is not None:
         p = Path(given)
-        p = p if p.is_absolute() or p.exists() else directory / given
+        p = p if p.is_absolute() or p.exists() or p.is_symlink() else directory / given
+        _check_link(p)
         if not p.is_file():
             raise ImportFormatError(p, f"no such .csd file (given for {role})")
         return p
