@@ -449,7 +449,7 @@ def test_eval_paper_prints_fdmers_deviations_under_the_table() -> None:
     text = console.export_text()
     assert "Deviations from the papers" in text
     assert "FDMER: run on unaligned sequences with masks; its paper rows are word-aligned" in text
-    assert "FDMER: IEMOCAP preset: UR_FUNNY's beta, gamma" in text
+    assert "FDMER: IEMOCAP row (IEMOCAP, custom tasks that take it): UR_FUNNY's beta" in text
     assert "docs/models/fdmer.md#deviations-shown-with-results" in text
     assert result.to_dict()["deviations_from_paper"] == lines
 
