@@ -95,19 +95,28 @@ def info(
     sample: str = typer.Option(
         None, "--sample", help="With FILE: one sample's labels, sequences and words."
     ),
+    sets: list[str] = typer.Option(
+        [], "--set", help="With --model: key=value, a model config field (repeatable)."
+    ),
 ) -> None:
     """Summarise a feature store (FILE), or a model's size with --model NAME --dataset D."""
     if (file is None) == (model is None):
         raise MeaError("give exactly one of FILE (a feature store) or --model NAME")
     if sample is not None and file is None:
         raise MeaError("--sample needs FILE (a feature store)")
+    if sets and model is None:
+        raise MeaError("--set needs --model NAME")
     for store in (file, features):
         if store is not None:
             check_input_file(store, "feature store")
     if model is not None:
         from mea_cli.models.summary import describe_model, render_model_summary
+        from mea_cli.train.config import parse_sets
 
-        described = describe_model(model, dataset, features, tuple(drop))
+        train_sets, model_sets = parse_sets(sets)
+        if train_sets:
+            raise MeaError("mea info --set takes model config fields only, not train.<setting>")
+        described = describe_model(model, dataset, features, tuple(drop), model_sets)
         if as_json:
             sys.stdout.write(json.dumps(described, indent=2) + "\n")
         else:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ from mea_cli.errors import MeaError
 from mea_cli.models import apply_switches, config_for, create_model, list_models
 from mea_cli.models.attention import merge_heads, split_heads
 from mea_cli.models.config import MEAConfig
+from mea_cli.models.deviations import deviation_block, deviations_of
 from mea_cli.models.dgf import GraphFusion
 from mea_cli.models.discriminators import DoubleDiscriminator, grad_reverse
 from mea_cli.models.extractor import UnimodalExtractor
@@ -22,9 +25,11 @@ from mea_cli.models.hsic import disparity_loss, hsic
 from mea_cli.models.losses import batch_separation_loss, task_loss
 from mea_cli.models.masking import masked_mean, masked_softmax
 from mea_cli.models.psa import PSALayer
+from mea_cli.models.registry import get_entry
 from mea_cli.models.wal import WeightedAttentionLayer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _lengths_mask(lengths: list[int], t: int) -> torch.Tensor:
@@ -292,6 +297,26 @@ def test_batch_separation_loss_zero_for_orthogonal_positive_for_equal() -> None:
     assert batch_separation_loss({"text": e}, {"text": e}) > 0
 
 
+def test_batch_separation_loss_value_by_hand() -> None:
+    """MEA's ``sep`` row (DSN / MISA form): centre over the batch, L2-normalise each row, mean
+    of the squared entries of ``E^T A``, summed over modalities.
+
+    e = [[1, 0], [0, 1], [-1, -1]] (mean 0), rows normalised: [1, 0], [0, 1], -[1, 1]/sqrt2;
+    a = [[1, 0], [1, 0], [-2, 0]] (mean 0), rows normalised: [1, 0], [1, 0], [-1, 0].
+    E^T A = [[1 + 1/sqrt2, 0], [1 + 1/sqrt2, 0]]: mean of squares (1 + 1/sqrt2)^2 / 2
+    = (3 + 2 sqrt2) / 4. Adding a constant to every row changes nothing (centring); a second
+    modality adds its own term.
+    """
+    e = torch.tensor([[1.0, 0], [0, 1], [-1, -1]])
+    a = torch.tensor([[1.0, 0], [1, 0], [-2, 0]])
+    want = (3 + 2 * 2**0.5) / 4
+    assert batch_separation_loss({"text": e}, {"text": a}).item() == pytest.approx(want, rel=1e-6)
+    shifted = batch_separation_loss({"text": e + 5.0}, {"text": a - 2.0})
+    assert shifted.item() == pytest.approx(want, rel=1e-5)
+    two = batch_separation_loss({"text": e, "audio": e}, {"text": a, "audio": a})
+    assert two.item() == pytest.approx(2 * want, rel=1e-6)
+
+
 # ---------------------------------------------------------------- discriminators (Eq. 15-16)
 def test_grad_reverse_flips_the_gradient() -> None:
     x = torch.randn(4, requires_grad=True)
@@ -403,3 +428,94 @@ def test_registry_lists_mea_and_rejects_unknown_names() -> None:
         create_model("nope", {})
     with pytest.raises(MeaError, match="valid: mosi, mosei, iemocap"):
         config_for("mea", "cmu")
+
+
+# ---------------------------------------------------------------- deviations from the papers
+def _doc_deviations(doc: Path) -> dict[str, str]:
+    """The ``- `key`: text`` items of a model doc's "Deviations shown with results" list."""
+    lines = doc.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.endswith(" Deviations shown with results"))
+    items = {}
+    for line in lines[start + 1 :]:
+        if line.startswith("#"):
+            break
+        m = re.fullmatch(r"- `([^`]+)`: (.+)", line)
+        if m:
+            items[m.group(1)] = m.group(2)
+    return items
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor of a markdown heading."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip("# ").strip().lower())
+    return text.replace(" ", "-")
+
+
+@pytest.mark.parametrize("name", ["mea", "mfsa", "mcr", "fdmer", "mult"])
+def test_declared_deviations_are_the_docs_list_and_their_anchors_exist(name: str) -> None:
+    """Each built-in model declares its deviations in its registration; its doc's Decisions
+    section lists exactly those (key and text), and every doc anchor is a heading there."""
+    entry = get_entry(name)
+    assert entry.deviations, f"{name} declares no deviation from its paper"
+    docs = {d.doc.split("#")[0] for d in entry.deviations}
+    assert len(docs) == 1
+    doc = ROOT / docs.pop()
+    assert _doc_deviations(doc) == {d.key: d.text for d in entry.deviations}
+    anchors = {_slug(line) for line in doc.read_text().splitlines() if line.startswith("#")}
+    assert {d.doc.split("#")[1] for d in entry.deviations} <= anchors
+
+
+def test_a_model_without_deviations_needs_to_declare_none() -> None:
+    """The registration's field has a default: a new model may declare nothing."""
+    from tiny_model import registered
+
+    with registered() as name:
+        entry = get_entry(name)
+        assert entry.deviations == ()
+        assert deviation_block({name: entry.tiny_config()}) == []
+
+
+def test_deviations_follow_the_configuration() -> None:
+    """Conditional deviations print only for the configurations that have them: MulT says
+    which future-mask setting it ran; MCR which mutual map; FDMER's mixed preset on IEMOCAP
+    only; MFSA's scaled L_sep unless the printed sum is asked for."""
+
+    def keys(model: str, dataset: str = "mosi", **fields: object) -> set[str]:
+        return {d["key"] for d in deviations_of(model, config_for(model, dataset, **fields))}
+
+    assert {"causal", "pre-ln"} <= keys("mult") and "non-causal" not in keys("mult")
+    assert "non-causal" in keys("mult", causal=False) and "causal" not in keys("mult", causal=False)
+    assert "mutual-map" in keys("mcr") and "mutual-map" not in keys("mcr", cmu_literal=True)
+    assert "iemocap-preset" in keys("fdmer", "iemocap") and "iemocap-preset" not in keys("fdmer")
+    assert "sep-batch" in keys("mfsa") and "sep-batch" not in keys("mfsa", sep_batch=0)
+    lines = deviation_block({"mcr": config_for("mcr", "mosi"), "mult": config_for("mult", "mosi")})
+    assert lines[0].startswith("Deviations from the papers")
+    assert lines[1].startswith("MCR: mutual map resampled") and "docs/models/mcr.md#" in lines[1]
+    assert any(line.startswith("MulT: future mask on") for line in lines)
+
+
+def test_info_lists_the_models_deviations_and_takes_model_fields() -> None:
+    from typer.testing import CliRunner
+
+    from mea_cli.cli import app
+
+    r = CliRunner().invoke(app, ["info", "--model", "mult", "--set", "causal=false", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert got["config"]["causal"] is False
+    assert {d["key"] for d in got["deviations"]} == {"non-causal", "pre-ln", "embed-scale"}
+    assert all(", no future mask, " in v for v in got["blocks"].values())
+    r = CliRunner().invoke(app, ["info", "--model", "mcr"], env={"COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    assert "deviations from the paper:" in r.stdout and "mutual-map: mutual map resampled" in r.stdout
+    r = CliRunner().invoke(app, ["info", "--model", "mult", "--set", "train.lr=1"])
+    assert isinstance(r.exception, MeaError) and "model config fields only" in str(r.exception)
+
+
+def test_mea_sep_row_is_described_as_the_batch_form() -> None:
+    """MEA's ``sep`` row computes :func:`batch_separation_loss` (DSN / MISA), not MFSA's
+    per-sample Eq. 13; its description says so."""
+    from mea_cli.models.switches import SWITCHES
+
+    text = SWITCHES["sep"].description
+    assert "DSN / MISA" in text and "not MFSA's per-sample" in text

@@ -403,6 +403,11 @@ def test_presets_are_sec_4_2() -> None:
     assert (mosi.d_k, mosi.d_disc, mosi.am_scale, mosi.am_margin) == (256, 128, 72.0, 0.5)
     source = get_entry("fdmer").config_cls.PRESET_SOURCE
     assert "word-aligned" in source and "IEMOCAP: our choice" in source
+    # the IEMOCAP preset has two sources, and says which lr differs from UR_FUNNY's
+    assert "UR_FUNNY's beta, gamma" in source and "MEA Table I" in source
+    assert "lr 1e-3, where UR_FUNNY used 2e-3" in source
+    t = training_preset("fdmer", "iemocap").settings
+    assert (t.batch_size, t.epochs, t.lr) == (32, 60, 1e-3)  # what the source says
     t = training_preset("fdmer", "mosi").settings
     assert (t.batch_size, t.epochs, t.lr) == (64, 120, 1e-3)
     t = training_preset("fdmer", "mosei").settings
@@ -426,6 +431,27 @@ def test_fdmer_paper_rows_are_labelled_word_aligned_in_eval() -> None:
     assert "FDMER (paper, word-aligned)" in text and "MEA (paper)" in text
     assert "FDMER: measured on word-aligned sequences, not on unaligned ones as here" in text
     assert result.to_dict()["paper"][3]["setting"] == "word-aligned"
+
+
+def test_eval_paper_prints_fdmers_deviations_under_the_table() -> None:
+    """``mea eval --paper`` (``deviations`` filled by :func:`evaluate_checkpoint`): the block
+    heading and one line per deviation that the run's configuration has, with its anchor."""
+    from mea_cli.models.deviations import deviation_block
+
+    lines = deviation_block({"fdmer": config_for("fdmer", "iemocap")})
+    result = EvalResult(
+        checkpoint="ckpt.pt", features="mine.h5", split="test", n=10, model="fdmer",
+        dataset="iemocap", task="binary-multilabel", label_names=["happy"], metrics={},
+        baseline={}, synthetic=False, deviations=lines,
+    )  # fmt: skip
+    console = Console(width=400, record=True, markup=False)
+    render_eval(result, console)
+    text = console.export_text()
+    assert "Deviations from the papers" in text
+    assert "FDMER: run on unaligned sequences with masks; its paper rows are word-aligned" in text
+    assert "FDMER: IEMOCAP row (IEMOCAP, custom tasks that take it): UR_FUNNY's beta" in text
+    assert "docs/models/fdmer.md#deviations-shown-with-results" in text
+    assert result.to_dict()["deviations_from_paper"] == lines
 
 
 def test_fdmer_paper_rows_are_labelled_word_aligned_in_compare() -> None:

@@ -32,14 +32,8 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.cli import app
 from mea_cli.data.synth import write_synthetic
 from mea_cli.models import config_for, create_model
-from mea_cli.models.discriminators import DoubleDiscriminator
-from mea_cli.models.encoders import AgnosticEncoder, ExclusiveEncoders
-from mea_cli.models.extractor import UnimodalExtractor
-from mea_cli.models.hca import HCALayer
 from mea_cli.models.losses import batch_separation_loss, sample_separation_loss
 from mea_cli.models.mfsa import SWITCHES, parts
-from mea_cli.models.psa import PSALayer
-from mea_cli.models.wal import WeightedAttentionLayer
 from mea_cli.train.evaluate import paper_rows
 from mea_cli.train.metrics import regression_metrics
 from mea_cli.train.presets import training_preset
@@ -99,6 +93,41 @@ def test_per_sample_separation_loss_matches_a_hand_computation() -> None:
     assert torch.equal(hs["vision"].grad[0], torch.zeros(2))  # orthogonal: no push
 
 
+def test_scaled_separation_loss_is_the_reference_batch_times_the_per_sample_mean() -> None:
+    """``reference_batch = B``: each modality's sum over its samples / its sample count x B.
+
+    B = 6, three samples: text 9 / 3 * 6 = 18, vision 9 / 3 * 6 = 18, audio 5 / 3 * 6 = 10 -> 46;
+    audio of sample 0 absent: audio (1 + 0) / 2 * 6 = 3 -> 39. B = 3 (the batch's own size)
+    gives the printed sum, 23.
+    """
+    assert sample_separation_loss(H_S, H_A, reference_batch=6).item() == pytest.approx(46.0)
+    assert sample_separation_loss(H_S, H_A, reference_batch=3).item() == pytest.approx(23.0)
+    valid = {m: torch.ones(3, dtype=torch.bool) for m in MODALITIES}
+    valid["audio"] = torch.tensor([False, True, True])
+    assert sample_separation_loss(H_S, H_A, valid, 6).item() == pytest.approx(39.0)
+
+
+@pytest.mark.parametrize("sep_batch", [64, 0])
+def test_sep_weight_beside_the_task_loss_does_not_depend_on_the_batch_size(sep_batch: int) -> None:
+    """The same samples twice in one batch: the mean task loss, the mean discriminator losses
+    and (``sep_batch > 0``) L_sep are unchanged, so alpha weighs L_sep the same at any batch
+    size. ``sep_batch = 0`` (Eq. 13's sum as printed) doubles instead: its weight grows with
+    the batch."""
+    model = _model(dropout=0.0, attn_dropout=0.0, sep_batch=sep_batch).eval()
+    seqs = random_sequences(DIMS, LENGTHS)
+    y = torch.randn(4, 1, generator=torch.Generator().manual_seed(5))
+    twice = {m: [*seqs[m], *seqs[m]] for m in MODALITIES}
+    with torch.no_grad():
+        one, two = model(pad_batch(seqs, y)), model(pad_batch(twice, torch.cat([y, y])))
+    assert torch.allclose(two.losses["task"], one.losses["task"], atol=1e-6)
+    ratio = (two.losses["sep"] / one.losses["sep"]).item()
+    if sep_batch:
+        assert ratio == pytest.approx(1.0, rel=1e-5)
+        assert torch.allclose(two.loss, one.loss, atol=1e-5)  # the whole of Eq. 16
+    else:
+        assert ratio == pytest.approx(2.0, rel=1e-5)
+
+
 def test_per_sample_and_batch_forms_are_different_functionals() -> None:
     """MFSA's Eq. 13 (per sample) vs the batch-matrix form of MEA's ``sep`` row."""
     # each sample's two vectors orthogonal, but they co-vary over the batch
@@ -126,6 +155,7 @@ def test_presets_are_section_4_2() -> None:
         assert cfg.task_loss == "l1" and cfg.d_h % cfg.fusion_heads == 0
         s = training_preset("mfsa", dataset).settings
         assert (s.batch_size, s.epochs, s.lr) == train_row
+        assert cfg.sep_batch == s.batch_size  # L_sep is Eq. 13's sum at the paper's batch size
     # MFSA gives no kernel sizes: MEA's Table I values, said in the source
     assert config_for("mfsa", "iemocap").kernel_sizes == (3, 3, 5)
     with pytest.raises(Exception, match="d_h=128 must be divisible by fusion_heads=10"):
@@ -167,17 +197,33 @@ def test_ablate_paper_values_are_table_4_matched_to_mfsas_own_switches() -> None
     assert "| 41.4 | 83.3 | 83.7 | 0.856 | 0.722 |" in shown.to_markdown()
 
 
-def test_mfsa_is_built_from_meas_modules() -> None:
-    model = _model()
-    assert all(isinstance(model.extractors[m], UnimodalExtractor) for m in MODALITIES)
-    assert all(isinstance(layer[m], PSALayer) for layer in model.psa for m in MODALITIES)
-    assert model.psa[0]["text"].chain is None and model.psa[1]["text"].chain is not None
-    assert all(isinstance(w, WeightedAttentionLayer) for w in model.wal)
-    assert all(isinstance(h, HCALayer) for h in model.hca)
-    assert isinstance(model.specific, ExclusiveEncoders)
-    assert isinstance(model.agnostic, AgnosticEncoder)
-    assert isinstance(model.discriminators, DoubleDiscriminator)
-    assert model.discriminators.importance is not None  # D_i gives omega (Sec. 3.5)
+def test_mfsa_computes_what_meas_shared_modules_compute() -> None:
+    """Behaviour, not types: an MEA and an MFSA of the same sizes, the MEA's extractor, PSA,
+    WAL, HCA, encoder and discriminator weights loaded into the MFSA (strictly: the same
+    parameters), give the same h^s / h^a, the same WAL weights psi and the same adversarial
+    losses (MFSA's L_spe is MEA's L_exc) on a batch with empty sequences."""
+    shared = dict(SMALL, dropout=0.0, attn_dropout=0.0)
+    shared.pop("fusion_heads")
+    mfsa = _model(**shared).eval()
+    torch.manual_seed(1)
+    mea = create_model("mea", config_for("mea", "mosi", input_dims=DIMS, **shared)).eval()
+    pairs = [("extractors", "extractors"), ("psa", "psa"), ("wal", "wal"), ("hca", "hca"),
+             ("exclusive", "specific"), ("agnostic", "agnostic"),
+             ("discriminators", "discriminators")]  # fmt: skip
+    for ours, theirs in pairs:
+        getattr(mfsa, theirs).load_state_dict(getattr(mea, ours).state_dict(), strict=True)
+    batch = _batch()
+    with torch.no_grad():
+        a, b = mea(batch), mfsa(batch)
+    for kind in ("exclusive", "agnostic"):
+        for m in MODALITIES:
+            assert torch.allclose(a.reps[kind][m], b.reps[kind][m], atol=1e-6), (kind, m)
+    assert all(torch.allclose(x, y, atol=1e-6) for x, y in zip(a.psi, b.psi, strict=True))
+    assert torch.allclose(a.losses["agn"], b.losses["agn"], atol=1e-6)
+    assert torch.allclose(a.losses["exc"], b.losses["spe"], atol=1e-6)
+    assert torch.allclose(a.losses["imp"], b.losses["imp"], atol=1e-6)
+    # and the part that is MFSA's own differs: its fusion, not MEA's DGF
+    assert not torch.allclose(a.pred, b.pred)
 
 
 # ---------------------------------------------------------------- Eq. 10, MEA's correction
@@ -267,7 +313,9 @@ def test_total_loss_is_eq_16_with_l1_task_and_per_sample_sep() -> None:
     assert set(out.losses) == {"task", "sep", "agn", "spe", "imp"}
     assert torch.allclose(out.losses["task"], (out.pred - batch.labels).abs().mean().detach())
     present = {m: batch.masks[m].any(dim=1) for m in MODALITIES}
-    sep = sample_separation_loss(out.reps["exclusive"], out.reps["agnostic"], present)
+    sep = sample_separation_loss(
+        out.reps["exclusive"], out.reps["agnostic"], present, model.cfg.sep_batch
+    )
     assert torch.allclose(out.losses["sep"], sep.detach())
     cfg, t = model.cfg, out.losses
     expect = t["task"] + cfg.alpha * t["sep"] + cfg.beta * (t["agn"] + t["spe"]) + t["imp"]
@@ -373,6 +421,10 @@ def test_mea_train_model_mfsa_on_synthetic_mosi_beats_the_mean(tmp_path: Path) -
     assert out["metrics"]["mae"] < base["mae"] - 0.3, (out["metrics"], base)
     table = _mea("eval", str(run), "--paper", cwd=tmp_path)
     assert "MFSA (paper, not comparable)" in table
+    # the model's declared deviations from its paper, under the table
+    assert "Deviations from the papers" in table
+    assert "MFSA: Eq. 10's coarse step refines the mixed-grained output" in table
+    assert "MFSA: L_sep = sep_batch x the per-sample mean of Eq. 13" in table
 
 
 @pytest.mark.slow
@@ -396,6 +448,8 @@ def test_mea_ablate_on_an_mfsa_run_uses_table_4(tmp_path: Path) -> None:
     assert "| 41.4 | 83.3 | 83.7 | 0.856 | 0.722 |" in md  # Table 4, full model
     assert "| 38.6 | 81.2 | 81.5 | 0.898 | 0.708 |" in md  # Table 4, w/o Modality-Specific
     assert "Table 4" in md and "ACM MM 2022" in md
+    assert "Deviations from the papers" in md
+    assert "- MFSA: Eq. 10's coarse step refines the mixed-grained output" in md
     for row, switch in (("sep", ["sep"]), ("specific", ["specific"])):
         cfg = json.loads((tmp_path / "runs/base/ablation" / row / "1/config.json").read_text())
         assert cfg["model"] == "mfsa" and cfg["model_config"]["ablations"] == switch

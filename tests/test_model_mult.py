@@ -109,8 +109,10 @@ def test_crossmodal_attention_takes_queries_from_the_target_and_keys_values_from
 
 
 def test_model_map_v_to_l_is_text_queries_over_vision_keys() -> None:
-    """In the full model the first V -> L map is softmax(Q(LN(Z^0_L)) K(LN(Z^0_V))^T / sqrt(d/K))."""
-    model = _model(heads=1).eval()
+    """In the full model the first V -> L map is softmax(Q(LN(Z^0_L)) K(LN(Z^0_V))^T / sqrt(d/K))
+    (without the future mask, which :func:`test_the_causal_option_really_hides_the_future`
+    covers)."""
+    model = _model(heads=1, causal=False).eval()
     seqs = random_sequences(DIMS, {"text": [3, 5], "vision": [7, 2], "audio": [4, 4]})
     batch = pad_batch(seqs, None)
     with torch.no_grad():
@@ -453,13 +455,13 @@ def test_saved_attention_bytes_by_hand() -> None:
     transformer with attention dropout and 4 for the others; zero in evaluation and without
     gradients."""
     rates = dict.fromkeys(DROPOUTS, 0.0) | {"attn_dropout": 0.1, "attn_dropout_audio": 0.2}
-    model = _model(**rates).train()  # text targets and all memories (attn_dropout), audio targets
+    model = _model(**rates).train()  # text sources and all memories (attn_dropout), audio sources
     batch = pad_batch(random_sequences(DIMS, LENGTHS), None)
     lt, lv, la = (np.array(LENGTHS[m]) for m in ("text", "vision", "audio"))
-    dropped = 2 * ((lt * lv).sum() + (lt * la).sum())  # vision -> text, audio -> text, 2 layers
-    dropped += 2 * ((la * lt).sum() + (la * lv).sum())  # text -> audio, vision -> audio
+    dropped = 2 * ((lv * lt).sum() + (la * lt).sum())  # text -> vision, text -> audio, 2 layers
+    dropped += 2 * ((lt * la).sum() + (lv * la).sum())  # audio -> text, audio -> vision
     dropped += 1 * ((lt**2).sum() + (lv**2).sum() + (la**2).sum())  # memories, 1 layer
-    plain = 2 * ((lv * lt).sum() + (lv * la).sum())  # into vision: no dropout, weights only
+    plain = 2 * ((lt * lv).sum() + (la * lv).sum())  # from vision: no dropout, weights only
     assert model.saved_attention_bytes(batch.masks) == 2 * (12 * dropped + 4 * plain)
     with torch.no_grad():
         assert model.saved_attention_bytes(batch.masks) == 0
@@ -490,6 +492,65 @@ def test_recomputed_and_saved_dropout_maps_give_the_same_step(monkeypatch) -> No
     assert all(_close(a, b) for a, b in zip(saved[1], recomputed[1], strict=True))
 
 
+# ---------------------------------------------------------------- the public code's wiring
+CODE_NAMES = {"la": ("audio", "text"), "lv": ("vision", "text"), "al": ("text", "audio"),
+              "av": ("vision", "audio"), "vl": ("text", "vision"), "va": ("audio", "vision")}  # fmt: skip
+"""The public code's ``trans_<target>_with_<source>`` names (``get_network(self_type=...)``)
+as (source, target)."""
+
+
+def test_attention_dropout_is_keyed_by_the_source_modality_as_in_the_public_code() -> None:
+    """``get_network``: 'la', 'va' (from audio) take ``attn_dropout_a``; 'lv', 'av' (from vision)
+    ``attn_dropout_v``; 'al', 'vl' (from text) and the three memories ``attn_dropout``. Unequal
+    rates (MMSA's MOSI row is 0.3 / 0.2 / 0) show which transformer gets which."""
+    rates = {"attn_dropout": 0.3, "attn_dropout_audio": 0.2, "attn_dropout_vision": 0.05}
+    model = _model(**rates)
+    code_rate = {"l": 0.3, "a": 0.2, "v": 0.05}  # by the *second* letter: the source
+    for name, (source, target) in CODE_NAMES.items():
+        enc = model.crossmodal[f"{source}_to_{target}"]
+        assert {layer.attn.dropout for layer in enc.layers} == {code_rate[name[1]]}, name
+    for t in MODALITIES:
+        assert {layer.attn.dropout for layer in model.memory[t].layers} == {0.3}
+    assert model.block_settings()["crossmodal audio -> text"].startswith("attention dropout 0.2")
+
+
+def test_memory_concatenates_the_streams_in_the_public_codes_order() -> None:
+    """``h_ls = cat([l_with_a, l_with_v])``, ``h_as = cat([a_with_l, a_with_v])``,
+    ``h_vs = cat([v_with_l, v_with_a])``: the memory's first d channels are the first stream."""
+    model = _model().eval()
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        enc.register_forward_hook(lambda _m, _a, out, n=n: seen.__setitem__(n, out[0]))
+        for n, enc in model.crossmodal.items()
+    ]
+    hooks += [
+        enc.register_forward_pre_hook(lambda _m, args, t=t: seen.__setitem__(f"memory/{t}", args[0]))
+        for t, enc in model.memory.items()
+    ]
+    with torch.no_grad():
+        model(pad_batch(random_sequences(DIMS, LENGTHS), None))
+    for h in hooks:
+        h.remove()
+    d = SMALL["d"]
+    for t, (first, second) in {"text": ("audio", "vision"), "audio": ("text", "vision"),
+                               "vision": ("text", "audio")}.items():  # fmt: skip
+        assert torch.equal(seen[f"memory/{t}"][..., :d], seen[f"{first}_to_{t}"])
+        assert torch.equal(seen[f"memory/{t}"][..., d:], seen[f"{second}_to_{t}"])
+
+
+def test_the_future_mask_is_on_by_default_and_both_settings_run() -> None:
+    """The public code's default (``--attn_mask``, MMSA's ``attn_mask: true``): every transformer
+    causal; ``causal=false`` builds none (both settings are covered by the padding, length-group
+    and reference-path tests)."""
+    causal, free = _model(), _model(causal=False)
+    assert all(e.causal for e in [*causal.crossmodal.values(), *causal.memory.values()])
+    assert not any(e.causal for e in [*free.crossmodal.values(), *free.memory.values()])
+    batch = pad_batch(random_sequences(DIMS, LENGTHS), None)
+    with torch.no_grad():
+        a, b = causal.eval()(batch).pred, free.eval()(batch).pred
+    assert not torch.allclose(a, b)
+
+
 # ---------------------------------------------------------------- presets and config
 def test_presets_are_the_papers_table_5() -> None:
     """Tsai et al. (2019), Table 5, columns CMU-MOSEI / CMU-MOSI / IEMOCAP: the model rows in
@@ -508,7 +569,7 @@ def test_presets_are_the_papers_table_5() -> None:
         assert cfg.text_dropout == cfg.embed_dropout == tdrop and cfg.out_dropout == odrop
         assert cfg.attn_dropout == cfg.attn_dropout_vision == cfg.attn_dropout_audio == adrop
         assert cfg.memory_layers == max(blocks, 3) and cfg.task_loss == "l1"
-        assert not cfg.causal and cfg.pool == "last"
+        assert cfg.causal and cfg.pool == "last"  # the public code's --attn_mask default
         assert not {"batch_size", "epochs", "lr", "grad_clip"} & set(cfg.to_dict())
         train = training_preset("mult", ds)  # what mea train --model mult uses
         s = train.settings
@@ -687,6 +748,10 @@ def test_mea_train_model_mult_end_to_end(synth_store: Path, tmp_path: Path) -> N
     assert np.isfinite(metrics["test"]["mae"])
     out = json.loads(mea("eval", str(run / "ckpt.pt"), "--json").stdout)
     assert out["metrics"]["mae"] == pytest.approx(metrics["test"]["mae"], abs=1e-6)
+    # --paper says which future-mask setting the run used, and the other deviations
+    table = mea("eval", str(run / "ckpt.pt"), "--paper").stdout
+    assert "MulT: future mask on in every transformer, as the public code" in table
+    assert "MulT: pre-LN residuals as the public code" in table and "future mask off" not in table
 
 
 @pytest.mark.slow
@@ -729,6 +794,13 @@ def test_mea_compare_mea_and_mult_end_to_end(synth_store: Path, tmp_path: Path) 
         else:
             assert r["p_value"] == "", r["metric"]
     assert checked, "no metric gave a defined p-value to check"
+    # the same comparison again with --paper (reused runs): each model's deviations under it
+    md = _mea(tmp_path, "compare", str(synth_store), "--dataset", "mosi", "--models", "mea,mult",
+              "--seeds", "2", "--epochs", "1", "--set", "train.batch_size=16", *sets,
+              "--runs-dir", str(runs), "--device", "cpu", "--format", "md", "--paper").stdout  # fmt: skip
+    assert "Deviations from the papers" in md and "- MEA: Eq. 2 mixes two logits" in md
+    assert "- MulT: future mask on in every transformer" in md
+    assert "- MulT: future mask on" in (out / "compare.md").read_text()
 
     run = out / "mult" / "1111"
     err = _mea(tmp_path, "ablate", "--run", str(run), "--drop", "psa", code=2).stderr.strip()

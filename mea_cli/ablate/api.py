@@ -186,7 +186,12 @@ def ablation_table(
         source = f"{src['table']} ({dataset.upper()}), {src['paper']}"
     title = f"Ablation of {run.model} on {run.dataset}{_synthetic(run)} ({run.features.name}), test split"
     entries = [(r.key, r.label, r.group, results.get(r.key, {})) for r in rows]
-    return build_table(title, entries, metrics, paper, paper_cols, source)
+    out = build_table(title, entries, metrics, paper, paper_cols, source)
+    if with_paper:
+        from mea_cli.models.deviations import deviation_block
+
+        out.deviations = deviation_block({run.model: run.model_config})
+    return out
 
 
 def _synthetic(run: RunInfo) -> str:

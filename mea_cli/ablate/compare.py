@@ -262,6 +262,11 @@ def compare(
     keys = metric_keys(spec["task"], spec["label_names"])
     tables = build_tables(title, ordered, keys, paper, settings)
     tables.paper_note = note
+    if with_paper:
+        from mea_cli.models.deviations import deviation_block
+
+        configs = {j.model: j.expected_model_config for j in jobs}
+        tables.deviations = deviation_block({m: configs[m] for m in ordered})
     files = write_compare_files(tables, out_dir)
     return CompareResult(tables, files, ordered, out_dir)
 

@@ -105,6 +105,7 @@ class CompareTables:
     with_paper: bool = False
     paper_note: str = ""
     notes: list[str] = field(default_factory=list)
+    deviations: list[str] = field(default_factory=list)  # --paper: mea_cli.models.deviations
 
     @property
     def reference(self) -> str:
@@ -136,6 +137,8 @@ class CompareTables:
             lines += ["| " + " | ".join(self.cells(t, r)) + " |" for r in t.rows]
             lines.append("")
         lines.append(self.footnote())
+        if self.deviations:
+            lines += ["", self.deviations[0], ""] + [f"- {d}" for d in self.deviations[1:]]
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
@@ -178,6 +181,7 @@ class CompareTables:
                 lines.append(" & ".join(cells) + " \\\\")
             lines += ["\\bottomrule", "\\end{tabular}", ""]
         lines.append("% " + self.footnote())
+        lines += [f"% {d}" for d in self.deviations]
         return "\n".join(lines) + "\n"
 
     def to_rich(self):  # noqa: ANN201 - rich.console.Group
@@ -194,7 +198,7 @@ class CompareTables:
             for r in t.rows:
                 table.add_row(*self.cells(t, r))
             out.append(table)
-        return Group(*out, Text(self.footnote()))
+        return Group(*out, Text(self.footnote()), *(Text(d) for d in self.deviations))
 
 
 def build_tables(

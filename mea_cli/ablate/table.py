@@ -103,6 +103,7 @@ class ResultTable:
     paper_metrics: list[str] = field(default_factory=list)  # e.g. ["acc7", "f1"]
     paper_source: str = ""
     first_column: str = "Components / designs"
+    deviations: list[str] = field(default_factory=list)  # --paper: mea_cli.models.deviations
 
     # ---- text of cells -------------------------------------------------------------------
     def cell(self, row: TableRow, key: str) -> str:
@@ -159,6 +160,8 @@ class ResultTable:
         )
         if self.paper_source:
             lines.append(f"Paper values: {self.paper_source}.")
+        if self.deviations:
+            lines += ["", self.deviations[0], ""] + [f"- {d}" for d in self.deviations[1:]]
         return "\n".join(lines) + "\n"
 
     def to_csv(self) -> str:
@@ -196,6 +199,7 @@ class ResultTable:
             group = g or group
             lines.append(" & ".join(tex_escape(c).replace("±", "$\\pm$") for c in cells) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}", ""]
+        lines += [f"% {d}" for d in self.deviations]
         return "\n".join(lines)
 
     def to_rich(self):  # noqa: ANN201 - rich.table.Table
@@ -214,6 +218,7 @@ class ResultTable:
         else:
             over = "mean ± std over seeds (n=1: one seed, no std); "
         caption = over + f"(Δ) = change against {self.rows[0].label}"
+        caption = "\n".join([caption, *self.deviations])
         table = Table(
             title=Text(self.title), caption=caption, show_lines=False, title_justify="left"
         )

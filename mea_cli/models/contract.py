@@ -12,7 +12,10 @@ subclass, mapping a :class:`mea_cli.batch.Batch` to a
   ``mea viz`` can refuse a picture the model cannot give in one line;
 * parameters that are **declared unused** (fnmatch patterns), if any: every other parameter
   receives a gradient from every labelled batch (DistributedDataParallel relies on it);
-* a **tiny** override: a small configuration for fast tests.
+* a **tiny** override: a small configuration for fast tests;
+* its **deviations** from its paper (:class:`Deviation`, none by default): one line each with
+  the doc anchor that explains it, printed under every table of its results (``mea eval
+  --paper``, ``mea compare --paper``, ``mea ablate --paper``) and by ``mea info --model``.
 
 It promises: padded steps (``mask`` False) change no output; ``out.loss`` and ``out.losses["task"]``
 exist for a labelled batch; ``model(batch)`` works for every config its presets and switches
@@ -22,7 +25,7 @@ allow. ``tests/test_model_contract.py`` checks all of it for every registered mo
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -194,6 +197,31 @@ class Switch:
 
     def removes_parameter(self, name: str) -> bool:
         return any(fnmatch.fnmatchcase(name, p) for p in self.removes)
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """One way a model, as built here, departs from its paper (printed where results are shown).
+
+    ``key``: short name, unique within the model; ``text``: one line, what differs from the
+    paper; ``doc``: where it is explained, ``docs/models/<model>.md#<heading-anchor>`` (the
+    model doc's "Deviations shown with results" list repeats key and text, and a test keeps
+    the two in step); ``applies``: ``cfg -> bool`` for a deviation that only some
+    configurations have (None: every configuration).
+    """
+
+    key: str
+    text: str
+    doc: str
+    applies: Callable[[Any], bool] | None = None
+
+    def __post_init__(self) -> None:
+        if not self.key or not self.text or "\n" in self.text or "#" not in self.doc:
+            raise ValueError(f"deviation {self.key!r}: needs a key, one line of text and doc#anchor")
+
+    def holds(self, cfg: Any) -> bool:
+        """Whether a model built from ``cfg`` has this deviation."""
+        return self.applies is None or bool(self.applies(cfg))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,9 @@ different functionals of the same representations:
   ``mfsa`` model: ``sum_m sum_i ((h^s_{m,i})^T h^a_{m,i})^2``, the squared inner product of each
   sample's own specific and agnostic vectors (a scalar, so its squared Frobenius norm is its
   square), summed over the samples ``i`` of the batch and the modalities. Zero when every
-  sample's two vectors are orthogonal; it grows with their norms.
+  sample's two vectors are orthogonal; it grows with their norms. The printed sum grows with the
+  batch size while the task loss is a mean, so the model scales it to a reference batch
+  (``reference_batch``: the paper's batch size, where it equals the printed sum).
 * :func:`batch_separation_loss`, the **batch-matrix** form of domain separation networks and
   MISA, used by MEA's ``sep`` ablation row (Table V, "w/ Separation Constraint L_sep"):
   ``||H^e_m^T H^a_m||_F^2`` over the ``[n, d_h]`` batch matrices, i.e. the cross-covariance of
@@ -66,19 +68,30 @@ def sample_separation_loss(
     h_s: dict[str, torch.Tensor],
     h_a: dict[str, torch.Tensor],
     valid: dict[str, torch.Tensor] | None = None,
+    reference_batch: int = 0,
 ) -> torch.Tensor:
     """MFSA's ``L_sep`` (Eq. 13), per sample: ``sum_m sum_i ((h^s_{m,i})^T h^a_{m,i})^2``.
 
-    ``h_s[m]``, ``h_a[m]`` are ``[n, d_h]``; the sum runs over the samples as written (no
-    ``1/n``). ``valid[m] [n]`` (optional) marks the samples with a non-empty sequence of ``m``:
-    the others have no representation of their own and add nothing.
+    ``h_s[m]``, ``h_a[m]`` are ``[n, d_h]``. ``valid[m] [n]`` (optional) marks the samples with
+    a non-empty sequence of ``m``: the others have no representation of their own and add
+    nothing. ``reference_batch = 0``: the sum over the samples as written (no ``1/n``), which
+    grows with the batch size. ``reference_batch = B > 0``: each modality's sum is divided by
+    its number of samples and multiplied by ``B``, i.e. ``B`` times the per-sample mean: the
+    printed sum at a batch of ``B`` samples, and the same weight beside a mean task loss at any
+    other batch size (``docs/models/mfsa.md``, decision 2).
     """
     terms = []
     for m in h_s:
         per_sample = (h_s[m] * h_a[m]).sum(dim=-1).pow(2)
         if valid is not None:
             per_sample = per_sample * valid[m].to(per_sample.dtype)
-        terms.append(per_sample.sum())
+        term = per_sample.sum()
+        if reference_batch > 0:
+            count = per_sample.new_tensor(float(per_sample.shape[0]))
+            if valid is not None:
+                count = valid[m].sum().to(per_sample.dtype)
+            term = term * (reference_batch / count.clamp_min(1.0))
+        terms.append(term)
     return torch.stack(terms).sum()
 
 

@@ -31,6 +31,7 @@ from mea_cli import MODALITIES
 from mea_cli.batch import Batch
 from mea_cli.models.attention import QKV, SkipFeedForward, attend
 from mea_cli.models.contract import (
+    Deviation,
     ModelConfig,
     Switch,
     SwitchSet,
@@ -311,6 +312,36 @@ class ReinforcementLayer(nn.Module):
         )
 
 
+_DOC = "docs/models/mcr.md#deviations-shown-with-results"
+DEVIATIONS: tuple[Deviation, ...] = (
+    Deviation(
+        "mutual-map",
+        "mutual map resampled by relative time + Conv2d (cmu_literal=false), not the paper's "
+        "fixed-length Conv1d",
+        _DOC,
+        lambda cfg: not cfg.cmu_literal,
+    ),
+    Deviation(
+        "scu-attention",
+        "SCU attention layer with one d x d block shared by the steps, not a T_t d x T_t d matrix",
+        _DOC,
+    ),
+    Deviation(
+        "sum-bias",
+        "SUM biases one per channel (sum_literal=false), not one per step",
+        _DOC,
+        lambda cfg: not cfg.sum_literal,
+    ),
+    Deviation(
+        "pre-ln",
+        "final encoder and skip-connected FFNs pre-LN (MFSA and FDMER read the same citation "
+        "as post-LN)",
+        _DOC,
+    ),
+)
+"""MCR's deviations from its paper, printed under result tables (``docs/models/mcr.md``)."""
+
+
 @register_model(
     "mcr",
     MCRConfig,
@@ -322,6 +353,7 @@ class ReinforcementLayer(nn.Module):
         "MCR: target and source modality co-reinforcement (Yang et al., Knowledge-Based "
         "Systems 2023)"
     ),
+    deviations=DEVIATIONS,
 )
 class MCR(nn.Module):
     """The full MCR model; every Table 5 row is reachable through ``cfg.ablations`` (and

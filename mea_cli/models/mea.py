@@ -31,6 +31,7 @@ from mea_cli.models.branches import (
     shape_prediction,
 )
 from mea_cli.models.config import MEAConfig
+from mea_cli.models.contract import Deviation
 from mea_cli.models.dgf import Fusion
 from mea_cli.models.discriminators import DoubleDiscriminator
 from mea_cli.models.encoders import AgnosticEncoder, ExclusiveEncoders
@@ -42,6 +43,24 @@ from mea_cli.models.params import parameter_counts, trainable_parameters
 from mea_cli.models.registry import register_model
 from mea_cli.models.switches import SWITCHES, capabilities, parts
 
+_DOC = "docs/model.md#deviations-shown-with-results"
+DEVIATIONS: tuple[Deviation, ...] = (
+    Deviation(
+        "eq2-logits",
+        "Eq. 2 mixes two logits (psa_literal_eq2=false); as printed it mixes a logit and a "
+        "probability",
+        _DOC,
+        lambda cfg: not cfg.psa_literal_eq2,
+    ),
+    Deviation(
+        "wal",
+        "WAL with one d x d block shared by the steps (wal_literal=false), not a T d x T d matrix",
+        _DOC,
+        lambda cfg: not cfg.wal_literal,
+    ),
+)
+"""MEA's deviations from its paper, printed under result tables (``docs/model.md``)."""
+
 
 @register_model(
     "mea",
@@ -51,6 +70,7 @@ from mea_cli.models.switches import SWITCHES, capabilities, parts
     capabilities_for=capabilities,
     tiny=dict(d=8, heads=2, d_h=8, psa_layers=2, hca_layers=1, dropout=0.0, attn_dropout=0.0),
     description="MEA: modality-exclusive and -agnostic representations (Yang et al., IEEE TCSVT)",
+    deviations=DEVIATIONS,
 )
 class MEA(nn.Module):
     """The full MEA model; every Table V row is reachable through ``cfg.ablations``."""

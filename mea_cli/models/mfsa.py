@@ -13,7 +13,9 @@ MFSA is MEA's conference version. Forward pass for a :class:`~mea_cli.batch.Batc
 What is MFSA's own (everything else is MEA's modules, :mod:`mea_cli.models.branches`):
 
 * ``L_sep`` (Eq. 13) in the per-sample form the paper writes,
-  :func:`~mea_cli.models.losses.sample_separation_loss`, instead of MEA's HSIC ``L_dis``;
+  :func:`~mea_cli.models.losses.sample_separation_loss`, instead of MEA's HSIC ``L_dis``,
+  scaled to Sec. 4.2's batch size (``sep_batch``) so that its weight beside the mean task loss
+  does not change with the batch size (``sep_batch=0``: the printed sum);
 * the fusion: one vanilla transformer encoder layer over the six ``d_h`` vectors as six tokens
   (:class:`TokenFusion`), flattened back to ``h_fin`` (``6 d_h``) and fed to fully connected
   layers, instead of MEA's decoupled graph fusion;
@@ -49,7 +51,7 @@ from mea_cli.models.branches import (
     stack_parts,
 )
 from mea_cli.models.config import MEAFamilyConfig
-from mea_cli.models.contract import Switch, SwitchSet
+from mea_cli.models.contract import Deviation, Switch, SwitchSet
 from mea_cli.models.discriminators import DoubleDiscriminator
 from mea_cli.models.encoders import AgnosticEncoder, ExclusiveEncoders
 from mea_cli.models.inputs import check_batch
@@ -60,14 +62,15 @@ from mea_cli.models.registry import register_model
 from mea_cli.models.switches import SWITCHES as MEA_SWITCHES
 
 SEC_4_2: dict[str, dict[str, Any]] = {
-    "mosi": dict(heads=8, kernel_sizes=(3, 3, 3), mu=0.25, alpha=1e-2, beta=3e-2),
-    "mosei": dict(heads=10, kernel_sizes=(3, 3, 3), mu=0.15, alpha=3e-2, beta=5e-2),
-    "iemocap": dict(heads=8, kernel_sizes=(3, 3, 5), mu=0.2, alpha=1e-2, beta=2e-2),
+    "mosi": dict(heads=8, kernel_sizes=(3, 3, 3), mu=0.25, alpha=1e-2, beta=3e-2, sep_batch=64),
+    "mosei": dict(heads=10, kernel_sizes=(3, 3, 3), mu=0.15, alpha=3e-2, beta=5e-2, sep_batch=64),
+    "iemocap": dict(heads=8, kernel_sizes=(3, 3, 5), mu=0.2, alpha=1e-2, beta=2e-2, sep_batch=32),
 }
 """The per-dataset model values of MFSA Sec. 4.2 (heads, mu, alpha, beta; ``d = 40``,
 ``d_h = 128``, ``M = 5``, ``N = 2`` are the field defaults). MFSA gives no kernel sizes: those are
 MEA's Table I values (the same authors' journal version of the same extractor). Batch size,
-epochs and learning rate are training values (:mod:`mea_cli.train.presets`)."""
+epochs and learning rate are training values (:mod:`mea_cli.train.presets`); ``sep_batch`` is
+Sec. 4.2's batch size (64 / 64 / 32), the batch at which L_sep equals Eq. 13's printed sum."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,9 @@ class MFSAConfig(MEAFamilyConfig):
 
     d_h: int = 128
     alpha: float = 1e-2
+    # L_sep = sep_batch x the per-sample mean of Eq. 13 (its printed sum at a batch of sep_batch,
+    # the same weight at any batch size); 0: the printed sum, which grows with the batch size
+    sep_batch: int = 64
     psa_layers: int = 5
     task_loss: str = "l1"
     fusion_heads: int = 8  # where the paper is silent: Sec. 4.2's heads (10 on MOSEI) do not divide d_h
@@ -88,6 +94,8 @@ class MFSAConfig(MEAFamilyConfig):
 
     def problems(self) -> list[str]:
         out = super().problems()
+        if self.sep_batch < 0:
+            out.append("sep_batch must be 0 (Eq. 13's sum as printed) or a positive batch size")
         if self.fusion_heads < 1 or self.d_h % self.fusion_heads:
             out.append(f"d_h={self.d_h} must be divisible by fusion_heads={self.fusion_heads}")
         return out
@@ -194,6 +202,25 @@ class TokenFusion(nn.Module):
         return self.layer(tokens).flatten(1)
 
 
+_DOC = "docs/models/mfsa.md#deviations-shown-with-results"
+DEVIATIONS: tuple[Deviation, ...] = (
+    Deviation(
+        "eq10",
+        "Eq. 10's coarse step refines the mixed-grained output (MEA's correction); as printed it "
+        "reads its own output",
+        _DOC,
+    ),
+    Deviation(
+        "sep-batch",
+        "L_sep = sep_batch x the per-sample mean of Eq. 13: the printed sum at the paper's batch "
+        "size, the same weight at any other",
+        _DOC,
+        lambda cfg: cfg.sep_batch > 0,
+    ),
+)
+"""MFSA's deviations from its paper, printed under result tables (``docs/models/mfsa.md``)."""
+
+
 @register_model(
     "mfsa",
     MFSAConfig,
@@ -204,6 +231,7 @@ class TokenFusion(nn.Module):
         d=8, heads=2, d_h=8, fusion_heads=2, psa_layers=2, hca_layers=1, dropout=0.0, attn_dropout=0.0
     ),
     description="MFSA: modality-specific and -agnostic representations (Yang et al., ACM MM 2022)",
+    deviations=DEVIATIONS,
 )
 class MFSA(nn.Module):
     """The full MFSA model; every Table 4 row is reachable through ``cfg.ablations``."""
@@ -264,7 +292,7 @@ class MFSA(nn.Module):
         # terms of modality m (Eq. 13-15)
         present = {m: masks[m].any(dim=1) for m in self.modalities}
         if p.sep:
-            terms["sep"] = sample_separation_loss(h_s, h_a, present)  # Eq. 13
+            terms["sep"] = sample_separation_loss(h_s, h_a, present, cfg.sep_batch)  # Eq. 13
             total = total + cfg.alpha * terms["sep"]
         if self.discriminators is not None:
             adv = self.discriminators(h_s, h_a, present)  # Eq. 14 (agn), Eq. 15 (exc = L_spe)

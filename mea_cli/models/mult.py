@@ -35,6 +35,7 @@ from torch.nn import functional as F
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
 from mea_cli.models.contract import (
+    Deviation,
     ModelConfig,
     Switch,
     SwitchSet,
@@ -76,7 +77,7 @@ each element's awareness of its neighbours, which a kernel of 1 lacks)."""
 
 def _preset_rows() -> dict[str, dict[str, Any]]:
     """:data:`TABLE_5` as config presets: the one crossmodal attention dropout of the paper
-    feeds the three per-target arguments of the code, and the code drives the embedding dropout
+    feeds the three per-source arguments of the code, and the code drives the embedding dropout
     from the text-dropout argument, so the presets do the same."""
     rows = {}
     for ds, row in TABLE_5.items():
@@ -88,6 +89,18 @@ def _preset_rows() -> dict[str, dict[str, Any]]:
         )
     return rows
 
+
+MEMORY_ORDER: dict[str, tuple[str, str]] = {
+    "text": ("audio", "vision"),
+    "vision": ("text", "audio"),
+    "audio": ("text", "vision"),
+}
+"""The two crossmodal streams of each target, in the order its memory concatenates them
+(``Z_t = [Z_{s1->t}; Z_{s2->t}]``): the public code's (``h_ls = cat([l_with_a, l_with_v])``,
+``h_as = cat([a_with_l, a_with_v])``, ``h_vs = cat([v_with_l, v_with_a])``; MMSA's is the
+same), so the memory's first ``d`` channels see the same stream as in any reference
+configuration. The order changes no function, only which weights see which stream (the toolkit
+used :data:`mea_cli.MODALITIES` order before, which swapped the text memory's halves)."""
 
 TARGETS_ONLY: dict[str, str] = {f"only-{m}": m for m in MODALITIES}
 """Each switch and the one target modality it keeps."""
@@ -146,9 +159,11 @@ class MulTConfig(ModelConfig):
     """Everything needed to build :class:`MulT` (JSON-able); presets from :data:`TABLE_5`.
 
     Table 5 fields: ``d``, ``layers`` (crossmodal blocks D), ``heads``, ``kernel_sizes``
-    (L/V/A), ``text_dropout`` (textual embedding dropout), ``attn_dropout`` and the per-target
+    (L/V/A), ``text_dropout`` (textual embedding dropout), ``attn_dropout`` and the per-source
     ``attn_dropout_vision`` / ``attn_dropout_audio`` (crossmodal attention block dropout: one
-    value in the paper, three arguments in the code, all three set to the paper's value),
+    value in the paper, three arguments in the code keyed by the *source* modality, as
+    :attr:`source_attn_dropout` says; all three set to the paper's value; ``attn_dropout`` also
+    drives every memory, as in the code),
     ``out_dropout`` (output dropout). Batch size, epochs, learning rate and the gradient clip of
     Table 5 are training settings (:mod:`mea_cli.train.presets`).
 
@@ -156,8 +171,11 @@ class MulTConfig(ModelConfig):
     embedded input; the code drives it and the text dropout from one argument, so the presets
     give it the text value), ``memory_layers`` (the code builds ``max(D, 3)`` = 4),
     ``relu_dropout`` and ``res_dropout`` (code defaults, 0.1). Ours: ``pool`` ("last": the last
-    real step, the code's intent; "mean": masked mean), ``causal`` (the future mask, off; the
-    code has it on), ``task_loss`` (L1, the code's regression loss).
+    real step, the code's intent; "mean": masked mean), ``causal`` (the future mask in every
+    transformer, on: the code's default ``--attn_mask`` and MMSA's ``attn_mask: true``, which every
+    published MulT number used; the paper describes none; ours is defined on real lengths, see
+    :func:`~mea_cli.models.crossmodal.future_mask`), ``task_loss`` (L1, the code's regression
+    loss).
 
     Execution only, the same numbers either way (``docs/models/mult.md``, "Efficiency"):
     ``attn_group_budget`` (map entries per length group of the attention; 0: no groups) and
@@ -183,7 +201,7 @@ class MulTConfig(ModelConfig):
     res_dropout: float = 0.1
     # our choices
     pool: str = "last"
-    causal: bool = False
+    causal: bool = True
     task_loss: str = "l1"
     # execution only (the same numbers either way; docs/performance.md)
     attn_group_budget: int = 1 << 20
@@ -220,13 +238,38 @@ class MulTConfig(ModelConfig):
         return kernel_by_modality(self.kernel_sizes)
 
     @property
-    def target_attn_dropout(self) -> dict[str, float]:
-        """Attention dropout of the crossmodal transformers into each target modality."""
+    def source_attn_dropout(self) -> dict[str, float]:
+        """Attention dropout of the crossmodal transformers *from* each source modality, keyed
+        as the public code's ``get_network`` and MMSA key it: "text with audio" (audio -> text)
+        and "vision with audio" use ``attn_dropout_audio`` (the code's ``attn_dropout_a``), the
+        two from vision ``attn_dropout_vision``, the two from text ``attn_dropout``."""
         return {
             "text": self.attn_dropout,
             "vision": self.attn_dropout_vision,
             "audio": self.attn_dropout_audio,
         }
+
+
+_DOC = "docs/models/mult.md#deviations-shown-with-results"
+DEVIATIONS: tuple[Deviation, ...] = (
+    Deviation(
+        "causal",
+        "future mask on in every transformer, as the public code (on real lengths); the paper "
+        "describes none",
+        _DOC,
+        lambda cfg: cfg.causal,
+    ),
+    Deviation(
+        "non-causal",
+        "future mask off (causal=false); the public code, which every published MulT number "
+        "used, has it on",
+        _DOC,
+        lambda cfg: not cfg.causal,
+    ),
+    Deviation("pre-ln", "pre-LN residuals as the public code; Eq. 4 reads post-LN", _DOC),
+    Deviation("embed-scale", "inputs scaled by sqrt(d) before PE (the code's; Eq. 3 has no scale)", _DOC),
+)
+"""MulT's deviations from its paper, printed under result tables (``docs/models/mult.md``)."""
 
 
 @register_model(
@@ -237,6 +280,7 @@ class MulTConfig(ModelConfig):
     capabilities_for=capabilities,
     tiny=dict(d=8, heads=2, layers=1, memory_layers=1, **dict.fromkeys(DROPOUTS, 0.0)),
     description="MulT: the Multimodal Transformer for unaligned sequences (Tsai et al., ACL 2019)",
+    deviations=DEVIATIONS,
 )
 class MulT(nn.Module):
     """The Multimodal Transformer; see the module docstring for the equations."""
@@ -272,7 +316,7 @@ class MulT(nn.Module):
 
         self.crossmodal = nn.ModuleDict(
             {
-                f"{s}_to_{t}": encoder(d, cfg.layers, cfg.target_attn_dropout[t])
+                f"{s}_to_{t}": encoder(d, cfg.layers, cfg.source_attn_dropout[s])
                 for t in self.targets
                 for s in self.sources(t)
             }
@@ -288,8 +332,9 @@ class MulT(nn.Module):
         self.out_layer = nn.Linear(width, out_dim)
 
     def sources(self, target: str) -> tuple[str, ...]:
-        """The two source modalities of ``target``, in :data:`mea_cli.MODALITIES` order."""
-        return tuple(m for m in self.modalities if m != target)
+        """The two source modalities of ``target`` in the order the memory concatenates them
+        (:data:`MEMORY_ORDER`, the public code's)."""
+        return MEMORY_ORDER[target]
 
     # ------------------------------------------------------------------ helpers
     def component_parameters(self) -> dict[str, int]:
@@ -310,6 +355,18 @@ class MulT(nn.Module):
         """Total trainable parameters."""
         return trainable_parameters(self)
 
+    def block_settings(self) -> dict[str, str]:
+        """Each transformer's attention dropout, future mask and depth, read from the built
+        modules (``mea info --model mult``): which rate each crossmodal transformer really got."""
+        out = {}
+        blocks = [(f"crossmodal {n.replace('_to_', ' -> ')}", e) for n, e in self.crossmodal.items()]
+        blocks += [(f"memory of {t} ({' + '.join(self.sources(t))})", e) for t, e in self.memory.items()]
+        for name, enc in blocks:
+            rate = enc.layers[0].attn.dropout
+            mask = "causal" if enc.causal else "no future mask"
+            out[name] = f"attention dropout {rate:g}, {mask}, {len(enc.layers)} layers"
+        return out
+
     def saved_attention_bytes(self, masks: Mapping[str, torch.Tensor]) -> int:
         """Bytes of attention maps a CPU training step keeps for its backward pass: 12 per real
         map entry with attention dropout (weights, mask, dropped weights, fp32), 4 without (the
@@ -327,7 +384,7 @@ class MulT(nn.Module):
         total = 0.0
         for name, enc in self.crossmodal.items():
             s, t = name.split("_to_")
-            per_entry = 12 if self.cfg.target_attn_dropout[t] > 0 else 4
+            per_entry = 12 if self.cfg.source_attn_dropout[s] > 0 else 4
             total += per_entry * len(enc.layers) * float((lens[t] * lens[s]).sum())
         per_entry = 12 if self.cfg.attn_dropout > 0 else 4
         for t, enc in self.memory.items():

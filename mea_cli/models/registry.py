@@ -2,8 +2,8 @@
 ``get_entry``, ``config_for``, ``create_model``, ``get_model``.
 
 A model registers its ``nn.Module`` class with its :class:`~mea_cli.models.contract.ModelConfig`
-subclass and declares its ablation switches, capabilities, unused parameters and tiny test
-config (see :mod:`mea_cli.models.contract` and ``docs/models/contract.md``)::
+subclass and declares its ablation switches, capabilities, unused parameters, tiny test
+config and deviations from its paper (see :mod:`mea_cli.models.contract` and ``docs/models/contract.md``)::
 
     @register_model("mea", MEAConfig, switches=SWITCHES, capabilities=(...), tiny={...})
     class MEA(nn.Module): ...
@@ -25,7 +25,7 @@ from typing import Any
 from torch import nn
 
 from mea_cli.errors import MeaError
-from mea_cli.models.contract import CAPABILITIES, ModelConfig, SwitchSet
+from mea_cli.models.contract import CAPABILITIES, Deviation, ModelConfig, SwitchSet
 
 BUILTIN: tuple[str, ...] = (
     "mea_cli.models.mea",
@@ -58,6 +58,11 @@ class ModelEntry:
     unused_parameters: tuple[str, ...] = ()
     tiny: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    deviations: tuple[Deviation, ...] = ()
+
+    def deviations_for(self, cfg: Any) -> tuple[Deviation, ...]:
+        """The declared deviations from the paper that a model built from ``cfg`` has."""
+        return tuple(d for d in self.deviations if d.holds(cfg))
 
     def active_capabilities(self, cfg: Any) -> frozenset[str]:
         """The capabilities a model built from ``cfg`` has (its switches may remove some)."""
@@ -103,6 +108,7 @@ def register_model(
     unused_parameters: Iterable[str] = (),
     tiny: Mapping[str, Any] | None = None,
     description: str = "",
+    deviations: Iterable[Deviation] = (),
 ) -> Callable[[type[nn.Module]], type[nn.Module]]:
     """Class decorator: register ``model_cls`` under ``name``.
 
@@ -114,6 +120,8 @@ def register_model(
         unused_parameters: fnmatch patterns of parameters that receive no gradient.
         tiny: field overrides giving a small, fast configuration (contract tests).
         description: one line for ``mea info --model``.
+        deviations: its departures from its paper (:class:`~mea_cli.models.contract.Deviation`),
+            printed under result tables and by ``mea info --model``; none by default.
     """
     caps = frozenset(capabilities)
     unknown = sorted(caps - set(CAPABILITIES))
@@ -121,6 +129,10 @@ def register_model(
         raise ValueError(f"model {name!r}: unknown capabilities {unknown}; valid: {list(CAPABILITIES)}")
     if not (isinstance(config_cls, type) and issubclass(config_cls, ModelConfig)):
         raise TypeError(f"model {name!r}: the config class must subclass ModelConfig")
+    devs = tuple(deviations)
+    keys = [d.key for d in devs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"model {name!r}: deviation keys must be unique: {keys}")
 
     def deco(model_cls: type[nn.Module]) -> type[nn.Module]:
         old = _REGISTRY.get(name)
@@ -143,6 +155,7 @@ def register_model(
             unused_parameters=tuple(unused_parameters),
             tiny=dict(tiny or {}),
             description=description,
+            deviations=devs,
         )
         _REGISTRY[name] = e
         _BY_CONFIG[config_cls] = e

@@ -1,5 +1,8 @@
 """``mea info --model NAME --dataset D``: a model's preset, parameter counts per component,
-its training preset (with sources), ablation switches and capabilities.
+its training preset (with sources), ablation switches, capabilities and deviations from its
+paper (those its registration declares for this configuration). ``--set key=value`` overrides
+fields of the preset (e.g. MMSA's MulT settings); a model with ``block_settings()`` (MulT) also
+shows each block's own settings (attention dropout per crossmodal transformer, future mask).
 
 Input dimensions come from a feature store when one is given (``--features F``), otherwise from
 the benchmark's features (GloVe 300 / Facet 35 / COVAREP 74); the task and label count come from
@@ -16,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mea_cli import MODALITIES
+from mea_cli.models.deviations import deviations_of
 from mea_cli.models.params import trainable_parameters
 from mea_cli.models.registry import config_for, create_model, get_entry
 
@@ -25,8 +29,10 @@ def describe_model(
     dataset: str,
     features: str | Path | None = None,
     ablations: tuple[str, ...] = (),
+    overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Build model ``name`` with ``dataset``'s preset and summarise its size (JSON-able)."""
+    """Build model ``name`` with ``dataset``'s preset (and ``overrides``, ``field=value`` as
+    typed or command-line text) and summarise it (JSON-able)."""
     input_dims: dict[str, int] | None = None
     task: str | None = None
     num_labels: int | None = None
@@ -42,8 +48,10 @@ def describe_model(
     from mea_cli.train.presets import training_preset
 
     entry = get_entry(name)
-    overrides: dict[str, Any] = {"ablations": tuple(ablations)} if ablations else {}
-    cfg = config_for(name, dataset, input_dims, task, num_labels, **overrides)
+    fields = dict(overrides or {})
+    if ablations:
+        fields["ablations"] = tuple(ablations)
+    cfg = config_for(name, dataset, input_dims, task, num_labels, **fields)
     model = create_model(name, cfg)
     total = trainable_parameters(model)
     components = (
@@ -67,6 +75,8 @@ def describe_model(
         },
         "switches": {n: s.table_row for n, s in entry.switches.items()},
         "capabilities": sorted(entry.active_capabilities(cfg)),
+        "blocks": model.block_settings() if hasattr(model, "block_settings") else {},
+        "deviations": deviations_of(name, cfg),
     }
 
 
@@ -96,6 +106,13 @@ def render_model_summary(summary: dict[str, Any], console: Console) -> None:
         if key != "input_dims":
             hyper.add_row(key, str(value))
     console.print(hyper)
+    if summary["blocks"]:
+        blocks = Table(title="settings per block")
+        blocks.add_column("block")
+        blocks.add_column("settings")
+        for block, text in summary["blocks"].items():
+            blocks.add_row(block, text)
+        console.print(blocks)
     train = Table(title="training preset")
     train.add_column("setting")
     train.add_column("value")
@@ -107,3 +124,9 @@ def render_model_summary(summary: dict[str, Any], console: Console) -> None:
     console.print(f"ablation switches: {switches}", highlight=False)
     caps = ", ".join(summary["capabilities"]) or "none"
     console.print(f"capabilities: {caps}", highlight=False)
+    devs = summary["deviations"]
+    console.print(
+        "deviations from the paper" + (":" if devs else ": none declared"), highlight=False
+    )
+    for d in devs:
+        console.print(f"  {d['key']}: {d['text']} ({d['doc']})", highlight=False, soft_wrap=True)

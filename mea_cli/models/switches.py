@@ -27,7 +27,8 @@ SWITCHES = SwitchSet(
         Switch(
             "sep",
             "w/ Separation Constraint L_sep",
-            "replace L_dis by MFSA's orthogonality L_sep",
+            "replace L_dis by L_sep in the batch-matrix form of DSN / MISA (not MFSA's per-sample "
+            "Eq. 13)",
             drops_losses=("dis",),
             adds_losses=("sep",),
         ),

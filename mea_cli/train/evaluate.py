@@ -9,7 +9,8 @@ sample; IEMOCAP: each emotion's majority training class), which any useful model
 checkpoint's dataset (``paper_results.json``, each row citing its paper by title and table).
 Those rows are only comparable with ours on the real benchmark's test split with the CMU
 features the papers used (:func:`paper_comparability`); otherwise every paper column is headed
-"not comparable" and the reason is printed beside them.
+"not comparable" and the reason is printed beside them; the model's deviations from its paper
+(declared in its registration, :mod:`mea_cli.models.deviations`) are printed under the table.
 
 ``CKPT`` may be a checkpoint file or a run directory (its ``ckpt.pt``; a multi-seed run names
 its ``seeds/<seed>/`` directories instead, :func:`mea_cli.train.runs.checkpoint_in`).
@@ -40,6 +41,7 @@ from rich.table import Table
 from mea_cli.artifacts.checkpoint import CheckpointError, check_schema, load_checkpoint
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.errors import MeaError
+from mea_cli.models.deviations import deviation_block
 from mea_cli.paths import check_output_file, write_text
 from mea_cli.train.engine import predict, resolve_device
 from mea_cli.train.metrics import (
@@ -88,6 +90,7 @@ class EvalResult:
     label_range: list[float] | None = None  # a custom regression task's range
     confusion: dict[str, Any] | None = None  # multiclass: labels, matrix, png
     predictions_file: str | None = None
+    deviations: list[str] = field(default_factory=list)  # --paper: the model's, from its paper
 
     def to_dict(self) -> dict[str, Any]:
         from mea_cli.train.runs import jsonable
@@ -111,6 +114,7 @@ class EvalResult:
                 "paper_not_comparable_because": self.not_comparable or None,
                 "confusion": self.confusion,
                 "predictions_file": self.predictions_file,
+                "deviations_from_paper": self.deviations,
             }
         )
 
@@ -255,6 +259,7 @@ def evaluate_checkpoint(
         label_range=rng,
         confusion=cm,
         predictions_file=None if predictions is None else str(predictions),
+        deviations=deviation_block({ckpt.model: ckpt.model_config}) if with_paper else [],
     )
 
 
@@ -340,6 +345,8 @@ def render_eval(result: EvalResult, console: Console) -> None:
                 f"not comparable with the papers' rows: {result.not_comparable}",
                 highlight=False,
             )
+    for line in result.deviations:
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def _render_confusion(cm: dict[str, Any], console: Console) -> None:
