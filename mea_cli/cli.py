@@ -27,7 +27,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from mea_cli import __version__, interrupt
+from mea_cli import __version__, interrupt, paths
 from mea_cli.errors import MeaError
 from mea_cli.paths import PathError, check_input_file, check_output_dir, check_output_file
 
@@ -61,11 +61,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     """mea-cli: raw video -> features -> MEA model -> the literature's metrics."""
+    # every input a command checks is remembered until it ends: no output may be one of them
+    paths.start_input_guard()
+    ctx.call_on_close(paths.end_input_guard)
 
 
 @app.command()
@@ -117,6 +121,7 @@ def info(
             render_sample(described, console)
         return
     with FeatureStore(file) as store:
+        store.check_values()  # non-finite features, reversed step times: one line, exit 2
         summary = summarize(store)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
@@ -173,6 +178,9 @@ def train(
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
     name: str = typer.Option(None, "--name", help="Run name [default: model-dataset-time]."),
     resume: bool = typer.Option(False, "--resume", help="Continue run --name (or runs/latest)."),
+    allow_changed_store: bool = typer.Option(
+        False, "--allow-changed-store", help="--resume even if the store's sha256 changed (warns)."
+    ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs are kept."),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
@@ -201,6 +209,7 @@ def train(
             device=device,
             name=name,
             resume=resume,
+            allow_changed_store=allow_changed_store,
             runs_dir=runs_dir,
         ),
         err_console,
@@ -221,6 +230,9 @@ def eval_(
     predictions: Path = typer.Option(
         None, "--predictions", help="Write every sample's prediction beside its truth (CSV)."
     ),
+    allow_changed_store: bool = typer.Option(
+        False, "--allow-changed-store", help="Use the training store even if its sha256 changed (warns)."
+    ),
 ) -> None:
     """Evaluate a checkpoint: the task's metrics beside a training-mean baseline."""
     from mea_cli.train.runs import checkpoint_in
@@ -233,7 +245,8 @@ def eval_(
     from mea_cli.train.evaluate import evaluate_checkpoint, render_eval
 
     result = evaluate_checkpoint(
-        ckpt, features, split, device, with_paper=paper, predictions=predictions
+        ckpt, features, split, device, with_paper=paper, predictions=predictions,
+        allow_changed_store=allow_changed_store,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from mea_cli.config import ConfigError
 from mea_cli.train.metrics import format_mean_std, format_metric, metric_label
-from mea_cli.train.trainer import RunResult
+from mea_cli.train.trainer import MAX_SEED, RunResult
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -18,6 +18,9 @@ def parse_seeds(text: str) -> list[int]:
         raise ConfigError("--seeds", f"must be comma-separated integers, got {text!r}") from None
     if not seeds:
         raise ConfigError("--seeds", "is empty")
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
+    if bad:
+        raise ConfigError("--seeds", f"seeds must lie in 0..{MAX_SEED}, got {bad[0]}")
     return seeds
 
 

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,7 @@ def read_json(path: Path) -> Any:
 
 def append_log(path: Path, record: dict[str, Any]) -> None:
     """Append one epoch record to ``log.jsonl`` (flushed and fsynced: it survives a kill)."""
-    with open(path, "a") as f:
+    with paths.disk_full_as_error(path, "training log"), open(path, "a") as f:
         f.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -169,6 +170,28 @@ def checkpoint_in(path: str | os.PathLike[str]) -> Path:
             f"top; give one seed's directory: {choices}"
         )
     raise RunError(f"{p}: no checkpoint (ckpt.pt) in this directory; is it a training run?")
+
+
+def check_store_unchanged(
+    store: str | os.PathLike[str], recorded: str, where: object, allow: bool = False
+) -> None:
+    """Refuse a feature store whose SHA-256 differs from the one ``where`` (a run's
+    ``config.json`` or a checkpoint) recorded at training time: resuming or evaluating on
+    changed data would mix two datasets without a word. With ``allow`` (the command line's
+    ``--allow-changed-store``) it goes on, after a warning on stderr. An empty ``recorded``
+    (a run of another rank, an old checkpoint) cannot be compared and is accepted."""
+    if not recorded:
+        return
+    now = paths.file_sha256(store)
+    if now == recorded:
+        return
+    said = (
+        f"{store}: the feature store changed since {where} was trained (sha256 {now[:12]}..., "
+        f"recorded {recorded[:12]}...)"
+    )
+    if not allow:
+        raise RunError(f"{said}; pass --allow-changed-store to use it anyway")
+    sys.stderr.write(f"WARNING: {said}; going on because of --allow-changed-store\n")
 
 
 def seed_dir(run_dir: Path, seed: int, n_seeds: int) -> Path:

@@ -81,6 +81,7 @@ from mea_cli.train.modeling import build_model
 
 STATE_FORMAT = "mea-train-state"
 DEFAULT_SEED = 1111
+MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy's SeedSequence take 0 .. 2**63 - 1
 
 
 class TrainError(MeaError):
@@ -107,6 +108,7 @@ class TrainRequest:
     device: str = "auto"
     name: str | None = None
     resume: bool = False
+    allow_changed_store: bool = False  # --resume on a store whose sha256 changed (warned)
     runs_dir: Path = Path("runs")
     live: bool | None = None  # None: rich live table only on a terminal
 
@@ -160,6 +162,7 @@ def read_store_facts(
     from mea_cli.data.presets import check_store_fits, resolve_preset
 
     with FeatureStore(features) as store:
+        store.check_values()  # NaN / inf features refused now, not mid-training
         preset = resolve_preset(dataset, store, task, label_range)
         check_store_fits(store, preset)
         for split in ("train", "valid", "test"):
@@ -202,6 +205,8 @@ def resolve_config(
     entry = get_entry(req.model)
     if not req.seeds or len(set(req.seeds)) != len(req.seeds):
         raise TrainError(f"--seeds must be distinct integers, got {list(req.seeds)}")
+    if any(not 0 <= int(s) <= MAX_SEED for s in req.seeds):
+        raise TrainError(f"--seeds must lie in 0..{MAX_SEED}, got {list(req.seeds)}")
     data = sorted(set(req.model_overrides) & set(data_fields()))
     if data:
         raise ConfigError(
@@ -263,6 +268,10 @@ def _open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
         if req.features is not None and Path(req.features).resolve() != Path(cfg["features"]):
             raise TrainError(
                 f"{run_dir}: --resume continues the run on {cfg['features']}, not {req.features}"
+            )
+        if Path(cfg["features"]).is_file():
+            runs.check_store_unchanged(
+                cfg["features"], cfg.get("features_sha256", ""), run_dir, req.allow_changed_store
             )
         return run_dir, cfg
     if req.features is None or (req.dataset is None and req.task is None):
@@ -614,6 +623,8 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
         results: dict[int, dict[str, Any]] = {}
         with FeatureStore(cfg["features"]) as store:
             _check_schema_same(store, cfg)
+            if req.resume:  # a new run's store was checked by read_store_facts
+                store.check_values()
             for seed in seeds:
                 out_dir = runs.seed_dir(run_dir, seed, len(seeds))
                 trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)
