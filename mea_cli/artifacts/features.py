@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -226,6 +227,7 @@ class FeatureStoreWriter:
         self._offsets: dict[str, list[int]] = {m: [0] for m in self.modalities}
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
+        self._ignored = _IgnoredH5Errors()
         self._output: AbstractContextManager[Path] | None = None
         self._words = 0
         self._word_offsets: list[int] = [0]
@@ -249,6 +251,7 @@ class FeatureStoreWriter:
         output = atomic_output(self.path, "feature store")
         tmp = output.__enter__()
         self._output = output
+        self._ignored.start()
         try:
             self._file = h5py.File(tmp, "w")
         except BaseException:
@@ -294,6 +297,7 @@ class FeatureStoreWriter:
             with contextlib.suppress(OSError, RuntimeError):  # nothing to keep: removed below
                 self._file.close()
             self._file = None
+        self._ignored.stop()
         output, self._output = self._output, None
         if output is not None:
             err = RuntimeError("feature store writer aborted")
@@ -361,6 +365,7 @@ class FeatureStoreWriter:
                 [(w.start, w.end) for w in sample.words], np.float64
             )
             self._words = w1
+        self._ignored.raise_first()  # a write that failed where h5py could not raise it
         self._word_offsets.append(self._words)
         self._word_sources.append(sample.words_source)
         self._ids.add(sample.id)
@@ -413,9 +418,12 @@ class FeatureStoreWriter:
             for key, value in self.attrs.items():
                 f.attrs[key] = _attr_json(value)
             f.flush()  # a failed write raises here, not later as a printed, ignored error
+            self._ignored.raise_first()
             self._datasets.clear()
             f.close()
+            self._ignored.raise_first()
             self._file = None
+            self._ignored.stop()
             output, self._output = self._output, None
             output.__exit__(None, None, None)  # rename into place
         except BaseException as err:
@@ -423,6 +431,55 @@ class FeatureStoreWriter:
             if is_disk_full(err):
                 raise disk_full(self.path, "feature store", err) from None
             raise
+
+
+class _IgnoredH5Errors:
+    """Collect the errors h5py can only print (HDF5 flushes an object's cache when its last
+    handle goes, and a failed write there, a full disk for one, is raised in a Cython
+    ``__dealloc__``: printed through ``sys.excepthook`` and ``sys.unraisablehook``, then
+    dropped), so that the writer raises the first of them instead of printing each and going
+    on. Anything else goes to the hooks that were there before."""
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+        self._previous: tuple[Any, Any] | None = None
+
+    def start(self) -> None:
+        self._previous = (sys.excepthook, sys.unraisablehook)
+        sys.excepthook, sys.unraisablehook = self._excepthook, self._unraisable
+
+    def stop(self) -> None:
+        if self._previous is not None:
+            (sys.excepthook, sys.unraisablehook), self._previous = self._previous, None
+
+    @staticmethod
+    def _from_h5py(err: BaseException | None, tb: Any) -> bool:
+        if not isinstance(err, (OSError, RuntimeError)):
+            return False
+        while tb is not None:
+            if "h5py" in tb.tb_frame.f_code.co_filename:
+                return True
+            tb = tb.tb_next
+        return False
+
+    def _excepthook(self, kind: Any, err: BaseException, tb: Any) -> None:
+        if self._from_h5py(err, tb):
+            self.errors.append(err)
+        elif self._previous is not None:
+            self._previous[0](kind, err, tb)
+
+    def _unraisable(self, unraisable: Any) -> None:
+        err = unraisable.exc_value
+        if self._from_h5py(err, unraisable.exc_traceback) or (
+            isinstance(err, (OSError, RuntimeError)) and "h5py" in str(unraisable.object)
+        ):
+            self.errors.append(err)
+        elif self._previous is not None:
+            self._previous[1](unraisable)
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise self.errors[0]
 
 
 def _discard_writes(file: h5py.File) -> None:
@@ -609,7 +666,9 @@ class FeatureStore:
         allowed = "f" if floats_only else "fiu"
         if kind not in allowed:
             wanted = "floating-point" if floats_only else "real numeric"
-            self._fail(f"{where} has dtype {ds.dtype}, expected {wanted} values")
+            held = {"O": "strings or objects", "S": "strings", "U": "strings", "c": "complex numbers"}
+            what = f" ({held[kind]})" if kind in held else ""
+            self._fail(f"{where} has dtype {ds.dtype}{what}, expected {wanted} values")
 
     def _check_offsets_dtype(self, where: str, ds: h5py.Dataset) -> None:
         """Offsets index rows: integers only (a fractional offset has no row to point at)."""
