@@ -189,12 +189,21 @@ def train(
     if config is not None:
         check_input_file(config, "config file")
     check_output_dir(runs_dir, "runs directory")
-    from mea_cli.data.presets import parse_range
-    from mea_cli.train.cli_support import parse_seeds, print_run_summary
+    # every check that needs no torch runs first: a mistake costs no import and no run dir
+    from mea_cli.train.cli_support import check_train_overrides, parse_seeds
     from mea_cli.train.config import overrides_from_cli
+
+    seed_list = parse_seeds(seeds)
+    train_over, model_over = overrides_from_cli(sets, config, epochs)
+    check_train_overrides(train_over)
+    if features is not None and not resume:
+        from mea_cli.artifacts.features import check_store
+
+        check_store(features)
+    from mea_cli.data.presets import parse_range
+    from mea_cli.train.cli_support import print_run_summary
     from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
 
-    train_over, model_over = overrides_from_cli(sets, config, epochs)
     enable_determinism()
     result = train_run(
         TrainRequest(
@@ -203,7 +212,7 @@ def train(
             model=model,
             task=task,
             label_range=parse_range(labels_range),
-            seeds=parse_seeds(seeds),
+            seeds=seed_list,
             train_overrides=train_over,
             model_overrides=model_over,
             device=device,
@@ -618,6 +627,9 @@ def compare(
     t-tests against the first model, md/csv/tex files and a bar chart."""
     check_input_file(features, "feature store")
     check_output_dir(runs_dir, "runs directory")
+    from mea_cli.artifacts.features import check_store
+
+    check_store(features)  # a bad store: one line before torch is even imported
     from mea_cli.ablate.compare import compare as run_compare
     from mea_cli.ablate.compare import parse_compare_sets
     from mea_cli.train.trainer import enable_determinism

@@ -495,6 +495,27 @@ def _discard_writes(file: h5py.File) -> None:
         os.close(null)
 
 
+_VALUES_CHECKED: set[tuple[int, int, int, int]] = set()
+
+
+def _identity(path: Path | None) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime) of a store file: changes whenever its content can have."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def check_store(path: str | os.PathLike[str]) -> None:
+    """Open ``path`` and check its structure and values (:meth:`FeatureStore.check_values`):
+    what a command runs first, before importing torch, so a bad store costs no more than that."""
+    with FeatureStore(path) as store:
+        store.check_values()
+
+
 def _decode(arr: np.ndarray) -> np.ndarray:
     return np.array([x.decode("utf-8") if isinstance(x, bytes) else x for x in arr], dtype=object)
 
@@ -698,11 +719,18 @@ class FeatureStore:
         it starts, naming the sample. Not part of opening (which reads only the sample table
         and offsets, so ``store[i]`` of a big store stays cheap); the commands that use every
         sample (``info``, ``train``, ``eval``, ``compare``, ``predict`` on a store, ``merge``)
-        call it before any work. Cost: one sequential read of the data (docs/feature-store.md)."""
+        call it before any work. Cost: one sequential read of the data (docs/feature-store.md);
+        a file already checked by this process (same inode, size and modification time) is
+        not read again (the command line checks before importing torch, training again)."""
+        key = _identity(self.path)
+        if key is not None and key in _VALUES_CHECKED:
+            return
         for name in self.modalities:
             g = self._file[name]
             self._check_step_times(name, g["times"], self._offsets[name])
             self._check_finite(name, g["data"], self._offsets[name])
+        if key is not None:
+            _VALUES_CHECKED.add(key)
 
     def _check_step_times(self, name: str, times: h5py.Dataset, offsets: np.ndarray) -> None:
         """Every step's end is at or after its start (NaN: unknown), read in chunks."""

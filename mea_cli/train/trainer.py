@@ -66,7 +66,7 @@ from mea_cli.config import ConfigError
 from mea_cli.errors import MeaError
 from mea_cli.paths import file_sha256
 from mea_cli.train import runs
-from mea_cli.train.config import TrainSettings
+from mea_cli.train.config import MAX_SEED, TrainSettings
 from mea_cli.train.display import TrainDisplay
 from mea_cli.train.distributed import (
     DistInfo,
@@ -81,7 +81,6 @@ from mea_cli.train.modeling import build_model
 
 STATE_FORMAT = "mea-train-state"
 DEFAULT_SEED = 1111
-MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy's SeedSequence take 0 .. 2**63 - 1
 
 
 class TrainError(MeaError):
