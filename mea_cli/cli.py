@@ -289,13 +289,16 @@ def predict(
     (or a feature store's samples from their stored features)."""
     if not clips.exists():
         raise PathError(clips, "no such video or folder")
+    from mea_cli.train.runs import checkpoint_in
+
+    checkpoint_in(ckpt)
+    if out is not None:  # before the heavy imports: an output onto an input costs nothing
+        paths.note_input(clips)
+        check_output_file(out, "predictions file")
     from mea_cli.predict.api import STORE_SUFFIXES
 
     if not clips.is_dir():
         check_input_file(clips, "feature store" if clips.suffix in STORE_SUFFIXES else "video file")
-    from mea_cli.train.runs import checkpoint_in
-
-    checkpoint_in(ckpt)
     for given, what in ((face_model, "face model"), (glove, "vectors")):
         if given is not None:
             check_input_file(given, what)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from battery.harness import assert_refused, mea, snapshot
 from battery.safety_data import BREAKS, broken_copy, tiny_store, untrained_run
 
