@@ -200,6 +200,10 @@ def train(
         from mea_cli.artifacts.features import check_store
 
         check_store(features)
+    if resume:
+        from mea_cli.train.runs import check_resume_store
+
+        check_resume_store(runs_dir, name, allow_changed_store)
     from mea_cli.data.presets import parse_range
     from mea_cli.train.cli_support import print_run_summary
     from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run

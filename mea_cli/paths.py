@@ -282,10 +282,19 @@ def replace_symlink(link: str | os.PathLike[str], target: str) -> Path:
     return link
 
 
+_SHA256: dict[tuple[int, int, int, int], str] = {}
+
+
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, streamed (feature stores can be large)."""
+    """SHA-256 of a file, streamed (feature stores can be large); computed once per process
+    for a file whose inode, size and modification time have not changed."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _SHA256:
+        return _SHA256[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
-    return h.hexdigest()
+    _SHA256[key] = h.hexdigest()
+    return _SHA256[key]

@@ -194,6 +194,16 @@ def check_store_unchanged(
     sys.stderr.write(f"WARNING: {said}; going on because of --allow-changed-store\n")
 
 
+def check_resume_store(runs_dir: Path, name: str | None, allow: bool = False) -> None:
+    """``--resume``'s store check (:func:`check_store_unchanged`) on the run's saved config,
+    without torch: the command line runs it before the heavy imports."""
+    run_dir = resolve_run(runs_dir, name)
+    cfg = read_json(run_dir / "config.json")
+    store = cfg.get("features") if isinstance(cfg, dict) else None
+    if isinstance(store, str) and Path(store).is_file():
+        check_store_unchanged(store, str(cfg.get("features_sha256") or ""), run_dir, allow)
+
+
 def seed_dir(run_dir: Path, seed: int, n_seeds: int) -> Path:
     """Where one seed's files go: the run directory itself, or ``seeds/<seed>/``."""
     return run_dir if n_seeds == 1 else run_dir / "seeds" / str(seed)
