@@ -252,6 +252,8 @@ def atomic_output(path: str | os.PathLike[str], what: str = "output file") -> It
         tmp.unlink(missing_ok=True)
         if is_disk_full(err):
             raise disk_full(target, what, err) from None
+        if isinstance(err, PathError) and same_file(err.path, tmp):  # a writer nested in this
+            raise PathError(target, err.problem) from None  # block: name the output instead
         raise
 
 

@@ -254,8 +254,10 @@ class FeatureStoreWriter:
         self._ignored.start()
         try:
             self._file = h5py.File(tmp, "w")
-        except BaseException:
+        except BaseException as err:
             self.abort()
+            if is_disk_full(err):
+                raise disk_full(self.path, "feature store", err) from None
             raise
         # the growing datasets stay open until close: an HDF5 dataset flushes its chunk cache
         # when its last handle goes, and a failure there (a full disk) is only printed, never

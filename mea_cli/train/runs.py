@@ -20,6 +20,7 @@ rename). NaN metrics are written as ``null`` so the files are strict JSON.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -192,6 +193,21 @@ def check_store_unchanged(
     if not allow:
         raise RunError(f"{said}; pass --allow-changed-store to use it anyway")
     sys.stderr.write(f"WARNING: {said}; going on because of --allow-changed-store\n")
+
+
+def create_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
+    """Create ``run_dir`` (and its runs folder) holding ``config.json``; when writing it fails
+    (a full disk), the folders this call created are removed again, so a retry does not meet
+    "already exists"."""
+    made = [p for p in (run_dir.parent, run_dir) if not p.exists()]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        write_json(run_dir / "config.json", cfg)
+    except BaseException:
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
 
 
 def check_resume_store(runs_dir: Path, name: str | None, allow: bool = False) -> None:

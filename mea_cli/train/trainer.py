@@ -289,8 +289,7 @@ def _open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
             f"another --name"
         )
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        runs.write_json(run_dir / "config.json", cfg)
+        runs.create_run_dir(run_dir, cfg)
     barrier(info)
     return run_dir, cfg
 
