@@ -45,12 +45,12 @@ class PathError(MeaError):
         super().__init__(f"{path}: {problem}")
 
 
-_INPUTS: ContextVar[tuple[Path, ...] | None] = ContextVar("mea_inputs", default=None)
+_INPUTS: ContextVar[list[Path] | None] = ContextVar("mea_inputs", default=None)
 
 
 def start_input_guard() -> None:
     """Start remembering the inputs of one command (an empty list; see the module docstring)."""
-    _INPUTS.set(())
+    _INPUTS.set([])
 
 
 def end_input_guard() -> None:
@@ -61,7 +61,7 @@ def end_input_guard() -> None:
 @contextlib.contextmanager
 def input_guard() -> Iterator[None]:
     """Remember the inputs named inside the block, so no output of the block can be one."""
-    token = _INPUTS.set(())
+    token = _INPUTS.set([])
     try:
         yield
     finally:
@@ -72,7 +72,7 @@ def note_input(path: str | os.PathLike[str]) -> None:
     """Remember ``path`` as an input of the running command (no-op outside a command)."""
     known = _INPUTS.get()
     if known is not None:
-        _INPUTS.set((*known, Path(path)))
+        known.append(Path(path))
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

@@ -28,7 +28,7 @@ from mea_cli.extract.labelparse import LabelSpec
 from mea_cli.extract.pack import pack
 from mea_cli.extract.pipeline import ExtractConfig, Pipeline
 from mea_cli.extract.run import ExtractInterrupted, Progress, run
-from mea_cli.paths import check_output_dir, check_output_file
+from mea_cli.paths import check_not_input, check_output_dir, check_output_file
 
 __all__ = ["ExtractConfig", "ExtractError", "ExtractInterrupted", "ExtractReport", "Progress", "extract"]
 
@@ -85,6 +85,7 @@ def extract(
     check_output_dir(cdir, "extraction cache folder")
     try:
         plan = discover(source, labels, label_spec, shard)
+        check_not_input(out, what="feature store")  # e.g. --out onto a video of the folder
         pipeline = Pipeline.from_config(cfg)  # one clear error for a missing model, not N failures
         pipeline.words.require_asr(plan.without_sidecar())
         schemas = pipeline.schemas()

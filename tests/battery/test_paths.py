@@ -83,3 +83,7 @@ def test_extract_out_onto_the_labels(world: dict[str, Path]) -> None:
 
 def test_extract_out_onto_the_video(world: dict[str, Path]) -> None:
     refused(world, "extract", "videos/a.mp4", "--out", "videos/../videos/a.mp4", "--no-asr")
+
+
+def test_extract_out_onto_a_video_of_the_folder(world: dict[str, Path]) -> None:
+    refused(world, "extract", "videos", "--out", "videos/a.mp4", "--no-asr")
