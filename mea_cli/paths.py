@@ -13,8 +13,9 @@ An output may never be one of the command's inputs: every input checked with
 and :func:`check_output_file` / :func:`atomic_output` refuse an output that is the same file,
 through a symlink, a hard link (same inode) or another spelling of its path
 (``mea eval ckpt.pt --predictions ckpt.pt`` would otherwise replace the checkpoint).
-The command line starts and ends this bookkeeping around each command (:func:`input_guard`);
-library calls outside a command are not tracked.
+The command line starts and ends this bookkeeping around each command
+(:func:`start_input_guard`, :func:`end_input_guard`); library calls outside a command are not
+tracked.
 
 Temporary files are created with ``os.open(..., 0o666)`` so the process umask applies, exactly
 as for a plain ``open()``: outputs get the same permissions whatever wrote them.
@@ -56,16 +57,6 @@ def start_input_guard() -> None:
 def end_input_guard() -> None:
     """Stop remembering inputs (the command is over)."""
     _INPUTS.set(None)
-
-
-@contextlib.contextmanager
-def input_guard() -> Iterator[None]:
-    """Remember the inputs named inside the block, so no output of the block can be one."""
-    token = _INPUTS.set([])
-    try:
-        yield
-    finally:
-        _INPUTS.reset(token)
 
 
 def note_input(path: str | os.PathLike[str]) -> None:
