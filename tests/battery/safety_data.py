@@ -142,6 +142,20 @@ def mmsa_pickle(path: Path, leak: bool = False) -> Path:
     return path
 
 
+def csd_folder(path: Path, videos: tuple[str, ...] = ("v1", "v2", "v3")) -> Path:
+    """A folder of four tiny CMU-SDK computational sequences (text, vision, audio, labels)."""
+    path.mkdir()
+    for name, dim in (("text", 3), ("vision", 2), ("audio", 2), ("labels", 1)):
+        with h5py.File(path / f"{name}.csd", "w") as f:
+            data = f.create_group(name).create_group("data")
+            f[name].create_group("metadata")
+            for v in videos:
+                d = data.create_group(v)
+                d["features"] = np.ones((2, dim), np.float32)
+                d["intervals"] = np.array([[0.0, 1.0], [1.0, 2.0]])
+    return path
+
+
 def untrained_run(store: Path, runs_dir: Path, name: str = "tiny") -> Path:
     """A run directory as ``mea train`` starts it (``config.json``) with the ``ckpt.pt`` of a
     tiny MEA's initial weights: everything eval / --resume read before they refuse, without

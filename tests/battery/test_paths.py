@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from battery.harness import assert_refused, mea, snapshot
-from battery.safety_data import mult_pickle, tiny_store, untrained_run
+from battery.safety_data import csd_folder, mult_pickle, tiny_store, untrained_run
 
 WORDS = ("also an input",)
 
@@ -29,6 +29,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {
         "root": root, "good": good, "other": other, "run": untrained_run(good, root / "runs"),
         "pkl": mult_pickle(root / "src.pkl"), "videos": videos, "labels": labels,
+        "csd": csd_folder(root / "csd"),
     }  # fmt: skip
 
 
@@ -87,3 +88,9 @@ def test_extract_out_onto_the_video(world: dict[str, Path]) -> None:
 
 def test_extract_out_onto_a_video_of_the_folder(world: dict[str, Path]) -> None:
     refused(world, "extract", "videos", "--out", "videos/a.mp4", "--no-asr")
+
+
+def test_import_csd_out_onto_one_of_its_sequences(world: dict[str, Path]) -> None:
+    refused(world, "import", "csd", "csd", "--out", "csd/audio.csd", "--text-csd", "text.csd",
+            "--vision-csd", "vision.csd", "--audio-csd", "audio.csd", "--labels-csd",
+            "labels.csd", "--dataset", "mosi")  # fmt: skip
