@@ -29,7 +29,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from mea_cli import __version__, interrupt
+from mea_cli import __version__, interrupt, paths
 from mea_cli.errors import MeaError
 from mea_cli.paths import (
     PathError,
@@ -69,11 +69,15 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
     """mea-cli: raw video -> features -> MEA model -> the literature's metrics."""
+    # every input a command checks is remembered until it ends: no output may be one of them
+    paths.start_input_guard()
+    ctx.call_on_close(paths.end_input_guard)
 
 
 @app.command()
@@ -134,6 +138,7 @@ def info(
             render_sample(described, console)
         return
     with FeatureStore(file) as store:
+        store.check_values()  # non-finite features, reversed step times: one line, exit 2
         summary = summarize(store)
     if as_json:
         sys.stdout.write(json.dumps(summary, indent=2) + "\n")
@@ -190,6 +195,9 @@ def train(
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override the preset's epochs."),
     name: str = typer.Option(None, "--name", help="Run name [default: model-dataset-time]."),
     resume: bool = typer.Option(False, "--resume", help="Continue run --name (or runs/latest)."),
+    allow_changed_store: bool = typer.Option(
+        False, "--allow-changed-store", help="--resume even if the store's sha256 changed (warns)."
+    ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs are kept."),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
@@ -198,12 +206,25 @@ def train(
     if config is not None:
         check_input_file(config, "config file")
     check_output_dir(runs_dir, "runs directory")
-    from mea_cli.data.presets import parse_range
-    from mea_cli.train.cli_support import parse_seeds, print_run_summary
+    # every check that needs no torch runs first: a mistake costs no import and no run dir
+    from mea_cli.train.cli_support import check_train_overrides, parse_seeds
     from mea_cli.train.config import overrides_from_cli
+
+    seed_list = parse_seeds(seeds)
+    train_over, model_over = overrides_from_cli(sets, config, epochs)
+    check_train_overrides(train_over)
+    if features is not None and not resume:
+        from mea_cli.artifacts.features import check_store
+
+        check_store(features)
+    if resume:
+        from mea_cli.train.runs import check_resume_store
+
+        check_resume_store(runs_dir, name, allow_changed_store)
+    from mea_cli.data.presets import parse_range
+    from mea_cli.train.cli_support import print_run_summary
     from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
 
-    train_over, model_over = overrides_from_cli(sets, config, epochs)
     enable_determinism()
     result = train_run(
         TrainRequest(
@@ -212,12 +233,13 @@ def train(
             model=model,
             task=task,
             label_range=parse_range(labels_range),
-            seeds=parse_seeds(seeds),
+            seeds=seed_list,
             train_overrides=train_over,
             model_overrides=model_over,
             device=device,
             name=name,
             resume=resume,
+            allow_changed_store=allow_changed_store,
             runs_dir=runs_dir,
         ),
         err_console,
@@ -238,6 +260,9 @@ def eval_(
     predictions: Path = typer.Option(
         None, "--predictions", help="Write every sample's prediction beside its truth (CSV)."
     ),
+    allow_changed_store: bool = typer.Option(
+        False, "--allow-changed-store", help="Use the training store even if its sha256 changed (warns)."
+    ),
 ) -> None:
     """Evaluate a checkpoint: the task's metrics beside a training-mean baseline."""
     from mea_cli.train.runs import checkpoint_in
@@ -250,7 +275,8 @@ def eval_(
     from mea_cli.train.evaluate import evaluate_checkpoint, render_eval
 
     result = evaluate_checkpoint(
-        ckpt, features, split, device, with_paper=paper, predictions=predictions
+        ckpt, features, split, device, with_paper=paper, predictions=predictions,
+        allow_changed_store=allow_changed_store,
     )
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
@@ -285,13 +311,16 @@ def predict(
     check_name_length(clips, "video or folder")
     if not clips.exists():
         raise PathError(clips, "no such video or folder")
+    from mea_cli.train.runs import checkpoint_in
+
+    checkpoint_in(ckpt)
+    if out is not None:  # before the heavy imports: an output onto an input costs nothing
+        paths.note_input(clips)
+        check_output_file(out, "predictions file")
     from mea_cli.predict.api import STORE_SUFFIXES
 
     if not clips.is_dir():
         check_input_file(clips, "feature store" if clips.suffix in STORE_SUFFIXES else "video file")
-    from mea_cli.train.runs import checkpoint_in
-
-    checkpoint_in(ckpt)
     for given, what in ((face_model, "face model"), (glove, "vectors")):
         if given is not None:
             check_input_file(given, what)
@@ -624,6 +653,9 @@ def compare(
     t-tests against the first model, md/csv/tex files and a bar chart."""
     check_input_file(features, "feature store")
     check_output_dir(runs_dir, "runs directory")
+    from mea_cli.artifacts.features import check_store
+
+    check_store(features)  # a bad store: one line before torch is even imported
     from mea_cli.ablate.compare import compare as run_compare
     from mea_cli.ablate.compare import parse_compare_sets
     from mea_cli.train.trainer import enable_determinism

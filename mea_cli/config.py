@@ -110,6 +110,8 @@ def coerce(hint: Any, value: Any) -> Any:
             value = parse_text(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(_type_name(hint))
+        if not math.isfinite(value):  # inf / nan would only fail mid-training
+            raise ValueError("a finite number")
         return float(value)
     if hint is str:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

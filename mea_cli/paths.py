@@ -8,6 +8,15 @@ checked first with :func:`check_output_file`, :func:`check_output_dir` or
 one line naming the path and the problem, exit code 2) before any work starts, and create
 nothing: a missing parent directory is an error, never silently created.
 
+An output may never be one of the command's inputs: every input checked with
+:func:`check_input_file` (or named with :func:`note_input`) while a command runs is remembered,
+and :func:`check_output_file` / :func:`atomic_output` refuse an output that is the same file,
+through a symlink, a hard link (same inode) or another spelling of its path
+(``mea eval ckpt.pt --predictions ckpt.pt`` would otherwise replace the checkpoint).
+The command line starts and ends this bookkeeping around each command
+(:func:`start_input_guard`, :func:`end_input_guard`); library calls outside a command are not
+tracked.
+
 Temporary files are created with ``os.open(..., 0o666)`` so the process umask applies, exactly
 as for a plain ``open()``: outputs get the same permissions whatever wrote them.
 """
@@ -15,11 +24,13 @@ as for a plain ``open()``: outputs get the same permissions whatever wrote them.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
 import secrets
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +80,56 @@ def check_name_length(path: str | os.PathLike[str], what: str = "file", extra: i
     return p
 
 
+_INPUTS: ContextVar[list[Path] | None] = ContextVar("mea_inputs", default=None)
+
+
+def start_input_guard() -> None:
+    """Start remembering the inputs of one command (an empty list; see the module docstring)."""
+    _INPUTS.set([])
+
+
+def end_input_guard() -> None:
+    """Stop remembering inputs (the command is over)."""
+    _INPUTS.set(None)
+
+
+def note_input(path: str | os.PathLike[str]) -> None:
+    """Remember ``path`` as an input of the running command (no-op outside a command)."""
+    known = _INPUTS.get()
+    if known is not None:
+        known.append(Path(path))
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """True when ``a`` and ``b`` are one file: the same resolved path (symlinks followed), or
+    the same inode on the same device (hard links)."""
+    a, b = Path(a), Path(b)
+    try:
+        if os.path.samefile(a, b):
+            return True
+    except OSError:  # one of them does not exist (yet): compare where they would be
+        pass
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):  # a symlink loop: not resolvable, so not an input
+        return False
+
+
+def check_not_input(
+    path: str | os.PathLike[str], inputs: Iterator[Path] | tuple[Path, ...] | list[Path] = (),
+    what: str = "output file",
+) -> Path:
+    """Refuse an output that is one of ``inputs`` or of the running command's noted inputs."""
+    p = Path(path)
+    for given in (*inputs, *(_INPUTS.get() or ())):
+        if same_file(p, given):
+            shown = "" if str(given) == str(p) else f" ({given})"
+            raise PathError(
+                p, f"the {what} is also an input{shown}; writing it would destroy the input"
+            )
+    return p
+
+
 def _check_parent(path: Path, what: str) -> None:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
@@ -99,11 +160,13 @@ def _probe(directory: Path, path: Path, what: str) -> None:
 
 
 def check_output_file(path: str | os.PathLike[str], what: str = "output file") -> Path:
-    """Check that ``path`` can be written as a file: not a directory, parent an existing,
-    writable directory, an existing file writable. Creates nothing; returns ``Path(path)``."""
+    """Check that ``path`` can be written as a file: not a directory, not an input of the
+    running command, parent an existing, writable directory, an existing file writable.
+    Creates nothing; returns ``Path(path)``."""
     p = check_name_length(path, what, TEMP_SUFFIX_BYTES)
     if p.is_dir():
         raise PathError(p, f"the {what} is an existing directory; give a file name")
+    check_not_input(p, what=what)
     _check_parent(p, what)
     if p.exists() and not os.access(p, os.W_OK):
         raise PathError(p, f"the {what} exists and is not writable")
@@ -145,7 +208,51 @@ def check_input_file(
         raise PathError(p, f"the {what} is not readable")
     if not allow_empty and p.stat().st_size == 0:
         raise PathError(p, f"the {what} is empty")
+    note_input(p)
     return p
+
+
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+# HDF5 reports a failed write inside its own message ("... errno = 28, error message = 'No
+# space left on device' ..."), with no errno on the OSError h5py raises
+_FULL_WORDS = tuple(os.strerror(e) for e in _FULL_ERRNOS) + tuple(
+    f"errno = {e}," for e in _FULL_ERRNOS
+)
+
+
+def is_disk_full(err: BaseException) -> bool:
+    """True for an error that says the disk (or the quota, or the file size limit) is full."""
+    if not isinstance(err, (OSError, RuntimeError)):  # h5py raises both for a failed write
+        return False
+    if isinstance(err, OSError) and err.errno in _FULL_ERRNOS:
+        return True
+    text = str(err)
+    return any(word in text for word in _FULL_WORDS)
+
+
+def disk_full(path: str | os.PathLike[str], what: str, err: BaseException) -> PathError:
+    """The one-line error for a write that ran out of space."""
+    code = getattr(err, "errno", None)
+    if code not in _FULL_ERRNOS:  # HDF5: the errno is only in the message
+        code = next((e for e in _FULL_ERRNOS if f"errno = {e}," in str(err)), errno.ENOSPC)
+    if code == errno.EFBIG:
+        return PathError(path, f"cannot write the {what}: the file is larger than this "
+                         "system or its limits allow (file too large)")
+    return PathError(
+        path, f"cannot write the {what}: {os.strerror(code).lower()}; free some space and "
+        "run it again"
+    )
+
+
+@contextlib.contextmanager
+def disk_full_as_error(path: str | os.PathLike[str], what: str = "output file") -> Iterator[None]:
+    """Turn a full disk inside the block into :func:`disk_full`'s one line (other errors pass)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        if is_disk_full(err):
+            raise disk_full(path, what, err) from None
+        raise
 
 
 @contextlib.contextmanager
@@ -154,7 +261,8 @@ def atomic_output(path: str | os.PathLike[str], what: str = "output file") -> It
 
     The temporary file exists (empty, with umask permissions) when the block starts, so a
     writer may open it in any mode or hand its name to a library (h5py, matplotlib, torch). On
-    any exception, ``KeyboardInterrupt`` included, it is removed and ``path`` is untouched.
+    any exception, ``KeyboardInterrupt`` included, it is removed and ``path`` is untouched; a
+    full disk (or quota) becomes a :class:`PathError` naming ``path``.
     """
     target = check_output_file(path, what)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
@@ -165,8 +273,12 @@ def atomic_output(path: str | os.PathLike[str], what: str = "output file") -> It
     try:
         yield tmp
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as err:
         tmp.unlink(missing_ok=True)
+        if is_disk_full(err):
+            raise disk_full(target, what, err) from None
+        if isinstance(err, PathError) and same_file(err.path, tmp):  # a writer nested in this
+            raise PathError(target, err.problem) from None  # block: name the output instead
         raise
 
 
@@ -197,10 +309,19 @@ def replace_symlink(link: str | os.PathLike[str], target: str) -> Path:
     return link
 
 
+_SHA256: dict[tuple[int, int, int, int], str] = {}
+
+
 def file_sha256(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file, streamed (feature stores can be large)."""
+    """SHA-256 of a file, streamed (feature stores can be large); computed once per process
+    for a file whose inode, size and modification time have not changed."""
+    st = os.stat(path)
+    key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _SHA256:
+        return _SHA256[key]
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
-    return h.hexdigest()
+    _SHA256[key] = h.hexdigest()
+    return _SHA256[key]

@@ -24,6 +24,7 @@ modality that differs, with expected vs found.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import pickle
@@ -128,9 +129,16 @@ _REQUIRED = (
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str], what: str = "checkpoint") -> None:
     """``torch.save`` through :func:`mea_cli.paths.atomic_output`: never half-written, umask
-    permissions, and the parent directory must exist (nothing is created for it)."""
-    with atomic_output(path, what) as tmp:
-        torch.save(obj, tmp)
+    permissions, and the parent directory must exist (nothing is created for it).
+
+    The bytes are made in memory and written with Python's own file writes: torch's C++
+    writer reports a full disk as "basic_ios::clear: iostream error", with no errno, which
+    could not be told from a bug; Python's write raises ``OSError(ENOSPC)``, which
+    :func:`~mea_cli.paths.atomic_output` turns into one line naming ``path``."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    with atomic_output(path, what) as tmp, open(tmp, "wb") as fh:
+        fh.write(buf.getbuffer())
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:

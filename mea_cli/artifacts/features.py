@@ -31,8 +31,10 @@ naming the file and the broken invariant.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -45,7 +47,7 @@ import numpy as np
 
 from mea_cli import MODALITIES, __version__
 from mea_cli.errors import FeatureStoreError
-from mea_cli.paths import atomic_output
+from mea_cli.paths import atomic_output, disk_full, is_disk_full
 
 FORMAT = "mea-features"
 VERSION = 2
@@ -54,6 +56,7 @@ SPLITS: tuple[str, ...] = ("train", "valid", "test", "")
 TASKS: tuple[str, ...] = ("regression", "binary-multilabel", "multiclass", "")
 _STR = h5py.string_dtype("utf-8")
 _CHUNK_ROWS = 4096
+_SCAN_ROWS = 1 << 16  # rows per read when a modality is scanned on open (times, finiteness)
 
 
 @dataclass(frozen=True)
@@ -223,6 +226,8 @@ class FeatureStoreWriter:
         self._rows = {m: 0 for m in self.modalities}
         self._offsets: dict[str, list[int]] = {m: [0] for m in self.modalities}
         self._file: h5py.File | None = None
+        self._datasets: dict[str, h5py.Dataset] = {}
+        self._ignored = _IgnoredH5Errors()
         self._output: AbstractContextManager[Path] | None = None
         self._words = 0
         self._word_offsets: list[int] = [0]
@@ -238,32 +243,43 @@ class FeatureStoreWriter:
             self.close()
         else:
             self.abort()
+            if isinstance(exc, BaseException) and is_disk_full(exc):
+                raise disk_full(self.path, "feature store", exc) from None
 
     def open(self) -> None:
         """Create the temporary file (checks the output path: :class:`~mea_cli.paths.PathError`)."""
         output = atomic_output(self.path, "feature store")
         tmp = output.__enter__()
         self._output = output
+        self._ignored.start()
         try:
             self._file = h5py.File(tmp, "w")
-        except BaseException:
+        except BaseException as err:
             self.abort()
+            if is_disk_full(err):
+                raise disk_full(self.path, "feature store", err) from None
             raise
+        # the growing datasets stay open until close: an HDF5 dataset flushes its chunk cache
+        # when its last handle goes, and a failure there (a full disk) is only printed, never
+        # raised, so writing would go on; a failed write while it is open raises at once
+        ds = self._datasets
         words = self._file.create_group("words")
-        words.create_dataset("text", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(_CHUNK_ROWS,))
-        words.create_dataset(
+        ds["words/text"] = words.create_dataset(
+            "text", shape=(0,), maxshape=(None,), dtype=_STR, chunks=(_CHUNK_ROWS,)
+        )
+        ds["words/times"] = words.create_dataset(
             "times", shape=(0, 2), maxshape=(None, 2), dtype="f8", chunks=(_CHUNK_ROWS, 2)
         )
         for name, schema in self.modalities.items():
             g = self._file.create_group(name)
-            g.create_dataset(
+            ds[f"{name}/data"] = g.create_dataset(
                 "data",
                 shape=(0, schema.dim),
                 maxshape=(None, schema.dim),
                 dtype="f4",
                 chunks=(_CHUNK_ROWS, max(schema.dim, 1)),
             )
-            g.create_dataset(
+            ds[f"{name}/times"] = g.create_dataset(
                 "times", shape=(0, 2), maxshape=(None, 2), dtype="f8", chunks=(_CHUNK_ROWS, 2)
             )
             g.attrs["feature_names"] = json.dumps(list(schema.feature_names))
@@ -271,10 +287,19 @@ class FeatureStoreWriter:
             g.attrs["nominal_rate_hz"] = float(schema.nominal_rate_hz)
 
     def abort(self) -> None:
-        """Discard everything written so far (the temporary file is removed)."""
+        """Discard everything written so far (the temporary file is removed).
+
+        The file's descriptor is first pointed at ``/dev/null``: closing an HDF5 file flushes
+        its caches, and on a full disk every flush fails again (thousands of HDF5 error
+        lines, then a segfault when the library shuts down). Written to ``/dev/null`` the
+        flush succeeds, and what it wrote was to be thrown away anyway."""
         if self._file is not None:
-            self._file.close()
+            _discard_writes(self._file)
+            self._datasets.clear()
+            with contextlib.suppress(OSError, RuntimeError):  # nothing to keep: removed below
+                self._file.close()
             self._file = None
+        self._ignored.stop()
         output, self._output = self._output, None
         if output is not None:
             err = RuntimeError("feature store writer aborted")
@@ -322,25 +347,27 @@ class FeatureStoreWriter:
                     f"sample {sample.id!r}: {name} times have shape {t.shape}, expected [{len(x)}, 2]"
                 )
             prepared[name] = (x, t)
+        ds = self._datasets
         for name, (x, t) in prepared.items():
-            g = self._file[name]
             n0 = self._rows[name]
             n1 = n0 + len(x)
             if len(x):
-                g["data"].resize(n1, axis=0)
-                g["data"][n0:n1] = x
-                g["times"].resize(n1, axis=0)
-                g["times"][n0:n1] = t
+                ds[f"{name}/data"].resize(n1, axis=0)
+                ds[f"{name}/data"][n0:n1] = x
+                ds[f"{name}/times"].resize(n1, axis=0)
+                ds[f"{name}/times"][n0:n1] = t
             self._rows[name] = n1
             self._offsets[name].append(n1)
         if sample.words:
-            wg = self._file["words"]
             w0, w1 = self._words, self._words + len(sample.words)
-            wg["text"].resize(w1, axis=0)
-            wg["text"][w0:w1] = np.array([w.text for w in sample.words], dtype=object)
-            wg["times"].resize(w1, axis=0)
-            wg["times"][w0:w1] = np.array([(w.start, w.end) for w in sample.words], np.float64)
+            ds["words/text"].resize(w1, axis=0)
+            ds["words/text"][w0:w1] = np.array([w.text for w in sample.words], dtype=object)
+            ds["words/times"].resize(w1, axis=0)
+            ds["words/times"][w0:w1] = np.array(
+                [(w.start, w.end) for w in sample.words], np.float64
+            )
             self._words = w1
+        self._ignored.raise_first()  # a write that failed where h5py could not raise it
         self._word_offsets.append(self._words)
         self._word_sources.append(sample.words_source)
         self._ids.add(sample.id)
@@ -392,13 +419,103 @@ class FeatureStoreWriter:
             f.attrs["label_names"] = json.dumps(list(self.label_names))
             for key, value in self.attrs.items():
                 f.attrs[key] = _attr_json(value)
+            f.flush()  # a failed write raises here, not later as a printed, ignored error
+            self._ignored.raise_first()
+            self._datasets.clear()
             f.close()
+            self._ignored.raise_first()
             self._file = None
+            self._ignored.stop()
             output, self._output = self._output, None
             output.__exit__(None, None, None)  # rename into place
-        except BaseException:
+        except BaseException as err:
             self.abort()
+            if is_disk_full(err):
+                raise disk_full(self.path, "feature store", err) from None
             raise
+
+
+class _IgnoredH5Errors:
+    """Collect the errors h5py can only print (HDF5 flushes an object's cache when its last
+    handle goes, and a failed write there, a full disk for one, is raised in a Cython
+    ``__dealloc__``: printed through ``sys.excepthook`` and ``sys.unraisablehook``, then
+    dropped), so that the writer raises the first of them instead of printing each and going
+    on. Anything else goes to the hooks that were there before."""
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+        self._previous: tuple[Any, Any] | None = None
+
+    def start(self) -> None:
+        self._previous = (sys.excepthook, sys.unraisablehook)
+        sys.excepthook, sys.unraisablehook = self._excepthook, self._unraisable
+
+    def stop(self) -> None:
+        if self._previous is not None:
+            (sys.excepthook, sys.unraisablehook), self._previous = self._previous, None
+
+    @staticmethod
+    def _from_h5py(err: BaseException | None, tb: Any) -> bool:
+        if not isinstance(err, (OSError, RuntimeError)):
+            return False
+        while tb is not None:
+            if "h5py" in tb.tb_frame.f_code.co_filename:
+                return True
+            tb = tb.tb_next
+        return False
+
+    def _excepthook(self, kind: Any, err: BaseException, tb: Any) -> None:
+        if self._from_h5py(err, tb):
+            self.errors.append(err)
+        elif self._previous is not None:
+            self._previous[0](kind, err, tb)
+
+    def _unraisable(self, unraisable: Any) -> None:
+        err = unraisable.exc_value
+        if self._from_h5py(err, unraisable.exc_traceback) or (
+            isinstance(err, (OSError, RuntimeError)) and "h5py" in str(unraisable.object)
+        ):
+            self.errors.append(err)
+        elif self._previous is not None:
+            self._previous[1](unraisable)
+
+    def raise_first(self) -> None:
+        if self.errors:
+            raise self.errors[0]
+
+
+def _discard_writes(file: h5py.File) -> None:
+    """Send every later write of ``file`` (the POSIX driver's descriptor) to ``/dev/null``."""
+    try:
+        fd = file.id.get_vfd_handle()
+    except (OSError, RuntimeError, ValueError):  # not the POSIX driver: nothing to redirect
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(null, fd)
+    finally:
+        os.close(null)
+
+
+_VALUES_CHECKED: set[tuple[int, int, int, int]] = set()
+
+
+def _identity(path: Path | None) -> tuple[int, int, int, int] | None:
+    """(device, inode, size, mtime) of a store file: changes whenever its content can have."""
+    if path is None:
+        return None
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def check_store(path: str | os.PathLike[str]) -> None:
+    """Open ``path`` and check its structure and values (:meth:`FeatureStore.check_values`):
+    what a command runs first, before importing torch, so a bad store costs no more than that."""
+    with FeatureStore(path) as store:
+        store.check_values()
 
 
 def _decode(arr: np.ndarray) -> np.ndarray:
@@ -505,7 +622,13 @@ class FeatureStore:
         bad = sorted(set(split) - set(SPLITS))
         if bad:
             self._fail(f"/samples/split has values {bad}, allowed: train, valid, test or empty")
+        for key in ("start", "end", "label"):
+            self._check_real(f"/samples/{key}", s[key])
         label = s["label"][:].astype(np.float32).reshape(n, max(k, 1))[:, :k]
+        if np.isinf(label).any():
+            row = int(np.flatnonzero(np.isinf(label).any(axis=1))[0])
+            self._fail(f"sample {ids[row]!r} has an infinite label (NaN marks a missing one)")
+        self._check_bounds(ids, s["start"][:], s["end"][:])
         self.samples = SampleTable(
             id=ids,
             video=_decode(s["video"][:]),
@@ -515,6 +638,7 @@ class FeatureStore:
             label=label,
         )
         self._index = {x: i for i, x in enumerate(ids)}
+        self._ids_for_errors = ids
         self.modalities: dict[str, ModalitySchema] = {}
         self._offsets: dict[str, np.ndarray] = {}
         groups = sorted(
@@ -548,11 +672,101 @@ class FeatureStore:
                 )
             if times.shape != (data.shape[0], 2):
                 self._fail(f"/{name}/times has shape {times.shape}, expected ({data.shape[0]}, 2)")
+            self._check_offsets_dtype(f"/{name}/offsets", g["offsets"])
+            self._check_real(f"/{name}/data", data)
+            self._check_real(f"/{name}/times", times, floats_only=True)
             self.modalities[name] = ModalitySchema(
                 name, names, extractor, float(g.attrs.get("nominal_rate_hz", np.nan))
             )
             self._offsets[name] = offsets.astype(np.int64)
         self._validate_words(n)
+
+    # -- content checks (dtypes, offsets, times, finiteness) ---------------------------------
+    def _check_real(self, where: str, ds: h5py.Dataset, floats_only: bool = False) -> None:
+        """A numeric dataset must hold real numbers: not strings, complex numbers or objects
+        (which would fail, or silently drop an imaginary part, only once training reads them)."""
+        kind = ds.dtype.kind
+        allowed = "f" if floats_only else "fiu"
+        if kind not in allowed:
+            wanted = "floating-point" if floats_only else "real numeric"
+            held = {"O": "strings or objects", "S": "strings", "U": "strings", "c": "complex numbers"}
+            what = f" ({held[kind]})" if kind in held else ""
+            self._fail(f"{where} has dtype {ds.dtype}{what}, expected {wanted} values")
+
+    def _check_offsets_dtype(self, where: str, ds: h5py.Dataset) -> None:
+        """Offsets index rows: integers only (a fractional offset has no row to point at)."""
+        if ds.dtype.kind not in "iu":
+            values = ds[:]
+            frac = ds.dtype.kind == "f" and bool(np.any(values != np.floor(values)))
+            what = f"fractional values (e.g. {values[values != np.floor(values)][0]})" if frac else ""
+            self._fail(
+                f"{where} has dtype {ds.dtype}"
+                + (f" with {what}" if what else "")
+                + ", expected integers"
+            )
+
+    def _check_bounds(self, ids: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
+        """A segment ends at or after it starts (NaN: unknown, not compared)."""
+        with np.errstate(invalid="ignore"):
+            bad = np.flatnonzero(end < start)
+        if len(bad):
+            i = int(bad[0])
+            self._fail(
+                f"sample {ids[i]!r} ends before it starts (start {start[i]}, end {end[i]}); "
+                f"{len(bad)} such sample(s)"
+            )
+
+    def check_values(self) -> None:
+        """Read every modality once and refuse non-finite features or a step that ends before
+        it starts, naming the sample. Not part of opening (which reads only the sample table
+        and offsets, so ``store[i]`` of a big store stays cheap); the commands that use every
+        sample (``info``, ``train``, ``eval``, ``compare``, ``predict`` on a store, ``merge``)
+        call it before any work. Cost: one sequential read of the data (docs/feature-store.md);
+        a file already checked by this process (same inode, size and modification time) is
+        not read again (the command line checks before importing torch, training again)."""
+        key = _identity(self.path)
+        if key is not None and key in _VALUES_CHECKED:
+            return
+        for name in self.modalities:
+            g = self._file[name]
+            self._check_step_times(name, g["times"], self._offsets[name])
+            self._check_finite(name, g["data"], self._offsets[name])
+        if key is not None:
+            _VALUES_CHECKED.add(key)
+
+    def _check_step_times(self, name: str, times: h5py.Dataset, offsets: np.ndarray) -> None:
+        """Every step's end is at or after its start (NaN: unknown), read in chunks."""
+        for a in range(0, times.shape[0], _SCAN_ROWS):
+            t = times[a : a + _SCAN_ROWS]
+            with np.errstate(invalid="ignore"):
+                bad = np.flatnonzero(t[:, 1] < t[:, 0])
+            if len(bad):
+                row = a + int(bad[0])
+                who, step = self._owner(offsets, row)
+                self._fail(
+                    f"/{name}/times: step {step} of sample {who!r} ends before it starts "
+                    f"({t[bad[0], 0]} > {t[bad[0], 1]})"
+                )
+
+    def _check_finite(self, name: str, data: h5py.Dataset, offsets: np.ndarray) -> None:
+        """No NaN or infinity in the features (they would poison every batch, the
+        normalisation statistics and the metrics); the first offending sample is named.
+        Reads the modality once, in chunks (docs/feature-store.md gives the cost)."""
+        for a in range(0, data.shape[0], _SCAN_ROWS):
+            x = data[a : a + _SCAN_ROWS]
+            ok = np.isfinite(x)
+            if not ok.all():
+                r, c = (int(v[0]) for v in np.nonzero(~ok))
+                who, step = self._owner(offsets, a + r)
+                self._fail(
+                    f"/{name}/data holds a non-finite value ({x[r, c]}) in sample {who!r}, "
+                    f"step {step}, feature {c}; features must be finite"
+                )
+
+    def _owner(self, offsets: np.ndarray, row: int) -> tuple[str, int]:
+        """The id of the sample whose rows hold data row ``row``, and the step it is there."""
+        i = int(np.searchsorted(offsets, row, side="right")) - 1
+        return str(self._ids_for_errors[i]), row - int(offsets[i])
 
     def _validate_words(self, n: int) -> None:
         """``/words`` (version 2): offsets over the word rows and one source per sample."""
@@ -577,6 +791,8 @@ class FeatureStore:
             self._fail(f"/words/times has shape {g['times'].shape}, expected ({rows}, 2)")
         if g["source"].shape != (n,):
             self._fail(f"/words/source has shape {g['source'].shape}, expected ({n},)")
+        self._check_offsets_dtype("/words/offsets", g["offsets"])
+        self._check_real("/words/times", g["times"], floats_only=True)
         self._word_offsets = offsets.astype(np.int64)
         self._word_sources = _decode(g["source"][:])
 

@@ -22,6 +22,7 @@ from mea_cli.extract.labelparse import LabelSpec
 from mea_cli.extract.labels import LabelFile, Segment, match_videos, read_labels
 from mea_cli.extract.media import find_videos
 from mea_cli.extract.text import SIDECAR_ORDER, find_sidecar
+from mea_cli.paths import note_input
 
 Failure = tuple[str, str, str]  # (video, stage, message)
 
@@ -77,6 +78,8 @@ def discover(
     root = Path(source)
     label_file = read_labels(labels, spec) if labels is not None else None
     videos, others = find_videos(root)
+    for video in videos:  # no output of this command may be one of them
+        note_input(video)
     stems = {v.with_suffix("") for v in videos}
     # transcript sidecars belong to a video; anything else that is not a video is skipped
     skipped = sum(

@@ -29,7 +29,7 @@ from mea_cli.extract.pack import pack
 from mea_cli.extract.pipeline import ExtractConfig, Pipeline
 from mea_cli.extract.run import ExtractInterrupted, Progress, run
 from mea_cli.locks import share
-from mea_cli.paths import check_output_dir, check_output_file, ensure_dir
+from mea_cli.paths import check_not_input, check_output_dir, check_output_file, ensure_dir
 
 __all__ = ["ExtractConfig", "ExtractError", "ExtractInterrupted", "ExtractReport", "Progress", "extract"]
 
@@ -86,6 +86,7 @@ def extract(
     check_output_dir(cdir, "extraction cache folder")
     try:
         plan = discover(source, labels, label_spec, shard)
+        check_not_input(out, what="feature store")  # e.g. --out onto a video of the folder
         pipeline = Pipeline.from_config(cfg)  # one clear error for a missing model, not N failures
         pipeline.words.require_asr(plan.without_sidecar())
         schemas = pipeline.schemas()

@@ -25,7 +25,8 @@ and with a ``clip_id`` column a row names the file ``<video>/<clip_id>`` (MMSA's
 else ``<video>_<clip_id>``, else ``<video>_<n>`` (n counts the video's rows from 1).
 
 A malformed file (missing columns, a non-numeric time, an unknown split, labels that do not
-parse, duplicate ids) is a :class:`LabelsError` naming the file and the rows. A zero-length
+parse, duplicate ids, a segment named on two lines: a duplicated row, or leakage when the two
+lines put it in different splits) is a :class:`LabelsError` naming the file and the rows. A zero-length
 or inverted segment (``end <= start``; real MOSI has one) is not: it becomes one failure-table
 row (stage ``labels``) and the other rows go through, as do rows naming a video that is not
 in the folder.
@@ -173,6 +174,7 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
         parsed.append((n, video, start, end, _SPLIT_ALIASES[split], cell("label"), cell("clip"), cell("id")))
     if problems:
         raise LabelsError(path, _lines(path, problems))
+    _check_repeats(path, parsed)
     labels = parse_labels([(n, lab) for n, _, _, _, _, lab, _, _ in parsed], spec, path)
     counts: dict[str, int] = {}
     ids: dict[str, int] = {}
@@ -197,6 +199,32 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
     if problems:
         raise LabelsError(path, _lines(path, problems))
     return LabelFile(path, labels.task, labels.names, tuple(segments), spec.value_range)
+
+
+def _check_repeats(path: Path, parsed: list[tuple]) -> None:
+    """A segment (video, clip, start, end) named on two lines is refused with both lines: in
+    one split it is a duplicated row (counted twice in training or in the metrics), in two
+    splits it is leakage (the test set would hold a training sample)."""
+    first: dict[tuple[str, str, float, float], tuple[int, str]] = {}
+    repeats: list[tuple[int, str]] = []
+    leaks: list[tuple[int, str]] = []
+    for n, video, start, end, split, _, clip, _ in parsed:
+        key = (_strip_ext(video.replace("\\", "/")).strip("/"), clip, start, end)
+        if key not in first:
+            first[key] = (n, split)
+            continue
+        m, other = first[key]
+        if other == split:
+            repeats.append((n, f"repeats the segment of line {m}"))
+        else:
+            leaks.append(
+                (n, f"the segment of line {m} is in {other or 'no split'} and here in "
+                    f"{split or 'no split'} (a sample in two splits leaks)")
+            )
+    if leaks:
+        raise LabelsError(path, _lines(path, leaks))
+    if repeats:
+        raise LabelsError(path, "duplicated rows: " + _lines(path, repeats))
 
 
 def _strip_ext(name: str) -> str:

@@ -23,6 +23,7 @@ from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, Modalit
 from mea_cli.errors import MeaError
 from mea_cli.extract.backends import identity
 from mea_cli.extract.pack import sample_order
+from mea_cli.paths import same_file
 
 _SUMMED = ("extract_videos", "extract_skipped_files", "extract_text_tokens", "extract_text_oov")
 
@@ -46,10 +47,12 @@ def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         raise MergeError("mea merge needs at least one input store")
     out = Path(out)
     paths = [Path(p) for p in inputs]
-    if any(p.resolve() == out.resolve() for p in paths if p.exists()):
+    if any(same_file(p, out) for p in paths):  # symlinks and hard links included
         raise MergeError(f"{out}: the output is also an input")
     stores = [FeatureStore(p) for p in paths]
     try:
+        for s in stores:
+            s.check_values()
         first = stores[0]
         for s in stores[1:]:
             if set(s.modalities) != set(first.modalities):

@@ -328,6 +328,7 @@ def _from_store(
     clips: list[ClipPrediction] = []
     with FeatureStore(path) as store:
         check_schema(run.ckpt, store, run.path)
+        store.check_values()
         total = len(store)
         if not total:
             raise PredictError(f"{path}: the feature store holds no sample")

@@ -1,32 +1,48 @@
-"""Argument parsing and printing helpers for ``mea train`` (kept out of ``cli.py``)."""
+"""Argument parsing and printing helpers for ``mea train`` (kept out of ``cli.py``).
+
+Light to import (no torch, no scikit-learn): the command line checks its arguments with it
+before the heavy imports, so a mistake costs a fraction of a second, not the import of torch.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from mea_cli.config import ConfigError
-from mea_cli.train.metrics import format_mean_std, format_metric, metric_label
-from mea_cli.train.trainer import RunResult
+from mea_cli.train.config import MAX_SEED, TrainSettings
+
+if TYPE_CHECKING:
+    from mea_cli.train.trainer import RunResult
 
 
 def parse_seeds(text: str) -> list[int]:
     """``"1111,1112"`` -> ``[1111, 1112]`` (a clear error for anything else). A seed must lie in
-    [0, 2**32): NumPy's generators refuse anything outside, after the run directory exists."""
+    0..MAX_SEED (what torch takes), checked here, before any run directory exists."""
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
         raise ConfigError("--seeds", f"must be comma-separated integers, got {text!r}") from None
     if not seeds:
         raise ConfigError("--seeds", "is empty")
-    bad = [s for s in seeds if not 0 <= s < 2**32]
+    bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
     if bad:
-        raise ConfigError("--seeds", f"a seed must be between 0 and {2**32 - 1}, got {bad[0]}")
+        raise ConfigError("--seeds", f"seeds must lie in 0..{MAX_SEED}, got {bad[0]}")
     return seeds
+
+
+def check_train_overrides(train_overrides: dict[str, Any]) -> None:
+    """Refuse training settings that are wrong whatever the preset (``train.lr=inf``, an
+    unknown field, ``epochs=0``) now, before any import of torch or run directory."""
+    TrainSettings().override(train_overrides)
 
 
 def print_run_summary(result: RunResult, console: Console) -> None:
     """The test (or valid) metrics of each seed, and mean ± std over seeds (rank 0 only)."""
+    from mea_cli.train.metrics import format_mean_std, format_metric, metric_label
+
     if not result.is_main:
         return
     split = "test" if all(r.get("test") for r in result.seeds.values()) else "valid"

@@ -26,6 +26,8 @@ from typing import Any, ClassVar
 
 from mea_cli.config import Config, ConfigError, parse_text
 
+MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy's SeedSequence take 0 .. 2**63 - 1
+
 
 @dataclass(frozen=True)
 class TrainSettings(Config):

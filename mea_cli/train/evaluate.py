@@ -42,7 +42,7 @@ from mea_cli.artifacts.checkpoint import CheckpointError, check_schema, load_che
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.errors import MeaError
 from mea_cli.models.deviations import deviation_block
-from mea_cli.paths import check_output_file, write_text
+from mea_cli.paths import check_not_input, check_output_file, same_file, write_text
 from mea_cli.train.engine import predict, resolve_device
 from mea_cli.train.metrics import (
     compute_metrics,
@@ -53,7 +53,7 @@ from mea_cli.train.metrics import (
 )
 from mea_cli.train.modeling import model_from_checkpoint
 from mea_cli.train.predictions import flat, label_range_of, readable, truth_readable
-from mea_cli.train.runs import checkpoint_in
+from mea_cli.train.runs import check_store_unchanged, checkpoint_in
 
 SPLITS = ("train", "valid", "test")
 # paper column -> our metric keys it sits beside (the papers do not say non0 or has0)
@@ -173,10 +173,15 @@ def evaluate_checkpoint(
     device: str = "cpu",
     with_paper: bool = False,
     predictions: Path | None = None,
+    allow_changed_store: bool = False,
 ) -> EvalResult:
     """Load ``ckpt_path``, check it against the store, predict ``split``, compute metrics;
     write the per-sample ``predictions`` CSV and, for single-label classification, the
-    confusion matrix PNG beside the checkpoint."""
+    confusion matrix PNG beside the checkpoint.
+
+    The store the checkpoint was trained on (the default, or ``features`` naming that same
+    file) must still have the SHA-256 the checkpoint recorded, unless ``allow_changed_store``;
+    another store given with ``features`` is evaluated as it is."""
     from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 
     if split not in SPLITS:
@@ -194,8 +199,16 @@ def evaluate_checkpoint(
             raise CheckpointError(
                 ckpt_path, f"was trained on {features}, which no longer exists; pass --features"
             )
+    saved = ckpt.features.get("path", "")
+    if saved and Path(saved).exists() and Path(features).exists() and same_file(saved, features):
+        check_store_unchanged(
+            features, ckpt.features.get("sha256", ""), ckpt_path, allow_changed_store
+        )
+    if predictions is not None:
+        check_not_input(predictions, [Path(features), ckpt_path], "predictions file")
     with FeatureStore(features) as store:
         check_schema(ckpt, store, ckpt_path)
+        store.check_values()
         idx = store.split_indices(split)
         if len(idx) == 0:
             raise EvalError(f"{store.name}: the {split!r} split is empty")

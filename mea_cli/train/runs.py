@@ -27,6 +27,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -74,7 +75,7 @@ def read_json(path: Path) -> Any:
 
 def append_log(path: Path, record: dict[str, Any]) -> None:
     """Append one epoch record to ``log.jsonl`` (flushed and fsynced: it survives a kill)."""
-    with open(path, "a") as f:
+    with paths.disk_full_as_error(path, "training log"), open(path, "a") as f:
         f.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
@@ -177,6 +178,53 @@ def checkpoint_in(path: str | os.PathLike[str]) -> Path:
             f"top; give one seed's directory: {choices}"
         )
     raise RunError(f"{p}: no checkpoint (ckpt.pt) in this directory; is it a training run?")
+
+
+def check_store_unchanged(
+    store: str | os.PathLike[str], recorded: str, where: object, allow: bool = False
+) -> None:
+    """Refuse a feature store whose SHA-256 differs from the one ``where`` (a run's
+    ``config.json`` or a checkpoint) recorded at training time: resuming or evaluating on
+    changed data would mix two datasets without a word. With ``allow`` (the command line's
+    ``--allow-changed-store``) it goes on, after a warning on stderr. An empty ``recorded``
+    (a run of another rank, an old checkpoint) cannot be compared and is accepted."""
+    if not recorded:
+        return
+    now = paths.file_sha256(store)
+    if now == recorded:
+        return
+    said = (
+        f"{store}: the feature store changed since {where} was trained (sha256 {now[:12]}..., "
+        f"recorded {recorded[:12]}...)"
+    )
+    if not allow:
+        raise RunError(f"{said}; pass --allow-changed-store to use it anyway")
+    sys.stderr.write(f"WARNING: {said}; going on because of --allow-changed-store\n")
+
+
+def create_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
+    """Create ``run_dir`` (and its runs folder) holding ``config.json``; when writing it fails
+    (a full disk), the folders this call created are removed again, so a retry does not meet
+    "already exists"."""
+    made = [p for p in (run_dir.parent, run_dir) if not p.exists()]
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        write_json(run_dir / "config.json", cfg)
+    except BaseException:
+        for p in reversed(made):
+            with contextlib.suppress(OSError):
+                p.rmdir()
+        raise
+
+
+def check_resume_store(runs_dir: Path, name: str | None, allow: bool = False) -> None:
+    """``--resume``'s store check (:func:`check_store_unchanged`) on the run's saved config,
+    without torch: the command line runs it before the heavy imports."""
+    run_dir = resolve_run(runs_dir, name)
+    cfg = read_json(run_dir / "config.json")
+    store = cfg.get("features") if isinstance(cfg, dict) else None
+    if isinstance(store, str) and Path(store).is_file():
+        check_store_unchanged(store, str(cfg.get("features_sha256") or ""), run_dir, allow)
 
 
 def seed_dir(run_dir: Path, seed: int, n_seeds: int) -> Path:

@@ -67,7 +67,7 @@ from mea_cli.config import ConfigError
 from mea_cli.errors import MeaError
 from mea_cli.paths import file_sha256
 from mea_cli.train import runs
-from mea_cli.train.config import TrainSettings
+from mea_cli.train.config import MAX_SEED, TrainSettings
 from mea_cli.train.display import TrainDisplay
 from mea_cli.train.distributed import (
     DistInfo,
@@ -108,6 +108,7 @@ class TrainRequest:
     device: str = "auto"
     name: str | None = None
     resume: bool = False
+    allow_changed_store: bool = False  # --resume on a store whose sha256 changed (warned)
     runs_dir: Path = Path("runs")
     live: bool | None = None  # None: rich live table only on a terminal
 
@@ -161,6 +162,7 @@ def read_store_facts(
     from mea_cli.data.presets import check_store_fits, resolve_preset
 
     with FeatureStore(features) as store:
+        store.check_values()  # NaN / inf features refused now, not mid-training
         preset = resolve_preset(dataset, store, task, label_range)
         check_store_fits(store, preset)
         for split in ("train", "valid", "test"):
@@ -203,6 +205,8 @@ def resolve_config(
     entry = get_entry(req.model)
     if not req.seeds or len(set(req.seeds)) != len(req.seeds):
         raise TrainError(f"--seeds must be distinct integers, got {list(req.seeds)}")
+    if any(not 0 <= int(s) <= MAX_SEED for s in req.seeds):
+        raise TrainError(f"--seeds must lie in 0..{MAX_SEED}, got {list(req.seeds)}")
     data = sorted(set(req.model_overrides) & set(data_fields()))
     if data:
         raise ConfigError(
@@ -265,6 +269,10 @@ def _open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
             raise TrainError(
                 f"{run_dir}: --resume continues the run on {cfg['features']}, not {req.features}"
             )
+        if Path(cfg["features"]).is_file():
+            runs.check_store_unchanged(
+                cfg["features"], cfg.get("features_sha256", ""), run_dir, req.allow_changed_store
+            )
         return run_dir, cfg
     if req.features is None or (req.dataset is None and req.task is None):
         raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
@@ -282,8 +290,7 @@ def _open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
             f"another --name"
         )
     if info.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        runs.write_json(run_dir / "config.json", cfg)
+        runs.create_run_dir(run_dir, cfg)
     barrier(info)
     return run_dir, cfg
 
@@ -617,6 +624,8 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
             results: dict[int, dict[str, Any]] = {}
             with FeatureStore(cfg["features"]) as store:
                 _check_schema_same(store, cfg)
+                if req.resume:  # a new run's store was checked by read_store_facts
+                    store.check_values()
                 for seed in seeds:
                     out_dir = runs.seed_dir(run_dir, seed, len(seeds))
                     trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)

@@ -120,14 +120,16 @@ def test_an_input_file_that_cannot_be_read(work: Path, args: list[str], words: l
     refused(work, args, words)
 
 
-def test_seeds_must_fit_numpys_generators() -> None:
-    """In process (the entry point's case is above): [0, 2**32) is the range NumPy seeds with."""
+def test_seeds_must_fit_the_seeders() -> None:
+    """In process (the entry point's case is above): 0..MAX_SEED is what torch seeds with
+    (NumPy's legacy seeder gets the seed modulo 2**32)."""
     from mea_cli.config import ConfigError
     from mea_cli.train.cli_support import parse_seeds
+    from mea_cli.train.config import MAX_SEED
 
-    assert parse_seeds("0, 4294967295") == [0, 2**32 - 1]
-    for text in ("-1", "1111,4294967296"):
-        with pytest.raises(ConfigError, match="between 0 and 4294967295"):
+    assert parse_seeds(f"0, 4294967296, {MAX_SEED}") == [0, 2**32, MAX_SEED]
+    for text in ("-1", f"1111,{MAX_SEED + 1}"):
+        with pytest.raises(ConfigError, match=f"seeds must lie in 0..{MAX_SEED}"):
             parse_seeds(text)
 
 

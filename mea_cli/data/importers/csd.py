@@ -44,7 +44,7 @@ from mea_cli.data.importers.common import (
 )
 from mea_cli.data.importers.padded import unique
 from mea_cli.data.presets import IEMOCAP_EMOTIONS
-from mea_cli.paths import file_sha256
+from mea_cli.paths import file_sha256, note_input
 
 ROLE_KEYWORDS: dict[str, tuple[str, ...]] = {
     "labels": ("label",),
@@ -121,6 +121,7 @@ class Sequence:
     def __init__(self, path: Path) -> None:
         self.path = path
         _check_link(path)
+        note_input(path)  # the store written from it must not replace it
         try:
             self.file = h5py.File(path, "r")
         except (OSError, ValueError) as err:

@@ -36,6 +36,7 @@ from mea_cli.data.importers.common import (
 from mea_cli.data.importers.padded import (
     check_counts,
     check_dims,
+    check_no_leak,
     feature_array,
     get_splits,
     id_rows,
@@ -165,6 +166,7 @@ def import_mmsa(src: str | Path, out: str | Path, dataset: str | None = None) ->
             video = sid.split("$_$")[0]
             ids_all.append(sid)
             meta.append((video, i, split, as_text(texts[i])))
+    check_no_leak(path, ids_all, [m[2] for m in meta])
     unique_ids, renamed = unique(ids_all)
     if renamed:
         report.notes.append(f"{renamed} repeated sample ids were made unique with a #k suffix")

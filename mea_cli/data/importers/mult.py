@@ -49,6 +49,7 @@ from mea_cli.data.importers.common import (
 from mea_cli.data.importers.padded import (
     check_counts,
     check_dims,
+    check_no_leak,
     feature_array,
     get_splits,
     id_rows,
@@ -188,6 +189,7 @@ def import_mult(
                 end = to_float(r[2]) if len(r) >= 3 else np.nan
             ids_all.append(sid)
             meta.append((sid, video, start, end, i, split))
+    check_no_leak(path, ids_all, [m[5] for m in meta])
     unique_ids, renamed = unique(ids_all)
     if renamed:
         report.notes.append(f"{renamed} repeated sample ids were made unique with a #k suffix")

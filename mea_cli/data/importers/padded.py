@@ -104,6 +104,24 @@ def id_rows(path: Path, part: Mapping[str, Any], split: str, n: int) -> list[lis
     return out
 
 
+def check_no_leak(path: Path, ids: list[str], splits: list[str]) -> None:
+    """Refuse a sample id found in two splits (``split/index`` of both named): the same
+    segment in train and test would leak the test set into training. Repeats within one split
+    are left to :func:`unique` (the public releases repeat a few ids; they are counted)."""
+    first: dict[str, tuple[str, int]] = {}
+    index = dict.fromkeys(set(splits), 0)
+    for sid, split in zip(ids, splits, strict=True):
+        i = index[split]
+        index[split] += 1
+        seen = first.setdefault(sid, (split, i))
+        if seen[0] != split:
+            raise ImportFormatError(
+                path,
+                f"sample {sid!r} is in two splits ({seen[0]}[{seen[1]}] and {split}[{i}]): "
+                "the same segment in two splits leaks",
+            )
+
+
 def unique(ids: list[str]) -> tuple[list[str], int]:
     """Make ids unique by suffixing ``#2``, ``#3`` to repeats; also return how many were renamed."""
     taken = set(ids)

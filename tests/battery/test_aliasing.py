@@ -1,0 +1,65 @@
+"""Battery, aliasing: an output that reaches one of the command's inputs through a symlink
+or a hard link (another name for the same inode) is refused like the input's own name: one
+line, exit 2, both names and their content untouched."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from battery.harness import assert_refused, mea, snapshot
+from battery.safety_data import mmsa_pickle, mult_pickle, tiny_store, untrained_run
+
+WORDS = ("also an input",)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("aliasing")
+    good = tiny_store(root / "good.h5")
+    other = tiny_store(root / "other.h5", seed=8)
+    run = untrained_run(good, root / "runs")
+    w = {"root": root, "good": good, "other": other, "run": run,
+         "mult": mult_pickle(root / "mult.pkl"), "mmsa": mmsa_pickle(root / "mmsa.pkl")}  # fmt: skip
+    links = root / "links"
+    links.mkdir()
+    for name, target in (("ckpt", run / "ckpt.pt"), ("good", good), ("other", other),
+                         ("mult", w["mult"]), ("mmsa", w["mmsa"])):  # fmt: skip
+        os.symlink(target, links / f"sym-{name}")
+        os.link(target, links / f"hard-{name}")
+    w["links"] = links
+    return w
+
+
+def refused(world: dict[str, Path], *args: str) -> str:
+    before = snapshot(world["root"])
+    return assert_refused(mea(*args, cwd=world["root"]), WORDS, before, [world["root"]])
+
+
+@pytest.mark.parametrize("link", ["sym", "hard"])
+def test_eval_predictions_onto_a_link_to_the_checkpoint(world: dict[str, Path], link: str) -> None:
+    refused(world, "eval", str(world["run"]), "--predictions", f"links/{link}-ckpt")
+
+
+def test_eval_predictions_onto_a_hard_link_to_the_training_store(world: dict[str, Path]) -> None:
+    refused(world, "eval", str(world["run"]), "--predictions", "links/hard-good")
+
+
+@pytest.mark.parametrize("link", ["sym", "hard"])
+def test_import_mult_out_onto_a_link_to_the_pickle(world: dict[str, Path], link: str) -> None:
+    refused(world, "import", "mult", "mult.pkl", "--out", f"links/{link}-mult")
+
+
+def test_import_mmsa_through_a_link_out_onto_the_pickle(world: dict[str, Path]) -> None:
+    refused(world, "import", "mmsa", "links/sym-mmsa", "--out", "mmsa.pkl")
+
+
+def test_predict_out_onto_a_hard_link_to_the_store(world: dict[str, Path]) -> None:
+    refused(world, "predict", "good.h5", "--ckpt", "runs/tiny", "--out", "links/hard-good")
+
+
+@pytest.mark.parametrize("link", ["sym", "hard"])
+def test_merge_out_onto_a_link_to_an_input(world: dict[str, Path], link: str) -> None:
+    refused(world, "merge", "good.h5", "other.h5", "--out", f"links/{link}-other")
