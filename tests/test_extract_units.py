@@ -18,7 +18,7 @@ from mea_cli.extract.face import FaceModelError, head_pose_degrees, resolve_face
 from mea_cli.extract.glove import embed_tokens, load_vectors, to_tokens, tokenize
 from mea_cli.extract.labelparse import LabelSpec, parse_labels
 from mea_cli.extract.labels import LabelsError, match_videos, read_labels
-from mea_cli.extract.media import find_videos
+from mea_cli.extract.media import find_media
 from mea_cli.extract.pipeline import ExtractConfig
 from mea_cli.extract.text import TranscriptError, find_sidecar, read_sidecar
 from mea_cli.extract.vad import spread, spread_over_stretches, stretches_from_probabilities
@@ -359,10 +359,11 @@ def test_head_pose_from_rotation() -> None:
     assert pitch == pytest.approx(20.0) and abs(yaw) < 1e-9 and abs(roll) < 1e-9
 
 
-def test_find_videos(tmp_path: Path) -> None:
+def test_find_media_by_extension(tmp_path: Path) -> None:
+    """Known media extensions count without probing (a broken one fails later, by name)."""
     (tmp_path / "d").mkdir()
-    for name in ("a.MP4", "d/b.mkv", "c.webm", "notes.md", ".hidden.mp4"):
+    for name in ("a.MP4", "d/b.mkv", "c.webm", "e.flv", "f.MP3", "g.wav", "notes.md", ".hidden.mp4"):
         (tmp_path / name).write_bytes(b"x")
-    videos, others = find_videos(tmp_path)
-    assert [v.name for v in videos] == ["a.MP4", "c.webm", "b.mkv"]
+    videos, others = find_media(tmp_path)
+    assert [v.name for v in videos] == ["a.MP4", "c.webm", "b.mkv", "e.flv", "f.MP3", "g.wav"]
     assert [o.name for o in others] == ["notes.md"]
