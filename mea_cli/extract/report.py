@@ -39,9 +39,9 @@ def render_report(report: ExtractReport, console: Console) -> None:
     t = Table(title=f"mea extract -> {report.out}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
+    audio_only = sum(1 for _, stage, msg in report.failures if (stage, msg) == AUDIO_ONLY)
     t.add_row("media files (video or audio)", str(report.videos))
     t.add_row("  extracted now / from cache", f"{report.extracted} / {report.cached}")
-    audio_only = sum(1 for _, stage, msg in report.failures if (stage, msg) == AUDIO_ONLY)
     if audio_only:
         t.add_row("  audio only (empty vision)", str(audio_only))
     t.add_row("files that are not media (skipped)", str(len(report.skipped_files)))
@@ -79,9 +79,10 @@ def render_report(report: ExtractReport, console: Console) -> None:
         )
     if report.failures:
         by_stage = Counter(stage for _, stage, _ in report.failures)
+        also = f" ({audio_only} audio-only)" if audio_only else ""
         console.print(
             "failures by stage: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(by_stage.items()))
+            + ", ".join(f"{k} {v}{also if k == 'vision' else ''}" for k, v in sorted(by_stage.items()))
             + f" (see `mea info {report.out}`)",
             highlight=False,
             soft_wrap=True,
