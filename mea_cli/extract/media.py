@@ -38,7 +38,8 @@ AUDIO_EXTENSIONS: frozenset[str] = frozenset(
 )
 MEDIA_EXTENSIONS: frozenset[str] = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
 AUDIO_RATE = 16_000
-# demuxers of still pictures: a photo has a "video stream" of one frame, but is no clip
+# demuxers of still pictures (a photo has a "video stream" of one frame, but is no clip) and
+# of text art (FFmpeg's tty demuxer renders .txt/.nfo files as video)
 _IMAGE_FORMATS = ("image2", "gif", "apng", "tty")
 
 

@@ -53,7 +53,8 @@ def render_report(report: ExtractReport, console: Console) -> None:
         t.add_row("real-time factor (video s / wall s)", f"{report.rtf:.1f}x")
         for m in ("vision", "audio", "text"):
             sec = report.compute_seconds.get(m, 0.0)
-            if sec > 0:
+            # under a millisecond per clip: nothing was computed (audio-only files' vision)
+            if sec > 1e-3 * report.extracted:
                 t.add_row(
                     f"  {m} real-time factor (per worker)", f"{report.media_seconds / sec:.1f}x"
                 )
@@ -68,6 +69,7 @@ def render_report(report: ExtractReport, console: Console) -> None:
         console.print(
             "not media, skipped: " + skipped_by_extension(report.skipped_files),
             highlight=False,
+            markup=False,  # file names are not rich markup ("[final].mp4")
             soft_wrap=True,
         )
     if report.without_words:
