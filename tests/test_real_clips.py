@@ -66,7 +66,10 @@ def crema_d() -> Path:
     root = Path(os.environ.get("MEA_CREMA_D") or cache / "mea-cli" / "testdata" / "crema-d")
     have = sorted(p.stem for p in root.glob("1*_DFA_*_XX.*")) if root.is_dir() else []
     if have != sorted(FLVS + MP3S):
-        why = f"the CREMA-D test clips are not in {root} (run `make test-data`)"
+        why = (
+            f"the 12 CREMA-D test clips are not in {root}: run `make test-data` (if make says "
+            "there is nothing to do, remove that folder first)"
+        )
         if in_ci():
             pytest.fail(f"{why}: CI must run the real-clip tests, not skip them", pytrace=False)
         pytest.skip(why)
