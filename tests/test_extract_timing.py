@@ -27,8 +27,8 @@ SOFT = ("how are you", "fine thanks", "thank you", "she sells sea shells", "phew
 ROOM = {"snr_db": 15.0, "rt60": 0.4, "drr_db": 0.0}
 
 
-def _clip(text: str, room: bool, seed: int) -> np.ndarray:
-    voice = trimmed(speak(text, wpm=90))
+def _clip(text: str, room: bool, seed: int, wpm: int = 90) -> np.ndarray:
+    voice = trimmed(speak(text, wpm=wpm))
     audio = np.concatenate([np.zeros(int(LEAD * RATE), np.float32), voice, np.zeros(RATE, np.float32)])
     if room:
         audio = in_room(audio, (int(LEAD * RATE), int(LEAD * RATE) + len(voice)), seed=seed, **ROOM)
@@ -58,15 +58,18 @@ def test_txt_words_start_at_soft_onsets() -> None:
 
 @pytest.mark.slow
 def test_asr_words_do_not_start_in_the_leading_silence(tmp_path: Path) -> None:
-    """Whisper tiny.en on the same phrases: no word starts before the onset (0.05 s slack),
-    the first within 0.2 s of it."""
+    """Whisper tiny.en on the same phrases at 150 words/min: no word starts before the onset
+    (0.05 s slack: the guarantee), the first within 0.3 s of it (raw Whisper: at 0.00 s, 1 s
+    early, in 11 of 12 such clips; after the fix at most 0.14 s late, when Whisper heard
+    "fine, fine"). At 90 words/min Whisper's temperature fallback kicks in, which samples:
+    its words then change from run to run, so this test does not use that speed."""
     source = WordSource(asr=True)
     no_sidecar = tmp_path / "clip.wav"  # never written: the words come from ASR
     for room in (False, True):
         for seed, text in enumerate(SOFT[:3]):
-            got = source.words_for(no_sidecar, _clip(text, room, seed), RATE, LEAD + 3.0)
+            got = source.words_for(no_sidecar, _clip(text, room, seed, 150), RATE, LEAD + 3.0)
             assert got.source == "asr" and got.words and not got.failures, got
             starts = [w.start - LEAD for w in got.words]
             print(f"room={room} {text!r}: {[w.text for w in got.words]} starts {np.round(starts, 2)}")
-            assert min(starts) >= -0.05 and starts[0] <= 0.2, (room, text, starts)
+            assert min(starts) >= -0.05 and starts[0] <= 0.3, (room, text, starts)
             assert all(w.end >= w.start for w in got.words)

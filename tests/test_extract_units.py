@@ -80,6 +80,10 @@ def test_stretches_from_frame_probabilities() -> None:
     q[45:50] = 0.45  # weak only: not speech
     assert stretches_from_probabilities(q, f) == [(pytest.approx(10 * f), pytest.approx(30 * f))]
     assert stretches_from_probabilities(np.full(50, 0.45), f) == []
+    # weak frames lead by at most 0.5 s, and never extend the end (a reverberation tail)
+    r = np.full(60, 0.4)
+    r[30:40] = 0.9  # strong 0.96-1.28 s; weak from 0 s before it and until 1.92 s after it
+    assert stretches_from_probabilities(r, f) == [(pytest.approx(30 * f - 0.5), pytest.approx(40 * f))]
 
 
 def test_asr_words_moved_out_of_pauses() -> None:

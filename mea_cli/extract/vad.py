@@ -8,9 +8,12 @@ samples at 16 kHz). With hysteresis, as Silero's own segmenter: a frame is weakl
 it is at least :data:`WEAK` (0.35, Silero's end-of-speech threshold), and a stretch needs a
 frame at least :data:`THRESHOLD` (0.5, Silero's default). Weakly voiced runs separated by
 less than :data:`MIN_PAUSE_S` (0.3 s: the pauses between words and between most phrases)
-form one stretch, kept when it holds a frame at :data:`THRESHOLD`; stretches shorter than
+form one stretch, kept when it holds a frame at :data:`THRESHOLD`, and starting at most
+:data:`WEAK_LEAD_S` (0.5 s) before its first such frame; stretches shorter than
 :data:`MIN_STRETCH_S` (0.1 s: clicks, breaths) are dropped unless nothing else is voiced. A
-stretch runs from the start of its first weakly voiced frame to the end of its last.
+stretch runs from the start of its first weakly voiced frame to the end of its last frame at
+:data:`THRESHOLD`: the weak threshold widens onsets only (a room's reverberation keeps the
+probability above 0.35 after the speech, which would drag ends late).
 
 Silero's onsets are late: its probability crosses 0.5 one to five frames (0.03-0.15 s) after
 the sound starts on eSpeak speech, most on soft onsets ("h", "f", "s"); on a breathy first
@@ -55,6 +58,7 @@ FRAME_SAMPLES = 512  # Silero v6 at 16 kHz
 FRAME_S = FRAME_SAMPLES / VAD_RATE
 THRESHOLD = 0.5
 WEAK = 0.35  # Silero's own end-of-speech threshold (threshold - 0.15)
+WEAK_LEAD_S = 0.5
 MIN_PAUSE_S = 0.3
 MIN_STRETCH_S = 0.1
 ONSET_DB = 6.0
@@ -78,26 +82,29 @@ def stretches_from_probabilities(
 ) -> list[Stretch]:
     """Voiced stretches ``[(start, end), ...]`` in seconds from per-frame speech probabilities
     (module docstring: runs of frames at least ``weak``, merged over pauses shorter than
-    ``min_pause_s``, kept when they hold a frame at least ``threshold``)."""
+    ``min_pause_s``, kept when they hold a frame at least ``threshold``; a stretch ends with
+    its last frame at ``threshold``)."""
     p = np.asarray(prob, np.float64).reshape(-1)
-    voiced = p >= weak
     if not (p >= threshold).any():
         return []
-    edges = np.diff(np.concatenate([[0], voiced.astype(np.int8), [0]]))
+    edges = np.diff(np.concatenate([[0], (p >= weak).astype(np.int8), [0]]))
     starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    # [start, first strong frame's start, last strong frame's end (nan: none yet), last end]
     runs: list[list[float]] = []
-    strong: list[bool] = []
     for a, b in zip(starts, ends, strict=True):
-        loud = bool((p[a:b] >= threshold).any())
-        if runs and a * frame_s - runs[-1][1] < min_pause_s:
-            runs[-1][1] = float(b * frame_s)
-            strong[-1] = strong[-1] or loud
+        strong = a + np.flatnonzero(p[a:b] >= threshold)
+        first, last = (strong[0] * frame_s, (strong[-1] + 1) * frame_s) if len(strong) else (np.nan,) * 2
+        if runs and a * frame_s - runs[-1][3] < min_pause_s:  # from its last weak frame
+            run = runs[-1]
+            run[1] = first if np.isnan(run[1]) else run[1]
+            run[2] = last if not np.isnan(last) else run[2]
+            run[3] = float(b * frame_s)
         else:
-            runs.append([float(a * frame_s), float(b * frame_s)])
-            strong.append(loud)
-    runs = [r for r, s in zip(runs, strong, strict=True) if s]
-    kept = [(a, b) for a, b in runs if b - a >= min_stretch_s]
-    return kept or [(a, b) for a, b in runs]
+            runs.append([float(a * frame_s), float(first), float(last), float(b * frame_s)])
+    # weak frames lead a stretch by at most WEAK_LEAD_S (a chain of weak noise is no onset)
+    spans = [(max(a, f - WEAK_LEAD_S), e) for a, f, e, _ in runs if not np.isnan(e)]
+    kept = [(a, b) for a, b in spans if b - a >= min_stretch_s]
+    return kept or spans
 
 
 def refine_onsets(signal: np.ndarray, rate: int, stretches: Sequence[Stretch]) -> list[Stretch]:
