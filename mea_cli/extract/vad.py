@@ -18,17 +18,19 @@ probability above 0.35 after the speech, which would drag ends late).
 Silero's onsets are late: its probability crosses 0.5 one to five frames (0.03-0.15 s) after
 the sound starts on eSpeak speech, most on soft onsets ("h", "f", "s"); on a breathy first
 word of a real CREMA-D clip (1002_DFA_FEA) it stays at 0.35-0.48 for the whole word, which a
-0.5 threshold alone put 0.38 s late (hence the weak threshold above). :func:`refine_onsets` therefore moves each stretch's start back over the 10 ms
-frames just before it that stand :data:`ONSET_DB` (6 dB) above the clip's noise floor (the
-median level of the frames outside every stretch), at most :data:`ONSET_MAX_S` (0.3 s) and
-never into the previous stretch. In digital silence that is the first non-zero sample; in a
+0.5 threshold alone put 0.38 s late (hence the weak threshold above). Then
+:func:`refine_onsets` moves each stretch's start back over the 10 ms frames just before it
+whose level (of the signal's first difference, which favours fricatives over a room's low
+rumble) stands :data:`ONSET_DB` (6 dB) above the clip's noise floor (the median level of the
+frames outside every stretch), at most :data:`ONSET_MAX_S` (0.3 s) and never into the
+previous stretch. In digital silence that is the first non-zero sample; in a
 room, the first part of the sound that rises above the room's noise.
 
 An energy threshold (what this replaced) fails on real recordings: room noise and
 reverberation keep every frame "within 35 dB of the loudest", so words were spread over the
 whole clip (0.01-2.97 s for speech at 0.6-2.1 s). Silero was trained on noisy speech; the tests
 check the word timings on espeak-ng speech with silence around it, and again with a pink-noise
-floor and synthetic reverberation (see docs/extraction.md for exactly what).
+floor and synthetic reverberation, and on real CREMA-D clips (see docs/extraction.md).
 
 :func:`spread_over_stretches` assigns the words to stretches in order, in proportion to the
 stretches' durations (a word goes to the stretch holding the middle of its share of the
