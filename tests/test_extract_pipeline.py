@@ -139,7 +139,7 @@ def test_bad_inputs_recorded_while_others_go_through(corpus: dict) -> None:
     assert "audio-only" in rows[("voice", "vision")]
     assert "no face" in rows[("noface", "vision")]
     assert "not UTF-8" in rows[("latin", "text")]
-    assert report.skipped_files == 1  # README.md; transcript sidecars are not counted
+    assert report.skipped_files == ["README.md"]  # transcript sidecars are not listed
     assert report.videos == 7
     # files that will not open give no sample; every other video gives one (unlabelled run)
     assert videos == {"good", "noface", "sub/silent", "voice", "latin"}

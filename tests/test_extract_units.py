@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mea_cli.artifacts.features import ExtractorInfo
+from mea_cli.artifacts.features import ExtractorInfo, Word
 from mea_cli.errors import MeaError
 from mea_cli.extract import backends
 from mea_cli.extract.backends import BackendError, BackendSpec
@@ -18,10 +18,16 @@ from mea_cli.extract.face import FaceModelError, head_pose_degrees, resolve_face
 from mea_cli.extract.glove import embed_tokens, load_vectors, to_tokens, tokenize
 from mea_cli.extract.labelparse import LabelSpec, parse_labels
 from mea_cli.extract.labels import LabelsError, match_videos, read_labels
-from mea_cli.extract.media import find_videos
+from mea_cli.extract.media import find_media
 from mea_cli.extract.pipeline import ExtractConfig
 from mea_cli.extract.text import TranscriptError, find_sidecar, read_sidecar
-from mea_cli.extract.vad import spread, spread_over_stretches, stretches_from_probabilities
+from mea_cli.extract.vad import (
+    fit_to_stretches,
+    refine_onsets,
+    spread,
+    spread_over_stretches,
+    stretches_from_probabilities,
+)
 
 
 def _at(*spans: tuple[float, float]):
@@ -67,6 +73,69 @@ def test_stretches_from_frame_probabilities() -> None:
     only_burst = np.zeros(50)
     only_burst[5:7] = 1.0  # nothing else voiced: the short burst is kept
     assert stretches_from_probabilities(only_burst, f) == [(pytest.approx(5 * f), pytest.approx(7 * f))]
+    # hysteresis: weak frames (>= 0.35) join a stretch that holds a frame >= 0.5
+    q = np.zeros(60)
+    q[10:15] = 0.4  # weak, 0.32-0.48 s: a soft onset
+    q[18:30] = 0.8  # strong, 0.576-0.96 s (0.096 s after the weak run: one stretch)
+    q[45:50] = 0.45  # weak only: not speech
+    assert stretches_from_probabilities(q, f) == [(pytest.approx(10 * f), pytest.approx(30 * f))]
+    assert stretches_from_probabilities(np.full(50, 0.45), f) == []
+    # weak frames lead by at most 0.5 s, and never extend the end (a reverberation tail)
+    r = np.full(60, 0.4)
+    r[30:40] = 0.9  # strong 0.96-1.28 s; weak from 0 s before it and until 1.92 s after it
+    assert stretches_from_probabilities(r, f) == [(pytest.approx(30 * f - 0.5), pytest.approx(40 * f))]
+
+
+def test_asr_words_moved_out_of_pauses() -> None:
+    """Hand-worked: voice at 0.5-1.5 s and 2.0-3.0 s."""
+    spans = [(0.5, 1.5), (2.0, 3.0)]
+    asr = [
+        Word("don't", 0.0, 0.8),  # starts in the leading silence -> at the onset
+        Word("forget", 0.8, 1.2),  # inside: unchanged
+        Word("a", 1.2, 1.7),  # ends in the pause -> at the stretch's end
+        Word("uh", 1.6, 1.9),  # wholly in the pause -> zero-length at the next onset
+        Word("jacket", 1.9, 2.6),
+        Word("now", 3.1, 3.4),  # after the last stretch -> zero-length at its end
+    ]
+    got = [(w.text, w.start, w.end) for w in fit_to_stretches(asr, spans)]
+    assert got == [
+        ("don't", 0.5, 0.8),
+        ("forget", 0.8, 1.2),
+        ("a", 1.2, 1.5),
+        ("uh", 2.0, 2.0),
+        ("jacket", 2.0, 2.6),
+        ("now", 3.0, 3.0),
+    ]
+    # the property: every start lies in a stretch, order and end >= start kept
+    inside = lambda t: any(a <= t <= b for a, b in spans)  # noqa: E731
+    fitted = fit_to_stretches(asr, spans)
+    assert all(inside(w.start) and w.end >= w.start for w in fitted)
+    assert [w.start for w in fitted] == sorted(w.start for w in fitted)
+    assert fit_to_stretches(asr, []) == asr  # no voice found: ASR's times are kept
+
+
+def test_onsets_moved_back_to_where_the_sound_starts() -> None:
+    """10 ms frames: silence at -60 dB, a soft onset (-30 dB) from 1.00 s, loud from 1.10 s;
+    the detector's stretch starts late at 1.12 s. The onset moves back to 1.00 s, no further
+    than 0.3 s, never into the previous stretch; ends are kept."""
+    rate = 16000
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(3 * rate) * 1e-3  # noise floor
+    x[rate : rate + 1600] = rng.standard_normal(1600) * 0.03  # soft onset 1.00-1.10 s
+    x[rate + 1600 : 2 * rate] = rng.standard_normal(rate - 1600) * 0.3
+    assert refine_onsets(x, rate, [(1.12, 2.0)]) == [(pytest.approx(1.0), 2.0)]
+    # at most 0.3 s back: sound all the way from 0.5 s
+    y = x.copy()
+    y[rate // 2 : rate] = rng.standard_normal(rate // 2) * 0.03
+    assert refine_onsets(y, rate, [(1.12, 2.0)]) == [(pytest.approx(0.82), 2.0)]
+    # never into the previous stretch
+    assert refine_onsets(y, rate, [(0.0, 0.95), (1.12, 2.0)])[1] == (pytest.approx(0.95), 2.0)
+    # digital silence around the sound (eSpeak): back to the first non-zero frame
+    z = x.copy()
+    z[:rate] = 0.0
+    z[2 * rate :] = 0.0
+    z[rate - 160 : rate] = rng.standard_normal(160) * 1e-4  # one very quiet frame, 0.99-1.00 s
+    assert refine_onsets(z, rate, [(1.12, 2.0)]) == [(pytest.approx(0.99), 2.0)]
 
 
 def test_srt_and_vtt_cues(tmp_path: Path) -> None:
@@ -350,10 +419,11 @@ def test_head_pose_from_rotation() -> None:
     assert pitch == pytest.approx(20.0) and abs(yaw) < 1e-9 and abs(roll) < 1e-9
 
 
-def test_find_videos(tmp_path: Path) -> None:
+def test_find_media_by_extension(tmp_path: Path) -> None:
+    """Known media extensions count without probing (a broken one fails later, by name)."""
     (tmp_path / "d").mkdir()
-    for name in ("a.MP4", "d/b.mkv", "c.webm", "notes.md", ".hidden.mp4"):
+    for name in ("a.MP4", "d/b.mkv", "c.webm", "e.flv", "f.MP3", "g.wav", "notes.md", ".hidden.mp4"):
         (tmp_path / name).write_bytes(b"x")
-    videos, others = find_videos(tmp_path)
-    assert [v.name for v in videos] == ["a.MP4", "c.webm", "b.mkv"]
+    videos, others = find_media(tmp_path)
+    assert [v.name for v in videos] == ["a.MP4", "c.webm", "b.mkv", "e.flv", "f.MP3", "g.wav"]
     assert [o.name for o in others] == ["notes.md"]

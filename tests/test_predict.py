@@ -208,7 +208,7 @@ def test_unavailable_extraction_is_refused_before_any_clip(world: dict, tmp_path
     with pytest.raises(MeaError, match="audio features were made by 'mea-synth'.*cannot be re"):
         predict(world["videos"], _altered(world, tmp_path / "b", synthetic))
     (tmp_path / "empty").mkdir()
-    with pytest.raises(PredictError, match="no video found"):
+    with pytest.raises(PredictError, match="no video or audio file found"):
         predict(tmp_path / "empty", world["reg_run"])
 
 

@@ -1,7 +1,9 @@
-"""Step 1 of ``mea extract``: which videos, which of them this shard does, which segments.
+"""Step 1 of ``mea extract``: which media files, which of them this shard does, which segments.
 
-:func:`discover` walks the input folder (:func:`~mea_cli.extract.media.find_videos`), gives
-every video its id (path relative to the folder, without extension), reads ``labels.csv``
+:func:`discover` walks the input folder (:func:`~mea_cli.extract.media.find_media`: video
+and audio-only files, found by extension or by probing; "video" below means either), gives
+every video its id (path relative to the folder, without extension), lists the files that
+are not media (by path, for the summary; transcript sidecars excepted), reads ``labels.csv``
 and matches its rows to videos, and keeps this shard's share (``--shard i/n``: every n-th
 video of the sorted list, starting at the i-th, 1-based). Label problems that are not errors
 of the file become failure rows (stage ``labels``), each reported by exactly one shard: a
@@ -20,7 +22,7 @@ from pathlib import Path
 from mea_cli.errors import MeaError
 from mea_cli.extract.labelparse import LabelSpec
 from mea_cli.extract.labels import LabelFile, Segment, match_videos, read_labels
-from mea_cli.extract.media import find_videos
+from mea_cli.extract.media import find_media
 from mea_cli.extract.text import SIDECAR_ORDER, find_sidecar
 from mea_cli.paths import note_input
 
@@ -56,9 +58,9 @@ class Plan:
 
     root: Path
     shard: tuple[int, int]
-    found: int  # videos of this shard found in the folder
+    found: int  # media files of this shard found in the folder
     videos: list[tuple[str, Path]]  # (key, path) to extract, sorted
-    skipped_files: int  # non-video files (counted by shard 1 only)
+    skipped_files: list[str]  # files that are not media, relative to root (shard 1 only)
     labels: LabelFile | None = None
     segments: dict[str, list[Segment]] = field(default_factory=dict)  # usable ones, per key
     failures: list[Failure] = field(default_factory=list)
@@ -77,14 +79,16 @@ def discover(
     """Plan one run (module docstring); errors of the request raise :class:`MeaError`."""
     root = Path(source)
     label_file = read_labels(labels, spec) if labels is not None else None
-    videos, others = find_videos(root)
+    videos, others = find_media(root)
     for video in videos:  # no output of this command may be one of them
         note_input(video)
     stems = {v.with_suffix("") for v in videos}
-    # transcript sidecars belong to a video; anything else that is not a video is skipped
-    skipped = sum(
-        1 for p in others if not (p.suffix.lower() in SIDECAR_ORDER and p.with_suffix("") in stems)
-    )
+    # transcript sidecars belong to a video; anything else that is not media is listed
+    skipped = [
+        p.relative_to(root).as_posix()
+        for p in others
+        if not (p.suffix.lower() in SIDECAR_ORDER and p.with_suffix("") in stems)
+    ]
     keys = [video_key(root, v) for v in videos]
     dupes = [k for k, c in Counter(keys).items() if c > 1]
     if dupes:
@@ -92,7 +96,7 @@ def discover(
         raise ExtractError(f"two videos share the id {dupes[0]!r}: {', '.join(clash)}; rename one")
     i, n = parse_shard(shard)
     mine = [(k, v) for j, (k, v) in enumerate(zip(keys, videos, strict=True)) if j % n == i - 1]
-    plan = Plan(root, (i, n), len(mine), mine, skipped if i == 1 else 0, label_file)
+    plan = Plan(root, (i, n), len(mine), mine, skipped if i == 1 else [], label_file)
     if label_file is None:
         return plan
     by_key, unmatched = match_videos(label_file, keys)

@@ -42,7 +42,7 @@ class ExtractReport:
     videos: int
     extracted: int
     cached: int
-    skipped_files: int
+    skipped_files: list[str]  # files under the input that are not media, relative paths
     samples: int
     failures: list[tuple[str, str, str]]
     media_seconds: float  # of the videos extracted in this run

@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from mea_cli.extract.labelparse import LabelsError, LabelSpec, parse_labels
-from mea_cli.extract.media import VIDEO_EXTENSIONS
+from mea_cli.extract.media import MEDIA_EXTENSIONS
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "video": ("video", "video_id"),
@@ -228,7 +228,7 @@ def _check_repeats(path: Path, parsed: list[tuple]) -> None:
 
 
 def _strip_ext(name: str) -> str:
-    return str(Path(name).with_suffix("")) if Path(name).suffix.lower() in VIDEO_EXTENSIONS else name
+    return str(Path(name).with_suffix("")) if Path(name).suffix.lower() in MEDIA_EXTENSIONS else name
 
 
 def match_videos(

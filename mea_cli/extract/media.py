@@ -1,8 +1,13 @@
 """Media decoding with PyAV (FFmpeg inside the wheel; no system ffmpeg needed).
 
-* :func:`find_videos` walks a folder recursively and keeps the video containers we read
-  (``VIDEO_EXTENSIONS``); anything else is skipped silently and counted.
+* :func:`find_media` walks a folder recursively and keeps every file FFmpeg reads as video or
+  audio: files with a known media extension (:data:`MEDIA_EXTENSIONS`) are taken as they are
+  (one that will not open becomes a ``decode`` failure later), any other file is probed
+  (:func:`is_media`: FFmpeg reads its header, nothing is decoded). The rest is returned by
+  name, so that the summary can list it.
 * :func:`probe` opens a file once and says what it holds (duration, streams, frame rate).
+  Audio-only files (``.wav``, ``.mp3``, ...) and files whose only picture is cover art are
+  ``has_video=False``: their vision sequence stays empty.
 * :func:`iter_frames` yields ``(seconds, RGB uint8 [H, W, 3])`` at the native rate, or
   resampled down to ``fps`` by dropping frames (never duplicating them).
 * :func:`decode_audio` returns the first audio stream as mono float32 at 16 kHz, the rate the
@@ -25,9 +30,17 @@ import numpy as np
 from mea_cli.errors import MeaError
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset(
-    {".mp4", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg"}
+    {".mp4", ".m4v", ".mkv", ".avi", ".mov", ".webm", ".mpg", ".mpeg", ".flv", ".wmv", ".asf",
+     ".3gp", ".3g2", ".ts", ".mts", ".m2ts", ".ogv", ".vob"}
+)  # fmt: skip
+AUDIO_EXTENSIONS: frozenset[str] = frozenset(
+    {".wav", ".mp3", ".m4a", ".flac", ".ogg", ".oga", ".opus", ".aac", ".wma", ".aif", ".aiff"}
 )
+MEDIA_EXTENSIONS: frozenset[str] = VIDEO_EXTENSIONS | AUDIO_EXTENSIONS
 AUDIO_RATE = 16_000
+# demuxers of still pictures (a photo has a "video stream" of one frame, but is no clip) and
+# of text art (FFmpeg's tty demuxer renders .txt/.nfo files as video)
+_IMAGE_FORMATS = ("image2", "gif", "apng", "tty")
 
 
 class MediaError(MeaError):
@@ -45,34 +58,54 @@ class MediaError(MeaError):
         super().__init__(f"{path}: {problem}")
 
 
-def find_videos(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
-    """Video files under ``root`` (recursive, sorted) and the other files that were skipped.
+def is_media(path: str | os.PathLike[str]) -> bool:
+    """Whether FFmpeg reads ``path`` as audio or video (a clip, not a still picture).
 
-    ``root`` may also be a single video file. Hidden files and folders (a leading dot, such
-    as our own ``.cache`` folders) are ignored and not counted.
+    Cheap: FFmpeg reads the header and at most a few packets to find the streams; nothing is
+    decoded to the end. A file that will not open is not media.
+    """
+    try:
+        with av.open(str(path), mode="r") as c:
+            if c.streams.audio:
+                return True
+            name = c.format.name
+            if any(n in _IMAGE_FORMATS or n.endswith("_pipe") for n in name.split(",")):
+                return False
+            return _video_stream(c) is not None
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError):
+        return False
+
+
+def find_media(root: str | os.PathLike[str]) -> tuple[list[Path], list[Path]]:
+    """Media files under ``root`` (recursive, sorted) and the other files, by path.
+
+    A file with a known media extension counts without probing; any other regular file is
+    probed with :func:`is_media`. ``root`` may also be a single file, which must be media.
+    Hidden files and folders (a leading dot, such as our own ``.cache`` folders) are ignored
+    and not listed.
     """
     root = Path(root)
     if not root.exists():
         raise MediaError(root, "no such file or folder")
     if root.is_file():
-        if root.suffix.lower() not in VIDEO_EXTENSIONS:
-            raise MediaError(
-                root, f"not a video file (expected one of {', '.join(sorted(VIDEO_EXTENSIONS))})"
-            )
+        if root.suffix.lower() not in MEDIA_EXTENSIONS and not is_media(root):
+            raise MediaError(root, "not a video or audio file FFmpeg can read")
         return [root], []
-    videos: list[Path] = []
-    skipped: list[Path] = []
+    media: list[Path] = []
+    others: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in sorted(filenames):
             if name.startswith("."):
                 continue
             path = Path(dirpath) / name
-            if path.suffix.lower() in VIDEO_EXTENSIONS:
-                videos.append(path)
+            known = path.suffix.lower() in MEDIA_EXTENSIONS
+            # is_file: never open a FIFO or a device (it could block forever)
+            if known or (path.is_file() and is_media(path)):
+                media.append(path)
             else:
-                skipped.append(path)
-    return sorted(videos), skipped
+                others.append(path)
+    return sorted(media), others
 
 
 @dataclass(frozen=True)
@@ -86,6 +119,15 @@ class MediaInfo:
     fps: float  # average frame rate of the first video stream (NaN without video)
     width: int
     height: int
+
+
+def _video_stream(c: av.container.InputContainer) -> av.VideoStream | None:
+    """The first video stream that is a moving picture: not an MP3's or M4A's cover art
+    (a stream with the ``attached_pic`` disposition)."""
+    for s in c.streams.video:
+        if not s.disposition & av.stream.Disposition.attached_pic:
+            return s
+    return None
 
 
 def _open(path: Path) -> av.container.InputContainer:
@@ -103,7 +145,7 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     """Open ``path`` and describe its streams, without decoding them."""
     path = Path(path)
     with _open(path) as c:
-        vs = c.streams.video[0] if c.streams.video else None
+        vs = _video_stream(c)
         has_audio = bool(c.streams.audio)
         if vs is None and not has_audio:
             raise MediaError(path, "no video and no audio stream")

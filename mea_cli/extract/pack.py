@@ -144,7 +144,7 @@ def pack(
     attrs: dict[str, object] = {
         "source": str(plan.root),
         "extract_videos": plan.found,
-        "extract_skipped_files": plan.skipped_files,
+        "extract_skipped_files": len(plan.skipped_files),
         "extract_text_tokens": tokens,
         "extract_text_oov": oov,
         "extract_text_sources": dict(sorted(sources.items())),

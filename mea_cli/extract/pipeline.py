@@ -41,6 +41,9 @@ from mea_cli.extract.media import (
 )
 from mea_cli.extract.words import WordSource
 
+# the failure row of an audio-only file (its vision sequence stays empty; the summary counts it)
+AUDIO_ONLY = ("vision", "no video stream (audio-only file)")
+
 
 @dataclass(frozen=True)
 class ExtractConfig:
@@ -196,7 +199,7 @@ class Pipeline:
     def _vision(self, path: Path, has_video: bool, fps: float, res: VideoResult, dim: int) -> None:
         t0 = time.perf_counter()
         if not has_video:
-            res.failures.append(("vision", "no video stream (audio-only file)"))
+            res.failures.append(AUDIO_ONLY)
         else:
             want = self.face.fps
             period = 1.0 / want if want else 1.0 / (fps if fps > 0 else 25.0)

@@ -1,15 +1,21 @@
-"""Terminal output of ``mea extract``: progress (bar or plain lines) and the summary table."""
+"""Terminal output of ``mea extract``: progress (bar or plain lines) and the summary table.
+
+The summary names every file of the input folder that was not extracted because it is not
+media (grouped by extension), so that a format we do not read is never a silent count.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import PurePosixPath
 
 from rich.console import Console
 from rich.table import Table
 
 from mea_cli.extract.driver import ExtractReport, Progress
+from mea_cli.extract.pipeline import AUDIO_ONLY
 from mea_cli.progress import ProgressReporter
 
 
@@ -33,9 +39,12 @@ def render_report(report: ExtractReport, console: Console) -> None:
     t = Table(title=f"mea extract -> {report.out}", show_header=False)
     t.add_column("what")
     t.add_column("value", justify="right")
-    t.add_row("videos", str(report.videos))
+    audio_only = sum(1 for _, stage, msg in report.failures if (stage, msg) == AUDIO_ONLY)
+    t.add_row("media files (video or audio)", str(report.videos))
     t.add_row("  extracted now / from cache", f"{report.extracted} / {report.cached}")
-    t.add_row("non-video files skipped", str(report.skipped_files))
+    if audio_only:
+        t.add_row("  audio only (empty vision)", str(audio_only))
+    t.add_row("files that are not media (skipped)", str(len(report.skipped_files)))
     t.add_row("samples written", str(report.samples))
     t.add_row("failure rows", str(len(report.failures)))
     if report.extracted:
@@ -44,7 +53,8 @@ def render_report(report: ExtractReport, console: Console) -> None:
         t.add_row("real-time factor (video s / wall s)", f"{report.rtf:.1f}x")
         for m in ("vision", "audio", "text"):
             sec = report.compute_seconds.get(m, 0.0)
-            if sec > 0:
+            # under a millisecond per clip: nothing was computed (audio-only files' vision)
+            if sec > 1e-3 * report.extracted:
                 t.add_row(
                     f"  {m} real-time factor (per worker)", f"{report.media_seconds / sec:.1f}x"
                 )
@@ -55,6 +65,13 @@ def render_report(report: ExtractReport, console: Console) -> None:
             "text from", ", ".join(f"{k}: {v}" for k, v in sorted(report.text_sources.items()))
         )
     console.print(t)
+    if report.skipped_files:
+        console.print(
+            "not media, skipped: " + skipped_by_extension(report.skipped_files),
+            highlight=False,
+            markup=False,  # file names are not rich markup ("[final].mp4")
+            soft_wrap=True,
+        )
     if report.without_words:
         console.print(
             f"note: {report.without_words} video(s) have an empty text sequence (no words: see "
@@ -64,10 +81,21 @@ def render_report(report: ExtractReport, console: Console) -> None:
         )
     if report.failures:
         by_stage = Counter(stage for _, stage, _ in report.failures)
+        also = f" ({audio_only} audio-only)" if audio_only else ""
         console.print(
             "failures by stage: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(by_stage.items()))
+            + ", ".join(f"{k} {v}{also if k == 'vision' else ''}" for k, v in sorted(by_stage.items()))
             + f" (see `mea info {report.out}`)",
             highlight=False,
             soft_wrap=True,
         )
+
+
+def skipped_by_extension(paths: Iterable[str]) -> str:
+    """``"*.md: README.md; *.pdf: a.pdf, b/c.pdf; no extension: NOTES"``: every path, grouped
+    by lower-case extension (groups sorted, paths in the order given)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for p in paths:
+        ext = PurePosixPath(p).suffix.lower()
+        groups[f"*{ext}" if ext else "no extension"].append(p)
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(groups.items()))

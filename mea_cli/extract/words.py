@@ -6,6 +6,10 @@ turns into vectors. Its settings -- ASR on or off, the ASR model, the voice-acti
 that times ``.txt`` transcripts -- are part of the text modality's provenance (parameter
 ``words``), and :meth:`WordSource.from_record` re-creates it from there.
 
+ASR's word times are checked against the same detector: a word that starts (or ends) in a
+pause is moved onto the voice (:func:`~mea_cli.extract.vad.fit_to_stretches`), so no ASR word
+starts in silence.
+
 A clip gets no words, and the failure table a ``text`` row saying why, when its sidecar is
 unreadable, when it has no sidecar and ASR is off (``--no-asr``), or when it has no sidecar
 and no audio. ``mea extract`` refuses to start when ASR is on but unavailable and some clip
@@ -25,7 +29,7 @@ from mea_cli.artifacts.features import Word
 from mea_cli.errors import MeaError
 from mea_cli.extract.asr import AsrUnavailable, WhisperASR, describe
 from mea_cli.extract.text import SIDECAR_ORDER, TranscriptError, find_sidecar, read_sidecar
-from mea_cli.extract.vad import SileroVAD, Stretch, VadUnavailable
+from mea_cli.extract.vad import SileroVAD, Stretch, VadUnavailable, fit_to_stretches
 
 
 @dataclass
@@ -96,6 +100,7 @@ class WordSource:
                 record["asr"] = describe(self.asr_model)
             except AsrUnavailable as err:
                 record["asr"] = f"unavailable: {err}"
+            record["asr_word_times"] = "moved out of the pauses found by txt_timing's detector"
         return record
 
     @classmethod
@@ -124,6 +129,25 @@ class WordSource:
         return src
 
     # -- per video -------------------------------------------------------------------------
+    def _asr_words(self, signal: np.ndarray, rate: int, out: ClipWords) -> list[Word]:
+        """ASR's words with their times moved onto the voice; a failure row when the times
+        cannot be checked (no detector) or no speech was found under the words."""
+        words = self.asr.words(signal)
+        if not words:
+            return words
+        try:
+            spans = self.vad.stretches(signal, rate)
+        except VadUnavailable as err:
+            out.failures.append(("text", f"ASR word times not checked against the voice: {err}"))
+            return words
+        if not spans:
+            out.failures.append(
+                ("text", f"ASR heard {len(words)} word(s) where the voice-activity detector "
+                 "found no speech; their times are ASR's")
+            )  # fmt: skip
+            return words
+        return fit_to_stretches(words, spans)
+
     def words_for(self, video: Path, signal: np.ndarray | None, rate: int, duration: float) -> ClipWords:
         """The words of ``video``; problems become failure rows, never exceptions."""
         out = ClipWords()
@@ -157,7 +181,7 @@ class WordSource:
             out.failures.append(("text", "no transcript sidecar and no audio to transcribe"))
         else:
             out.source = "asr"
-            out.words = self.asr.words(signal)
+            out.words = self._asr_words(signal, rate, out)
         if out.source != "none" and not out.words and not out.failures:
             out.failures.append(("text", f"{out.source}: no words"))
         return out

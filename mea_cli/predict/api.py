@@ -52,7 +52,7 @@ from mea_cli.data.dataset import NormStats, collate
 from mea_cli.data.sampler import BucketBatchSampler
 from mea_cli.errors import MeaError
 from mea_cli.extract.discover import discover
-from mea_cli.extract.media import VIDEO_EXTENSIONS
+from mea_cli.extract.media import MEDIA_EXTENSIONS
 from mea_cli.extract.pack import video_sample
 from mea_cli.extract.pipeline import Pipeline
 from mea_cli.models.registry import get_entry
@@ -291,7 +291,10 @@ def _from_videos(
     """Extract each video as one whole-video sample, then predict, chunk by chunk."""
     plan = discover(source)
     if not plan.videos:
-        raise PredictError(f"{source}: no video found (looked for {_extensions()})")
+        raise PredictError(
+            f"{source}: no video or audio file found (looked for {_extensions()}, and any other "
+            "file FFmpeg reads as audio or video)"
+        )
     pipeline.words.require_asr(plan.without_sidecar())
     clips: list[ClipPrediction] = []
     total, failed = len(plan.videos), 0
@@ -350,4 +353,4 @@ def _from_store(
 
 
 def _extensions() -> str:
-    return ", ".join(sorted(e.lstrip(".") for e in VIDEO_EXTENSIONS))
+    return ", ".join(sorted(e.lstrip(".") for e in MEDIA_EXTENSIONS))
