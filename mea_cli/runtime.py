@@ -17,3 +17,28 @@ import os
 def prefer_huge_pages() -> None:
     """Ask torch for transparent huge pages on large CPU tensors (before ``import torch``)."""
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
+
+
+def apply_threads(threads: int | None) -> int:
+    """Set the CPU threads of this process's torch (intra-op) and of the OpenMP / MKL pools
+    of processes it starts (``--threads N``); ``None`` keeps the default of
+    :func:`default_threads`. Returns the number in effect."""
+    import torch
+
+    n = default_threads() if threads is None else int(threads)
+    if n < 1:
+        from mea_cli.errors import MeaError
+
+        raise MeaError(f"--threads must be at least 1, not {n}")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    torch.set_num_threads(n)
+    return n
+
+
+def default_threads() -> int:
+    """The threads used without ``--threads``: ``OMP_NUM_THREADS`` when set, else torch's."""
+    import torch
+
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(env) if env.isdigit() and int(env) > 0 else torch.get_num_threads()
