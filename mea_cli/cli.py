@@ -178,7 +178,7 @@ def train(
         "paper", "--preset", help="paper (the papers' values) or small (few hundred clips)."
     ),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads [default: docs/performance.md#threads]."
+        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
     ),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
@@ -230,7 +230,7 @@ def eval_(
         None, "--predictions", help="Write every sample's prediction beside its truth (CSV)."
     ),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads [default: docs/performance.md#threads]."
+        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
     ),
 ) -> None:
     """Evaluate a checkpoint: the task's metrics beside a training-mean baseline."""
@@ -276,7 +276,7 @@ def predict(
         None, "--asr-model", help="The recorded ASR model folder, moved here (same content)."
     ),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads [default: docs/performance.md#threads]."
+        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
     ),
 ) -> None:
     """Predict clips with a checkpoint, re-running exactly the extraction it was trained on
@@ -428,7 +428,7 @@ def extract(
         None, "--asr-model", help="CTranslate2 Whisper model folder (default: the packaged tiny.en)."
     ),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads per worker [default: docs/performance.md#threads]."
+        None, "--threads", help="CPU threads per worker [default: docs/performance.md#threads]."
     ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
@@ -622,7 +622,7 @@ def compare(
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
     threads: int = typer.Option(
-        None, "--threads", min=1, help="CPU threads [default: docs/performance.md#threads]."
+        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
     ),
 ) -> None:
     """Train several models on the same store, splits and seeds; per-metric tables with paired
