@@ -120,7 +120,7 @@ def extract(clips: Path, labels: Path, store: Path, threads: int) -> float:
     _mea(
         "extract", str(clips), "--out", str(store), "--labels", str(labels),
         "--classes", ",".join(EMOTIONS.values()), "--no-asr", "--dataset", "emodb",
-        "--fps", str(VIDEO_FPS),
+        "--fps", str(VIDEO_FPS), "--threads", str(threads),
         threads=threads,
     )  # fmt: skip
     return time.perf_counter() - t0

@@ -117,7 +117,7 @@ def training_preset(model: str, dataset: str) -> TrainingPreset:
 SMALL_SOURCE = "--preset small (ours: small custom stores; chosen on Emo-DB's valid split)"
 
 SMALL_TRAIN: dict[str, Any] = dict(
-    batch_size=16, epochs=40, lr=1e-3, patience=10, lr_patience=4, weight_decay=1e-4
+    batch_size=16, epochs=40, lr=3e-3, patience=10, lr_patience=4, weight_decay=1e-4
 )
 """Training settings of ``--preset small``: a few hundred clips; more, smaller steps per
 epoch and a little weight decay."""
