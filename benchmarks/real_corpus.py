@@ -126,7 +126,9 @@ def extract(clips: Path, labels: Path, store: Path, threads: int) -> float:
     return time.perf_counter() - t0
 
 
-def train(store: Path, model: str, seed: int, runs: Path, threads: int) -> dict:
+def train(
+    store: Path, model: str, seed: int, runs: Path, threads: int, epochs: int | None = None
+) -> dict:
     """Train one (model, seed) with ``mea train`` in a child process; its metrics and times."""
     name = f"{model}-s{seed}"
     run_dir = runs / name
@@ -139,6 +141,8 @@ def train(store: Path, model: str, seed: int, runs: Path, threads: int) -> dict:
         ]  # fmt: skip
         if model != "functionals":
             args += ["--preset", "small"]
+            if epochs is not None:
+                args += ["--epochs", str(epochs)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         _mea(*args, threads=threads)
@@ -192,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training")
+    ap.add_argument("--epochs", type=int, default=None, help="cap the neural models' epochs")
     ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
     args = ap.parse_args(argv)
     if not args.data.is_dir():
@@ -205,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict]] = {}
     for model in args.models.split(","):
         results[model] = [
-            train(store, model, seed, args.work / "runs", args.threads) for seed in seeds
+            train(store, model, seed, args.work / "runs", args.threads, args.epochs)
+            for seed in seeds
         ]
     load_after = os.getloadavg()
     print(
@@ -218,7 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
         f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}; "
-        f"{os.cpu_count()} CPUs; {args.threads} torch thread(s) per run"
+        f"{os.cpu_count()} CPUs; {args.threads} torch thread(s) per run; neural models "
+        f"{'--preset small' if args.epochs is None else f'--preset small --epochs {args.epochs}'}"
     )
     if args.out:
         args.out.write_text(json.dumps({"results": results, "load": [load_before, load_after]}))

@@ -37,8 +37,19 @@ def apply_threads(threads: int | None) -> int:
 
 
 def default_threads() -> int:
-    """The threads used without ``--threads``: ``OMP_NUM_THREADS`` when set, else torch's."""
+    """The threads used without ``--threads``: ``OMP_NUM_THREADS`` when set; otherwise torch's
+    default (one per physical core) less the cores other processes keep busy now (the 1-minute
+    load average, rounded), at least 1. On a quiet machine that is every core; on a busy one 1,
+    because OpenMP threads that wait for a core another process holds made a training step
+    tens of times slower (docs/performance.md#threads)."""
     import torch
 
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(env) if env.isdigit() and int(env) > 0 else torch.get_num_threads()
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    return threads_for_load(torch.get_num_threads(), os.getloadavg()[0])
+
+
+def threads_for_load(cores: int, load: float) -> int:
+    """``cores`` less the busy ones (``load``, rounded to the nearest integer), within 1..cores."""
+    return max(1, min(cores, int(cores - load + 0.5)))
