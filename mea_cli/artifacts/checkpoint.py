@@ -17,6 +17,8 @@ on load. Layout::
     seed, epoch      the seed and the best-on-valid epoch (1-based)
     valid_metrics    that epoch's validation metrics
     features         {"path": str, "sha256": str}
+    target_scale     regression: {"mean": [...], "std": [...]} of the train labels the model
+                     learned standardised (mea_cli.train.targets); absent or None: identity
 
 :func:`check_schema` compares a checkpoint's schema with a feature store's and names the first
 modality that differs, with expected vs found.
@@ -92,6 +94,7 @@ class Checkpoint:
     features: dict[str, str] = field(default_factory=dict)
     mea_cli_version: str = __version__
     label_range: list[float] | None = None
+    target_scale: dict[str, list[float]] | None = None  # regression: mea_cli.train.targets
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -112,6 +115,7 @@ class Checkpoint:
             "epoch": int(self.epoch),
             "valid_metrics": self.valid_metrics,
             "features": self.features,
+            "target_scale": self.target_scale,
         }
 
 
@@ -206,7 +210,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         features=dict(raw.get("features", {})),
         mea_cli_version=str(raw.get("mea_cli_version", "")),
         label_range=_range(path, raw.get("label_range")),
+        target_scale=_target_scale(path, raw.get("target_scale")),
     )
+
+
+def _target_scale(path: object, value: Any) -> dict[str, list[float]] | None:
+    """The regression target scale (``None``: not recorded, the identity: older checkpoints)."""
+    if value is None:
+        return None
+    try:
+        mean, std = [float(x) for x in value["mean"]], [float(x) for x in value["std"]]
+    except (TypeError, KeyError, ValueError):
+        raise CheckpointError(path, f"target_scale {value!r} is not {{mean, std}} lists") from None
+    if len(mean) != len(std) or not all(s > 0 for s in std):
+        raise CheckpointError(path, "target_scale needs one positive std per mean")
+    return {"mean": mean, "std": std}
 
 
 def _range(path: object, value: Any) -> list[float] | None:

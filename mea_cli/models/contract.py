@@ -51,8 +51,14 @@ CAPABILITIES: dict[str, str] = {
         "self-attention maps in ModelOutput.attention when called with return_attention=True, "
         "named <block>/<layer>/<modality>, each [B, K, T_m, T_m] (mea viz --what attention)"
     ),
+    "closed_form_fit": (
+        "fitted in one pass instead of by gradient steps: prepare_fit(summaries(batch) of the "
+        "train split, labels, class_weights), then fit_candidate(value) for each value of "
+        "candidates(), mea train keeping the best on valid (the functionals baseline)"
+    ),
 }
-"""Optional outputs a model may declare, with what declaring one promises."""
+"""Optional outputs (and ways of fitting) a model may declare, with what declaring one
+promises."""
 
 OUTPUTS: tuple[str, ...] = ("psi", "xi", "reps.<kind>", "attention.<block>")
 """Outputs a switch may declare it empties (``Switch.drops_outputs``): ``psi``, ``xi``, the

@@ -33,6 +33,7 @@ BUILTIN: tuple[str, ...] = (
     "mea_cli.models.mcr",
     "mea_cli.models.mfsa",
     "mea_cli.models.fdmer",
+    "mea_cli.models.functionals",
 )
 """Modules that register the built-in models (one line per model)."""
 

@@ -36,6 +36,8 @@ class TrainSettings(Config):
     ``patience``: early stopping after this many epochs without a better validation selection
     metric. ``lr_patience`` / ``lr_factor``: ``ReduceLROnPlateau`` on the validation **task**
     loss (docs/training.md). ``eval_batch_size`` 0 means twice ``batch_size``.
+    ``class_weights``: ``none`` or ``balanced`` (classification: each class's cross-entropy
+    weighted by ``n / (C * n_c)`` on the train split, scikit-learn's "balanced").
     """
 
     epochs: int = 60
@@ -47,6 +49,7 @@ class TrainSettings(Config):
     lr_factor: float = 0.5
     weight_decay: float = 0.0
     eval_batch_size: int = 0
+    class_weights: str = "none"
 
     WHAT: ClassVar[str] = "training settings"
 
@@ -60,6 +63,8 @@ class TrainSettings(Config):
             out.append("grad_clip (0: off), weight_decay and lr_patience must not be negative")
         if not 0.0 < self.lr_factor < 1.0:
             out.append(f"lr_factor must lie in (0, 1), not {self.lr_factor}")
+        if self.class_weights not in ("none", "balanced"):
+            out.append(f"class_weights must be none or balanced, not {self.class_weights!r}")
         if self.eval_batch_size < 0:
             out.append("eval_batch_size must not be negative (0: twice batch_size)")
         return out

@@ -87,7 +87,7 @@ class TrainDisplay:
         return (
             f"epoch {r['epoch']}/{self.total}  train {train}  valid loss={valid['loss']:.4f} "
             f"{metric_label(sel)}={format_metric(sel, valid.get(sel))}  best "
-            f"{format_metric(sel, best['value'])} (epoch {best['epoch']})  lr={r['lr']:.2e}  "
+            f"{format_metric(sel, best['value'])} (epoch {best['epoch']})  lr={_lr(r['lr'], '.2e')}  "
             f"{r['seconds']:.1f}s  eta {_fmt_seconds(self.eta(r['epoch']))}"
         )
 
@@ -112,7 +112,7 @@ class TrainDisplay:
                 f"{r['valid']['loss']:.4f}",
                 format_metric(self.selection, r["valid"].get(self.selection)),
                 f"{format_metric(self.selection, best['value'])} @{best['epoch']}",
-                f"{r['lr']:.1e}",
+                _lr(r["lr"], ".1e"),
                 f"{r['seconds']:.1f}",
             )
         if self.rows:
@@ -122,3 +122,8 @@ class TrainDisplay:
                 f"ETA {_fmt_seconds(self.eta(last))} (at most; early stopping may end sooner)"
             )
         return t
+
+
+def _lr(value: float | None, spec: str) -> str:
+    """The learning rate, or ``-`` for a model fitted in closed form (no optimiser)."""
+    return "-" if value is None else format(value, spec)

@@ -22,8 +22,10 @@ def build_model(name: str, cfg: Mapping[str, Any]) -> nn.Module:
 
 def model_from_checkpoint(ckpt: Any, ckpt_path: Any) -> nn.Module:
     """The model a loaded checkpoint describes, with its weights (``CheckpointError`` if they
-    do not fit the config the checkpoint records)."""
+    do not fit the config the checkpoint records); a regression checkpoint with a target scale
+    predicts in the label's units (:class:`mea_cli.train.targets.ScaledModel`)."""
     from mea_cli.artifacts.checkpoint import CheckpointError
+    from mea_cli.train.targets import TargetScale, with_scale
 
     model = build_model(ckpt.model, ckpt.model_config)
     try:
@@ -33,4 +35,4 @@ def model_from_checkpoint(ckpt: Any, ckpt_path: Any) -> nn.Module:
         raise CheckpointError(
             ckpt_path, f"weights do not fit the {ckpt.model} model config: {first}"
         ) from None
-    return model
+    return with_scale(model, TargetScale.from_dict(ckpt.target_scale))

@@ -37,6 +37,7 @@ _OUR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "lr_factor": (0.5, OURS),
     "weight_decay": (0.0, OURS),
     "eval_batch_size": (0, "ours: 0 means twice the training batch size"),
+    "class_weights": ("none", "ours: unweighted cross-entropy, as the papers train"),
 }
 
 # model -> (source, {dataset: {setting: value}}): the values each paper reports.
@@ -110,3 +111,29 @@ def training_preset(model: str, dataset: str) -> TrainingPreset:
     sources.update(dict.fromkeys(row, source))
     return TrainingPreset(model, dataset, TrainSettings(**values), sources)
 
+
+
+# ----------------------------------------------------------------------------- --preset small
+SMALL_SOURCE = "--preset small (ours: small custom stores; chosen on Emo-DB's valid split)"
+
+SMALL_TRAIN: dict[str, Any] = dict(
+    batch_size=16, epochs=40, lr=3e-3, patience=10, lr_patience=4, weight_decay=1e-4
+)
+"""Training settings of ``--preset small``: a few hundred clips; more, smaller steps per
+epoch and a little weight decay."""
+
+SMALL_MODELS: dict[str, dict[str, Any]] = {
+    "mea": dict(d=32, heads=4, psa_layers=1, hca_layers=1, dropout=0.2),
+    "mfsa": dict(d=32, heads=4),
+    "mult": dict(d=32, heads=4, layers=2, memory_layers=2),
+}
+"""Model overrides of ``--preset small`` (smaller and shallower; the rest of the model's
+dataset preset is kept). A model not listed keeps its own values."""
+
+PRESETS: tuple[str, ...] = ("paper", "small")
+"""``--preset`` values: ``paper`` (the default: the papers' values above), ``small``."""
+
+
+def small_overrides(model: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(training settings, model overrides) of ``--preset small`` for ``model``."""
+    return dict(SMALL_TRAIN), dict(SMALL_MODELS.get(model, {}))

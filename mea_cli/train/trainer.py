@@ -79,6 +79,12 @@ from mea_cli.train.distributed import (
 from mea_cli.train.engine import Predictions, autocast, predict, resolve_device
 from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
 from mea_cli.train.modeling import build_model
+from mea_cli.train.targets import (
+    balanced_class_weights,
+    scale_for,
+    weighted_task_loss,
+    with_scale,
+)
 
 STATE_FORMAT = "mea-train-state"
 DEFAULT_SEED = 1111
@@ -111,6 +117,7 @@ class TrainRequest:
     allow_changed_store: bool = False  # --resume on a store whose sha256 changed (warned)
     runs_dir: Path = Path("runs")
     live: bool | None = None  # None: rich live table only on a terminal
+    preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN / SMALL_MODELS
 
 
 @dataclass(frozen=True)
@@ -198,7 +205,7 @@ def resolve_config(
     from mea_cli.data.presets import get_preset
     from mea_cli.models.contract import data_fields
     from mea_cli.models.registry import get_entry
-    from mea_cli.train.presets import training_preset
+    from mea_cli.train.presets import PRESETS, SMALL_SOURCE, small_overrides, training_preset
 
     if req.dataset is None and req.task is None:
         raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
@@ -219,13 +226,19 @@ def resolve_config(
         if req.dataset is None:
             raise TrainError("a custom task (--task) needs the store's facts (read_store_facts)")
         dataset = hyper = get_preset(req.dataset).name
+    if req.preset not in PRESETS:
+        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {req.preset!r}")
     tp = training_preset(req.model, hyper)
-    settings = tp.settings.override(req.train_overrides)
+    borrowed = f"custom task: {hyper}'s values, " if dataset != hyper else ""
+    sources = {k: borrowed + v for k, v in tp.sources.items()}
+    small_train, small_model = small_overrides(req.model) if req.preset == "small" else ({}, {})
+    sources.update(dict.fromkeys(small_train, SMALL_SOURCE))
+    settings = tp.settings.override({**small_train, **req.train_overrides})
+    sources.update(dict.fromkeys(req.train_overrides, "override"))
     model_cfg = entry.config_cls.preset(hyper, facts.input_dims, facts.task, len(facts.label_names))
     if dataset != hyper:  # a custom task: the borrowed preset's values, its own name
         model_cfg = model_cfg.override({"dataset": dataset})
-    model_cfg = model_cfg.override(req.model_overrides)
-    borrowed = f"custom task: {hyper}'s values, " if dataset != hyper else ""
+    model_cfg = model_cfg.override({**small_model, **req.model_overrides})
     return runs.jsonable(
         {
             "format": "mea-run",
@@ -245,10 +258,14 @@ def resolve_config(
             "model_overrides": dict(req.model_overrides),
             "train": settings.to_dict(),
             "train_overrides": dict(req.train_overrides),
-            "train_sources": {
-                k: "override" if k in req.train_overrides else borrowed + tp.sources[k]
-                for k in settings.field_names()
-            },
+            "train_sources": {k: sources[k] for k in settings.field_names()},
+            "preset": req.preset,
+            "preset_model_overrides": small_model,
+            "task_loss": task_loss_used(facts.task, model_cfg.to_dict(), settings.class_weights),
+            "targets": (
+                "standardised with the train split's mean and std (back in label units "
+                "outside the model)" if facts.task == "regression" else "class labels as they are"
+            ),
             "seeds": [int(s) for s in req.seeds],
             "selection": selection_metric(facts.task).name,
             "model_preset": hyper,
@@ -256,6 +273,17 @@ def resolve_config(
             "world_size": world_size,
         }
     )
+
+
+def task_loss_used(task: str, model_cfg: Mapping[str, Any], class_weights: str = "none") -> str:
+    """The task loss a run trains with, as ``config.json`` records it (``task_loss`` of a
+    model config only applies to regression: classes always train with cross-entropy)."""
+    if task == "regression":
+        return str(model_cfg.get("task_loss", "mse"))
+    weights = " with balanced class weights" if class_weights == "balanced" else ""
+    if task == "multiclass":
+        return "cross-entropy over the classes" + weights
+    return "cross-entropy per label (two logits each)" + weights
 
 
 def _open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
@@ -367,7 +395,14 @@ class Trainer:
         _seed_everything(seed)
         self.stats = NormStats.fit(store, "train")
         self.index_of = {str(s): i for i, s in enumerate(store.samples.id)}
-        self.label_mean = np.nanmean(store.samples.label[store.split_indices("train")], axis=0)
+        train_labels = store.samples.label[store.split_indices("train")]
+        self.label_mean = np.nanmean(train_labels, axis=0)
+        self.target_scale = scale_for(run["task"], train_labels)  # regression: standardised
+        self.class_weights = (
+            balanced_class_weights(run["task"], train_labels)
+            if self.settings.class_weights == "balanced"
+            else None
+        )
         kw = {"num_replicas": self.info.world_size, "rank": self.info.rank, "seed": seed}
         self.loaders = {
             "train": make_loader(
@@ -382,21 +417,29 @@ class Trainer:
                 FeatureDataset(store, "test", self.stats), self.settings.eval_batch, False, **kw
             )
         entry = get_entry(run["model"])
+        self.closed_form = "closed_form_fit" in entry.capabilities
+        if self.closed_form and self.info.enabled:
+            raise TrainError(f"{run['model']} is fitted in closed form: train it in one process")
         self.model = build_model(run["model"], run["model_config"]).to(device)
         for name, p in self.model.named_parameters():
             if entry.is_unused(name):
                 p.requires_grad_(False)  # declared unused: no gradient, not optimised
+        scaled = with_scale(self.model, self.target_scale)  # predictions in the label's units
         self.net: nn.Module = (
-            nn.parallel.DistributedDataParallel(self.model) if self.info.enabled else self.model
+            nn.parallel.DistributedDataParallel(scaled) if self.info.enabled else scaled
         )
-        self.opt = torch.optim.Adam(
-            [p for p in self.model.parameters() if p.requires_grad],
-            lr=self.settings.lr,
-            weight_decay=self.settings.weight_decay,
-        )
-        self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.opt, mode="min", factor=self.settings.lr_factor, patience=self.settings.lr_patience
-        )
+        self.opt: torch.optim.Optimizer | None = None
+        self.sched: torch.optim.lr_scheduler.ReduceLROnPlateau | None = None
+        if not self.closed_form:
+            self.opt = torch.optim.Adam(
+                [p for p in self.model.parameters() if p.requires_grad],
+                lr=self.settings.lr,
+                weight_decay=self.settings.weight_decay,
+            )
+            self.sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                self.opt, mode="min", factor=self.settings.lr_factor,
+                patience=self.settings.lr_patience,
+            )  # fmt: skip
         self.progress = Progress(best_state=copy.deepcopy(self.model.state_dict()))
 
     # ---- files
@@ -429,6 +472,15 @@ class Trainer:
             loss = out.loss
             if loss is None:
                 raise TrainError("the model returned no loss for a labelled batch")
+            if self.class_weights is not None:  # the task term (weight 1 in every total) reweighted
+                from mea_cli.models.losses import task_loss
+
+                task = self.run["task"]
+                loss = (
+                    loss
+                    - task_loss(out.pred, batch.labels, task)
+                    + weighted_task_loss(out.pred, batch.labels, task, self.class_weights)
+                )
             if not torch.isfinite(loss):
                 raise TrainError(
                     f"non-finite training loss ({float(loss)}) in batch {k}; lower the learning "
@@ -453,6 +505,33 @@ class Trainer:
             sums = dict(zip(sums, vec[:-1].tolist(), strict=True))
             count = int(vec[-1])
         return {k: v / max(count, 1) for k, v in sums.items()}
+
+    # ---- a closed-form model (capability closed_form_fit): one candidate per "epoch"
+    @property
+    def epoch_budget(self) -> int:
+        """Epochs to run: the preset's, or one per regularisation candidate in closed form."""
+        return len(self.model.candidates()) if self.closed_form else self.settings.epochs
+
+    def prepare_closed_form(self) -> None:
+        """Give a closed-form model the train split's summaries and labels (standardised for
+        regression, as the gradient models see them), in the store's order."""
+        parts, labels, rows = [], [], []
+        with torch.no_grad():
+            for batch in self.loaders["train"]:
+                batch = batch.to(self.device)
+                parts.append(self.model.summaries(batch).cpu())
+                y = batch.labels if self.target_scale is None else self.target_scale.scale(batch.labels)
+                labels.append(y.cpu())
+                rows += [self.index_of[i] for i in batch.ids]
+        order = torch.as_tensor(np.argsort(rows, kind="stable"))
+        self.model.prepare_fit(
+            torch.cat(parts)[order], torch.cat(labels)[order], self.settings.class_weights
+        )
+
+    def fit_candidate(self, epoch: int) -> dict[str, float]:
+        """Fit the ``epoch``-th regularisation candidate; its train task loss and value."""
+        value = self.model.candidates()[epoch - 1]
+        return {"loss": self.model.fit_candidate(value), "c": float(value)}
 
     def predict(self, split: str) -> Predictions:
         """Predictions of the current weights on ``split``, gathered from every rank."""
@@ -480,8 +559,8 @@ class Trainer:
                 "config_sha256": runs.config_digest(self.run),
                 "epoch": pr.epoch,
                 "model": self.model.state_dict(),
-                "optimizer": self.opt.state_dict(),
-                "scheduler": self.sched.state_dict(),
+                "optimizer": self.opt.state_dict() if self.opt else {},
+                "scheduler": self.sched.state_dict() if self.sched else {},
                 "rng": _rng_state(),
                 "best": pr.best,
                 "best_epoch": pr.best_epoch,
@@ -498,8 +577,9 @@ class Trainer:
         st = safe_load(self.state_path, "training state")
         runs.check_state(self.state_path, st, self.run, self.seed, self.model.state_dict(), STATE_FORMAT)
         self.model.load_state_dict(st["model"])
-        self.opt.load_state_dict(st["optimizer"])
-        self.sched.load_state_dict(st["scheduler"])
+        if self.opt is not None and self.sched is not None:
+            self.opt.load_state_dict(st["optimizer"])
+            self.sched.load_state_dict(st["scheduler"])
         _set_rng_state(st["rng"])
         self.progress = Progress(
             epoch=st["epoch"],
@@ -528,6 +608,7 @@ class Trainer:
             epoch=self.progress.best_epoch,
             valid_metrics=runs.jsonable(valid),
             features={"path": run["features"], "sha256": run["features_sha256"]},
+            target_scale=None if self.target_scale is None else self.target_scale.to_dict(),
         )
 
     # ---- the whole seed
@@ -553,17 +634,24 @@ class Trainer:
             self.log_path.unlink(missing_ok=True)
         run, sel = self.run, self.selection
         title = f"{run['model']} on {run['dataset']} ({Path(run['features']).name}), seed {self.seed}"
+        budget = self.epoch_budget
         display = TrainDisplay(
-            self.console, title, self.settings.epochs, sel.name, enabled=info.is_main, live=self.live
+            self.console, title, budget, sel.name, enabled=info.is_main, live=self.live
         )
+        if self.closed_form and pr.epoch < budget:
+            self.prepare_closed_form()
         with display:
-            while pr.epoch < self.settings.epochs and not pr.stopped:
+            while pr.epoch < budget and not pr.stopped:
                 t0 = time.perf_counter()
                 pr.epoch += 1
-                train_terms = self.train_epoch(pr.epoch)
+                if self.closed_form:
+                    train_terms = self.fit_candidate(pr.epoch)
+                else:
+                    train_terms = self.train_epoch(pr.epoch)
                 valid = self.validate()
                 task_loss = valid["task_loss"]
-                self.sched.step(task_loss if math.isfinite(task_loss) else float("inf"))
+                if self.sched is not None:
+                    self.sched.step(task_loss if math.isfinite(task_loss) else float("inf"))
                 if sel.better(valid[sel.name], pr.best):
                     pr.best, pr.best_epoch, pr.bad_epochs = valid[sel.name], pr.epoch, 0
                     pr.best_state = copy.deepcopy(self.model.state_dict())
@@ -572,10 +660,11 @@ class Trainer:
                         save_checkpoint(self._checkpoint(valid), self.out_dir / "ckpt.pt")
                 else:
                     pr.bad_epochs += 1
-                pr.stopped = pr.bad_epochs >= self.settings.patience
+                # a closed-form model tries every candidate: no early stopping
+                pr.stopped = not self.closed_form and pr.bad_epochs >= self.settings.patience
                 record = {
                     "epoch": pr.epoch,
-                    "lr": self.opt.param_groups[0]["lr"],
+                    "lr": self.opt.param_groups[0]["lr"] if self.opt else None,
                     "train": train_terms,
                     "valid": valid,
                     "best": {"metric": sel.name, "value": pr.best, "epoch": pr.best_epoch},

@@ -1,0 +1,236 @@
+"""A real-corpus benchmark: Emo-DB's emotion classes, speaker-independent, three models.
+
+``make bench-real DATA=path/to/wav`` (or ``.venv/bin/python benchmarks/real_corpus.py DATA``)
+on a folder laid out as the Berlin emotional speech database (Emo-DB) is released: one wav per
+utterance named ``03a01Fa.wav`` (speaker ``03``, text ``a01``, emotion letter ``F``, version
+``a``); the letters are German: W anger (Wut), L boredom (Langeweile), E disgust (Ekel),
+A fear (Angst), F happiness (Freude), T sadness (Trauer), N neutral.
+
+The split is fixed by speaker (no speaker in two splits): train 03 08 09 10 11 12, valid 13 14,
+test 15 16. Steps:
+
+1. **prepare** (cached in ``--work``): each wav is muxed into an ``.mp4`` with a blank (black,
+   2 fps) video stream and AAC audio (PyAV, :func:`mea_cli.demo.media.write_clip`), because
+   ``mea extract`` reads video containers; the blank video yields no face (a ``vision`` failure
+   row, an empty vision sequence). No transcript is used: Emo-DB is German and the packaged
+   ASR model is English-only, so extraction runs with ``--no-asr`` and the text modality is
+   empty. ``labels.csv`` gives each file its emotion and split.
+2. **extract** (cached): ``mea extract`` into ``emodb.h5``; a rerun finds the store and skips.
+3. **train** MEA, MulT and the ``functionals`` baseline with ``mea train --task multiclass``
+   (MEA and MulT with ``--preset small``: ``docs/training.md``), for each seed, selection on
+   valid; test scored once with the valid-chosen weights.
+4. **print** one table: test accuracy and macro-F1 (mean ± std over seeds), training minutes
+   per seed (wall and CPU), with the load average before and after, and the majority-class
+   accuracy of the test split.
+
+The figures depend on which copy of Emo-DB is used: say so with every figure (the copy in the
+GitHub repository ``sylaschacko/voice-emotion-analysis``, commit 4b0f64c, was cut or padded to
+2.0 s at 22.05 kHz by its uploader; the original recordings are 16 kHz and of varying length).
+Nothing is downloaded; the data is never part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EMOTIONS = {
+    "W": "anger",
+    "L": "boredom",
+    "E": "disgust",
+    "A": "fear",
+    "F": "happiness",
+    "T": "sadness",
+    "N": "neutral",
+}
+SPLITS = {
+    **dict.fromkeys(("03", "08", "09", "10", "11", "12"), "train"),
+    **dict.fromkeys(("13", "14"), "valid"),
+    **dict.fromkeys(("15", "16"), "test"),
+}
+NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[a-z]\d\d)(?P<emotion>[WLEAFTN])(?P<version>[a-z])$")
+MODELS = ("mea", "mult", "functionals")
+VIDEO_FPS = 2
+VIDEO_SIDE = 64
+
+
+def parse_name(stem: str) -> tuple[str, str, str] | None:
+    """``(speaker, text, emotion name)`` of an Emo-DB file stem, ``None`` if it is not one."""
+    m = NAME.match(stem)
+    if m is None:
+        return None
+    return m["speaker"], m["text"], EMOTIONS[m["emotion"]]
+
+
+def prepare(data: Path, work: Path) -> tuple[Path, Path, int]:
+    """Mux every Emo-DB wav of ``data`` into ``work/clips/<stem>.mp4`` (blank video) and write
+    ``work/labels.csv``; existing clips are kept. Returns (clips folder, labels, count)."""
+    from mea_cli.demo.media import write_clip
+    from mea_cli.extract.media import AUDIO_RATE, decode_audio
+
+    clips = work / "clips"
+    clips.mkdir(parents=True, exist_ok=True)
+    rows = []
+    black = np.zeros((VIDEO_SIDE, VIDEO_SIDE, 3), np.uint8)
+    wavs = sorted(p for p in data.iterdir() if p.suffix.lower() == ".wav")
+    for wav in wavs:
+        parsed = parse_name(wav.stem)
+        if parsed is None or parsed[0] not in SPLITS:
+            continue
+        speaker, _, emotion = parsed
+        out = clips / f"{wav.stem}.mp4"
+        if not out.exists():
+            signal = decode_audio(wav, AUDIO_RATE)
+            seconds = len(signal) / AUDIO_RATE
+            write_clip(out, black, seconds, fps=VIDEO_FPS, audio=signal, shift_px=0)
+        rows.append((wav.stem, emotion, SPLITS[speaker]))
+    if not rows:
+        raise SystemExit(f"{data}: no Emo-DB wav files (names like 03a01Fa.wav)")
+    labels = work / "labels.csv"
+    with open(labels, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["video", "start", "end", "label", "split"])
+        for stem, emotion, split in rows:
+            w.writerow([stem, "", "", emotion, split])
+    return clips, labels, len(rows)
+
+
+def _mea(*args: str, threads: int) -> None:
+    cmd = [str(ROOT / ".venv" / "bin" / "mea"), *args]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    subprocess.run(cmd, check=True, env=env)
+
+
+def extract(clips: Path, labels: Path, store: Path, threads: int) -> float:
+    """``mea extract`` into ``store`` unless it exists; returns the wall seconds (0: cached)."""
+    if store.exists():
+        return 0.0
+    t0 = time.perf_counter()
+    _mea(
+        "extract", str(clips), "--out", str(store), "--labels", str(labels),
+        "--classes", ",".join(EMOTIONS.values()), "--no-asr", "--dataset", "emodb",
+        "--fps", str(VIDEO_FPS), "--threads", str(threads),
+        threads=threads,
+    )  # fmt: skip
+    return time.perf_counter() - t0
+
+
+def train(
+    store: Path, model: str, seed: int, runs: Path, threads: int, epochs: int | None = None
+) -> dict:
+    """Train one (model, seed) with ``mea train`` in a child process; its metrics and times."""
+    name = f"{model}-s{seed}"
+    run_dir = runs / name
+    metrics = run_dir / "metrics.json"
+    if not metrics.exists():
+        args = [
+            "train", str(store), "--task", "multiclass", "--model", model,
+            "--seeds", str(seed), "--name", name, "--runs-dir", str(runs),
+            "--threads", str(threads), "--device", "cpu",
+        ]  # fmt: skip
+        if model != "functionals":
+            args += ["--preset", "small"]
+            if epochs is not None:
+                args += ["--epochs", str(epochs)]
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        _mea(*args, threads=threads)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        (run_dir / "bench_time.json").write_text(json.dumps({"wall_s": wall, "cpu_s": cpu}))
+    out = json.loads(metrics.read_text())
+    out.update(json.loads((run_dir / "bench_time.json").read_text()))
+    return out
+
+
+def majority_accuracy(labels: Path) -> float:
+    """Accuracy of predicting the training split's most frequent class on the test split."""
+    with open(labels) as f:
+        rows = list(csv.DictReader(f))
+    train_labels = [r["label"] for r in rows if r["split"] == "train"]
+    test_labels = [r["label"] for r in rows if r["split"] == "test"]
+    top = max(set(train_labels), key=train_labels.count)
+    return sum(lab == top for lab in test_labels) / len(test_labels)
+
+
+def _ms(values: list[float]) -> str:
+    a = np.asarray(values, float)
+    return f"{a.mean():.3f} ± {a.std(ddof=1) if len(a) > 1 else 0.0:.3f}"
+
+
+def table(results: dict[str, list[dict]]) -> str:
+    """The benchmark table: one row per model, mean ± std over its seeds."""
+    lines = [
+        "| model | seeds | test accuracy | test macro-F1 | valid macro-F1 | "
+        "best epoch | train min/seed (wall) | CPU min/seed |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for model, rows in results.items():
+        lines.append(
+            f"| {model} | {len(rows)} | {_ms([r['test']['acc'] for r in rows])} | "
+            f"{_ms([r['test']['f1_macro'] for r in rows])} | "
+            f"{_ms([r['valid']['f1_macro'] for r in rows])} | "
+            f"{', '.join(str(r.get('best_epoch', '-')) for r in rows)} | "
+            f"{np.mean([r['wall_s'] for r in rows]) / 60:.2f} | "
+            f"{np.mean([r['cpu_s'] for r in rows]) / 60:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data", type=Path, help="folder of Emo-DB wav files (03a01Fa.wav, ...)")
+    ap.add_argument("--work", type=Path, default=ROOT / "benchmarks" / ".real", help="cache")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per training")
+    ap.add_argument("--epochs", type=int, default=None, help="cap the neural models' epochs")
+    ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
+    args = ap.parse_args(argv)
+    if not args.data.is_dir():
+        print(f"{args.data}: not a folder", file=sys.stderr)
+        return 2
+    load_before = os.getloadavg()
+    clips, labels, n = prepare(args.data, args.work)
+    store = args.work / "emodb.h5"
+    ext_s = extract(clips, labels, store, args.threads)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    results: dict[str, list[dict]] = {}
+    for model in args.models.split(","):
+        results[model] = [
+            train(store, model, seed, args.work / "runs", args.threads, args.epochs)
+            for seed in seeds
+        ]
+    load_after = os.getloadavg()
+    print(
+        f"Emo-DB copy at {args.data}: {n} files; blank-video mp4 containers (AAC audio), no "
+        f"text (German speech, English-only ASR: --no-asr); speaker split train 03 08 09 10 "
+        f"11 12 / valid 13 14 / test 15 16; extraction {'cached' if not ext_s else f'{ext_s / 60:.1f} min'}"
+    )
+    print(table(results))
+    print(f"majority class (train's most frequent) test accuracy: {majority_accuracy(labels):.3f}")
+    print(
+        f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
+        f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}; "
+        f"{os.cpu_count()} CPUs; {args.threads} torch thread(s) per run; neural models "
+        f"{'--preset small' if args.epochs is None else f'--preset small --epochs {args.epochs}'}"
+    )
+    if args.out:
+        args.out.write_text(json.dumps({"results": results, "load": [load_before, load_after]}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

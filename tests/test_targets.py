@@ -1,0 +1,240 @@
+"""Regression targets in the model's range (mea_cli.train.targets), class weights, the loss a
+run records, ``--preset small`` and ``--threads``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mea_cli.models import config_for, create_model
+from mea_cli.models.losses import task_loss
+from mea_cli.train.modeling import model_from_checkpoint
+from mea_cli.train.targets import (
+    ScaledModel,
+    TargetScale,
+    balanced_class_weights,
+    weighted_task_loss,
+)
+from mea_cli.train.trainer import StoreFacts, TrainRequest, resolve_config, train_run
+
+TINY_MEA = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1}
+
+
+def test_target_scale_by_hand() -> None:
+    y = np.array([[1.0, 5.0], [3.0, 5.0], [np.nan, 5.0], [5.0, np.nan]])
+    s = TargetScale.fit(y)
+    assert s.mean == pytest.approx((3.0, 5.0))
+    assert s.std == pytest.approx((np.sqrt(8 / 3), 1.0))  # column 2 has no spread: std 1
+    t = torch.tensor([[1.0, 5.0], [5.0, 7.0]])
+    assert torch.allclose(s.scale(t), torch.tensor([[-2 / np.sqrt(8 / 3), 0.0], [2 / np.sqrt(8 / 3), 2.0]]).float())
+    assert torch.allclose(s.unscale(s.scale(t)), t)
+    assert TargetScale.from_dict(s.to_dict()) == s and TargetScale.from_dict(None) is None
+
+
+def _tiny_ckpt(scale: dict | None) -> tuple[Checkpoint, torch.nn.Module]:
+    cfg = config_for("mea", "mosi", input_dims={"text": 4, "vision": 3, "audio": 5}, **TINY_MEA)
+    torch.manual_seed(0)
+    model = create_model("mea", cfg).eval()
+    ckpt = Checkpoint(
+        model="mea", model_config=cfg.to_dict(), dataset="custom", task="regression",
+        label_names=["score"], schema={}, norm={}, state_dict=model.state_dict(),
+        target_scale=scale,
+    )  # fmt: skip
+    return ckpt, model
+
+
+def test_checkpoint_keeps_the_scale_and_old_checkpoints_load_as_identity(tmp_path: Path) -> None:
+    from model_helpers import pad_batch, random_sequences
+
+    dims = {"text": 4, "vision": 3, "audio": 5}
+    lengths = {"text": [3, 1], "vision": [2, 4], "audio": [5, 0]}
+    batch = pad_batch(random_sequences(dims, lengths, 0), None)
+    old, inner = _tiny_ckpt(None)
+    raw = save_checkpoint(old, tmp_path / "old.pt")
+    loaded = model_from_checkpoint(load_checkpoint(raw), raw)
+    assert not isinstance(loaded, ScaledModel)  # no stats recorded: the identity
+    with torch.no_grad():
+        base = inner(batch).pred
+        assert torch.equal(loaded.eval()(batch).pred, base)
+    new, _ = _tiny_ckpt({"mean": [500.0], "std": [37.0]})
+    path = save_checkpoint(new, tmp_path / "new.pt")
+    torch.load(path, weights_only=True)  # still tensors and plain values only
+    back = load_checkpoint(path)
+    assert back.target_scale == {"mean": [500.0], "std": [37.0]}
+    scaled = model_from_checkpoint(back, path).eval()
+    assert isinstance(scaled, ScaledModel) and scaled.cfg is scaled.inner.cfg
+    with torch.no_grad():
+        assert torch.allclose(scaled(batch).pred, base * 37.0 + 500.0)
+
+
+def _rescaled_copy(src: Path, dst: Path, a: float, b: float) -> Path:
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        f["samples/label"][...] = a * f["samples/label"][...] + b
+    return dst
+
+
+@pytest.mark.slow
+def test_regression_is_invariant_to_the_labels_units(
+    synth_mosi: Path, tmp_path: Path, one_torch_thread: None
+) -> None:
+    """Labels ``y`` and ``37 y + 500``: the same MAE / std(labels) and correlation (2 %); the
+    predictions and checkpoints are in each store's own units."""
+    out = {}
+    for name, (a, b) in {"y": (1.0, 0.0), "big": (37.0, 500.0)}.items():
+        store = _rescaled_copy(synth_mosi, tmp_path / f"{name}.h5", a, b)
+        result = train_run(
+            TrainRequest(
+                features=store, dataset=None, task="regression", model="mea",
+                train_overrides={"epochs": 2, "batch_size": 16}, model_overrides=TINY_MEA,
+                runs_dir=tmp_path / "runs", name=name, live=False,
+            )
+        )  # fmt: skip
+        test = result.seeds[1111]["test"]
+        with h5py.File(store) as f:
+            split = f["samples/split"][...].astype(str)
+            std = float(np.std(f["samples/label"][...][split == "test"]))
+        ck = load_checkpoint(result.run_dir / "ckpt.pt")
+        out[name] = (test["mae"] / std, test["corr"], ck.target_scale)
+    (mae_y, corr_y, scale_y), (mae_b, corr_b, scale_b) = out["y"], out["big"]
+    assert mae_b == pytest.approx(mae_y, rel=0.02) and corr_b == pytest.approx(corr_y, rel=0.02)
+    assert scale_b["mean"][0] == pytest.approx(37 * scale_y["mean"][0] + 500, rel=1e-4)
+    assert scale_b["std"][0] == pytest.approx(37 * scale_y["std"][0], rel=1e-4)
+
+
+def test_balanced_class_weights_and_weighted_loss_by_hand() -> None:
+    onehot = np.eye(3)[[0, 0, 0, 1]]  # class 2 absent from train
+    w = balanced_class_weights("multiclass", onehot)
+    assert torch.allclose(w, torch.tensor([4 / (2 * 3), 4 / (2 * 1), 0.0]))
+    pred = torch.tensor([[2.0, 0.5, -1.0], [0.1, 0.3, 0.2], [1.0, -1.0, 0.0]])
+    labels = torch.tensor(np.eye(3)[[0, 1, 0]], dtype=torch.float32)
+    nll = -torch.log_softmax(pred, -1)[torch.arange(3), torch.tensor([0, 1, 0])]
+    wi = w[torch.tensor([0, 1, 0])]
+    assert torch.allclose(weighted_task_loss(pred, labels, "multiclass", w), (wi * nll).sum() / wi.sum())
+    ones = torch.ones(3)
+    assert torch.allclose(weighted_task_loss(pred, labels, "multiclass", ones), task_loss(pred, labels, "multiclass"))
+    # binary multi-label: per label (absent, present); NaN entries left out
+    y = np.array([[1, 0], [0, 0], [0, np.nan], [0, 1]], float)
+    wb = balanced_class_weights("binary-multilabel", y)
+    assert torch.allclose(wb, torch.tensor([[4 / 6, 4 / 2], [3 / 4, 3 / 2]]))
+    logits = torch.randn(4, 2, 2, generator=torch.Generator().manual_seed(0))
+    lab = torch.tensor(y, dtype=torch.float32)
+    assert torch.allclose(
+        weighted_task_loss(logits, lab, "binary-multilabel", torch.ones(2, 2)),
+        task_loss(logits, lab, "binary-multilabel"),
+    )
+    keep = ~torch.isnan(lab)
+    tgt = torch.nan_to_num(lab).long()
+    nll_b = F.cross_entropy(logits[keep], tgt[keep], reduction="none")
+    wk = wb[torch.arange(2).expand(4, 2)[keep], tgt[keep]]
+    assert torch.allclose(
+        weighted_task_loss(logits, lab, "binary-multilabel", wb), (wk * nll_b).sum() / wk.sum()
+    )
+
+
+FACTS = StoreFacts(
+    features="/data/emo.h5", sha256="", task="multiclass", label_names=("a", "b", "c"),
+    input_dims={"text": 50, "vision": 55, "audio": 25}, schema={}, dataset="custom",
+    hyperparameters="iemocap",
+)  # fmt: skip
+
+
+def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
+    req = TrainRequest(features=Path("/data/emo.h5"), dataset=None, task="classification")
+    cfg = resolve_config(req, FACTS, "run")
+    assert cfg["task_loss"] == "cross-entropy over the classes"  # not the config's "mse"
+    assert cfg["preset"] == "paper" and cfg["targets"] == "class labels as they are"
+    weighted = resolve_config(
+        TrainRequest(
+            features=Path("/data/emo.h5"), dataset=None, task="classification",
+            train_overrides={"class_weights": "balanced"},
+        ),
+        FACTS, "run",
+    )  # fmt: skip
+    assert weighted["task_loss"].endswith("with balanced class weights")
+    reg = resolve_config(
+        TrainRequest(features=Path("/data/r.h5"), dataset="mosi"),
+        StoreFacts("/data/r.h5", "", "regression", ("s",), FACTS.input_dims, {}),
+        "run",
+    )
+    assert reg["task_loss"] == "mse" and reg["targets"].startswith("standardised")
+    small = resolve_config(
+        TrainRequest(
+            features=Path("/data/emo.h5"), dataset=None, task="classification", preset="small",
+            train_overrides={"epochs": 3},
+        ),
+        FACTS, "run",
+    )  # fmt: skip
+    assert small["train"]["batch_size"] == 16 and small["train"]["epochs"] == 3
+    assert small["train_sources"]["batch_size"].startswith("--preset small")
+    assert small["train_sources"]["epochs"] == "override"
+    assert small["model_config"]["psa_layers"] == 1 and small["model_config"]["d"] == 32
+    from mea_cli.config import ConfigError
+
+    with pytest.raises(ConfigError, match="--preset"):
+        resolve_config(
+            TrainRequest(features=Path("/x.h5"), dataset=None, task="classification", preset="big"),
+            FACTS, "run",
+        )  # fmt: skip
+    with pytest.raises(ConfigError, match="class_weights must be none or balanced"):
+        resolve_config(
+            TrainRequest(
+                features=Path("/x.h5"), dataset=None, task="classification",
+                train_overrides={"class_weights": "inverse"},
+            ),
+            FACTS, "run",
+        )  # fmt: skip
+
+
+def test_threads_option_sets_torch_threads_and_children(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mea_cli.runtime import apply_threads
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    try:
+        assert apply_threads(1) == 1 and torch.get_num_threads() == 1
+        import os
+
+        assert os.environ["OMP_NUM_THREADS"] == "1" == os.environ["MKL_NUM_THREADS"]
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_threads_below_one_is_refused_in_one_line(mea, synth_mosi: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    runs = tmp_path / "runs"
+    code, _, err = mea("train", str(synth_mosi), "--task", "regression", "--threads", "0",
+                       "--runs-dir", str(runs))  # fmt: skip
+    assert code == 2 and "--threads must be at least 1" in err and len(err.strip().splitlines()) == 1
+    assert not runs.exists()
+
+
+def test_custom_classification_run_config_in_file(synth_iemocap: Path, tmp_path: Path) -> None:
+    """The config.json of a real (1-epoch) functionals run records its loss and preset."""
+    result = train_run(
+        TrainRequest(
+            features=synth_iemocap, dataset=None, task="classification", model="functionals",
+            runs_dir=tmp_path, name="f", live=False,
+        )
+    )  # fmt: skip
+    cfg = json.loads((result.run_dir / "config.json").read_text())
+    assert cfg["task_loss"] == "cross-entropy per label (two logits each)"
+
+
+def test_default_threads_leave_busy_cores_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mea_cli import runtime
+
+    assert runtime.threads_for_load(2, 0.3) == 2  # quiet: every core
+    assert runtime.threads_for_load(2, 0.6) == 1  # one core mostly taken
+    assert runtime.threads_for_load(2, 18.0) == 1  # busy: one thread, never 0
+    assert runtime.threads_for_load(8, 3.2) == 5
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert runtime.default_threads() == 3  # the environment wins
