@@ -174,6 +174,16 @@ def train(
     name: str = typer.Option(None, "--name", help="Run name [default: model-dataset-time]."),
     resume: bool = typer.Option(False, "--resume", help="Continue run --name (or runs/latest)."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs are kept."),
+    split_by: str = typer.Option(
+        None, "--split-by", help="Make grouped splits: video, or the store's group (speaker, ...)."
+    ),
+    split_fractions: str = typer.Option(
+        None, "--split-fractions", help="Train,valid,test shares of the samples [0.7,0.15,0.15]."
+    ),
+    folds: str = typer.Option(
+        None, "--folds", help="Cross-validate: K grouped folds, or loo (leave one group out)."
+    ),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the grouped splits / folds."),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
     if features is not None:
@@ -187,25 +197,45 @@ def train(
     from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
 
     train_over, model_over = overrides_from_cli(sets, config, epochs)
+    plan = _split_plan(split_by, split_fractions, folds, split_seed)
     enable_determinism()
-    result = train_run(
-        TrainRequest(
-            features=features,
-            dataset=dataset,
-            model=model,
-            task=task,
-            label_range=parse_range(labels_range),
-            seeds=parse_seeds(seeds),
-            train_overrides=train_over,
-            model_overrides=model_over,
-            device=device,
-            name=name,
-            resume=resume,
-            runs_dir=runs_dir,
-        ),
-        err_console,
+    req = TrainRequest(
+        features=features,
+        dataset=dataset,
+        model=model,
+        task=task,
+        label_range=parse_range(labels_range),
+        seeds=parse_seeds(seeds),
+        train_overrides=train_over,
+        model_overrides=model_over,
+        device=device,
+        name=name,
+        resume=resume,
+        runs_dir=runs_dir,
     )
-    print_run_summary(result, console)
+    if plan is not None and plan.folds is not None:
+        from mea_cli.train.folds import print_folds, train_folds
+
+        folded = train_folds(req, plan, err_console)
+        print_folds(folded, console)
+        err_console.print(f"wrote {folded.run_dir / 'folds.json'}, folds.md", highlight=False)
+        return
+    if plan is not None:
+        from mea_cli.train.folds import train_grouped
+
+        print_run_summary(train_grouped(req, plan, err_console), console)
+        return
+    print_run_summary(train_run(req, err_console), console)
+
+
+def _split_plan(by: str | None, fractions: str | None, folds: str | None, seed: int):  # noqa: ANN202
+    """The grouped-split request of ``--split-by / --split-fractions / --folds`` (None: the
+    store's own splits)."""
+    if by is None and fractions is None and folds is None:
+        return None
+    from mea_cli.data.splits import SplitPlan, parse_folds, parse_fractions
+
+    return SplitPlan(by, parse_fractions(fractions), parse_folds(folds), seed)
 
 
 @app.command(name="eval")
@@ -588,7 +618,12 @@ def sweep(
 @app.command(short_help="Several models on the same store, splits and seeds, with paired t-tests.")
 def compare(
     features: Path = typer.Argument(..., help="Feature store (.h5) every model trains on."),
-    dataset: str = typer.Option(..., "--dataset", help="Preset: mosi, mosei or iemocap."),
+    dataset: str = typer.Option(
+        ...,
+        "--dataset",
+        help="Preset: mosi, mosei, iemocap (the papers') or custom (any labelled store: its "
+        "own task and metrics).",
+    ),
     models: str = typer.Option(..., "--models", help="Comma-separated models; the first is the reference."),
     seeds: int = typer.Option(5, "--seeds", min=1, help="Number of seeds (1111, 1112, ...)."),
     paper: bool = typer.Option(False, "--paper", help="The papers' values beside ours (benchmark data only)."),
@@ -600,24 +635,66 @@ def compare(
     name: str = typer.Option(None, "--name", help="Directory under --runs-dir [default: compare-<dataset>-<store>]."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
+    labels_range: str = typer.Option(
+        None, "--labels-range", help="Custom regression: the labels' range a,b (its metrics)."
+    ),
+    split_by: str = typer.Option(
+        None, "--split-by", help="Make grouped splits: video, or the store's group (speaker, ...)."
+    ),
+    split_fractions: str = typer.Option(
+        None, "--split-fractions", help="Train,valid,test shares of the samples [0.7,0.15,0.15]."
+    ),
+    folds: str = typer.Option(
+        None, "--folds", help="Cross-validate: K grouped folds, or loo (leave one group out)."
+    ),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the grouped splits / folds."),
 ) -> None:
     """Train several models on the same store, splits and seeds; per-metric tables with paired
-    t-tests against the first model, md/csv/tex files and a bar chart."""
+    t-tests against the first model, md/csv/tex files and a bar chart. Custom tasks
+    (--dataset custom) get their own metrics; --folds cross-validates over grouped folds."""
     check_input_file(features, "feature store")
     check_output_dir(runs_dir, "runs directory")
     from mea_cli.ablate.compare import compare as run_compare
-    from mea_cli.ablate.compare import parse_compare_sets
+    from mea_cli.ablate.compare import default_name, parse_compare_sets
+    from mea_cli.data.presets import parse_range
     from mea_cli.train.trainer import enable_determinism
 
     names = [m.strip() for m in models.split(",") if m.strip()]
     train_over, per_model = parse_compare_sets(sets, names)
     if epochs is not None:
         train_over["epochs"] = epochs
+    plan = _split_plan(split_by, split_fractions, folds, split_seed)
+    label_range = parse_range(labels_range)
     enable_determinism()
-    result = run_compare(
-        features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
-        report=_job_reporter("model"), device=device,
-    )  # fmt: skip
+    if plan is not None and plan.folds is not None:
+        if paper:
+            from mea_cli.config import ConfigError
+
+            raise ConfigError("--paper", "the papers' values do not apply to cross-validated folds")
+        from mea_cli.ablate.compare_folds import compare_folds
+
+        result = compare_folds(
+            features, dataset, names, seeds, plan, runs_dir, name, per_model, train_over,
+            report=_job_reporter("model"), device=device, label_range=label_range,
+        )  # fmt: skip
+    else:
+        from contextlib import nullcontext
+
+        guard = nullcontext()
+        if plan is not None:
+            from mea_cli.train.folds import plan_split_stores, removed_on_error
+            from mea_cli.train.runs import check_name
+
+            name = check_name(name or default_name(features, dataset.strip().lower()))
+            guard = removed_on_error(runs_dir / name)
+        with guard:
+            if plan is not None:
+                (split,), _, _ = plan_split_stores(features, plan, runs_dir / name)
+                features = split.path
+            result = run_compare(
+                features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
+                report=_job_reporter("model"), device=device, label_range=label_range,
+            )  # fmt: skip
     _print_table(result.tables, fmt)
     files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)

@@ -105,6 +105,7 @@ class CompareTables:
     with_paper: bool = False
     paper_note: str = ""
     notes: list[str] = field(default_factory=list)
+    unit: str = "seeds"  # what the mean, std and t-test run over: seeds, or folds
 
     @property
     def reference(self) -> str:
@@ -112,7 +113,7 @@ class CompareTables:
 
     def header(self) -> list[str]:
         ref = self.reference
-        cols = ["model", "mean ± std", f"Δ vs {ref}", f"p (paired t vs {ref})", "seeds"]
+        cols = ["model", "mean ± std", f"Δ vs {ref}", f"p (paired t vs {ref})", self.unit]
         return cols + (["paper"] if self.with_paper else [])
 
     def cells(self, t: MetricTable, row: ModelRow) -> list[str]:
@@ -121,9 +122,11 @@ class CompareTables:
         return out + ([t.paper_cell(row)] if self.with_paper else [])
 
     def footnote(self) -> str:
+        one = self.unit.rstrip("s")
         text = (
-            f"Mean ± sample std over seeds (n=1: one seed, no std); {MARK}: p <= {ALPHA} in a "
-            f"paired two-sided t-test over seeds against {self.reference} (scipy.stats.ttest_rel)."
+            f"Mean ± sample std over {self.unit} (n=1: one {one}, no std); {MARK}: p <= {ALPHA} "
+            f"in a paired two-sided t-test over {self.unit} against {self.reference} "
+            "(scipy.stats.ttest_rel)."
         )
         return " ".join([text, self.paper_note, *self.notes]).strip()
 
