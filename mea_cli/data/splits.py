@@ -115,16 +115,15 @@ def store_groups(store: FeatureStore, by: str | None) -> tuple[np.ndarray, str]:
     want = (by or "").strip().lower()
     if want == "video" or (not want and t.group is None):
         return np.asarray(t.video, dtype=object), "video"
-    if want not in ("", "group", named):
-        raise SplitError(
-            f"{store.name}: --split-by {by!r}: this store groups by "
-            + (f"{named!r} (or 'group') or " if t.group is not None else "")
-            + "'video'"
-        )
     if t.group is None:
         raise SplitError(
             f"{store.name}: --split-by {by!r}: the store has no group column; give the labels "
             "CSV a group (or speaker) column and extract again, or use --split-by video"
+        )
+    if want not in ("", "group", named):
+        raise SplitError(
+            f"{store.name}: --split-by {by!r}: this store groups by {named!r} (or 'group') "
+            "or 'video'"
         )
     groups = np.array(
         [g if g else v for g, v in zip(t.group, t.video, strict=True)], dtype=object
