@@ -440,6 +440,11 @@ def extract(
     asr_model: Path = typer.Option(
         None, "--asr-model", help="CTranslate2 Whisper model folder (default: the packaged tiny.en)."
     ),
+    language: str = typer.Option(
+        None,
+        "--language",
+        help="The spoken language (en, de, ...) [default: checked per clip; ASR is English-only].",
+    ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
     if not videos.exists():
@@ -453,6 +458,7 @@ def extract(
     from mea_cli.extract.driver import ExtractConfig
     from mea_cli.extract.driver import extract as run_extract
     from mea_cli.extract.labelparse import LabelSpec
+    from mea_cli.extract.language import check_language_code
     from mea_cli.extract.report import progress_reporter, render_report
 
     shortcuts = {
@@ -471,6 +477,7 @@ def extract(
         text=spec("text", text_backend, text_opt),
         asr=asr,
         asr_model=str(asr_model) if asr_model else None,
+        language=check_language_code(language),
     )
     label_spec = LabelSpec(
         task=task,
