@@ -128,7 +128,7 @@ class CompareTables:
             f"in a paired two-sided t-test over {self.unit} against {self.reference} "
             "(scipy.stats.ttest_rel)."
         )
-        return " ".join([text, self.paper_note, *self.notes]).strip()
+        return " ".join(p for p in (text, self.paper_note, *self.notes) if p)
 
     def to_markdown(self) -> str:
         lines = [f"## {self.title}", ""]
