@@ -156,6 +156,14 @@ def test_group_column_round_trips_and_a_store_without_one_groups_by_video(tmp_pa
             store_groups(store, "speaker")
 
 
+def test_info_says_what_split_by_can_use(tmp_path: Path, mea) -> None:
+    code, out, err = mea("info", str(write_store(tmp_path / "g.h5")))
+    assert code == 0, err
+    assert "groups (--split-by): videos=18, speaker=6" in out
+    code, out, _ = mea("info", str(write_store(tmp_path / "v.h5", groups=None)), "--json")
+    assert json.loads(out)["groups"] == {"videos": 18}
+
+
 def test_labels_csv_group_column(tmp_path: Path) -> None:
     csv = tmp_path / "labels.csv"
     csv.write_text("video,label,Speaker\na.mp4,happy,03\nb.mp4,sad,08\nc.mp4,sad,\n")
