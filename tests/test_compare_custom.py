@@ -107,3 +107,18 @@ def test_compare_on_a_custom_regression_task_lists_only_its_metrics(
         assert leaked_groups(store_groups(fs, None)[0], fs.samples.split) == []
     spec = json.loads((runs / "reg" / "compare.json").read_text())
     assert spec["label_range"] == [-1.0, 1.0] and spec["dataset"] == "custom"
+
+
+def test_compare_fold_requests_that_cannot_run_leave_nothing(tmp_path: Path, mea) -> None:
+    store = write_store(tmp_path / "cls.h5")
+    runs = tmp_path / "runs"
+    base = ["compare", str(store), "--dataset", "custom", "--runs-dir", str(runs), "--name", "x"]
+    for extra, message in (
+        (["--models", "mea,mult", "--folds", "9"], "--folds 9 needs at least 9 groups"),
+        (["--models", "mea,mult", "--folds", "3", "--paper"], "do not apply to cross-validated folds"),
+        (["--models", "mea", "--folds", "3"], "at least two distinct models"),
+        (["--models", "mea,mult", "--split-by", "session"], "groups by 'speaker'"),
+    ):
+        code, _, err = mea(*base, *extra)
+        assert code == 2 and message in err and err.count("\n") == 1, (extra, err)
+        assert not (runs / "x").exists()
