@@ -309,7 +309,9 @@ def present_metrics(
     keys: Sequence[str], results: Mapping[str, Mapping[int, Mapping[str, float]]]
 ) -> list[str]:
     """The metrics of ``keys`` that at least one model has a finite value of: a table or a
-    chart panel that would be all ``n/a`` is left out (a custom task has its own metrics)."""
+    chart panel that would be all ``n/a`` is left out (a custom task has its own metrics).
+    When no metric has a value at all, ``keys`` are kept (the tables then say ``n/a``)."""
+
     def finite(key: str) -> bool:
         return any(
             isinstance(v, (int, float)) and math.isfinite(v)
@@ -318,7 +320,7 @@ def present_metrics(
             for v in [m.get(key)]
         )
 
-    return [k for k in keys if finite(k)]
+    return [k for k in keys if finite(k)] or list(keys)
 
 
 def build_table(
