@@ -41,7 +41,7 @@ def test_german_speech_is_detected_and_not_transcribed(one_torch_thread) -> None
     en, de = speak(ENGLISH), speak(GERMAN, voice="de")
     found_en, found_de = LanguageID().detect(en), LanguageID().detect(de)
     assert found_en.language == "en" and found_en.is_english
-    assert found_de.language == "de" and not found_de.is_english and found_de.english < 0.1
+    assert found_de.language == "de" and not found_de.is_english and found_de.english < 0.3
     checked = WordSource()
     assert checked.language_problem(en) == ""
     problem = checked.language_problem(de)
