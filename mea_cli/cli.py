@@ -205,6 +205,16 @@ def train(
     threads: int = typer.Option(
         None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
     ),
+    split_by: str = typer.Option(
+        None, "--split-by", help="Make grouped splits: video, or the store's group (speaker, ...)."
+    ),
+    split_fractions: str = typer.Option(
+        None, "--split-fractions", help="Train,valid,test shares of the samples [0.7,0.15,0.15]."
+    ),
+    folds: str = typer.Option(
+        None, "--folds", help="Cross-validate: K grouped folds, or loo (leave one group out)."
+    ),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the grouped splits / folds."),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
     if features is not None:
@@ -231,28 +241,48 @@ def train(
     from mea_cli.train.cli_support import print_run_summary
     from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
 
+    plan = _split_plan(split_by, split_fractions, folds, split_seed)
     _threads(threads)
     enable_determinism()
-    result = train_run(
-        TrainRequest(
-            features=features,
-            dataset=dataset,
-            model=model,
-            task=task,
-            label_range=parse_range(labels_range),
-            seeds=seed_list,
-            train_overrides=train_over,
-            model_overrides=model_over,
-            device=device,
-            name=name,
-            resume=resume,
-            allow_changed_store=allow_changed_store,
-            runs_dir=runs_dir,
-            preset=preset,
-        ),
-        err_console,
+    req = TrainRequest(
+        features=features,
+        dataset=dataset,
+        model=model,
+        task=task,
+        label_range=parse_range(labels_range),
+        seeds=seed_list,
+        train_overrides=train_over,
+        model_overrides=model_over,
+        device=device,
+        name=name,
+        resume=resume,
+        allow_changed_store=allow_changed_store,
+        runs_dir=runs_dir,
+        preset=preset,
     )
-    print_run_summary(result, console)
+    if plan is not None and plan.folds is not None:
+        from mea_cli.train.folds import print_folds, train_folds
+
+        folded = train_folds(req, plan, err_console)
+        print_folds(folded, console)
+        err_console.print(f"wrote {folded.run_dir / 'folds.json'}, folds.md", highlight=False)
+        return
+    if plan is not None:
+        from mea_cli.train.folds import train_grouped
+
+        print_run_summary(train_grouped(req, plan, err_console), console)
+        return
+    print_run_summary(train_run(req, err_console), console)
+
+
+def _split_plan(by: str | None, fractions: str | None, folds: str | None, seed: int):  # noqa: ANN202
+    """The grouped-split request of ``--split-by / --split-fractions / --folds`` (None: the
+    store's own splits)."""
+    if by is None and fractions is None and folds is None:
+        return None
+    from mea_cli.data.splits import SplitPlan, parse_folds, parse_fractions
+
+    return SplitPlan(by, parse_fractions(fractions), parse_folds(folds), seed)
 
 
 @app.command(name="eval")
@@ -477,6 +507,11 @@ def extract(
     threads: int = typer.Option(
         None, "--threads", help="CPU threads per worker [default: docs/performance.md#threads]."
     ),
+    language: str = typer.Option(
+        None,
+        "--language",
+        help="The spoken language (en, de, ...) [default: checked per clip; ASR is English-only].",
+    ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
     check_name_length(videos, "video file or folder")
@@ -491,6 +526,7 @@ def extract(
     from mea_cli.extract.driver import ExtractConfig
     from mea_cli.extract.driver import extract as run_extract
     from mea_cli.extract.labelparse import LabelSpec
+    from mea_cli.extract.language import check_language_code
     from mea_cli.extract.report import progress_reporter, render_report
 
     shortcuts = {
@@ -510,6 +546,7 @@ def extract(
         asr=asr,
         asr_model=str(asr_model) if asr_model else None,
         threads=_threads(threads),
+        language=check_language_code(language),
     )
     label_spec = LabelSpec(
         task=task,
@@ -657,7 +694,12 @@ def sweep(
 @app.command(short_help="Several models on the same store, splits and seeds, with paired t-tests.")
 def compare(
     features: Path = typer.Argument(..., help="Feature store (.h5) every model trains on."),
-    dataset: str = typer.Option(..., "--dataset", help="Preset: mosi, mosei or iemocap."),
+    dataset: str = typer.Option(
+        ...,
+        "--dataset",
+        help="Preset: mosi, mosei, iemocap (the papers') or custom (any labelled store: its "
+        "own task and metrics).",
+    ),
     models: str = typer.Option(..., "--models", help="Comma-separated models; the first is the reference."),
     seeds: int = typer.Option(5, "--seeds", min=1, help="Number of seeds (1111, 1112, ...)."),
     paper: bool = typer.Option(False, "--paper", help="The papers' values beside ours (benchmark data only)."),
@@ -672,16 +714,31 @@ def compare(
     threads: int = typer.Option(
         None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
     ),
+    labels_range: str = typer.Option(
+        None, "--labels-range", help="Custom regression: the labels' range a,b (its metrics)."
+    ),
+    split_by: str = typer.Option(
+        None, "--split-by", help="Make grouped splits: video, or the store's group (speaker, ...)."
+    ),
+    split_fractions: str = typer.Option(
+        None, "--split-fractions", help="Train,valid,test shares of the samples [0.7,0.15,0.15]."
+    ),
+    folds: str = typer.Option(
+        None, "--folds", help="Cross-validate: K grouped folds, or loo (leave one group out)."
+    ),
+    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the grouped splits / folds."),
 ) -> None:
     """Train several models on the same store, splits and seeds; per-metric tables with paired
-    t-tests against the first model, md/csv/tex files and a bar chart."""
+    t-tests against the first model, md/csv/tex files and a bar chart. Custom tasks
+    (--dataset custom) get their own metrics; --folds cross-validates over grouped folds."""
     check_input_file(features, "feature store")
     check_output_dir(runs_dir, "runs directory")
     from mea_cli.artifacts.features import check_store
 
     check_store(features)  # a bad store: one line before torch is even imported
     from mea_cli.ablate.compare import compare as run_compare
-    from mea_cli.ablate.compare import parse_compare_sets
+    from mea_cli.ablate.compare import default_name, parse_compare_sets
+    from mea_cli.data.presets import parse_range
     from mea_cli.train.trainer import enable_determinism
 
     names = [m.strip() for m in models.split(",") if m.strip()]
@@ -689,11 +746,38 @@ def compare(
     if epochs is not None:
         train_over["epochs"] = epochs
     _threads(threads)
+    plan = _split_plan(split_by, split_fractions, folds, split_seed)
+    label_range = parse_range(labels_range)
     enable_determinism()
-    result = run_compare(
-        features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
-        report=_job_reporter("model"), device=device,
-    )  # fmt: skip
+    if plan is not None and plan.folds is not None:
+        if paper:
+            from mea_cli.config import ConfigError
+
+            raise ConfigError("--paper", "the papers' values do not apply to cross-validated folds")
+        from mea_cli.ablate.compare_folds import compare_folds
+
+        result = compare_folds(
+            features, dataset, names, seeds, plan, runs_dir, name, per_model, train_over,
+            report=_job_reporter("model"), device=device, label_range=label_range,
+        )  # fmt: skip
+    else:
+        from contextlib import nullcontext
+
+        guard = nullcontext()
+        if plan is not None:
+            from mea_cli.train.folds import plan_split_stores, removed_on_error
+            from mea_cli.train.runs import check_name
+
+            name = check_name(name or default_name(features, dataset.strip().lower()))
+            guard = removed_on_error(runs_dir / name)
+        with guard:
+            if plan is not None:
+                (split,), _, _ = plan_split_stores(features, plan, runs_dir / name)
+                features = split.path
+            result = run_compare(
+                features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
+                report=_job_reporter("model"), device=device, label_range=label_range,
+            )  # fmt: skip
     _print_table(result.tables, fmt)
     files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)

@@ -200,6 +200,20 @@ def test_sweep_trains_each_value_table_and_plot(trained: Path) -> None:
     assert md.count("(n=1)") >= 8 and "± 0.0" not in md  # one seed: no std to show
     layers = json.loads((run / "sweep" / "psa_layers=1" / "1" / "config.json").read_text())
     assert layers["model_config"]["psa_layers"] == 1
+    # valid beside test: each metric's valid column (from the job's metrics.json) before its test one
+    assert mu.table.metrics[:2] == ["valid_acc7", "acc7"]
+    assert "| valid Acc-7 | Δ valid Acc-7 | test Acc-7 |" in md
+    job = json.loads((run / "sweep" / "mu=0.5" / "1" / "metrics.json").read_text())
+    assert mu.table.rows[1].stats["valid_mae"].mean == pytest.approx(job["valid"]["mae"])
+    assert mu.table.rows[1].stats["mae"].mean == pytest.approx(job["test"]["mae"])
+    # with two PSA layers mu mixes the layers' attention: no NO EFFECT flag
+    assert "NO EFFECT" not in md and not mu.table.notes
+    # with one PSA layer it has nothing to mix: the sweep says so
+    (one,) = sweep(trained / "runs", run / "sweep" / "psa_layers=1" / "1", ["mu=0,0.5"], seeds=1)
+    assert one.table.notes and one.table.notes[0].startswith("NO EFFECT: mu=0 and mu=0.5")
+    assert "**NO EFFECT: mu=0 and mu=0.5 build the same model" in one.files["md"].read_text()
+    rows = one.table.rows
+    assert rows[0].stats["acc7"].mean == rows[1].stats["acc7"].mean  # and indeed: same training
 
 
 def test_sweep_over_a_training_setting_trains_with_each_value(trained: Path) -> None:

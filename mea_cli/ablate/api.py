@@ -31,8 +31,15 @@ from mea_cli.ablate.runner import (
     pick_seeds,
     run_jobs,
     trainer_fn,
+    with_valid,
 )
-from mea_cli.ablate.table import ResultTable, build_table, default_metrics
+from mea_cli.ablate.table import (
+    ResultTable,
+    build_table,
+    default_metrics,
+    present_metrics,
+    with_valid_columns,
+)
 from mea_cli.locks import hold
 from mea_cli.models.contract import model_fields
 from mea_cli.paths import ensure_dir, write_text
@@ -175,6 +182,7 @@ def ablation_table(
     table = paper_table(run.model)
     shown = table["metrics"] if table is not None else ()
     metrics = list(metrics or default_metrics(run.task, run.config.get("label_range"), shown))
+    metrics = present_metrics(with_valid_columns(metrics), results)
     dataset = run.dataset.lower()
     paper_cols: list[str] = []
     paper: dict[str, dict[str, float]] = {}
@@ -184,7 +192,7 @@ def ablation_table(
         paper = {r.key: dict(r.paper.get(dataset, {})) for r in rows}
         src = table["source"]
         source = f"{src['table']} ({dataset.upper()}), {src['paper']}"
-    title = f"Ablation of {run.model} on {run.dataset}{_synthetic(run)} ({run.features.name}), test split"
+    title = f"Ablation of {run.model} on {run.dataset}{_synthetic(run)} ({run.features.name}), valid and test splits"
     entries = [(r.key, r.label, r.group, results.get(r.key, {})) for r in rows]
     out = build_table(title, entries, metrics, paper, paper_cols, source)
     if with_paper:
@@ -232,7 +240,7 @@ def ablate(
     fn = train_fn or trainer_fn(device)
     folder = ensure_dir(info.run_dir / "ablation", "ablation folder")
     with hold(folder, "ablation"):  # one mea ablate per run at a time
-        results = run_jobs(jobs, fn, folder / "events.jsonl", report)
+        results = with_valid(jobs, run_jobs(jobs, fn, folder / "events.jsonl", report))
         table = ablation_table(info, rows, results, with_paper)
         files = write_tables(table, info.run_dir, "ablation")
     return AblationResult(table, files, results)
@@ -285,12 +293,16 @@ def sweep(
                 for i, value in enumerate(spec.values)
                 for s in seed_list
             ]
-            results = run_jobs(jobs, fn, base / "events.jsonl", report)
+            results = with_valid(jobs, run_jobs(jobs, fn, base / "events.jsonl", report))
             metrics = default_metrics(info.task, info.config.get("label_range"))
-            title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, test split"
+            metrics = present_metrics(with_valid_columns(metrics), results)
+            title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, valid and test splits"
             table = build_table(
                 title, values_table_entries(spec, results), metrics, first_column=spec.display
             )
+            note = _no_effect(info, spec) if spec.target == "model" and len(spec.values) > 1 else ""
+            if note:
+                table.notes.append(note)
             stem = f"sweep-{spec.row_key(0).split('=')[0]}"
             files = write_tables(table, info.run_dir, stem)
             files["png"] = plot_sweep(table, spec, info.run_dir / f"{stem}.png", title=title)
@@ -299,6 +311,16 @@ def sweep(
                 on_table(res)
             out.append(res)
     return out
+
+
+def _no_effect(info: RunInfo, spec: Any) -> str:
+    """The NO EFFECT note of a swept model field (:mod:`mea_cli.ablate.effect`), or ""."""
+    from mea_cli.ablate.effect import fixed_batch, identical_values, no_effect_note
+
+    groups = identical_values(
+        info.model, info.model_config, spec.key, spec.values, spec.text, fixed_batch(info.features)
+    )
+    return no_effect_note(spec.display, groups)
 
 
 __all__ = ["FULL", "AblationResult", "SweepResult", "ablate", "load_run", "sweep"]

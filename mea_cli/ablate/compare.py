@@ -30,6 +30,7 @@ from typing import Any
 from mea_cli.ablate.compare_table import CompareTables, build_tables, plot_bars
 from mea_cli.ablate.errors import AblationError
 from mea_cli.ablate.runner import Job, Reporter, TrainFn, run_jobs, trainer_fn
+from mea_cli.ablate.table import present_metrics
 
 SPEC_FORMAT = "mea-compare"
 
@@ -119,6 +120,7 @@ def plan_compare(
     out_dir: Path,
     model_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     train_overrides: Mapping[str, Any] | None = None,
+    label_range: tuple[float, float] | None = None,
 ) -> tuple[list[Job], dict[str, Any]]:
     """One job per (model, seed), models outermost, and the comparison's spec.
 
@@ -138,7 +140,7 @@ def plan_compare(
     if stray:
         raise CompareError(f"overrides for {', '.join(stray)}, which is not in --models")
     train = dict(train_overrides or {})
-    facts = read_store_facts(Path(features), dataset)
+    facts = read_store_facts(Path(features), dataset, label_range=label_range)
     jobs = []
     for m in models:
         for s in seeds:
@@ -150,6 +152,7 @@ def plan_compare(
                 seeds=[s],
                 train_overrides=train,
                 model_overrides=per_model.get(m, {}),
+                label_range=label_range,
             )
             cfg = resolve_config(req, facts, str(s))
             jobs.append(
@@ -164,6 +167,7 @@ def plan_compare(
                     train_overrides=train,
                     expected_model_config=cfg["model_config"],
                     expected_train=cfg["train"],
+                    label_range=label_range,
                 )
             )
     spec = {
@@ -174,6 +178,7 @@ def plan_compare(
         "dataset": jobs[0].dataset,
         "task": facts.task,
         "label_names": list(facts.label_names),
+        "label_range": None if facts.label_range is None else list(facts.label_range),
         "train_overrides": train,
         "model_overrides": {m: per_model.get(m, {}) for m in models},
     }
@@ -232,6 +237,7 @@ def compare(
     train_fn: TrainFn | None = None,
     report: Reporter | None = None,
     device: str = "auto",
+    label_range: tuple[float, float] | None = None,
 ) -> CompareResult:
     """Train (or reuse) every model x seed, then write ``compare.{md,csv,tex,png}``."""
     from mea_cli.artifacts.features import FeatureStore
@@ -243,8 +249,9 @@ def compare(
     dataset = dataset.strip().lower()
     out_dir = Path(runs_dir) / runs.check_name(name or default_name(features, dataset))
     jobs, spec = plan_compare(
-        features, dataset, models, seed_list(seeds), out_dir, model_overrides, train_overrides
-    )
+        features, dataset, models, seed_list(seeds), out_dir, model_overrides, train_overrides,
+        label_range,
+    )  # fmt: skip
     spec = _check_spec(out_dir / "compare.json", spec)
     ensure_dir(Path(runs_dir), "runs directory")
     ensure_dir(out_dir, "comparison directory")
@@ -259,7 +266,7 @@ def compare(
     paper, note, settings = (None, "", {})
     if with_paper:
         paper, note, settings = _paper(features, dataset, list(ordered))
-    keys = metric_keys(spec["task"], spec["label_names"])
+    keys = present_metrics(metric_keys(spec["task"], spec["label_names"], spec["label_range"]), ordered)
     tables = build_tables(title, ordered, keys, paper, settings)
     tables.paper_note = note
     if with_paper:

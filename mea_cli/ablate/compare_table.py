@@ -106,6 +106,7 @@ class CompareTables:
     paper_note: str = ""
     notes: list[str] = field(default_factory=list)
     deviations: list[str] = field(default_factory=list)  # --paper: mea_cli.models.deviations
+    unit: str = "seeds"  # what the mean, std and t-test run over: seeds, or folds
 
     @property
     def reference(self) -> str:
@@ -113,7 +114,7 @@ class CompareTables:
 
     def header(self) -> list[str]:
         ref = self.reference
-        cols = ["model", "mean ± std", f"Δ vs {ref}", f"p (paired t vs {ref})", "seeds"]
+        cols = ["model", "mean ± std", f"Δ vs {ref}", f"p (paired t vs {ref})", self.unit]
         return cols + (["paper"] if self.with_paper else [])
 
     def cells(self, t: MetricTable, row: ModelRow) -> list[str]:
@@ -122,11 +123,13 @@ class CompareTables:
         return out + ([t.paper_cell(row)] if self.with_paper else [])
 
     def footnote(self) -> str:
+        one = self.unit.rstrip("s")
         text = (
-            f"Mean ± sample std over seeds (n=1: one seed, no std); {MARK}: p <= {ALPHA} in a "
-            f"paired two-sided t-test over seeds against {self.reference} (scipy.stats.ttest_rel)."
+            f"Mean ± sample std over {self.unit} (n=1: one {one}, no std); {MARK}: p <= {ALPHA} "
+            f"in a paired two-sided t-test over {self.unit} against {self.reference} "
+            "(scipy.stats.ttest_rel)."
         )
-        return " ".join([text, self.paper_note, *self.notes]).strip()
+        return " ".join(p for p in (text, self.paper_note, *self.notes) if p)
 
     def to_markdown(self) -> str:
         lines = [f"## {self.title}", ""]

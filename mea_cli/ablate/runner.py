@@ -197,6 +197,31 @@ def run_jobs(
     return results
 
 
+VALID_PREFIX = "valid_"
+"""Prefix of the validation-split metrics merged beside the test metrics (``valid_mae``)."""
+
+
+def with_valid(
+    jobs: Iterable[Job], results: Mapping[str, Mapping[int, Mapping[str, float]]]
+) -> dict[str, dict[int, dict[str, float]]]:
+    """``results`` (test metrics per row and seed) with each job's validation metrics from its
+    ``metrics.json`` added as ``valid_<metric>``, so tables can show valid beside test."""
+    out = {row: {s: dict(m) for s, m in per.items()} for row, per in results.items()}
+    for job in jobs:
+        path = job.out_dir / "metrics.json"
+        if job.row not in out or job.seed not in out[job.row] or not path.is_file():
+            continue
+        valid = json.loads(path.read_text()).get("valid") or {}
+        out[job.row][job.seed].update(
+            {
+                VALID_PREFIX + k: float(v) if v is not None else float("nan")
+                for k, v in valid.items()
+                if k != "loss" and (isinstance(v, (int, float)) or v is None)
+            }
+        )
+    return out
+
+
 def train_job(
     job: Job, device: str = "auto", live: bool | None = False, console: Any = None
 ) -> Mapping[str, Any]:

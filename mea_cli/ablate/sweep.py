@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mea_cli.ablate.errors import SweepError
-from mea_cli.ablate.table import ResultTable, digits, metric_label, scale
+from mea_cli.ablate.table import VALID_PREFIX, ResultTable, digits, metric_label, scale
 from mea_cli.config import parse_text
 
 
@@ -104,24 +104,32 @@ def plot_sweep(table: ResultTable, spec: SweepSpec, path: Path, title: str = "")
 
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec.values)
     xs = np.asarray(spec.values, dtype=float) if numeric else np.arange(len(spec.values))
-    metrics = list(table.metrics)
+    metrics = [k for k in table.metrics if not k.startswith(VALID_PREFIX)]
     fig, axes = new_figure(3.6 * len(metrics), 3.2, 1, len(metrics))
     for c, key in enumerate(metrics):
         ax = axes[0, c]
         s = scale(key)
-        means = np.array([row.stats[key].mean * s for row in table.rows])
-        stds = np.nan_to_num([row.stats[key].std * s for row in table.rows])  # n=1: no bar
-        ax.errorbar(xs, means, yerr=stds, marker="o", capsize=3, linewidth=1.5)
-        for x, m in zip(xs, means, strict=True):
-            if np.isfinite(m):
-                ax.annotate(
-                    f"{m:.{digits(key)}f}",
-                    (x, m),
-                    textcoords="offset points",
-                    xytext=(0, 6),
-                    ha="center",
-                    fontsize=7,
-                )
+        for col, style, name in ((VALID_PREFIX + key, "--", "valid"), (key, "-", "test")):
+            if col not in table.metrics:
+                continue
+            means = np.array([row.stats[col].mean * s for row in table.rows])
+            stds = np.nan_to_num([row.stats[col].std * s for row in table.rows])  # n=1: no bar
+            ax.errorbar(
+                xs, means, yerr=stds, marker="o", capsize=3, linewidth=1.5, linestyle=style,
+                label=name,
+            )  # fmt: skip
+            for x, m in zip(xs, means, strict=True):
+                if np.isfinite(m):
+                    ax.annotate(
+                        f"{m:.{digits(key)}f}",
+                        (x, m),
+                        textcoords="offset points",
+                        xytext=(0, 6),
+                        ha="center",
+                        fontsize=7,
+                    )
+        if VALID_PREFIX + key in table.metrics:
+            ax.legend(fontsize=7)
         ax.set_xlabel(spec.display)
         ax.set_ylabel(metric_label(key) + ("" if s == 1 else " (%)"))
         if not numeric:

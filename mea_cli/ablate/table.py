@@ -26,13 +26,33 @@ from mea_cli.train.metrics import LOWER_IS_BETTER, format_mean_std, headline_met
 PLAIN_METRICS = frozenset({"mae", "corr", "loss"})
 
 
+VALID_PREFIX = "valid_"
+"""A column ``valid_<metric>`` is that metric on the validation split (beside the test one)."""
+
+
+def base_key(key: str) -> str:
+    """The metric of a column: ``valid_mae`` -> ``mae`` (test columns are the metric itself)."""
+    return key.removeprefix(VALID_PREFIX)
+
+
+def column_label(key: str) -> str:
+    """``valid_f1_macro`` -> ``valid F1 (macro)``, ``f1_macro`` -> ``test F1 (macro)``."""
+    split = "valid" if key.startswith(VALID_PREFIX) else "test"
+    return f"{split} {metric_label(base_key(key))}"
+
+
+def with_valid_columns(metrics: Sequence[str]) -> list[str]:
+    """Each metric's validation column right before its test column."""
+    return [c for k in metrics for c in (VALID_PREFIX + k, k)]
+
+
 def scale(key: str) -> float:
     """100 for accuracies and F1 (printed in percent), 1 for MAE / Corr / loss."""
-    return 1.0 if key in PLAIN_METRICS else 100.0
+    return 1.0 if base_key(key) in PLAIN_METRICS else 100.0
 
 
 def digits(key: str) -> int:
-    return 3 if key in PLAIN_METRICS else 1
+    return 3 if base_key(key) in PLAIN_METRICS else 1
 
 
 def default_metrics(
@@ -76,7 +96,7 @@ class Stat:
     def text(self, key: str) -> str:
         """``mean ± std`` of metric ``key`` the papers' way; ``mean (n=1)`` for one seed."""
         return format_mean_std(
-            key, self.mean if self.n else None, self.std if self.n > 1 else None, self.n
+            base_key(key), self.mean if self.n else None, self.std if self.n > 1 else None, self.n
         )
 
 
@@ -103,9 +123,15 @@ class ResultTable:
     paper_metrics: list[str] = field(default_factory=list)  # e.g. ["acc7", "f1"]
     paper_source: str = ""
     first_column: str = "Components / designs"
+    notes: list[str] = field(default_factory=list)  # printed under the table (e.g. NO EFFECT)
     deviations: list[str] = field(default_factory=list)  # --paper: mea_cli.models.deviations
 
     # ---- text of cells -------------------------------------------------------------------
+    def label(self, key: str) -> str:
+        """A column's heading: with ``valid`` / ``test`` when the table has both splits."""
+        both = any(k.startswith(VALID_PREFIX) for k in self.metrics)
+        return column_label(key) if both else metric_label(key)
+
     def cell(self, row: TableRow, key: str) -> str:
         st = row.stats.get(key)
         return "n/a" if st is None else st.text(key)
@@ -125,7 +151,7 @@ class ResultTable:
     def header(self) -> list[str]:
         cols = [self.first_column]
         for k in self.metrics:
-            cols += [metric_label(k), f"Δ {metric_label(k)}"]
+            cols += [self.label(k), f"Δ {self.label(k)}"]
         cols += [f"paper {_PAPER_LABELS.get(k) or metric_label(k)}" for k in self.paper_metrics]
         cols.append("seeds")
         return cols
@@ -160,6 +186,7 @@ class ResultTable:
         )
         if self.paper_source:
             lines.append(f"Paper values: {self.paper_source}.")
+        lines += [f"**{n}**" if n.startswith("NO EFFECT") else n for n in self.notes]
         if self.deviations:
             lines += ["", self.deviations[0], ""] + [f"- {d}" for d in self.deviations[1:]]
         return "\n".join(lines) + "\n"
@@ -199,6 +226,7 @@ class ResultTable:
             group = g or group
             lines.append(" & ".join(tex_escape(c).replace("±", "$\\pm$") for c in cells) + " \\\\")
         lines += ["\\bottomrule", "\\end{tabular}", ""]
+        lines += [f"% {n}" for n in self.notes]
         lines += [f"% {d}" for d in self.deviations]
         return "\n".join(lines)
 
@@ -218,13 +246,13 @@ class ResultTable:
         else:
             over = "mean ± std over seeds (n=1: one seed, no std); "
         caption = over + f"(Δ) = change against {self.rows[0].label}"
-        caption = "\n".join([caption, *self.deviations])
+        caption = "\n".join([caption, *self.notes, *self.deviations])
         table = Table(
             title=Text(self.title), caption=caption, show_lines=False, title_justify="left"
         )
         table.add_column(self.first_column, justify="left", min_width=16, ratio=1)
         for k in self.metrics:
-            table.add_column(metric_label(k), justify="right", no_wrap=True)
+            table.add_column(self.label(k), justify="right", no_wrap=True)
         for k in self.paper_metrics:
             table.add_column(f"paper\n{metric_label(k) if k != 'f1' else 'F1'}", justify="right")
         if not same:
@@ -254,7 +282,7 @@ def _delta_style(row: TableRow, key: str, ref: TableRow) -> str:
     v = row.delta.get(key, float("nan"))
     if row is ref or not math.isfinite(v) or v == 0:
         return ""
-    better = v < 0 if key in LOWER_IS_BETTER else v > 0
+    better = v < 0 if base_key(key) in LOWER_IS_BETTER else v > 0
     return "green" if better else "red"
 
 
@@ -279,6 +307,24 @@ def tex_escape(text: str) -> str:
         "−": "$-$",
     }
     return "".join(repl.get(ch, ch) for ch in text)
+
+
+def present_metrics(
+    keys: Sequence[str], results: Mapping[str, Mapping[int, Mapping[str, float]]]
+) -> list[str]:
+    """The metrics of ``keys`` that at least one model has a finite value of: a table or a
+    chart panel that would be all ``n/a`` is left out (a custom task has its own metrics).
+    When no metric has a value at all, ``keys`` are kept (the tables then say ``n/a``)."""
+
+    def finite(key: str) -> bool:
+        return any(
+            isinstance(v, (int, float)) and math.isfinite(v)
+            for per_seed in results.values()
+            for m in per_seed.values()
+            for v in [m.get(key)]
+        )
+
+    return [k for k in keys if finite(k)] or list(keys)
 
 
 def build_table(

@@ -9,6 +9,8 @@ Layout (``format = "mea-features"``, ``version = 2``; version 1 is version 2 wit
     /samples/video       str [N]        source video / original id
     /samples/start,end   float64 [N]    segment bounds in seconds (NaN when unknown)
     /samples/split       str [N]        train | valid | test | "" (unlabelled)
+    /samples/group       str [N]        optional: the sample's group (speaker, ...) for grouped
+                                        splits; absent: the video is the group
     /samples/label       float32 [N] (one label) or [N, K]; NaN where absent
     /<modality>/data     float32 [sum T_i, D]
     /<modality>/offsets  int64 [N+1]    sample i is data[offsets[i]:offsets[i+1]]
@@ -122,6 +124,8 @@ class Sample:
     ``label`` is a 1-d float array of length K (K = number of label names), NaN where absent.
     ``words`` are the words the text sequence was made from and ``words_source`` where they
     came from (``sidecar.txt``, ``asr``, ...; ``""`` when not recorded, e.g. imported data).
+    ``group`` is what grouped splits keep together (a speaker, a session; ``""``: none given,
+    the video is the group; :mod:`mea_cli.data.splits`).
     """
 
     id: str
@@ -134,6 +138,7 @@ class Sample:
     times: dict[str, np.ndarray] = field(default_factory=dict)
     words: list[Word] = field(default_factory=list)
     words_source: str = ""
+    group: str = ""
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,7 @@ class SampleTable:
     end: np.ndarray
     split: np.ndarray
     label: np.ndarray  # always [N, K]
+    group: np.ndarray | None = None  # /samples/group, None when the store has none
 
     def __len__(self) -> int:
         return len(self.id)
@@ -220,7 +226,7 @@ class FeatureStoreWriter:
         self.attrs = dict(attrs or {})
         self._ids: set[str] = set()
         self._columns: dict[str, list[Any]] = {
-            k: [] for k in ("id", "video", "start", "end", "split", "label")
+            k: [] for k in ("id", "video", "start", "end", "split", "label", "group")
         }
         self._failures: list[Failure] = []
         self._rows = {m: 0 for m in self.modalities}
@@ -378,6 +384,7 @@ class FeatureStoreWriter:
         cols["end"].append(float(sample.end))
         cols["split"].append(sample.split)
         cols["label"].append(label)
+        cols["group"].append(sample.group)
 
     def add_failure(self, video: str, stage: str, message: str) -> None:
         self._failures.append(Failure(video, stage, message))
@@ -393,6 +400,8 @@ class FeatureStoreWriter:
             s = f.create_group("samples")
             for key in ("id", "video", "split"):
                 s.create_dataset(key, data=np.array(cols[key], dtype=object), dtype=_STR)
+            if any(cols["group"]):  # optional column: written only when some sample has one
+                s.create_dataset("group", data=np.array(cols["group"], dtype=object), dtype=_STR)
             s.create_dataset("start", data=np.array(cols["start"], np.float64))
             s.create_dataset("end", data=np.array(cols["end"], np.float64))
             k = len(self.label_names)
@@ -629,6 +638,11 @@ class FeatureStore:
             row = int(np.flatnonzero(np.isinf(label).any(axis=1))[0])
             self._fail(f"sample {ids[row]!r} has an infinite label (NaN marks a missing one)")
         self._check_bounds(ids, s["start"][:], s["end"][:])
+        group = None
+        if "group" in s:
+            if s["group"].shape != (n,):
+                self._fail(f"/samples/group has shape {s['group'].shape}, expected ({n},)")
+            group = _decode(s["group"][:])
         self.samples = SampleTable(
             id=ids,
             video=_decode(s["video"][:]),
@@ -636,6 +650,7 @@ class FeatureStore:
             end=s["end"][:],
             split=split,
             label=label,
+            group=group,
         )
         self._index = {x: i for i, x in enumerate(ids)}
         self._ids_for_errors = ids
@@ -867,6 +882,7 @@ class FeatureStore:
             times={m: self.times(i, m) for m in self.modalities},
             words=self.words(i),
             words_source=self.words_source(i),
+            group="" if t.group is None else str(t.group[i]),
         )
 
     def __iter__(self) -> Iterator[Sample]:

@@ -66,6 +66,7 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
         "samples": len(store),
         "words_recorded": store.has_words,
         "splits": dict(sorted(splits.items())),
+        "groups": _groups(store),
         "modalities": modalities,
         "labels": labels,
         "failures": {
@@ -81,6 +82,18 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
     }
 
 
+def _groups(store: FeatureStore) -> dict[str, Any]:
+    """What grouped splits would keep together (``--split-by``): the group column's name and
+    number of groups, and the number of videos."""
+    t = store.samples
+    out: dict[str, Any] = {"videos": len(set(t.video))}
+    if t.group is not None:
+        named = str(store.meta.attrs.get("group_by", "")) or "group"
+        groups = {g or v for g, v in zip(t.group, t.video, strict=True)}
+        out[named] = len(groups)
+    return out
+
+
 def render_summary(summary: dict[str, Any], console: Console, max_failures: int = 20) -> None:
     """Print a summary as rich tables."""
     kind = "synthetic" if summary["synthetic"] else "real"
@@ -93,6 +106,10 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
     )
     console.print(
         "splits: " + ", ".join(f"{k}={v}" for k, v in summary["splits"].items()), highlight=False
+    )
+    console.print(
+        "groups (--split-by): " + ", ".join(f"{k}={v}" for k, v in summary["groups"].items()),
+        highlight=False,
     )
     mt = Table(title="modalities")
     for col in ("modality", "D", "len min", "median", "max", "empty", "rate Hz", "extractor"):

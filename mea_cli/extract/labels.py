@@ -15,6 +15,8 @@ column      aliases                                meaning
                                                    ``validation`` mean valid; empty: none)
 ``clip_id`` ``clip``, ``segment_id``               the segment's number within its video
 ``id``      ``sample_id``                          the sample id
+``group``   ``speaker``, ``speaker_id``, ``subject`` what grouped splits keep together (optional;
+                                                   ``mea train --split-by``; empty: the video)
 ==========  =====================================  ============================================
 
 Other columns (MMSA's ``text``, ``label_T``, ``annotation``, ...) are ignored unless named by
@@ -52,6 +54,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "split": ("split", "mode"),
     "clip": ("clip_id", "clip", "segment_id"),
     "id": ("id", "sample_id"),
+    "group": ("group", "speaker", "speaker_id", "subject"),
 }
 _SPLIT_ALIASES = {
     "train": "train",
@@ -78,6 +81,7 @@ class Segment:
     line: int
     candidates: tuple[str, ...] = ()  # file names to look for, in order ((): ``video``)
     problem: str = ""
+    group: str = ""  # the group column's cell ("": none given)
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,7 @@ class LabelFile:
     label_names: tuple[str, ...]
     segments: tuple[Segment, ...]
     value_range: tuple[float, float] | None = None
+    group_by: str = ""  # the group column's name as written (``speaker``), "" without one
 
 
 def _lines(path: Path, items: list[tuple[int, str]]) -> str:
@@ -171,15 +176,15 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
         if split not in _SPLIT_ALIASES:
             problems.append((n, f"split {split!r} is not train, valid or test"))
             continue
-        parsed.append((n, video, start, end, _SPLIT_ALIASES[split], cell("label"), cell("clip"), cell("id")))
+        parsed.append((n, video, start, end, _SPLIT_ALIASES[split], cell("label"), cell("clip"), cell("id"), cell("group")))
     if problems:
         raise LabelsError(path, _lines(path, problems))
     _check_repeats(path, parsed)
-    labels = parse_labels([(n, lab) for n, _, _, _, _, lab, _, _ in parsed], spec, path)
+    labels = parse_labels([(r[0], r[5]) for r in parsed], spec, path)
     counts: dict[str, int] = {}
     ids: dict[str, int] = {}
     segments = []
-    for k, (n, video, start, end, split, _, clip, sid) in enumerate(parsed):
+    for k, (n, video, start, end, split, _, clip, sid, group) in enumerate(parsed):
         stem = Path(video).with_suffix("").as_posix() if Path(video).suffix else video
         counts[video] = counts.get(video, 0) + 1
         if not sid:
@@ -194,11 +199,14 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
             kind = "zero-length" if end == start else "inverted"
             problem = f"{path.name} line {n}: {kind} segment (start {start:g} s, end {end:g} s)"
         segments.append(
-            Segment(video, start, end, labels.values[k], split, sid, n, candidates, problem)
+            Segment(video, start, end, labels.values[k], split, sid, n, candidates, problem, group)
         )
     if problems:
         raise LabelsError(path, _lines(path, problems))
-    return LabelFile(path, labels.task, labels.names, tuple(segments), spec.value_range)
+    group_by = col.get("group", "").strip().lower()
+    return LabelFile(
+        path, labels.task, labels.names, tuple(segments), spec.value_range, group_by
+    )
 
 
 def _check_repeats(path: Path, parsed: list[tuple]) -> None:
@@ -208,7 +216,7 @@ def _check_repeats(path: Path, parsed: list[tuple]) -> None:
     first: dict[tuple[str, str, float, float], tuple[int, str]] = {}
     repeats: list[tuple[int, str]] = []
     leaks: list[tuple[int, str]] = []
-    for n, video, start, end, split, _, clip, _ in parsed:
+    for n, video, start, end, split, _, clip, *_ in parsed:
         key = (_strip_ext(video.replace("\\", "/")).strip("/"), clip, start, end)
         if key not in first:
             first[key] = (n, split)

@@ -104,6 +104,7 @@ def _samples(plan: Plan, results: dict[str, VideoResult], failures: list[Failure
                     times=times,
                     words=_words_in(res.words, seg.start, seg.end),
                     words_source=res.text_source,
+                    group=seg.group,
                 )
             )
     return samples
@@ -152,6 +153,8 @@ def pack(
     }
     if label_file is not None and label_file.value_range is not None:
         attrs["label_range"] = list(label_file.value_range)
+    if label_file is not None and label_file.group_by:
+        attrs["group_by"] = label_file.group_by
     with FeatureStoreWriter(
         out,
         schemas,

@@ -55,6 +55,7 @@ class ExtractConfig:
     asr: bool = True  # transcribe clips that have no transcript sidecar
     asr_model: str | None = None  # CTranslate2 Whisper folder; None: the packaged tiny.en
     threads: int = 1  # threads per worker for ASR
+    language: str | None = None  # the spoken language stated (--language); None: checked
 
     def __post_init__(self) -> None:
         for kind in ("face", "audio", "text"):
@@ -83,7 +84,7 @@ class Pipeline:
             backends.create(cfg.face),  # type: ignore[arg-type]
             backends.create(cfg.audio),  # type: ignore[arg-type]
             backends.create(cfg.text),  # type: ignore[arg-type]
-            WordSource(cfg.asr, cfg.asr_model, cfg.threads),
+            WordSource(cfg.asr, cfg.asr_model, cfg.threads, cfg.language),
         )
 
     @classmethod

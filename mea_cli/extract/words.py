@@ -27,7 +27,9 @@ import numpy as np
 
 from mea_cli.artifacts.features import Word
 from mea_cli.errors import MeaError
+from mea_cli.extract import language
 from mea_cli.extract.asr import AsrUnavailable, WhisperASR, describe
+from mea_cli.extract.language import LanguageID
 from mea_cli.extract.text import SIDECAR_ORDER, TranscriptError, find_sidecar, read_sidecar
 from mea_cli.extract.vad import SileroVAD, Stretch, VadUnavailable, fit_to_stretches
 
@@ -45,13 +47,19 @@ class WordSource:
     """Sidecar, else ASR (lazy: loaded on the first clip that needs it), else nothing."""
 
     def __init__(
-        self, asr: bool = True, asr_model: str | os.PathLike[str] | None = None, threads: int = 1
+        self,
+        asr: bool = True,
+        asr_model: str | os.PathLike[str] | None = None,
+        threads: int = 1,
+        language: str | None = None,
     ) -> None:
         self.asr_enabled = bool(asr)
         self.asr_model = str(Path(asr_model).expanduser().resolve()) if asr_model else None
         self.threads = int(threads)
+        self.language = language  # stated with --language; None: checked per clip
         self._asr: WhisperASR | None = None
         self._vad: SileroVAD | None = None
+        self._lid: LanguageID | None = None
 
     # -- set-up ----------------------------------------------------------------------------
     @property
@@ -73,6 +81,8 @@ class WordSource:
             return
         try:
             describe(self.asr_model)  # the package and the model folder are there
+            if clips_without_sidecar and not self.language:
+                language.model_dir()  # the language check can run (joined once into the cache)
         except AsrUnavailable as err:
             if not clips_without_sidecar:
                 raise
@@ -89,6 +99,8 @@ class WordSource:
             "sidecars": list(SIDECAR_ORDER),
             "options": {"asr": "true" if self.asr_enabled else "false", "asr_model": self.asr_model or ""},
         }
+        if self.language:
+            record["options"]["language"] = self.language
         try:
             record["txt_timing"] = self.vad.provenance()
         except VadUnavailable as err:
@@ -101,6 +113,7 @@ class WordSource:
             except AsrUnavailable as err:
                 record["asr"] = f"unavailable: {err}"
             record["asr_word_times"] = "moved out of the pauses found by txt_timing's detector"
+            record["language"] = language.describe(self.language)
         return record
 
     @classmethod
@@ -113,7 +126,11 @@ class WordSource:
         if not isinstance(record, dict) or not isinstance(record.get("options"), dict):
             raise MeaError("the text provenance records no word source (sidecar/ASR settings)")
         opts = record["options"]
-        src = cls(opts.get("asr") == "true", asr_model or opts.get("asr_model") or None)
+        src = cls(
+            opts.get("asr") == "true",
+            asr_model or opts.get("asr_model") or None,
+            language=opts.get("language") or None,
+        )
         if isinstance(record.get("asr"), dict):
             now = describe(src.asr_model)
             was = record["asr"]
@@ -127,6 +144,16 @@ class WordSource:
             if now_vad.get("model_sha256") != record["txt_timing"].get("model_sha256"):
                 raise VadUnavailable("the Silero VAD model here differs from the one recorded")
         return src
+
+    def language_problem(self, signal: np.ndarray) -> str:
+        """Why ``signal`` must not go to the English-only ASR ("" when it may): the stated
+        ``--language``, else the language check (:mod:`mea_cli.extract.language`)."""
+        if self.language:
+            return "" if self.language == language.ENGLISH else language.stated_failure(self.language)
+        if self._lid is None:
+            self._lid = LanguageID(self.threads)
+        found = self._lid.detect(signal)
+        return "" if found.is_english else language.not_english_failure(found)
 
     # -- per video -------------------------------------------------------------------------
     def _asr_words(self, signal: np.ndarray, rate: int, out: ClipWords) -> list[Word]:
@@ -181,7 +208,11 @@ class WordSource:
             out.failures.append(("text", "no transcript sidecar and no audio to transcribe"))
         else:
             out.source = "asr"
-            out.words = self._asr_words(signal, rate, out)
+            problem = self.language_problem(signal)
+            if problem:
+                out.failures.append(("text", problem))
+            else:
+                out.words = self._asr_words(signal, rate, out)
         if out.source != "none" and not out.words and not out.failures:
             out.failures.append(("text", f"{out.source}: no words"))
         return out

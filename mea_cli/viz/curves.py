@@ -2,7 +2,10 @@
 
 Every numeric field of the records is a curve against ``epoch`` (nested dicts become ``a/b``).
 Fields whose name contains "loss" and every ``train/*`` term go in the left panel (the total
-loss of Eq. 20 and its named terms), the rest (validation metrics) in the right panel;
+loss of Eq. 20 and its named terms), a regression task's MAE (in the label's units, which can
+be 0-100 on a custom task) in its own panel, the rest (validation accuracies, F1, Corr:
+fractions) in the right panel; only the metrics the run logged are drawn, so a custom task's
+own metrics appear and nothing else;
 bookkeeping fields (``lr``, ``seconds``, ``best/*``) are not drawn. Records without an ``epoch`` field (e.g. a final summary line) are
 skipped, so the reader accepts a log that grows with new kinds of lines.
 """
@@ -58,8 +61,10 @@ def read_log(path: Path) -> dict[str, list[tuple[float, float]]]:
     return curves
 
 
-def plot_curves(curves: dict[str, list[tuple[float, float]]], path: Path, title: str = "") -> Path:
-    """Losses (left) and other metrics (right) against epoch."""
+def curve_panels(
+    curves: dict[str, list[tuple[float, float]]],
+) -> list[tuple[str, dict[str, list[tuple[float, float]]]]]:
+    """The panels to draw, left to right: losses, MAE, other metrics (only non-empty ones)."""
     skip = {"time", "seconds", "elapsed", "lr", "lr_step", "step"}
     kept = {
         k: v
@@ -67,8 +72,18 @@ def plot_curves(curves: dict[str, list[tuple[float, float]]], path: Path, title:
         if k.split("/")[-1].lower() not in skip and not k.startswith("best/")
     }
     losses = {k: v for k, v in kept.items() if "loss" in k.lower() or k.startswith("train/")}
-    others = {k: v for k, v in kept.items() if k not in losses}
-    panels = [(n, d) for n, d in (("loss", losses), ("metrics", others)) if d]
+    errors = {k: v for k, v in kept.items() if k not in losses and k.split("/")[-1] == "mae"}
+    others = {k: v for k, v in kept.items() if k not in losses and k not in errors}
+    return [
+        (n, d)
+        for n, d in (("loss", losses), ("MAE (label units)", errors), ("metrics", others))
+        if d
+    ]
+
+
+def plot_curves(curves: dict[str, list[tuple[float, float]]], path: Path, title: str = "") -> Path:
+    """Losses, MAE and other metrics against epoch (:func:`curve_panels`)."""
+    panels = curve_panels(curves)
     fig, axes = new_figure(5.0 * len(panels), 3.8, 1, len(panels))
     for c, (name, data) in enumerate(panels):
         ax = axes[0, c]
