@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # sampleclips (test code)
+sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # sampleclips (test code)
 
 # Several different sentences: one sentence looped for a minute is not speech as Whisper
 # knows it; its transcript compresses so well (gzip ratio ~3.9 > 2.4) that faster-whisper's
