@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,6 +43,8 @@ def render_report(report: ExtractReport, console: Console) -> None:
         t.add_row("seconds of video extracted", f"{report.media_seconds:.1f}")
         t.add_row("wall time (s)", f"{report.wall_seconds:.1f}")
         t.add_row("real-time factor (video s / wall s)", f"{report.rtf:.1f}x")
+        if math.isfinite(report.startup_seconds):
+            t.add_row("  start-up: models loaded, first video begun (s)", f"{report.startup_seconds:.1f}")
         for m in ("vision", "audio", "text"):
             sec = report.compute_seconds.get(m, 0.0)
             if sec > 0:

@@ -68,6 +68,7 @@ class RunResult:
     media_seconds: float  # of the videos extracted in this run
     wall_seconds: float
     compute_seconds: dict[str, float] = field(default_factory=dict)
+    first_started: float = math.nan  # time.time() when the first video of this run began
 
 
 _STATE: Pipeline | None = None
@@ -101,6 +102,7 @@ def _work(
 ) -> dict[str, Any]:
     global _BUSY
     assert _STATE is not None
+    started = time.time()  # wall clock, comparable across processes (start-up in the report)
     _BUSY = True
     try:
         res = _STATE.extract_video(key, Path(path))
@@ -116,6 +118,7 @@ def _work(
         "duration": res.duration,
         "failures": len(res.failures),
         "seconds": res.seconds,
+        "started": started,
     }
 
 
@@ -162,13 +165,15 @@ def run(
     total = len(plan.videos)
     done, nfail, media = cached, sum(len(r.failures) for r in results.values()), 0.0
     compute: Counter[str] = Counter()
+    first_started = math.inf
 
     def show() -> None:
         if progress is not None:
             progress(Progress(done, total, nfail, media, time.perf_counter() - t_start))
 
     def tick(summary: dict[str, Any]) -> None:
-        nonlocal done, nfail, media
+        nonlocal done, nfail, media, first_started
+        first_started = min(first_started, summary["started"])
         done += 1
         nfail += summary["failures"]
         if math.isfinite(summary["duration"]):
@@ -227,4 +232,5 @@ def run(
         media_seconds=media,
         wall_seconds=time.perf_counter() - t_start,
         compute_seconds=dict(compute),
+        first_started=first_started if todo else math.nan,
     )
