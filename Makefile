@@ -108,5 +108,12 @@ bench-extract-short: install-dev test-deps
 bench-extract-levers: install-dev test-deps
 	$(BENCH_PY) benchmarks/bench_extract_levers.py --seconds 20
 
+# Everything a lent GPU should run, one call, one JSON (issue 27): the CUDA tests (-m cuda), MEA and
+# MulT training steps at the MOSI and MOSEI presets, peak torch.cuda.max_memory_allocated.
+# GPU_ARGS="--device cpu --T 16" checks the script itself on a CPU.
+GPU_ARGS ?=
+bench-gpu: install-dev
+	$(BENCH_PY) benchmarks/bench_gpu.py $(GPU_ARGS)
+
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
