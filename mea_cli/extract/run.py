@@ -1,9 +1,9 @@
 """Step 2 of ``mea extract``: extract every planned video once, through the per-video cache.
 
 Every finished video is reused from the cache (:mod:`mea_cli.extract.cache`); the rest run
-in this process (``workers=1``) or in ``workers`` spawned processes, each building its own
-:class:`~mea_cli.extract.pipeline.Pipeline` once (spawn, not fork: MediaPipe and torch hold
-threads). Each result is written to the cache as soon as it is done, so a run stopped at any
+in this process (``workers=1``) or in this process and ``workers - 1`` spawned ones, each
+building its own :class:`~mea_cli.extract.pipeline.Pipeline` once (spawn, not fork: MediaPipe
+and torch hold threads; this process reuses the pipeline it built to check the backends). Each result is written to the cache as soon as it is done, so a run stopped at any
 moment resumes where it stopped.
 
 Ctrl-C (SIGINT) stops the run: workers ignore SIGINT (the terminal sends it to the whole
@@ -19,12 +19,14 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import SimpleQueue
 from types import FrameType
 from typing import Any
 
@@ -122,6 +124,34 @@ def _work(
     }
 
 
+def _feed(
+    pool: ProcessPoolExecutor,
+    slots: int,
+    todo: deque[tuple[str, Path, Path, dict[str, Any]]],
+    results: SimpleQueue[dict[str, Any] | BaseException],
+    fingerprint: str,
+) -> None:
+    """Keep ``slots`` spawned workers busy with videos from the front of ``todo`` (one each, so
+    that the parent process, taking from the back, gets its share); every result, or the first
+    error (a worker killed, the pool stopped), goes to ``results``."""
+    pending: set[Future[Any]] = set()
+    try:
+        while True:
+            while len(pending) < slots and todo:
+                try:
+                    key, path, entry, sig = todo.popleft()
+                except IndexError:  # the parent took the last one
+                    break
+                pending.add(pool.submit(_work, key, str(path), str(entry), fingerprint, sig))
+            if not pending:
+                return
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                results.put(fut.result())
+    except BaseException as err:  # handed to the parent, which stops the pool and raises it
+        results.put(err)
+
+
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """SIGTERM the workers (each removes its half-written cache entry), SIGKILL any still
     alive after a grace period, and let the pool go: its manager thread sees the workers gone
@@ -199,20 +229,39 @@ def run(
         except KeyboardInterrupt:
             raise interrupted() from None
     else:
+        # This process is one of the workers: it holds a loaded pipeline already, so only
+        # workers - 1 are spawned (one start-up fewer: some 4-5 CPU-s of imports and model
+        # loads, most of a short-clip corpus's overhead). It takes videos from the back of the
+        # queue; a feeder thread hands the spawned workers one video each from the front.
+        # Their results are counted between this process's own videos (and at the end).
         ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(
-            min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(cfg,)
+        spawned = min(workers, len(todo)) - 1
+        pool = ProcessPoolExecutor(spawned, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
+        _STATE = pipeline
+        queue_: deque[tuple[str, Path, Path, dict[str, Any]]] = deque(todo)
+        summaries: SimpleQueue[dict[str, Any] | BaseException] = SimpleQueue()
+        feeder = threading.Thread(
+            target=_feed, args=(pool, spawned, queue_, summaries, fingerprint), daemon=True
         )
-        pending: set[Future[Any]] = set()
+
+        def collect() -> None:
+            while not summaries.empty():
+                got = summaries.get()
+                if isinstance(got, BaseException):
+                    raise got
+                tick(got)
+
         try:
-            pending = {
-                pool.submit(_work, key, str(path), str(entry), fingerprint, sig)
-                for key, path, entry, sig in todo
-            }
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    tick(fut.result())
+            feeder.start()
+            while True:
+                collect()
+                try:
+                    key, path, entry, sig = queue_.pop()
+                except IndexError:
+                    break
+                tick(_work(key, str(path), str(entry), fingerprint, sig))
+            feeder.join()
+            collect()
         except KeyboardInterrupt:
             _stop_workers(pool)
             raise interrupted() from None
