@@ -415,3 +415,34 @@ def test_no_asr_model_loaded_when_every_clip_has_a_sidecar(
     got = src.words_for(tmp_path / "b.mp4", signal, 16000, 1.0)  # no sidecar: ASR, once
     src.words_for(tmp_path / "c.mp4", signal, 16000, 1.0)
     assert got.source == "asr" and len(loads) == 1
+
+
+def test_prefetched_frames_are_the_frames_and_errors_arrive_in_place(tmp_path: Path) -> None:
+    """Decoding in a thread ahead of the landmarker changes nothing the consumer sees: the same
+    frames in order, a decoder error raised after the frames before it, and a consumer that
+    stops early stops the decoder (its file closed, the thread gone)."""
+    import threading
+
+    from sampleclips import astronaut, write_clip
+
+    from mea_cli.extract.media import DecodeStopped, iter_frames, prefetch
+
+    clip = write_clip(tmp_path / "c.mp4", astronaut(64), 1.0, fps=25)
+    plain = list(iter_frames(clip, 15.0))
+    ahead = list(prefetch(iter_frames(clip, 15.0), depth=2))
+    assert [t for t, _ in ahead] == [t for t, _ in plain]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ahead, plain, strict=True))
+
+    def broken() -> object:
+        yield from plain[:3]
+        raise DecodeStopped(clip, "video decoding stopped after 0.16 s: truncated")
+
+    got = []
+    with pytest.raises(DecodeStopped, match="truncated"):
+        for item in prefetch(broken(), depth=1):
+            got.append(item[0])
+    assert got == [t for t, _ in plain[:3]]
+    early = prefetch(iter_frames(clip), depth=1)
+    next(early)
+    early.close()  # the consumer gives up after one frame
+    assert not [t for t in threading.enumerate() if t.name == "mea-decode"]
