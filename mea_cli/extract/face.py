@@ -17,6 +17,11 @@ hub at first use. See :mod:`mea_cli.extract.pyfeat_backend`.
 Both are face backends in the sense of :mod:`mea_cli.extract.backends`; the frame-sampling
 options every face backend takes (``fps``, ``max_side``) are :data:`FRAME_OPTIONS`. The model
 file ``face_landmarker.task`` is found by :func:`resolve_face_model`.
+
+``blendshapes`` keeps :data:`DEFAULT_FPS` (15) frames per second by default: the rate of the
+CMU benchmark's facial features (Facet on CMU-MOSI, CMU-MOSEI and IEMOCAP, "visual features
+... at 15 Hz": the MEA, MFSA and FDMER papers' dataset sections), and 0.6x the landmarker's
+cost on 25 fps video (``docs/performance.md``). ``--face-opt fps=native`` keeps every frame.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ FRAME_OPTIONS: dict[str, Option] = {
     "fps": Option(None, parse_optional_float, "frames per second to keep (default: every frame)"),
     "max_side": Option(0, parse_nonnegative_int, "shrink frames whose longer side exceeds this"),
 }
+DEFAULT_FPS = 15.0
+"""Frames per second the ``blendshapes`` backend keeps unless told otherwise (module docstring)."""
 FACE_MODEL_ENV = "MEA_FACE_MODEL"
 FACE_MODEL_NAME = "face_landmarker.task"
 HEAD_POSE_NAMES: tuple[str, ...] = ("head_pitch", "head_yaw", "head_roll")
@@ -130,9 +137,12 @@ class BlendshapeBackend:
     """MediaPipe Face Landmarker -> ``[T, 55]`` (52 blendshapes + pitch/yaw/roll) per video.
 
     Build once per worker process (loading the model takes a moment); :meth:`extract` creates
-    a fresh landmarker per video because VIDEO mode needs increasing timestamps. Options:
+    a fresh landmarker per video (25 ms of CPU): VIDEO mode needs increasing timestamps, and a
+    landmarker reused across files would start each file tracking the previous file's face,
+    so that a clip's features would depend on which clip its worker did before. Options:
     ``model`` (path, default :func:`resolve_face_model`), ``min_confidence`` (0.5, for face
-    detection, presence and tracking), and the frame options ``fps`` and ``max_side``.
+    detection, presence and tracking), and the frame options ``fps`` (default
+    :data:`DEFAULT_FPS`; ``native``: every frame) and ``max_side``.
     """
 
     kind = "face"
@@ -142,13 +152,16 @@ class BlendshapeBackend:
         "model": Option(None, parse_path, "MediaPipe face_landmarker.task"),
         "min_confidence": Option(0.5, float, "minimum face detection/tracking confidence"),
         **FRAME_OPTIONS,
+        "fps": Option(
+            DEFAULT_FPS, parse_optional_float, "frames per second to keep (native: every frame)"
+        ),
     }
 
     def __init__(
         self,
         model: str | os.PathLike[str] | None = None,
         min_confidence: float = 0.5,
-        fps: float | None = None,
+        fps: float | None = DEFAULT_FPS,
         max_side: int = 0,
     ) -> None:
         if not 0.0 <= float(min_confidence) <= 1.0:

@@ -9,7 +9,8 @@
   Audio-only files (``.wav``, ``.mp3``, ...) and files whose only picture is cover art are
   ``has_video=False``: their vision sequence stays empty.
 * :func:`iter_frames` yields ``(seconds, RGB uint8 [H, W, 3])`` at the native rate, or
-  resampled down to ``fps`` by dropping frames (never duplicating them).
+  resampled down to ``fps`` by dropping frames (never duplicating them); :func:`prefetch`
+  decodes them in a thread ahead of the consumer.
 * :func:`decode_audio` returns the first audio stream as mono float32 at 16 kHz, the rate the
   openSMILE feature sets and Whisper expect.
 
@@ -20,6 +21,8 @@ the file name; the extraction driver turns it into a failure-table row and goes 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,6 +230,52 @@ def iter_frames(
             ) from None
     finally:
         c.close()
+
+
+def prefetch(
+    frames: Iterator[tuple[float, np.ndarray]], depth: int = 8
+) -> Iterator[tuple[float, np.ndarray]]:
+    """``frames``, decoded in a thread of their own up to ``depth`` frames ahead of the consumer,
+    so that decoding overlaps the face model (PyAV and MediaPipe both release the GIL).
+
+    The same frames in the same order; an exception of the decoder (a :class:`DecodeStopped`
+    part-way) is raised in the consumer where the frame after the last good one would have
+    come. When the consumer stops early, the decoder is told to stop and closes its file.
+    """
+    q: queue.Queue[tuple[float, np.ndarray] | BaseException | None] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def offer(item: tuple[float, np.ndarray] | BaseException | None) -> bool:
+        """Put ``item`` unless the consumer has stopped; whether it was put."""
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def decode() -> None:
+        try:
+            for item in frames:
+                if not offer(item):
+                    return
+            offer(None)
+        except BaseException as err:  # handed to the consumer, raised there
+            offer(err)
+        finally:
+            frames.close()  # type: ignore[attr-defined]
+
+    worker = threading.Thread(target=decode, name="mea-decode", daemon=True)
+    worker.start()
+    try:
+        while (item := q.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
 
 
 def decode_audio(path: str | os.PathLike[str], rate: int = AUDIO_RATE) -> np.ndarray:

@@ -37,6 +37,7 @@ from mea_cli.extract.media import (
     MediaError,
     decode_audio,
     iter_frames,
+    prefetch,
     probe,
 )
 from mea_cli.extract.words import WordSource
@@ -206,7 +207,7 @@ class Pipeline:
             period = 1.0 / want if want else 1.0 / (fps if fps > 0 else 25.0)
             seen = 0
             try:
-                frames = iter_frames(path, want, self.face.max_side)
+                frames = prefetch(iter_frames(path, want, self.face.max_side))
                 x, t, seen = self.face.extract(frames, period)
                 res.features["vision"], res.times["vision"] = x, t
             except DecodeStopped as err:

@@ -6,6 +6,7 @@ media (grouped by extension), so that a format we do not read is never a silent 
 
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -51,6 +52,8 @@ def render_report(report: ExtractReport, console: Console) -> None:
         t.add_row("seconds of video extracted", f"{report.media_seconds:.1f}")
         t.add_row("wall time (s)", f"{report.wall_seconds:.1f}")
         t.add_row("real-time factor (video s / wall s)", f"{report.rtf:.1f}x")
+        if math.isfinite(report.startup_seconds):
+            t.add_row("  start-up: models loaded, first video begun (s)", f"{report.startup_seconds:.1f}")
         for m in ("vision", "audio", "text"):
             sec = report.compute_seconds.get(m, 0.0)
             # under a millisecond per clip: nothing was computed (audio-only files' vision)

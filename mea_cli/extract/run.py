@@ -1,9 +1,9 @@
 """Step 2 of ``mea extract``: extract every planned video once, through the per-video cache.
 
 Every finished video is reused from the cache (:mod:`mea_cli.extract.cache`); the rest run
-in this process (``workers=1``) or in ``workers`` spawned processes, each building its own
-:class:`~mea_cli.extract.pipeline.Pipeline` once (spawn, not fork: MediaPipe and torch hold
-threads). Each result is written to the cache as soon as it is done, so a run stopped at any
+in this process (``workers=1``) or in this process and ``workers - 1`` spawned ones, each
+building its own :class:`~mea_cli.extract.pipeline.Pipeline` once (spawn, not fork: MediaPipe
+and torch hold threads; this process reuses the pipeline it built to check the backends). Each result is written to the cache as soon as it is done, so a run stopped at any
 moment resumes where it stopped.
 
 Workers end with the main process even when it is killed outright
@@ -20,12 +20,14 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import SimpleQueue
 from types import FrameType
 from typing import Any
 
@@ -69,6 +71,7 @@ class RunResult:
     media_seconds: float  # of the videos extracted in this run
     wall_seconds: float
     compute_seconds: dict[str, float] = field(default_factory=dict)
+    first_started: float = math.nan  # time.time() when the first video of this run began
 
 
 _STATE: Pipeline | None = None
@@ -103,6 +106,7 @@ def _work(
 ) -> dict[str, Any]:
     global _BUSY
     assert _STATE is not None
+    started = time.time()  # wall clock, comparable across processes (start-up in the report)
     _BUSY = True
     try:
         res = _STATE.extract_video(key, Path(path))
@@ -118,7 +122,36 @@ def _work(
         "duration": res.duration,
         "failures": len(res.failures),
         "seconds": res.seconds,
+        "started": started,
     }
+
+
+def _feed(
+    pool: ProcessPoolExecutor,
+    slots: int,
+    todo: deque[tuple[str, Path, Path, dict[str, Any]]],
+    results: SimpleQueue[dict[str, Any] | BaseException],
+    fingerprint: str,
+) -> None:
+    """Keep ``slots`` spawned workers busy with videos from the front of ``todo`` (one each, so
+    that the parent process, taking from the back, gets its share); every result, or the first
+    error (a worker killed, the pool stopped), goes to ``results``."""
+    pending: set[Future[Any]] = set()
+    try:
+        while True:
+            while len(pending) < slots and todo:
+                try:
+                    key, path, entry, sig = todo.popleft()
+                except IndexError:  # the parent took the last one
+                    break
+                pending.add(pool.submit(_work, key, str(path), str(entry), fingerprint, sig))
+            if not pending:
+                return
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                results.put(fut.result())
+    except BaseException as err:  # handed to the parent, which stops the pool and raises it
+        results.put(err)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -164,13 +197,15 @@ def run(
     total = len(plan.videos)
     done, nfail, media = cached, sum(len(r.failures) for r in results.values()), 0.0
     compute: Counter[str] = Counter()
+    first_started = math.inf
 
     def show() -> None:
         if progress is not None:
             progress(Progress(done, total, nfail, media, time.perf_counter() - t_start))
 
     def tick(summary: dict[str, Any]) -> None:
-        nonlocal done, nfail, media
+        nonlocal done, nfail, media, first_started
+        first_started = min(first_started, summary["started"])
         done += 1
         nfail += summary["failures"]
         if math.isfinite(summary["duration"]):
@@ -196,20 +231,39 @@ def run(
         except KeyboardInterrupt:
             raise interrupted() from None
     else:
+        # This process is one of the workers: it holds a loaded pipeline already, so only
+        # workers - 1 are spawned (one start-up fewer: some 4-5 CPU-s of imports and model
+        # loads, most of a short-clip corpus's overhead). It takes videos from the back of the
+        # queue; a feeder thread hands the spawned workers one video each from the front.
+        # Their results are counted between this process's own videos (and at the end).
         ctx = mp.get_context("spawn")
-        pool = ProcessPoolExecutor(
-            min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(cfg,)
+        spawned = min(workers, len(todo)) - 1
+        pool = ProcessPoolExecutor(spawned, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
+        _STATE = pipeline
+        queue_: deque[tuple[str, Path, Path, dict[str, Any]]] = deque(todo)
+        summaries: SimpleQueue[dict[str, Any] | BaseException] = SimpleQueue()
+        feeder = threading.Thread(
+            target=_feed, args=(pool, spawned, queue_, summaries, fingerprint), daemon=True
         )
-        pending: set[Future[Any]] = set()
+
+        def collect() -> None:
+            while not summaries.empty():
+                got = summaries.get()
+                if isinstance(got, BaseException):
+                    raise got
+                tick(got)
+
         try:
-            pending = {
-                pool.submit(_work, key, str(path), str(entry), fingerprint, sig)
-                for key, path, entry, sig in todo
-            }
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    tick(fut.result())
+            feeder.start()
+            while True:
+                collect()
+                try:
+                    key, path, entry, sig = queue_.pop()
+                except IndexError:
+                    break
+                tick(_work(key, str(path), str(entry), fingerprint, sig))
+            feeder.join()
+            collect()
         except KeyboardInterrupt:
             _stop_workers(pool)
             raise interrupted() from None
@@ -229,4 +283,5 @@ def run(
         media_seconds=media,
         wall_seconds=time.perf_counter() - t_start,
         compute_seconds=dict(compute),
+        first_started=first_started if todo else math.nan,
     )

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from mea_cli.models.amp import keeps_autocast
 from mea_cli.models.masking import masked_softmax, pair_mask
 
 _FUSED = True
@@ -134,6 +135,7 @@ def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
     return module(x)
 
 
+@keeps_autocast
 class _LeanFFN(torch.autograd.Function):
     """``fc2(dropout(GeLU(fc1(x))))`` keeping only ``x`` and the dropout mask for backward."""
 

@@ -24,12 +24,15 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
+from mea_cli.models.amp import keeps_autocast
+
 
 def _map_times_thin(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``a [N, Tq, Tk] @ x [N, Tk, c]``, computed as ``(x^T @ a^T)^T`` (a view, ``[N, Tq, c]``)."""
     return torch.bmm(x.transpose(1, 2), a.transpose(1, 2)).transpose(1, 2)
 
 
+@keeps_autocast
 class _MapMatmul(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -49,6 +52,7 @@ def map_matmul(a: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return _MapMatmul.apply(a, x)
 
 
+@keeps_autocast
 class _MixedScores(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -112,6 +116,7 @@ def _conv_grads(
     return gx, gw, gb
 
 
+@keeps_autocast
 class _SameConv2d(torch.autograd.Function):
     @staticmethod
     def forward(
@@ -181,6 +186,7 @@ def _scores(
     return logits, conv
 
 
+@keeps_autocast
 class _PSAMaps(torch.autograd.Function):
     @staticmethod
     def forward(

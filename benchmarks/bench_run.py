@@ -1,17 +1,17 @@
 """``make bench``: every speed and memory figure of issue 15 beside its baseline, in one run.
 
-1. **Kernels** (:mod:`kernels`): each operation of the efficient paths beside the plain one.
-2. **Levers** (:mod:`step_cost`, a process per row): one MEA training step at the MOSI preset,
+1. **Kernels** (:mod:`bench_kernels`): each operation of the efficient paths beside the plain one.
+2. **Levers** (:mod:`bench_step_cost`, a process per row): one MEA training step at the MOSI preset,
    batch 4 (``--lever-batch``), ragged lengths up to 500, from the code before issue 15
    (explicit attention with attention dropout 0.1) to today's default, one lever added per row;
-   then the same for our MulT at MMSA's MulT sizes and dropouts (``peers.MMSA_MULT``), batch 8,
+   then the same for our MulT at MMSA's MulT sizes and dropouts (``bench_peers.MMSA_MULT``), batch 8,
    from SDPA with its own dropout (math path on CPU) to today's default.
 3. **Cost curves**: step time and peak RSS against sequence length (``T`` = 50 ... 2000,
    batch 2, every sample full length) and against batch size (ragged lengths up to 500), for
    each model in ``--models`` (any registered name), efficient vs explicit path; PNGs in docs/.
 4. **MOSEI preset** (batch 64, 10 heads, every sample 500 steps: the worst case): peak RSS
    against the 24 GiB budget.
-5. **Training** (:mod:`train_bench`): ``mea import mmsa`` + ``mea train`` (MOSI preset,
+5. **Training** (:mod:`bench_train`): ``mea import mmsa`` + ``mea train`` (MOSI preset,
    ``--epochs``) on the issue's 1/8-MOSI pickle, train samples/s and peak RSS beside the
    incumbent's (the newest ``benchmarks/results/peers-*.json`` from ``make bench-peers``, or
    the figures recorded in issue 15, labelled as such).
@@ -20,7 +20,7 @@ Everything goes to ``benchmarks/results/bench-<time>.json`` with the machine des
 load average beside each timing. CPU timings on a busy machine are unreliable (with several
 threads per process, much worse than proportionally): use a quiet machine, or ``--threads 1``.
 
-    .venv/bin/python benchmarks/run.py [--quick] [--threads N] [--models mea,mult]
+    .venv/bin/python benchmarks/bench_run.py [--quick] [--threads N] [--models mea,mult]
                                        [--max-rss-gib G] [--skip-train]
 
 On a quiet 2-core machine the full run (T up to 2000) took 9 min 20 s and ``--quick`` (T up to
@@ -33,18 +33,22 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import kernels
-import machine
-import mmsa_pickle
-import peers
-import step_cost
 import torch
-import train_bench
-from step_cost import point
+
+sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules, after site-packages
+
+import bench_kernels
+import bench_machine
+import bench_mmsa_pickle
+import bench_peers
+import bench_step_cost
+import bench_train
+from bench_step_cost import point
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -64,7 +68,7 @@ LEVERS = [
     ("+ no PSA map kept (checkpoint_psa, default)", "efficient", ()),
     ("+ HCA groups checkpointed (checkpoint_hca=true)", "efficient", ("checkpoint_hca=true",)),
 ]  # fmt: skip
-MULT_SIZES = tuple(v for v in peers.MMSA_MULT if not v.startswith("train."))
+MULT_SIZES = tuple(v for v in bench_peers.MMSA_MULT if not v.startswith("train."))
 MULT_LEVERS = [
     ("before: SDPA with its own dropout (CPU math path), no groups", "explicit", ()),
     ("+ CPU dropout attention, maps recomputed (checkpointed)", "efficient",
@@ -111,7 +115,7 @@ class Bench:
                 **p,
                 "error": f"skipped: about {predicted_mib:.0f} MiB predicted, over --max-rss-gib",
             }
-        return step_cost.measure(p, self.work, steps=2, threads=self.a.threads)
+        return bench_step_cost.measure(p, self.work, steps=2, threads=self.a.threads)
 
     def curve(self, model: str, path: str, key: str, values: list[int], **fixed: Any) -> list:
         rows, prev, prev_v = [], None, None
@@ -237,12 +241,12 @@ def main() -> None:
     started = time.time()
     report: dict[str, Any] = {
         "benchmark": "issue 15 (make bench)",
-        "machine": machine.describe(torch),
+        "machine": bench_machine.describe(torch),
     }
     print(f"machine: {json.dumps(report['machine'])}", flush=True)
 
     print("\n== kernels: plain operation vs ours, one process (ratio > 1: ours faster)")
-    report["kernels"] = kernels.run_all(repeats=3 if a.quick else 5)
+    report["kernels"] = bench_kernels.run_all(repeats=3 if a.quick else 5)
     for rec in report["kernels"].values():
         print(f"  {rec['what']:<50} plain {rec['plain_s'] * 1e3:8.1f} ms  ours "
               f"{rec['ours_s'] * 1e3:8.1f} ms  x{rec['ratio']}  load {rec['load_average'][0]}")  # fmt: skip
@@ -298,14 +302,14 @@ def main() -> None:
         report["mosei_preset"] = rec
         print(_row("MEA MOSEI preset, batch 64, T 500", rec, None))
         if "error" not in rec:  # the check of `make bench-mosei-memory`
-            print(f"  {step_cost.budget_check(rec, 24)}")
+            print(f"  {bench_step_cost.budget_check(rec, 24)}")
 
     if not a.skip_train:
         print("\n== training: mea import mmsa + mea train, MOSI preset, 1/8-MOSI pickle")
         pkl = work / "mosi-mmsa-0.125.pkl"
-        report["pickle"] = mmsa_pickle.write_mmsa_pickle(pkl, 0.125, seed=0)
+        report["pickle"] = bench_mmsa_pickle.write_mmsa_pickle(pkl, 0.125, seed=0)
         epochs = 1 if a.quick else a.epochs
-        ours = train_bench.train_ours(pkl, work / "train", "mea", "mosi", epochs)
+        ours = bench_train.train_ours(pkl, work / "train", "mea", "mosi", epochs)
         theirs = newest_peers(a.results)
         report["training"] = {"ours": ours, "baseline": theirs}
         print(f"  {'':<46}{'samples/s':>10}{'per cpu-s':>11}{'peak RSS MiB':>14}")
@@ -323,7 +327,7 @@ def main() -> None:
     if torch.cuda.is_available():
         print("\n== GPU: MEA MOSI and MOSEI presets, bf16 autocast is the trainer's GPU precision")
         report["gpu"] = [
-            step_cost.measure(point("mea", b, 500, "efficient", ds, ragged=True), work,
+            bench_step_cost.measure(point("mea", b, 500, "efficient", ds, ragged=True), work,
                               threads=a.threads, device="cuda")
             for ds, b in (("mosi", 32), ("mosei", 64))
         ]  # fmt: skip
@@ -331,7 +335,7 @@ def main() -> None:
             print(f"  {rec['dataset']} batch {rec['batch']}: {rec.get('step_s')} s/step, "
                   f"{rec.get('cuda_max_memory_allocated_MiB')} MiB on {rec.get('device')}")  # fmt: skip
         if not a.skip_train:
-            gpu = train_bench.train_ours(pkl, work / "train", "mea", "mosi", epochs, device="cuda")
+            gpu = bench_train.train_ours(pkl, work / "train", "mea", "mosi", epochs, device="cuda")
             report["gpu_training"] = gpu
             print(f"  mea train on the 1/8 pickle: {gpu['train_samples_per_s']} samples/s, "
                   f"{gpu['cuda_max_memory_allocated_MiB']} MiB GPU memory")  # fmt: skip

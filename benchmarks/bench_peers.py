@@ -1,17 +1,20 @@
 """``make bench-peers``: ours against the incumbent (MMSA 2.2.1's own trainer), one run, one file.
 
-1. Creates MMSA's virtualenv under ``benchmarks/.peers/venv`` on first use (git-ignored):
-   ``pip install torch==2.13.0``, then ``pip install MMSA==2.2.1`` (MMSA pins old versions of
-   several packages, hence a virtualenv of its own).
-2. Writes the MOSI-shaped MMSA pickle (:mod:`mmsa_pickle`; ``--n-scale 0.125`` gives the
+1. Creates MMSA's virtualenv under ``benchmarks/.peers/venv`` on first use (git-ignored) from
+   the committed lock ``benchmarks/peers.lock`` (``torch==2.13.0``, ``MMSA==2.2.1`` and every
+   dependency at the version measured working), so that every machine trains the incumbent
+   in the same environment. ``--relock`` rebuilds the lock: a fresh virtualenv from
+   ``torch==2.13.0`` then ``MMSA==2.2.1`` as PyPI resolves them today, ``pip freeze``d after
+   the runner imported (check the run that follows, then commit the lock).
+2. Writes the MOSI-shaped MMSA pickle (:mod:`bench_mmsa_pickle`; ``--n-scale 0.125`` gives the
    issue's 160 / 29 / 86 samples).
-3. Trains MMSA's MulT with MMSA's own code (:mod:`mmsa_runner`), then ours on the same pickle
-   through ``mea import mmsa`` and ``mea train`` (:mod:`train_bench`): MEA at its MOSI preset,
+3. Trains MMSA's MulT with MMSA's own code (:mod:`bench_mmsa_runner`), then ours on the same pickle
+   through ``mea import mmsa`` and ``mea train`` (:mod:`bench_train`): MEA at its MOSI preset,
    and every other registered model named in ``--ours`` (e.g. ``mult``).
 4. Prints train samples/s and peak RSS of each, and the ratios ours / MMSA-MulT; writes it all
    with the machine description to ``benchmarks/results/peers-<time>.json``.
 
-    .venv/bin/python benchmarks/peers.py [--n-scale 0.125] [--epochs 2] [--ours mea,mult]
+    .venv/bin/python benchmarks/bench_peers.py [--n-scale 0.125] [--epochs 2] [--ours mea,mult]
                                          [--mult-as-mmsa] [--set [MODEL.]key=v] [--threads N]
 
 Targets (issue 15): MEA >= 3x MMSA-MulT's train samples/s at <= 1/4 of its peak RSS; our MulT
@@ -22,6 +25,7 @@ for a quick check of the pipeline on a busy machine; such figures are not the co
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -30,14 +34,19 @@ import time
 from pathlib import Path
 from typing import Any
 
-import machine
-import mmsa_pickle
-import train_bench
+sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules, after site-packages
+
+import bench_machine
+import bench_mmsa_pickle
+import bench_train
 
 HERE = Path(__file__).resolve().parent
 PEERS = HERE / ".peers"
 VENV = PEERS / "venv"
 PINS = ("torch==2.13.0", "MMSA==2.2.1")
+LOCK = HERE / "peers.lock"
+"""``pip freeze`` of MMSA's virtualenv as built from :data:`PINS` and measured working (the
+runner imported and trained one epoch); ``make peers-lock`` rebuilds it (see docs/performance.md)."""
 MMSA_MULT = (
     "d=50", "heads=10", "layers=4", "memory_layers=4", "kernel_sizes=5/5/5", "text_dropout=0.5",
     "embed_dropout=0.2", "attn_dropout=0.3", "attn_dropout_audio=0.2", "attn_dropout_vision=0",
@@ -49,33 +58,77 @@ MMSA_MULT = (
 the toolkit itself (issue 15)."""
 
 
-def ensure_venv(venv: Path = VENV) -> Path:
-    """MMSA's virtualenv (created and installed on first use); its python."""
+def ensure_venv(venv: Path = VENV, lock: Path = LOCK) -> Path:
+    """MMSA's virtualenv, installed from the committed lock on first use (and again whenever the
+    lock changes: the marker holds the lock's sha256); its python.
+
+    Every distribution of the lock is pinned (``==``), so every machine gets the environment
+    that was measured working, whatever PyPI holds today; pip adds only what a platform needs
+    beyond it (PyPI's CUDA build of torch brings its ``nvidia-*`` wheels; the CPU build, as
+    measured, needs none). ``pip check`` then says whether the result is consistent.
+    """
     python = venv / "bin" / "python"
-    marker = venv / ".installed-mmsa-2.2.1"
-    if marker.exists():
+    marker = venv / ".installed-lock"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if marker.exists() and marker.read_text().strip() == digest:
         return python
-    print(f"creating MMSA's virtualenv in {venv} ({', '.join(PINS)}) ...", flush=True)
+    print(f"creating MMSA's virtualenv in {venv} from {lock.name} ({', '.join(PINS)}) ...", flush=True)
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    for pin in PINS:  # torch first: MMSA's own requirement would pick another build
-        subprocess.run([str(python), "-m", "pip", "install", "-q", pin], check=True)
-    subprocess.run([str(python), "-c", "import MMSA, torch"], check=True)
-    marker.write_text(" ".join(PINS) + "\n")
+    pip = [str(python), "-m", "pip"]
+    subprocess.run([*pip, "install", "-q", "-r", str(lock)], check=True)
+    subprocess.run([*pip, "check"], check=True)
+    subprocess.run([str(python), "-c", "import MMSA, torch"], check=True, env=safe_env())
+    marker.write_text(digest + "\n")
     return python
+
+
+def relock(venv: Path = VENV, lock: Path = LOCK) -> None:
+    """Rebuild MMSA's virtualenv from :data:`PINS` as PyPI resolves them now and freeze it into
+    ``lock`` (after checking that MMSA and torch import with this folder off the path)."""
+    import shutil
+
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    python = str(venv / "bin" / "python")
+    for pin in PINS:  # torch first: MMSA's own requirement would pick another build
+        subprocess.run([python, "-m", "pip", "install", "-q", pin], check=True)
+    subprocess.run([python, "-c", "import MMSA, torch"], check=True, env=safe_env())
+    write_lock(Path(python), lock)
+
+
+def write_lock(python: Path, lock: Path = LOCK) -> None:
+    """``pip freeze`` of the virtualenv of ``python`` into ``lock``, local version labels
+    dropped (torch's ``+cpu`` names a build of one index only; the version stays)."""
+    frozen = subprocess.run(
+        [str(python), "-m", "pip", "freeze", "--all", "--exclude", "pip", "--exclude", "setuptools"],
+        check=True, capture_output=True, text=True,
+    ).stdout  # fmt: skip
+    pins = [line.split("+")[0] if "==" in line else line for line in frozen.splitlines()]
+    head = f"# pip freeze of MMSA's virtualenv, built from: {' '.join(PINS)} (bench_peers.py --relock)"
+    lock.write_text("\n".join([head, *pins]) + "\n")
+    print(f"wrote {lock} ({len(pins)} distributions)", flush=True)
+
+
+def safe_env() -> dict[str, str]:
+    """The environment for a script of this folder run by MMSA's python: ``PYTHONSAFEPATH``
+    keeps the script's folder off the front of ``sys.path`` (Python >= 3.11), so that no file
+    here can stand in for a package of MMSA's environment (issue 27: ``kernels.py`` once
+    shadowed the ``kernels`` package that transformers 5 imports)."""
+    return dict(os.environ, PYTHONSAFEPATH="1")
 
 
 def run_mmsa(
     python: Path, pkl: Path, out: Path, epochs: int, batch_size: int | None
 ) -> list[dict[str, Any]]:
-    """:mod:`mmsa_runner` in MMSA's virtualenv; its summaries."""
+    """:mod:`bench_mmsa_runner` in MMSA's virtualenv; its summaries."""
     result = out / "mmsa-summary.json"
     result.unlink(missing_ok=True)
-    cmd = [str(python), str(HERE / "mmsa_runner.py"), "--pkl", str(pkl), "--out", str(out)]
+    cmd = [str(python), str(HERE / "bench_mmsa_runner.py"), "--pkl", str(pkl), "--out", str(out)]
     cmd += ["--models", "mult", "--epochs", str(epochs), "--json", str(result)]
     if batch_size:
         cmd += ["--batch-size", str(batch_size)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=safe_env())
     return json.loads(result.read_text())
 
 
@@ -110,17 +163,21 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--threads", type=int, default=0,
                     help="OpenMP/MKL threads of every training process, both sides (0: default)")
+    ap.add_argument("--relock", action="store_true",
+                    help="rebuild MMSA's virtualenv from PyPI and rewrite benchmarks/peers.lock")
     a = ap.parse_args()
     if a.mult_as_mmsa:  # before the user's own --set values, which win
         a.sets = [f"mult.{v}" for v in MMSA_MULT] + a.sets
     if a.threads:  # inherited by MMSA's process and ours alike
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(a.threads)
 
+    if a.relock:
+        relock()
     python = ensure_venv()
     work = PEERS / "work"
     work.mkdir(parents=True, exist_ok=True)
     pkl = work / f"mosi-mmsa-{a.n_scale:g}.pkl"
-    data = mmsa_pickle.write_mmsa_pickle(pkl, a.n_scale, seed=0)
+    data = bench_mmsa_pickle.write_mmsa_pickle(pkl, a.n_scale, seed=0)
     print(f"pickle {pkl.name}: train/valid/test {data['sizes']}", flush=True)
 
     start = time.perf_counter()
@@ -139,7 +196,7 @@ def main() -> None:
             print(f"{model}: not a registered model here, skipped", flush=True)
             continue
         sets = sets_for(model, a.sets, registered)
-        ours.append(train_bench.train_ours(pkl, work / "ours", model, "mosi", a.epochs, sets))
+        ours.append(bench_train.train_ours(pkl, work / "ours", model, "mosi", a.epochs, sets))
     rows = []
     for r in ours:
         rows.append(
@@ -171,7 +228,7 @@ def main() -> None:
             f"{r['peak_rss_MiB']:>14.0f}{r['speed_ratio_vs_mmsa_mult']:>9}"
             f"{r['cpu_speed_ratio_vs_mmsa_mult']:>7}{r['memory_ratio_vs_mmsa_mult']:>10}"
         )
-    print(f"(load average now {machine.load_average()}; per-epoch loads in the JSON)")
+    print(f"(load average now {bench_machine.load_average()}; per-epoch loads in the JSON)")
     from mea_cli.paths import ensure_dir, write_json
 
     ensure_dir(a.out)
@@ -190,7 +247,7 @@ def main() -> None:
             "ours": ours,
             "ratios": rows,
             "wall_s": round(time.perf_counter() - start, 1),
-            "machine": machine.describe(__import__("torch")),
+            "machine": bench_machine.describe(__import__("torch")),
         },
     )
     print(f"wrote {path}")

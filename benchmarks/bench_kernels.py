@@ -14,21 +14,26 @@ mixed MRU of the vision target attends over 50 + 500 + 375 = 925 keys):
 * the extractor's Bi-LSTM, forward and backward, batch 8 of lengths 50-500: packed vs two
   unpacked one-direction passes (:mod:`mea_cli.models.extractor`).
 
-    python benchmarks/kernels.py [--threads N] [--repeats 5]
+    python benchmarks/bench_kernels.py [--threads N] [--repeats 5]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import machine
 import torch
 from torch.nn import functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules, after site-packages
+
+import bench_machine
 
 from mea_cli.models.attention import explicit_attention
 from mea_cli.models.extractor import UnimodalExtractor
@@ -120,7 +125,7 @@ def run_all(repeats: int = 5) -> dict[str, dict[str, Any]]:
     for key, (what, fn) in CASES.items():
         rec: dict[str, Any] = {"what": what, **{k: round(v, 5) for k, v in fn(repeats).items()}}
         rec["ratio"] = round(rec["plain_s"] / rec["ours_s"], 2)
-        rec["load_average"] = machine.load_average()
+        rec["load_average"] = bench_machine.load_average()
         out[key] = rec
     return out
 
@@ -135,7 +140,7 @@ def main() -> None:
     for key, rec in run_all(a.repeats).items():
         print(f"{key:<14} {rec['what']:<48} plain {rec['plain_s'] * 1e3:8.1f} ms  "
               f"ours {rec['ours_s'] * 1e3:8.1f} ms  x{rec['ratio']}")  # fmt: skip
-    print(json.dumps({"machine": machine.describe(torch)}))
+    print(json.dumps({"machine": bench_machine.describe(torch)}))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ CPU seconds are what a quiet machine's wall clock would show; they hold up under
 (:func:`mea_cli.models.attention.explicit_attention`), the baseline of every optimisation.
 The child's peak RSS (and ``torch.cuda.max_memory_allocated`` on a GPU) is the point's memory.
 
-    python benchmarks/step_cost.py --model mea --T 500 --batch 4 [--path explicit] [--set k=v]
+    python benchmarks/bench_step_cost.py --model mea --T 500 --batch 4 [--path explicit] [--set k=v]
 
 ``--budget-gib G`` checks the point against a memory budget (peak RSS on CPU,
 ``torch.cuda.max_memory_allocated`` on a GPU): one line saying whether it fits, exit status 1
@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import machine
+sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules, after site-packages
+
+import bench_machine
 
 HERE = Path(__file__).resolve().parent
 DIMS = {
@@ -124,14 +126,14 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
         "step_s_all": [round(x, 3) for x in times],
         "step_cpu_s": round(statistics.median(c for _, c in timed), 3),
         "samples_per_s": round(a.batch / statistics.median(times), 3),
-        "peak_rss_MiB": machine.peak_rss_mib(),
+        "peak_rss_MiB": bench_machine.peak_rss_mib(),
         "cuda_max_memory_allocated_MiB": (
             round(torch.cuda.max_memory_allocated() / 2**20, 1) if device.type == "cuda" else None
         ),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
         "torch_threads": torch.get_num_threads(),
-        "load_average": machine.load_average(),
+        "load_average": bench_machine.load_average(),
     }
 
 
@@ -158,7 +160,7 @@ def measure(
     cmd += ["--ragged"] if point["ragged"] else []
     for s in point["sets"]:
         cmd += ["--set", s]
-    code, peak = machine.run_child(cmd, log)
+    code, peak = bench_machine.run_child(cmd, log)
     if code != 0 or not out.exists():
         tail = log.read_text(errors="replace").strip().splitlines()[-1:] if log.exists() else []
         return {**point, "error": f"exit {code}: {' '.join(tail)[:200]}", "peak_rss_MiB": peak}

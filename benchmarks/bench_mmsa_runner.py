@@ -1,7 +1,7 @@
 """Time the incumbent, MMSA 2.2.1, training with its own code (``MMSA.MMSA_run``) on CPU.
 
-Runs inside MMSA's own virtualenv (see :mod:`peers`); it needs MMSA and torch there, and from
-this repository only the stdlib-only :mod:`machine` and :mod:`mea_cli.paths`. Per model, a child
+Runs inside MMSA's own virtualenv (see :mod:`bench_peers`); it needs MMSA and torch there, and from
+this repository only the stdlib-only :mod:`bench_machine` and :mod:`mea_cli.paths`. Per model, a child
 process calls ``MMSA_run(model, "mosi", config=..., seeds=[seed], gpu_ids=[])`` with the
 ``featurePath`` pointing at the benchmark's pickle. MMSA's model, data loader and training loop
 run untouched; the child only
@@ -11,12 +11,12 @@ run untouched; the child only
   ``ReduceLROnPlateau(verbose=...)`` no longer exists;
 * wraps MMSA's training ``DataLoader`` so that each full pass over it is timed (train-only
   seconds: data loading, forward, backward, optimiser; validation excluded), as
-  :mod:`train_child` does for ours;
+  :mod:`bench_train_child` does for ours;
 * stops training after ``--epochs`` validations (MMSA's loop only stops early: the child lowers
   ``early_stop`` to 0 after the last wanted validation, and MMSA's own check ends the loop);
 * records the parameter count, MMSA's test metrics and the process's peak RSS.
 
-    <mmsa-venv>/bin/python benchmarks/mmsa_runner.py --pkl P.pkl --out DIR [--models mult]
+    <mmsa-venv>/bin/python benchmarks/bench_mmsa_runner.py --pkl P.pkl --out DIR [--models mult]
 """
 
 from __future__ import annotations
@@ -29,10 +29,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import machine
-
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # mea_cli.paths (stdlib only) for the result files
+# After site-packages, never before: MMSA's dependencies must not find our files in their place
+# (run with PYTHONSAFEPATH=1 so that this folder is not first on the path either).
+sys.path.append(str(HERE))  # bench_machine
+sys.path.append(str(HERE.parent))  # mea_cli.paths (stdlib only) for the result files
+
+import bench_machine  # noqa: E402
 
 from mea_cli.paths import write_json  # noqa: E402
 
@@ -73,8 +76,8 @@ def child(a: argparse.Namespace) -> None:
         loaders = real_loader(args, num_workers)
         rec["split_sizes"] = {k: len(v.dataset) for k, v in loaders.items()}
         rec["seq_lens"] = list(args.get("seq_lens", []))
-        rec["rss_before_train_MiB"] = machine.rss_mib()
-        loaders["train"] = machine.TimedPasses(
+        rec["rss_before_train_MiB"] = bench_machine.rss_mib()
+        loaders["train"] = bench_machine.TimedPasses(
             loaders["train"], rec["passes"], lambda b: len(b["index"])
         )
         return loaders
@@ -130,8 +133,8 @@ def child(a: argparse.Namespace) -> None:
     )  # fmt: skip
     rec["wall_s"] = round(time.perf_counter() - start, 2)
     rec["batch_size"] = cfg.get("batch_size")
-    rec["peak_rss_MiB"] = machine.peak_rss_mib()
-    rec["machine"] = machine.describe(torch)
+    rec["peak_rss_MiB"] = bench_machine.peak_rss_mib()
+    rec["machine"] = bench_machine.describe(torch)
     rec["mmsa"] = getattr(MMSA, "__version__", "2.2.1")
     write_json(a.result, rec)
 
@@ -185,7 +188,7 @@ def run_models(
         cmd += ["--epochs", str(epochs), "--seed", str(seed)]
         if batch_size:
             cmd += ["--batch-size", str(batch_size)]
-        code, peak = machine.run_child(cmd, log, env)
+        code, peak = bench_machine.run_child(cmd, log, env)
         if code != 0 or not result.exists():
             tail = log.read_text(errors="replace").splitlines()[-15:]
             raise RuntimeError(f"MMSA {model} failed (exit {code}); log {log}:\n" + "\n".join(tail))

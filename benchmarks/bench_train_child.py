@@ -1,9 +1,9 @@
 """Run ``mea train ...`` in this process and time every pass over its training batches.
 
-Used by :mod:`train_bench` in a child process of its own (so that the peak RSS is this run's
+Used by :mod:`bench_train` in a child process of its own (so that the peak RSS is this run's
 alone)::
 
-    python benchmarks/train_child.py RESULT.json -- train STORE --dataset mosi --epochs 2 ...
+    python benchmarks/bench_train_child.py RESULT.json -- train STORE --dataset mosi --epochs 2 ...
 
 Nothing of the trainer is reimplemented: the real ``mea`` entry point runs with the given
 arguments. The only hook wraps the data stage's ``make_loader`` so that the *training* loader
@@ -21,13 +21,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import machine
+sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules, after site-packages
+
+import bench_machine
 
 
 def main() -> int:
     result = Path(sys.argv[1])
     if len(sys.argv) < 3 or sys.argv[2] != "--":
-        raise SystemExit("usage: train_child.py RESULT.json -- <mea arguments>")
+        raise SystemExit("usage: bench_train_child.py RESULT.json -- <mea arguments>")
     args = sys.argv[3:]
     from mea_cli.runtime import prefer_huge_pages
 
@@ -44,7 +46,7 @@ def main() -> int:
     def make_loader(*a: Any, **kw: Any) -> Any:
         loader = real_make_loader(*a, **kw)
         shuffle = signature.bind(*a, **kw).arguments.get("shuffle")  # positional or keyword
-        return machine.TimedPasses(loader, passes, len) if shuffle else loader
+        return bench_machine.TimedPasses(loader, passes, len) if shuffle else loader
 
     dataset.make_loader = make_loader
     from mea_cli import cli
@@ -52,7 +54,7 @@ def main() -> int:
     for mod in list(sys.modules.values()):  # a trainer that imported the name before the hook
         if getattr(mod, "make_loader", None) is real_make_loader and mod is not dataset:
             mod.make_loader = make_loader
-    rss_start = machine.rss_mib()
+    rss_start = bench_machine.rss_mib()
     start = time.perf_counter()
     sys.argv = ["mea", *args]
     code = 0
@@ -69,13 +71,13 @@ def main() -> int:
             "passes": passes,
             "wall_s": round(wall, 2),
             "rss_at_start_MiB": rss_start,
-            "peak_rss_MiB": machine.peak_rss_mib(),
+            "peak_rss_MiB": bench_machine.peak_rss_mib(),
             "cuda_max_memory_allocated_MiB": (
                 round(torch.cuda.max_memory_allocated() / 2**20, 1)
                 if torch.cuda.is_available()
                 else None
             ),
-            "machine": machine.describe(torch),
+            "machine": bench_machine.describe(torch),
         },
     )
     return code

@@ -22,7 +22,7 @@ step of every modality carries a weak cue of the label in its first feature (``s
 both trainers can learn something. MOSI has 1284 / 229 / 686 samples; ``n_scale`` scales them
 (0.125 gives the issue's 160 / 29 / 86). Same arguments, same bytes.
 
-    python benchmarks/mmsa_pickle.py OUT.pkl [--n-scale 0.125] [--seed 0]
+    python benchmarks/bench_mmsa_pickle.py OUT.pkl [--n-scale 0.125] [--seed 0]
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def run_child(
 class TimedPasses:
     """A transparent wrapper of a trainer's training loader that records each full pass over it:
     wall and process CPU seconds, samples (``count(batch)`` each), load average and RSS after.
-    Used for our trainer (``train_child``) and MMSA's (``mmsa_runner``) alike."""
+    Used for our trainer (``bench_train_child``) and MMSA's (``bench_mmsa_runner``) alike."""
 
     def __init__(
         self, loader: Any, passes: list[dict[str, Any]], count: Callable[[Any], int]

@@ -1,13 +1,13 @@
 """Train samples/s and peak RSS of ``mea train`` on a store imported from an MMSA pickle.
 
 The pipeline a user runs, each step a process of its own: ``mea import mmsa PKL --out STORE``,
-then ``mea train STORE --dataset mosi ...`` through :mod:`train_child` (which times each pass
+then ``mea train STORE --dataset mosi ...`` through :mod:`bench_train_child` (which times each pass
 over the training batches). Train samples/s is the samples of one epoch over the mean train
 seconds of the epochs after the first (the first pays one-off set-up), as the incumbent's
 runner computes it for MMSA; with a single epoch, that epoch. Peak RSS is the training
 process's, from the kernel (``wait4``).
 
-    python benchmarks/train_bench.py PKL --work DIR [--model mea] [--epochs 2] [--set k=v ...]
+    python benchmarks/bench_train.py PKL --work DIR [--model mea] [--epochs 2] [--set k=v ...]
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import machine
+sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules, after site-packages
+
+import bench_machine
 
 HERE = Path(__file__).resolve().parent
 
@@ -31,7 +33,7 @@ def import_store(pkl: Path, store: Path, log: Path, dataset: str = "mosi") -> di
     store.unlink(missing_ok=True)
     mea = [sys.executable, "-m", "mea_cli"]
     start = time.perf_counter()
-    code, peak = machine.run_child(
+    code, peak = bench_machine.run_child(
         [*mea, "import", "mmsa", str(pkl), "--out", str(store), "--dataset", dataset], log
     )
     if code != 0:
@@ -84,12 +86,12 @@ def train_ours(
     args += ["--seeds", str(seed), "--name", name, "--runs-dir", str(runs), "--device", device]
     for s in sets or []:
         args += ["--set", s]
-    cmd = [sys.executable, str(HERE / "train_child.py"), str(result), "--", *args]
+    cmd = [sys.executable, str(HERE / "bench_train_child.py"), str(result), "--", *args]
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
     )
     start = time.perf_counter()
-    code, peak = machine.run_child(cmd, log, env)
+    code, peak = bench_machine.run_child(cmd, log, env)
     if code != 0 or not result.exists():
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(f"mea train failed (exit {code}); log {log}:\n" + "\n".join(tail))
