@@ -124,6 +124,29 @@ def test_probing_is_not_decoding(folder: Path) -> None:
         assert not is_media(folder / name), name
 
 
+def test_cover_art_is_not_video(tmp_path: Path) -> None:
+    """An MP3 with its album picture (an ``attached_pic`` JPEG stream) is audio only."""
+    path = tmp_path / "song.mp3"
+    with av.open(str(path), "w", format="mp3") as c:
+        audio = c.add_stream("libmp3lame", rate=22050)
+        audio.layout = "mono"
+        pic = c.add_stream("mjpeg")
+        pic.width, pic.height, pic.pix_fmt = 64, 64, "yuvj420p"
+        pic.disposition = av.stream.Disposition.attached_pic
+        black = av.VideoFrame.from_ndarray(np.zeros((64, 64, 3), np.uint8), format="rgb24")
+        for packet in pic.encode(black) + pic.encode(None):
+            c.mux(packet)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 22050), np.float32), format="flt", layout="mono")
+        frame.sample_rate, frame.pts, frame.time_base = 22050, 0, Fraction(1, 22050)
+        c.mux(audio.encode(frame))
+        c.mux(audio.encode(None))
+    with av.open(str(path)) as c:
+        assert len(c.streams.video) == 1  # the picture is there ...
+    info = probe(path)
+    assert info.has_audio and not info.has_video  # ... but is no video
+    assert is_media(path)
+
+
 def test_single_files_and_plan_names_what_is_skipped(folder: Path, tmp_path: Path) -> None:
     assert find_media(folder / "sub" / "mystery.dat") == ([folder / "sub" / "mystery.dat"], [])
     with pytest.raises(MediaError, match=r"README.md: not a video or audio file"):
