@@ -109,7 +109,10 @@ def default_name(model: str, dataset: str) -> str:
 
 def check_name(name: str) -> str:
     if len(name.encode("utf-8")) > NAME_MAX_BYTES:
-        raise RunError(f"run name {name[:24]}...{name[-12:]} is {len(name.encode())} bytes; the most a folder name may have is {NAME_MAX_BYTES}")
+        raise RunError(
+            f"run name {name[:24]}...{name[-12:]} is {len(name.encode())} bytes; the most a "
+            f"folder name may have is {NAME_MAX_BYTES}"
+        )
     if not _NAME.match(name) or name == LATEST:
         raise RunError(
             f"run name {name!r} is not allowed: use letters, digits, '.', '_', '+', '-' "
@@ -261,11 +264,16 @@ def check_state(
     fix = "delete it to restart this seed from epoch 1, or resume the run it belongs to"
     if state.get("format") != state_format or not isinstance(state.get("model"), Mapping):
         raise RunError(f"{path}: not a mea-cli training state; {fix}")
-    if int(state.get("seed", -1)) != seed:
-        raise RunError(f"{path}: the training state of seed {state.get('seed')}, not of seed {seed}; {fix}")
+    if state.get("seed") != seed:
+        raise RunError(
+            f"{path}: the training state of seed {state.get('seed')}, not of seed {seed}; {fix}"
+        )
     recorded = state.get("config_sha256")
     if recorded is not None and recorded != config_digest(cfg):
-        raise RunError(f"{path}: the training state of another run (its configuration differs from {path.parent}/config.json); {fix}")
+        raise RunError(
+            f"{path}: the training state of another run (written with another configuration "
+            f"than this run's config.json); {fix}"
+        )
     theirs = {k: tuple(getattr(v, "shape", ())) for k, v in state["model"].items()}
     ours = {k: tuple(getattr(v, "shape", ())) for k, v in model_state.items()}
     if theirs != ours:
