@@ -43,6 +43,7 @@ def test_eval_predictions_onto_a_link_to_the_checkpoint(world: dict[str, Path], 
     refused(world, "eval", str(world["run"]), "--predictions", f"links/{link}-ckpt")
 
 
+@pytest.mark.slow  # the store is known only from the checkpoint (torch is imported)
 def test_eval_predictions_onto_a_hard_link_to_the_training_store(world: dict[str, Path]) -> None:
     refused(world, "eval", str(world["run"]), "--predictions", "links/hard-good")
 

@@ -23,6 +23,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {"root": root, "store": store, "run": run, "fresh": tiny_store(root / "fresh.h5")}
 
 
+@pytest.mark.slow  # loads a checkpoint or resolves a config: imports torch
 def test_eval_refuses_a_changed_store(world: dict[str, Path]) -> None:
     before = snapshot(world["root"])
     r = mea("eval", str(world["run"]))
@@ -30,6 +31,7 @@ def test_eval_refuses_a_changed_store(world: dict[str, Path]) -> None:
                    [world["root"]])  # fmt: skip
 
 
+@pytest.mark.slow  # loads a checkpoint or resolves a config: imports torch
 def test_eval_refuses_the_changed_store_named_explicitly(world: dict[str, Path]) -> None:
     before = snapshot(world["root"])
     r = mea("eval", str(world["run"] / "ckpt.pt"), "--features", str(world["store"]))
@@ -44,6 +46,7 @@ def test_resume_refuses_a_changed_store(world: dict[str, Path]) -> None:
                    [world["root"]])  # fmt: skip
 
 
+@pytest.mark.slow  # loads a checkpoint or resolves a config: imports torch
 def test_eval_allow_changed_store_goes_on_and_says_so(world: dict[str, Path]) -> None:
     r = mea("eval", str(world["run"]), "--allow-changed-store", "--json")
     assert r.returncode == 0, r.stderr
@@ -71,6 +74,7 @@ def test_train_refuses_before_creating_the_run(
     assert not runs.exists()
 
 
+@pytest.mark.slow  # loads a checkpoint or resolves a config: imports torch
 def test_compare_refuses_inf_lr_before_any_run(world: dict[str, Path]) -> None:
     runs = world["root"] / "compare-runs"
     before = snapshot(world["root"])

@@ -95,7 +95,9 @@ def fsize_env(w: dict[str, Path], limit: int) -> dict[str, str]:
     return {"PYTHONPATH": path, "BATTERY_FSIZE": str(limit), "JOBLIB_MULTIPROCESSING": "0"}
 
 
-CASES = ["synth", "import", "merge", "eval-predictions", "train-config"]
+SLOW = pytest.mark.slow  # these import torch before they write
+CASES = ["synth", "import", "merge", pytest.param("eval-predictions", marks=SLOW),
+         pytest.param("train-config", marks=SLOW)]  # fmt: skip
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -128,6 +130,7 @@ def test_file_size_limit(world: dict[str, Path], case: str, tmp_path: Path) -> N
     assert_refused(r, (str(target), "file too large"), before, [world["root"], out])
 
 
+@pytest.mark.slow  # one epoch of a tiny model
 def test_training_that_fills_the_disk_mid_run(world: dict[str, Path], tmp_path: Path) -> None:
     """config.json fits under the limit, the first checkpoint does not: one line naming it, the
     run folder keeps only what a later ``--resume`` needs, no temporary file is left."""

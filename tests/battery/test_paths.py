@@ -47,6 +47,7 @@ def test_eval_predictions_onto_the_checkpoint_relative_spelling(world: dict[str,
     refused(world, "eval", str(world["run"]), "--predictions", "runs/tiny/../tiny/ckpt.pt")
 
 
+@pytest.mark.slow  # the store is known only from the checkpoint (torch is imported)
 def test_eval_predictions_onto_the_training_store(world: dict[str, Path]) -> None:
     """The store is not named on the command line: it is the one the checkpoint records."""
     refused(world, "eval", str(world["run"]), "--predictions", "./good.h5")

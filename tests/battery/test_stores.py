@@ -43,6 +43,7 @@ def test_train_refuses_before_creating_the_run(world: dict[str, Path], kind: str
     assert not runs.exists()
 
 
+@pytest.mark.slow  # eval loads the checkpoint (imports torch) before it reads the store
 def test_eval_refuses_a_nan_store_instead_of_crashing(world: dict[str, Path]) -> None:
     store = world["nan-feature"]
     out = world["root"] / "pred.csv"
@@ -51,6 +52,7 @@ def test_eval_refuses_a_nan_store_instead_of_crashing(world: dict[str, Path]) ->
     assert_refused(r, (str(store), "non-finite"), before, [world["root"]])
 
 
+@pytest.mark.slow  # predict loads the checkpoint (imports torch) before it reads the store
 def test_predict_refuses_an_inf_store(world: dict[str, Path]) -> None:
     store = world["inf-feature"]
     out = world["root"] / "pred.csv"

@@ -187,6 +187,19 @@ def fix_nonfinite(x: np.ndarray) -> tuple[np.ndarray, int]:
     return x, count
 
 
+def unknown_if_reversed(times: np.ndarray) -> tuple[np.ndarray, int]:
+    """``[T, 2]`` (start, end) rows whose end is before their start become NaN (unknown), as a
+    store may not hold them (:class:`~mea_cli.artifacts.features.FeatureStore` refuses them);
+    return the rows and how many were made unknown. The features are kept."""
+    t = np.array(times, np.float64).reshape(-1, 2)
+    with np.errstate(invalid="ignore"):
+        bad = t[:, 1] < t[:, 0]
+    count = int(bad.sum())
+    if count:
+        t[bad] = np.nan
+    return t, count
+
+
 # -- labels -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class LabelSpec:

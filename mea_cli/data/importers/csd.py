@@ -40,6 +40,7 @@ from mea_cli.data.importers.common import (
     fix_nonfinite,
     label_spec,
     modality_schema,
+    unknown_if_reversed,
     write_import,
 )
 from mea_cli.data.importers.padded import unique
@@ -418,6 +419,8 @@ def import_csd(
                     current[m] = (video, None)
             return current[m][1]
 
+        reversed_steps = dict.fromkeys([*MODALITIES, "segment"], 0)
+
         def samples():
             for (video, _k, start, end, y), sid in zip(segments, ids, strict=True):
                 split = split_of.get(sid, split_of.get(video))
@@ -436,16 +439,19 @@ def import_csd(
                         sel = _in_segment(rows[1], start, end)
                         x, fixed = fix_nonfinite(rows[0][sel])
                         report.modalities[m]["nonfinite_fixed"] += fixed
-                        t = rows[1][sel]
+                        t, bad = unknown_if_reversed(rows[1][sel])
+                        reversed_steps[m] += bad
                     feats[m], times[m] = x, t
                     kept[m].append(len(x))
                 report.splits[split] += 1
+                bounds, bad = unknown_if_reversed(np.array([start, end]))
+                reversed_steps["segment"] += bad
                 yield Sample(
                     sid,
                     feats,
                     video=video,
-                    start=start,
-                    end=end,
+                    start=float(bounds[0, 0]),
+                    end=float(bounds[0, 1]),
                     split=split,
                     label=np.asarray(y, np.float32),
                     times=times,
@@ -453,6 +459,12 @@ def import_csd(
             for m in MODALITIES:
                 report.add_lengths(m, kept[m])
                 report.modalities[m]["videos_missing"] = missing_videos[m]
+            for what, count in reversed_steps.items():
+                if count:
+                    report.notes.append(
+                        f"{what}: {count} interval(s) end before they start; stored as unknown "
+                        "(NaN) times"
+                    )
 
         schemas = []
         for m in MODALITIES:

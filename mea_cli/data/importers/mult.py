@@ -44,6 +44,7 @@ from mea_cli.data.importers.common import (
     strip,
     to_store_emotion_order,
     true_lengths,
+    unknown_if_reversed,
     write_import,
 )
 from mea_cli.data.importers.padded import (
@@ -175,6 +176,7 @@ def import_mult(
             f"{not_onehot} IEMOCAP label pairs were not exactly one-hot; read by argmax as MulT does"
         )
     ids_all: list[str] = []
+    reversed_segments = 0
     meta: list[tuple[str, str, float, float, int, str]] = []  # id, video, start, end, row, split
     for split in SPLIT_NAMES:
         n = len(arrays[split]["text"])
@@ -187,8 +189,16 @@ def import_mult(
                 sid, video = "_".join(r), r[0]
                 start = to_float(r[1]) if len(r) >= 3 else np.nan
                 end = to_float(r[2]) if len(r) >= 3 else np.nan
+                bounds, bad = unknown_if_reversed(np.array([start, end]))
+                start, end = float(bounds[0, 0]), float(bounds[0, 1])
+                reversed_segments += bad
             ids_all.append(sid)
             meta.append((sid, video, start, end, i, split))
+    if reversed_segments:
+        report.notes.append(
+            f"{reversed_segments} segment(s) end before they start in their id; their start and "
+            "end are stored as unknown (NaN)"
+        )
     check_no_leak(path, ids_all, [m[5] for m in meta])
     unique_ids, renamed = unique(ids_all)
     if renamed:
