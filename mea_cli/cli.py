@@ -862,9 +862,10 @@ def usage_line(err: Exception) -> str:
 def main() -> None:
     """Entry point of the ``mea`` script: exit 0, 2 for a user mistake (one line on stderr),
     130 for Ctrl-C and 143 for SIGTERM (one line each), 1 for a bug (with its traceback)."""
-    from mea_cli.runtime import prefer_huge_pages
+    from mea_cli.runtime import passive_openmp, prefer_huge_pages
 
     prefer_huge_pages()  # before any command imports torch
+    passive_openmp()
     _wide_when_piped()
     interrupt.install()
     try:

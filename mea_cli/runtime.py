@@ -19,6 +19,14 @@ def prefer_huge_pages() -> None:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 
+def passive_openmp() -> None:
+    """OpenMP threads that sleep, not spin, while they wait (``OMP_WAIT_POLICY=PASSIVE``,
+    before ``import torch``; a value the user set is kept). Spinning threads whose core another
+    process holds made a 2-thread MEA step more than 50x slower on a busy 2-core machine;
+    passive ones were the fastest of the settings measured there (docs/performance.md#threads)."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def apply_threads(threads: int | None) -> int:
     """Set the CPU threads of this process's torch (intra-op) and of the OpenMP / MKL pools
     of processes it starts (``--threads N``); ``None`` keeps the default of
@@ -37,19 +45,10 @@ def apply_threads(threads: int | None) -> int:
 
 
 def default_threads() -> int:
-    """The threads used without ``--threads``: ``OMP_NUM_THREADS`` when set; otherwise torch's
-    default (one per physical core) less the cores other processes keep busy now (the 1-minute
-    load average, rounded), at least 1. On a quiet machine that is every core; on a busy one 1,
-    because OpenMP threads that wait for a core another process holds made a training step
-    tens of times slower (docs/performance.md#threads)."""
+    """The threads used without ``--threads``: ``OMP_NUM_THREADS`` when set, else torch's
+    default (one per physical core), which with :func:`passive_openmp` does not collapse on a
+    busy machine (measured: docs/performance.md#threads)."""
     import torch
 
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        return int(env)
-    return threads_for_load(torch.get_num_threads(), os.getloadavg()[0])
-
-
-def threads_for_load(cores: int, load: float) -> int:
-    """``cores`` less the busy ones (``load``, rounded to the nearest integer), within 1..cores."""
-    return max(1, min(cores, int(cores - load + 0.5)))
+    return int(env) if env.isdigit() and int(env) > 0 else torch.get_num_threads()

@@ -229,12 +229,18 @@ def test_custom_classification_run_config_in_file(synth_iemocap: Path, tmp_path:
     assert cfg["task_loss"] == "cross-entropy per label (two logits each)"
 
 
-def test_default_threads_leave_busy_cores_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_threads_and_passive_openmp(monkeypatch: pytest.MonkeyPatch) -> None:
     from mea_cli import runtime
 
-    assert runtime.threads_for_load(2, 0.3) == 2  # quiet: every core
-    assert runtime.threads_for_load(2, 0.6) == 1  # one core mostly taken
-    assert runtime.threads_for_load(2, 18.0) == 1  # busy: one thread, never 0
-    assert runtime.threads_for_load(8, 3.2) == 5
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert runtime.default_threads() == 3  # the environment wins
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert runtime.default_threads() == torch.get_num_threads()
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    runtime.passive_openmp()
+    import os
+
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    runtime.passive_openmp()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # a user's choice is kept
