@@ -161,6 +161,11 @@ def test_compare_mea_with_a_second_model_end_to_end(tmp_path: Path) -> None:
         assert [r.key for r in result.table.rows] == ["full", "no-audio"]
         row_cfg = json.loads((tiny_run / "ablation" / "no-audio" / "1111" / "config.json").read_text())
         assert row_cfg["model_config"]["ablations"] == ["no-audio"]
+        # valid beside test: the row's valid metrics come from its job's metrics.json
+        assert result.table.metrics[:2] == ["valid_acc7", "acc7"]
+        row = json.loads((tiny_run / "ablation" / "no-audio" / "1111" / "metrics.json").read_text())
+        assert result.table.rows[1].stats["valid_mae"].mean == pytest.approx(row["valid"]["mae"])
+        assert "valid Acc-7" in result.files["md"].read_text()
         with pytest.raises(CapabilityError, match=r"mea viz --what wal: model 'tiny' provides no modality weights"):
             make(tiny_run / "ckpt.pt", ["wal"], tmp_path / "viz")
         assert make(tiny_run / "ckpt.pt", ["curves"], tmp_path / "viz")[0].png.is_file()

@@ -80,7 +80,7 @@ def test_fdmer_ablate_every_table4_row_with_its_paper_values(tmp_path: Path) -> 
     for label in ("w/o Text", "Cross-Entropy Loss", "Non-Disentangled", "w/o Phase 1", "Multiplication"):
         assert label in out, label
     assert "word-aligned" in out and "| 0.845 | 0.732 |" in out  # Table 4, MAE as printed
-    assert "| Corr | Δ Corr |" in out  # ours beside the paper's Corr
+    assert "| test Corr | Δ test Corr |" in out  # ours beside the paper's Corr
     for key in ("text", "ce", "disentangle", "phase2", "mul"):
         cfg = json.loads((run / "ablation" / key / "1111" / "config.json").read_text())
         assert cfg["model"] == "fdmer" and cfg["model_config"]["ablations"] == [key]

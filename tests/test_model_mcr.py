@@ -598,7 +598,7 @@ def test_mea_ablate_an_mcr_run_with_its_own_switches_and_table_5(tmp_path: Path)
             "--paper", "--format", "md", cwd=tmp_path)  # fmt: skip
     md = (tmp_path / "runs" / "base" / "ablation.md").read_text()
     header, *lines = [line for line in md.splitlines() if line.startswith("| ")]
-    assert "| Acc-2 (non0) |" in header and "| Acc-2 (has0) |" in header  # beside the paper's
+    assert "| test Acc-2 (non0) |" in header and "| test Acc-2 (has0) |" in header  # beside the paper's
     assert "| paper Acc-2 | paper F1 | paper MAE |" in header
     rows = [line for line in lines if not line.startswith("| **")]  # group headings apart
     labels = [line.split("|")[1].strip() for line in rows]
