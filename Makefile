@@ -122,7 +122,7 @@ BENCH_PY := PYTHONSAFEPATH=1 $(PY)
 REAL_ARGS ?=
 bench-real: install
 	@test -n "$(DATA)" || { echo "usage: make bench-real DATA=path/to/emodb/wav" >&2; exit 2; }
-	$(BENCH_PY) benchmarks/real_corpus.py "$(DATA)" $(REAL_ARGS)
+	$(BENCH_PY) benchmarks/bench_real_corpus.py "$(DATA)" $(REAL_ARGS)
 
 # Speed and memory of training (issue 15; docs/performance.md): every figure beside its baseline,
 # JSON in benchmarks/results/, plots in docs/. Quiet machine; BENCH_ARGS="--threads 1" if busy.

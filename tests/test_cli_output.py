@@ -27,7 +27,8 @@ def test_help_shows_its_brackets_whole() -> None:
     assert r.returncode == 0, r.stderr
     text = " ".join(r.stdout.split())  # help may wrap lines; it must not drop text
     assert "[default: OUT.cache]" in text and "video,start,end,label[,split]" in text
-    assert "[default: native]" in text and "…" not in r.stdout
+    assert "[default: 15, the CMU features' rate; --face-opt fps=native: every frame]" in text
+    assert "…" not in r.stdout
     r = run("import", "--help")
     assert "[default: the labels' dimension names]" in " ".join(r.stdout.split())
     assert "cuda:N" in run("train", "--help").stdout

@@ -66,3 +66,13 @@ def test_extract_turns_german_speech_into_a_failure_row(tmp_path: Path) -> None:
         assert len(rows) == 1 and "speech is not English: most likely 'de'" in rows[0].message
         record = s.modalities["text"].extractor.parameters["words"]["language"]
         assert record["check"].startswith("whisper-base") and len(record["model_sha256"]) == 64
+
+
+def test_uncertain_english_stays_english_and_a_likelier_other_language_does_not() -> None:
+    """The rule (module docstring): English when it is the most likely language or p(en) >= 0.5."""
+    from mea_cli.extract.language import Detection
+
+    assert Detection("en", 0.45, 0.45).is_english  # noisy room: spread guess, English on top
+    assert Detection("de", 0.40, 0.55).is_english
+    assert not Detection("de", 0.60, 0.30).is_english
+    assert not Detection("th", 0.20, 0.13).is_english

@@ -19,16 +19,19 @@ empty (zero steps) and keeps the sample.
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mea_cli.errors import MeaError
 from mea_cli.extract.discover import ExtractError, discover
 from mea_cli.extract.labelparse import LabelSpec
 from mea_cli.extract.pack import pack
 from mea_cli.extract.pipeline import ExtractConfig, Pipeline
 from mea_cli.extract.run import ExtractInterrupted, Progress, run
+from mea_cli.interrupt import Interrupted
 from mea_cli.locks import share
 from mea_cli.paths import check_not_input, check_output_dir, check_output_file, ensure_dir
 
@@ -87,6 +90,7 @@ def extract(
     out = check_output_file(out, "feature store")
     cdir = Path(cache_dir) if cache_dir is not None else out.with_name(out.name + ".cache")
     check_output_dir(cdir, "extraction cache folder")
+    new_cache = not cdir.exists()  # made by this call: removed again if no store is written
     try:
         plan = discover(source, labels, label_spec, shard)
         check_not_input(out, what="feature store")  # e.g. --out onto a video of the folder
@@ -98,6 +102,12 @@ def extract(
         with share(ensure_dir(cdir, "extraction cache folder"), "extraction cache", [out]):
             done = run(plan, pipeline, cfg, cdir, workers, progress)
             packed = pack(plan, done.results, schemas, out, dataset)
+    except Interrupted:
+        raise  # what is cached stays for the rerun
+    except MeaError:
+        if new_cache:  # a refused request leaves nothing behind
+            shutil.rmtree(cdir, ignore_errors=True)
+        raise
     except KeyboardInterrupt:
         raise ExtractInterrupted(
             f"interrupted; no store was written. Videos finished so far are cached in {cdir}: "

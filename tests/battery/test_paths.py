@@ -95,3 +95,15 @@ def test_import_csd_out_onto_one_of_its_sequences(world: dict[str, Path]) -> Non
     refused(world, "import", "csd", "csd", "--out", "csd/audio.csd", "--text-csd", "text.csd",
             "--vision-csd", "vision.csd", "--audio-csd", "audio.csd", "--labels-csd",
             "labels.csd", "--dataset", "mosi")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_extract_of_nothing_but_undecodable_media_leaves_no_cache(tmp_path: Path) -> None:
+    """Every file fails to decode: no store is written, and neither is the cache folder this
+    run made for resuming (one line, exit 2, the folder as it was)."""
+    (tmp_path / "junk.mp4").write_bytes(bytes(range(256)) * 20)
+    before = snapshot(tmp_path)
+    r = mea("extract", "junk.mp4", "--out", "o.h5", "--no-asr", cwd=tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "o.h5 was not written" in r.stderr.splitlines()[-1]
+    assert snapshot(tmp_path) == before

@@ -1,6 +1,6 @@
 """A real-corpus benchmark: Emo-DB's emotion classes, speaker-independent, three models.
 
-``make bench-real DATA=path/to/wav`` (or ``.venv/bin/python benchmarks/real_corpus.py DATA``)
+``make bench-real DATA=path/to/wav`` (or ``.venv/bin/python benchmarks/bench_real_corpus.py DATA``)
 on a folder laid out as the Berlin emotional speech database (Emo-DB) is released: one wav per
 utterance named ``03a01Fa.wav`` (speaker ``03``, text ``a01``, emotion letter ``F``, version
 ``a``); the letters are German: W anger (Wut), L boredom (Langeweile), E disgust (Ekel),
