@@ -362,6 +362,11 @@ def predict(
     checkpoint_in(ckpt)
     if out is not None:  # before the heavy imports: an output onto an input costs nothing
         paths.note_input(clips)
+        if clips.is_dir():  # --out onto a clip of the folder (the probe reads headers only)
+            from mea_cli.extract.media import find_media
+
+            for media in find_media(clips)[0]:
+                paths.note_input(media)
         check_output_file(out, "predictions file")
     from mea_cli.predict.api import STORE_SUFFIXES
 

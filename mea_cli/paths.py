@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from mea_cli.errors import MeaError
+from mea_cli.locks import stale_temps
 
 
 class PathError(MeaError):
@@ -265,12 +266,14 @@ def atomic_output(path: str | os.PathLike[str], what: str = "output file") -> It
     full disk (or quota) becomes a :class:`PathError` naming ``path``.
     """
     target = check_output_file(path, what)
+    _remove_dead_writers_temps(target)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:
-        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as err:
         raise PathError(target, f"cannot write the {what}: {err.strerror or err}") from None
     try:
+        _lock(fd, blocking=True)  # held while writing: our temp file is not a dead writer's
         yield tmp
         os.replace(tmp, target)
     except BaseException as err:
@@ -280,6 +283,44 @@ def atomic_output(path: str | os.PathLike[str], what: str = "output file") -> It
         if isinstance(err, PathError) and same_file(err.path, tmp):  # a writer nested in this
             raise PathError(target, err.problem) from None  # block: name the output instead
         raise
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock(fd: int, blocking: bool) -> bool:
+    """Write-lock all of ``fd``'s file with an open-file-description lock (Linux
+    ``F_OFD_SETLK``): held until this descriptor closes, whatever else the process opens and
+    closes on the file, and apart from the ``flock`` HDF5 takes on the files it writes. False
+    when another writer holds it (non-blocking); where such locks do not exist, nothing is
+    locked and no file is ever taken for a dead writer's."""
+    import fcntl
+    import struct
+
+    cmd = getattr(fcntl, "F_OFD_SETLKW" if blocking else "F_OFD_SETLK", None)
+    if cmd is None:
+        return False
+    # struct flock: l_type, l_whence, l_start, l_len (0: to the end), l_pid (0 for OFD locks)
+    try:
+        fcntl.fcntl(fd, cmd, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+    except OSError:
+        return False
+    return True
+
+
+def _remove_dead_writers_temps(target: Path) -> None:
+    """Remove the temporary files that killed writers of ``target`` left beside it (a
+    ``kill -9`` skips the clean-up above): those of our naming whose lock nobody holds. A live
+    writer holds its file's lock from creation until the rename, so its file stays."""
+    for old in stale_temps(target.parent if str(target.parent) else Path("."), target.name):
+        try:
+            fd = os.open(old, os.O_RDWR)  # a write lock needs a descriptor open for writing
+        except OSError:
+            continue
+        try:
+            if _lock(fd, blocking=False):
+                old.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
 
 
 def write_text(path: str | os.PathLike[str], text: str, what: str = "output file") -> Path:

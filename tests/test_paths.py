@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pathlib
 import stat
 
 import pytest
@@ -16,6 +17,7 @@ from mea_cli.paths import (
     ensure_dir,
     file_sha256,
     write_json,
+    write_text,
 )
 
 
@@ -95,3 +97,26 @@ def test_write_json_strict_and_sha(tmp_path):
         write_json(tmp_path / "b.json", {"x": float("nan")})
     assert not (tmp_path / "b.json").exists()
     assert file_sha256(p) == "c5e1c113d5c75240d109ea470244fa988c5d9970f26bdbbb885876ae1da9d2d7"
+
+
+def test_a_killed_writers_temp_file_is_removed_by_the_next_write(tmp_path: pathlib.Path) -> None:
+    """kill -9 skips atomic_output's clean-up; the next write of the same output removes the
+    leftover (nobody holds its lock), keeps a live writer's and a look-alike of another name."""
+    import fcntl
+    import struct
+
+    out = tmp_path / "s.h5"
+    dead = tmp_path / ".s.h5.0123abcd.tmp"
+    dead.write_bytes(b"half")
+    live = tmp_path / ".s.h5.89abcdef.tmp"
+    live.write_bytes(b"writing")
+    other = tmp_path / ".t.h5.0123abcd.tmp"
+    other.write_bytes(b"another output's")
+    held = os.open(live, os.O_RDWR)  # a live writer: its open-file-description lock
+    fcntl.fcntl(held, fcntl.F_OFD_SETLK, struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+    try:
+        write_text(out, "done")
+    finally:
+        os.close(held)
+    assert out.read_text() == "done"
+    assert not dead.exists() and live.exists() and other.exists()

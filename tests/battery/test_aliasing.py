@@ -64,3 +64,11 @@ def test_predict_out_onto_a_hard_link_to_the_store(world: dict[str, Path]) -> No
 @pytest.mark.parametrize("link", ["sym", "hard"])
 def test_merge_out_onto_a_link_to_an_input(world: dict[str, Path], link: str) -> None:
     refused(world, "merge", "good.h5", "other.h5", "--out", f"links/{link}-other")
+
+
+def test_predict_out_onto_a_clip_of_the_folder(world: dict[str, Path]) -> None:
+    """The clips ``predict FOLDER`` would read are inputs too, found before any work."""
+    clips = world["root"] / "clips"
+    clips.mkdir(exist_ok=True)
+    (clips / "a.flv").write_bytes(b"\0" * 64)
+    refused(world, "predict", "clips", "--ckpt", "runs/tiny", "--out", "clips/a.flv")
