@@ -54,6 +54,19 @@ console = Console(markup=False)
 err_console = Console(stderr=True, markup=False)
 PIPE_WIDTH = 1000  # page width when not a terminal: long table rows stay whole lines
 
+# Options that several commands share (one definition each; typer reads them, never changes them)
+THREADS = typer.Option(None, "--threads", help="CPU threads [default: docs/performance.md#threads].")
+SPLIT_BY = typer.Option(
+    None, "--split-by", help="Make grouped splits: video, or the store's group (speaker, ...)."
+)
+SPLIT_FRACTIONS = typer.Option(
+    None, "--split-fractions", help="Train,valid,test shares of the samples [0.7,0.15,0.15]."
+)
+FOLDS = typer.Option(
+    None, "--folds", help="Cross-validate: K grouped folds, or loo (leave one group out)."
+)
+SPLIT_SEED = typer.Option(0, "--split-seed", help="Seed of the grouped splits / folds.")
+
 
 class Like(str, Enum):
     mosi = "mosi"
@@ -202,19 +215,11 @@ def train(
     preset: str = typer.Option(
         "paper", "--preset", help="paper (the papers' values) or small (few hundred clips)."
     ),
-    threads: int = typer.Option(
-        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
-    ),
-    split_by: str = typer.Option(
-        None, "--split-by", help="Make grouped splits: video, or the store's group (speaker, ...)."
-    ),
-    split_fractions: str = typer.Option(
-        None, "--split-fractions", help="Train,valid,test shares of the samples [0.7,0.15,0.15]."
-    ),
-    folds: str = typer.Option(
-        None, "--folds", help="Cross-validate: K grouped folds, or loo (leave one group out)."
-    ),
-    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the grouped splits / folds."),
+    threads: int = THREADS,
+    split_by: str = SPLIT_BY,
+    split_fractions: str = SPLIT_FRACTIONS,
+    folds: str = FOLDS,
+    split_seed: int = SPLIT_SEED,
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
     if features is not None:
@@ -301,9 +306,7 @@ def eval_(
     allow_changed_store: bool = typer.Option(
         False, "--allow-changed-store", help="Use the training store even if its sha256 changed (warns)."
     ),
-    threads: int = typer.Option(
-        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
-    ),
+    threads: int = THREADS,
 ) -> None:
     """Evaluate a checkpoint: the task's metrics beside a training-mean baseline."""
     from mea_cli.train.runs import checkpoint_in
@@ -348,9 +351,7 @@ def predict(
     asr_model: Path = typer.Option(
         None, "--asr-model", help="The recorded ASR model folder, moved here (same content)."
     ),
-    threads: int = typer.Option(
-        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
-    ),
+    threads: int = THREADS,
 ) -> None:
     """Predict clips with a checkpoint, re-running exactly the extraction it was trained on
     (or a feature store's samples from their stored features)."""
@@ -716,22 +717,14 @@ def compare(
     name: str = typer.Option(None, "--name", help="Directory under --runs-dir [default: compare-<dataset>-<store>]."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
-    threads: int = typer.Option(
-        None, "--threads", help="CPU threads [default: docs/performance.md#threads]."
-    ),
+    threads: int = THREADS,
     labels_range: str = typer.Option(
         None, "--labels-range", help="Custom regression: the labels' range a,b (its metrics)."
     ),
-    split_by: str = typer.Option(
-        None, "--split-by", help="Make grouped splits: video, or the store's group (speaker, ...)."
-    ),
-    split_fractions: str = typer.Option(
-        None, "--split-fractions", help="Train,valid,test shares of the samples [0.7,0.15,0.15]."
-    ),
-    folds: str = typer.Option(
-        None, "--folds", help="Cross-validate: K grouped folds, or loo (leave one group out)."
-    ),
-    split_seed: int = typer.Option(0, "--split-seed", help="Seed of the grouped splits / folds."),
+    split_by: str = SPLIT_BY,
+    split_fractions: str = SPLIT_FRACTIONS,
+    folds: str = FOLDS,
+    split_seed: int = SPLIT_SEED,
 ) -> None:
     """Train several models on the same store, splits and seeds; per-metric tables with paired
     t-tests against the first model, md/csv/tex files and a bar chart. Custom tasks
