@@ -163,3 +163,15 @@ def test_each_refusal_word_for_word(
     with pytest.raises(FeatureStoreError) as err:
         FeatureStore(path)
     assert str(err.value) == f"{path}: {message}"
+
+
+def test_unreadable_structure_is_one_error(tmp_path: Path) -> None:
+    """A dataset that h5py cannot read as expected (a group where a dataset belongs) is named."""
+    path = tmp_path / "s.h5"
+    _write(path, _samples(np.random.default_rng(0)))
+    with h5py.File(path, "r+") as f:
+        del f["samples/id"]
+        f["samples"].create_group("id")
+    with pytest.raises(FeatureStoreError) as err:
+        FeatureStore(path)
+    assert str(err.value).startswith(f"{path}: unreadable store structure: ")

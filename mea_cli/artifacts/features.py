@@ -560,7 +560,7 @@ class FeatureStore:
         except FeatureStoreError:
             self._file.close()
             raise
-        except (KeyError, OSError, ValueError, TypeError) as err:
+        except (KeyError, OSError, ValueError, TypeError, AttributeError) as err:
             self._file.close()
             raise FeatureStoreError(self._name, f"unreadable store structure: {err}") from None
 
