@@ -43,6 +43,14 @@ class ImportFormatError(MeaError):
         super().__init__(f"{path}: {problem}")
 
 
+def check_dataset(path: Path, dataset: str | None) -> None:
+    """``dataset`` is None (not named) or one of :data:`DATASETS`."""
+    if dataset is not None and dataset not in DATASETS:
+        raise ImportFormatError(
+            path, f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
+        )
+
+
 # -- pickles ---------------------------------------------------------------------------------
 _SAFE_GLOBALS = {
     ("numpy", "ndarray"),
@@ -248,6 +256,21 @@ class ImportReport:
     dropped: Counter[str] = field(default_factory=Counter)
     dropped_examples: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    kept_lengths: dict[str, list[int]] = field(default_factory=dict, repr=False)
+    """Lengths of the kept sequences per modality, while samples stream (not reported as is)."""
+
+    def keep(self, modality: str, x: np.ndarray) -> np.ndarray:
+        """``x`` with non-finite values mapped to 0 (counted under ``nonfinite_fixed``), its
+        length noted for :meth:`finish_lengths`."""
+        x, fixed = fix_nonfinite(x)
+        self.modalities[modality]["nonfinite_fixed"] += fixed
+        self.kept_lengths.setdefault(modality, []).append(len(x))
+        return x
+
+    def finish_lengths(self) -> None:
+        """The length statistics of every modality from the sequences kept so far."""
+        for m in MODALITIES:
+            self.add_lengths(m, self.kept_lengths.get(m, []))
 
     def drop(self, sample: str, reason: str) -> None:
         self.dropped[reason] += 1

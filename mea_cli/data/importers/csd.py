@@ -261,7 +261,9 @@ EMOTION_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _emotion_columns(lab: Sequence, emotions: list[str] | tuple[str, ...] | None) -> tuple[list[int], str]:
+def _emotion_columns(
+    lab: Sequence, emotions: list[str] | tuple[str, ...] | None
+) -> tuple[list[int], str]:
     """The labels column of each store emotion (``IEMOCAP_EMOTIONS`` order) and what named them.
 
     The CMU-MultimodalSDK defines no IEMOCAP labels sequence, so the column order of a user's
@@ -370,7 +372,9 @@ def import_csd(
         if spec.task == "binary-multilabel":
             columns, named_by = _emotion_columns(lab, emotions)
         elif emotions is not None:
-            raise ImportFormatError(directory, "--emotions names IEMOCAP label columns; it needs --dataset iemocap")
+            raise ImportFormatError(
+                directory, "--emotions names IEMOCAP label columns; it needs --dataset iemocap"
+            )
         else:
             if not 0 <= label_column < lab.dim:
                 raise ImportFormatError(
@@ -397,7 +401,9 @@ def import_csd(
                 "emotion columns named by "
                 + named_by
                 + ": "
-                + ", ".join(f"{e} = column {c}" for e, c in zip(spec.label_names, columns, strict=True))
+                + ", ".join(
+                    f"{e} = column {c}" for e, c in zip(spec.label_names, columns, strict=True)
+                )
             )
         report.notes.append(f"splits from {fold_source}")
         segments = []

@@ -14,35 +14,22 @@ so ``--dataset iemocap`` does not fit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mea_cli import MODALITIES
-from mea_cli.artifacts.features import Sample
 from mea_cli.data.importers.common import (
-    DATASETS,
     SPLIT_NAMES,
     ImportFormatError,
     ImportReport,
+    LabelSpec,
     as_text,
-    fix_nonfinite,
-    label_spec,
-    load_pickle,
-    modality_schema,
     true_lengths,
-    write_import,
 )
-from mea_cli.data.importers.padded import (
-    check_counts,
-    check_dims,
-    check_no_leak,
-    feature_array,
-    get_splits,
-    id_rows,
-    unique,
-)
-from mea_cli.paths import file_sha256
+from mea_cli.data.importers.pipeline import Layout, PaddedReader, Pickle, Row, import_padded
 
 
 def _stated_lengths(path: Path, part: dict, split: str, key: str, n: int, t: int) -> np.ndarray:
@@ -75,127 +62,109 @@ def _text_lengths(path: Path, part: dict, split: str, x: np.ndarray) -> tuple[np
     return true_lengths(x, "right"), "trailing zero rows stripped"
 
 
-def import_mmsa(src: str | Path, out: str | Path, dataset: str | None = None) -> ImportReport:
-    """Import an MMSA pickle into a feature store at ``out``; return the report."""
-    path, out = Path(src), Path(out)
-    if dataset is not None and dataset not in DATASETS:
-        raise ImportFormatError(
-            path, f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
-        )
-    data = load_pickle(path)
-    splits = get_splits(path, data, "MMSA")
-    for split, part in splits.items():
-        if "regression_labels" not in part:
-            hint = (
-                " (it has 'labels': this is a MulT pickle, use `mea import mult`)"
-                if "labels" in part
-                else ""
-            )
-            raise ImportFormatError(
-                path, f"not an MMSA pickle: split {split!r} has no 'regression_labels'{hint}"
-            )
-    if dataset == "iemocap":
-        shape = np.asarray(splits["train"]["regression_labels"]).shape
-        raise ImportFormatError(
-            path,
-            f"train/regression_labels has shape {shape}; iemocap needs four binary emotion "
-            "labels per sample, which MMSA pickles do not hold",
-        )
-    dataset_name = dataset or ""
-    spec = label_spec(dataset_name)
-    arrays: dict[str, dict[str, np.ndarray]] = {}
-    lengths: dict[str, dict[str, np.ndarray]] = {}
-    labels: dict[str, np.ndarray] = {}
-    dims: dict[str, int] = {}
-    text_method = set()
-    for split, part in splits.items():
-        arrays[split] = {m: feature_array(path, part, split, m) for m in MODALITIES}
-        for m in MODALITIES:
-            check_dims(path, dims, split, m, arrays[split][m])
-        n = check_counts(path, split, arrays[split])
-        y = np.asarray(part["regression_labels"], dtype=np.float64)
-        if y.size != n or (y.ndim > 1 and int(np.prod(y.shape[1:])) != 1):
+class MmsaReader(PaddedReader):
+    """MMSA's regression labels, stated lengths (right padding), ``video$_$clip`` ids and the
+    ``raw_text`` column."""
+
+    layout = Layout(
+        title="MMSA",
+        name="mmsa",
+        label_key="regression_labels",
+        missing="not an MMSA pickle: split {split} has no 'regression_labels'",
+        other_key="labels",
+        hint=" (it has 'labels': this is a MulT pickle, use `mea import mult`)",
+    )
+    extra_columns = ("raw_text",)
+
+    def __init__(self, dataset: str | None) -> None:
+        super().__init__(dataset)
+        self.text_method: set[str] = set()
+
+    def dataset_name(self, path: Path, splits: Mapping[str, Mapping[str, Any]]) -> str:
+        if self.dataset == "iemocap":
+            shape = np.asarray(splits["train"]["regression_labels"]).shape
             raise ImportFormatError(
                 path,
+                f"train/regression_labels has shape {shape}; iemocap needs four binary emotion "
+                "labels per sample, which MMSA pickles do not hold",
+            )
+        return self.dataset or ""
+
+    def labels(self, pk: Pickle, split: str, dataset: str) -> np.ndarray:
+        n = pk.count(split)
+        y = np.asarray(pk.splits[split]["regression_labels"], dtype=np.float64)
+        if y.size != n or (y.ndim > 1 and int(np.prod(y.shape[1:])) != 1):
+            raise ImportFormatError(
+                pk.path,
                 f"{split}/regression_labels has shape {y.shape}; expected one sentiment score "
                 f"for each of the {n} samples",
             )
-        labels[split] = y.reshape(n, 1).astype(np.float32)
-        lengths[split] = {}
-        for m in ("audio", "vision"):
-            key = f"{m}_lengths"
-            if key not in part:
-                raise ImportFormatError(path, f"not an MMSA pickle: split {split!r} has no {key!r}")
-            lengths[split][m] = _stated_lengths(
-                path, part, split, key, n, arrays[split][m].shape[1]
-            )
-        lengths[split]["text"], method = _text_lengths(path, part, split, arrays[split]["text"])
-        text_method.add(method)
-    report = ImportReport("mmsa", path.name, dataset_name, spec.task, spec.label_names)
-    report.splits = dict.fromkeys(SPLIT_NAMES, 0)
-    for m in MODALITIES:
+        return y.reshape(n, 1).astype(np.float32)
+
+    def lengths(self, pk: Pickle) -> dict[str, dict[str, np.ndarray]]:
+        out: dict[str, dict[str, np.ndarray]] = {}
+        for split, part in pk.splits.items():
+            n, out[split] = pk.count(split), {}
+            for m in ("audio", "vision"):
+                key = f"{m}_lengths"
+                if key not in part:
+                    raise ImportFormatError(
+                        pk.path, f"not an MMSA pickle: split {split!r} has no {key!r}"
+                    )
+                t = pk.arrays[split][m].shape[1]
+                out[split][m] = _stated_lengths(pk.path, part, split, key, n, t)
+            x = pk.arrays[split]["text"]
+            out[split]["text"], method = _text_lengths(pk.path, part, split, x)
+            self.text_method.add(method)
+        return out
+
+    def side(self, modality: str) -> str:
+        return "right"
+
+    def modality_entry(
+        self, pk: Pickle, modality: str, lengths: Mapping[str, Mapping[str, np.ndarray]]
+    ) -> dict[str, Any]:
         past = 0
         for split in SPLIT_NAMES:
-            x, lens = arrays[split][m], lengths[split][m]
+            x, lens = pk.arrays[split][modality], lengths[split][modality]
             beyond = np.arange(x.shape[1])[None, :] >= lens[:, None]
             past += int(np.count_nonzero(x[beyond]))
-        report.modalities[m] = {
-            "dim": dims[m],
-            "padded_length": int(arrays["train"][m].shape[1]),
+        method = ", ".join(sorted(self.text_method))
+        return {
+            "dim": pk.dims[modality],
+            "padded_length": pk.padded_length(modality),
             "padding": "right",
-            "lengths_from": f"{m}_lengths" if m != "text" else ", ".join(sorted(text_method)),
+            "lengths_from": f"{modality}_lengths" if modality != "text" else method,
             "nonzero_values_past_length": past,
             "nonfinite_fixed": 0,
         }
-        if past:
-            report.notes.append(
-                f"{m}: {past} non-zero values lie past the stated lengths and were not imported"
-            )
-    ids_all, meta, raw_text = [], [], []
-    for split in SPLIT_NAMES:
-        part = splits[split]
-        n = len(labels[split])
-        rows = id_rows(path, part, split, n)
+
+    def notes(self, spec: LabelSpec, report: ImportReport) -> list[str]:
+        return [
+            f"{m}: {past} non-zero values lie past the stated lengths and were not imported"
+            for m in MODALITIES
+            if (past := report.modalities[m]["nonzero_values_past_length"])
+        ]
+
+    def rows(self, pk: Pickle, split: str, ids: list[list[str]] | None) -> list[Row]:
+        part, n = pk.splits[split], pk.count(split)
         texts = list(part["raw_text"]) if "raw_text" in part else [""] * n
         if len(texts) != n:
             raise ImportFormatError(
-                path, f"{split}/raw_text has {len(texts)} entries for {n} samples"
+                pk.path, f"{split}/raw_text has {len(texts)} entries for {n} samples"
             )
+        out = []
         for i in range(n):
-            sid = "_".join(rows[i]) if rows is not None else f"{split}_{i:05d}"
-            video = sid.split("$_$")[0]
-            ids_all.append(sid)
-            meta.append((video, i, split, as_text(texts[i])))
-    check_no_leak(path, ids_all, [m[2] for m in meta])
-    unique_ids, renamed = unique(ids_all)
-    if renamed:
-        report.notes.append(f"{renamed} repeated sample ids were made unique with a #k suffix")
-    kept: dict[str, list[int]] = {m: [] for m in MODALITIES}
+            sid = "_".join(ids[i]) if ids is not None else f"{split}_{i:05d}"
+            out.append(
+                Row(sid, sid.split("$_$")[0], split, i, extra={"raw_text": as_text(texts[i])})
+            )
+        return out
 
-    def samples():
-        for (video, i, split, text), sid in zip(meta, unique_ids, strict=True):
-            y = labels[split][i]
-            if not np.isfinite(y).all():
-                report.drop(sid, "label is not finite")
-                continue
-            feats = {}
-            for m in MODALITIES:
-                x, fixed = fix_nonfinite(arrays[split][m][i][: int(lengths[split][m][i])])
-                report.modalities[m]["nonfinite_fixed"] += fixed
-                feats[m] = x
-                kept[m].append(len(x))
-            report.splits[split] += 1
-            raw_text.append(text)
-            yield Sample(sid, feats, video=video, split=split, label=y)
-        for m in MODALITIES:
-            report.add_lengths(m, kept[m])
+    def provenance(self, modality: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+        return {"lengths_from": entry["lengths_from"]}
 
-    sha = file_sha256(path)
-    schemas = [
-        modality_schema(
-            m, dims[m], "mmsa", path, sha, {"lengths_from": report.modalities[m]["lengths_from"]}
-        )
-        for m in MODALITIES
-    ]
-    write_import(out, schemas, samples(), report, sha, extra_columns={"raw_text": raw_text})
-    return report
+
+def import_mmsa(src: str | Path, out: str | Path, dataset: str | None = None) -> ImportReport:
+    """Import an MMSA pickle into a feature store at ``out``; return the report."""
+    return import_padded(src, out, MmsaReader(dataset))

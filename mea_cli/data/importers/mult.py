@@ -23,45 +23,38 @@ A sample whose label is not finite is dropped and counted.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mea_cli import MODALITIES
-from mea_cli.artifacts.features import Sample
 from mea_cli.data.importers.common import (
-    DATASETS,
     SPLIT_NAMES,
     ImportFormatError,
     ImportReport,
+    LabelSpec,
     decide_padding,
-    fix_nonfinite,
     iemocap_from_pairs,
-    label_spec,
-    load_pickle,
-    modality_schema,
     padding_evidence,
-    strip,
     to_store_emotion_order,
     true_lengths,
     unknown_if_reversed,
-    write_import,
 )
-from mea_cli.data.importers.padded import (
-    check_counts,
-    check_dims,
-    check_no_leak,
-    feature_array,
-    get_splits,
-    id_rows,
-    to_float,
-    unique,
-)
-from mea_cli.paths import file_sha256
+from mea_cli.data.importers.padded import to_float
+from mea_cli.data.importers.pipeline import Layout, PaddedReader, Pickle, Row, import_padded
 
 PADDING_CHOICES = ("auto", "left", "right")
 # The emotion of each of the four label pairs, in the pickle's order (MulT src/eval_metrics.py).
 MULT_IEMOCAP_ORDER: tuple[str, ...] = ("neutral", "happy", "sad", "angry")
+EVIDENCE_KEYS = (
+    "leading_zero_rows",
+    "trailing_zero_rows",
+    "samples_with_leading_zeros",
+    "samples_with_trailing_zeros",
+    "all_zero_samples",
+)
 
 
 def _labels(path: Path, raw: object, split: str, n: int, dataset: str) -> tuple[np.ndarray, int]:
@@ -91,6 +84,119 @@ def _labels(path: Path, raw: object, split: str, n: int, dataset: str) -> tuple[
     return y.reshape(n, 1).astype(np.float32), 0
 
 
+def _bounds(row: list[str]) -> tuple[float, float, int]:
+    """Start and end of a ``(video, start, end)`` id row (NaN when absent, not numbers, or
+    reversed), and 1 when they were reversed."""
+    start = to_float(row[1]) if len(row) >= 3 else np.nan
+    end = to_float(row[2]) if len(row) >= 3 else np.nan
+    bounds, bad = unknown_if_reversed(np.array([start, end]))
+    return float(bounds[0, 0]), float(bounds[0, 1]), bad
+
+
+class MultReader(PaddedReader):
+    """MulT's labels, padding found from the data (or forced), ids ``(video, start, end)``."""
+
+    layout = Layout(
+        title="MulT",
+        name="mult",
+        label_key="labels",
+        missing="not a MulT pickle: split {split} has no 'labels' array",
+        other_key="regression_labels",
+        hint=" (it has regression_labels: this is an MMSA pickle, use `mea import mmsa`)",
+    )
+
+    def __init__(self, dataset: str | None, padding: str) -> None:
+        super().__init__(dataset)
+        self.padding = padding
+        self.sides: dict[str, str] = {}
+        self.detected: dict[str, str] = {}
+        self.evidence: dict[str, dict[str, int]] = {}
+        self.not_onehot = 0
+        self.reversed_segments = 0
+
+    def check_options(self, path: Path) -> None:
+        super().check_options(path)
+        if self.padding not in PADDING_CHOICES:
+            raise ImportFormatError(path, f"padding must be one of {', '.join(PADDING_CHOICES)}")
+
+    def dataset_name(self, path: Path, splits: Mapping[str, Mapping[str, Any]]) -> str:
+        if self.dataset is not None:
+            return self.dataset
+        return "iemocap" if np.asarray(splits["train"]["labels"]).shape[1:] == (4, 2) else ""
+
+    def labels(self, pk: Pickle, split: str, dataset: str) -> np.ndarray:
+        y, bad = _labels(pk.path, pk.splits[split]["labels"], split, pk.count(split), dataset)
+        self.not_onehot += bad
+        return y
+
+    def lengths(self, pk: Pickle) -> dict[str, dict[str, np.ndarray]]:
+        for m in MODALITIES:
+            evidence = dict.fromkeys(EVIDENCE_KEYS, 0)
+            for split in SPLIT_NAMES:
+                for k, v in padding_evidence(pk.arrays[split][m]).items():
+                    evidence[k] += v
+            self.evidence[m] = evidence
+            self.detected[m] = decide_padding(evidence)
+            self.sides[m] = self.detected[m] if self.padding == "auto" else self.padding
+        return {
+            split: {m: true_lengths(pk.arrays[split][m], self.sides[m]) for m in MODALITIES}
+            for split in SPLIT_NAMES
+        }
+
+    def side(self, modality: str) -> str:
+        return self.sides[modality]
+
+    def modality_entry(
+        self, pk: Pickle, modality: str, lengths: Mapping[str, Mapping[str, np.ndarray]]
+    ) -> dict[str, Any]:
+        return {
+            "dim": pk.dims[modality],
+            "padded_length": pk.padded_length(modality),
+            "padding": self.sides[modality],
+            "padding_detected": self.detected[modality],
+            "padding_evidence": self.evidence[modality],
+            "nonfinite_fixed": 0,
+        }
+
+    def notes(self, spec: LabelSpec, report: ImportReport) -> list[str]:
+        notes = []
+        if spec.dataset == "iemocap":
+            notes.append(
+                f"label pairs read in MulT's order {', '.join(MULT_IEMOCAP_ORDER)} "
+                f"(eval_metrics.py) and stored as {', '.join(spec.label_names)}"
+            )
+        if self.not_onehot:
+            notes.append(
+                f"{self.not_onehot} IEMOCAP label pairs were not exactly one-hot; read by argmax "
+                "as MulT does"
+            )
+        return notes
+
+    def rows(self, pk: Pickle, split: str, ids: list[list[str]] | None) -> list[Row]:
+        if ids is None:
+            return [
+                Row(f"{split}_{i:05d}", f"{split}_{i:05d}", split, i)
+                for i in range(pk.count(split))
+            ]
+        out = []
+        for i, r in enumerate(ids):
+            start, end, bad = _bounds(r)
+            self.reversed_segments += bad
+            out.append(Row("_".join(r), r[0], split, i, start, end))
+        return out
+
+    def row_notes(self) -> list[str]:
+        if not self.reversed_segments:
+            return []
+        return [
+            f"{self.reversed_segments} segment(s) end before they start in their id; their "
+            "start and end are stored as unknown (NaN)"
+        ]
+
+    def provenance(self, modality: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+        return {"padding": self.sides[modality], "padded_length": entry["padded_length"]}
+
+
 def import_mult(
     src: str | Path, out: str | Path, dataset: str | None = None, padding: str = "auto"
 ) -> ImportReport:
@@ -100,144 +206,4 @@ def import_mult(
     ``[N, 4, 2]`` labels and an unnamed regression dataset otherwise. ``padding`` is ``auto``
     (detect per modality) or forces ``left`` / ``right``.
     """
-    path, out = Path(src), Path(out)
-    if dataset is not None and dataset not in DATASETS:
-        raise ImportFormatError(
-            path, f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
-        )
-    if padding not in PADDING_CHOICES:
-        raise ImportFormatError(path, f"padding must be one of {', '.join(PADDING_CHOICES)}")
-    data = load_pickle(path)
-    splits = get_splits(path, data, "MulT")
-    for split, part in splits.items():
-        if "labels" not in part:
-            hint = (
-                " (it has regression_labels: this is an MMSA pickle, use `mea import mmsa`)"
-                if "regression_labels" in part
-                else ""
-            )
-            raise ImportFormatError(
-                path, f"not a MulT pickle: split {split!r} has no 'labels' array{hint}"
-            )
-    if dataset is None:
-        first = np.asarray(splits["train"]["labels"])
-        dataset_name = "iemocap" if first.shape[1:] == (4, 2) else ""
-    else:
-        dataset_name = dataset
-    spec = label_spec(dataset_name)
-    # read and check every array first: nothing is written for a file that does not fit
-    arrays: dict[str, dict[str, np.ndarray]] = {}
-    dims: dict[str, int] = {}
-    for split, part in splits.items():
-        arrays[split] = {m: feature_array(path, part, split, m) for m in MODALITIES}
-        for m in MODALITIES:
-            check_dims(path, dims, split, m, arrays[split][m])
-        check_counts(path, split, arrays[split])
-    labels: dict[str, np.ndarray] = {}
-    not_onehot = 0
-    for split, part in splits.items():
-        n = len(arrays[split]["text"])
-        labels[split], bad = _labels(path, part["labels"], split, n, dataset_name)
-        not_onehot += bad
-    report = ImportReport("mult", path.name, dataset_name, spec.task, spec.label_names)
-    report.splits = dict.fromkeys(SPLIT_NAMES, 0)
-    sides: dict[str, str] = {}
-    for m in MODALITIES:
-        evidence = {
-            k: 0
-            for k in (
-                "leading_zero_rows",
-                "trailing_zero_rows",
-                "samples_with_leading_zeros",
-                "samples_with_trailing_zeros",
-                "all_zero_samples",
-            )
-        }
-        for split in SPLIT_NAMES:
-            for k, v in padding_evidence(arrays[split][m]).items():
-                evidence[k] += v
-        detected = decide_padding(evidence)
-        sides[m] = detected if padding == "auto" else padding
-        report.modalities[m] = {
-            "dim": dims[m],
-            "padded_length": int(arrays["train"][m].shape[1]),
-            "padding": sides[m],
-            "padding_detected": detected,
-            "padding_evidence": evidence,
-            "nonfinite_fixed": 0,
-        }
-    if dataset_name == "iemocap":
-        report.notes.append(
-            f"label pairs read in MulT's order {', '.join(MULT_IEMOCAP_ORDER)} (eval_metrics.py) "
-            f"and stored as {', '.join(spec.label_names)}"
-        )
-    if not_onehot:
-        report.notes.append(
-            f"{not_onehot} IEMOCAP label pairs were not exactly one-hot; read by argmax as MulT does"
-        )
-    ids_all: list[str] = []
-    reversed_segments = 0
-    meta: list[tuple[str, str, float, float, int, str]] = []  # id, video, start, end, row, split
-    for split in SPLIT_NAMES:
-        n = len(arrays[split]["text"])
-        rows = id_rows(path, splits[split], split, n)
-        for i in range(n):
-            if rows is None:
-                sid, video, start, end = f"{split}_{i:05d}", f"{split}_{i:05d}", np.nan, np.nan
-            else:
-                r = rows[i]
-                sid, video = "_".join(r), r[0]
-                start = to_float(r[1]) if len(r) >= 3 else np.nan
-                end = to_float(r[2]) if len(r) >= 3 else np.nan
-                bounds, bad = unknown_if_reversed(np.array([start, end]))
-                start, end = float(bounds[0, 0]), float(bounds[0, 1])
-                reversed_segments += bad
-            ids_all.append(sid)
-            meta.append((sid, video, start, end, i, split))
-    if reversed_segments:
-        report.notes.append(
-            f"{reversed_segments} segment(s) end before they start in their id; their start and "
-            "end are stored as unknown (NaN)"
-        )
-    check_no_leak(path, ids_all, [m[5] for m in meta])
-    unique_ids, renamed = unique(ids_all)
-    if renamed:
-        report.notes.append(f"{renamed} repeated sample ids were made unique with a #k suffix")
-    lengths = {
-        split: {m: true_lengths(arrays[split][m], sides[m]) for m in MODALITIES}
-        for split in SPLIT_NAMES
-    }
-    kept_lengths: dict[str, list[int]] = {m: [] for m in MODALITIES}
-
-    def samples():
-        for (_, video, start, end, i, split), sid in zip(meta, unique_ids, strict=True):
-            y = labels[split][i]
-            if not np.isfinite(y).all():
-                report.drop(sid, "label is not finite")
-                continue
-            feats = {}
-            for m in MODALITIES:
-                x = strip(arrays[split][m][i], int(lengths[split][m][i]), sides[m])
-                x, fixed = fix_nonfinite(x)
-                report.modalities[m]["nonfinite_fixed"] += fixed
-                feats[m] = x
-                kept_lengths[m].append(len(x))
-            report.splits[split] += 1
-            yield Sample(sid, feats, video=video, start=start, end=end, split=split, label=y)
-        for m in MODALITIES:
-            report.add_lengths(m, kept_lengths[m])
-
-    sha = file_sha256(path)
-    schemas = [
-        modality_schema(
-            m,
-            dims[m],
-            "mult",
-            path,
-            sha,
-            {"padding": sides[m], "padded_length": report.modalities[m]["padded_length"]},
-        )
-        for m in MODALITIES
-    ]
-    write_import(out, schemas, samples(), report, sha)
-    return report
+    return import_padded(src, out, MultReader(dataset, padding))
