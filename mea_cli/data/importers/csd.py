@@ -22,7 +22,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,13 +32,13 @@ import h5py
 import numpy as np
 
 from mea_cli import MODALITIES
-from mea_cli.artifacts.features import Sample
+from mea_cli.artifacts.features import ModalitySchema, Sample
 from mea_cli.data.importers.common import (
-    DATASETS,
     SPLIT_NAMES,
     ImportFormatError,
     ImportReport,
-    fix_nonfinite,
+    LabelSpec,
+    check_dataset,
     label_spec,
     modality_schema,
     unknown_if_reversed,
@@ -308,6 +309,216 @@ def _in_segment(iv: np.ndarray, start: float, end: float) -> np.ndarray:
     return overlap | instant
 
 
+def _csd_files(directory: Path, dataset: str | None, given: list[str | None]) -> list[Path]:
+    """The ``.csd`` files of ``directory`` (checked to be one), after the dataset check; none
+    at all is refused unless every role was named."""
+    if not directory.is_dir():
+        raise ImportFormatError(directory, "expected a directory of .csd files")
+    check_dataset(directory, dataset)
+    files = sorted(directory.glob("*.csd"))
+    if not files and None in given:
+        raise ImportFormatError(directory, "holds no .csd files")
+    return files
+
+
+def _folds(
+    directory: Path, dataset: str | None, folds: str | Path | None
+) -> tuple[dict[str, str], str]:
+    """``{video or sample id: split}`` from the user's folds file or the standard folds, and
+    where they came from (for the report)."""
+    if folds is not None:
+        fold_ids, source = load_folds(Path(folds)), Path(folds).name
+    elif dataset in ("mosi", "mosei"):
+        fold_ids, source = standard_folds(dataset), f"standard {dataset} folds (CMU-MultimodalSDK)"
+    else:
+        raise ImportFormatError(
+            directory,
+            "no folds: pass --dataset mosi|mosei for the standard folds, or --folds FILE.json"
+            + (" (no standard IEMOCAP folds ship with mea-cli)" if dataset == "iemocap" else ""),
+        )
+    return {x: s for s in SPLIT_NAMES for x in fold_ids[s]}, source
+
+
+def _open_numeric(paths: Mapping[str, Path], seqs: dict[str, Sequence]) -> None:
+    """Open each role's sequence into ``seqs`` (so the caller closes what was opened), refusing
+    one whose features are not numbers (the words sequence given as text, say)."""
+    for role, p in paths.items():
+        seqs[role] = Sequence(p)
+        if not seqs[role].numeric:
+            raise ImportFormatError(
+                p, f"holds non-numeric features; it cannot be the {role} sequence"
+            )
+
+
+def _label_columns(
+    directory: Path,
+    lab: Sequence,
+    spec: LabelSpec,
+    emotions: list[str] | tuple[str, ...] | None,
+    label_column: int,
+) -> tuple[list[int], str]:
+    """The labels columns to store, and (IEMOCAP) what named them."""
+    if spec.task == "binary-multilabel":
+        return _emotion_columns(lab, emotions)
+    if emotions is not None:
+        raise ImportFormatError(
+            directory, "--emotions names IEMOCAP label columns; it needs --dataset iemocap"
+        )
+    if not 0 <= label_column < lab.dim:
+        raise ImportFormatError(
+            lab.path,
+            f"label column {label_column} does not exist (labels have {lab.dim} columns)",
+        )
+    return [label_column], ""
+
+
+def _report(
+    directory: Path,
+    spec: LabelSpec,
+    seqs: Mapping[str, Sequence],
+    columns: list[int],
+    named_by: str,
+    fold_source: str,
+) -> ImportReport:
+    """The report before any sample: each modality's source and how the labels were read."""
+    lab = seqs["labels"]
+    report = ImportReport("csd", directory.name, spec.dataset, spec.task, spec.label_names)
+    report.splits = dict.fromkeys(SPLIT_NAMES, 0)
+    for m in MODALITIES:
+        report.modalities[m] = {
+            "dim": seqs[m].dim,
+            "source": seqs[m].path.name,
+            "padding": "none (sliced by segment interval)",
+            "nonfinite_fixed": 0,
+        }
+    if lab.dim > 1 and spec.task == "regression":
+        report.notes.append(f"labels have {lab.dim} columns; column {columns[0]} used as sentiment")
+    if spec.task == "binary-multilabel":
+        named = zip(spec.label_names, columns, strict=True)
+        report.notes.append(
+            f"emotion columns named by {named_by}: "
+            + ", ".join(f"{e} = column {c}" for e, c in named)
+        )
+    report.notes.append(f"splits from {fold_source}")
+    return report
+
+
+@dataclass
+class _Segment:
+    """One labelled segment of the labels sequence: sample ``video[k]``."""
+
+    id: str
+    video: str
+    start: float
+    end: float
+    label: np.ndarray
+
+
+def _segments(lab: Sequence, columns: list[int]) -> list[_Segment]:
+    """Every labelled segment, named ``video[k]`` as the SDK does (made unique)."""
+    found = []
+    for video in lab.videos:
+        y, iv = lab.get(video)
+        for k in range(len(y)):
+            found.append(
+                _Segment(f"{video}[{k}]", video, float(iv[k, 0]), float(iv[k, 1]), y[k, columns])
+            )
+    ids, _ = unique([s.id for s in found])
+    for seg, sid in zip(found, ids, strict=True):
+        seg.id = sid
+    return found
+
+
+class _Slicer:
+    """Cuts a segment's steps out of every modality; a video's rows are read once (segments
+    come grouped by video); missing videos and reversed step times are counted."""
+
+    def __init__(self, seqs: Mapping[str, Sequence], report: ImportReport) -> None:
+        self.seqs, self.report = seqs, report
+        self.current: dict[str, tuple[str, tuple[np.ndarray, np.ndarray] | None]] = {}
+        self.missing_videos = dict.fromkeys(MODALITIES, 0)
+        self.reversed_steps = dict.fromkeys([*MODALITIES, "segment"], 0)
+
+    def rows(self, m: str, video: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """One video's rows of ``m``, read once per video (segments come grouped)."""
+        if m not in self.current or self.current[m][0] != video:
+            if video in self.seqs[m].data:
+                self.current[m] = (video, self.seqs[m].get(video))
+            else:
+                self.missing_videos[m] += 1
+                self.current[m] = (video, None)
+        return self.current[m][1]
+
+    def cut(self, m: str, seg: _Segment) -> tuple[np.ndarray, np.ndarray]:
+        """The features and times of ``m`` inside ``seg`` (empty for a missing video)."""
+        rows = self.rows(m, seg.video)
+        if rows is None:
+            return np.zeros((0, self.seqs[m].dim), np.float32), np.zeros((0, 2))
+        sel = _in_segment(rows[1], seg.start, seg.end)
+        t, bad = unknown_if_reversed(rows[1][sel])
+        self.reversed_steps[m] += bad
+        return rows[0][sel], t
+
+    def bounds(self, seg: _Segment) -> tuple[float, float]:
+        """The segment's start and end, unknown (NaN) when it ends before it starts."""
+        bounds, bad = unknown_if_reversed(np.array([seg.start, seg.end]))
+        self.reversed_steps["segment"] += bad
+        return float(bounds[0, 0]), float(bounds[0, 1])
+
+    def finish(self) -> None:
+        """Length statistics, missing videos and reversed times into the report."""
+        self.report.finish_lengths()
+        for m in MODALITIES:
+            self.report.modalities[m]["videos_missing"] = self.missing_videos[m]
+        for what, count in self.reversed_steps.items():
+            if count:
+                self.report.notes.append(
+                    f"{what}: {count} interval(s) end before they start; stored as unknown "
+                    "(NaN) times"
+                )
+
+
+def _samples(
+    segments: list[_Segment], split_of: Mapping[str, str], slicer: _Slicer
+) -> Iterator[Sample]:
+    """The samples, as the store writer asks for them; a segment of a video in no fold or
+    with a label that is not finite is dropped (counted)."""
+    report = slicer.report
+    for seg in segments:
+        split = split_of.get(seg.id, split_of.get(seg.video))
+        if split is None:
+            report.drop(seg.id, "video is in no fold")
+            continue
+        if not np.isfinite(seg.label).all():
+            report.drop(seg.id, "label is not finite")
+            continue
+        feats, times = {}, {}
+        for m in MODALITIES:
+            x, times[m] = slicer.cut(m, seg)
+            feats[m] = report.keep(m, x)
+        report.splits[split] += 1
+        start, end = slicer.bounds(seg)
+        yield Sample(
+            seg.id,
+            feats,
+            video=seg.video,
+            start=start,
+            end=end,
+            split=split,
+            label=np.asarray(seg.label, np.float32),
+            times=times,
+        )
+    slicer.finish()
+
+
+def _schema(m: str, s: Sequence) -> ModalitySchema:
+    """A modality's schema: the sequence's names, metadata (as provenance) and step rate."""
+    meta = {k: _provenance_value(v) for k, v in s.metadata.items() if k != "dimension names"}
+    extra = {"root": s.root, "metadata": meta}
+    schema = modality_schema(m, s.dim, "csd", s.path, file_sha256(s.path), extra, s.feature_names)
+    return ModalitySchema(schema.name, schema.feature_names, schema.extractor, s.rate_hz())
+
+
 def import_csd(
     src: str | Path,
     out: str | Path,
@@ -327,170 +538,20 @@ def import_csd(
     labels sequence whose metadata do not (see :func:`_emotion_columns`).
     """
     directory, out = Path(src), Path(out)
-    if not directory.is_dir():
-        raise ImportFormatError(directory, "expected a directory of .csd files")
-    if dataset is not None and dataset not in DATASETS:
-        raise ImportFormatError(
-            directory, f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}"
-        )
-    files = sorted(directory.glob("*.csd"))
-    if not files and None in (text, vision, audio, labels):
-        raise ImportFormatError(directory, "holds no .csd files")
-    if folds is not None:
-        fold_ids = load_folds(Path(folds))
-        fold_source = Path(folds).name
-    elif dataset in ("mosi", "mosei"):
-        fold_ids = standard_folds(dataset)
-        fold_source = f"standard {dataset} folds (CMU-MultimodalSDK)"
-    else:
-        raise ImportFormatError(
-            directory,
-            "no folds: pass --dataset mosi|mosei for the standard folds, or --folds FILE.json"
-            + (" (no standard IEMOCAP folds ship with mea-cli)" if dataset == "iemocap" else ""),
-        )
-    split_of = {x: s for s in SPLIT_NAMES for x in fold_ids[s]}
-    paths = {
-        role: _pick(directory, role, given, files)
-        for role, given in (
-            ("labels", labels),
-            ("text", text),
-            ("vision", vision),
-            ("audio", audio),
-        )
-    }
+    given = {"labels": labels, "text": text, "vision": vision, "audio": audio}
+    files = _csd_files(directory, dataset, list(given.values()))
+    split_of, fold_source = _folds(directory, dataset, folds)
+    paths = {role: _pick(directory, role, name, files) for role, name in given.items()}
     seqs: dict[str, Sequence] = {}
     try:
-        for role, p in paths.items():
-            seqs[role] = Sequence(p)
-            if not seqs[role].numeric:
-                raise ImportFormatError(
-                    p, f"holds non-numeric features; it cannot be the {role} sequence"
-                )
-        lab = seqs["labels"]
-        dataset_name = dataset or ""
-        spec = label_spec(dataset_name)
-        if spec.task == "binary-multilabel":
-            columns, named_by = _emotion_columns(lab, emotions)
-        elif emotions is not None:
-            raise ImportFormatError(
-                directory, "--emotions names IEMOCAP label columns; it needs --dataset iemocap"
-            )
-        else:
-            if not 0 <= label_column < lab.dim:
-                raise ImportFormatError(
-                    lab.path,
-                    f"label column {label_column} does not exist (labels have {lab.dim} columns)",
-                )
-            columns = [label_column]
-        report = ImportReport("csd", directory.name, dataset_name, spec.task, spec.label_names)
-        report.splits = dict.fromkeys(SPLIT_NAMES, 0)
-        missing_videos: dict[str, int] = dict.fromkeys(MODALITIES, 0)
-        for m in MODALITIES:
-            report.modalities[m] = {
-                "dim": seqs[m].dim,
-                "source": seqs[m].path.name,
-                "padding": "none (sliced by segment interval)",
-                "nonfinite_fixed": 0,
-            }
-        if lab.dim > 1 and spec.task == "regression":
-            report.notes.append(
-                f"labels have {lab.dim} columns; column {label_column} used as sentiment"
-            )
-        if spec.task == "binary-multilabel":
-            report.notes.append(
-                "emotion columns named by "
-                + named_by
-                + ": "
-                + ", ".join(
-                    f"{e} = column {c}" for e, c in zip(spec.label_names, columns, strict=True)
-                )
-            )
-        report.notes.append(f"splits from {fold_source}")
-        segments = []
-        for video in lab.videos:
-            y, iv = lab.get(video)
-            for k in range(len(y)):
-                segments.append((video, k, float(iv[k, 0]), float(iv[k, 1]), y[k, columns]))
-        ids, _ = unique([f"{v}[{k}]" for v, k, *_ in segments])
-        kept: dict[str, list[int]] = {m: [] for m in MODALITIES}
-        current: dict[str, tuple[str, tuple[np.ndarray, np.ndarray] | None]] = {}
-
-        def modality_rows(m: str, video: str) -> tuple[np.ndarray, np.ndarray] | None:
-            """One video's rows of ``m``, read once per video (segments come grouped)."""
-            if m not in current or current[m][0] != video:
-                if video in seqs[m].data:
-                    current[m] = (video, seqs[m].get(video))
-                else:
-                    missing_videos[m] += 1
-                    current[m] = (video, None)
-            return current[m][1]
-
-        reversed_steps = dict.fromkeys([*MODALITIES, "segment"], 0)
-
-        def samples():
-            for (video, _k, start, end, y), sid in zip(segments, ids, strict=True):
-                split = split_of.get(sid, split_of.get(video))
-                if split is None:
-                    report.drop(sid, "video is in no fold")
-                    continue
-                if not np.isfinite(y).all():
-                    report.drop(sid, "label is not finite")
-                    continue
-                feats, times = {}, {}
-                for m in MODALITIES:
-                    rows = modality_rows(m, video)
-                    if rows is None:
-                        x, t = np.zeros((0, seqs[m].dim), np.float32), np.zeros((0, 2))
-                    else:
-                        sel = _in_segment(rows[1], start, end)
-                        x, fixed = fix_nonfinite(rows[0][sel])
-                        report.modalities[m]["nonfinite_fixed"] += fixed
-                        t, bad = unknown_if_reversed(rows[1][sel])
-                        reversed_steps[m] += bad
-                    feats[m], times[m] = x, t
-                    kept[m].append(len(x))
-                report.splits[split] += 1
-                bounds, bad = unknown_if_reversed(np.array([start, end]))
-                reversed_steps["segment"] += bad
-                yield Sample(
-                    sid,
-                    feats,
-                    video=video,
-                    start=float(bounds[0, 0]),
-                    end=float(bounds[0, 1]),
-                    split=split,
-                    label=np.asarray(y, np.float32),
-                    times=times,
-                )
-            for m in MODALITIES:
-                report.add_lengths(m, kept[m])
-                report.modalities[m]["videos_missing"] = missing_videos[m]
-            for what, count in reversed_steps.items():
-                if count:
-                    report.notes.append(
-                        f"{what}: {count} interval(s) end before they start; stored as unknown "
-                        "(NaN) times"
-                    )
-
-        schemas = []
-        for m in MODALITIES:
-            s = seqs[m]
-            meta = {
-                k: _provenance_value(v) for k, v in s.metadata.items() if k != "dimension names"
-            }
-            schema = modality_schema(
-                m,
-                s.dim,
-                "csd",
-                s.path,
-                file_sha256(s.path),
-                {"root": s.root, "metadata": meta},
-                s.feature_names,
-            )
-            schemas.append(
-                type(schema)(schema.name, schema.feature_names, schema.extractor, s.rate_hz())
-            )
-        write_import(out, schemas, samples(), report, file_sha256(lab.path))
+        _open_numeric(paths, seqs)
+        spec = label_spec(dataset or "")
+        columns, named_by = _label_columns(directory, seqs["labels"], spec, emotions, label_column)
+        report = _report(directory, spec, seqs, columns, named_by, fold_source)
+        segments = _segments(seqs["labels"], columns)
+        schemas = [_schema(m, seqs[m]) for m in MODALITIES]
+        samples = _samples(segments, split_of, _Slicer(seqs, report))
+        write_import(out, schemas, samples, report, file_sha256(seqs["labels"].path))
         return report
     finally:
         for s in seqs.values():
