@@ -34,6 +34,7 @@ naming the file and the broken invariant.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -42,7 +43,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import h5py
 import numpy as np
@@ -531,6 +532,312 @@ def _decode(arr: np.ndarray) -> np.ndarray:
     return np.array([x.decode("utf-8") if isinstance(x, bytes) else x for x in arr], dtype=object)
 
 
+# -- the invariants checked on open -----------------------------------------------------------
+# Each check returns the broken invariant in words, or None. The tables below run them in
+# order and FeatureStore raises the first problem, naming the file.
+_RESERVED_ATTRS = (
+    "format",
+    "version",
+    "created",
+    "mea_cli_version",
+    "dataset",
+    "task",
+    "label_names",
+)
+
+
+def _real_problem(where: str, ds: h5py.Dataset, floats_only: bool = False) -> str | None:
+    """A numeric dataset must hold real numbers: not strings, complex numbers or objects
+    (which would fail, or silently drop an imaginary part, only once training reads them)."""
+    kind = ds.dtype.kind
+    if kind in ("f" if floats_only else "fiu"):
+        return None
+    wanted = "floating-point" if floats_only else "real numeric"
+    held = {"O": "strings or objects", "S": "strings", "U": "strings", "c": "complex numbers"}
+    what = f" ({held[kind]})" if kind in held else ""
+    return f"{where} has dtype {ds.dtype}{what}, expected {wanted} values"
+
+
+def _offsets_dtype_problem(where: str, ds: h5py.Dataset) -> str | None:
+    """Offsets index rows: integers only (a fractional offset has no row to point at)."""
+    if ds.dtype.kind in "iu":
+        return None
+    values = ds[:]
+    frac = ds.dtype.kind == "f" and bool(np.any(values != np.floor(values)))
+    what = f"fractional values (e.g. {values[values != np.floor(values)][0]})" if frac else ""
+    return (
+        f"{where} has dtype {ds.dtype}" + (f" with {what}" if what else "") + ", expected integers"
+    )
+
+
+def _missing(where: str, group: h5py.Group, keys: Sequence[str]) -> str | None:
+    """The first of ``keys`` that ``group`` lacks, as a problem."""
+    absent = [key for key in keys if key not in group]
+    return f"missing dataset {where}/{absent[0]}" if absent else None
+
+
+def _format_problem(f: h5py.File) -> str | None:
+    fmt = f.attrs.get("format")
+    if isinstance(fmt, bytes):
+        fmt = fmt.decode()
+    return None if fmt == FORMAT else f"attribute 'format' is {fmt!r}, expected {FORMAT!r}"
+
+
+def _root_version(f: h5py.File) -> Any:
+    version = f.attrs.get("version")
+    return version.item() if isinstance(version, np.generic) else version
+
+
+def _version_problem(f: h5py.File) -> str | None:
+    shown = _root_version(f)
+    if isinstance(shown, int) and not isinstance(shown, bool) and shown in READABLE_VERSIONS:
+        return None
+    readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+    return f"format version {shown!r} is not supported (this mea-cli reads {readable})"
+
+
+def _root_label_names(f: h5py.File) -> tuple[str, ...]:
+    return tuple(json.loads(f.attrs.get("label_names", "[]")))
+
+
+def _label_names_problem(f: h5py.File) -> str | None:
+    try:
+        _root_label_names(f)
+    except json.JSONDecodeError:
+        return "attribute 'label_names' is not a JSON list"
+    return None
+
+
+def _task_problem(f: h5py.File) -> str | None:
+    task = str(f.attrs.get("task", ""))
+    return None if task in TASKS else f"attribute 'task' is {task!r}, expected one of {TASKS}"
+
+
+def _samples_group_problem(f: h5py.File) -> str | None:
+    return None if "samples" in f else "missing group /samples"
+
+
+_ROOT_CHECKS = (
+    _format_problem,
+    _version_problem,
+    _label_names_problem,
+    _task_problem,
+    _samples_group_problem,
+)
+
+
+class _Columns:
+    """``/samples`` as the open checks read it: each column decoded once, when first needed."""
+
+    def __init__(self, group: h5py.Group, label_names: tuple[str, ...]) -> None:
+        self.group, self.k = group, len(label_names)
+
+    @functools.cached_property
+    def n(self) -> int:
+        return self.group["id"].shape[0]
+
+    @functools.cached_property
+    def ids(self) -> np.ndarray:
+        return _decode(self.group["id"][:])
+
+    @functools.cached_property
+    def split(self) -> np.ndarray:
+        return _decode(self.group["split"][:])
+
+    @functools.cached_property
+    def label(self) -> np.ndarray:
+        """Always ``[N, K]`` (a one-label store keeps ``[N]`` on disk)."""
+        return (
+            self.group["label"][:].astype(np.float32).reshape(self.n, max(self.k, 1))[:, : self.k]
+        )
+
+    @functools.cached_property
+    def sample_group(self) -> np.ndarray | None:
+        return _decode(self.group["group"][:]) if "group" in self.group else None
+
+
+def _columns_missing(c: _Columns) -> str | None:
+    return _missing("/samples", c.group, ("id", "video", "start", "end", "split", "label"))
+
+
+def _column_shapes(c: _Columns) -> str | None:
+    for key in ("video", "start", "end", "split"):
+        if c.group[key].shape != (c.n,):
+            return f"/samples/{key} has shape {c.group[key].shape}, expected ({c.n},)"
+    return None
+
+
+def _label_shape(c: _Columns) -> str | None:
+    expected = (c.n,) if c.k <= 1 else (c.n, c.k)
+    shape = c.group["label"].shape
+    if shape == expected:
+        return None
+    return f"/samples/label has shape {shape}, expected {expected} for {c.k} label name(s)"
+
+
+def _unique_ids(c: _Columns) -> str | None:
+    if len(set(c.ids)) == c.n:
+        return None
+    seen: set[str] = set()
+    dup = next(x for x in c.ids if x in seen or seen.add(x))
+    return f"sample ids are not unique (e.g. {dup!r})"
+
+
+def _split_values(c: _Columns) -> str | None:
+    bad = sorted(set(c.split) - set(SPLITS))
+    return f"/samples/split has values {bad}, allowed: train, valid, test or empty" if bad else None
+
+
+def _real_columns(c: _Columns) -> str | None:
+    problems = (_real_problem(f"/samples/{key}", c.group[key]) for key in ("start", "end", "label"))
+    return next((p for p in problems if p), None)
+
+
+def _finite_labels(c: _Columns) -> str | None:
+    if not np.isinf(c.label).any():
+        return None
+    row = int(np.flatnonzero(np.isinf(c.label).any(axis=1))[0])
+    return f"sample {c.ids[row]!r} has an infinite label (NaN marks a missing one)"
+
+
+def _ordered_bounds(c: _Columns) -> str | None:
+    """A segment ends at or after it starts (NaN: unknown, not compared)."""
+    start, end = c.group["start"][:], c.group["end"][:]
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero(end < start)
+    if not len(bad):
+        return None
+    i = int(bad[0])
+    return (
+        f"sample {c.ids[i]!r} ends before it starts (start {start[i]}, end {end[i]}); "
+        f"{len(bad)} such sample(s)"
+    )
+
+
+def _group_shape(c: _Columns) -> str | None:
+    if "group" not in c.group or c.group["group"].shape == (c.n,):
+        return None
+    return f"/samples/group has shape {c.group['group'].shape}, expected ({c.n},)"
+
+
+_SAMPLE_CHECKS = (
+    _columns_missing,
+    _column_shapes,
+    _label_shape,
+    _unique_ids,
+    _split_values,
+    _real_columns,
+    _finite_labels,
+    _ordered_bounds,
+    _group_shape,
+)
+
+
+class _Modality:
+    """One modality group as the open checks read it (its offsets once, when first needed)."""
+
+    def __init__(self, name: str, group: h5py.Group, n: int) -> None:
+        self.name, self.group, self.n = name, group, n
+        self.schema: ModalitySchema | None = None
+
+    @functools.cached_property
+    def offsets(self) -> np.ndarray:
+        return self.group["offsets"][:]
+
+    @property
+    def data(self) -> h5py.Dataset:
+        return self.group["data"]
+
+    @property
+    def width(self) -> int:
+        return len(self.schema.feature_names) if self.schema else 0
+
+
+def _modality_missing(m: _Modality) -> str | None:
+    return _missing(f"/{m.name}", m.group, ("data", "offsets", "times"))
+
+
+def _modality_attrs(m: _Modality) -> str | None:
+    """Reads the schema (names, extractor, nominal rate) from the group's attributes."""
+    g = m.group
+    try:
+        names = tuple(json.loads(g.attrs["feature_names"]))
+        extractor = ExtractorInfo.from_json(g.attrs["extractor"])
+    except (KeyError, json.JSONDecodeError, TypeError):
+        return f"/{m.name} lacks valid 'feature_names'/'extractor' attributes"
+    m.schema = ModalitySchema(
+        m.name, names, extractor, float(g.attrs.get("nominal_rate_hz", np.nan))
+    )
+    return None
+
+
+def _data_shape(m: _Modality) -> str | None:
+    shape = m.data.shape
+    if m.data.ndim == 2 and shape[1] == m.width:
+        return None
+    return f"/{m.name}/data has shape {shape} but {m.width} feature_names"
+
+
+def _offsets_shape(m: _Modality) -> str | None:
+    if m.offsets.shape == (m.n + 1,):
+        return None
+    return f"/{m.name}/offsets has shape {m.offsets.shape}, expected ({m.n + 1},)"
+
+
+def _offsets_start(m: _Modality) -> str | None:
+    return None if m.offsets[0] == 0 else f"/{m.name}/offsets does not start at 0"
+
+
+def _offsets_monotone(m: _Modality) -> str | None:
+    if not np.any(np.diff(m.offsets) < 0):
+        return None
+    return f"/{m.name}/offsets is not monotone (non-decreasing)"
+
+
+def _offsets_end(m: _Modality) -> str | None:
+    rows = m.data.shape[0]
+    if m.offsets[-1] == rows:
+        return None
+    return f"/{m.name}/offsets ends at {m.offsets[-1]} but /{m.name}/data has {rows} rows"
+
+
+def _times_shape(m: _Modality) -> str | None:
+    shape, rows = m.group["times"].shape, m.data.shape[0]
+    return (
+        None if shape == (rows, 2) else f"/{m.name}/times has shape {shape}, expected ({rows}, 2)"
+    )
+
+
+def _modality_dtypes(m: _Modality) -> str | None:
+    g = m.group
+    return (
+        _offsets_dtype_problem(f"/{m.name}/offsets", g["offsets"])
+        or _real_problem(f"/{m.name}/data", g["data"])
+        or _real_problem(f"/{m.name}/times", g["times"], floats_only=True)
+    )
+
+
+_MODALITY_CHECKS = (
+    _modality_missing,
+    _modality_attrs,
+    _data_shape,
+    _offsets_shape,
+    _offsets_start,
+    _offsets_monotone,
+    _offsets_end,
+    _times_shape,
+    _modality_dtypes,
+)
+
+
+def _modality_names(f: h5py.File) -> list[str]:
+    """The modality groups in the canonical order (text, vision, audio), others after by name."""
+    return sorted(
+        (name for name in f if name not in ("samples", "failures", "words")),
+        key=lambda m: (MODALITIES.index(m) if m in MODALITIES else len(MODALITIES), m),
+    )
+
+
 class FeatureStore:
     """Read-only access to a feature store, validated on open.
 
@@ -568,168 +875,57 @@ class FeatureStore:
     def _fail(self, problem: str) -> None:
         raise FeatureStoreError(self._name, problem)
 
+    def _require(self, problem: str | None) -> None:
+        if problem is not None:
+            self._fail(problem)
+
     def _validate(self) -> None:
+        """Run the tables of checks (root, ``/samples``, each modality, ``/words``) in order,
+        keeping what they read."""
         f = self._file
-        fmt = f.attrs.get("format")
-        if isinstance(fmt, bytes):
-            fmt = fmt.decode()
-        if fmt != FORMAT:
-            self._fail(f"attribute 'format' is {fmt!r}, expected {FORMAT!r}")
-        version = f.attrs.get("version")
-        shown = version.item() if isinstance(version, np.generic) else version
-        if not isinstance(shown, int) or isinstance(shown, bool) or shown not in READABLE_VERSIONS:
-            readable = ", ".join(str(v) for v in READABLE_VERSIONS)
-            self._fail(f"format version {shown!r} is not supported (this mea-cli reads {readable})")
-        self.version = int(shown)
-        try:
-            label_names = tuple(json.loads(f.attrs.get("label_names", "[]")))
-        except json.JSONDecodeError:
-            self._fail("attribute 'label_names' is not a JSON list")
-        task = str(f.attrs.get("task", ""))
-        if task not in TASKS:
-            self._fail(f"attribute 'task' is {task!r}, expected one of {TASKS}")
-        reserved = {
-            "format",
-            "version",
-            "created",
-            "mea_cli_version",
-            "dataset",
-            "task",
-            "label_names",
-        }
+        for root_check in _ROOT_CHECKS:
+            self._require(root_check(f))
+        self.version = int(_root_version(f))
+        label_names = _root_label_names(f)
+        columns = _Columns(f["samples"], label_names)
         self.meta = StoreMeta(
             dataset=str(f.attrs.get("dataset", "")),
-            task=task,
+            task=str(f.attrs.get("task", "")),
             label_names=label_names,
             created=str(f.attrs.get("created", "")),
             mea_cli_version=str(f.attrs.get("mea_cli_version", "")),
-            attrs={k: v for k, v in f.attrs.items() if k not in reserved},
+            attrs={k: v for k, v in f.attrs.items() if k not in _RESERVED_ATTRS},
         )
-        if "samples" not in f:
-            self._fail("missing group /samples")
-        s = f["samples"]
-        for key in ("id", "video", "start", "end", "split", "label"):
-            if key not in s:
-                self._fail(f"missing dataset /samples/{key}")
-        n = s["id"].shape[0]
-        for key in ("video", "start", "end", "split"):
-            if s[key].shape != (n,):
-                self._fail(f"/samples/{key} has shape {s[key].shape}, expected ({n},)")
-        k = len(label_names)
-        expected = (n,) if k <= 1 else (n, k)
-        if s["label"].shape != expected:
-            self._fail(
-                f"/samples/label has shape {s['label'].shape}, expected {expected} for "
-                f"{k} label name(s)"
-            )
-        ids = _decode(s["id"][:])
-        if len(set(ids)) != n:
-            seen: set[str] = set()
-            dup = next(x for x in ids if x in seen or seen.add(x))
-            self._fail(f"sample ids are not unique (e.g. {dup!r})")
-        split = _decode(s["split"][:])
-        bad = sorted(set(split) - set(SPLITS))
-        if bad:
-            self._fail(f"/samples/split has values {bad}, allowed: train, valid, test or empty")
-        for key in ("start", "end", "label"):
-            self._check_real(f"/samples/{key}", s[key])
-        label = s["label"][:].astype(np.float32).reshape(n, max(k, 1))[:, :k]
-        if np.isinf(label).any():
-            row = int(np.flatnonzero(np.isinf(label).any(axis=1))[0])
-            self._fail(f"sample {ids[row]!r} has an infinite label (NaN marks a missing one)")
-        self._check_bounds(ids, s["start"][:], s["end"][:])
-        group = None
-        if "group" in s:
-            if s["group"].shape != (n,):
-                self._fail(f"/samples/group has shape {s['group'].shape}, expected ({n},)")
-            group = _decode(s["group"][:])
+        for sample_check in _SAMPLE_CHECKS:
+            self._require(sample_check(columns))
+        s = columns.group
         self.samples = SampleTable(
-            id=ids,
+            id=columns.ids,
             video=_decode(s["video"][:]),
             start=s["start"][:],
             end=s["end"][:],
-            split=split,
-            label=label,
-            group=group,
+            split=columns.split,
+            label=columns.label,
+            group=columns.sample_group,
         )
-        self._index = {x: i for i, x in enumerate(ids)}
-        self._ids_for_errors = ids
+        self._index = {x: i for i, x in enumerate(columns.ids)}
+        self._ids_for_errors = columns.ids
+        self._validate_modalities(columns.n)
+        self._validate_words(columns.n)
+
+    def _validate_modalities(self, n: int) -> None:
+        """Each modality group through :data:`_MODALITY_CHECKS`; its schema and offsets kept."""
         self.modalities: dict[str, ModalitySchema] = {}
         self._offsets: dict[str, np.ndarray] = {}
-        groups = sorted(
-            (name for name in f if name not in ("samples", "failures", "words")),
-            key=lambda m: (MODALITIES.index(m) if m in MODALITIES else len(MODALITIES), m),
-        )
-        if not groups:
+        names = _modality_names(self._file)
+        if not names:
             self._fail("no modality groups")
-        for name in groups:
-            g = f[name]
-            for key in ("data", "offsets", "times"):
-                if key not in g:
-                    self._fail(f"missing dataset /{name}/{key}")
-            try:
-                names = tuple(json.loads(g.attrs["feature_names"]))
-                extractor = ExtractorInfo.from_json(g.attrs["extractor"])
-            except (KeyError, json.JSONDecodeError, TypeError):
-                self._fail(f"/{name} lacks valid 'feature_names'/'extractor' attributes")
-            data, offsets, times = g["data"], g["offsets"][:], g["times"]
-            if data.ndim != 2 or data.shape[1] != len(names):
-                self._fail(f"/{name}/data has shape {data.shape} but {len(names)} feature_names")
-            if offsets.shape != (n + 1,):
-                self._fail(f"/{name}/offsets has shape {offsets.shape}, expected ({n + 1},)")
-            if offsets[0] != 0:
-                self._fail(f"/{name}/offsets does not start at 0")
-            if np.any(np.diff(offsets) < 0):
-                self._fail(f"/{name}/offsets is not monotone (non-decreasing)")
-            if offsets[-1] != data.shape[0]:
-                self._fail(
-                    f"/{name}/offsets ends at {offsets[-1]} but /{name}/data has {data.shape[0]} rows"
-                )
-            if times.shape != (data.shape[0], 2):
-                self._fail(f"/{name}/times has shape {times.shape}, expected ({data.shape[0]}, 2)")
-            self._check_offsets_dtype(f"/{name}/offsets", g["offsets"])
-            self._check_real(f"/{name}/data", data)
-            self._check_real(f"/{name}/times", times, floats_only=True)
-            self.modalities[name] = ModalitySchema(
-                name, names, extractor, float(g.attrs.get("nominal_rate_hz", np.nan))
-            )
-            self._offsets[name] = offsets.astype(np.int64)
-        self._validate_words(n)
-
-    # -- content checks (dtypes, offsets, times, finiteness) ---------------------------------
-    def _check_real(self, where: str, ds: h5py.Dataset, floats_only: bool = False) -> None:
-        """A numeric dataset must hold real numbers: not strings, complex numbers or objects
-        (which would fail, or silently drop an imaginary part, only once training reads them)."""
-        kind = ds.dtype.kind
-        allowed = "f" if floats_only else "fiu"
-        if kind not in allowed:
-            wanted = "floating-point" if floats_only else "real numeric"
-            held = {"O": "strings or objects", "S": "strings", "U": "strings", "c": "complex numbers"}
-            what = f" ({held[kind]})" if kind in held else ""
-            self._fail(f"{where} has dtype {ds.dtype}{what}, expected {wanted} values")
-
-    def _check_offsets_dtype(self, where: str, ds: h5py.Dataset) -> None:
-        """Offsets index rows: integers only (a fractional offset has no row to point at)."""
-        if ds.dtype.kind not in "iu":
-            values = ds[:]
-            frac = ds.dtype.kind == "f" and bool(np.any(values != np.floor(values)))
-            what = f"fractional values (e.g. {values[values != np.floor(values)][0]})" if frac else ""
-            self._fail(
-                f"{where} has dtype {ds.dtype}"
-                + (f" with {what}" if what else "")
-                + ", expected integers"
-            )
-
-    def _check_bounds(self, ids: np.ndarray, start: np.ndarray, end: np.ndarray) -> None:
-        """A segment ends at or after it starts (NaN: unknown, not compared)."""
-        with np.errstate(invalid="ignore"):
-            bad = np.flatnonzero(end < start)
-        if len(bad):
-            i = int(bad[0])
-            self._fail(
-                f"sample {ids[i]!r} ends before it starts (start {start[i]}, end {end[i]}); "
-                f"{len(bad)} such sample(s)"
-            )
+        for name in names:
+            m = _Modality(name, self._file[name], n)
+            for check in _MODALITY_CHECKS:
+                self._require(check(m))
+            self.modalities[name] = cast(ModalitySchema, m.schema)  # _modality_attrs read it
+            self._offsets[name] = m.offsets.astype(np.int64)
 
     def check_values(self) -> None:
         """Read every modality once and refuse non-finite features or a step that ends before
@@ -806,8 +1002,8 @@ class FeatureStore:
             self._fail(f"/words/times has shape {g['times'].shape}, expected ({rows}, 2)")
         if g["source"].shape != (n,):
             self._fail(f"/words/source has shape {g['source'].shape}, expected ({n},)")
-        self._check_offsets_dtype("/words/offsets", g["offsets"])
-        self._check_real("/words/times", g["times"], floats_only=True)
+        self._require(_offsets_dtype_problem("/words/offsets", g["offsets"]))
+        self._require(_real_problem("/words/times", g["times"], floats_only=True))
         self._word_offsets = offsets.astype(np.int64)
         self._word_sources = _decode(g["source"][:])
 
