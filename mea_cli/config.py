@@ -21,7 +21,7 @@ import json
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any, ClassVar, TypeVar, Union
 
@@ -74,81 +74,120 @@ def _type_name(hint: Any) -> str:
     )
 
 
+def _coerce_union(hint: Any, value: Any) -> Any:
+    """The first member type that takes ``value`` (None for an optional hint)."""
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    for arg in args:
+        if arg is type(None):
+            continue
+        try:
+            return coerce(arg, value)
+        except ValueError:
+            continue
+    raise ValueError(_type_name(hint))
+
+
+def _coerce_bool(hint: Any, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(_type_name(hint))
+
+
+def _number(hint: Any, value: Any) -> int | float:
+    """A number (command-line text parsed first); booleans are not numbers."""
+    if isinstance(value, str):
+        value = parse_text(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(_type_name(hint))
+    return value
+
+
+def _coerce_int(hint: Any, value: Any) -> int:
+    number = _number(hint, value)
+    if not math.isfinite(number) or int(number) != number:
+        raise ValueError(_type_name(hint))
+    return int(number)
+
+
+def _coerce_float(hint: Any, value: Any) -> float:
+    number = _number(hint, value)
+    if not math.isfinite(number):  # inf / nan would only fail mid-training
+        raise ValueError("a finite number")
+    return float(number)
+
+
+def _coerce_str(hint: Any, value: Any) -> str:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # command-line text that happened to look like a number
+    if not isinstance(value, str):
+        raise ValueError(_type_name(hint))
+    return value
+
+
+def _split_list(text: str) -> list[Any]:
+    """Command-line text as list items: a JSON/TOML list, else ``a,b`` or ``3/3/5``."""
+    text = text.strip()
+    if text in ("", "()", "[]"):
+        return []
+    parsed = parse_text(text)
+    items = (
+        parsed
+        if isinstance(parsed, list)
+        else [s.strip() for s in text.replace("/", ",").strip("()[]").split(",")]
+    )
+    return [s for s in items if not (isinstance(s, str) and not s)]
+
+
+def _coerce_tuple(hint: Any, value: Any) -> tuple[Any, ...]:
+    (item,) = typing.get_args(hint)[:1] or (Any,)
+    if isinstance(value, str):
+        value = _split_list(value)
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(_type_name(hint))
+    return tuple(v if item is Any else coerce(item, v) for v in value)
+
+
+def _coerce_dict(hint: Any, value: Any) -> dict[Any, Any]:
+    key_t, val_t = typing.get_args(hint) or (Any, Any)
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(_type_name(hint)) from None
+    if not isinstance(value, Mapping):
+        raise ValueError(_type_name(hint))
+    return {
+        (k if key_t is Any else coerce(key_t, k)): (v if val_t is Any else coerce(val_t, v))
+        for k, v in value.items()
+    }
+
+
+# How each kind of hint is coerced: by its generic origin (``X | None``, ``tuple[X, ...]``,
+# ``dict[K, V]``), else by the type itself; any other hint takes the value as it is.
+_BY_ORIGIN: dict[Any, Callable[[Any, Any], Any]] = {
+    Union: _coerce_union,
+    types.UnionType: _coerce_union,
+    tuple: _coerce_tuple,
+    dict: _coerce_dict,
+}
+_BY_TYPE: dict[Any, Callable[[Any, Any], Any]] = {
+    bool: _coerce_bool,
+    int: _coerce_int,
+    float: _coerce_float,
+    str: _coerce_str,
+}
+
+
 def coerce(hint: Any, value: Any) -> Any:
     """``value`` as type ``hint`` (``int``, ``float``, ``bool``, ``str``, ``tuple[X, ...]``,
     ``dict[K, V]``, ``X | None``); strings are parsed as command-line text. ``ValueError``
     (with the expected type in words) when it cannot be."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(hint)
-        if value is None and type(None) in args:
-            return None
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return coerce(arg, value)
-            except ValueError:
-                continue
-        raise ValueError(_type_name(hint))
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ValueError(_type_name(hint))
-    if hint is int:
-        if isinstance(value, str):
-            value = parse_text(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(_type_name(hint))
-        if not math.isfinite(value) or int(value) != value:
-            raise ValueError(_type_name(hint))
-        return int(value)
-    if hint is float:
-        if isinstance(value, str):
-            value = parse_text(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ValueError(_type_name(hint))
-        if not math.isfinite(value):  # inf / nan would only fail mid-training
-            raise ValueError("a finite number")
-        return float(value)
-    if hint is str:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return str(value)  # command-line text that happened to look like a number
-        if not isinstance(value, str):
-            raise ValueError(_type_name(hint))
-        return value
-    if origin is tuple:
-        (item,) = typing.get_args(hint)[:1] or (Any,)
-        if isinstance(value, str):
-            text = value.strip()
-            if text in ("", "()", "[]"):
-                return ()
-            parsed = parse_text(text)
-            items = (
-                parsed
-                if isinstance(parsed, list)
-                else [s.strip() for s in text.replace("/", ",").strip("()[]").split(",")]
-            )
-            value = [s for s in items if not (isinstance(s, str) and not s)]
-        if not isinstance(value, (list, tuple)):
-            raise ValueError(_type_name(hint))
-        return tuple(v if item is Any else coerce(item, v) for v in value)
-    if origin is dict:
-        key_t, val_t = typing.get_args(hint) or (Any, Any)
-        if isinstance(value, str):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise ValueError(_type_name(hint)) from None
-        if not isinstance(value, Mapping):
-            raise ValueError(_type_name(hint))
-        return {
-            (k if key_t is Any else coerce(key_t, k)): (v if val_t is Any else coerce(val_t, v))
-            for k, v in value.items()
-        }
-    return value
+    convert = _BY_ORIGIN.get(typing.get_origin(hint)) or _BY_TYPE.get(hint)
+    return value if convert is None else convert(hint, value)
 
 
 @cache
