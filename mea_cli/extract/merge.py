@@ -36,88 +36,131 @@ def _same_schema(a: ModalitySchema, b: ModalitySchema) -> bool:
     rates = a.nominal_rate_hz == b.nominal_rate_hz or (
         math.isnan(a.nominal_rate_hz) and math.isnan(b.nominal_rate_hz)
     )
-    return a.feature_names == b.feature_names and rates and identity(a.extractor) == identity(
-        b.extractor
+    return (
+        a.feature_names == b.feature_names
+        and rates
+        and identity(a.extractor) == identity(b.extractor)
     )
+
+
+def _modalities_differ(first: FeatureStore, s: FeatureStore) -> str | None:
+    if set(s.modalities) == set(first.modalities):
+        return None
+    return (
+        f"{s.name}: modalities {sorted(s.modalities)} differ from {first.name}'s "
+        f"{sorted(first.modalities)}"
+    )
+
+
+def _schemas_differ(first: FeatureStore, s: FeatureStore) -> str | None:
+    """Feature names, then provenance and nominal rate, modality by modality."""
+    for m, schema in first.modalities.items():
+        other = s.modalities[m]
+        if other.feature_names != schema.feature_names:
+            return f"{s.name}: {m} feature names differ from {first.name}'s"
+        if not _same_schema(other, schema):
+            return (
+                f"{s.name}: {m} extractor provenance differs from {first.name}'s "
+                f"({other.extractor.to_json()} vs {schema.extractor.to_json()})"
+            )
+    return None
+
+
+def _labels_differ(first: FeatureStore, s: FeatureStore) -> str | None:
+    for field in ("dataset", "task", "label_names"):
+        mine, theirs = getattr(s.meta, field), getattr(first.meta, field)
+        if mine != theirs:
+            return f"{s.name}: {field} {mine!r} differs from {first.name}'s {theirs!r}"
+    return None
+
+
+# What every input must share with the first, checked in this order (the first problem is raised).
+_AGREEMENT = (_modalities_differ, _schemas_differ, _labels_differ)
+
+
+def _check_inputs(inputs: Sequence[str | os.PathLike[str]], out: Path) -> list[Path]:
+    """At least one input, and the output none of them (symlinks and hard links included)."""
+    if len(inputs) < 1:
+        raise MergeError("mea merge needs at least one input store")
+    paths = [Path(p) for p in inputs]
+    if any(same_file(p, out) for p in paths):
+        raise MergeError(f"{out}: the output is also an input")
+    return paths
+
+
+def _check_agreement(stores: Sequence[FeatureStore]) -> None:
+    """Values checked in every store; every store agrees with the first; no id in two."""
+    for s in stores:
+        s.check_values()
+    for s in stores[1:]:
+        for differs in _AGREEMENT:
+            problem = differs(stores[0], s)
+            if problem:
+                raise MergeError(problem)
+    owner: dict[str, str] = {}
+    for s in stores:
+        for sid in s.samples.id:
+            if sid in owner:
+                raise MergeError(f"{s.name}: duplicate sample id {sid!r} (also in {owner[sid]})")
+            owner[str(sid)] = s.name
+
+
+def _merged_attrs(stores: Sequence[FeatureStore], paths: Sequence[Path]) -> dict[str, object]:
+    """The first store's attributes, the extraction counters summed (where every store has
+    them), the text sources counted together, and the names of the inputs."""
+    attrs: dict[str, object] = {
+        key: value
+        for key, value in stores[0].meta.attrs.items()
+        if key not in _SUMMED and key not in ("shard", "extract_text_sources")
+    }
+    for key in _SUMMED:
+        if all(key in s.meta.attrs for s in stores):
+            attrs[key] = int(sum(int(s.meta.attrs[key]) for s in stores))
+    sources: Counter[str] = Counter()
+    for s in stores:
+        raw = s.meta.attrs.get("extract_text_sources")
+        if raw is not None:
+            sources.update(json.loads(raw))
+    if sources:
+        attrs["extract_text_sources"] = dict(sorted(sources.items()))
+    attrs["merged_from"] = [p.name for p in paths]
+    return attrs
+
+
+def _extraction_order(stores: Sequence[FeatureStore]) -> list[tuple[int, int]]:
+    """``(store, row)`` of every sample in the extraction order (video, start, id)."""
+    order: list[tuple[tuple[str, float, str], int, int]] = []
+    for k, s in enumerate(stores):
+        t = s.samples
+        for i in range(len(s)):
+            probe = Sample(
+                id=str(t.id[i]), video=str(t.video[i]), start=float(t.start[i]), features={}
+            )
+            order.append((sample_order(probe), k, i))
+    order.sort()
+    return [(k, i) for _, k, i in order]
 
 
 def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> int:
     """Merge ``inputs`` into ``out`` (atomic); returns the number of samples written."""
-    if len(inputs) < 1:
-        raise MergeError("mea merge needs at least one input store")
     out = Path(out)
-    paths = [Path(p) for p in inputs]
-    if any(same_file(p, out) for p in paths):  # symlinks and hard links included
-        raise MergeError(f"{out}: the output is also an input")
+    paths = _check_inputs(inputs, out)
     stores = [FeatureStore(p) for p in paths]
     try:
-        for s in stores:
-            s.check_values()
-        first = stores[0]
-        for s in stores[1:]:
-            if set(s.modalities) != set(first.modalities):
-                raise MergeError(
-                    f"{s.name}: modalities {sorted(s.modalities)} differ from {first.name}'s "
-                    f"{sorted(first.modalities)}"
-                )
-            for m, schema in first.modalities.items():
-                other = s.modalities[m]
-                if other.feature_names != schema.feature_names:
-                    raise MergeError(f"{s.name}: {m} feature names differ from {first.name}'s")
-                if not _same_schema(other, schema):
-                    raise MergeError(
-                        f"{s.name}: {m} extractor provenance differs from {first.name}'s "
-                        f"({other.extractor.to_json()} vs {schema.extractor.to_json()})"
-                    )
-            for field in ("dataset", "task", "label_names"):
-                if getattr(s.meta, field) != getattr(first.meta, field):
-                    raise MergeError(
-                        f"{s.name}: {field} {getattr(s.meta, field)!r} differs from "
-                        f"{first.name}'s {getattr(first.meta, field)!r}"
-                    )
-        owner: dict[str, str] = {}
-        for s in stores:
-            for sid in s.samples.id:
-                if sid in owner:
-                    raise MergeError(
-                        f"{s.name}: duplicate sample id {sid!r} (also in {owner[sid]})"
-                    )
-                owner[str(sid)] = s.name
-        attrs: dict[str, object] = {}
-        sources: Counter[str] = Counter()
-        for key, value in first.meta.attrs.items():
-            if key not in _SUMMED and key not in ("shard", "extract_text_sources"):
-                attrs[key] = value
-        for key in _SUMMED:
-            if all(key in s.meta.attrs for s in stores):
-                attrs[key] = int(sum(int(s.meta.attrs[key]) for s in stores))
-        for s in stores:
-            raw = s.meta.attrs.get("extract_text_sources")
-            if raw is not None:
-                sources.update(json.loads(raw))
-        if sources:
-            attrs["extract_text_sources"] = dict(sorted(sources.items()))
-        attrs["merged_from"] = [p.name for p in paths]
-        order: list[tuple[tuple[str, float, str], int, int]] = []
-        for k, s in enumerate(stores):
-            t = s.samples
-            for i in range(len(s)):
-                probe = Sample(
-                    id=str(t.id[i]), video=str(t.video[i]), start=float(t.start[i]), features={}
-                )
-                order.append((sample_order(probe), k, i))
-        order.sort()
+        _check_agreement(stores)
+        attrs = _merged_attrs(stores, paths)
+        order = _extraction_order(stores)
         failures = sorted((f.video, f.stage, f.message) for s in stores for f in s.failures)
-        schemas = [first.modalities[m] for m in first.modalities]
+        first = stores[0]
         with FeatureStoreWriter(
             out,
-            schemas,
+            list(first.modalities.values()),
             dataset=first.meta.dataset,
             task=first.meta.task,
             label_names=first.meta.label_names,
             attrs=attrs,
         ) as w:
-            for _, k, i in order:
+            for k, i in order:
                 w.add(stores[k][i])
             for f in failures:
                 w.add_failure(*f)
