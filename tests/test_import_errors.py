@@ -78,6 +78,7 @@ MULT_CASES = [
         "split 'valid' arrays disagree on the sample count: text 3, vision 3, audio 2",
     ),
     (_set("valid", "labels", [["x"]] * 3), {}, "valid/labels is not a numeric array"),
+    (_set("train", "labels", [[1.0], [1.0, 2.0]]), {}, "train/labels is not a numeric array"),
     (
         _set("test", "labels", lambda p: p["labels"][:3]),
         {},
@@ -162,6 +163,11 @@ MMSA_CASES = [
         {},
         "train/regression_labels has shape (6, 2); expected one sentiment score for each of the "
         "6 samples",
+    ),
+    (
+        _set("valid", "regression_labels", ["a", "b"]),
+        {},
+        "valid/regression_labels is not a numeric array",
     ),
     (
         _drop("train", "vision_lengths"),

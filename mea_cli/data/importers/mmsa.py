@@ -92,7 +92,12 @@ class MmsaReader(PaddedReader):
 
     def labels(self, pk: Pickle, split: str, dataset: str) -> np.ndarray:
         n = pk.count(split)
-        y = np.asarray(pk.splits[split]["regression_labels"], dtype=np.float64)
+        try:
+            y = np.asarray(pk.splits[split]["regression_labels"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ImportFormatError(
+                pk.path, f"{split}/regression_labels is not a numeric array"
+            ) from None
         if y.size != n or (y.ndim > 1 and int(np.prod(y.shape[1:])) != 1):
             raise ImportFormatError(
                 pk.path,

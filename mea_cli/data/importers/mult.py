@@ -122,7 +122,11 @@ class MultReader(PaddedReader):
     def dataset_name(self, path: Path, splits: Mapping[str, Mapping[str, Any]]) -> str:
         if self.dataset is not None:
             return self.dataset
-        return "iemocap" if np.asarray(splits["train"]["labels"]).shape[1:] == (4, 2) else ""
+        try:
+            shape = np.asarray(splits["train"]["labels"]).shape
+        except ValueError:  # ragged: not IEMOCAP's pairs; the labels check names the problem
+            return ""
+        return "iemocap" if shape[1:] == (4, 2) else ""
 
     def labels(self, pk: Pickle, split: str, dataset: str) -> np.ndarray:
         y, bad = _labels(pk.path, pk.splits[split]["labels"], split, pk.count(split), dataset)
