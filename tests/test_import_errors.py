@@ -170,6 +170,11 @@ MMSA_CASES = [
         "valid/regression_labels is not a numeric array",
     ),
     (
+        _set("test", "text_bert", lambda p: np.full((3, 3, 6), "x")),
+        {},
+        "test/text_bert is not a numeric array",
+    ),
+    (
         _drop("train", "vision_lengths"),
         {},
         "not an MMSA pickle: split 'train' has no 'vision_lengths'",

@@ -56,9 +56,12 @@ def _text_lengths(path: Path, part: dict, split: str, x: np.ndarray) -> tuple[np
     if "text_lengths" in part:
         return _stated_lengths(path, part, split, "text_lengths", n, t), "text_lengths"
     if "text_bert" in part:
-        tb = np.asarray(part["text_bert"])
+        try:
+            tb = np.asarray(part["text_bert"], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ImportFormatError(path, f"{split}/text_bert is not a numeric array") from None
         if tb.ndim == 3 and tb.shape[0] == n and tb.shape[1] == 3 and tb.shape[2] == t:
-            return tb[:, 1, :].astype(np.float64).sum(axis=1).astype(np.int64), "text_bert mask"
+            return tb[:, 1, :].sum(axis=1).astype(np.int64), "text_bert mask"
     return true_lengths(x, "right"), "trailing zero rows stripped"
 
 
