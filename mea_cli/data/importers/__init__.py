@@ -2,7 +2,9 @@
 
 Three layouts are read: the MulT pickles (:func:`import_mult`), the MMSA pickles
 (:func:`import_mmsa`) and CMU-MultimodalSDK computational sequences (:func:`import_csd`). Each
-returns an :class:`ImportReport` and writes the store atomically (no output on any error).
+returns an :class:`ImportReport` and writes the store atomically (no output on any error). The
+two pickle layouts share one path (:func:`~mea_cli.data.importers.pipeline.import_padded`), each
+a small reader of what differs.
 """
 
 from mea_cli.data.importers.common import ImportFormatError, ImportReport
