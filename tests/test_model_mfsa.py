@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import warm
 from model_helpers import pad_batch, random_sequences
 from torch.nn import functional as F
 from typer.testing import CliRunner
@@ -389,9 +388,7 @@ def test_cli_info_prints_the_model_size() -> None:
 # ---------------------------------------------------------------- end to end
 def _mea(*args: str, cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    r = subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
+    r = warm.run(list(args), cwd=cwd, env=env)
     assert r.returncode == 0, (args, r.stdout[-3000:], r.stderr[-3000:])
     return r.stdout
 

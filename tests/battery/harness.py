@@ -4,67 +4,26 @@ every file under the watched folders as it was (nothing created, changed or remo
 
 from __future__ import annotations
 
-import atexit
-import functools
 import hashlib
-import json
 import os
 import subprocess
-import sys
-import threading
 from collections.abc import Iterable
 from pathlib import Path
+
+import warm
 
 Snapshot = dict[str, tuple[int, str]]
 
 
 def mea(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: float = 300, fresh: bool = False) -> subprocess.CompletedProcess[str]:
-    """``python -m mea_cli ARGS`` as a shell runs it (stdin closed, no colours).
-
-    By default the command runs in a child forked from a warm interpreter (``zygote.py``: the
-    same entry point, without paying torch's import on every one of the battery's cases);
-    ``fresh=True`` or an ``env`` starts a new interpreter, as the cases about start-up need."""
-    if fresh or env is not None:
-        full_env = {**os.environ, **ENV, **(env or {})}
-        return subprocess.run(
-            [sys.executable, "-m", "mea_cli", *args], cwd=cwd, env=full_env, capture_output=True,
-            text=True, stdin=subprocess.DEVNULL, timeout=timeout,
-        )
-    reply = _zygote().ask(list(args), cwd or Path.cwd(), timeout)
-    return subprocess.CompletedProcess(
-        [sys.executable, "-m", "mea_cli", *args], reply["rc"], reply["stdout"], reply["stderr"]
-    )
+    """``python -m mea_cli ARGS`` as a shell runs it (stdin closed, no colours), through
+    ``warm.run``: a child of a warm interpreter unless ``fresh`` or ``env`` changes start-up."""
+    return warm.run(list(args), cwd=cwd, env={**os.environ, **ENV, **(env or {})},
+                    timeout=timeout, fresh=fresh)
 
 
 ENV = {"NO_COLOR": "1", "COLUMNS": "200"}
-
-
-class _Zygote:
-    """One warm interpreter per test process, started on first use, ended with the process."""
-
-    def __init__(self) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, str(Path(__file__).with_name("zygote.py"))],
-            env={**os.environ, **ENV}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        self.lock = threading.Lock()
-        atexit.register(self.proc.kill)
-
-    def ask(self, args: list[str], cwd: Path, timeout: float) -> dict:
-        with self.lock:
-            request = {"args": args, "cwd": str(cwd), "timeout": timeout}
-            self.proc.stdin.write(json.dumps(request) + "\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"the battery's warm interpreter ended (exit {self.proc.poll()})")
-        return json.loads(line)
-
-
-@functools.cache
-def _zygote() -> _Zygote:
-    return _Zygote()
 
 
 def snapshot(*roots: Path) -> Snapshot:

@@ -1,13 +1,13 @@
-"""A warm interpreter for the battery: it imports mea_cli and every module its commands import
+"""A warm interpreter for the tests (``warm.py`` starts and asks it): it imports mea_cli and every module its commands import
 (torch, h5py, ...) once, then runs each request as ``python -m mea_cli ARGS`` would, in a child
 forked from itself: ``runpy`` runs ``mea_cli/__main__.py`` as ``__main__`` (what ``-m`` does),
 stdin is /dev/null, stdout and stderr go to files, and the child's exit status is the reply.
 
-Why: a fresh interpreter spends 2-3 CPU seconds importing torch before a command can refuse its
-input; the battery runs about 280 commands. A fork costs milliseconds. The entry point, the
-argument parsing and every check are the same code; what a fork cannot show (start-up itself,
-interpreter flags, environment read at import) stays in the cases that start a fresh
-interpreter (``harness.mea(..., fresh=True)`` or any ``env=``).
+Why: a fresh interpreter spends 2-3 CPU seconds importing torch before a command can even refuse
+its input, and the suite runs several hundred commands. A fork costs milliseconds. The entry
+point, the argument parsing and every check are the same code; what a fork cannot show
+(start-up itself, interpreter flags, environment read at start-up) stays with the cases that
+start a fresh interpreter (``warm.run(..., fresh=True)``, see there).
 
 Protocol: one JSON object per line on stdin, ``{"args": [...], "cwd": "...", "timeout": s}``;
 one JSON line per request on the original stdout, ``{"rc": n, "stdout": "...", "stderr": "..."}``.
