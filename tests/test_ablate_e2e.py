@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import warm
 from gates import gate_env, wait_blocked
 
 from mea_cli.ablate.api import ablate, load_run, sweep
@@ -60,14 +61,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _mea(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args],
-        cwd=cwd,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return warm.run(args, cwd=cwd, env=ENV, timeout=300)
 
 
 def _events(run: Path) -> list[dict]:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
+import warm
 
 
 def mea(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True)
+    return warm.run(list(args))
 
 
 def test_synth_then_info(tmp_path: Path) -> None:

@@ -14,10 +14,10 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import warm
 from model_helpers import train_mean_baseline
 
 from mea_cli.models import list_models
@@ -35,10 +35,8 @@ NARROW: dict[str, dict[str, object]] = {
 
 
 def _mea(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    r = subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args],
-        capture_output=True,
-        text=True,
+    r = warm.run(
+        list(args),
         cwd=cwd,
         env={**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "COLUMNS": "200"},
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import pickle
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import warm
 
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.importers import ImportFormatError, import_mult
@@ -189,7 +189,7 @@ def test_mult_drops_nonfinite_labels(tmp_path: Path) -> None:
 
 
 def mea(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True)
+    return warm.run(list(args))
 
 
 def _one_clear_error(r: subprocess.CompletedProcess[str], words: str) -> str:

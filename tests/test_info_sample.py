@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+import warm
 
 from mea_cli.artifacts.features import (
     ExtractorInfo,
@@ -24,7 +24,7 @@ SCHEMAS = [
 
 
 def mea(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True)
+    return warm.run(list(args))
 
 
 def _store(path: Path) -> Path:

@@ -553,16 +553,18 @@ def test_table_5_transcribed_and_matched_to_every_switch() -> None:
 
 # ------------------------------------------------------------------ end to end
 @pytest.mark.slow
-def test_mea_train_and_eval_mcr_on_synthetic_mosi_beats_the_mean(tmp_path: Path) -> None:
-    """``mea synth`` -> ``mea train --model mcr`` -> ``mea eval --paper``, at a small size."""
+def test_mea_train_and_eval_mcr_from_the_command_line(tmp_path: Path) -> None:
+    """``mea synth`` -> ``mea train --model mcr`` -> ``mea eval --paper``, at a tiny size. That
+    MCR learns (every seed below the training-mean predictor) is shown once for every model by
+    test_compare_models.py; here the command-line path and the paper table."""
     import json
 
     from test_train_e2e import mea
 
     store = tmp_path / "mosi.h5"
-    mea("synth", "--like", "mosi", "--n", "400", "--seed", "1", "--max-seconds", "3",
+    mea("synth", "--like", "mosi", "--n", "120", "--seed", "1", "--max-seconds", "3",
         "--out", str(store), cwd=tmp_path)  # fmt: skip
-    r = mea("train", str(store), "--dataset", "mosi", "--model", "mcr", "--epochs", "12",
+    r = mea("train", str(store), "--dataset", "mosi", "--model", "mcr", "--epochs", "2",
             "--name", "mcr", "--seeds", "1111", "--set", "d=16", "--set", "heads=2",
             "--set", "layers=2", "--set", "train.lr=3e-3", "--set", "train.batch_size=16",
             cwd=tmp_path)  # fmt: skip
@@ -570,9 +572,7 @@ def test_mea_train_and_eval_mcr_on_synthetic_mosi_beats_the_mean(tmp_path: Path)
     config = json.loads((tmp_path / "runs" / "mcr" / "config.json").read_text())
     assert config["model"] == "mcr" and config["model_config"]["layers"] == 2
     out = json.loads(mea("eval", str(tmp_path / "runs" / "mcr"), "--json", cwd=tmp_path).stdout)
-    ours, base = out["metrics"], out["baseline_train_mean"]
-    assert ours["mae"] < base["mae"] - 0.3, (ours, base)
-    assert ours["acc2_non0"] > base["acc2_non0"] + 0.10, (ours, base)
+    assert out["split"] == "test" and set(out["metrics"]) == set(out["baseline_train_mean"])
     table = mea("eval", str(tmp_path / "runs" / "mcr"), "--paper", cwd=tmp_path).stdout
     assert "MCR (paper, not comparable)" in table
 

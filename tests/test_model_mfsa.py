@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import warm
 from model_helpers import pad_batch, random_sequences
 from torch.nn import functional as F
 from typer.testing import CliRunner
@@ -389,22 +388,22 @@ def test_cli_info_prints_the_model_size() -> None:
 # ---------------------------------------------------------------- end to end
 def _mea(*args: str, cwd: Path) -> str:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    r = subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
+    r = warm.run(list(args), cwd=cwd, env=env)
     assert r.returncode == 0, (args, r.stdout[-3000:], r.stderr[-3000:])
     return r.stdout
 
 
 @pytest.mark.slow
-def test_mea_train_model_mfsa_on_synthetic_mosi_beats_the_mean(tmp_path: Path) -> None:
+def test_mea_train_model_mfsa_from_the_command_line(tmp_path: Path) -> None:
     """``mea synth --like mosi`` -> ``mea train --model mfsa`` (every component on, narrow and
-    shallow via --set) -> ``mea eval``: the test MAE is clearly below the training-mean
-    predictor's, and ``--paper`` shows MFSA's printed row marked not comparable."""
+    shallow via --set) -> ``mea eval``: the baseline it prints is the training-mean predictor's,
+    and ``--paper`` shows MFSA's printed row marked not comparable, with its deviations. That
+    MFSA learns (every seed below the training mean) is shown once for every model by
+    test_compare_models.py."""
     store = tmp_path / "mosi.h5"
-    _mea("synth", "--like", "mosi", "--n", "400", "--seed", "1", "--max-seconds", "3",
+    _mea("synth", "--like", "mosi", "--n", "120", "--seed", "1", "--max-seconds", "3",
          "--out", str(store), cwd=tmp_path)  # fmt: skip
-    _mea("train", str(store), "--dataset", "mosi", "--model", "mfsa", "--epochs", "12",
+    _mea("train", str(store), "--dataset", "mosi", "--model", "mfsa", "--epochs", "2",
          "--name", "mfsa", "--seeds", "1111",
          "--set", "d=16", "--set", "heads=2", "--set", "d_h=16", "--set", "fusion_heads=2",
          "--set", "psa_layers=1", "--set", "hca_layers=1",
@@ -418,7 +417,6 @@ def test_mea_train_model_mfsa_on_synthetic_mosi_beats_the_mean(tmp_path: Path) -
         test = s.samples.label[s.split_indices("test"), 0]
     base = regression_metrics(np.full_like(test, train.mean()), test)
     assert out["baseline_train_mean"]["mae"] == pytest.approx(base["mae"])
-    assert out["metrics"]["mae"] < base["mae"] - 0.3, (out["metrics"], base)
     table = _mea("eval", str(run), "--paper", cwd=tmp_path)
     assert "MFSA (paper, not comparable)" in table
     # the model's declared deviations from its paper, under the table

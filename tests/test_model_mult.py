@@ -8,12 +8,12 @@ import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import warm
 from model_helpers import assert_bf16_close, pad_batch, random_sequences, store_batch
 from scipy import stats
 from torch.nn import functional as F
@@ -709,14 +709,8 @@ def test_cli_info_prints_the_mult_size() -> None:
 
 
 def _mea(cwd: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    """``mea ARGS`` as a user runs it (a fresh process), asserting its exit code."""
-    r = subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-    )
+    """``mea ARGS`` as a user runs it (a subprocess, tests/warm.py), asserting its exit code."""
+    r = warm.run(list(args), cwd=cwd, env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == code, (args, r.stdout[-3000:], r.stderr[-3000:])
     return r
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import warm
 from model_helpers import train_mean_baseline
 
 from mea_cli.artifacts.features import FeatureStore
@@ -30,9 +30,7 @@ SMALL = [
 
 def mea(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # piped: tables stay whole
-    r = subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, cwd=cwd, env=env
-    )
+    r = warm.run(list(args), cwd=cwd, env=env)
     assert r.returncode == 0, (args, r.stdout[-3000:], r.stderr[-3000:])
     return r
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import warm
 
 from mea_cli.artifacts.checkpoint import Checkpoint, save_checkpoint, schema_to_dict
 from mea_cli.artifacts.features import (
@@ -23,9 +23,7 @@ from mea_cli.train.runs import RunError, read_log, resolve_run, truncate_log, up
 
 
 def mea(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, cwd=cwd
-    )
+    return warm.run(list(args), cwd=cwd)
 
 
 def one_clear_line(r: subprocess.CompletedProcess[str], *words: str) -> str:

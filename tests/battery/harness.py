@@ -7,21 +7,23 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
-import sys
 from collections.abc import Iterable
 from pathlib import Path
+
+import warm
 
 Snapshot = dict[str, tuple[int, str]]
 
 
 def mea(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
-        timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m mea_cli ARGS`` as a shell runs it (stdin closed, no colours)."""
-    full_env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args], cwd=cwd, env=full_env, capture_output=True,
-        text=True, stdin=subprocess.DEVNULL, timeout=timeout,
-    )
+        timeout: float = 300, fresh: bool = False) -> subprocess.CompletedProcess[str]:
+    """``python -m mea_cli ARGS`` as a shell runs it (stdin closed, no colours), through
+    ``warm.run``: a child of a warm interpreter unless ``fresh`` or ``env`` changes start-up."""
+    return warm.run(list(args), cwd=cwd, env={**os.environ, **ENV, **(env or {})},
+                    timeout=timeout, fresh=fresh)
+
+
+ENV = {"NO_COLOR": "1", "COLUMNS": "200"}
 
 
 def snapshot(*roots: Path) -> Snapshot:

@@ -6,11 +6,16 @@ package), these hold: the error classes of both are caught (mea_cli.cli.main).""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
-from tests.battery.harness import assert_refused, mea, snapshot
+from tests.battery import harness
+from tests.battery.harness import assert_refused, snapshot
+
+# usage errors start a fresh interpreter each: the real start-up, as a shell sees it
+mea = functools.partial(harness.mea, fresh=True)
 
 COMMANDS = [
     "extract", "merge", "import", "synth", "info", "train",
