@@ -1,0 +1,168 @@
+"""Write the word-aligned copy of a feature store (``mea align STORE --to words``).
+
+For each sample the reference spans are its words (``/words``, with their times); a sample
+without words uses its text modality's step times (stores imported from the SDK's CSD files
+keep each word vector's interval there). Every modality, text included, is collapsed onto
+those spans (:func:`mea_cli.align.collapse.collapse`), so all modalities have one step per
+word and step times equal to the word intervals. A text step that is exactly its word's
+interval is copied unchanged by every reduction.
+
+A sample that cannot be aligned -- no word and no timed text step, word times unknown, or a
+modality whose steps have no times -- is not written and becomes a failure row
+(``stage = "align"``) naming it, beside the source store's own failures; the count is printed.
+The output records the alignment in the root attribute ``aligned`` (JSON: ``to``, ``reduce``,
+``epsilon_s``, the source's path and sha256, the reference used per sample, and per modality
+how many words had no step and got zeros).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mea_cli.align.collapse import EPSILON, REDUCES, collapse
+from mea_cli.artifacts.features import (
+    FeatureStore,
+    FeatureStoreWriter,
+    ModalitySchema,
+    Sample,
+)
+from mea_cli.errors import MeaError
+from mea_cli.paths import check_not_input, file_sha256
+
+ATTR = "aligned"
+"""Root attribute of an aligned store (its provenance)."""
+
+
+class AlignError(MeaError):
+    """A store that cannot be aligned (already aligned, no sample alignable)."""
+
+
+@dataclass
+class AlignReport:
+    """What :func:`align_store` wrote: samples, failures, empty words per modality."""
+
+    out: Path
+    samples: int
+    words: int
+    reference: dict[str, int]
+    empty_words: dict[str, int]
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (sample id, reason)
+
+
+def aligned_setting(attrs: Any) -> str:
+    """``"word-aligned"`` when a store's root attributes record ``mea align --to words``,
+    else ``"unaligned"`` (native rates): the setting a paper's table row is compared with
+    (the words a row's ``setting`` uses in ``mea_cli/train/paper_results.json``)."""
+    return "word-aligned" if ATTR in attrs else "unaligned"
+
+
+def _reference(store: FeatureStore, i: int, sample: Sample) -> tuple[np.ndarray, str]:
+    """The spans sample ``i`` is aligned to and what they are (``words`` / ``text``);
+    raises ``ValueError`` with the reason when there are none."""
+    if sample.words:
+        spans = np.array([(w.start, w.end) for w in sample.words], np.float64)
+        if not np.isfinite(spans).all():
+            raise ValueError("its words have no (finite) times")
+        return spans, "words"
+    if "text" in store.modalities and len(sample.times["text"]):
+        spans = np.asarray(sample.times["text"], np.float64)
+        if not np.isfinite(spans).all():
+            raise ValueError("it has no words and its text steps have no times")
+        return spans, "text"
+    raise ValueError("it has no words and no timed text steps")
+
+
+def _align_sample(
+    store: FeatureStore, i: int, reduce: str, empty: dict[str, int]
+) -> tuple[Sample, str]:
+    sample = store[i]
+    spans, kind = _reference(store, i, sample)
+    features, times, missing = {}, {}, {}
+    for m in store.modalities:
+        x, t = sample.features[m], np.asarray(sample.times[m], np.float64)
+        if len(x) and not np.isfinite(t).all():
+            raise ValueError(f"its {m} steps have no times")
+        features[m], covered = collapse(x, t, spans, reduce)
+        times[m] = spans
+        missing[m] = int((~covered).sum())
+    for m, n in missing.items():
+        empty[m] += n
+    sample.features, sample.times = features, times
+    return sample, kind
+
+
+def align_store(
+    source: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    reduce: str = "mean",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> AlignReport:
+    """Write ``out``: ``source`` with every modality collapsed onto each sample's words.
+
+    ``progress(done, total, note)`` is called after each sample. Atomic: ``out`` appears only
+    when complete. Raises :class:`AlignError` for a store that is already aligned or of
+    which no sample can be aligned, and a :class:`~mea_cli.paths.PathError` when ``out`` is
+    ``source``.
+    """
+    if reduce not in REDUCES:
+        raise AlignError(f"--reduce must be one of {', '.join(REDUCES)}, got {reduce!r}")
+    source, out = Path(source), Path(out)
+    check_not_input(out, [source], "aligned store")
+    with FeatureStore(source) as store:
+        if ATTR in store.meta.attrs:
+            raise AlignError(f"{source}: already aligned ({store.meta.attrs[ATTR]})")
+        store.check_values()
+        empty = {m: 0 for m in store.modalities}
+        reference = {"words": 0, "text": 0}
+        failures: list[tuple[str, str]] = []
+        aligned: list[Sample] = []
+        for i in range(len(store)):
+            try:
+                sample, kind = _align_sample(store, i, reduce, empty)
+            except ValueError as err:
+                failures.append((str(store.samples.id[i]), str(err)))
+            else:
+                aligned.append(sample)
+                reference[kind] += 1
+            if progress is not None:
+                progress(i + 1, len(store), f"failures {len(failures)}")
+        if not aligned:
+            why = failures[0][1] if failures else "the store has no samples"
+            raise AlignError(f"{source}: no sample can be aligned to words (e.g. {why})")
+        words = sum(len(s.times[next(iter(s.times))]) for s in aligned)
+        provenance = {
+            "to": "words",
+            "reduce": reduce,
+            "epsilon_s": EPSILON,
+            "source": str(source.resolve()),
+            "source_sha256": file_sha256(source),
+            "reference": reference,
+            "words": words,
+            "empty_words": empty,
+            "failed": len(failures),
+        }
+        schemas = [
+            ModalitySchema(s.name, s.feature_names, s.extractor, float("nan"))
+            for s in store.modalities.values()
+        ]
+        with FeatureStoreWriter(
+            out,
+            schemas,
+            dataset=store.meta.dataset,
+            task=store.meta.task,
+            label_names=store.meta.label_names,
+            attrs={**store.meta.attrs, ATTR: provenance},
+        ) as writer:
+            for sample in aligned:
+                writer.add(sample)
+            for f in store.failures:
+                writer.add_failure(f.video, f.stage, f.message)
+            for sid, why in failures:
+                writer.add_failure(sid, "align", f"sample {sid}: {why}")
+    return AlignReport(out, len(aligned), words, reference, empty, failures)

@@ -1,0 +1,248 @@
+"""``mea align``: word-level alignment checked against a hand computation, against a literal
+port of the CMU Multimodal SDK's intersection rule, and on stores (provenance, failure rows,
+bad input)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mea_cli.align import EPSILON, align_store, collapse, overlaps
+from mea_cli.artifacts.features import (
+    ExtractorInfo,
+    FeatureStore,
+    FeatureStoreWriter,
+    ModalitySchema,
+    Sample,
+    Word,
+)
+
+# words: A, B (B starts where A ends), C after a gap no vision step reaches
+SPANS = np.array([[0.0, 1.0], [1.0, 2.2], [2.5, 3.0]])
+# s1 straddles A and B (0.75 s in A, 0.5 s in B); s2 straddles B (0.7 s) and touches C at 2.5
+STEPS = np.array([[0.0, 0.25], [0.25, 1.5], [1.5, 2.5]])
+X = np.array([[1.0, 10.0], [3.0, 30.0], [5.0, 50.0]])
+
+
+def test_overlaps_by_hand() -> None:
+    np.testing.assert_allclose(
+        overlaps(STEPS, SPANS),
+        [[0.25, 0.75, 0.0], [0.0, 0.5, 0.7], [0.0, 0.0, 0.0]],  # touching at 2.5 is no overlap
+    )
+
+
+@pytest.mark.parametrize(
+    ("reduce", "a", "b"),
+    [
+        ("mean", 0.25 * 1 + 0.75 * 3, (0.5 * 3 + 0.7 * 5) / 1.2),  # weighted by overlap
+        ("plain-mean", (1 + 3) / 2, (3 + 5) / 2),  # the SDK examples' numpy.average
+        ("max", 3.0, 5.0),
+        ("last", 3.0, 5.0),
+    ],
+)
+def test_collapse_by_hand(reduce: str, a: float, b: float) -> None:
+    out, covered = collapse(X, STEPS, SPANS, reduce)
+    np.testing.assert_allclose(out, [[a, 10 * a], [b, 10 * b], [0.0, 0.0]], rtol=1e-6)
+    assert covered.tolist() == [True, True, False]  # the gap word: zeros, not covered
+    assert out.dtype == np.float32
+
+
+def test_last_and_max_differ_when_the_last_step_is_smaller() -> None:
+    x = np.array([[4.0], [2.0]])
+    steps = np.array([[0.0, 0.5], [0.5, 1.0]])
+    span = np.array([[0.0, 1.0]])
+    assert collapse(x, steps, span, "max")[0][0, 0] == 4.0
+    assert collapse(x, steps, span, "last")[0][0, 0] == 2.0
+
+
+def sdk_intersect_and_copy(ref: np.ndarray, sub: np.ndarray, features: np.ndarray, epsilon: float):
+    """``mmdataset.__intersect_and_copy`` of the CMU Multimodal SDK
+    (mmsdk/mmdatasdk/dataset/dataset.py), line for line."""
+    ref_copy = ref.copy()
+    ref_copy[1] = -ref_copy[1]
+    ref_copy = ref_copy[::-1]
+    sub_copy = sub.copy()
+    sub_copy[:, 0] = -sub_copy[:, 0]
+    where_intersect = np.all((sub_copy - ref_copy) > (-epsilon), axis=1)
+    intersectors = sub[where_intersect, :]
+    intersectors = np.concatenate(
+        [np.maximum(intersectors[:, 0], ref[0])[:, None], np.minimum(intersectors[:, 1], ref[1])[:, None]],
+        axis=1,
+    )
+    intersectors_features = features[where_intersect, :]
+    where_nonzero_len = np.where(abs(intersectors[:, 0] - intersectors[:, 1]) > epsilon)
+    return intersectors[where_nonzero_len], intersectors_features[where_nonzero_len]
+
+
+def sdk_align(spans: np.ndarray, steps: np.ndarray, x: np.ndarray) -> list[np.ndarray | None]:
+    """The SDK's ``align`` for one video with the examples' ``myavg`` collapse
+    (``numpy.average(features, axis=0)``): None where the SDK writes no entry."""
+    out: list[np.ndarray | None] = []
+    for ref in spans:
+        if abs(ref[0] - ref[1]) < EPSILON:  # the SDK skips zero-length words
+            out.append(None)
+            continue
+        iv, feats = sdk_intersect_and_copy(ref, steps, x, EPSILON)
+        out.append(None if len(iv) == 0 else np.average(feats, axis=0))
+    return out
+
+
+def test_equals_the_sdk_on_a_hand_case_and_on_random_intervals() -> None:
+    rng = np.random.default_rng(0)
+    cases = [(SPANS, STEPS, X)]
+    for _ in range(20):
+        edges = np.sort(rng.uniform(0, 5, 13))
+        spans = np.stack([edges[:-1:2], edges[1::2]], axis=1)  # words with gaps between them
+        starts = np.sort(rng.uniform(0, 5, 30))
+        steps = np.stack([starts, starts + rng.uniform(0.01, 0.6, 30)], axis=1)
+        cases.append((spans, steps, rng.normal(size=(30, 3))))
+    for spans, steps, x in cases:
+        ours, covered = collapse(x, steps, spans, "plain-mean")
+        for k, theirs in enumerate(sdk_align(spans, steps, x)):
+            assert covered[k] == (theirs is not None)
+            expect = np.zeros(x.shape[1]) if theirs is None else theirs
+            np.testing.assert_allclose(ours[k], expect, rtol=1e-5, atol=1e-6)
+
+
+# -- stores ---------------------------------------------------------------------------------
+
+
+def schema(name: str, dim: int, rate: float = float("nan")) -> ModalitySchema:
+    return ModalitySchema(name, tuple(f"{name}{j}" for j in range(dim)), ExtractorInfo("t"), rate)
+
+
+def write_store(path: Path) -> Path:
+    """Two samples: ``a`` with the hand case's words (text steps = the words), ``b`` with
+    neither words nor text steps (cannot be aligned)."""
+    text = np.arange(6, dtype=np.float32).reshape(3, 2)
+    audio = np.array([[1.0], [2.0], [3.0], [4.0]], np.float32)
+    audio_t = np.array([[0.0, 0.5], [0.5, 1.0], [1.0, 1.6], [2.5, 2.75]])
+    with FeatureStoreWriter(
+        path, [schema("text", 2), schema("vision", 2, 15.0), schema("audio", 1, 100.0)],
+        dataset="mosi", task="regression", label_names=["sentiment"], attrs={"synthetic": True},
+    ) as w:  # fmt: skip
+        w.add(Sample(
+            id="a", video="v", start=0.0, end=3.0, split="train", label=np.array([1.0]),
+            features={"text": text, "vision": X, "audio": audio},
+            times={"text": SPANS, "vision": STEPS, "audio": audio_t},
+            words=[Word("A", 0.0, 1.0), Word("B", 1.0, 2.2), Word("C", 2.5, 3.0)],
+            words_source="sidecar.json",
+        ))  # fmt: skip
+        w.add(Sample(
+            id="b", video="v", start=3.0, end=4.0, split="test", label=np.array([-1.0]),
+            features={"text": np.zeros((0, 2)), "vision": X[:1], "audio": audio[:1]},
+            times={"text": np.zeros((0, 2)), "vision": STEPS[:1], "audio": audio_t[:1]},
+        ))  # fmt: skip
+        w.add_failure("gone.mp4", "face", "no face found")
+    return path
+
+
+def test_align_store_values_times_words_failures_and_provenance(tmp_path: Path) -> None:
+    src = write_store(tmp_path / "s.h5")
+    report = align_store(src, tmp_path / "w.h5", "mean")
+    assert report.samples == 1 and report.failures == [("b", "it has no words and no timed text steps")]
+    assert report.empty_words == {"text": 0, "vision": 1, "audio": 0}
+    with FeatureStore(tmp_path / "w.h5") as st:
+        assert list(st.samples.id) == ["a"]
+        s = st[0]
+        np.testing.assert_array_equal(s.features["text"], np.arange(6).reshape(3, 2))  # unchanged
+        b = (0.5 * 3 + 0.7 * 5) / 1.2
+        np.testing.assert_allclose(s.features["vision"], [[2.5, 25], [b, 10 * b], [0, 0]], rtol=1e-6)
+        # audio: A = (1 + 2) / 2; B: [1.0, 1.6] alone; C: [2.5, 2.75] alone
+        np.testing.assert_allclose(s.features["audio"], [[1.5], [3.0], [4.0]])
+        for m in st.modalities:
+            np.testing.assert_array_equal(s.times[m], SPANS)
+            assert np.isnan(st.modalities[m].nominal_rate_hz)
+        assert [w.text for w in s.words] == ["A", "B", "C"] and s.words_source == "sidecar.json"
+        assert s.label[0] == 1.0 and s.split == "train"
+        prov = json.loads(st.meta.attrs["aligned"])
+        assert prov["to"] == "words" and prov["reduce"] == "mean"
+        assert prov["source"] == str(src.resolve()) and len(prov["source_sha256"]) == 64
+        assert prov["reference"] == {"words": 1, "text": 0} and prov["failed"] == 1
+        assert prov["empty_words"] == {"text": 0, "vision": 1, "audio": 0}
+        assert st.meta.attrs["synthetic"]
+        fails = [(f.video, f.stage) for f in st.failures]
+        assert fails == [("gone.mp4", "face"), ("b", "align")]
+
+
+def test_text_times_are_the_reference_when_a_sample_has_no_words(tmp_path: Path) -> None:
+    src = tmp_path / "s.h5"
+    with FeatureStoreWriter(src, [schema("text", 1), schema("audio", 1)]) as w:
+        w.add(Sample(
+            id="a", features={"text": np.array([[7.0], [8.0]]), "audio": np.array([[1.0], [3.0]])},
+            times={"text": np.array([[0.0, 1.0], [1.0, 2.0]]), "audio": np.array([[0.0, 1.5], [1.5, 2.0]])},
+        ))  # fmt: skip
+    report = align_store(src, tmp_path / "w.h5", "max")
+    assert report.reference == {"words": 0, "text": 1}
+    with FeatureStore(tmp_path / "w.h5") as st:
+        np.testing.assert_array_equal(st[0].features["text"], [[7.0], [8.0]])
+        np.testing.assert_array_equal(st[0].features["audio"], [[1.0], [3.0]])
+
+
+def mea(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_cli_align_and_its_refusals(tmp_path: Path) -> None:
+    src = write_store(tmp_path / "s.h5")
+    out = tmp_path / "w.h5"
+    r = mea("align", str(src), "--to", "words", "--out", str(out), "--reduce", "plain-mean")
+    assert r.returncode == 0, r.stderr
+    assert "aligned 1 samples (3 words" in r.stdout and "1 samples not aligned" in r.stdout
+    assert "not aligned: b: it has no words" in r.stderr
+    before = sorted(p.name for p in tmp_path.iterdir())
+    refusals = [
+        (["align", str(src), "--to", "words", "--out", str(src)], "also an input"),
+        (["align", str(out), "--to", "words", "--out", str(tmp_path / "x.h5")], "already aligned"),
+        (["align", str(tmp_path / "no.h5"), "--to", "words", "--out", str(tmp_path / "y.h5")], "no such"),
+        (["align", str(src), "--to", "phones", "--out", str(tmp_path / "z.h5")], "phones"),
+        (["align", str(src), "--to", "words", "--out", str(tmp_path / "z.h5"), "--reduce", "sum"], "sum"),
+    ]
+    for args, words in refusals:
+        r = mea(*args)
+        assert r.returncode == 2, (args, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], (args, r.stderr)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created or changed
+
+
+NARROW = {
+    "mea": ["d=16", "heads=2", "d_h=16", "psa_layers=1", "hca_layers=1"],
+    "mult": ["d=16", "heads=2", "layers=1", "memory_layers=1"],
+    "fdmer": ["d_k=32", "d_disc=16", "transformer_layers=[1,1,1]", "heads=2", "ffn_mult=2"],
+}
+
+
+@pytest.mark.slow
+def test_an_aligned_store_trains_mea_mult_and_fdmer(tmp_path: Path) -> None:
+    """Synthetic store (its text steps carry the word times) -> ``mea align`` -> one tiny
+    epoch of each model; ``mea eval --paper`` says FDMER's word-aligned row matches."""
+    store, aligned = tmp_path / "s.h5", tmp_path / "w.h5"
+    for args in (
+        ["synth", "--like", "mosi", "--n", "30", "--seed", "1", "--max-seconds", "2", "--out", str(store)],
+        ["align", str(store), "--to", "words", "--out", str(aligned)],
+    ):
+        r = mea(*args)
+        assert r.returncode == 0, r.stderr
+    with FeatureStore(aligned) as st:
+        lengths = {m: st.lengths(m) for m in st.modalities}
+        assert all((lengths[m] == lengths["text"]).all() for m in st.modalities)  # word rate
+    for model, sets in NARROW.items():
+        sets = [x for kv in sets for x in ("--set", kv)]
+        r = mea("train", str(aligned), "--dataset", "mosi", "--model", model, "--epochs", "1",
+                "--name", model, "--seeds", "1111", "--runs-dir", str(tmp_path / "runs"),
+                "--device", "cpu", "--threads", "1", "--set", "train.batch_size=16", *sets)  # fmt: skip
+        assert r.returncode == 0, (model, r.stdout[-2000:], r.stderr[-2000:])
+        assert "best on valid" in r.stdout
+    r = mea("eval", str(tmp_path / "runs" / "fdmer"), "--paper")
+    assert r.returncode == 0, r.stderr
+    text = " ".join(r.stdout.split())
+    assert "FDMER: measured on word-aligned sequences, as this store (setting matches)" in text
+    assert "MulT: measured on unaligned sequences, not on word-aligned ones as here" in text
