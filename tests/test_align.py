@@ -5,6 +5,7 @@ bad input)."""
 from __future__ import annotations
 
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +247,69 @@ def test_an_aligned_store_trains_mea_mult_and_fdmer(tmp_path: Path) -> None:
     text = " ".join(r.stdout.split())
     assert "FDMER: measured on word-aligned sequences, as this store (setting matches)" in text
     assert "MulT: measured on unaligned sequences, not on word-aligned ones as here" in text
+
+
+def test_align_of_an_sdk_import_reproduces_the_mult_aligned_pickle(tmp_path: Path) -> None:
+    """CSD files (the SDK's unaligned sequences with times) -> ``mea import csd`` ->
+    ``mea align --reduce plain-mean`` equals the MulT-style aligned pickle made from the same
+    files by the SDK's pipeline (align to the word vectors with ``myavg``, ``impute`` zeros,
+    cut at the segments, left-pad) and read back with ``mea import mult``.
+
+    MulT's own pickles cannot be paired this way: the released ``*_noalign.pkl`` keep no step
+    times, so their aligned twins cannot be recomputed from them; the CSD files can."""
+    from test_import_csd import write_csd
+
+    from mea_cli.data.importers import import_csd, import_mult
+    from mea_cli.data.importers.csd import standard_folds
+
+    rng = np.random.default_rng(5)
+    folds = standard_folds("mosi")
+    videos = {folds[s][0]: s for s in ("train", "valid", "test")}
+    segs = np.array([[0.0, 2.0], [2.0, 4.0]])
+    words = np.array([[0.1, 0.5], [0.5, 1.0], [1.2, 1.9], [2.1, 2.6], [2.6, 3.0], [3.2, 3.9]])
+    csd = tmp_path / "csd"
+    csd.mkdir()
+    src: dict[str, dict] = {m: {} for m in ("labels", "text", "vision", "audio")}
+    for v in videos:
+        src["labels"][v] = (rng.uniform(-3, 3, (2, 1)).astype(np.float32), segs)
+        src["text"][v] = (rng.normal(size=(6, 3)).astype(np.float32), words)
+        t = np.arange(0.0, 3.0, 1 / 15)  # no face after 3.0 s: the last word gets no step
+        src["vision"][v] = (rng.normal(size=(len(t), 4)).astype(np.float32), np.stack([t, t + 1 / 15], 1))
+        t = np.arange(0.0, 4.0, 0.08)
+        src["audio"][v] = (rng.normal(size=(len(t), 5)).astype(np.float32), np.stack([t, t + 0.1], 1))
+    write_csd(csd / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", src["labels"])
+    write_csd(csd / "CMU_MOSI_TimestampedWordVectors.csd", "glove_vectors", src["text"])
+    write_csd(csd / "CMU_MOSI_Visual_Facet_42.csd", "FACET", src["vision"])
+    write_csd(csd / "CMU_MOSI_COVAREP.csd", "COVAREP", src["audio"])
+
+    # the SDK's pipeline, then MulT's layout: [N, 4 (left-padded), D] per split
+    pickle_data: dict = {}
+    for v, split in videos.items():
+        per_word = {"text": list(src["text"][v][0])}
+        for m in ("vision", "audio"):
+            feats, iv = src[m][v]
+            per_word[m] = [np.zeros(feats.shape[1]) if f is None else f for f in sdk_align(words, iv, feats)]
+        part: dict = {m: [] for m in ("text", "vision", "audio")} | {"labels": [], "id": []}
+        for k, (a, b) in enumerate(segs):
+            inside = np.flatnonzero((words[:, 0] >= a) & (words[:, 1] <= b))
+            for m in ("text", "vision", "audio"):
+                x = np.stack([per_word[m][j] for j in inside]).astype(np.float32)
+                part[m].append(np.concatenate([np.zeros((4 - len(x), x.shape[1]), np.float32), x]))
+            part["labels"].append(src["labels"][v][0][k].reshape(1, 1))
+            part["id"].append([v.encode(), f"{a}".encode(), f"{b}".encode()])
+        pickle_data[split] = {key: np.array(val) for key, val in part.items()}
+    (tmp_path / "aligned.pkl").write_bytes(pickle.dumps(pickle_data))
+
+    import_csd(csd, tmp_path / "csd.h5", "mosi")
+    report = align_store(tmp_path / "csd.h5", tmp_path / "w.h5", "plain-mean")
+    assert report.reference == {"words": 0, "text": 6} and report.empty_words["vision"] == 3
+    import_mult(tmp_path / "aligned.pkl", tmp_path / "mult.h5", "mosi", padding="left")
+    with FeatureStore(tmp_path / "w.h5") as ours, FeatureStore(tmp_path / "mult.h5") as theirs:
+        assert len(ours) == len(theirs) == 6
+        key = {(str(ours.samples.video[i]), float(ours.samples.start[i])): i for i in range(len(ours))}
+        for j in range(len(theirs)):
+            i = key[(str(theirs.samples.video[j]), float(theirs.samples.start[j]))]
+            assert ours.samples.split[i] == theirs.samples.split[j]
+            assert ours.samples.label[i, 0] == theirs.samples.label[j, 0]
+            for m in ("text", "vision", "audio"):
+                np.testing.assert_allclose(ours.sequence(i, m), theirs.sequence(j, m), rtol=1e-5, atol=1e-6)
