@@ -198,6 +198,8 @@ def test_cli_align_and_its_refusals(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     assert "aligned 1 samples (3 words" in r.stdout and "1 samples not aligned" in r.stdout
     assert "not aligned: b: it has no words" in r.stderr
+    info = " ".join(mea("info", str(out)).stdout.split())
+    assert "aligned to words (reduce plain-mean) from " in info and "3 words" in info
     before = sorted(p.name for p in tmp_path.iterdir())
     refusals = [
         (["align", str(src), "--to", "words", "--out", str(src)], "also an input"),
