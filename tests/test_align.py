@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -185,20 +183,15 @@ def test_text_times_are_the_reference_when_a_sample_has_no_words(tmp_path: Path)
         np.testing.assert_array_equal(st[0].features["audio"], [[1.0], [3.0]])
 
 
-def mea(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, timeout=120
-    )
-
-
-def test_cli_align_and_its_refusals(tmp_path: Path) -> None:
+def test_cli_align_and_its_refusals(tmp_path: Path, mea) -> None:  # noqa: ANN001
     src = write_store(tmp_path / "s.h5")
     out = tmp_path / "w.h5"
-    r = mea("align", str(src), "--to", "words", "--out", str(out), "--reduce", "plain-mean")
-    assert r.returncode == 0, r.stderr
-    assert "aligned 1 samples (3 words" in r.stdout and "1 samples not aligned" in r.stdout
-    assert "not aligned: b: it has no words" in r.stderr
-    info = " ".join(mea("info", str(out)).stdout.split())
+    code, stdout, err = mea("align", str(src), "--to", "words", "--out", str(out), "--reduce", "plain-mean")
+    assert code == 0, err
+    assert "aligned 1 samples (3 words" in stdout and "1 samples not aligned" in stdout
+    assert "not aligned: b: it has no words" in err
+    code, stdout, _ = mea("info", str(out))
+    info = " ".join(stdout.split())
     assert "aligned to words (reduce plain-mean) from " in info and "3 words" in info
     before = sorted(p.name for p in tmp_path.iterdir())
     refusals = [
@@ -209,10 +202,10 @@ def test_cli_align_and_its_refusals(tmp_path: Path) -> None:
         (["align", str(src), "--to", "words", "--out", str(tmp_path / "z.h5"), "--reduce", "sum"], "sum"),
     ]
     for args, words in refusals:
-        r = mea(*args)
-        assert r.returncode == 2, (args, r.stderr)
-        lines = r.stderr.strip().splitlines()
-        assert len(lines) == 1 and words in lines[0], (args, r.stderr)
+        code, _, err = mea(*args)
+        assert code == 2, (args, err)
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and words in lines[0], (args, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing created or changed
 
 
@@ -224,29 +217,27 @@ NARROW = {
 
 
 @pytest.mark.slow
-def test_an_aligned_store_trains_mea_mult_and_fdmer(tmp_path: Path) -> None:
+@pytest.mark.usefixtures("one_torch_thread")
+def test_an_aligned_store_trains_mea_mult_and_fdmer(tmp_path: Path, synth_mosi: Path, mea) -> None:  # noqa: ANN001
     """Synthetic store (its text steps carry the word times) -> ``mea align`` -> one tiny
     epoch of each model; ``mea eval --paper`` says FDMER's word-aligned row matches."""
-    store, aligned = tmp_path / "s.h5", tmp_path / "w.h5"
-    for args in (
-        ["synth", "--like", "mosi", "--n", "30", "--seed", "1", "--max-seconds", "2", "--out", str(store)],
-        ["align", str(store), "--to", "words", "--out", str(aligned)],
-    ):
-        r = mea(*args)
-        assert r.returncode == 0, r.stderr
+    aligned = tmp_path / "w.h5"
+    code, _, err = mea("align", str(synth_mosi), "--to", "words", "--out", str(aligned))
+    assert code == 0, err
     with FeatureStore(aligned) as st:
         lengths = {m: st.lengths(m) for m in st.modalities}
         assert all((lengths[m] == lengths["text"]).all() for m in st.modalities)  # word rate
     for model, sets in NARROW.items():
         sets = [x for kv in sets for x in ("--set", kv)]
-        r = mea("train", str(aligned), "--dataset", "mosi", "--model", model, "--epochs", "1",
-                "--name", model, "--seeds", "1111", "--runs-dir", str(tmp_path / "runs"),
-                "--device", "cpu", "--threads", "1", "--set", "train.batch_size=16", *sets)  # fmt: skip
-        assert r.returncode == 0, (model, r.stdout[-2000:], r.stderr[-2000:])
-        assert "best on valid" in r.stdout
-    r = mea("eval", str(tmp_path / "runs" / "fdmer"), "--paper")
-    assert r.returncode == 0, r.stderr
-    text = " ".join(r.stdout.split())
+        code, out, err = mea(
+            "train", str(aligned), "--dataset", "mosi", "--model", model, "--epochs", "1",
+            "--name", model, "--seeds", "1111", "--runs-dir", str(tmp_path / "runs"),
+            "--device", "cpu", "--set", "train.batch_size=16", *sets,
+        )  # fmt: skip
+        assert code == 0 and "best on valid" in out, (model, out[-2000:], err[-2000:])
+    code, out, err = mea("eval", str(tmp_path / "runs" / "fdmer"), "--paper")
+    assert code == 0, err
+    text = " ".join(out.split())
     assert "FDMER: measured on word-aligned sequences, as this store (setting matches)" in text
     assert "MulT: measured on unaligned sequences, not on word-aligned ones as here" in text
 
@@ -315,3 +306,37 @@ def test_align_of_an_sdk_import_reproduces_the_mult_aligned_pickle(tmp_path: Pat
             assert ours.samples.label[i, 0] == theirs.samples.label[j, 0]
             for m in ("text", "vision", "audio"):
                 np.testing.assert_allclose(ours.sequence(i, m), theirs.sequence(j, m), rtol=1e-5, atol=1e-6)
+
+
+def test_setting_note_says_when_a_paper_row_matches_the_store() -> None:
+    from mea_cli.align import aligned_setting
+    from mea_cli.train.evaluate import setting_note
+
+    assert aligned_setting({"aligned": "{}"}) == "word-aligned"
+    assert aligned_setting({"synthetic": True}) == "unaligned"
+    assert setting_note("", "unaligned") == ""  # the usual case: nothing to say
+    assert setting_note("word-aligned", "unaligned") == (
+        "measured on word-aligned sequences, not on unaligned ones as here"
+    )
+    assert setting_note("word-aligned", "word-aligned") == (
+        "measured on word-aligned sequences, as this store (setting matches)"
+    )
+    assert setting_note("", "word-aligned") == (
+        "measured on unaligned sequences, not on word-aligned ones as here"
+    )
+
+
+def test_compare_paper_note_on_an_aligned_store(
+    tmp_path: Path, synth_mosi: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mea compare --paper`` on an aligned store (comparability check passed as in
+    tests/test_model_fdmer.py): FDMER's row matches, MEA's (unaligned) does not."""
+    import mea_cli.data.presets as presets
+    from mea_cli.ablate.compare import _paper
+
+    monkeypatch.setattr(presets, "benchmark_mismatch", lambda store, preset: None)
+    align_store(synth_mosi, tmp_path / "w.h5")
+    _, note, settings = _paper(tmp_path / "w.h5", "mosi", ["mea", "fdmer"])
+    assert settings == {"fdmer": "word-aligned"}
+    assert "[measured on word-aligned sequences, as this store (setting matches)]" in note
+    assert "[measured on unaligned sequences, not on word-aligned ones as here]" in note
