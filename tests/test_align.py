@@ -157,6 +157,8 @@ def test_align_store_values_times_words_failures_and_provenance(tmp_path: Path) 
         for m in st.modalities:
             np.testing.assert_array_equal(s.times[m], SPANS)
             assert np.isnan(st.modalities[m].nominal_rate_hz)
+            params = st.modalities[m].extractor.parameters
+            assert params == {"aligned_to": "words", "align_reduce": "mean"}
         assert [w.text for w in s.words] == ["A", "B", "C"] and s.words_source == "sidecar.json"
         assert s.label[0] == 1.0 and s.split == "train"
         prov = json.loads(st.meta.attrs["aligned"])
@@ -235,6 +237,10 @@ def test_an_aligned_store_trains_mea_mult_and_fdmer(tmp_path: Path, synth_mosi: 
             "--device", "cpu", "--set", "train.batch_size=16", *sets,
         )  # fmt: skip
         assert code == 0 and "best on valid" in out, (model, out[-2000:], err[-2000:])
+    # a checkpoint trained aligned refuses the unaligned store (one line, exit 2)
+    code, _, err = mea("eval", str(tmp_path / "runs" / "mea"), "--features", str(synth_mosi))
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "trained on text aligned to words, but" in err and "at its native rate" in err
     code, out, err = mea("eval", str(tmp_path / "runs" / "fdmer"), "--paper")
     assert code == 0, err
     text = " ".join(out.split())

@@ -27,6 +27,7 @@ import numpy as np
 
 from mea_cli.align.collapse import EPSILON, REDUCES, collapse
 from mea_cli.artifacts.features import (
+    ExtractorInfo,
     FeatureStore,
     FeatureStoreWriter,
     ModalitySchema,
@@ -60,6 +61,17 @@ def aligned_setting(attrs: Any) -> str:
     else ``"unaligned"`` (native rates): the setting a paper's table row is compared with
     (the words a row's ``setting`` uses in ``mea_cli/train/paper_results.json``)."""
     return "word-aligned" if ATTR in attrs else "unaligned"
+
+
+def _aligned_schema(schema: ModalitySchema, reduce: str) -> ModalitySchema:
+    """``schema`` at word rate: its extractor provenance gains ``aligned_to`` and
+    ``align_reduce``, so that a checkpoint trained on the aligned store records the setting
+    and refuses unaligned features (:func:`mea_cli.artifacts.checkpoint.check_schema`)."""
+    ex = schema.extractor
+    params = {**ex.parameters, "aligned_to": "words", "align_reduce": reduce}
+    return ModalitySchema(
+        schema.name, schema.feature_names, ExtractorInfo(ex.name, ex.version, params), float("nan")
+    )
 
 
 def _reference(store: FeatureStore, i: int, sample: Sample) -> tuple[np.ndarray, str]:
@@ -147,10 +159,7 @@ def align_store(
             "empty_words": empty,
             "failed": len(failures),
         }
-        schemas = [
-            ModalitySchema(s.name, s.feature_names, s.extractor, float("nan"))
-            for s in store.modalities.values()
-        ]
+        schemas = [_aligned_schema(s, reduce) for s in store.modalities.values()]
         with FeatureStoreWriter(
             out,
             schemas,
