@@ -5,15 +5,26 @@ they are reduced); :mod:`mea_cli.align.store` reads a store and writes its align
 """
 
 from mea_cli.align.collapse import EPSILON, REDUCES, collapse, overlaps
-from mea_cli.align.store import AlignError, AlignReport, align_store, aligned_setting
+from mea_cli.align.store import (
+    AlignError,
+    AlignReport,
+    align_sample,
+    align_store,
+    aligned_setting,
+    native_schema,
+    schema_reduce,
+)
 
 __all__ = [
     "EPSILON",
     "REDUCES",
     "AlignError",
     "AlignReport",
+    "align_sample",
     "align_store",
     "aligned_setting",
     "collapse",
+    "native_schema",
     "overlaps",
+    "schema_reduce",
 ]

@@ -18,8 +18,8 @@ how many words had no step and got zeros).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +63,15 @@ def aligned_setting(attrs: Any) -> str:
     return "word-aligned" if ATTR in attrs else "unaligned"
 
 
+ALIGN_PARAMS = ("aligned_to", "align_reduce")
+"""Extractor parameters an aligned store adds to every modality's provenance."""
+
+
 def _aligned_schema(schema: ModalitySchema, reduce: str) -> ModalitySchema:
     """``schema`` at word rate: its extractor provenance gains ``aligned_to`` and
-    ``align_reduce``, so that a checkpoint trained on the aligned store records the setting
-    and refuses unaligned features (:func:`mea_cli.artifacts.checkpoint.check_schema`)."""
+    ``align_reduce``, so that a checkpoint trained on the aligned store records the setting,
+    refuses unaligned features (:func:`mea_cli.artifacts.checkpoint.check_schema`) and
+    ``mea predict`` aligns what it extracts."""
     ex = schema.extractor
     params = {**ex.parameters, "aligned_to": "words", "align_reduce": reduce}
     return ModalitySchema(
@@ -74,39 +79,57 @@ def _aligned_schema(schema: ModalitySchema, reduce: str) -> ModalitySchema:
     )
 
 
-def _reference(store: FeatureStore, i: int, sample: Sample) -> tuple[np.ndarray, str]:
-    """The spans sample ``i`` is aligned to and what they are (``words`` / ``text``);
+def native_schema(schema: ModalitySchema) -> ModalitySchema:
+    """``schema`` without the alignment parameters: the extraction that made its steps."""
+    ex = schema.extractor
+    params = {k: v for k, v in ex.parameters.items() if k not in ALIGN_PARAMS}
+    return ModalitySchema(
+        schema.name, schema.feature_names, ExtractorInfo(ex.name, ex.version, params),
+        schema.nominal_rate_hz,
+    )  # fmt: skip
+
+
+def schema_reduce(schemas: Mapping[str, ModalitySchema]) -> str | None:
+    """The ``--reduce`` of the ``mea align`` that made these schemas; None when unaligned."""
+    found = {str(s.extractor.parameters.get("align_reduce", "")) for s in schemas.values()}
+    if found == {""}:
+        return None
+    if len(found) != 1 or "" in found or not found <= set(REDUCES):
+        raise AlignError(f"inconsistent alignment provenance across modalities: {sorted(found)}")
+    return found.pop()
+
+
+def _reference(sample: Sample) -> tuple[np.ndarray, str]:
+    """The spans ``sample`` is aligned to and what they are (``words`` / ``text``);
     raises ``ValueError`` with the reason when there are none."""
     if sample.words:
         spans = np.array([(w.start, w.end) for w in sample.words], np.float64)
         if not np.isfinite(spans).all():
             raise ValueError("its words have no (finite) times")
         return spans, "words"
-    if "text" in store.modalities and len(sample.times["text"]):
-        spans = np.asarray(sample.times["text"], np.float64)
+    text = sample.times.get("text")
+    if text is not None and len(text):
+        spans = np.asarray(text, np.float64)
         if not np.isfinite(spans).all():
             raise ValueError("it has no words and its text steps have no times")
         return spans, "text"
     raise ValueError("it has no words and no timed text steps")
 
 
-def _align_sample(
-    store: FeatureStore, i: int, reduce: str, empty: dict[str, int]
-) -> tuple[Sample, str]:
-    sample = store[i]
-    spans, kind = _reference(store, i, sample)
+def align_sample(sample: Sample, reduce: str) -> tuple[Sample, str, dict[str, int]]:
+    """``sample`` with every modality collapsed onto its words; also the reference used
+    (``words`` / ``text``) and per modality the number of words no step reaches. Raises
+    ``ValueError`` with the reason when the sample cannot be aligned."""
+    spans, kind = _reference(sample)
     features, times, missing = {}, {}, {}
-    for m in store.modalities:
-        x, t = sample.features[m], np.asarray(sample.times[m], np.float64)
+    for m, x in sample.features.items():
+        t = np.asarray(sample.times.get(m, np.full((len(x), 2), np.nan)), np.float64)
         if len(x) and not np.isfinite(t).all():
             raise ValueError(f"its {m} steps have no times")
         features[m], covered = collapse(x, t, spans, reduce)
         times[m] = spans
         missing[m] = int((~covered).sum())
-    for m, n in missing.items():
-        empty[m] += n
-    sample.features, sample.times = features, times
-    return sample, kind
+    return replace(sample, features=features, times=times), kind, missing
 
 
 def align_store(
@@ -136,12 +159,14 @@ def align_store(
         aligned: list[Sample] = []
         for i in range(len(store)):
             try:
-                sample, kind = _align_sample(store, i, reduce, empty)
+                sample, kind, missing = align_sample(store[i], reduce)
             except ValueError as err:
                 failures.append((str(store.samples.id[i]), str(err)))
             else:
                 aligned.append(sample)
                 reference[kind] += 1
+                for m, n in missing.items():
+                    empty[m] += n
             if progress is not None:
                 progress(i + 1, len(store), f"failures {len(failures)}")
         if not aligned:
