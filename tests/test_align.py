@@ -346,3 +346,15 @@ def test_compare_paper_note_on_an_aligned_store(
     assert settings == {"fdmer": "word-aligned"}
     assert "[measured on word-aligned sequences, as this store (setting matches)]" in note
     assert "[measured on unaligned sequences, not on word-aligned ones as here]" in note
+
+
+def test_no_alignable_sample_is_an_error_and_writes_nothing(tmp_path: Path) -> None:
+    from mea_cli.align import AlignError
+
+    src = tmp_path / "s.h5"
+    with FeatureStoreWriter(src, [schema("text", 1), schema("audio", 1)]) as w:
+        w.add(Sample(id="a", features={"text": np.zeros((0, 1)), "audio": np.ones((2, 1))},
+                     times={"audio": np.array([[0.0, 1.0], [1.0, 2.0]])}))  # fmt: skip
+    with pytest.raises(AlignError, match="no sample can be aligned to words .e.g. it has no words"):
+        align_store(src, tmp_path / "w.h5")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]  # no output, no temporary file

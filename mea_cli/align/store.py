@@ -156,47 +156,46 @@ def align_store(
         empty = {m: 0 for m in store.modalities}
         reference = {"words": 0, "text": 0}
         failures: list[tuple[str, str]] = []
-        aligned: list[Sample] = []
-        for i in range(len(store)):
-            try:
-                sample, kind, missing = align_sample(store[i], reduce)
-            except ValueError as err:
-                failures.append((str(store.samples.id[i]), str(err)))
-            else:
-                aligned.append(sample)
-                reference[kind] += 1
-                for m, n in missing.items():
-                    empty[m] += n
-            if progress is not None:
-                progress(i + 1, len(store), f"failures {len(failures)}")
-        if not aligned:
-            why = failures[0][1] if failures else "the store has no samples"
-            raise AlignError(f"{source}: no sample can be aligned to words (e.g. {why})")
-        words = sum(len(s.times[next(iter(s.times))]) for s in aligned)
-        provenance = {
-            "to": "words",
-            "reduce": reduce,
-            "epsilon_s": EPSILON,
-            "source": str(source.resolve()),
-            "source_sha256": file_sha256(source),
-            "reference": reference,
-            "words": words,
-            "empty_words": empty,
-            "failed": len(failures),
-        }
+        written = words = 0
         schemas = [_aligned_schema(s, reduce) for s in store.modalities.values()]
-        with FeatureStoreWriter(
+        with FeatureStoreWriter(  # streamed: one sample in memory at a time
             out,
             schemas,
             dataset=store.meta.dataset,
             task=store.meta.task,
             label_names=store.meta.label_names,
-            attrs={**store.meta.attrs, ATTR: provenance},
+            attrs=dict(store.meta.attrs),
         ) as writer:
-            for sample in aligned:
-                writer.add(sample)
+            for i in range(len(store)):
+                try:
+                    sample, kind, missing = align_sample(store[i], reduce)
+                except ValueError as err:
+                    failures.append((str(store.samples.id[i]), str(err)))
+                else:
+                    writer.add(sample)
+                    written += 1
+                    words += len(sample.times[next(iter(sample.times))])
+                    reference[kind] += 1
+                    for m, n in missing.items():
+                        empty[m] += n
+                if progress is not None:
+                    progress(i + 1, len(store), f"failures {len(failures)}")
+            if not written:  # leaving the block with an error removes the temporary file
+                why = failures[0][1] if failures else "the store has no samples"
+                raise AlignError(f"{source}: no sample can be aligned to words (e.g. {why})")
             for f in store.failures:
                 writer.add_failure(f.video, f.stage, f.message)
             for sid, why in failures:
                 writer.add_failure(sid, "align", f"sample {sid}: {why}")
-    return AlignReport(out, len(aligned), words, reference, empty, failures)
+            writer.attrs[ATTR] = {  # written at close
+                "to": "words",
+                "reduce": reduce,
+                "epsilon_s": EPSILON,
+                "source": str(source.resolve()),
+                "source_sha256": file_sha256(source),
+                "reference": reference,
+                "words": words,
+                "empty_words": empty,
+                "failed": len(failures),
+            }
+    return AlignReport(out, written, words, reference, empty, failures)
