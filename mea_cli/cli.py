@@ -583,6 +583,47 @@ def merge(
     console.print(f"merged {len(stores)} stores, {n} samples -> {out}", highlight=False)
 
 
+class AlignTo(str, Enum):
+    words = "words"
+
+
+class AlignReduce(str, Enum):
+    mean = "mean"
+    plain_mean = "plain-mean"
+    max = "max"
+    last = "last"
+
+
+@app.command()
+def align(
+    store: Path = typer.Argument(..., help="Feature store to align."),
+    to: AlignTo = typer.Option(..., "--to", help="What to align to: words."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
+    reduce: AlignReduce = typer.Option(
+        AlignReduce.mean, "--reduce", help="How a word's steps become one: overlap-weighted "
+        "mean, plain-mean (the CMU SDK examples'), max or last."
+    ),
+) -> None:
+    """Collapse every modality onto each sample's words (CMU SDK semantics, docs/align.md)."""
+    check_input_file(store, "feature store")
+    check_output_file(out, "feature store")
+    from mea_cli.align import align_store
+    from mea_cli.progress import ProgressReporter
+
+    with ProgressReporter("align", None, "samples", err_console) as rep:
+        report = align_store(
+            store, out, reduce.value, lambda done, total, note: rep.update(done, total, note)
+        )
+    for sid, why in report.failures:
+        err_console.print(f"not aligned: {sid}: {why}", highlight=False)
+    empty = ", ".join(f"{m} {n}" for m, n in report.empty_words.items())
+    console.print(
+        f"aligned {report.samples} samples ({report.words} words; words with no step, zeros: "
+        f"{empty}; {len(report.failures)} samples not aligned, listed in /failures) -> {out}",
+        highlight=False,
+    )
+
+
 class TableFormat(str, Enum):
     rich = "rich"
     md = "md"

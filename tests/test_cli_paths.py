@@ -91,6 +91,13 @@ CASES: list[Case] = [
     ("merge-parent-file", lambda p: ["merge", f"{p}/afile.txt", "--out", f"{p}/afile.txt/x.h5"], lambda p: f"{p}/afile.txt/x.h5", "is a file, not a directory"),
     ("merge-parent-missing", lambda p: ["merge", f"{p}/afile.txt", "--out", f"{p}/nope/x.h5"], lambda p: f"{p}/nope/x.h5", "does not exist"),
     ("merge-unwritable", lambda p: ["merge", f"{p}/afile.txt", "--out", f"{UNWRITABLE}.h5"], lambda p: f"{UNWRITABLE}.h5", "not writable"),
+    ("align-missing", lambda p: ["align", f"{p}/a.h5", "--to", "words", "--out", f"{p}/o.h5"], lambda p: f"{p}/a.h5", "no such feature store"),
+    ("align-empty", lambda p: ["align", f"{p}/empty.bin", "--to", "words", "--out", f"{p}/o.h5"], lambda p: f"{p}/empty.bin", "is empty"),
+    ("align-dir", lambda p: ["align", f"{p}/adir", "--to", "words", "--out", f"{p}/o.h5"], lambda p: f"{p}/adir", "is a directory"),
+    ("align-text", lambda p: ["align", f"{p}/afile.txt", "--to", "words", "--out", f"{p}/o.h5"], lambda p: f"{p}/afile.txt", "not a readable HDF5"),
+    ("align-out-dir", lambda p: ["align", f"{p}/afile.txt", "--to", "words", "--out", f"{p}/adir"], lambda p: f"{p}/adir", "existing directory"),
+    ("align-parent-missing", lambda p: ["align", f"{p}/afile.txt", "--to", "words", "--out", f"{p}/nope/x.h5"], lambda p: f"{p}/nope/x.h5", "does not exist"),
+    ("align-out-is-input", lambda p: ["align", f"{p}/afile.txt", "--to", "words", "--out", f"{p}/afile.txt"], lambda p: f"{p}/afile.txt", "also an input"),
     # train: the store, the config file, the runs directory
     ("train-missing", lambda p: ["train", f"{p}/s.h5", "--dataset", "mosi", "--runs-dir", f"{p}/runs"], lambda p: f"{p}/s.h5", "no such feature store"),
     ("train-empty", lambda p: ["train", f"{p}/empty.bin", "--dataset", "mosi", "--runs-dir", f"{p}/runs"], lambda p: f"{p}/empty.bin", "is empty"),

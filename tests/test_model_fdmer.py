@@ -477,7 +477,7 @@ def test_compare_paper_note_says_fdmer_rows_are_word_aligned(
     values, note, settings = _paper(synth_mosi, "mosi", ["mea", "fdmer"])
     assert settings == {"fdmer": "word-aligned"}
     assert values is not None and values["fdmer"]["mae"] == 0.845
-    assert "[measured on word-aligned sequences, not unaligned]" in note
+    assert "[measured on word-aligned sequences, not on unaligned ones as here]" in note
     assert note.count("word-aligned sequences") == 1  # MEA's row is unaligned
 
 

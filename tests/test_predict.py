@@ -266,3 +266,24 @@ def test_custom_tasks_evaluate_with_their_own_metrics(world: dict, mea) -> None:
     assert png.is_file() and png.read_bytes()[:4] == b"\x89PNG"
     config = json.loads((world["cls_run"] / "config.json").read_text())
     assert config["task"] == "multiclass" and config["label_names"] == ["neg", "neu", "pos"]
+
+
+def test_a_checkpoint_trained_aligned_aligns_what_it_extracts(world: dict, tmp_path: Path) -> None:
+    """Trained on ``mea align`` output, predict from the videos collapses each clip onto its
+    words as align did: the same answers as predicting from the aligned store."""
+    from mea_cli.align import align_store
+    from mea_cli.artifacts.features import FeatureStore
+
+    aligned = tmp_path / "aligned.h5"
+    align_store(world["rating"], aligned, "max")
+    run = _train(aligned, "regression", "aligned", tmp_path / "runs", label_range=(1.0, 5.0))
+    from_videos = {c.clip: c for c in predict(world["videos"], run).clips}
+    with FeatureStore(aligned) as st:
+        video_of = {str(i): str(v) for i, v in zip(st.samples.id, st.samples.video, strict=True)}
+        words = {str(i): len(st.words(k)) for k, i in enumerate(st.samples.id)}
+    from_store = predict(aligned, run).clips
+    assert len(from_store) == len(from_videos) == len(TEXTS)
+    for c in from_store:
+        v = from_videos[video_of[c.clip]]
+        assert v.status == "ok" and v.steps == {m: words[c.clip] for m in v.steps}  # word rate
+        assert v.prediction["score"] == pytest.approx(c.prediction["score"], abs=1e-5)

@@ -190,12 +190,14 @@ def _paper(
 ) -> tuple[dict | None, str, dict[str, str]]:
     """The papers' values per model and metric (or None), the note citing them (or saying why
     they are not comparable), and the setting of each row that was not measured unaligned."""
+    from mea_cli.align import aligned_setting
     from mea_cli.artifacts.features import FeatureStore
     from mea_cli.data.presets import benchmark_mismatch, get_preset
-    from mea_cli.train.evaluate import paper_rows, paper_setting
+    from mea_cli.train.evaluate import paper_rows, paper_setting, setting_note
 
     with FeatureStore(features) as store:
         why = benchmark_mismatch(store, get_preset(dataset))
+        store_setting = aligned_setting(store.meta.attrs)
     if why is not None:
         return None, f"Papers' values not shown: {why}, so they are not comparable.", {}
     rows = {r["model"].lower(): r for r in paper_rows(dataset)}
@@ -210,7 +212,8 @@ def _paper(
         setting = paper_setting(row)
         if setting:
             settings[m] = setting
-        on = f" [measured on {setting} sequences, not unaligned]" if setting else ""
+        said = setting_note(setting, store_setting)
+        on = f" [{said}]" if said else ""
         cited.append(f"{row['model']}: {row['source']}{on}")
         for key, v in row["metrics"].items():
             values.setdefault(m, {})[key] = v

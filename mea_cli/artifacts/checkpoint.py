@@ -276,6 +276,15 @@ def check_schema(ckpt: Checkpoint, store: FeatureStore, ckpt_path: object = "che
                 f"{name} was extracted with {want['extractor']['name']!r} for training but with "
                 f"{got['extractor']['name']!r} in {store.name}",
             )
+        was = want["extractor"].get("parameters", {}).get("aligned_to")
+        now = got["extractor"]["parameters"].get("aligned_to")
+        if was != now:  # `mea align` records it (docs/align.md): never mix the two settings
+            said = {None: "at its native rate"} | {x: f"aligned to {x}" for x in (was, now) if x}
+            raise CheckpointError(
+                where,
+                f"trained on {name} {said[was]}, but {store.name} has it {said[now]} "
+                "(mea align, docs/align.md)",
+            )
     if store.meta.task and store.meta.task != ckpt.task:
         raise CheckpointError(
             where, f"trained for task {ckpt.task!r}, but {store.name} is {store.meta.task!r}"

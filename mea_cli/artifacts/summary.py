@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Any
 
@@ -111,6 +112,14 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
         "groups (--split-by): " + ", ".join(f"{k}={v}" for k, v in summary["groups"].items()),
         highlight=False,
     )
+    if "aligned" in summary["attrs"]:  # a `mea align` output (docs/align.md)
+        a = json.loads(summary["attrs"]["aligned"])
+        empty = ", ".join(f"{m} {n}" for m, n in a["empty_words"].items())
+        console.print(
+            f"aligned to {a['to']} (reduce {a['reduce']}) from {a['source']}: {a['words']} "
+            f"words, with no step (zeros): {empty}; {a['failed']} samples not aligned",
+            highlight=False,
+        )
     mt = Table(title="modalities")
     for col in ("modality", "D", "len min", "median", "max", "empty", "rate Hz", "extractor"):
         mt.add_column(col, justify="right" if col not in ("modality", "extractor") else "left")

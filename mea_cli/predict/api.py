@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from mea_cli import MODALITIES
+from mea_cli.align import align_sample, native_schema, schema_reduce
 from mea_cli.artifacts.checkpoint import Checkpoint, check_schema, load_checkpoint
 from mea_cli.artifacts.features import ExtractorInfo, FeatureStore, ModalitySchema, Sample
 from mea_cli.data.dataset import NormStats, collate
@@ -206,10 +207,11 @@ def predict(
     if is_store(source):
         clips, notes = _from_store(Path(source), run, progress), []
     else:
+        native = {m: native_schema(x) for m, x in schemas.items()}  # before any `mea align`
         pipeline, notes = Pipeline.from_schemas(
-            schemas, _overrides(face_model, glove), str(asr_model) if asr_model else None
+            native, _overrides(face_model, glove), str(asr_model) if asr_model else None
         )
-        clips = _from_videos(source, pipeline, run, progress)
+        clips = _from_videos(source, pipeline, run, progress, schema_reduce(schemas))
     return PredictReport(
         checkpoint=str(ckpt_path),
         model=ckpt.model,
@@ -287,8 +289,11 @@ def _from_videos(
     pipeline: Pipeline,
     run: _Runner,
     progress: Callable[[int, int, int], None] | None,
+    align: str | None = None,
 ) -> list[ClipPrediction]:
-    """Extract each video as one whole-video sample, then predict, chunk by chunk."""
+    """Extract each video as one whole-video sample, then predict, chunk by chunk; with
+    ``align`` (a checkpoint trained on a ``mea align`` store) each sample is first collapsed
+    onto its words with that reduction, as ``mea align`` did (a clip without words fails)."""
     plan = discover(source)
     if not plan.videos:
         raise PredictError(
@@ -310,10 +315,16 @@ def _from_videos(
                 failures=[{"stage": s, "message": msg} for s, msg in res.failures],
             )
             clips.append(clip)
-            if res.fatal:
+            sample = None if res.fatal else video_sample(key, res)
+            if sample is not None and align is not None:
+                try:
+                    sample = align_sample(sample, align)[0]
+                except ValueError as err:
+                    clip.status, sample = "failed", None
+                    clip.failures.append({"stage": "align", "message": f"clip {key}: {err}"})
+            if sample is None:
                 failed += 1
             else:
-                sample = video_sample(key, res)
                 clip.duration = res.duration if math.isfinite(res.duration) else None
                 _describe(clip, sample)
                 ready.append((clip, sample))

@@ -38,6 +38,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from mea_cli.align import aligned_setting
 from mea_cli.artifacts.checkpoint import CheckpointError, check_schema, load_checkpoint
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.errors import MeaError
@@ -87,6 +88,7 @@ class EvalResult:
     synthetic: bool
     paper: list[dict[str, Any]] = field(default_factory=list)
     not_comparable: str = ""  # why the papers' rows are not comparable ("" when they are)
+    store_setting: str = "unaligned"  # or "word-aligned" (a `mea align` output)
     label_range: list[float] | None = None  # a custom regression task's range
     confusion: dict[str, Any] | None = None  # multiclass: labels, matrix, png
     predictions_file: str | None = None
@@ -111,6 +113,7 @@ class EvalResult:
                 "baseline_train_mean": self.baseline,
                 "paper": self.paper,
                 "paper_comparable": bool(self.paper) and not self.not_comparable,
+                "store_setting": self.store_setting,
                 "paper_not_comparable_because": self.not_comparable or None,
                 "confusion": self.confusion,
                 "predictions_file": self.predictions_file,
@@ -129,6 +132,16 @@ def paper_setting(row: dict[str, Any]) -> str:
     """The setting a paper row was measured in when it is not ours (unaligned sequences), e.g.
     ``"word-aligned"`` for FDMER; ``""`` for an unaligned row. Shown beside the row everywhere."""
     return str(row.get("setting", ""))
+
+
+def setting_note(row_setting: str, store_setting: str) -> str:
+    """How a paper row's setting (``paper_setting``: ``""`` = unaligned) compares with the
+    evaluated store's (``"unaligned"``, or ``"word-aligned"`` for a ``mea align`` output,
+    :func:`mea_cli.align.aligned_setting`): ``""`` when both are unaligned (nothing to say)."""
+    row = row_setting or "unaligned"
+    if row == store_setting:
+        return "" if row == "unaligned" else f"measured on {row} sequences, as this store (setting matches)"
+    return f"measured on {row} sequences, not on {store_setting} ones as here"
 
 
 def paper_comparability(schema: dict[str, Any], synthetic: bool, split: str) -> str:
@@ -241,6 +254,7 @@ def evaluate_checkpoint(
         )
         synthetic = store.meta.synthetic
         name = store.name
+        store_setting = aligned_setting(store.meta.attrs)
         if predictions is not None:
             write_predictions(predictions, ckpt, store, pred)
     cm = None
@@ -269,6 +283,7 @@ def evaluate_checkpoint(
         synthetic=synthetic,
         paper=paper_rows(ckpt.dataset) if with_paper else [],
         not_comparable=paper_comparability(ckpt.schema, synthetic, split),
+        store_setting=store_setting,
         label_range=rng,
         confusion=cm,
         predictions_file=None if predictions is None else str(predictions),
@@ -341,12 +356,11 @@ def render_eval(result: EvalResult, console: Console) -> None:
             + "; ".join(f"{r['model']}: {r['source']}" for r in result.paper),
             highlight=False,
         )
-        for setting in sorted({paper_setting(r) for r in result.paper} - {""}):
+        for setting in sorted({paper_setting(r) for r in result.paper}):
+            note = setting_note(setting, result.store_setting)
             models = ", ".join(r["model"] for r in result.paper if paper_setting(r) == setting)
-            console.print(
-                f"{models}: measured on {setting} sequences, not on unaligned ones as here",
-                highlight=False,
-            )
+            if note:
+                console.print(f"{models}: {note}", highlight=False)
         if result.task == "regression":
             console.print(
                 "the papers print one Acc-2/F1 pair without naming its convention; it is shown "
