@@ -1,0 +1,66 @@
+"""mea-cli's Python API: what every ``mea`` command does, as functions (docs/python.md).
+
+::
+
+    from mea_cli import api
+
+    api.synth("tiny.h5", like="mosi", n=24)
+    run = api.train("tiny.h5", dataset="mosi", epochs=1, preset="small")
+    result = api.evaluate(run.run_dir)
+    report = api.predict("tiny.h5", run.run_dir)
+    model = api.load_model(run.run_dir)
+
+The command line is a wrapper of these functions (``mea_cli.cli`` parses options, calls one of
+them and prints), so a script and a command do the same thing. Keyword arguments mirror the
+commands' options and defaults; results are dataclasses (``to_dict()`` where the command has
+a ``--json``); user mistakes raise :class:`mea_cli.errors.MeaError` subclasses (one-line
+messages naming the file and the problem) and nothing is created for them. Importing this
+module does not import torch: each function imports what it needs when called.
+"""
+
+from __future__ import annotations
+
+from mea_cli.api.data import (
+    SynthResult,
+    describe_store,
+    extract,
+    import_features,
+    load_store,
+    merge,
+    synth,
+)
+from mea_cli.api.model import LoadedModel, load_model
+from mea_cli.api.runs import (
+    ablate,
+    compare,
+    describe_model,
+    evaluate,
+    predict,
+    split_plan,
+    sweep,
+    train,
+    viz,
+)
+from mea_cli.errors import MeaError
+
+__all__ = [
+    "LoadedModel",
+    "MeaError",
+    "SynthResult",
+    "ablate",
+    "compare",
+    "describe_model",
+    "describe_store",
+    "evaluate",
+    "extract",
+    "import_features",
+    "load_model",
+    "load_store",
+    "merge",
+    "predict",
+    "split_plan",
+    "sweep",
+    "synth",
+    "train",
+    "viz",
+]
