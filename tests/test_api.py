@@ -90,9 +90,13 @@ def test_mistakes_raise_mea_errors_and_create_nothing(tmp_path: Path) -> None:
 
 
 def test_import_is_cheap() -> None:
-    code = "import sys, mea_cli.api; print(sorted({'torch', 'h5py', 'av'} & set(sys.modules)))"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert r.stdout.strip() == "[]"
+    assert set(api.__all__) == {"MeaError", *api._MODULE_OF}  # every name loads on first use
+    assert all(callable(getattr(api, name)) for name in api.__all__)
+    heavy = "print(sorted({'torch', 'h5py', 'av'} & set(sys.modules)))"
+    for used in ("", "mea_cli.api.load_model; mea_cli.api.train; mea_cli.api.synth; "):
+        code = f"import sys, mea_cli.api; {used}{heavy}"
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+        assert r.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")

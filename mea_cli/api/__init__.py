@@ -15,33 +15,48 @@ them and prints), so a script and a command do the same thing. Keyword arguments
 commands' options and defaults; results are dataclasses (``to_dict()`` where the command has
 a ``--json``); user mistakes raise :class:`mea_cli.errors.MeaError` subclasses (one-line
 messages naming the file and the problem) and nothing is created for them. Importing this
-module does not import torch: each function imports what it needs when called.
+package imports nothing heavy (not torch, not even its own submodules until a name is first
+used), so ``mea --help`` starts as fast as before; each function imports what it needs.
 """
 
 from __future__ import annotations
 
-from mea_cli.api.data import (
-    SynthResult,
-    describe_store,
-    extract,
-    import_features,
-    load_store,
-    merge,
-    synth,
-)
-from mea_cli.api.model import LoadedModel, load_model
-from mea_cli.api.runs import (
-    ablate,
-    compare,
-    describe_model,
-    evaluate,
-    predict,
-    split_plan,
-    sweep,
-    train,
-    viz,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from mea_cli.errors import MeaError
+
+if TYPE_CHECKING:  # for type checkers and editors; at run time names load on first use
+    from mea_cli.api.data import (
+        SynthResult,
+        describe_store,
+        extract,
+        import_features,
+        load_store,
+        merge,
+        synth,
+    )
+    from mea_cli.api.model import LoadedModel, load_model
+    from mea_cli.api.runs import (
+        ablate,
+        compare,
+        describe_model,
+        evaluate,
+        predict,
+        split_plan,
+        sweep,
+        train,
+        viz,
+    )
+
+_WHERE = {
+    "data": ("SynthResult", "describe_store", "extract", "import_features", "load_store",
+             "merge", "synth"),
+    "model": ("LoadedModel", "load_model"),
+    "runs": ("ablate", "compare", "describe_model", "evaluate", "predict", "split_plan", "sweep",
+             "train", "viz"),
+}  # fmt: skip
+_MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
 __all__ = [
     "LoadedModel",
@@ -64,3 +79,16 @@ __all__ = [
     "train",
     "viz",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load ``name`` from its submodule on first use (PEP 562) and keep it here."""
+    if name not in _MODULE_OF:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_MODULE_OF[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
