@@ -133,3 +133,15 @@ def test_load_model_agrees_with_predict_and_padding(
     assert batch.masks["vision"].sum(1).tolist() == lengths and len(set(lengths)) > 1
     with pytest.raises(MeaError):
         model.batch([])
+
+
+def test_an_output_onto_an_input_is_refused_from_python(checkpoint: Path, synth_mosi: Path,
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    """The command line's output-onto-input guard holds for API calls too (no callback)."""
+    import shutil
+
+    store = Path(shutil.copy(synth_mosi, tmp_path / "store.h5"))
+    before = store.read_bytes()
+    with pytest.raises(MeaError, match="also an input"):
+        api.predict(store, checkpoint, out=store)
+    assert store.read_bytes() == before

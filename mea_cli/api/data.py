@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mea_cli.api.guard import one_command
 from mea_cli.errors import MeaError
 from mea_cli.paths import PathError, check_input_file, check_name_length, check_output_file
 
@@ -35,6 +36,7 @@ class SynthResult:
     like: str
 
 
+@one_command
 def synth(
     out: PathLike,
     *,
@@ -100,6 +102,7 @@ def _range_text(value: str | Sequence[float] | None) -> str | None:
     return ",".join(str(v) for v in value)
 
 
+@one_command
 def extract(
     videos: PathLike,
     out: PathLike,
@@ -183,6 +186,7 @@ def extract(
     )  # fmt: skip
 
 
+@one_command
 def import_features(
     kind: str,
     src: PathLike,
@@ -244,6 +248,7 @@ def import_features(
     )  # fmt: skip
 
 
+@one_command
 def merge(stores: Sequence[PathLike], out: PathLike) -> int:
     """Join feature stores made with ``mea extract --shard i/n`` into ``out`` (``mea merge``);
     returns the number of samples written."""

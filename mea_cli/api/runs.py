@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mea_cli.api.guard import one_command
 from mea_cli.config import ConfigError
 from mea_cli.errors import MeaError
 from mea_cli.paths import (
@@ -76,6 +77,7 @@ def _threads(threads: int | None) -> int:
     return apply_threads(threads)
 
 
+@one_command
 def train(
     features: PathLike | None = None,
     *,
@@ -170,6 +172,7 @@ def train(
     return train_run(req, console)
 
 
+@one_command
 def evaluate(
     ckpt: PathLike,
     *,
@@ -201,6 +204,7 @@ def evaluate(
     )  # fmt: skip
 
 
+@one_command
 def predict(
     clips: PathLike,
     ckpt: PathLike,
@@ -243,6 +247,8 @@ def predict(
             check_input_file(Path(given), what)
     if asr_model is not None and not Path(asr_model).is_dir():
         raise PathError(asr_model, "no such ASR model folder")
+    if out is not None:  # again: out must not be one of the model or vector files either
+        check_output_file(out, "predictions file")
     from mea_cli.predict.api import predict as run_predict
     from mea_cli.predict.report import write_csv
 
@@ -265,6 +271,7 @@ def _check_run_args(runs_dir: Path, run: PathLike | None) -> None:
         raise PathError(run, "is a file, not a run directory")
 
 
+@one_command
 def ablate(
     *,
     drop: Sequence[str] = (),
@@ -292,6 +299,7 @@ def ablate(
     )  # fmt: skip
 
 
+@one_command
 def sweep(
     settings: Sequence[str],
     *,
@@ -319,6 +327,7 @@ def sweep(
     )  # fmt: skip
 
 
+@one_command
 def compare(
     features: PathLike,
     *,
@@ -395,6 +404,7 @@ def compare(
         )  # fmt: skip
 
 
+@one_command
 def viz(
     ckpt: PathLike,
     what: str | Sequence[str],
