@@ -43,7 +43,6 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
         describe_model,
         evaluate,
         predict,
-        split_plan,
         sweep,
         train,
         viz,
@@ -53,7 +52,7 @@ _WHERE = {
     "data": ("SynthResult", "describe_store", "extract", "import_features", "load_store",
              "merge", "synth"),
     "model": ("LoadedModel", "load_model"),
-    "runs": ("ablate", "compare", "describe_model", "evaluate", "predict", "split_plan", "sweep",
+    "runs": ("ablate", "compare", "describe_model", "evaluate", "predict", "sweep",
              "train", "viz"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
@@ -73,7 +72,6 @@ __all__ = [
     "load_store",
     "merge",
     "predict",
-    "split_plan",
     "sweep",
     "synth",
     "train",
