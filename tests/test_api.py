@@ -145,3 +145,23 @@ def test_an_output_onto_an_input_is_refused_from_python(checkpoint: Path, synth_
     with pytest.raises(MeaError, match="also an input"):
         api.predict(store, checkpoint, out=store)
     assert store.read_bytes() == before
+
+
+def test_train_builds_the_request_the_command_builds(
+    synth_mosi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--set`` strings, then the dicts, then ``epochs``: the later wins, as documented."""
+    from mea_cli.train import trainer
+
+    seen = []
+    monkeypatch.setattr(trainer, "train_run", lambda req, console=None: seen.append(req) or "ran")
+    out = api.train(
+        synth_mosi, dataset="mosi", seeds=[3, 4], sets=["d=16", "heads=2", "train.lr=0.002"],
+        model_overrides={"d": 8}, train_overrides={"batch_size": 4}, epochs=2,
+        runs_dir=tmp_path / "runs", name="n",
+    )  # fmt: skip
+    (req,) = seen
+    assert out == "ran" and req.seeds == [3, 4] and req.name == "n"
+    assert dict(req.model_overrides) == {"d": 8, "heads": 2}
+    assert dict(req.train_overrides) == {"lr": 0.002, "batch_size": 4, "epochs": 2}
+    assert req.features == synth_mosi and req.runs_dir == tmp_path / "runs"
