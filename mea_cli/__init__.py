@@ -1,4 +1,8 @@
-"""mea-cli: multimodal sentiment and emotion recognition from raw video with MEA."""
+"""mea-cli: multimodal sentiment and emotion recognition from raw video with MEA.
+
+The command line is ``mea`` (:mod:`mea_cli.cli`); the same from Python is :mod:`mea_cli.api`
+(docs/python.md).
+"""
 
 __version__ = "0.1.0"
 

@@ -1,4 +1,5 @@
-"""The ``mea`` command line: argument parsing and printing only; each command calls one stage.
+"""The ``mea`` command line: argument parsing and printing only; each command calls one
+function of :mod:`mea_cli.api` (the Python API, docs/python.md), which checks and does the work.
 
 Every path argument is checked at the start of its command, before any work, with
 :mod:`mea_cli.paths` (an output that is a directory, a parent that is a file or missing, an
@@ -29,15 +30,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from mea_cli import __version__, interrupt, paths
+from mea_cli import __version__, api, interrupt, paths
 from mea_cli.errors import MeaError
-from mea_cli.paths import (
-    PathError,
-    check_input_file,
-    check_name_length,
-    check_output_dir,
-    check_output_file,
-)
+from mea_cli.paths import check_input_file, check_output_file
 
 app = typer.Typer(
     name="mea",
@@ -123,40 +118,22 @@ def info(
         raise MeaError("--sample needs FILE (a feature store)")
     if sets and model is None:
         raise MeaError("--set needs --model NAME")
-    for store in (file, features):
-        if store is not None:
-            check_input_file(store, "feature store")
     if model is not None:
-        from mea_cli.models.summary import describe_model, render_model_summary
-        from mea_cli.train.config import parse_sets
+        described = api.describe_model(model, dataset=dataset, features=features, drop=drop, sets=sets)
+        if not as_json:
+            from mea_cli.models.summary import render_model_summary
 
-        train_sets, model_sets = parse_sets(sets)
-        if train_sets:
-            raise MeaError("mea info --set takes model config fields only, not train.<setting>")
-        described = describe_model(model, dataset, features, tuple(drop), model_sets)
-        if as_json:
-            sys.stdout.write(json.dumps(described, indent=2) + "\n")
-        else:
             render_model_summary(described, console)
-        return
-    from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.artifacts.summary import describe_sample, render_sample, render_summary, summarize
-
-    if sample is not None:
-        with FeatureStore(file) as store:
-            described = describe_sample(store, sample)
-        if as_json:
-            sys.stdout.write(json.dumps(described, indent=2) + "\n")
-        else:
-            render_sample(described, console)
-        return
-    with FeatureStore(file) as store:
-        store.check_values()  # non-finite features, reversed step times: one line, exit 2
-        summary = summarize(store)
-    if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2) + "\n")
     else:
-        render_summary(summary, console)
+        if features is not None:
+            check_input_file(features, "feature store")
+        described = api.describe_store(file, sample=sample)
+        if not as_json:
+            from mea_cli.artifacts.summary import render_sample, render_summary
+
+            (render_summary if sample is None else render_sample)(described, console)
+    if as_json:
+        sys.stdout.write(json.dumps(described, indent=2) + "\n")
 
 
 @app.command()
@@ -171,14 +148,16 @@ def synth(
 ) -> None:
     """Write synthetic asynchronous data whose labels need several modalities and word order."""
     check_output_file(out, "feature store")
-    from mea_cli.data.synth import SPECS, write_synthetic
+    from mea_cli.data.synth import SPECS
     from mea_cli.progress import ProgressReporter
 
     total = SPECS[like.value].default_n if n is None else n
     with ProgressReporter(f"synth-{like.value}", total, "samples", err_console) as rep:
-        count = write_synthetic(out, like.value, total, seed, max_seconds, progress=rep.update)
+        made = api.synth(
+            out, like=like.value, n=total, seed=seed, max_seconds=max_seconds, progress=rep.update
+        )
     console.print(
-        f"wrote {count} synthetic {like.value}-shaped samples to {out}",
+        f"wrote {made.count} synthetic {made.like}-shaped samples to {made.path}",
         highlight=False,
     )
 
@@ -222,72 +201,24 @@ def train(
     split_seed: int = SPLIT_SEED,
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
-    if features is not None:
-        check_input_file(features, "feature store")
-    if config is not None:
-        check_input_file(config, "config file")
-    check_output_dir(runs_dir, "runs directory")
-    # every check that needs no torch runs first: a mistake costs no import and no run dir
-    from mea_cli.train.cli_support import check_train_overrides, parse_seeds
-    from mea_cli.train.config import overrides_from_cli
+    result = api.train(
+        features, dataset=dataset, task=task, labels_range=labels_range, model=model,
+        seeds=seeds, sets=sets, config=config, device=device, epochs=epochs, name=name,
+        resume=resume, allow_changed_store=allow_changed_store, runs_dir=runs_dir,
+        preset=preset, threads=threads, split_by=split_by, split_fractions=split_fractions,
+        folds=folds, split_seed=split_seed, console=err_console,
+    )  # fmt: skip
+    from mea_cli.train.folds import FoldsResult
 
-    seed_list = parse_seeds(seeds)
-    train_over, model_over = overrides_from_cli(sets, config, epochs)
-    check_train_overrides(train_over)
-    if features is not None and not resume:
-        from mea_cli.artifacts.features import check_store
+    if isinstance(result, FoldsResult):
+        from mea_cli.train.folds import print_folds
 
-        check_store(features)
-    if resume:
-        from mea_cli.train.runs import check_resume_store
-
-        check_resume_store(runs_dir, name, allow_changed_store)
-    from mea_cli.data.presets import parse_range
+        print_folds(result, console)
+        err_console.print(f"wrote {result.run_dir / 'folds.json'}, folds.md", highlight=False)
+        return
     from mea_cli.train.cli_support import print_run_summary
-    from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
 
-    plan = _split_plan(split_by, split_fractions, folds, split_seed)
-    _threads(threads)
-    enable_determinism()
-    req = TrainRequest(
-        features=features,
-        dataset=dataset,
-        model=model,
-        task=task,
-        label_range=parse_range(labels_range),
-        seeds=seed_list,
-        train_overrides=train_over,
-        model_overrides=model_over,
-        device=device,
-        name=name,
-        resume=resume,
-        allow_changed_store=allow_changed_store,
-        runs_dir=runs_dir,
-        preset=preset,
-    )
-    if plan is not None and plan.folds is not None:
-        from mea_cli.train.folds import print_folds, train_folds
-
-        folded = train_folds(req, plan, err_console)
-        print_folds(folded, console)
-        err_console.print(f"wrote {folded.run_dir / 'folds.json'}, folds.md", highlight=False)
-        return
-    if plan is not None:
-        from mea_cli.train.folds import train_grouped
-
-        print_run_summary(train_grouped(req, plan, err_console), console)
-        return
-    print_run_summary(train_run(req, err_console), console)
-
-
-def _split_plan(by: str | None, fractions: str | None, folds: str | None, seed: int):  # noqa: ANN202
-    """The grouped-split request of ``--split-by / --split-fractions / --folds`` (None: the
-    store's own splits)."""
-    if by is None and fractions is None and folds is None:
-        return None
-    from mea_cli.data.splits import SplitPlan, parse_folds, parse_fractions
-
-    return SplitPlan(by, parse_fractions(fractions), parse_folds(folds), seed)
+    print_run_summary(result, console)
 
 
 @app.command(name="eval")
@@ -309,24 +240,15 @@ def eval_(
     threads: int = THREADS,
 ) -> None:
     """Evaluate a checkpoint: the task's metrics beside a training-mean baseline."""
-    from mea_cli.train.runs import checkpoint_in
-
-    ckpt = checkpoint_in(ckpt)
-    if features is not None:
-        check_input_file(features, "feature store")
-    if predictions is not None:
-        check_output_file(predictions, "predictions file")
-    from mea_cli.train.evaluate import evaluate_checkpoint, render_eval
-
-    _threads(threads)
-
-    result = evaluate_checkpoint(
-        ckpt, features, split, device, with_paper=paper, predictions=predictions,
-        allow_changed_store=allow_changed_store,
-    )
+    result = api.evaluate(
+        ckpt, features=features, split=split, paper=paper, device=device,
+        predictions=predictions, allow_changed_store=allow_changed_store, threads=threads,
+    )  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
     else:
+        from mea_cli.train.evaluate import render_eval
+
         render_eval(result, console)
 
 
@@ -355,52 +277,25 @@ def predict(
 ) -> None:
     """Predict clips with a checkpoint, re-running exactly the extraction it was trained on
     (or a feature store's samples from their stored features)."""
-    check_name_length(clips, "video or folder")
-    if not clips.exists():
-        raise PathError(clips, "no such video or folder")
-    from mea_cli.train.runs import checkpoint_in
-
-    checkpoint_in(ckpt)
-    if out is not None:  # before the heavy imports: an output onto an input costs nothing
-        paths.note_input(clips)
-        if clips.is_dir():  # --out onto a clip of the folder (the probe reads headers only)
-            from mea_cli.extract.media import find_media
-
-            for media in find_media(clips)[0]:
-                paths.note_input(media)
-        check_output_file(out, "predictions file")
-    from mea_cli.predict.api import STORE_SUFFIXES
-
-    if not clips.is_dir():
-        check_input_file(clips, "feature store" if clips.suffix in STORE_SUFFIXES else "video file")
-    for given, what in ((face_model, "face model"), (glove, "vectors")):
-        if given is not None:
-            check_input_file(given, what)
-    if asr_model is not None and not asr_model.is_dir():
-        raise PathError(asr_model, "no such ASR model folder")
-    if out is not None:
-        check_output_file(out, "predictions file")
-    from mea_cli.predict.api import PredictError
-    from mea_cli.predict.api import predict as run_predict
-    from mea_cli.predict.report import render, write_csv
     from mea_cli.progress import ProgressReporter
 
-    _threads(threads)
     with ProgressReporter("predict", None, "clips", err_console) as rep:
-        report = run_predict(
-            clips, ckpt, batch_size=batch_size, device=device, face_model=face_model,
-            glove=glove, asr_model=asr_model,
+        report = api.predict(
+            clips, ckpt, out=out, batch_size=batch_size, device=device, face_model=face_model,
+            glove=glove, asr_model=asr_model, threads=threads,
             progress=lambda done, total, failed: rep.update(done, total, f"failed {failed}"),
         )  # fmt: skip
-    if out is not None:
-        write_csv(report, out)
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
+        from mea_cli.predict.report import render
+
         render(report, console)
         if out is not None:
             console.print(f"wrote {out}", highlight=False)
     if report.failed == len(report.clips):
+        from mea_cli.predict.api import PredictError
+
         raise PredictError(
             f"no clip could be predicted ({report.failed} failed"
             + (f"; their failure rows are in {out})" if out is not None else ")")
@@ -435,42 +330,12 @@ def import_(
     as_json: bool = typer.Option(False, "--json", help="Print the import report as JSON."),
 ) -> None:
     """Import CMU benchmark features (MulT / MMSA pickles, SDK .csd) into a feature store."""
-    owners = {"--folds": folds, "--text-csd": text_csd, "--vision-csd": vision_csd,
-              "--audio-csd": audio_csd, "--labels-csd": labels_csd, "--emotions": emotions,
-              "--label-column": label_column or None}  # fmt: skip
-    owner = {k: ImportKind.csd for k, v in owners.items() if v is not None}
-    if padding != "auto":
-        owner["--padding"] = ImportKind.mult
-    misplaced = sorted(k for k, o in owner.items() if o is not kind)
-    if misplaced:
-        raise MeaError(
-            f"mea import {kind.value} does not take {', '.join(misplaced)} (options of "
-            + ", ".join(sorted({f"mea import {owner[k].value}" for k in misplaced}))
-            + ")"
-        )
-    if kind is ImportKind.csd:
-        if not src.exists():
-            raise PathError(src, "no such directory of .csd files")
-        if not src.is_dir():
-            raise PathError(src, "is a file; give the directory that holds the .csd files")
-    else:
-        check_input_file(src, f"{kind.value} pickle")
-    if folds is not None:
-        check_input_file(folds, "folds file")
-    check_output_file(out, "feature store")
-    from mea_cli.data.importers import import_csd, import_mmsa, import_mult
-
-    ds = None if dataset is None else dataset.value
-    if kind is ImportKind.mult:
-        report = import_mult(src, out, ds, padding=padding)
-    elif kind is ImportKind.mmsa:
-        report = import_mmsa(src, out, ds)
-    else:
-        report = import_csd(
-            src, out, ds, text=text_csd, vision=vision_csd, audio=audio_csd,
-            labels=labels_csd, folds=folds, label_column=label_column,
-            emotions=None if emotions is None else [e for e in emotions.split(",") if e.strip()],
-        )  # fmt: skip
+    report = api.import_features(
+        kind.value, src, out, dataset=None if dataset is None else dataset.value,
+        padding=padding, folds=folds, text_csd=text_csd, vision_csd=vision_csd,
+        audio_csd=audio_csd, labels_csd=labels_csd, label_column=label_column,
+        emotions=emotions,
+    )  # fmt: skip
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
@@ -520,50 +385,17 @@ def extract(
     ),
 ) -> None:
     """Extract text, face and audio sequences from videos into one feature store."""
-    check_name_length(videos, "video file or folder")
-    if not videos.exists():
-        raise PathError(videos, "no such file or folder")
-    if not videos.is_dir():
-        check_input_file(videos, "video file")
-    for given, what in ((labels, "labels file"), (face_model, "face model"), (glove, "vectors")):
-        if given is not None:
-            check_input_file(given, what)
-    from mea_cli.extract.backends import BackendSpec
-    from mea_cli.extract.driver import ExtractConfig
-    from mea_cli.extract.driver import extract as run_extract
-    from mea_cli.extract.labelparse import LabelSpec
-    from mea_cli.extract.language import check_language_code
     from mea_cli.extract.report import progress_reporter, render_report
 
-    shortcuts = {
-        "face": {"fps": fps, "max_side": max_side, "model": face_model},
-        "audio": {"set": audio_set},
-        "text": {"vectors": glove},
-    }
-
-    def spec(kind: str, name: str, opts: list[str]) -> BackendSpec:
-        given = {k: str(v) for k, v in shortcuts[kind].items() if v is not None}
-        return BackendSpec.parse(kind, name, opts).with_options(given)
-
-    cfg = ExtractConfig(
-        face=spec("face", face_backend, face_opt),
-        audio=spec("audio", audio_backend, audio_opt),
-        text=spec("text", text_backend, text_opt),
-        asr=asr,
-        asr_model=str(asr_model) if asr_model else None,
-        threads=_threads(threads),
-        language=check_language_code(language),
-    )
-    label_spec = LabelSpec(
-        task=task,
-        classes=LabelSpec.parse_classes(classes),
-        value_range=LabelSpec.parse_range(label_range),
-        column=label_column,
-    )
     with progress_reporter(err_console) as update:
-        report = run_extract(
-            videos, out, cfg, labels=labels, label_spec=label_spec, workers=workers,
-            cache_dir=cache, shard=shard, dataset=dataset, progress=update,
+        report = api.extract(
+            videos, out, labels=labels, task=task, classes=classes, label_range=label_range,
+            label_column=label_column, workers=workers, cache=cache, shard=shard,
+            dataset=dataset, face_backend=face_backend, face_opt=face_opt,
+            audio_backend=audio_backend, audio_opt=audio_opt, text_backend=text_backend,
+            text_opt=text_opt, fps=fps, max_side=max_side, face_model=face_model,
+            audio_set=audio_set, glove=glove, asr=asr, asr_model=asr_model, threads=threads,
+            language=language, progress=update,
         )  # fmt: skip
     render_report(report, console)
 
@@ -574,12 +406,7 @@ def merge(
     out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
 ) -> None:
     """Join feature stores made with `mea extract --shard i/n` (schemas must match)."""
-    for store in stores:
-        check_input_file(store, "feature store")
-    check_output_file(out, "feature store")
-    from mea_cli.extract.merge import merge_stores
-
-    n = merge_stores(stores, out)
+    n = api.merge(stores, out)
     console.print(f"merged {len(stores)} stores, {n} samples -> {out}", highlight=False)
 
 
@@ -678,14 +505,10 @@ def ablate(
 ) -> None:
     """Ablate a trained run like its paper's ablation table (MEA: Table V): retrain each of the
     model's switches with the same data, config and seeds."""
-    _check_run_args(runs_dir, run)
-    from mea_cli.ablate.api import ablate as run_ablation
-    from mea_cli.train.trainer import enable_determinism
-
-    enable_determinism()
-    result = run_ablation(
-        runs_dir, run, drop, seeds, paper, report=_job_reporter("row"), device=device
-    )
+    result = api.ablate(
+        drop=drop, run=run, seeds=seeds, paper=paper, runs_dir=runs_dir, device=device,
+        report=_job_reporter("row"),
+    )  # fmt: skip
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
         from mea_cli.ablate.rows import PAPER_TABLES
@@ -696,13 +519,6 @@ def ablate(
         )
     files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
-
-
-def _check_run_args(runs_dir: Path, run: str | None) -> None:
-    """``--runs-dir`` must be a directory (or creatable); a ``--run`` path must not be a file."""
-    check_output_dir(runs_dir, "runs directory")
-    if run is not None and Path(run).exists() and not Path(run).is_dir():
-        raise PathError(run, "is a file, not a run directory")
 
 
 @app.command(short_help="Sensitivity analysis (MEA Figs 7-9): retrain with one field varied.")
@@ -721,21 +537,16 @@ def sweep(
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (GPU N)."),
 ) -> None:
     """Sensitivity analysis (Figs. 7-9): retrain with one config field varied; table + PNG plot."""
-    _check_run_args(runs_dir, run)
-    from mea_cli.ablate.api import sweep as run_sweep
-    from mea_cli.train.trainer import enable_determinism
-
-    enable_determinism()
 
     def show(res) -> None:  # noqa: ANN001 - mea_cli.ablate.api.SweepResult
         _print_table(res.table, fmt)
         files = ", ".join(str(p) for p in res.files.values())
         err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
 
-    run_sweep(
-        runs_dir, run, settings, seeds, report=_job_reporter("setting"), device=device,
-        on_table=show,
-    )
+    api.sweep(
+        settings, run=run, seeds=seeds, runs_dir=runs_dir, device=device,
+        report=_job_reporter("setting"), on_table=show,
+    )  # fmt: skip
 
 
 @app.command(short_help="Several models on the same store, splits and seeds, with paired t-tests.")
@@ -770,53 +581,12 @@ def compare(
     """Train several models on the same store, splits and seeds; per-metric tables with paired
     t-tests against the first model, md/csv/tex files and a bar chart. Custom tasks
     (--dataset custom) get their own metrics; --folds cross-validates over grouped folds."""
-    check_input_file(features, "feature store")
-    check_output_dir(runs_dir, "runs directory")
-    from mea_cli.artifacts.features import check_store
-
-    check_store(features)  # a bad store: one line before torch is even imported
-    from mea_cli.ablate.compare import compare as run_compare
-    from mea_cli.ablate.compare import default_name, parse_compare_sets
-    from mea_cli.data.presets import parse_range
-    from mea_cli.train.trainer import enable_determinism
-
-    names = [m.strip() for m in models.split(",") if m.strip()]
-    train_over, per_model = parse_compare_sets(sets, names)
-    if epochs is not None:
-        train_over["epochs"] = epochs
-    _threads(threads)
-    plan = _split_plan(split_by, split_fractions, folds, split_seed)
-    label_range = parse_range(labels_range)
-    enable_determinism()
-    if plan is not None and plan.folds is not None:
-        if paper:
-            from mea_cli.config import ConfigError
-
-            raise ConfigError("--paper", "the papers' values do not apply to cross-validated folds")
-        from mea_cli.ablate.compare_folds import compare_folds
-
-        result = compare_folds(
-            features, dataset, names, seeds, plan, runs_dir, name, per_model, train_over,
-            report=_job_reporter("model"), device=device, label_range=label_range,
-        )  # fmt: skip
-    else:
-        from contextlib import nullcontext
-
-        guard = nullcontext()
-        if plan is not None:
-            from mea_cli.train.folds import plan_split_stores, removed_on_error
-            from mea_cli.train.runs import check_name
-
-            name = check_name(name or default_name(features, dataset.strip().lower()))
-            guard = removed_on_error(runs_dir / name)
-        with guard:
-            if plan is not None:
-                (split,), _, _ = plan_split_stores(features, plan, runs_dir / name)
-                features = split.path
-            result = run_compare(
-                features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
-                report=_job_reporter("model"), device=device, label_range=label_range,
-            )  # fmt: skip
+    result = api.compare(
+        features, dataset=dataset, models=models, seeds=seeds, paper=paper, sets=sets,
+        epochs=epochs, name=name, runs_dir=runs_dir, device=device, threads=threads,
+        labels_range=labels_range, split_by=split_by, split_fractions=split_fractions,
+        folds=folds, split_seed=split_seed, report=_job_reporter("model"),
+    )  # fmt: skip
     _print_table(result.tables, fmt)
     files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)
@@ -836,26 +606,11 @@ def viz(
     seed: int = typer.Option(0, "--seed", help="Seed of sample choice and t-SNE."),
 ) -> None:
     """Pictures: t-SNE of h^e/h^a (Fig. 5), WAL weights (Fig. 6), PSA maps, training curves."""
-    from mea_cli.train.runs import checkpoint_in
-
-    path = checkpoint_in(ckpt)
-    if features is not None:
-        check_input_file(features, "feature store")
-    if out is not None:
-        check_output_dir(out, "picture directory")
-    from mea_cli.viz.api import make
-
-    whats = [w.strip() for item in what for w in item.split(",") if w.strip()]
-    for o in make(path, whats, out, features, split, sample, samples, seed):
+    for o in api.viz(
+        ckpt, what, out=out, features=features, split=split, sample=sample, samples=samples,
+        seed=seed,
+    ):  # fmt: skip
         console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
-
-
-def _threads(threads: int | None) -> int:
-    """Apply ``--threads`` (or the default) before the command's work: torch's threads here,
-    OpenMP / MKL threads of the processes it starts (docs/performance.md#threads)."""
-    from mea_cli.runtime import apply_threads
-
-    return apply_threads(threads)
 
 
 def _wide_when_piped() -> None:

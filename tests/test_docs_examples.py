@@ -14,15 +14,22 @@ before its fence may hold a marker:
   names, value types, required arguments: what a user's shell would hit first), ``make X``
   must name a Makefile target. A synopsis line (``[--opt ...]``, ``a|b``, ``CAPS`` operands)
   is checked for its subcommand and option names only.
+
+A ``python`` block marked ``<!-- docs-test: run -->`` is executed: the run-marked Python blocks
+of one page run in page order in one namespace (a notebook session), in a fresh interpreter
+in an empty folder (slow-marked test); each must compile even in the quick tests. Tracebacks
+name the page and line of the failing block.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
 import subprocess
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,3 +179,63 @@ def test_runnable_block_runs(block: Block, tmp_path: Path) -> None:
         ["bash", "-e", "-c", block.body], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert r.returncode == 0, (block.where, r.stdout[-2000:], r.stderr[-2000:])
+
+
+@dataclass(frozen=True)
+class PyBlock:
+    page: Path
+    line: int  # of the first code line, 1-based
+    code: str
+
+    @property
+    def where(self) -> str:
+        return f"{self.page.relative_to(ROOT)}:{self.line}"
+
+
+def _python_blocks() -> dict[Path, list[PyBlock]]:
+    """Run-marked ``python`` blocks per page, in page order."""
+    found: dict[Path, list[PyBlock]] = {}
+    for page in (p for p in PAGES if p.is_file()):
+        text = page.read_text(encoding="utf-8")
+        for m in FENCE.finditer(text):
+            before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            mark = MARKER.search(before)
+            if m.group(1).strip().lower() == "python" and mark and mark.group(1) == "run":
+                line = text.count("\n", 0, m.start()) + 2
+                found.setdefault(page, []).append(PyBlock(page, line, m.group(2)))
+    return found
+
+
+PY_BLOCKS = _python_blocks()
+PY_PAGES = sorted(PY_BLOCKS)
+# executes blocks in one namespace; each compiled with "page:line" as its file name, and padded
+# with blank lines so that a traceback's line numbers are the page's own
+_DRIVER = textwrap.dedent(
+    """
+    import json, sys
+    namespace = {"__name__": "__main__"}
+    for where, line, code in json.load(sys.stdin):
+        exec(compile("\\n" * (line - 1) + code, where.rsplit(":", 1)[0], "exec"), namespace)
+    """
+)
+
+
+def test_python_blocks_compile() -> None:
+    assert ROOT / "docs" / "python.md" in PY_BLOCKS and len(PY_BLOCKS[ROOT / "docs" / "python.md"]) >= 5
+    for blocks in PY_BLOCKS.values():
+        for block in blocks:
+            compile(block.code, block.where, "exec")
+    with pytest.raises(SyntaxError):  # the check itself refuses what Python would refuse
+        compile("print(1", "x", "exec")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PY_PAGES, ids=[str(p.relative_to(ROOT)) for p in PY_PAGES])
+def test_python_page_runs(page: Path, tmp_path: Path) -> None:
+    blocks = [(str(b.page.relative_to(ROOT)) + f":{b.line}", b.line, b.code) for b in PY_BLOCKS[page]]
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    r = subprocess.run(
+        [sys.executable, "-c", _DRIVER], input=json.dumps(blocks), cwd=tmp_path, env=env,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, (str(page), r.stdout[-2000:], r.stderr[-3000:])

@@ -1,0 +1,458 @@
+"""The Python API's modelling side: train, evaluate, predict, compare, ablate, sweep, draw.
+
+Each function takes the options of its ``mea`` command as keyword arguments with the same
+defaults, checks its paths and settings before any import of torch or any run directory, and
+then calls the code the command calls (``train_run(TrainRequest(...))``,
+``evaluate_checkpoint``, ``predict.api.predict``, ``ablate.api``, ``ablate.compare``,
+``viz.api.make``). Results are the dataclasses those return; user mistakes raise
+:class:`mea_cli.errors.MeaError` subclasses, never ``SystemExit``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mea_cli.api.guard import one_command
+from mea_cli.config import ConfigError
+from mea_cli.errors import MeaError
+from mea_cli.paths import (
+    PathError,
+    check_input_file,
+    check_name_length,
+    check_output_dir,
+    check_output_file,
+    note_input,
+)
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from mea_cli.ablate.api import AblationResult, SweepResult
+    from mea_cli.ablate.compare import CompareResult
+    from mea_cli.ablate.runner import Reporter
+    from mea_cli.data.splits import SplitPlan
+    from mea_cli.predict.api import PredictReport
+    from mea_cli.train.evaluate import EvalResult
+    from mea_cli.train.folds import FoldsResult
+    from mea_cli.train.trainer import RunResult
+    from mea_cli.viz.api import VizOutput
+
+PathLike = str | os.PathLike[str]
+
+
+def split_plan(
+    by: str | None, fractions: str | None, folds: str | None, seed: int
+) -> SplitPlan | None:
+    """The grouped-split request of ``split_by / split_fractions / folds`` (None: the store's
+    own splits)."""
+    if by is None and fractions is None and folds is None:
+        return None
+    from mea_cli.data.splits import SplitPlan, parse_folds, parse_fractions
+
+    return SplitPlan(by, parse_fractions(fractions), parse_folds(folds), seed)
+
+
+def _seeds(seeds: str | int | Sequence[int]) -> list[int]:
+    from mea_cli.train.cli_support import parse_seeds
+
+    if isinstance(seeds, int):
+        seeds = [seeds]
+    return parse_seeds(seeds if isinstance(seeds, str) else ",".join(str(s) for s in seeds))
+
+
+def _range(value: str | Sequence[float] | None) -> tuple[float, float] | None:
+    from mea_cli.data.presets import parse_range
+
+    if value is not None and not isinstance(value, str):
+        value = ",".join(str(v) for v in value)
+    return parse_range(value)
+
+
+def _threads(threads: int | None) -> int:
+    from mea_cli.runtime import apply_threads
+
+    return apply_threads(threads)
+
+
+@one_command
+def train(
+    features: PathLike | None = None,
+    *,
+    dataset: str | None = None,
+    task: str | None = None,
+    labels_range: str | Sequence[float] | None = None,
+    model: str = "mea",
+    seeds: str | int | Sequence[int] = "1111",
+    sets: Sequence[str] = (),
+    config: PathLike | None = None,
+    train_overrides: Mapping[str, Any] | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    device: str = "auto",
+    epochs: int | None = None,
+    name: str | None = None,
+    resume: bool = False,
+    allow_changed_store: bool = False,
+    runs_dir: PathLike = "runs",
+    preset: str = "paper",
+    threads: int | None = None,
+    split_by: str | None = None,
+    split_fractions: str | None = None,
+    folds: str | None = None,
+    split_seed: int = 0,
+    console: Console | None = None,
+) -> RunResult | FoldsResult:
+    """Train a model into ``runs_dir/<name>/`` (``mea train``): the store's own splits give a
+    :class:`~mea_cli.train.trainer.RunResult`, ``folds`` a
+    :class:`~mea_cli.train.folds.FoldsResult`. ``sets`` are ``--set`` strings
+    (``"d=32"``, ``"train.lr=1e-3"``); ``train_overrides`` / ``model_overrides`` the same as
+    dicts, applied after ``config`` and ``sets``; ``epochs`` last. Progress goes to
+    ``console`` (default: stderr)."""
+    features = None if features is None else Path(features)
+    config = None if config is None else Path(config)
+    runs_dir = Path(runs_dir)
+    if features is not None:
+        check_input_file(features, "feature store")
+    if config is not None:
+        check_input_file(config, "config file")
+    check_output_dir(runs_dir, "runs directory")
+    # every check that needs no torch runs first: a mistake costs no import and no run dir
+    from mea_cli.train.cli_support import check_train_overrides
+    from mea_cli.train.config import overrides_from_cli
+
+    seed_list = _seeds(seeds)
+    train_over, model_over = overrides_from_cli(sets, config, None)
+    train_over.update(train_overrides or {})
+    model_over.update(model_overrides or {})
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError("--epochs", f"must be at least 1, got {epochs}")
+        train_over["epochs"] = epochs
+    check_train_overrides(train_over)
+    if features is not None and not resume:
+        from mea_cli.artifacts.features import check_store
+
+        check_store(features)
+    if resume:
+        from mea_cli.train.runs import check_resume_store
+
+        check_resume_store(runs_dir, name, allow_changed_store)
+    label_range = _range(labels_range)
+    plan = split_plan(split_by, split_fractions, folds, split_seed)
+    from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
+
+    _threads(threads)
+    enable_determinism()
+    req = TrainRequest(
+        features=features,
+        dataset=dataset,
+        model=model,
+        task=task,
+        label_range=label_range,
+        seeds=seed_list,
+        train_overrides=train_over,
+        model_overrides=model_over,
+        device=device,
+        name=name,
+        resume=resume,
+        allow_changed_store=allow_changed_store,
+        runs_dir=runs_dir,
+        preset=preset,
+    )
+    if plan is not None and plan.folds is not None:
+        from mea_cli.train.folds import train_folds
+
+        return train_folds(req, plan, console)
+    if plan is not None:
+        from mea_cli.train.folds import train_grouped
+
+        return train_grouped(req, plan, console)
+    return train_run(req, console)
+
+
+@one_command
+def evaluate(
+    ckpt: PathLike,
+    *,
+    features: PathLike | None = None,
+    split: str = "test",
+    paper: bool = False,
+    device: str = "cpu",
+    predictions: PathLike | None = None,
+    allow_changed_store: bool = False,
+    threads: int | None = None,
+) -> EvalResult:
+    """Evaluate a checkpoint (a ``ckpt.pt`` or a run directory) on ``split`` beside a
+    training-mean baseline (``mea eval``); ``predictions`` writes every sample's prediction
+    beside its truth (CSV); ``paper`` adds the papers' rows."""
+    from mea_cli.train.runs import checkpoint_in
+
+    path = checkpoint_in(Path(ckpt))
+    if features is not None:
+        check_input_file(Path(features), "feature store")
+    if predictions is not None:
+        check_output_file(Path(predictions), "predictions file")
+    from mea_cli.train.evaluate import evaluate_checkpoint
+
+    _threads(threads)
+    return evaluate_checkpoint(
+        path, None if features is None else Path(features), split, device, with_paper=paper,
+        predictions=None if predictions is None else Path(predictions),
+        allow_changed_store=allow_changed_store,
+    )  # fmt: skip
+
+
+@one_command
+def predict(
+    clips: PathLike,
+    ckpt: PathLike,
+    *,
+    out: PathLike | None = None,
+    batch_size: int = 16,
+    device: str = "cpu",
+    face_model: PathLike | None = None,
+    glove: PathLike | None = None,
+    asr_model: PathLike | None = None,
+    threads: int | None = None,
+    progress: Callable[[int, int, int], None] | None = None,
+) -> PredictReport:
+    """Predict a video, a folder of videos or a feature store's samples with a checkpoint
+    (``mea predict``), re-running the extraction it was trained on; ``out`` writes one CSV row
+    per clip (failure rows included). ``progress(done, total, failed)`` after every clip. A
+    clip that fails is a row with ``status == "failed"``, not an exception."""
+    clips, ckpt = Path(clips), Path(ckpt)
+    check_name_length(clips, "video or folder")
+    if not clips.exists():
+        raise PathError(clips, "no such video or folder")
+    from mea_cli.train.runs import checkpoint_in
+
+    checkpoint_in(ckpt)
+    out = None if out is None else Path(out)
+    if out is not None:  # before the heavy imports: an output onto an input costs nothing
+        note_input(clips)
+        if clips.is_dir():  # out onto a clip of the folder (the probe reads headers only)
+            from mea_cli.extract.media import find_media
+
+            for media in find_media(clips)[0]:
+                note_input(media)
+        check_output_file(out, "predictions file")
+    from mea_cli.predict.api import STORE_SUFFIXES
+
+    if not clips.is_dir():
+        check_input_file(clips, "feature store" if clips.suffix in STORE_SUFFIXES else "video file")
+    for given, what in ((face_model, "face model"), (glove, "vectors")):
+        if given is not None:
+            check_input_file(Path(given), what)
+    if asr_model is not None and not Path(asr_model).is_dir():
+        raise PathError(asr_model, "no such ASR model folder")
+    if out is not None:  # again: out must not be one of the model or vector files either
+        check_output_file(out, "predictions file")
+    from mea_cli.predict.api import predict as run_predict
+    from mea_cli.predict.report import write_csv
+
+    _threads(threads)
+    report = run_predict(
+        clips, ckpt, batch_size=batch_size, device=device,
+        face_model=None if face_model is None else Path(face_model),
+        glove=None if glove is None else Path(glove),
+        asr_model=None if asr_model is None else Path(asr_model), progress=progress,
+    )  # fmt: skip
+    if out is not None:
+        write_csv(report, out)
+    return report
+
+
+def _check_run_args(runs_dir: Path, run: PathLike | None) -> None:
+    """``runs_dir`` must be a directory (or creatable); a ``run`` path must not be a file."""
+    check_output_dir(runs_dir, "runs directory")
+    if run is not None and Path(run).exists() and not Path(run).is_dir():
+        raise PathError(run, "is a file, not a run directory")
+
+
+@one_command
+def ablate(
+    *,
+    drop: Sequence[str] = (),
+    run: PathLike | None = None,
+    seeds: int | None = None,
+    paper: bool = False,
+    runs_dir: PathLike = "runs",
+    device: str = "auto",
+    report: Reporter | None = None,
+) -> AblationResult:
+    """Retrain a trained run (``run``: its directory or name; default ``runs/latest``) without
+    each of the model's switches in ``drop`` (``["all"]``: every row), like its paper's
+    ablation table (``mea ablate``); writes ``ablation.{md,csv,tex}`` into the run."""
+    runs_dir = Path(runs_dir)
+    _check_run_args(runs_dir, run)
+    if seeds is not None and seeds < 1:
+        raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    from mea_cli.ablate.api import ablate as run_ablation
+    from mea_cli.train.trainer import enable_determinism
+
+    enable_determinism()
+    return run_ablation(
+        runs_dir, None if run is None else str(run), list(drop), seeds, paper, report=report,
+        device=device,
+    )  # fmt: skip
+
+
+@one_command
+def sweep(
+    settings: Sequence[str],
+    *,
+    run: PathLike | None = None,
+    seeds: int | None = None,
+    runs_dir: PathLike = "runs",
+    device: str = "auto",
+    report: Reporter | None = None,
+    on_table: Callable[[SweepResult], None] | None = None,
+) -> list[SweepResult]:
+    """Sensitivity analysis (``mea sweep``, MEA Figs. 7-9): retrain a run with one field varied
+    per ``key=v1,v2,...`` setting; one table, PNG and table files per setting (``on_table`` is
+    called as each is done)."""
+    runs_dir = Path(runs_dir)
+    _check_run_args(runs_dir, run)
+    if seeds is not None and seeds < 1:
+        raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    from mea_cli.ablate.api import sweep as run_sweep
+    from mea_cli.train.trainer import enable_determinism
+
+    enable_determinism()
+    return run_sweep(
+        runs_dir, None if run is None else str(run), list(settings), seeds, report=report,
+        device=device, on_table=on_table,
+    )  # fmt: skip
+
+
+@one_command
+def compare(
+    features: PathLike,
+    *,
+    dataset: str,
+    models: str | Sequence[str],
+    seeds: int = 5,
+    paper: bool = False,
+    sets: Sequence[str] = (),
+    epochs: int | None = None,
+    name: str | None = None,
+    runs_dir: PathLike = "runs",
+    device: str = "auto",
+    threads: int | None = None,
+    labels_range: str | Sequence[float] | None = None,
+    split_by: str | None = None,
+    split_fractions: str | None = None,
+    folds: str | None = None,
+    split_seed: int = 0,
+    report: Reporter | None = None,
+) -> CompareResult:
+    """Train several models (the first is the reference) on the same store, splits and seeds
+    (``mea compare``): per-metric tables with paired t-tests, md/csv/tex files and a bar chart
+    under ``runs_dir/<name>/``. ``sets``: ``train.<setting>=v`` (every model) or
+    ``<model>.<field>=v`` (one model)."""
+    features, runs_dir = Path(features), Path(runs_dir)
+    check_input_file(features, "feature store")
+    check_output_dir(runs_dir, "runs directory")
+    if seeds < 1:
+        raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    from mea_cli.artifacts.features import check_store
+
+    check_store(features)  # a bad store: one line before torch is even imported
+    from mea_cli.ablate.compare import compare as run_compare
+    from mea_cli.ablate.compare import default_name, parse_compare_sets
+
+    names = [m.strip() for m in (models.split(",") if isinstance(models, str) else models)]
+    names = [m for m in names if m]
+    train_over, per_model = parse_compare_sets(list(sets), names)
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError("--epochs", f"must be at least 1, got {epochs}")
+        train_over["epochs"] = epochs
+    _threads(threads)
+    plan = split_plan(split_by, split_fractions, folds, split_seed)
+    label_range = _range(labels_range)
+    from mea_cli.train.trainer import enable_determinism
+
+    enable_determinism()
+    if plan is not None and plan.folds is not None:
+        if paper:
+            raise ConfigError("--paper", "the papers' values do not apply to cross-validated folds")
+        from mea_cli.ablate.compare_folds import compare_folds
+
+        return compare_folds(
+            features, dataset, names, seeds, plan, runs_dir, name, per_model, train_over,
+            report=report, device=device, label_range=label_range,
+        )  # fmt: skip
+    from contextlib import nullcontext
+
+    guard: Any = nullcontext()
+    if plan is not None:
+        from mea_cli.train.folds import plan_split_stores, removed_on_error
+        from mea_cli.train.runs import check_name
+
+        name = check_name(name or default_name(features, dataset.strip().lower()))
+        guard = removed_on_error(runs_dir / name)
+    with guard:
+        if plan is not None:
+            (split,), _, _ = plan_split_stores(features, plan, runs_dir / name)
+            features = split.path
+        return run_compare(
+            features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
+            report=report, device=device, label_range=label_range,
+        )  # fmt: skip
+
+
+@one_command
+def viz(
+    ckpt: PathLike,
+    what: str | Sequence[str],
+    *,
+    out: PathLike | None = None,
+    features: PathLike | None = None,
+    split: str = "test",
+    sample: str | None = None,
+    samples: int = 2,
+    seed: int = 0,
+) -> list[VizOutput]:
+    """Draw pictures of a checkpoint (``mea viz``): ``what`` is tsne, wal, attention or curves
+    (a list, or comma-separated); PNGs go to ``out`` (default ``<ckpt dir>/viz``)."""
+    from mea_cli.train.runs import checkpoint_in
+
+    path = checkpoint_in(Path(ckpt))
+    if features is not None:
+        check_input_file(Path(features), "feature store")
+    if out is not None:
+        check_output_dir(Path(out), "picture directory")
+    if samples < 1:
+        raise ConfigError("--samples", f"must be at least 1, got {samples}")
+    from mea_cli.viz.api import make
+
+    items = [what] if isinstance(what, str) else list(what)
+    whats = [w.strip() for item in items for w in item.split(",") if w.strip()]
+    return make(
+        path, whats, None if out is None else Path(out),
+        None if features is None else Path(features), split, sample, samples, seed,
+    )  # fmt: skip
+
+
+def describe_model(
+    model: str,
+    *,
+    dataset: str = "mosi",
+    features: PathLike | None = None,
+    drop: Sequence[str] = (),
+    sets: Sequence[str] = (),
+) -> dict[str, Any]:
+    """``mea info --model NAME``: a model's parameters per component for a preset (or a
+    store's dims and task), with ablation switches ``drop`` and model fields ``sets``."""
+    if features is not None:
+        check_input_file(Path(features), "feature store")
+    from mea_cli.models.summary import describe_model as describe
+    from mea_cli.train.config import parse_sets
+
+    train_sets, model_sets = parse_sets(list(sets))
+    if train_sets:
+        raise MeaError("mea info --set takes model config fields only, not train.<setting>")
+    return describe(model, dataset, None if features is None else Path(features), tuple(drop), model_sets)
