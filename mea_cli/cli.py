@@ -432,15 +432,13 @@ def align(
     ),
 ) -> None:
     """Collapse every modality onto each sample's words (CMU SDK semantics, docs/align.md)."""
-    check_input_file(store, "feature store")
-    check_output_file(out, "feature store")
-    from mea_cli.align import align_store
     from mea_cli.progress import ProgressReporter
 
     with ProgressReporter("align", None, "samples", err_console) as rep:
-        report = align_store(
-            store, out, reduce.value, lambda done, total, note: rep.update(done, total, note)
-        )
+        report = api.align(
+            store, out, to=to.value, reduce=reduce.value,
+            progress=lambda done, total, note: rep.update(done, total, note),
+        )  # fmt: skip
     for sid, why in report.failures:
         err_console.print(f"not aligned: {sid}: {why}", highlight=False)
     empty = ", ".join(f"{m} {n}" for m, n in report.empty_words.items())

@@ -29,6 +29,7 @@ from mea_cli.errors import MeaError
 if TYPE_CHECKING:  # for type checkers and editors; at run time names load on first use
     from mea_cli.api.data import (
         SynthResult,
+        align,
         describe_store,
         extract,
         import_features,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
     )
 
 _WHERE = {
-    "data": ("SynthResult", "describe_store", "extract", "import_features", "load_store",
+    "data": ("SynthResult", "align", "describe_store", "extract", "import_features", "load_store",
              "merge", "synth"),
     "model": ("LoadedModel", "load_model"),
     "runs": ("ablate", "compare", "describe_model", "evaluate", "predict", "sweep",
@@ -62,6 +63,7 @@ __all__ = [
     "MeaError",
     "SynthResult",
     "ablate",
+    "align",
     "compare",
     "describe_model",
     "describe_store",

@@ -19,6 +19,7 @@ from mea_cli.errors import MeaError
 from mea_cli.paths import PathError, check_input_file, check_name_length, check_output_file
 
 if TYPE_CHECKING:
+    from mea_cli.align import AlignReport
     from mea_cli.artifacts.features import FeatureStore
     from mea_cli.data.importers import ImportReport
     from mea_cli.extract.driver import ExtractReport
@@ -259,3 +260,24 @@ def merge(stores: Sequence[PathLike], out: PathLike) -> int:
     from mea_cli.extract.merge import merge_stores
 
     return merge_stores(paths, Path(out))
+
+
+@one_command
+def align(
+    store: PathLike,
+    out: PathLike,
+    *,
+    to: str = "words",
+    reduce: str = "mean",
+    progress: Callable[[int, int, str], None] | None = None,
+) -> AlignReport:
+    """Write ``out``: ``store`` with every modality collapsed onto each sample's words
+    (``mea align``, CMU SDK semantics, docs/align.md); samples that cannot be aligned are
+    failure rows of the returned report."""
+    if to != "words":
+        raise MeaError(f"--to must be 'words' (the one alignment target), got {to!r}")
+    check_input_file(Path(store), "feature store")
+    check_output_file(Path(out), "feature store")
+    from mea_cli.align import align_store
+
+    return align_store(store, out, reduce, progress)
