@@ -38,6 +38,9 @@ def test_word_pieces_share_their_word_interval_evenly(backend: MiniLMBackend) ->
     want = [(0.5, 0.9), (1.0, 1.25), (1.25, 1.5), (1.5, 1.75), (1.75, 2.0), (2.0, 2.5)]
     np.testing.assert_allclose(times, want, atol=1e-12)
     assert word_pieces(backend.tokenizer, [])[2].shape == (0, 2)
+    snow = backend.embed([Word("snow", 0.0, 0.5), Word("\u2603", 0.5, 1.0)])  # a snowman
+    assert _pieces(backend, [Word("\u2603", 0.5, 1.0)]) == ["[UNK]"]
+    assert (snow.tokens, snow.oov) == (2, 1) and np.abs(snow.x[1]).sum() > 0
 
 
 def test_windows_cut_between_words_by_hand() -> None:

@@ -14,6 +14,8 @@ sentence-transformers' all-MiniLM-L6-v2 (a 6-layer, 384-d uncased BERT), run by
 * **[CLS] and [SEP]**: every window is encoded as ``[CLS] pieces [SEP]`` (how the model was
   trained), and the two special tokens' states are dropped: they belong to no word and so have
   no time; what they carry about the whole window is in every piece's state already.
+* **[UNK]**: a character the vocabulary lacks (an emoji) becomes the piece ``[UNK]``; it keeps
+  its step and gets a contextual state like any piece, and is counted as out of vocabulary.
 * **Windows**: the model was trained on at most 256 positions; a transcript with more pieces is
   cut into windows of at most ``max_tokens`` positions (option, default 256, [CLS] and [SEP]
   included), at word boundaries, and each window is encoded on its own. A clip's windows are
@@ -151,6 +153,7 @@ class MiniLMBackend:
         self.tokenizer.no_padding()
         self.cls_id = self._special("[CLS]")
         self.sep_id = self._special("[SEP]")
+        self.unk_id = self._special("[UNK]")
         self.model = load_model(self.files.config, self.files.weights)
         self.dim = int(self.files.config["hidden_size"])
         self.feature_names: tuple[str, ...] = tuple(f"minilm_{i}" for i in range(self.dim))
@@ -175,6 +178,7 @@ class MiniLMBackend:
                 "dim": self.dim,
                 "layer": "last hidden state",
                 "tokenizer": "uncased WordPiece of each word; [CLS]/[SEP] dropped",
+                "oov": "[UNK] pieces keep their step and state, counted",
                 "times": "a word's pieces split its interval evenly",
             },
         )
@@ -184,5 +188,6 @@ class MiniLMBackend:
         spans = windows(owners, self.max_tokens)
         states = encode(self.model, [ids[a:b] for a, b in spans], self.cls_id, self.sep_id)
         x = np.concatenate(states) if states else np.zeros((0, self.dim), np.float32)
-        return TextFeatures(x.astype(np.float32, copy=False), times, len(ids), 0)
+        unknown = sum(1 for i in ids if i == self.unk_id)
+        return TextFeatures(x.astype(np.float32, copy=False), times, len(ids), unknown)
 
