@@ -13,13 +13,14 @@ sentence-transformers' all-MiniLM-L6-v2 (a 6-layer, 384-d uncased BERT), run by
   the ``glove`` backend's tokens, so steps never overlap and stay in time order.
 * **[CLS] and [SEP]**: every window is encoded as ``[CLS] pieces [SEP]`` (how the model was
   trained), and the two special tokens' states are dropped: they belong to no word and so have
-  no time; what they carry about the whole window is in every piece's state already.
+  no time (each piece's own state has attended to the whole window).
 * **[UNK]**: a character the vocabulary lacks (an emoji) becomes the piece ``[UNK]``; it keeps
   its step and gets a contextual state like any piece, and is counted as out of vocabulary.
-* **Windows**: the model was trained on at most 256 positions; a transcript with more pieces is
-  cut into windows of at most ``max_tokens`` positions (option, default 256, [CLS] and [SEP]
-  included), at word boundaries, and each window is encoded on its own. A clip's windows are
-  one padded batch with an attention mask, so padding never changes a vector (tested).
+* **Windows**: sentence-transformers cuts this model's input at 256 positions (its
+  ``max_seq_length``); a transcript with more pieces is cut into windows of at most
+  ``max_tokens`` positions (option, default 256, [CLS] and [SEP] included), at word boundaries,
+  and each window is encoded on its own. A clip's windows are one padded batch with an
+  attention mask, so padding never changes a vector (tested).
 
 The provenance records the backend, dimension, model name, package version, the sha256 of the
 package's ``model.zip`` and the rules above; ``mea predict`` re-creates the backend from it and
