@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 TORCH_VERSION ?= 2.13.0
 DEMO_DIR ?= demo
+TEXT_BACKEND ?= glove
 FACE_MODEL ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/models/face_landmarker.task
 # real clips for the tests (tests/test_real_clips.py finds them through MEA_CREMA_D)
 CREMA_D ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mea-cli/testdata/crema-d
@@ -99,7 +100,7 @@ install-demo: install $(VENV)/.installed-demo
 # From raw video to a prediction (examples/README.md): example clips made from a real photo and
 # synthetic speech, extract, info, train, eval, ablate --drop psa, predict a new clip.
 demo: install-demo
-	$(PY) -m mea_cli.demo --out $(DEMO_DIR)
+	$(PY) -m mea_cli.demo --out $(DEMO_DIR) --text-backend $(TEXT_BACKEND)
 
 # Two workers (one per core of the CI machine), one torch thread each: single-threaded torch is
 # faster than two OpenMP threads fighting over shared cores; a test file stays on one worker so

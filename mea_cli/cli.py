@@ -364,7 +364,7 @@ def extract(
     face_opt: list[str] = typer.Option([], "--face-opt", help="key=value for the face backend."),
     audio_backend: str = typer.Option("opensmile", "--audio-backend", help="opensmile."),
     audio_opt: list[str] = typer.Option([], "--audio-opt", help="key=value for the audio backend."),
-    text_backend: str = typer.Option("glove", "--text-backend", help="glove."),
+    text_backend: str = typer.Option("glove", "--text-backend", help="glove | minilm (contextual word pieces)."),
     text_opt: list[str] = typer.Option([], "--text-opt", help="key=value for the text backend."),
     fps: float = typer.Option(None, "--fps", help="Face frames per second [default: 15, the CMU features' rate; --face-opt fps=native: every frame]."),
     max_side: int = typer.Option(None, "--max-side", min=0, help="Shrink larger frames (0: never)."),

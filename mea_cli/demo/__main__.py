@@ -38,6 +38,7 @@ SMALL_MEA = [
     "--set", "hca_layers=1", "--set", "train.lr=3e-3", "--set", "train.batch_size=8",
 ]  # fmt: skip
 NEW_CLIP_TEXT = "the movie was wonderful and amazing"
+TEXT_FEATURES = {"glove": "GloVe 50-d per word", "minilm": "MiniLM 384-d per word piece"}
 
 
 def _say(text: str) -> None:
@@ -72,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--epochs", type=int, default=20, help="training epochs (default: 20)")
     ap.add_argument("--workers", type=int, default=2, help="extraction processes (default: 2)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the example clips")
+    ap.add_argument("--text-backend", default="glove", choices=("glove", "minilm"),
+                    help="text features: glove (default, the papers') or minilm (contextual)")
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     out = _prepare(args.out)
@@ -96,9 +99,11 @@ def main(argv: list[str] | None = None) -> None:
 
     _say(f"== 2/7 extract features -> {feats}")
     _mea("extract", str(clips_dir), "--labels", str(labels), "--label-range", "-3,3",
-         "--out", str(feats), "--workers", str(args.workers))  # fmt: skip
+         "--out", str(feats), "--workers", str(args.workers),
+         "--text-backend", args.text_backend)  # fmt: skip
+    text = TEXT_FEATURES[args.text_backend]
     _say(
-        f"made: {feats} (text: GloVe 50-d per word, vision: 52 blendshapes + head pose per frame, audio: eGeMAPS at 100 Hz)"
+        f"made: {feats} (text: {text}, vision: 52 blendshapes + head pose per frame, audio: eGeMAPS at 100 Hz)"
     )
 
     _say("== 3/7 what is in the store")

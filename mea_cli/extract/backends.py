@@ -53,7 +53,10 @@ REGISTRY: dict[str, dict[str, str]] = {
         "pyfeat": "mea_cli.extract.pyfeat_backend:PyFeatBackend",
     },
     "audio": {"opensmile": "mea_cli.extract.audio:OpenSmileBackend"},
-    "text": {"glove": "mea_cli.extract.glove:GloveBackend"},
+    "text": {
+        "glove": "mea_cli.extract.glove:GloveBackend",
+        "minilm": "mea_cli.extract.minilm:MiniLMBackend",
+    },
 }
 DEFAULTS: dict[str, str] = {"face": "blendshapes", "audio": "opensmile", "text": "glove"}
 
