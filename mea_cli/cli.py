@@ -220,6 +220,9 @@ def train(
     split_fractions: str = SPLIT_FRACTIONS,
     folds: str = FOLDS,
     split_seed: int = SPLIT_SEED,
+    log: list[str] = typer.Option(
+        [], "--log", help="Also log each epoch to: tensorboard (<seed dir>/tensorboard/)."
+    ),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
     if features is not None:
@@ -230,8 +233,10 @@ def train(
     # every check that needs no torch runs first: a mistake costs no import and no run dir
     from mea_cli.train.cli_support import check_train_overrides, parse_seeds
     from mea_cli.train.config import overrides_from_cli
+    from mea_cli.train.epoch_log import parse_loggers
 
     seed_list = parse_seeds(seeds)
+    loggers = parse_loggers(log)
     train_over, model_over = overrides_from_cli(sets, config, epochs)
     check_train_overrides(train_over)
     if features is not None and not resume:
@@ -264,6 +269,7 @@ def train(
         allow_changed_store=allow_changed_store,
         runs_dir=runs_dir,
         preset=preset,
+        log=loggers,
     )
     if plan is not None and plan.folds is not None:
         from mea_cli.train.folds import print_folds, train_folds
@@ -802,10 +808,16 @@ def viz(
         check_input_file(features, "feature store")
     if out is not None:
         check_output_dir(out, "picture directory")
-    from mea_cli.viz.api import make
+    from mea_cli.viz.api import VizRefused, make
 
     whats = [w.strip() for item in what for w in item.split(",") if w.strip()]
-    for o in make(path, whats, out, features, split, sample, samples, seed):
+    try:
+        outputs = make(path, whats, out, features, split, sample, samples, seed)
+    except VizRefused as err:  # the pictures drawn are listed, then the one-line refusal
+        for o in err.outputs:
+            console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
+        raise
+    for o in outputs:
         console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
 
 
