@@ -67,7 +67,7 @@ def test_curves_panels_units_and_chosen_epoch(tmp_path: Path) -> None:
     # [0, 1]: here it is never negative
     pct = axes["accuracy / F1 (%)"]
     assert pct.get_ylim() == (0.0, 100.0)
-    acc = next(ln for ln in pct.lines if ln.get_label() == "valid/acc2")
+    acc = next(ln for ln in pct.lines if ln.get_label().startswith("valid Acc-2"))
     assert list(acc.get_ydata()) == pytest.approx([55.0, 60.0, 65.0, 70.0])
     for name in ("task loss", "auxiliary loss terms", "MAE (label units)"):
         assert axes[name].get_ylim()[0] == 0.0
@@ -120,3 +120,21 @@ def test_sweep_panels_from_zero_and_none_empty() -> None:
     assert acc.get_ylim() == (0.0, 100.0) and mae.get_ylim()[0] == 0.0
     assert all(_drawn(ax) for ax in fig.axes)
     assert "not drawn: Corr" in fig._suptitle.get_text()
+
+
+def test_attention_colours_from_zero_shared_by_layers() -> None:
+    """A nearly uniform map (every weight ~1/T) must not look structured: colours from 0."""
+    import numpy as np
+
+    from mea_cli.viz.attention import attention_figure
+
+    t = 4
+    flat = np.full((t, t), 1.0 / t) + np.linspace(-0.01, 0.01, t)[None, :]
+    peaked = np.eye(t) * 0.7 + 0.1
+    fig = attention_figure({"text": [flat, peaked]})
+    maps = [ax for ax in fig.axes if ax.images]
+    assert len(maps) == 2
+    for ax in maps:
+        assert ax.images[0].get_clim() == pytest.approx((0.0, 0.8))
+    bars = [ax.get_ylabel() for ax in fig.axes if not ax.images and ax.get_ylabel()]
+    assert bars.count("weight (uniform 1/T = 0.25)") == 2

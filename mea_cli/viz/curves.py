@@ -146,6 +146,14 @@ def _loss_label(key: str) -> str:
     return f"{split} {TERMS.get(term, term)}" + ("" if term == "task" else ", unweighted")
 
 
+def _metric_label(key: str) -> str:
+    """``valid/acc2_has0`` -> ``valid Acc-2 (has0)``: the tables' names of the metrics."""
+    from mea_cli.train.metrics import metric_label
+
+    split, _, name = key.rpartition("/")
+    return f"{split} {metric_label(name)}".strip()
+
+
 def curve_panels(curves: Curves) -> list[Panel]:
     """The panels to draw (module docstring), only non-empty ones."""
     kept = {
@@ -169,10 +177,10 @@ def curve_panels(curves: Curves) -> list[Panel]:
     panels = [
         Panel(task_label, task, {k: _loss_label(k) for k in task}, (_low(task), None)),
         Panel("auxiliary loss terms", aux, {k: _loss_label(k) for k in aux}, (_low(aux), None)),
-        Panel("MAE (label units)", mae, {k: k for k in mae}, (0.0, None)),
-        Panel("accuracy / F1 (%)", pct, {k: k for k in pct}, (0.0, 100.0)),
-        Panel("Corr (Pearson)", corr, {k: k for k in corr}, (-1.0, 1.0)),
-        Panel("other metrics", other, {k: k for k in other}),
+        Panel("MAE (label units)", mae, {k: _metric_label(k) for k in mae}, (0.0, None)),
+        Panel("accuracy / F1 (%)", pct, {k: _metric_label(k) for k in pct}, (0.0, 100.0)),
+        Panel("Corr (Pearson)", corr, {k: _metric_label(k) for k in corr}, (-1.0, 1.0)),
+        Panel("other metrics", other, {k: _metric_label(k) for k in other}),
     ]
     return [p for p in panels if p.curves]
 
@@ -192,7 +200,7 @@ def curves_figure(curves: Curves, title: str = "", chosen: Chosen | None = None)
     panels = curve_panels(curves)
     if not panels:
         raise VizError("nothing to draw: the log has no loss or metric curves")
-    fig, axes = new_figure(4.6 * len(panels), 4.0, 1, len(panels))
+    fig, axes = new_figure(4.6 * len(panels), 5.2, 1, len(panels))
     for c, panel in enumerate(panels):
         ax = axes[0, c]
         for key, points in sorted(panel.curves.items()):
@@ -209,10 +217,13 @@ def curves_figure(curves: Curves, title: str = "", chosen: Chosen | None = None)
             ax.set_ylim(bottom=lo)
         if hi is not None:
             ax.set_ylim(top=hi)
+        elif lo is not None:  # room above the highest point, which autoscale puts on the edge
+            top = max(y for v in panel.curves.values() for _, y in v)
+            ax.set_ylim(top=lo + 1.1 * (top - lo) if top > lo else lo + 1.0)
         ax.set_xlabel("epoch")
         ax.set_ylabel(panel.ylabel)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.16))  # below: no hiding
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
