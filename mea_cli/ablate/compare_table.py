@@ -282,7 +282,7 @@ def bars_figure(tables: CompareTables) -> Figure:
                 ax.annotate(MARK, (x, m + e), textcoords="offset points", xytext=(0, 2), ha="center")
             if math.isfinite(m):
                 ax.annotate(f"{m:.{digits(t.metric)}f}", (x, m), textcoords="offset points",
-                            xytext=(0, -10), ha="center", fontsize=7)  # fmt: skip
+                            xytext=(4, 2), ha="left", va="bottom", fontsize=7)  # fmt: skip
             if r.paper is not None:
                 ax.plot(x, r.paper, marker="D", mfc="none", color="#e6550d")
                 if r.paper_setting:  # e.g. FDMER's rows: word-aligned, not unaligned

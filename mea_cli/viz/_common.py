@@ -66,14 +66,16 @@ def save_npz(path: Path, **arrays: object) -> Path:
 
 def metric_ylim(metric: str, values: Sequence[float], percent: bool) -> tuple[float, float | None]:
     """Honest y limits of a metric's axis: accuracies and F1 in % on [0, 100], Corr on
-    [-1, 1] (or [0, 1] when nothing is negative), MAE and losses from 0 (top automatic,
-    ``None``): an axis that starts near the data exaggerates small differences."""
+    [-1, 1] (or [0, 1] when nothing is negative), MAE and losses from 0 (top 15 % above the
+    highest value, for the labels; ``None``: automatic): an axis that starts near the data exaggerates small differences."""
     finite = [float(v) for v in values if math.isfinite(float(v))]
     if percent:
         return 0.0, 100.0
     if metric == "corr":
         return (-1.0 if any(v < 0 for v in finite) else 0.0), 1.0
-    return (min(0.0, *finite) if finite else 0.0), None
+    lo = min(0.0, *finite) if finite else 0.0
+    top = max(finite) if finite else 0.0
+    return lo, (lo + 1.15 * (top - lo) if top > lo else None)  # room for the value labels
 
 
 def note_empty(ax: Axes, text: str) -> None:
