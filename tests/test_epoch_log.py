@@ -87,3 +87,13 @@ def test_resume_purges_the_epochs_after_the_last_completed_one(tmp_path: Path) -
     fresh.epoch({"epoch": 1, "train": {"loss": 5.0}})
     fresh.close()
     assert _events(tmp_path)["train/loss"] == [(1, 5.0)]
+
+
+def test_cli_refuses_an_unknown_logger_before_making_anything(mea, tmp_path: Path) -> None:
+    store = tmp_path / "s.h5"
+    write_synthetic(store, "mosi", n=6, seed=1, max_seconds=2.0)
+    code, _, err = mea("train", str(store), "--dataset", "mosi", "--log", "wandb",
+                       "--runs-dir", str(tmp_path / "runs"))  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--log wandb: unknown logger; choose from tensorboard" in err
+    assert not (tmp_path / "runs").exists()
