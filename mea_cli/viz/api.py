@@ -66,13 +66,15 @@ def make(
         raise VizError(f"nothing to draw: give --what {'|'.join(WHATS)}")
     out_dir = Path(out_dir) if out_dir is not None else ckpt.parent / "viz"
     outputs: list[VizOutput] = []
-    refused: dict[str, str] = {}
+    refused: dict[str, MeaError] = {}
     if "curves" in whats:
         _attempt("curves", lambda: _curves(ckpt, out_dir), outputs, refused)
     model_whats = [w for w in whats if w != "curves"]
     if model_whats:
         _model_pictures(ckpt, model_whats, out_dir, features, split, sample, samples, seed,
                         max_points, outputs, refused)  # fmt: skip
+    if len(refused) == 1 and not outputs:  # one picture asked and refused: its own error
+        raise next(iter(refused.values()))
     if refused:
         raise VizRefused(outputs, refused)
     return outputs
@@ -82,7 +84,7 @@ class VizRefused(VizError):
     """Some of the requested pictures could not be drawn; ``outputs`` holds those that were
     (already written), ``refused`` the reason of each that was not. The message is one line."""
 
-    def __init__(self, outputs: list[VizOutput], refused: dict[str, str]) -> None:
+    def __init__(self, outputs: list[VizOutput], refused: dict[str, MeaError]) -> None:
         self.outputs, self.refused = outputs, dict(refused)
         drawn = f"drew {', '.join(o.what for o in outputs)}; " if outputs else ""
         reasons = "; ".join(f"{w}: {why}" for w, why in refused.items())
@@ -90,13 +92,16 @@ class VizRefused(VizError):
 
 
 def _attempt(
-    what: str, draw: Callable[[], VizOutput], outputs: list[VizOutput], refused: dict[str, str]
+    what: str,
+    draw: Callable[[], VizOutput],
+    outputs: list[VizOutput],
+    refused: dict[str, MeaError],
 ) -> None:
     """Draw one picture; a :class:`VizError` / :class:`MeaError` refuses it, the rest go on."""
     try:
         outputs.append(draw())
     except MeaError as err:
-        refused[what] = str(err)
+        refused[what] = err
 
 
 def _model_pictures(
@@ -110,7 +115,7 @@ def _model_pictures(
     seed: int,
     max_points: int,
     outputs: list[VizOutput],
-    refused: dict[str, str],
+    refused: dict[str, MeaError],
 ) -> None:
     """The pictures that need the model run on a split; a checkpoint or store that cannot be
     loaded refuses them all."""
@@ -119,7 +124,7 @@ def _model_pictures(
     try:
         loaded, store = load(ckpt, features, split)
     except MeaError as err:
-        refused.update({w: str(err) for w in whats})
+        refused.update({w: err for w in whats})
         return
     try:
         able = []
@@ -128,13 +133,13 @@ def _model_pictures(
                 _check_capabilities(loaded, [w])
                 able.append(w)
             except MeaError as err:
-                refused[w] = str(err)
+                refused[w] = err
         got = None
         if {"tsne", "wal"} & set(able):
             try:
                 got = collect(loaded)
             except MeaError as err:
-                refused.update({w: str(err) for w in ("tsne", "wal") if w in able})
+                refused.update({w: err for w in ("tsne", "wal") if w in able})
                 able = [w for w in able if w not in refused]
         for w in able:
             if w == "tsne":
