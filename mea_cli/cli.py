@@ -199,6 +199,9 @@ def train(
     split_fractions: str = SPLIT_FRACTIONS,
     folds: str = FOLDS,
     split_seed: int = SPLIT_SEED,
+    log: list[str] = typer.Option(
+        [], "--log", help="Also log each epoch to: tensorboard (<seed dir>/tensorboard/)."
+    ),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
     result = api.train(
@@ -206,7 +209,7 @@ def train(
         seeds=seeds, sets=sets, config=config, device=device, epochs=epochs, name=name,
         resume=resume, allow_changed_store=allow_changed_store, runs_dir=runs_dir,
         preset=preset, threads=threads, split_by=split_by, split_fractions=split_fractions,
-        folds=folds, split_seed=split_seed, console=err_console,
+        folds=folds, split_seed=split_seed, log=log, console=err_console,
     )  # fmt: skip
     from mea_cli.train.folds import FoldsResult
 
@@ -604,10 +607,18 @@ def viz(
     seed: int = typer.Option(0, "--seed", help="Seed of sample choice and t-SNE."),
 ) -> None:
     """Pictures: t-SNE of h^e/h^a (Fig. 5), WAL weights (Fig. 6), PSA maps, training curves."""
-    for o in api.viz(
-        ckpt, what, out=out, features=features, split=split, sample=sample, samples=samples,
-        seed=seed,
-    ):  # fmt: skip
+    from mea_cli.viz.api import VizRefused
+
+    try:
+        outputs = api.viz(
+            ckpt, what, out=out, features=features, split=split, sample=sample, samples=samples,
+            seed=seed,
+        )  # fmt: skip
+    except VizRefused as err:  # the pictures drawn are listed, then the one-line refusal
+        for o in err.outputs:
+            console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
+        raise
+    for o in outputs:
         console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
 
 

@@ -146,3 +146,23 @@ def test_cli_viz_and_its_errors(ckpt: Path, tmp_path: Path) -> None:
         make(tmp_path / "nope.pt", ["wal"])
     with pytest.raises(MeaError, match="no sample 'zzz'"):
         make(ckpt, ["attention"], tmp_path, sample="zzz")
+
+
+def test_viz_draws_what_it_can_and_lists_what_it_refused(ckpt: Path, tmp_path: Path) -> None:
+    from mea_cli.viz.api import VizRefused
+
+    with pytest.raises(VizRefused) as err:
+        make(ckpt, ["curves", "attention", "wal"], tmp_path / "api", sample="zzz")
+    assert [o.what for o in err.value.outputs] == ["curves"]
+    assert set(err.value.refused) == {"attention", "wal"}
+    assert "no sample 'zzz'" in str(err.value.refused["attention"])
+    assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["curves.png"]
+    res = subprocess.run(
+        [sys.executable, "-m", "mea_cli", "viz", str(ckpt), "--what", "curves,attention",
+         "--sample", "zzz", "--out", str(tmp_path / "cli")],
+        capture_output=True, text=True, timeout=120, env=ENV,
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert "drew curves; refused attention - attention: no sample 'zzz'" in res.stderr
+    assert "curves: " in res.stdout and (tmp_path / "cli" / "curves.png").is_file()

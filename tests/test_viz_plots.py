@@ -105,12 +105,13 @@ def test_curves_from_log(tmp_path: Path) -> None:
     assert curves["train_loss"] == [(float(e), 1.0 / e) for e in range(1, 6)]
     assert curves["valid/mae"][-1] == (5.0, pytest.approx(1.0))
     assert _is_png(plot_curves(curves, tmp_path / "curves.png"))
-    assert [name for name, _ in curve_panels(curves)] == ["loss", "MAE (label units)"]
+    assert [p.ylabel for p in curve_panels(curves)] == ["loss", "MAE (label units)"]
     # a custom classification run: only its own metrics, no MAE panel
     cls = {"epoch": [(1.0, 1.0)], "valid/f1_macro": [(1.0, 0.4)], "valid/acc": [(1.0, 0.5)],
            "train/loss": [(1.0, 2.0)], "lr": [(1.0, 1e-3)]}  # fmt: skip
-    panels = dict(curve_panels({k: v for k, v in cls.items() if k != "epoch"}))
-    assert list(panels) == ["loss", "metrics"] and sorted(panels["metrics"]) == ["valid/acc", "valid/f1_macro"]
+    panels = {p.ylabel: p.curves for p in curve_panels({k: v for k, v in cls.items() if k != "epoch"})}
+    assert list(panels) == ["loss", "accuracy / F1 (%)"]
+    assert panels["accuracy / F1 (%)"] == {"valid/f1_macro": [(1.0, 40.0)], "valid/acc": [(1.0, 50.0)]}
     with pytest.raises(VizError, match="no training log"):
         read_log(tmp_path / "missing.jsonl")
     (tmp_path / "bad.jsonl").write_text("{oops\n")

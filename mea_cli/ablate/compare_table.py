@@ -18,12 +18,16 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats as scipy_stats
 
 from mea_cli.ablate.table import Stat, csv_number, digits, metric_label, scale, tex_escape
 from mea_cli.train.metrics import LOWER_IS_BETTER
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 ALPHA = 0.05
 MARK = "†"
@@ -239,21 +243,35 @@ def build_tables(
 
 
 def plot_bars(tables: CompareTables, path: Path) -> Path:
+    """Write :func:`bars_figure` as a PNG at ``path``."""
+    from mea_cli.viz._common import save_png
+
+    return save_png(bars_figure(tables), path)
+
+
+def bars_figure(tables: CompareTables) -> Figure:
     """One panel per metric: a bar per model (mean), error bar one sample std (none for n=1),
     the significance mark above significant bars, the paper's value as a hollow diamond (with
-    its setting beside it when that is not unaligned)."""
-    from mea_cli.viz._common import new_figure, save_png
+    its setting beside it when that is not unaligned). Units as in the tables (accuracies and
+    F1 in %), axes from 0 (:func:`mea_cli.viz._common.metric_ylim`); a metric no model has a
+    finite value of gets no panel (it is named under the title)."""
+    from mea_cli.viz._common import metric_ylim, new_figure, note_empty
 
-    n = len(tables.tables)
+    drawn = [t for t in tables.tables if any(math.isfinite(r.stat.mean) for r in t.rows)]
+    empty = [t.label for t in tables.tables if t not in drawn]
+    n = max(len(drawn), 1)
     cols = min(4, n)
     rows = math.ceil(n / cols)
     fig, axes = new_figure(3.4 * cols, 3.0 * rows, rows, cols)
     for i in range(rows * cols):
         ax = axes[i // cols, i % cols]
-        if i >= n:
-            ax.set_axis_off()
+        if i >= len(drawn):
+            if i == 0:
+                note_empty(ax, "no model has a finite value of any metric")
+            else:
+                ax.set_axis_off()
             continue
-        t = tables.tables[i]
+        t = drawn[i]
         s = scale(t.metric)
         xs = np.arange(len(t.rows))
         means = np.array([r.stat.mean * s for r in t.rows])
@@ -262,19 +280,23 @@ def plot_bars(tables: CompareTables, path: Path) -> Path:
         for x, r, m, e in zip(xs, t.rows, means, stds, strict=True):
             if r.significant and math.isfinite(m):
                 ax.annotate(MARK, (x, m + e), textcoords="offset points", xytext=(0, 2), ha="center")
+            if math.isfinite(m):
+                ax.annotate(f"{m:.{digits(t.metric)}f}", (x, m), textcoords="offset points",
+                            xytext=(4, 2), ha="left", va="bottom", fontsize=7)  # fmt: skip
             if r.paper is not None:
                 ax.plot(x, r.paper, marker="D", mfc="none", color="#e6550d")
                 if r.paper_setting:  # e.g. FDMER's rows: word-aligned, not unaligned
                     ax.annotate(r.paper_setting, (x, r.paper), textcoords="offset points",
                                 xytext=(5, -3), fontsize=6, color="#e6550d")  # fmt: skip
         ax.set_xticks(xs, [r.model for r in t.rows])
-        ax.set_title(t.label, fontsize=9)
+        ax.set_title(t.label + ("" if s == 1 else " (%)"), fontsize=9)
         ax.grid(axis="y", alpha=0.3)
-        finite = [v for v in means if math.isfinite(v)]
-        if finite and s == 100.0:  # zoom on the differences between models
-            lo, hi = min(finite), max(finite)
-            pad = max(2.0, 0.5 * (hi - lo) + float(np.max(stds)))
-            ax.set_ylim(max(0.0, lo - pad), min(100.0, hi + pad))
-    fig.suptitle(tables.title, fontsize=10)
-    return save_png(fig, path)
+        papers = [r.paper for r in t.rows if r.paper is not None]
+        lo, hi = metric_ylim(t.metric, [*(means + stds), *(means - stds), *papers], s == 100.0)
+        ax.set_ylim(bottom=lo)
+        if hi is not None:
+            ax.set_ylim(top=hi)
+    title = tables.title + (f"\n(no finite value, not drawn: {', '.join(empty)})" if empty else "")
+    fig.suptitle(title, fontsize=10)
+    return fig
 

@@ -19,13 +19,16 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from mea_cli.ablate.errors import SweepError
 from mea_cli.ablate.table import VALID_PREFIX, ResultTable, digits, metric_label, scale
 from mea_cli.config import parse_text
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 @dataclass(frozen=True)
@@ -99,21 +102,43 @@ def parse_spec(
 
 
 def plot_sweep(table: ResultTable, spec: SweepSpec, path: Path, title: str = "") -> Path:
-    """Line plot of mean +- std per metric against the swept values (Figs. 7-9 style)."""
-    from mea_cli.viz._common import new_figure, save_png
+    """Write :func:`sweep_figure` as a PNG at ``path``."""
+    from mea_cli.viz._common import save_png
+
+    return save_png(sweep_figure(table, spec, title), path)
+
+
+def sweep_figure(table: ResultTable, spec: SweepSpec, title: str = "") -> Figure:
+    """Line plot of mean +- std per metric against the swept values (Figs. 7-9 style), valid
+    dashed and test solid, in the tables' units (accuracies and F1 in %) on axes from 0
+    (:func:`mea_cli.viz._common.metric_ylim`). A metric with no finite value at any swept
+    value gets no panel (it is named under the title)."""
+    from mea_cli.viz._common import metric_ylim, new_figure, note_empty
 
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec.values)
     xs = np.asarray(spec.values, dtype=float) if numeric else np.arange(len(spec.values))
-    metrics = [k for k in table.metrics if not k.startswith(VALID_PREFIX)]
-    fig, axes = new_figure(3.6 * len(metrics), 3.2, 1, len(metrics))
+
+    def finite(col: str) -> bool:
+        return col in table.metrics and any(
+            col in row.stats and math.isfinite(row.stats[col].mean) for row in table.rows
+        )
+
+    keys = [k for k in table.metrics if not k.startswith(VALID_PREFIX)]
+    metrics = [k for k in keys if finite(k) or finite(VALID_PREFIX + k)]
+    empty = [metric_label(k) for k in keys if k not in metrics]
+    fig, axes = new_figure(3.6 * max(len(metrics), 1), 3.2, 1, max(len(metrics), 1))
+    if not metrics:
+        note_empty(axes[0, 0], "no finite value of any metric at any swept value")
     for c, key in enumerate(metrics):
         ax = axes[0, c]
         s = scale(key)
+        shown: list[float] = []
         for col, style, name in ((VALID_PREFIX + key, "--", "valid"), (key, "-", "test")):
             if col not in table.metrics:
                 continue
             means = np.array([row.stats[col].mean * s for row in table.rows])
             stds = np.nan_to_num([row.stats[col].std * s for row in table.rows])  # n=1: no bar
+            shown += [*(means - stds), *(means + stds)]
             ax.errorbar(
                 xs, means, yerr=stds, marker="o", capsize=3, linewidth=1.5, linestyle=style,
                 label=name,
@@ -134,10 +159,17 @@ def plot_sweep(table: ResultTable, spec: SweepSpec, path: Path, title: str = "")
         ax.set_ylabel(metric_label(key) + ("" if s == 1 else " (%)"))
         if not numeric:
             ax.set_xticks(xs, list(spec.text))
-        ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+        lo, hi = metric_ylim(key, shown, s == 100.0)
+        ax.set_ylim(bottom=lo)
+        if hi is not None:
+            ax.set_ylim(top=hi)
         ax.grid(alpha=0.3)
+    if empty:
+        title = (title or f"Sensitivity to {spec.display}") + (
+            f"\n(no finite value, not drawn: {', '.join(empty)})"
+        )
     fig.suptitle(title or f"Sensitivity to {spec.display}", fontsize=10)
-    return save_png(fig, path)
+    return fig
 
 
 def values_table_entries(

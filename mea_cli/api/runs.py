@@ -102,14 +102,15 @@ def train(
     split_fractions: str | None = None,
     folds: str | None = None,
     split_seed: int = 0,
+    log: Sequence[str] = (),
     console: Console | None = None,
 ) -> RunResult | FoldsResult:
     """Train a model into ``runs_dir/<name>/`` (``mea train``): the store's own splits give a
     :class:`~mea_cli.train.trainer.RunResult`, ``folds`` a
     :class:`~mea_cli.train.folds.FoldsResult`. ``sets`` are ``--set`` strings
     (``"d=32"``, ``"train.lr=1e-3"``); ``train_overrides`` / ``model_overrides`` the same as
-    dicts, applied after ``config`` and ``sets``; ``epochs`` last. Progress goes to
-    ``console`` (default: stderr)."""
+    dicts, applied after ``config`` and ``sets``; ``epochs`` last. ``log`` names extra
+    per-epoch loggers (``"tensorboard"``). Progress goes to ``console`` (default: stderr)."""
     features = None if features is None else Path(features)
     config = None if config is None else Path(config)
     runs_dir = Path(runs_dir)
@@ -121,8 +122,10 @@ def train(
     # every check that needs no torch runs first: a mistake costs no import and no run dir
     from mea_cli.train.cli_support import check_train_overrides
     from mea_cli.train.config import overrides_from_cli
+    from mea_cli.train.epoch_log import parse_loggers
 
     seed_list = _seeds(seeds)
+    loggers = parse_loggers(list(log))
     train_over, model_over = overrides_from_cli(sets, config, None)
     train_over.update(train_overrides or {})
     model_over.update(model_overrides or {})
@@ -160,6 +163,7 @@ def train(
         allow_changed_store=allow_changed_store,
         runs_dir=runs_dir,
         preset=preset,
+        log=loggers,
     )
     if plan is not None and plan.folds is not None:
         from mea_cli.train.folds import train_folds
@@ -417,7 +421,9 @@ def viz(
     seed: int = 0,
 ) -> list[VizOutput]:
     """Draw pictures of a checkpoint (``mea viz``): ``what`` is tsne, wal, attention or curves
-    (a list, or comma-separated); PNGs go to ``out`` (default ``<ckpt dir>/viz``)."""
+    (a list, or comma-separated); PNGs go to ``out`` (default ``<ckpt dir>/viz``). When some
+    of several pictures are refused, the others are drawn and
+    :class:`~mea_cli.viz.api.VizRefused` lists both (``.outputs``, and its one-line message)."""
     from mea_cli.train.runs import checkpoint_in
 
     path = checkpoint_in(Path(ckpt))

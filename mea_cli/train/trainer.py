@@ -44,7 +44,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,6 +77,7 @@ from mea_cli.train.distributed import (
     shutdown,
 )
 from mea_cli.train.engine import Predictions, autocast, predict, resolve_device
+from mea_cli.train.epoch_log import EpochLog, mean_psi
 from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
 from mea_cli.train.modeling import build_model
 from mea_cli.train.targets import (
@@ -118,6 +119,7 @@ class TrainRequest:
     runs_dir: Path = Path("runs")
     live: bool | None = None  # None: rich live table only on a terminal
     preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN / SMALL_MODELS
+    log: tuple[str, ...] = ()  # per-epoch loggers besides log.jsonl (mea_cli.train.epoch_log)
 
 
 @dataclass(frozen=True)
@@ -383,13 +385,14 @@ class Trainer:
         info: DistInfo | None = None,
         console: Console | None = None,
         live: bool | None = None,
+        log: Sequence[str] = (),
     ) -> None:
         from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
         from mea_cli.models.registry import get_entry
 
         self.run, self.store, self.seed, self.out_dir = dict(run), store, seed, Path(out_dir)
         self.device, self.info = device, info or DistInfo()
-        self.console, self.live = console or Console(stderr=True), live
+        self.console, self.live, self.log = console or Console(stderr=True), live, tuple(log)
         self.settings = TrainSettings.from_dict(run["train"])
         self.selection = selection_metric(run["task"])
         _seed_everything(seed)
@@ -640,7 +643,7 @@ class Trainer:
         )
         if self.closed_form and pr.epoch < budget:
             self.prepare_closed_form()
-        with display:
+        with display, self._epoch_log() as epoch_log:
             while pr.epoch < budget and not pr.stopped:
                 t0 = time.perf_counter()
                 pr.epoch += 1
@@ -673,9 +676,23 @@ class Trainer:
                 }
                 if info.is_main:
                     runs.append_log(self.log_path, record)
+                epoch_log.epoch(record)
                 self.save()
                 display.update(record)
         return self._finish()
+
+    def _epoch_log(self) -> EpochLog:
+        """The ``--log`` loggers of this seed (TensorBoard: also the valid split's mean psi
+        when the model reports modality weights)."""
+        from mea_cli import MODALITIES
+        from mea_cli.models.registry import get_entry
+
+        psi = None
+        if "modality_weights" in get_entry(self.run["model"]).capabilities:
+            def psi() -> dict[str, float]:
+                return mean_psi(self.model, self.loaders["valid"], self.device, MODALITIES)
+
+        return EpochLog.open(self.log, self.out_dir, self.progress.epoch, psi, self.info.is_main)
 
     def _finish(self) -> dict[str, Any]:
         pr = self.progress
@@ -717,7 +734,9 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
                     store.check_values()
                 for seed in seeds:
                     out_dir = runs.seed_dir(run_dir, seed, len(seeds))
-                    trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)
+                    trainer = Trainer(
+                        cfg, store, seed, out_dir, device, info, console, req.live, req.log
+                    )
                     try:
                         results[seed] = trainer.fit(resume=req.resume)
                     except KeyboardInterrupt:

@@ -7,6 +7,8 @@ place, umask permissions), so an interrupted ``mea viz`` never leaves a truncate
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,6 +20,7 @@ from mea_cli.errors import MeaError  # noqa: E402
 from mea_cli.paths import atomic_output, ensure_dir  # noqa: E402
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 # The paper's Fig. 5 colours: agnostic parts red/orange/green, exclusive parts pink/yellow/blue
@@ -59,3 +62,24 @@ def save_npz(path: Path, **arrays: object) -> Path:
     with atomic_output(path, "picture data") as tmp, open(tmp, "wb") as fh:
         np.savez_compressed(fh, **arrays)  # a file object: numpy adds no ".npz" to the name
     return path
+
+
+def metric_ylim(metric: str, values: Sequence[float], percent: bool) -> tuple[float, float | None]:
+    """Honest y limits of a metric's axis: accuracies and F1 in % on [0, 100], Corr on
+    [-1, 1] (or [0, 1] when nothing is negative), MAE and losses from 0 (top 15 % above the
+    highest value, for the labels; ``None``: automatic): an axis that starts near the data exaggerates small differences."""
+    finite = [float(v) for v in values if math.isfinite(float(v))]
+    if percent:
+        return 0.0, 100.0
+    if metric == "corr":
+        return (-1.0 if any(v < 0 for v in finite) else 0.0), 1.0
+    lo = min(0.0, *finite) if finite else 0.0
+    top = max(finite) if finite else 0.0
+    return lo, (lo + 1.15 * (top - lo) if top > lo else None)  # room for the value labels
+
+
+def note_empty(ax: Axes, text: str) -> None:
+    """Turn ``ax`` into a one-line note (a picture with nothing to plot says so)."""
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9,
+            transform=ax.transAxes)  # fmt: skip

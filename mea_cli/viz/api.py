@@ -1,5 +1,9 @@
 """``mea viz CKPT --what tsne|wal|attention|curves``: one PNG (plus its numbers) per request.
 
+A request for several pictures draws every one it can; those it cannot (a model without the
+capability, a missing log, a sample not in the split) are listed in one :class:`VizRefused`
+error raised after the others are written, so the command exits non-zero naming each refusal.
+
 Besides each PNG we write the numbers it shows (``tsne.npz`` with the exact t-SNE input and
 coordinates, ``wal.json`` with psi per sample and layer, ``attention.npz`` with the cropped maps)
 so a picture can always be checked against data, and the tests do.
@@ -7,13 +11,14 @@ so a picture can always be checked against data, and the tests do.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from mea_cli.errors import MeaError
 from mea_cli.paths import write_json
 from mea_cli.viz._common import VizError, save_npz
 
@@ -61,27 +66,97 @@ def make(
         raise VizError(f"nothing to draw: give --what {'|'.join(WHATS)}")
     out_dir = Path(out_dir) if out_dir is not None else ckpt.parent / "viz"
     outputs: list[VizOutput] = []
+    refused: dict[str, MeaError] = {}
     if "curves" in whats:
-        outputs.append(_curves(ckpt, out_dir))
+        _attempt("curves", lambda: _curves(ckpt, out_dir), outputs, refused)
     model_whats = [w for w in whats if w != "curves"]
-    if not model_whats:
-        return outputs
+    if model_whats:
+        _model_pictures(ckpt, model_whats, out_dir, features, split, sample, samples, seed,
+                        max_points, outputs, refused)  # fmt: skip
+    if len(refused) == 1 and not outputs:  # one picture asked and refused: its own error
+        raise next(iter(refused.values()))
+    if refused:
+        raise VizRefused(outputs, refused)
+    return outputs
+
+
+class VizRefused(VizError):
+    """Some of the requested pictures could not be drawn; ``outputs`` holds those that were
+    (already written), ``refused`` the reason of each that was not. The message is one line."""
+
+    def __init__(self, outputs: list[VizOutput], refused: dict[str, MeaError]) -> None:
+        self.outputs, self.refused = outputs, dict(refused)
+        drawn = f"drew {', '.join(o.what for o in outputs)}; " if outputs else ""
+        reasons = "; ".join(f"{w}: {why}" for w, why in refused.items())
+        super().__init__(f"{drawn}refused {', '.join(refused)} - {reasons}")
+
+
+def _attempt(
+    what: str,
+    draw: Callable[[], VizOutput],
+    outputs: list[VizOutput],
+    refused: dict[str, MeaError],
+) -> None:
+    """Draw one picture; a :class:`VizError` / :class:`MeaError` refuses it, the rest go on."""
+    try:
+        outputs.append(draw())
+    except MeaError as err:
+        refused[what] = err
+
+
+def _model_pictures(
+    ckpt: Path,
+    whats: Sequence[str],
+    out_dir: Path,
+    features: Path | None,
+    split: str,
+    sample: str | None,
+    samples: int,
+    seed: int,
+    max_points: int,
+    outputs: list[VizOutput],
+    refused: dict[str, MeaError],
+) -> None:
+    """The pictures that need the model run on a split; a checkpoint or store that cannot be
+    loaded refuses them all."""
     from mea_cli.viz.collect import attention_of, collect, load
 
-    loaded, store = load(ckpt, features, split)
     try:
-        _check_capabilities(loaded, model_whats)
-        got = collect(loaded) if {"tsne", "wal"} & set(model_whats) else None
-        for w in model_whats:
+        loaded, store = load(ckpt, features, split)
+    except MeaError as err:
+        refused.update({w: err for w in whats})
+        return
+    try:
+        able = []
+        for w in whats:
+            try:
+                _check_capabilities(loaded, [w])
+                able.append(w)
+            except MeaError as err:
+                refused[w] = err
+        got = None
+        if {"tsne", "wal"} & set(able):
+            try:
+                got = collect(loaded)
+            except MeaError as err:
+                refused.update({w: err for w in ("tsne", "wal") if w in able})
+                able = [w for w in able if w not in refused]
+        for w in able:
             if w == "tsne":
-                outputs.append(_tsne(loaded, got, out_dir, seed, max_points))
+                _attempt(w, lambda: _tsne(loaded, got, out_dir, seed, max_points), outputs, refused)
             elif w == "wal":
-                outputs.append(_wal(loaded, got, out_dir, sample, samples, seed))
+                _attempt(
+                    w, lambda: _wal(loaded, got, out_dir, sample, samples, seed), outputs, refused
+                )
             elif w == "attention":
-                outputs.append(_attention(loaded, attention_of(loaded, sample), out_dir))
+                _attempt(
+                    w,
+                    lambda: _attention(loaded, attention_of(loaded, sample), out_dir),
+                    outputs,
+                    refused,
+                )
     finally:
         store.close()
-    return outputs
 
 
 def _check_capabilities(loaded: Any, whats: Sequence[str]) -> None:
@@ -96,11 +171,13 @@ def _check_capabilities(loaded: Any, whats: Sequence[str]) -> None:
 
 
 def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
-    from mea_cli.viz.curves import plot_curves, read_log
+    from mea_cli.viz.curves import plot_curves, read_chosen, read_log
 
     log = ckpt.parent / "log.jsonl"
     curves = read_log(log)
-    png = plot_curves(curves, out_dir / "curves.png", title=f"training curves ({log})")
+    png = plot_curves(
+        curves, out_dir / "curves.png", title=f"training curves ({log})", chosen=read_chosen(log)
+    )
     epochs = max(len(v) for v in curves.values())
     return VizOutput(
         "curves",

@@ -12,10 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mea_cli.viz._common import MODALITY_LABELS, VizError, new_figure, save_png
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def sample_maps(
@@ -60,23 +64,39 @@ def sample_maps(
 def plot_attention(
     maps: Mapping[str, Sequence[np.ndarray]], path: Path, title: str = "", block: str = "PSA"
 ) -> Path:
+    """Write :func:`attention_figure` as a PNG at ``path``."""
+    return save_png(attention_figure(maps, title, block), path)
+
+
+def attention_figure(
+    maps: Mapping[str, Sequence[np.ndarray]], title: str = "", block: str = "PSA"
+) -> Figure:
     """One heatmap per (modality, layer of ``block``): rows are modalities, columns layers.
-    ``block`` names the model's unit that made the maps (MEA: PSA, MCR: the SCU's Eq. 8)."""
+    ``block`` names the model's unit that made the maps (MEA: PSA, MCR: the SCU's Eq. 8).
+
+    The colour scale of a modality's row runs from 0 to the largest weight in its maps, shared
+    by its layers, and its colour bar names the uniform weight 1/T: a scale stretched between
+    a map's own min and max would paint a nearly uniform map (every weight ~1/T) as sharply
+    structured."""
     mods = list(maps)
     n_layers = max(len(v) for v in maps.values())
     fig, axes = new_figure(2.8 * n_layers + 0.8, 2.6 * len(mods), len(mods), n_layers)
     for r, m in enumerate(mods):
+        top = max(float(np.max(a)) for a in maps[m])
         for c in range(n_layers):
             ax = axes[r, c]
             if c >= len(maps[m]):
                 ax.axis("off")
                 continue
-            im = ax.imshow(maps[m][c], cmap="viridis", aspect="auto", interpolation="nearest")
+            im = ax.imshow(maps[m][c], cmap="viridis", aspect="auto", interpolation="nearest",
+                           vmin=0.0, vmax=top)  # fmt: skip
             ax.set_title(f"{MODALITY_LABELS.get(m, m)} ({m}), {block} layer {c + 1}", fontsize=8)
             ax.set_xlabel("key step", fontsize=7)
             ax.set_ylabel("query step", fontsize=7)
             ax.tick_params(labelsize=6)
-            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+            bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
+            bar.set_label(f"weight (uniform 1/T = {1 / maps[m][c].shape[-1]:.3g})", fontsize=7)
+            bar.ax.tick_params(labelsize=6)
     if title:
         fig.suptitle(title, fontsize=10)
-    return save_png(fig, path)
+    return fig
