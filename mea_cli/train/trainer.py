@@ -44,7 +44,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +118,9 @@ class TrainRequest:
     runs_dir: Path = Path("runs")
     live: bool | None = None  # None: rich live table only on a terminal
     preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN / SMALL_MODELS
+    # called with each epoch's log record after its state is saved (mea tune's pruning); an
+    # exception it raises stops the run there, resumable like an interrupted one
+    on_epoch: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -383,6 +386,7 @@ class Trainer:
         info: DistInfo | None = None,
         console: Console | None = None,
         live: bool | None = None,
+        on_epoch: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
         from mea_cli.models.registry import get_entry
@@ -390,6 +394,7 @@ class Trainer:
         self.run, self.store, self.seed, self.out_dir = dict(run), store, seed, Path(out_dir)
         self.device, self.info = device, info or DistInfo()
         self.console, self.live = console or Console(stderr=True), live
+        self.on_epoch = on_epoch
         self.settings = TrainSettings.from_dict(run["train"])
         self.selection = selection_metric(run["task"])
         _seed_everything(seed)
@@ -675,6 +680,8 @@ class Trainer:
                     runs.append_log(self.log_path, record)
                 self.save()
                 display.update(record)
+                if self.on_epoch is not None:
+                    self.on_epoch(record)
         return self._finish()
 
     def _finish(self) -> dict[str, Any]:
@@ -717,7 +724,9 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
                     store.check_values()
                 for seed in seeds:
                     out_dir = runs.seed_dir(run_dir, seed, len(seeds))
-                    trainer = Trainer(cfg, store, seed, out_dir, device, info, console, req.live)
+                    trainer = Trainer(
+                        cfg, store, seed, out_dir, device, info, console, req.live, req.on_epoch
+                    )
                     try:
                         results[seed] = trainer.fit(resume=req.resume)
                     except KeyboardInterrupt:
