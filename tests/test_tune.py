@@ -154,7 +154,7 @@ def test_two_processes_share_one_sqlite_study_and_best_retrains_equal(tmp_path: 
     for p, (_, err) in zip(procs, outs, strict=True):
         assert p.returncode == 0, err[-3000:]
     mine = [
-        {int(n) for n in re.findall(r"^trial (\d+) complete", err, flags=re.M)} for _, err in outs
+        {int(n) for n in re.findall(r"^trial (\d+) \w+", err, flags=re.M)} for _, err in outs
     ]
     assert len(mine[0]) == len(mine[1]) == 2 and not mine[0] & mine[1]  # both ran their two
 

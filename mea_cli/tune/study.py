@@ -158,6 +158,7 @@ def run_study(req: TuneRequest) -> TuneResult:
     import optuna
 
     from mea_cli.config import ConfigError
+    from mea_cli.train import runs
     from mea_cli.train.metrics import selection_metric
     from mea_cli.train.trainer import TrainError, read_store_facts, train_run
 
@@ -173,14 +174,19 @@ def run_study(req: TuneRequest) -> TuneResult:
         train, model = suggest(trial, req.params)
         name = trial_run_name(req.study, trial.number)
         trial.set_user_attr("run", name)
+        r = req.request
+
+        budget: list[int] = []  # the run's epochs, read from its config.json once
 
         def report(record: Mapping[str, Any]) -> None:
-            value = record["valid"][sel.name]
-            trial.report(float(value), int(record["epoch"]))
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"valid {sel.name} {value:.4g} at epoch {record['epoch']}")
+            value, epoch = record["valid"][sel.name], int(record["epoch"])
+            trial.report(float(value), epoch)
+            if not budget:
+                budget.append(runs.read_json(Path(r.runs_dir) / name / "config.json")["train"]["epochs"])
+            # a trial that trained its last epoch is complete: pruning it would waste its value
+            if epoch < budget[0] and not record["early_stop"] and trial.should_prune():
+                raise optuna.TrialPruned(f"valid {sel.name} {value:.4g} at epoch {epoch}")
 
-        r = req.request
         trial_req = dataclasses.replace(
             r, name=name, resume=False, on_epoch=report,
             train_overrides={**r.train_overrides, **train},
