@@ -20,7 +20,7 @@ from mea_cli.data.synth import write_synthetic
 from mea_cli.models.contract import data_fields
 from mea_cli.models.registry import get_entry
 from mea_cli.train.config import TrainSettings, load_toml
-from mea_cli.tune.report import config_toml, ranked
+from mea_cli.tune.report import config_toml, ranked, trial_value
 from mea_cli.tune.space import Param, SpaceError, build_space, suggest
 
 MEA = get_entry("mea").config_cls
@@ -114,6 +114,21 @@ def test_ranked_orders_completed_by_direction_then_the_rest() -> None:
     assert low == [(1, 1), (2, 2), (3, 0), (None, 3)]
     high = [(r, t.number) for r, t in ranked(trials, higher_is_better=True)]
     assert high == [(1, 0), (2, 2), (3, 1), (None, 3)]
+    assert trial_value(trials[0]) == "0.3" and trial_value(trials[3]) == "0.9 (epoch 1)"
+
+
+def test_joining_a_study_with_other_settings_is_refused(tmp_path: Path) -> None:
+    from mea_cli.train.trainer import TrainRequest
+    from mea_cli.tune.study import TuneError, TuneRequest, open_study
+
+    storage = f"sqlite:///{tmp_path}/j.db"
+    req = TuneRequest(TrainRequest(tmp_path / "a.h5", "mosi"), space("mu=0:0.5"), 1, "j", storage)
+    first = open_study(req, "mae", False)
+    again = open_study(req, "mae", False)  # the same settings join
+    assert again._study_id == first._study_id and first.direction.name == "MINIMIZE"
+    other = TuneRequest(TrainRequest(tmp_path / "a.h5", "mosi"), space("mu=0:0.4"), 1, "j", storage)
+    with pytest.raises(TuneError, match=r"searches other settings \(space\)"):
+        open_study(other, "mae", False)
 
 
 def test_bad_space_is_one_line_and_creates_nothing(tmp_path: Path, mea, synth_mosi: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from rich.console import Console
 
+from mea_cli.tune.report import trial_value, trials_table, write_best_config
 from mea_cli.tune.space import Param, SpaceError, build_space
 from mea_cli.tune.study import TuneError, TuneRequest, default_storage, run_study
 
@@ -74,7 +75,8 @@ def tune(req: Any, opts: TuneOptions, console: Console, err: Console) -> Path | 
     keys = [p.key for p in params]
 
     def on_trial(t: Any) -> None:
-        value = "" if t.value is None else f" valid {t.value:.4g}"
+        value = trial_value(t)
+        value = "" if value == "-" else f" valid {value}"
         note = t.user_attrs.get("error", "")
         err.print(
             f"trial {t.number} {t.state.name.lower()}{value}: "
@@ -92,7 +94,6 @@ def tune(req: Any, opts: TuneOptions, console: Console, err: Console) -> Path | 
             startup_trials=opts.startup_trials, on_trial=on_trial,
         )
     )  # fmt: skip
-    from mea_cli.tune.report import trials_table, write_best_config
 
     trials = result.study.get_trials(deepcopy=False)
     console.print(trials_table(trials, result.metric, result.higher_is_better, keys))

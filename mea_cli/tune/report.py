@@ -73,6 +73,18 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def trial_value(t: Any) -> str:
+    """A completed trial's value; for any other (Optuna gives a pruned trial its last report
+    as value) the last valid metric reported and its epoch, or ``-``."""
+    if t.state.name == "COMPLETE" and t.value is not None:
+        return _fmt(t.value)
+    if t.intermediate_values:
+        epoch = max(t.intermediate_values)
+        v = t.intermediate_values[epoch]
+        return f"{_fmt(v) if math.isfinite(v) else 'nan'} (epoch {epoch})"
+    return "-"
+
+
 def trials_table(
     trials: Sequence[Any], metric: str, higher_is_better: bool, keys: Sequence[str]
 ) -> Table:
@@ -83,19 +95,11 @@ def trials_table(
     for col in ("rank", "trial", "state", f"valid {metric}", *keys, "run"):
         table.add_column(col, justify="right" if col not in ("state", "run") else "left")
     for rank, t in ranked(trials, higher_is_better):
-        if t.value is not None:
-            value = _fmt(t.value)
-        elif t.intermediate_values:
-            epoch = max(t.intermediate_values)
-            v = t.intermediate_values[epoch]
-            value = f"{_fmt(v)} (epoch {epoch})" if math.isfinite(v) else "nan"
-        else:
-            value = "-"
         table.add_row(
             "" if rank is None else str(rank),
             str(t.number),
             t.state.name.lower(),
-            value,
+            trial_value(t),
             *(_fmt(t.params[k]) if k in t.params else "-" for k in keys),
             str(t.user_attrs.get("run", "")),
         )
