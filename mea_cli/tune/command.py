@@ -71,7 +71,8 @@ def tune(req: Any, opts: TuneOptions, console: Console, err: Console) -> Path | 
     params = search_space(req.model, opts)
     study = runs.check_name(opts.study or default_study(req.model, req.features))
     storage = opts.storage or default_storage(req.runs_dir, study)
-    Path(req.runs_dir).mkdir(parents=True, exist_ok=True)
+    if opts.storage is None:  # the default database lives in the runs folder
+        Path(req.runs_dir).mkdir(parents=True, exist_ok=True)
     keys = [p.key for p in params]
 
     def on_trial(t: Any) -> None:
@@ -85,13 +86,17 @@ def tune(req: Any, opts: TuneOptions, console: Console, err: Console) -> Path | 
             highlight=False, soft_wrap=True,
         )  # fmt: skip
 
-    err.print(f"study {study} in {storage}: {opts.trials} trial(s) here; searching "
-              + "; ".join(p.describe() for p in params), highlight=False, soft_wrap=True)  # fmt: skip
+    def on_open(s: Any) -> None:
+        n = len(s.get_trials(deepcopy=False))
+        err.print(f"study {study} in {storage} ({n} trial(s) so far): {opts.trials} trial(s) here; "
+                  "searching " + "; ".join(p.describe() for p in params),
+                  highlight=False, soft_wrap=True)  # fmt: skip
+
     result = run_study(
         TuneRequest(
             request=req, params=params, trials=opts.trials, study=study, storage=storage,
             sampler_seed=opts.sampler_seed, prune=opts.prune,
-            startup_trials=opts.startup_trials, on_trial=on_trial,
+            startup_trials=opts.startup_trials, on_open=on_open, on_trial=on_trial,
         )
     )  # fmt: skip
 

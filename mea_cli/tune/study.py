@@ -52,6 +52,7 @@ class TuneRequest:
     sampler_seed: int | None = None
     prune: bool = True
     startup_trials: int = 2  # the pruner waits for this many finished trials
+    on_open: Callable[[Any], None] | None = None  # gets the study once it is open (checked)
     on_trial: Callable[[Any], None] | None = None  # gets each finished optuna FrozenTrial
 
 
@@ -84,6 +85,8 @@ def _setup_lock(url: str) -> Iterator[None]:
     if not db or db == ":memory:" or fcntl is None:
         yield
         return
+    if not Path(db).parent.is_dir():
+        raise TuneError(f"--storage {url}: the folder {Path(db).parent} does not exist")
     with open(f"{db}.lock", "a") as f:  # beside the database; the kernel drops it on exit
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
@@ -124,6 +127,7 @@ def open_study(req: TuneRequest, metric: str, higher_is_better: bool) -> Any:
 def _open_locked(req: TuneRequest, metric: str, higher_is_better: bool) -> Any:
     import optuna
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
     storage = _storage(req.storage)
     pruner: optuna.pruners.BasePruner = (
         optuna.pruners.MedianPruner(n_startup_trials=req.startup_trials)
@@ -169,6 +173,8 @@ def run_study(req: TuneRequest) -> TuneResult:
     sel = selection_metric(facts.task)
     study = open_study(req, sel.name, sel.higher_is_better)
     result = TuneResult(study, sel.name, sel.higher_is_better)
+    if req.on_open is not None:
+        req.on_open(study)
 
     def objective(trial: optuna.Trial) -> float:
         train, model = suggest(trial, req.params)
@@ -204,7 +210,6 @@ def run_study(req: TuneRequest) -> TuneResult:
         if req.on_trial is not None:
             req.on_trial(frozen)
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study.optimize(
         objective, n_trials=req.trials, catch=(TrainError, ConfigError), callbacks=[done],
         gc_after_trial=False,
