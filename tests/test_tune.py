@@ -131,12 +131,24 @@ def test_joining_a_study_with_other_settings_is_refused(tmp_path: Path) -> None:
         open_study(other, "mae", False)
 
 
-def test_bad_space_is_one_line_and_creates_nothing(tmp_path: Path, mea, synth_mosi: Path) -> None:
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--dataset", "mosi", "--space", "nope=0:1"], "'nope' is not a searchable field"),
+        (["--space", "mu=0:0.5"], "give --dataset"),
+        (["--dataset", "mosi", "--space", "mu=0:0.5", "--storage", "sqlite:///{tmp}/no/s.db"],
+         "does not exist"),  # fmt: skip
+        (["--dataset", "mosi", "--space", "mu=0:0.5", "--study", "a/b"], "'a/b' is not allowed"),
+    ],
+)
+def test_refusals_are_one_line_and_create_nothing(
+    tmp_path: Path, mea, synth_mosi: Path, args: list[str], message: str
+) -> None:
     runs = tmp_path / "runs"
-    code, out, err = mea("tune", str(synth_mosi), "--dataset", "mosi", "--space", "nope=0:1",
-                         "--runs-dir", str(runs))  # fmt: skip
-    assert code == 2 and len(err.strip().splitlines()) == 1 and "'nope'" in err
-    assert not runs.exists()
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    code, _, err = mea("tune", str(synth_mosi), *args, "--runs-dir", str(runs))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- end to end

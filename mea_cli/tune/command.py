@@ -71,8 +71,6 @@ def tune(req: Any, opts: TuneOptions, console: Console, err: Console) -> Path | 
     params = search_space(req.model, opts)
     study = runs.check_name(opts.study or default_study(req.model, req.features))
     storage = opts.storage or default_storage(req.runs_dir, study)
-    if opts.storage is None:  # the default database lives in the runs folder
-        Path(req.runs_dir).mkdir(parents=True, exist_ok=True)
     keys = [p.key for p in params]
 
     def on_trial(t: Any) -> None:

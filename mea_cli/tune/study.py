@@ -171,6 +171,8 @@ def run_study(req: TuneRequest) -> TuneResult:
         req.request.label_range,
     )  # fmt: skip
     sel = selection_metric(facts.task)
+    if req.storage == default_storage(req.request.runs_dir, req.study):
+        Path(req.request.runs_dir).mkdir(parents=True, exist_ok=True)  # the database's folder
     study = open_study(req, sel.name, sel.higher_is_better)
     result = TuneResult(study, sel.name, sel.higher_is_better)
     if req.on_open is not None:
