@@ -550,6 +550,48 @@ def sweep(
     )  # fmt: skip
 
 
+@app.command(short_help="Search model and training fields with Optuna (valid split only).")
+def tune(
+    features: Path = typer.Argument(..., help="Feature store (.h5) every trial trains on."),
+    dataset: str = typer.Option(None, "--dataset", help="Preset: mosi, mosei, iemocap or custom."),
+    task: str = typer.Option(None, "--task", help="A custom task (as mea train --task)."),
+    labels_range: str = typer.Option(
+        None, "--labels-range", help="Custom regression: the labels' range a,b (its metrics)."
+    ),
+    model: str = typer.Option("mea", "--model", help="Registered model name."),
+    space: list[str] = typer.Option(
+        [], "--space", help="key=SPEC items: mu=0:0.5, lr=log:1e-4:3e-3, heads=2,4 (docs/tune.md)."
+    ),
+    space_file: Path = typer.Option(None, "--space-file", help="TOML search space ([model], [train])."),
+    trials: int = typer.Option(20, "--trials", min=1, help="Trials this process runs."),
+    study: str = typer.Option(None, "--study", help="Study name [default: tune-<model>-<store>]."),
+    storage: str = typer.Option(
+        None, "--storage", help="Optuna database URL [default: sqlite:///<runs-dir>/<study>.db]."
+    ),
+    best: Path = typer.Option(None, "--best", help="Best config file [default: <runs-dir>/<study>.best.toml]."),
+    prune: bool = typer.Option(True, "--prune/--no-prune", help="Median pruning of bad trials."),
+    sampler_seed: int = typer.Option(None, "--sampler-seed", help="Seed of the TPE sampler."),
+    seed: int = typer.Option(1111, "--seed", help="Training seed of every trial."),
+    sets: list[str] = typer.Option([], "--set", help="Fixed key=value for every trial (as mea train)."),
+    config: Path = typer.Option(None, "--config", help="Fixed TOML [train] / [model] for every trial."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Epochs of every trial."),
+    preset: str = typer.Option("paper", "--preset", help="paper or small (as mea train)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the trials' runs go."),
+    threads: int = THREADS,
+) -> None:
+    """Hyper-parameter search (Optuna, TPE + median pruning): each trial a run under --runs-dir,
+    scored on the valid split; several processes share a study through --storage. Prints the
+    trials and writes the best configuration as a mea train --config file."""
+    api.tune(
+        features, dataset=dataset, task=task, labels_range=labels_range, model=model,
+        space=space, space_file=space_file, trials=trials, study=study, storage=storage,
+        best=best, prune=prune, sampler_seed=sampler_seed, seed=seed, sets=sets, config=config,
+        epochs=epochs, preset=preset, device=device, runs_dir=runs_dir, threads=threads,
+        console=console, err_console=err_console,
+    )  # fmt: skip
+
+
 @app.command(short_help="Several models on the same store, splits and seeds, with paired t-tests.")
 def compare(
     features: Path = typer.Argument(..., help="Feature store (.h5) every model trains on."),

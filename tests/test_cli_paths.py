@@ -128,6 +128,12 @@ CASES: list[Case] = [
     ("compare-runs-file", lambda p: ["compare", f"{p}/afile.txt", "--dataset", "mosi", "--models", "mea,mult", "--runs-dir", f"{p}/afile.txt"], lambda p: f"{p}/afile.txt", "is a file, not a directory"),
     ("compare-runs-parent-missing", lambda p: ["compare", f"{p}/afile.txt", "--dataset", "mosi", "--models", "mea,mult", "--runs-dir", f"{p}/nope/runs"], lambda p: f"{p}/nope/runs", "does not exist"),
     ("compare-runs-unwritable", lambda p: ["compare", f"{p}/afile.txt", "--dataset", "mosi", "--models", "mea,mult", "--runs-dir", str(UNWRITABLE)], lambda p: str(UNWRITABLE), "not writable"),
+    # tune: the store, the space and config files, the runs directory
+    ("tune-store-missing", lambda p: ["tune", f"{p}/s.h5", "--dataset", "mosi", "--space", "mu=0:0.5"], lambda p: f"{p}/s.h5", "no such feature store"),
+    ("tune-store-dir", lambda p: ["tune", f"{p}/adir", "--dataset", "mosi", "--space", "mu=0:0.5"], lambda p: f"{p}/adir", "is a directory"),
+    ("tune-space-file-missing", lambda p: ["tune", f"{p}/afile.txt", "--dataset", "mosi", "--space-file", f"{p}/space.toml"], lambda p: f"{p}/space.toml", "no such search space file"),
+    ("tune-config-missing", lambda p: ["tune", f"{p}/afile.txt", "--dataset", "mosi", "--space", "mu=0:0.5", "--config", f"{p}/c.toml"], lambda p: f"{p}/c.toml", "no such config file"),
+    ("tune-runs-file", lambda p: ["tune", f"{p}/afile.txt", "--dataset", "mosi", "--space", "mu=0:0.5", "--runs-dir", f"{p}/afile.txt"], lambda p: f"{p}/afile.txt", "is a file, not a directory"),
     # predict: the clip or folder, the checkpoint, moved model files, the CSV
     ("predict-missing", lambda p: ["predict", f"{p}/clip.mp4", "--ckpt", f"{p}/run"], lambda p: f"{p}/clip.mp4", "no such video or folder"),
     ("predict-empty-video", lambda p: ["predict", f"{p}/empty.mp4", "--ckpt", f"{p}/run"], lambda p: f"{p}/empty.mp4", "is empty"),

@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # for type checkers and editors; at run time names load on fi
         predict,
         sweep,
         train,
+        tune,
         viz,
     )
 
@@ -54,7 +55,7 @@ _WHERE = {
              "merge", "synth"),
     "model": ("LoadedModel", "load_model"),
     "runs": ("ablate", "compare", "describe_model", "evaluate", "predict", "sweep",
-             "train", "viz"),
+             "train", "tune", "viz"),
 }  # fmt: skip
 _MODULE_OF = {name: module for module, names in _WHERE.items() for name in names}
 
@@ -77,6 +78,7 @@ __all__ = [
     "sweep",
     "synth",
     "train",
+    "tune",
     "viz",
 ]
 

@@ -462,3 +462,72 @@ def describe_model(
     if train_sets:
         raise MeaError("mea info --set takes model config fields only, not train.<setting>")
     return describe(model, dataset, None if features is None else Path(features), tuple(drop), model_sets)
+
+
+@one_command
+def tune(
+    features: PathLike,
+    *,
+    dataset: str | None = None,
+    task: str | None = None,
+    labels_range: str | Sequence[float] | None = None,
+    model: str = "mea",
+    space: Sequence[str] = (),
+    space_file: PathLike | None = None,
+    trials: int = 20,
+    study: str | None = None,
+    storage: str | None = None,
+    best: PathLike | None = None,
+    prune: bool = True,
+    sampler_seed: int | None = None,
+    seed: int = 1111,
+    sets: Sequence[str] = (),
+    config: PathLike | None = None,
+    epochs: int | None = None,
+    preset: str = "paper",
+    device: str = "auto",
+    runs_dir: PathLike = "runs",
+    threads: int | None = None,
+    console: Console | None = None,
+    err_console: Console | None = None,
+) -> Path | None:
+    """Search hyper-parameters with Optuna (``mea tune``, docs/tune.md): each trial a run under
+    ``runs_dir`` scored on the valid split, ``space`` items like ``"mu=0:0.5"`` or a TOML
+    ``space_file``, a study shared through ``storage``. Prints the trials to ``console`` and
+    returns the best configuration's ``--config`` file (``None`` while no trial completed)."""
+    features, runs_dir = Path(features), Path(runs_dir)
+    config = None if config is None else Path(config)
+    space_file = None if space_file is None else Path(space_file)
+    check_input_file(features, "feature store")
+    for given, what in ((config, "config file"), (space_file, "search space file")):
+        if given is not None:
+            check_input_file(given, what)
+    check_output_dir(runs_dir, "runs directory")
+    if trials < 1:
+        raise ConfigError("--trials", f"must be at least 1, got {trials}")
+    from rich.console import Console
+
+    from mea_cli.artifacts.features import check_store
+    from mea_cli.train.cli_support import check_train_overrides
+    from mea_cli.train.config import overrides_from_cli
+    from mea_cli.tune.command import TuneOptions, search_space
+    from mea_cli.tune.command import tune as run_tune
+
+    train_over, model_over = overrides_from_cli(sets, config, epochs)
+    check_train_overrides(train_over)
+    check_store(features)
+    opts = TuneOptions(
+        space=list(space), space_file=space_file, trials=trials, study=study, storage=storage,
+        best=None if best is None else Path(best), prune=prune, sampler_seed=sampler_seed,
+    )  # fmt: skip
+    search_space(model, opts)  # a bad space: one line before any trial
+    from mea_cli.train.trainer import TrainRequest, enable_determinism
+
+    _threads(threads)
+    enable_determinism()
+    req = TrainRequest(
+        features=features, dataset=dataset, model=model, task=task,
+        label_range=_range(labels_range), seeds=[seed], train_overrides=train_over,
+        model_overrides=model_over, device=device, runs_dir=runs_dir, preset=preset,
+    )  # fmt: skip
+    return run_tune(req, opts, console or Console(), err_console or Console(stderr=True))

@@ -44,7 +44,7 @@ import math
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,9 @@ class TrainRequest:
     live: bool | None = None  # None: rich live table only on a terminal
     preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN / SMALL_MODELS
     log: tuple[str, ...] = ()  # per-epoch loggers besides log.jsonl (mea_cli.train.epoch_log)
+    # called with each epoch's log record after its state is saved (mea tune's pruning); an
+    # exception it raises stops the run there, resumable like an interrupted one
+    on_epoch: Callable[[Mapping[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -386,6 +389,7 @@ class Trainer:
         console: Console | None = None,
         live: bool | None = None,
         log: Sequence[str] = (),
+        on_epoch: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
         from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
         from mea_cli.models.registry import get_entry
@@ -393,6 +397,7 @@ class Trainer:
         self.run, self.store, self.seed, self.out_dir = dict(run), store, seed, Path(out_dir)
         self.device, self.info = device, info or DistInfo()
         self.console, self.live, self.log = console or Console(stderr=True), live, tuple(log)
+        self.on_epoch = on_epoch
         self.settings = TrainSettings.from_dict(run["train"])
         self.selection = selection_metric(run["task"])
         _seed_everything(seed)
@@ -679,6 +684,8 @@ class Trainer:
                 epoch_log.epoch(record)
                 self.save()
                 display.update(record)
+                if self.on_epoch is not None:
+                    self.on_epoch(record)
         return self._finish()
 
     def _epoch_log(self) -> EpochLog:
@@ -735,7 +742,8 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
                 for seed in seeds:
                     out_dir = runs.seed_dir(run_dir, seed, len(seeds))
                     trainer = Trainer(
-                        cfg, store, seed, out_dir, device, info, console, req.live, req.log
+                        cfg, store, seed, out_dir, device, info, console, req.live, req.log,
+                        req.on_epoch,
                     )
                     try:
                         results[seed] = trainer.fit(resume=req.resume)
