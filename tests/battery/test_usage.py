@@ -18,14 +18,15 @@ from tests.battery.harness import assert_refused, snapshot
 mea = functools.partial(harness.mea, fresh=True)
 
 COMMANDS = [
-    "extract", "merge", "import", "synth", "info", "train",
-    "eval", "predict", "ablate", "sweep", "compare", "viz",
+    "extract", "merge", "align", "import", "synth", "info", "train",
+    "eval", "predict", "ablate", "sweep", "tune", "compare", "viz",
 ]  # fmt: skip
 
 # a near miss of a real option of each command -> the option click suggests
 NEAR_MISS = {
     "extract": ("--worker", "--workers"),
     "merge": ("--outt", "--out"),
+    "align": ("--reduc", "--reduce"),
     "import": ("--datset", "--dataset"),
     "synth": ("--seeed", "--seed"),
     "info": ("--jsn", "--json"),
@@ -34,6 +35,7 @@ NEAR_MISS = {
     "predict": ("--ckp", "--ckpt"),
     "ablate": ("--seed", "--seeds"),
     "sweep": ("--seed", "--seeds"),
+    "tune": ("--trial", "--trials"),
     "compare": ("--model", "--models"),
     "viz": ("--wat", "--what"),
 }
@@ -44,6 +46,9 @@ MISSING = [
     ("extract", ["clips"], "--out"),
     ("merge", [], "stores"),
     ("merge", ["a.h5"], "--out"),
+    ("align", [], "store"),
+    ("align", ["s.h5"], "--to"),
+    ("align", ["s.h5", "--to", "words"], "--out"),
     ("import", [], "kind"),
     ("import", ["mult"], "src"),
     ("import", ["mult", "src.pkl"], "--out"),
@@ -52,6 +57,7 @@ MISSING = [
     ("predict", [], "clips"),
     ("predict", ["clips"], "--ckpt"),
     ("sweep", [], "settings"),
+    ("tune", [], "features"),
     ("compare", [], "features"),
     ("compare", ["s.h5"], "--dataset"),
     ("compare", ["s.h5", "--dataset", "mosi"], "--models"),
