@@ -64,7 +64,6 @@ LAYERS: dict[str, int] = {
     "locks": 0,
     "progress": 0,
     "paths": 1,
-    "runtime": 1,
     "config": 1,
     "batch": 1,
     # what the stages write and read: the feature store, checkpoints, run summaries
@@ -74,17 +73,19 @@ LAYERS: dict[str, int] = {
     "extract": 3,
     # the models: built from a store's dimensions and a dataset preset, know no stage
     "models": 4,
+    # running a model: devices, autocast, prediction, processes, checkpoint -> model
+    "runtime": 5,
     # pictures of stores, runs and models
-    "viz": 5,
+    "viz": 6,
     # the run layer: setup, the loop, evaluation
-    "train": 6,
+    "train": 7,
     # stages built on training
-    "ablate": 7,
-    "predict": 7,
-    "demo": 7,
+    "ablate": 8,
+    "predict": 8,
+    "demo": 8,
     # entry points
-    "cli": 8,
-    "__main__": 9,
+    "cli": 9,
+    "__main__": 10,
 }
 
 

@@ -24,6 +24,7 @@ from scipy import stats as scipy_stats
 
 from mea_cli.ablate.table import Stat, csv_number, digits, metric_label, scale, tex_escape
 from mea_cli.train.metrics import LOWER_IS_BETTER
+from mea_cli.viz import new_figure, save_png
 
 ALPHA = 0.05
 MARK = "†"
@@ -242,8 +243,6 @@ def plot_bars(tables: CompareTables, path: Path) -> Path:
     """One panel per metric: a bar per model (mean), error bar one sample std (none for n=1),
     the significance mark above significant bars, the paper's value as a hollow diamond (with
     its setting beside it when that is not unaligned)."""
-    from mea_cli.viz._common import new_figure, save_png
-
     n = len(tables.tables)
     cols = min(4, n)
     rows = math.ceil(n / cols)

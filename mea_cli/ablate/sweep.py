@@ -26,6 +26,7 @@ import numpy as np
 from mea_cli.ablate.errors import SweepError
 from mea_cli.ablate.table import VALID_PREFIX, ResultTable, digits, metric_label, scale
 from mea_cli.config import parse_text
+from mea_cli.viz import new_figure, save_png
 
 
 @dataclass(frozen=True)
@@ -100,8 +101,6 @@ def parse_spec(
 
 def plot_sweep(table: ResultTable, spec: SweepSpec, path: Path, title: str = "") -> Path:
     """Line plot of mean +- std per metric against the swept values (Figs. 7-9 style)."""
-    from mea_cli.viz._common import new_figure, save_png
-
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec.values)
     xs = np.asarray(spec.values, dtype=float) if numeric else np.arange(len(spec.values))
     metrics = [k for k in table.metrics if not k.startswith(VALID_PREFIX)]
