@@ -25,9 +25,11 @@ Dynamic part (``--trace``): the path of the feature data from ``mea train``.
 It writes a synthetic store in a temporary folder (``mea synth --like mosi --n 12 --seed 0``),
 then runs ``mea train STORE --dataset mosi --preset small --epochs 1 --seeds 1 --device cpu``
 in this process under :func:`sys.setprofile`, and records each ``mea_cli`` function the first
-time it is called (Python functions only, each code object once), in the order of those first
-calls. Calls made from inside ``mea_cli/models/`` are left out (the model's own layers are not
-the run path; the call into the model from outside it is kept). From that list of functions:
+time it is called while the command runs (Python functions only, each code object once), in
+the order of those first calls. Left out: module and class bodies and every call made while a
+module is being imported (import order is not the data's path), and calls made from inside
+``mea_cli/models/`` (the model's own layers are not the run path; the call into the model from
+outside it is kept). From that list of functions:
 
 * **stops**: the number of functions recorded;
 * **files**: the number of distinct files they are in;
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -360,9 +363,16 @@ def trace_train() -> list[tuple[str, str]]:
         code = frame.f_code
         if code in seen or not code.co_filename.startswith(pkg):
             return
+        if not code.co_flags & inspect.CO_NEWLOCALS:  # a module or class body
+            return
         caller = frame.f_back
         if caller is not None and caller.f_code.co_filename.startswith(models):
             return
+        up = caller
+        while up is not None:  # called while some module is being imported
+            if up.f_code.co_filename.startswith("<frozen importlib"):
+                return
+            up = up.f_back
         seen.add(code)
         rel = code.co_filename[len(str(ROOT)) + 1 :]
         order.append((rel, code.co_qualname))
