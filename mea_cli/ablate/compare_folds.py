@@ -61,7 +61,6 @@ def compare_folds(
     label_range: tuple[float, float] | None = None,
 ) -> CompareResult:
     """Compare ``models`` on every fold of ``plan`` and tabulate over folds (module docstring)."""
-
     if plan.folds is None:
         raise ValueError("compare_folds needs plan.folds")
     dataset = dataset.strip().lower()

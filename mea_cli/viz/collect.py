@@ -79,7 +79,6 @@ def load(
 @torch.no_grad()
 def collect(loaded: Loaded, batch_size: int = 64) -> Collected:
     """Pooled representations and psi of every sample of the split."""
-
     loader = make_loader(loaded.dataset, batch_size, shuffle=False)
     ids: list[str] = []
     reps: dict[str, dict[str, list[np.ndarray]]] = {}
