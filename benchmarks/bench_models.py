@@ -37,7 +37,7 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 from mea_cli.data.synth import write_synthetic
 from mea_cli.models import config_for, create_model
-from mea_cli.train.engine import autocast, resolve_device
+from mea_cli.runtime.engine import autocast, resolve_device
 from mea_cli.train.presets import training_preset
 
 

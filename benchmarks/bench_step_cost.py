@@ -89,7 +89,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     batch = _batch(a.dataset, a.batch, a.T, a.ragged, num_labels, device)
     path = explicit_attention() if a.path == "explicit" else contextlib.nullcontext()
 
-    # the trainer's precision: bf16 autocast on a GPU, fp32 on CPU (mea_cli.train.engine)
+    # the trainer's precision: bf16 autocast on a GPU, fp32 on CPU (mea_cli.runtime.engine)
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16)
         if device.type == "cuda"

@@ -27,12 +27,13 @@ import contextlib
 import errno
 import hashlib
 import json
+import math
 import os
 import secrets
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mea_cli.errors import MeaError
 from mea_cli.locks import stale_temps
@@ -330,8 +331,34 @@ def write_text(path: str | os.PathLike[str], text: str, what: str = "output file
     return Path(path)
 
 
-def write_json(path: str | os.PathLike[str], obj: Any, what: str = "output file") -> Path:
-    """Write ``obj`` as indented strict JSON (no NaN) to ``path`` atomically."""
+def jsonable(obj: Any) -> Any:
+    """Replace NaN / inf floats by None and numpy / torch scalars by Python numbers,
+    recursively (dict keys become strings), so the result is strict JSON."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
+        return jsonable(obj.item())
+    return obj
+
+
+def write_json(
+    path: str | os.PathLike[str],
+    obj: Any,
+    what: str = "output file",
+    *,
+    nan: Literal["error", "null"] = "error",
+) -> Path:
+    """Write ``obj`` as indented strict JSON to ``path`` atomically.
+
+    ``nan`` says what a NaN / inf is: ``"error"`` (a ``ValueError``: for files in which one
+    would be a bug, e.g. a chart's data) or ``"null"`` (:func:`jsonable` first: run files,
+    where a metric can be undefined, e.g. the correlation of constant predictions)."""
+    if nan == "null":
+        obj = jsonable(obj)
     return write_text(path, json.dumps(obj, indent=2, allow_nan=False) + "\n", what)
 
 

@@ -10,7 +10,7 @@ import torch
 from model_helpers import pad_batch, random_sequences
 
 from mea_cli.models import config_for, create_model
-from mea_cli.train.engine import resolve_device
+from mea_cli.runtime.engine import resolve_device
 
 pytestmark = [
     pytest.mark.cuda,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mea_cli.train.distributed import DistInfo
-from mea_cli.train.engine import DeviceError, resolve_device
+from mea_cli.runtime.distributed import DistInfo
+from mea_cli.runtime.engine import DeviceError, resolve_device
 
 
 def test_cpu_and_auto_without_gpu(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -55,7 +55,7 @@ def _synth_and_train(tmp: Path, n: int, epochs: int, extra: tuple[str, ...] = ()
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_fdmer_trains_and_beats_the_training_mean(tmp_path: Path) -> None:
-    # the preset's lr (1e-3): with the targets standardised on train (train/targets.py), the
+    # the preset's lr (1e-3): with the targets standardised on train (runtime/targets.py), the
     # 3e-3 this test used before overshoots (MAE 1.90 against 1.95; 1e-3 gives 1.06)
     store, run = _synth_and_train(tmp_path, 200, 10)
     config = json.loads((run / "config.json").read_text())

@@ -25,7 +25,7 @@ from mea_cli.models import ModelConfig, config_for, config_from_dict, create_mod
 from mea_cli.models.contract import CAPABILITIES, output_present
 from mea_cli.models.registry import ModelEntry, get_entry
 from mea_cli.models.summary import describe_model
-from mea_cli.train.modeling import model_from_checkpoint
+from mea_cli.runtime.loading import model_from_checkpoint
 
 MODELS = [*list_models(), tiny_model.NAME]
 DIMS = {"text": 7, "vision": 5, "audio": 6}

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from mea_cli import paths
 from mea_cli.ablate.table import build_table
 from mea_cli.artifacts.checkpoint import atomic_torch_save
 from mea_cli.paths import PathError
@@ -23,7 +24,7 @@ def _write_everything(d: Path) -> list[Path]:
     from mea_cli.ablate.api import write_tables
 
     atomic_torch_save({"w": torch.zeros(2)}, d / "ckpt.pt")
-    runs.write_json(d / "metrics.json", {"mae": float("nan")})
+    paths.write_json(d / "metrics.json", {"mae": float("nan")}, nan="null")
     fig, axes = new_figure(2, 2)
     axes[0, 0].plot([0, 1])
     save_png(fig, d / "viz" / "curves.png")  # creates the picture folder (one level)
@@ -52,7 +53,7 @@ def test_no_parent_is_created_for_an_output(tmp_path: Path) -> None:
     with pytest.raises(PathError, match="does not exist"):
         atomic_torch_save({"w": torch.zeros(1)}, tmp_path / "missing" / "ckpt.pt")
     with pytest.raises(PathError, match="does not exist"):
-        runs.write_json(tmp_path / "missing" / "config.json", {})
+        paths.write_json(tmp_path / "missing" / "config.json", {}, nan="null")
     fig, _ = new_figure(1, 1)
     with pytest.raises(PathError, match="does not exist"):
         save_png(fig, tmp_path / "missing" / "deeper" / "x.png")

@@ -1,4 +1,4 @@
-"""Regression targets in the model's range (mea_cli.train.targets), class weights, the loss a
+"""Regression targets in the model's range (mea_cli.runtime.targets), class weights, the loss a
 run records, ``--preset small`` and ``--threads``."""
 
 from __future__ import annotations
@@ -16,14 +16,15 @@ from torch.nn import functional as F
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mea_cli.models import config_for, create_model
 from mea_cli.models.losses import task_loss
-from mea_cli.train.modeling import model_from_checkpoint
-from mea_cli.train.targets import (
+from mea_cli.runtime.loading import model_from_checkpoint
+from mea_cli.runtime.targets import (
     ScaledModel,
     TargetScale,
     balanced_class_weights,
     weighted_task_loss,
 )
-from mea_cli.train.trainer import StoreFacts, TrainRequest, resolve_config, train_run
+from mea_cli.train.setup import StoreFacts, TrainRequest, resolve_config
+from mea_cli.train.trainer import train_run
 
 TINY_MEA = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1}
 
@@ -150,8 +151,8 @@ FACTS = StoreFacts(
 def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
     req = TrainRequest(features=Path("/data/emo.h5"), dataset=None, task="classification")
     cfg = resolve_config(req, FACTS, "run")
-    assert cfg["task_loss"] == "cross-entropy over the classes"  # not the config's "mse"
-    assert cfg["preset"] == "paper" and cfg["targets"] == "class labels as they are"
+    assert cfg.task_loss == "cross-entropy over the classes"  # not the config's "mse"
+    assert cfg.preset == "paper" and cfg.targets == "class labels as they are"
     weighted = resolve_config(
         TrainRequest(
             features=Path("/data/emo.h5"), dataset=None, task="classification",
@@ -159,13 +160,13 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
         ),
         FACTS, "run",
     )  # fmt: skip
-    assert weighted["task_loss"].endswith("with balanced class weights")
+    assert weighted.task_loss.endswith("with balanced class weights")
     reg = resolve_config(
         TrainRequest(features=Path("/data/r.h5"), dataset="mosi"),
         StoreFacts("/data/r.h5", "", "regression", ("s",), FACTS.input_dims, {}),
         "run",
     )
-    assert reg["task_loss"] == "mse" and reg["targets"].startswith("standardised")
+    assert reg.task_loss == "mse" and reg.targets.startswith("standardised")
     small = resolve_config(
         TrainRequest(
             features=Path("/data/emo.h5"), dataset=None, task="classification", preset="small",
@@ -173,10 +174,10 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
         ),
         FACTS, "run",
     )  # fmt: skip
-    assert small["train"]["batch_size"] == 16 and small["train"]["epochs"] == 3
-    assert small["train_sources"]["batch_size"].startswith("--preset small")
-    assert small["train_sources"]["epochs"] == "override"
-    assert small["model_config"]["psa_layers"] == 1 and small["model_config"]["d"] == 32
+    assert small.train["batch_size"] == 16 and small.train["epochs"] == 3
+    assert small.train_sources["batch_size"].startswith("--preset small")
+    assert small.train_sources["epochs"] == "override"
+    assert small.model_config["psa_layers"] == 1 and small.model_config["d"] == 32
     from mea_cli.config import ConfigError
 
     with pytest.raises(ConfigError, match="--preset"):

@@ -19,14 +19,8 @@ from mea_cli.config import ConfigError
 from mea_cli.data.presets import PresetError
 from mea_cli.models import ModelConfig, ModelOutput, register_model
 from mea_cli.models.registry import UnknownModelError, unregister_model
-from mea_cli.train.trainer import (
-    StoreFacts,
-    TrainError,
-    TrainRequest,
-    enable_determinism,
-    resolve_config,
-    train_run,
-)
+from mea_cli.train.setup import StoreFacts, TrainError, TrainRequest, resolve_config
+from mea_cli.train.trainer import enable_determinism, train_run
 
 FACTS = StoreFacts(
     features="/data/mosi.h5",
@@ -53,16 +47,16 @@ def test_resolution_is_a_pure_function_of_request_facts_and_presets() -> None:
         FACTS,
         "run",
     )
-    assert cfg["train"]["lr"] == 5e-4 and cfg["train"]["epochs"] == 3
-    assert cfg["train"]["batch_size"] == 32  # MEA Table I, MOSI
-    assert cfg["train_sources"]["lr"] == "override"
-    assert cfg["train_sources"]["batch_size"] == "MEA (IEEE TCSVT) Table I"
-    model = cfg["model_config"]
+    assert cfg.train["lr"] == 5e-4 and cfg.train["epochs"] == 3
+    assert cfg.train["batch_size"] == 32  # MEA Table I, MOSI
+    assert cfg.train_sources["lr"] == "override"
+    assert cfg.train_sources["batch_size"] == "MEA (IEEE TCSVT) Table I"
+    model = cfg.model_config
     assert (model["d"], model["heads"], model["mu"]) == (16, 4, 0.25)
     assert model["input_dims"] == FACTS.input_dims and "lr" not in model
-    json.dumps(cfg)  # config.json is strict JSON
+    json.dumps(cfg.to_dict(), allow_nan=False)  # config.json is strict JSON
     mosei = resolve_config(TrainRequest(features=None, dataset="MOSEI"), FACTS, "r")
-    assert (mosei["dataset"], mosei["train"]["batch_size"], mosei["model_config"]["heads"]) == (
+    assert (mosei.dataset, mosei.train["batch_size"], mosei.model_config["heads"]) == (
         "mosei",
         64,
         10,

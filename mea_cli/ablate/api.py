@@ -1,8 +1,9 @@
 """``mea ablate`` and ``mea sweep`` end to end: find the run, plan the jobs, train, tabulate.
 
 The stage meets training only through its public pieces: the run directory written by
-``mea train`` (``config.json``, ``metrics.json``, ``ckpt.pt``; docs/design.md), the model
-registry (which switches the run's model has) and :func:`mea_cli.train.trainer.train_run`.
+``mea train`` (``config.json`` read as a :class:`~mea_cli.train.runconfig.RunConfig`,
+``metrics.json``, ``ckpt.pt``; docs/design.md), the model registry (which switches the run's
+model has), :mod:`mea_cli.train.setup` and :func:`mea_cli.train.trainer.train_run`.
 Each job is a new, self-contained run directory nested in the original run
 (``runs/<name>/ablation/<row>/<seed>/`` or ``runs/<name>/sweep/<k=v>/<seed>/``) trained with
 every model-config field and training setting of the original run passed as structured
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mea_cli.ablate.errors import AblationError
+from mea_cli.ablate.effect import fixed_batch, identical_values, no_effect_note
+from mea_cli.ablate.errors import AblationError, SweepError
 from mea_cli.ablate.rows import FULL, RowSpec, check_names, paper_table, table_rows
 from mea_cli.ablate.runner import (
     Job,
@@ -33,6 +35,7 @@ from mea_cli.ablate.runner import (
     trainer_fn,
     with_valid,
 )
+from mea_cli.ablate.sweep import check_specs, parse_spec, plot_sweep, values_table_entries
 from mea_cli.ablate.table import (
     ResultTable,
     build_table,
@@ -40,9 +43,16 @@ from mea_cli.ablate.table import (
     present_metrics,
     with_valid_columns,
 )
+from mea_cli.artifacts.features import FeatureStore
 from mea_cli.locks import hold
+from mea_cli.models import config_from_dict
 from mea_cli.models.contract import model_fields
+from mea_cli.models.deviations import deviation_block
+from mea_cli.models.registry import get_entry
 from mea_cli.paths import ensure_dir, write_text
+from mea_cli.train.config import TrainSettings
+from mea_cli.train.runconfig import RunConfig, RunConfigError
+from mea_cli.train.runs import resolve_run
 
 
 def load_run(runs_dir: Path, run: str | Path | None) -> RunInfo:
@@ -51,8 +61,6 @@ def load_run(runs_dir: Path, run: str | Path | None) -> RunInfo:
     Raises :class:`AblationError` when it is not a training run or has no checkpoint.
     """
     if run is None:
-        from mea_cli.train.runs import resolve_run
-
         run_dir = resolve_run(Path(runs_dir), None)
     else:
         cand = Path(run)
@@ -66,27 +74,32 @@ def load_run(runs_dir: Path, run: str | Path | None) -> RunInfo:
         cfg = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as err:
         raise AblationError(f"{cfg_path}: not valid JSON ({err.msg})") from None
-    if cfg.get("format") != "mea-run":
-        raise AblationError(f"{cfg_path}: format is {cfg.get('format')!r}, expected 'mea-run'")
-    seeds = tuple(int(s) for s in cfg.get("seeds", []))
+    if not isinstance(cfg, dict) or cfg.get("format") != "mea-run":
+        got = cfg.get("format") if isinstance(cfg, dict) else type(cfg).__name__
+        raise AblationError(f"{cfg_path}: format is {got!r}, expected 'mea-run'")
+    try:
+        config = RunConfig.from_dict(cfg)
+    except RunConfigError as err:
+        raise AblationError(f"{cfg_path}: {err}") from None
+    seeds = config.seeds
     ckpts = [run_dir / "ckpt.pt"] + [run_dir / "seeds" / str(s) / "ckpt.pt" for s in seeds]
     if not any(p.is_file() for p in ckpts):
         raise AblationError(
             f"{run_dir}: no checkpoint (ckpt.pt) in the run; train it first (mea train) or "
             f"resume it (mea train --resume --name {run_dir.name})"
         )
-    features = Path(cfg["features"])
+    features = Path(config.features)
     if not features.is_file():
         raise AblationError(f"{run_dir}: the run's features {features} no longer exist")
     return RunInfo(
         run_dir=run_dir,
-        config=cfg,
+        config=config,
         features=features,
-        dataset=str(cfg["dataset"]),
-        task=str(cfg["task"]),
-        label_names=tuple(cfg.get("label_names", [])),
-        model=str(cfg["model"]),
-        model_config=dict(cfg["model_config"]),
+        dataset=config.dataset,
+        task=config.task,
+        label_names=config.label_names,
+        model=config.model,
+        model_config=dict(config.model_config),
         seeds=seeds,
     )
 
@@ -103,14 +116,10 @@ def run_job(
     """A job that retrains ``run`` with one change: its whole model config and training
     settings as structured overrides, plus ``switches`` / ``model_change`` / ``train_change``;
     the expected config is the run's with exactly that change."""
-    from mea_cli.models import config_from_dict
-    from mea_cli.models.contract import model_fields
-    from mea_cli.train.config import TrainSettings
-
     model = model_fields(run.model_config)
     model["ablations"] = [*model.get("ablations", []), *switches]
     model.update(model_change or {})
-    train = {**run.config.get("train", {}), **(train_change or {})}
+    train = {**run.config.train, **(train_change or {})}
     changes: dict[str, Any] = {f"train.{k}": v for k, v in (train_change or {}).items()}
     changes.update(model_change or {})
     if switches:
@@ -128,7 +137,7 @@ def run_job(
         expected_train=TrainSettings.from_dict(train).to_dict(),
         changes=changes,
         reuse=run.seed_metrics_path(seed) if row == FULL else None,
-        label_range=_range(run.config.get("label_range")),
+        label_range=_range(run.config.label_range),
     )
 
 
@@ -151,8 +160,6 @@ def plan_ablation(
 ) -> tuple[list[RowSpec], list[Job]]:
     """Rows in table order (the model's own switches) and one job per (row, seed), rows
     outermost; the full-model row reuses the run's own results where it has them."""
-    from mea_cli.models.registry import get_entry
-
     switches = get_entry(run.model).switches
     chosen = check_names(list(names), switches, run.model)
     already = set(run.model_config.get("ablations", []))
@@ -181,7 +188,7 @@ def ablation_table(
     """Build the Table V style table (optionally with the paper's Acc-7 / F1 columns)."""
     table = paper_table(run.model)
     shown = table["metrics"] if table is not None else ()
-    metrics = list(metrics or default_metrics(run.task, run.config.get("label_range"), shown))
+    metrics = list(metrics or default_metrics(run.task, run.config.label_range, shown))
     metrics = present_metrics(with_valid_columns(metrics), results)
     dataset = run.dataset.lower()
     paper_cols: list[str] = []
@@ -196,16 +203,12 @@ def ablation_table(
     entries = [(r.key, r.label, r.group, results.get(r.key, {})) for r in rows]
     out = build_table(title, entries, metrics, paper, paper_cols, source)
     if with_paper:
-        from mea_cli.models.deviations import deviation_block
-
         out.deviations = deviation_block({run.model: run.model_config})
     return out
 
 
 def _synthetic(run: RunInfo) -> str:
     """`` (synthetic data)`` when the run's store says so: tables must not pass for MOSI."""
-    from mea_cli.artifacts.features import FeatureStore
-
     with FeatureStore(run.features) as store:
         return " (synthetic data)" if store.meta.synthetic else ""
 
@@ -266,14 +269,11 @@ def sweep(
     on_table: Callable[[SweepResult], None] | None = None,
 ) -> list[SweepResult]:
     """One-at-a-time sensitivity sweeps (Figs. 7-9): train each value, tabulate and plot."""
-    from mea_cli.ablate.errors import SweepError
-    from mea_cli.ablate.sweep import check_specs, parse_spec, plot_sweep, values_table_entries
-
     if not items:
         raise SweepError("nothing to sweep: give key=v1,v2,... (e.g. mu=0,0.1,0.2,0.3)")
     info = load_run(runs_dir, run)
     own = model_fields(info.model_config)
-    specs = [parse_spec(it, own, dict(info.config.get("train", {}))) for it in items]
+    specs = [parse_spec(it, own, dict(info.config.train)) for it in items]
     check_specs(specs)
     seed_list = pick_seeds(info, seeds)
     fn = train_fn or trainer_fn(device)
@@ -294,7 +294,7 @@ def sweep(
                 for s in seed_list
             ]
             results = with_valid(jobs, run_jobs(jobs, fn, base / "events.jsonl", report))
-            metrics = default_metrics(info.task, info.config.get("label_range"))
+            metrics = default_metrics(info.task, info.config.label_range)
             metrics = present_metrics(with_valid_columns(metrics), results)
             title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, valid and test splits"
             table = build_table(
@@ -315,8 +315,6 @@ def sweep(
 
 def _no_effect(info: RunInfo, spec: Any) -> str:
     """The NO EFFECT note of a swept model field (:mod:`mea_cli.ablate.effect`), or ""."""
-    from mea_cli.ablate.effect import fixed_batch, identical_values, no_effect_note
-
     groups = identical_values(
         info.model, info.model_config, spec.key, spec.values, spec.text, fixed_batch(info.features)
     )

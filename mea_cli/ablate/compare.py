@@ -31,6 +31,18 @@ from mea_cli.ablate.compare_table import CompareTables, build_tables, plot_bars
 from mea_cli.ablate.errors import AblationError
 from mea_cli.ablate.runner import Job, Reporter, TrainFn, run_jobs, trainer_fn
 from mea_cli.ablate.table import present_metrics
+from mea_cli.align import aligned_setting
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.config import ConfigError, parse_text
+from mea_cli.data.presets import benchmark_mismatch, get_preset
+from mea_cli.locks import hold
+from mea_cli.models.deviations import deviation_block
+from mea_cli.models.registry import get_entry
+from mea_cli.paths import ensure_dir, write_json, write_text
+from mea_cli.train import runs
+from mea_cli.train.evaluate import paper_rows, paper_setting, setting_note
+from mea_cli.train.metrics import metric_keys
+from mea_cli.train.setup import DEFAULT_SEED, TrainRequest, read_store_facts, resolve_config
 
 SPEC_FORMAT = "mea-compare"
 
@@ -56,8 +68,6 @@ def default_name(features: Path, dataset: str) -> str:
 
 def seed_list(count: int) -> list[int]:
     """``count`` seeds from the trainer's default seed on (1111, 1112, ...)."""
-    from mea_cli.train.trainer import DEFAULT_SEED
-
     if count < 1:
         raise CompareError(f"--seeds must be at least 1, got {count}")
     return [DEFAULT_SEED + i for i in range(count)]
@@ -68,8 +78,6 @@ def parse_compare_sets(
 ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """``--set`` items of ``mea compare``: ``train.<setting>=v`` for every model,
     ``<model>.<field>=v`` for one; returns ``(train, {model: model overrides})``."""
-    from mea_cli.config import ConfigError, parse_text
-
     train: dict[str, Any] = {}
     per_model: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -88,8 +96,6 @@ def parse_compare_sets(
 
 def _check_spec(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
     """The spec to write: ``spec`` merged into an existing one, which must agree with it."""
-    from mea_cli.train import runs
-
     if not path.is_file():
         return spec
     old = runs.read_json(path)
@@ -127,9 +133,6 @@ def plan_compare(
     Each job's expected configuration is what the trainer resolves for it (presets +
     overrides), so a job directory left by an earlier, different comparison is refused.
     """
-    from mea_cli.models.registry import get_entry
-    from mea_cli.train.trainer import TrainRequest, read_store_facts, resolve_config
-
     models = [m.strip() for m in models if m.strip()]
     if len(set(models)) != len(models) or len(models) < 2:
         raise CompareError(f"--models needs at least two distinct models, got {','.join(models)}")
@@ -162,11 +165,11 @@ def plan_compare(
                     out_dir=out,
                     model=m,
                     features=Path(facts.features),
-                    dataset=cfg["dataset"],
+                    dataset=cfg.dataset,
                     model_overrides=per_model.get(m, {}),
                     train_overrides=train,
-                    expected_model_config=cfg["model_config"],
-                    expected_train=cfg["train"],
+                    expected_model_config=cfg.model_config,
+                    expected_train=cfg.train,
                     label_range=label_range,
                 )
             )
@@ -190,11 +193,6 @@ def _paper(
 ) -> tuple[dict | None, str, dict[str, str]]:
     """The papers' values per model and metric (or None), the note citing them (or saying why
     they are not comparable), and the setting of each row that was not measured unaligned."""
-    from mea_cli.align import aligned_setting
-    from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.data.presets import benchmark_mismatch, get_preset
-    from mea_cli.train.evaluate import paper_rows, paper_setting, setting_note
-
     with FeatureStore(features) as store:
         why = benchmark_mismatch(store, get_preset(dataset))
         store_setting = aligned_setting(store.meta.attrs)
@@ -243,12 +241,6 @@ def compare(
     label_range: tuple[float, float] | None = None,
 ) -> CompareResult:
     """Train (or reuse) every model x seed, then write ``compare.{md,csv,tex,png}``."""
-    from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.locks import hold
-    from mea_cli.paths import ensure_dir
-    from mea_cli.train import runs
-    from mea_cli.train.metrics import metric_keys
-
     dataset = dataset.strip().lower()
     out_dir = Path(runs_dir) / runs.check_name(name or default_name(features, dataset))
     jobs, spec = plan_compare(
@@ -259,7 +251,7 @@ def compare(
     ensure_dir(Path(runs_dir), "runs directory")
     ensure_dir(out_dir, "comparison directory")
     with hold(out_dir, "comparison"):  # one mea compare per folder at a time
-        runs.write_json(out_dir / "compare.json", spec)
+        write_json(out_dir / "compare.json", spec, nan="null")
         results = run_jobs(jobs, train_fn or trainer_fn(device), out_dir / "events.jsonl", report)
     ordered = {m: results.get(m, {}) for m in dict.fromkeys(j.model for j in jobs)}
     with FeatureStore(features) as store:
@@ -273,8 +265,6 @@ def compare(
     tables = build_tables(title, ordered, keys, paper, settings)
     tables.paper_note = note
     if with_paper:
-        from mea_cli.models.deviations import deviation_block
-
         configs = {j.model: j.expected_model_config for j in jobs}
         tables.deviations = deviation_block({m: configs[m] for m in ordered})
     files = write_compare_files(tables, out_dir)
@@ -283,8 +273,6 @@ def compare(
 
 def write_compare_files(tables: CompareTables, out_dir: Path) -> dict[str, Path]:
     """``compare.md``, ``.csv``, ``.tex`` and the bar chart ``compare.png``, each atomically."""
-    from mea_cli.paths import write_text
-
     files = {
         ext: write_text(out_dir / f"compare.{ext}", text, "comparison table")
         for ext, text in (

@@ -22,11 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from mea_cli.ablate.compare import CompareResult, default_name, write_compare_files
+from mea_cli.ablate.compare import CompareResult, compare, default_name, write_compare_files
 from mea_cli.ablate.compare_table import build_tables
 from mea_cli.ablate.runner import Reporter, TrainFn
 from mea_cli.ablate.table import present_metrics
+from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.splits import SplitPlan
+from mea_cli.paths import write_json
+from mea_cli.train import runs
+from mea_cli.train.folds import plan_split_stores, removed_on_error
+from mea_cli.train.metrics import metric_keys
 
 
 def fold_means(per_seed: Mapping[int, Mapping[str, float]]) -> dict[str, float]:
@@ -56,9 +61,6 @@ def compare_folds(
     label_range: tuple[float, float] | None = None,
 ) -> CompareResult:
     """Compare ``models`` on every fold of ``plan`` and tabulate over folds (module docstring)."""
-    from mea_cli.train import runs
-    from mea_cli.train.folds import plan_split_stores, removed_on_error
-
     if plan.folds is None:
         raise ValueError("compare_folds needs plan.folds")
     dataset = dataset.strip().lower()
@@ -88,10 +90,6 @@ def _compare_folds(
     device: str,
     label_range: tuple[float, float] | None,
 ) -> CompareResult:
-    from mea_cli.ablate.compare import compare
-    from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.train import runs
-    from mea_cli.train.metrics import metric_keys
 
     per_model: dict[str, dict[int, dict[str, float]]] = {}
     folds = []
@@ -124,7 +122,7 @@ def _compare_folds(
         "splits of a fold; the papers' values do not apply to these splits."
     )
     files = write_compare_files(tables, out_dir)
-    runs.write_json(
+    write_json(
         out_dir / "folds.json",
         {
             "format": "mea-compare-folds",
@@ -134,6 +132,6 @@ def _compare_folds(
             "models": list(per_model),
             "split": {**plan.describe(), "by": by},
             "folds": folds,
-        },
+        }, nan="null",
     )
     return CompareResult(tables, files, per_model, out_dir)

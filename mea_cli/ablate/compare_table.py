@@ -25,6 +25,7 @@ from scipy import stats as scipy_stats
 
 from mea_cli.ablate.table import Stat, csv_number, digits, metric_label, scale, tex_escape
 from mea_cli.train.metrics import LOWER_IS_BETTER
+from mea_cli.viz import metric_ylim, new_figure, note_empty, save_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -244,8 +245,6 @@ def build_tables(
 
 def plot_bars(tables: CompareTables, path: Path) -> Path:
     """Write :func:`bars_figure` as a PNG at ``path``."""
-    from mea_cli.viz._common import save_png
-
     return save_png(bars_figure(tables), path)
 
 
@@ -253,10 +252,8 @@ def bars_figure(tables: CompareTables) -> Figure:
     """One panel per metric: a bar per model (mean), error bar one sample std (none for n=1),
     the significance mark above significant bars, the paper's value as a hollow diamond (with
     its setting beside it when that is not unaligned). Units as in the tables (accuracies and
-    F1 in %), axes from 0 (:func:`mea_cli.viz._common.metric_ylim`); a metric no model has a
+    F1 in %), axes from 0 (:func:`mea_cli.viz.metric_ylim`); a metric no model has a
     finite value of gets no panel (it is named under the title)."""
-    from mea_cli.viz._common import metric_ylim, new_figure, note_empty
-
     drawn = [t for t in tables.tables if any(math.isfinite(r.stat.mean) for r in t.rows)]
     empty = [t.label for t in tables.tables if t not in drawn]
     n = max(len(drawn), 1)

@@ -24,15 +24,17 @@ from typing import Any
 
 import torch
 
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
+from mea_cli.models import config_from_dict
+from mea_cli.runtime.loading import build_model
+
 FIXED_BATCH = 4
 BUILD_SEED = 0
 
 
 def fixed_batch(features: Any, size: int = FIXED_BATCH) -> Any:
     """The first ``size`` training samples of the store ``features`` as one model batch."""
-    from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
-
     with FeatureStore(features) as store:
         stats = NormStats.fit(store, "train")
         ds = FeatureDataset(store, "train", stats)
@@ -41,8 +43,6 @@ def fixed_batch(features: Any, size: int = FIXED_BATCH) -> Any:
 
 def fingerprint(model: str, config: Mapping[str, Any], batch: Any) -> list[torch.Tensor]:
     """Weights, prediction, loss and gradients of ``model`` built from ``config`` on ``batch``."""
-    from mea_cli.train.modeling import build_model
-
     torch.manual_seed(BUILD_SEED)
     net = build_model(model, config)
     net.train()
@@ -78,8 +78,6 @@ def identical_values(
 ) -> list[list[str]]:
     """Groups (two or more) of swept values, as typed, that build the same model (module
     docstring); empty when every value makes a difference."""
-    from mea_cli.models import config_from_dict
-
     prints = []
     for v in values:
         cfg = config_from_dict(model, {**base_config, key: v}).to_dict()

@@ -21,6 +21,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from mea_cli.ablate.errors import AblationError
+
 FULL = "full"
 """Key of the unablated model's row."""
 
@@ -116,8 +118,6 @@ def table_rows(
 
 def check_names(names: list[str], switches: Mapping[str, Any], model: str = "mea") -> list[str]:
     """Expand ``all`` and reject names that are not ``model``'s switches (listing its own)."""
-    from mea_cli.ablate.errors import AblationError
-
     if not switches:
         raise AblationError(f"model {model!r} declares no ablation switches: nothing to ablate")
     if not names:

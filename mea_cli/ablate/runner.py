@@ -30,6 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from mea_cli.ablate.errors import AblationError
+from mea_cli.paths import write_json
+from mea_cli.train import runs
+from mea_cli.train.runconfig import RunConfig
+from mea_cli.train.setup import TrainRequest, read_store_facts, resolve_config
+from mea_cli.train.trainer import train_run
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,7 @@ class RunInfo:
     """What an existing training run was: enough to retrain it with one thing changed."""
 
     run_dir: Path
-    config: dict[str, Any]  # the run's config.json, verbatim
+    config: RunConfig  # the run's config.json
     features: Path
     dataset: str
     task: str
@@ -149,8 +154,6 @@ def run_jobs(
     the source being left untouched). Otherwise ``train_fn`` trains it and its metrics are
     written atomically only once training finished.
     """
-    from mea_cli.train.runs import write_json
-
     results: dict[str, dict[int, dict[str, float]]] = {}
     for job in jobs:
         target = job.out_dir / "metrics.json"
@@ -181,7 +184,7 @@ def run_jobs(
                 {"row": job.row, "seed": job.seed, "model": job.model, "changes": dict(job.changes)}
             )
             target.parent.mkdir(parents=True, exist_ok=True)  # the job's directory in the run
-            write_json(target, raw)
+            write_json(target, raw, nan="null")
         _append_event(
             events,
             {
@@ -231,9 +234,6 @@ def train_job(
     an interrupted attempt saved, which is then resumed) must equal the expected one; a
     difference is an :class:`AblationError` naming the fields.
     """
-    from mea_cli.train import runs
-    from mea_cli.train.trainer import TrainRequest, read_store_facts, resolve_config, train_run
-
     req = TrainRequest(
         features=job.features,
         dataset=job.dataset,
@@ -253,7 +253,8 @@ def train_job(
         fix = "delete this directory and re-run"
     else:
         facts = read_store_facts(job.features, job.dataset, False, label_range=job.label_range)
-        got, fix = resolve_config(req, facts, job.out_dir.name), "this is a bug"
+        got, fix = resolve_config(req, facts, job.out_dir.name).to_dict(), "this is a bug"
+    # a saved config.json is compared as it is: one from another job may lack any key
     diff = _differences(got.get("model_config", {}), job.expected_model_config)
     diff += [f"train.{k}" for k in _differences(got.get("train", {}), job.expected_train)]
     if diff:

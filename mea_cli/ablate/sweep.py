@@ -26,6 +26,7 @@ import numpy as np
 from mea_cli.ablate.errors import SweepError
 from mea_cli.ablate.table import VALID_PREFIX, ResultTable, digits, metric_label, scale
 from mea_cli.config import parse_text
+from mea_cli.viz import metric_ylim, new_figure, note_empty, save_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -103,18 +104,14 @@ def parse_spec(
 
 def plot_sweep(table: ResultTable, spec: SweepSpec, path: Path, title: str = "") -> Path:
     """Write :func:`sweep_figure` as a PNG at ``path``."""
-    from mea_cli.viz._common import save_png
-
     return save_png(sweep_figure(table, spec, title), path)
 
 
 def sweep_figure(table: ResultTable, spec: SweepSpec, title: str = "") -> Figure:
     """Line plot of mean +- std per metric against the swept values (Figs. 7-9 style), valid
     dashed and test solid, in the tables' units (accuracies and F1 in %) on axes from 0
-    (:func:`mea_cli.viz._common.metric_ylim`). A metric with no finite value at any swept
+    (:func:`mea_cli.viz.metric_ylim`). A metric with no finite value at any swept
     value gets no panel (it is named under the title)."""
-    from mea_cli.viz._common import metric_ylim, new_figure, note_empty
-
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec.values)
     xs = np.asarray(spec.values, dtype=float) if numeric else np.arange(len(spec.values))
 

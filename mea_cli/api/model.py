@@ -1,7 +1,7 @@
 """``load_model(ckpt)``: a trained checkpoint as a model to run on batches from Python.
 
 The model is built exactly as ``mea predict`` / ``mea eval`` build it
-(:func:`mea_cli.train.modeling.model_from_checkpoint`: the recorded config and weights, a
+(:func:`mea_cli.runtime.loading.model_from_checkpoint`: the recorded config and weights, a
 regression model predicting in the label's units), inputs are normalised with the
 checkpoint's training statistics (never refitted) and padded per batch with masks
 (:func:`mea_cli.data.dataset.collate`), and outputs are read with the same
@@ -89,8 +89,8 @@ def load_model(ckpt: str | os.PathLike[str], *, device: str = "cpu") -> LoadedMo
     weights do not fit its recorded config, raises :class:`~mea_cli.errors.MeaError`."""
     from mea_cli.artifacts.checkpoint import load_checkpoint
     from mea_cli.data.dataset import NormStats
-    from mea_cli.train.engine import resolve_device
-    from mea_cli.train.modeling import model_from_checkpoint
+    from mea_cli.runtime.engine import resolve_device
+    from mea_cli.runtime.loading import model_from_checkpoint
     from mea_cli.train.predictions import label_range_of
     from mea_cli.train.runs import checkpoint_in
 

@@ -18,7 +18,7 @@ on load. Layout::
     valid_metrics    that epoch's validation metrics
     features         {"path": str, "sha256": str}
     target_scale     regression: {"mean": [...], "std": [...]} of the train labels the model
-                     learned standardised (mea_cli.train.targets); absent or None: identity
+                     learned standardised (mea_cli.runtime.targets); absent or None: identity
 
 :func:`check_schema` compares a checkpoint's schema with a feature store's and names the first
 modality that differs, with expected vs found.
@@ -94,7 +94,7 @@ class Checkpoint:
     features: dict[str, str] = field(default_factory=dict)
     mea_cli_version: str = __version__
     label_range: list[float] | None = None
-    target_scale: dict[str, list[float]] | None = None  # regression: mea_cli.train.targets
+    target_scale: dict[str, list[float]] | None = None  # regression: mea_cli.runtime.targets
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -47,7 +47,7 @@ import torch
 
 from mea_cli import MODALITIES
 from mea_cli.align import align_sample, native_schema, schema_reduce
-from mea_cli.artifacts.checkpoint import Checkpoint, check_schema, load_checkpoint
+from mea_cli.artifacts.checkpoint import Checkpoint, check_schema
 from mea_cli.artifacts.features import ExtractorInfo, FeatureStore, ModalitySchema, Sample
 from mea_cli.data.dataset import NormStats, collate
 from mea_cli.data.sampler import BucketBatchSampler
@@ -57,10 +57,10 @@ from mea_cli.extract.media import MEDIA_EXTENSIONS
 from mea_cli.extract.pack import video_sample
 from mea_cli.extract.pipeline import Pipeline
 from mea_cli.models.registry import get_entry
-from mea_cli.train.engine import autocast, resolve_device
-from mea_cli.train.modeling import model_from_checkpoint
+from mea_cli.runtime.engine import autocast, resolve_device
+from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.train.predictions import label_range_of, readable
-from mea_cli.train.runs import checkpoint_in
+from mea_cli.train.setup import open_checkpoint
 
 STORE_SUFFIXES = (".h5", ".hdf5", ".H5", ".HDF5")
 CHUNK_BATCHES = 8  # clips extracted before the model runs on them: 8 batches' worth
@@ -193,8 +193,7 @@ def predict(
     t0 = time.perf_counter()
     if batch_size < 1:
         raise PredictError("--batch-size must be at least 1")
-    ckpt_path = checkpoint_in(Path(ckpt_path))
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt_path, ckpt = open_checkpoint(ckpt_path)
     missing = [m for m in MODALITIES if m not in ckpt.schema]
     if missing:
         raise PredictError(f"{ckpt_path}: the checkpoint records no {', '.join(missing)} schema")

@@ -39,12 +39,14 @@ from rich.console import Console
 from rich.table import Table
 
 from mea_cli.align import aligned_setting
-from mea_cli.artifacts.checkpoint import CheckpointError, check_schema, load_checkpoint
+from mea_cli.artifacts.checkpoint import CheckpointError, check_schema
 from mea_cli.artifacts.features import FeatureStore
+from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 from mea_cli.errors import MeaError
 from mea_cli.models.deviations import deviation_block
-from mea_cli.paths import check_not_input, check_output_file, same_file, write_text
-from mea_cli.train.engine import predict, resolve_device
+from mea_cli.paths import check_not_input, check_output_file, jsonable, same_file, write_text
+from mea_cli.runtime.engine import predict, resolve_device
+from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.train.metrics import (
     compute_metrics,
     confusion,
@@ -52,9 +54,10 @@ from mea_cli.train.metrics import (
     metric_keys,
     metric_label,
 )
-from mea_cli.train.modeling import model_from_checkpoint
 from mea_cli.train.predictions import flat, label_range_of, readable, truth_readable
-from mea_cli.train.runs import check_store_unchanged, checkpoint_in
+from mea_cli.train.runs import check_store_unchanged
+from mea_cli.train.setup import open_checkpoint
+from mea_cli.viz.confusion import draw_confusion
 
 SPLITS = ("train", "valid", "test")
 # paper column -> our metric keys it sits beside (the papers do not say non0 or has0)
@@ -95,8 +98,6 @@ class EvalResult:
     deviations: list[str] = field(default_factory=list)  # --paper: the model's, from its paper
 
     def to_dict(self) -> dict[str, Any]:
-        from mea_cli.train.runs import jsonable
-
         return jsonable(
             {
                 "checkpoint": self.checkpoint,
@@ -195,14 +196,11 @@ def evaluate_checkpoint(
     The store the checkpoint was trained on (the default, or ``features`` naming that same
     file) must still have the SHA-256 the checkpoint recorded, unless ``allow_changed_store``;
     another store given with ``features`` is evaluated as it is."""
-    from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
-
     if split not in SPLITS:
         raise EvalError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     if predictions is not None:
         check_output_file(predictions, "predictions file")
-    ckpt_path = checkpoint_in(ckpt_path)
-    ckpt = load_checkpoint(ckpt_path)
+    ckpt_path, ckpt = open_checkpoint(ckpt_path)
     if features is None:
         saved = ckpt.features.get("path", "")
         if not saved:
@@ -259,8 +257,6 @@ def evaluate_checkpoint(
             write_predictions(predictions, ckpt, store, pred)
     cm = None
     if ckpt.task == "multiclass":
-        from mea_cli.viz.confusion import draw_confusion
-
         matrix = confusion(pred.pred, pred.labels, ckpt.label_names)
         png = draw_confusion(
             matrix,

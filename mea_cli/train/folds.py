@@ -44,9 +44,10 @@ from mea_cli.data.splits import (
     write_split_store,
 )
 from mea_cli.errors import MeaError
-from mea_cli.paths import file_sha256, write_text
+from mea_cli.paths import file_sha256, write_json, write_text
 from mea_cli.train import runs
 from mea_cli.train.metrics import format_mean_std, format_metric, mean_std, metric_label
+from mea_cli.train.trainer import train_run
 
 FOLDS_FORMAT = "mea-folds"
 
@@ -160,8 +161,6 @@ def train_grouped(req: Any, plan: SplitPlan, console: Any = None) -> Any:
     """Train ``req`` (a :class:`mea_cli.train.trainer.TrainRequest`) on one grouped split
     (``runs/<name>/split.h5``, made or reused; an interrupted run resumes); returns the
     trainer's :class:`~mea_cli.train.trainer.RunResult`."""
-    from mea_cli.train.trainer import train_run
-
     name = _run_name(req)
     run_dir = Path(req.runs_dir) / name
     if (run_dir / "config.json").exists() and not (run_dir / "split.h5").exists():
@@ -179,8 +178,6 @@ def train_grouped(req: Any, plan: SplitPlan, console: Any = None) -> Any:
 def train_folds(req: Any, plan: SplitPlan, console: Any = None) -> FoldsResult:
     """Train ``req`` (a :class:`mea_cli.train.trainer.TrainRequest`) on every fold of
     ``plan``; see the module docstring."""
-    from mea_cli.train.trainer import train_run
-
     run_dir = Path(req.runs_dir) / _run_name(req)
     with removed_on_error(run_dir):
         stores, by, sha = plan_split_stores(Path(req.features), plan, run_dir)
@@ -217,7 +214,7 @@ def train_folds(req: Any, plan: SplitPlan, console: Any = None) -> FoldsResult:
         if all(f[split] for f in folds)
     }
     result = FoldsResult(run_dir, by, folds, summary, metrics)
-    runs.write_json(
+    write_json(
         run_dir / "folds.json",
         {
             "format": FOLDS_FORMAT,
@@ -228,7 +225,7 @@ def train_folds(req: Any, plan: SplitPlan, console: Any = None) -> FoldsResult:
             "split": {**plan.describe(), "by": by},
             "folds": folds,
             **summary,
-        },
+        }, nan="null",
     )
     write_text(run_dir / "folds.md", folds_markdown(result), "folds table")
     return result

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from mea_cli.data.presets import PRESETS
 from mea_cli.train.metrics import range_classes
 
 
@@ -37,8 +38,6 @@ def label_range_of(
         return None
     if label_range is not None:
         return float(label_range[0]), float(label_range[1])
-    from mea_cli.data.presets import PRESETS
-
     preset = PRESETS.get(dataset)
     return preset.label_range if preset is not None else None
 

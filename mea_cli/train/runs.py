@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import re
 import sys
@@ -46,24 +45,6 @@ class RunError(MeaError):
     """A run directory that cannot be created, found or resumed."""
 
 
-def jsonable(obj: Any) -> Any:
-    """Replace NaN / inf floats by None, recursively, so the result is strict JSON."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if hasattr(obj, "item") and callable(obj.item):  # numpy / torch scalars
-        return jsonable(obj.item())
-    return obj
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """Write ``obj`` as indented strict JSON (NaN / inf as ``null``), atomically."""
-    paths.write_json(path, jsonable(obj))
-
-
 def read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text())
@@ -76,7 +57,7 @@ def read_json(path: Path) -> Any:
 def append_log(path: Path, record: dict[str, Any]) -> None:
     """Append one epoch record to ``log.jsonl`` (flushed and fsynced: it survives a kill)."""
     with paths.disk_full_as_error(path, "training log"), open(path, "a") as f:
-        f.write(json.dumps(jsonable(record), allow_nan=False) + "\n")
+        f.write(json.dumps(paths.jsonable(record), allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -212,7 +193,7 @@ def create_run_dir(run_dir: Path, cfg: dict[str, Any]) -> None:
     made = [p for p in (run_dir.parent, run_dir) if not p.exists()]
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        write_json(run_dir / "config.json", cfg)
+        paths.write_json(run_dir / "config.json", cfg, nan="null")
     except BaseException:
         for p in reversed(made):
             with contextlib.suppress(OSError):
@@ -250,7 +231,7 @@ def hold_run(run_dir: Path, alone: bool = True) -> AbstractContextManager[list[P
 def config_digest(cfg: Mapping[str, Any]) -> str:
     """SHA-256 of a run's configuration as ``config.json`` holds it: what ties a ``state.pt``
     to the run that wrote it."""
-    text = json.dumps(jsonable(dict(cfg)), sort_keys=True, allow_nan=False)
+    text = json.dumps(paths.jsonable(dict(cfg)), sort_keys=True, allow_nan=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

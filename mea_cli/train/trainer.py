@@ -1,17 +1,12 @@
 """``mea train``: train a model on a feature store and write ``runs/<name>/`` (DESIGN.md "Runs").
 
-Three steps, each its own piece:
-
-1. :func:`read_store_facts` reads what configuration needs from the store (and checks that the
-   store fits the dataset preset);
-2. :func:`resolve_config` is a **pure function**: request + store facts + presets -> the run's
-   full configuration (``config.json``): the training preset of (model, dataset) with the
-   request's training overrides, the model's dataset preset with its model overrides;
-3. :class:`Trainer` trains one seed of that configuration: :meth:`Trainer.fit`,
-   :meth:`~Trainer.validate`, :meth:`~Trainer.save` / :meth:`~Trainer.restore` (``state.pt``).
-
-:func:`train_run` ties them together for every seed. The protocol (MEA Sec. IV-B, with our
-documented choices where the paper is silent; docs/training.md):
+Only the loop lives here. The run is set up by :mod:`mea_cli.train.setup` (store facts, the
+resolved :class:`~mea_cli.train.runconfig.RunConfig`, the run directory); devices, autocast,
+prediction and processes come from :mod:`mea_cli.runtime`. :class:`Trainer` trains one seed of
+a configuration: :meth:`Trainer.fit`, :meth:`~Trainer.validate`, :meth:`~Trainer.save` /
+:meth:`~Trainer.restore` (``state.pt``); :func:`train_run` trains every seed of a run. The
+protocol (MEA Sec. IV-B, with our documented choices where the paper is silent;
+docs/training.md):
 
 * Adam with the preset's learning rate; the model's total loss (Eq. 20 for MEA);
 * gradient clipping of the global norm (``grad_clip``);
@@ -51,10 +46,11 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from rich.console import Console
 from torch import nn
 
-from mea_cli import __version__
+from mea_cli import MODALITIES
 from mea_cli.artifacts.checkpoint import (
     Checkpoint,
     atomic_torch_save,
@@ -63,82 +59,34 @@ from mea_cli.artifacts.checkpoint import (
     schema_to_dict,
 )
 from mea_cli.artifacts.features import FeatureStore
-from mea_cli.config import ConfigError
-from mea_cli.errors import MeaError
-from mea_cli.paths import file_sha256
-from mea_cli.train import runs
-from mea_cli.train.config import MAX_SEED, TrainSettings
-from mea_cli.train.display import TrainDisplay
-from mea_cli.train.distributed import (
+from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
+from mea_cli.models.losses import task_loss
+from mea_cli.models.registry import get_entry
+from mea_cli.paths import jsonable, write_json
+from mea_cli.runtime.distributed import (
     DistInfo,
     barrier,
-    broadcast_object,
     init_distributed,
     shutdown,
 )
-from mea_cli.train.engine import Predictions, autocast, predict, resolve_device
-from mea_cli.train.epoch_log import EpochLog, mean_psi
-from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
-from mea_cli.train.modeling import build_model
-from mea_cli.train.targets import (
+from mea_cli.runtime.engine import Predictions, autocast, predict, resolve_device
+from mea_cli.runtime.loading import build_model
+from mea_cli.runtime.targets import (
     balanced_class_weights,
     scale_for,
     weighted_task_loss,
     with_scale,
 )
+from mea_cli.train import runs
+from mea_cli.train.display import TrainDisplay
+from mea_cli.train.epoch_log import EpochLog, mean_psi
+from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
+from mea_cli.train.runconfig import RunConfig
+from mea_cli.train.setup import DEFAULT_SEED, TrainError, TrainRequest, open_run
+
+__all__ = ["DEFAULT_SEED", "RunResult", "TrainError", "TrainRequest", "Trainer", "train_run"]
 
 STATE_FORMAT = "mea-train-state"
-DEFAULT_SEED = 1111
-
-
-class TrainError(MeaError):
-    """Training cannot start or go on (bad store for training, non-finite loss, ...)."""
-
-
-@dataclass
-class TrainRequest:
-    """What ``mea train`` was asked, as structured overrides (before presets are applied).
-
-    ``train_overrides`` are training settings (``{"lr": 5e-4}``), ``model_overrides`` model
-    config fields (``{"d": 32, "ablations": ["psa"]}``); values may be typed or command-line
-    text. ``mea_cli.train.config.overrides_from_cli`` builds both from ``--set`` / ``--config``.
-    """
-
-    features: Path | None
-    dataset: str | None
-    model: str = "mea"
-    task: str | None = None  # custom task check: regression, classification, ...
-    label_range: tuple[float, float] | None = None  # custom regression: its metrics' range
-    seeds: list[int] = field(default_factory=lambda: [DEFAULT_SEED])
-    train_overrides: Mapping[str, Any] = field(default_factory=dict)
-    model_overrides: Mapping[str, Any] = field(default_factory=dict)
-    device: str = "auto"
-    name: str | None = None
-    resume: bool = False
-    allow_changed_store: bool = False  # --resume on a store whose sha256 changed (warned)
-    runs_dir: Path = Path("runs")
-    live: bool | None = None  # None: rich live table only on a terminal
-    preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN / SMALL_MODELS
-    log: tuple[str, ...] = ()  # per-epoch loggers besides log.jsonl (mea_cli.train.epoch_log)
-    # called with each epoch's log record after its state is saved (mea tune's pruning); an
-    # exception it raises stops the run there, resumable like an interrupted one
-    on_epoch: Callable[[Mapping[str, Any]], None] | None = None
-
-
-@dataclass(frozen=True)
-class StoreFacts:
-    """What configuring a run needs to know about its feature store."""
-
-    features: str  # absolute path
-    sha256: str
-    task: str
-    label_names: tuple[str, ...]
-    input_dims: dict[str, int]
-    schema: dict[str, Any]
-    dataset: str = ""  # the preset: mosi, mosei, iemocap or custom
-    hyperparameters: str = ""  # the paper preset whose hyper-parameters it uses
-    label_range: tuple[float, float] | None = None  # custom regression: the metrics' range
-    range_source: str = ""
 
 
 @dataclass
@@ -158,174 +106,6 @@ def enable_determinism() -> None:
     kernels without a deterministic version still run) and a fixed cuBLAS workspace."""
     os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-# ----------------------------------------------------------------------------- configuration
-def read_store_facts(
-    features: Path,
-    dataset: str | None,
-    with_sha256: bool = True,
-    task: str | None = None,
-    label_range: tuple[float, float] | None = None,
-) -> StoreFacts:
-    """Check that ``features`` can train ``dataset`` (a paper preset, or ``custom`` / ``None``
-    with ``task``: :func:`mea_cli.data.presets.resolve_preset`) and read what configuration
-    needs."""
-    from mea_cli.data.presets import check_store_fits, resolve_preset
-
-    with FeatureStore(features) as store:
-        store.check_values()  # NaN / inf features refused now, not mid-training
-        preset = resolve_preset(dataset, store, task, label_range)
-        check_store_fits(store, preset)
-        for split in ("train", "valid", "test"):
-            idx = store.split_indices(split)
-            missing = int((~np.isfinite(store.samples.label[idx]).all(axis=1)).sum())
-            if missing:
-                raise TrainError(
-                    f"{store.name}: {missing} sample(s) of the {split!r} split have no label; "
-                    f'label them or move them out of the split (split "")'
-                )
-        facts = StoreFacts(
-            features=str(Path(features).resolve()),
-            sha256="",
-            task=store.meta.task,
-            label_names=tuple(store.meta.label_names),
-            input_dims={m: s.dim for m, s in store.modalities.items()},
-            schema=schema_to_dict(store.modalities),
-            dataset=preset.name,
-            hyperparameters=preset.hyperparameters,
-            label_range=preset.metric_range,
-            range_source=preset.range_source,
-        )
-    if with_sha256:
-        facts = StoreFacts(**{**facts.__dict__, "sha256": file_sha256(features)})
-    return facts
-
-
-def resolve_config(
-    req: TrainRequest, facts: StoreFacts, name: str, world_size: int = 1
-) -> dict[str, Any]:
-    """The run's full configuration (``config.json``) from the request, the store facts and the
-    presets; pure (no file is read or written). Every problem is a one-line error."""
-    from mea_cli.data.presets import get_preset
-    from mea_cli.models.contract import data_fields
-    from mea_cli.models.registry import get_entry
-    from mea_cli.train.presets import PRESETS, SMALL_SOURCE, small_overrides, training_preset
-
-    if req.dataset is None and req.task is None:
-        raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
-    entry = get_entry(req.model)
-    if not req.seeds or len(set(req.seeds)) != len(req.seeds):
-        raise TrainError(f"--seeds must be distinct integers, got {list(req.seeds)}")
-    if any(not 0 <= int(s) <= MAX_SEED for s in req.seeds):
-        raise TrainError(f"--seeds must lie in 0..{MAX_SEED}, got {list(req.seeds)}")
-    data = sorted(set(req.model_overrides) & set(data_fields()))
-    if data:
-        raise ConfigError(
-            "model overrides",
-            f"{', '.join(data)} come from the store and --dataset, not from --set",
-        )
-    if facts.dataset:  # the preset read_store_facts resolved (custom included)
-        dataset, hyper = facts.dataset, facts.hyperparameters or facts.dataset
-    else:  # facts without a preset: a paper preset by name
-        if req.dataset is None:
-            raise TrainError("a custom task (--task) needs the store's facts (read_store_facts)")
-        dataset = hyper = get_preset(req.dataset).name
-    if req.preset not in PRESETS:
-        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {req.preset!r}")
-    tp = training_preset(req.model, hyper)
-    borrowed = f"custom task: {hyper}'s values, " if dataset != hyper else ""
-    sources = {k: borrowed + v for k, v in tp.sources.items()}
-    small_train, small_model = small_overrides(req.model) if req.preset == "small" else ({}, {})
-    sources.update(dict.fromkeys(small_train, SMALL_SOURCE))
-    settings = tp.settings.override({**small_train, **req.train_overrides})
-    sources.update(dict.fromkeys(req.train_overrides, "override"))
-    model_cfg = entry.config_cls.preset(hyper, facts.input_dims, facts.task, len(facts.label_names))
-    if dataset != hyper:  # a custom task: the borrowed preset's values, its own name
-        model_cfg = model_cfg.override({"dataset": dataset})
-    model_cfg = model_cfg.override({**small_model, **req.model_overrides})
-    return runs.jsonable(
-        {
-            "format": "mea-run",
-            "version": 1,
-            "mea_cli_version": __version__,
-            "name": name,
-            "features": facts.features,
-            "features_sha256": facts.sha256,
-            "dataset": dataset,
-            "task": facts.task,
-            "label_names": list(facts.label_names),
-            "label_range": None if facts.label_range is None else list(facts.label_range),
-            "label_range_source": facts.range_source or None,
-            "schema": facts.schema,
-            "model": req.model,
-            "model_config": model_cfg.to_dict(),
-            "model_overrides": dict(req.model_overrides),
-            "train": settings.to_dict(),
-            "train_overrides": dict(req.train_overrides),
-            "train_sources": {k: sources[k] for k in settings.field_names()},
-            "preset": req.preset,
-            "preset_model_overrides": small_model,
-            "task_loss": task_loss_used(facts.task, model_cfg.to_dict(), settings.class_weights),
-            "targets": (
-                "standardised with the train split's mean and std (back in label units "
-                "outside the model)" if facts.task == "regression" else "class labels as they are"
-            ),
-            "seeds": [int(s) for s in req.seeds],
-            "selection": selection_metric(facts.task).name,
-            "model_preset": hyper,
-            "device": req.device,
-            "world_size": world_size,
-        }
-    )
-
-
-def task_loss_used(task: str, model_cfg: Mapping[str, Any], class_weights: str = "none") -> str:
-    """The task loss a run trains with, as ``config.json`` records it (``task_loss`` of a
-    model config only applies to regression: classes always train with cross-entropy)."""
-    if task == "regression":
-        return str(model_cfg.get("task_loss", "mse"))
-    weights = " with balanced class weights" if class_weights == "balanced" else ""
-    if task == "multiclass":
-        return "cross-entropy over the classes" + weights
-    return "cross-entropy per label (two logits each)" + weights
-
-
-def _open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, dict[str, Any]]:
-    """The run directory and its configuration: the saved one on ``--resume``, otherwise
-    resolved afresh and written (rank 0) into a new directory."""
-    runs_dir = Path(req.runs_dir)
-    if req.resume:
-        run_dir = runs.resolve_run(runs_dir, req.name)
-        cfg = runs.read_json(run_dir / "config.json")
-        if req.features is not None and Path(req.features).resolve() != Path(cfg["features"]):
-            raise TrainError(
-                f"{run_dir}: --resume continues the run on {cfg['features']}, not {req.features}"
-            )
-        if Path(cfg["features"]).is_file():
-            runs.check_store_unchanged(
-                cfg["features"], cfg.get("features_sha256", ""), run_dir, req.allow_changed_store
-            )
-        return run_dir, cfg
-    if req.features is None or (req.dataset is None and req.task is None):
-        raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
-    facts = read_store_facts(
-        Path(req.features), req.dataset, info.is_main, req.task, req.label_range
-    )
-    name = req.name or runs.default_name(req.model, facts.dataset)
-    name = broadcast_object(info, runs.check_name(name))
-    cfg = resolve_config(req, facts, name, info.world_size)
-    run_dir = runs_dir / name
-    # rank 0 decides (another rank could look after rank 0 has written config.json)
-    if broadcast_object(info, (run_dir / "config.json").exists()):
-        raise runs.RunError(
-            f"{run_dir} already exists: continue it with --resume --name {name}, or pick "
-            f"another --name"
-        )
-    if info.is_main:
-        runs.create_run_dir(run_dir, cfg)
-    barrier(info)
-    return run_dir, cfg
 
 
 # ----------------------------------------------------------------------------- RNG state
@@ -380,7 +160,7 @@ class Trainer:
 
     def __init__(
         self,
-        run: Mapping[str, Any],
+        run: RunConfig,
         store: FeatureStore,
         seed: int,
         out_dir: Path,
@@ -391,23 +171,20 @@ class Trainer:
         log: Sequence[str] = (),
         on_epoch: Callable[[Mapping[str, Any]], None] | None = None,
     ) -> None:
-        from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
-        from mea_cli.models.registry import get_entry
-
-        self.run, self.store, self.seed, self.out_dir = dict(run), store, seed, Path(out_dir)
+        self.run, self.store, self.seed, self.out_dir = run, store, seed, Path(out_dir)
         self.device, self.info = device, info or DistInfo()
         self.console, self.live, self.log = console or Console(stderr=True), live, tuple(log)
         self.on_epoch = on_epoch
-        self.settings = TrainSettings.from_dict(run["train"])
-        self.selection = selection_metric(run["task"])
+        self.settings = run.settings
+        self.selection = selection_metric(run.task)
         _seed_everything(seed)
         self.stats = NormStats.fit(store, "train")
         self.index_of = {str(s): i for i, s in enumerate(store.samples.id)}
         train_labels = store.samples.label[store.split_indices("train")]
         self.label_mean = np.nanmean(train_labels, axis=0)
-        self.target_scale = scale_for(run["task"], train_labels)  # regression: standardised
+        self.target_scale = scale_for(run.task, train_labels)  # regression: standardised
         self.class_weights = (
-            balanced_class_weights(run["task"], train_labels)
+            balanced_class_weights(run.task, train_labels)
             if self.settings.class_weights == "balanced"
             else None
         )
@@ -424,11 +201,11 @@ class Trainer:
             self.loaders["test"] = make_loader(
                 FeatureDataset(store, "test", self.stats), self.settings.eval_batch, False, **kw
             )
-        entry = get_entry(run["model"])
+        entry = get_entry(run.model)
         self.closed_form = "closed_form_fit" in entry.capabilities
         if self.closed_form and self.info.enabled:
-            raise TrainError(f"{run['model']} is fitted in closed form: train it in one process")
-        self.model = build_model(run["model"], run["model_config"]).to(device)
+            raise TrainError(f"{run.model} is fitted in closed form: train it in one process")
+        self.model = build_model(run.model, run.model_config).to(device)
         for name, p in self.model.named_parameters():
             if entry.is_unused(name):
                 p.requires_grad_(False)  # declared unused: no gradient, not optimised
@@ -481,9 +258,7 @@ class Trainer:
             if loss is None:
                 raise TrainError("the model returned no loss for a labelled batch")
             if self.class_weights is not None:  # the task term (weight 1 in every total) reweighted
-                from mea_cli.models.losses import task_loss
-
-                task = self.run["task"]
+                task = self.run.task
                 loss = (
                     loss
                     - task_loss(out.pred, batch.labels, task)
@@ -505,8 +280,6 @@ class Trainer:
             for name, v in out.losses.items():
                 sums[name] = sums.get(name, 0.0) + float(v) * b
         if self.info.enabled:
-            import torch.distributed as dist
-
             on = self.device if self.info.backend == "nccl" else torch.device("cpu")
             vec = torch.tensor([*sums.values(), float(count)], dtype=torch.float64, device=on)
             dist.all_reduce(vec)
@@ -550,7 +323,7 @@ class Trainer:
         (``loss``) and task loss (``task_loss``)."""
         p = self.predict(split)
         metrics = compute_metrics(
-            self.run["task"], p.pred, p.labels, self.run["label_names"], self.run.get("label_range")
+            self.run.task, p.pred, p.labels, self.run.label_names, self.run.label_range
         )
         return {**metrics, "loss": p.loss, "task_loss": p.losses.get("task", float("nan"))}
 
@@ -564,7 +337,7 @@ class Trainer:
             {
                 "format": STATE_FORMAT,
                 "seed": self.seed,
-                "config_sha256": runs.config_digest(self.run),
+                "config_sha256": runs.config_digest(self.run.to_dict()),
                 "epoch": pr.epoch,
                 "model": self.model.state_dict(),
                 "optimizer": self.opt.state_dict() if self.opt else {},
@@ -575,7 +348,7 @@ class Trainer:
                 "bad_epochs": pr.bad_epochs,
                 "stopped": pr.stopped,
                 "best_state": pr.best_state,
-                "best_valid": runs.jsonable(pr.best_valid),
+                "best_valid": jsonable(pr.best_valid),
             },
             self.state_path,
         )
@@ -583,7 +356,7 @@ class Trainer:
     def restore(self) -> None:
         """Continue from ``state.pt``: weights, optimizer, scheduler, RNGs, early stopping."""
         st = safe_load(self.state_path, "training state")
-        runs.check_state(self.state_path, st, self.run, self.seed, self.model.state_dict(), STATE_FORMAT)
+        runs.check_state(self.state_path, st, self.run.to_dict(), self.seed, self.model.state_dict(), STATE_FORMAT)
         self.model.load_state_dict(st["model"])
         if self.opt is not None and self.sched is not None:
             self.opt.load_state_dict(st["optimizer"])
@@ -602,20 +375,20 @@ class Trainer:
     def _checkpoint(self, valid: dict[str, Any]) -> Checkpoint:
         run = self.run
         return Checkpoint(
-            model=run["model"],
-            model_config=run["model_config"],
-            dataset=run["dataset"],
-            task=run["task"],
-            label_names=list(run["label_names"]),
-            label_range=run.get("label_range"),
-            schema=run["schema"],
+            model=run.model,
+            model_config=run.model_config,
+            dataset=run.dataset,
+            task=run.task,
+            label_names=list(run.label_names),
+            label_range=None if run.label_range is None else list(run.label_range),
+            schema=run.schema,
             norm=self.stats.to_dict(),
             state_dict=self.progress.best_state,
-            train_config={**run["train"], "train_label_mean": [float(x) for x in self.label_mean]},
+            train_config={**run.train, "train_label_mean": [float(x) for x in self.label_mean]},
             seed=self.seed,
             epoch=self.progress.best_epoch,
-            valid_metrics=runs.jsonable(valid),
-            features={"path": run["features"], "sha256": run["features_sha256"]},
+            valid_metrics=jsonable(valid),
+            features={"path": run.features, "sha256": run.features_sha256},
             target_scale=None if self.target_scale is None else self.target_scale.to_dict(),
         )
 
@@ -641,7 +414,7 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self.log_path.unlink(missing_ok=True)
         run, sel = self.run, self.selection
-        title = f"{run['model']} on {run['dataset']} ({Path(run['features']).name}), seed {self.seed}"
+        title = f"{run.model} on {run.dataset} ({Path(run.features).name}), seed {self.seed}"
         budget = self.epoch_budget
         display = TrainDisplay(
             self.console, title, budget, sel.name, enabled=info.is_main, live=self.live
@@ -691,11 +464,8 @@ class Trainer:
     def _epoch_log(self) -> EpochLog:
         """The ``--log`` loggers of this seed (TensorBoard: also the valid split's mean psi
         when the model reports modality weights)."""
-        from mea_cli import MODALITIES
-        from mea_cli.models.registry import get_entry
-
         psi = None
-        if "modality_weights" in get_entry(self.run["model"]).capabilities:
+        if "modality_weights" in get_entry(self.run.model).capabilities:
             def psi() -> dict[str, float]:
                 return mean_psi(self.model, self.loaders["valid"], self.device, MODALITIES)
 
@@ -717,9 +487,9 @@ class Trainer:
                 metrics.pop("task_loss")
                 result[split] = metrics
         if self.info.is_main:
-            runs.write_json(self.metrics_path, {"selection": self.selection.name, **result})
+            write_json(self.metrics_path, {"selection": self.selection.name, **result}, nan="null")
         barrier(self.info)
-        return runs.jsonable(result)
+        return jsonable(result)
 
 
 # ----------------------------------------------------------------------------- entry
@@ -731,11 +501,11 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
     try:
         with contextlib.ExitStack() as held:  # the run lock, released last
             device = resolve_device(req.device, info)
-            run_dir, cfg = _open_run(req, info)
+            run_dir, cfg = open_run(req, info)
             held.enter_context(runs.hold_run(run_dir, info.is_main))  # one process per run
-            seeds = [int(s) for s in cfg["seeds"]]
+            seeds = [int(s) for s in cfg.seeds]
             results: dict[int, dict[str, Any]] = {}
-            with FeatureStore(cfg["features"]) as store:
+            with FeatureStore(cfg.features) as store:
                 _check_schema_same(store, cfg)
                 if req.resume:  # a new run's store was checked by read_store_facts
                     store.check_values()
@@ -759,19 +529,19 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
             summary = _summarise(results)
             if info.is_main:
                 if len(seeds) > 1:
-                    runs.write_json(
+                    write_json(
                         run_dir / "metrics.json",
-                        {"selection": cfg["selection"], "seeds": results, **summary},
+                        {"selection": cfg.selection, "seeds": results, **summary}, nan="null",
                     )
                 runs.update_latest(Path(req.runs_dir), run_dir)
-            return RunResult(run_dir, results, summary, cfg["selection"], info.is_main)
+            return RunResult(run_dir, results, summary, cfg.selection, info.is_main)
     finally:
         shutdown(info)
 
 
-def _check_schema_same(store: FeatureStore, cfg: dict[str, Any]) -> None:
+def _check_schema_same(store: FeatureStore, cfg: RunConfig) -> None:
     now = schema_to_dict(store.modalities)
-    for m, want in cfg["schema"].items():
+    for m, want in cfg.schema.items():
         if m not in now or now[m]["dim"] != want["dim"]:
             found = now[m]["dim"] if m in now else "nothing"
             raise TrainError(

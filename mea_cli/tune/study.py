@@ -164,7 +164,8 @@ def run_study(req: TuneRequest) -> TuneResult:
     from mea_cli.config import ConfigError
     from mea_cli.train import runs
     from mea_cli.train.metrics import selection_metric
-    from mea_cli.train.trainer import TrainError, read_store_facts, train_run
+    from mea_cli.train.setup import TrainError, read_store_facts
+    from mea_cli.train.trainer import train_run
 
     facts = read_store_facts(
         Path(req.request.features), req.request.dataset, False, req.request.task,

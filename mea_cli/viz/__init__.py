@@ -4,3 +4,8 @@
 :func:`mea_cli.viz.api.make` is the entry point; the plotting modules (:mod:`.tsne`,
 :mod:`.wal`, :mod:`.attention`, :mod:`.curves`) work on plain arrays.
 """
+
+from mea_cli.viz._common import new_figure, save_png
+
+# the figure plumbing other stages draw with (mea ablate / sweep / compare charts)
+__all__ = ["new_figure", "save_png"]

@@ -1,7 +1,8 @@
 """Run a trained checkpoint over one split and keep what the pictures need.
 
-The checkpoint is loaded with the training stage's public pieces (``load_checkpoint``,
-``check_schema``, ``model_from_checkpoint``) and the features are normalised with the checkpoint's own
+The checkpoint is loaded with the public pieces below the stages (``load_checkpoint`` and
+``check_schema`` of :mod:`mea_cli.artifacts.checkpoint`, ``model_from_checkpoint`` of
+:mod:`mea_cli.runtime.loading`) and the features are normalised with the checkpoint's own
 training statistics, exactly as ``mea eval`` does. From every batch we keep the model's pooled
 representations ``reps`` (h^e_m, Eq. 11; h^a_m, Eq. 12), the WAL weights ``psi`` (Eq. 6) and
 the sample ids; attention maps are requested only for the one sample being drawn, since the
@@ -17,6 +18,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from mea_cli.artifacts.checkpoint import Checkpoint, CheckpointError, check_schema, load_checkpoint
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.data.dataset import FeatureDataset, NormStats, collate, make_loader
+from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.viz._common import VizError
 
 
@@ -35,21 +40,18 @@ class Loaded:
     """A checkpoint's model (eval mode, CPU) with its dataset on the requested split."""
 
     ckpt_path: Path
-    ckpt: Any
+    ckpt: Checkpoint
     model: torch.nn.Module
-    dataset: Any
+    dataset: FeatureDataset
     store_name: str
     synthetic: bool
     split: str
 
 
-def load(ckpt_path: Path, features: Path | None = None, split: str = "test") -> tuple[Loaded, Any]:
+def load(
+    ckpt_path: Path, features: Path | None = None, split: str = "test"
+) -> tuple[Loaded, FeatureStore]:
     """Load model and split; returns ``(loaded, store)`` -- the caller closes the store."""
-    from mea_cli.artifacts.checkpoint import CheckpointError, check_schema, load_checkpoint
-    from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.data.dataset import FeatureDataset, NormStats
-    from mea_cli.train.modeling import model_from_checkpoint
-
     ckpt = load_checkpoint(ckpt_path)
     if features is None:
         saved = ckpt.features.get("path", "")
@@ -77,8 +79,6 @@ def load(ckpt_path: Path, features: Path | None = None, split: str = "test") -> 
 @torch.no_grad()
 def collect(loaded: Loaded, batch_size: int = 64) -> Collected:
     """Pooled representations and psi of every sample of the split."""
-    from mea_cli.data.dataset import make_loader
-
     loader = make_loader(loaded.dataset, batch_size, shuffle=False)
     ids: list[str] = []
     reps: dict[str, dict[str, list[np.ndarray]]] = {}
@@ -112,8 +112,6 @@ def attention_of(
     blocks, the first one the model returns, whose name comes back as ``block``. ``sample`` is a sample id of the split; ``None`` picks the first sample
     whose three modalities are all non-empty (else the first sample).
     """
-    from mea_cli.data.dataset import collate
-
     ds = loaded.dataset
     ids = list(ds.ids)
     if sample is None:

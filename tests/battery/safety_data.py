@@ -164,8 +164,9 @@ def untrained_run(store: Path, runs_dir: Path, name: str = "tiny") -> Path:
 
     from mea_cli.artifacts.checkpoint import save_checkpoint
     from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.train import runs
-    from mea_cli.train.trainer import Trainer, TrainRequest, read_store_facts, resolve_config
+    from mea_cli.paths import write_json
+    from mea_cli.train.setup import TrainRequest, read_store_facts, resolve_config
+    from mea_cli.train.trainer import Trainer
 
     req = TrainRequest(
         features=store, dataset="mosi", model="mea", seeds=[1111],
@@ -175,7 +176,7 @@ def untrained_run(store: Path, runs_dir: Path, name: str = "tiny") -> Path:
     cfg = resolve_config(req, read_store_facts(store, "mosi"), name)
     run_dir = runs_dir / name
     run_dir.mkdir(parents=True)
-    runs.write_json(run_dir / "config.json", cfg)
+    write_json(run_dir / "config.json", cfg.to_dict(), nan="null")
     with FeatureStore(store) as st:
         trainer = Trainer(cfg, st, 1111, run_dir, torch.device("cpu"))
         trainer.progress.best_epoch = 1

@@ -14,7 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from mea_cli.errors import MeaError
-from mea_cli.train.distributed import DistInfo, all_gather_objects
+from mea_cli.runtime.distributed import DistInfo, all_gather_objects
 
 
 class DeviceError(MeaError):

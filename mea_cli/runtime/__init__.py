@@ -1,4 +1,9 @@
-"""Process-wide settings for CPU training, applied by the ``mea`` entry point before torch loads.
+"""What running a model needs, below every stage: process-wide settings (this module, light:
+the ``mea`` entry point imports it before torch loads), the device / autocast / prediction
+engine (:mod:`.engine`), data-parallel processes (:mod:`.distributed`), regression targets in
+the model's range (:mod:`.targets`) and checkpoint -> model (:mod:`.loading`).
+
+Process-wide settings for CPU training, applied by the ``mea`` entry point before torch loads.
 
 Training allocates and frees many large tensors of varying sizes (attention maps of length
 groups, ``docs/performance.md``). With glibc's allocator the freed space is reused badly and the
@@ -12,6 +17,8 @@ the peak RSS of MEA training steps by about a fifth at the same speed (measured 
 from __future__ import annotations
 
 import os
+
+from mea_cli.errors import MeaError
 
 
 def prefer_huge_pages() -> None:
@@ -31,12 +38,10 @@ def apply_threads(threads: int | None) -> int:
     """Set the CPU threads of this process's torch (intra-op) and of the OpenMP / MKL pools
     of processes it starts (``--threads N``); ``None`` keeps the default of
     :func:`default_threads`. Returns the number in effect."""
-    import torch
+    import torch  # here, not at the top: the entry point imports this module before torch
 
     n = default_threads() if threads is None else int(threads)
     if n < 1:
-        from mea_cli.errors import MeaError
-
         raise MeaError(f"--threads must be at least 1, not {n}")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
@@ -48,7 +53,7 @@ def default_threads() -> int:
     """The threads used without ``--threads``: ``OMP_NUM_THREADS`` when set, else torch's
     default (one per physical core), which with :func:`passive_openmp` does not collapse on a
     busy machine (measured: docs/performance.md#threads)."""
-    import torch
+    import torch  # here, not at the top: see apply_threads
 
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
     return int(env) if env.isdigit() and int(env) > 0 else torch.get_num_threads()

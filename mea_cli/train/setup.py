@@ -1,0 +1,276 @@
+"""Setting a run up, shared by every stage that trains or reads runs (``mea train``,
+``ablate``, ``compare``, ``sweep``, ``predict``, ``eval``): the three steps before the loop.
+
+1. :func:`read_store_facts` reads what configuration needs from the store (and checks that the
+   store fits the dataset preset);
+2. :func:`resolve_config` is a **pure function**: request + store facts + presets -> the run's
+   full configuration (:class:`~mea_cli.train.runconfig.RunConfig`, ``config.json``): the
+   training preset of (model, dataset) with the request's training overrides, the model's
+   dataset preset with its model overrides;
+3. :func:`open_run` makes the run directory (or finds the one ``--resume`` continues);
+   :func:`read_run_config` reads a run's ``config.json`` back and :func:`open_checkpoint` the
+   checkpoint of a run (or a checkpoint file) for ``mea eval`` and ``mea predict``.
+
+:class:`mea_cli.train.trainer.Trainer` then trains each seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mea_cli import __version__
+from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, schema_to_dict
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.config import ConfigError
+from mea_cli.data.presets import check_store_fits, get_preset, resolve_preset
+from mea_cli.errors import MeaError
+from mea_cli.models.contract import data_fields
+from mea_cli.models.registry import get_entry
+from mea_cli.paths import file_sha256, jsonable
+from mea_cli.runtime.distributed import DistInfo, barrier, broadcast_object
+from mea_cli.train import runs
+from mea_cli.train.config import MAX_SEED
+from mea_cli.train.metrics import selection_metric
+from mea_cli.train.presets import PRESETS, SMALL_SOURCE, small_overrides, training_preset
+from mea_cli.train.runconfig import RUN_FORMAT, RunConfig, RunConfigError
+
+DEFAULT_SEED = 1111
+
+
+class TrainError(MeaError):
+    """Training cannot start or go on (bad store for training, non-finite loss, ...)."""
+
+
+@dataclass
+class TrainRequest:
+    """What ``mea train`` was asked, as structured overrides (before presets are applied).
+
+    ``train_overrides`` are training settings (``{"lr": 5e-4}``), ``model_overrides`` model
+    config fields (``{"d": 32, "ablations": ["psa"]}``); values may be typed or command-line
+    text. ``mea_cli.train.config.overrides_from_cli`` builds both from ``--set`` / ``--config``.
+    """
+
+    features: Path | None
+    dataset: str | None
+    model: str = "mea"
+    task: str | None = None  # custom task check: regression, classification, ...
+    label_range: tuple[float, float] | None = None  # custom regression: its metrics' range
+    seeds: list[int] = field(default_factory=lambda: [DEFAULT_SEED])
+    train_overrides: Mapping[str, Any] = field(default_factory=dict)
+    model_overrides: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "auto"
+    name: str | None = None
+    resume: bool = False
+    allow_changed_store: bool = False  # --resume on a store whose sha256 changed (warned)
+    runs_dir: Path = Path("runs")
+    live: bool | None = None  # None: rich live table only on a terminal
+    preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN / SMALL_MODELS
+    log: tuple[str, ...] = ()  # per-epoch loggers besides log.jsonl (mea_cli.train.epoch_log)
+    # called with each epoch's log record after its state is saved (mea tune's pruning); an
+    # exception it raises stops the run there, resumable like an interrupted one
+    on_epoch: Callable[[Mapping[str, Any]], None] | None = None
+
+
+@dataclass(frozen=True)
+class StoreFacts:
+    """What configuring a run needs to know about its feature store."""
+
+    features: str  # absolute path
+    sha256: str
+    task: str
+    label_names: tuple[str, ...]
+    input_dims: dict[str, int]
+    schema: dict[str, Any]
+    dataset: str = ""  # the preset: mosi, mosei, iemocap or custom
+    hyperparameters: str = ""  # the paper preset whose hyper-parameters it uses
+    label_range: tuple[float, float] | None = None  # custom regression: the metrics' range
+    range_source: str = ""
+
+
+def read_store_facts(
+    features: Path,
+    dataset: str | None,
+    with_sha256: bool = True,
+    task: str | None = None,
+    label_range: tuple[float, float] | None = None,
+) -> StoreFacts:
+    """Check that ``features`` can train ``dataset`` (a paper preset, or ``custom`` / ``None``
+    with ``task``: :func:`mea_cli.data.presets.resolve_preset`) and read what configuration
+    needs."""
+    with FeatureStore(features) as store:
+        store.check_values()  # NaN / inf features refused now, not mid-training
+        preset = resolve_preset(dataset, store, task, label_range)
+        check_store_fits(store, preset)
+        for split in ("train", "valid", "test"):
+            idx = store.split_indices(split)
+            missing = int((~np.isfinite(store.samples.label[idx]).all(axis=1)).sum())
+            if missing:
+                raise TrainError(
+                    f"{store.name}: {missing} sample(s) of the {split!r} split have no label; "
+                    f'label them or move them out of the split (split "")'
+                )
+        facts = StoreFacts(
+            features=str(Path(features).resolve()),
+            sha256="",
+            task=store.meta.task,
+            label_names=tuple(store.meta.label_names),
+            input_dims={m: s.dim for m, s in store.modalities.items()},
+            schema=schema_to_dict(store.modalities),
+            dataset=preset.name,
+            hyperparameters=preset.hyperparameters,
+            label_range=preset.metric_range,
+            range_source=preset.range_source,
+        )
+    if with_sha256:
+        facts = StoreFacts(**{**facts.__dict__, "sha256": file_sha256(features)})
+    return facts
+
+
+def resolve_config(
+    req: TrainRequest, facts: StoreFacts, name: str, world_size: int = 1
+) -> RunConfig:
+    """The run's full configuration (``config.json``) from the request, the store facts and the
+    presets; pure (no file is read or written). Every problem is a one-line error."""
+    if req.dataset is None and req.task is None:
+        raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
+    entry = get_entry(req.model)
+    if not req.seeds or len(set(req.seeds)) != len(req.seeds):
+        raise TrainError(f"--seeds must be distinct integers, got {list(req.seeds)}")
+    if any(not 0 <= int(s) <= MAX_SEED for s in req.seeds):
+        raise TrainError(f"--seeds must lie in 0..{MAX_SEED}, got {list(req.seeds)}")
+    data = sorted(set(req.model_overrides) & set(data_fields()))
+    if data:
+        raise ConfigError(
+            "model overrides",
+            f"{', '.join(data)} come from the store and --dataset, not from --set",
+        )
+    if facts.dataset:  # the preset read_store_facts resolved (custom included)
+        dataset, hyper = facts.dataset, facts.hyperparameters or facts.dataset
+    else:  # facts without a preset: a paper preset by name
+        if req.dataset is None:
+            raise TrainError("a custom task (--task) needs the store's facts (read_store_facts)")
+        dataset = hyper = get_preset(req.dataset).name
+    if req.preset not in PRESETS:
+        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {req.preset!r}")
+    tp = training_preset(req.model, hyper)
+    borrowed = f"custom task: {hyper}'s values, " if dataset != hyper else ""
+    sources = {k: borrowed + v for k, v in tp.sources.items()}
+    small_train, small_model = small_overrides(req.model) if req.preset == "small" else ({}, {})
+    sources.update(dict.fromkeys(small_train, SMALL_SOURCE))
+    settings = tp.settings.override({**small_train, **req.train_overrides})
+    sources.update(dict.fromkeys(req.train_overrides, "override"))
+    model_cfg = entry.config_cls.preset(hyper, facts.input_dims, facts.task, len(facts.label_names))
+    if dataset != hyper:  # a custom task: the borrowed preset's values, its own name
+        model_cfg = model_cfg.override({"dataset": dataset})
+    model_cfg = model_cfg.override({**small_model, **req.model_overrides})
+    # the JSON form (lists, no NaN): the value equals what config.json gives back
+    return RunConfig.from_dict(
+        jsonable(
+            {
+                "format": RUN_FORMAT,
+                "version": 1,
+                "mea_cli_version": __version__,
+                "name": name,
+                "features": facts.features,
+                "features_sha256": facts.sha256,
+                "dataset": dataset,
+                "task": facts.task,
+                "label_names": list(facts.label_names),
+                "label_range": None if facts.label_range is None else list(facts.label_range),
+                "label_range_source": facts.range_source or None,
+                "schema": facts.schema,
+                "model": req.model,
+                "model_config": model_cfg.to_dict(),
+                "model_overrides": dict(req.model_overrides),
+                "train": settings.to_dict(),
+                "train_overrides": dict(req.train_overrides),
+                "train_sources": {k: sources[k] for k in settings.field_names()},
+                "preset": req.preset,
+                "preset_model_overrides": small_model,
+                "task_loss": task_loss_used(
+                    facts.task, model_cfg.to_dict(), settings.class_weights
+                ),
+                "targets": (
+                    "standardised with the train split's mean and std (back in label units "
+                    "outside the model)"
+                    if facts.task == "regression"
+                    else "class labels as they are"
+                ),
+                "seeds": [int(s) for s in req.seeds],
+                "selection": selection_metric(facts.task).name,
+                "model_preset": hyper,
+                "device": req.device,
+                "world_size": world_size,
+            }
+        )
+    )
+
+
+def task_loss_used(task: str, model_cfg: Mapping[str, Any], class_weights: str = "none") -> str:
+    """The task loss a run trains with, as ``config.json`` records it (``task_loss`` of a
+    model config only applies to regression: classes always train with cross-entropy)."""
+    if task == "regression":
+        return str(model_cfg.get("task_loss", "mse"))
+    weights = " with balanced class weights" if class_weights == "balanced" else ""
+    if task == "multiclass":
+        return "cross-entropy over the classes" + weights
+    return "cross-entropy per label (two logits each)" + weights
+
+
+def open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, RunConfig]:
+    """The run directory and its configuration: the saved one on ``--resume``, otherwise
+    resolved afresh and written (rank 0) into a new directory."""
+    runs_dir = Path(req.runs_dir)
+    if req.resume:
+        run_dir = runs.resolve_run(runs_dir, req.name)
+        cfg = read_run_config(run_dir)
+        if req.features is not None and Path(req.features).resolve() != Path(cfg.features):
+            raise TrainError(
+                f"{run_dir}: --resume continues the run on {cfg.features}, not {req.features}"
+            )
+        if Path(cfg.features).is_file():
+            runs.check_store_unchanged(
+                cfg.features, cfg.features_sha256, run_dir, req.allow_changed_store
+            )
+        return run_dir, cfg
+    if req.features is None or (req.dataset is None and req.task is None):
+        raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
+    facts = read_store_facts(
+        Path(req.features), req.dataset, info.is_main, req.task, req.label_range
+    )
+    name = req.name or runs.default_name(req.model, facts.dataset)
+    name = broadcast_object(info, runs.check_name(name))
+    cfg = resolve_config(req, facts, name, info.world_size)
+    run_dir = runs_dir / name
+    # rank 0 decides (another rank could look after rank 0 has written config.json)
+    if broadcast_object(info, (run_dir / "config.json").exists()):
+        raise runs.RunError(
+            f"{run_dir} already exists: continue it with --resume --name {name}, or pick "
+            f"another --name"
+        )
+    if info.is_main:
+        runs.create_run_dir(run_dir, cfg.to_dict())
+    barrier(info)
+    return run_dir, cfg
+
+
+def read_run_config(run_dir: Path) -> RunConfig:
+    """The configuration of the run in ``run_dir`` (its ``config.json``; a :class:`RunError`
+    naming the file when it is missing or not a run configuration)."""
+    path = Path(run_dir) / "config.json"
+    try:
+        return RunConfig.from_dict(runs.read_json(path))
+    except RunConfigError as err:
+        raise runs.RunError(f"{path}: {err}") from None
+
+
+def open_checkpoint(path: str | Path) -> tuple[Path, Checkpoint]:
+    """The checkpoint a run directory holds (:func:`mea_cli.train.runs.checkpoint_in`) or the
+    checkpoint file ``path``, loaded; its path beside it for messages."""
+    ckpt_path = runs.checkpoint_in(Path(path))
+    return ckpt_path, load_checkpoint(ckpt_path)
