@@ -127,13 +127,16 @@ def info(
         if store is not None:
             check_input_file(store, "feature store")
     if model is not None:
-        from mea_cli.models.summary import describe_model, render_model_summary
+        from mea_cli.models.core.summary import describe_model, render_model_summary
         from mea_cli.train.config import parse_sets
+        from mea_cli.train.presets import preset_table
 
         train_sets, model_sets = parse_sets(sets)
         if train_sets:
             raise MeaError("mea info --set takes model config fields only, not train.<setting>")
-        described = describe_model(model, dataset, features, tuple(drop), model_sets)
+        described = describe_model(
+            model, dataset, features, tuple(drop), model_sets, training=preset_table
+        )
         if as_json:
             sys.stdout.write(json.dumps(described, indent=2) + "\n")
         else:
@@ -647,11 +650,11 @@ def ablate(
     )
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
-        from mea_cli.ablate.rows import PAPER_TABLES
+        from mea_cli.ablate.rows import transcribed_tables
 
         err_console.print(
             "note: no published ablation values for this run's model and dataset "
-            f"(transcribed tables: {', '.join(PAPER_TABLES)}; MOSI / MOSEI)"
+            f"(transcribed tables: {', '.join(transcribed_tables())}; MOSI / MOSEI)"
         )
     files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)

@@ -41,7 +41,7 @@ from mea_cli.ablate.table import (
     with_valid_columns,
 )
 from mea_cli.locks import hold
-from mea_cli.models.contract import model_fields
+from mea_cli.models.core.contract import model_fields
 from mea_cli.paths import ensure_dir, write_text
 
 
@@ -104,7 +104,7 @@ def run_job(
     settings as structured overrides, plus ``switches`` / ``model_change`` / ``train_change``;
     the expected config is the run's with exactly that change."""
     from mea_cli.models import config_from_dict
-    from mea_cli.models.contract import model_fields
+    from mea_cli.models.core.contract import model_fields
     from mea_cli.train.config import TrainSettings
 
     model = model_fields(run.model_config)
@@ -151,7 +151,7 @@ def plan_ablation(
 ) -> tuple[list[RowSpec], list[Job]]:
     """Rows in table order (the model's own switches) and one job per (row, seed), rows
     outermost; the full-model row reuses the run's own results where it has them."""
-    from mea_cli.models.registry import get_entry
+    from mea_cli.models.core.registry import get_entry
 
     switches = get_entry(run.model).switches
     chosen = check_names(list(names), switches, run.model)
@@ -196,7 +196,7 @@ def ablation_table(
     entries = [(r.key, r.label, r.group, results.get(r.key, {})) for r in rows]
     out = build_table(title, entries, metrics, paper, paper_cols, source)
     if with_paper:
-        from mea_cli.models.deviations import deviation_block
+        from mea_cli.models.core.deviations import deviation_block
 
         out.deviations = deviation_block({run.model: run.model_config})
     return out

@@ -127,7 +127,7 @@ def plan_compare(
     Each job's expected configuration is what the trainer resolves for it (presets +
     overrides), so a job directory left by an earlier, different comparison is refused.
     """
-    from mea_cli.models.registry import get_entry
+    from mea_cli.models.core.registry import get_entry
     from mea_cli.train.trainer import TrainRequest, read_store_facts, resolve_config
 
     models = [m.strip() for m in models if m.strip()]
@@ -270,7 +270,7 @@ def compare(
     tables = build_tables(title, ordered, keys, paper, settings)
     tables.paper_note = note
     if with_paper:
-        from mea_cli.models.deviations import deviation_block
+        from mea_cli.models.core.deviations import deviation_block
 
         configs = {j.model: j.expected_model_config for j in jobs}
         tables.deviations = deviation_block({m: configs[m] for m in ordered})

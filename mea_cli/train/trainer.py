@@ -117,7 +117,7 @@ class TrainRequest:
     allow_changed_store: bool = False  # --resume on a store whose sha256 changed (warned)
     runs_dir: Path = Path("runs")
     live: bool | None = None  # None: rich live table only on a terminal
-    preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN / SMALL_MODELS
+    preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN + the model's `small`
 
 
 @dataclass(frozen=True)
@@ -203,8 +203,8 @@ def resolve_config(
     """The run's full configuration (``config.json``) from the request, the store facts and the
     presets; pure (no file is read or written). Every problem is a one-line error."""
     from mea_cli.data.presets import get_preset
-    from mea_cli.models.contract import data_fields
-    from mea_cli.models.registry import get_entry
+    from mea_cli.models.core.contract import data_fields
+    from mea_cli.models.core.registry import get_entry
     from mea_cli.train.presets import PRESETS, SMALL_SOURCE, small_overrides, training_preset
 
     if req.dataset is None and req.task is None:
@@ -385,7 +385,7 @@ class Trainer:
         live: bool | None = None,
     ) -> None:
         from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
-        from mea_cli.models.registry import get_entry
+        from mea_cli.models.core.registry import get_entry
 
         self.run, self.store, self.seed, self.out_dir = dict(run), store, seed, Path(out_dir)
         self.device, self.info = device, info or DistInfo()
@@ -473,7 +473,7 @@ class Trainer:
             if loss is None:
                 raise TrainError("the model returned no loss for a labelled batch")
             if self.class_weights is not None:  # the task term (weight 1 in every total) reweighted
-                from mea_cli.models.losses import task_loss
+                from mea_cli.models.core.losses import task_loss
 
                 task = self.run["task"]
                 loss = (
