@@ -1,10 +1,11 @@
 """Checkpoints written before the models moved into one folder per family (issue 25) still load
 and predict what they predicted then.
 
-``tests/data/checkpoints_v0/<model>.pt`` are one-epoch tiny runs of every built-in model written
-at commit c9fd07b (``python tools/model_fingerprint.py --save-checkpoints DIR``);
-``expected.json`` holds each one's predictions on :func:`probe_batch`, computed with that
-commit's code (``PYTHONPATH=<c9fd07b tree> python tests/test_checkpoints_v0.py --write``).
+``tests/data/checkpoints_v0/<model>.pt`` hold every built-in model in its tiny configuration on
+narrow inputs (:data:`DIMS`), seeded weights, saved with ``save_checkpoint`` by the code of commit
+c9fd07b; ``expected.json`` holds each one's predictions on :func:`probe_batch`, computed by that
+commit's code. Both were written with ``PYTHONPATH=<c9fd07b tree> python
+tests/test_checkpoints_v0.py --write`` and are not rewritten by the tests.
 """
 
 from __future__ import annotations
@@ -17,12 +18,14 @@ from typing import Any
 import pytest
 import torch
 
-from mea_cli.artifacts.checkpoint import load_checkpoint
+from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mea_cli.batch import Batch
-from mea_cli.models import create_model
+from mea_cli.models import create_model, get_entry, list_models
 
 HERE = Path(__file__).parent / "data" / "checkpoints_v0"
 EXPECTED = HERE / "expected.json"
+DIMS = {"text": 7, "vision": 5, "audio": 6}
+"""Input widths of the stored models (small: the files stay a few tens of KB)."""
 LENGTHS = {"text": (6, 2, 4), "vision": (5, 5, 1), "audio": (3, 7, 2)}
 """Per-sample sequence lengths of the probe batch (padding in every modality)."""
 
@@ -50,13 +53,29 @@ def predict(path: Path) -> list[Any]:
     return out.pred.tolist()
 
 
+def write_checkpoint(name: str) -> None:
+    """Model ``name``'s tiny config on :data:`DIMS` with weights seeded by 0, as a checkpoint."""
+    torch.manual_seed(0)
+    cfg = get_entry(name).tiny_config("mosi", input_dims=DIMS)
+    model = create_model(name, cfg)
+    ckpt = Checkpoint(
+        model=name,
+        model_config=cfg.to_dict(),
+        dataset="mosi",
+        task=cfg.task,
+        label_names=["sentiment"],
+        schema={},
+        norm={},
+        state_dict={k: v.detach().clone() for k, v in model.state_dict().items()},
+    )
+    save_checkpoint(ckpt, HERE / f"{name}.pt")
+
+
 def checkpoints() -> list[Path]:
     return sorted(HERE.glob("*.pt"))
 
 
 def test_every_builtin_model_has_a_v0_checkpoint() -> None:
-    from mea_cli.models import list_models
-
     assert sorted(p.stem for p in checkpoints()) == list_models()
     assert sorted(json.loads(EXPECTED.read_text())) == list_models()
 
@@ -70,4 +89,7 @@ def test_v0_checkpoint_loads_and_predicts_as_before(path: Path) -> None:
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
+    HERE.mkdir(parents=True, exist_ok=True)
+    for model_name in list_models():
+        write_checkpoint(model_name)
     EXPECTED.write_text(json.dumps({p.stem: predict(p) for p in checkpoints()}, indent=1) + "\n")

@@ -67,7 +67,7 @@ def test_paper_columns_say_not_comparable_beside_the_rows() -> None:
 
 
 def test_papers_cited_by_title_and_table_not_by_file() -> None:
-    names = [f"{f}/{kind}_{m}.json" for f, m in FAMILY.items() for kind in ("paper", "ablation")]
+    names = [f"{f}/{kind}_{m}.json" for m, f in FAMILY.items() for kind in ("paper", "ablation")]
     for name in names:
         path = resources.files("mea_cli.models").joinpath(name)
         if name.startswith("mult/ablation"):

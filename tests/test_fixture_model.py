@@ -66,20 +66,22 @@ def test_fixture_model_in_info_train_eval_ablate_compare(tmp_path: Path) -> None
     }
 
     runs = tmp_path / "runs"
-    _ok(tmp_path, "train", str(store), "--model", "fixture", "--epochs", "1", "--threads", "1",
-        "--runs-dir", str(runs), "--name", "fx")  # fmt: skip
+    _ok(tmp_path, "train", str(store), "--dataset", "mosi", "--model", "fixture", "--epochs", "1",
+        "--threads", "1", "--runs-dir", str(runs), "--name", "fx")  # fmt: skip
     config = json.loads((runs / "fx" / "config.json").read_text())
     assert config["model"] == "fixture"
-    assert config["train_config"]["batch_size"] == 6  # its paper's training value
+    assert config["train"]["batch_size"] == 6  # its paper's training value
 
-    ev = _ok(tmp_path, "eval", str(runs / "fx"), "--paper", "--json")
-    rows = json.loads(ev[: ev.rindex("}") + 1])["paper"]
+    ev = _mea(tmp_path, "eval", str(runs / "fx"), "--paper", "--json")
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    rows = json.loads(ev.stdout)["paper"]
     assert {r["model"] for r in rows} >= {"Fixture", "MEA"}
     assert next(r for r in rows if r["model"] == "Fixture")["metrics"]["mae"] == 0.789
 
     ab = _ok(tmp_path, "ablate", "--run", "fx", "--drop", "all", "--paper", "--seeds", "1",
              "--runs-dir", str(runs), "--format", "csv", "--device", "cpu")  # fmt: skip
-    assert "w/o audio" in ab and "41.2" in ab and "Table 7: fixture ablation" in ab
+    assert "w/o audio,Modalities" in ab and ",41.2,40.9" in ab  # its paper's row, its values
+    assert "Table 7: fixture ablation" in (runs / "fx" / "ablation.md").read_text()
 
     cmp_out = _ok(tmp_path, "compare", str(store), "--dataset", "mosi", "--models", "fixture,mea",
                   "--seeds", "1", "--epochs", "1", "--set", "mea.d=8", "--set", "mea.heads=2",

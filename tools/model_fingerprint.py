@@ -3,7 +3,7 @@
 For each model it prints the parameter count of its default (``mosi`` preset) configuration for
 every task the model accepts, then the metrics of one seeded tiny training run through the
 real CLI: ``mea synth`` (a small MOSI-shaped store, fixed seed), then ``mea train --epochs 1
---threads 1 --seeds 1111`` with the model's tiny override (its registered ``tiny`` fields) in a
+--threads 1 --seeds 1111 --dataset mosi`` with the model's tiny override (its registered ``tiny`` fields) in a
 ``--config`` TOML file. Run it before and after a change and ``diff`` the two outputs: they
 must be identical (CPU, same torch; the numbers are exact ``repr`` of the floats).
 
@@ -75,7 +75,7 @@ def training_metrics(name: str, store: Path, work: Path, save_dir: Path | None) 
     cfg.write_text(tiny_toml(name))
     runs = work / "runs"
     _mea(
-        "train", str(store), "--model", name, "--epochs", "1", "--threads", "1",
+        "train", str(store), "--dataset", "mosi", "--model", name, "--epochs", "1", "--threads", "1",
         "--seeds", "1111", "--config", str(cfg), "--runs-dir", str(runs), "--name", name,
     )  # fmt: skip
     if save_dir is not None:
@@ -99,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"model {name}")
             print("\n".join(parameter_counts(name)))
-            print(f"  tiny override: {tiny_toml(name).split('[model]')[1].strip() or '(none)'}")
+            tiny = ", ".join(tiny_toml(name).split("[model]")[1].split("\n")).strip(", ")
+            print(f"  tiny override: {tiny or '(none)'}")
             print("  metrics of one seeded tiny epoch:")
             print("\n".join(training_metrics(name, store, work, args.save_checkpoints)), flush=True)
     return 0
