@@ -110,7 +110,8 @@ class ModelConfig(Config):
     ``PRESETS`` maps each dataset preset (``mosi``, ``mosei``, ``iemocap``) to the model's
     hyper-parameters on it (``{field: value}``, the paper's values, source in
     ``PRESET_SOURCE``); training hyper-parameters (batch size, epochs, learning rate, ...) are
-    not model fields: they live in :mod:`mea_cli.train.presets`.
+    not model fields: the paper's values travel with the registration (``paper=``,
+    :mod:`mea_cli.models.core.paper`) and :mod:`mea_cli.train.presets` resolves them.
     """
 
     dataset: str = "mosi"

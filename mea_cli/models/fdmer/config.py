@@ -4,7 +4,7 @@ FDMER (Yang et al., "Disentangled Representation Learning for Multimodal Emotion
 ACM MM 2022), Sec. 4.2 "Experimental Setup"::
 
     setting                          MOSI    MOSEI   UR_FUNNY
-    batch size                       64      16      32      -> training preset (train/presets.py)
+    batch size                       64      16      32      -> training preset (paper_fdmer.json)
     epochs                           120     100     60      -> training preset
     learning rate (Adam)             1e-3    1e-3    2e-3    -> training preset
     beta  (L_ami + L_ams, Eq. 18)    2e-2    3e-2    2e-2

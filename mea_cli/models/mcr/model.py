@@ -57,7 +57,7 @@ TABLE_1: dict[str, dict[str, Any]] = {
     "iemocap": dict(heads=10, kernel_sizes=(3, 3, 5), layers=3, literal_lengths=(20, 500, 400)),
 }
 """The per-dataset model rows of MCR's Table 1 (feature size ``d = 40`` for all three; batch
-size, learning rate and epochs are training values: :mod:`mea_cli.train.presets`).
+size, learning rate and epochs are training values: ``paper_mcr.json`` beside this module).
 ``literal_lengths`` (used only by the literal forms) are the fixed text / vision / audio lengths
 of the benchmark's unaligned sequences (the MulT data the paper's unaligned setting uses)."""
 

@@ -3,7 +3,7 @@
 Table I of the paper (hyper-parameters chosen on each validation set)::
 
     setting            MOSI   MOSEI  IEMOCAP
-    batch size         32     64     32       -> training preset (mea_cli/train/presets.py)
+    batch size         32     64     32       -> training preset (paper_mea.json)
     epochs             60     100    60       -> training preset
     hidden d           40     40     40
     output d_h         64     64     64

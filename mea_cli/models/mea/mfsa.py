@@ -70,7 +70,7 @@ SEC_4_2: dict[str, dict[str, Any]] = {
 """The per-dataset model values of MFSA Sec. 4.2 (heads, mu, alpha, beta; ``d = 40``,
 ``d_h = 128``, ``M = 5``, ``N = 2`` are the field defaults). MFSA gives no kernel sizes: those are
 MEA's Table I values (the same authors' journal version of the same extractor). Batch size,
-epochs and learning rate are training values (:mod:`mea_cli.train.presets`); ``sep_batch`` is
+epochs and learning rate are training values (``paper_mfsa.json``); ``sep_batch`` is
 Sec. 4.2's batch size (64 / 64 / 32), the batch at which L_sep equals Eq. 13's printed sum."""
 
 

@@ -71,7 +71,7 @@ embedding dropout, crossmodal attention block dropout, output dropout. ``d = 40`
 crossmodal blocks are common to the three columns (the field defaults). The training rows of
 Table 5 (batch size 128 / 16 / 32, learning rate 1e-3 / 1e-3 / 2e-3, epochs 100 / 20 / 30,
 gradient clip 0.8 / 1.0 / 0.8, Adam) are training hyper-parameters: they live in
-:mod:`mea_cli.train.presets`. The text kernel of MOSEI and MOSI is printed "1 or 3"; we use 3
+``paper_mult.json`` beside this module. The text kernel of MOSEI and MOSI is printed "1 or 3"; we use 3
 for the unaligned setting this toolkit trains (Sec. 3.1 motivates the temporal convolution by
 each element's awareness of its neighbours, which a kernel of 1 lacks)."""
 
@@ -166,7 +166,7 @@ class MulTConfig(ModelConfig):
     :attr:`source_attn_dropout` says; all three set to the paper's value; ``attn_dropout`` also
     drives every memory, as in the code),
     ``out_dropout`` (output dropout). Batch size, epochs, learning rate and the gradient clip of
-    Table 5 are training settings (:mod:`mea_cli.train.presets`).
+    Table 5 are training settings (``paper_mult.json``).
 
     Not in the paper, from the public code: ``embed_dropout`` (dropout on every transformer's
     embedded input; the code drives it and the text dropout from one argument, so the presets
