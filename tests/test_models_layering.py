@@ -102,3 +102,14 @@ def test_the_graph_sees_the_known_edges() -> None:
     assert "mea_cli.models.core.contract" in g["mea_cli.models.core.registry"]
     assert "mea_cli.models.mea.config" in g["mea_cli.models.mea.model"]
     assert part("mea_cli.models.mea.model") == "mea" and part("mea_cli.models.core.paper") == "core"
+
+
+def test_entries_follow_builtin_order_whatever_was_imported_first() -> None:
+    import mea_cli.models.mult.model  # noqa: F401  (registers mult before the others)
+    from mea_cli.models import entries
+    from mea_cli.models.core.registry import BUILTIN
+
+    names = [e.name for e in entries()]
+    builtin = [e.name for e in entries() if e.model_cls.__module__ in BUILTIN]
+    assert builtin == ["mea", "mfsa", "mcr", "fdmer", "mult", "functionals"]
+    assert names[: len(builtin)] == builtin

@@ -215,10 +215,11 @@ def _import_plugin(module: str) -> None:
 
 
 def entries() -> list[ModelEntry]:
-    """Every registered model's entry, in registration order (the built-in models in the
-    order of :data:`BUILTIN`, then the others)."""
+    """Every registered model's entry: the built-in models in the order of :data:`BUILTIN`
+    (whichever was imported first), then the others in registration order."""
     _load_builtin()
-    return list(_REGISTRY.values())
+    rank = {module: i for i, module in enumerate(BUILTIN)}
+    return sorted(_REGISTRY.values(), key=lambda e: rank.get(e.model_cls.__module__, len(rank)))
 
 
 def list_models() -> list[str]:
