@@ -20,26 +20,17 @@ loss or output). Decisions where the paper is silent: ``docs/models/mcr.md``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
-from mea_cli import MODALITIES
 from mea_cli.batch import Batch
 from mea_cli.models.core.contract import (
     Deviation,
-    ModelConfig,
-    Switch,
-    SwitchSet,
-    choice_problems,
-    kernel_by_modality,
-    kernel_problems,
 )
 from mea_cli.models.core.inputs import check_batch
-from mea_cli.models.core.losses import TASK_LOSSES, task_loss
+from mea_cli.models.core.losses import task_loss
 from mea_cli.models.core.masking import apply_mask, masked_mean
 from mea_cli.models.core.output import ModelOutput, prediction_size, shape_prediction
 from mea_cli.models.core.paper import load_paper
@@ -48,213 +39,10 @@ from mea_cli.models.core.registry import register_model
 from mea_cli.models.layers.attention import QKV, SkipFeedForward, attend
 from mea_cli.models.layers.extractor import UnimodalExtractor
 from mea_cli.models.mcr.cmu import CMU
+from mea_cli.models.mcr.config import MCRConfig
 from mea_cli.models.mcr.scu import SCU
 from mea_cli.models.mcr.sum import SourceUpdate
-
-TABLE_1: dict[str, dict[str, Any]] = {
-    "mosi": dict(heads=10, kernel_sizes=(3, 3, 3), layers=3, literal_lengths=(50, 500, 375)),
-    "mosei": dict(heads=8, kernel_sizes=(3, 3, 3), layers=4, literal_lengths=(50, 500, 500)),
-    "iemocap": dict(heads=10, kernel_sizes=(3, 3, 5), layers=3, literal_lengths=(20, 500, 400)),
-}
-"""The per-dataset model rows of MCR's Table 1 (feature size ``d = 40`` for all three; batch
-size, learning rate and epochs are training values: ``paper_mcr.json`` beside this module).
-``literal_lengths`` (used only by the literal forms) are the fixed text / vision / audio lengths
-of the benchmark's unaligned sequences (the MulT data the paper's unaligned setting uses)."""
-
-
-@dataclass(frozen=True)
-class MCRConfig(ModelConfig):
-    """Everything needed to build an :class:`MCR` (JSON-able)."""
-
-    # Table 1
-    d: int = 40
-    heads: int = 10
-    kernel_sizes: tuple[int, ...] = (3, 3, 3)
-    layers: int = 3
-    # where the paper is silent (docs/models/mcr.md)
-    cmu_kernel: int = 3
-    encoder_layers: int = 1
-    dropout: float = 0.1
-    attn_dropout: float = 0.0
-    ffn_mult: int = 4
-    task_loss: str = "l1"
-    serial: bool = False
-    cmu_literal: bool = False
-    sum_literal: bool = False
-    literal_lengths: tuple[int, ...] = (50, 500, 375)
-
-    WHAT: ClassVar[str] = "MCR configuration"
-    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = TABLE_1
-    PRESET_SOURCE: ClassVar[str] = "MCR (Knowledge-Based Systems 2023) Table 1"
-
-    def problems(self) -> list[str]:
-        out = super().problems()
-        out += kernel_problems(self.kernel_sizes)
-        if self.d < 1 or self.heads < 1 or self.d % self.heads:
-            out.append(f"d={self.d} must be a positive multiple of heads={self.heads}")
-        if self.layers < 1 or self.encoder_layers < 1:
-            out.append("layers and encoder_layers must be at least 1")
-        if self.cmu_kernel < 1 or self.cmu_kernel % 2 == 0:
-            out.append(f"cmu_kernel must be odd and positive, not {self.cmu_kernel}")
-        if self.ffn_mult < 1:
-            out.append("ffn_mult must be positive")
-        if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):
-            out.append("dropout and attn_dropout must lie in [0, 1)")
-        out += choice_problems("task_loss", self.task_loss, TASK_LOSSES)
-        if len(self.literal_lengths) != len(MODALITIES) or any(n < 1 for n in self.literal_lengths):
-            out.append(
-                f"literal_lengths must be three positive lengths (L/V/A), not {self.literal_lengths}"
-            )
-        if self.serial and {"no-cmu", "no-scu"} & set(self.ablations):
-            out.append("serial needs both the CMU and the SCU (ablations no-cmu / no-scu remove one)")
-        return out
-
-    @property
-    def kernel(self) -> dict[str, int]:
-        """Pre-processing kernel size per modality (Table 1's L/V/A)."""
-        return kernel_by_modality(self.kernel_sizes)
-
-    @property
-    def max_lengths(self) -> dict[str, int]:
-        """The fixed lengths of the literal forms, per modality."""
-        return dict(zip(MODALITIES, self.literal_lengths, strict=True))
-
-
-# ------------------------------------------------------------------------ Table 5 switches
-def _others_removed(keep: str) -> tuple[str, ...]:
-    """Parameter patterns of every target reinforcement but ``keep``'s."""
-    return tuple(
-        f"layers.*.{unit}.{m}.*" for m in MODALITIES if m != keep for unit in ("cmu", "scu")
-    )
-
-
-_LABEL = {"text": "Language", "vision": "Video", "audio": "Audio"}
-_LETTER = {"text": "L", "vision": "V", "audio": "A"}
-
-SWITCHES = SwitchSet(
-    (
-        *(
-            Switch(
-                f"unimodal-{m}",
-                f"{_LABEL[m]} Only",
-                f"unimodal MCR on {m}: the other modalities are not read; {m} is its own "
-                f"target and both its sources",
-                removes=tuple(f"front.{o}.*" for o in MODALITIES if o != m) + _others_removed(m),
-            )
-            for m in MODALITIES
-        ),
-        *(
-            Switch(
-                f"only-{t}",
-                "[{}, {} -> {}] Only".format(
-                    *(_LETTER[o] for o in MODALITIES if o != t), _LETTER[t]
-                ),
-                f"reinforce only the {t} target (the other targets keep their pre-processed "
-                f"streams, which still supervise their sources in SUM); Z_fin = Z_{_LETTER[t]}",
-                removes=_others_removed(t) + (f"sum.*.update.{t}.*",),
-            )
-            for t in MODALITIES
-        ),
-        Switch(
-            "low-level",
-            "Low-level Feature",
-            "no SUM: the sources stay the pre-processed sequences at every layer",
-            removes=("sum.*",),
-        ),
-        Switch(
-            "ffl",
-            "High-level Feature (FFL)",
-            "SUM reduced to its stacked feed-forward layer: no selective memory, no Eq. 15-16",
-            removes=("sum.*.gate.*", "sum.*.combine.*"),
-        ),
-        Switch(
-            "no-smm",
-            "SUM w/o SMM",
-            "SUM without the selective memory (Eq. 13-14): Z_s = F_s(Z_s) + Z_t",
-            removes=("sum.*.gate.*",),
-        ),
-        Switch(
-            "no-cmu",
-            "w/o CMU_{s1,s2->t}",
-            "remove every CMU: Z_t = Z_tb",
-            removes=("layers.*.cmu.*",),
-            drops_outputs=("attention.cmu",),
-        ),
-        Switch(
-            "no-mutual",
-            "w/o Mutual Attention",
-            "CMU without the mutual maps and source weights: softmax(E) V (Eq. 4-5 without "
-            "the alpha term)",
-            removes=("layers.*.cmu.*.mutual.*",),
-        ),
-        Switch(
-            "no-scu",
-            "w/o SCU_{[s1,s2]->t}",
-            "remove every SCU (and Eq. 15-16, whose Z_ds only the SCU reads): Z_t = Z_ta",
-            removes=("layers.*.scu.*", "sum.*.combine.*"),
-            drops_outputs=("attention.scu",),
-        ),
-        Switch(
-            "no-attention-layer",
-            "w/o Attention Layer",
-            "SCU without Eq. 9-11: its two branches are added",
-            removes=("layers.*.scu.*.branch.*",),
-        ),
-    ),
-    exclusive_groups=(
-        frozenset({f"unimodal-{m}" for m in MODALITIES} | {f"only-{m}" for m in MODALITIES}),
-        frozenset({"low-level", "ffl", "no-smm"}),
-        frozenset({"no-cmu", "no-scu"}),
-    ),
-)
-"""MCR's Table 5 rows in the paper's order (but "w/ Serial Structure": the field ``serial``)."""
-
-
-@dataclass(frozen=True)
-class Parts:
-    """What an MCR builds, derived from its switches."""
-
-    modalities: tuple[str, ...]  # read from the batch
-    targets: tuple[str, ...]  # reinforced and fused
-    sources_of: dict[str, tuple[str, str]]
-    cmu: bool
-    mutual: bool
-    scu: bool
-    attention_layer: bool
-    sum_mode: str | None  # "smm", "add", "ffl" or None (low-level)
-
-
-def parts(ablations: Iterable[str]) -> Parts:
-    """The single mapping from Table 5 switches to model structure."""
-    off = set(ablations)
-    solo = next((m for m in MODALITIES if f"unimodal-{m}" in off), None)
-    only = next((m for m in MODALITIES if f"only-{m}" in off), None)
-    modalities = (solo,) if solo else MODALITIES
-    targets = (solo or only,) if (solo or only) else MODALITIES
-    sources_of = {
-        t: ((t, t) if solo else tuple(o for o in MODALITIES if o != t)) for t in targets
-    }
-    sum_mode = next(
-        (mode for sw, mode in (("low-level", None), ("ffl", "ffl"), ("no-smm", "add")) if sw in off),
-        "smm",
-    )
-    return Parts(
-        modalities=modalities,
-        targets=targets,
-        sources_of=sources_of,  # type: ignore[arg-type]
-        cmu="no-cmu" not in off,
-        mutual="no-cmu" not in off and "no-mutual" not in off,
-        scu="no-scu" not in off,
-        attention_layer="no-scu" not in off and "no-attention-layer" not in off,
-        sum_mode=sum_mode,
-    )
-
-
-def capabilities(cfg: object) -> set[str]:
-    """Self-attention maps (the SCU's Eq. 8 maps, one per modality) need all three targets and
-    the SCU."""
-    p = parts(getattr(cfg, "ablations", ()))
-    return {"attention_maps"} if p.scu and p.targets == MODALITIES else set()
+from mea_cli.models.mcr.switches import SWITCHES, Parts, capabilities, parts
 
 
 # ------------------------------------------------------------------------ the model
