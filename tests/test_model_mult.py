@@ -25,6 +25,7 @@ from mea_cli.cli import app
 from mea_cli.errors import MeaError
 from mea_cli.models import config_for, config_from_dict, create_model, list_models
 from mea_cli.models.layers.extractor import sinusoidal_positions
+from mea_cli.models.mult.config import DROPOUTS, MulTConfig
 from mea_cli.models.mult.crossmodal import (
     EncoderLayer,
     MulTEncoder,
@@ -36,7 +37,7 @@ from mea_cli.models.mult.crossmodal import (
     future_mask,
     last_real_step,
 )
-from mea_cli.models.mult.model import DROPOUTS, SWITCHES, MulTConfig
+from mea_cli.models.mult.switches import SWITCHES
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 SMALL = dict(d=8, heads=2, layers=2, memory_layers=1)
