@@ -25,59 +25,18 @@ contract hold, but the trainer never takes gradient steps on it: it declares the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
-
 import numpy as np
 import torch
 from torch import nn
 
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
-from mea_cli.models.core.contract import ModelConfig
 from mea_cli.models.core.losses import task_loss
 from mea_cli.models.core.output import ModelOutput, prediction_size, shape_prediction
 from mea_cli.models.core.registry import register_model
+from mea_cli.models.functionals.config import FunctionalsConfig
 
-_FIXED_STATS = ("mean", "std", "min", "max", "slope")
 _ABSENT_LOGIT = -30.0  # a class (or label value) the train split never shows
-
-
-@dataclass(frozen=True)
-class FunctionalsConfig(ModelConfig):
-    """``percentiles`` (in 0-100) summarised per feature; ``c_grid``: the inverse
-    regularisation strengths tried on valid (logistic ``C``, ridge ``alpha = 1/C``);
-    ``max_iter``: the logistic solver's iteration limit."""
-
-    percentiles: tuple[float, ...] = (10.0, 50.0, 90.0)
-    c_grid: tuple[float, ...] = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
-    max_iter: int = 2000
-
-    WHAT: ClassVar[str] = "functionals configuration"
-    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = {"mosi": {}, "mosei": {}, "iemocap": {}}
-    PRESET_SOURCE: ClassVar[str] = (
-        "ours: the same summary statistics and regularisation grid for every dataset"
-    )
-
-    def problems(self) -> list[str]:
-        out = super().problems()
-        if not self.percentiles or any(not 0.0 <= p <= 100.0 for p in self.percentiles):
-            out.append(f"percentiles must lie in [0, 100], not {self.percentiles}")
-        if not self.c_grid or any(c <= 0 for c in self.c_grid):
-            out.append(f"c_grid must be positive values, not {self.c_grid}")
-        if self.max_iter < 1:
-            out.append("max_iter must be at least 1")
-        return out
-
-    @property
-    def stats_per_feature(self) -> int:
-        return len(_FIXED_STATS) + len(self.percentiles)
-
-    @property
-    def summary_size(self) -> int:
-        """Length of the summary vector: every feature's statistics, plus 2 per modality."""
-        return sum(d * self.stats_per_feature + 2 for d in self.input_dims.values())
 
 
 def masked_functionals(
