@@ -8,7 +8,9 @@ The values live in JSON next to the model, in the model's own package:
   "results": {"<dataset>": {"model", "source", "metrics", ["setting"]}}}``. A training row gives
   ``batch_size``, ``epochs``, ``lr`` (and ``grad_clip`` where the paper does); a result row the
   test metrics as printed (accuracies and F1 in %, MAE and Corr plain; ``setting`` when the row
-  was not measured on unaligned sequences, e.g. FDMER's ``word-aligned``);
+  was not measured on unaligned sequences, e.g. FDMER's ``word-aligned``). The rows are the
+  test split with the unaligned CMU features (GloVe 300 / Facet 35 / COVAREP 74); the papers
+  print one Acc-2/F1 pair without saying whether it is the non0 or has0 convention;
 * ``ablation_<model>.json`` (optional): the paper's ablation table, ``{"source", "metrics",
   "rows": [{"key", "label", "group", "mosi": {metric: value}, "mosei": {...}}]}``.
 
@@ -23,15 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
-
-RESULTS_ABOUT = (
-    "Test-split results printed in the papers (unaligned CMU features: GloVe 300 / Facet 35 / "
-    "COVAREP 74). Accuracies and F1 are percentages as printed; MAE and Corr as printed. The "
-    "papers print one Acc-2/F1 pair without saying whether it is the non0 or has0 convention. "
-    'A row with a "setting" was measured in that setting instead of on unaligned sequences '
-    "(FDMER: word-aligned), and is labelled so wherever it is shown."
-)
-"""What every result row means (shown with ``mea eval --paper``'s rows)."""
 
 
 @dataclass(frozen=True)
