@@ -5,14 +5,14 @@ Shapes are one MOSI-preset sample at full length (8 heads of 5 channels, vision 
 mixed MRU of the vision target attends over 50 + 500 + 375 = 925 keys):
 
 * ``A V`` and its backward for a ``[K, T, T]`` map and ``[K, T, 5]`` values: ``A @ V`` vs
-  ``(V^T A^T)^T`` (:func:`mea_cli.models.mapops.map_matmul`);
+  ``(V^T A^T)^T`` (:func:`mea_cli.models.layers.mapops.map_matmul`);
 * the prediction chain's 3x3, 8-channel convolution over ``[K, T, T]``, forward and backward:
   torch's ``convolution_backward`` vs the input gradient as a forward convolution
-  (:func:`mea_cli.models.mapops.same_conv2d`);
+  (:func:`mea_cli.models.layers.mapops.same_conv2d`);
 * an MRU's attention forward and backward: explicit masked softmax with attention dropout 0.1
   (what the code did before), SDPA's math path, SDPA's fused (flash) CPU kernel;
 * the extractor's Bi-LSTM, forward and backward, batch 8 of lengths 50-500: packed vs two
-  unpacked one-direction passes (:mod:`mea_cli.models.extractor`).
+  unpacked one-direction passes (:mod:`mea_cli.models.layers.extractor`).
 
     python benchmarks/bench_kernels.py [--threads N] [--repeats 5]
 """
@@ -35,9 +35,9 @@ sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules
 
 import bench_machine
 
-from mea_cli.models.attention import explicit_attention
-from mea_cli.models.extractor import UnimodalExtractor
-from mea_cli.models.mapops import map_matmul, same_conv2d
+from mea_cli.models.layers.attention import explicit_attention
+from mea_cli.models.layers.extractor import UnimodalExtractor
+from mea_cli.models.layers.mapops import map_matmul, same_conv2d
 
 HEADS, CH, T, T_KEYS = 8, 5, 500, 925
 

@@ -9,7 +9,7 @@ between a tenth of that and that, as in the benchmark pickle, so padding and its
 count), and times ``--steps`` training steps (forward,
 backward, Adam) after one warm-up step, in wall and in process CPU seconds (with one thread,
 CPU seconds are what a quiet machine's wall clock would show; they hold up under load). ``path=explicit`` runs the reference code
-(:func:`mea_cli.models.attention.explicit_attention`), the baseline of every optimisation.
+(:func:`mea_cli.models.layers.attention.explicit_attention`), the baseline of every optimisation.
 The child's peak RSS (and ``torch.cuda.max_memory_allocated`` on a GPU) is the point's memory.
 
     python benchmarks/bench_step_cost.py --model mea --T 500 --batch 4 [--path explicit] [--set k=v]
@@ -75,7 +75,7 @@ def child(a: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from mea_cli.models import config_for, create_model
-    from mea_cli.models.attention import explicit_attention
+    from mea_cli.models.layers.attention import explicit_attention
 
     if a.threads:
         torch.set_num_threads(a.threads)

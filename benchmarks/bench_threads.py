@@ -42,11 +42,10 @@ def child(steps: int) -> None:
     import torch
 
     from mea_cli.batch import Batch
-    from mea_cli.models import config_for, create_model
-    from mea_cli.train.presets import SMALL_MODELS
+    from mea_cli.models import config_for, create_model, get_entry
 
     dims = {"text": 50, "vision": 55, "audio": 25}
-    cfg = config_for("mea", "iemocap", dims, "multiclass", 7, **SMALL_MODELS["mea"])
+    cfg = config_for("mea", "iemocap", dims, "multiclass", 7, **get_entry("mea").small)
     torch.manual_seed(0)
     model = create_model("mea", cfg).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)

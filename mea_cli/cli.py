@@ -121,7 +121,7 @@ def info(
     if model is not None:
         described = api.describe_model(model, dataset=dataset, features=features, drop=drop, sets=sets)
         if not as_json:
-            from mea_cli.models.summary import render_model_summary
+            from mea_cli.models.core.summary import render_model_summary
 
             render_model_summary(described, console)
     else:
@@ -512,11 +512,11 @@ def ablate(
     )  # fmt: skip
     _print_table(result.table, fmt)
     if paper and not result.table.paper_metrics:
-        from mea_cli.ablate.rows import PAPER_TABLES
+        from mea_cli.ablate.rows import transcribed_tables
 
         err_console.print(
             "note: no published ablation values for this run's model and dataset "
-            f"(transcribed tables: {', '.join(PAPER_TABLES)}; MOSI / MOSEI)"
+            f"(transcribed tables: {', '.join(transcribed_tables())}; MOSI / MOSEI)"
         )
     files = ", ".join(str(p) for p in result.files.values())
     err_console.print(f"wrote {files}", highlight=False, soft_wrap=True)

@@ -1,6 +1,6 @@
 """Typed, frozen configuration dataclasses: one validation, one override path, one error.
 
-Model configs (:class:`mea_cli.models.contract.ModelConfig`) and training settings
+Model configs (:class:`mea_cli.models.core.contract.ModelConfig`) and training settings
 (:class:`mea_cli.train.config.TrainSettings`) both derive from :class:`Config`:
 
 * every field is coerced to its annotated type on construction (a list becomes a tuple, an

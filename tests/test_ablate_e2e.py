@@ -21,8 +21,8 @@ from gates import gate_env, wait_blocked
 from mea_cli.ablate.api import ablate, load_run, sweep
 from mea_cli.ablate.errors import AblationError, SweepError
 from mea_cli.data.synth import write_synthetic
-from mea_cli.models.registry import CapabilityError
-from mea_cli.models.switches import SWITCHES
+from mea_cli.models.core.registry import CapabilityError
+from mea_cli.models.mea.switches import SWITCHES
 from mea_cli.train.trainer import TrainRequest, train_run
 from mea_cli.viz.api import make
 

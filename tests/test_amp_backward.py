@@ -1,5 +1,5 @@
 """A training step under bf16 autocast -- the trainer's precision on CUDA -- runs backward
-through every model's hand-written autograd Functions (:mod:`mea_cli.models.amp`). CPU
+through every model's hand-written autograd Functions (:mod:`mea_cli.models.core.amp`). CPU
 autocast stands in for CUDA's here: before the fix, MEA's lean feed-forward recomputed
 ``fc1(x)`` in backward from a bf16 ``x`` and an fp32 weight and failed ("mat1 and mat2 must
 have the same dtype"), so ``mea train --device cuda`` could not have taken one step."""

@@ -18,7 +18,7 @@ from mea_cli.artifacts.checkpoint import Checkpoint, save_checkpoint, schema_to_
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import NormStats
 from mea_cli.errors import MeaError
-from mea_cli.models.registry import config_for, create_model
+from mea_cli.models.core.registry import config_for, create_model
 
 CLI = Path(cli.__file__)
 # what the api wraps: cli.py must reach these only through mea_cli.api

@@ -24,7 +24,7 @@ from mea_cli.cli import app
 from mea_cli.config import ConfigError
 from mea_cli.data.synth import write_synthetic
 from mea_cli.errors import MeaError
-from mea_cli.models.registry import CapabilityError
+from mea_cli.models.core.registry import CapabilityError
 from mea_cli.viz.api import make
 
 MEA_TINY = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1}

@@ -6,7 +6,7 @@ import pytest
 
 from mea_cli.config import ConfigError, coerce, parse_text
 from mea_cli.models import config_for
-from mea_cli.models.config import MEAConfig
+from mea_cli.models.mea.config import MEAConfig
 from mea_cli.train import config as train_config
 
 

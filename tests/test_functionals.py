@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mea_cli.models.functionals import masked_functionals
+from mea_cli.models.functionals.model import masked_functionals
 
 
 def test_summaries_match_numpy_by_hand() -> None:

@@ -14,19 +14,19 @@ from torch.nn import functional as F
 from mea_cli import MODALITIES
 from mea_cli.errors import MeaError
 from mea_cli.models import apply_switches, config_for, create_model, list_models
-from mea_cli.models.attention import merge_heads, split_heads
-from mea_cli.models.config import MEAConfig
-from mea_cli.models.deviations import deviation_block, deviations_of
-from mea_cli.models.dgf import GraphFusion
-from mea_cli.models.discriminators import DoubleDiscriminator, grad_reverse
-from mea_cli.models.extractor import UnimodalExtractor
-from mea_cli.models.hca import MRU
-from mea_cli.models.hsic import disparity_loss, hsic
-from mea_cli.models.losses import batch_separation_loss, task_loss
-from mea_cli.models.masking import masked_mean, masked_softmax
-from mea_cli.models.psa import PSALayer
-from mea_cli.models.registry import get_entry
-from mea_cli.models.wal import WeightedAttentionLayer
+from mea_cli.models.core.deviations import deviation_block, deviations_of
+from mea_cli.models.core.losses import batch_separation_loss, task_loss
+from mea_cli.models.core.masking import masked_mean, masked_softmax
+from mea_cli.models.core.registry import get_entry
+from mea_cli.models.layers.attention import merge_heads, split_heads
+from mea_cli.models.layers.discriminators import DoubleDiscriminator, grad_reverse
+from mea_cli.models.layers.extractor import UnimodalExtractor
+from mea_cli.models.layers.hsic import disparity_loss, hsic
+from mea_cli.models.mea.config import MEAConfig
+from mea_cli.models.mea.dgf import GraphFusion
+from mea_cli.models.mea.hca import MRU
+from mea_cli.models.mea.psa import PSALayer
+from mea_cli.models.mea.wal import WeightedAttentionLayer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parents[1]
@@ -515,7 +515,7 @@ def test_info_lists_the_models_deviations_and_takes_model_fields() -> None:
 def test_mea_sep_row_is_described_as_the_batch_form() -> None:
     """MEA's ``sep`` row computes :func:`batch_separation_loss` (DSN / MISA), not MFSA's
     per-sample Eq. 13; its description says so."""
-    from mea_cli.models.switches import SWITCHES
+    from mea_cli.models.mea.switches import SWITCHES
 
     text = SWITCHES["sep"].description
     assert "DSN / MISA" in text and "not MFSA's per-sample" in text

@@ -22,10 +22,11 @@ from mea_cli import MODALITIES
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mea_cli.data.presets import list_presets
 from mea_cli.models import ModelConfig, config_for, config_from_dict, create_model, list_models
-from mea_cli.models.contract import CAPABILITIES, output_present
-from mea_cli.models.registry import ModelEntry, get_entry
-from mea_cli.models.summary import describe_model
+from mea_cli.models.core.contract import CAPABILITIES, output_present
+from mea_cli.models.core.registry import ModelEntry, get_entry
+from mea_cli.models.core.summary import describe_model
 from mea_cli.runtime.loading import model_from_checkpoint
+from mea_cli.train.presets import preset_table
 
 MODELS = [*list_models(), tiny_model.NAME]
 DIMS = {"text": 7, "vision": 5, "audio": 6}
@@ -129,7 +130,7 @@ def test_builds_and_predicts_from_every_dataset_preset(entry: ModelEntry, datase
 
 @pytest.mark.parametrize("entry", MODELS, indirect=True)
 def test_mea_info_describes_the_model(entry: ModelEntry) -> None:
-    info = describe_model(entry.name, "iemocap")
+    info = describe_model(entry.name, "iemocap", training=preset_table)
     assert info["parameters"] == sum(info["components"].values()) > 0
     assert info["switches"] == {n: s.table_row for n, s in entry.switches.items()}
     assert set(info["training"]) >= {"batch_size", "epochs", "lr", "grad_clip"}

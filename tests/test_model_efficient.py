@@ -17,10 +17,10 @@ from torch.nn import functional as F
 
 from mea_cli import MODALITIES
 from mea_cli.models import config_for, create_model
-from mea_cli.models.attention import FeedForward, explicit_attention
-from mea_cli.models.extractor import UnimodalExtractor
-from mea_cli.models.grouping import plan_groups, put_back, take
-from mea_cli.models.mapops import map_matmul, mixed_scores, psa_maps, same_conv2d
+from mea_cli.models.layers.attention import FeedForward, explicit_attention
+from mea_cli.models.layers.extractor import UnimodalExtractor
+from mea_cli.models.layers.grouping import plan_groups, put_back, take
+from mea_cli.models.layers.mapops import map_matmul, mixed_scores, psa_maps, same_conv2d
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 LENGTHS = {  # empty sequences, equal lengths (mask-free groups) and ragged ones

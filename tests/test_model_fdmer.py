@@ -25,15 +25,15 @@ from mea_cli import MODALITIES
 from mea_cli.ablate.compare_table import build_tables
 from mea_cli.ablate.rows import paper_table, table_rows
 from mea_cli.models import config_for, create_model, get_entry
-from mea_cli.models.angular import (
+from mea_cli.models.fdmer.angular import (
     AngularModalityDiscriminator,
     adversarial_losses,
     angular_margin_logits,
 )
-from mea_cli.models.cmaf import CMAF, CrossModalInteraction, simple_fusion
-from mea_cli.models.constraints import consistency_loss, private_disparity_loss, similarity
-from mea_cli.models.fdmer_switches import parts
-from mea_cli.models.transformer import EncoderLayer, ModalityTransformer, heads_for
+from mea_cli.models.fdmer.cmaf import CMAF, CrossModalInteraction, simple_fusion
+from mea_cli.models.fdmer.constraints import consistency_loss, private_disparity_loss, similarity
+from mea_cli.models.fdmer.switches import parts
+from mea_cli.models.layers.transformer import EncoderLayer, ModalityTransformer, heads_for
 from mea_cli.train.evaluate import EvalResult, paper_rows, render_eval
 from mea_cli.train.presets import training_preset
 
@@ -436,7 +436,7 @@ def test_fdmer_paper_rows_are_labelled_word_aligned_in_eval() -> None:
 def test_eval_paper_prints_fdmers_deviations_under_the_table() -> None:
     """``mea eval --paper`` (``deviations`` filled by :func:`evaluate_checkpoint`): the block
     heading and one line per deviation that the run's configuration has, with its anchor."""
-    from mea_cli.models.deviations import deviation_block
+    from mea_cli.models.core.deviations import deviation_block
 
     lines = deviation_block({"fdmer": config_for("fdmer", "iemocap")})
     result = EvalResult(

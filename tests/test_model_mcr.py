@@ -20,15 +20,15 @@ from torch.nn import functional as F
 from mea_cli import MODALITIES
 from mea_cli.errors import MeaError
 from mea_cli.models import config_for, create_model
-from mea_cli.models.mcr_cmu import (
+from mea_cli.models.mcr.cmu import (
     CMU,
     LiteralMutualMap,
     MutualMap,
     relative_resampling,
     source_weights,
 )
-from mea_cli.models.mcr_scu import SCU, BranchAttention
-from mea_cli.models.mcr_sum import SourceUpdate
+from mea_cli.models.mcr.scu import SCU, BranchAttention
+from mea_cli.models.mcr.sum import SourceUpdate
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

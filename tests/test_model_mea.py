@@ -15,7 +15,7 @@ from mea_cli import MODALITIES
 from mea_cli.cli import app
 from mea_cli.errors import MeaError
 from mea_cli.models import config_for, create_model
-from mea_cli.models.switches import SWITCHES, parts
+from mea_cli.models.mea.switches import SWITCHES, parts
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 SMALL = dict(d=16, heads=2, d_h=12, psa_layers=2, hca_layers=1)
@@ -250,7 +250,7 @@ def test_cli_info_prints_the_model_size(tmp_path: Path, synth_mosi: Path) -> Non
 def test_fused_attention_matches_explicit_path(literal: bool) -> None:
     """The fused paths (SDPA in the MRUs, one-pass PSA maps) give the explicit code's numbers,
     with padding, garbage under the masks and empty sequences, forward and backward."""
-    from mea_cli.models.attention import explicit_attention
+    from mea_cli.models.layers.attention import explicit_attention
 
     model = _model(hca_layers=2, psa_layers=3, psa_literal_eq2=literal).eval()
     seqs = random_sequences(DIMS, LENGTHS, seed=3)
@@ -282,8 +282,8 @@ def test_fused_attention_matches_explicit_path(literal: bool) -> None:
 
 
 def test_fused_mru_empty_source_gives_zeros_not_nan() -> None:
-    from mea_cli.models.attention import explicit_attention
-    from mea_cli.models.hca import MRU
+    from mea_cli.models.layers.attention import explicit_attention
+    from mea_cli.models.mea.hca import MRU
 
     torch.manual_seed(6)
     mru = MRU(8, 2, 0.0, 0.0, 2).eval()

@@ -24,7 +24,9 @@ from mea_cli.batch import Batch
 from mea_cli.cli import app
 from mea_cli.errors import MeaError
 from mea_cli.models import config_for, config_from_dict, create_model, list_models
-from mea_cli.models.crossmodal import (
+from mea_cli.models.layers.extractor import sinusoidal_positions
+from mea_cli.models.mult.config import DROPOUTS, MulTConfig
+from mea_cli.models.mult.crossmodal import (
     EncoderLayer,
     MulTEncoder,
     MultiheadAttention,
@@ -35,8 +37,7 @@ from mea_cli.models.crossmodal import (
     future_mask,
     last_real_step,
 )
-from mea_cli.models.extractor import sinusoidal_positions
-from mea_cli.models.mult import DROPOUTS, SWITCHES, MulTConfig
+from mea_cli.models.mult.switches import SWITCHES
 
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 SMALL = dict(d=8, heads=2, layers=2, memory_layers=1)
@@ -378,7 +379,7 @@ def test_length_groups_change_no_prediction_or_gradient(causal: bool) -> None:
 def test_explicit_reference_path_gives_the_same_predictions() -> None:
     """``explicit_attention()`` (the benchmarks' baseline: plain SDPA, no groups) and the default
     path agree in evaluation."""
-    from mea_cli.models.attention import explicit_attention
+    from mea_cli.models.layers.attention import explicit_attention
 
     model = _model().eval()
     batch = pad_batch(random_sequences(DIMS, LENGTHS), None, extra=3)
@@ -438,7 +439,7 @@ def test_own_softmax_attention_matches_sdpa_and_zeroes_rows_without_keys() -> No
 def test_training_path_matches_the_explicit_reference_without_dropout() -> None:
     """CPU training forms its own maps; with the dropouts at 0 its predictions and gradients
     are those of plain SDPA (``explicit_attention()``), causal mask included."""
-    from mea_cli.models.attention import explicit_attention
+    from mea_cli.models.layers.attention import explicit_attention
 
     zero = dict.fromkeys(DROPOUTS, 0.0)
     batch = pad_batch(random_sequences(DIMS, LENGTHS), torch.randn(4, 1), extra=2)
@@ -472,7 +473,7 @@ def test_recomputed_and_saved_dropout_maps_give_the_same_step(monkeypatch) -> No
     """Over the ``attn_saved_mib`` budget the CPU dropout attention is checkpointed
     (recomputed in the backward pass, with the forward's dropout mask); under it autograd keeps
     the maps. Same seed: the same predictions and gradients either way."""
-    import mea_cli.models.crossmodal as crossmodal
+    import mea_cli.models.mult.crossmodal as crossmodal
 
     calls = {"chunked": 0}
     chunked = crossmodal.chunked_dropout_attention

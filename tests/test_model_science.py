@@ -18,8 +18,8 @@ from model_helpers import pad_batch, random_sequences
 
 from mea_cli import MODALITIES
 from mea_cli.models import config_for, create_model
-from mea_cli.models.hca import MRU, HCALayer
-from mea_cli.models.wal import carried_weights
+from mea_cli.models.mea.hca import MRU, HCALayer
+from mea_cli.models.mea.wal import carried_weights
 
 DIMS = {"text": 5, "vision": 4, "audio": 3}
 TINY = dict(d=8, heads=2, d_h=8, psa_layers=3, hca_layers=1, dropout=0.0, attn_dropout=0.0)

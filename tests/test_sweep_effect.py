@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mea_cli.ablate.effect import fixed_batch, identical_values, no_effect_note
 from mea_cli.artifacts.features import FeatureStore
-from mea_cli.models.registry import get_entry
+from mea_cli.models.core.registry import get_entry
 
 TINY = {"d": 8, "heads": 2, "d_h": 8, "hca_layers": 1}
 

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mea_cli.models import config_for, create_model
-from mea_cli.models.losses import task_loss
+from mea_cli.models.core.losses import task_loss
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.runtime.targets import (
     ScaledModel,

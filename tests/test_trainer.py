@@ -18,7 +18,7 @@ from mea_cli.batch import Batch
 from mea_cli.config import ConfigError
 from mea_cli.data.presets import PresetError
 from mea_cli.models import ModelConfig, ModelOutput, register_model
-from mea_cli.models.registry import UnknownModelError, unregister_model
+from mea_cli.models.core.registry import UnknownModelError, unregister_model
 from mea_cli.train.setup import StoreFacts, TrainError, TrainRequest, resolve_config
 from mea_cli.train.trainer import enable_determinism, train_run
 

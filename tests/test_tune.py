@@ -17,8 +17,8 @@ import pytest
 
 from mea_cli.config import Config
 from mea_cli.data.synth import write_synthetic
-from mea_cli.models.contract import data_fields
-from mea_cli.models.registry import get_entry
+from mea_cli.models.core.contract import data_fields
+from mea_cli.models.core.registry import get_entry
 from mea_cli.train.config import TrainSettings, load_toml
 from mea_cli.tune.report import config_toml, ranked, trial_value
 from mea_cli.tune.space import Param, SpaceError, build_space, suggest

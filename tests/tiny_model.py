@@ -19,9 +19,9 @@ from torch.nn import functional as F
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
 from mea_cli.models import ModelConfig, ModelOutput, Switch, SwitchSet, register_model
-from mea_cli.models.losses import task_loss
-from mea_cli.models.output import prediction_size, shape_prediction
-from mea_cli.models.registry import unregister_model
+from mea_cli.models.core.losses import task_loss
+from mea_cli.models.core.output import prediction_size, shape_prediction
+from mea_cli.models.core.registry import unregister_model
 
 NAME = "tiny"
 

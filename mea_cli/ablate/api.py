@@ -46,9 +46,9 @@ from mea_cli.ablate.table import (
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.locks import hold
 from mea_cli.models import config_from_dict
-from mea_cli.models.contract import model_fields
-from mea_cli.models.deviations import deviation_block
-from mea_cli.models.registry import get_entry
+from mea_cli.models.core.contract import model_fields
+from mea_cli.models.core.deviations import deviation_block
+from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import ensure_dir, write_text
 from mea_cli.train.config import TrainSettings
 from mea_cli.train.runconfig import RunConfig, RunConfigError

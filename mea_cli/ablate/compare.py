@@ -36,8 +36,8 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.config import ConfigError, parse_text
 from mea_cli.data.presets import benchmark_mismatch, get_preset
 from mea_cli.locks import hold
-from mea_cli.models.deviations import deviation_block
-from mea_cli.models.registry import get_entry
+from mea_cli.models.core.deviations import deviation_block
+from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import ensure_dir, write_json, write_text
 from mea_cli.train import runs
 from mea_cli.train.evaluate import paper_rows, paper_setting, setting_note

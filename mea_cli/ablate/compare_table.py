@@ -110,7 +110,7 @@ class CompareTables:
     with_paper: bool = False
     paper_note: str = ""
     notes: list[str] = field(default_factory=list)
-    deviations: list[str] = field(default_factory=list)  # --paper: mea_cli.models.deviations
+    deviations: list[str] = field(default_factory=list)  # --paper: mea_cli.models.core.deviations
     unit: str = "seeds"  # what the mean, std and t-test run over: seeds, or folds
 
     @property

@@ -4,7 +4,7 @@ order and values.
 
 Each ablation row is one switch the model registered (``get_entry(model).switches``), applied
 as ``ablations=(name,)`` in the model config. For a model with a transcribed paper table
-(:data:`PAPER_TABLES`: MEA's Table V, package data ``paper_table5.json``, transcribed from Table V of the MEA paper, Yang et al., IEEE TCSVT; MCR's Table 5, ``paper_table5_mcr.json``; MFSA's Table 4, ``paper_table4_mfsa.json``; FDMER's Table 4, ``paper_table4_fdmer.json``, measured on word-aligned data) rows
+(the ``ablation_<model>.json`` its registration carries, :func:`paper_table`: MEA's Table V, transcribed from Table V of the MEA paper, Yang et al., IEEE TCSVT; MCR's Table 5; MFSA's Table 4; FDMER's Table 4, measured on word-aligned data) rows
 follow the paper's order and carry its numbers; a switch is matched to a paper row by its name
 (``psa``, ``wal``, ...) or, failing that, by its label (``"w/o PSA Module"``), and switches the
 paper does not have are appended in the model's order under "Other". Other models' rows follow
@@ -13,15 +13,14 @@ the order of their switches.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 from mea_cli.ablate.errors import AblationError
+from mea_cli.models import entries, get_entry
+from mea_cli.models.core.registry import UnknownModelError
 
 FULL = "full"
 """Key of the unablated model's row."""
@@ -41,22 +40,20 @@ class RowSpec:
         return () if self.key == FULL else (self.key,)
 
 
-PAPER_TABLES: dict[str, str] = {
-    "mea": "paper_table5.json",
-    "mcr": "paper_table5_mcr.json",  # MCR (KBS 2023) Table 5, MOSI and MOSEI
-    "mfsa": "paper_table4_mfsa.json",  # MFSA (ACM MM 2022) Table 4, MOSI only
-    "fdmer": "paper_table4_fdmer.json",  # FDMER (ACM MM 2022) Table 4, MOSI and MOSEI, word-aligned
-}
-"""Model name -> its paper's transcribed ablation table (package data of this stage)."""
-
-
-@lru_cache(maxsize=4)
 def paper_table(model: str = "mea") -> dict[str, Any] | None:
-    """The transcribed ablation table of ``model`` (``source``, ``metrics``, ``rows``), if any."""
-    if model not in PAPER_TABLES:
+    """The transcribed ablation table of ``model`` (``source``, ``metrics``, ``rows``): what its
+    registration carries (``get_entry(model).paper.ablation``); None for a model without one
+    or not registered."""
+    try:
+        table = get_entry(model).paper.ablation
+    except UnknownModelError:
         return None
-    text = resources.files("mea_cli.ablate").joinpath(PAPER_TABLES[model]).read_text("utf-8")
-    return json.loads(text)
+    return None if table is None else dict(table)
+
+
+def transcribed_tables() -> list[str]:
+    """The registered models that carry a transcribed ablation table."""
+    return [e.name for e in entries() if e.paper.ablation is not None]
 
 
 def _norm(text: str) -> str:

@@ -124,7 +124,7 @@ class ResultTable:
     paper_source: str = ""
     first_column: str = "Components / designs"
     notes: list[str] = field(default_factory=list)  # printed under the table (e.g. NO EFFECT)
-    deviations: list[str] = field(default_factory=list)  # --paper: mea_cli.models.deviations
+    deviations: list[str] = field(default_factory=list)  # --paper: mea_cli.models.core.deviations
 
     # ---- text of cells -------------------------------------------------------------------
     def label(self, key: str) -> str:

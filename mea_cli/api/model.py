@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mea_cli.artifacts.features import Sample
     from mea_cli.batch import Batch
     from mea_cli.data.dataset import NormStats
-    from mea_cli.models.output import ModelOutput
+    from mea_cli.models.core.output import ModelOutput
 
 
 @dataclass

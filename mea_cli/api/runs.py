@@ -455,13 +455,17 @@ def describe_model(
     store's dims and task), with ablation switches ``drop`` and model fields ``sets``."""
     if features is not None:
         check_input_file(Path(features), "feature store")
-    from mea_cli.models.summary import describe_model as describe
+    from mea_cli.models.core.summary import describe_model as describe
     from mea_cli.train.config import parse_sets
+    from mea_cli.train.presets import preset_table
 
     train_sets, model_sets = parse_sets(list(sets))
     if train_sets:
         raise MeaError("mea info --set takes model config fields only, not train.<setting>")
-    return describe(model, dataset, None if features is None else Path(features), tuple(drop), model_sets)
+    return describe(
+        model, dataset, None if features is None else Path(features), tuple(drop), model_sets,
+        training=preset_table,
+    )  # fmt: skip
 
 
 @one_command

@@ -56,7 +56,7 @@ from mea_cli.extract.discover import discover
 from mea_cli.extract.media import MEDIA_EXTENSIONS
 from mea_cli.extract.pack import video_sample
 from mea_cli.extract.pipeline import Pipeline
-from mea_cli.models.registry import get_entry
+from mea_cli.models.core.registry import get_entry
 from mea_cli.runtime.engine import autocast, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.train.predictions import label_range_of, readable

@@ -138,7 +138,7 @@ def balanced_class_weights(task: str, train_labels: np.ndarray) -> torch.Tensor 
 def weighted_task_loss(pred: torch.Tensor, labels: torch.Tensor, task: str, weights: torch.Tensor) -> torch.Tensor:
     """The classification task loss with class weights (PyTorch's weighted mean: the sum of
     ``w_c * nll`` over the sum of ``w_c``); unlabelled rows / entries are left out, as in
-    :func:`mea_cli.models.losses.task_loss`, which it equals when every weight is 1."""
+    :func:`mea_cli.models.core.losses.task_loss`, which it equals when every weight is 1."""
     labels = labels.to(pred.dtype)
     w = weights.to(device=pred.device, dtype=torch.float32)
     if task == "multiclass":

@@ -6,11 +6,12 @@ features are normalised with the checkpoint's training statistics, never refitte
 baseline row is the training-mean predictor (regression: the mean training label for every
 sample; IEMOCAP: each emotion's majority training class), which any useful model must beat.
 ``--paper`` adds the test-split rows that the MEA / MFSA / MCR / FDMER papers print for the
-checkpoint's dataset (``paper_results.json``, each row citing its paper by title and table).
+checkpoint's dataset (each registered model's ``paper_<model>.json``, each row citing its paper by
+title and table).
 Those rows are only comparable with ours on the real benchmark's test split with the CMU
 features the papers used (:func:`paper_comparability`); otherwise every paper column is headed
 "not comparable" and the reason is printed beside them; the model's deviations from its paper
-(declared in its registration, :mod:`mea_cli.models.deviations`) are printed under the table.
+(declared in its registration, :mod:`mea_cli.models.core.deviations`) are printed under the table.
 
 ``CKPT`` may be a checkpoint file or a run directory (its ``ckpt.pt``; a multi-seed run names
 its ``seeds/<seed>/`` directories instead, :func:`mea_cli.train.runs.checkpoint_in`).
@@ -27,9 +28,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,8 @@ from mea_cli.artifacts.checkpoint import CheckpointError, check_schema
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 from mea_cli.errors import MeaError
-from mea_cli.models.deviations import deviation_block
+from mea_cli.models import entries
+from mea_cli.models.core.deviations import deviation_block
 from mea_cli.paths import check_not_input, check_output_file, jsonable, same_file, write_text
 from mea_cli.runtime.engine import predict, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
@@ -124,9 +124,9 @@ class EvalResult:
 
 
 def paper_rows(dataset: str) -> list[dict[str, Any]]:
-    """The papers' test rows for ``dataset`` (mosi, mosei, iemocap) from the package data."""
-    text = resources.files("mea_cli.train").joinpath("paper_results.json").read_text()
-    return list(json.loads(text).get(dataset, []))
+    """The papers' test rows for ``dataset`` (mosi, mosei, iemocap): each registered model's
+    published row (``get_entry(model).paper.results``), in registration order."""
+    return [dict(e.paper.results[dataset]) for e in entries() if dataset in e.paper.results]
 
 
 def paper_setting(row: dict[str, Any]) -> str:

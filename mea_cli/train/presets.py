@@ -1,8 +1,11 @@
 """Training presets: one per (model, dataset), every value with its source.
 
 The training hyper-parameters (batch size, epochs, learning rate, gradient clipping, early
-stopping, the learning-rate schedule) have this one home; model hyper-parameters live in each
-model's config presets, dataset definitions in :mod:`mea_cli.data.presets`.
+stopping, the learning-rate schedule) are resolved here; the values a paper published travel
+with its model (``mea_cli/models/<family>/paper_<model>.json``, carried by the model's
+registration as ``get_entry(model).paper``), our own defaults are below. Model
+hyper-parameters live in each model's config presets, dataset definitions in
+:mod:`mea_cli.data.presets`.
 
 Where each value comes from:
 
@@ -26,9 +29,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mea_cli.models import get_entry
 from mea_cli.train.config import TrainSettings
 
 OURS = "our choice (the paper is silent)"
+
+FALLBACK = "mea"
+"""The model whose published training values a model without its own takes."""
 
 _OUR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "grad_clip": (0.8, "our choice (the paper is silent; MulT Table 5's MOSI / IEMOCAP value)"),
@@ -39,50 +46,6 @@ _OUR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "eval_batch_size": (0, "ours: 0 means twice the training batch size"),
     "class_weights": ("none", "ours: unweighted cross-entropy, as the papers train"),
 }
-
-# model -> (source, {dataset: {setting: value}}): the values each paper reports.
-_PAPERS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
-    "mea": (
-        "MEA (IEEE TCSVT) Table I",
-        {
-            "mosi": dict(batch_size=32, epochs=60, lr=1e-3),
-            "mosei": dict(batch_size=64, epochs=100, lr=2e-3),
-            "iemocap": dict(batch_size=32, epochs=60, lr=1e-3),
-        },
-    ),
-    "mfsa": (
-        "MFSA (ACM MM 2022) Sec. 4.2",
-        {
-            "mosi": dict(batch_size=64, epochs=100, lr=1e-3),
-            "mosei": dict(batch_size=64, epochs=100, lr=3e-3),
-            "iemocap": dict(batch_size=32, epochs=60, lr=1e-3),
-        },
-    ),
-    "mcr": (
-        "MCR (KBS 2023) Table 1",
-        {
-            "mosi": dict(batch_size=64, epochs=120, lr=1e-3),
-            "mosei": dict(batch_size=16, epochs=30, lr=1e-3),
-            "iemocap": dict(batch_size=32, epochs=60, lr=2e-3),
-        },
-    ),
-    "fdmer": (
-        "FDMER (ACM MM 2022) Sec. 4.2",
-        {
-            "mosi": dict(batch_size=64, epochs=120, lr=1e-3),
-            "mosei": dict(batch_size=16, epochs=100, lr=1e-3),
-        },
-    ),
-    "mult": (
-        "MulT (Tsai et al., ACL 2019) Table 5",
-        {
-            "mosi": dict(batch_size=128, epochs=100, lr=1e-3, grad_clip=0.8),
-            "mosei": dict(batch_size=16, epochs=20, lr=1e-3, grad_clip=1.0),
-            "iemocap": dict(batch_size=32, epochs=30, lr=2e-3, grad_clip=0.8),
-        },
-    ),
-}
-
 
 @dataclass(frozen=True)
 class TrainingPreset:
@@ -99,13 +62,14 @@ def training_preset(model: str, dataset: str) -> TrainingPreset:
     registered one: without published values it gets MEA's, and the sources say so)."""
     values = {k: v for k, (v, _) in _OUR_DEFAULTS.items()}
     sources = {k: s for k, (_, s) in _OUR_DEFAULTS.items()}
-    source, table = _PAPERS.get(model, ("", {}))
-    row = table.get(dataset)
+    paper = get_entry(model).paper
+    source, row = paper.training_source, paper.training.get(dataset)
     if row is None:
-        source, table = _PAPERS["mea"]
-        row = table[dataset]
+        fallback = get_entry(FALLBACK).paper
+        row = fallback.training[dataset]
         source = (
-            f"no published value for {model} on {dataset}: {source} (MEA's value, our choice)"
+            f"no published value for {model} on {dataset}: {fallback.training_source} "
+            "(MEA's value, our choice)"
         )
     values.update(row)
     sources.update(dict.fromkeys(row, source))
@@ -122,18 +86,20 @@ SMALL_TRAIN: dict[str, Any] = dict(
 """Training settings of ``--preset small``: a few hundred clips; more, smaller steps per
 epoch and a little weight decay."""
 
-SMALL_MODELS: dict[str, dict[str, Any]] = {
-    "mea": dict(d=32, heads=4, psa_layers=1, hca_layers=1, dropout=0.2),
-    "mfsa": dict(d=32, heads=4),
-    "mult": dict(d=32, heads=4, layers=2, memory_layers=2),
-}
-"""Model overrides of ``--preset small`` (smaller and shallower; the rest of the model's
-dataset preset is kept). A model not listed keeps its own values."""
 
 PRESETS: tuple[str, ...] = ("paper", "small")
 """``--preset`` values: ``paper`` (the default: the papers' values above), ``small``."""
 
 
 def small_overrides(model: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(training settings, model overrides) of ``--preset small`` for ``model``."""
-    return dict(SMALL_TRAIN), dict(SMALL_MODELS.get(model, {}))
+    """(training settings, model overrides) of ``--preset small`` for ``model`` (the model's
+    registered ``small`` overrides: smaller and shallower, the rest of its dataset preset kept;
+    a model without them keeps its own values)."""
+    return dict(SMALL_TRAIN), dict(get_entry(model).small)
+
+
+def preset_table(model: str, dataset: str) -> dict[str, tuple[Any, str]]:
+    """``{setting: (value, source)}`` of :func:`training_preset` (what ``mea info --model``
+    shows)."""
+    tp = training_preset(model, dataset)
+    return {k: (v, tp.sources[k]) for k, v in tp.settings.to_dict().items()}

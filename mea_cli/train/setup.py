@@ -29,8 +29,8 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.config import ConfigError
 from mea_cli.data.presets import check_store_fits, get_preset, resolve_preset
 from mea_cli.errors import MeaError
-from mea_cli.models.contract import data_fields
-from mea_cli.models.registry import get_entry
+from mea_cli.models.core.contract import data_fields
+from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import file_sha256, jsonable
 from mea_cli.runtime.distributed import DistInfo, barrier, broadcast_object
 from mea_cli.train import runs

@@ -60,8 +60,8 @@ from mea_cli.artifacts.checkpoint import (
 )
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
-from mea_cli.models.losses import task_loss
-from mea_cli.models.registry import get_entry
+from mea_cli.models.core.losses import task_loss
+from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import jsonable, write_json
 from mea_cli.runtime.distributed import (
     DistInfo,

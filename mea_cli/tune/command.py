@@ -39,8 +39,8 @@ def default_study(model: str, features: Path) -> str:
 
 
 def search_space(model: str, opts: TuneOptions) -> list[Param]:
-    from mea_cli.models.contract import data_fields
-    from mea_cli.models.registry import get_entry
+    from mea_cli.models.core.contract import data_fields
+    from mea_cli.models.core.registry import get_entry
     from mea_cli.train.config import TrainSettings
 
     items = [part for item in opts.space for part in item.split()]

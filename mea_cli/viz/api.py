@@ -28,7 +28,7 @@ NEEDS: dict[str, str] = {
     "wal": "modality_weights",
     "attention": "attention_maps",
 }
-"""The model capability (``mea_cli.models.contract.CAPABILITIES``) each picture needs."""
+"""The model capability (``mea_cli.models.core.contract.CAPABILITIES``) each picture needs."""
 
 
 @dataclass
@@ -162,7 +162,7 @@ def _model_pictures(
 def _check_capabilities(loaded: Any, whats: Sequence[str]) -> None:
     """Ask the registry whether the checkpoint's model gives what each picture needs; refuse
     in one line naming the model and what it lacks."""
-    from mea_cli.models.registry import config_from_dict, get_entry
+    from mea_cli.models.core.registry import config_from_dict, get_entry
 
     entry = get_entry(loaded.ckpt.model)
     cfg = config_from_dict(loaded.ckpt.model, loaded.ckpt.model_config)
