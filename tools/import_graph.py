@@ -69,6 +69,7 @@ LAYERS: dict[str, int] = {
     "paths": 1,
     "config": 1,
     "batch": 1,
+    "metric_names": 1,
     # what the stages write and read: the feature store, checkpoints, run summaries
     "artifacts": 2,
     # data in: presets, datasets and splits over stores, importers, extraction from media

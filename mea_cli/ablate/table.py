@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mea_cli.train.metrics import LOWER_IS_BETTER, format_mean_std, headline_metrics, metric_label
+from mea_cli.metric_names import metric_label
+from mea_cli.train.metrics import LOWER_IS_BETTER, format_mean_std, headline_metrics
 
 PLAIN_METRICS = frozenset({"mae", "corr", "loss"})
 

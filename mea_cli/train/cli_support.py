@@ -42,7 +42,8 @@ def check_train_overrides(train_overrides: dict[str, Any]) -> None:
 def print_run_summary(result: RunResult, console: Console) -> None:
     """The test (or valid) metrics of each seed, and mean ± std over seeds (rank 0 only)."""
     # here, not at the top: the command line imports this module before sklearn and torch load
-    from mea_cli.train.metrics import format_mean_std, format_metric, metric_label
+    from mea_cli.metric_names import metric_label
+    from mea_cli.train.metrics import format_mean_std, format_metric
 
     if not result.is_main:
         return

@@ -15,7 +15,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from mea_cli.train.metrics import format_metric, metric_label
+from mea_cli.metric_names import metric_label
+from mea_cli.train.metrics import format_metric
 
 
 def _fmt_seconds(s: float) -> str:

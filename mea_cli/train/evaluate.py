@@ -42,6 +42,7 @@ from mea_cli.artifacts.checkpoint import CheckpointError, check_schema
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 from mea_cli.errors import MeaError
+from mea_cli.metric_names import metric_label
 from mea_cli.models import entries
 from mea_cli.models.core.deviations import deviation_block
 from mea_cli.paths import check_not_input, check_output_file, jsonable, same_file, write_text
@@ -52,7 +53,6 @@ from mea_cli.train.metrics import (
     confusion,
     format_metric,
     metric_keys,
-    metric_label,
 )
 from mea_cli.train.predictions import flat, label_range_of, readable, truth_readable
 from mea_cli.train.runs import check_store_unchanged

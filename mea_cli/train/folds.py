@@ -44,9 +44,10 @@ from mea_cli.data.splits import (
     write_split_store,
 )
 from mea_cli.errors import MeaError
+from mea_cli.metric_names import metric_label
 from mea_cli.paths import file_sha256, write_json, write_text
 from mea_cli.train import runs
-from mea_cli.train.metrics import format_mean_std, format_metric, mean_std, metric_label
+from mea_cli.train.metrics import format_mean_std, format_metric, mean_std
 from mea_cli.train.trainer import train_run
 
 FOLDS_FORMAT = "mea-folds"

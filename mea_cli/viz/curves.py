@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from matplotlib.ticker import MaxNLocator
 
+from mea_cli.metric_names import metric_label
 from mea_cli.viz._common import VizError, new_figure, save_png
 
 if TYPE_CHECKING:
@@ -148,8 +149,6 @@ def _loss_label(key: str) -> str:
 
 def _metric_label(key: str) -> str:
     """``valid/acc2_has0`` -> ``valid Acc-2 (has0)``: the tables' names of the metrics."""
-    from mea_cli.train.metrics import metric_label
-
     split, _, name = key.rpartition("/")
     return f"{split} {metric_label(name)}".strip()
 
