@@ -1,11 +1,13 @@
 """``python -m mea_cli ARGS`` for the tests, as a subprocess, without paying torch's import on
 every command: the command runs in a child forked from a warm interpreter (``zygote.py``) that
-was started with the same environment and has imported mea_cli once.
+has imported mea_cli once; the child runs in the caller's environment.
 
 A fresh interpreter is started instead when the case is about start-up: ``fresh=True``, or an
 environment that differs from this process's in a variable read when an interpreter or a
-library starts (``PYTHON*``, ``LD_*``, OpenMP/MKL threads). One warm interpreter per distinct
-environment and test process, ended with the process.
+library starts (``PYTHON*``, ``LD_*``, OpenMP/MKL threads). The consoles of mea_cli.cli read
+their width and colours when it is imported, so there is one warm interpreter per value of those
+variables (``CONSOLE``: a handful) and test process, ended with the process; a warm interpreter
+per whole environment would be one per test where tests set paths in it (each ~400 MB).
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ import threading
 from pathlib import Path
 
 START_UP = ("PYTHON", "LD_", "OMP_", "MKL_", "MALLOC_")
+CONSOLE = (
+    "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TERM", "COLORTERM", "TTY_COMPATIBLE",
+    "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES",
+)  # fmt: skip
 
 
 def run(args: list[str], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
@@ -33,7 +39,8 @@ def run(args: list[str], *, cwd: Path | str | None = None, env: dict[str, str] |
             command, cwd=cwd, env=full, capture_output=True, text=True,
             stdin=subprocess.DEVNULL, timeout=timeout,
         )  # fmt: skip
-    reply = _zygote(tuple(sorted(full.items()))).ask(list(args), Path(cwd or Path.cwd()), timeout)
+    console = tuple((k, full[k]) for k in CONSOLE if k in full)
+    reply = _zygote(console).ask(list(args), Path(cwd or Path.cwd()), full, timeout)
     return subprocess.CompletedProcess(command, reply["rc"], reply["stdout"], reply["stderr"])
 
 
@@ -43,9 +50,11 @@ def _differs_at_start_up(env: dict[str, str]) -> bool:
 
 
 class _Zygote:
-    """One warm interpreter, started with ``env``; requests are answered one at a time."""
+    """One warm interpreter, started with this process's environment and ``console`` (the
+    values of ``CONSOLE``); requests are answered one at a time."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, console: dict[str, str]) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in CONSOLE} | console
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("zygote.py"))],
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -53,9 +62,9 @@ class _Zygote:
         self.lock = threading.Lock()
         atexit.register(self.proc.kill)
 
-    def ask(self, args: list[str], cwd: Path, timeout: float) -> dict:
+    def ask(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> dict:
         with self.lock:
-            request = {"args": args, "cwd": str(cwd), "timeout": timeout}
+            request = {"args": args, "cwd": str(cwd), "env": env, "timeout": timeout}
             self.proc.stdin.write(json.dumps(request) + "\n")
             self.proc.stdin.flush()
             line = self.proc.stdout.readline()
@@ -65,5 +74,5 @@ class _Zygote:
 
 
 @functools.cache
-def _zygote(env: tuple[tuple[str, str], ...]) -> _Zygote:
-    return _Zygote(dict(env))
+def _zygote(console: tuple[tuple[str, str], ...]) -> _Zygote:
+    return _Zygote(dict(console))

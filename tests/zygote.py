@@ -9,7 +9,12 @@ point, the argument parsing and every check are the same code; what a fork canno
 (start-up itself, interpreter flags, environment read at start-up) stays with the cases that
 start a fresh interpreter (``warm.run(..., fresh=True)``, see there).
 
-Protocol: one JSON object per line on stdin, ``{"args": [...], "cwd": "...", "timeout": s}``;
+The child takes the request's environment; only what is read while importing (the consoles'
+width and colours, ``warm.CONSOLE``) comes from the interpreter's own, so ``warm.py`` keeps one
+warm interpreter per value of those.
+
+Protocol: one JSON object per line on stdin,
+``{"args": [...], "cwd": "...", "env": {...}, "timeout": s}``;
 one JSON line per request on the original stdout, ``{"rc": n, "stdout": "...", "stderr": "..."}``.
 """
 
@@ -41,11 +46,15 @@ def warm() -> None:
             continue
 
 
-def child(args: list[str], cwd: str, timeout: float, out: str, err: str) -> None:
-    """In the forked child: become ``python -m mea_cli ARGS`` run from ``cwd``; never returns."""
+def child(args: list[str], cwd: str, env: dict[str, str], timeout: float, out: str,
+          err: str) -> None:
+    """In the forked child: become ``python -m mea_cli ARGS`` run from ``cwd`` in ``env``;
+    never returns."""
     code = 1
     try:
         os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env)
         for fd, path in ((1, out), (2, err)):
             os.dup2(os.open(path, os.O_WRONLY | os.O_TRUNC), fd)
         signal.alarm(max(1, int(timeout)))  # SIGALRM's default action ends a child that hangs
@@ -87,7 +96,7 @@ def serve() -> None:
         if pid == 0:
             requests.close()
             replies.close()
-            child(req["args"], req["cwd"], req["timeout"], out, err)
+            child(req["args"], req["cwd"], req["env"], req["timeout"], out, err)
         _, status = os.waitpid(pid, 0)
         with open(out, errors="replace") as o, open(err, errors="replace") as e:
             reply = {"stdout": o.read(), "stderr": e.read()}
