@@ -337,10 +337,10 @@ def test_compare_paper_note_on_an_aligned_store(
 ) -> None:
     """``mea compare --paper`` on an aligned store (comparability check passed as in
     tests/test_model_fdmer.py): FDMER's row matches, MEA's (unaligned) does not."""
-    import mea_cli.data.presets as presets
+    import mea_cli.ablate.compare as compare
     from mea_cli.ablate.compare import _paper
 
-    monkeypatch.setattr(presets, "benchmark_mismatch", lambda store, preset: None)
+    monkeypatch.setattr(compare, "benchmark_mismatch", lambda store, preset: None)
     align_store(synth_mosi, tmp_path / "w.h5")
     _, note, settings = _paper(tmp_path / "w.h5", "mosi", ["mea", "fdmer"])
     assert settings == {"fdmer": "word-aligned"}

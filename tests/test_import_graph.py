@@ -11,15 +11,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-#: Arrows in mea_cli/models/, which another branch restructures (issue 25, part 1: the
-#: training presets move into the model families, so ``models.summary`` stops reading
-#: ``train.presets``; ``models.contract`` and ``models.registry`` move into ``models/core``).
-#: Each must still exist (the test fails once it is gone, so an exception cannot outlive its
-#: reason), and without them the graph must have no cycle at all.
-KNOWN_UPWARD = {("mea_cli.models.core.summary", "mea_cli.train.presets")}
-KNOWN_CYCLE_ARROWS = KNOWN_UPWARD | {("mea_cli.models.core.contract", "mea_cli.models.core.registry")}
-
-
 def _tool():  # noqa: ANN202 - the tool module
     spec = importlib.util.spec_from_file_location(
         "import_graph", ROOT / "tools" / "import_graph.py"
@@ -40,30 +31,20 @@ def graph(tool):  # noqa: ANN001, ANN201
     return tool.collect()
 
 
-@pytest.fixture(scope="module")
-def without_known(tool, graph):  # noqa: ANN001, ANN201
-    """The graph less the arrows of KNOWN_CYCLE_ARROWS (which must all be there)."""
-    arrows = {(i.source, i.target) for i in graph.imports}
-    assert arrows >= KNOWN_CYCLE_ARROWS, KNOWN_CYCLE_ARROWS - arrows
-    kept = [i for i in graph.imports if (i.source, i.target) not in KNOWN_CYCLE_ARROWS]
-    return tool.Graph(graph.modules, kept)
-
-
 def test_every_package_has_a_layer(tool, graph) -> None:  # noqa: ANN001
     assert tool.unlayered(graph) == []
 
 
-def test_no_file_cycle_even_through_function_level_imports(tool, without_known) -> None:  # noqa: ANN001
-    assert tool.strongly_connected(tool.file_edges(without_known, tool.ALL)) == []
+def test_no_file_cycle_even_through_function_level_imports(tool, graph) -> None:  # noqa: ANN001
+    assert tool.strongly_connected(tool.file_edges(graph, tool.ALL)) == []
 
 
-def test_no_package_cycle(tool, without_known) -> None:  # noqa: ANN001
-    assert tool.strongly_connected(tool.package_edges(without_known, tool.ALL)) == []
+def test_no_package_cycle(tool, graph) -> None:  # noqa: ANN001
+    assert tool.strongly_connected(tool.package_edges(graph, tool.ALL)) == []
 
 
-def test_no_upward_import_but_the_known_one(tool, graph) -> None:  # noqa: ANN001
-    found = {(i.source, i.target) for i in tool.upward(graph)}
-    assert found == KNOWN_UPWARD
+def test_no_upward_import(tool, graph) -> None:  # noqa: ANN001
+    assert [(i.source, i.line, i.target) for i in tool.upward(graph)] == []
 
 
 def test_no_private_import_across_packages(tool, graph) -> None:  # noqa: ANN001

@@ -470,10 +470,10 @@ def test_compare_paper_note_says_fdmer_rows_are_word_aligned(
     synth_mosi: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``mea compare --paper`` on a real benchmark store (the comparability check passed)."""
-    import mea_cli.data.presets as presets
+    import mea_cli.ablate.compare as compare
     from mea_cli.ablate.compare import _paper
 
-    monkeypatch.setattr(presets, "benchmark_mismatch", lambda store, preset: None)
+    monkeypatch.setattr(compare, "benchmark_mismatch", lambda store, preset: None)
     values, note, settings = _paper(synth_mosi, "mosi", ["mea", "fdmer"])
     assert settings == {"fdmer": "word-aligned"}
     assert values is not None and values["fdmer"]["mae"] == 0.845
