@@ -102,10 +102,13 @@ install-demo: install $(VENV)/.installed-demo
 demo: install-demo
 	$(PY) -m mea_cli.demo --out $(DEMO_DIR) --text-backend $(TEXT_BACKEND)
 
-# Two workers (one per core of the CI machine), one torch thread each: single-threaded torch is
-# faster than two OpenMP threads fighting over shared cores; a test file stays on one worker so
-# that its module fixtures are built once. PYTEST_ARGS="-n 0" runs serially.
-PYTEST_ARGS ?= -n 2 --dist loadfile
+# Three workers on the CI machine's two cores, one torch thread each: single-threaded torch is
+# faster than OpenMP threads fighting over shared cores, and the third worker fills the time the
+# others wait on the subprocesses and signals of end-to-end tests. A test file stays on one
+# worker so that its module fixtures are built once; --no-loadscope-reorder keeps the order of
+# tests/conftest.py (the longest files first) instead of xdist's most-tests-first, which started
+# the longest file last. PYTEST_ARGS="-n 0" runs serially.
+PYTEST_ARGS ?= -n 3 --dist loadfile --no-loadscope-reorder
 test: install-dev test-deps test-data
 	@MEA_CREMA_D="$(CREMA_D)" OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
