@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.battery import harness
-from tests.battery.harness import assert_refused, snapshot
+from tests.battery.harness import assert_refused, mea, snapshot
 
-# usage errors start a fresh interpreter each: the real start-up, as a shell sees it
-mea = functools.partial(harness.mea, fresh=True)
+# The kinds of usage error (an unknown option, an unknown command, an option without its value,
+# --help / --version, a bare `mea`) start a fresh interpreter each: the real start-up, as a shell
+# sees it. The many cases per command (near misses, missing arguments, --help) run in a child
+# of the warm interpreter (tests/warm.py): the same entry point and parser, without the start-up.
+fresh_mea = functools.partial(mea, fresh=True)
 
 COMMANDS = [
     "extract", "merge", "align", "import", "synth", "info", "train",
@@ -78,7 +80,8 @@ def test_every_command_is_covered() -> None:
 def test_unknown_option_is_one_line_naming_the_command(command: str, tmp_path: Path) -> None:
     before = snapshot(tmp_path)
     line = assert_refused(
-        mea(command, "--no-such-option", cwd=tmp_path), ["no such option", "--no-such-option"],
+        fresh_mea(command, "--no-such-option", cwd=tmp_path),
+        ["no such option", "--no-such-option"],
         before, [tmp_path],
     )  # fmt: skip
     assert line.startswith(f"error: mea {command}:"), line
@@ -114,12 +117,13 @@ def test_commands_without_required_arguments_say_what_they_need(command: str, sa
 
 
 def test_an_unknown_command_is_one_line(tmp_path: Path) -> None:
-    line = assert_refused(mea("trian", cwd=tmp_path), ["no such command", "trian"])
+    line = assert_refused(fresh_mea("trian", cwd=tmp_path), ["no such command", "trian"])
     assert line.startswith("error: mea:"), line
 
 
 def test_an_option_without_its_value_is_one_line(tmp_path: Path) -> None:
-    assert_refused(mea("train", "--epochs", cwd=tmp_path), ["--epochs", "requires an argument"])
+    assert_refused(fresh_mea("train", "--epochs", cwd=tmp_path),
+                   ["--epochs", "requires an argument"])
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -133,14 +137,14 @@ def test_help_still_exits_0(command: str, tmp_path: Path) -> None:
 def test_version_and_top_level_help_exit_0(tmp_path: Path) -> None:
     from mea_cli import __version__
 
-    version = mea("--version", cwd=tmp_path)
+    version = fresh_mea("--version", cwd=tmp_path)
     assert (version.returncode, version.stdout.strip()) == (0, f"mea-cli {__version__}")
-    top = mea("--help", cwd=tmp_path)
+    top = fresh_mea("--help", cwd=tmp_path)
     assert top.returncode == 0 and all(c in top.stdout for c in COMMANDS), top.stdout
 
 
 def test_bare_mea_shows_the_help_without_a_traceback(tmp_path: Path) -> None:
-    result = mea(cwd=tmp_path)
+    result = fresh_mea(cwd=tmp_path)
     assert "Traceback" not in result.stdout + result.stderr, result.stderr
     assert "Usage: " in result.stdout + result.stderr
     assert result.returncode in (0, 2)  # click >= 8.2 (and typer's copy): 2; click 8.1: 0
