@@ -459,3 +459,30 @@ def test_loader_gives_gap_masks_only_to_models_declaring_them(tmp_path: Path) ->
     assert note_plain.endswith("mea: it reads prefix masks: it sees them as the stored zero rows (docs/align.md)")
     with FeatureStore(tmp_path / "s.h5") as st:
         assert gap_mask_note(st, "mea", False) == ""
+
+
+def test_train_says_which_mask_case_applies(tmp_path: Path, synth_mosi: Path) -> None:
+    """``mea train`` on an aligned store with unobserved words prints one line saying whether
+    the model leaves them out (``gap_masks``) or sees the zero rows; none without them."""
+    from io import StringIO
+
+    import h5py
+    from rich.console import Console
+
+    from mea_cli import api
+
+    aligned = tmp_path / "w.h5"
+    align_store(synth_mosi, aligned)
+    with h5py.File(aligned, "r+") as f:  # the second word of the first 6 samples: no vision step
+        rows = f["vision/offsets"][:6] + 1
+        f["vision/observed"][rows] = False
+        f["vision/data"][rows] = 0.0
+    out = StringIO()
+    api.train(
+        aligned, dataset="mosi", model="functionals", sets=["c_grid=[1.0]"], device="cpu",
+        runs_dir=tmp_path / "runs", console=Console(file=out, width=300),
+    )  # fmt: skip
+    assert (
+        "unobserved steps (words no step reached: vision 6); functionals: it declares "
+        "gap_masks: they are gaps in its masks, left out like padding (docs/align.md)"
+    ) in out.getvalue()
