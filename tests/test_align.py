@@ -250,6 +250,8 @@ def test_an_aligned_store_trains_mea_mult_and_fdmer(tmp_path: Path, synth_mosi: 
     text = " ".join(out.split())
     assert "FDMER: measured on word-aligned sequences, as this store (setting matches)" in text
     assert "MulT: measured on unaligned sequences, not on word-aligned ones as here" in text
+    assert "Eq. 4 with both factors normalised" in text  # FDMER's deviations are printed,
+    assert "run on unaligned sequences with masks" not in text  # but not its native-rate one
 
 
 def test_align_of_an_sdk_import_reproduces_the_mult_aligned_pickle(tmp_path: Path) -> None:
