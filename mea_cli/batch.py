@@ -4,7 +4,9 @@ A :class:`Batch` holds one padded tensor and one boolean mask per modality. Padd
 (to the batch's own longest sequence, at least one step so that a batch of empty sequences still
 has a shape) and always trailing; padded steps are zero and ``mask`` is ``False`` there. A
 zero-length sequence is a row whose mask is all ``False``: models must handle it (masked pooling
-gives zeros), never crash.
+gives zeros), never crash. Only a model declaring the ``gap_masks`` capability gets masks
+with gaps (``False`` inside a sequence: a ``mea align`` word no step reached); every other
+model gets prefix masks (:mod:`mea_cli.data.dataset`).
 """
 
 from __future__ import annotations

@@ -166,6 +166,10 @@ def test_align_store_values_times_words_failures_and_provenance(tmp_path: Path) 
         assert prov["source"] == str(src.resolve()) and len(prov["source_sha256"]) == 64
         assert prov["reference"] == {"words": 1, "text": 0} and prov["failed"] == 1
         assert prov["empty_words"] == {"text": 0, "vision": 1, "audio": 0}
+        # C is a zero row with observed False in vision (no step reaches it), True elsewhere
+        assert s.observed["vision"].tolist() == [True, True, False]
+        assert s.observed["text"].tolist() == s.observed["audio"].tolist() == [True] * 3
+        assert {m: st.unobserved_steps(m) for m in st.modalities} == prov["empty_words"]
         assert st.meta.attrs["synthetic"]
         fails = [(f.video, f.stage) for f in st.failures]
         assert fails == [("gone.mp4", "face"), ("b", "align")]
@@ -246,6 +250,8 @@ def test_an_aligned_store_trains_mea_mult_and_fdmer(tmp_path: Path, synth_mosi: 
     text = " ".join(out.split())
     assert "FDMER: measured on word-aligned sequences, as this store (setting matches)" in text
     assert "MulT: measured on unaligned sequences, not on word-aligned ones as here" in text
+    assert "Eq. 4 with both factors normalised" in text  # FDMER's deviations are printed,
+    assert "run on unaligned sequences with masks" not in text  # but not its native-rate one
 
 
 def test_align_of_an_sdk_import_reproduces_the_mult_aligned_pickle(tmp_path: Path) -> None:
@@ -358,3 +364,127 @@ def test_no_alignable_sample_is_an_error_and_writes_nothing(tmp_path: Path) -> N
     with pytest.raises(AlignError, match="no sample can be aligned to words .e.g. it has no words"):
         align_store(src, tmp_path / "w.h5")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.h5"]  # no output, no temporary file
+
+
+@pytest.mark.parametrize("aligned", [False, True])
+def test_ablate_paper_is_setting_aware(tmp_path: Path, synth_mosi: Path, aligned: bool) -> None:
+    """``mea ablate --paper`` on FDMER (its Table 4 is word-aligned): on a native-rate store
+    the setting line says it differs and the "unaligned" deviation is printed; on a
+    ``mea align`` store the line says the setting matches and that deviation is gone."""
+    from types import SimpleNamespace
+
+    from mea_cli.ablate.api import ablation_table
+    from mea_cli.ablate.rows import table_rows
+    from mea_cli.models import config_for
+    from mea_cli.models.core.registry import get_entry
+
+    store = synth_mosi
+    if aligned:
+        store = tmp_path / "w.h5"
+        align_store(synth_mosi, store)
+    run = SimpleNamespace(
+        model="fdmer", dataset="mosi", task="regression", features=store,
+        config=SimpleNamespace(label_range=None), model_config=config_for("fdmer", "mosi").to_dict(),
+    )  # fmt: skip
+    rows = table_rows(get_entry("fdmer").switches, [], "fdmer")
+    text = " ".join(ablation_table(run, rows, {}, with_paper=True).to_markdown().split())
+    matches = "FDMER paper rows: measured on word-aligned sequences, as this store (setting matches)"
+    differs = "FDMER paper rows: measured on word-aligned sequences, not on unaligned ones as here"
+    assert (matches in text, differs in text) == (aligned, not aligned)
+    assert ("FDMER: run on unaligned sequences with masks" in text) == (not aligned)
+    assert "FDMER: Eq. 4 with both factors normalised" in text  # the other deviations stay
+
+
+def test_observed_mask_round_trips_through_merge_split_info_and_old_stores(tmp_path: Path) -> None:
+    """The ``observed`` mask ``mea align`` writes comes back from ``mea merge``, a split store
+    (external links) and ``mea info`` (count of unobserved steps); stores without one (every
+    store before it, the version-1 test file) open unchanged with every step observed."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from mea_cli.artifacts.summary import render_summary, summarize
+    from mea_cli.data.splits import write_split_store
+    from mea_cli.extract.merge import merge_stores
+
+    src = write_store(tmp_path / "s.h5")
+    aligned = tmp_path / "w.h5"
+    align_store(src, aligned)
+    merge_stores([aligned], tmp_path / "m.h5")
+    write_split_store(aligned, tmp_path / "v.h5", np.array(["test"]), {"fold": "split"})
+    for path in (aligned, tmp_path / "m.h5", tmp_path / "v.h5"):
+        with FeatureStore(path) as st:
+            assert st[0].observed["vision"].tolist() == [True, True, False], path
+            assert st.observed(0, "audio").tolist() == [True] * 3
+            summary = summarize(st)
+    assert {m: v["unobserved_steps"] for m, v in summary["modalities"].items()} == {
+        "text": 0, "vision": 1, "audio": 0,
+    }  # fmt: skip
+    out = StringIO()
+    render_summary(summary, Console(file=out, width=200))
+    assert "unobserved steps (observed = False, zeros): text 0, vision 1, audio 0" in out.getvalue()
+    for old in (src, Path(__file__).parent / "data" / "store_v1.h5"):
+        with FeatureStore(old) as st:
+            assert st[0].observed == {} and st.observed(0, "text") is None
+            assert not st.has_observed("text") and st.unobserved_steps("text") == 0
+            out = StringIO()
+            render_summary(summarize(st), Console(file=out, width=200))
+            assert "unobserved" not in out.getvalue()
+
+
+def test_loader_gives_gap_masks_only_to_models_declaring_them(tmp_path: Path) -> None:
+    """On the hand case (C unobserved in vision): ``gap_masks=True`` (the functionals
+    baseline) gets mask = prefix & observed, every other model the prefix mask over the zero
+    row; the normalisation statistics leave the unobserved row out; ``mea train``'s line says
+    which case applies."""
+    from mea_cli.align import gap_mask_note
+    from mea_cli.data.dataset import FeatureDataset, NormStats, collate
+
+    aligned = tmp_path / "w.h5"
+    align_store(write_store(tmp_path / "s.h5"), aligned)
+    with FeatureStore(aligned) as st:
+        stats = NormStats.fit(st)
+        b = (0.5 * 3 + 0.7 * 5) / 1.2  # A's and B's vision rows only: C's zero row left out
+        np.testing.assert_allclose(stats.mean["vision"], [(2.5 + b) / 2, (25 + 10 * b) / 2], rtol=1e-5)
+        gaps = collate([FeatureDataset(st, "train", stats, gap_masks=True)[0]])
+        plain = collate([FeatureDataset(st, "train", stats)[0]])
+        note_gaps = gap_mask_note(st, "functionals", True)
+        note_plain = gap_mask_note(st, "mea", False)
+    assert gaps.masks["vision"].tolist() == [[True, True, False]]
+    assert plain.masks["vision"].tolist() == [[True, True, True]]
+    assert gaps.masks["audio"].tolist() == plain.masks["audio"].tolist() == [[True] * 3]
+    assert (gaps.inputs["vision"] == plain.inputs["vision"]).all()
+    assert note_gaps == (
+        "unobserved steps (words no step reached: vision 1); functionals: it declares "
+        "gap_masks: they are gaps in its masks, left out like padding (docs/align.md)"
+    )
+    assert note_plain.endswith("mea: it reads prefix masks: it sees them as the stored zero rows (docs/align.md)")
+    with FeatureStore(tmp_path / "s.h5") as st:
+        assert gap_mask_note(st, "mea", False) == ""
+
+
+def test_train_says_which_mask_case_applies(tmp_path: Path, synth_mosi: Path) -> None:
+    """``mea train`` on an aligned store with unobserved words prints one line saying whether
+    the model leaves them out (``gap_masks``) or sees the zero rows; none without them."""
+    from io import StringIO
+
+    import h5py
+    from rich.console import Console
+
+    from mea_cli import api
+
+    aligned = tmp_path / "w.h5"
+    align_store(synth_mosi, aligned)
+    with h5py.File(aligned, "r+") as f:  # the second word of the first 6 samples: no vision step
+        rows = f["vision/offsets"][:6] + 1
+        f["vision/observed"][rows] = False
+        f["vision/data"][rows] = 0.0
+    out = StringIO()
+    api.train(
+        aligned, dataset="mosi", model="functionals", sets=["c_grid=[1.0]"], device="cpu",
+        runs_dir=tmp_path / "runs", console=Console(file=out, width=300),
+    )  # fmt: skip
+    assert (
+        "unobserved steps (words no step reached: vision 6); functionals: it declares "
+        "gap_masks: they are gaps in its masks, left out like padding (docs/align.md)"
+    ) in out.getvalue()

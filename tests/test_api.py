@@ -165,3 +165,27 @@ def test_train_builds_the_request_the_command_builds(
     assert dict(req.model_overrides) == {"d": 8, "heads": 2}
     assert dict(req.train_overrides) == {"lr": 0.002, "batch_size": 4, "epochs": 2}
     assert req.features == synth_mosi and req.runs_dir == tmp_path / "runs"
+
+
+def test_tune_shares_train_set_up_and_its_epochs_check(
+    synth_mosi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``api.tune`` and ``api.train`` share one set-up: ``epochs=0`` is the same
+    :class:`ConfigError` from both (before any run directory), and tune's trial request is
+    the one train builds from the same options."""
+    from mea_cli.config import ConfigError
+    from mea_cli.train import trainer
+    from mea_cli.tune import command
+
+    runs = tmp_path / "runs"
+    for call, extra in ((api.train, {}), (api.tune, {"space": ["mu=0:0.5"]})):
+        with pytest.raises(ConfigError, match=r"--epochs.*must be at least 1, got 0"):
+            call(synth_mosi, dataset="mosi", epochs=0, runs_dir=runs, **extra)
+    assert not runs.exists()
+    seen = []
+    monkeypatch.setattr(trainer, "train_run", lambda req, console=None: seen.append(req))
+    monkeypatch.setattr(command, "tune", lambda req, *a: seen.append(req))
+    common = {"dataset": "mosi", "sets": ["d=16", "train.lr=0.002"], "epochs": 2, "runs_dir": runs}
+    api.train(synth_mosi, seeds=[5], **common)
+    api.tune(synth_mosi, seed=5, space=["mu=0:0.5"], **common)
+    assert seen[0] == seen[1]

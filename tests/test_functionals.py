@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from mea_cli.models.core.registry import get_entry
 from mea_cli.models.functionals.model import masked_functionals
 
 
@@ -30,6 +31,27 @@ def test_summaries_match_numpy_by_hand() -> None:
             + [[np.log1p(n), 1.0]]
         )
         np.testing.assert_allclose(out[b], want, rtol=1e-4, atol=1e-5)
+
+
+def test_gaps_in_the_mask_are_left_out_by_hand() -> None:
+    """Masks with gaps (capability ``gap_masks``): the summaries of the observed steps, by
+    numpy, with the slope over their ranks; equal to the sequence with the gaps removed."""
+    g = np.random.default_rng(1)
+    x = g.normal(size=(2, 6, 2)).astype(np.float32)
+    mask = torch.tensor([[True, False, True, True, False, True], [False, True, False, False, False, False]])
+    garbage = torch.tensor(x).masked_fill(~mask[..., None], -1e6)
+    out = masked_functionals(garbage, mask, (25.0, 50.0)).numpy()
+    for b in range(2):
+        v = x[b, mask[b].numpy()].astype(np.float64)
+        n = len(v)
+        slope = np.polyfit(np.arange(n), v, 1)[0] if n > 1 else np.zeros(2)
+        want = np.concatenate(
+            [v.mean(0), v.std(0), v.min(0), v.max(0), slope]
+            + [np.percentile(v, p, axis=0) for p in (25, 50)]
+            + [[np.log1p(n), 1.0]]
+        )
+        np.testing.assert_allclose(out[b], want, rtol=1e-4, atol=1e-5)
+    assert "gap_masks" in get_entry("functionals").capabilities
 
 
 def test_empty_sequence_gives_missing_statistics() -> None:

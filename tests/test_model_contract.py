@@ -376,3 +376,30 @@ def test_closed_form_fit_learns_and_keeps_the_contract(
     loaded = model_from_checkpoint(load_checkpoint(path), path).eval()
     with torch.no_grad():
         assert torch.equal(model(batch).pred, loaded(batch).pred)
+
+
+# ------------------------------------------------------------------------ masks with gaps
+GAP_MASKS = [m for m in list_models() if "gap_masks" in get_entry(m).capabilities]
+
+
+@pytest.mark.parametrize("entry", GAP_MASKS, indirect=True)
+def test_a_gap_in_the_mask_equals_the_step_removed(entry: ModelEntry) -> None:
+    """A model declaring ``gap_masks``: an interior step with mask False (garbage under it)
+    gives every output of the same batch with that step removed, and a sequence with no step
+    observed gives that of an empty sequence (``mea align``'s unobserved words)."""
+    cfg = _cfg(entry)
+    model = _model(entry, cfg).eval()
+    seqs = random_sequences(DIMS, LENGTHS, seed=3)
+    labels = _labels(cfg, len(LENGTHS["text"]))
+    gapped = pad_batch(seqs, labels)
+    removed = {m: list(v) for m, v in seqs.items()}
+    for m in MODALITIES:  # sample 0: step 1 unobserved in every modality (each has 3 or more)
+        gapped.inputs[m][0, 1], gapped.masks[m][0, 1] = 50.0, False
+        removed[m][0] = torch.cat([seqs[m][0][:1], seqs[m][0][2:]])
+    gapped.inputs["vision"][1], gapped.masks["vision"][1] = 50.0, False  # sample 1: no vision
+    removed["vision"][1] = seqs["vision"][1][:0]
+    with torch.no_grad():
+        a, b = _tensors(_call(entry, model, gapped)), _tensors(_call(entry, model, pad_batch(removed, labels)))
+    assert a.keys() == b.keys()
+    bad = [k for k in a if not _close(a[k], b[k])]
+    assert not bad, f"a gap is not the step removed in {bad}"

@@ -129,6 +129,14 @@ CASES = [
         _replace("audio/data", np.array([[b"x"]] * 10)),
         "/audio/data has dtype |S1 (strings), expected real numeric values",
     ),
+    (
+        lambda f: f["audio"].create_dataset("observed", data=np.ones(9, bool)),
+        "/audio/observed has shape (9,), expected (10,) (one per step)",
+    ),
+    (
+        lambda f: f["audio"].create_dataset("observed", data=np.ones(10, np.uint8)),
+        "/audio/observed must be boolean, not uint8",
+    ),
     (_delete("words"), "missing group /words (required from format version 2)"),
     (_delete("words/times"), "missing dataset /words/times"),
     (

@@ -43,14 +43,16 @@ from mea_cli.ablate.table import (
     present_metrics,
     with_valid_columns,
 )
+from mea_cli.align import aligned_setting
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.locks import hold
 from mea_cli.models import config_from_dict
 from mea_cli.models.core.contract import model_fields
-from mea_cli.models.core.deviations import deviation_block
+from mea_cli.models.core.deviations import deviation_block, display_name
 from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import ensure_dir, write_text
 from mea_cli.train.config import TrainSettings
+from mea_cli.train.evaluate import setting_note
 from mea_cli.train.runconfig import RunConfig, RunConfigError
 from mea_cli.train.runs import resolve_run
 
@@ -199,18 +201,24 @@ def ablation_table(
         paper = {r.key: dict(r.paper.get(dataset, {})) for r in rows}
         src = table["source"]
         source = f"{src['table']} ({dataset.upper()}), {src['paper']}"
-    title = f"Ablation of {run.model} on {run.dataset}{_synthetic(run)} ({run.features.name}), valid and test splits"
+    synthetic, setting = _store_facts(run)
+    title = f"Ablation of {run.model} on {run.dataset}{synthetic} ({run.features.name}), valid and test splits"
     entries = [(r.key, r.label, r.group, results.get(r.key, {})) for r in rows]
     out = build_table(title, entries, metrics, paper, paper_cols, source)
     if with_paper:
-        out.deviations = deviation_block({run.model: run.model_config})
+        out.deviations = deviation_block({run.model: run.model_config}, setting)
+        note = setting_note(str(table.get("setting", "")), setting) if paper_cols else ""
+        if note:  # as eval --paper and compare --paper: the paper rows' setting vs the store's
+            out.notes.append(f"{display_name(run.model)} paper rows: {note}")
     return out
 
 
-def _synthetic(run: RunInfo) -> str:
-    """`` (synthetic data)`` when the run's store says so: tables must not pass for MOSI."""
+def _store_facts(run: RunInfo) -> tuple[str, str]:
+    """`` (synthetic data)`` when the run's store says so (tables must not pass for MOSI), and
+    the store's setting (``"unaligned"`` or ``"word-aligned"``, :func:`aligned_setting`)."""
     with FeatureStore(run.features) as store:
-        return " (synthetic data)" if store.meta.synthetic else ""
+        synthetic = " (synthetic data)" if store.meta.synthetic else ""
+        return synthetic, aligned_setting(store.meta.attrs)
 
 
 def write_tables(table: ResultTable, out_dir: Path, stem: str) -> dict[str, Path]:
@@ -296,7 +304,7 @@ def sweep(
             results = with_valid(jobs, run_jobs(jobs, fn, base / "events.jsonl", report))
             metrics = default_metrics(info.task, info.config.label_range)
             metrics = present_metrics(with_valid_columns(metrics), results)
-            title = f"Sensitivity of {info.model} on {info.dataset}{_synthetic(info)} ({info.features.name}) to {spec.display}, valid and test splits"
+            title = f"Sensitivity of {info.model} on {info.dataset}{_store_facts(info)[0]} ({info.features.name}) to {spec.display}, valid and test splits"
             table = build_table(
                 title, values_table_entries(spec, results), metrics, first_column=spec.display
             )

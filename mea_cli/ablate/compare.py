@@ -257,6 +257,7 @@ def compare(
     with FeatureStore(features) as store:
         synthetic = " (synthetic data)" if store.meta.synthetic else ""
         store_name = Path(store.name).name
+        setting = aligned_setting(store.meta.attrs)
     title = f"{' vs '.join(ordered)} on {dataset}{synthetic} ({store_name}), test split"
     paper, note, settings = (None, "", {})
     if with_paper:
@@ -266,7 +267,7 @@ def compare(
     tables.paper_note = note
     if with_paper:
         configs = {j.model: j.expected_model_config for j in jobs}
-        tables.deviations = deviation_block({m: configs[m] for m in ordered})
+        tables.deviations = deviation_block({m: configs[m] for m in ordered}, setting)
     files = write_compare_files(tables, out_dir)
     return CompareResult(tables, files, ordered, out_dir)
 

@@ -11,6 +11,7 @@ from mea_cli.align.store import (
     align_sample,
     align_store,
     aligned_setting,
+    gap_mask_note,
     native_schema,
     schema_reduce,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "align_store",
     "aligned_setting",
     "collapse",
+    "gap_mask_note",
     "native_schema",
     "overlaps",
     "schema_reduce",

@@ -12,7 +12,8 @@ modality whose steps have no times -- is not written and becomes a failure row
 (``stage = "align"``) naming it, beside the source store's own failures; the count is printed.
 The output records the alignment in the root attribute ``aligned`` (JSON: ``to``, ``reduce``,
 ``epsilon_s``, the source's path and sha256, the reference used per sample, and per modality
-how many words had no step and got zeros).
+how many words had no step and got zeros), and per modality the ``observed`` mask (False for
+such a word), which the data loader passes to the models that declare ``gap_masks``.
 """
 
 from __future__ import annotations
@@ -61,6 +62,23 @@ def aligned_setting(attrs: Any) -> str:
     else ``"unaligned"`` (native rates): the setting a paper's table row is compared with
     (the words a row's ``setting`` uses in ``mea_cli/train/paper_results.json``)."""
     return "word-aligned" if ATTR in attrs else "unaligned"
+
+
+def gap_mask_note(store: FeatureStore, model: str, gap_masks: bool) -> str:
+    """One line for ``mea train`` on a store with unobserved steps (``observed`` False): how
+    many per modality, and whether ``model`` (declaring the ``gap_masks`` capability or not)
+    leaves them out of its masks or sees them as the stored zero rows; ``""`` when there are
+    none."""
+    counts = {m: store.unobserved_steps(m) for m in store.modalities}
+    said = ", ".join(f"{m} {n}" for m, n in counts.items() if n)
+    if not said:
+        return ""
+    how = (
+        "it declares gap_masks: they are gaps in its masks, left out like padding"
+        if gap_masks
+        else "it reads prefix masks: it sees them as the stored zero rows"
+    )
+    return f"unobserved steps (words no step reached: {said}); {model}: {how} (docs/align.md)"
 
 
 ALIGN_PARAMS = ("aligned_to", "align_reduce")
@@ -118,18 +136,19 @@ def _reference(sample: Sample) -> tuple[np.ndarray, str]:
 
 def align_sample(sample: Sample, reduce: str) -> tuple[Sample, str, dict[str, int]]:
     """``sample`` with every modality collapsed onto its words; also the reference used
-    (``words`` / ``text``) and per modality the number of words no step reaches. Raises
-    ``ValueError`` with the reason when the sample cannot be aligned."""
+    (``words`` / ``text``) and per modality the number of words no step reaches. Such a word
+    is a row of zeros with ``observed`` False (``sample.observed[m]``). Raises ``ValueError``
+    with the reason when the sample cannot be aligned."""
     spans, kind = _reference(sample)
-    features, times, missing = {}, {}, {}
+    features, times, missing, observed = {}, {}, {}, {}
     for m, x in sample.features.items():
         t = np.asarray(sample.times.get(m, np.full((len(x), 2), np.nan)), np.float64)
         if len(x) and not np.isfinite(t).all():
             raise ValueError(f"its {m} steps have no times")
         features[m], covered = collapse(x, t, spans, reduce)
-        times[m] = spans
+        times[m], observed[m] = spans, covered
         missing[m] = int((~covered).sum())
-    return replace(sample, features=features, times=times), kind, missing
+    return replace(sample, features=features, times=times, observed=observed), kind, missing
 
 
 def align_store(

@@ -66,7 +66,9 @@ def synth(
 
 def load_store(path: PathLike, *, check_values: bool = False) -> FeatureStore:
     """Open a feature store for reading (use it as a context manager: ``with load_store(p) as
-    s``); ``check_values`` also refuses non-finite features and reversed step times."""
+    s``); ``check_values`` also refuses non-finite features and reversed step times. A
+    ``mea align`` store's per-step ``observed`` masks are ``s.observed(i, m)`` (None for a store
+    without them), ``s.unobserved_steps(m)`` and ``s[i].observed``."""
     from mea_cli.artifacts.features import FeatureStore
 
     check_input_file(Path(path), "feature store")

@@ -46,8 +46,12 @@ class LoadedModel:
 
     def batch(self, samples: Sequence[Sample]) -> Batch:
         """Normalise ``samples`` (feature-store samples: ``store[i]``) with the training
-        statistics and pad them into one :class:`~mea_cli.batch.Batch` on the model's device."""
+        statistics and pad them into one :class:`~mea_cli.batch.Batch` on the model's device;
+        a model declaring ``gap_masks`` gets the samples' ``observed`` masks folded in."""
         from mea_cli.data.dataset import collate
+        from mea_cli.models.core.registry import get_entry
+
+        gaps = "gap_masks" in get_entry(self.checkpoint.model).capabilities
 
         if not samples:
             raise MeaError("load_model(...).batch needs at least one sample")
@@ -60,6 +64,7 @@ class LoadedModel:
                 "index": k,
                 "features": {m: self.stats.apply(m, s.features[m]) for m in MODALITIES},
                 "label": None,
+                "observed": s.observed if gaps else {},
             }
             for k, s in enumerate(samples)
         ]

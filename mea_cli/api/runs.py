@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from mea_cli.predict.api import PredictReport
     from mea_cli.train.evaluate import EvalResult
     from mea_cli.train.folds import FoldsResult
+    from mea_cli.train.setup import TrainRequest
     from mea_cli.train.trainer import RunResult
     from mea_cli.viz.api import VizOutput
 
@@ -77,6 +78,61 @@ def _threads(threads: int | None) -> int:
     return apply_threads(threads)
 
 
+def _train_request(
+    features: Path | None,
+    config: Path | None,
+    runs_dir: Path,
+    *,
+    sets: Sequence[str],
+    epochs: int | None,
+    train_overrides: Mapping[str, Any] | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    resume: bool = False,
+    name: str | None = None,
+    allow_changed_store: bool = False,
+    threads: int | None = None,
+    **request: Any,
+) -> TrainRequest:
+    """The set-up ``train`` and ``tune`` share: the store, config and runs-directory checks,
+    the overrides (``config``, then ``sets``, then the dicts, then ``epochs``, which must be at
+    least 1) checked before torch is imported, the store (or the resumed run's store) checked,
+    then threads and determinism set and the :class:`TrainRequest` built from ``request``'s
+    remaining fields. A mistake costs no import of torch and no run directory."""
+    if features is not None:
+        check_input_file(features, "feature store")
+    if config is not None:
+        check_input_file(config, "config file")
+    check_output_dir(runs_dir, "runs directory")
+    from mea_cli.train.cli_support import check_train_overrides
+    from mea_cli.train.config import overrides_from_cli
+
+    train_over, model_over = overrides_from_cli(sets, config, None)
+    train_over.update(train_overrides or {})
+    model_over.update(model_overrides or {})
+    if epochs is not None:
+        if epochs < 1:
+            raise ConfigError("--epochs", f"must be at least 1, got {epochs}")
+        train_over["epochs"] = epochs
+    check_train_overrides(train_over)
+    if features is not None and not resume:
+        from mea_cli.artifacts.features import check_store
+
+        check_store(features)
+    if resume:
+        from mea_cli.train.runs import check_resume_store
+
+        check_resume_store(runs_dir, name, allow_changed_store)
+    from mea_cli.train.trainer import TrainRequest, enable_determinism
+
+    _threads(threads)
+    enable_determinism()
+    return TrainRequest(
+        features=features, train_overrides=train_over, model_overrides=model_over,
+        runs_dir=runs_dir, name=name, resume=resume, allow_changed_store=allow_changed_store,
+        **request,
+    )  # fmt: skip
+
+
 @one_command
 def train(
     features: PathLike | None = None,
@@ -111,60 +167,20 @@ def train(
     (``"d=32"``, ``"train.lr=1e-3"``); ``train_overrides`` / ``model_overrides`` the same as
     dicts, applied after ``config`` and ``sets``; ``epochs`` last. ``log`` names extra
     per-epoch loggers (``"tensorboard"``). Progress goes to ``console`` (default: stderr)."""
-    features = None if features is None else Path(features)
-    config = None if config is None else Path(config)
-    runs_dir = Path(runs_dir)
-    if features is not None:
-        check_input_file(features, "feature store")
-    if config is not None:
-        check_input_file(config, "config file")
-    check_output_dir(runs_dir, "runs directory")
-    # every check that needs no torch runs first: a mistake costs no import and no run dir
-    from mea_cli.train.cli_support import check_train_overrides
-    from mea_cli.train.config import overrides_from_cli
+    seed_list = _seeds(seeds)
     from mea_cli.train.epoch_log import parse_loggers
 
-    seed_list = _seeds(seeds)
     loggers = parse_loggers(list(log))
-    train_over, model_over = overrides_from_cli(sets, config, None)
-    train_over.update(train_overrides or {})
-    model_over.update(model_overrides or {})
-    if epochs is not None:
-        if epochs < 1:
-            raise ConfigError("--epochs", f"must be at least 1, got {epochs}")
-        train_over["epochs"] = epochs
-    check_train_overrides(train_over)
-    if features is not None and not resume:
-        from mea_cli.artifacts.features import check_store
-
-        check_store(features)
-    if resume:
-        from mea_cli.train.runs import check_resume_store
-
-        check_resume_store(runs_dir, name, allow_changed_store)
     label_range = _range(labels_range)
     plan = split_plan(split_by, split_fractions, folds, split_seed)
-    from mea_cli.train.trainer import TrainRequest, enable_determinism, train_run
-
-    _threads(threads)
-    enable_determinism()
-    req = TrainRequest(
-        features=features,
-        dataset=dataset,
-        model=model,
-        task=task,
-        label_range=label_range,
-        seeds=seed_list,
-        train_overrides=train_over,
-        model_overrides=model_over,
-        device=device,
-        name=name,
-        resume=resume,
-        allow_changed_store=allow_changed_store,
-        runs_dir=runs_dir,
-        preset=preset,
+    req = _train_request(
+        None if features is None else Path(features), None if config is None else Path(config),
+        Path(runs_dir), sets=sets, epochs=epochs, train_overrides=train_overrides,
+        model_overrides=model_overrides, resume=resume, name=name,
+        allow_changed_store=allow_changed_store, threads=threads, dataset=dataset, model=model,
+        task=task, label_range=label_range, seeds=seed_list, device=device, preset=preset,
         log=loggers,
-    )
+    )  # fmt: skip
     if plan is not None and plan.folds is not None:
         from mea_cli.train.folds import train_folds
 
@@ -173,6 +189,8 @@ def train(
         from mea_cli.train.folds import train_grouped
 
         return train_grouped(req, plan, console)
+    from mea_cli.train.trainer import train_run
+
     return train_run(req, console)
 
 
@@ -499,39 +517,24 @@ def tune(
     ``runs_dir`` scored on the valid split, ``space`` items like ``"mu=0:0.5"`` or a TOML
     ``space_file``, a study shared through ``storage``. Prints the trials to ``console`` and
     returns the best configuration's ``--config`` file (``None`` while no trial completed)."""
-    features, runs_dir = Path(features), Path(runs_dir)
-    config = None if config is None else Path(config)
     space_file = None if space_file is None else Path(space_file)
-    check_input_file(features, "feature store")
-    for given, what in ((config, "config file"), (space_file, "search space file")):
-        if given is not None:
-            check_input_file(given, what)
-    check_output_dir(runs_dir, "runs directory")
+    if space_file is not None:
+        check_input_file(space_file, "search space file")
     if trials < 1:
         raise ConfigError("--trials", f"must be at least 1, got {trials}")
     from rich.console import Console
 
-    from mea_cli.artifacts.features import check_store
-    from mea_cli.train.cli_support import check_train_overrides
-    from mea_cli.train.config import overrides_from_cli
     from mea_cli.tune.command import TuneOptions, search_space
     from mea_cli.tune.command import tune as run_tune
 
-    train_over, model_over = overrides_from_cli(sets, config, epochs)
-    check_train_overrides(train_over)
-    check_store(features)
     opts = TuneOptions(
         space=list(space), space_file=space_file, trials=trials, study=study, storage=storage,
         best=None if best is None else Path(best), prune=prune, sampler_seed=sampler_seed,
     )  # fmt: skip
     search_space(model, opts)  # a bad space: one line before any trial
-    from mea_cli.train.trainer import TrainRequest, enable_determinism
-
-    _threads(threads)
-    enable_determinism()
-    req = TrainRequest(
-        features=features, dataset=dataset, model=model, task=task,
-        label_range=_range(labels_range), seeds=[seed], train_overrides=train_over,
-        model_overrides=model_over, device=device, runs_dir=runs_dir, preset=preset,
+    req = _train_request(
+        Path(features), None if config is None else Path(config), Path(runs_dir), sets=sets,
+        epochs=epochs, threads=threads, dataset=dataset, model=model, task=task,
+        label_range=_range(labels_range), seeds=[seed], device=device, preset=preset,
     )  # fmt: skip
     return run_tune(req, opts, console or Console(), err_console or Console(stderr=True))

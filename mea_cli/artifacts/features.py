@@ -15,6 +15,9 @@ Layout (``format = "mea-features"``, ``version = 2``; version 1 is version 2 wit
     /<modality>/data     float32 [sum T_i, D]
     /<modality>/offsets  int64 [N+1]    sample i is data[offsets[i]:offsets[i+1]]
     /<modality>/times    float64 [sum T_i, 2]  start/end second of each step (NaN if unknown)
+    /<modality>/observed bool [sum T_i]   optional: False for a step that holds no measurement
+                                        (a word no step reached in ``mea align``); absent:
+                                        every step observed
     /<modality>          attrs: feature_names (JSON), extractor (JSON), nominal_rate_hz
     /failures/{video,stage,message}  str [F]
     /words/text          str [W]        the words of every sample as transcribed (version 2)
@@ -126,7 +129,9 @@ class Sample:
     ``words`` are the words the text sequence was made from and ``words_source`` where they
     came from (``sidecar.txt``, ``asr``, ...; ``""`` when not recorded, e.g. imported data).
     ``group`` is what grouped splits keep together (a speaker, a session; ``""``: none given,
-    the video is the group; :mod:`mea_cli.data.splits`).
+    the video is the group; :mod:`mea_cli.data.splits`). ``observed[m]`` is ``bool [T]``,
+    False for a step that holds no measurement (zeros written by ``mea align`` for a word no
+    step reached); a modality not in it has every step observed.
     """
 
     id: str
@@ -140,6 +145,7 @@ class Sample:
     words: list[Word] = field(default_factory=list)
     words_source: str = ""
     group: str = ""
+    observed: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -239,6 +245,9 @@ class FeatureStoreWriter:
         self._words = 0
         self._word_offsets: list[int] = [0]
         self._word_sources: list[str] = []
+        # per modality, each sample's observed mask (None: all observed); kept in memory (one
+        # byte per step) and written at close only for a modality where some sample gave one
+        self._observed: dict[str, list[np.ndarray | None]] = {m: [] for m in self.modalities}
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> FeatureStoreWriter:
@@ -353,9 +362,18 @@ class FeatureStoreWriter:
                 raise ValueError(
                     f"sample {sample.id!r}: {name} times have shape {t.shape}, expected [{len(x)}, 2]"
                 )
-            prepared[name] = (x, t)
+            obs = sample.observed.get(name)
+            if obs is not None:
+                obs = np.asarray(obs)
+                if obs.dtype != np.bool_ or obs.shape != (len(x),):
+                    raise ValueError(
+                        f"sample {sample.id!r}: {name} observed mask has shape {obs.shape} and "
+                        f"dtype {obs.dtype}, expected bool [{len(x)}]"
+                    )
+            prepared[name] = (x, t, obs)
         ds = self._datasets
-        for name, (x, t) in prepared.items():
+        for name, (x, t, obs) in prepared.items():
+            self._observed[name].append(obs)
             n0 = self._rows[name]
             n1 = n0 + len(x)
             if len(x):
@@ -412,6 +430,11 @@ class FeatureStoreWriter:
             s.create_dataset("label", data=labels)
             for name in self.modalities:
                 f[name].create_dataset("offsets", data=np.array(self._offsets[name], np.int64))
+                masks = self._observed[name]
+                if any(m is not None for m in masks):  # optional: absent = all observed
+                    lengths = np.diff(self._offsets[name])
+                    full = [np.ones(k, bool) if m is None else m for m, k in zip(masks, lengths, strict=True)]
+                    f[name].create_dataset("observed", data=np.concatenate(full).astype(bool))
             f["words"].create_dataset("offsets", data=np.array(self._word_offsets, np.int64))
             f["words"].create_dataset(
                 "source", data=np.array(self._word_sources, dtype=object), dtype=_STR
@@ -808,6 +831,18 @@ def _times_shape(m: _Modality) -> str | None:
     )
 
 
+def _observed_shape(m: _Modality) -> str | None:
+    """The optional ``observed`` mask: one boolean per step."""
+    if "observed" not in m.group:
+        return None
+    obs, rows = m.group["observed"], m.data.shape[0]
+    if obs.shape != (rows,):
+        return f"/{m.name}/observed has shape {obs.shape}, expected ({rows},) (one per step)"
+    if obs.dtype != np.bool_:
+        return f"/{m.name}/observed must be boolean, not {obs.dtype}"
+    return None
+
+
 def _modality_dtypes(m: _Modality) -> str | None:
     g = m.group
     return (
@@ -826,6 +861,7 @@ _MODALITY_CHECKS = (
     _offsets_monotone,
     _offsets_end,
     _times_shape,
+    _observed_shape,
     _modality_dtypes,
 )
 
@@ -1043,6 +1079,25 @@ class FeatureStore:
         a, b = self._offsets[modality][i : i + 2]
         return self._file[modality]["times"][a:b]
 
+    def has_observed(self, modality: str) -> bool:
+        """Whether ``modality`` keeps an ``observed`` mask (a ``mea align`` store does)."""
+        return "observed" in self._file[modality]
+
+    def observed(self, i: int, modality: str) -> np.ndarray | None:
+        """Sample ``i``'s ``bool [T]`` observed mask of ``modality``; None when the store
+        keeps none (every step observed)."""
+        if not self.has_observed(modality):
+            return None
+        a, b = self._offsets[modality][i : i + 2]
+        return self._file[modality]["observed"][a:b]
+
+    def unobserved_steps(self, modality: str) -> int:
+        """How many steps of ``modality`` hold no measurement (0 without a mask)."""
+        if not self.has_observed(modality):
+            return 0
+        obs = self._file[modality]["observed"]
+        return int(sum(int((~obs[a : a + _SCAN_ROWS]).sum()) for a in range(0, obs.shape[0], _SCAN_ROWS)))
+
     def words(self, i: int) -> list[Word]:
         """Sample ``i``'s words with their times (empty for version-1 stores)."""
         a, b = self._word_offsets[i : i + 2]
@@ -1079,6 +1134,9 @@ class FeatureStore:
             words=self.words(i),
             words_source=self.words_source(i),
             group="" if t.group is None else str(t.group[i]),
+            observed={
+                m: obs for m in self.modalities if (obs := self.observed(i, m)) is not None
+            },
         )
 
     def __iter__(self) -> Iterator[Sample]:

@@ -35,6 +35,8 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
             "length_median": float(np.median(lengths)) if len(lengths) else 0.0,
             "length_max": int(lengths.max()) if len(lengths) else 0,
             "empty_sequences": int((lengths == 0).sum()),
+            # steps that hold no measurement (observed = False); None: the store keeps no mask
+            "unobserved_steps": store.unobserved_steps(name) if store.has_observed(name) else None,
             "nominal_rate_hz": _finite(schema.nominal_rate_hz),
             "extractor": {
                 "name": schema.extractor.name,
@@ -118,6 +120,13 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
         console.print(
             f"aligned to {a['to']} (reduce {a['reduce']}) from {a['source']}: {a['words']} "
             f"words, with no step (zeros): {empty}; {a['failed']} samples not aligned",
+            highlight=False,
+        )
+    masked = {n: m["unobserved_steps"] for n, m in summary["modalities"].items()}
+    if any(v is not None for v in masked.values()):
+        console.print(
+            "unobserved steps (observed = False, zeros): "
+            + ", ".join(f"{n} {v}" for n, v in masked.items() if v is not None),
             highlight=False,
         )
     mt = Table(title="modalities")

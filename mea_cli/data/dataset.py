@@ -13,6 +13,9 @@
 * :func:`collate` pads each modality to the batch's own longest sequence (at least one step)
   with trailing zeros and returns boolean masks (True = real step): the
   :class:`mea_cli.batch.Batch` contract. A zero-length sequence gives an all-False mask row.
+  Items that carry ``observed`` masks (``FeatureDataset(..., gap_masks=True)``, for a model
+  declaring the ``gap_masks`` capability) get ``mask = prefix & observed``: an unobserved
+  step of a ``mea align`` store is a gap in the mask; every other model gets the prefix mask.
 * :func:`make_loader` combines them with :class:`~mea_cli.data.sampler.BucketBatchSampler`.
 """
 
@@ -61,9 +64,11 @@ class NormStats:
     def fit(cls, store: FeatureStore, split: str = "train", floor: float = STD_FLOOR) -> NormStats:
         """Mean and std of every feature over all steps of ``split``'s samples.
 
-        Sums run in float64, one sample's rows at a time (no whole-store load). A modality
-        with no step in ``split`` gets mean 0 and std 1 (identity). A std below ``floor``
-        becomes 1 (see the module docstring).
+        Sums run in float64, one sample's rows at a time (no whole-store load). Steps a
+        store marks unobserved (``mea align``'s zero rows for words no step reached) are left
+        out: the statistics are those of measured steps. A modality with no step in ``split``
+        gets mean 0 and std 1 (identity). A std below ``floor`` becomes 1 (see the module
+        docstring).
         """
         idx = store.split_indices(split)
         if len(idx) == 0:
@@ -79,6 +84,9 @@ class NormStats:
             n = 0
             for i in idx:
                 x = store.sequence(int(i), m).astype(np.float64)
+                observed = store.observed(int(i), m)
+                if observed is not None:
+                    x = x[observed]
                 s += x.sum(axis=0)
                 ss += np.square(x).sum(axis=0)
                 n += len(x)
@@ -150,7 +158,10 @@ class FeatureDataset(Dataset):
 
     ``split=None`` serves every sample. ``stats=None`` serves raw features. An item is a dict
     ``{"id", "index", "features": {m: float32 [T_m, D_m]}, "label": float32 [K] | None}``
-    (``label`` is None for an unlabelled store). :meth:`lengths` gives the bucketing key.
+    (``label`` is None for an unlabelled store). ``gap_masks=True`` (for a model declaring that
+    capability) adds ``"observed": {m: bool [T_m]}`` for the modalities the store keeps an
+    observed mask of, which :func:`collate` folds into the masks. :meth:`lengths` gives the
+    bucketing key.
     """
 
     def __init__(
@@ -159,10 +170,12 @@ class FeatureDataset(Dataset):
         split: str | None = None,
         stats: NormStats | None = None,
         preload: bool = True,
+        gap_masks: bool = False,
     ) -> None:
         self.store = store
         self.split = split
         self.stats = stats
+        self.gap_masks = gap_masks
         if stats is not None:
             stats.check_fits(store)
         self.indices = (
@@ -174,6 +187,11 @@ class FeatureDataset(Dataset):
         self.labels = store.samples.label[self.indices].astype(np.float32)
         self._lengths = {m: store.lengths(m)[self.indices] for m in self.modalities}
         self.preload = preload
+        # read once here (one byte per step), so that items never touch the HDF5 file for them
+        masked = [m for m in self.modalities if gap_masks and store.has_observed(m)]
+        self._observed = [
+            {m: store.observed(int(i), m) for m in masked} for i in self.indices
+        ]
         self._data: dict[str, np.ndarray] = {}
         self._offsets: dict[str, np.ndarray] = {}
         if preload:
@@ -206,12 +224,15 @@ class FeatureDataset(Dataset):
     def __getitem__(self, k: int) -> dict[str, Any]:
         if not 0 <= k < len(self):
             raise IndexError(k)
-        return {
+        item = {
             "id": self.ids[k],
             "index": int(self.indices[k]),
             "features": {m: np.asarray(self._sequence(k, m), np.float32) for m in self.modalities},
             "label": self.labels[k] if self.labelled else None,
         }
+        if self.gap_masks:
+            item["observed"] = self._observed[k]
+        return item
 
 
 def collate(items: Sequence[Mapping[str, Any]], pad_to: Mapping[str, int] | None = None) -> Batch:
@@ -238,6 +259,10 @@ def collate(items: Sequence[Mapping[str, Any]], pad_to: Mapping[str, int] | None
             x[i, : len(s)] = s
         inputs[m] = torch.from_numpy(x)
         masks[m] = torch.arange(t)[None, :] < torch.tensor(lens)[:, None]
+        for i, it in enumerate(items):  # gap_masks: an unobserved step is a gap in the mask
+            observed = it.get("observed", {}).get(m)
+            if observed is not None:
+                masks[m][i, : len(observed)] &= torch.from_numpy(np.asarray(observed, bool))
     labels = None
     if all(it["label"] is not None for it in items):
         labels = torch.from_numpy(np.stack([it["label"] for it in items]).astype(np.float32))

@@ -243,6 +243,7 @@ class _Runner:
         self.model = model_from_checkpoint(ckpt, path).to(dev).eval()
         entry = get_entry(ckpt.model)
         self.has_weights = "modality_weights" in entry.active_capabilities(self.model.cfg)
+        self.gap_masks = "gap_masks" in entry.capabilities  # aligned clips: unobserved words
         self.rng = label_range_of(ckpt.task, ckpt.dataset, ckpt.label_range)
 
     def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
@@ -257,6 +258,7 @@ class _Runner:
                     for m in MODALITIES
                 },
                 "label": None,
+                "observed": s.observed if self.gap_masks else {},
             }
             for k, (clip, s) in enumerate(ready)
         ]

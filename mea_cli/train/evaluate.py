@@ -43,7 +43,7 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 from mea_cli.errors import MeaError
 from mea_cli.metric_names import metric_label
-from mea_cli.models import entries
+from mea_cli.models import entries, get_entry
 from mea_cli.models.core.deviations import deviation_block
 from mea_cli.paths import check_not_input, check_output_file, jsonable, same_file, write_text
 from mea_cli.runtime.engine import predict, resolve_device
@@ -230,7 +230,8 @@ def evaluate_checkpoint(
                 f"a labelled split"
             )
         stats = NormStats.from_dict(ckpt.norm)
-        ds = FeatureDataset(store, split, stats)
+        gaps = "gap_masks" in get_entry(ckpt.model).capabilities
+        ds = FeatureDataset(store, split, stats, gap_masks=gaps)
         loader = make_loader(ds, 64, shuffle=False)
         model = model_from_checkpoint(ckpt, ckpt_path)
         dev = resolve_device(device)
@@ -283,7 +284,9 @@ def evaluate_checkpoint(
         label_range=rng,
         confusion=cm,
         predictions_file=None if predictions is None else str(predictions),
-        deviations=deviation_block({ckpt.model: ckpt.model_config}) if with_paper else [],
+        deviations=(
+            deviation_block({ckpt.model: ckpt.model_config}, store_setting) if with_paper else []
+        ),
     )
 
 

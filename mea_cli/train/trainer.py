@@ -51,6 +51,7 @@ from rich.console import Console
 from torch import nn
 
 from mea_cli import MODALITIES
+from mea_cli.align import gap_mask_note
 from mea_cli.artifacts.checkpoint import (
     Checkpoint,
     atomic_torch_save,
@@ -189,19 +190,23 @@ class Trainer:
             else None
         )
         kw = {"num_replicas": self.info.world_size, "rank": self.info.rank, "seed": seed}
+        entry = get_entry(run.model)
+        gaps = "gap_masks" in entry.capabilities  # masks with gaps only for models reading them
         self.loaders = {
             "train": make_loader(
-                FeatureDataset(store, "train", self.stats), self.settings.batch_size, True, **kw
+                FeatureDataset(store, "train", self.stats, gap_masks=gaps),
+                self.settings.batch_size, True, **kw,
             ),
             "valid": make_loader(
-                FeatureDataset(store, "valid", self.stats), self.settings.eval_batch, False, **kw
+                FeatureDataset(store, "valid", self.stats, gap_masks=gaps),
+                self.settings.eval_batch, False, **kw,
             ),
-        }
+        }  # fmt: skip
         if len(store.split_indices("test")):
             self.loaders["test"] = make_loader(
-                FeatureDataset(store, "test", self.stats), self.settings.eval_batch, False, **kw
-            )
-        entry = get_entry(run.model)
+                FeatureDataset(store, "test", self.stats, gap_masks=gaps),
+                self.settings.eval_batch, False, **kw,
+            )  # fmt: skip
         self.closed_form = "closed_form_fit" in entry.capabilities
         if self.closed_form and self.info.enabled:
             raise TrainError(f"{run.model} is fitted in closed form: train it in one process")
@@ -507,6 +512,9 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
             results: dict[int, dict[str, Any]] = {}
             with FeatureStore(cfg.features) as store:
                 _check_schema_same(store, cfg)
+                gaps = "gap_masks" in get_entry(cfg.model).capabilities
+                if info.is_main and (note := gap_mask_note(store, cfg.model, gaps)):
+                    console.print(note, highlight=False)
                 if req.resume:  # a new run's store was checked by read_store_facts
                     store.check_values()
                 for seed in seeds:

@@ -56,6 +56,12 @@ CAPABILITIES: dict[str, str] = {
         "train split, labels, class_weights), then fit_candidate(value) for each value of "
         "candidates(), mea train keeping the best on valid (the functionals baseline)"
     ),
+    "gap_masks": (
+        "reads masks with gaps: a False step inside a sequence (a word no step reached in a "
+        "mea align store, observed = False) is left out exactly like padding, so the data "
+        "loader passes it mask = prefix & observed; a model without it gets the prefix mask "
+        "and sees the stored zero rows (docs/align.md)"
+    ),
 }
 """Optional outputs (and ways of fitting) a model may declare, with what declaring one
 promises."""
@@ -225,20 +231,26 @@ class Deviation:
     paper; ``doc``: where it is explained, ``docs/models/<model>.md#<heading-anchor>`` (the
     model doc's "Deviations shown with results" list repeats key and text, and a test keeps
     the two in step); ``applies``: ``cfg -> bool`` for a deviation that only some
-    configurations have (None: every configuration).
+    configurations have (None: every configuration); ``settings``: the store settings it holds
+    on (``"unaligned"``, ``"word-aligned"``: :func:`mea_cli.align.aligned_setting`; empty:
+    every setting), e.g. FDMER's "run unaligned" is no deviation on a ``mea align`` store.
     """
 
     key: str
     text: str
     doc: str
     applies: Callable[[Any], bool] | None = None
+    settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.key or not self.text or "\n" in self.text or "#" not in self.doc:
             raise ValueError(f"deviation {self.key!r}: needs a key, one line of text and doc#anchor")
 
-    def holds(self, cfg: Any) -> bool:
-        """Whether a model built from ``cfg`` has this deviation."""
+    def holds(self, cfg: Any, setting: str | None = None) -> bool:
+        """Whether a model built from ``cfg`` and run on a store of ``setting`` (None: not
+        known, e.g. ``mea info --model``) has this deviation."""
+        if setting is not None and self.settings and setting not in self.settings:
+            return False
         return self.applies is None or bool(self.applies(cfg))
 
 

@@ -25,26 +25,29 @@ def display_name(model: str) -> str:
     return DISPLAY.get(model, model.upper())
 
 
-def deviations_of(model: str, cfg: Any) -> list[dict[str, str]]:
-    """The deviations model ``model`` built from ``cfg`` (a config or its ``to_dict()``) has,
-    as JSON-able ``{"key", "text", "doc"}`` items."""
+def deviations_of(model: str, cfg: Any, setting: str | None = None) -> list[dict[str, str]]:
+    """The deviations model ``model`` built from ``cfg`` (a config or its ``to_dict()``) has
+    on a store of ``setting`` (``"unaligned"`` / ``"word-aligned"``; None: not known), as
+    JSON-able ``{"key", "text", "doc"}`` items."""
     entry = get_entry(model)
     if isinstance(cfg, Mapping):
         cfg = config_from_dict(model, cfg)
-    return [{"key": d.key, "text": d.text, "doc": d.doc} for d in entry.deviations_for(cfg)]
+    devs = entry.deviations_for(cfg, setting)
+    return [{"key": d.key, "text": d.text, "doc": d.doc} for d in devs]
 
 
-def deviation_lines(configs: Mapping[str, Any]) -> list[str]:
+def deviation_lines(configs: Mapping[str, Any], setting: str | None = None) -> list[str]:
     """``MODEL: text (doc#anchor)`` for every model of ``configs`` (model name -> config or
-    config dict), models in the mapping's order; empty when none deviates."""
+    config dict) run on a store of ``setting``, models in the mapping's order; empty when none
+    deviates."""
     lines = []
     for model, cfg in configs.items():
         name = display_name(model)
-        lines += [f"{name}: {d['text']} ({d['doc']})" for d in deviations_of(model, cfg)]
+        lines += [f"{name}: {d['text']} ({d['doc']})" for d in deviations_of(model, cfg, setting)]
     return lines
 
 
-def deviation_block(configs: Mapping[str, Any]) -> list[str]:
+def deviation_block(configs: Mapping[str, Any], setting: str | None = None) -> list[str]:
     """:data:`HEADING` and :func:`deviation_lines`, or nothing when there are none."""
-    lines = deviation_lines(configs)
+    lines = deviation_lines(configs, setting)
     return [HEADING, *lines] if lines else []

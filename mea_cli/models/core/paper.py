@@ -12,7 +12,8 @@ The values live in JSON next to the model, in the model's own package:
   test split with the unaligned CMU features (GloVe 300 / Facet 35 / COVAREP 74); the papers
   print one Acc-2/F1 pair without saying whether it is the non0 or has0 convention;
 * ``ablation_<model>.json`` (optional): the paper's ablation table, ``{"source", "metrics",
-  "rows": [{"key", "label", "group", "mosi": {metric: value}, "mosei": {...}}]}``.
+  ["setting"], "rows": [{"key", "label", "group", "mosi": {metric: value}, "mosei": {...}}]}``
+  (``setting`` as in a result row: absent for unaligned sequences).
 
 :func:`load_paper` reads both; a model registers the result with
 ``register_model(..., paper=load_paper(__package__, "<model>"))``.

@@ -76,9 +76,10 @@ class ModelEntry:
     paper: PaperInfo = field(default_factory=PaperInfo)
     small: Mapping[str, Any] = field(default_factory=dict)
 
-    def deviations_for(self, cfg: Any) -> tuple[Deviation, ...]:
-        """The declared deviations from the paper that a model built from ``cfg`` has."""
-        return tuple(d for d in self.deviations if d.holds(cfg))
+    def deviations_for(self, cfg: Any, setting: str | None = None) -> tuple[Deviation, ...]:
+        """The declared deviations from the paper that a model built from ``cfg`` has, run on
+        a store of ``setting`` (``"unaligned"`` / ``"word-aligned"``; None: any)."""
+        return tuple(d for d in self.deviations if d.holds(cfg, setting))
 
     def active_capabilities(self, cfg: Any) -> frozenset[str]:
         """The capabilities a model built from ``cfg`` has (its switches may remove some)."""

@@ -58,7 +58,10 @@ def _iemocap_row(cfg: FDMERConfig) -> bool:
 
 DEVIATIONS: tuple[Deviation, ...] = (
     Deviation(
-        "unaligned", "run on unaligned sequences with masks; its paper rows are word-aligned", _DOC
+        "unaligned",
+        "run on unaligned sequences with masks; its paper rows are word-aligned",
+        _DOC,
+        settings=("unaligned",),
     ),
     Deviation("eq4", "Eq. 4 with both factors normalised (AM-GCN), not one as printed", _DOC),
     Deviation(

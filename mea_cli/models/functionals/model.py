@@ -5,8 +5,10 @@ idea, applied to whatever the store holds: eGeMAPS low-level descriptors for aud
 blendshapes for vision, word vectors for text): per feature the mean, standard deviation
 (population), minimum, maximum, the configured percentiles (linear interpolation, as
 ``numpy.percentile``) and the least-squares slope over the step index; per modality the number
-of steps (``log(1 + n)``) and whether it has any. Padded steps take no part; an empty sequence
-gives missing statistics, which become the training mean after standardisation (0).
+of steps (``log(1 + n)``) and whether it has any. Padded steps take no part, nor do unobserved
+ones (it declares ``gap_masks``: a ``mea align`` word no step reached is a gap in its mask);
+an empty sequence (or one with nothing observed) gives missing statistics, which become the
+training mean after standardisation (0).
 
 The summaries are standardised with the train split's mean and standard deviation and fed to
 one linear layer: scikit-learn's ``LogisticRegression`` (multinomial over C classes; one binary
@@ -45,7 +47,9 @@ def masked_functionals(
     """``[B, D * S + 2]`` summaries of ``x [B, T, D]`` over its real steps (``mask [B, T]``):
     for each feature mean, std, min, max, slope, then the percentiles (the layout is
     statistic-major: ``[mean_1..mean_D, std_1..std_D, ...]``); then ``log(1 + n)`` and
-    ``n > 0``. Statistics of an empty sequence are NaN."""
+    ``n > 0``. Statistics of an empty sequence are NaN. The mask may have gaps (capability
+    ``gap_masks``): a False step anywhere is left out, the slope's step index is the rank among
+    the real steps, so the summaries equal those of the sequence with the gap removed."""
     b, t, d = x.shape
     m = mask.to(torch.bool)
     n = m.sum(dim=1).to(x.dtype)  # [B]
@@ -58,7 +62,7 @@ def masked_functionals(
     inf = torch.tensor(float("inf"), dtype=x.dtype)
     lo = torch.where(mf, x, inf).amin(dim=1) if t else torch.full((b, d), float("nan"))
     hi = torch.where(mf, x, -inf).amax(dim=1) if t else torch.full((b, d), float("nan"))
-    steps = torch.arange(t, dtype=x.dtype)[None, :, None]
+    steps = (m.cumsum(dim=1) - 1).to(x.dtype)[..., None]  # rank among the real steps (gaps)
     tc = torch.where(mf, steps - ((n - 1.0) / 2.0)[:, None, None], torch.zeros((), dtype=x.dtype))
     denom = tc.pow(2).sum(dim=1)
     slope = torch.where(denom > 0, (tc * dev).sum(dim=1) / denom.clamp(min=1e-12), 0.0)
@@ -87,7 +91,7 @@ def masked_functionals(
 @register_model(
     "functionals",
     FunctionalsConfig,
-    capabilities=("closed_form_fit",),
+    capabilities=("closed_form_fit", "gap_masks"),
     tiny={},
     description=(
         "functionals: per-modality summary statistics over time, standardised, then "
