@@ -257,6 +257,7 @@ class _Runner:
                     for m in MODALITIES
                 },
                 "label": None,
+                "summary": dict(s.summary),
             }
             for k, (clip, s) in enumerate(ready)
         ]
