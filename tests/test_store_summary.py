@@ -150,7 +150,7 @@ def test_functionals_uses_the_summary_and_refuses_data_without_it(
     assert code == 0, err
     cfg = json.loads((runs / "f" / "config.json").read_text())["model_config"]
     assert cfg["audio"] == "auto" and cfg["summary_dims"] == {"audio": 4}
-    assert config_from_dict("functionals", cfg).audio_block == "opensmile"
+    assert config_from_dict("functionals", cfg).audio_block == "both"
     test_mae = json.loads((runs / "f" / "metrics.json").read_text())["test"]["mae"]
     code, out, err = mea("eval", str(runs / "f"), "--json")
     assert code == 0, err and json.loads(out)["metrics"]["mae"] == pytest.approx(test_mae)

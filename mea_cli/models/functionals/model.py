@@ -145,7 +145,7 @@ class Functionals(nn.Module):
                 f"this functionals model was fitted on openSMILE's audio functionals ({want} per "
                 "sample, the store's /summary/audio) and the data has none: use a store made by "
                 "mea extract with the opensmile audio backend, or a model trained with "
-                "--set model.audio=lld"
+                "--set audio=lld"
             )
         if got.shape[-1] != want:
             raise SummaryMissingError(
