@@ -62,7 +62,6 @@ def video_sample(key: str, res: VideoResult) -> Sample:
     """A whole video as one unlabelled sample (what ``mea extract`` without labels writes,
     and what ``mea predict`` feeds the model)."""
     return Sample(
-        summary=_summary(res, 0.0, math.inf),
         id=key,
         video=key,
         start=0.0,
@@ -71,6 +70,7 @@ def video_sample(key: str, res: VideoResult) -> Sample:
         times=dict(res.times),
         words=list(res.words),
         words_source=res.text_source,
+        summary=_summary(res, 0.0, math.inf),
     )
 
 
