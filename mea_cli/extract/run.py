@@ -225,7 +225,7 @@ def run(
         show()
 
     def interrupted() -> ExtractInterrupted:
-        now = sum(1 for *_, entry, _sig in todo if entry.is_file())  # finished, maybe unseen
+        now = sum(1 for *_, entry, _sig, _spans in todo if entry.is_file())  # finished, maybe unseen
         return ExtractInterrupted(
             f"interrupted: {now} video(s) extracted in this run, {cached + now} of {total} now "
             f"cached in {cache_dir}; no store was written. Run the same command again to resume"
