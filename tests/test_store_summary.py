@@ -171,3 +171,24 @@ def test_functionals_uses_the_summary_and_refuses_data_without_it(
     )
     assert code == 2 and out == "" and not preds.exists()
     assert err.count("\n") == 1 and "openSMILE's audio functionals (4 per sample" in err
+
+
+def test_audio_block_resolution_and_refusal() -> None:
+    """``audio=auto``: the functionals beside the LLD statistics when the store has them, the
+    statistics alone when not; asking for them without them is refused; the summary's width
+    joins (``both``) or replaces (``opensmile``) the audio statistics."""
+    from mea_cli.config import ConfigError
+    from mea_cli.models.functionals.config import FunctionalsConfig
+
+    dims = {"text": 2, "vision": 3, "audio": 5}
+    plain = FunctionalsConfig(input_dims=dims)
+    assert plain.audio_block == "lld" and not plain.uses_summary
+    auto = FunctionalsConfig(input_dims=dims, summary_dims={"audio": 88})
+    assert auto.audio_block == "both" and auto.uses_summary
+    per = plain.stats_per_feature  # 8: mean std min max slope p10 p50 p90
+    assert plain.summary_size == (2 + 3 + 5) * per + 6
+    assert auto.summary_size == plain.summary_size + 88
+    only = FunctionalsConfig(input_dims=dims, summary_dims={"audio": 88}, audio="opensmile")
+    assert only.summary_size == (2 + 3) * per + 4 + 88
+    with pytest.raises(ConfigError, match="audio=opensmile needs a store with openSMILE"):
+        FunctionalsConfig(input_dims=dims, audio="opensmile")
