@@ -25,12 +25,17 @@ class Batch:
         masks: modality -> ``[B, T_m]`` bool, ``True`` for real steps.
         labels: ``[B, K]`` float32 (regression: K = 1; IEMOCAP: K = 4 binary 0/1), or None.
         ids: the samples' ids, in batch order.
+        summary: name -> ``[B, D]`` float32 per-sample summaries the store keeps (``/summary``:
+            openSMILE's audio Functionals), raw (not normalised), NaN where a sample had no
+            signal; None when the store has none. Padding never touches them; models that do
+            not use them ignore them.
     """
 
     inputs: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor]
     labels: torch.Tensor | None = None
     ids: list[str] = field(default_factory=list)
+    summary: dict[str, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         return next(iter(self.inputs.values())).shape[0]
@@ -45,4 +50,7 @@ class Batch:
             masks={m: x.to(device, non_blocking=True) for m, x in self.masks.items()},
             labels=None if self.labels is None else self.labels.to(device, non_blocking=True),
             ids=list(self.ids),
+            summary=None
+            if self.summary is None
+            else {k: x.to(device, non_blocking=True) for k, x in self.summary.items()},
         )

@@ -28,6 +28,7 @@ from mea_cli.extract.backends import BackendSpec
 from mea_cli.extract.discover import ExtractError
 from mea_cli.extract.driver import ExtractConfig, extract
 from mea_cli.extract.glove import load_vectors
+from mea_cli.extract.media import AUDIO_RATE, decode_audio
 from mea_cli.extract.merge import MergeError, merge_stores
 
 
@@ -176,6 +177,22 @@ def test_labelled_segments_sliced_by_time(corpus: dict, tmp_path: Path) -> None:
         t = s.times(1, "vision")
         assert t.mean(1).min() >= good.speech_start and t.mean(1).max() < good.speech_end
         rows = [(f.video, f.stage, f.message) for f in s.failures if f.stage == "labels"]
+        summary, functionals = s.summary("audio"), s.summaries["audio"]
+        starts, ends = s.samples.start, s.samples.end
+    # openSMILE's own Functionals of each segment's signal (the cache was made for whole
+    # videos: the segments' summaries were added from the audio alone)
+    import opensmile
+
+    smile = opensmile.Smile(
+        feature_set=opensmile.FeatureSet.eGeMAPSv02, feature_level=opensmile.FeatureLevel.Functionals
+    )
+    assert functionals.feature_names == tuple(smile.feature_names) and len(smile.feature_names) == 88
+    assert functionals.extractor.parameters["feature_level"] == "Functionals"
+    signal = decode_audio(good.path, AUDIO_RATE)
+    a, b, c = (round(x * AUDIO_RATE) for x in (starts[1], ends[1], starts[2]))
+    for row, part in ((1, signal[a:b]), (2, signal[c:])):  # good_3 runs to the video's end
+        want = smile.process_signal(part, AUDIO_RATE).to_numpy(np.float32)[0]
+        np.testing.assert_array_equal(summary[row], want)
     by_video = {v: m for v, _, m in rows}
     assert "line 5: zero-length segment (start 1.2 s, end 1.2 s)" in by_video["good"]
     assert "line 7: no such video" in by_video["missing_clip"]
@@ -203,6 +220,7 @@ def test_extraction_recreated_from_recorded_provenance(corpus: dict, tmp_path: P
     for m in ("text", "vision", "audio"):
         np.testing.assert_allclose(got.features[m], want.features[m], atol=1e-5)
     assert got.words == want.words
+    np.testing.assert_array_equal(got.summary_for(0.0, float("inf")), want.summary["audio"])
     moved = tmp_path / "elsewhere.task"
     shutil.copy(resolve_face_model(), moved)
     Pipeline.from_schemas(schemas, {"vision": {"model": str(moved)}})  # same content: fine
@@ -239,6 +257,8 @@ def test_two_shards_merged_equal_one_run(corpus: dict, tmp_path: Path) -> None:
                 np.testing.assert_allclose(x.features[mod], y.features[mod], atol=1e-6)
                 np.testing.assert_allclose(x.times[mod], y.times[mod])
             assert x.words == y.words and x.words_source == y.words_source
+            np.testing.assert_array_equal(x.summary["audio"], y.summary["audio"])
+        assert m.summaries["audio"].same_as(full.summaries["audio"])
         assert m.failures == full.failures  # both sorted by (video, stage, message)
         assert m.meta.attrs["extract_videos"] == 7
     with pytest.raises(MergeError, match="duplicate sample id"):

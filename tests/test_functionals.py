@@ -79,7 +79,7 @@ def test_functionals_train_eval_predict(
     run = runs / "f"
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     grid = [r["train"]["c"] for r in log]
-    assert grid == [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0]
+    assert grid == [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0]
     maes = [r["valid"]["mae"] for r in log]
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["best_epoch"] == int(np.argmin(maes)) + 1  # chosen on valid

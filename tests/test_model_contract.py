@@ -8,6 +8,7 @@ batches with empty sequences, so the whole file stays fast.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 from collections.abc import Iterator
@@ -20,6 +21,7 @@ from model_helpers import pad_batch, random_sequences, store_batch
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from mea_cli.batch import Batch
 from mea_cli.data.presets import list_presets
 from mea_cli.models import ModelConfig, config_for, config_from_dict, create_model, list_models
 from mea_cli.models.core.contract import CAPABILITIES, output_present
@@ -28,7 +30,14 @@ from mea_cli.models.core.summary import describe_model
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.train.presets import preset_table
 
-MODELS = [*list_models(), tiny_model.NAME]
+SUMMARY_DIM = 4  # the per-sample audio summary every contract batch carries (Batch.summary)
+# registered models again with a tiny override: the functionals baseline on openSMILE's audio
+# functionals (the store's /summary/audio) instead of, and beside, its own LLD statistics
+VARIANTS = {
+    f"functionals[{block}]": ("functionals", {"audio": block, "summary_dims": {"audio": SUMMARY_DIM}})
+    for block in ("opensmile", "both")
+}
+MODELS = [*list_models(), tiny_model.NAME, *VARIANTS]
 DIMS = {"text": 7, "vision": 5, "audio": 6}
 # sample 1 has no text, 2 no vision, 3 no audio, 4 nothing at all
 LENGTHS = {"text": [3, 0, 5, 1, 0], "vision": [8, 4, 0, 2, 0], "audio": [6, 6, 1, 0, 0]}
@@ -54,6 +63,10 @@ def entry(request: pytest.FixtureRequest) -> Iterator[ModelEntry]:
     if name == tiny_model.NAME:
         with tiny_model.registered():
             yield get_entry(name)
+    elif name in VARIANTS:
+        base, tiny = VARIANTS[name]
+        e = get_entry(base)
+        yield dataclasses.replace(e, tiny={**e.tiny, **tiny})
     else:
         yield get_entry(name)
 
@@ -80,7 +93,18 @@ def _labels(cfg: ModelConfig, n: int, seed: int = 1) -> torch.Tensor:
 
 def _batch(cfg: ModelConfig, lengths=LENGTHS, seed: int = 0, **pad: object):  # noqa: ANN001, ANN202
     n = len(lengths["text"])
-    return pad_batch(random_sequences(DIMS, lengths, seed), _labels(cfg, n, seed + 1), **pad)
+    batch = pad_batch(random_sequences(DIMS, lengths, seed), _labels(cfg, n, seed + 1), **pad)
+    return _with_summary(batch, seed)
+
+
+def _with_summary(batch: Batch, seed: int = 0) -> Batch:
+    """``batch`` with a per-sample audio summary, as a store extracted with openSMILE gives
+    (NaN for a sample without audio): models that do not read it must ignore it."""
+    g = torch.Generator().manual_seed(seed + 2)
+    summary = torch.randn(len(batch), SUMMARY_DIM, generator=g)
+    summary[~batch.masks["audio"].any(dim=1)] = float("nan")
+    batch.summary = {"audio": summary}
+    return batch
 
 
 def _call(e: ModelEntry, model: torch.nn.Module, batch):  # noqa: ANN001, ANN202
@@ -163,6 +187,7 @@ def test_iemocap_store_batch_gives_two_logits_per_emotion(
     """A batch read from a (synthetic) IEMOCAP-shaped store: ``pred [B, 4, 2]``, a finite loss
     that backpropagates."""
     batch, dims, task, k = store_batch(synth_iemocap, 8, crop=20)
+    batch = _with_summary(batch)
     cfg = entry.tiny_config("iemocap", input_dims=dims, task=task, num_labels=k)
     out = _model(entry, cfg)(batch)
     assert out.pred.shape == (8, 4, 2)
@@ -341,6 +366,7 @@ def test_declared_capabilities_are_delivered(entry: ModelEntry) -> None:
 
 # ------------------------------------------------------------------------ closed-form fit
 CLOSED_FORM = [m for m in list_models() if "closed_form_fit" in get_entry(m).capabilities]
+CLOSED_FORM += [v for v, (base, _) in VARIANTS.items() if base in CLOSED_FORM]
 
 
 @pytest.mark.parametrize(

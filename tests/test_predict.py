@@ -129,6 +129,30 @@ def test_same_values_as_eval_on_the_same_clips(world: dict, tmp_path: Path) -> N
                     assert v == pytest.approx(q.prediction["probabilities"][name], abs=1e-5)
 
 
+def test_functionals_on_opensmile_functionals_predicts_as_it_evaluates(
+    world: dict, tmp_path: Path
+) -> None:
+    """The baseline fitted with the store's openSMILE functionals (/summary/audio) beside its
+    LLD statistics: ``mea predict`` on the raw clips re-creates them and answers as ``mea eval``
+    does on the store."""
+    runs = tmp_path / "runs"
+    train_run(
+        TrainRequest(
+            features=world["classes"], dataset=None, task="classification", model="functionals",
+            device="cpu", name="f", runs_dir=runs, live=False,
+        )  # fmt: skip
+    )
+    cfg = json.loads((runs / "f" / "config.json").read_text())["model_config"]
+    assert cfg["summary_dims"] == {"audio": 88}  # audio=auto: "both"
+    csv_path = tmp_path / "f.csv"
+    evaluate_checkpoint(runs / "f", None, "train", "cpu", predictions=csv_path)
+    with csv_path.open() as f:
+        rows = {r["video"]: r for r in csv.DictReader(f)}
+    (clip,) = predict(world["videos"] / "c0.mp4", runs / "f").clips  # one clip: extraction costs
+    for name, v in clip.prediction["probabilities"].items():
+        assert v == pytest.approx(float(rows["c0"][f"pred_p_{name}"]), abs=1e-5)
+
+
 def test_every_kind_of_clip_field_by_field(world: dict, tmp_path: Path) -> None:
     new = tmp_path / "new"
     talking_astronaut(new / "said.mp4", "a happy wonderful day", lead=0.2, tail=0.2)

@@ -184,6 +184,7 @@ def align_store(
             task=store.meta.task,
             label_names=store.meta.label_names,
             attrs=dict(store.meta.attrs),
+            summaries=list(store.summaries.values()),  # per sample: alignment keeps them
         ) as writer:
             for i in range(len(store)):
                 try:

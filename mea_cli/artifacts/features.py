@@ -24,6 +24,10 @@ Layout (``format = "mea-features"``, ``version = 2``; version 1 is version 2 wit
     /words/times         float64 [W, 2] each word's start/end second in the source video
     /words/offsets       int64 [N+1]    sample i's words are text[offsets[i]:offsets[i+1]]
     /words/source        str [N]        where they came from (sidecar.txt, asr, ...; "" unknown)
+    /summary/<modality>  float32 [N, D] optional: one fixed-length summary per sample made at
+                                        extraction (openSMILE's Functionals of the sample's
+                                        audio); attrs feature_names (JSON), extractor (JSON);
+                                        NaN rows: the sample had no usable signal
 
 Sequences keep their native rate and length: nothing is aligned or padded on disk, and a
 zero-length sequence is legal. The writer streams (one sample at a time, features appended to
@@ -128,6 +132,8 @@ class Sample:
     ``label`` is a 1-d float array of length K (K = number of label names), NaN where absent.
     ``words`` are the words the text sequence was made from and ``words_source`` where they
     came from (``sidecar.txt``, ``asr``, ...; ``""`` when not recorded, e.g. imported data).
+    ``summary[m]`` is an optional ``[D]`` per-sample summary of modality ``m`` (``/summary``:
+    openSMILE's Functionals of the sample's audio); NaN where the sample had no signal.
     ``group`` is what grouped splits keep together (a speaker, a session; ``""``: none given,
     the video is the group; :mod:`mea_cli.data.splits`). ``observed[m]`` is ``bool [T]``,
     False for a step that holds no measurement (zeros written by ``mea align`` for a word no
@@ -146,6 +152,7 @@ class Sample:
     words_source: str = ""
     group: str = ""
     observed: dict[str, np.ndarray] = field(default_factory=dict)
+    summary: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,6 +224,7 @@ class FeatureStoreWriter:
         task: str = "",
         label_names: Sequence[str] = (),
         attrs: Mapping[str, Any] | None = None,
+        summaries: Sequence[ModalitySchema] = (),
     ) -> None:
         self.path = Path(path)
         if task not in TASKS:
@@ -227,6 +235,8 @@ class FeatureStoreWriter:
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate modality names: {names}")
         self.modalities = {m.name: m for m in modalities}
+        self.summaries = {m.name: m for m in summaries}
+        self._summary_rows: dict[str, list[np.ndarray]] = {m: [] for m in self.summaries}
         self.dataset = dataset
         self.task = task
         self.label_names = tuple(label_names)
@@ -371,6 +381,7 @@ class FeatureStoreWriter:
                         f"dtype {obs.dtype}, expected bool [{len(x)}]"
                     )
             prepared[name] = (x, t, obs)
+        summary = self._summary_of(sample)
         ds = self._datasets
         for name, (x, t, obs) in prepared.items():
             self._observed[name].append(obs)
@@ -404,6 +415,26 @@ class FeatureStoreWriter:
         cols["split"].append(sample.split)
         cols["label"].append(label)
         cols["group"].append(sample.group)
+        for name, row in summary.items():
+            self._summary_rows[name].append(row)
+
+    def _summary_of(self, sample: Sample) -> dict[str, np.ndarray]:
+        """The sample's summaries checked against the writer's: the same names, ``[D]`` each."""
+        if set(sample.summary) != set(self.summaries):
+            raise ValueError(
+                f"sample {sample.id!r}: summaries {sorted(sample.summary)} do not match the "
+                f"store's {sorted(self.summaries)}"
+            )
+        out = {}
+        for name, schema in self.summaries.items():
+            row = np.asarray(sample.summary[name], np.float32)
+            if row.shape != (schema.dim,):
+                raise ValueError(
+                    f"sample {sample.id!r}: summary {name} has shape {row.shape}, "
+                    f"expected ({schema.dim},)"
+                )
+            out[name] = row
+        return out
 
     def add_failure(self, video: str, stage: str, message: str) -> None:
         self._failures.append(Failure(video, stage, message))
@@ -439,6 +470,13 @@ class FeatureStoreWriter:
             f["words"].create_dataset(
                 "source", data=np.array(self._word_sources, dtype=object), dtype=_STR
             )
+            if self.summaries:
+                sg = f.create_group("summary")
+                for name, schema in self.summaries.items():
+                    rows = np.array(self._summary_rows[name], np.float32).reshape(n, schema.dim)
+                    d = sg.create_dataset(name, data=rows)
+                    d.attrs["feature_names"] = json.dumps(list(schema.feature_names))
+                    d.attrs["extractor"] = schema.extractor.to_json()
             fg = f.create_group("failures")
             for key in ("video", "stage", "message"):
                 vals = [getattr(x, key) for x in self._failures]
@@ -869,7 +907,7 @@ _MODALITY_CHECKS = (
 def _modality_names(f: h5py.File) -> list[str]:
     """The modality groups in the canonical order (text, vision, audio), others after by name."""
     return sorted(
-        (name for name in f if name not in ("samples", "failures", "words")),
+        (name for name in f if name not in ("samples", "failures", "words", "summary")),
         key=lambda m: (MODALITIES.index(m) if m in MODALITIES else len(MODALITIES), m),
     )
 
@@ -948,6 +986,7 @@ class FeatureStore:
         self._ids_for_errors = columns.ids
         self._validate_modalities(columns.n)
         self._validate_words(columns.n)
+        self._validate_summaries(columns.n)
 
     def _validate_modalities(self, n: int) -> None:
         """Each modality group through :data:`_MODALITY_CHECKS`; its schema and offsets kept."""
@@ -978,6 +1017,14 @@ class FeatureStore:
             g = self._file[name]
             self._check_step_times(name, g["times"], self._offsets[name])
             self._check_finite(name, g["data"], self._offsets[name])
+        for name in self.summaries:
+            x = self._file["summary"][name][:]
+            bad = np.flatnonzero(np.isinf(x).any(axis=1))
+            if len(bad):
+                self._fail(
+                    f"/summary/{name} holds an infinite value in sample "
+                    f"{self._ids_for_errors[bad[0]]!r}; summaries must be finite (NaN: missing)"
+                )
         if key is not None:
             _VALUES_CHECKED.add(key)
 
@@ -1042,6 +1089,31 @@ class FeatureStore:
         self._require(_real_problem("/words/times", g["times"], floats_only=True))
         self._word_offsets = offsets.astype(np.int64)
         self._word_sources = _decode(g["source"][:])
+
+    def _validate_summaries(self, n: int) -> None:
+        """``/summary`` (optional): each dataset ``[N, D]`` real, with ``D`` feature names."""
+        self.summaries: dict[str, ModalitySchema] = {}
+        g = self._file.get("summary")
+        if g is None:
+            return
+        if not isinstance(g, h5py.Group):
+            self._fail("/summary is not a group")
+        for name in sorted(g):
+            d = g[name]
+            if not isinstance(d, h5py.Dataset):
+                self._fail(f"/summary/{name} is not a dataset")
+            try:
+                names = tuple(json.loads(d.attrs["feature_names"]))
+                extractor = ExtractorInfo.from_json(d.attrs["extractor"])
+            except (KeyError, json.JSONDecodeError, TypeError):
+                self._fail(f"/summary/{name} lacks valid 'feature_names'/'extractor' attributes")
+            if d.shape != (n, len(names)):
+                self._fail(
+                    f"/summary/{name} has shape {d.shape}, expected ({n}, {len(names)}): one row "
+                    "per sample, one column per feature name"
+                )
+            self._require(_real_problem(f"/summary/{name}", d, floats_only=True))
+            self.summaries[name] = ModalitySchema(name, names, extractor)
 
     # -- access ----------------------------------------------------------------------------
     def __enter__(self) -> FeatureStore:
@@ -1137,6 +1209,7 @@ class FeatureStore:
             observed={
                 m: obs for m in self.modalities if (obs := self.observed(i, m)) is not None
             },
+            summary={m: self._file["summary"][m][i] for m in self.summaries},
         )
 
     def __iter__(self) -> Iterator[Sample]:
@@ -1146,6 +1219,10 @@ class FeatureStore:
     def array(self, modality: str) -> tuple[np.ndarray, np.ndarray]:
         """The whole modality as ``(data [sum T, D], offsets [N+1])``."""
         return self._file[modality]["data"][:], self._offsets[modality]
+
+    def summary(self, name: str) -> np.ndarray:
+        """The whole per-sample summary ``name`` as ``[N, D]`` float32 (``/summary``)."""
+        return self._file["summary"][name][:]
 
     @property
     def failures(self) -> list[Failure]:

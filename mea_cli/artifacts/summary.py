@@ -45,6 +45,19 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
             },
             "feature_names_head": list(schema.feature_names[:5]),
         }
+    summaries = {}
+    for name, schema in store.summaries.items():
+        rows = store.summary(name)
+        summaries[name] = {
+            "dim": schema.dim,
+            "missing_rows": int(np.isnan(rows).all(axis=1).sum()) if len(rows) else 0,
+            "extractor": {
+                "name": schema.extractor.name,
+                "version": schema.extractor.version,
+                "parameters": dict(schema.extractor.parameters),
+            },
+            "feature_names_head": list(schema.feature_names[:5]),
+        }
     labels = {}
     for k, name in enumerate(meta.label_names):
         col = t.label[:, k]
@@ -71,6 +84,7 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
         "splits": dict(sorted(splits.items())),
         "groups": _groups(store),
         "modalities": modalities,
+        "summaries": summaries,
         "labels": labels,
         "failures": {
             "count": len(failures),
@@ -146,6 +160,15 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
             f"{ex['name']} {ex['version']}".strip(),
         )
     console.print(mt)
+    for name, sm in summary.get("summaries", {}).items():
+        ex = sm["extractor"]
+        params = ex["parameters"]
+        console.print(
+            f"per-sample summary {name}: {sm['dim']} values ({ex['name']} {ex['version']}, "
+            f"{params.get('feature_set', '?')} {params.get('feature_level', '?')}), "
+            f"{sm['missing_rows']} samples without signal",
+            highlight=False,
+        )
     if summary["labels"]:
         lt = Table(title="labels")
         for col in ("label", "present", "missing", "mean", "std", "min", "max", "positive"):

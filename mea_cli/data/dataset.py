@@ -157,10 +157,12 @@ class FeatureDataset(Dataset):
     """One split of a feature store as a torch ``Dataset`` of normalised items.
 
     ``split=None`` serves every sample. ``stats=None`` serves raw features. An item is a dict
-    ``{"id", "index", "features": {m: float32 [T_m, D_m]}, "label": float32 [K] | None}``
-    (``label`` is None for an unlabelled store). ``gap_masks=True`` (for a model declaring that
-    capability) adds ``"observed": {m: bool [T_m]}`` for the modalities the store keeps an
-    observed mask of, which :func:`collate` folds into the masks. :meth:`lengths` gives the
+    ``{"id", "index", "features": {m: float32 [T_m, D_m]}, "label": float32 [K] | None,
+    "summary": {name: float32 [D]}}`` (``label`` is None for an unlabelled store; ``summary``
+    the store's raw per-sample summaries, empty when it has none). ``gap_masks=True`` (for a
+    model declaring that capability) adds ``"observed": {m: bool [T_m]}`` for the modalities
+    the store keeps an observed mask of, which :func:`collate` folds into the masks.
+    :meth:`lengths` gives the
     bucketing key.
     """
 
@@ -186,6 +188,7 @@ class FeatureDataset(Dataset):
         self.labelled = len(store.meta.label_names) > 0
         self.labels = store.samples.label[self.indices].astype(np.float32)
         self._lengths = {m: store.lengths(m)[self.indices] for m in self.modalities}
+        self._summary = {k: store.summary(k)[self.indices] for k in store.summaries}
         self.preload = preload
         # read once here (one byte per step), so that items never touch the HDF5 file for them
         masked = [m for m in self.modalities if gap_masks and store.has_observed(m)]
@@ -229,6 +232,7 @@ class FeatureDataset(Dataset):
             "index": int(self.indices[k]),
             "features": {m: np.asarray(self._sequence(k, m), np.float32) for m in self.modalities},
             "label": self.labels[k] if self.labelled else None,
+            "summary": {name: x[k] for name, x in self._summary.items()},
         }
         if self.gap_masks:
             item["observed"] = self._observed[k]
@@ -266,7 +270,19 @@ def collate(items: Sequence[Mapping[str, Any]], pad_to: Mapping[str, int] | None
     labels = None
     if all(it["label"] is not None for it in items):
         labels = torch.from_numpy(np.stack([it["label"] for it in items]).astype(np.float32))
-    return Batch(inputs=inputs, masks=masks, labels=labels, ids=[str(it["id"]) for it in items])
+    summary = None
+    if items[0].get("summary"):
+        summary = {
+            k: torch.from_numpy(np.stack([it["summary"][k] for it in items]).astype(np.float32))
+            for k in items[0]["summary"]
+        }
+    return Batch(
+        inputs=inputs,
+        masks=masks,
+        labels=labels,
+        ids=[str(it["id"]) for it in items],
+        summary=summary,
+    )
 
 
 def make_loader(

@@ -5,6 +5,11 @@ Option ``set``: ``egemaps`` (default) is eGeMAPSv02 low-level descriptors, 25 pe
 ComParE 2016 LLDs, 65 per frame. Both use a 10 ms hop, so the sequence runs at 100 Hz; each
 step's ``[start, end)`` is the analysis window openSMILE reports. The input is the
 PyAV-decoded mono 16 kHz signal, fed with ``Smile.process_signal`` (no temporary wav files).
+
+Besides the LLD sequence, the backend makes the set's own *Functionals* level for each sample
+(:meth:`OpenSmileBackend.functionals`: 88 per clip for eGeMAPSv02, 6373 for ComParE 2016):
+openSMILE's statistics over the sample's signal, computed by a second openSMILE call on the
+same signal (segment) the LLDs come from; the store keeps them as ``/summary/audio``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ class OpenSmileBackend:
         )
         self.feature_names: tuple[str, ...] = tuple(self._smile.feature_names)
         self.version = str(opensmile.__version__)
+        self._functionals = opensmile.Smile(
+            feature_set=getattr(opensmile.FeatureSet, AUDIO_SETS[self.feature_set]),
+            feature_level=opensmile.FeatureLevel.Functionals,
+        )
+        self.summary_names: tuple[str, ...] = tuple(self._functionals.feature_names)
 
     def provenance(self) -> ExtractorInfo:
         return ExtractorInfo(
@@ -60,6 +70,30 @@ class OpenSmileBackend:
                 "input": "mono 16 kHz float32 (PyAV)",
             },
         )
+
+    def summary_provenance(self) -> ExtractorInfo:
+        """Provenance of :meth:`functionals` (the store's ``/summary/audio``)."""
+        return ExtractorInfo(
+            self.tool,
+            self.version,
+            {
+                "backend": self.name,
+                "options": options_record({"set": self.feature_set}),
+                "feature_set": AUDIO_SETS[self.feature_set],
+                "feature_level": "Functionals",
+                "span": "the sample's segment of the signal",
+                "input": "mono 16 kHz float32 (PyAV)",
+            },
+        )
+
+    def functionals(self, signal: np.ndarray, rate: int) -> np.ndarray:
+        """openSMILE's Functionals of the whole ``signal`` -> ``[D]`` float32; NaN for a signal
+        shorter than one analysis window (0.1 s): there is nothing to summarise."""
+        signal = np.asarray(signal, np.float32).reshape(-1)
+        if signal.size < rate // 10:
+            return np.full(len(self.summary_names), np.nan, np.float32)
+        row = self._functionals.process_signal(signal, rate).to_numpy(np.float32)[0]
+        return np.where(np.isinf(row), np.nan, row).astype(np.float32)
 
     def extract(self, signal: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
         """LLDs of ``signal`` -> ``(features [T, D] float32, times [T, 2] seconds)``."""

@@ -43,6 +43,17 @@ class VideoResult:
     oov: int = 0
     text_source: str = "none"
     words: list[Word] = field(default_factory=list)
+    # the audio summary (openSMILE Functionals) of each sample span: [S, 2] seconds, [S, D]
+    summary_spans: np.ndarray | None = None
+    summary: np.ndarray | None = None
+
+    def summary_for(self, start: float, end: float) -> np.ndarray:
+        """The summary row made for the span ``[start, end)`` (it was asked for at extraction)."""
+        assert self.summary is not None and self.summary_spans is not None
+        hit = np.flatnonzero((self.summary_spans[:, 0] == start) & (self.summary_spans[:, 1] == end))
+        if not len(hit):
+            raise KeyError(f"{self.key}: no audio summary for [{start}, {end})")
+        return self.summary[hit[0]]
 
 
 def entry_path(cache_dir: Path, key: str) -> Path:
@@ -82,6 +93,9 @@ def save(path: Path, result: VideoResult, fingerprint: str, signature: dict[str,
     for m in result.features:
         arrays[f"{m}_x"] = np.asarray(result.features[m], np.float32)
         arrays[f"{m}_t"] = np.asarray(result.times[m], np.float64)
+    if result.summary is not None and result.summary_spans is not None:
+        arrays["summary_x"] = np.asarray(result.summary, np.float32)
+        arrays["summary_spans"] = np.asarray(result.summary_spans, np.float64)
     with atomic_output(path, "extraction cache entry") as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 
@@ -98,6 +112,8 @@ def load(path: Path, fingerprint: str, signature: dict[str, Any]) -> VideoResult
             features = {m: z[f"{m}_x"] for m in MODALITIES if f"{m}_x" in z}
             times = {m: z[f"{m}_t"] for m in MODALITIES if f"{m}_t" in z}
             word_times = z["word_times"]
+            summary = z.get("summary_x")
+            spans = z.get("summary_spans")
         words = [
             Word(str(t), float(a), float(b))
             for t, (a, b) in zip(header["words"], word_times, strict=True)
@@ -114,6 +130,8 @@ def load(path: Path, fingerprint: str, signature: dict[str, Any]) -> VideoResult
             oov=int(header["oov"]),
             text_source=str(header["text_source"]),
             words=words,
+            summary_spans=spans,
+            summary=summary,
         )
     except (OSError, ValueError, KeyError, TypeError, zipfile.BadZipFile, json.JSONDecodeError):
         return None

@@ -14,6 +14,7 @@ is not extracted at all.
 
 from __future__ import annotations
 
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -68,6 +69,13 @@ class Plan:
     def without_sidecar(self) -> list[str]:
         """Keys of the videos to extract that have no transcript sidecar (they need ASR)."""
         return [k for k, p in self.videos if find_sidecar(p) is None]
+
+    def spans(self, key: str) -> list[list[float]]:
+        """``[start, end)`` seconds of each sample video ``key`` is cut into (without labels:
+        the whole video, ``[0, inf)``); the per-sample audio summary is made over each."""
+        if self.labels is None:
+            return [[0.0, math.inf]]
+        return [[seg.start, seg.end] for seg in self.segments.get(key, [])]
 
 
 def discover(

@@ -101,7 +101,7 @@ def extract(
         # temporary files (cache entries, the store)
         with share(ensure_dir(cdir, "extraction cache folder"), "extraction cache", [out]):
             done = run(plan, pipeline, cfg, cdir, workers, progress)
-            packed = pack(plan, done.results, schemas, out, dataset)
+            packed = pack(plan, done.results, schemas, out, dataset, pipeline.summary_schemas())
     except Interrupted:
         raise  # what is cached stays for the rerun
     except MeaError:

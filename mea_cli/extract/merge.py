@@ -1,6 +1,7 @@
 """``mea merge``: join feature stores extracted as shards (``mea extract --shard i/n``).
 
-The inputs must agree on everything that makes features comparable: the same modalities with
+The inputs must agree on everything that makes features comparable: the same modalities (and
+per-sample summaries, ``/summary``) with
 the same feature names, nominal rates and extractor provenance (tool, version, parameters;
 where a model file lies may differ between the machines of a job array, what it holds --
 its sha256 -- may not, see :func:`mea_cli.extract.backends.identity`), and the same dataset,
@@ -66,6 +67,19 @@ def _schemas_differ(first: FeatureStore, s: FeatureStore) -> str | None:
     return None
 
 
+def _summaries_differ(first: FeatureStore, s: FeatureStore) -> str | None:
+    """The same per-sample summaries (``/summary``), names and provenance."""
+    if set(s.summaries) != set(first.summaries):
+        return (
+            f"{s.name}: summaries {sorted(s.summaries)} differ from {first.name}'s "
+            f"{sorted(first.summaries)}"
+        )
+    for m, schema in first.summaries.items():
+        if not _same_schema(s.summaries[m], schema):
+            return f"{s.name}: the {m} summary's names or provenance differ from {first.name}'s"
+    return None
+
+
 def _labels_differ(first: FeatureStore, s: FeatureStore) -> str | None:
     for field in ("dataset", "task", "label_names"):
         mine, theirs = getattr(s.meta, field), getattr(first.meta, field)
@@ -75,7 +89,7 @@ def _labels_differ(first: FeatureStore, s: FeatureStore) -> str | None:
 
 
 # What every input must share with the first, checked in this order (the first problem is raised).
-_AGREEMENT = (_modalities_differ, _schemas_differ, _labels_differ)
+_AGREEMENT = (_modalities_differ, _schemas_differ, _summaries_differ, _labels_differ)
 
 
 def _check_inputs(inputs: Sequence[str | os.PathLike[str]], out: Path) -> list[Path]:
@@ -159,6 +173,7 @@ def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
             task=first.meta.task,
             label_names=first.meta.label_names,
             attrs=attrs,
+            summaries=list(first.summaries.values()),
         ) as w:
             for k, i in order:
                 w.add(stores[k][i])

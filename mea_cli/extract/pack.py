@@ -53,6 +53,11 @@ def _words_in(words: list[Word], start: float, end: float) -> list[Word]:
     return [w for w in words if start <= (w.start + w.end) / 2 < end]
 
 
+def _summary(res: VideoResult, start: float, end: float) -> dict[str, np.ndarray]:
+    """The audio summary made for the span (none when the extraction makes none)."""
+    return {} if res.summary is None else {"audio": res.summary_for(start, end)}
+
+
 def video_sample(key: str, res: VideoResult) -> Sample:
     """A whole video as one unlabelled sample (what ``mea extract`` without labels writes,
     and what ``mea predict`` feeds the model)."""
@@ -65,6 +70,7 @@ def video_sample(key: str, res: VideoResult) -> Sample:
         times=dict(res.times),
         words=list(res.words),
         words_source=res.text_source,
+        summary=_summary(res, 0.0, math.inf),
     )
 
 
@@ -105,6 +111,7 @@ def _samples(plan: Plan, results: dict[str, VideoResult], failures: list[Failure
                     words=_words_in(res.words, seg.start, seg.end),
                     words_source=res.text_source,
                     group=seg.group,
+                    summary=_summary(res, seg.start, seg.end),
                 )
             )
     return samples
@@ -116,6 +123,7 @@ def pack(
     schemas: list[ModalitySchema],
     out: Path,
     dataset: str = "",
+    summaries: list[ModalitySchema] | None = None,
 ) -> Packed:
     """Write the store ``out`` (atomically) from the run's results; see the module docstring."""
     failures: list[Failure] = list(plan.failures)
@@ -162,6 +170,7 @@ def pack(
         task=label_file.task if label_file is not None else "",
         label_names=label_file.label_names if label_file is not None else (),
         attrs=attrs,
+        summaries=summaries or (),
     ) as w:
         for s in samples:
             w.add(s)

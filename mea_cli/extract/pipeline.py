@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ from mea_cli.extract.words import WordSource
 
 # the failure row of an audio-only file (its vision sequence stays empty; the summary counts it)
 AUDIO_ONLY = ("vision", "no video stream (audio-only file)")
+WHOLE: tuple[tuple[float, float], ...] = ((0.0, math.inf),)  # one span: the whole video
 
 
 @dataclass(frozen=True)
@@ -151,15 +152,28 @@ class Pipeline:
             ]
         return self._schemas
 
+    def summary_schemas(self) -> list[ModalitySchema]:
+        """The per-sample summaries this extraction makes (``/summary`` of the store): the audio
+        backend's Functionals when it has them (openSMILE), else none."""
+        if not hasattr(self.audio, "functionals"):
+            return []
+        audio: Any = self.audio
+        return [ModalitySchema("audio", tuple(audio.summary_names), audio.summary_provenance())]
+
     def fingerprint(self) -> str:
         """What a cache entry must have been made with to be reused (file places excluded:
         a moved model file with the same content keeps the cache, see
         :func:`~mea_cli.extract.backends.identity`)."""
-        return json.dumps([backends.identity(s.extractor) for s in self.schemas()])
+        made = [*self.schemas(), *self.summary_schemas()]
+        return json.dumps([backends.identity(s.extractor) for s in made])
 
     # -- one video -------------------------------------------------------------------------
-    def extract_video(self, key: str, path: Path) -> VideoResult:
-        """Run every modality on one video; problems become failure rows, never exceptions."""
+    def extract_video(
+        self, key: str, path: Path, spans: Sequence[tuple[float, float]] = WHOLE
+    ) -> VideoResult:
+        """Run every modality on one video; problems become failure rows, never exceptions.
+        ``spans`` are the ``[start, end)`` seconds of the samples the video will be cut into
+        (default: the whole video): each gets the audio summary (:meth:`summary_schemas`)."""
         dims = {
             "text": len(self.text.feature_names),
             "vision": len(self.face.feature_names),
@@ -175,6 +189,7 @@ class Pipeline:
             res.failures.append(("decode", err.problem))
             return res
         signal = self._audio(path, info.has_audio, res)
+        self._summaries(signal, spans, res)
         self._vision(path, info.has_video, info.fps, res, dims["vision"])
         duration = info.duration
         if not math.isfinite(duration):
@@ -197,6 +212,48 @@ class Pipeline:
                 res.failures.append(("audio", err.problem))
         res.seconds["audio"] = time.perf_counter() - t0
         return signal
+
+    def _summaries(
+        self, signal: np.ndarray | None, spans: Sequence[tuple[float, float]], res: VideoResult
+    ) -> None:
+        """One audio summary per span of ``signal`` (NaN rows without a signal), added to
+        ``res``'s (spans it already has are not recomputed)."""
+        if not hasattr(self.audio, "functionals"):
+            return
+        audio: Any = self.audio
+        t0 = time.perf_counter()
+        dim = len(audio.summary_names)
+        have = [] if res.summary_spans is None else [tuple(x) for x in res.summary_spans.tolist()]
+        new = [(float(a), float(b)) for a, b in spans if (a, b) not in have]
+        rows = [] if res.summary is None else list(res.summary)
+        for start, end in new:
+            if signal is None:
+                rows.append(np.full(dim, np.nan, np.float32))
+                continue
+            a = max(0, int(round(start * AUDIO_RATE)))
+            b = len(signal) if not math.isfinite(end) else int(round(end * AUDIO_RATE))
+            rows.append(audio.functionals(signal[a:b], AUDIO_RATE))
+        res.summary_spans = np.array([*have, *new], np.float64).reshape(-1, 2)
+        res.summary = np.array(rows, np.float32).reshape(len(res.summary_spans), dim)
+        res.seconds["summary"] = res.seconds.get("summary", 0.0) + time.perf_counter() - t0
+
+    def add_summaries(self, res: VideoResult, path: Path, spans: Sequence[Sequence[float]]) -> bool:
+        """Give a cached result the audio summaries of ``spans`` it lacks (it was cut another
+        way when extracted): the audio is decoded again, nothing else recomputed. True when
+        ``res`` changed."""
+        if not hasattr(self.audio, "functionals") or res.fatal:
+            return False
+        have = set() if res.summary_spans is None else {tuple(x) for x in res.summary_spans.tolist()}
+        if all((float(a), float(b)) in have for a, b in spans):
+            return False
+        signal = None
+        if ("audio", "no audio stream") not in res.failures:
+            try:
+                signal = decode_audio(path, AUDIO_RATE)
+            except MediaError:
+                signal = None  # recorded as an audio failure when the video was extracted
+        self._summaries(signal, [(float(a), float(b)) for a, b in spans], res)
+        return True
 
     def _vision(self, path: Path, has_video: bool, fps: float, res: VideoResult, dim: int) -> None:
         t0 = time.perf_counter()

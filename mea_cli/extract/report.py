@@ -54,12 +54,13 @@ def render_report(report: ExtractReport, console: Console) -> None:
         t.add_row("real-time factor (video s / wall s)", f"{report.rtf:.1f}x")
         if math.isfinite(report.startup_seconds):
             t.add_row("  start-up: models loaded, first video begun (s)", f"{report.startup_seconds:.1f}")
-        for m in ("vision", "audio", "text"):
+        for m in ("vision", "audio", "summary", "text"):
             sec = report.compute_seconds.get(m, 0.0)
             # under a millisecond per clip: nothing was computed (audio-only files' vision)
             if sec > 1e-3 * report.extracted:
+                what = "audio functionals" if m == "summary" else m
                 t.add_row(
-                    f"  {m} real-time factor (per worker)", f"{report.media_seconds / sec:.1f}x"
+                    f"  {what} real-time factor (per worker)", f"{report.media_seconds / sec:.1f}x"
                 )
     if report.tokens:
         t.add_row("text tokens / OOV rate", f"{report.tokens} / {100 * report.oov_rate:.1f}%")

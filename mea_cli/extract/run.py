@@ -75,6 +75,8 @@ class RunResult:
 
 
 _STATE: Pipeline | None = None
+# one video to extract: key, path, cache entry, source signature, the sample spans it is cut into
+Job = tuple[str, Path, Path, dict[str, Any], list[list[float]]]
 _BUSY = False  # a worker is inside _work (a cache entry may be half-written)
 _STOP_GRACE_S = 10.0  # how long a terminated worker may take to clean up before SIGKILL
 
@@ -102,14 +104,19 @@ def _init_worker(cfg: ExtractConfig) -> None:
 
 
 def _work(
-    key: str, path: str, entry: str, fingerprint: str, signature: dict[str, Any]
+    key: str,
+    path: str,
+    entry: str,
+    fingerprint: str,
+    signature: dict[str, Any],
+    spans: list[list[float]],
 ) -> dict[str, Any]:
     global _BUSY
     assert _STATE is not None
     started = time.time()  # wall clock, comparable across processes (start-up in the report)
     _BUSY = True
     try:
-        res = _STATE.extract_video(key, Path(path))
+        res = _STATE.extract_video(key, Path(path), [(a, b) for a, b in spans])
         cache.save(Path(entry), res, fingerprint, signature)
     except _Stop:
         # unwound: atomic_output has removed the half-written entry. Exit at once: a normal
@@ -129,7 +136,7 @@ def _work(
 def _feed(
     pool: ProcessPoolExecutor,
     slots: int,
-    todo: deque[tuple[str, Path, Path, dict[str, Any]]],
+    todo: deque[Job],
     results: SimpleQueue[dict[str, Any] | BaseException],
     fingerprint: str,
 ) -> None:
@@ -141,10 +148,12 @@ def _feed(
         while True:
             while len(pending) < slots and todo:
                 try:
-                    key, path, entry, sig = todo.popleft()
+                    key, path, entry, sig, spans = todo.popleft()
                 except IndexError:  # the parent took the last one
                     break
-                pending.add(pool.submit(_work, key, str(path), str(entry), fingerprint, sig))
+                pending.add(
+                    pool.submit(_work, key, str(path), str(entry), fingerprint, sig, spans)
+                )
             if not pending:
                 return
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -184,15 +193,17 @@ def run(
     t_start = time.perf_counter()
     fingerprint = pipeline.fingerprint()
     results: dict[str, VideoResult] = {}
-    todo: list[tuple[str, Path, Path, dict[str, Any]]] = []
+    todo: list[Job] = []
     for key, path in plan.videos:
         entry = cache.entry_path(cache_dir, key)
         sig = cache.source_signature(path)
         hit = cache.load(entry, fingerprint, sig)
         if hit is not None:
+            if pipeline.add_summaries(hit, path, plan.spans(key)):  # cut another way before
+                cache.save(entry, hit, fingerprint, sig)
             results[key] = hit
         else:
-            todo.append((key, path, entry, sig))
+            todo.append((key, path, entry, sig, plan.spans(key)))
     cached = len(results)
     total = len(plan.videos)
     done, nfail, media = cached, sum(len(r.failures) for r in results.values()), 0.0
@@ -214,7 +225,7 @@ def run(
         show()
 
     def interrupted() -> ExtractInterrupted:
-        now = sum(1 for *_, entry, _sig in todo if entry.is_file())  # finished, maybe unseen
+        now = sum(1 for *_, entry, _sig, _spans in todo if entry.is_file())  # finished, maybe unseen
         return ExtractInterrupted(
             f"interrupted: {now} video(s) extracted in this run, {cached + now} of {total} now "
             f"cached in {cache_dir}; no store was written. Run the same command again to resume"
@@ -226,8 +237,8 @@ def run(
     if workers == 1 or len(todo) <= 1:
         _STATE = pipeline
         try:
-            for key, path, entry, sig in todo:
-                tick(_work(key, str(path), str(entry), fingerprint, sig))
+            for key, path, entry, sig, spans in todo:
+                tick(_work(key, str(path), str(entry), fingerprint, sig, spans))
         except KeyboardInterrupt:
             raise interrupted() from None
     else:
@@ -240,7 +251,7 @@ def run(
         spawned = min(workers, len(todo)) - 1
         pool = ProcessPoolExecutor(spawned, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
         _STATE = pipeline
-        queue_: deque[tuple[str, Path, Path, dict[str, Any]]] = deque(todo)
+        queue_: deque[Job] = deque(todo)
         summaries: SimpleQueue[dict[str, Any] | BaseException] = SimpleQueue()
         feeder = threading.Thread(
             target=_feed, args=(pool, spawned, queue_, summaries, fingerprint), daemon=True
@@ -258,10 +269,10 @@ def run(
             while True:
                 collect()
                 try:
-                    key, path, entry, sig = queue_.pop()
+                    key, path, entry, sig, spans = queue_.pop()
                 except IndexError:
                     break
-                tick(_work(key, str(path), str(entry), fingerprint, sig))
+                tick(_work(key, str(path), str(entry), fingerprint, sig, spans))
             feeder.join()
             collect()
         except KeyboardInterrupt:
@@ -271,7 +282,7 @@ def run(
             _stop_workers(pool)
             raise
         pool.shutdown(wait=True)
-    for key, path, entry, sig in todo:
+    for key, path, entry, sig, _spans in todo:
         res = cache.load(entry, fingerprint, sig)
         if res is None:
             raise ExtractError(f"{entry}: cache entry for {path} vanished while extracting")

@@ -259,6 +259,7 @@ class _Runner:
                 },
                 "label": None,
                 "observed": s.observed if self.gap_masks else {},
+                "summary": dict(s.summary),
             }
             for k, (clip, s) in enumerate(ready)
         ]

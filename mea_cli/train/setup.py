@@ -86,6 +86,7 @@ class StoreFacts:
     label_names: tuple[str, ...]
     input_dims: dict[str, int]
     schema: dict[str, Any]
+    summary_dims: dict[str, int] = field(default_factory=dict)  # the store's /summary widths
     dataset: str = ""  # the preset: mosi, mosei, iemocap or custom
     hyperparameters: str = ""  # the paper preset whose hyper-parameters it uses
     label_range: tuple[float, float] | None = None  # custom regression: the metrics' range
@@ -120,6 +121,7 @@ def read_store_facts(
             task=store.meta.task,
             label_names=tuple(store.meta.label_names),
             input_dims={m: s.dim for m, s in store.modalities.items()},
+            summary_dims={m: s.dim for m, s in store.summaries.items()},
             schema=schema_to_dict(store.modalities),
             dataset=preset.name,
             hyperparameters=preset.hyperparameters,
@@ -167,6 +169,8 @@ def resolve_config(
     model_cfg = entry.config_cls.preset(hyper, facts.input_dims, facts.task, len(facts.label_names))
     if dataset != hyper:  # a custom task: the borrowed preset's values, its own name
         model_cfg = model_cfg.override({"dataset": dataset})
+    if "summary_dims" in model_cfg.field_names():  # a model that can use the store's summaries
+        model_cfg = model_cfg.override({"summary_dims": facts.summary_dims})
     model_cfg = model_cfg.override({**small_model, **req.model_overrides})
     # the JSON form (lists, no NaN): the value equals what config.json gives back
     return RunConfig.from_dict(

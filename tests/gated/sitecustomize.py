@@ -44,9 +44,9 @@ def _install(spec: str) -> None:
 
         original = Pipeline.extract_video
 
-        def extract_video(self, key, path):  # noqa: ANN001, ANN202
+        def extract_video(self, key, path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
             gate()
-            return original(self, key, path)
+            return original(self, key, path, *args, **kwargs)
 
         Pipeline.extract_video = extract_video
     elif point == "epoch":

@@ -43,6 +43,8 @@ def describe_model(
     task: str | None = None
     num_labels: int | None = None
     source = "paper features (GloVe 300, Facet 35, COVAREP 74)"
+    entry = get_entry(name)
+    fields = dict(overrides or {})
     if features is not None:
         from mea_cli.artifacts.features import FeatureStore
 
@@ -50,9 +52,9 @@ def describe_model(
             input_dims = {m: store.modalities[m].dim for m in MODALITIES if m in store.modalities}
             task = store.meta.task
             num_labels = len(store.meta.label_names) or None
+            if "summary_dims" in entry.config_cls.field_names():  # as a run on it is configured
+                fields.setdefault("summary_dims", {m: s.dim for m, s in store.summaries.items()})
         source = str(features)
-    entry = get_entry(name)
-    fields = dict(overrides or {})
     if ablations:
         fields["ablations"] = tuple(ablations)
     cfg = config_for(name, dataset, input_dims, task, num_labels, **fields)

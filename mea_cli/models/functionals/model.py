@@ -10,6 +10,13 @@ ones (it declares ``gap_masks``: a ``mea align`` word no step reached is a gap i
 an empty sequence (or one with nothing observed) gives missing statistics, which become the
 training mean after standardisation (0).
 
+For audio, where the store was extracted with openSMILE, the summary can instead (or as well)
+be openSMILE's own Functionals of each sample (``/summary/audio``, carried by
+``Batch.summary``; config ``audio``): 88 eGeMAPSv02 functionals. Which one a model uses is in
+its config (``audio``, ``summary_dims``), so ``mea eval`` / ``mea predict`` of a model that
+uses them on data without them is refused (:class:`SummaryMissingError`), never silently fed
+another feature set.
+
 The summaries are standardised with the train split's mean and standard deviation and fed to
 one linear layer: scikit-learn's ``LogisticRegression`` (multinomial over C classes; one binary
 model per label for multi-label tasks) or ``Ridge`` (regression). The regularisation is chosen
@@ -33,12 +40,17 @@ from torch import nn
 
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
+from mea_cli.errors import MeaError
 from mea_cli.models.core.losses import task_loss
 from mea_cli.models.core.output import ModelOutput, prediction_size, shape_prediction
 from mea_cli.models.core.registry import register_model
 from mea_cli.models.functionals.config import FunctionalsConfig
 
 _ABSENT_LOGIT = -30.0  # a class (or label value) the train split never shows
+
+
+class SummaryMissingError(MeaError):
+    """A batch without the openSMILE functionals the model was fitted on."""
 
 
 def masked_functionals(
@@ -118,11 +130,33 @@ class Functionals(nn.Module):
     # ---- the summaries
     def summaries(self, batch: Batch) -> torch.Tensor:
         """``[B, summary_size]`` raw summaries of a batch (NaN where a modality is empty)."""
-        parts = [
-            masked_functionals(batch.inputs[m].float(), batch.masks[m], self.cfg.percentiles)
-            for m in MODALITIES
-        ]
+        block = self.cfg.audio_block
+        parts = []
+        for m in MODALITIES:
+            if m != "audio" or block != "opensmile":
+                x, mask = batch.inputs[m].float(), batch.masks[m]
+                parts.append(masked_functionals(x, mask, self.cfg.percentiles))
+            if m == "audio" and block != "lld":
+                parts.append(self._opensmile(batch))
         return torch.cat(parts, dim=1)
+
+    def _opensmile(self, batch: Batch) -> torch.Tensor:
+        """The batch's openSMILE functionals ``[B, D]`` (NaN rows: no signal), or a refusal."""
+        want = self.cfg.summary_dims["audio"]
+        got = None if batch.summary is None else batch.summary.get("audio")
+        if got is None:
+            raise SummaryMissingError(
+                f"this functionals model was fitted on openSMILE's audio functionals ({want} per "
+                "sample, the store's /summary/audio) and the data has none: use a store made by "
+                "mea extract with the opensmile audio backend, or a model trained with "
+                "--set audio=lld"
+            )
+        if got.shape[-1] != want:
+            raise SummaryMissingError(
+                f"this functionals model was fitted on {want} openSMILE audio functionals per "
+                f"sample; the data has {got.shape[-1]} (another openSMILE feature set)"
+            )
+        return got.float()
 
     def standardise(self, s: torch.Tensor) -> torch.Tensor:
         """Summaries standardised with the fitted statistics; missing ones become 0."""
