@@ -33,7 +33,9 @@ time it is called while the command runs (Python functions only, each code objec
 the order of those first calls. Left out: module and class bodies and every call made while a
 module is being imported (import order is not the data's path), and calls made from inside
 ``mea_cli/models/`` (the model's own layers are not the run path; the call into the model from
-outside it is kept). From that list of functions:
+outside it is kept). The caller is the nearest ``mea_cli`` frame up the stack, not the frame
+right above: a model calls its layers through torch's ``Module.__call__``, whose frame is
+torch's (before this was fixed, every layer a model calls counted as a stop of the run path). From that list of functions:
 
 * **stops**: the number of functions recorded;
 * **files**: the number of distinct files they are in;
@@ -422,7 +424,10 @@ def trace_train() -> list[tuple[str, str]]:
         if not code.co_flags & inspect.CO_NEWLOCALS:  # a module or class body
             return
         caller = frame.f_back
-        if caller is not None and caller.f_code.co_filename.startswith(models):
+        inner = caller  # the nearest mea_cli frame up the stack: torch's Module.__call__ (and
+        while inner is not None and not inner.f_code.co_filename.startswith(pkg):  # the like)
+            inner = inner.f_back  # sits between a model and the layers it calls
+        if inner is not None and inner.f_code.co_filename.startswith(models):
             return
         up = caller
         while up is not None:  # called while some module is being imported
