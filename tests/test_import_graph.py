@@ -85,3 +85,55 @@ def test_the_tool_finds_what_it_looks_for(tool, tmp_path) -> None:  # noqa: ANN0
         ]
     finally:
         tool.ROOT = old
+
+
+def test_every_late_import_outside_the_cli_gives_its_reason(tool, graph) -> None:  # noqa: ANN001
+    """Imports sit at module top except where start-up time needs them, each such place with a
+    one-line reason (a comment on the import or above its group)."""
+    assert [(i.source, i.line, i.target) for i in tool.unreasoned(graph)] == []
+
+
+def test_the_tool_sees_which_late_imports_give_a_reason(tool, tmp_path) -> None:  # noqa: ANN001
+    """A comment above a group covers its imports (across a blank line between groups), one on
+    the import line covers it; an import after code, with no comment, gives none."""
+    pkg = tmp_path / "mea_cli"
+    (pkg / "a").mkdir(parents=True)
+    for f in ("__init__.py", "a/__init__.py", "a/x.py", "a/y.py", "a/z.py"):
+        (pkg / f).write_text("")
+    (pkg / "a" / "b.py").write_text(
+        "def f():\n"
+        "    # start-up time: y loads late\n"
+        "    import json\n"
+        "\n"
+        "    from mea_cli.a import x\n"
+        "    from mea_cli.a import y\n"
+        "    return x, y, json\n"
+        "\n"
+        "\n"
+        "def g():\n"
+        "    n = 1\n"
+        "    from mea_cli.a import z\n"
+        "    from mea_cli.a import y  # optional dependency\n"
+        "    return n, z, y\n"
+        "\n"
+        "\n"
+        "def h():\n"
+        "    n = 1\n"
+        "    from mea_cli.a import x\n"
+        "    return n, x\n"
+    )
+    old = tool.ROOT
+    tool.ROOT = tmp_path
+    try:
+        g = tool.collect(tmp_path)
+        got = sorted((i.line, i.target, i.reason) for i in g.imports if i.kind == "function")
+        assert got == [
+            (5, "mea_cli.a.x", True),
+            (6, "mea_cli.a.y", True),
+            (12, "mea_cli.a.z", True),  # its group holds a commented import (line 13)
+            (13, "mea_cli.a.y", True),
+            (19, "mea_cli.a.x", False),
+        ]
+        assert [(i.source, i.line) for i in tool.unreasoned(g)] == [("mea_cli.a.b", 19)]
+    finally:
+        tool.ROOT = old

@@ -32,7 +32,7 @@ from mea_cli.cli import app
 from mea_cli.data.synth import write_synthetic
 from mea_cli.models import config_for, create_model
 from mea_cli.models.core.losses import batch_separation_loss, sample_separation_loss
-from mea_cli.models.mea.mfsa import SWITCHES, parts
+from mea_cli.models.mea.mfsa_switches import SWITCHES, parts
 from mea_cli.train.evaluate import paper_rows
 from mea_cli.train.metrics import regression_metrics
 from mea_cli.train.presets import training_preset

@@ -19,6 +19,10 @@ Static part (stdlib :mod:`ast`, no import of the package):
   packages of the same layer is allowed when it makes no cycle.
 * A **private cross-package import** names a module or a name starting with ``_`` from another
   package (``from mea_cli.viz._common import x``, ``from mea_cli.viz.tsne import _f``).
+* A function-level import **gives its reason** when a comment stands on one of its lines, on
+  another import statement of its group (the imports and blank lines right around it), or on
+  the line above the group. The package keeps imports at module top except where start-up
+  time needs them, each such place with a one-line reason.
 
 Dynamic part (``--trace``): the path of the feature data from ``mea train``.
 
@@ -29,7 +33,9 @@ time it is called while the command runs (Python functions only, each code objec
 the order of those first calls. Left out: module and class bodies and every call made while a
 module is being imported (import order is not the data's path), and calls made from inside
 ``mea_cli/models/`` (the model's own layers are not the run path; the call into the model from
-outside it is kept). From that list of functions:
+outside it is kept). The caller is the nearest ``mea_cli`` frame up the stack, not the frame
+right above: a model calls its layers through torch's ``Module.__call__``, whose frame is
+torch's (before this was fixed, every layer a model calls counted as a stop of the run path). From that list of functions:
 
 * **stops**: the number of functions recorded;
 * **files**: the number of distinct files they are in;
@@ -106,6 +112,7 @@ class Import:
     kind: str  # "module", "function" or "type"
     line: int
     private: bool  # names a private module or name
+    reason: bool = False  # function-level: a comment gives the reason (see the docstring)
 
 
 @dataclass
@@ -134,13 +141,18 @@ def package_of(module: str) -> str:
 
 
 class _Collector(ast.NodeVisitor):
-    def __init__(self, module: str, is_init: bool, modules: set[str]) -> None:
+    def __init__(
+        self, module: str, is_init: bool, modules: set[str], lines: list[str] | None = None
+    ) -> None:
         self.module = module
         self.is_init = is_init
         self.modules = modules
+        self.lines = lines or []
         self.depth = 0  # inside how many defs
         self.type_only = 0
         self.found: list[Import] = []
+        self.import_lines: set[int] = set()  # every line of every import statement (collect)
+        self.node: ast.stmt | None = None
 
     def _kind(self) -> str:
         if self.depth:
@@ -167,12 +179,35 @@ class _Collector(ast.NodeVisitor):
         else:
             self.generic_visit(node)
 
+    def _has_reason(self, node: ast.stmt) -> bool:
+        """A comment on the lines of the statement's group of imports or on the line above the
+        group (see the module docstring)."""
+        lines = self.lines
+
+        def walk(i: int, step: int) -> tuple[bool, int]:  # (a comment in the group, where it ends)
+            seen = False
+            while 1 <= i <= len(lines) and (not lines[i - 1].strip() or i in self.import_lines):
+                seen = seen or "#" in lines[i - 1]
+                i += step
+            return seen, i
+
+        up, above = walk(node.lineno, -1)
+        down, _ = walk(node.lineno, 1)
+        return up or down or (above >= 1 and lines[above - 1].strip().startswith("#"))
+
+    def _import_node(self, node: ast.stmt) -> None:
+        self.node = node
+
     def _add(self, target: str, line: int, private: bool) -> None:
         if target == PACKAGE or not target.startswith(PACKAGE + "."):
             return
-        self.found.append(Import(self.module, target, self._kind(), line, private))
+        kind = self._kind()
+        node = self.node
+        reason = kind == "function" and node is not None and self._has_reason(node)
+        self.found.append(Import(self.module, target, kind, line, private, reason))
 
     def visit_Import(self, node: ast.Import) -> None:
+        self._import_node(node)
         for alias in node.names:
             target = alias.name
             while target not in self.modules and "." in target:
@@ -180,6 +215,7 @@ class _Collector(ast.NodeVisitor):
             self._add(target, node.lineno, _private_path(alias.name))
 
     def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        self._import_node(node)
         base = node.module or ""
         if node.level:
             here = self.module.split(".")
@@ -203,8 +239,13 @@ def collect(root: Path = ROOT) -> Graph:
     files = sorted((root / PACKAGE).rglob("*.py"))
     graph = Graph(modules={module_name(f) for f in files})
     for f in files:
-        c = _Collector(module_name(f), is_package_init(f), graph.modules)
-        c.visit(ast.parse(f.read_text(), str(f)))
+        text = f.read_text()
+        c = _Collector(module_name(f), is_package_init(f), graph.modules, text.splitlines())
+        tree = ast.parse(text, str(f))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                c.import_lines.update(range(node.lineno, (node.end_lineno or node.lineno) + 1))
+        c.visit(tree)
         # one arrow per statement and target (``from a import b, c`` of one module is one)
         graph.imports.extend(dict.fromkeys(c.found))
     return graph
@@ -297,6 +338,15 @@ def private_cross(graph: Graph) -> list[Import]:
     ]
 
 
+def unreasoned(graph: Graph) -> list[Import]:
+    """Function-level imports outside ``cli.py`` that give no reason (module docstring)."""
+    return [
+        i
+        for i in graph.imports
+        if i.kind == "function" and package_of(i.source) != "cli" and not i.reason
+    ]
+
+
 def unlayered(graph: Graph) -> list[str]:
     return sorted({package_of(m) for m in graph.modules if package_of(m) not in LAYERS})
 
@@ -319,6 +369,9 @@ def report(graph: Graph) -> list[str]:
     per_file = Counter(i.source for i in fn_outside_cli)
     for mod, n in per_file.most_common():
         lines.append(f"  {n:3d} {mod}")
+    silent = unreasoned(graph)
+    lines.append(f"function-level imports outside cli.py without a reason comment: {len(silent)}")
+    lines += [f"  {i.source}:{i.line} -> {i.target}" for i in silent]
     for title, ks in (("all arrows", ALL), ("module-level arrows only", ("module",))):
         pk = strongly_connected(package_edges(graph, ks))
         fl = strongly_connected(file_edges(graph, ks))
@@ -371,7 +424,10 @@ def trace_train() -> list[tuple[str, str]]:
         if not code.co_flags & inspect.CO_NEWLOCALS:  # a module or class body
             return
         caller = frame.f_back
-        if caller is not None and caller.f_code.co_filename.startswith(models):
+        inner = caller  # the nearest mea_cli frame up the stack: torch's Module.__call__ (and
+        while inner is not None and not inner.f_code.co_filename.startswith(pkg):  # the like)
+            inner = inner.f_back  # sits between a model and the layers it calls
+        if inner is not None and inner.f_code.co_filename.startswith(models):
             return
         up = caller
         while up is not None:  # called while some module is being imported

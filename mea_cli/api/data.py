@@ -51,6 +51,7 @@ def synth(
     (``mea synth``). Synthetic data is not the benchmark: it only imitates its shapes."""
     out = Path(out)
     check_output_file(out, "feature store")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.data.synth import SPECS, write_synthetic
 
     if like not in SPECS:
@@ -69,6 +70,7 @@ def load_store(path: PathLike, *, check_values: bool = False) -> FeatureStore:
     s``); ``check_values`` also refuses non-finite features and reversed step times. A
     ``mea align`` store's per-step ``observed`` masks are ``s.observed(i, m)`` (None for a store
     without them), ``s.unobserved_steps(m)`` and ``s[i].observed``."""
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.artifacts.features import FeatureStore
 
     check_input_file(Path(path), "feature store")
@@ -85,6 +87,7 @@ def load_store(path: PathLike, *, check_values: bool = False) -> FeatureStore:
 def describe_store(path: PathLike, *, sample: str | None = None) -> dict[str, Any]:
     """``mea info FILE [--sample ID]`` as a dict: the store's summary (values checked), or one
     sample's labels, sequences and words."""
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.artifacts.summary import describe_sample, summarize
 
     with load_store(path, check_values=sample is None) as store:
@@ -92,6 +95,7 @@ def describe_store(path: PathLike, *, sample: str | None = None) -> dict[str, An
 
 
 def _classes(classes: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.extract.labelparse import LabelSpec
 
     if classes is None or isinstance(classes, str):
@@ -150,6 +154,7 @@ def extract(
             check_input_file(Path(given), what)
     if workers < 1:
         raise MeaError(f"workers must be at least 1, got {workers}")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.extract.backends import BackendSpec
     from mea_cli.extract.driver import ExtractConfig
     from mea_cli.extract.driver import extract as run_extract
@@ -236,6 +241,7 @@ def import_features(
     if folds is not None:
         check_input_file(Path(folds), "folds file")
     check_output_file(out, "feature store")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.data.importers import import_csd, import_mmsa, import_mult
 
     if kind == "mult":
@@ -259,6 +265,7 @@ def merge(stores: Sequence[PathLike], out: PathLike) -> int:
     for store in paths:
         check_input_file(store, "feature store")
     check_output_file(Path(out), "feature store")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.extract.merge import merge_stores
 
     return merge_stores(paths, Path(out))
@@ -280,6 +287,7 @@ def align(
         raise MeaError(f"--to must be 'words' (the one alignment target), got {to!r}")
     check_input_file(Path(store), "feature store")
     check_output_file(Path(out), "feature store")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.align import align_store
 
     return align_store(store, out, reduce, progress)

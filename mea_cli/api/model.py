@@ -48,6 +48,7 @@ class LoadedModel:
         """Normalise ``samples`` (feature-store samples: ``store[i]``) with the training
         statistics and pad them into one :class:`~mea_cli.batch.Batch` on the model's device;
         a model declaring ``gap_masks`` gets the samples' ``observed`` masks folded in."""
+        # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.data.dataset import collate
         from mea_cli.models.core.registry import get_entry
 
@@ -81,6 +82,7 @@ class LoadedModel:
         """One readable prediction per sample, as ``mea predict`` reports it (regression:
         ``score``, ``polarity`` and the rounded ``class``; classification: class and
         probabilities)."""
+        # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.train.predictions import readable
 
         out = self(self.batch(samples))
@@ -92,6 +94,7 @@ def load_model(ckpt: str | os.PathLike[str], *, device: str = "cpu") -> LoadedMo
     """Load a checkpoint (``ckpt.pt`` or a run directory holding one) as a :class:`LoadedModel`
     on ``device`` (auto, cpu, cuda, cuda:N). A file that is not a mea-cli checkpoint, or whose
     weights do not fit its recorded config, raises :class:`~mea_cli.errors.MeaError`."""
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.artifacts.checkpoint import load_checkpoint
     from mea_cli.data.dataset import NormStats
     from mea_cli.runtime.engine import resolve_device

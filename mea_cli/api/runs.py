@@ -51,12 +51,14 @@ def split_plan(
     own splits)."""
     if by is None and fractions is None and folds is None:
         return None
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.data.splits import SplitPlan, parse_folds, parse_fractions
 
     return SplitPlan(by, parse_fractions(fractions), parse_folds(folds), seed)
 
 
 def _seeds(seeds: str | int | Sequence[int]) -> list[int]:
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.cli_support import parse_seeds
 
     if isinstance(seeds, int):
@@ -65,6 +67,7 @@ def _seeds(seeds: str | int | Sequence[int]) -> list[int]:
 
 
 def _range(value: str | Sequence[float] | None) -> tuple[float, float] | None:
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.data.presets import parse_range
 
     if value is not None and not isinstance(value, str):
@@ -73,6 +76,7 @@ def _range(value: str | Sequence[float] | None) -> tuple[float, float] | None:
 
 
 def _threads(threads: int | None) -> int:
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.runtime import apply_threads
 
     return apply_threads(threads)
@@ -182,10 +186,12 @@ def train(
         log=loggers,
     )  # fmt: skip
     if plan is not None and plan.folds is not None:
+        # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.train.folds import train_folds
 
         return train_folds(req, plan, console)
     if plan is not None:
+        # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.train.folds import train_grouped
 
         return train_grouped(req, plan, console)
@@ -209,6 +215,7 @@ def evaluate(
     """Evaluate a checkpoint (a ``ckpt.pt`` or a run directory) on ``split`` beside a
     training-mean baseline (``mea eval``); ``predictions`` writes every sample's prediction
     beside its truth (CSV); ``paper`` adds the papers' rows."""
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.runs import checkpoint_in
 
     path = checkpoint_in(Path(ckpt))
@@ -216,6 +223,7 @@ def evaluate(
         check_input_file(Path(features), "feature store")
     if predictions is not None:
         check_output_file(Path(predictions), "predictions file")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.evaluate import evaluate_checkpoint
 
     _threads(threads)
@@ -248,6 +256,7 @@ def predict(
     check_name_length(clips, "video or folder")
     if not clips.exists():
         raise PathError(clips, "no such video or folder")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.runs import checkpoint_in
 
     checkpoint_in(ckpt)
@@ -255,11 +264,13 @@ def predict(
     if out is not None:  # before the heavy imports: an output onto an input costs nothing
         note_input(clips)
         if clips.is_dir():  # out onto a clip of the folder (the probe reads headers only)
+            # start-up time: a command loads only its own code, after its cheap checks
             from mea_cli.extract.media import find_media
 
             for media in find_media(clips)[0]:
                 note_input(media)
         check_output_file(out, "predictions file")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.predict.api import STORE_SUFFIXES
 
     if not clips.is_dir():
@@ -271,6 +282,7 @@ def predict(
         raise PathError(asr_model, "no such ASR model folder")
     if out is not None:  # again: out must not be one of the model or vector files either
         check_output_file(out, "predictions file")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.predict.api import predict as run_predict
     from mea_cli.predict.report import write_csv
 
@@ -311,6 +323,7 @@ def ablate(
     _check_run_args(runs_dir, run)
     if seeds is not None and seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.api import ablate as run_ablation
     from mea_cli.train.trainer import enable_determinism
 
@@ -339,6 +352,7 @@ def sweep(
     _check_run_args(runs_dir, run)
     if seeds is not None and seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.api import sweep as run_sweep
     from mea_cli.train.trainer import enable_determinism
 
@@ -379,9 +393,11 @@ def compare(
     check_output_dir(runs_dir, "runs directory")
     if seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.artifacts.features import check_store
 
     check_store(features)  # a bad store: one line before torch is even imported
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.compare import compare as run_compare
     from mea_cli.ablate.compare import default_name, parse_compare_sets
 
@@ -395,12 +411,14 @@ def compare(
     _threads(threads)
     plan = split_plan(split_by, split_fractions, folds, split_seed)
     label_range = _range(labels_range)
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.trainer import enable_determinism
 
     enable_determinism()
     if plan is not None and plan.folds is not None:
         if paper:
             raise ConfigError("--paper", "the papers' values do not apply to cross-validated folds")
+        # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.ablate.compare_folds import compare_folds
 
         return compare_folds(
@@ -411,6 +429,7 @@ def compare(
 
     guard: Any = nullcontext()
     if plan is not None:
+        # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.train.folds import plan_split_stores, removed_on_error
         from mea_cli.train.runs import check_name
 
@@ -442,6 +461,7 @@ def viz(
     (a list, or comma-separated); PNGs go to ``out`` (default ``<ckpt dir>/viz``). When some
     of several pictures are refused, the others are drawn and
     :class:`~mea_cli.viz.api.VizRefused` lists both (``.outputs``, and its one-line message)."""
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.runs import checkpoint_in
 
     path = checkpoint_in(Path(ckpt))
@@ -451,6 +471,7 @@ def viz(
         check_output_dir(Path(out), "picture directory")
     if samples < 1:
         raise ConfigError("--samples", f"must be at least 1, got {samples}")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.viz.api import make
 
     items = [what] if isinstance(what, str) else list(what)
@@ -473,6 +494,7 @@ def describe_model(
     store's dims and task), with ablation switches ``drop`` and model fields ``sets``."""
     if features is not None:
         check_input_file(Path(features), "feature store")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.models.core.summary import describe_model as describe
     from mea_cli.train.config import parse_sets
     from mea_cli.train.presets import preset_table
@@ -522,6 +544,7 @@ def tune(
         check_input_file(space_file, "search space file")
     if trials < 1:
         raise ConfigError("--trials", f"must be at least 1, got {trials}")
+    # start-up time: a command loads only its own code, after its cheap checks
     from rich.console import Console
 
     from mea_cli.tune.command import TuneOptions, search_space

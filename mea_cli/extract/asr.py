@@ -18,6 +18,7 @@ import numpy as np
 
 from mea_cli.artifacts.features import Word
 from mea_cli.errors import MeaError
+from mea_cli.extract.usercache import cached_sha256
 
 LANGUAGE = "en"
 
@@ -57,8 +58,6 @@ def describe(model: str | os.PathLike[str] | None = None) -> dict[str, object]:
     Raises :class:`AsrUnavailable` when faster-whisper or the model folder is missing, so it
     doubles as the up-front check of ``mea extract``.
     """
-    from mea_cli.extract.usercache import cached_sha256
-
     root = resolve_model(model)
     try:
         import faster_whisper

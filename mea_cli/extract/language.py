@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from mea_cli.errors import MeaError
+from mea_cli.extract.usercache import cached_sha256, user_cache_dir
+from mea_cli.paths import atomic_output
 
 ENGLISH = "en"
 ENGLISH_MIN = 0.5
@@ -61,9 +63,6 @@ def _part_dirs() -> list[Path]:
 
 def model_dir(cache: Path | None = None) -> Path:
     """The joined model folder in the user cache (made once, atomically)."""
-    from mea_cli.extract.usercache import user_cache_dir
-    from mea_cli.paths import atomic_output
-
     first, second = _part_dirs()
     halves = [first / "model.bin.part1", second / "model.bin.part2"]
     size = sum(p.stat().st_size for p in halves)
@@ -119,8 +118,6 @@ def describe(stated: str | None) -> dict[str, object]:
     """The check's provenance: the stated language, or the model and rule that decide."""
     if stated:
         return {"stated": stated, "check": "none (stated with --language)"}
-    from mea_cli.extract.usercache import cached_sha256
-
     try:
         root = model_dir()
     except (LanguageIdUnavailable, OSError) as err:

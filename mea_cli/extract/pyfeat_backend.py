@@ -33,6 +33,7 @@ from mea_cli.artifacts.features import ExtractorInfo
 from mea_cli.extract.backends import Option, options_record, parse_path
 from mea_cli.extract.face import FRAME_OPTIONS, FaceModelError, pack_steps
 from mea_cli.extract.media import MediaError
+from mea_cli.extract.usercache import cached_sha256
 
 PYFEAT_WEIGHT_FILES: dict[str, tuple[str, ...]] = {
     "py-feat/img2pose": ("config.json", "model.safetensors"),
@@ -117,8 +118,6 @@ class PyFeatBackend:
         self.feature_names: tuple[str, ...] = self.au_names + POSE_COLUMNS
 
     def provenance(self) -> ExtractorInfo:
-        from mea_cli.extract.usercache import cached_sha256
-
         digests = {}
         for repo, files in PYFEAT_WEIGHT_FILES.items():
             snap = self.weights / f"models--{repo.replace('/', '--')}" / "snapshots"

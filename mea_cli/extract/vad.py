@@ -54,6 +54,7 @@ import numpy as np
 
 from mea_cli.artifacts.features import Word
 from mea_cli.errors import MeaError
+from mea_cli.extract.usercache import cached_sha256
 
 VAD_RATE = 16_000
 FRAME_SAMPLES = 512  # Silero v6 at 16 kHz
@@ -211,8 +212,6 @@ class SileroVAD:
 
     def provenance(self) -> dict[str, object]:
         import faster_whisper
-
-        from mea_cli.extract.usercache import cached_sha256
 
         return {
             "model": f"silero-vad (faster-whisper assets/{self.model_path.name})",

@@ -12,7 +12,7 @@ early-stopping decision. Only rank 0 writes files.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -21,20 +21,22 @@ import torch.distributed as dist
 
 @dataclass(frozen=True)
 class DistInfo:
-    """This process's place in the job (a single process is rank 0 of 1)."""
+    """This process's place in the job (a single process is rank 0 of 1).
+
+    ``enabled`` (more than one process) and ``is_main`` (rank 0, the one that writes files) are
+    worked out once, when the place is known, and carried as plain values: the run asks them
+    at every file it writes."""
 
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
     backend: str = ""
+    enabled: bool = field(init=False)
+    is_main: bool = field(init=False)
 
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "enabled", self.world_size > 1)
+        object.__setattr__(self, "is_main", self.rank == 0)
 
 
 def init_distributed(device_type: str) -> DistInfo:

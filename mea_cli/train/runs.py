@@ -27,7 +27,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -211,9 +211,10 @@ def check_resume_store(runs_dir: Path, name: str | None, allow: bool = False) ->
         check_store_unchanged(store, str(cfg.get("features_sha256") or ""), run_dir, allow)
 
 
-def seed_dir(run_dir: Path, seed: int, n_seeds: int) -> Path:
-    """Where one seed's files go: the run directory itself, or ``seeds/<seed>/``."""
-    return run_dir if n_seeds == 1 else run_dir / "seeds" / str(seed)
+def seed_dirs(run_dir: Path, seeds: Sequence[int]) -> dict[int, Path]:
+    """Where each seed's files go, in the run's seed order: the run directory itself for a
+    single seed, else ``seeds/<seed>/``."""
+    return {int(s): run_dir if len(seeds) == 1 else run_dir / "seeds" / str(s) for s in seeds}
 
 
 def hold_run(run_dir: Path, alone: bool = True) -> AbstractContextManager[list[Path]]:

@@ -11,17 +11,21 @@
    :func:`read_run_config` reads a run's ``config.json`` back and :func:`open_checkpoint` the
    checkpoint of a run (or a checkpoint file) for ``mea eval`` and ``mea predict``.
 
-:class:`mea_cli.train.trainer.Trainer` then trains each seed.
+:func:`start_run` does all of it for ``mea train`` in one pass (the process's place and device,
+the three steps, the run lock, each seed's folder) and hands the loop a finished
+:class:`RunSetup`; :class:`mea_cli.train.trainer.Trainer` then trains each seed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from mea_cli import __version__
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, schema_to_dict
@@ -32,7 +36,14 @@ from mea_cli.errors import MeaError
 from mea_cli.models.core.contract import data_fields
 from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import file_sha256, jsonable
-from mea_cli.runtime.distributed import DistInfo, barrier, broadcast_object
+from mea_cli.runtime.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_object,
+    init_distributed,
+    shutdown,
+)
+from mea_cli.runtime.engine import resolve_device
 from mea_cli.train import runs
 from mea_cli.train.config import MAX_SEED
 from mea_cli.train.metrics import selection_metric
@@ -105,14 +116,17 @@ def read_store_facts(
     needs."""
     with FeatureStore(features) as store:
         store.check_values()  # NaN / inf features refused now, not mid-training
+        name = store.name  # for messages
         preset = resolve_preset(dataset, store, task, label_range)
         check_store_fits(store, preset)
+        hyper, metric_range = preset.hyperparameters, preset.metric_range
+        schema = schema_to_dict(store.modalities)
         for split in ("train", "valid", "test"):
             idx = store.split_indices(split)
             missing = int((~np.isfinite(store.samples.label[idx]).all(axis=1)).sum())
             if missing:
                 raise TrainError(
-                    f"{store.name}: {missing} sample(s) of the {split!r} split have no label; "
+                    f"{name}: {missing} sample(s) of the {split!r} split have no label; "
                     f'label them or move them out of the split (split "")'
                 )
         facts = StoreFacts(
@@ -120,12 +134,12 @@ def read_store_facts(
             sha256="",
             task=store.meta.task,
             label_names=tuple(store.meta.label_names),
-            input_dims={m: s.dim for m, s in store.modalities.items()},
+            input_dims={m: int(s["dim"]) for m, s in schema.items()},
             summary_dims={m: s.dim for m, s in store.summaries.items()},
-            schema=schema_to_dict(store.modalities),
+            schema=schema,
             dataset=preset.name,
-            hyperparameters=preset.hyperparameters,
-            label_range=preset.metric_range,
+            hyperparameters=hyper,
+            label_range=metric_range,
             range_source=preset.range_source,
         )
     if with_sha256:
@@ -140,17 +154,11 @@ def resolve_config(
     presets; pure (no file is read or written). Every problem is a one-line error."""
     if req.dataset is None and req.task is None:
         raise TrainError("mea train needs FEATURES and --dataset or --task (or --resume)")
-    entry = get_entry(req.model)
     if not req.seeds or len(set(req.seeds)) != len(req.seeds):
         raise TrainError(f"--seeds must be distinct integers, got {list(req.seeds)}")
     if any(not 0 <= int(s) <= MAX_SEED for s in req.seeds):
         raise TrainError(f"--seeds must lie in 0..{MAX_SEED}, got {list(req.seeds)}")
-    data = sorted(set(req.model_overrides) & set(data_fields()))
-    if data:
-        raise ConfigError(
-            "model overrides",
-            f"{', '.join(data)} come from the store and --dataset, not from --set",
-        )
+    entry = get_entry(req.model)
     if facts.dataset:  # the preset read_store_facts resolved (custom included)
         dataset, hyper = facts.dataset, facts.hyperparameters or facts.dataset
     else:  # facts without a preset: a paper preset by name
@@ -160,18 +168,27 @@ def resolve_config(
     if req.preset not in PRESETS:
         raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {req.preset!r}")
     tp = training_preset(req.model, hyper)
-    borrowed = f"custom task: {hyper}'s values, " if dataset != hyper else ""
-    sources = {k: borrowed + v for k, v in tp.sources.items()}
     small_train, small_model = small_overrides(req.model) if req.preset == "small" else ({}, {})
-    sources.update(dict.fromkeys(small_train, SMALL_SOURCE))
-    settings = tp.settings.override({**small_train, **req.train_overrides})
-    sources.update(dict.fromkeys(req.train_overrides, "override"))
+    # the model's configuration: the store's dimensions and task, the dataset's values, then
+    # the overrides (never of what the store and --dataset decide)
+    data = sorted(set(req.model_overrides) & set(data_fields()))
+    if data:
+        raise ConfigError(
+            "model overrides",
+            f"{', '.join(data)} come from the store and --dataset, not from --set",
+        )
     model_cfg = entry.config_cls.preset(hyper, facts.input_dims, facts.task, len(facts.label_names))
     if dataset != hyper:  # a custom task: the borrowed preset's values, its own name
         model_cfg = model_cfg.override({"dataset": dataset})
     if "summary_dims" in model_cfg.field_names():  # a model that can use the store's summaries
         model_cfg = model_cfg.override({"summary_dims": facts.summary_dims})
-    model_cfg = model_cfg.override({**small_model, **req.model_overrides})
+    model_cfg = model_cfg.override({**small_model, **req.model_overrides}).to_dict()
+    # the training settings and where each value came from
+    borrowed = f"custom task: {hyper}'s values, " if dataset != hyper else ""
+    sources = {k: borrowed + v for k, v in tp.sources.items()}
+    sources.update(dict.fromkeys(small_train, SMALL_SOURCE))
+    settings = tp.settings.override({**small_train, **req.train_overrides})
+    sources.update(dict.fromkeys(req.train_overrides, "override"))
     # the JSON form (lists, no NaN): the value equals what config.json gives back
     return RunConfig.from_dict(
         jsonable(
@@ -189,7 +206,7 @@ def resolve_config(
                 "label_range_source": facts.range_source or None,
                 "schema": facts.schema,
                 "model": req.model,
-                "model_config": model_cfg.to_dict(),
+                "model_config": model_cfg,
                 "model_overrides": dict(req.model_overrides),
                 "train": settings.to_dict(),
                 "train_overrides": dict(req.train_overrides),
@@ -197,7 +214,7 @@ def resolve_config(
                 "preset": req.preset,
                 "preset_model_overrides": small_model,
                 "task_loss": task_loss_used(
-                    facts.task, model_cfg.to_dict(), settings.class_weights
+                    facts.task, model_cfg, settings.class_weights
                 ),
                 "targets": (
                     "standardised with the train split's mean and std (back in label units "
@@ -261,6 +278,34 @@ def open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, RunConfig]:
         runs.create_run_dir(run_dir, cfg.to_dict())
     barrier(info)
     return run_dir, cfg
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    """A run ready for the loop, gathered by :func:`start_run` in one pass."""
+
+    info: DistInfo  # this process's place in the job
+    device: torch.device
+    run_dir: Path
+    config: RunConfig
+    config_sha256: str  # ties each seed's state.pt to this configuration (runs.config_digest)
+    seed_dirs: dict[int, Path]  # where each seed's files go, in the run's seed order
+
+
+def start_run(req: TrainRequest, held: ExitStack) -> RunSetup:
+    """Everything before the loop of ``mea train``: join the process group (torchrun), pick the
+    device, open the run (:func:`open_run`: store facts, configuration, run directory), hold
+    the run's lock and name each seed's folder. What must be undone at the end goes on
+    ``held``: the lock is released first, the process group left last."""
+    info = init_distributed(resolve_device(req.device).type)
+    if info.enabled:  # a process group was joined: leave it after everything else
+        held.callback(shutdown, info)
+    device = resolve_device(req.device, info)
+    run_dir, cfg = open_run(req, info)
+    dirs = runs.seed_dirs(run_dir, cfg.seeds)
+    digest = runs.config_digest(cfg.to_dict())
+    held.enter_context(runs.hold_run(run_dir, info.is_main))  # one process per run
+    return RunSetup(info, device, run_dir, cfg, digest, dirs)
 
 
 def read_run_config(run_dir: Path) -> RunConfig:

@@ -1,7 +1,8 @@
 """``mea train``: train a model on a feature store and write ``runs/<name>/`` (DESIGN.md "Runs").
 
-Only the loop lives here. The run is set up by :mod:`mea_cli.train.setup` (store facts, the
-resolved :class:`~mea_cli.train.runconfig.RunConfig`, the run directory); devices, autocast,
+Only the loop lives here. The run is set up by :func:`mea_cli.train.setup.start_run` in one pass
+(process and device, store facts, the resolved :class:`~mea_cli.train.runconfig.RunConfig`, the
+run directory and lock, each seed's folder); devices, autocast,
 prediction and processes come from :mod:`mea_cli.runtime`. :class:`Trainer` trains one seed of
 a configuration: :meth:`Trainer.fit`, :meth:`~Trainer.validate`, :meth:`~Trainer.save` /
 :meth:`~Trainer.restore` (``state.pt``); :func:`train_run` trains every seed of a run. The
@@ -64,13 +65,8 @@ from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 from mea_cli.models.core.losses import task_loss
 from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import jsonable, write_json
-from mea_cli.runtime.distributed import (
-    DistInfo,
-    barrier,
-    init_distributed,
-    shutdown,
-)
-from mea_cli.runtime.engine import Predictions, autocast, predict, resolve_device
+from mea_cli.runtime.distributed import DistInfo, barrier
+from mea_cli.runtime.engine import Predictions, autocast, predict
 from mea_cli.runtime.loading import build_model
 from mea_cli.runtime.targets import (
     balanced_class_weights,
@@ -83,7 +79,7 @@ from mea_cli.train.display import TrainDisplay
 from mea_cli.train.epoch_log import EpochLog, mean_psi
 from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
 from mea_cli.train.runconfig import RunConfig
-from mea_cli.train.setup import DEFAULT_SEED, TrainError, TrainRequest, open_run
+from mea_cli.train.setup import DEFAULT_SEED, TrainError, TrainRequest, start_run
 
 __all__ = ["DEFAULT_SEED", "RunResult", "TrainError", "TrainRequest", "Trainer", "train_run"]
 
@@ -171,42 +167,38 @@ class Trainer:
         live: bool | None = None,
         log: Sequence[str] = (),
         on_epoch: Callable[[Mapping[str, Any]], None] | None = None,
+        config_sha256: str | None = None,
     ) -> None:
         self.run, self.store, self.seed, self.out_dir = run, store, seed, Path(out_dir)
         self.device, self.info = device, info or DistInfo()
         self.console, self.live, self.log = console or Console(stderr=True), live, tuple(log)
         self.on_epoch = on_epoch
+        # what state.pt records of the run (start_run computes it once for every seed)
+        self.config_sha256 = config_sha256 or runs.config_digest(run.to_dict())
         self.settings = run.settings
+        batch_size, eval_batch = self.settings.batch_size, self.settings.eval_batch
         self.selection = selection_metric(run.task)
         _seed_everything(seed)
-        self.stats = NormStats.fit(store, "train")
+        # the store's facts, read once: sample order, the train split's labels
         self.index_of = {str(s): i for i, s in enumerate(store.samples.id)}
         train_labels = store.samples.label[store.split_indices("train")]
-        self.label_mean = np.nanmean(train_labels, axis=0)
-        self.target_scale = scale_for(run.task, train_labels)  # regression: standardised
-        self.class_weights = (
-            balanced_class_weights(run.task, train_labels)
-            if self.settings.class_weights == "balanced"
-            else None
-        )
+        self.label_mean = [float(x) for x in np.nanmean(train_labels, axis=0)]
+        has_test = len(store.split_indices("test")) > 0
+        # the data: normalisation (also as the checkpoint records it) and one loader per split
+        self.stats = NormStats.fit(store, "train")
+        self.norm = self.stats.to_dict()
         kw = {"num_replicas": self.info.world_size, "rank": self.info.rank, "seed": seed}
         entry = get_entry(run.model)
         gaps = "gap_masks" in entry.capabilities  # masks with gaps only for models reading them
         self.loaders = {
-            "train": make_loader(
-                FeatureDataset(store, "train", self.stats, gap_masks=gaps),
-                self.settings.batch_size, True, **kw,
-            ),
-            "valid": make_loader(
-                FeatureDataset(store, "valid", self.stats, gap_masks=gaps),
-                self.settings.eval_batch, False, **kw,
-            ),
+            "train": make_loader(FeatureDataset(store, "train", self.stats, gap_masks=gaps), batch_size, True, **kw),
+            "valid": make_loader(FeatureDataset(store, "valid", self.stats, gap_masks=gaps), eval_batch, False, **kw),
         }  # fmt: skip
-        if len(store.split_indices("test")):
+        if has_test:
             self.loaders["test"] = make_loader(
-                FeatureDataset(store, "test", self.stats, gap_masks=gaps),
-                self.settings.eval_batch, False, **kw,
-            )  # fmt: skip
+                FeatureDataset(store, "test", self.stats, gap_masks=gaps), eval_batch, False, **kw
+            )
+        # the model (its registry entry was read above)
         self.closed_form = "closed_form_fit" in entry.capabilities
         if self.closed_form and self.info.enabled:
             raise TrainError(f"{run.model} is fitted in closed form: train it in one process")
@@ -214,7 +206,16 @@ class Trainer:
         for name, p in self.model.named_parameters():
             if entry.is_unused(name):
                 p.requires_grad_(False)  # declared unused: no gradient, not optimised
-        scaled = with_scale(self.model, self.target_scale)  # predictions in the label's units
+        # the targets: regression standardised (predictions back in the label's units outside
+        # the model), classes optionally reweighted
+        self.target_scale = scale_for(run.task, train_labels)
+        self.class_weights = (
+            balanced_class_weights(run.task, train_labels)
+            if self.settings.class_weights == "balanced"
+            else None
+        )
+        scaled = with_scale(self.model, self.target_scale)
+        self.scale_dict = None if self.target_scale is None else self.target_scale.to_dict()
         self.net: nn.Module = (
             nn.parallel.DistributedDataParallel(scaled) if self.info.enabled else scaled
         )
@@ -342,7 +343,7 @@ class Trainer:
             {
                 "format": STATE_FORMAT,
                 "seed": self.seed,
-                "config_sha256": runs.config_digest(self.run.to_dict()),
+                "config_sha256": self.config_sha256,
                 "epoch": pr.epoch,
                 "model": self.model.state_dict(),
                 "optimizer": self.opt.state_dict() if self.opt else {},
@@ -387,14 +388,14 @@ class Trainer:
             label_names=list(run.label_names),
             label_range=None if run.label_range is None else list(run.label_range),
             schema=run.schema,
-            norm=self.stats.to_dict(),
+            norm=self.norm,
             state_dict=self.progress.best_state,
-            train_config={**run.train, "train_label_mean": [float(x) for x in self.label_mean]},
+            train_config={**run.train, "train_label_mean": list(self.label_mean)},
             seed=self.seed,
             epoch=self.progress.best_epoch,
             valid_metrics=jsonable(valid),
             features={"path": run.features, "sha256": run.features_sha256},
-            target_scale=None if self.target_scale is None else self.target_scale.to_dict(),
+            target_scale=self.scale_dict,
         )
 
     # ---- the whole seed
@@ -421,12 +422,14 @@ class Trainer:
         run, sel = self.run, self.selection
         title = f"{run.model} on {run.dataset} ({Path(run.features).name}), seed {self.seed}"
         budget = self.epoch_budget
-        display = TrainDisplay(
-            self.console, title, budget, sel.name, enabled=info.is_main, live=self.live
-        )
         if self.closed_form and pr.epoch < budget:
             self.prepare_closed_form()
-        with display, self._epoch_log() as epoch_log:
+        with (
+            self._epoch_log() as epoch_log,
+            TrainDisplay(
+                self.console, title, budget, sel.name, enabled=info.is_main, live=self.live
+            ) as display,
+        ):
             while pr.epoch < budget and not pr.stopped:
                 t0 = time.perf_counter()
                 pr.epoch += 1
@@ -501,50 +504,42 @@ class Trainer:
 def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
     """Train every seed of a run (new or resumed) and write its files; see the module docstring."""
     console = console or Console(stderr=True)
-    device_type = resolve_device(req.device).type
-    info = init_distributed(device_type)
-    try:
-        with contextlib.ExitStack() as held:  # the run lock, released last
-            device = resolve_device(req.device, info)
-            run_dir, cfg = open_run(req, info)
-            held.enter_context(runs.hold_run(run_dir, info.is_main))  # one process per run
-            seeds = [int(s) for s in cfg.seeds]
-            results: dict[int, dict[str, Any]] = {}
-            with FeatureStore(cfg.features) as store:
-                _check_schema_same(store, cfg)
-                gaps = "gap_masks" in get_entry(cfg.model).capabilities
-                if info.is_main and (note := gap_mask_note(store, cfg.model, gaps)):
-                    console.print(note, highlight=False)
-                if req.resume:  # a new run's store was checked by read_store_facts
-                    store.check_values()
-                for seed in seeds:
-                    out_dir = runs.seed_dir(run_dir, seed, len(seeds))
-                    trainer = Trainer(
-                        cfg, store, seed, out_dir, device, info, console, req.live, req.log,
-                        req.on_epoch,
-                    )
-                    try:
-                        results[seed] = trainer.fit(resume=req.resume)
-                    except KeyboardInterrupt:
-                        if info.is_main:
-                            runs.update_latest(Path(req.runs_dir), run_dir)
-                            console.print(
-                                f"stopped; the last completed epoch is kept: continue with "
-                                f"mea train --resume --name {run_dir.name}",
-                                highlight=False,
-                            )
-                        raise
-            summary = _summarise(results)
-            if info.is_main:
-                if len(seeds) > 1:
-                    write_json(
-                        run_dir / "metrics.json",
-                        {"selection": cfg.selection, "seeds": results, **summary}, nan="null",
-                    )
-                runs.update_latest(Path(req.runs_dir), run_dir)
-            return RunResult(run_dir, results, summary, cfg.selection, info.is_main)
-    finally:
-        shutdown(info)
+    with contextlib.ExitStack() as held:  # the run lock, then the process group, released last
+        rs = start_run(req, held)
+        info, run_dir, cfg = rs.info, rs.run_dir, rs.config
+        results: dict[int, dict[str, Any]] = {}
+        with FeatureStore(cfg.features) as store:
+            _check_schema_same(store, cfg)
+            gaps = "gap_masks" in get_entry(cfg.model).capabilities
+            if info.is_main and (note := gap_mask_note(store, cfg.model, gaps)):
+                console.print(note, highlight=False)
+            if req.resume:  # a new run's store was checked by read_store_facts
+                store.check_values()
+            for seed, out_dir in rs.seed_dirs.items():
+                trainer = Trainer(
+                    cfg, store, seed, out_dir, rs.device, info, console, req.live, req.log,
+                    req.on_epoch, rs.config_sha256,
+                )  # fmt: skip
+                try:
+                    results[seed] = trainer.fit(resume=req.resume)
+                except KeyboardInterrupt:
+                    if info.is_main:
+                        runs.update_latest(Path(req.runs_dir), run_dir)
+                        console.print(
+                            f"stopped; the last completed epoch is kept: continue with "
+                            f"mea train --resume --name {run_dir.name}",
+                            highlight=False,
+                        )
+                    raise
+        summary = _summarise(results)
+        if info.is_main:
+            if len(rs.seed_dirs) > 1:
+                write_json(
+                    run_dir / "metrics.json",
+                    {"selection": cfg.selection, "seeds": results, **summary}, nan="null",
+                )
+            runs.update_latest(Path(req.runs_dir), run_dir)
+        return RunResult(run_dir, results, summary, cfg.selection, info.is_main)
 
 
 def _check_schema_same(store: FeatureStore, cfg: RunConfig) -> None:

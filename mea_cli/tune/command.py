@@ -39,6 +39,7 @@ def default_study(model: str, features: Path) -> str:
 
 
 def search_space(model: str, opts: TuneOptions) -> list[Param]:
+    # start-up time: the search space is checked before the run layer (torch) loads
     from mea_cli.models.core.contract import data_fields
     from mea_cli.models.core.registry import get_entry
     from mea_cli.train.config import TrainSettings
@@ -66,6 +67,7 @@ def tune(req: Any, opts: TuneOptions, console: Console, err: Console) -> Path | 
     """Run the study for ``req`` (a :class:`~mea_cli.train.trainer.TrainRequest`: store, model,
     seed, fixed overrides) and ``opts``; print the trials and write the best config. Returns
     the config file (``None`` when no trial has completed yet)."""
+    # start-up time: the search space is checked before the run layer (torch) loads
     from mea_cli.train import runs
 
     params = search_space(req.model, opts)

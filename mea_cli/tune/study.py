@@ -159,6 +159,7 @@ def _open_locked(req: TuneRequest, metric: str, higher_is_better: bool) -> Any:
 def run_study(req: TuneRequest) -> TuneResult:
     """Run ``req.trials`` trials of the study in this process (others may run theirs at the
     same time on the same storage) and return the study."""
+    # start-up time: tune.command imports this module for its checks, before torch
     import optuna
 
     from mea_cli.config import ConfigError

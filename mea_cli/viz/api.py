@@ -119,6 +119,7 @@ def _model_pictures(
 ) -> None:
     """The pictures that need the model run on a split; a checkpoint or store that cannot be
     loaded refuses them all."""
+    # only the asked picture's code (and matplotlib / scikit-learn) loads
     from mea_cli.viz.collect import attention_of, collect, load
 
     try:
@@ -162,6 +163,7 @@ def _model_pictures(
 def _check_capabilities(loaded: Any, whats: Sequence[str]) -> None:
     """Ask the registry whether the checkpoint's model gives what each picture needs; refuse
     in one line naming the model and what it lacks."""
+    # only the asked picture's code (and matplotlib / scikit-learn) loads
     from mea_cli.models.core.registry import config_from_dict, get_entry
 
     entry = get_entry(loaded.ckpt.model)
@@ -171,6 +173,7 @@ def _check_capabilities(loaded: Any, whats: Sequence[str]) -> None:
 
 
 def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
+    # only the asked picture's code (and matplotlib / scikit-learn) loads
     from mea_cli.viz.curves import plot_curves, read_chosen, read_log
 
     log = ckpt.parent / "log.jsonl"
@@ -189,6 +192,7 @@ def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
 
 
 def _tsne(loaded: Any, got: Any, out_dir: Path, seed: int, max_points: int) -> VizOutput:
+    # only the asked picture's code (and matplotlib / scikit-learn) loads
     from mea_cli.viz.tsne import counts, tsne_figure
 
     exc, agn = got.reps.get("exclusive", {}), got.reps.get("agnostic", {})
@@ -215,6 +219,7 @@ def _tsne(loaded: Any, got: Any, out_dir: Path, seed: int, max_points: int) -> V
 def _wal(
     loaded: Any, got: Any, out_dir: Path, sample: str | None, samples: int, seed: int
 ) -> VizOutput:
+    # only the asked picture's code (and matplotlib / scikit-learn) loads
     from mea_cli.viz.wal import MODALITY_ORDER, plot_psi, psi_array
 
     psi = psi_array(got.psi)  # [N, L, 3], checked to sum to one
@@ -251,6 +256,7 @@ def _wal(
 
 
 def _attention(loaded: Any, found: tuple[str, dict, dict, str], out_dir: Path) -> VizOutput:
+    # only the asked picture's code (and matplotlib / scikit-learn) loads
     from mea_cli.viz.attention import plot_attention, sample_maps
 
     sid, maps, lengths, block = found

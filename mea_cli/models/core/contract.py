@@ -31,6 +31,7 @@ from typing import Any, ClassVar, TypeVar
 
 from mea_cli import MODALITIES
 from mea_cli.config import Config, ConfigError
+from mea_cli.data.presets import BENCHMARK_DIMS, get_preset
 
 M = TypeVar("M", bound="ModelConfig")
 
@@ -89,8 +90,6 @@ def _valid_output(name: str) -> bool:
 
 
 def _benchmark_dims() -> dict[str, int]:
-    from mea_cli.data.presets import BENCHMARK_DIMS
-
     return dict(BENCHMARK_DIMS)
 
 
@@ -175,8 +174,6 @@ class ModelConfig(Config):
         num_labels: int | None = None,
     ) -> M:
         """The ``dataset`` preset for data of this shape (default: the benchmark's features)."""
-        from mea_cli.data.presets import get_preset
-
         key = dataset.strip().lower()
         if key not in cls.PRESETS:
             raise ConfigError(

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from mea_cli import MODALITIES
+from mea_cli.artifacts.features import FeatureStore
 from mea_cli.models.core.deviations import deviations_of
 from mea_cli.models.core.params import trainable_parameters
 from mea_cli.models.core.registry import config_for, create_model, get_entry
@@ -46,8 +47,6 @@ def describe_model(
     entry = get_entry(name)
     fields = dict(overrides or {})
     if features is not None:
-        from mea_cli.artifacts.features import FeatureStore
-
         with FeatureStore(features) as store:
             input_dims = {m: store.modalities[m].dim for m in MODALITIES if m in store.modalities}
             task = store.meta.task

@@ -59,7 +59,7 @@ class MEAFamilyConfig(ModelConfig):
     PSA + WAL, HCA, encoders, discriminators and loss weights (MEA Eq. 1-16, 20; MFSA Eq. 1-16).
 
     Each model subclasses it with its own defaults and presets (:class:`MEAConfig` here,
-    :class:`mea_cli.models.mea.mfsa.MFSAConfig`); the shared modules are built from these fields
+    :class:`mea_cli.models.mea.mfsa_config.MFSAConfig`); the shared modules are built from these fields
     (:mod:`mea_cli.models.mea.branches`).
     """
 

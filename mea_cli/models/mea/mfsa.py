@@ -19,8 +19,9 @@ What is MFSA's own (everything else is MEA's modules, :mod:`mea_cli.models.mea.b
 * the fusion: one vanilla transformer encoder layer over the six ``d_h`` vectors as six tokens
   (:class:`TokenFusion`), flattened back to ``h_fin`` (``6 d_h``) and fed to fully connected
   layers, instead of MEA's decoupled graph fusion;
-* the L1 regression loss (MEA: MSE) and the Sec. 4.2 hyper-parameters (:data:`SEC_4_2`);
-* its ablation rows (Table 4, :data:`SWITCHES`).
+* the L1 regression loss (MEA: MSE) and the Sec. 4.2 hyper-parameters
+  (:data:`~mea_cli.models.mea.mfsa_config.SEC_4_2`, :mod:`~mea_cli.models.mea.mfsa_config`);
+* its ablation rows (Table 4, :data:`~mea_cli.models.mea.mfsa_switches.SWITCHES`).
 
 MFSA names the first branch *specific* (``h^s``, ``L_spe``) where MEA says *exclusive*
 (``h^e``, ``L_exc``); the model contract's key for it is ``"exclusive"`` (``out.reps``), the loss
@@ -30,16 +31,12 @@ and lists every decision.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any, ClassVar
-
 import torch
 from torch import nn
 
 from mea_cli import MODALITIES
 from mea_cli.batch import Batch
-from mea_cli.models.core.contract import Deviation, Switch, SwitchSet
+from mea_cli.models.core.contract import Deviation
 from mea_cli.models.core.inputs import check_batch
 from mea_cli.models.core.losses import sample_separation_loss, task_loss
 from mea_cli.models.core.output import ModelOutput
@@ -49,131 +46,14 @@ from mea_cli.models.core.registry import register_model
 from mea_cli.models.layers.discriminators import DoubleDiscriminator
 from mea_cli.models.layers.encoders import AgnosticEncoder, ExclusiveEncoders
 from mea_cli.models.mea.branches import (
-    STACK_SWITCHES,
-    Stacks,
     build_extractors,
     build_stacks,
     encode_branches,
     prediction_head,
     shape_prediction,
-    stack_capabilities,
-    stack_parts,
 )
-from mea_cli.models.mea.config import MEAFamilyConfig
-from mea_cli.models.mea.switches import SWITCHES as MEA_SWITCHES
-
-SEC_4_2: dict[str, dict[str, Any]] = {
-    "mosi": dict(heads=8, kernel_sizes=(3, 3, 3), mu=0.25, alpha=1e-2, beta=3e-2, sep_batch=64),
-    "mosei": dict(heads=10, kernel_sizes=(3, 3, 3), mu=0.15, alpha=3e-2, beta=5e-2, sep_batch=64),
-    "iemocap": dict(heads=8, kernel_sizes=(3, 3, 5), mu=0.2, alpha=1e-2, beta=2e-2, sep_batch=32),
-}
-"""The per-dataset model values of MFSA Sec. 4.2 (heads, mu, alpha, beta; ``d = 40``,
-``d_h = 128``, ``M = 5``, ``N = 2`` are the field defaults). MFSA gives no kernel sizes: those are
-MEA's Table I values (the same authors' journal version of the same extractor). Batch size,
-epochs and learning rate are training values (``paper_mfsa.json``); ``sep_batch`` is
-Sec. 4.2's batch size (64 / 64 / 32), the batch at which L_sep equals Eq. 13's printed sum."""
-
-
-@dataclass(frozen=True)
-class MFSAConfig(MEAFamilyConfig):
-    """Everything needed to build an :class:`MFSA` (JSON-able); the shared fields are MEA's."""
-
-    d_h: int = 128
-    alpha: float = 1e-2
-    # L_sep = sep_batch x the per-sample mean of Eq. 13 (its printed sum at a batch of sep_batch,
-    # the same weight at any batch size); 0: the printed sum, which grows with the batch size
-    sep_batch: int = 64
-    psa_layers: int = 5
-    task_loss: str = "l1"
-    fusion_heads: int = 8  # where the paper is silent: Sec. 4.2's heads (10 on MOSEI) do not divide d_h
-
-    WHAT: ClassVar[str] = "MFSA configuration"
-    PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = SEC_4_2
-    PRESET_SOURCE: ClassVar[str] = (
-        "MFSA (ACM MM 2022) Sec. 4.2; kernel sizes from MEA (IEEE TCSVT) Table I"
-    )
-
-    def problems(self) -> list[str]:
-        out = super().problems()
-        if self.sep_batch < 0:
-            out.append("sep_batch must be 0 (Eq. 13's sum as printed) or a positive batch size")
-        if self.fusion_heads < 1 or self.d_h % self.fusion_heads:
-            out.append(f"d_h={self.d_h} must be divisible by fusion_heads={self.fusion_heads}")
-        return out
-
-
-SWITCHES = SwitchSet(
-    (
-        Switch(
-            "sep",
-            "w/o L_sep",
-            "drop the orthogonality term alpha*L_sep (Eq. 13)",
-            drops_losses=("sep",),
-        ),
-        Switch(
-            "adv",
-            "w/o L_agn + L_spe",
-            "remove both discriminators and L_agn, L_spe (Eq. 14-15)",
-            removes=("discriminators.*",),
-            drops_losses=("agn", "spe", "imp"),
-        ),
-        Switch(
-            "specific",
-            "w/o Modality-Specific",
-            "remove the PSA branch and specific encoders; fuse the three h^a only",
-            removes=("psa.*", "wal.*", "specific.*"),
-            drops_losses=("sep", "spe"),
-            drops_outputs=("reps.exclusive", "psi", "attention.psa"),
-        ),
-        Switch(
-            "agnostic",
-            "w/o Modality-Agnostic",
-            "remove the HCA branch, agnostic encoder and D_i; fuse the three h^s only",
-            removes=("hca.*", "agnostic.*", "discriminators.importance.*"),
-            drops_losses=("sep", "agn", "imp"),
-            drops_outputs=("reps.agnostic", "attention.hca"),
-        ),
-        *(MEA_SWITCHES[name] for name in STACK_SWITCHES),  # the rows both tables share
-    ),
-    exclusive_groups=(frozenset({"specific", "agnostic"}),),
-)
-"""Every row of MFSA's Table 4 (ablations on CMU-MOSI), in the paper's order."""
-
-
-@dataclass(frozen=True)
-class MFSAParts(Stacks):
-    """What an MFSA builds and which loss terms it computes, derived from its switches (the
-    PSA / WAL / HCA fields are :class:`~mea_cli.models.mea.branches.Stacks`', as for MEA)."""
-
-    specific: bool
-    agnostic: bool
-    sep: bool
-    adversarial: bool
-
-    @property
-    def tokens(self) -> int:
-        """How many ``d_h`` vectors the fusion layer sees (six, or three without a branch)."""
-        return len(MODALITIES) * (int(self.specific) + int(self.agnostic))
-
-
-def parts(ablations: Iterable[str]) -> MFSAParts:
-    """The single mapping from Table 4 switches to model structure (names already checked)."""
-    off = set(ablations)
-    specific = "specific" not in off
-    agnostic = "agnostic" not in off
-    return MFSAParts(
-        **stack_parts(off, specific, agnostic),
-        specific=specific,
-        agnostic=agnostic,
-        sep=specific and agnostic and "sep" not in off,
-        adversarial="adv" not in off,
-    )
-
-
-def capabilities(cfg: object) -> set[str]:
-    """What an MFSA built from ``cfg`` provides: h^s / h^a always (one branch stays), psi only
-    with the WAL, PSA self-attention maps only with the PSA layers."""
-    return stack_capabilities(parts(getattr(cfg, "ablations", ())))
+from mea_cli.models.mea.mfsa_config import MFSAConfig
+from mea_cli.models.mea.mfsa_switches import SWITCHES, capabilities, parts
 
 
 class TokenFusion(nn.Module):
