@@ -107,6 +107,7 @@ def _train_request(
     if config is not None:
         check_input_file(config, "config file")
     check_output_dir(runs_dir, "runs directory")
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.cli_support import check_train_overrides
     from mea_cli.train.config import overrides_from_cli
 
@@ -119,13 +120,16 @@ def _train_request(
         train_over["epochs"] = epochs
     check_train_overrides(train_over)
     if features is not None and not resume:
+        # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.artifacts.features import check_store
 
         check_store(features)
     if resume:
+        # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.train.runs import check_resume_store
 
         check_resume_store(runs_dir, name, allow_changed_store)
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.trainer import TrainRequest, enable_determinism
 
     _threads(threads)
@@ -172,6 +176,7 @@ def train(
     dicts, applied after ``config`` and ``sets``; ``epochs`` last. ``log`` names extra
     per-epoch loggers (``"tensorboard"``). Progress goes to ``console`` (default: stderr)."""
     seed_list = _seeds(seeds)
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.epoch_log import parse_loggers
 
     loggers = parse_loggers(list(log))
@@ -195,6 +200,7 @@ def train(
         from mea_cli.train.folds import train_grouped
 
         return train_grouped(req, plan, console)
+    # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.trainer import train_run
 
     return train_run(req, console)
