@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from mea_cli.models.core.amp import keeps_autocast
 from mea_cli.models.core.masking import masked_softmax, pair_mask
+from mea_cli.models.layers.flash import padded_flash_attention, thin_heads
 
 _FUSED = True
 
@@ -103,11 +104,17 @@ def fused_attention(
     softmax gives, never NaN: its keys are unmasked for the kernel and the result multiplied by 0.
     ``key_mask=None``: every key is real (no mask for the kernel).
     """
+    thin = thin_heads(q, dropout_p)  # CPU flash kernel on heads padded to 16 (same maths)
     if key_mask is None:
+        if thin:
+            return padded_flash_attention(q, k, v, None)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
     has_key = key_mask.any(dim=1)
     keys = (key_mask | ~has_key[:, None])[:, None, None, :]
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, dropout_p=dropout_p)
+    if thin:
+        out = padded_flash_attention(q, k, v, keys)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=keys, dropout_p=dropout_p)
     return out * has_key[:, None, None, None].to(out.dtype)
 
 
