@@ -42,9 +42,10 @@ def main() -> None:
                     help="thin heads unpadded (the lever before mea_cli.models.layers.flash)")
     a = ap.parse_args()
 
-    from mea_cli.runtime import prefer_huge_pages
+    from mea_cli.runtime import passive_openmp, prefer_huge_pages
 
     prefer_huge_pages()  # as the `mea` entry point does, before torch is imported
+    passive_openmp()
     import torch
 
     from mea_cli.artifacts.features import FeatureStore
