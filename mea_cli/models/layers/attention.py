@@ -118,33 +118,20 @@ def fused_attention(
     return out * has_key[:, None, None, None].to(out.dtype)
 
 
-def keep_mask(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
-    """A dropout keep mask like ``x`` (bool) and the factor ``1 / keep rate`` for the kept values.
-
-    16-bit uniform integers, four from each 64-bit draw, compared with ``round(p * 2^16)``:
-    the drop rate is ``p`` to within 2^-17 and the kept values are scaled by the exact keep rate.
-    ``bernoulli_`` into a bool tensor costs about 3x more CPU per element (3.5 % of an MEA
-    training epoch at the MOSI preset, docs/performance.md), the 64-bit draws far less."""
-    cut = round(p * 65536)
-    n = x.numel()
-    draws = torch.empty((n + 3) // 4, dtype=torch.int64, device=x.device)
-    draws = draws.random_(-(2**63), None).view(torch.int16)[:n].view(x.shape)
-    return draws >= cut - 32768, 65536 / (65536 - cut)
-
-
 class _LeanDropout(torch.autograd.Function):
     """Inverted dropout that keeps its mask as booleans (torch's CPU dropout keeps a float mask)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, p: float) -> torch.Tensor:
-        keep, ctx.scale = keep_mask(x, p)
+        keep = torch.empty_like(x, dtype=torch.bool).bernoulli_(1.0 - p)
+        ctx.p = p
         ctx.save_for_backward(keep)
-        return x.mul(keep).mul_(ctx.scale)
+        return x.mul(keep).mul_(1.0 / (1.0 - p))
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (keep,) = ctx.saved_tensors
-        return grad.mul(keep).mul_(ctx.scale), None
+        return grad.mul(keep).mul_(1.0 / (1.0 - ctx.p)), None
 
 
 def dropout(x: torch.Tensor, module: nn.Dropout) -> torch.Tensor:
@@ -170,10 +157,11 @@ class _LeanFFN(torch.autograd.Function):
         p: float,
     ) -> torch.Tensor:
         hidden = F.gelu(F.linear(x, w1, b1))
-        keep, ctx.scale = None, 1.0
+        keep = None
         if p > 0:
-            keep, ctx.scale = keep_mask(hidden, p)
-            hidden = hidden.mul_(keep).mul_(ctx.scale)
+            keep = torch.empty_like(hidden, dtype=torch.bool).bernoulli_(1.0 - p)
+            hidden = hidden.mul_(keep).mul_(1.0 / (1.0 - p))
+        ctx.p = p
         ctx.save_for_backward(x, w1, b1, w2, keep)
         return F.linear(hidden, w2, b2)
 
@@ -183,14 +171,14 @@ class _LeanFFN(torch.autograd.Function):
         pre = F.linear(x, w1, b1)  # recomputed: one d -> mult*d product
         hidden = F.gelu(pre)
         if keep is not None:
-            hidden = hidden.mul_(keep).mul_(ctx.scale)
+            hidden = hidden.mul_(keep).mul_(1.0 / (1.0 - ctx.p))
         g2 = grad.reshape(-1, grad.shape[-1])
         g_w2 = g2.t() @ hidden.reshape(-1, hidden.shape[-1])
         g_b2 = g2.sum(dim=0)
         g_hidden = grad @ w2
         del hidden
         if keep is not None:
-            g_hidden = g_hidden.mul_(keep).mul_(ctx.scale)
+            g_hidden = g_hidden.mul_(keep).mul_(1.0 / (1.0 - ctx.p))
         g_pre = torch.ops.aten.gelu_backward(g_hidden, pre)
         del pre, g_hidden
         g1 = g_pre.reshape(-1, g_pre.shape[-1])

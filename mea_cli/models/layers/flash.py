@@ -13,9 +13,8 @@ and ``v`` with zero columns up to :data:`PAD_TO` changes no number of the maths:
   ``D = rowsum(dO * O)`` are unchanged, and the gradients' extra columns are cut off.
 
 Measured (``docs/performance.md``, one thread): forward + backward of one MRU's attention,
-8 heads of 5, 275 x 510 and 500 x 925: 11.3 -> 6.9 ms and 40.5 -> 23.3 ms on the 2-core AVX2
-development machine. Padding to 8 (one AVX2 float vector) gained only 2-8 % there, 16 gained
-about 40 %, so heads are padded to 16 (the kernel's inner products run on whole vectors).
+8 heads of 5, 275 x 510 and 500 x 925: 11.3 -> 6.9 ms and 40.5 -> 23.3 ms. Padding to 8 gained
+little on this AVX-512 machine, so 16 (a multiple of both AVX2's and AVX-512's float vectors).
 
 Memory: the autograd node keeps the *thin* ``q, k, v``, output and log-sum-exp (what the plain
 kernel keeps) and pads again in the backward pass, so the saved tensors do not grow; only the
