@@ -31,9 +31,12 @@ def main() -> int:
     if len(sys.argv) < 3 or sys.argv[2] != "--":
         raise SystemExit("usage: bench_train_child.py RESULT.json -- <mea arguments>")
     args = sys.argv[3:]
-    from mea_cli.runtime import prefer_huge_pages
+    from mea_cli.runtime import passive_openmp, prefer_huge_pages
 
-    prefer_huge_pages()  # as the `mea` entry point does, before torch is imported
+    # as the `mea` entry point does, before torch is imported (OpenMP reads its wait policy
+    # when torch loads: set later, the measured process would keep spinning threads)
+    prefer_huge_pages()
+    passive_openmp()
     import torch
 
     import mea_cli.data.dataset as dataset
