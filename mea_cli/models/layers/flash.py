@@ -78,7 +78,7 @@ def thin_heads(q: torch.Tensor, dropout_p: float) -> bool:
         and q.dtype == torch.float32
         and dropout_p == 0.0
         and q.shape[-1] < PAD_TO
-        and not torch.is_autocast_cpu_enabled()
+        and not torch.is_autocast_enabled("cpu")
     )
 
 
