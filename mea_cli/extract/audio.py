@@ -58,21 +58,14 @@ class OpenSmileBackend:
         self.summary_names: tuple[str, ...] = tuple(self._functionals.feature_names)
 
     def provenance(self) -> ExtractorInfo:
-        return ExtractorInfo(
-            self.tool,
-            self.version,
-            {
-                "backend": self.name,
-                "options": options_record({"set": self.feature_set}),
-                "feature_set": AUDIO_SETS[self.feature_set],
-                "feature_level": "LowLevelDescriptors",
-                "hop_s": 1.0 / AUDIO_RATE_HZ,
-                "input": "mono 16 kHz float32 (PyAV)",
-            },
-        )
+        return self._info("LowLevelDescriptors", hop_s=1.0 / AUDIO_RATE_HZ)
 
     def summary_provenance(self) -> ExtractorInfo:
         """Provenance of :meth:`functionals` (the store's ``/summary/audio``)."""
+        return self._info("Functionals", span="the sample's segment of the signal")
+
+    def _info(self, level: str, **extra: object) -> ExtractorInfo:
+        """What both levels record: backend, options, openSMILE's set and level, the input."""
         return ExtractorInfo(
             self.tool,
             self.version,
@@ -80,8 +73,8 @@ class OpenSmileBackend:
                 "backend": self.name,
                 "options": options_record({"set": self.feature_set}),
                 "feature_set": AUDIO_SETS[self.feature_set],
-                "feature_level": "Functionals",
-                "span": "the sample's segment of the signal",
+                "feature_level": level,
+                **extra,
                 "input": "mono 16 kHz float32 (PyAV)",
             },
         )
