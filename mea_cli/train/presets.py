@@ -45,6 +45,8 @@ _OUR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "weight_decay": (0.0, OURS),
     "eval_batch_size": (0, "ours: 0 means twice the training batch size"),
     "class_weights": ("none", "ours: unweighted cross-entropy, as the papers train"),
+    "input_noise": (0.0, "ours: no augmentation, as the papers train"),
+    "time_mask": (0.0, "ours: no augmentation, as the papers train"),
 }
 
 @dataclass(frozen=True)

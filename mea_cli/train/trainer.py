@@ -78,6 +78,7 @@ from mea_cli.runtime.targets import (
     with_scale,
 )
 from mea_cli.train import runs
+from mea_cli.train.augment import augment
 from mea_cli.train.display import TrainDisplay
 from mea_cli.train.epoch_log import EpochLog, mean_psi
 from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
@@ -251,7 +252,9 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         for k, batch in enumerate(loader):
-            batch = batch.to(self.device)
+            batch = augment(
+                batch.to(self.device), self.settings.input_noise, self.settings.time_mask
+            )
             with autocast(self.device):
                 out = self.net(batch)
             loss = out.loss
