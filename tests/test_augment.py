@@ -73,3 +73,36 @@ def test_settings_refuse_out_of_range_values() -> None:
         TrainSettings(time_mask=1.0)
     with pytest.raises(ConfigError, match="input_noise"):
         TrainSettings(input_noise=-0.1)
+
+
+def test_weight_average_by_hand_and_swap() -> None:
+    from torch import nn
+
+    from mea_cli.train.ema import WeightAverage
+
+    lin = nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        lin.weight.fill_(1.0)
+    ema = WeightAverage(lin, decay=0.5)
+    with torch.no_grad():
+        lin.weight.fill_(3.0)
+    ema.update(lin)  # t=1: r = min(0.5, 2/11) = 2/11
+    r1 = 2 / 11
+    want = r1 * 1.0 + (1 - r1) * 3.0
+    assert abs(float(ema.shadow["weight"]) - want) < 1e-6
+    for _ in range(10):  # from t=8 on (9/18) r is the decay
+        ema.update(lin)
+    assert ema.rate() == 0.5
+    with torch.no_grad():
+        lin.weight.fill_(5.0)
+    before = float(ema.shadow["weight"])
+    ema.update(lin)
+    assert abs(float(ema.shadow["weight"]) - (0.5 * before + 0.5 * 5.0)) < 1e-6
+    with ema.swapped_in(lin):
+        assert torch.equal(lin.weight.detach(), ema.shadow["weight"])
+    assert float(lin.weight.detach()) == 5.0  # the model's own weights are back
+    restored = WeightAverage(lin, decay=0.5)
+    restored.load_state_dict(ema.state_dict())
+    assert restored.steps == ema.steps and torch.equal(restored.shadow["weight"], ema.shadow["weight"])
+    with pytest.raises(ConfigError, match="ema_decay"):
+        TrainSettings(ema_decay=1.0)

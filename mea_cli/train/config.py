@@ -40,7 +40,8 @@ class TrainSettings(Config):
     weighted by ``n / (C * n_c)`` on the train split, scikit-learn's "balanced").
     ``input_noise`` / ``time_mask``: training-time augmentation of the real input steps
     (Gaussian noise std in standardised units; the fraction of each sequence masked as one
-    span), 0 is off: :mod:`mea_cli.train.augment`.
+    span), 0 is off: :mod:`mea_cli.train.augment`. ``ema_decay``: validate, select and keep
+    a moving average of the weights (0: off; :mod:`mea_cli.train.ema`).
     """
 
     epochs: int = 60
@@ -55,6 +56,7 @@ class TrainSettings(Config):
     class_weights: str = "none"
     input_noise: float = 0.0
     time_mask: float = 0.0
+    ema_decay: float = 0.0
 
     WHAT: ClassVar[str] = "training settings"
 
@@ -72,6 +74,8 @@ class TrainSettings(Config):
             out.append(f"class_weights must be none or balanced, not {self.class_weights!r}")
         if self.input_noise < 0 or not 0.0 <= self.time_mask < 1.0:
             out.append("input_noise must not be negative and time_mask must lie in [0, 1)")
+        if not 0.0 <= self.ema_decay < 1.0:
+            out.append(f"ema_decay must lie in [0, 1) (0: off), not {self.ema_decay}")
         if self.eval_batch_size < 0:
             out.append("eval_batch_size must not be negative (0: twice batch_size)")
         return out

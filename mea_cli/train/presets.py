@@ -47,6 +47,7 @@ _OUR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "class_weights": ("none", "ours: unweighted cross-entropy, as the papers train"),
     "input_noise": (0.0, "ours: no augmentation, as the papers train"),
     "time_mask": (0.0, "ours: no augmentation, as the papers train"),
+    "ema_decay": (0.0, "ours: the last step's weights, as the papers train"),
 }
 
 @dataclass(frozen=True)
