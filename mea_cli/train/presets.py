@@ -84,10 +84,13 @@ def training_preset(model: str, dataset: str) -> TrainingPreset:
 SMALL_SOURCE = "--preset small (ours: small custom stores; chosen on Emo-DB's valid split)"
 
 SMALL_TRAIN: dict[str, Any] = dict(
-    batch_size=16, epochs=40, lr=3e-3, patience=10, lr_patience=4, weight_decay=1e-4
-)
+    batch_size=16, epochs=40, lr=3e-3, patience=10, lr_patience=4, weight_decay=1e-4,
+    ema_decay=0.98,
+)  # fmt: skip
 """Training settings of ``--preset small``: a few hundred clips; more, smaller steps per
-epoch and a little weight decay."""
+epoch, a little weight decay, and a moving average of the weights (``ema_decay``,
+:mod:`mea_cli.train.ema`) that is validated and kept, because one epoch's weights score
+noisily on a small valid split (docs/training.md)."""
 
 
 PRESETS: tuple[str, ...] = ("paper", "small")
