@@ -61,7 +61,7 @@ from mea_cli.artifacts.checkpoint import (
     schema_to_dict,
 )
 from mea_cli.artifacts.features import FeatureStore
-from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
+from mea_cli.data.dataset import FeatureDataset, GroupNorm, NormStats, make_loader
 from mea_cli.models.core.losses import task_loss
 from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import jsonable, write_json
@@ -187,19 +187,22 @@ class Trainer:
         self.label_mean = [float(x) for x in np.nanmean(train_labels, axis=0)]
         has_test = len(store.split_indices("test")) > 0
         # the data: normalisation (also as the checkpoint records it) and one loader per split
-        self.stats = NormStats.fit(store, "train")
+        self.stats = NormStats.fit(store, "train", mode=self.settings.normalise)
         self.norm = self.stats.to_dict()
+        # train.normalise=group: every group's statistics, fitted once for the three splits
+        groups = GroupNorm.fit(store, self.stats) if self.stats.mode == "group" else None
         kw = {"num_replicas": self.info.world_size, "rank": self.info.rank, "seed": seed}
         entry = get_entry(run.model)
         gaps = "gap_masks" in entry.capabilities  # masks with gaps only for models reading them
         self.loaders = {
-            "train": make_loader(FeatureDataset(store, "train", self.stats, gap_masks=gaps), batch_size, True, **kw),
-            "valid": make_loader(FeatureDataset(store, "valid", self.stats, gap_masks=gaps), eval_batch, False, **kw),
+            "train": make_loader(FeatureDataset(store, "train", self.stats, gap_masks=gaps, group_norm=groups), batch_size, True, **kw),
+            "valid": make_loader(FeatureDataset(store, "valid", self.stats, gap_masks=gaps, group_norm=groups), eval_batch, False, **kw),
         }  # fmt: skip
         if has_test:
             self.loaders["test"] = make_loader(
-                FeatureDataset(store, "test", self.stats, gap_masks=gaps), eval_batch, False, **kw
-            )
+                FeatureDataset(store, "test", self.stats, gap_masks=gaps, group_norm=groups),
+                eval_batch, False, **kw,
+            )  # fmt: skip
         # the model (its registry entry was read above)
         self.closed_form = "closed_form_fit" in entry.capabilities
         if self.closed_form and self.info.enabled:
