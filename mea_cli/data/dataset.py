@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.batch import Batch
 from mea_cli.data.sampler import BucketBatchSampler
+from mea_cli.data.splits import store_groups
 from mea_cli.errors import MeaError
 
 __all__ = [
@@ -94,8 +95,13 @@ class NormStats:
         store marks unobserved (``mea align``'s zero rows for words no step reached) are left
         out: the statistics are those of measured steps. A modality with no step in ``split``
         gets mean 0 and std 1 (identity). A std below ``floor`` becomes 1 (see the module
-        docstring).
+        docstring). ``mode="group"`` needs a store with groups (else :class:`NormStatsError`)
+        and adds the summaries' statistics.
         """
+        if mode == "group":
+            sample_groups(store)  # refused here, before anything is fitted
+        elif mode != "train":
+            raise NormStatsError(f"unknown normalisation mode {mode!r} (train or group)")
         idx = store.split_indices(split)
         if len(idx) == 0:
             raise NormStatsError(
@@ -202,22 +208,14 @@ class NormStats:
 
 
 def sample_groups(store: FeatureStore) -> np.ndarray:
-    """Each sample's group (``/samples/group``) as ``str [N]``; :class:`NormStatsError`
-    when the store has none or a sample has an empty one."""
-    groups = store.samples.group
-    if groups is None:
+    """Each sample's group as ``str [N]`` (:func:`mea_cli.data.splits.store_groups`: an empty
+    cell is the sample's video); :class:`NormStatsError` when the store has no group column."""
+    if store.samples.group is None:
         raise NormStatsError(
             f"{store.name}: train.normalise=group needs groups, and this store has none "
             f"(extract it with a labels file that has a group column, e.g. the speaker)"
         )
-    groups = np.asarray([str(g) for g in groups], dtype=object)
-    empty = int(np.sum(groups == ""))
-    if empty:
-        raise NormStatsError(
-            f"{store.name}: train.normalise=group needs a group for every sample; "
-            f"{empty} of {len(groups)} have none"
-        )
-    return groups
+    return np.asarray([str(g) for g in store_groups(store, None)[0]], dtype=object)
 
 
 def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,7 +231,8 @@ class GroupNorm:
     Fitted on the store being served: every sample of a group, any split, observed steps
     only; labels are never read. A feature whose group has fewer than two steps (samples,
     for a summary) or a std below the floor takes ``base`` (the train split's statistics)
-    for that feature; ``fallbacks`` counts those (group, feature) pairs per modality/summary.
+    for that feature; ``fallbacks`` counts those (group, feature) pairs per modality (and per
+    ``summary:NAME``).
     """
 
     mean: dict[str, dict[str, np.ndarray]]  # group -> modality -> [D]
@@ -250,7 +249,8 @@ class GroupNorm:
         if missing:
             raise NormStatsError(f"{store.name}: no normalisation statistics for summary {missing}")
         groups = sample_groups(store)
-        out = cls({}, {}, {}, {}, dict.fromkeys([*store.modalities, *store.summaries], 0))
+        keys = [*store.modalities, *(f"summary:{k}" for k in store.summaries)]
+        out = cls({}, {}, {}, {}, dict.fromkeys(keys, 0))
         summaries = {k: store.summary(k).astype(np.float64) for k in store.summaries}
         data = {m: store.array(m) for m in store.modalities}
         for g in sorted(set(groups)):
@@ -269,7 +269,7 @@ class GroupNorm:
             out.summary_mean[g], out.summary_std[g] = {}, {}
             for k, x in summaries.items():
                 out.summary_mean[g][k], out.summary_std[g][k] = out._or_base(
-                    k, x[idx], base.summary_mean[k], base.summary_std[k], base.floor
+                    f"summary:{k}", x[idx], base.summary_mean[k], base.summary_std[k], base.floor
                 )
         return out
 

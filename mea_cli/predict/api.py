@@ -255,14 +255,15 @@ class _Runner:
 
     def _norm(self, s: Sample, m: str) -> np.ndarray:
         x = np.asarray(s.features[m], np.float32)
-        if self.groups is not None:
-            return self.groups.apply(s.group, m, x)
+        if self.groups is not None:  # an empty group cell is the video (store_groups)
+            return self.groups.apply(s.group or s.video, m, x)
         return self.stats.apply(m, x)
 
     def _summary(self, s: Sample) -> dict[str, np.ndarray]:
         if self.groups is None:
             return dict(s.summary)
-        return {k: self.groups.apply_summary(s.group, k, x) for k, x in s.summary.items()}
+        g = s.group or s.video
+        return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
 
     def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
         """Normalise with the training statistics, bucket by length, batch, run the model;
