@@ -175,6 +175,7 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
         FACTS, "run",
     )  # fmt: skip
     assert small.train["batch_size"] == 16 and small.train["epochs"] == 3
+    assert small.train["ema_decay"] == 0.98 and cfg.train["ema_decay"] == 0.0
     assert small.train_sources["batch_size"].startswith("--preset small")
     assert small.train_sources["epochs"] == "override"
     assert small.model_config["psa_layers"] == 1 and small.model_config["d"] == 32

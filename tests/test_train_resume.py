@@ -47,6 +47,9 @@ def tiny_mosi(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_kill_then_resume_matches_uninterrupted_run(tmp_path: Path, tiny_mosi: Path) -> None:
     epochs = "6"
     train = ["train", str(tiny_mosi), "--dataset", "mosi", "--epochs", epochs, "--device", "cpu"]
+    # the weight average and the augmentation's draws resume too (train/ema.py, augment.py)
+    train += ["--set", "train.ema_decay=0.9", "--set", "train.input_noise=0.1"]
+    train += ["--set", "train.time_mask=0.2"]
     run_ok(cmd(*train, "--name", "whole", *TINY), tmp_path)
 
     gate = tmp_path / "gate"  # the run is held after epoch 2's state is saved

@@ -147,6 +147,28 @@ def test_lr_schedule_steps_on_the_validation_task_loss(
     assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == cublas
 
 
+def test_weight_average_is_what_is_validated_and_kept(
+    drift: str, synth_mosi: Path, tmp_path: Path
+) -> None:
+    """train.ema_decay: the checkpoint holds the moving average (here of Drift's step counter,
+    a float buffer: below the raw count, not a whole number); off, the raw weights."""
+    from mea_cli.artifacts.checkpoint import load_checkpoint
+
+    kept = {}
+    for decay in (0.0, 0.5):
+        result = train_run(
+            TrainRequest(
+                features=synth_mosi, dataset="mosi", model=drift, runs_dir=tmp_path,
+                name=f"ema{decay}", live=False,
+                train_overrides={"epochs": 1, "batch_size": 16, "ema_decay": decay},
+            )
+        )  # fmt: skip
+        kept[decay] = float(load_checkpoint(result.run_dir / "ckpt.pt").state_dict["steps"])
+    raw = kept[0.0]
+    assert raw >= 2 and raw == int(raw)  # the number of training batches
+    assert 0 < kept[0.5] < raw and kept[0.5] != int(kept[0.5])
+
+
 def test_enable_determinism_sets_the_process_wide_switches() -> None:
     before = torch.are_deterministic_algorithms_enabled()
     had = os.environ.get("CUBLAS_WORKSPACE_CONFIG")

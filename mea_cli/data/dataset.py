@@ -4,6 +4,17 @@
   **train** split only (never valid or test, so nothing about held-out data leaks into the
   inputs). A feature whose train standard deviation is below ``floor`` (constant, e.g. an
   always-zero COVAREP channel) is divided by 1 instead, so it stays finite and unscaled.
+  Its ``mode`` is ``"train"`` (those statistics serve every sample) or ``"group"``
+  (``train.normalise=group``): then :class:`GroupNorm` standardises each group of the store
+  being served (``/samples/group``, e.g. a speaker) with that group's own mean and std over
+  all its samples, whatever their split, never their labels (per-speaker z-normalisation of
+  speech emotion recognition: Busso et al. 2013, IEEE TAC 4(4), "Iterative feature
+  normalization scheme for automatic emotion detection from speech"). It is transductive over
+  each group's unlabelled samples. A feature whose group has fewer than two steps, or whose
+  group std is below ``floor``, takes the train split's statistics instead (the fallback).
+  In group mode the store's per-sample summaries (``Batch.summary``) are standardised per
+  group the same way (their train-split statistics, the fallback, are kept too); in train
+  mode they are served raw, as before.
 * :class:`FeatureDataset` serves one split. It loads each modality's rows of that split into
   memory once, compacted (``preload=True``, the default: one sequential HDF5 read of the whole
   modality, of which the split's rows are kept; then items are numpy slices, which is fast and
@@ -22,7 +33,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -33,15 +44,18 @@ from torch.utils.data import DataLoader, Dataset
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.batch import Batch
 from mea_cli.data.sampler import BucketBatchSampler
+from mea_cli.data.splits import store_groups
 from mea_cli.errors import MeaError
 
 __all__ = [
     "BucketBatchSampler",
     "FeatureDataset",
+    "GroupNorm",
     "NormStats",
     "NormStatsError",
     "collate",
     "make_loader",
+    "sample_groups",
 ]
 STD_FLOOR = 1e-6
 
@@ -52,24 +66,42 @@ class NormStatsError(MeaError):
 
 @dataclass
 class NormStats:
-    """Per-modality feature mean and std, fitted on one split (the train split)."""
+    """Per-modality feature mean and std, fitted on one split (the train split).
+
+    ``mode`` says how they are used (module docstring); ``summary_mean`` / ``summary_std``
+    (group mode only) are the train split's statistics of the per-sample summaries.
+    """
 
     mean: dict[str, np.ndarray]
     std: dict[str, np.ndarray]
     count: dict[str, int]
     split: str = "train"
     floor: float = STD_FLOOR
+    mode: str = "train"
+    summary_mean: dict[str, np.ndarray] = field(default_factory=dict)
+    summary_std: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
-    def fit(cls, store: FeatureStore, split: str = "train", floor: float = STD_FLOOR) -> NormStats:
+    def fit(
+        cls,
+        store: FeatureStore,
+        split: str = "train",
+        floor: float = STD_FLOOR,
+        mode: str = "train",
+    ) -> NormStats:
         """Mean and std of every feature over all steps of ``split``'s samples.
 
         Sums run in float64, one sample's rows at a time (no whole-store load). Steps a
         store marks unobserved (``mea align``'s zero rows for words no step reached) are left
         out: the statistics are those of measured steps. A modality with no step in ``split``
         gets mean 0 and std 1 (identity). A std below ``floor`` becomes 1 (see the module
-        docstring).
+        docstring). ``mode="group"`` needs a store with groups (else :class:`NormStatsError`)
+        and adds the summaries' statistics.
         """
+        if mode == "group":
+            sample_groups(store)  # refused here, before anything is fitted
+        elif mode != "train":
+            raise NormStatsError(f"unknown normalisation mode {mode!r} (train or group)")
         idx = store.split_indices(split)
         if len(idx) == 0:
             raise NormStatsError(
@@ -97,7 +129,13 @@ class NormStats:
                 sd = np.sqrt(np.maximum(ss / n - mu**2, 0.0))
                 sd = np.where(sd < floor, 1.0, sd)
             mean[m], std[m], count[m] = mu.astype(np.float32), sd.astype(np.float32), n
-        return cls(mean, std, count, split, floor)
+        stats = cls(mean, std, count, split, floor, mode)
+        if mode == "group":
+            for name in store.summaries:
+                mu, sd = _moments(store.summary(name)[idx].astype(np.float64))
+                stats.summary_mean[name] = mu.astype(np.float32)
+                stats.summary_std[name] = np.where(sd < floor, 1.0, sd).astype(np.float32)
+        return stats
 
     def apply(self, modality: str, x: np.ndarray) -> np.ndarray:
         """``(x - mean) / std`` for one modality, float32."""
@@ -105,9 +143,10 @@ class NormStats:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (lists of floats), stored in checkpoints."""
-        return {
+        out: dict[str, Any] = {
             "split": self.split,
             "floor": self.floor,
+            "mode": self.mode,
             "modalities": {
                 m: {
                     "mean": [float(v) for v in self.mean[m]],
@@ -117,6 +156,15 @@ class NormStats:
                 for m in self.mean
             },
         }
+        if self.mode == "group":
+            out["summary"] = {
+                k: {
+                    "mean": [float(v) for v in self.summary_mean[k]],
+                    "std": [float(v) for v in self.summary_std[k]],
+                }
+                for k in self.summary_mean
+            }
+        return out
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> NormStats:
@@ -127,6 +175,10 @@ class NormStats:
             std = {m: np.asarray(v["std"], np.float32) for m, v in mods.items()}
             count = {m: int(v.get("count", 0)) for m, v in mods.items()}
             split, floor = str(d.get("split", "train")), float(d.get("floor", STD_FLOOR))
+            mode = str(d.get("mode", "train"))  # checkpoints from before the option: train
+            summ = d.get("summary", {})
+            summary_mean = {k: np.asarray(v["mean"], np.float32) for k, v in summ.items()}
+            summary_std = {k: np.asarray(v["std"], np.float32) for k, v in summ.items()}
         except (KeyError, TypeError, ValueError, AttributeError) as err:
             raise NormStatsError(f"malformed normalisation statistics: {err!r}") from None
         for m in mean:
@@ -139,7 +191,9 @@ class NormStats:
                 np.isfinite(mean[m]).all() and np.isfinite(std[m]).all() and (std[m] > 0).all()
             ):
                 raise NormStatsError(f"normalisation statistics for {m} are not finite/positive")
-        return cls(mean, std, count, split, floor)
+        if mode not in ("train", "group"):
+            raise NormStatsError(f"malformed normalisation statistics: mode {mode!r}")
+        return cls(mean, std, count, split, floor, mode, summary_mean, summary_std)
 
     def check_fits(self, store: FeatureStore) -> None:
         """Raise :class:`NormStatsError` unless every modality of ``store`` has stats of its D."""
@@ -153,6 +207,100 @@ class NormStats:
                 )
 
 
+def sample_groups(store: FeatureStore) -> np.ndarray:
+    """Each sample's group as ``str [N]`` (:func:`mea_cli.data.splits.store_groups`: an empty
+    cell is the sample's video); :class:`NormStatsError` when the store has no group column."""
+    if store.samples.group is None:
+        raise NormStatsError(
+            f"{store.name}: train.normalise=group needs groups, and this store has none "
+            f"(extract it with a labels file that has a group column, e.g. the speaker)"
+        )
+    return np.asarray([str(g) for g in store_groups(store, None)[0]], dtype=object)
+
+
+def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population std over the rows of ``x`` ([n, D] float64, n >= 1)."""
+    mu = x.mean(axis=0)
+    return mu, np.sqrt(np.maximum(np.square(x).mean(axis=0) - mu**2, 0.0))
+
+
+@dataclass
+class GroupNorm:
+    """Each group's own per-feature mean and std (``train.normalise=group``).
+
+    Fitted on the store being served: every sample of a group, any split, observed steps
+    only; labels are never read. A feature whose group has fewer than two steps (samples,
+    for a summary) or a std below the floor takes ``base`` (the train split's statistics)
+    for that feature; ``fallbacks`` counts those (group, feature) pairs per modality (and per
+    ``summary:NAME``).
+    """
+
+    mean: dict[str, dict[str, np.ndarray]]  # group -> modality -> [D]
+    std: dict[str, dict[str, np.ndarray]]
+    summary_mean: dict[str, dict[str, np.ndarray]]  # group -> summary name -> [D]
+    summary_std: dict[str, dict[str, np.ndarray]]
+    fallbacks: dict[str, int]
+
+    @classmethod
+    def fit(cls, store: FeatureStore, base: NormStats) -> GroupNorm:
+        """The statistics of every group of ``store`` (``base``: the fallback)."""
+        base.check_fits(store)
+        missing = sorted(set(store.summaries) - set(base.summary_mean))
+        if missing:
+            raise NormStatsError(f"{store.name}: no normalisation statistics for summary {missing}")
+        groups = sample_groups(store)
+        keys = [*store.modalities, *(f"summary:{k}" for k in store.summaries)]
+        out = cls({}, {}, {}, {}, dict.fromkeys(keys, 0))
+        summaries = {k: store.summary(k).astype(np.float64) for k in store.summaries}
+        data = {m: store.array(m) for m in store.modalities}
+        for g in sorted(set(groups)):
+            idx = np.flatnonzero(groups == g)
+            out.mean[g], out.std[g] = {}, {}
+            for m, (rows, offsets) in data.items():
+                parts = []
+                for i in idx:
+                    x = rows[offsets[i] : offsets[i + 1]]
+                    observed = store.observed(int(i), m)
+                    parts.append(x if observed is None else x[observed])
+                x = np.concatenate(parts).astype(np.float64)
+                out.mean[g][m], out.std[g][m] = out._or_base(
+                    m, x, base.mean[m], base.std[m], base.floor
+                )
+            out.summary_mean[g], out.summary_std[g] = {}, {}
+            for k, x in summaries.items():
+                out.summary_mean[g][k], out.summary_std[g][k] = out._or_base(
+                    f"summary:{k}", x[idx], base.summary_mean[k], base.summary_std[k], base.floor
+                )
+        return out
+
+    def _or_base(
+        self, key: str, x: np.ndarray, mean: np.ndarray, std: np.ndarray, floor: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The group's (mean, std) of ``x`` [n, D]; ``mean``/``std`` where it has none."""
+        if len(x) < 2:
+            self.fallbacks[key] += len(mean)
+            return mean, std
+        mu, sd = _moments(x)
+        bad = sd < floor
+        self.fallbacks[key] += int(bad.sum())
+        return (
+            np.where(bad, mean, mu).astype(np.float32),
+            np.where(bad, std, sd).astype(np.float32),
+        )
+
+    def apply(self, group: str, modality: str, x: np.ndarray) -> np.ndarray:
+        """``(x - mean) / std`` with ``group``'s statistics for ``modality``, float32."""
+        return ((x - self.mean[group][modality]) / self.std[group][modality]).astype(
+            np.float32, copy=False
+        )
+
+    def apply_summary(self, group: str, name: str, x: np.ndarray) -> np.ndarray:
+        """The same for the per-sample summary ``name``."""
+        return ((x - self.summary_mean[group][name]) / self.summary_std[group][name]).astype(
+            np.float32, copy=False
+        )
+
+
 class FeatureDataset(Dataset):
     """One split of a feature store as a torch ``Dataset`` of normalised items.
 
@@ -163,7 +311,8 @@ class FeatureDataset(Dataset):
     model declaring that capability) adds ``"observed": {m: bool [T_m]}`` for the modalities
     the store keeps an observed mask of, which :func:`collate` folds into the masks.
     :meth:`lengths` gives the
-    bucketing key.
+    bucketing key. Stats in group mode standardise each sample with its group's statistics
+    (``group_norm``, fitted on ``store`` when not given), summaries included.
     """
 
     def __init__(
@@ -173,6 +322,7 @@ class FeatureDataset(Dataset):
         stats: NormStats | None = None,
         preload: bool = True,
         gap_masks: bool = False,
+        group_norm: GroupNorm | None = None,
     ) -> None:
         self.store = store
         self.split = split
@@ -183,6 +333,10 @@ class FeatureDataset(Dataset):
         self.indices = (
             np.arange(len(store)) if split is None else store.split_indices(split)
         ).astype(np.int64)
+        self.group_norm: GroupNorm | None = None
+        if stats is not None and stats.mode == "group":
+            self.group_norm = group_norm or GroupNorm.fit(store, stats)
+            self._groups = [str(g) for g in sample_groups(store)[self.indices]]
         self.modalities = tuple(store.modalities)
         self.ids = [str(x) for x in store.samples.id[self.indices]]
         self.labelled = len(store.meta.label_names) > 0
@@ -222,7 +376,15 @@ class FeatureDataset(Dataset):
             x = self._data[m][a:b]
         else:
             x = self.store.sequence(int(self.indices[k]), m)
+        if self.group_norm is not None:
+            return self.group_norm.apply(self._groups[k], m, x)
         return x if self.stats is None else self.stats.apply(m, x)
+
+    def _summary_of(self, k: int) -> dict[str, np.ndarray]:
+        if self.group_norm is None:
+            return {name: x[k] for name, x in self._summary.items()}
+        g = self._groups[k]
+        return {name: self.group_norm.apply_summary(g, name, x[k]) for name, x in self._summary.items()}
 
     def __getitem__(self, k: int) -> dict[str, Any]:
         if not 0 <= k < len(self):
@@ -232,7 +394,7 @@ class FeatureDataset(Dataset):
             "index": int(self.indices[k]),
             "features": {m: np.asarray(self._sequence(k, m), np.float32) for m in self.modalities},
             "label": self.labels[k] if self.labelled else None,
-            "summary": {name: x[k] for name, x in self._summary.items()},
+            "summary": self._summary_of(k),
         }
         if self.gap_masks:
             item["observed"] = self._observed[k]

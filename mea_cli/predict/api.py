@@ -49,7 +49,7 @@ from mea_cli import MODALITIES
 from mea_cli.align import align_sample, native_schema, schema_reduce
 from mea_cli.artifacts.checkpoint import Checkpoint, check_schema
 from mea_cli.artifacts.features import ExtractorInfo, FeatureStore, ModalitySchema, Sample
-from mea_cli.data.dataset import NormStats, collate
+from mea_cli.data.dataset import GroupNorm, NormStats, collate
 from mea_cli.data.sampler import BucketBatchSampler
 from mea_cli.errors import MeaError
 from mea_cli.extract.discover import discover
@@ -202,6 +202,12 @@ def predict(
     for m, schema in schemas.items():
         if m not in stats.mean or stats.mean[m].shape != (schema.dim,):
             raise PredictError(f"{ckpt_path}: normalisation statistics do not fit the {m} schema")
+    if stats.mode == "group" and not is_store(source):
+        raise PredictError(
+            f"{ckpt_path}: this model standardises each speaker/group with its own statistics "
+            f"(train.normalise=group), which clips without a group cannot have; predict from a "
+            f"feature store extracted with a labels file that has the group column"
+        )
     run = _Runner(ckpt, ckpt_path, stats, batch_size, resolve_device(device))
     if is_store(source):
         clips, notes = _from_store(Path(source), run, progress), []
@@ -239,12 +245,25 @@ class _Runner:
         self, ckpt: Checkpoint, path: Path, stats: NormStats, batch_size: int, dev: torch.device
     ) -> None:
         self.ckpt, self.path, self.stats = ckpt, path, stats
+        self.groups: GroupNorm | None = None  # train.normalise=group: the store's, set by it
         self.batch_size, self.dev = batch_size, dev
         self.model = model_from_checkpoint(ckpt, path).to(dev).eval()
         entry = get_entry(ckpt.model)
         self.has_weights = "modality_weights" in entry.active_capabilities(self.model.cfg)
         self.gap_masks = "gap_masks" in entry.capabilities  # aligned clips: unobserved words
         self.rng = label_range_of(ckpt.task, ckpt.dataset, ckpt.label_range)
+
+    def _norm(self, s: Sample, m: str) -> np.ndarray:
+        x = np.asarray(s.features[m], np.float32)
+        if self.groups is not None:  # an empty group cell is the video (store_groups)
+            return self.groups.apply(s.group or s.video, m, x)
+        return self.stats.apply(m, x)
+
+    def _summary(self, s: Sample) -> dict[str, np.ndarray]:
+        if self.groups is None:
+            return dict(s.summary)
+        g = s.group or s.video
+        return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
 
     def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
         """Normalise with the training statistics, bucket by length, batch, run the model;
@@ -253,13 +272,10 @@ class _Runner:
             {
                 "id": clip.clip,
                 "index": k,
-                "features": {
-                    m: self.stats.apply(m, np.asarray(s.features[m], np.float32))
-                    for m in MODALITIES
-                },
+                "features": {m: self._norm(s, m) for m in MODALITIES},
                 "label": None,
                 "observed": s.observed if self.gap_masks else {},
-                "summary": dict(s.summary),
+                "summary": self._summary(s),
             }
             for k, (clip, s) in enumerate(ready)
         ]
@@ -348,6 +364,8 @@ def _from_store(
         total = len(store)
         if not total:
             raise PredictError(f"{path}: the feature store holds no sample")
+        if run.stats.mode == "group":  # each group of this store, its own statistics
+            run.groups = GroupNorm.fit(store, run.stats)
         chunk = CHUNK_BATCHES * run.batch_size
         for start in range(0, total, chunk):
             ready = []

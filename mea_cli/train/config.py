@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 
 from mea_cli.config import Config, ConfigError, parse_text
 
+NORMALISE_MODES = ("train", "group")
 MAX_SEED = 2**63 - 1  # torch.manual_seed and numpy's SeedSequence take 0 .. 2**63 - 1
 
 
@@ -38,6 +39,13 @@ class TrainSettings(Config):
     loss (docs/training.md). ``eval_batch_size`` 0 means twice ``batch_size``.
     ``class_weights``: ``none`` or ``balanced`` (classification: each class's cross-entropy
     weighted by ``n / (C * n_c)`` on the train split, scikit-learn's "balanced").
+    ``input_noise`` / ``time_mask``: training-time augmentation of the real input steps
+    (Gaussian noise std in standardised units; the fraction of each sequence masked as one
+    span), 0 is off: :mod:`mea_cli.train.augment`. ``ema_decay``: validate, select and keep
+    a moving average of the weights (0: off; :mod:`mea_cli.train.ema`). ``normalise``:
+    ``train`` (one mean/std per feature from the train split) or ``group`` (each group of the
+    store, e.g. a speaker, standardised with its own statistics over all its unlabelled
+    samples; :class:`mea_cli.data.dataset.GroupNorm`).
     """
 
     epochs: int = 60
@@ -50,6 +58,10 @@ class TrainSettings(Config):
     weight_decay: float = 0.0
     eval_batch_size: int = 0
     class_weights: str = "none"
+    input_noise: float = 0.0
+    time_mask: float = 0.0
+    ema_decay: float = 0.0
+    normalise: str = "train"
 
     WHAT: ClassVar[str] = "training settings"
 
@@ -65,6 +77,12 @@ class TrainSettings(Config):
             out.append(f"lr_factor must lie in (0, 1), not {self.lr_factor}")
         if self.class_weights not in ("none", "balanced"):
             out.append(f"class_weights must be none or balanced, not {self.class_weights!r}")
+        if self.input_noise < 0 or not 0.0 <= self.time_mask < 1.0:
+            out.append("input_noise must not be negative and time_mask must lie in [0, 1)")
+        if not 0.0 <= self.ema_decay < 1.0:
+            out.append(f"ema_decay must lie in [0, 1) (0: off), not {self.ema_decay}")
+        if self.normalise not in NORMALISE_MODES:
+            out.append(f"normalise must be train or group, not {self.normalise!r}")
         if self.eval_batch_size < 0:
             out.append("eval_batch_size must not be negative (0: twice batch_size)")
         return out

@@ -31,6 +31,7 @@ from mea_cli import __version__
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, schema_to_dict
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.config import ConfigError
+from mea_cli.data.dataset import NormStatsError, sample_groups
 from mea_cli.data.presets import check_store_fits, get_preset, resolve_preset
 from mea_cli.errors import MeaError
 from mea_cli.models.core.contract import data_fields
@@ -102,6 +103,7 @@ class StoreFacts:
     hyperparameters: str = ""  # the paper preset whose hyper-parameters it uses
     label_range: tuple[float, float] | None = None  # custom regression: the metrics' range
     range_source: str = ""
+    group_problem: str = ""  # why train.normalise=group cannot run on it ("": it can)
 
 
 def read_store_facts(
@@ -141,10 +143,20 @@ def read_store_facts(
             hyperparameters=hyper,
             label_range=metric_range,
             range_source=preset.range_source,
+            group_problem=_group_problem(store),
         )
     if with_sha256:
         facts = StoreFacts(**{**facts.__dict__, "sha256": file_sha256(features)})
     return facts
+
+
+def _group_problem(store: FeatureStore) -> str:
+    """Why ``store`` cannot be standardised per group (:func:`sample_groups`), or ""."""
+    try:
+        sample_groups(store)
+    except NormStatsError as err:
+        return str(err)
+    return ""
 
 
 def resolve_config(
@@ -188,6 +200,8 @@ def resolve_config(
     sources = {k: borrowed + v for k, v in tp.sources.items()}
     sources.update(dict.fromkeys(small_train, SMALL_SOURCE))
     settings = tp.settings.override({**small_train, **req.train_overrides})
+    if settings.normalise == "group" and facts.group_problem:
+        raise TrainError(facts.group_problem)  # refused before the run directory exists
     sources.update(dict.fromkeys(req.train_overrides, "override"))
     # the JSON form (lists, no NaN): the value equals what config.json gives back
     return RunConfig.from_dict(

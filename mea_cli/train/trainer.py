@@ -61,7 +61,7 @@ from mea_cli.artifacts.checkpoint import (
     schema_to_dict,
 )
 from mea_cli.artifacts.features import FeatureStore
-from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
+from mea_cli.data.dataset import FeatureDataset, GroupNorm, NormStats, make_loader
 from mea_cli.models.core.losses import task_loss
 from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import jsonable, write_json
@@ -75,7 +75,9 @@ from mea_cli.runtime.targets import (
     with_scale,
 )
 from mea_cli.train import runs
+from mea_cli.train.augment import augment
 from mea_cli.train.display import TrainDisplay
+from mea_cli.train.ema import WeightAverage
 from mea_cli.train.epoch_log import EpochLog, mean_psi
 from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
 from mea_cli.train.runconfig import RunConfig
@@ -185,19 +187,22 @@ class Trainer:
         self.label_mean = [float(x) for x in np.nanmean(train_labels, axis=0)]
         has_test = len(store.split_indices("test")) > 0
         # the data: normalisation (also as the checkpoint records it) and one loader per split
-        self.stats = NormStats.fit(store, "train")
+        self.stats = NormStats.fit(store, "train", mode=self.settings.normalise)
         self.norm = self.stats.to_dict()
+        # train.normalise=group: every group's statistics, fitted once for the three splits
+        groups = GroupNorm.fit(store, self.stats) if self.stats.mode == "group" else None
         kw = {"num_replicas": self.info.world_size, "rank": self.info.rank, "seed": seed}
         entry = get_entry(run.model)
         gaps = "gap_masks" in entry.capabilities  # masks with gaps only for models reading them
         self.loaders = {
-            "train": make_loader(FeatureDataset(store, "train", self.stats, gap_masks=gaps), batch_size, True, **kw),
-            "valid": make_loader(FeatureDataset(store, "valid", self.stats, gap_masks=gaps), eval_batch, False, **kw),
+            "train": make_loader(FeatureDataset(store, "train", self.stats, gap_masks=gaps, group_norm=groups), batch_size, True, **kw),
+            "valid": make_loader(FeatureDataset(store, "valid", self.stats, gap_masks=gaps, group_norm=groups), eval_batch, False, **kw),
         }  # fmt: skip
         if has_test:
             self.loaders["test"] = make_loader(
-                FeatureDataset(store, "test", self.stats, gap_masks=gaps), eval_batch, False, **kw
-            )
+                FeatureDataset(store, "test", self.stats, gap_masks=gaps, group_norm=groups),
+                eval_batch, False, **kw,
+            )  # fmt: skip
         # the model (its registry entry was read above)
         self.closed_form = "closed_form_fit" in entry.capabilities
         if self.closed_form and self.info.enabled:
@@ -231,6 +236,11 @@ class Trainer:
                 self.opt, mode="min", factor=self.settings.lr_factor,
                 patience=self.settings.lr_patience,
             )  # fmt: skip
+        self.ema = (
+            WeightAverage(self.model, self.settings.ema_decay)
+            if self.settings.ema_decay > 0 and not self.closed_form
+            else None
+        )
         self.progress = Progress(best_state=copy.deepcopy(self.model.state_dict()))
 
     # ---- files
@@ -257,7 +267,9 @@ class Trainer:
         sums: dict[str, float] = {}
         count = 0
         for k, batch in enumerate(loader):
-            batch = batch.to(self.device)
+            batch = augment(
+                batch.to(self.device), self.settings.input_noise, self.settings.time_mask
+            )
             with autocast(self.device):
                 out = self.net(batch)
             loss = out.loss
@@ -280,6 +292,8 @@ class Trainer:
             if self.settings.grad_clip > 0:
                 nn.utils.clip_grad_norm_(self.net.parameters(), self.settings.grad_clip)
             self.opt.step()
+            if self.ema is not None:
+                self.ema.update(self.model)
             b = len(batch)
             count += b
             sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * b
@@ -349,6 +363,7 @@ class Trainer:
                 "optimizer": self.opt.state_dict() if self.opt else {},
                 "scheduler": self.sched.state_dict() if self.sched else {},
                 "rng": _rng_state(),
+                "ema": self.ema.state_dict() if self.ema else {},
                 "best": pr.best,
                 "best_epoch": pr.best_epoch,
                 "bad_epochs": pr.bad_epochs,
@@ -368,6 +383,8 @@ class Trainer:
             self.opt.load_state_dict(st["optimizer"])
             self.sched.load_state_dict(st["scheduler"])
         _set_rng_state(st["rng"])
+        if self.ema is not None:
+            self.ema.load_state_dict(st["ema"])
         self.progress = Progress(
             epoch=st["epoch"],
             best=st["best"],
@@ -437,13 +454,16 @@ class Trainer:
                     train_terms = self.fit_candidate(pr.epoch)
                 else:
                     train_terms = self.train_epoch(pr.epoch)
-                valid = self.validate()
+                with self._averaged():  # train.ema_decay: the average is validated and kept
+                    valid = self.validate()
+                    improved = sel.better(valid[sel.name], pr.best)
+                    if improved:
+                        pr.best_state = copy.deepcopy(self.model.state_dict())
                 task_loss = valid["task_loss"]
                 if self.sched is not None:
                     self.sched.step(task_loss if math.isfinite(task_loss) else float("inf"))
-                if sel.better(valid[sel.name], pr.best):
+                if improved:
                     pr.best, pr.best_epoch, pr.bad_epochs = valid[sel.name], pr.epoch, 0
-                    pr.best_state = copy.deepcopy(self.model.state_dict())
                     pr.best_valid = dict(valid)
                     if info.is_main:
                         save_checkpoint(self._checkpoint(valid), self.out_dir / "ckpt.pt")
@@ -468,6 +488,11 @@ class Trainer:
                 if self.on_epoch is not None:
                     self.on_epoch(record)
         return self._finish()
+
+    def _averaged(self) -> contextlib.AbstractContextManager[None]:
+        """The model holds the moving average of its weights within the block (when
+        ``train.ema_decay`` is on), its own weights otherwise."""
+        return self.ema.swapped_in(self.model) if self.ema else contextlib.nullcontext()
 
     def _epoch_log(self) -> EpochLog:
         """The ``--log`` loggers of this seed (TensorBoard: also the valid split's mean psi
