@@ -310,8 +310,7 @@ class FeatureDataset(Dataset):
     the store's raw per-sample summaries, empty when it has none). ``gap_masks=True`` (for a
     model declaring that capability) adds ``"observed": {m: bool [T_m]}`` for the modalities
     the store keeps an observed mask of, which :func:`collate` folds into the masks.
-    :meth:`lengths` gives the
-    bucketing key. Stats in group mode standardise each sample with its group's statistics
+    :meth:`lengths` gives the bucketing key. Stats in group mode standardise each sample with its group's statistics
     (``group_norm``, fitted on ``store`` when not given), summaries included.
     """
 
@@ -344,11 +343,14 @@ class FeatureDataset(Dataset):
         self._lengths = {m: store.lengths(m)[self.indices] for m in self.modalities}
         self._summary = {k: store.summary(k)[self.indices] for k in store.summaries}
         self.preload = preload
-        # read once here (one byte per step), so that items never touch the HDF5 file for them
+        # read once here (one byte per step), so that items never touch the HDF5 file for them;
+        # only for a model that reads them (the others never look)
         masked = [m for m in self.modalities if gap_masks and store.has_observed(m)]
-        self._observed = [
-            {m: store.observed(int(i), m) for m in masked} for i in self.indices
-        ]
+        self._observed = (
+            [{m: store.observed(int(i), m) for m in masked} for i in self.indices]
+            if gap_masks
+            else []
+        )
         self._data: dict[str, np.ndarray] = {}
         self._offsets: dict[str, np.ndarray] = {}
         if preload:
