@@ -52,7 +52,7 @@ class LoadedModel:
         from mea_cli.data.dataset import collate
         from mea_cli.models.core.registry import get_entry
 
-        gaps = "gap_masks" in get_entry(self.checkpoint.model).capabilities
+        gaps = get_entry(self.checkpoint.model).reads_gap_masks
 
         if not samples:
             raise MeaError("load_model(...).batch needs at least one sample")

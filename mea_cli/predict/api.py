@@ -250,7 +250,7 @@ class _Runner:
         self.model = model_from_checkpoint(ckpt, path).to(dev).eval()
         entry = get_entry(ckpt.model)
         self.has_weights = "modality_weights" in entry.active_capabilities(self.model.cfg)
-        self.gap_masks = "gap_masks" in entry.capabilities  # aligned clips: unobserved words
+        self.gap_masks = entry.reads_gap_masks  # aligned clips: unobserved words
         self.rng = label_range_of(ckpt.task, ckpt.dataset, ckpt.label_range)
 
     def _norm(self, s: Sample, m: str) -> np.ndarray:

@@ -230,7 +230,7 @@ def evaluate_checkpoint(
                 f"a labelled split"
             )
         stats = NormStats.from_dict(ckpt.norm)
-        gaps = "gap_masks" in get_entry(ckpt.model).capabilities
+        gaps = get_entry(ckpt.model).reads_gap_masks
         ds = FeatureDataset(store, split, stats, gap_masks=gaps)
         loader = make_loader(ds, 64, shuffle=False)
         model = model_from_checkpoint(ckpt, ckpt_path)

@@ -193,7 +193,7 @@ class Trainer:
         groups = GroupNorm.fit(store, self.stats) if self.stats.mode == "group" else None
         kw = {"num_replicas": self.info.world_size, "rank": self.info.rank, "seed": seed}
         entry = get_entry(run.model)
-        gaps = "gap_masks" in entry.capabilities  # masks with gaps only for models reading them
+        gaps = entry.reads_gap_masks
         self.loaders = {
             "train": make_loader(FeatureDataset(store, "train", self.stats, gap_masks=gaps, group_norm=groups), batch_size, True, **kw),
             "valid": make_loader(FeatureDataset(store, "valid", self.stats, gap_masks=gaps, group_norm=groups), eval_batch, False, **kw),
@@ -535,7 +535,7 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
         results: dict[int, dict[str, Any]] = {}
         with FeatureStore(cfg.features) as store:
             _check_schema_same(store, cfg)
-            gaps = "gap_masks" in get_entry(cfg.model).capabilities
+            gaps = get_entry(cfg.model).reads_gap_masks
             if info.is_main and (note := gap_mask_note(store, cfg.model, gaps)):
                 console.print(note, highlight=False)
             if req.resume:  # a new run's store was checked by read_store_facts

@@ -87,6 +87,12 @@ class ModelEntry:
             return self.capabilities
         return frozenset(self.capabilities_for(cfg)) & self.capabilities
 
+    @property
+    def reads_gap_masks(self) -> bool:
+        """Whether the model reads masks with gaps (``gap_masks``): only then does a dataset
+        build the per-step observed masks for it (aligned stores' unreached words)."""
+        return "gap_masks" in self.capabilities
+
     def is_unused(self, parameter: str) -> bool:
         """Whether parameter ``parameter`` is declared to receive no gradient."""
         return any(fnmatch.fnmatchcase(parameter, p) for p in self.unused_parameters)
