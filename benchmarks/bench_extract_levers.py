@@ -12,6 +12,10 @@ factor on the wall clock, and the 1-minute load average beside it:
   (a face detection on every frame: what VIDEO mode's tracking saves), frames decoded straight
   to ``--model-side`` pixels, frames sampled at ``--fps`` Hz, decoding in a thread that runs
   ahead of the landmarker (``overlap``);
+* decoding levers: PyAV's ``to_ndarray`` per frame (a new swscale context each time, the old
+  way) against one converter per stream (the default), FFmpeg's decoder threads off;
+* the audio stage: openSMILE's LLDs and Functionals of the whole clip as two calls (the old
+  way) and as one run with both sinks (the default);
 * the per-file costs that loading once per worker saves: a landmarker's creation, the
   backends of a pipeline, an ASR model (which a run whose clips all have sidecars never loads);
 * how far each lever moves the features: mean absolute difference of the 52 blendshape
@@ -42,8 +46,9 @@ sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules
 
 import bench_extract
 
+from mea_cli.extract.audio import OpenSmileBackend
 from mea_cli.extract.face import BlendshapeBackend
-from mea_cli.extract.media import iter_frames
+from mea_cli.extract.media import decode_audio, iter_frames
 
 Frames = Iterable[tuple[float, np.ndarray]]
 
@@ -88,6 +93,26 @@ def prefetched(frames: Frames, depth: int = 8) -> Iterator[tuple[float, np.ndarr
     threading.Thread(target=feed, daemon=True).start()
     while (item := q.get()) is not end:
         yield item
+
+
+def decode_only(clip: Path, fps: float, reuse: bool = True, threads: str = "AUTO") -> int:
+    """Frames kept at ``fps`` converted to RGB: with one reused converter (as ``iter_frames``)
+    or PyAV's ``to_ndarray`` per frame, FFmpeg's decoder threads as ``threads`` says."""
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    rgb, n, next_tick = VideoReformatter(), 0, 0.0
+    with av.open(str(clip)) as c:
+        stream = c.streams.video[0]
+        stream.thread_type = threads
+        for frame in c.decode(stream):
+            t = float(frame.pts * stream.time_base)
+            if t + 1e-6 < next_tick:
+                continue
+            next_tick = (np.floor(t * fps + 1e-6) + 1) / fps
+            img = rgb.reformat(frame, format="rgb24").to_ndarray() if reuse else frame.to_ndarray(format="rgb24")
+            n += img.shape[0] > 0
+    return n
 
 
 def image_mode(backend: BlendshapeBackend, frames: Frames) -> tuple[np.ndarray, np.ndarray, int]:
@@ -155,6 +180,16 @@ def main() -> None:
         row("decode only, 25 fps, full size", lambda: drain(iter_frames(clip)))
         row(f"decode only, {a.fps:g} Hz", lambda: drain(iter_frames(clip, a.fps)))
         row(f"decode only, max_side {a.model_side}", lambda: drain(iter_frames(clip, None, a.model_side)))
+        row(f"decode only, {a.fps:g} Hz, to_ndarray per frame (was default)", lambda: decode_only(clip, a.fps, False))
+        row(f"decode only, {a.fps:g} Hz, one converter per stream", lambda: decode_only(clip, a.fps))
+        row(f"decode only, {a.fps:g} Hz, one converter, decoder threads off",
+            lambda: decode_only(clip, a.fps, threads="NONE"))  # fmt: skip
+        smile = OpenSmileBackend()
+        signal = decode_audio(clip)
+        row("audio: eGeMAPS LLD + Functionals, two calls (was default)",
+            lambda: (smile.extract(signal, 16000), smile.functionals(signal, 16000)))  # fmt: skip
+        row("audio: eGeMAPS LLD + Functionals, one run (both sinks)",
+            lambda: smile.extract_with_functionals(signal, 16000))  # fmt: skip
         native = BlendshapeBackend()
         sampled = BlendshapeBackend(fps=a.fps)
         small = BlendshapeBackend(max_side=a.model_side)

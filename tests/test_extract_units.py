@@ -507,3 +507,38 @@ def test_prefetched_frames_are_the_frames_and_errors_arrive_in_place(tmp_path: P
     next(early)
     early.close()  # the consumer gives up after one frame
     assert not [t for t in threading.enumerate() if t.name == "mea-decode"]
+
+
+def test_frames_converted_by_one_reused_converter_are_pyavs_own(tmp_path: Path) -> None:
+    """``iter_frames`` converts with one swscale context per stream; the pixels are those of
+    PyAV's per-frame ``to_ndarray``, at full size and shrunk by ``max_side``."""
+    import av
+    from sampleclips import astronaut, write_clip
+
+    from mea_cli.extract.media import iter_frames
+
+    clip = write_clip(tmp_path / "c.mp4", astronaut(96), 0.4, fps=25)
+    for max_side, size in ((0, None), (64, (64, 64))):
+        got = [img for _, img in iter_frames(clip, None, max_side)]
+        with av.open(str(clip)) as c:
+            kw = {"width": size[0], "height": size[1]} if size else {}
+            want = [f.to_ndarray(format="rgb24", **kw) for f in c.decode(video=0)]
+        assert len(got) == len(want) == 10
+        assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True))
+
+
+def test_cached_vectors_load_without_importing_gensim() -> None:
+    """A worker's start-up: the default vectors come from the cache without gensim's import
+    (about 2 CPU-s through scipy.stats); the provenance still names gensim's version."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from mea_cli.extract.glove import GloveBackend; b = GloveBackend(); "
+        "print(b.kv['hello'].shape, b.provenance().version, 'gensim' in sys.modules, "
+        "'scipy.stats' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from importlib.metadata import version
+
+    assert r.stdout.split() == ["(50,)", version("gensim"), "False", "False"]

