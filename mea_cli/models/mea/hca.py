@@ -24,8 +24,8 @@ Efficient execution (same maths; ``docs/performance.md``): without requested map
 Eq. 7 through ``scaled_dot_product_attention`` (the fused kernel on CPU and GPU when there is no
 attention dropout), and an HCA layer built with ``group_budget > 0`` runs on length groups of
 samples (:mod:`mea_cli.models.layers.grouping`), each trimmed to its own longest sequences, so that the
-kernels skip most padded (query, key) pairs. A stack of layers (:func:`run_grouped`) is cut into the groups of one
-plan once and put back once, not once per layer.
+kernels skip most padded (query, key) pairs. A stack of layers (:func:`run_grouped`) is cut
+into the groups of one plan once and put back once, not once per layer.
 """
 
 from __future__ import annotations
