@@ -40,6 +40,7 @@ class Plan:
 
     groups: tuple[Group, ...]
     inverse: torch.Tensor  # [B] long: row of the concatenated group outputs for each sample
+    order: torch.Tensor  # [B] long: the groups' batch indices, concatenated (inverse of inverse)
 
     def __len__(self) -> int:
         return len(self.groups)
@@ -73,10 +74,10 @@ def plan_groups(
         top = cand
     if current:
         groups.append(_group(current, top, lens, device))
-    concat = [i for g in groups for i in g.index.tolist()]
+    order = torch.tensor([i for g in groups for i in g.index.tolist()], dtype=torch.long)
     inverse = torch.empty(n, dtype=torch.long)
-    inverse[torch.tensor(concat, dtype=torch.long)] = torch.arange(n)
-    return Plan(tuple(groups), inverse.to(device))
+    inverse[order] = torch.arange(n)
+    return Plan(tuple(groups), inverse.to(device), order.to(device))
 
 
 def _group(
@@ -89,6 +90,18 @@ def _group(
 def take(x: torch.Tensor, group: Group, modality: str) -> torch.Tensor:
     """Rows of ``group`` from ``x [B, T, ...]``, trimmed to the group's length of ``modality``."""
     return x.index_select(0, group.index)[:, : group.lengths[modality]]
+
+
+def take_groups(x: torch.Tensor, plan: Plan, modality: str) -> list[torch.Tensor]:
+    """:func:`take` of every group of ``plan`` (same values), from one gather of the batch.
+
+    The rows are put in the plan's order once and split into the groups; then each part is
+    trimmed. Why: the backward pass of a per-group ``index_select`` zero-fills a gradient of the
+    whole ``[B, T, ...]`` batch for every group (at MOSI lengths nearly every sample is a group
+    of its own), while this one scatters once and concatenates the groups' gradients.
+    """
+    parts = x.index_select(0, plan.order).split([len(g.index) for g in plan.groups])
+    return [p[:, : g.lengths[modality]] for p, g in zip(parts, plan.groups, strict=True)]
 
 
 def put_back(parts: Sequence[torch.Tensor], plan: Plan, length: int) -> torch.Tensor:

@@ -29,7 +29,7 @@ from mea_cli.models.core.output import prediction_size
 from mea_cli.models.core.output import shape_prediction as shape_prediction  # re-exported
 from mea_cli.models.layers.extractor import UnimodalExtractor
 from mea_cli.models.mea.config import MEAFamilyConfig
-from mea_cli.models.mea.hca import HCALayer
+from mea_cli.models.mea.hca import HCALayer, grouped, run_grouped
 from mea_cli.models.mea.psa import PSALayer
 from mea_cli.models.mea.wal import WeightedAttentionLayer, carried_weights, weigh
 
@@ -216,8 +216,11 @@ def run_hca(
     from layer to layer (``docs/model.md`` decision 6). Maps go to
     ``attention["hca/<layer>/<target>/<unit>"]`` when a dict is given.
     """
+    layers = tuple(hca or ())
+    if attention is None and grouped(layers):  # one cut into length groups for every layer
+        return run_grouped(layers, z, dict(z), masks)
     za = dict(z)
-    for layer, block in enumerate(hca or ()):
+    for layer, block in enumerate(layers):
         za = block(z, za, masks, attention, prefix=f"hca/{layer}/")
     return za
 

@@ -24,10 +24,13 @@ Efficient execution (same maths; ``docs/performance.md``): without requested map
 Eq. 7 through ``scaled_dot_product_attention`` (the fused kernel on CPU and GPU when there is no
 attention dropout), and an HCA layer built with ``group_budget > 0`` runs on length groups of
 samples (:mod:`mea_cli.models.layers.grouping`), each trimmed to its own longest sequences, so that the
-kernels skip most padded (query, key) pairs.
+kernels skip most padded (query, key) pairs. A stack of layers (:func:`run_grouped`) is cut
+into the groups of one plan once and put back once, not once per layer.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -42,7 +45,7 @@ from mea_cli.models.layers.attention import (
     fused_enabled,
     merge_heads,
 )
-from mea_cli.models.layers.grouping import plan_groups, put_back, take
+from mea_cli.models.layers.grouping import Plan, plan_groups, put_back, take_groups
 
 
 class MRU(nn.Module):
@@ -144,32 +147,19 @@ class HCALayer(nn.Module):
         prefix: str = "",
     ) -> dict[str, torch.Tensor]:
         """Reinforce every target; store maps in ``attention`` under ``prefix`` when given."""
-        if attention is not None or self.group_budget <= 0 or not fused_enabled():
+        if attention is not None or not grouped((self,)):
             return self._reinforce(sources, targets, masks, attention, prefix)
+        return run_grouped((self,), sources, targets, masks)
+
+    def plan(self, masks: dict[str, torch.Tensor]) -> Plan:
+        """The length groups of a batch under ``group_budget`` (the cost of a sample: the
+        entries of the layer's largest map, the mixed one, ``K x T_t x sum T_s``)."""
         names, heads = self.modalities, self.heads
 
-        def cost(n: dict[str, int]) -> int:  # the largest map of the layer: mixed, T_t x sum T_s
+        def cost(n: Mapping[str, int]) -> int:
             return heads * max(n[m] for m in names) * sum(n[m] for m in names)
 
-        plan = plan_groups({m: masks[m] for m in names}, cost, self.group_budget)
-        keep = self.checkpoint and torch.is_grad_enabled()
-        parts: dict[str, list[torch.Tensor]] = {t: [] for t in names}
-        for group in plan.groups:
-            args = (
-                {m: take(sources[m], group, m) for m in names},
-                {m: take(targets[m], group, m) for m in names},
-                {m: take(masks[m], group, m) for m in names},
-                None,
-                prefix,
-                group.full,
-            )
-            if keep:
-                out = activation_checkpoint(self._reinforce, *args, use_reentrant=False)
-            else:
-                out = self._reinforce(*args)
-            for t in names:
-                parts[t].append(out[t])
-        return {t: put_back(parts[t], plan, targets[t].shape[1]) for t in names}
+        return plan_groups({m: masks[m] for m in names}, cost, self.group_budget)
 
     def _reinforce(
         self,
@@ -208,3 +198,54 @@ class HCALayer(nn.Module):
                 z = torch.stack(parts).sum(dim=0)
             out[t] = z
         return out
+
+
+def grouped(layers: Sequence[HCALayer]) -> bool:
+    """Whether ``layers`` run on length groups: fused attention on, every layer built with the
+    same positive ``group_budget``, heads and modalities (so one plan serves them all)."""
+    if not layers or not fused_enabled():
+        return False
+    keys = {(x.group_budget, x.heads, x.modalities) for x in layers}
+    return len(keys) == 1 and layers[0].group_budget > 0
+
+
+def run_grouped(
+    layers: Sequence[HCALayer],
+    sources: dict[str, torch.Tensor],
+    targets: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """``layers`` one after the other (sources fixed, targets carried), on length groups.
+
+    The batch is cut into the groups of one plan once, every layer runs on every group (layer
+    by layer, groups in plan order, as a loop over the layers' own forward passes would: the
+    same random draws in the same order), and the outputs are put back once. Same numbers as
+    running each layer on the padded batch through :meth:`HCALayer.forward`; what it saves is
+    the per-layer cutting and putting back (and their backward passes) between layers.
+    """
+    names = layers[0].modalities
+    plan = layers[0].plan(masks)
+    src = {m: take_groups(sources[m], plan, m) for m in names}
+    msk = {m: take_groups(masks[m], plan, m) for m in names}
+    same = all(targets[m] is sources[m] for m in names)  # the first layer's targets are Z_m
+    tgt = src if same else {m: take_groups(targets[m], plan, m) for m in names}
+    keep_inputs = torch.is_grad_enabled()
+    for layer in layers:
+        step = {t: [] for t in names}
+        for i, group in enumerate(plan.groups):
+            args = (
+                {m: src[m][i] for m in names},
+                {m: tgt[m][i] for m in names},
+                {m: msk[m][i] for m in names},
+                None,
+                "",
+                group.full,
+            )
+            if layer.checkpoint and keep_inputs:
+                out = activation_checkpoint(layer._reinforce, *args, use_reentrant=False)
+            else:
+                out = layer._reinforce(*args)
+            for t in names:
+                step[t].append(out[t])
+        tgt = step
+    return {t: put_back(tgt[t], plan, targets[t].shape[1]) for t in names}

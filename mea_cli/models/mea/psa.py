@@ -53,7 +53,7 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from mea_cli.models.core.masking import apply_mask, masked_softmax, pair_mask
 from mea_cli.models.layers.attention import QKV, FeedForward, dropout, fused_enabled, merge_heads
-from mea_cli.models.layers.grouping import Plan, plan_groups, put_back, take
+from mea_cli.models.layers.grouping import Plan, plan_groups, put_back, take_groups
 from mea_cli.models.layers.mapops import ScoreStep, map_matmul, mixed_scores, psa_maps, same_conv2d
 
 
@@ -196,8 +196,8 @@ class PSALayer(nn.Module):
         # fallback is wrapped in a plain activation checkpoint instead
         recompute = self.checkpoint and torch.is_grad_enabled()
         outs, maps, histories = [], [], []
-        for i, group in enumerate(plan.groups):
-            zg, mg = take(z, group, "m"), take(mask, group, "m")
+        zs, ms = take_groups(z, plan, "m"), take_groups(mask, plan, "m")
+        for i, (group, zg, mg) in enumerate(zip(plan.groups, zs, ms, strict=True)):
             pg = prev.maps[i] if prev is not None else None
             past = prev.history[i] if prev is not None else ()
             history = past if recompute and not dense else None
