@@ -8,12 +8,11 @@ The model contract (padding, gradients, checkpoints, switches' declared changes)
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+import warm
 from model_helpers import pad_batch, random_sequences
 from torch.nn import functional as F
 
@@ -612,9 +611,6 @@ def test_mea_ablate_an_mcr_run_with_its_own_switches_and_table_5(tmp_path: Path)
     # mea viz --what attention draws the SCU's self-attention maps (Eq. 8) and says so
     v = mea("viz", "runs/base/ckpt.pt", "--what", "attention", cwd=tmp_path)
     assert "2 SCU attention layers" in v.stdout + v.stderr, v.stdout + v.stderr
-    bad = subprocess.run(
-        [sys.executable, "-m", "mea_cli", "ablate", "--run", "base", "--drop", "psa"],
-        cwd=tmp_path, capture_output=True, text=True,
-    )  # fmt: skip
+    bad = warm.run(["ablate", "--run", "base", "--drop", "psa"], cwd=tmp_path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "no ablation switch 'psa'" in bad.stderr and "no-mutual" in bad.stderr

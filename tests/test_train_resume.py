@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import warm
 from gates import gate_env, wait_blocked
 
 from mea_cli.artifacts.features import FeatureStore
@@ -36,6 +37,14 @@ def run_ok(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> str
     return r.stdout
 
 
+def warm_ok(cwd: Path, *args: str) -> str:
+    """``mea ARGS`` in a child of the tests' warm interpreter (tests/warm.py): a process of its
+    own, without paying torch's import again (start-up is not what these tests are about)."""
+    r = warm.run(list(args), cwd=cwd)
+    assert r.returncode == 0, (args, r.stdout[-3000:], r.stderr[-3000:])
+    return r.stdout
+
+
 @pytest.fixture(scope="module")
 def tiny_mosi(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("resume") / "tiny.h5"
@@ -50,7 +59,9 @@ def test_kill_then_resume_matches_uninterrupted_run(tmp_path: Path, tiny_mosi: P
     # the weight average and the augmentation's draws resume too (train/ema.py, augment.py)
     train += ["--set", "train.ema_decay=0.9", "--set", "train.input_noise=0.1"]
     train += ["--set", "train.time_mask=0.2"]
-    run_ok(cmd(*train, "--name", "whole", *TINY), tmp_path)
+    # the uninterrupted run in a child of the warm interpreter, the cut one in a fresh one: two
+    # processes that share nothing but the seed
+    warm_ok(tmp_path, *train, "--name", "whole", *TINY)
 
     gate = tmp_path / "gate"  # the run is held after epoch 2's state is saved
     proc = subprocess.Popen(
@@ -71,7 +82,7 @@ def test_kill_then_resume_matches_uninterrupted_run(tmp_path: Path, tiny_mosi: P
     assert state["epoch"] == 2 and [r["epoch"] for r in read_log(log)] == [1, 2]
     assert not (tmp_path / "runs" / "cut" / "metrics.json").exists()
 
-    run_ok(cmd("train", "--resume", "--name", "cut"), tmp_path)
+    warm_ok(tmp_path, "train", "--resume", "--name", "cut")
     whole = json.loads((tmp_path / "runs" / "whole" / "metrics.json").read_text())
     cut = json.loads((tmp_path / "runs" / "cut" / "metrics.json").read_text())
     assert cut == whole  # bit-identical valid and test metrics, best epoch included
@@ -81,28 +92,14 @@ def test_kill_then_resume_matches_uninterrupted_run(tmp_path: Path, tiny_mosi: P
     for a, b in zip(log_whole, log_cut, strict=True):  # same seed, two processes: same epochs
         assert a["train"] == b["train"] and a["valid"] == b["valid"]
     # a finished run resumed again does nothing new
-    run_ok(cmd("train", "--resume", "--name", "cut"), tmp_path)
+    warm_ok(tmp_path, "train", "--resume", "--name", "cut")
     assert json.loads((tmp_path / "runs" / "cut" / "metrics.json").read_text()) == whole
 
 
 @pytest.mark.slow
 def test_multi_seed_run_reports_mean_and_std(tmp_path: Path, tiny_mosi: Path) -> None:
-    out = run_ok(
-        cmd(
-            "train",
-            str(tiny_mosi),
-            "--dataset",
-            "mosi",
-            "--epochs",
-            "2",
-            "--seeds",
-            "7,8",
-            "--name",
-            "two",
-            *TINY,
-        ),  # fmt: skip
-        tmp_path,
-    )
+    out = warm_ok(tmp_path, "train", str(tiny_mosi), "--dataset", "mosi", "--epochs", "2",
+                  "--seeds", "7,8", "--name", "two", *TINY)  # fmt: skip
     assert "mean ± std" in out
     run = tmp_path / "runs" / "two"
     for seed in ("7", "8"):
@@ -130,7 +127,7 @@ def test_torchrun_two_gloo_processes_train_one_run(tmp_path: Path, tiny_mosi: Pa
     cfg = json.loads((tmp_path / "runs" / "ddp" / "config.json").read_text())
     assert cfg["world_size"] == 2
     assert len(read_log(tmp_path / "runs" / "ddp" / "log.jsonl")) == 2
-    ev = json.loads(run_ok(cmd("eval", "runs/ddp/ckpt.pt", "--json"), tmp_path))
+    ev = json.loads(warm_ok(tmp_path, "eval", "runs/ddp/ckpt.pt", "--json"))
     saved = json.loads((tmp_path / "runs" / "ddp" / "metrics.json").read_text())
     with FeatureStore(tiny_mosi) as store:  # gathered from both ranks, each sample once
         assert ev["samples"] == len(store.split_indices("test"))

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import warm
 
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, collate
@@ -137,9 +138,9 @@ def test_cli_viz_and_its_errors(ckpt: Path, tmp_path: Path) -> None:
     )
     assert ok.returncode == 0, ok.stderr
     _png(tmp_path / "wal.png")
-    res = subprocess.run(
-        [*run, str(ckpt), "--what", "pie"], capture_output=True, text=True, timeout=120, env=ENV
-    )
+    # the refusals in a child of the warm interpreter (tests/warm.py): the same entry point
+    # without torch's import again; the one above is the fresh start-up a shell sees
+    res = warm.run(["viz", str(ckpt), "--what", "pie"], timeout=120, env=ENV)
     assert res.returncode == 2 and "unknown picture pie" in res.stderr
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     with pytest.raises(MeaError, match="no such file"):
@@ -157,10 +158,10 @@ def test_viz_draws_what_it_can_and_lists_what_it_refused(ckpt: Path, tmp_path: P
     assert set(err.value.refused) == {"attention", "wal"}
     assert "no sample 'zzz'" in str(err.value.refused["attention"])
     assert sorted(p.name for p in (tmp_path / "api").iterdir()) == ["curves.png"]
-    res = subprocess.run(
-        [sys.executable, "-m", "mea_cli", "viz", str(ckpt), "--what", "curves,attention",
-         "--sample", "zzz", "--out", str(tmp_path / "cli")],
-        capture_output=True, text=True, timeout=120, env=ENV,
+    res = warm.run(
+        ["viz", str(ckpt), "--what", "curves,attention", "--sample", "zzz", "--out",
+         str(tmp_path / "cli")],
+        timeout=120, env=ENV,
     )  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
