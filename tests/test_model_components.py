@@ -381,6 +381,28 @@ def test_dgf_xi_sums_to_one_over_neighbours_and_matches_eq19() -> None:
     assert torch.allclose(xi_self.sum(-1), torch.ones(2, 3)) and torch.all(xi_self > 0)
 
 
+def test_dgf_without_absent_nodes_by_hand() -> None:
+    """fusion_absent="drop": an absent node is nobody's neighbour and adds no term to Eq. 19;
+    a node left alone attends to itself; all present (or none) is the paper's graph."""
+    torch.manual_seed(9)
+    g = GraphFusion(5)
+    nodes = torch.randn(4, 3, 5)
+    present = torch.tensor([[False, False, True], [True, False, True], [True] * 3, [True] * 3])
+    h, xi = g(nodes, present)
+    p = g.W(nodes)
+    assert torch.allclose(h[0], torch.sigmoid(p[0, 2]), atol=1e-6)  # one node: itself
+    assert xi[0, 2, 2] == 1 and torch.all(xi[0, :, :2] == 0)
+    # two nodes: each the other's only neighbour (xi = 1), the absent one contributes nothing
+    assert torch.allclose(h[1], torch.sigmoid(p[1, 2]) + torch.sigmoid(p[1, 0]), atol=1e-6)
+    h_paper, xi_paper = g(nodes)
+    assert torch.equal(h[2:], h_paper[2:]) and torch.equal(xi[2:], xi_paper[2:])
+    # changing what an absent node holds changes nothing
+    other = nodes.clone()
+    other[0, :2] += 3.0
+    other[1, 1] -= 2.0
+    assert torch.allclose(g(other, present)[0][:2], h[:2], atol=1e-6)
+
+
 # ---------------------------------------------------------------- task losses (Eq. 20)
 def test_task_losses_mse_l1_and_per_emotion_cross_entropy() -> None:
     pred = torch.tensor([[1.0], [2.0], [0.0]])
@@ -415,6 +437,7 @@ def test_config_round_trips_through_json_and_overrides_parse_strings() -> None:
         ({"kernel_sizes": "3/4/3"}, "odd"),
         ({"ablations": "nope"}, "valid switches: dis"),
         ({"ablations": "dgf,add"}, "cannot be combined"),
+        ({"fusion_absent": "skip"}, "fusion_absent must be one of"),
     ],
 )
 def test_bad_overrides_are_user_errors(kwargs: dict, message: str) -> None:

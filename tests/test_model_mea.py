@@ -35,12 +35,16 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("literal", "scaling"), [(False, "paper"), (True, "paper"), (False, "carried")]
+    ("literal", "scaling", "absent"),
+    [(False, "paper", "keep"), (True, "paper", "keep"), (False, "carried", "drop")],
 )
-def test_padding_to_a_longer_batch_changes_nothing(literal: bool, scaling: str) -> None:
+def test_padding_to_a_longer_batch_changes_nothing(
+    literal: bool, scaling: str, absent: str
+) -> None:
     model = _model(
-        wal_literal=literal, wal_max_len=20, psa_literal_eq2=literal, wal_scaling=scaling
-    ).eval()
+        wal_literal=literal, wal_max_len=20, psa_literal_eq2=literal, wal_scaling=scaling,
+        fusion_absent=absent,
+    ).eval()  # fmt: skip
     seqs = random_sequences(DIMS, LENGTHS)
     y = torch.randn(4, 1)
     with torch.no_grad():
@@ -94,6 +98,24 @@ def test_a_sample_with_no_data_changes_no_loss_term(switch: str) -> None:
     assert a.losses.keys() == b.losses.keys()
     for k in a.losses:
         assert _close(a.losses[k], b.losses[k]), k
+
+
+@pytest.mark.parametrize("switch", ["", "dgf", "mul"])  # DGF, concatenation, product
+def test_fusion_absent_drop_ignores_an_empty_modality(switch: str) -> None:
+    """With fusion_absent="drop" a sample without text does not read the text node (the text
+    encoder's response to nothing): changing that encoder changes none of its predictions; it
+    does change them in the paper's graph ("keep"), and those of samples with text either way."""
+    seqs = random_sequences(DIMS, LENGTHS)  # sample 1 has no text
+    batch = pad_batch(seqs, torch.randn(4, 1))
+    for absent, moves in (("drop", False), ("keep", True)):
+        model = _model(ablations=switch, fusion_absent=absent).eval()
+        with torch.no_grad():
+            a = model(batch).pred
+            for w in model.exclusive.enc["text"].parameters():
+                w.add_(0.5)
+            b = model(batch).pred
+        assert (not _close(a[1], b[1])) is moves, absent
+        assert not _close(a[0], b[0])
 
 
 def test_outputs_shapes_psi_and_attention_on_request() -> None:

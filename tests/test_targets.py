@@ -179,6 +179,17 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
     assert small.train_sources["batch_size"].startswith("--preset small")
     assert small.train_sources["epochs"] == "override"
     assert small.model_config["psa_layers"] == 1 and small.model_config["d"] == 32
+    # MEA's small preset fuses by concatenation (Table V's w/o DGF); the paper preset keeps DGF
+    assert list(small.model_config["ablations"]) == ["dgf"]
+    assert list(cfg.model_config["ablations"]) == []
+    full = resolve_config(
+        TrainRequest(
+            features=Path("/data/emo.h5"), dataset=None, task="classification", preset="small",
+            model_overrides={"ablations": ""},
+        ),
+        FACTS, "run",
+    )  # fmt: skip
+    assert list(full.model_config["ablations"]) == [] and full.model_config["d"] == 32
     from mea_cli.config import ConfigError
 
     with pytest.raises(ConfigError, match="--preset"):

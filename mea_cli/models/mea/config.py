@@ -38,6 +38,7 @@ from mea_cli.models.core.contract import (
     kernel_problems,
 )
 from mea_cli.models.core.losses import TASK_LOSSES
+from mea_cli.models.mea.dgf import ABSENT
 from mea_cli.models.mea.wal import WAL_SCALINGS
 
 TABLE_I: dict[str, dict[str, Any]] = {
@@ -123,10 +124,14 @@ class MEAConfig(MEAFamilyConfig):
     """Everything needed to build an :class:`mea_cli.models.mea.model.MEA` (JSON-able)."""
 
     dgf_self_loops: bool = False  # where the paper is silent (docs/model.md decision 10)
+    fusion_absent: str = "keep"  # "drop": an empty modality is no node of its sample's graphs
 
     WHAT: ClassVar[str] = "MEA configuration"
     PRESETS: ClassVar[Mapping[str, Mapping[str, Any]]] = TABLE_I
     PRESET_SOURCE: ClassVar[str] = "MEA (IEEE TCSVT) Table I and Sec. IV-B"
+
+    def problems(self) -> list[str]:
+        return super().problems() + choice_problems("fusion_absent", self.fusion_absent, ABSENT)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MEAConfig:

@@ -19,6 +19,16 @@ Table V alternatives, in the same slot (they replace the per-graph aggregation):
 * ``mul`` (w/ feature multiplication [77]): ``prod_m h_m`` (element-wise) per graph, then
   concatenation. [77] is not specified further in the paper; this is the plain multiplicative
   interaction, documented as our reading.
+
+**Absent modalities** (config ``fusion_absent``). A modality whose sequence is empty in a sample
+(no speech, no face, no words) still has a node: the encoders' response to a zero vector, the
+same constant for every such sample. ``"keep"`` (the default, the paper's graph of three nodes)
+fuses it like any other. ``"drop"`` leaves it out of that sample's graphs: it is nobody's
+neighbour, it adds no term to the sum of Eq. 19, and a node left without neighbours attends to
+itself (``xi_ii = 1``); add and mul skip it, concatenation puts zeros in its place. A sample
+with no modality at all keeps every node (there is nothing else to fuse). With every modality
+present ``"drop"`` gives the paper's numbers. On an audio-only corpus the default graph mixes the
+one real node with two constants before its sigmoid (docs/training.md, ``--preset small``).
 """
 
 from __future__ import annotations
@@ -30,6 +40,8 @@ from torch.nn import functional as F
 from mea_cli.models.core.masking import masked_softmax
 
 FUSIONS: tuple[str, ...] = ("dgf", "concat", "add", "mul")
+ABSENT: tuple[str, ...] = ("keep", "drop")
+"""``fusion_absent`` values: fuse an empty modality's constant node (the paper) or leave it out."""
 
 
 class GraphFusion(nn.Module):
@@ -48,16 +60,26 @@ class GraphFusion(nn.Module):
             return full
         return full & ~torch.eye(m, dtype=torch.bool, device=device)
 
-    def forward(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``nodes [B, M, d_h]`` -> ``(h_fin [B, d_h], xi [B, M, M])``."""
+    def forward(
+        self, nodes: torch.Tensor, present: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``nodes [B, M, d_h]`` -> ``(h_fin [B, d_h], xi [B, M, M])``; ``present [B, M]``
+        (bool, optional): the nodes of each sample's graph (``fusion_absent="drop"``)."""
         b, m, _ = nodes.shape
         p = self.W(nodes)
         pairs = torch.cat(
             [p.unsqueeze(2).expand(b, m, m, -1), p.unsqueeze(1).expand(b, m, m, -1)], dim=-1
         )
         delta = self.Q(pairs).squeeze(-1)  # Eq. 17
-        xi = masked_softmax(F.gelu(delta), self.neighbours(m, nodes.device))  # Eq. 18
-        h = torch.sigmoid(xi @ p).sum(dim=1)  # Eq. 19
+        nb = self.neighbours(m, nodes.device)
+        if present is None:
+            xi = masked_softmax(F.gelu(delta), nb)  # Eq. 18
+            return torch.sigmoid(xi @ p).sum(dim=1), xi  # Eq. 19
+        nb = nb.unsqueeze(0) & present.unsqueeze(1)  # [B, M, M]: absent nodes are no neighbours
+        alone = ~nb.any(dim=-1, keepdim=True)  # no neighbour left: attend to itself
+        nb = nb | (alone & torch.eye(m, dtype=torch.bool, device=nodes.device))
+        xi = masked_softmax(F.gelu(delta), nb)
+        h = (torch.sigmoid(xi @ p) * present.unsqueeze(-1).to(p.dtype)).sum(dim=1)
         return h, xi
 
 
@@ -65,12 +87,19 @@ class Fusion(nn.Module):
     """Turn the exclusive and/or agnostic vectors into one vector for the prediction head."""
 
     def __init__(
-        self, mode: str, d_h: int, graphs: tuple[str, ...], n_modalities: int, self_loops: bool
+        self,
+        mode: str,
+        d_h: int,
+        graphs: tuple[str, ...],
+        n_modalities: int,
+        self_loops: bool,
+        absent: str = "keep",
     ) -> None:
         super().__init__()
-        if mode not in FUSIONS:
-            raise ValueError(f"unknown fusion {mode!r}")
+        if mode not in FUSIONS or absent not in ABSENT:
+            raise ValueError(f"unknown fusion {mode!r} or fusion_absent {absent!r}")
         self.mode = mode
+        self.drop_absent = absent == "drop"
         self.graphs = graphs
         self.gnn = (
             nn.ModuleDict({g: GraphFusion(d_h, self_loops) for g in graphs})
@@ -80,14 +109,22 @@ class Fusion(nn.Module):
         self.out_dim = d_h * (n_modalities * len(graphs) if mode == "concat" else len(graphs))
 
     def forward(
-        self, reps: dict[str, dict[str, torch.Tensor]]
+        self,
+        reps: dict[str, dict[str, torch.Tensor]],
+        present: dict[str, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``reps[graph][modality] [B, d_h]`` -> ``(fused [B, out_dim], {graph: xi})``."""
+        """``reps[graph][modality] [B, d_h]`` -> ``(fused [B, out_dim], {graph: xi})``;
+        ``present[modality] [B]`` (bool: at least one real step) is read with
+        ``fusion_absent="drop"`` only."""
         parts, xis = [], {}
         for g in self.graphs:
             nodes = torch.stack(list(reps[g].values()), dim=1)
+            keep = self._nodes(reps[g], present) if self.drop_absent else None
+            if keep is not None and self.mode != "dgf":  # absent: 0 for concat / add, 1 for mul
+                w = keep.unsqueeze(-1).to(nodes.dtype)
+                nodes = nodes * w + (1.0 - w) * float(self.mode == "mul")
             if self.mode == "dgf":
-                h, xis[g] = self.gnn[g](nodes)
+                h, xis[g] = self.gnn[g](nodes, keep)
             elif self.mode == "concat":
                 h = nodes.flatten(1)
             elif self.mode == "add":
@@ -96,3 +133,13 @@ class Fusion(nn.Module):
                 h = nodes.prod(dim=1)
             parts.append(h)
         return torch.cat(parts, dim=-1), xis
+
+    @staticmethod
+    def _nodes(
+        graph: dict[str, torch.Tensor], present: dict[str, torch.Tensor] | None
+    ) -> torch.Tensor | None:
+        """``[B, M]`` bool: the nodes each sample keeps (all of them where none is present)."""
+        if present is None:
+            raise ValueError("fusion_absent='drop' needs the modalities' presence")
+        keep = torch.stack([present[m] for m in graph], dim=1)
+        return keep | ~keep.any(dim=1, keepdim=True)
