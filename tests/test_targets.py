@@ -250,10 +250,18 @@ def test_default_threads_and_passive_openmp(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert runtime.default_threads() == torch.get_num_threads()
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     runtime.passive_openmp()
     import os
 
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert os.environ["GOMP_SPINCOUNT"] == runtime.SPIN_COUNT == "1000"
     monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delenv("GOMP_SPINCOUNT")
     runtime.passive_openmp()
-    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # a user's choice is kept
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"  # a user's choice is kept, and nothing
+    assert "GOMP_SPINCOUNT" not in os.environ  # overrides it (libgomp lets the count win)
+    monkeypatch.delenv("OMP_WAIT_POLICY")
+    monkeypatch.setenv("GOMP_SPINCOUNT", "0")
+    runtime.passive_openmp()
+    assert os.environ["GOMP_SPINCOUNT"] == "0" and "OMP_WAIT_POLICY" not in os.environ

@@ -26,12 +26,28 @@ def prefer_huge_pages() -> None:
     os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 
+SPIN_COUNT = "1000"
+"""libgomp's ``GOMP_SPINCOUNT`` under :func:`passive_openmp`: about 10 microseconds of spinning
+(libgomp counts about 100 000 spins per millisecond) before a waiting thread sleeps."""
+
+
 def passive_openmp() -> None:
-    """OpenMP threads that sleep, not spin, while they wait (``OMP_WAIT_POLICY=PASSIVE``,
-    before ``import torch``; a value the user set is kept). Spinning threads whose core another
-    process holds made a 2-thread MEA step more than 50x slower on a busy 2-core machine;
-    passive ones were the fastest of the settings measured there (docs/performance.md#threads)."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """OpenMP threads that spin briefly, then sleep, while they wait (before ``import torch``):
+    ``OMP_WAIT_POLICY=PASSIVE`` with ``GOMP_SPINCOUNT=1000`` (:data:`SPIN_COUNT`). Either
+    variable set by the user keeps the user's choice and adds nothing.
+
+    Why (docs/performance.md#threads, one MEA epoch at its MOSI preset, 2 threads, 2 cores):
+    libgomp's own default spins about 3 ms, and spinning threads whose core another process
+    holds made a 2-thread MEA step more than 50x slower on a busy machine; fully passive threads
+    (spin count 0) do not collapse but halve the speed on a quiet machine (73 s against 37 s
+    with 10 000 spins), as every hand-over between the two threads then costs a sleep and a
+    wake-up. 1000 spins: 51 s quiet, and 74 s beside a process holding one core (passive: 61 s;
+    10 000 spins: 199 s).
+    """
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
 def apply_threads(threads: int | None) -> int:
