@@ -194,15 +194,16 @@ class Trainer:
         kw = {"num_replicas": self.info.world_size, "rank": self.info.rank, "seed": seed}
         entry = get_entry(run.model)
         gaps = entry.reads_gap_masks
-        self.loaders = {
-            "train": make_loader(FeatureDataset(store, "train", self.stats, gap_masks=gaps, group_norm=groups), batch_size, True, **kw),
-            "valid": make_loader(FeatureDataset(store, "valid", self.stats, gap_masks=gaps, group_norm=groups), eval_batch, False, **kw),
-        }  # fmt: skip
+        splits = {"train": (batch_size, True), "valid": (eval_batch, False)}
         if has_test:
-            self.loaders["test"] = make_loader(
-                FeatureDataset(store, "test", self.stats, gap_masks=gaps, group_norm=groups),
-                eval_batch, False, **kw,
-            )  # fmt: skip
+            splits["test"] = (eval_batch, False)
+        self.loaders = {
+            split: make_loader(
+                FeatureDataset(store, split, self.stats, gap_masks=gaps, group_norm=groups),
+                size, shuffle, **kw,
+            )
+            for split, (size, shuffle) in splits.items()
+        }  # fmt: skip
         # the model (its registry entry was read above)
         self.closed_form = "closed_form_fit" in entry.capabilities
         if self.closed_form and self.info.enabled:
