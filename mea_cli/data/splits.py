@@ -104,6 +104,13 @@ def parse_folds(text: str | None) -> int | str | None:
     return k
 
 
+def group_key(group: str | None, video: str) -> str:
+    """One sample's group: its group cell, or its video when the cell is empty (the rule of
+    :func:`store_groups`, shared by everything that groups a sample: splits, per-group
+    normalisation, ``mea predict``)."""
+    return group or video
+
+
 def store_groups(store: FeatureStore, by: str | None) -> tuple[np.ndarray, str]:
     """Every sample's group and the name of the grouping (``video``, ``speaker``, ...).
 
@@ -126,7 +133,7 @@ def store_groups(store: FeatureStore, by: str | None) -> tuple[np.ndarray, str]:
             "or 'video'"
         )
     groups = np.array(
-        [g if g else v for g, v in zip(t.group, t.video, strict=True)], dtype=object
+        [group_key(g, v) for g, v in zip(t.group, t.video, strict=True)], dtype=object
     )
     return groups, named
 

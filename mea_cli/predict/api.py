@@ -51,6 +51,7 @@ from mea_cli.artifacts.checkpoint import Checkpoint, check_schema
 from mea_cli.artifacts.features import ExtractorInfo, FeatureStore, ModalitySchema, Sample
 from mea_cli.data.dataset import GroupNorm, NormStats, collate
 from mea_cli.data.sampler import BucketBatchSampler
+from mea_cli.data.splits import group_key
 from mea_cli.errors import MeaError
 from mea_cli.extract.discover import discover
 from mea_cli.extract.media import MEDIA_EXTENSIONS
@@ -255,14 +256,14 @@ class _Runner:
 
     def _norm(self, s: Sample, m: str) -> np.ndarray:
         x = np.asarray(s.features[m], np.float32)
-        if self.groups is not None:  # an empty group cell is the video (store_groups)
-            return self.groups.apply(s.group or s.video, m, x)
+        if self.groups is not None:
+            return self.groups.apply(group_key(s.group, s.video), m, x)
         return self.stats.apply(m, x)
 
     def _summary(self, s: Sample) -> dict[str, np.ndarray]:
         if self.groups is None:
             return dict(s.summary)
-        g = s.group or s.video
+        g = group_key(s.group, s.video)
         return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
 
     def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
