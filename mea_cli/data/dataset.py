@@ -115,10 +115,7 @@ class NormStats:
             ss = np.zeros(schema.dim, np.float64)
             n = 0
             for i in idx:
-                x = store.sequence(int(i), m).astype(np.float64)
-                observed = store.observed(int(i), m)
-                if observed is not None:
-                    x = x[observed]
+                x = _measured(store, int(i), m, store.sequence(int(i), m)).astype(np.float64)
                 s += x.sum(axis=0)
                 ss += np.square(x).sum(axis=0)
                 n += len(x)
@@ -218,6 +215,13 @@ def sample_groups(store: FeatureStore) -> np.ndarray:
     return np.asarray([str(g) for g in store_groups(store, None)[0]], dtype=object)
 
 
+def _measured(store: FeatureStore, i: int, m: str, x: np.ndarray) -> np.ndarray:
+    """``x`` (sample ``i``'s rows of ``m``) without the steps the store marks unobserved
+    (``mea align``'s zero rows for words no step reached): what the statistics are fitted on."""
+    observed = store.observed(i, m)
+    return x if observed is None else x[observed]
+
+
 def _moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population std over the rows of ``x`` ([n, D] float64, n >= 1)."""
     mu = x.mean(axis=0)
@@ -257,11 +261,7 @@ class GroupNorm:
             idx = np.flatnonzero(groups == g)
             out.mean[g], out.std[g] = {}, {}
             for m, (rows, offsets) in data.items():
-                parts = []
-                for i in idx:
-                    x = rows[offsets[i] : offsets[i + 1]]
-                    observed = store.observed(int(i), m)
-                    parts.append(x if observed is None else x[observed])
+                parts = [_measured(store, int(i), m, rows[offsets[i] : offsets[i + 1]]) for i in idx]
                 x = np.concatenate(parts).astype(np.float64)
                 out.mean[g][m], out.std[g][m] = out._or_base(
                     m, x, base.mean[m], base.std[m], base.floor
