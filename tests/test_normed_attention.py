@@ -5,6 +5,7 @@ keep fewer tensors for the backward pass."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -136,3 +137,27 @@ def test_mru_fused_path_equals_explicit_path_and_keeps_less() -> None:
     with explicit_attention():
         explicit = _saved_bytes(lambda: mru(source, sm, target, tm, need_weights=False))
     assert fused < 0.5 * explicit
+
+
+def test_normed_flash_gradcheck_double() -> None:
+    """Finite differences in double precision through the node's own backward (masks, an
+    empty source, LayerNorm parameters and the three weights)."""
+    g = torch.Generator().manual_seed(7)
+    d, heads = 8, 2
+    key_mask = torch.arange(4)[None] < torch.tensor([4, 2, 0])[:, None]
+
+    def leaf(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g, dtype=torch.float64).requires_grad_()
+
+    def fn(x_t, x_s, wt, bt, ws, bs, wq, wk, wv):  # LayerNorms as (weight, bias, eps)
+        ln_t = SimpleNamespace(weight=wt, bias=bt, eps=1e-5)
+        ln_s = SimpleNamespace(weight=ws, bias=bs, eps=1e-5)
+        return normed_flash_attention(x_t, x_s, ln_t, ln_s, wq, wk, wv, heads, key_mask)
+
+    args = (
+        leaf(3, 3, d),
+        leaf(3, 4, d),
+        *(leaf(d) for _ in range(4)),
+        *(leaf(d, d) for _ in range(3)),
+    )
+    assert torch.autograd.gradcheck(fn, args, atol=1e-6, fast_mode=True)
