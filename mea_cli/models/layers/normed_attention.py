@@ -9,10 +9,12 @@ save), ``Q``, ``K``, ``V`` and the kernel's output: six ``[B, T_t, d]``-sized or
 log-sum-exp, and recomputes ``t, s, Q, K, V`` in the backward pass (two LayerNorms and two
 ``d``-wide products: small beside the attention itself). Same maths, same kernel:
 
-* the projections write straight into heads padded to :data:`~mea_cli.models.layers.flash.PAD_TO`
-  (weights with zero rows appended per head), so the zero columns that
-  :mod:`~mea_cli.models.layers.flash` appends with a copy per tensor come out of the product;
-  ``K`` and ``V`` come from one product with the two weights side by side;
+* ``K`` and ``V`` come from one product with the two weights side by side, and each of ``Q``,
+  ``K|V`` is padded to heads of :data:`~mea_cli.models.layers.flash.PAD_TO` columns with one
+  copy, straight into the kernel's layout (the kernel reads strided views; no per-tensor
+  ``transpose``/``contiguous``). Projecting straight into padded heads (weights with zero rows
+  per head) was measured and not kept: the products 3.2 times wider cost more than the copies
+  they save (``docs/performance.md``);
 * the LayerNorms run through ``native_layer_norm`` / ``native_layer_norm_backward``, the
   kernels ``nn.LayerNorm`` runs, recomputed in backward from the kept input (bit for bit the
   forward's values).
@@ -23,7 +25,6 @@ attention dropout, no autocast); elsewhere the MRU runs its modules one by one.
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any
 
@@ -33,20 +34,13 @@ from torch import nn
 from mea_cli.models.layers.flash import PAD_TO
 
 
-@functools.lru_cache(maxsize=8)
-def _rows(n: int, heads: int, dh: int) -> torch.Tensor:
-    """Row of the padded weight (``n`` weights of ``heads`` heads of ``PAD_TO`` rows) that each
-    row of the ``n`` thin weights stacked (``heads`` heads of ``dh`` rows each) goes to."""
-    i = torch.arange(n * heads * dh)
-    return (i // dh) * PAD_TO + i % dh
-
-
-def _padded_weight(weights: tuple[torch.Tensor, ...], heads: int) -> torch.Tensor:
-    """``[n * heads * PAD_TO, d_in]``: the ``n`` weights ``[heads * dh, d_in]`` one after the
-    other, every head's ``dh`` rows followed by zero rows up to ``PAD_TO`` (one product for all)."""
-    w = weights[0] if len(weights) == 1 else torch.cat(weights)
-    rows = _rows(len(weights), heads, weights[0].shape[0] // heads)
-    return w.new_zeros((len(weights) * heads * PAD_TO, w.shape[1])).index_copy_(0, rows, w)
+def _padded(x: torch.Tensor, b: int, n: int, heads: int) -> torch.Tensor:
+    """``x [B * T, n * heads * dh]`` (``n`` tensors side by side) -> ``[B * T, n * heads *
+    PAD_TO]``: zero columns after every head's ``dh`` (one copy)."""
+    t, dh = x.shape[0] // b, x.shape[1] // (n * heads)
+    out = x.new_zeros((b, t, n, heads, PAD_TO))
+    out[..., :dh] = x.view(b, t, n, heads, dh)
+    return out.view(b * t, n * heads * PAD_TO)
 
 
 def _heads(x: torch.Tensor, b: int, n: int, heads: int) -> list[torch.Tensor]:
@@ -56,13 +50,9 @@ def _heads(x: torch.Tensor, b: int, n: int, heads: int) -> list[torch.Tensor]:
     return [x.as_strided(size, stride, i * heads * PAD_TO) for i in range(n)]
 
 
-def _padded(x: torch.Tensor, heads: int) -> torch.Tensor:
-    """``x [B, T, heads * dh]`` -> ``[B, heads, T, PAD_TO]``, zero columns after each head's."""
-    b, t, d = x.shape
-    out = x.new_zeros((b * t, heads * PAD_TO)).index_copy_(
-        1, _rows(1, heads, d // heads), x.view(b * t, d)
-    )
-    return out.as_strided((b, heads, t, PAD_TO), (t * heads * PAD_TO, PAD_TO, heads * PAD_TO, 1))
+def _thin(x: torch.Tensor, dh: int) -> torch.Tensor:
+    """``[B, heads, T, PAD_TO]`` -> ``[B, T, heads, dh]``: each head's first ``dh`` columns."""
+    return x.transpose(1, 2)[..., :dh]
 
 
 def _norm(
@@ -94,12 +84,13 @@ class _NormedFlash(torch.autograd.Function):
         scale = 1.0 / math.sqrt(dh)
         t = _norm(x_t, w_t, b_t, eps[0])[0]
         s = _norm(x_s, w_s, b_s, eps[1])[0]
-        (q,) = _heads(t.view(-1, d).mm(_padded_weight((w_q,), heads).t()), b, 1, heads)
-        k, v = _heads(s.view(-1, d).mm(_padded_weight((w_k, w_v), heads).t()), b, 2, heads)
+        (q,) = _heads(_padded(t.view(-1, d).mm(w_q.t()), b, 1, heads), b, 1, heads)
+        kv = s.view(-1, d).mm(torch.cat((w_k, w_v)).t())  # K | V: one product
+        k, v = _heads(_padded(kv, b, 2, heads), b, 2, heads)
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             q, k, v, 0.0, False, attn_mask=mask, scale=scale
         )
-        merged = out.transpose(1, 2)[..., :dh].reshape(b, tt, d)
+        merged = _thin(out, dh).reshape(b, tt, d)
         if has_key is not None:  # a sample without any real key: output 0 (fused_attention)
             merged.mul_(has_key[:, None, None])
         ctx.save_for_backward(x_t, x_s, w_t, b_t, w_s, b_s, w_q, w_k, w_v, merged, lse, mask)
@@ -117,24 +108,23 @@ class _NormedFlash(torch.autograd.Function):
         dh = d // heads
         t, mean_t, rstd_t = _norm(x_t, w_t, b_t, eps[0])
         s, mean_s, rstd_s = _norm(x_s, w_s, b_s, eps[1])
-        pq = _padded_weight((w_q,), heads)
-        pkv = _padded_weight((w_k, w_v), heads)
         t2, s2 = t.view(b * tt, d), s.view(b * ts, d)
-        (q,) = _heads(t2.mm(pq.t()), b, 1, heads)
-        k, v = _heads(s2.mm(pkv.t()), b, 2, heads)
+        w_kv = torch.cat((w_k, w_v))
+        (q,) = _heads(_padded(t2.mm(w_q.t()), b, 1, heads), b, 1, heads)
+        k, v = _heads(_padded(s2.mm(w_kv.t()), b, 2, heads), b, 2, heads)
         if has_key is not None:
             g_out = g_out * has_key[:, None, None]
+        (g_o,) = _heads(_padded(g_out.view(b * tt, d), b, 1, heads), b, 1, heads)
+        (o,) = _heads(_padded(merged.view(b * tt, d), b, 1, heads), b, 1, heads)
         gq, gk, gv = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
-            _padded(g_out, heads), q, k, v, _padded(merged, heads), lse, 0.0, False,
-            attn_mask=mask, scale=ctx.scale,
-        )  # fmt: skip
-        gq = gq.transpose(1, 2).reshape(b * tt, heads * PAD_TO)
-        gkv = torch.stack((gk.transpose(1, 2), gv.transpose(1, 2)), dim=2)
-        gkv = gkv.view(b * ts, 2 * heads * PAD_TO)
-        g_wq = gq.t().mm(t2).index_select(0, _rows(1, heads, dh))
-        g_wkv = gkv.t().mm(s2).index_select(0, _rows(2, heads, dh))
-        g_t = g_t + gq.mm(pq).view(b, tt, d)
-        g_s = gkv.mm(pkv).view(b, ts, d)
+            g_o, q, k, v, o, lse, 0.0, False, attn_mask=mask, scale=ctx.scale
+        )
+        gq = _thin(gq, dh).reshape(b * tt, d)
+        gkv = torch.stack((_thin(gk, dh), _thin(gv, dh)), dim=2).view(b * ts, 2 * d)
+        g_wq = gq.t().mm(t2)
+        g_wkv = gkv.t().mm(s2)
+        g_t = g_t + gq.mm(w_q).view(b, tt, d)
+        g_s = gkv.mm(w_kv).view(b, ts, d)
         del t, s, t2, s2, q, k, v, gq, gk, gv, gkv
         gx_t, gw_t, gb_t = torch.ops.aten.native_layer_norm_backward(
             g_t, x_t, [d], mean_t, rstd_t, w_t, b_t, [True, True, True]
