@@ -109,9 +109,8 @@ class _NormedFlash(torch.autograd.Function):
         t, mean_t, rstd_t = _norm(x_t, w_t, b_t, eps[0])
         s, mean_s, rstd_s = _norm(x_s, w_s, b_s, eps[1])
         t2, s2 = t.view(b * tt, d), s.view(b * ts, d)
-        w_kv = torch.cat((w_k, w_v))
         (q,) = _heads(_padded(t2.mm(w_q.t()), b, 1, heads), b, 1, heads)
-        k, v = _heads(_padded(s2.mm(w_kv.t()), b, 2, heads), b, 2, heads)
+        k, v = _heads(_padded(s2.mm(torch.cat((w_k, w_v)).t()), b, 2, heads), b, 2, heads)
         if has_key is not None:
             g_out = g_out * has_key[:, None, None]
         (g_o,) = _heads(_padded(g_out.view(b * tt, d), b, 1, heads), b, 1, heads)
@@ -120,12 +119,12 @@ class _NormedFlash(torch.autograd.Function):
             g_o, q, k, v, o, lse, 0.0, False, attn_mask=mask, scale=ctx.scale
         )
         gq = _thin(gq, dh).reshape(b * tt, d)
-        gkv = torch.stack((_thin(gk, dh), _thin(gv, dh)), dim=2).view(b * ts, 2 * d)
-        g_wq = gq.t().mm(t2)
-        g_wkv = gkv.t().mm(s2)
+        gk = _thin(gk, dh).reshape(b * ts, d)
+        gv = _thin(gv, dh).reshape(b * ts, d)
+        g_wq, g_wk, g_wv = gq.t().mm(t2), gk.t().mm(s2), gv.t().mm(s2)
         g_t = g_t + gq.mm(w_q).view(b, tt, d)
-        g_s = gkv.mm(w_kv).view(b, ts, d)
-        del t, s, t2, s2, q, k, v, gq, gk, gv, gkv
+        g_s = (gk.mm(w_k) + gv.mm(w_v)).view(b, ts, d)  # the sum autograd forms for s
+        del t, s, t2, s2, q, k, v, gq, gk, gv
         gx_t, gw_t, gb_t = torch.ops.aten.native_layer_norm_backward(
             g_t, x_t, [d], mean_t, rstd_t, w_t, b_t, [True, True, True]
         )
@@ -133,7 +132,7 @@ class _NormedFlash(torch.autograd.Function):
             g_s, x_s, [d], mean_s, rstd_s, w_s, b_s, [True, True, True]
         )
         return (
-            gx_t, gx_s, gw_t, gb_t, gw_s, gb_s, g_wq, g_wkv[:d], g_wkv[d:],
+            gx_t, gx_s, gw_t, gb_t, gw_s, gb_s, g_wq, g_wk, g_wv,
             None, None, None, None,
         )  # fmt: skip
 
