@@ -5,7 +5,7 @@ An MRU (Eq. 7-8) computes ``t = LN_t(Z_t)``, ``s = LN_s(Z_s)``, ``Q = t W_Q``, `
 the backward pass the LayerNorms' inputs, their outputs ``t`` and ``s`` (what the projections
 save), ``Q``, ``K``, ``V`` and the kernel's output: six ``[B, T_t, d]``-sized or
 ``[B, T_s, d]``-sized tensors beside the inputs. This node keeps only the inputs ``Z_t, Z_s``
-(kept anyway by whoever made them, or shared between MRUs), the merged output and the kernel's
+(a source is shared by every MRU that reads it), the merged output and the kernel's
 log-sum-exp, and recomputes ``t, s, Q, K, V`` in the backward pass (two LayerNorms and two
 ``d``-wide products: small beside the attention itself). Same maths, same kernel:
 
