@@ -25,7 +25,10 @@ Eq. 7 through ``scaled_dot_product_attention`` (the fused kernel on CPU and GPU 
 attention dropout), and an HCA layer built with ``group_budget > 0`` runs on length groups of
 samples (:mod:`mea_cli.models.layers.grouping`), each trimmed to its own longest sequences, so that the
 kernels skip most padded (query, key) pairs. A stack of layers (:func:`run_grouped`) is cut
-into the groups of one plan once and put back once, not once per layer.
+into the groups of one plan once and put back once, not once per layer. On CPU with thin
+heads an MRU's LayerNorms, projections and attention kernel are one autograd node that
+recomputes ``LN(Z), Q, K, V`` in backward, and the FFN's LayerNorm is folded into the FFN node
+(:mod:`mea_cli.models.layers.normed_attention`, ``FeedForward.normed``: fewer saved tensors).
 """
 
 from __future__ import annotations
