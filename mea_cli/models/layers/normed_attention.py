@@ -113,7 +113,7 @@ class _NormedFlash(torch.autograd.Function):
         k, v = _heads(_padded(s2.mm(torch.cat((w_k, w_v)).t()), b, 2, heads), b, 2, heads)
         if has_key is not None:
             g_out = g_out * has_key[:, None, None]
-        (g_o,) = _heads(_padded(g_out.view(b * tt, d), b, 1, heads), b, 1, heads)
+        (g_o,) = _heads(_padded(g_out.reshape(b * tt, d), b, 1, heads), b, 1, heads)
         (o,) = _heads(_padded(merged.view(b * tt, d), b, 1, heads), b, 1, heads)
         gq, gk, gv = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
             g_o, q, k, v, o, lse, 0.0, False, attn_mask=mask, scale=ctx.scale
