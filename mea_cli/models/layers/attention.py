@@ -155,19 +155,28 @@ class _LeanFFN(torch.autograd.Function):
         w2: torch.Tensor,
         b2: torch.Tensor,
         p: float,
+        ln_w: torch.Tensor | None,
+        ln_b: torch.Tensor | None,
+        eps: float | None,
     ) -> torch.Tensor:
+        z = x
+        if eps is not None:  # x = LN(z), recomputed in backward from z (FeedForward.normed)
+            x = torch.native_layer_norm(z, [z.shape[-1]], ln_w, ln_b, eps)[0]
         hidden = F.gelu(F.linear(x, w1, b1))
         keep = None
         if p > 0:
             keep = torch.empty_like(hidden, dtype=torch.bool).bernoulli_(1.0 - p)
             hidden = hidden.mul_(keep).mul_(1.0 / (1.0 - p))
-        ctx.p = p
-        ctx.save_for_backward(x, w1, b1, w2, keep)
+        ctx.p, ctx.eps = p, eps
+        ctx.save_for_backward(z, w1, b1, w2, keep, ln_w, ln_b)
         return F.linear(hidden, w2, b2)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, w1, b1, w2, keep = ctx.saved_tensors
+        x, w1, b1, w2, keep, ln_w, ln_b = ctx.saved_tensors
+        z = x
+        if ctx.eps is not None:
+            x, mean, rstd = torch.native_layer_norm(z, [z.shape[-1]], ln_w, ln_b, ctx.eps)
         pre = F.linear(x, w1, b1)  # recomputed: one d -> mult*d product
         hidden = F.gelu(pre)
         if keep is not None:
@@ -185,7 +194,12 @@ class _LeanFFN(torch.autograd.Function):
         g_w1 = g1.t() @ x.reshape(-1, x.shape[-1])
         g_b1 = g1.sum(dim=0)
         g_x = g_pre @ w1
-        return g_x, g_w1, g_b1, g_w2, g_b2, None
+        if ctx.eps is None:
+            return g_x, g_w1, g_b1, g_w2, g_b2, None, None, None, None
+        g_z, g_lw, g_lb = torch.ops.aten.native_layer_norm_backward(
+            g_x, z, [z.shape[-1]], mean, rstd, ln_w, ln_b, [True, True, True]
+        )
+        return g_z, g_w1, g_b1, g_w2, g_b2, None, g_lw, g_lb, None
 
 
 class FeedForward(nn.Module):
@@ -210,10 +224,31 @@ class FeedForward(nn.Module):
         if fused_enabled() and torch.is_grad_enabled():
             p = self.drop.p if self.training else 0.0
             inner = _LeanFFN.apply(
-                x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, p
-            )
+                x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, p,
+                None, None, None,
+            )  # fmt: skip
             return dropout(inner, self.drop)
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
+
+    def normed(self, z: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
+        """``self(ln(z))``; on the efficient path (training, no autocast) ``ln(z)`` is formed
+        inside the feed-forward node and recomputed in its backward pass from ``z``: one
+        ``[B, T, d]`` tensor kept for backward instead of two (``z`` for the LayerNorm and
+        ``ln(z)`` for the first product); same maths, the kernels ``nn.LayerNorm`` runs."""
+        if (
+            fused_enabled()
+            and torch.is_grad_enabled()
+            and not torch.is_autocast_enabled(z.device.type)
+            and ln.elementwise_affine
+            and ln.bias is not None
+        ):
+            p = self.drop.p if self.training else 0.0
+            inner = _LeanFFN.apply(
+                z, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, p,
+                ln.weight, ln.bias, ln.eps,
+            )  # fmt: skip
+            return dropout(inner, self.drop)
+        return self(ln(z))
 
 
 class SkipFeedForward(nn.Module):
@@ -226,7 +261,7 @@ class SkipFeedForward(nn.Module):
         self.ffn = FeedForward(d, mult, dropout)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return z + self.ffn(self.ln(z))
+        return z + self.ffn.normed(z, self.ln)
 
 
 def attend(

@@ -70,14 +70,15 @@ class _PaddedFlash(torch.autograd.Function):
         return gq[..., :dh], gk[..., :dh], gv[..., :dh], None
 
 
-def thin_heads(q: torch.Tensor, dropout_p: float) -> bool:
+def thin_heads(q: torch.Tensor, dropout_p: float, head_dim: int | None = None) -> bool:
     """Whether :func:`padded_flash_attention` applies: a CPU float32 call without dropout whose
-    heads are thinner than :data:`PAD_TO` (with dropout SDPA runs its math path anyway)."""
+    heads (``head_dim``, default ``q``'s last dimension) are thinner than :data:`PAD_TO` (with
+    dropout SDPA runs its math path anyway)."""
     return (
         q.device.type == "cpu"
         and q.dtype == torch.float32
         and dropout_p == 0.0
-        and q.shape[-1] < PAD_TO
+        and (q.shape[-1] if head_dim is None else head_dim) < PAD_TO
         and not torch.is_autocast_enabled("cpu")
     )
 

@@ -25,7 +25,10 @@ Eq. 7 through ``scaled_dot_product_attention`` (the fused kernel on CPU and GPU 
 attention dropout), and an HCA layer built with ``group_budget > 0`` runs on length groups of
 samples (:mod:`mea_cli.models.layers.grouping`), each trimmed to its own longest sequences, so that the
 kernels skip most padded (query, key) pairs. A stack of layers (:func:`run_grouped`) is cut
-into the groups of one plan once and put back once, not once per layer.
+into the groups of one plan once and put back once, not once per layer. On CPU with thin
+heads an MRU's LayerNorms, projections and attention kernel are one autograd node that
+recomputes ``LN(Z), Q, K, V`` in backward, and the FFN's LayerNorm is folded into the FFN node
+(:mod:`mea_cli.models.layers.normed_attention`, ``FeedForward.normed``: fewer saved tensors).
 """
 
 from __future__ import annotations
@@ -45,7 +48,9 @@ from mea_cli.models.layers.attention import (
     fused_enabled,
     merge_heads,
 )
+from mea_cli.models.layers.flash import thin_heads
 from mea_cli.models.layers.grouping import Plan, plan_groups, put_back, take_groups
+from mea_cli.models.layers.normed_attention import normed_flash_attention
 
 
 class MRU(nn.Module):
@@ -77,6 +82,17 @@ class MRU(nn.Module):
         attention dropout, far fewer passes over the ``[B, K, Tt, Ts]`` map. ``full=True`` says
         that no step of source or target is padding (a full length group): no mask is applied.
         """
+        if not need_weights and fused_enabled():
+            p = self.attn_drop.p if self.training else 0.0
+            heads = self.qkv.heads
+            if thin_heads(target, p, target.shape[-1] // heads):  # one node, fewer saved
+                t, mixed = normed_flash_attention(
+                    target, source, self.ln_t, self.ln_s, self.qkv.q.weight,
+                    self.qkv.k.weight, self.qkv.v.weight, heads, None if full else source_mask,
+                )  # fmt: skip  # Eq. 7
+                z = t + dropout(mixed, self.drop)  # Eq. 8
+                z = z + self.ffn.normed(z, self.ln_ffn)  # Eq. 9
+                return (z if full else apply_mask(z, target_mask)), None
         t = self.ln_t(target)
         s = self.ln_s(source)
         if not need_weights and fused_enabled():
@@ -84,7 +100,7 @@ class MRU(nn.Module):
             p = self.attn_drop.p if self.training else 0.0
             mixed = fused_attention(q, k, v, None if full else source_mask, p)  # Eq. 7
             z = t + dropout(merge_heads(mixed), self.drop)  # Eq. 8
-            z = z + self.ffn(self.ln_ffn(z))  # Eq. 9
+            z = z + self.ffn.normed(z, self.ln_ffn)  # Eq. 9
             return (z if full else apply_mask(z, target_mask)), None
         logits, v = self.qkv(t, s)
         attn = masked_softmax(logits, pair_mask(target_mask, source_mask))  # Eq. 7

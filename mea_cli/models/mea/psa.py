@@ -142,7 +142,7 @@ class PSALayer(nn.Module):
         attn = masked_softmax(logits, pairs)
         out = merge_heads(self.attn_drop(attn) @ v)
         z = h + self.drop(out)  # Eq. 3
-        z = z + self.ffn(self.ln_ffn(z))  # Eq. 4
+        z = z + self.ffn.normed(z, self.ln_ffn)  # Eq. 4
         return apply_mask(z, mask), logits, attn
 
     def _group_step(
@@ -174,7 +174,7 @@ class PSALayer(nn.Module):
             history,
         )
         z = h + dropout(merge_heads(mixed.view(b, heads, t, dh)), self.drop)  # Eq. 3
-        z = z + self.ffn(self.ln_ffn(z))  # Eq. 4
+        z = z + self.ffn.normed(z, self.ln_ffn)  # Eq. 4
         return (z if full else apply_mask(z, mask)), logits, step
 
     def _dense_groups(self) -> bool:
@@ -254,5 +254,5 @@ class PSALayer(nn.Module):
         weights = self.attn_drop(attn).view(b * heads, t, t)
         out = merge_heads(map_matmul(weights, v.reshape(b * heads, t, dh)).view(b, heads, t, dh))
         z = h + self.drop(out)  # Eq. 3
-        z = z + self.ffn(self.ln_ffn(z))  # Eq. 4
+        z = z + self.ffn.normed(z, self.ln_ffn)  # Eq. 4
         return (apply_mask(z, mask) if padded else z), logits, attn
