@@ -182,6 +182,18 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
     # MEA's small preset fuses by concatenation (Table V's w/o DGF); the paper preset keeps DGF
     assert list(small.model_config["ablations"]) == ["dgf"]
     assert list(cfg.model_config["ablations"]) == []
+    # MEA's small preset weights the classes (its own training setting); MulT's does not
+    assert small.train["class_weights"] == "balanced" and cfg.train["class_weights"] == "none"
+    assert small.task_loss.endswith("with balanced class weights")
+    assert small.train_sources["class_weights"].startswith("--preset small")
+    mult = resolve_config(
+        TrainRequest(
+            features=Path("/data/emo.h5"), dataset=None, task="classification", preset="small",
+            model="mult",
+        ),
+        FACTS, "run",
+    )  # fmt: skip
+    assert mult.train["class_weights"] == "none" and mult.train["ema_decay"] == 0.98
     full = resolve_config(
         TrainRequest(
             features=Path("/data/emo.h5"), dataset=None, task="classification", preset="small",
