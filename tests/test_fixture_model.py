@@ -6,6 +6,11 @@ does. With ``MEA_MODELS=fixture_model.model`` the real CLI, in a subprocess, lis
 ``mea info``, trains it with its paper's training values, shows its result row under ``mea eval
 --paper``, its ablation table under ``mea ablate --paper`` and its row in ``mea compare``: no
 file of ``mea_cli`` names it.
+
+Those commands run in children of a warm interpreter started with the fixture's folder on
+``PYTHONPATH`` (``tests/warm.py``, ``warm_start_up``): the entry point and the registry's
+loading of ``MEA_MODELS`` happen in each child, as in a fresh ``python -m mea_cli``. The
+unimportable module starts a fresh interpreter: the real start-up refuses it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import warm
 
 HERE = Path(__file__).parent
 ENV = {
@@ -35,7 +41,7 @@ def _mea(cwd: Path, *args: str, env: dict[str, str] = ENV) -> subprocess.Complet
 
 
 def _ok(cwd: Path, *args: str) -> str:
-    r = _mea(cwd, *args)
+    r = warm.run(list(args), cwd=cwd, env=ENV, warm_start_up=True)
     assert r.returncode == 0, (args, r.stdout[-3000:], r.stderr[-3000:])
     return r.stdout + r.stderr
 
@@ -72,7 +78,8 @@ def test_fixture_model_in_info_train_eval_ablate_compare(tmp_path: Path) -> None
     assert config["model"] == "fixture"
     assert config["train"]["batch_size"] == 6  # its paper's training value
 
-    ev = _mea(tmp_path, "eval", str(runs / "fx"), "--paper", "--json")
+    ev = warm.run(["eval", str(runs / "fx"), "--paper", "--json"], cwd=tmp_path, env=ENV,
+                  warm_start_up=True)
     assert ev.returncode == 0, ev.stderr[-3000:]
     rows = json.loads(ev.stdout)["paper"]
     assert {r["model"] for r in rows} >= {"Fixture", "MEA"}

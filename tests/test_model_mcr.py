@@ -561,7 +561,7 @@ def test_mea_train_and_eval_mcr_from_the_command_line(tmp_path: Path) -> None:
     from test_train_e2e import mea
 
     store = tmp_path / "mosi.h5"
-    mea("synth", "--like", "mosi", "--n", "120", "--seed", "1", "--max-seconds", "3",
+    mea("synth", "--like", "mosi", "--n", "48", "--seed", "1", "--max-seconds", "2",
         "--out", str(store), cwd=tmp_path)  # fmt: skip
     r = mea("train", str(store), "--dataset", "mosi", "--model", "mcr", "--epochs", "2",
             "--name", "mcr", "--seeds", "1111", "--set", "d=16", "--set", "heads=2",

@@ -401,7 +401,7 @@ def test_mea_train_model_mfsa_from_the_command_line(tmp_path: Path) -> None:
     MFSA learns (every seed below the training mean) is shown once for every model by
     test_compare_models.py."""
     store = tmp_path / "mosi.h5"
-    _mea("synth", "--like", "mosi", "--n", "120", "--seed", "1", "--max-seconds", "3",
+    _mea("synth", "--like", "mosi", "--n", "48", "--seed", "1", "--max-seconds", "2",
          "--out", str(store), cwd=tmp_path)  # fmt: skip
     _mea("train", str(store), "--dataset", "mosi", "--model", "mfsa", "--epochs", "2",
          "--name", "mfsa", "--seeds", "1111",

@@ -687,14 +687,19 @@ def test_overfits_32_synthetic_samples(tmp_path: Path) -> None:
         ),
     )
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = None
-    for _ in range(150):
+    first, step = None, 0
+    # stops once the loss is under a tenth of its start (step 13 of 150 here; the training
+    # labels' mean would leave it near the labels' variance, about its start)
+    for step in range(150):  # noqa: B007 - reported below
         out = model(batch)
+        loss = float(out.loss.detach())
+        first = loss if first is None else first
+        if loss < 0.1 * first:
+            break
         opt.zero_grad()
         out.loss.backward()
         opt.step()
-        first = first if first is not None else float(out.loss.detach())
-    assert float(out.loss.detach()) < 0.1 * first, (first, float(out.loss.detach()))
+    assert loss < 0.1 * first, f"loss {first:.3f} -> {loss:.3f} after {step} steps"
 
 
 def test_cli_info_prints_the_mult_size() -> None:

@@ -36,9 +36,11 @@ def mea(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return r
 
 
-def _train_and_eval(tmp_path: Path, like: str, n: int, epochs: int) -> tuple[dict, Path]:
+def _train_and_eval(
+    tmp_path: Path, like: str, n: int, epochs: int, max_seconds: int = 3
+) -> tuple[dict, Path]:
     store = tmp_path / f"{like}.h5"
-    mea("synth", "--like", like, "--n", str(n), "--seed", "1", "--max-seconds", "3",
+    mea("synth", "--like", like, "--n", str(n), "--seed", "1", "--max-seconds", str(max_seconds),
         "--out", str(store), cwd=tmp_path)  # fmt: skip
     r = mea("train", str(store), "--dataset", like, "--epochs", str(epochs), "--name", like,
             "--seeds", "1111", *SMALL, cwd=tmp_path)  # fmt: skip
@@ -69,7 +71,7 @@ def test_mosi_like_train_eval_from_the_command_line(tmp_path: Path) -> None:
     """The regression path at a tiny size: the baseline eval prints is the training-mean
     predictor's (computed here independently). That MEA clearly beats it is shown for every
     model, two seeds each, by test_compare_models.py."""
-    out, store = _train_and_eval(tmp_path, "mosi", n=120, epochs=2)
+    out, store = _train_and_eval(tmp_path, "mosi", n=48, epochs=2, max_seconds=2)
     base = train_mean_baseline(store)  # computed independently
     assert out["baseline_train_mean"]["mae"] == pytest.approx(base["mae"])
     assert set(out["metrics"]) == set(out["baseline_train_mean"])

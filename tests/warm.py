@@ -4,10 +4,13 @@ has imported mea_cli once; the child runs in the caller's environment.
 
 A fresh interpreter is started instead when the case is about start-up: ``fresh=True``, or an
 environment that differs from this process's in a variable read when an interpreter or a
-library starts (``PYTHON*``, ``LD_*``, OpenMP/MKL threads). The consoles of mea_cli.cli read
+library starts (``PYTHON*``, ``LD_*``, OpenMP/MKL threads), unless the caller says that those
+values are a fixed setting of its commands, not what it tests (``warm_start_up=True``: a plug-in
+model's folder on ``PYTHONPATH`` for a whole file of commands). The consoles of mea_cli.cli read
 their width and colours when it is imported, so there is one warm interpreter per value of those
-variables (``CONSOLE``: a handful) and test process, ended with the process; a warm interpreter
-per whole environment would be one per test where tests set paths in it (each ~400 MB).
+variables (``CONSOLE``: a handful) and of the start-up ones, per test process, ended with the
+process; a warm interpreter per whole environment would be one per test where tests set paths
+in it (each ~400 MB).
 """
 
 from __future__ import annotations
@@ -29,18 +32,22 @@ CONSOLE = (
 
 
 def run(args: list[str], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
-        timeout: float = 900, fresh: bool = False) -> subprocess.CompletedProcess[str]:
+        timeout: float = 900, fresh: bool = False,
+        warm_start_up: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ``python -m mea_cli ARGS`` (stdin closed, output captured as text), in ``env`` (a
-    whole environment, as for ``subprocess.run``; default: this process's)."""
+    whole environment, as for ``subprocess.run``; default: this process's). ``warm_start_up``:
+    fork it from a warm interpreter started with ``env``'s start-up variables even where they
+    differ from this process's."""
     full = dict(os.environ if env is None else env)
     command = [sys.executable, "-m", "mea_cli", *args]
-    if fresh or _differs_at_start_up(full):
+    if fresh or (not warm_start_up and _differs_at_start_up(full)):
         return subprocess.run(
             command, cwd=cwd, env=full, capture_output=True, text=True,
             stdin=subprocess.DEVNULL, timeout=timeout,
         )  # fmt: skip
     console = tuple((k, full[k]) for k in CONSOLE if k in full)
-    reply = _zygote(console).ask(list(args), Path(cwd or Path.cwd()), full, timeout)
+    start_up = tuple(sorted((k, v) for k, v in full.items() if k.startswith(START_UP)))
+    reply = _zygote(console + start_up).ask(list(args), Path(cwd or Path.cwd()), full, timeout)
     return subprocess.CompletedProcess(command, reply["rc"], reply["stdout"], reply["stderr"])
 
 
@@ -50,11 +57,13 @@ def _differs_at_start_up(env: dict[str, str]) -> bool:
 
 
 class _Zygote:
-    """One warm interpreter, started with this process's environment and ``console`` (the
-    values of ``CONSOLE``); requests are answered one at a time."""
+    """One warm interpreter, started with this process's environment and ``fixed`` (the values
+    of ``CONSOLE`` and of the start-up variables); requests are answered one at a time."""
 
-    def __init__(self, console: dict[str, str]) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in CONSOLE} | console
+    def __init__(self, fixed: dict[str, str]) -> None:
+        env = {
+            k: v for k, v in os.environ.items() if k not in CONSOLE and not k.startswith(START_UP)
+        } | fixed
         self.proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("zygote.py"))],
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
@@ -74,5 +83,5 @@ class _Zygote:
 
 
 @functools.cache
-def _zygote(console: tuple[tuple[str, str], ...]) -> _Zygote:
-    return _Zygote(dict(console))
+def _zygote(fixed: tuple[tuple[str, str], ...]) -> _Zygote:
+    return _Zygote(dict(fixed))

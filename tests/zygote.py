@@ -59,6 +59,7 @@ def child(args: list[str], cwd: str, env: dict[str, str], timeout: float, out: s
             os.dup2(os.open(path, os.O_WRONLY | os.O_TRUNC), fd)
         signal.alarm(max(1, int(timeout)))  # SIGALRM's default action ends a child that hangs
         sys.argv = ["-m", *args]  # runpy puts the module's path in argv[0], as -m does
+        sys.path[0] = cwd  # -m puts the working folder first, not this script's (tests/)
         try:
             runpy.run_module("mea_cli", run_name="__main__", alter_sys=True)
             code = 0
