@@ -28,6 +28,8 @@ sys.path.append(
     str(Path(__file__).resolve().parent)
 )  # sibling bench_* modules, after site-packages
 
+from bench_train_epoch import add_epoch_args, epoch_batches  # noqa: E402
+
 
 def census(model: Any, batch: Any, depth: int) -> dict[str, Any]:
     """Run ``model(batch).loss.backward()`` and return the saved-tensor bytes per module prefix."""
@@ -93,32 +95,15 @@ def op_counts(model: Any, batch: Any) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("store", type=Path)
-    ap.add_argument("--model", default="mea")
-    ap.add_argument("--dataset", default="mosi")
-    ap.add_argument("--batch", type=int, default=32)
+    add_epoch_args(ap)
     ap.add_argument("--depth", type=int, default=3, help="module name components kept")
     ap.add_argument("--ops", action="store_true", help="also count aten operator calls")
-    ap.add_argument("--set", dest="sets", action="append", default=[])
-    ap.add_argument("--seed", type=int, default=1111)
     a = ap.parse_args()
 
     import torch
 
-    from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
-    from mea_cli.models import config_for, create_model
-
     torch.set_num_threads(1)
-    store = FeatureStore(a.store)
-    dims = {m: s.dim for m, s in store.modalities.items()}
-    cfg = config_for(a.model, a.dataset, input_dims=dims, **dict(s.split("=", 1) for s in a.sets))
-    torch.manual_seed(a.seed)
-    model = create_model(a.model, cfg).train()
-    stats = NormStats.fit(store, "train")
-    loader = make_loader(FeatureDataset(store, "train", stats), a.batch, True, seed=a.seed)
-    loader.batch_sampler.set_epoch(1)
-    batches = list(loader)
+    model, batches = epoch_batches(a)
     biggest = max(batches, key=lambda b: sum(int(m.sum()) for m in b.masks.values()))
     model(batches[0]).loss.backward()  # warm-up, as bench_train_epoch
     model.zero_grad(set_to_none=True)

@@ -18,6 +18,7 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules, after site-packages
 
@@ -29,15 +30,40 @@ def _cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_epoch_args(ap: argparse.ArgumentParser) -> None:
+    """The store, model and batching options shared with ``bench_saved_tensors.py``."""
     ap.add_argument("store", type=Path)
     ap.add_argument("--model", default="mea")
     ap.add_argument("--dataset", default="mosi")
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--seed", type=int, default=1111)
+
+
+def epoch_batches(a: argparse.Namespace) -> tuple[Any, list[Any]]:
+    """The model (training mode, seeded) and epoch 1's training batches, built with the
+    trainer's own pieces (``config_for``, ``create_model``, ``NormStats``, ``make_loader``)."""
+    import torch
+
+    from mea_cli.artifacts.features import FeatureStore
+    from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
+    from mea_cli.models import config_for, create_model
+
+    store = FeatureStore(a.store)
+    dims = {m: s.dim for m, s in store.modalities.items()}
+    cfg = config_for(a.model, a.dataset, input_dims=dims, **dict(s.split("=", 1) for s in a.sets))
+    torch.manual_seed(a.seed)
+    model = create_model(a.model, cfg).train()
+    stats = NormStats.fit(store, "train")
+    loader = make_loader(FeatureDataset(store, "train", stats), a.batch, True, seed=a.seed)
+    loader.batch_sampler.set_epoch(1)
+    return model, list(loader)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_epoch_args(ap)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--plain-flash", action="store_true",
                     help="thin heads unpadded (the lever before mea_cli.models.layers.flash)")
     a = ap.parse_args()
@@ -48,27 +74,15 @@ def main() -> None:
     passive_openmp()
     import torch
 
-    from mea_cli.artifacts.features import FeatureStore
-    from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
-    from mea_cli.models import config_for, create_model
-
     if a.threads:
         torch.set_num_threads(a.threads)
-    if a.plain_flash:
+    if a.plain_flash:  # both users of the padded kernel: fused_attention and the MRU node
         import mea_cli.models.layers.attention as attention
+        import mea_cli.models.mea.hca as hca
 
-        attention.thin_heads = lambda q, p: False
-    store = FeatureStore(a.store)
-    dims = {m: s.dim for m, s in store.modalities.items()}
-    sets = dict(s.split("=", 1) for s in a.sets)
-    cfg = config_for(a.model, a.dataset, input_dims=dims, **sets)
-    torch.manual_seed(a.seed)
-    model = create_model(a.model, cfg).train()
+        attention.thin_heads = hca.thin_heads = lambda *args: False
+    model, batches = epoch_batches(a)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    stats = NormStats.fit(store, "train")
-    loader = make_loader(FeatureDataset(store, "train", stats), a.batch, True, seed=a.seed)
-    loader.batch_sampler.set_epoch(1)
-    batches = list(loader)
     labels_mean = torch.cat([b.labels for b in batches]).mean()
 
     def step(batch: object) -> float:
