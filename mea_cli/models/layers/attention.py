@@ -20,7 +20,7 @@ from torch.nn import functional as F
 
 from mea_cli.models.core.amp import keeps_autocast
 from mea_cli.models.core.masking import masked_softmax, pair_mask
-from mea_cli.models.layers.flash import padded_flash_attention, thin_heads
+from mea_cli.models.layers.flash import kernel_keys, padded_flash_attention, thin_heads
 
 _FUSED = True
 
@@ -109,8 +109,7 @@ def fused_attention(
         if thin:
             return padded_flash_attention(q, k, v, None)
         return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-    has_key = key_mask.any(dim=1)
-    keys = (key_mask | ~has_key[:, None])[:, None, None, :]
+    keys, has_key = kernel_keys(key_mask)
     if thin:
         out = padded_flash_attention(q, k, v, keys)
     else:
@@ -222,13 +221,18 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if fused_enabled() and torch.is_grad_enabled():
-            p = self.drop.p if self.training else 0.0
-            inner = _LeanFFN.apply(
-                x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, p,
-                None, None, None,
-            )  # fmt: skip
-            return dropout(inner, self.drop)
+            return self._lean(x, None)
         return self.drop(self.fc2(self.drop(F.gelu(self.fc1(x)))))
+
+    def _lean(self, x: torch.Tensor, ln: nn.LayerNorm | None) -> torch.Tensor:
+        """The efficient path: one :class:`_LeanFFN` node (with ``ln`` inside it when given),
+        then the output dropout."""
+        p = self.drop.p if self.training else 0.0
+        norm = (None, None, None) if ln is None else (ln.weight, ln.bias, ln.eps)
+        inner = _LeanFFN.apply(
+            x, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, p, *norm
+        )
+        return dropout(inner, self.drop)
 
     def normed(self, z: torch.Tensor, ln: nn.LayerNorm) -> torch.Tensor:
         """``self(ln(z))``; on the efficient path (training, no autocast) ``ln(z)`` is formed
@@ -242,12 +246,7 @@ class FeedForward(nn.Module):
             and ln.elementwise_affine
             and ln.bias is not None
         ):
-            p = self.drop.p if self.training else 0.0
-            inner = _LeanFFN.apply(
-                z, self.fc1.weight, self.fc1.bias, self.fc2.weight, self.fc2.bias, p,
-                ln.weight, ln.bias, ln.eps,
-            )  # fmt: skip
-            return dropout(inner, self.drop)
+            return self._lean(z, ln)
         return self(ln(z))
 
 

@@ -89,7 +89,18 @@ def padded_flash_attention(
     """``softmax(Q K^T / sqrt(d_head)) V`` (``[B, K, Tq, d_head]``) through the CPU flash kernel
     on heads padded to :data:`PAD_TO`; ``key_mask [B, 1, 1, Ts]`` bool (``True`` = attend) or
     None. Every sample needs at least one real key (callers handle empty sources)."""
-    mask = None
-    if key_mask is not None:  # what SDPA does with a boolean mask: 0 to attend, -inf not to
-        mask = torch.zeros(key_mask.shape, dtype=q.dtype).masked_fill_(~key_mask, -math.inf)
+    mask = None if key_mask is None else additive_mask(key_mask, q.dtype)
     return _PaddedFlash.apply(q, k, v, mask)
+
+
+def kernel_keys(key_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(keys [B, 1, 1, Ts], has_key [B])`` for a kernel from ``key_mask [B, Ts]`` (``True`` =
+    real key): a sample without any real key has all its keys unmasked (no NaN row), and its
+    output must be multiplied by ``has_key`` (0), as the explicit masked softmax gives."""
+    has_key = key_mask.any(dim=1)
+    return (key_mask | ~has_key[:, None])[:, None, None, :], has_key
+
+
+def additive_mask(keys: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """What SDPA makes of a boolean mask (``True`` = attend): 0 to attend, -inf not to."""
+    return torch.zeros(keys.shape, dtype=dtype).masked_fill_(~keys, -math.inf)

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mea_cli.models.layers.flash import PAD_TO
+from mea_cli.models.layers.flash import PAD_TO, additive_mask, kernel_keys
 
 
 def _padded(x: torch.Tensor, b: int, n: int, heads: int) -> torch.Tensor:
@@ -155,10 +155,8 @@ def normed_flash_attention(
     fused_attention`. Rows of padded queries hold finite values (callers mask them)."""
     mask = has_key = None
     if key_mask is not None:
-        has = key_mask.any(dim=1)
-        keys = (key_mask | ~has[:, None])[:, None, None, :]
-        mask = torch.zeros(keys.shape, dtype=target.dtype).masked_fill_(~keys, -math.inf)
-        has_key = has.to(target.dtype)
+        keys, has = kernel_keys(key_mask)
+        mask, has_key = additive_mask(keys, target.dtype), has.to(target.dtype)
     return _NormedFlash.apply(
         target, source, ln_t.weight, ln_t.bias, ln_s.weight, ln_s.bias, w_q, w_k, w_v,
         mask, has_key, heads, (ln_t.eps, ln_s.eps),

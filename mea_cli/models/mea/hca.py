@@ -90,18 +90,15 @@ class MRU(nn.Module):
                     target, source, self.ln_t, self.ln_s, self.qkv.q.weight,
                     self.qkv.k.weight, self.qkv.v.weight, heads, None if full else source_mask,
                 )  # fmt: skip  # Eq. 7
-                z = t + dropout(mixed, self.drop)  # Eq. 8
-                z = z + self.ffn.normed(z, self.ln_ffn)  # Eq. 9
-                return (z if full else apply_mask(z, target_mask)), None
-        t = self.ln_t(target)
-        s = self.ln_s(source)
-        if not need_weights and fused_enabled():
-            q, k, v = self.qkv.project(t, s)
-            p = self.attn_drop.p if self.training else 0.0
-            mixed = fused_attention(q, k, v, None if full else source_mask, p)  # Eq. 7
-            z = t + dropout(merge_heads(mixed), self.drop)  # Eq. 8
+            else:
+                t = self.ln_t(target)
+                q, k, v = self.qkv.project(t, self.ln_s(source))
+                mixed = merge_heads(fused_attention(q, k, v, None if full else source_mask, p))
+            z = t + dropout(mixed, self.drop)  # Eq. 8
             z = z + self.ffn.normed(z, self.ln_ffn)  # Eq. 9
             return (z if full else apply_mask(z, target_mask)), None
+        t = self.ln_t(target)
+        s = self.ln_s(source)
         logits, v = self.qkv(t, s)
         attn = masked_softmax(logits, pair_mask(target_mask, source_mask))  # Eq. 7
         z = t + self.drop(merge_heads(self.attn_drop(attn) @ v))  # Eq. 8
