@@ -79,7 +79,7 @@ def test_mosi_like_train_eval_from_the_command_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_iemocap_like_train_eval_beats_the_majority(tmp_path: Path) -> None:
-    out, store = _train_and_eval(tmp_path, "iemocap", n=400, epochs=12)
+    out, store = _train_and_eval(tmp_path, "iemocap", n=400, epochs=12, max_seconds=2)
     names = ["happy", "sad", "angry", "neutral"]
     with FeatureStore(store) as s:
         train = s.samples.label[s.split_indices("train")]
