@@ -18,10 +18,10 @@ TESTS = Path(__file__).resolve().parent
 # ``--dist loadfile`` a file stays on one worker, and a long file drawn last leaves the other
 # core idle while it runs (longest-first packing). A stale entry only costs time, never a result.
 LONGEST_FIRST = (
-    "test_compare_models.py", "test_train_e2e.py", "test_demo.py", "test_real_clips.py",
-    "test_train_resume.py", "test_extract_pipeline.py", "test_ablate_e2e.py",
-    "test_model_mult.py", "battery/test_processes.py", "battery/test_diskfull.py",
-    "test_predict.py", "test_train_errors.py",
+    "test_compare_models.py", "battery/test_processes.py", "test_real_clips.py",
+    "test_train_e2e.py", "test_train_resume.py", "test_extract_pipeline.py",
+    "battery/test_diskfull.py", "test_ablate_e2e.py", "test_model_mult.py", "test_predict.py",
+    "test_docs_examples.py", "test_demo.py", "test_train_errors.py",
 )  # fmt: skip
 
 

@@ -1,9 +1,11 @@
-"""Every registered model side by side (the five neural ones and the functionals baseline): ``mea compare --models mea,mfsa,mcr,fdmer,mult
---seeds 2`` from the command line on one synthetic MOSI-shaped store (issue 14).
+"""Every registered model side by side (the five neural ones and the functionals baseline): ``mea compare --models mea,mfsa,mcr,fdmer,mult``
+from the command line on one synthetic MOSI-shaped store (issue 14).
 
-Every model trains on the same store, splits and seeds, narrower and shallower than its paper's
-preset (``--set <model>.<field>``) so that the ten runs of 8 epochs take about 2.5 CPU minutes, and every
-model, on every seed, predicts the test split better than the training labels' mean. The store is
+Every model trains on the same store, splits and seed, narrower and shallower than its paper's
+preset (``--set <model>.<field>``) so that the five runs of 8 epochs take about one CPU minute,
+and every model predicts the test split clearly better than the training labels' mean. One seed:
+that compare runs every model on every seed, each with its own config, is
+test_compare.py::test_compare_mea_with_a_second_model_end_to_end's (``--seeds 2``). The store is
 synthetic (``mea synth``), not MOSI: the figures say that each model learns, not how it ranks.
 """
 
@@ -25,7 +27,7 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.models import list_models
 
 MODELS = ("mea", "mfsa", "mcr", "fdmer", "mult", "functionals")
-SEEDS = (1111, 1112)
+SEEDS = (1111,)
 EPOCHS = 8  # MulT, the slowest learner here, had its best valid epoch at 8 of 10 (seed 1111)
 NARROW: dict[str, dict[str, object]] = {
     "mea": dict(d=16, heads=2, d_h=16, psa_layers=1, hca_layers=1),
@@ -83,7 +85,7 @@ def test_compare_every_model_each_beats_the_training_mean(tmp_path: Path) -> Non
                 want = json.loads(value) if isinstance(value, str) else value
                 assert config["model_config"][field] == want, (model, field)
             maes.append(json.loads((run / "metrics.json").read_text())["test"]["mae"])
-        # every seed of every model below the mean predictor, and clearly so on average
-        assert max(maes) < baseline, (model, maes, baseline)
-        assert sum(maes) / len(maes) < baseline - 0.15, (model, maes, baseline)
+        # every model clearly below the mean predictor (seed 1111 at d0f0686: MulT, the weakest,
+        # 1.817 against a baseline of 2.014 - 0.15 = 1.864; the others 0.70 to 1.48)
+        assert max(maes) < baseline - 0.15, (model, maes, baseline)
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"

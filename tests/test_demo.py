@@ -4,15 +4,17 @@ speech, then extract -> info -> train -> eval -> ablate -> predict, every step a
 from __future__ import annotations
 
 import csv
-import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import warm
 from sampleclips import require_media
 
+from mea_cli.demo import __main__ as demo
 from mea_cli.demo import media
 from mea_cli.demo.clips import CORNERS, SIZE, expression, photo, sentence
 from mea_cli.extract.media import AUDIO_RATE
@@ -55,19 +57,30 @@ def test_demo_refuses_a_folder_it_did_not_make(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_demo_end_to_end(tmp_path: Path) -> None:
-    """The demo's script, smaller (8 clips, 2 epochs): every step runs and makes its file."""
+def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The demo's script, smaller (8 clips, 2 epochs): every step runs and makes its file. The
+    script runs in this process and each of its ``mea`` commands in a child of the tests' warm
+    interpreter (``warm.py``: the same entry point, without a torch import per step); the
+    demo's own entry point as a fresh interpreter is test_demo_refuses_a_folder_it_did_not_make's."""
     require_media()
+    commands = []
+
+    def warm_step(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        assert command[:3] == [sys.executable, "-m", "mea_cli"], command
+        commands.append(command[3])
+        done = warm.run(command[3:], env=env)
+        sys.stdout.write(done.stdout)
+        sys.stderr.write(done.stderr)
+        return done
+
+    monkeypatch.setattr(demo, "subprocess", SimpleNamespace(run=warm_step))  # this module's only
     out = tmp_path / "demo"
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
-    args = ["--out", str(out), "--clips", "8", "--epochs", "2", "--workers", "1"]
-    r = subprocess.run(
-        [sys.executable, "-m", "mea_cli.demo", *args], capture_output=True, text=True, env=env
-    )
-    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    demo.main(["--out", str(out), "--clips", "8", "--epochs", "2", "--workers", "1"])
+    r = capsys.readouterr()
+    assert commands == ["extract", "info", "train", "eval", "ablate", "predict"]
     for step in range(1, 8):
-        assert f"== {step}/7" in r.stdout
-    assert "demo done in" in r.stdout and "Traceback" not in r.stdout + r.stderr
+        assert f"== {step}/7" in r.out
+    assert "demo done in" in r.out and "Traceback" not in r.out + r.err
     for made in ("feats.h5", "runs/demo/ckpt.pt", "runs/demo/ablation.md", "test-predictions.csv"):
         assert (out / made).is_file(), made
     with (out / "predictions.csv").open() as f:
@@ -76,7 +89,5 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "wonderful" in row["text"].lower() and row["pred_score"]
     with (out / "labels.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 8
-    from mea_cli.demo.__main__ import MARKER, _prepare
-
-    assert _prepare(out) == out  # the next run empties its own earlier folder
-    assert sorted(p.name for p in out.iterdir()) == [MARKER]
+    assert demo._prepare(out) == out  # the next run empties its own earlier folder
+    assert sorted(p.name for p in out.iterdir()) == [demo.MARKER]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import warm
 from gates import gate_env, wait_blocked
 from sampleclips import astronaut, require_media, speak, talking_astronaut, write_clip
 
@@ -271,10 +272,12 @@ def test_two_shards_merged_equal_one_run(corpus: dict, tmp_path: Path) -> None:
     assert not (tmp_path / "bad.h5").exists()
 
 
-def _mea(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, **kw
-    )
+def _mea(*args: str) -> subprocess.CompletedProcess:
+    """``mea ARGS`` in a child of the tests' warm interpreter (tests/warm.py): the same entry
+    point without a torch import per command. A fresh interpreter runs extract in
+    test_ctrl_c_says_so_keeps_the_cache_and_resumes (the interrupted run) and in
+    test_progress_lines_when_not_a_terminal (its stderr a pipe)."""
+    return warm.run(list(args))
 
 
 @pytest.mark.slow
@@ -319,7 +322,10 @@ def _umask() -> int:
 
 def test_progress_lines_when_not_a_terminal(corpus: dict, tmp_path: Path) -> None:
     # stderr is a pipe here, as under SLURM or CI: plain progress lines, not an empty log
-    r = _mea("extract", str(corpus["root"] / "sub"), "--out", str(tmp_path / "p.h5"), "--no-asr")
+    r = subprocess.run(
+        [sys.executable, "-m", "mea_cli", "extract", str(corpus["root"] / "sub"),
+         "--out", str(tmp_path / "p.h5"), "--no-asr"], capture_output=True, text=True,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr
     lines = [x for x in r.stderr.splitlines() if x.startswith("extract: ")]
     assert lines and lines[-1].startswith("extract: 1/1 videos (100%)"), r.stderr

@@ -554,7 +554,7 @@ def test_table_5_transcribed_and_matched_to_every_switch() -> None:
 @pytest.mark.slow
 def test_mea_train_and_eval_mcr_from_the_command_line(tmp_path: Path) -> None:
     """``mea synth`` -> ``mea train --model mcr`` -> ``mea eval --paper``, at a tiny size. That
-    MCR learns (every seed below the training-mean predictor) is shown once for every model by
+    MCR learns (clearly below the training-mean predictor) is shown once for every model by
     test_compare_models.py; here the command-line path and the paper table."""
     import json
 

@@ -398,7 +398,7 @@ def test_mea_train_model_mfsa_from_the_command_line(tmp_path: Path) -> None:
     """``mea synth --like mosi`` -> ``mea train --model mfsa`` (every component on, narrow and
     shallow via --set) -> ``mea eval``: the baseline it prints is the training-mean predictor's,
     and ``--paper`` shows MFSA's printed row marked not comparable, with its deviations. That
-    MFSA learns (every seed below the training mean) is shown once for every model by
+    MFSA learns (clearly below the training mean) is shown once for every model by
     test_compare_models.py."""
     store = tmp_path / "mosi.h5"
     _mea("synth", "--like", "mosi", "--n", "48", "--seed", "1", "--max-seconds", "2",

@@ -70,7 +70,7 @@ def _train_and_eval(
 def test_mosi_like_train_eval_from_the_command_line(tmp_path: Path) -> None:
     """The regression path at a tiny size: the baseline eval prints is the training-mean
     predictor's (computed here independently). That MEA clearly beats it is shown for every
-    model, two seeds each, by test_compare_models.py."""
+    model, at seed 1111, by test_compare_models.py."""
     out, store = _train_and_eval(tmp_path, "mosi", n=48, epochs=2, max_seconds=2)
     base = train_mean_baseline(store)  # computed independently
     assert out["baseline_train_mean"]["mae"] == pytest.approx(base["mae"])
@@ -79,7 +79,7 @@ def test_mosi_like_train_eval_from_the_command_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_iemocap_like_train_eval_beats_the_majority(tmp_path: Path) -> None:
-    out, store = _train_and_eval(tmp_path, "iemocap", n=400, epochs=12)
+    out, store = _train_and_eval(tmp_path, "iemocap", n=400, epochs=12, max_seconds=2)
     names = ["happy", "sad", "angry", "neutral"]
     with FeatureStore(store) as s:
         train = s.samples.label[s.split_indices("train")]

@@ -69,7 +69,13 @@ class _Zygote:
             env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.lock = threading.Lock()
-        atexit.register(self.proc.kill)
+        atexit.register(self.end)
+
+    def end(self) -> None:
+        """Kill it and reap it, so that its CPU time (and its children's) counts in this
+        process's (``/usr/bin/time`` of a test run)."""
+        self.proc.kill()
+        self.proc.wait()
 
     def ask(self, args: list[str], cwd: Path, env: dict[str, str], timeout: float) -> dict:
         with self.lock:
