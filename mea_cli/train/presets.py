@@ -45,6 +45,7 @@ _OUR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "weight_decay": (0.0, OURS),
     "eval_batch_size": (0, "ours: 0 means twice the training batch size"),
     "class_weights": ("none", "ours: unweighted cross-entropy, as the papers train"),
+    "label_smoothing": (0.0, "ours: hard class targets, as the papers train"),
     "input_noise": (0.0, "ours: no augmentation, as the papers train"),
     "time_mask": (0.0, "ours: no augmentation, as the papers train"),
     "ema_decay": (0.0, "ours: the last step's weights, as the papers train"),
