@@ -367,7 +367,7 @@ def test_trainer_passes_label_smoothing_to_the_task_loss(
         TrainRequest(
             features=synth_iemocap, dataset=None, task="classification", runs_dir=tmp_path,
             name="ls", live=False, model_overrides=TINY_MEA,
-            train_overrides={"epochs": 1, "batch_size": 16, "label_smoothing": 0.1},
+            train_overrides={"epochs": 1, "batch_size": 64, "label_smoothing": 0.1},
         )
     )  # fmt: skip
     cfg = json.loads((result.run_dir / "config.json").read_text())
