@@ -174,7 +174,7 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
         ),
         FACTS, "run",
     )  # fmt: skip
-    assert small.train["batch_size"] == 16 and small.train["epochs"] == 3
+    assert small.train["batch_size"] == 32 and small.train["epochs"] == 3  # MEA's own batch
     assert small.train["ema_decay"] == 0.98 and cfg.train["ema_decay"] == 0.0
     assert small.train_sources["batch_size"].startswith("--preset small")
     assert small.train_sources["epochs"] == "override"
@@ -194,6 +194,7 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
         FACTS, "run",
     )  # fmt: skip
     assert mult.train["class_weights"] == "none" and mult.train["ema_decay"] == 0.98
+    assert mult.train["batch_size"] == 16
     full = resolve_config(
         TrainRequest(
             features=Path("/data/emo.h5"), dataset=None, task="classification", preset="small",

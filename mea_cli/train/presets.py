@@ -96,10 +96,11 @@ noisily on a small valid split (docs/training.md)."""
 
 
 SMALL_TRAIN_MODEL: dict[str, dict[str, Any]] = {
-    "mea": dict(class_weights="balanced"),
+    "mea": dict(class_weights="balanced", batch_size=32),
 }
 """Training settings of ``--preset small`` for one model only, on top of :data:`SMALL_TRAIN`:
-chosen for that model on Emo-DB's valid split (docs/performance.md, fourth session). The other
+chosen for that model on Emo-DB's valid split (docs/performance.md: class weights in the fourth
+session, batch size 32 in the fifth). The other
 models were not tuned with them and keep :data:`SMALL_TRAIN` as it is."""
 
 
