@@ -174,7 +174,7 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
         ),
         FACTS, "run",
     )  # fmt: skip
-    assert small.train["batch_size"] == 16 and small.train["epochs"] == 3
+    assert small.train["batch_size"] == 32 and small.train["epochs"] == 3  # MEA's own batch
     assert small.train["ema_decay"] == 0.98 and cfg.train["ema_decay"] == 0.0
     assert small.train_sources["batch_size"].startswith("--preset small")
     assert small.train_sources["epochs"] == "override"
@@ -194,6 +194,7 @@ def test_config_records_the_loss_actually_used_and_the_small_preset() -> None:
         FACTS, "run",
     )  # fmt: skip
     assert mult.train["class_weights"] == "none" and mult.train["ema_decay"] == 0.98
+    assert mult.train["batch_size"] == 16
     full = resolve_config(
         TrainRequest(
             features=Path("/data/emo.h5"), dataset=None, task="classification", preset="small",
@@ -277,3 +278,100 @@ def test_default_threads_and_passive_openmp(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("GOMP_SPINCOUNT", "0")
     runtime.passive_openmp()
     assert os.environ["GOMP_SPINCOUNT"] == "0" and "OMP_WAIT_POLICY" not in os.environ
+
+
+def test_label_smoothing_by_hand() -> None:
+    """``(1 - eps) w_y nll_y + eps / C * sum_c w_c nll_c`` over the sum of ``w_y``, computed by
+    hand on two rows of two classes (logits [0, ln 3]: p = 1/4, 3/4; logits [0, 0]: 1/2, 1/2)."""
+    ln = np.log
+    pred = torch.tensor([[0.0, float(ln(3.0))], [0.0, 0.0]])
+    onehot = torch.tensor([[0.0, 1.0], [1.0, 0.0]])  # row 1: class 1, row 2: class 0
+    unweighted = (0.9 * ln(4 / 3) + 0.05 * (ln(4) + ln(4 / 3))) / 2 + ln(2) / 2
+    got = weighted_task_loss(pred, onehot, "multiclass", None, 0.1)
+    assert float(got) == pytest.approx(unweighted, rel=1e-6)
+    w = torch.tensor([1.0, 3.0])
+    num = 0.8 * (3 * ln(4 / 3) + 1 * ln(2)) + 0.1 * ((ln(4) + 3 * ln(4 / 3)) + (ln(2) + 3 * ln(2)))
+    weighted = num / (3 + 1)
+    assert float(weighted_task_loss(pred, onehot, "multiclass", w, 0.2)) == pytest.approx(weighted, rel=1e-6)
+    # eps 0 and no weights: the model's own task loss
+    assert torch.allclose(
+        weighted_task_loss(pred, onehot, "multiclass", None), task_loss(pred, onehot, "multiclass")
+    )
+    # binary multi-label: each label's two logits are one such row (C = 2), with that label's
+    # weights; an unlabelled (NaN) entry adds nothing
+    logits = torch.stack([pred, torch.tensor([[5.0, -2.0], [1.0, 1.0]])], dim=1)  # [B=2, K=2, 2]
+    lab = torch.tensor([[1.0, float("nan")], [0.0, float("nan")]])
+    wb = torch.tensor([[1.0, 3.0], [7.0, 7.0]])
+    got_b = weighted_task_loss(logits, lab, "binary-multilabel", wb, 0.2)
+    assert float(got_b) == pytest.approx(weighted, rel=1e-6)
+    got_b = weighted_task_loss(logits, lab, "binary-multilabel", None, 0.1)
+    assert float(got_b) == pytest.approx(unweighted, rel=1e-6)
+
+
+def test_label_smoothing_is_recorded_off_by_default_and_refused_without_cross_entropy() -> None:
+    from mea_cli.config import ConfigError
+    from mea_cli.models import list_models
+
+    def resolve(task: str = "classification", model: str = "mea", **train: object):  # noqa: ANN202
+        facts = FACTS if task == "classification" else StoreFacts(
+            "/data/r.h5", "", "regression", ("s",), FACTS.input_dims, {}
+        )  # fmt: skip
+        reg = task == "regression"
+        return resolve_config(
+            TrainRequest(
+                features=Path(facts.features), dataset="mosi" if reg else None,
+                task=None if reg else task, model=model, train_overrides=train,
+            ),
+            facts, "run",
+        )  # fmt: skip
+
+    smooth = resolve(label_smoothing=0.1, class_weights="balanced")
+    assert smooth.train["label_smoothing"] == 0.1
+    assert smooth.task_loss == (
+        "cross-entropy over the classes with balanced class weights and label smoothing 0.1"
+    )
+    assert resolve(label_smoothing=0.1).task_loss.endswith("classes with label smoothing 0.1")
+    for model in list_models():  # no preset smooths: every existing run trains as before
+        for preset in ("paper", "small"):
+            cfg = resolve_config(
+                TrainRequest(
+                    features=Path("/data/emo.h5"), dataset=None, task="classification",
+                    model=model, preset=preset,
+                ),
+                FACTS, "run",
+            )  # fmt: skip
+            assert cfg.train["label_smoothing"] == 0.0 and "smoothing" not in cfg.task_loss
+    with pytest.raises(ConfigError, match="label_smoothing.*a regression task trains none"):
+        resolve("regression", label_smoothing=0.1)
+    with pytest.raises(ConfigError, match="label_smoothing.*functionals \\(closed form\\)"):
+        resolve(model="functionals", label_smoothing=0.1)
+    with pytest.raises(ConfigError, match="label_smoothing must lie in"):
+        resolve(label_smoothing=1.0)
+
+
+def test_trainer_passes_label_smoothing_to_the_task_loss(
+    synth_iemocap: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1-epoch tiny MEA run with ``train.label_smoothing=0.1`` trains its task term smoothed
+    (binary multi-label: IEMOCAP-shaped store) and records it in config.json."""
+    import mea_cli.train.trainer as trainer_mod
+
+    seen: list[float] = []
+    real = trainer_mod.weighted_task_loss
+
+    def spy(pred, labels, task, weights, label_smoothing=0.0):  # noqa: ANN001, ANN202
+        seen.append(label_smoothing)
+        return real(pred, labels, task, weights, label_smoothing)
+
+    monkeypatch.setattr(trainer_mod, "weighted_task_loss", spy)
+    result = train_run(
+        TrainRequest(
+            features=synth_iemocap, dataset=None, task="classification", runs_dir=tmp_path,
+            name="ls", live=False, model_overrides=TINY_MEA,
+            train_overrides={"epochs": 1, "batch_size": 64, "label_smoothing": 0.1},
+        )
+    )  # fmt: skip
+    cfg = json.loads((result.run_dir / "config.json").read_text())
+    assert cfg["train"]["label_smoothing"] == 0.1 and cfg["train_sources"]["label_smoothing"] == "override"
+    assert cfg["task_loss"].endswith("with label smoothing 0.1")
+    assert seen and set(seen) == {0.1}  # every training batch's task term

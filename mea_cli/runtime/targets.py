@@ -11,7 +11,8 @@ units, and a store with labels ``37 * y + 500`` trains like the one with ``y``.
 
 The scale is stored in the checkpoint (``target_scale``); a checkpoint without one (written
 before this existed, or a classification run) is the identity. Class labels are never scaled; ``train.class_weights=balanced`` weights their cross-entropy
-instead (:func:`balanced_class_weights`, :func:`weighted_task_loss`).
+instead and ``train.label_smoothing`` smooths its targets (:func:`balanced_class_weights`,
+:func:`weighted_task_loss`).
 """
 
 from __future__ import annotations
@@ -135,22 +136,41 @@ def balanced_class_weights(task: str, train_labels: np.ndarray) -> torch.Tensor 
     return None
 
 
-def weighted_task_loss(pred: torch.Tensor, labels: torch.Tensor, task: str, weights: torch.Tensor) -> torch.Tensor:
-    """The classification task loss with class weights (PyTorch's weighted mean: the sum of
-    ``w_c * nll`` over the sum of ``w_c``); unlabelled rows / entries are left out, as in
-    :func:`mea_cli.models.core.losses.task_loss`, which it equals when every weight is 1."""
+def weighted_task_loss(
+    pred: torch.Tensor,
+    labels: torch.Tensor,
+    task: str,
+    weights: torch.Tensor | None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """The classification task loss with class weights (``None``: every weight 1) and label
+    smoothing ``eps`` (0: off), PyTorch's ``cross_entropy`` convention: each labelled row
+    ``i`` of true class ``y`` adds ``(1 - eps) w_y nll_y + eps / C * sum_c w_c nll_c``, and
+    the sum is divided by the sum of ``w_y`` (the weighted mean). Unlabelled rows / entries are
+    left out, as in :func:`mea_cli.models.core.losses.task_loss`, which it equals when every
+    weight is 1 and ``eps`` is 0. Binary multi-label: each label's two logits are one row
+    (``C = 2``) with that label's weights."""
     labels = labels.to(pred.dtype)
-    w = weights.to(device=pred.device, dtype=torch.float32)
     if task == "multiclass":
         rows = ~torch.isnan(labels).any(dim=-1)
         if not bool(rows.any()):
             return pred.sum() * 0.0
-        return F.cross_entropy(pred[rows].float(), labels[rows].argmax(dim=-1), weight=w)
+        w = None if weights is None else weights.to(device=pred.device, dtype=torch.float32)
+        return F.cross_entropy(
+            pred[rows].float(), labels[rows].argmax(dim=-1), weight=w,
+            label_smoothing=label_smoothing,
+        )  # fmt: skip
     valid = ~torch.isnan(labels)  # [B, K]
     if not bool(valid.any()):
         return pred.sum() * 0.0
+    if weights is None:
+        weights = torch.ones(labels.shape[1], 2)
+    w = weights.to(device=pred.device, dtype=torch.float32)
     target = torch.where(valid, labels, torch.zeros((), dtype=labels.dtype)).round().long()
-    nll = -torch.log_softmax(pred.float(), dim=-1).gather(-1, target[..., None])[..., 0]  # [B, K]
+    nll_all = -torch.log_softmax(pred.float(), dim=-1)  # [B, K, 2]
+    nll = nll_all.gather(-1, target[..., None])[..., 0]  # [B, K]
     wk = w[torch.arange(labels.shape[1], device=pred.device)[None, :].expand_as(target), target]
     wk = wk * valid.float()
-    return (wk * nll).sum() / wk.sum().clamp(min=1e-12)
+    smooth = (nll_all * w[None]).sum(dim=-1) / 2.0 * valid.float()  # [B, K]: sum_c w_c nll_c / C
+    total = (1.0 - label_smoothing) * (wk * nll) + label_smoothing * smooth
+    return total.sum() / wk.sum().clamp(min=1e-12)

@@ -39,6 +39,9 @@ class TrainSettings(Config):
     loss (docs/training.md). ``eval_batch_size`` 0 means twice ``batch_size``.
     ``class_weights``: ``none`` or ``balanced`` (classification: each class's cross-entropy
     weighted by ``n / (C * n_c)`` on the train split, scikit-learn's "balanced").
+    ``label_smoothing``: classification only, 0 is off; the training cross-entropy's target puts
+    ``1 - label_smoothing`` on the true class and spreads ``label_smoothing`` evenly over all
+    classes (PyTorch's ``cross_entropy(label_smoothing=)``); validation losses stay unsmoothed.
     ``input_noise`` / ``time_mask``: training-time augmentation of the real input steps
     (Gaussian noise std in standardised units; the fraction of each sequence masked as one
     span), 0 is off: :mod:`mea_cli.train.augment`. ``ema_decay``: validate, select and keep
@@ -58,6 +61,7 @@ class TrainSettings(Config):
     weight_decay: float = 0.0
     eval_batch_size: int = 0
     class_weights: str = "none"
+    label_smoothing: float = 0.0
     input_noise: float = 0.0
     time_mask: float = 0.0
     ema_decay: float = 0.0
@@ -77,6 +81,8 @@ class TrainSettings(Config):
             out.append(f"lr_factor must lie in (0, 1), not {self.lr_factor}")
         if self.class_weights not in ("none", "balanced"):
             out.append(f"class_weights must be none or balanced, not {self.class_weights!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            out.append(f"label_smoothing must lie in [0, 1) (0: off), not {self.label_smoothing}")
         if self.input_noise < 0 or not 0.0 <= self.time_mask < 1.0:
             out.append("input_noise must not be negative and time_mask must lie in [0, 1)")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -202,6 +202,13 @@ def resolve_config(
     settings = tp.settings.override({**small_train, **req.train_overrides})
     if settings.normalise == "group" and facts.group_problem:
         raise TrainError(facts.group_problem)  # refused before the run directory exists
+    if settings.label_smoothing > 0 and (
+        facts.task == "regression" or "closed_form_fit" in entry.capabilities
+    ):
+        what = "a regression task" if facts.task == "regression" else f"{req.model} (closed form)"
+        raise ConfigError(
+            "train.label_smoothing", f"smooths a cross-entropy's targets; {what} trains none"
+        )
     sources.update(dict.fromkeys(req.train_overrides, "override"))
     # the JSON form (lists, no NaN): the value equals what config.json gives back
     return RunConfig.from_dict(
@@ -228,7 +235,7 @@ def resolve_config(
                 "preset": req.preset,
                 "preset_model_overrides": small_model,
                 "task_loss": task_loss_used(
-                    facts.task, model_cfg, settings.class_weights
+                    facts.task, model_cfg, settings.class_weights, settings.label_smoothing
                 ),
                 "targets": (
                     "standardised with the train split's mean and std (back in label units "
@@ -246,12 +253,17 @@ def resolve_config(
     )
 
 
-def task_loss_used(task: str, model_cfg: Mapping[str, Any], class_weights: str = "none") -> str:
+def task_loss_used(
+    task: str, model_cfg: Mapping[str, Any], class_weights: str = "none",
+    label_smoothing: float = 0.0,
+) -> str:  # fmt: skip
     """The task loss a run trains with, as ``config.json`` records it (``task_loss`` of a
     model config only applies to regression: classes always train with cross-entropy)."""
     if task == "regression":
         return str(model_cfg.get("task_loss", "mse"))
     weights = " with balanced class weights" if class_weights == "balanced" else ""
+    if label_smoothing > 0:
+        weights += f"{' and' if weights else ' with'} label smoothing {label_smoothing:g}"
     if task == "multiclass":
         return "cross-entropy over the classes" + weights
     return "cross-entropy per label (two logits each)" + weights

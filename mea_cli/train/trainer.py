@@ -276,12 +276,16 @@ class Trainer:
             loss = out.loss
             if loss is None:
                 raise TrainError("the model returned no loss for a labelled batch")
-            if self.class_weights is not None:  # the task term (weight 1 in every total) reweighted
+            smoothing = self.settings.label_smoothing
+            if self.class_weights is not None or smoothing > 0:
+                # the task term (weight 1 in every total) reweighted and / or smoothed
                 task = self.run.task
                 loss = (
                     loss
                     - task_loss(out.pred, batch.labels, task)
-                    + weighted_task_loss(out.pred, batch.labels, task, self.class_weights)
+                    + weighted_task_loss(
+                        out.pred, batch.labels, task, self.class_weights, smoothing
+                    )
                 )
             if not torch.isfinite(loss):
                 raise TrainError(
