@@ -375,3 +375,28 @@ def test_trainer_passes_label_smoothing_to_the_task_loss(
     assert cfg["train"]["label_smoothing"] == 0.1 and cfg["train_sources"]["label_smoothing"] == "override"
     assert cfg["task_loss"].endswith("with label smoothing 0.1")
     assert seen and set(seen) == {0.1}  # every training batch's task term
+
+
+def test_class_weights_refused_for_regression_and_the_small_presets_dropped() -> None:
+    """Class weights weight a cross-entropy: asked for on a regression task they are refused
+    (no silent no-op); ``--preset small``'s (MEA's) become ``none`` there, and config.json says
+    so with the reason."""
+    from mea_cli.config import ConfigError
+
+    facts = StoreFacts("/data/r.h5", "", "regression", ("s",), FACTS.input_dims, {})
+
+    def resolve(preset: str = "paper", **train: object):  # noqa: ANN202
+        return resolve_config(
+            TrainRequest(
+                features=Path(facts.features), dataset="mosi", task=None, model="mea",
+                preset=preset, train_overrides=train,
+            ),
+            facts, "run",
+        )  # fmt: skip
+
+    with pytest.raises(ConfigError, match="class_weights.*a regression task has none"):
+        resolve(class_weights="balanced")
+    small = resolve("small")
+    assert small.train["class_weights"] == "none"
+    assert small.train_sources["class_weights"].endswith("none: a regression task has no classes")
+    assert resolve(class_weights="none").train["class_weights"] == "none"

@@ -209,6 +209,14 @@ def resolve_config(
         raise ConfigError(
             "train.label_smoothing", f"smooths a cross-entropy's targets; {what} trains none"
         )
+    if settings.class_weights != "none" and facts.task == "regression":
+        if "class_weights" in req.train_overrides:
+            raise ConfigError(
+                "train.class_weights", "weights the classes of a cross-entropy; a regression task has none"
+            )
+        # a preset's class weights (--preset small) are for classification tasks
+        settings = settings.override({"class_weights": "none"})
+        sources["class_weights"] += "; none: a regression task has no classes"
     sources.update(dict.fromkeys(req.train_overrides, "override"))
     # the JSON form (lists, no NaN): the value equals what config.json gives back
     return RunConfig.from_dict(
