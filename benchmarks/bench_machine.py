@@ -25,6 +25,38 @@ def load_average() -> list[float]:
         return []
 
 
+def speed_probe(repeats: int = 3) -> float:
+    """Seconds (best of ``repeats``) of one fixed one-thread torch workload: 2000 rounds of a
+    ``[64, 256] x [256, 256]`` product, a LayerNorm and a softmax, the kinds of operator a
+    training step is made of. Taken before and after each model's run, so that a report shows
+    whether the machine itself changed speed between the incumbent's run and ours: on the shared
+    virtual machine of docs/performance.md the same epoch took 32 s at one hour and 64 s two
+    hours later, at the same load average inside the machine. torch is imported here, not at
+    the top (this module stays importable without it)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        w, x = torch.randn(256, 256, generator=g), torch.randn(64, 256, generator=g)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(2000):
+                torch.softmax(torch.layer_norm(x @ w, (256,)), dim=-1)
+            best = min(best, time.perf_counter() - start)
+        return round(best, 4)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def speed_drift(probes: list[float]) -> float:
+    """How far apart the :func:`speed_probe` seconds of one benchmark are: slowest over fastest
+    minus one (0.25: the machine was 25 % slower at one point than at another)."""
+    return round(max(probes) / min(probes) - 1.0, 3) if probes and min(probes) > 0 else 0.0
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:

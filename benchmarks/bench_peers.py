@@ -47,6 +47,10 @@ PINS = ("torch==2.13.0", "MMSA==2.2.1")
 LOCK = HERE / "peers.lock"
 """``pip freeze`` of MMSA's virtualenv as built from :data:`PINS` and measured working (the
 runner imported and trained one epoch); ``make peers-lock`` rebuilds it (see docs/performance.md)."""
+DRIFT_LIMIT = 0.15
+"""The :func:`bench_machine.speed_drift` over which the report warns that the machine's own speed
+moved during the benchmark: above the probe's own jitter (two probes in a row on a quiet machine:
+0.345 and 0.371 s), far below what a shared virtual machine's speed did (2x within two hours)."""
 MMSA_MULT = (
     "d=50", "heads=10", "layers=4", "memory_layers=4", "kernel_sizes=5/5/5", "text_dropout=0.5",
     "embed_dropout=0.2", "attn_dropout=0.3", "attn_dropout_audio=0.2", "attn_dropout_vision=0",
@@ -181,6 +185,7 @@ def main() -> None:
     print(f"pickle {pkl.name}: train/valid/test {data['sizes']}", flush=True)
 
     start = time.perf_counter()
+    probes = {"before MMSA-MulT": bench_machine.speed_probe()}
     theirs = run_mmsa(python, pkl, work / "mmsa", a.epochs, a.mmsa_batch_size)[0]
     print(
         f"MMSA-MulT: {theirs['train_samples_per_s']} samples/s, peak RSS "
@@ -196,7 +201,10 @@ def main() -> None:
             print(f"{model}: not a registered model here, skipped", flush=True)
             continue
         sets = sets_for(model, a.sets, registered)
+        probes[f"before {model}"] = bench_machine.speed_probe()
         ours.append(bench_train.train_ours(pkl, work / "ours", model, "mosi", a.epochs, sets))
+    probes["after"] = bench_machine.speed_probe()
+    drift = bench_machine.speed_drift(list(probes.values()))
     rows = []
     for r in ours:
         rows.append(
@@ -229,6 +237,15 @@ def main() -> None:
             f"{r['cpu_speed_ratio_vs_mmsa_mult']:>7}{r['memory_ratio_vs_mmsa_mult']:>10}"
         )
     print(f"(load average now {bench_machine.load_average()}; per-epoch loads in the JSON)")
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in probes.items())
+    print(f"machine speed probe (s, one thread, best of 3): {shown}; drift {drift:.0%}")
+    if drift > DRIFT_LIMIT:
+        print(
+            f"warning: the machine's own speed changed by {drift:.0%} during this benchmark "
+            f"(more than {DRIFT_LIMIT:.0%}): the speed ratios compare runs made at different "
+            "machine speeds; run it again on a steadier machine",
+            flush=True,
+        )
     from mea_cli.paths import ensure_dir, write_json
 
     ensure_dir(a.out)
@@ -246,6 +263,8 @@ def main() -> None:
             "mmsa": theirs,
             "ours": ours,
             "ratios": rows,
+            "speed_probe_s": probes,
+            "speed_probe_drift": drift,
             "wall_s": round(time.perf_counter() - start, 1),
             "machine": bench_machine.describe(__import__("torch")),
         },
