@@ -16,10 +16,11 @@ from mea_cli.errors import MeaError
 from mea_cli.models import apply_switches, config_for, create_model, list_models
 from mea_cli.models.core.deviations import deviation_block, deviations_of
 from mea_cli.models.core.losses import batch_separation_loss, task_loss
-from mea_cli.models.core.masking import masked_mean, masked_softmax
+from mea_cli.models.core.masking import masked_mean, masked_softmax, masked_std
 from mea_cli.models.core.registry import get_entry
 from mea_cli.models.layers.attention import merge_heads, split_heads
 from mea_cli.models.layers.discriminators import DoubleDiscriminator, grad_reverse
+from mea_cli.models.layers.encoders import SequenceEncoder
 from mea_cli.models.layers.extractor import UnimodalExtractor
 from mea_cli.models.layers.hsic import disparity_loss, hsic
 from mea_cli.models.mea.config import MEAConfig
@@ -59,6 +60,43 @@ def test_masked_mean_over_real_steps() -> None:
     out = masked_mean(x, m)
     assert torch.allclose(out[0], x[0, :2].mean(0))
     assert torch.all(out[1] == 0)
+
+
+def test_masked_std_by_hand_and_blind_to_padding() -> None:
+    x = torch.tensor([[[1.0], [3.0], [99.0]], [[2.0], [-7.0], [0.0]], [[5.0], [5.0], [5.0]]])
+    m = _lengths_mask([2, 1, 0], 3)
+    # population form over the real steps: [1, 3] -> 1; one step -> sqrt(eps); empty -> 0
+    assert torch.allclose(masked_std(x, m, eps=0.0), torch.tensor([[1.0], [0.0], [0.0]]))
+    assert torch.allclose(masked_std(x, m, eps=1e-4)[1], torch.tensor([0.01]))
+    other = x.clone()
+    other[~m] = 1e4
+    assert torch.equal(masked_std(other, m), masked_std(x, m))
+    leaf = x.clone().requires_grad_(True)
+    masked_std(leaf, m).sum().backward()
+    assert torch.isfinite(leaf.grad).all()
+    assert torch.all(leaf.grad[~m] == 0)
+
+
+def test_stats_pooling_is_mean_then_std_and_sees_spread_the_mean_cannot() -> None:
+    mean_enc = SequenceEncoder(2, 4, 0.0)
+    stats_enc = SequenceEncoder(2, 4, 0.0, pooling="stats")
+    assert mean_enc.mlp[0].in_features == 2 and stats_enc.mlp[0].in_features == 4
+    # the same level, a different spread: mean pooling maps both to one vector
+    calm = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [0.0, 0.0]]])
+    wild = torch.tensor([[[3.0, 2.0], [-1.0, -2.0], [1.0, 0.0], [0.0, 0.0]]])
+    mask = _lengths_mask([3], 4)
+    assert torch.equal(mean_enc.pool(calm, mask), mean_enc.pool(wild, mask))
+    pooled = stats_enc.pool(wild, mask)
+    expected_std = torch.sqrt(torch.tensor([8.0 / 3, 8.0 / 3]) + 1e-5)
+    assert torch.allclose(pooled[0, :2], torch.tensor([1.0, 0.0]))
+    assert torch.allclose(pooled[0, 2:], expected_std)
+    assert not torch.allclose(stats_enc.pool(calm, mask), pooled)
+    assert torch.equal(stats_enc(torch.zeros(1, 4, 2), _lengths_mask([0], 4)),
+                       stats_enc.mlp(torch.zeros(1, 4)))  # fmt: skip
+    with pytest.raises(ValueError, match="pooling"):
+        SequenceEncoder(2, 4, 0.0, pooling="max")
+    with pytest.raises(MeaError, match="pooling must be one of mean, stats"):
+        MEAConfig(pooling="max")
 
 
 def test_extractor_keeps_zero_length_sequences_at_zero() -> None:

@@ -35,15 +35,20 @@ def _close(a: torch.Tensor, b: torch.Tensor) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("literal", "scaling", "absent"),
-    [(False, "paper", "keep"), (True, "paper", "keep"), (False, "carried", "drop")],
+    ("literal", "scaling", "absent", "pooling"),
+    [
+        (False, "paper", "keep", "mean"),
+        (True, "paper", "keep", "mean"),
+        (False, "carried", "drop", "mean"),
+        (False, "paper", "keep", "stats"),
+    ],
 )
 def test_padding_to_a_longer_batch_changes_nothing(
-    literal: bool, scaling: str, absent: str
+    literal: bool, scaling: str, absent: str, pooling: str
 ) -> None:
     model = _model(
         wal_literal=literal, wal_max_len=20, psa_literal_eq2=literal, wal_scaling=scaling,
-        fusion_absent=absent,
+        fusion_absent=absent, pooling=pooling,
     ).eval()  # fmt: skip
     seqs = random_sequences(DIMS, LENGTHS)
     y = torch.randn(4, 1)

@@ -38,6 +38,7 @@ from mea_cli.models.core.contract import (
     kernel_problems,
 )
 from mea_cli.models.core.losses import TASK_LOSSES
+from mea_cli.models.layers.encoders import POOLINGS
 from mea_cli.models.mea.dgf import ABSENT
 from mea_cli.models.mea.wal import WAL_SCALINGS
 
@@ -78,6 +79,7 @@ class MEAFamilyConfig(ModelConfig):
     dropout: float = 0.1
     attn_dropout: float = 0.0
     ffn_mult: int = 4
+    pooling: str = "mean"  # the encoders' pooling over time (Eq. 11-12; decision 7)
     task_loss: str = "mse"
     grl_lambda: float = 1.0
     wal_literal: bool = False
@@ -110,6 +112,7 @@ class MEAFamilyConfig(ModelConfig):
         if self.attn_group_budget < 0:
             out.append("attn_group_budget must be 0 (off) or a positive number of map entries")
         out += choice_problems("wal_scaling", self.wal_scaling, WAL_SCALINGS)
+        out += choice_problems("pooling", self.pooling, POOLINGS)
         out += choice_problems("task_loss", self.task_loss, TASK_LOSSES)
         return out
 

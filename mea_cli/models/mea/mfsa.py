@@ -127,9 +127,9 @@ class MFSA(nn.Module):
         self.extractors = build_extractors(cfg, self.modalities)
         self.psa, self.wal, self.hca = build_stacks(cfg, self.modalities, p)
         self.specific = (
-            ExclusiveEncoders(self.modalities, cfg.d, cfg.d_h, cfg.dropout) if p.specific else None
+            ExclusiveEncoders(self.modalities, cfg.d, cfg.d_h, cfg.dropout, cfg.pooling) if p.specific else None
         )
-        self.agnostic = AgnosticEncoder(cfg.d, cfg.d_h, cfg.dropout) if p.agnostic else None
+        self.agnostic = AgnosticEncoder(cfg.d, cfg.d_h, cfg.dropout, cfg.pooling) if p.agnostic else None
         self.discriminators = (
             DoubleDiscriminator(self.modalities, cfg.d_h, cfg.dropout, p.agnostic, cfg.grl_lambda)
             if p.adversarial

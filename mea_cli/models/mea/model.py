@@ -88,9 +88,9 @@ class MEA(nn.Module):
         self.extractors = build_extractors(cfg, self.modalities)
         self.psa, self.wal, self.hca = build_stacks(cfg, self.modalities, p)
         self.exclusive = (
-            ExclusiveEncoders(self.modalities, cfg.d, cfg.d_h, cfg.dropout) if p.exclusive else None
+            ExclusiveEncoders(self.modalities, cfg.d, cfg.d_h, cfg.dropout, cfg.pooling) if p.exclusive else None
         )
-        self.agnostic = AgnosticEncoder(cfg.d, cfg.d_h, cfg.dropout) if p.agnostic else None
+        self.agnostic = AgnosticEncoder(cfg.d, cfg.d_h, cfg.dropout, cfg.pooling) if p.agnostic else None
         self.discriminators = (
             DoubleDiscriminator(self.modalities, cfg.d_h, cfg.dropout, p.importance, cfg.grl_lambda)
             if p.adversarial
