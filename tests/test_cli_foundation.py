@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,6 +27,28 @@ def test_synth_then_info(tmp_path: Path) -> None:
     assert summary["samples"] == 12 and summary["synthetic"] is True
     assert summary["modalities"]["audio"]["dim"] == 74
     assert sum(summary["splits"].values()) == 12
+
+
+def test_a_warm_child_prints_what_a_fresh_interpreter_prints(synth_mosi: Path, tmp_path: Path) -> None:
+    """tests/warm.py forks commands from one warm interpreter per start-up environment, whatever
+    their ``COLUMNS`` and ``NO_COLOR`` (``warm.REMADE``): a child's consoles are made in its
+    own environment, so a table wrapped at 60 columns or whole when piped, and an error line
+    red or plain bold under ``FORCE_COLOR``, are what a fresh interpreter prints."""
+    base = {k: v for k, v in os.environ.items() if k not in warm.CONSOLE or k == "TERM"}
+    missing = str(tmp_path / "missing.h5")
+    outs = {}
+    for name, extra, store in (
+        ("piped", {}, str(synth_mosi)), ("60", {"COLUMNS": "60"}, str(synth_mosi)),
+        ("red", {"FORCE_COLOR": "1"}, missing),
+        ("bold", {"FORCE_COLOR": "1", "NO_COLOR": "1"}, missing),
+    ):  # fmt: skip
+        child = warm.run(["info", store], env=base | extra)
+        fresh = warm.run(["info", store], env=base | extra, fresh=True)
+        assert (child.returncode, child.stdout, child.stderr) == (
+            fresh.returncode, fresh.stdout, fresh.stderr), name  # fmt: skip
+        outs[name] = child.stdout + child.stderr
+    assert outs["piped"] != outs["60"] and "\x1b[" not in outs["piped"]
+    assert "\x1b[1;31merror:" in outs["red"] and "\x1b[1merror:" in outs["bold"]
 
 
 def _assert_one_clear_line(r: subprocess.CompletedProcess[str], path: Path, words: str) -> None:

@@ -4,6 +4,7 @@ use, provenance round trip and refusals."""
 
 from __future__ import annotations
 
+import importlib.util
 import socket
 import zipfile
 from pathlib import Path
@@ -17,7 +18,9 @@ from mea_cli.extract import minilm_files
 from mea_cli.extract.backends import BackendError, BackendSpec, create, from_provenance
 from mea_cli.extract.minilm import MiniLMBackend, encode, windows, word_pieces
 
-pytest.importorskip("transformers")
+# found, not imported: importing it takes a second at collection, in every xdist worker
+if importlib.util.find_spec("transformers") is None:
+    pytest.skip("transformers is not installed", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")

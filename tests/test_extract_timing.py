@@ -62,8 +62,10 @@ def test_asr_words_do_not_start_in_the_leading_silence(tmp_path: Path) -> None:
     (0.05 s slack: the guarantee), the first within 0.3 s of it (raw Whisper: at 0.00 s, 1 s
     early, in 11 of 12 such clips; after the fix at most 0.14 s late, when Whisper heard
     "fine, fine"). At 90 words/min Whisper's temperature fallback kicks in, which samples:
-    its words then change from run to run, so this test does not use that speed."""
-    source = WordSource(asr=True)
+    its words then change from run to run, so this test does not use that speed. The language
+    is stated (``--language en``): the check that runs before ASR is test_language.py's and
+    test_extract_pipeline.py::test_asr_puts_spoken_words_in_text's, not this test's."""
+    source = WordSource(asr=True, language="en")
     no_sidecar = tmp_path / "clip.wav"  # never written: the words come from ASR
     for room in (False, True):
         for seed, text in enumerate(SOFT[:3]):

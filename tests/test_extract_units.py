@@ -452,7 +452,8 @@ def test_face_frames_sampled_at_15_hz_by_default(tmp_path: Path) -> None:
 def test_no_asr_model_loaded_when_every_clip_has_a_sidecar(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """ASR is loaded by the first clip without a sidecar, never before (issue 27's lever)."""
+    """ASR is loaded by the first clip without a sidecar, never before (issue 27's lever). The
+    language is stated: the language check before ASR (Whisper base) is test_language.py's."""
     from mea_cli.artifacts.features import Word
     from mea_cli.extract import words as words_mod
 
@@ -466,7 +467,7 @@ def test_no_asr_model_loaded_when_every_clip_has_a_sidecar(
             return [Word("spoken", 0.0, 0.5)]
 
     monkeypatch.setattr(words_mod, "WhisperASR", FakeASR)
-    src = words_mod.WordSource(asr=True)
+    src = words_mod.WordSource(asr=True, language="en")
     src.require_asr([])  # every clip has a sidecar: nothing to check, nothing loaded
     (tmp_path / "a.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nhello there\n")
     signal = np.zeros(16000, np.float32)

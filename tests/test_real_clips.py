@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -178,11 +179,17 @@ def test_predict_an_mp3_and_an_flv(crema: dict, mea) -> None:
             live=False,
         )  # fmt: skip
     )
-    root = crema["root"]
+    # both clips in one folder: one command, one extraction pipeline built
+    clips = crema["tmp"] / "clips"
+    clips.mkdir()
+    for name in ("1002_DFA_HAP_XX.mp3", "1001_DFA_HAP_XX.flv"):
+        shutil.copy(crema["root"] / name, clips / name)
+    code, out, err = mea("predict", str(clips), "--ckpt", str(runs / "crema"), "--json")
+    assert code == 0, err
+    got = {Path(c["path"]).name: c for c in json.loads(out)["clips"]}
+    assert len(got) == 2, got
     for name, missing in (("1002_DFA_HAP_XX.mp3", ["vision"]), ("1001_DFA_HAP_XX.flv", [])):
-        code, out, err = mea("predict", str(root / name), "--ckpt", str(runs / "crema"), "--json")
-        assert code == 0, err
-        clip = json.loads(out)["clips"][0]
+        clip = got[name]
         assert clip["status"] == "ok" and clip["missing_modalities"] == missing, clip
         assert set(clip["prediction"]["probabilities"]) == {e.lower() for e in EMOTIONS}
         assert _words(clip["text"])[:2] == ["don't", "forget"]

@@ -79,7 +79,9 @@ def test_mosi_like_train_eval_from_the_command_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_iemocap_like_train_eval_beats_the_majority(tmp_path: Path) -> None:
-    out, store = _train_and_eval(tmp_path, "iemocap", n=400, epochs=12, max_seconds=2)
+    # 11 epochs: the best valid epoch of 12 was the 11th (ReduceLROnPlateau does not depend on
+    # the number of epochs, so the first 11 and the checkpoint are the same)
+    out, store = _train_and_eval(tmp_path, "iemocap", n=400, epochs=11, max_seconds=2)
     names = ["happy", "sad", "angry", "neutral"]
     with FeatureStore(store) as s:
         train = s.samples.label[s.split_indices("train")]
@@ -88,6 +90,7 @@ def test_iemocap_like_train_eval_beats_the_majority(tmp_path: Path) -> None:
     logits = np.stack([1 - majority, majority], axis=-1)[None].repeat(len(test), axis=0)
     base = multilabel_metrics(logits, test, names)
     ours = out["metrics"]
+    print(f"F1 mean {ours['f1_mean']:.3f} vs majority {base['f1_mean']:.3f}")
     assert ours["f1_mean"] > base["f1_mean"] + 0.10, (ours, base)
     # each emotion is positive in about a quarter of the samples, so the majority class is
     # already about 75 % accurate: F1 is the metric with room for a clear margin

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import warm
 
 from mea_cli.config import Config
 from mea_cli.data.synth import write_synthetic
@@ -198,11 +199,13 @@ def test_two_processes_share_one_sqlite_study_and_best_retrains_equal(tmp_path: 
 
     best = tmp_path / "runs" / "s.best.toml"
     assert f"run s-t{study.best_trial.number}" in best.read_text()
-    r = subprocess.run(
-        mea_cmd("train", str(store), "--dataset", "mosi", "--seed", "1111", "--device", "cpu",
-                "--config", str(best), "--name", "again", "--threads", "1"),  # fmt: skip
-        cwd=tmp_path, env=env, capture_output=True, text=True,
-    )
+    # the retraining in a child of the tests' warm interpreter (tests/warm.py): a process of its
+    # own like the two above, without a third import of torch
+    r = warm.run(
+        ["train", str(store), "--dataset", "mosi", "--seed", "1111", "--device", "cpu",
+         "--config", str(best), "--name", "again", "--threads", "1"],
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
     assert r.returncode == 0, r.stderr[-3000:]
     again = json.loads((tmp_path / "runs" / "again" / "metrics.json").read_text())
     trial = json.loads(

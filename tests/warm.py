@@ -7,10 +7,12 @@ environment that differs from this process's in a variable read when an interpre
 library starts (``PYTHON*``, ``LD_*``, OpenMP/MKL threads), unless the caller says that those
 values are a fixed setting of its commands, not what it tests (``warm_start_up=True``: a plug-in
 model's folder on ``PYTHONPATH`` for a whole file of commands). The consoles of mea_cli.cli read
-their width and colours when it is imported, so there is one warm interpreter per value of those
-variables (``CONSOLE``: a handful) and of the start-up ones, per test process, ended with the
-process; a warm interpreter per whole environment would be one per test where tests set paths
-in it (each ~400 MB).
+their width and colours when it is imported: the child imports that module again in its own
+environment (``zygote.child``), which is enough for ``REMADE`` (read when a console is made);
+the rest of ``CONSOLE`` is read by libraries at their import, so there is one warm interpreter
+per value of those variables and of the start-up ones, per test process, ended with the process;
+a warm interpreter per whole environment would be one per test where tests set paths in it
+(each ~400 MB).
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ CONSOLE = (
     "COLUMNS", "LINES", "NO_COLOR", "FORCE_COLOR", "TERM", "COLORTERM", "TTY_COMPATIBLE",
     "TTY_INTERACTIVE", "JUPYTER_COLUMNS", "JUPYTER_LINES",
 )  # fmt: skip
+# read by rich when a console is made (not when it is imported): the child remakes mea_cli.cli's
+# consoles in its own environment, so these need no warm interpreter of their own
+REMADE = ("COLUMNS", "LINES", "NO_COLOR")
 
 
 def run(args: list[str], *, cwd: Path | str | None = None, env: dict[str, str] | None = None,
@@ -45,7 +50,7 @@ def run(args: list[str], *, cwd: Path | str | None = None, env: dict[str, str] |
             command, cwd=cwd, env=full, capture_output=True, text=True,
             stdin=subprocess.DEVNULL, timeout=timeout,
         )  # fmt: skip
-    console = tuple((k, full[k]) for k in CONSOLE if k in full)
+    console = tuple((k, full[k]) for k in CONSOLE if k in full and k not in REMADE)
     start_up = tuple(sorted((k, v) for k, v in full.items() if k.startswith(START_UP)))
     reply = _zygote(console + start_up).ask(list(args), Path(cwd or Path.cwd()), full, timeout)
     return subprocess.CompletedProcess(command, reply["rc"], reply["stdout"], reply["stderr"])

@@ -9,9 +9,10 @@ point, the argument parsing and every check are the same code; what a fork canno
 (start-up itself, interpreter flags, environment read at start-up) stays with the cases that
 start a fresh interpreter (``warm.run(..., fresh=True)``, see there).
 
-The child takes the request's environment; only what is read while importing (the consoles'
-width and colours, ``warm.CONSOLE``) comes from the interpreter's own, so ``warm.py`` keeps one
-warm interpreter per value of those.
+The child takes the request's environment and imports ``mea_cli.cli`` again in it (its two
+consoles read their width and colours when they are made, ``warm.REMADE``); only what libraries
+read while importing (the rest of ``warm.CONSOLE``) comes from the interpreter's own, so
+``warm.py`` keeps one warm interpreter per value of those.
 
 Protocol: one JSON object per line on stdin,
 ``{"args": [...], "cwd": "...", "env": {...}, "timeout": s}``;
@@ -61,6 +62,7 @@ def child(args: list[str], cwd: str, env: dict[str, str], timeout: float, out: s
         sys.argv = ["-m", *args]  # runpy puts the module's path in argv[0], as -m does
         sys.path[0] = cwd  # -m puts the working folder first, not this script's (tests/)
         try:
+            importlib.reload(sys.modules["mea_cli.cli"])  # its consoles made in this environment
             runpy.run_module("mea_cli", run_name="__main__", alter_sys=True)
             code = 0
         except SystemExit as stop:
