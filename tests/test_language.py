@@ -13,7 +13,7 @@ from mea_cli.artifacts.features import FeatureStore
 from mea_cli.demo.media import speak, write_clip
 from mea_cli.errors import MeaError
 from mea_cli.extract.driver import ExtractConfig, extract
-from mea_cli.extract.language import LanguageID, check_language_code
+from mea_cli.extract.language import WINDOW_S, LanguageID, check_language_code
 from mea_cli.extract.media import AUDIO_RATE
 from mea_cli.extract.words import WordSource
 
@@ -49,6 +49,17 @@ def test_german_speech_is_detected_and_not_transcribed(one_torch_thread) -> None
     # a stated language is not checked: English goes to ASR, anything else does not
     assert WordSource(language="en").language_problem(de) == ""
     assert "--language de" in WordSource(language="de").language_problem(en)
+
+
+def test_the_check_encodes_a_short_clip_padded_to_the_window_not_to_30_s(one_torch_thread) -> None:
+    lid = LanguageID()
+    frames: list[int] = []
+    encode = lid._model.encode
+    lid._model.encode = lambda features: (frames.append(features.shape[-1]), encode(features))[1]
+    per_second = AUDIO_RATE // lid._model.feature_extractor.hop_length  # 100 mel frames
+    for seconds in (2, 20, 45):
+        lid.detect(np.zeros(seconds * AUDIO_RATE, np.float32))
+    assert frames == [int(WINDOW_S * per_second), 20 * per_second, 30 * per_second]
 
 
 @pytest.mark.slow
