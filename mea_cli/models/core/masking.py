@@ -33,13 +33,18 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return total / count
 
 
-def masked_std(x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def masked_std(
+    x: torch.Tensor, mask: torch.Tensor, eps: float = 1e-5, mean: torch.Tensor | None = None
+) -> torch.Tensor:
     """Standard deviation of ``x [B, T, D]`` over the real steps of ``mask [B, T]``:
     ``sqrt(mean((x - mean)^2) + eps)`` (the population form, divided by the number of real
     steps, so one step gives ``sqrt(eps)``; ``eps`` keeps the gradient finite there); zeros for
-    empty rows, as :func:`masked_mean` gives."""
+    empty rows, as :func:`masked_mean` gives. ``mean``: :func:`masked_mean` of the same ``x`` and
+    ``mask`` where the caller has it already."""
+    if mean is None:
+        mean = masked_mean(x, mask)
     w = mask.to(x.dtype).unsqueeze(-1)
-    dev = (x - masked_mean(x, mask).unsqueeze(1)) * w
+    dev = (x - mean.unsqueeze(1)) * w
     var = (dev * dev).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
     present = mask.any(dim=1, keepdim=True).to(x.dtype)
     return torch.sqrt(var + eps) * present

@@ -10,8 +10,8 @@ left-padded data), then apply ``Linear(p, d_h) -> GeLU -> Dropout -> Linear(d_h,
 pooling (:data:`POOLINGS`) is a masked mean (``mean``, ``p = d``: the default, every paper
 preset) or the mean and the standard deviation side by side (``stats``, ``p = 2d``: the
 statistics pooling of speaker and emotion embeddings, which keeps how much a sequence varies,
-not only its level; ``--preset small`` uses it, docs/model.md decision 7). A zero-length
-sequence pools to zeros.
+not only its level; measured on Emo-DB and not used by any preset, docs/model.md decision 7).
+A zero-length sequence pools to zeros.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ class SequenceEncoder(nn.Module):
         mean = masked_mean(z, mask)
         if self.pooling == "mean":
             return mean
-        return torch.cat([mean, masked_std(z, mask)], dim=-1)
+        return torch.cat([mean, masked_std(z, mask, mean=mean)], dim=-1)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``z [B, T, d]``, ``mask [B, T]`` -> ``h [B, d_h]``."""
