@@ -55,7 +55,12 @@ def test_the_check_encodes_a_short_clip_padded_to_the_window_not_to_30_s(one_tor
     lid = LanguageID()
     frames: list[int] = []
     encode = lid._model.encode
-    lid._model.encode = lambda features: (frames.append(features.shape[-1]), encode(features))[1]
+
+    def recording_encode(features: np.ndarray) -> object:
+        frames.append(features.shape[-1])
+        return encode(features)
+
+    lid._model.encode = recording_encode
     per_second = AUDIO_RATE // lid._model.feature_extractor.hop_length  # 100 mel frames
     for seconds in (2, 20, 45):
         lid.detect(np.zeros(seconds * AUDIO_RATE, np.float32))
