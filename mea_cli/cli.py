@@ -609,6 +609,9 @@ def compare(
         [], "--set", help="train.<setting>=v (every model) or <model>.<field>=v (one model)."
     ),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Override every preset's epochs."),
+    preset: str = typer.Option(
+        "paper", "--preset", help="paper or small (as mea train) for every model."
+    ),
     name: str = typer.Option(None, "--name", help="Directory under --runs-dir [default: compare-<dataset>-<store>]."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where runs live."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N."),
@@ -628,7 +631,7 @@ def compare(
         features, dataset=dataset, models=models, seeds=seeds, paper=paper, sets=sets,
         epochs=epochs, name=name, runs_dir=runs_dir, device=device, threads=threads,
         labels_range=labels_range, split_by=split_by, split_fractions=split_fractions,
-        folds=folds, split_seed=split_seed, report=_job_reporter("model"),
+        folds=folds, split_seed=split_seed, report=_job_reporter("model"), preset=preset,
     )  # fmt: skip
     _print_table(result.tables, fmt)
     files = ", ".join(str(p) for p in result.files.values())

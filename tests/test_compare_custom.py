@@ -14,12 +14,15 @@ import tiny_model
 from test_splits import write_store
 from typer.testing import CliRunner
 
+from mea_cli.ablate.compare import CompareError, compare, plan_compare
 from mea_cli.ablate.compare_folds import fold_means
 from mea_cli.ablate.compare_table import paired_p_value
+from mea_cli.ablate.runner import Job
 from mea_cli.ablate.table import present_metrics
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.cli import app
 from mea_cli.data.splits import leaked_groups, store_groups
+from mea_cli.train.setup import TrainRequest, read_store_facts, resolve_config
 
 MEA_TINY = ["--set=mea.d=8", "--set=mea.heads=2", "--set=mea.d_h=8", "--set=mea.psa_layers=1",
             "--set=mea.hca_layers=1"]  # fmt: skip
@@ -49,11 +52,18 @@ def test_compare_folds_on_a_custom_classification_task(tmp_path: Path, mea, one_
             "compare", str(store), "--dataset", "custom", "--models", "mea,tiny", "--seeds", "2",
             "--epochs", "1", "--folds", "3", "--split-by", "speaker", *MEA_TINY,
             "--runs-dir", str(runs), "--name", "cv", "--device", "cpu", "--format", "md",
+            "--preset", "small",
         )  # fmt: skip
     assert code == 0, err
     top = runs / "cv"
     md = (top / "compare.md").read_text()
     assert out == md
+    assert "3 folds grouped by speaker, --preset small" in md
+    # every fold's MEA run trained with --preset small (its batch size; d from --set mea.d=8)
+    for k in ("1", "2", "3"):
+        cfg = json.loads((top / "folds" / k / "mea" / "1111" / "config.json").read_text())
+        assert cfg["preset"] == "small" and cfg["train"]["batch_size"] == 32
+        assert cfg["model_config"]["d"] == 8 and cfg["model_config"]["ablations"] == ["dgf"]
     # the task's own metrics, and only those
     heads = [line for line in md.splitlines() if line.startswith("### ")]
     assert heads == [
@@ -109,6 +119,29 @@ def test_compare_on_a_custom_regression_task_lists_only_its_metrics(
     assert spec["label_range"] == [-1.0, 1.0] and spec["dataset"] == "custom"
 
 
+def test_preset_small_plans_each_model_as_mea_train_preset_small(synth_mosi: Path, tmp_path: Path) -> None:
+    jobs, spec = plan_compare(synth_mosi, "mosi", ["mea", "mult"], [1], tmp_path, preset="small")
+    paper, _ = plan_compare(synth_mosi, "mosi", ["mea", "mult"], [1], tmp_path)
+    assert spec["preset"] == "small" and [j.preset for j in jobs] == ["small", "small"]
+    facts = read_store_facts(synth_mosi, "mosi")
+    for job, job_paper in zip(jobs, paper, strict=True):
+        want = resolve_config(TrainRequest(synth_mosi, "mosi", job.model, preset="small"), facts, "x")
+        assert dict(job.expected_model_config) == want.model_config
+        assert dict(job.expected_train) == want.train
+        assert job.expected_model_config != job_paper.expected_model_config  # smaller models
+    assert jobs[0].expected_model_config["d"] == 32 and jobs[0].expected_train["batch_size"] == 32
+
+
+def test_a_comparison_is_not_continued_under_another_preset(synth_mosi: Path, tmp_path: Path) -> None:
+    def stub(job: Job) -> dict:
+        return {"valid": {}, "test": {"mae": 1.0, "corr": 0.5}}
+
+    compare(synth_mosi, "mosi", ["mea", "mult"], 1, tmp_path, "c", train_fn=stub)
+    with pytest.raises(CompareError, match="another preset"):
+        compare(synth_mosi, "mosi", ["mea", "mult"], 1, tmp_path, "c", train_fn=stub, preset="small")
+    assert json.loads((tmp_path / "c" / "compare.json").read_text())["preset"] == "paper"
+
+
 def test_compare_fold_requests_that_cannot_run_leave_nothing(tmp_path: Path, mea) -> None:
     store = write_store(tmp_path / "cls.h5")
     runs = tmp_path / "runs"
@@ -118,6 +151,8 @@ def test_compare_fold_requests_that_cannot_run_leave_nothing(tmp_path: Path, mea
         (["--models", "mea,mult", "--folds", "3", "--paper"], "do not apply to cross-validated folds"),
         (["--models", "mea", "--folds", "3"], "at least two distinct models"),
         (["--models", "mea,mult", "--split-by", "session"], "groups by 'speaker'"),
+        (["--models", "mea,mult", "--preset", "tiny"], "--preset: must be one of paper, small"),
+        (["--models", "mea,mult", "--preset", "small", "--paper"], "not --preset small"),
     ):
         code, _, err = mea(*base, *extra)
         assert code == 2 and message in err and err.count("\n") == 1, (extra, err)

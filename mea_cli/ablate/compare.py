@@ -66,6 +66,11 @@ def default_name(features: Path, dataset: str) -> str:
     return "compare-" + re.sub(r"[^A-Za-z0-9._+-]", "_", f"{dataset}-{Path(features).stem}")
 
 
+def preset_note(preset: str) -> str:
+    """What a table title adds for ``--preset``: nothing for the papers' presets."""
+    return "" if preset == "paper" else f", --preset {preset}"
+
+
 def seed_list(count: int) -> list[int]:
     """``count`` seeds from the trainer's default seed on (1111, 1112, ...)."""
     if count < 1:
@@ -101,8 +106,11 @@ def _check_spec(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
     old = runs.read_json(path)
     if old.get("format") != SPEC_FORMAT:
         raise CompareError(f"{path}: not a mea compare directory (format {old.get('format')!r})")
+    old.setdefault("preset", "paper")  # a comparison written before --preset
     differ = [
-        k for k in ("features", "features_sha256", "dataset", "train_overrides") if old.get(k) != spec[k]
+        k
+        for k in ("features", "features_sha256", "dataset", "preset", "train_overrides")
+        if old.get(k) != spec[k]
     ]
     shared = set(old.get("model_overrides", {})) & set(spec["model_overrides"])
     differ += [
@@ -127,11 +135,13 @@ def plan_compare(
     model_overrides: Mapping[str, Mapping[str, Any]] | None = None,
     train_overrides: Mapping[str, Any] | None = None,
     label_range: tuple[float, float] | None = None,
+    preset: str = "paper",
 ) -> tuple[list[Job], dict[str, Any]]:
     """One job per (model, seed), models outermost, and the comparison's spec.
 
-    Each job's expected configuration is what the trainer resolves for it (presets +
-    overrides), so a job directory left by an earlier, different comparison is refused.
+    Each job's expected configuration is what the trainer resolves for it (``preset``:
+    ``paper`` or ``small``, as ``mea train --preset``, then the overrides), so a job directory
+    left by an earlier, different comparison is refused.
     """
     models = [m.strip() for m in models if m.strip()]
     if len(set(models)) != len(models) or len(models) < 2:
@@ -156,6 +166,7 @@ def plan_compare(
                 train_overrides=train,
                 model_overrides=per_model.get(m, {}),
                 label_range=label_range,
+                preset=preset,
             )
             cfg = resolve_config(req, facts, str(s))
             jobs.append(
@@ -171,6 +182,7 @@ def plan_compare(
                     expected_model_config=cfg.model_config,
                     expected_train=cfg.train,
                     label_range=label_range,
+                    preset=preset,
                 )
             )
     spec = {
@@ -182,6 +194,7 @@ def plan_compare(
         "task": facts.task,
         "label_names": list(facts.label_names),
         "label_range": None if facts.label_range is None else list(facts.label_range),
+        "preset": preset,
         "train_overrides": train,
         "model_overrides": {m: per_model.get(m, {}) for m in models},
     }
@@ -239,13 +252,14 @@ def compare(
     report: Reporter | None = None,
     device: str = "auto",
     label_range: tuple[float, float] | None = None,
+    preset: str = "paper",
 ) -> CompareResult:
     """Train (or reuse) every model x seed, then write ``compare.{md,csv,tex,png}``."""
     dataset = dataset.strip().lower()
     out_dir = Path(runs_dir) / runs.check_name(name or default_name(features, dataset))
     jobs, spec = plan_compare(
         features, dataset, models, seed_list(seeds), out_dir, model_overrides, train_overrides,
-        label_range,
+        label_range, preset,
     )  # fmt: skip
     spec = _check_spec(out_dir / "compare.json", spec)
     ensure_dir(Path(runs_dir), "runs directory")
@@ -258,7 +272,10 @@ def compare(
         synthetic = " (synthetic data)" if store.meta.synthetic else ""
         store_name = Path(store.name).name
         setting = aligned_setting(store.meta.attrs)
-    title = f"{' vs '.join(ordered)} on {dataset}{synthetic} ({store_name}), test split"
+    title = (
+        f"{' vs '.join(ordered)} on {dataset}{synthetic} ({store_name}), test split"
+        f"{preset_note(preset)}"
+    )
     paper, note, settings = (None, "", {})
     if with_paper:
         paper, note, settings = _paper(features, dataset, list(ordered))

@@ -22,7 +22,13 @@ from typing import Any
 
 import numpy as np
 
-from mea_cli.ablate.compare import CompareResult, compare, default_name, write_compare_files
+from mea_cli.ablate.compare import (
+    CompareResult,
+    compare,
+    default_name,
+    preset_note,
+    write_compare_files,
+)
 from mea_cli.ablate.compare_table import build_tables
 from mea_cli.ablate.runner import Reporter, TrainFn
 from mea_cli.ablate.table import present_metrics
@@ -59,6 +65,7 @@ def compare_folds(
     report: Reporter | None = None,
     device: str = "auto",
     label_range: tuple[float, float] | None = None,
+    preset: str = "paper",
 ) -> CompareResult:
     """Compare ``models`` on every fold of ``plan`` and tabulate over folds (module docstring)."""
     if plan.folds is None:
@@ -69,7 +76,7 @@ def compare_folds(
         stores, by, sha = plan_split_stores(Path(features), plan, out_dir)
         return _compare_folds(
             features, dataset, models, seeds, plan, out_dir, stores, by, sha,
-            model_overrides, train_overrides, train_fn, report, device, label_range,
+            model_overrides, train_overrides, train_fn, report, device, label_range, preset,
         )  # fmt: skip
 
 
@@ -89,6 +96,7 @@ def _compare_folds(
     report: Reporter | None,
     device: str,
     label_range: tuple[float, float] | None,
+    preset: str,
 ) -> CompareResult:
 
     per_model: dict[str, dict[int, dict[str, float]]] = {}
@@ -97,7 +105,7 @@ def _compare_folds(
     for ps in stores:
         res = compare(
             ps.path, dataset, models, seeds, out_dir / "folds", ps.label, False,
-            model_overrides, train_overrides, train_fn, report, device, label_range,
+            model_overrides, train_overrides, train_fn, report, device, label_range, preset,
         )  # fmt: skip
         spec = runs.read_json(res.out_dir / "compare.json")
         means = {m: fold_means(r) for m, r in res.results.items()}
@@ -110,7 +118,7 @@ def _compare_folds(
     n = len(stores)
     title = (
         f"{' vs '.join(per_model)} on {dataset}{synthetic} ({store_name}), test split, "
-        f"{n} folds grouped by {by}"
+        f"{n} folds grouped by {by}{preset_note(preset)}"
     )
     keys = present_metrics(
         metric_keys(spec["task"], spec["label_names"], spec.get("label_range")), per_model
@@ -130,6 +138,7 @@ def _compare_folds(
             "features": str(Path(features).resolve()),
             "features_sha256": sha,
             "models": list(per_model),
+            "preset": preset,
             "split": {**plan.describe(), "by": by},
             "folds": folds,
         }, nan="null",

@@ -90,6 +90,7 @@ class Job:
     changes: Mapping[str, Any] = field(default_factory=dict)
     reuse: Path | None = None
     label_range: tuple[float, float] | None = None  # a custom regression run's metric range
+    preset: str = "paper"  # the trainer's --preset: paper or small
 
 
 TrainFn = Callable[[Job], Mapping[str, Any]]
@@ -242,6 +243,7 @@ def train_job(
         seeds=[job.seed],
         train_overrides=dict(job.train_overrides),
         model_overrides=dict(job.model_overrides),
+        preset=job.preset,
         device=device,
         name=job.out_dir.name,
         runs_dir=job.out_dir.parent,

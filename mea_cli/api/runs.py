@@ -389,16 +389,27 @@ def compare(
     folds: str | None = None,
     split_seed: int = 0,
     report: Reporter | None = None,
+    preset: str = "paper",
 ) -> CompareResult:
     """Train several models (the first is the reference) on the same store, splits and seeds
     (``mea compare``): per-metric tables with paired t-tests, md/csv/tex files and a bar chart
     under ``runs_dir/<name>/``. ``sets``: ``train.<setting>=v`` (every model) or
-    ``<model>.<field>=v`` (one model)."""
+    ``<model>.<field>=v`` (one model). ``preset``: ``paper`` or ``small`` for every model, as
+    ``mea train --preset`` (the ``functionals`` baseline has no small form and is unchanged)."""
     features, runs_dir = Path(features), Path(runs_dir)
     check_input_file(features, "feature store")
     check_output_dir(runs_dir, "runs directory")
     if seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    # start-up time: a command loads only its own code, after its cheap checks
+    from mea_cli.train.presets import PRESETS
+
+    if preset not in PRESETS:
+        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {preset!r}")
+    if paper and preset != "paper":
+        raise ConfigError(
+            "--paper", f"the papers' values were measured at their presets, not --preset {preset}"
+        )
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.artifacts.features import check_store
 
@@ -429,7 +440,7 @@ def compare(
 
         return compare_folds(
             features, dataset, names, seeds, plan, runs_dir, name, per_model, train_over,
-            report=report, device=device, label_range=label_range,
+            report=report, device=device, label_range=label_range, preset=preset,
         )  # fmt: skip
     from contextlib import nullcontext
 
@@ -447,7 +458,7 @@ def compare(
             features = split.path
         return run_compare(
             features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
-            report=report, device=device, label_range=label_range,
+            report=report, device=device, label_range=label_range, preset=preset,
         )  # fmt: skip
 
 

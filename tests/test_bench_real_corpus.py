@@ -1,0 +1,116 @@
+"""benchmarks/bench_real_corpus.py (``make bench-real``): Emo-DB's file names, the labels file it
+writes, its tables, and its cross-validated runs read from what ``mea train --folds`` writes."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mea_cli.artifacts.features import ExtractorInfo, FeatureStoreWriter, ModalitySchema, Sample
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_real_corpus as bench  # noqa: E402
+
+
+def test_emodb_names_give_speaker_text_and_emotion() -> None:
+    assert bench.parse_name("03a01Fa") == ("03", "a01", "happiness")
+    assert bench.parse_name("16b10Wb") == ("16", "b10", "anger")
+    for stem in ("03a01Xa", "3a01Fa", "03a01Fa_1", "readme"):
+        assert bench.parse_name(stem) is None
+
+
+def test_the_labels_file_has_each_clips_emotion_fixed_split_and_speaker(tmp_path: Path) -> None:
+    data = tmp_path / "wav"
+    data.mkdir()
+    for stem in ("03a01Fa", "13b02Nc", "16a04Tb"):
+        (data / f"{stem}.wav").write_bytes(b"")
+    labels, n = bench.prepare(data, tmp_path / "work")
+    with open(labels) as f:
+        rows = list(csv.DictReader(f))
+    assert n == 3
+    assert [(r["video"], r["label"], r["split"], r["group"]) for r in rows] == [
+        ("03a01Fa", "happiness", "train", "03"),
+        ("13b02Nc", "neutral", "valid", "13"),
+        ("16a04Tb", "sadness", "test", "16"),
+    ]
+    (data / "17a01Fa.wav").write_bytes(b"")  # speaker 17 is not in Emo-DB
+    with pytest.raises(SystemExit, match="not an Emo-DB file name"):
+        bench.prepare(data, tmp_path / "work")
+
+
+def _cv_row(f1_per_fold: list[float]) -> dict:
+    folds = [{"acc": f + 0.1, "f1_macro": f} for f in f1_per_fold]
+    return {
+        "test": {"acc": float(np.mean(f1_per_fold)) + 0.1, "f1_macro": float(np.mean(f1_per_fold))},
+        "valid": {"f1_macro": 0.5},
+        "fold_std": {"f1_macro": float(np.std(f1_per_fold, ddof=1))},
+        "folds": folds,
+        "wall_s": 120.0,
+        "cpu_s": 60.0,
+    }
+
+
+def test_cross_validated_tables_pair_the_folds_against_the_first_model() -> None:
+    results = {
+        "functionals": [_cv_row([0.6, 0.7, 0.5])],
+        "mea": [_cv_row([0.5, 0.8, 0.4]), _cv_row([0.7, 0.6, 0.4])],
+    }
+    text = bench.table(results)
+    assert "std over folds (test macro-F1)" in text and "(all folds)" in text
+    mea = next(line for line in text.splitlines() if line.startswith("| mea |"))
+    # each seed's value is its mean over folds: 0.5667 and 0.5667; std over seeds 0
+    assert "| 2 | 0.667 ± 0.000 | 0.567 ± 0.000 |" in mea
+    folds = bench.fold_table(results).splitlines()
+    assert folds[2] == "| 1 | 0.600 | 0.600 |"  # mea's fold 1: mean of 0.5 and 0.7
+    assert folds[3] == "| 2 | 0.700 | 0.700 |"
+    assert folds[4] == "| 3 | 0.500 | 0.400 |"
+    assert folds[-1] == "| folds won against functionals | — | 0 of 3 |"  # ties win nothing
+
+
+def test_fixed_split_table_lists_each_seeds_chosen_epoch() -> None:
+    row = {"test": {"acc": 0.5, "f1_macro": 0.4}, "valid": {"f1_macro": 0.6}, "best_epoch": 12,
+           "wall_s": 60.0, "cpu_s": 30.0}  # fmt: skip
+    text = bench.table({"mea": [row, {**row, "best_epoch": 30}]})
+    assert "best epoch" in text and "| 12, 30 |" in text and "(all folds)" not in text
+
+
+def _store(path: Path) -> Path:
+    """Six speakers in a column named ``group`` (as the benchmark's labels file names it), two
+    classes that shift the audio features."""
+    schemas = [
+        ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("test", "0", {}), 10.0)
+        for m, d in {"text": 2, "vision": 2, "audio": 3}.items()
+    ]
+    rng = np.random.default_rng(0)
+    with FeatureStoreWriter(
+        path, schemas, dataset="test", task="multiclass", label_names=("a", "b"),
+        attrs={"group_by": "group"},
+    ) as w:  # fmt: skip
+        for i in range(36):
+            c = i % 2
+            feats = {m: rng.normal(c, 1.0, size=(5, d)).astype(np.float32)
+                     for m, d in {"text": 2, "vision": 2, "audio": 3}.items()}  # fmt: skip
+            w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", label=np.eye(2, dtype=np.float32)[c],
+                         group=f"{i % 6:02d}"))  # fmt: skip
+    return path
+
+
+@pytest.mark.slow
+def test_a_cross_validated_run_is_read_from_what_mea_train_folds_writes(tmp_path: Path) -> None:
+    store = _store(tmp_path / "store.h5")
+    runs = tmp_path / "runs"
+    got = bench.train(store, "functionals", 1, runs, threads=1, folds=3)
+    run = runs / "functionals-group-cv3-s1"
+    assert (run / "folds.json").is_file() and (run / "bench_time.json").is_file()
+    assert len(got["folds"]) == 3
+    f1 = [f["f1_macro"] for f in got["folds"]]
+    assert got["test"]["f1_macro"] == pytest.approx(np.mean(f1))
+    assert got["fold_std"]["f1_macro"] == pytest.approx(np.std(f1, ddof=1))
+    assert 0.0 <= got["valid"]["f1_macro"] <= 1.0 and got["cpu_s"] > 0.0
+    again = bench.train(store, "functionals", 1, runs, threads=1, folds=3)  # cached: not retrained
+    assert again == got
