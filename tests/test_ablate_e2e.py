@@ -18,11 +18,13 @@ import torch
 import warm
 from gates import gate_env, wait_blocked
 
-from mea_cli.ablate.api import ablate, load_run, sweep
+from mea_cli.ablate.api import ablate, load_run, run_job, sweep
 from mea_cli.ablate.errors import AblationError, SweepError
+from mea_cli.ablate.runner import RunInfo
 from mea_cli.data.synth import write_synthetic
 from mea_cli.models.core.registry import CapabilityError
 from mea_cli.models.mea.switches import SWITCHES
+from mea_cli.train.setup import read_store_facts, resolve_config
 from mea_cli.train.trainer import TrainRequest, train_run
 from mea_cli.viz.api import make
 
@@ -246,3 +248,20 @@ def test_drop_all_covers_every_table_v_row(trained: Path) -> None:
     wal_ckpt = trained / "runs" / "base" / "ablation" / "wal" / "1" / "ckpt.pt"
     with pytest.raises(CapabilityError, match="built with ablations wal, which remove its modality weights"):
         make(wal_ckpt, ["wal"], trained / "viz")
+
+
+def test_a_row_of_a_small_preset_run_is_trained_and_recorded_as_small(synth_mosi: Path, tmp_path: Path) -> None:
+    """A run trained with ``--preset small`` is ablated with its own sizes, and each row's
+    config says ``preset: small`` (not the paper preset it would otherwise be labelled with)."""
+    facts = read_store_facts(synth_mosi, "mosi")
+    cfg = resolve_config(TrainRequest(synth_mosi, "mosi", preset="small"), facts, "base")
+    run = RunInfo(tmp_path, cfg, synth_mosi, "mosi", cfg.task, tuple(cfg.label_names), "mea",
+                  dict(cfg.model_config), (1,))  # fmt: skip
+    job = run_job(run, "w/o PSA", 1, tmp_path / "row", switches=("psa",))
+    assert job.preset == "small"
+    req = TrainRequest(synth_mosi, "mosi", "mea", seeds=[1], train_overrides=dict(job.train_overrides),
+                       model_overrides=dict(job.model_overrides), preset=job.preset)  # fmt: skip
+    got = resolve_config(req, facts, "row")  # what train_job resolves before it trains
+    assert got.preset == "small" and got.model_config == job.expected_model_config
+    assert got.train == job.expected_train
+    assert got.model_config["d"] == cfg.model_config["d"] and "psa" in got.model_config["ablations"]

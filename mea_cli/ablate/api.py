@@ -140,6 +140,7 @@ def run_job(
         changes=changes,
         reuse=run.seed_metrics_path(seed) if row == FULL else None,
         label_range=_range(run.config.label_range),
+        preset=run.config.preset,  # the reference's --preset, so the job's config says it too
     )
 
 
