@@ -3,6 +3,7 @@ run records, ``--preset small`` and ``--threads``."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -11,11 +12,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from torch.nn import functional as F
 
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mea_cli.models import config_for, create_model
 from mea_cli.models.core.losses import task_loss
+from mea_cli.models.core.registry import get_entry
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.runtime.targets import (
     ScaledModel,
@@ -23,6 +26,7 @@ from mea_cli.runtime.targets import (
     balanced_class_weights,
     weighted_task_loss,
 )
+from mea_cli.train.presets import SMALL_HINT_BELOW, small_data_note
 from mea_cli.train.setup import StoreFacts, TrainRequest, resolve_config
 from mea_cli.train.trainer import train_run
 
@@ -400,3 +404,27 @@ def test_class_weights_refused_for_regression_and_the_small_presets_dropped() ->
     assert small.train["class_weights"] == "none"
     assert small.train_sources["class_weights"].endswith("none: a regression task has no classes")
     assert resolve(class_weights="none").train["class_weights"] == "none"
+
+
+def test_small_data_note_says_what_the_preset_is_for() -> None:
+    note = small_data_note("mea", "custom", "paper", 278)
+    assert note.startswith("note: 278 training samples") and "--preset small" in note
+    assert small_data_note("mea", "custom", "small", 278) == ""  # already small
+    assert small_data_note("mea", "iemocap", "paper", 278) == ""  # a paper's own dataset
+    assert small_data_note("mea", "custom", "paper", SMALL_HINT_BELOW) == ""
+    assert small_data_note("functionals", "custom", "paper", 278) == ""  # nothing to shrink
+
+
+def test_a_small_custom_store_trained_at_paper_sizes_gets_the_note(synth_iemocap: Path, tmp_path: Path) -> None:
+    out = io.StringIO()
+    train_run(
+        TrainRequest(
+            features=synth_iemocap, dataset=None, task="classification", model="mea",
+            model_overrides=dict(get_entry("mea").tiny), train_overrides={"epochs": 1},
+            runs_dir=tmp_path, name="m", live=False,
+        ),
+        Console(file=out, width=300),
+    )  # fmt: skip
+    with h5py.File(synth_iemocap, "r") as f:
+        n_train = int((f["samples/split"][:].astype(str) == "train").sum())
+    assert f"note: {n_train} training samples; mea's paper sizes" in out.getvalue()

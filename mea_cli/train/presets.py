@@ -116,6 +116,26 @@ def small_overrides(model: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return {**SMALL_TRAIN, **SMALL_TRAIN_MODEL.get(model, {})}, dict(get_entry(model).small)
 
 
+SMALL_HINT_BELOW = 1000
+"""Training samples under which :func:`small_data_note` suggests ``--preset small``: the papers'
+presets were set on 1284 (CMU-MOSI) to 16 326 (CMU-MOSEI) training segments."""
+
+
+def small_data_note(model: str, dataset: str, preset: str, n_train: int) -> str:
+    """One line for ``mea train`` on a custom store of fewer than :data:`SMALL_HINT_BELOW`
+    training samples with the papers' preset, when ``model`` has a ``--preset small`` form;
+    ``""`` otherwise. Nothing is changed: the note only says what the preset is for."""
+    if dataset != "custom" or preset != "paper" or n_train >= SMALL_HINT_BELOW:
+        return ""
+    if not get_entry(model).small:
+        return ""
+    return (
+        f"note: {n_train} training samples; {model}'s paper sizes are for thousands of segments. "
+        "--preset small trains a smaller model for a few hundred "
+        "(docs/training.md#--preset-small-a-few-hundred-clips)"
+    )
+
+
 def preset_table(model: str, dataset: str) -> dict[str, tuple[Any, str]]:
     """``{setting: (value, source)}`` of :func:`training_preset` (what ``mea info --model``
     shows)."""

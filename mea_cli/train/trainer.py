@@ -80,6 +80,7 @@ from mea_cli.train.display import TrainDisplay
 from mea_cli.train.ema import WeightAverage
 from mea_cli.train.epoch_log import EpochLog, mean_psi
 from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
+from mea_cli.train.presets import small_data_note
 from mea_cli.train.runconfig import RunConfig
 from mea_cli.train.setup import DEFAULT_SEED, TrainError, TrainRequest, start_run
 
@@ -542,6 +543,9 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
             _check_schema_same(store, cfg)
             gaps = get_entry(cfg.model).reads_gap_masks
             if info.is_main and (note := gap_mask_note(store, cfg.model, gaps)):
+                console.print(note, highlight=False)
+            n_train = int((np.asarray(store.samples.split) == "train").sum())
+            if info.is_main and (note := small_data_note(cfg.model, cfg.dataset, cfg.preset, n_train)):
                 console.print(note, highlight=False)
             if req.resume:  # a new run's store was checked by read_store_facts
                 store.check_values()
