@@ -401,11 +401,6 @@ def compare(
     check_output_dir(runs_dir, "runs directory")
     if seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
-    # start-up time: a command loads only its own code, after its cheap checks
-    from mea_cli.train.presets import PRESETS
-
-    if preset not in PRESETS:
-        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {preset!r}")
     if paper and preset != "paper":
         raise ConfigError(
             "--paper", f"the papers' values were measured at their presets, not --preset {preset}"
@@ -414,6 +409,11 @@ def compare(
     from mea_cli.artifacts.features import check_store
 
     check_store(features)  # a bad store: one line before torch is even imported
+    # start-up time: a command loads only its own code, after its cheap checks
+    from mea_cli.train.presets import PRESETS
+
+    if preset not in PRESETS:
+        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {preset!r}")
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.compare import compare as run_compare
     from mea_cli.ablate.compare import default_name, parse_compare_sets
