@@ -7,7 +7,7 @@ machinery of this stage (:mod:`mea_cli.ablate.runner`): a finished (model, seed)
 retrained and an interrupted one continues from its last epoch, so re-running the same command
 after a kill picks up where it stopped, and adding a model or seeds reuses what exists::
 
-    runs/<name>/compare.json           what is compared: store (+ sha256), dataset, overrides
+    runs/<name>/compare.json           what is compared: store (+ sha256), dataset, preset, overrides
     runs/<name>/<model>/<seed>/        a complete nested run per (model, seed)
     runs/<name>/events.jsonl           one line per job outcome: trained | cached
     runs/<name>/compare.{md,csv,tex,png}
