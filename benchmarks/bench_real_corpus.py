@@ -205,7 +205,7 @@ def table(results: dict[str, list[dict]]) -> str:
     last = "std over folds (test macro-F1)" if cv else "best epoch"
     lines = [
         f"| model | seeds | test accuracy | test macro-F1 | valid macro-F1 | {last} | "
-        f"train min/seed{' (all folds)' if cv else ''} (wall) | CPU min/seed |",
+        f"train min/seed{', all folds' if cv else ''} (wall) | CPU min/seed |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for model, rows in results.items():

@@ -61,7 +61,7 @@ def test_cross_validated_tables_pair_the_folds_against_the_first_model() -> None
         "mea": [_cv_row([0.5, 0.8, 0.4]), _cv_row([0.7, 0.6, 0.4])],
     }
     text = bench.table(results)
-    assert "std over folds (test macro-F1)" in text and "(all folds)" in text
+    assert "std over folds (test macro-F1)" in text and "train min/seed, all folds (wall)" in text
     mea = next(line for line in text.splitlines() if line.startswith("| mea |"))
     # each seed's value is its mean over folds: 0.5667 and 0.5667; std over seeds 0
     assert "| 2 | 0.667 ± 0.000 | 0.567 ± 0.000 |" in mea
@@ -76,7 +76,7 @@ def test_fixed_split_table_lists_each_seeds_chosen_epoch() -> None:
     row = {"test": {"acc": 0.5, "f1_macro": 0.4}, "valid": {"f1_macro": 0.6}, "best_epoch": 12,
            "wall_s": 60.0, "cpu_s": 30.0}  # fmt: skip
     text = bench.table({"mea": [row, {**row, "best_epoch": 30}]})
-    assert "best epoch" in text and "| 12, 30 |" in text and "(all folds)" not in text
+    assert "best epoch" in text and "| 12, 30 |" in text and "all folds" not in text
 
 
 def _store(path: Path) -> Path:
