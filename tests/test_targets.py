@@ -18,7 +18,6 @@ from torch.nn import functional as F
 from mea_cli.artifacts.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from mea_cli.models import config_for, create_model
 from mea_cli.models.core.losses import task_loss
-from mea_cli.models.core.registry import get_entry
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.runtime.targets import (
     ScaledModel,
@@ -413,6 +412,8 @@ def test_small_data_note_says_what_the_preset_is_for() -> None:
     assert small_data_note("mea", "iemocap", "paper", 278) == ""  # a paper's own dataset
     assert small_data_note("mea", "custom", "paper", SMALL_HINT_BELOW) == ""
     assert small_data_note("functionals", "custom", "paper", 278) == ""  # nothing to shrink
+    assert small_data_note("mea", "custom", "paper", 278, {"d": 16}) == ""  # a size chosen
+    assert small_data_note("mea", "custom", "paper", 278, {"mu": 0.1}).startswith("note: 278")
 
 
 def test_a_small_custom_store_trained_at_paper_sizes_gets_the_note(synth_iemocap: Path, tmp_path: Path) -> None:
@@ -420,7 +421,7 @@ def test_a_small_custom_store_trained_at_paper_sizes_gets_the_note(synth_iemocap
     train_run(
         TrainRequest(
             features=synth_iemocap, dataset=None, task="classification", model="mea",
-            model_overrides=dict(get_entry("mea").tiny), train_overrides={"epochs": 1},
+            model_overrides={"d_h": 8}, train_overrides={"epochs": 1},  # paper d, heads, layers
             runs_dir=tmp_path, name="m", live=False,
         ),
         Console(file=out, width=300),

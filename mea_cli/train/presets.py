@@ -26,6 +26,7 @@ patience and the ``ReduceLROnPlateau`` settings are ours for every model (no pap
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -121,13 +122,21 @@ SMALL_HINT_BELOW = 1000
 presets were set on 1284 (CMU-MOSI) to 16 326 (CMU-MOSEI) training segments."""
 
 
-def small_data_note(model: str, dataset: str, preset: str, n_train: int) -> str:
+def small_data_note(
+    model: str,
+    dataset: str,
+    preset: str,
+    n_train: int,
+    model_overrides: Mapping[str, Any] | None = None,
+) -> str:
     """One line for ``mea train`` on a custom store of fewer than :data:`SMALL_HINT_BELOW`
-    training samples with the papers' preset, when ``model`` has a ``--preset small`` form;
+    training samples with the papers' preset, when ``model`` has a ``--preset small`` form and
+    ``model_overrides`` set none of the fields it shrinks (whoever sets ``d`` chose a size);
     ``""`` otherwise. Nothing is changed: the note only says what the preset is for."""
     if dataset != "custom" or preset != "paper" or n_train >= SMALL_HINT_BELOW:
         return ""
-    if not get_entry(model).small:
+    small = get_entry(model).small
+    if not small or set(small) & set(model_overrides or {}):
         return ""
     return (
         f"note: {n_train} training samples; {model}'s paper sizes are for thousands of segments. "

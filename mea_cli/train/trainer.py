@@ -545,7 +545,8 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
             if info.is_main and (note := gap_mask_note(store, cfg.model, gaps)):
                 console.print(note, highlight=False)
             n_train = int((np.asarray(store.samples.split) == "train").sum())
-            if info.is_main and (note := small_data_note(cfg.model, cfg.dataset, cfg.preset, n_train)):
+            note = small_data_note(cfg.model, cfg.dataset, cfg.preset, n_train, cfg.model_overrides)
+            if info.is_main and note:
                 console.print(note, highlight=False)
             if req.resume:  # a new run's store was checked by read_store_facts
                 store.check_values()
