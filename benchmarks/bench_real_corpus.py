@@ -165,12 +165,14 @@ def train(
             if epochs is not None:
                 args += ["--epochs", str(epochs)]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        load = os.getloadavg()[0]
         t0 = time.perf_counter()
         _mea(*args, threads=threads)
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-        (run_dir / "bench_time.json").write_text(json.dumps({"wall_s": wall, "cpu_s": cpu}))
+        timing = {"wall_s": wall, "cpu_s": cpu, "load_1min": [load, os.getloadavg()[0]]}
+        (run_dir / "bench_time.json").write_text(json.dumps(timing))
     out = json.loads(metrics.read_text())
     if folds is not None:  # the cross-validated figures, in the fixed split's layout
         out = {
@@ -181,6 +183,17 @@ def train(
         }
     out.update(json.loads((run_dir / "bench_time.json").read_text()))
     return out
+
+
+def runs_load(results: dict[str, list[dict]]) -> str:
+    """The 1-minute load averages the timed runs started and ended at (a cached run was timed
+    by an earlier invocation, under its own load), and how many runs have none recorded."""
+    loads = [x for rows in results.values() for r in rows for x in r.get("load_1min", [])]
+    missing = sum("load_1min" not in r for rows in results.values() for r in rows)
+    said = f"{min(loads):.2f} to {max(loads):.2f}" if loads else "not recorded"
+    return f"runs' 1-min load average {said}" + (
+        f" ({missing} run(s) timed without it)" if loads and missing else ""
+    )
 
 
 def majority_accuracy(labels: Path) -> float:
@@ -310,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"majority class (train's most frequent) test accuracy: {majority_accuracy(labels):.3f}")
     print(
-        f"load average (1/5/15 min) before {load_before[0]:.2f}/{load_before[1]:.2f}/"
-        f"{load_before[2]:.2f}, after {load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}; "
+        f"{runs_load(results)}; this invocation's load average (1/5/15 min) before "
+        f"{load_before[0]:.2f}/{load_before[1]:.2f}/{load_before[2]:.2f}, after "
+        f"{load_after[0]:.2f}/{load_after[1]:.2f}/{load_after[2]:.2f}; "
         f"{os.cpu_count()} CPUs; {args.threads} torch thread(s) per run; neural models "
         f"{'--preset small' if args.epochs is None else f'--preset small --epochs {args.epochs}'}"
     )

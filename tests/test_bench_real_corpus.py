@@ -72,6 +72,17 @@ def test_cross_validated_tables_pair_the_folds_against_the_first_model() -> None
     assert folds[-1] == "| folds won against functionals | — | 0 of 3 |"  # ties win nothing
 
 
+def test_the_load_printed_is_the_one_the_runs_were_timed_under() -> None:
+    timed = {"load_1min": [0.5, 2.25]}
+    assert bench.runs_load({"a": [timed, {"load_1min": [1.0, 3.0]}]}) == (
+        "runs' 1-min load average 0.50 to 3.00"
+    )
+    assert bench.runs_load({"a": [timed, {}]}) == (
+        "runs' 1-min load average 0.50 to 2.25 (1 run(s) timed without it)"
+    )
+    assert bench.runs_load({"a": [{}]}) == "runs' 1-min load average not recorded"
+
+
 def test_fixed_split_table_lists_each_seeds_chosen_epoch() -> None:
     row = {"test": {"acc": 0.5, "f1_macro": 0.4}, "valid": {"f1_macro": 0.6}, "best_epoch": 12,
            "wall_s": 60.0, "cpu_s": 30.0}  # fmt: skip
@@ -112,5 +123,6 @@ def test_a_cross_validated_run_is_read_from_what_mea_train_folds_writes(tmp_path
     assert got["test"]["f1_macro"] == pytest.approx(np.mean(f1))
     assert got["fold_std"]["f1_macro"] == pytest.approx(np.std(f1, ddof=1))
     assert 0.0 <= got["valid"]["f1_macro"] <= 1.0 and got["cpu_s"] > 0.0
+    assert len(got["load_1min"]) == 2  # the load the run was timed under, kept with its times
     again = bench.train(store, "functionals", 1, runs, threads=1, folds=3)  # cached: not retrained
     assert again == got
