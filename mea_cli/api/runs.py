@@ -410,10 +410,9 @@ def compare(
 
     check_store(features)  # a bad store: one line before torch is even imported
     # start-up time: a command loads only its own code, after its cheap checks
-    from mea_cli.train.presets import PRESETS
+    from mea_cli.train.presets import check_preset
 
-    if preset not in PRESETS:
-        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {preset!r}")
+    check_preset(preset)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.compare import compare as run_compare
     from mea_cli.ablate.compare import default_name, parse_compare_sets

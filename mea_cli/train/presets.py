@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mea_cli.config import ConfigError
 from mea_cli.models import get_entry
 from mea_cli.train.config import TrainSettings
 
@@ -107,6 +108,12 @@ models were not tuned with them and keep :data:`SMALL_TRAIN` as it is."""
 
 PRESETS: tuple[str, ...] = ("paper", "small")
 """``--preset`` values: ``paper`` (the default: the papers' values above), ``small``."""
+
+
+def check_preset(preset: str) -> None:
+    """Refuse a ``--preset`` that is not one of :data:`PRESETS` (one line, exit 2)."""
+    if preset not in PRESETS:
+        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {preset!r}")
 
 
 def small_overrides(model: str) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -48,7 +48,7 @@ from mea_cli.runtime.engine import resolve_device
 from mea_cli.train import runs
 from mea_cli.train.config import MAX_SEED
 from mea_cli.train.metrics import selection_metric
-from mea_cli.train.presets import PRESETS, SMALL_SOURCE, small_overrides, training_preset
+from mea_cli.train.presets import SMALL_SOURCE, check_preset, small_overrides, training_preset
 from mea_cli.train.runconfig import RUN_FORMAT, RunConfig, RunConfigError
 
 DEFAULT_SEED = 1111
@@ -177,8 +177,7 @@ def resolve_config(
         if req.dataset is None:
             raise TrainError("a custom task (--task) needs the store's facts (read_store_facts)")
         dataset = hyper = get_preset(req.dataset).name
-    if req.preset not in PRESETS:
-        raise ConfigError("--preset", f"must be one of {', '.join(PRESETS)}, not {req.preset!r}")
+    check_preset(req.preset)
     tp = training_preset(req.model, hyper)
     small_train, small_model = small_overrides(req.model) if req.preset == "small" else ({}, {})
     # the model's configuration: the store's dimensions and task, the dataset's values, then
