@@ -544,7 +544,7 @@ def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
             gaps = get_entry(cfg.model).reads_gap_masks
             if info.is_main and (note := gap_mask_note(store, cfg.model, gaps)):
                 console.print(note, highlight=False)
-            n_train = int((np.asarray(store.samples.split) == "train").sum())
+            n_train = len(store.split_indices("train"))
             note = small_data_note(cfg.model, cfg.dataset, cfg.preset, n_train, cfg.model_overrides)
             if info.is_main and note:
                 console.print(note, highlight=False)
