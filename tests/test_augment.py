@@ -1,5 +1,5 @@
 """Training-time augmentation (mea_cli/train/augment.py): real steps only, padding untouched,
-off means the same batch, the span's width by hand."""
+off means the same batch, the span's width by hand, mixup's inputs and task term by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 
 from mea_cli.batch import Batch
 from mea_cli.config import ConfigError
-from mea_cli.train.augment import augment
+from mea_cli.train.augment import Mix, augment, mixed_task_loss, mixup
 from mea_cli.train.config import TrainSettings
 
 
@@ -73,6 +73,88 @@ def test_settings_refuse_out_of_range_values() -> None:
         TrainSettings(time_mask=1.0)
     with pytest.raises(ConfigError, match="input_noise"):
         TrainSettings(input_noise=-0.1)
+    with pytest.raises(ConfigError, match="mixup must not be negative"):
+        TrainSettings(mixup=-0.2)
+
+
+def test_augment_keeps_the_batchs_summaries() -> None:
+    b = _batch()
+    b.summary = {"audio": torch.arange(6.0).reshape(3, 2)}
+    torch.manual_seed(4)
+    assert augment(b, 0.3, 0.2).summary is b.summary
+
+
+def test_mixup_off_returns_the_same_batch() -> None:
+    b = _batch()
+    assert mixup(b, 0.0) == (b, None)
+
+
+def test_mixup_mixes_every_input_pairwise_and_unites_the_masks() -> None:
+    """Row i of every input is ``lam x_i + (1 - lam) x_perm(i)``, a step is real when it is
+    real in either sample, a step padded in both stays zero; labels untouched; summaries
+    mixed the same way."""
+    b = _batch()
+    b.summary = {"audio": torch.tensor([[1.0, 2.0], [3.0, float("nan")], [5.0, 6.0]])}
+    torch.manual_seed(5)
+    out, mix = mixup(b, 0.4)
+    assert mix is not None and 0.0 <= mix.lam <= 1.0
+    assert sorted(mix.perm.tolist()) == [0, 1, 2]
+    lam, perm = mix.lam, mix.perm
+    for m, x in b.inputs.items():
+        assert torch.allclose(out.inputs[m], lam * x + (1 - lam) * x[perm])
+        assert torch.equal(out.masks[m], b.masks[m] | b.masks[m][perm])
+        both_padded = ~out.masks[m]
+        assert bool((out.inputs[m][both_padded] == 0).all())
+    assert out.labels is b.labels and out.ids == b.ids
+    want = lam * b.summary["audio"] + (1 - lam) * b.summary["audio"][perm]
+    assert torch.allclose(out.summary["audio"], want, equal_nan=True)
+
+
+def test_mixup_of_a_batch_padded_further_is_the_same_on_the_shared_steps() -> None:
+    """Padding never changes what the model sees: the same samples padded to 14 steps instead of
+    10 mix to the same values and masks on the first 10 steps, zeros beyond them."""
+    b = _batch()
+    wide = Batch(
+        inputs={**b.inputs, "audio": torch.cat([b.inputs["audio"], torch.zeros(3, 4, 4)], dim=1)},
+        masks={**b.masks, "audio": torch.cat([b.masks["audio"], torch.zeros(3, 4, dtype=torch.bool)], 1)},
+        labels=b.labels, ids=b.ids,
+    )  # fmt: skip
+    torch.manual_seed(6)
+    out, mix = mixup(b, 1.0)
+    torch.manual_seed(6)
+    out_wide, mix_wide = mixup(wide, 1.0)
+    assert mix is not None and mix_wide is not None
+    assert mix.lam == mix_wide.lam and torch.equal(mix.perm, mix_wide.perm)
+    assert torch.equal(out_wide.inputs["audio"][:, :10], out.inputs["audio"])
+    assert torch.equal(out_wide.masks["audio"][:, :10], out.masks["audio"])
+    assert not bool(out_wide.masks["audio"][:, 10:].any())
+    assert bool((out_wide.inputs["audio"][:, 10:] == 0).all())
+
+
+def test_mixed_task_loss_by_hand_and_as_soft_target_cross_entropy() -> None:
+    """Two rows of two classes, logits [0, ln 3] (p = 1/4, 3/4) and [0, 0] (1/2, 1/2), true
+    classes 1 and 0, lam = 0.3, rows swapped: by hand ``0.3 mean(nll_y) + 0.7 mean(nll_swapped)``;
+    unweighted it is the cross-entropy against the mixed one-hot targets."""
+    import numpy as np
+    import torch.nn.functional as F
+
+    from mea_cli.runtime.targets import weighted_task_loss
+
+    ln = np.log
+    pred = torch.tensor([[0.0, float(ln(3.0))], [0.0, 0.0]])
+    onehot = torch.tensor([[0.0, 1.0], [1.0, 0.0]])
+    mix = Mix(0.3, torch.tensor([1, 0]))
+
+    def loss(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return weighted_task_loss(p, y, "multiclass", None)
+
+    own = (ln(4 / 3) + ln(2)) / 2  # row 1 class 1, row 2 class 0
+    swapped = (ln(4) + ln(2)) / 2  # row 1 class 0, row 2 class 1
+    got = mixed_task_loss(loss, pred, onehot, mix)
+    assert float(got) == pytest.approx(0.3 * own + 0.7 * swapped, rel=1e-6)
+    soft = F.cross_entropy(pred, 0.3 * onehot + 0.7 * onehot[mix.perm])
+    assert float(got) == pytest.approx(float(soft), rel=1e-6)
+    assert float(mixed_task_loss(loss, pred, onehot, None)) == pytest.approx(own, rel=1e-6)
 
 
 def test_weight_average_by_hand_and_swap() -> None:

@@ -350,6 +350,15 @@ def test_label_smoothing_is_recorded_off_by_default_and_refused_without_cross_en
         resolve(model="functionals", label_smoothing=0.1)
     with pytest.raises(ConfigError, match="label_smoothing must lie in"):
         resolve(label_smoothing=1.0)
+    # mixup: recorded in the loss it trains, refused where no cross-entropy is trained
+    assert resolve(mixup=0.2, class_weights="balanced").task_loss == (
+        "cross-entropy over the classes with balanced class weights and mixup (Beta(0.2, 0.2))"
+    )
+    assert resolve().train["mixup"] == 0.0 and "mixup" not in resolve().task_loss
+    with pytest.raises(ConfigError, match="mixup.*a regression task trains none"):
+        resolve("regression", mixup=0.2)
+    with pytest.raises(ConfigError, match="mixup.*functionals \\(closed form\\)"):
+        resolve(model="functionals", mixup=0.2)
 
 
 def test_trainer_passes_label_smoothing_to_the_task_loss(
@@ -378,6 +387,38 @@ def test_trainer_passes_label_smoothing_to_the_task_loss(
     assert cfg["train"]["label_smoothing"] == 0.1 and cfg["train_sources"]["label_smoothing"] == "override"
     assert cfg["task_loss"].endswith("with label smoothing 0.1")
     assert seen and set(seen) == {0.1}  # every training batch's task term
+
+
+def test_trainer_trains_the_mixed_task_term_reproducibly(
+    synth_iemocap: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 1-epoch tiny MEA run with ``train.mixup=0.4`` mixes every training batch (the task
+    term gets a :class:`Mix`), records it, and a second run of the same seed trains the same
+    losses."""
+    import mea_cli.train.trainer as trainer_mod
+
+    seen: list[object] = []
+    real = trainer_mod.mixed_task_loss
+
+    def spy(loss, pred, labels, mix):  # noqa: ANN001, ANN202
+        seen.append(mix)
+        return real(loss, pred, labels, mix)
+
+    monkeypatch.setattr(trainer_mod, "mixed_task_loss", spy)
+    logs = []
+    for name in ("mix1", "mix2"):
+        result = train_run(
+            TrainRequest(
+                features=synth_iemocap, dataset=None, task="classification", runs_dir=tmp_path,
+                name=name, live=False, model_overrides=TINY_MEA,
+                train_overrides={"epochs": 1, "batch_size": 64, "mixup": 0.4},
+            )
+        )  # fmt: skip
+        logs.append(json.loads((result.run_dir / "log.jsonl").read_text().splitlines()[0])["train"])
+        cfg = json.loads((result.run_dir / "config.json").read_text())
+        assert cfg["train"]["mixup"] == 0.4 and cfg["task_loss"].endswith("mixup (Beta(0.4, 0.4))")
+    assert seen and all(m is not None and 0.0 <= m.lam <= 1.0 for m in seen)
+    assert logs[0] == logs[1]
 
 
 def test_class_weights_refused_for_regression_and_the_small_presets_dropped() -> None:

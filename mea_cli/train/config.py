@@ -44,7 +44,8 @@ class TrainSettings(Config):
     classes (PyTorch's ``cross_entropy(label_smoothing=)``); validation losses stay unsmoothed.
     ``input_noise`` / ``time_mask``: training-time augmentation of the real input steps
     (Gaussian noise std in standardised units; the fraction of each sequence masked as one
-    span), 0 is off: :mod:`mea_cli.train.augment`. ``ema_decay``: validate, select and keep
+    span), 0 is off; ``mixup``: classification only, the ``alpha`` of input mixup's
+    ``Beta(alpha, alpha)`` mixing weight, 0 is off: :mod:`mea_cli.train.augment`. ``ema_decay``: validate, select and keep
     a moving average of the weights (0: off; :mod:`mea_cli.train.ema`). ``normalise``:
     ``train`` (one mean/std per feature from the train split) or ``group`` (each group of the
     store, e.g. a speaker, standardised with its own statistics over all its unlabelled
@@ -64,6 +65,7 @@ class TrainSettings(Config):
     label_smoothing: float = 0.0
     input_noise: float = 0.0
     time_mask: float = 0.0
+    mixup: float = 0.0
     ema_decay: float = 0.0
     normalise: str = "train"
 
@@ -85,6 +87,8 @@ class TrainSettings(Config):
             out.append(f"label_smoothing must lie in [0, 1) (0: off), not {self.label_smoothing}")
         if self.input_noise < 0 or not 0.0 <= self.time_mask < 1.0:
             out.append("input_noise must not be negative and time_mask must lie in [0, 1)")
+        if self.mixup < 0:
+            out.append(f"mixup must not be negative (0: off), not {self.mixup}")
         if not 0.0 <= self.ema_decay < 1.0:
             out.append(f"ema_decay must lie in [0, 1) (0: off), not {self.ema_decay}")
         if self.normalise not in NORMALISE_MODES:

@@ -50,6 +50,7 @@ _OUR_DEFAULTS: dict[str, tuple[Any, str]] = {
     "label_smoothing": (0.0, "ours: hard class targets, as the papers train"),
     "input_noise": (0.0, "ours: no augmentation, as the papers train"),
     "time_mask": (0.0, "ours: no augmentation, as the papers train"),
+    "mixup": (0.0, "ours: no augmentation, as the papers train"),
     "ema_decay": (0.0, "ours: the last step's weights, as the papers train"),
     "normalise": ("train", "ours: one mean/std from the train split, as the papers train"),
 }

@@ -201,13 +201,16 @@ def resolve_config(
     settings = tp.settings.override({**small_train, **req.train_overrides})
     if settings.normalise == "group" and facts.group_problem:
         raise TrainError(facts.group_problem)  # refused before the run directory exists
-    if settings.label_smoothing > 0 and (
-        facts.task == "regression" or "closed_form_fit" in entry.capabilities
-    ):
-        what = "a regression task" if facts.task == "regression" else f"{req.model} (closed form)"
-        raise ConfigError(
-            "train.label_smoothing", f"smooths a cross-entropy's targets; {what} trains none"
-        )
+    what = "a regression task" if facts.task == "regression" else f"{req.model} (closed form)"
+    if facts.task == "regression" or "closed_form_fit" in entry.capabilities:
+        if settings.label_smoothing > 0:
+            raise ConfigError(
+                "train.label_smoothing", f"smooths a cross-entropy's targets; {what} trains none"
+            )
+        if settings.mixup > 0:
+            raise ConfigError(
+                "train.mixup", f"mixes the classes of a trained cross-entropy; {what} trains none"
+            )
     if settings.class_weights != "none" and facts.task == "regression":
         if "class_weights" in req.train_overrides:
             raise ConfigError(
@@ -242,8 +245,9 @@ def resolve_config(
                 "preset": req.preset,
                 "preset_model_overrides": small_model,
                 "task_loss": task_loss_used(
-                    facts.task, model_cfg, settings.class_weights, settings.label_smoothing
-                ),
+                    facts.task, model_cfg, settings.class_weights, settings.label_smoothing,
+                    settings.mixup,
+                ),  # fmt: skip
                 "targets": (
                     "standardised with the train split's mean and std (back in label units "
                     "outside the model)"
@@ -263,6 +267,7 @@ def resolve_config(
 def task_loss_used(
     task: str, model_cfg: Mapping[str, Any], class_weights: str = "none",
     label_smoothing: float = 0.0,
+    mixup: float = 0.0,
 ) -> str:  # fmt: skip
     """The task loss a run trains with, as ``config.json`` records it (``task_loss`` of a
     model config only applies to regression: classes always train with cross-entropy)."""
@@ -271,6 +276,8 @@ def task_loss_used(
     weights = " with balanced class weights" if class_weights == "balanced" else ""
     if label_smoothing > 0:
         weights += f"{' and' if weights else ' with'} label smoothing {label_smoothing:g}"
+    if mixup > 0:
+        weights += f"{' and' if weights else ' with'} mixup (Beta({mixup:g}, {mixup:g}))"
     if task == "multiclass":
         return "cross-entropy over the classes" + weights
     return "cross-entropy per label (two logits each)" + weights

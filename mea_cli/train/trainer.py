@@ -42,6 +42,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ from mea_cli.runtime.targets import (
     with_scale,
 )
 from mea_cli.train import runs
-from mea_cli.train.augment import augment
+from mea_cli.train.augment import augment, mixed_task_loss, mixup
 from mea_cli.train.display import TrainDisplay
 from mea_cli.train.ema import WeightAverage
 from mea_cli.train.epoch_log import EpochLog, mean_psi
@@ -272,22 +273,27 @@ class Trainer:
             batch = augment(
                 batch.to(self.device), self.settings.input_noise, self.settings.time_mask
             )
+            batch, mix = mixup(batch, self.settings.mixup)
             with autocast(self.device):
                 out = self.net(batch)
             loss = out.loss
             if loss is None:
                 raise TrainError("the model returned no loss for a labelled batch")
             smoothing = self.settings.label_smoothing
-            if self.class_weights is not None or smoothing > 0:
-                # the task term (weight 1 in every total) reweighted and / or smoothed
+            if self.class_weights is not None or smoothing > 0 or mix is not None:
+                # the task term (weight 1 in every total) reweighted, smoothed and / or mixed
                 task = self.run.task
                 loss = (
                     loss
                     - task_loss(out.pred, batch.labels, task)
-                    + weighted_task_loss(
-                        out.pred, batch.labels, task, self.class_weights, smoothing
+                    + mixed_task_loss(
+                        partial(
+                            weighted_task_loss,
+                            task=task, weights=self.class_weights, label_smoothing=smoothing,
+                        ),
+                        out.pred, batch.labels, mix,
                     )
-                )
+                )  # fmt: skip
             if not torch.isfinite(loss):
                 raise TrainError(
                     f"non-finite training loss ({float(loss)}) in batch {k}; lower the learning "

@@ -1,0 +1,107 @@
+"""benchmarks/bench_probe.py: the head's input is what the head reads, the probe's choice is
+made on valid, and a run of another task is refused."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mea_cli.artifacts.features import (
+    ExtractorInfo,
+    FeatureStore,
+    FeatureStoreWriter,
+    ModalitySchema,
+    Sample,
+)
+from mea_cli.data.dataset import NormStats
+from mea_cli.runtime.loading import model_from_checkpoint
+from mea_cli.train.setup import TrainRequest, open_checkpoint
+from mea_cli.train.trainer import train_run
+
+sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+import bench_probe as probe  # noqa: E402
+
+DIMS = {"text": 2, "vision": 2, "audio": 3}
+
+
+def _store(path: Path) -> Path:
+    """Three classes that shift the audio features, 24 / 12 / 12 samples in train / valid /
+    test, sequences of 4 to 7 steps (so batches are padded)."""
+    schemas = [
+        ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("test", "0", {}), 10.0)
+        for m, d in DIMS.items()
+    ]
+    rng = np.random.default_rng(0)
+    with FeatureStoreWriter(
+        path, schemas, dataset="test", task="multiclass", label_names=("a", "b", "c")
+    ) as w:
+        for i in range(48):
+            c = i % 3
+            feats = {m: rng.normal(c * (m == "audio"), 1.0, size=(4 + i % 4, d)).astype(np.float32)
+                     for m, d in DIMS.items()}  # fmt: skip
+            split = "train" if i < 24 else "valid" if i < 36 else "test"
+            w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", split=split,
+                         label=np.eye(3, dtype=np.float32)[c]))  # fmt: skip
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    tmp = tmp_path_factory.mktemp("probe")
+    store = _store(tmp / "store.h5")
+    result = train_run(
+        TrainRequest(
+            features=store, dataset=None, task="multiclass", runs_dir=tmp, name="tiny",
+            live=False, model_overrides={"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1},
+            train_overrides={"epochs": 2, "batch_size": 8},
+        )
+    )  # fmt: skip
+    return result.run_dir, store
+
+
+def test_the_captured_representation_is_what_the_head_reads(trained: tuple[Path, Path]) -> None:
+    run, store_path = trained
+    path, ck = open_checkpoint(run)
+    net = model_from_checkpoint(ck, path)
+    reps = probe.representations(net, FeatureStore(store_path), NormStats.from_dict(ck.norm))
+    assert [len(reps[s][2]) for s in probe.SPLITS] == [24, 12, 12]
+    for x, p, y in reps.values():
+        with torch.no_grad():
+            again = net.head.eval()(torch.from_numpy(x))
+        assert np.allclose(again.numpy(), p, atol=1e-5)
+        assert set(np.unique(y)) <= {0, 1, 2}
+
+
+def test_probe_rows_choose_c_on_valid(trained: tuple[Path, Path]) -> None:
+    run, store_path = trained
+    row = probe.probe_run(run, FeatureStore(store_path), random_seeds=[0, 1])
+    assert row["model"] == "mea" and row["features"] > 0
+    for part in (row["head"], row["probe_trained"], row["probe_random"]):
+        assert 0.0 <= part["valid"] <= 1.0 and 0.0 <= part["test"] <= 1.0
+    assert row["probe_trained"]["C"] in probe.GRID and len(row["probe_random"]["C"]) == 2
+    assert "| tiny |" in probe.table([row])
+    # the grid's choice is the best valid score: a one-value grid cannot beat the full one
+    path, ck = open_checkpoint(run)
+    reps = probe.representations(
+        model_from_checkpoint(ck, path), FeatureStore(store_path), NormStats.from_dict(ck.norm)
+    )
+    best = probe.probe(reps)
+    for c in probe.GRID:
+        assert probe.probe(reps, grid=[c])["valid"] <= best["valid"]
+
+
+def test_a_regression_run_is_refused(synth_mosi: Path, tmp_path: Path) -> None:
+    result = train_run(
+        TrainRequest(
+            features=synth_mosi, dataset="mosi", task=None, runs_dir=tmp_path, name="reg", live=False,
+            model_overrides={"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1},
+            train_overrides={"epochs": 1, "batch_size": 64},
+        )
+    )  # fmt: skip
+    with pytest.raises(SystemExit, match="regression run; the probe scores single-label classes only"):
+        probe.probe_run(result.run_dir, FeatureStore(synth_mosi), random_seeds=[])
