@@ -17,6 +17,11 @@ test:
   the run's own config (``--random-seeds``, untrained weights drawn as ``mea train`` draws
   them; mean over the seeds).
 
+When the store has a group column (speakers), one more figure per reader: how well a linear
+model tells the train split's groups apart from the representation (accuracy of five-fold
+cross-validation over the train clips, against chance): a representation that still carries
+who is speaking is one that a speaker-adversarial loss could improve; one that does not, is not.
+
 If the trained row is no better than the random one, training has not taught the network
 anything a linear model could not read from random projections of the same input: the gap
 to a strong linear baseline is then in what the network learns, not in its head or its
@@ -36,6 +41,8 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedKFold, cross_val_score
+from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mea_cli.artifacts.features import FeatureStore
@@ -47,12 +54,13 @@ SPLITS = ("train", "valid", "test")
 GRID = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 
 
-def representations(
-    net: torch.nn.Module, store: FeatureStore, stats: NormStats
-) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per split: the head's input ``[N, F]``, the head's output ``[N, C]`` and the class
-    index ``[N]`` of every sample (``net`` needs a ``head`` module, as MEA, MFSA, MCR and
-    FDMER have)."""
+Reps = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]]
+
+
+def representations(net: torch.nn.Module, store: FeatureStore, stats: NormStats) -> Reps:
+    """Per split: the head's input ``[N, F]``, the head's output ``[N, C]``, the class index
+    ``[N]`` and the id of every sample, in the loader's order (``net`` needs a ``head``
+    module, as MEA, MFSA, MCR and FDMER have)."""
     head = getattr(net, "head", None)
     if not isinstance(head, torch.nn.Module):
         raise SystemExit(f"{type(net).__name__} has no prediction head module to probe")
@@ -68,12 +76,14 @@ def representations(
     try:
         for split in SPLITS:
             seen["x"], seen["p"] = [], []
-            labels = []
+            labels, ids = [], []
             with torch.no_grad():
                 for batch in make_loader(FeatureDataset(store, split, stats), 64, shuffle=False):
                     net(batch)
                     labels.append(batch.labels.argmax(dim=-1).numpy())
-            got[split] = (np.concatenate(seen["x"]), np.concatenate(seen["p"]), np.concatenate(labels))
+                    ids += batch.ids
+            x, p = np.concatenate(seen["x"]), np.concatenate(seen["p"])
+            got[split] = (x, p, np.concatenate(labels), ids)
     finally:
         hook.remove()
     return got
@@ -84,10 +94,10 @@ def macro_f1(y: np.ndarray, pred: np.ndarray) -> float:
     return float(f1_score(y, pred, average="macro"))
 
 
-def probe(reps: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], grid: Sequence[float] = GRID) -> dict:
+def probe(reps: Reps, grid: Sequence[float] = GRID) -> dict:
     """Balanced logistic regression on the train split's representation (standardised on
     train), ``C`` chosen on valid macro-F1 (the first of equals); its valid and test macro-F1."""
-    (x_tr, _, y_tr), (x_va, _, y_va), (x_te, _, y_te) = (reps[s] for s in SPLITS)
+    (x_tr, _, y_tr, _), (x_va, _, y_va, _), (x_te, _, y_te, _) = (reps[s] for s in SPLITS)
     scale = StandardScaler().fit(x_tr)
     best: dict | None = None
     for c in grid:
@@ -100,6 +110,19 @@ def probe(reps: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]], grid: Sequ
     return best
 
 
+def group_accuracy(reps: Reps, store: FeatureStore) -> float | None:
+    """Five-fold cross-validated accuracy of a logistic regression (C = 0.1, standardised)
+    telling the train split's groups apart from the representation; None without groups."""
+    if store.samples.group is None:
+        return None
+    group_of = dict(zip(store.samples.id.tolist(), store.samples.group.tolist(), strict=True))
+    x, _, _, ids = reps["train"]
+    groups = np.array([group_of[i] for i in ids])
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    fit = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=5000))
+    return float(cross_val_score(fit, x, groups, cv=folds).mean())
+
+
 def probe_run(run: Path, store: FeatureStore, random_seeds: Sequence[int]) -> dict:
     """The three rows of one run (module docstring)."""
     path, ck = open_checkpoint(run)
@@ -108,27 +131,33 @@ def probe_run(run: Path, store: FeatureStore, random_seeds: Sequence[int]) -> di
     stats = NormStats.from_dict(ck.norm)
     reps = representations(model_from_checkpoint(ck, path), store, stats)
     head = {s: macro_f1(reps[s][2], reps[s][1].argmax(axis=1)) for s in SPLITS}
-    randoms = []
+    randoms, random_groups = [], []
     for seed in random_seeds:
         torch.manual_seed(seed)
-        randoms.append(probe(representations(build_model(ck.model, ck.model_config), store, stats)))
+        untrained = representations(build_model(ck.model, ck.model_config), store, stats)
+        randoms.append(probe(untrained))
+        random_groups.append(group_accuracy(untrained, store))
+    n_groups = None if store.samples.group is None else len(set(store.samples.group[store.split_indices("train")]))
     return {
         "run": str(path),
         "model": ck.model,
         "features": int(reps["train"][0].shape[1]),
         "head": head,
-        "probe_trained": probe(reps),
+        "probe_trained": {**probe(reps), "group_accuracy": group_accuracy(reps, store)},
         "probe_random": {
             "seeds": list(random_seeds),
             "valid": float(np.mean([r["valid"] for r in randoms])) if randoms else None,
             "test": float(np.mean([r["test"] for r in randoms])) if randoms else None,
             "C": [r["C"] for r in randoms],
+            "group_accuracy": None if not randoms or random_groups[0] is None else float(np.mean(random_groups)),
         },
+        "train_groups": n_groups,
     }
 
 
 def table(rows: Sequence[dict]) -> str:
-    """One Markdown table: the macro-F1 of the three readers of every run."""
+    """Markdown: the macro-F1 of the three readers of every run; for stores with groups, a
+    second table of how well the train split's groups are told apart."""
     lines = [
         "| run | head: train | head: valid | head: test | probe, trained: valid | test "
         "| probe, random init: valid | test |",
@@ -142,6 +171,20 @@ def table(rows: Sequence[dict]) -> str:
         ]  # fmt: skip
         text = ["—" if v is None else f"{v:.3f}" for v in cells]
         lines.append(f"| {Path(r['run']).parent.name} | " + " | ".join(text) + " |")
+    grouped = [r for r in rows if r["train_groups"]]
+    if grouped:
+        lines += [
+            "",
+            "| run | train groups (chance) | groups told apart, trained | untrained |",
+            "|---|---:|---:|---:|",
+        ]
+        for r in grouped:
+            untrained = r["probe_random"]["group_accuracy"]
+            lines.append(
+                f"| {Path(r['run']).parent.name} | {r['train_groups']} ({1 / r['train_groups']:.3f}) "
+                f"| {r['probe_trained']['group_accuracy']:.3f} "
+                f"| {'—' if untrained is None else f'{untrained:.3f}'} |"
+            )
     return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ DIMS = {"text": 2, "vision": 2, "audio": 3}
 
 def _store(path: Path) -> Path:
     """Three classes that shift the audio features, 24 / 12 / 12 samples in train / valid /
-    test, sequences of 4 to 7 steps (so batches are padded)."""
+    test, sequences of 4 to 7 steps (so batches are padded), four groups."""
     schemas = [
         ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("test", "0", {}), 10.0)
         for m, d in DIMS.items()
@@ -46,7 +46,7 @@ def _store(path: Path) -> Path:
                      for m, d in DIMS.items()}  # fmt: skip
             split = "train" if i < 24 else "valid" if i < 36 else "test"
             w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", split=split,
-                         label=np.eye(3, dtype=np.float32)[c]))  # fmt: skip
+                         label=np.eye(3, dtype=np.float32)[c], group=f"g{i % 4}"))  # fmt: skip
     return path
 
 
@@ -70,7 +70,8 @@ def test_the_captured_representation_is_what_the_head_reads(trained: tuple[Path,
     net = model_from_checkpoint(ck, path)
     reps = probe.representations(net, FeatureStore(store_path), NormStats.from_dict(ck.norm))
     assert [len(reps[s][2]) for s in probe.SPLITS] == [24, 12, 12]
-    for x, p, y in reps.values():
+    for x, p, y, ids in reps.values():
+        assert len(ids) == len(y) == len(x)
         with torch.no_grad():
             again = net.head.eval()(torch.from_numpy(x))
         assert np.allclose(again.numpy(), p, atol=1e-5)
@@ -85,6 +86,9 @@ def test_probe_rows_choose_c_on_valid(trained: tuple[Path, Path]) -> None:
         assert 0.0 <= part["valid"] <= 1.0 and 0.0 <= part["test"] <= 1.0
     assert row["probe_trained"]["C"] in probe.GRID and len(row["probe_random"]["C"]) == 2
     assert "| tiny |" in probe.table([row])
+    assert row["train_groups"] == 4 and "| 4 (0.250) |" in probe.table([row])
+    for part in (row["probe_trained"], row["probe_random"]):
+        assert 0.0 <= part["group_accuracy"] <= 1.0
     # the grid's choice is the best valid score: a one-value grid cannot beat the full one
     path, ck = open_checkpoint(run)
     reps = probe.representations(
