@@ -1,8 +1,10 @@
 """Does a trained model's representation carry more than a random network's? A linear probe.
 
-``.venv/bin/python benchmarks/bench_probe.py RUN [RUN ...] --store STORE``: for each run of a
-classification task (a run directory or ``ckpt.pt``, trained on ``STORE`` with its fixed
-train / valid / test split), the input of the model's prediction head (MEA: the fused vector
+``.venv/bin/python benchmarks/bench_probe.py RUN [RUN ...] [--store STORE]``: for each run of a
+classification task (a run directory or ``ckpt.pt``, trained on ``STORE`` with its
+train / valid / test split; without ``--store`` each run's own: a fold of ``mea train --folds``
+keeps its split store beside its checkpoint, ``folds/<k>/features.h5``, and a run directory
+``runs/NAME`` with ``folds/`` stands for all its folds), the input of the model's prediction head (MEA: the fused vector
 of Eq. 20 that its MLP reads) is taken for every sample of the three splits, features
 normalised as ``mea eval`` does (the checkpoint's statistics; per-group statistics when the
 run trained with ``train.normalise=group``). Then three rows per run, macro-F1 on valid and
@@ -155,6 +157,12 @@ def probe_run(run: Path, store: FeatureStore, random_seeds: Sequence[int]) -> di
     }
 
 
+def label(ckpt: str) -> str:
+    """A run's name in the tables: its directory, with its fold or seed (``NAME/folds/3``)."""
+    parts = Path(ckpt).parent.parts
+    return "/".join(parts[-3:]) if len(parts) >= 3 and parts[-2] in ("folds", "seeds") else parts[-1]
+
+
 def table(rows: Sequence[dict]) -> str:
     """Markdown: the macro-F1 of the three readers of every run; for stores with groups, a
     second table of how well the train split's groups are told apart."""
@@ -170,7 +178,16 @@ def table(rows: Sequence[dict]) -> str:
             rnd["valid"], rnd["test"],
         ]  # fmt: skip
         text = ["—" if v is None else f"{v:.3f}" for v in cells]
-        lines.append(f"| {Path(r['run']).parent.name} | " + " | ".join(text) + " |")
+        lines.append(f"| {label(r['run'])} | " + " | ".join(text) + " |")
+    if len(rows) > 1:
+        cols = [
+            [r["head"]["train"] for r in rows], [r["head"]["valid"] for r in rows],
+            [r["head"]["test"] for r in rows], [r["probe_trained"]["valid"] for r in rows],
+            [r["probe_trained"]["test"] for r in rows], [r["probe_random"]["valid"] for r in rows],
+            [r["probe_random"]["test"] for r in rows],
+        ]  # fmt: skip
+        means = ["—" if None in c else f"{np.mean(c):.3f}" for c in cols]
+        lines.append(f"| mean of {len(rows)} | " + " | ".join(means) + " |")
     grouped = [r for r in rows if r["train_groups"]]
     if grouped:
         lines += [
@@ -181,24 +198,45 @@ def table(rows: Sequence[dict]) -> str:
         for r in grouped:
             untrained = r["probe_random"]["group_accuracy"]
             lines.append(
-                f"| {Path(r['run']).parent.name} | {r['train_groups']} ({1 / r['train_groups']:.3f}) "
+                f"| {label(r['run'])} | {r['train_groups']} ({1 / r['train_groups']:.3f}) "
                 f"| {r['probe_trained']['group_accuracy']:.3f} "
                 f"| {'—' if untrained is None else f'{untrained:.3f}'} |"
             )
     return "\n".join(lines)
 
 
+def run_stores(runs: Sequence[Path], store: Path | None) -> list[tuple[Path, Path]]:
+    """Each run to probe with the store it trained on: ``store`` when given, else the run's
+    ``features.h5`` (a fold's split store) or the store its ``config.json`` names; a run of
+    ``mea train --folds`` (``folds/<k>/`` directories) stands for its folds, in order."""
+    out = []
+    for run in runs:
+        folds = sorted(
+            (d for d in (run / "folds").glob("*") if d.is_dir() and not d.is_symlink() and d.name.isdigit()),
+            key=lambda d: int(d.name),
+        ) if run.is_dir() else []  # fmt: skip
+        for one in folds or [run]:
+            if store is not None:
+                out.append((one, store))
+                continue
+            home = one if one.is_dir() else one.parent
+            own = home / "features.h5"
+            if not own.is_file():
+                own = Path(json.loads((home / "config.json").read_text())["features"])
+            out.append((one, own))
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", type=Path, help="run directories or ckpt.pt files")
-    ap.add_argument("--store", type=Path, required=True, help="the feature store the runs trained on")
+    ap.add_argument("--store", type=Path, help="the store the runs trained on (default: each run's own)")
     ap.add_argument("--random-seeds", default="0,1,2", help="seeds of the untrained models ('' for none)")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.random_seeds.split(",") if s.strip()]
-    store = FeatureStore(args.store)
-    rows = [probe_run(run, store, seeds) for run in args.runs]
+    rows = [probe_run(run, FeatureStore(store), seeds) for run, store in run_stores(args.runs, args.store)]
     print(table(rows))
     if args.json is not None:
         args.json.write_text(json.dumps(rows, indent=2) + "\n")

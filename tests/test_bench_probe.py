@@ -87,6 +87,8 @@ def test_probe_rows_choose_c_on_valid(trained: tuple[Path, Path]) -> None:
     assert row["probe_trained"]["C"] in probe.GRID and len(row["probe_random"]["C"]) == 2
     assert "| tiny |" in probe.table([row])
     assert row["train_groups"] == 4 and "| 4 (0.250) |" in probe.table([row])
+    assert "mean of" not in probe.table([row])
+    assert f"| mean of 2 | {row['head']['train']:.3f} |" in probe.table([row, row])
     for part in (row["probe_trained"], row["probe_random"]):
         assert 0.0 <= part["group_accuracy"] <= 1.0
     # the grid's choice is the best valid score: a one-value grid cannot beat the full one
@@ -109,3 +111,22 @@ def test_a_regression_run_is_refused(synth_mosi: Path, tmp_path: Path) -> None:
     )  # fmt: skip
     with pytest.raises(SystemExit, match="regression run; the probe scores single-label classes only"):
         probe.probe_run(result.run_dir, FeatureStore(synth_mosi), random_seeds=[])
+
+
+def test_each_run_is_probed_on_its_own_store_and_a_folds_run_stands_for_its_folds(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "config.json").write_text('{"features": "/data/emo.h5"}')
+    cv = tmp_path / "cv"
+    for k in ("1", "2", "10"):
+        (cv / "folds" / k).mkdir(parents=True)
+        (cv / "folds" / k / "features.h5").write_bytes(b"")
+    (cv / "folds" / "latest").symlink_to(cv / "folds" / "10")
+    got = probe.run_stores([plain, cv], None)
+    assert got == [
+        (plain, Path("/data/emo.h5")),
+        *[(cv / "folds" / k, cv / "folds" / k / "features.h5") for k in ("1", "2", "10")],
+    ]
+    assert probe.run_stores([plain], tmp_path / "s.h5") == [(plain, tmp_path / "s.h5")]
+    assert probe.label(str(cv / "folds" / "2" / "ckpt.pt")) == "cv/folds/2"
+    assert probe.label(str(plain / "ckpt.pt")) == "plain"
