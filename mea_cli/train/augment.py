@@ -23,8 +23,8 @@ each training batch before the forward pass and never at validation, test or pre
 
 Padded steps (``mask`` false) stay exactly zero and empty sequences stay empty, so padding
 never changes what the model sees (tested); mixup keeps padding zero where both samples are
-padded. With every value 0 the batch is returned as it is
-(the same object), so a run without augmentation is bit-for-bit the run before this module.
+padded. With every value 0 the batch is returned as it is (the same object), so a run without
+augmentation is bit-for-bit the run before this module.
 The random draws come from torch's generator, which the trainer reseeds every epoch from
 ``(seed, epoch)``: a run is reproducible and ``--resume`` ends where an uninterrupted run ends.
 """

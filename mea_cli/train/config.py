@@ -45,8 +45,9 @@ class TrainSettings(Config):
     ``input_noise`` / ``time_mask``: training-time augmentation of the real input steps
     (Gaussian noise std in standardised units; the fraction of each sequence masked as one
     span), 0 is off; ``mixup``: classification only, the ``alpha`` of input mixup's
-    ``Beta(alpha, alpha)`` mixing weight, 0 is off: :mod:`mea_cli.train.augment`. ``ema_decay``: validate, select and keep
-    a moving average of the weights (0: off; :mod:`mea_cli.train.ema`). ``normalise``:
+    ``Beta(alpha, alpha)`` mixing weight, 0 is off: :mod:`mea_cli.train.augment`.
+    ``ema_decay``: validate, select and keep a moving average of the weights (0: off;
+    :mod:`mea_cli.train.ema`). ``normalise``:
     ``train`` (one mean/std per feature from the train split) or ``group`` (each group of the
     store, e.g. a speaker, standardised with its own statistics over all its unlabelled
     samples; :class:`mea_cli.data.dataset.GroupNorm`).
