@@ -15,7 +15,9 @@ Makes talking-face clips offline (scikit-image's astronaut photo + espeak-ng spe
 Run: ``.venv/bin/python benchmarks/bench_extract.py --videos 4 --seconds 60`` (``make
 bench-extract``); short clips, where start-up dominates: ``--videos 40 --seconds 3
 --skip-asr --skip-modalities`` (``make bench-extract-short``). The figures are
-CPU timings on whatever machine runs it; they say nothing about a GPU.
+CPU timings on whatever machine runs it; they say nothing about a GPU. A fixed one-thread
+workload is timed at the start and at the end (``bench_machine.speed_probe``, as ``make
+bench-peers`` does): two runs compare only when their probes agree.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.append(str(Path(__file__).resolve().parents[1] / "tests"))  # sampleclips (test code)
+sys.path.append(str(Path(__file__).resolve().parent))  # sibling bench_* modules, after site-packages
+
+import bench_machine  # noqa: E402
 
 # Several different sentences: one sentence looped for a minute is not speech as Whisper
 # knows it; its transcript compresses so well (gzip ratio ~3.9 > 2.4) that faster-whisper's
@@ -162,6 +167,7 @@ def main() -> None:
     except AsrUnavailable:
         asr_available = False
     print(f"machine: {os.cpu_count()} CPU cores, load average {_load():.1f} at start")
+    probes = [bench_machine.speed_probe()]
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         sidecar_root = tmp / "sidecar"
@@ -187,7 +193,13 @@ def main() -> None:
             print(f"  {pipeline(asr_root, w, True, media, tmp)}")
         elif not args.skip_asr:
             print("\nASR not importable (make install): ASR figures skipped")
+    probes.append(bench_machine.speed_probe())
     print(f"\nload average at the end: {_load():.1f}")
+    print(
+        f"machine speed probe (s, one thread, best of 3): start {probes[0]:.3f}, end "
+        f"{probes[1]:.3f}; drift {bench_machine.speed_drift(probes):.0%} (compare runs made at "
+        "the same probe time: this shared machine's own speed moves by up to 2x)"
+    )
 
 
 if __name__ == "__main__":
