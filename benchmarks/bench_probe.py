@@ -1,14 +1,14 @@
 """Does a trained model's representation carry more than a random network's? A linear probe.
 
 ``.venv/bin/python benchmarks/bench_probe.py RUN [RUN ...] [--store STORE]``: for each run of a
-classification task (a run directory or ``ckpt.pt``, trained on ``STORE`` with its
-train / valid / test split; without ``--store`` each run's own: a fold of ``mea train --folds``
-keeps its split store beside its checkpoint, ``folds/<k>/features.h5``, and a run directory
-``runs/NAME`` with ``folds/`` stands for all its folds), the input of the model's prediction head (MEA: the fused vector
-of Eq. 20 that its MLP reads) is taken for every sample of the three splits, features
-normalised as ``mea eval`` does (the checkpoint's statistics; per-group statistics when the
-run trained with ``train.normalise=group``). Then three rows per run, macro-F1 on valid and
-test:
+classification task (a run directory or ``ckpt.pt``) on the store it trained on (``STORE``, or
+by default each run's own: a fold of ``mea train --folds`` keeps its split store beside its
+checkpoint, ``folds/<k>/features.h5``, and a run directory with ``folds/`` stands for all its
+folds), the input of the model's prediction head is taken for every sample of the train,
+valid and test splits (MEA: the fused vector its prediction MLP reads, DGF's output or, with
+``ablations=dgf``, the concatenation), features normalised as ``mea eval`` does (the
+checkpoint's statistics; per-group statistics when the run trained with
+``train.normalise=group``). Then three readers of it, macro-F1 on valid and test:
 
 * **head**: the model's own trained head, as ``mea eval`` scores it (the train split too: how
   closely it fits the clips it was trained on);
@@ -16,16 +16,17 @@ test:
   standardised on train) refitted on the same trained representation of the train split,
   its ``C`` chosen on valid from a fixed grid;
 * **probe, random init**: the same probe on the representation of a freshly built model of
-  the run's own config (``--random-seeds``, untrained weights drawn as ``mea train`` draws
-  them; mean over the seeds).
+  the run's own config (``--random-seeds``: the model's own initialisation after
+  ``torch.manual_seed(seed)``, untrained; mean over the seeds).
 
 When the store has a group column (speakers), one more figure per reader: how well a linear
 model tells the train split's groups apart from the representation (accuracy of five-fold
-cross-validation over the train clips, against chance): a representation that still carries
-who is speaking is one that a speaker-adversarial loss could improve; one that does not, is not.
+cross-validation over the train clips, against chance): how much of who is speaking the
+representation keeps, i.e. what a speaker-adversarial loss would have to remove.
 
 If the trained row is no better than the random one, training has not taught the network
-anything a linear model could not read from random projections of the same input: the gap
+anything a linear model could not read from an untrained network's features of the same
+input: the gap
 to a strong linear baseline is then in what the network learns, not in its head or its
 selection. Test is reported beside valid for the diagnosis; the grid's choice is made on
 valid only. Nothing is trained but the probes; every model runs on the CPU.
