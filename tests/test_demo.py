@@ -14,6 +14,7 @@ import pytest
 import warm
 from sampleclips import require_media
 
+from mea_cli.artifacts.features import FeatureStore
 from mea_cli.demo import __main__ as demo
 from mea_cli.demo import media
 from mea_cli.demo.clips import CORNERS, SIZE, expression, photo, sentence
@@ -63,11 +64,12 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     interpreter (``warm.py``: the same entry point, without a torch import per step); the
     demo's own entry point as a fresh interpreter is test_demo_refuses_a_folder_it_did_not_make's."""
     require_media()
-    commands = []
+    commands, argvs = [], {}
 
     def warm_step(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         assert command[:3] == [sys.executable, "-m", "mea_cli"], command
         commands.append(command[3])
+        argvs[command[3]] = command[3:]
         done = warm.run(command[3:], env=env)
         sys.stdout.write(done.stdout)
         sys.stderr.write(done.stderr)
@@ -83,6 +85,10 @@ def test_demo_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
     assert "demo done in" in r.out and "Traceback" not in r.out + r.err
     for made in ("feats.h5", "runs/demo/ckpt.pt", "runs/demo/ablation.md", "test-predictions.csv"):
         assert (out / made).is_file(), made
+    # the clips are synthetic English: stated, so no clip is refused by the language check
+    assert argvs["extract"][-2:] == ["--language", "en"]
+    with FeatureStore(out / "feats.h5") as store:
+        assert store.failures == []
     with (out / "predictions.csv").open() as f:
         (row,) = list(csv.DictReader(f))
     assert row["clip"] == "review" and row["status"] == "ok" and row["words_source"] == "asr"

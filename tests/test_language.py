@@ -92,3 +92,17 @@ def test_uncertain_english_stays_english_and_a_likelier_other_language_does_not(
     assert Detection("de", 0.40, 0.55).is_english
     assert not Detection("de", 0.60, 0.30).is_english
     assert not Detection("th", 0.20, 0.13).is_english
+
+
+def test_a_refusal_names_language_en_and_a_stated_language_survives_the_provenance() -> None:
+    """A synthetic English voice can be refused (docs/extraction.md, "Synthetic speech"): the
+    failure row says how to state the language, and a stated language is what ``mea predict``
+    re-creates from the store's provenance (no check there either)."""
+    from mea_cli.extract.language import Detection, not_english_failure
+
+    message = not_english_failure(Detection("th", 0.42, 0.19))
+    assert "most likely 'th'" in message and message.endswith("--language en)")
+    stated = WordSource.from_record(WordSource(language="en").provenance())
+    assert stated.language == "en" and stated.language_problem(np.zeros(AUDIO_RATE, np.float32)) == ""
+    checked = WordSource.from_record(WordSource().provenance())
+    assert checked.language is None

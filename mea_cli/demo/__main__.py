@@ -98,9 +98,12 @@ def main(argv: list[str] | None = None) -> None:
         _say(f"   e.g. {c.name}: label {c.sentiment:+.1f}, says {c.text!r}, smile {c.smile:+.2f}")
 
     _say(f"== 2/7 extract features -> {feats}")
+    # --language en: the clips are English, and Whisper's language check, made for recorded
+    # speech, takes this synthetic voice for Thai or Khmer on about a third of them
+    # (docs/extraction.md, "The spoken language"); `mea predict` inherits the stated language
     _mea("extract", str(clips_dir), "--labels", str(labels), "--label-range", "-3,3",
          "--out", str(feats), "--workers", str(args.workers),
-         "--text-backend", args.text_backend)  # fmt: skip
+         "--text-backend", args.text_backend, "--language", "en")  # fmt: skip
     text = TEXT_FEATURES[args.text_backend]
     _say(
         f"made: {feats} (text: {text}, vision: 52 blendshapes + head pose per frame, audio: eGeMAPS at 100 Hz)"

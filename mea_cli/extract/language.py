@@ -17,7 +17,9 @@ below :data:`ENGLISH_MIN` (0.5) is not transcribed (English that is merely uncer
 noisy rooms where Whisper spreads its guess over many languages, stays English); it gets a failure row (stage ``text``) naming the most likely language and both
 probabilities, and no words. Measured (docs/extraction.md, "The spoken language"): 40 Emo-DB
 utterances (German) all ``de`` with p(en) <= 0.009; espeak-ng English p(en) 0.76-0.95, espeak-ng
-German p(en) <= 0.13.
+German p(en) <= 0.13. The check is for recorded speech: on the demo's synthetic English (eSpeak
+NG with room noise) it refused a third of the clips, which is why the demo states
+``--language en`` and the failure row names that option.
 
 ``mea extract --language en`` states the language instead (no check is run); any other
 ``--language`` makes every clip that would need ASR a failure row, since the ASR and the word
@@ -154,7 +156,7 @@ def not_english_failure(d: Detection) -> str:
         f"speech is not English: most likely {d.language!r} (p={d.probability:.2f}), p(en)="
         f"{d.english:.2f} by Whisper base language ID; the ASR model (English-only) and the "
         "English word vectors cannot read it, so it gets no words (give a transcript sidecar, "
-        "or --no-asr)"
+        "or --no-asr; if it is English after all, as a synthetic voice can be, --language en)"
     )
 
 
