@@ -60,7 +60,13 @@ GRID = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 Reps = dict[str, tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]]
 
 
-def representations(net: torch.nn.Module, store: FeatureStore, stats: NormStats) -> Reps:
+def datasets(store: FeatureStore, stats: NormStats) -> dict[str, FeatureDataset]:
+    """The three splits, normalised as ``mea eval`` does; built once per run and read by the
+    trained model and every untrained one (group statistics are fitted once)."""
+    return {split: FeatureDataset(store, split, stats) for split in SPLITS}
+
+
+def representations(net: torch.nn.Module, splits: dict[str, FeatureDataset]) -> Reps:
     """Per split: the head's input ``[N, F]``, the head's output ``[N, C]``, the class index
     ``[N]`` and the id of every sample, in the loader's order (``net`` needs a ``head``
     module, as MEA, MFSA, MCR and FDMER have)."""
@@ -77,11 +83,11 @@ def representations(net: torch.nn.Module, store: FeatureStore, stats: NormStats)
     net.eval()
     got = {}
     try:
-        for split in SPLITS:
+        for split, ds in splits.items():
             seen["x"], seen["p"] = [], []
             labels, ids = [], []
             with torch.no_grad():
-                for batch in make_loader(FeatureDataset(store, split, stats), 64, shuffle=False):
+                for batch in make_loader(ds, 64, shuffle=False):
                     net(batch)
                     labels.append(batch.labels.argmax(dim=-1).numpy())
                     ids += batch.ids
@@ -113,12 +119,12 @@ def probe(reps: Reps, grid: Sequence[float] = GRID) -> dict:
     return best
 
 
-def group_accuracy(reps: Reps, store: FeatureStore) -> float | None:
+def group_accuracy(reps: Reps, group_of: dict[str, str] | None) -> float | None:
     """Five-fold cross-validated accuracy of a logistic regression (C = 0.1, standardised)
-    telling the train split's groups apart from the representation; None without groups."""
-    if store.samples.group is None:
+    telling the train split's groups apart from the representation (``group_of``: sample id ->
+    group); None without groups."""
+    if group_of is None:
         return None
-    group_of = dict(zip(store.samples.id.tolist(), store.samples.group.tolist(), strict=True))
     x, _, _, ids = reps["train"]
     groups = np.array([group_of[i] for i in ids])
     folds = StratifiedKFold(5, shuffle=True, random_state=0)
@@ -131,22 +137,27 @@ def probe_run(run: Path, store: FeatureStore, random_seeds: Sequence[int]) -> di
     path, ck = open_checkpoint(run)
     if ck.task != "multiclass":
         raise SystemExit(f"{path}: a {ck.task} run; the probe scores single-label classes only")
-    stats = NormStats.from_dict(ck.norm)
-    reps = representations(model_from_checkpoint(ck, path), store, stats)
+    splits = datasets(store, NormStats.from_dict(ck.norm))
+    group_of = (
+        None
+        if store.samples.group is None
+        else dict(zip(store.samples.id.tolist(), store.samples.group.tolist(), strict=True))
+    )
+    reps = representations(model_from_checkpoint(ck, path), splits)
     head = {s: macro_f1(reps[s][2], reps[s][1].argmax(axis=1)) for s in SPLITS}
     randoms, random_groups = [], []
     for seed in random_seeds:
         torch.manual_seed(seed)
-        untrained = representations(build_model(ck.model, ck.model_config), store, stats)
+        untrained = representations(build_model(ck.model, ck.model_config), splits)
         randoms.append(probe(untrained))
-        random_groups.append(group_accuracy(untrained, store))
-    n_groups = None if store.samples.group is None else len(set(store.samples.group[store.split_indices("train")]))
+        random_groups.append(group_accuracy(untrained, group_of))
+    n_groups = None if group_of is None else len({group_of[i] for i in reps["train"][3]})
     return {
         "run": str(path),
         "model": ck.model,
         "features": int(reps["train"][0].shape[1]),
         "head": head,
-        "probe_trained": {**probe(reps), "group_accuracy": group_accuracy(reps, store)},
+        "probe_trained": {**probe(reps), "group_accuracy": group_accuracy(reps, group_of)},
         "probe_random": {
             "seeds": list(random_seeds),
             "valid": float(np.mean([r["valid"] for r in randoms])) if randoms else None,
@@ -172,22 +183,16 @@ def table(rows: Sequence[dict]) -> str:
         "| probe, random init: valid | test |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for r in rows:
-        rnd = r["probe_random"]
-        cells = [
-            r["head"]["train"], r["head"]["valid"], r["head"]["test"], r["probe_trained"]["valid"], r["probe_trained"]["test"],
-            rnd["valid"], rnd["test"],
-        ]  # fmt: skip
-        text = ["—" if v is None else f"{v:.3f}" for v in cells]
+    cells = [
+        [r["head"]["train"], r["head"]["valid"], r["head"]["test"], r["probe_trained"]["valid"],
+         r["probe_trained"]["test"], r["probe_random"]["valid"], r["probe_random"]["test"]]
+        for r in rows
+    ]  # fmt: skip
+    for r, row in zip(rows, cells, strict=True):
+        text = ["—" if v is None else f"{v:.3f}" for v in row]
         lines.append(f"| {label(r['run'])} | " + " | ".join(text) + " |")
     if len(rows) > 1:
-        cols = [
-            [r["head"]["train"] for r in rows], [r["head"]["valid"] for r in rows],
-            [r["head"]["test"] for r in rows], [r["probe_trained"]["valid"] for r in rows],
-            [r["probe_trained"]["test"] for r in rows], [r["probe_random"]["valid"] for r in rows],
-            [r["probe_random"]["test"] for r in rows],
-        ]  # fmt: skip
-        means = ["—" if None in c else f"{np.mean(c):.3f}" for c in cols]
+        means = ["—" if None in col else f"{np.mean(col):.3f}" for col in zip(*cells, strict=True)]
         lines.append(f"| mean of {len(rows)} | " + " | ".join(means) + " |")
     grouped = [r for r in rows if r["train_groups"]]
     if grouped:

@@ -68,7 +68,7 @@ def test_the_captured_representation_is_what_the_head_reads(trained: tuple[Path,
     run, store_path = trained
     path, ck = open_checkpoint(run)
     net = model_from_checkpoint(ck, path)
-    reps = probe.representations(net, FeatureStore(store_path), NormStats.from_dict(ck.norm))
+    reps = probe.representations(net, probe.datasets(FeatureStore(store_path), NormStats.from_dict(ck.norm)))
     assert [len(reps[s][2]) for s in probe.SPLITS] == [24, 12, 12]
     for x, p, y, ids in reps.values():
         assert len(ids) == len(y) == len(x)
@@ -94,7 +94,7 @@ def test_probe_rows_choose_c_on_valid(trained: tuple[Path, Path]) -> None:
     # the grid's choice is the best valid score: a one-value grid cannot beat the full one
     path, ck = open_checkpoint(run)
     reps = probe.representations(
-        model_from_checkpoint(ck, path), FeatureStore(store_path), NormStats.from_dict(ck.norm)
+        model_from_checkpoint(ck, path), probe.datasets(FeatureStore(store_path), NormStats.from_dict(ck.norm))
     )
     best = probe.probe(reps)
     for c in probe.GRID:
