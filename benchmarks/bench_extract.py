@@ -167,7 +167,7 @@ def main() -> None:
     except AsrUnavailable:
         asr_available = False
     print(f"machine: {os.cpu_count()} CPU cores, load average {_load():.1f} at start")
-    probes = [bench_machine.speed_probe()]
+    probes = {"start": bench_machine.speed_probe()}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         sidecar_root = tmp / "sidecar"
@@ -193,12 +193,11 @@ def main() -> None:
             print(f"  {pipeline(asr_root, w, True, media, tmp)}")
         elif not args.skip_asr:
             print("\nASR not importable (make install): ASR figures skipped")
-    probes.append(bench_machine.speed_probe())
+    probes["end"] = bench_machine.speed_probe()
     print(f"\nload average at the end: {_load():.1f}")
     print(
-        f"machine speed probe (s, one thread, best of 3): start {probes[0]:.3f}, end "
-        f"{probes[1]:.3f}; drift {bench_machine.speed_drift(probes):.0%} (compare runs made at "
-        "the same probe time: this shared machine's own speed moves by up to 2x)"
+        f"{bench_machine.probe_line(probes)} (compare runs made at the same probe time: this "
+        "shared machine's own speed moves by up to 2x)"
     )
 
 

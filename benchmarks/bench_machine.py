@@ -57,6 +57,13 @@ def speed_drift(probes: list[float]) -> float:
     return round(max(probes) / min(probes) - 1.0, 3) if probes and min(probes) > 0 else 0.0
 
 
+def probe_line(probes: dict[str, float]) -> str:
+    """The report's line of the named :func:`speed_probe` seconds and their :func:`speed_drift`
+    (``bench_peers.py`` and ``bench_extract.py`` print the same line)."""
+    shown = ", ".join(f"{k} {v:.3f}" for k, v in probes.items())
+    return f"machine speed probe (s, one thread, best of 3): {shown}; drift {speed_drift(list(probes.values())):.0%}"
+
+
 def _cpu_model() -> str:
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:

@@ -237,8 +237,7 @@ def main() -> None:
             f"{r['cpu_speed_ratio_vs_mmsa_mult']:>7}{r['memory_ratio_vs_mmsa_mult']:>10}"
         )
     print(f"(load average now {bench_machine.load_average()}; per-epoch loads in the JSON)")
-    shown = ", ".join(f"{k} {v:.3f}" for k, v in probes.items())
-    print(f"machine speed probe (s, one thread, best of 3): {shown}; drift {drift:.0%}")
+    print(bench_machine.probe_line(probes))
     if drift > DRIFT_LIMIT:
         print(
             f"warning: the machine's own speed changed by {drift:.0%} during this benchmark "

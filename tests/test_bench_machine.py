@@ -26,3 +26,8 @@ def test_speed_drift_is_slowest_over_fastest_minus_one() -> None:
     assert bench_machine.speed_drift([0.4, 0.5, 0.6]) == 0.5
     assert bench_machine.speed_drift([0.6, 0.4]) == 0.5
     assert bench_machine.speed_drift([]) == 0.0
+
+
+def test_the_probe_line_names_each_probe_and_the_drift() -> None:
+    line = bench_machine.probe_line({"start": 0.285, "end": 0.3165})
+    assert line == "machine speed probe (s, one thread, best of 3): start 0.285, end 0.317; drift 11%"
