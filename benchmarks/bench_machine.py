@@ -157,19 +157,106 @@ def reset_peak_rss() -> bool:
         return False
 
 
+def tree_pids(root: int) -> list[int]:
+    """``root`` and every descendant process alive now (Linux ``/proc``; ``[root]`` elsewhere)."""
+    out = [root]
+    try:
+        with open(f"/proc/{root}/task/{root}/children", encoding="utf-8") as f:
+            kids = [int(k) for k in f.read().split()]
+    except OSError:
+        return out
+    for k in kids:
+        out += tree_pids(k)
+    return out
+
+
+def _proc_kib(pid: int, path: str, field: str) -> int:
+    try:
+        with open(f"/proc/{pid}/{path}", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def tree_cpu_s(root: int | None = None) -> float:
+    """User + system CPU seconds of ``root`` (default: this process) and its live descendants,
+    every thread: the CPU of a run that starts processes of its own (``mea train --procs``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in tree_pids(os.getpid() if root is None else root):
+        try:
+            with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+    return total / tick
+
+
+class TreeMemory:
+    """The peak of a process tree's memory while it runs, sampled every ``every_s``: the summed
+    RSS of its processes, and their summed PSS (each shared page split among the processes that
+    map it, so a library two ranks load counts once), read near the summed RSS's peak (within
+    2 %, at most twice a second: reading PSS walks the page tables)."""
+
+    def __init__(self, root: int, every_s: float = 0.02) -> None:
+        self.root = root
+        self.every_s = every_s
+        self.peak_rss_kib = 0
+        self.peak_pss_kib = 0
+        self.processes = 1
+        self._pss_at = 0.0
+
+    def sample(self) -> None:
+        pids = tree_pids(self.root)
+        self.processes = max(self.processes, len(pids))
+        rss = sum(_proc_kib(p, "status", "VmRSS") for p in pids)
+        self.peak_rss_kib = max(self.peak_rss_kib, rss)
+        now = time.monotonic()
+        if rss >= 0.98 * self.peak_rss_kib and now - self._pss_at >= 0.5:
+            self._pss_at = now
+            pss = sum(_proc_kib(p, "smaps_rollup", "Pss") for p in pids)
+            self.peak_pss_kib = max(self.peak_pss_kib, pss)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "peak_rss_sum_MiB": round(self.peak_rss_kib / 1024, 1),
+            "peak_pss_sum_MiB": round(self.peak_pss_kib / 1024, 1),
+            "processes": self.processes,
+        }
+
+
 def run_child(
-    cmd: list[str], log: str | os.PathLike[str], env: dict[str, str] | None = None
+    cmd: list[str],
+    log: str | os.PathLike[str],
+    env: dict[str, str] | None = None,
+    tree: dict[str, Any] | None = None,
 ) -> tuple[int, float]:
     """Run ``cmd`` with stdout and stderr appended to ``log``; return ``(exit code, peak RSS MiB)``.
 
     The peak RSS comes from the kernel's accounting of that one child (``wait4``), so it covers
-    the child's whole life whatever the child reports itself.
+    the child's whole life whatever the child reports itself; for a child that starts processes
+    of its own it is the largest one's. Given a dict ``tree``, the child's process tree is
+    sampled while it runs (:class:`TreeMemory`) and ``tree`` receives its summed peaks.
     """
     import subprocess
 
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        if tree is None:
+            _, status, usage = os.wait4(proc.pid, 0)
+        else:
+            memory = TreeMemory(proc.pid)
+            while True:
+                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+                if pid:
+                    break
+                memory.sample()
+                time.sleep(memory.every_s)
+            tree.update(memory.to_dict())
     proc.returncode = os.waitstatus_to_exitcode(status)
     kib = usage.ru_maxrss // (1024 if sys.platform == "darwin" else 1)
     return proc.returncode, round(kib / 1024, 1)
@@ -181,11 +268,16 @@ class TimedPasses:
     Used for our trainer (``bench_train_child``) and MMSA's (``bench_mmsa_runner``) alike."""
 
     def __init__(
-        self, loader: Any, passes: list[dict[str, Any]], count: Callable[[Any], int]
+        self,
+        loader: Any,
+        passes: list[dict[str, Any]],
+        count: Callable[[Any], int],
+        cpu: Callable[[], float] = time.process_time,
     ) -> None:
         self._loader = loader
         self._passes = passes
         self._count = count
+        self._cpu = cpu  # tree_cpu_s for a run of several processes
 
     def __getattr__(self, name: str) -> Any:  # batch_sampler, dataset, ... of the real loader
         return getattr(self._loader, name)
@@ -194,7 +286,7 @@ class TimedPasses:
         return len(self._loader)
 
     def __iter__(self) -> Any:
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu = time.perf_counter(), self._cpu()
         samples = 0
         for batch in self._loader:
             samples += self._count(batch)
@@ -202,7 +294,7 @@ class TimedPasses:
         self._passes.append(
             {
                 "train_s": round(time.perf_counter() - start, 3),
-                "train_cpu_s": round(time.process_time() - cpu, 3),
+                "train_cpu_s": round(self._cpu() - cpu, 3),
                 "samples": samples,
                 "load_average": load_average(),
                 "rss_MiB": rss_mib(),

@@ -188,12 +188,14 @@ def run_models(
         cmd += ["--epochs", str(epochs), "--seed", str(seed)]
         if batch_size:
             cmd += ["--batch-size", str(batch_size)]
-        code, peak = bench_machine.run_child(cmd, log, env)
+        tree: dict[str, Any] = {}
+        code, peak = bench_machine.run_child(cmd, log, env, tree)
         if code != 0 or not result.exists():
             tail = log.read_text(errors="replace").splitlines()[-15:]
             raise RuntimeError(f"MMSA {model} failed (exit {code}); log {log}:\n" + "\n".join(tail))
         summary = summarise(json.loads(result.read_text()))
         summary["peak_rss_MiB"] = max(summary["peak_rss_MiB"], peak)
+        summary["memory_tree"] = tree  # the same sampling as ours (bench_train)
         results.append(summary)
     return results
 

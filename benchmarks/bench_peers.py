@@ -10,12 +10,14 @@
    issue's 160 / 29 / 86 samples).
 3. Trains MMSA's MulT with MMSA's own code (:mod:`bench_mmsa_runner`), then ours on the same pickle
    through ``mea import mmsa`` and ``mea train`` (:mod:`bench_train`): MEA at its MOSI preset,
-   and every other registered model named in ``--ours`` (e.g. ``mult``).
+   and every other registered model named in ``--ours`` (e.g. ``mult``); with ``--procs N``
+   each of them once more with ``mea train --procs N`` (N CPU processes sharing each batch).
 4. Prints train samples/s and peak RSS of each, and the ratios ours / MMSA-MulT; writes it all
    with the machine description to ``benchmarks/results/peers-<time>.json``.
 
     .venv/bin/python benchmarks/bench_peers.py [--n-scale 0.125] [--epochs 2] [--ours mea,mult]
                                          [--mult-as-mmsa] [--set [MODEL.]key=v] [--threads N]
+                                         [--procs N]
 
 Targets (issue 15): MEA >= 3x MMSA-MulT's train samples/s at <= 1/4 of its peak RSS; our MulT
 >= 5x its samples/s. ``--mmsa-batch-size`` / ``--set train.batch_size=...`` shrink both sides
@@ -167,6 +169,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results")
     ap.add_argument("--threads", type=int, default=0,
                     help="OpenMP/MKL threads of every training process, both sides (0: default)")
+    ap.add_argument("--procs", type=int, default=0,
+                    help="also train each of ours with mea train --procs N (CPU processes): "
+                    "one more row per model, memory summed over its processes")
     ap.add_argument("--relock", action="store_true",
                     help="rebuild MMSA's virtualenv from PyPI and rewrite benchmarks/peers.lock")
     a = ap.parse_args()
@@ -203,39 +208,53 @@ def main() -> None:
         sets = sets_for(model, a.sets, registered)
         probes[f"before {model}"] = bench_machine.speed_probe()
         ours.append(bench_train.train_ours(pkl, work / "ours", model, "mosi", a.epochs, sets))
+        if a.procs > 1:
+            probes[f"before {model} --procs {a.procs}"] = bench_machine.speed_probe()
+            ours.append(
+                bench_train.train_ours(
+                    pkl, work / "ours", model, "mosi", a.epochs, sets, procs=a.procs
+                )
+            )
     probes["after"] = bench_machine.speed_probe()
     drift = bench_machine.speed_drift(list(probes.values()))
     rows = []
     for r in ours:
         rows.append(
             {
-                "model": r["model"],
+                "model": r["model"] + (f" --procs {r['procs']}" if r["procs"] > 1 else ""),
                 "train_samples_per_s": r["train_samples_per_s"],
                 "peak_rss_MiB": r["peak_rss_MiB"],
                 "speed_ratio_vs_mmsa_mult": ratio(
                     r["train_samples_per_s"], theirs["train_samples_per_s"]
                 ),
                 "memory_ratio_vs_mmsa_mult": ratio(r["peak_rss_MiB"], theirs["peak_rss_MiB"]),
+                "peak_pss_sum_MiB": r["memory_tree"]["peak_pss_sum_MiB"],
                 "cpu_speed_ratio_vs_mmsa_mult": ratio(
                     r["train_samples_per_cpu_s"], theirs["train_samples_per_cpu_s"]
                 ),
             }
         )
     print(
-        f"\n{'model':<12}{'samples/s':>11}{'per cpu-s':>11}{'peak RSS MiB':>14}{'speed x':>9}"
+        f"\n{'model':<18}{'samples/s':>11}{'per cpu-s':>11}{'peak RSS MiB':>14}{'speed x':>9}"
         f"{'cpu x':>7}{'memory x':>10}"
     )
     print(
-        f"{'MMSA-MulT':<12}{theirs['train_samples_per_s']:>11}"
+        f"{'MMSA-MulT':<18}{theirs['train_samples_per_s']:>11}"
         f"{theirs['train_samples_per_cpu_s']:>11}{theirs['peak_rss_MiB']:>14.0f}"
         f"{1.0:>9}{1.0:>7}{1.0:>10}"
     )
     for r, o in zip(rows, ours, strict=True):
         print(
-            f"{r['model']:<12}{r['train_samples_per_s']:>11}{o['train_samples_per_cpu_s']:>11}"
+            f"{r['model']:<18}{r['train_samples_per_s']:>11}{o['train_samples_per_cpu_s']:>11}"
             f"{r['peak_rss_MiB']:>14.0f}{r['speed_ratio_vs_mmsa_mult']:>9}"
             f"{r['cpu_speed_ratio_vs_mmsa_mult']:>7}{r['memory_ratio_vs_mmsa_mult']:>10}"
         )
+    print(
+        "peak RSS: the kernel's peak of the training process (wait4); with --procs the peak "
+        "of the summed RSS of its processes. Summed PSS (shared pages counted once): "
+        f"MMSA-MulT {theirs['memory_tree']['peak_pss_sum_MiB']:.0f} MiB, "
+        + ", ".join(f"{r['model']} {r['peak_pss_sum_MiB']:.0f} MiB" for r in rows)
+    )
     print(f"(load average now {bench_machine.load_average()}; per-epoch loads in the JSON)")
     print(bench_machine.probe_line(probes))
     if drift > DRIFT_LIMIT:

@@ -70,15 +70,18 @@ def train_ours(
     sets: list[str] | None = None,
     seed: int = 1111,
     device: str = "cpu",
+    procs: int = 1,
 ) -> dict[str, Any]:
-    """Import ``pkl`` and train ``model`` on it (see the module docstring); the figures."""
+    """Import ``pkl`` and train ``model`` on it (see the module docstring); the figures.
+    ``procs`` > 1 trains with ``mea train --procs``: samples/s over all processes, CPU and
+    memory of the whole process tree (``peak_rss_MiB`` is then the summed RSS's peak)."""
     work.mkdir(parents=True, exist_ok=True)
     store = work / f"{pkl.stem}.h5"
     log = work / f"{model}-train.log"
     log.unlink(missing_ok=True)
     imported = import_store(pkl, store, log, dataset)
     runs = work / "runs"
-    name = f"bench-{model}-{dataset}-{device}"
+    name = f"bench-{model}-{dataset}-{device}" + (f"-procs{procs}" if procs > 1 else "")
     shutil.rmtree(runs / name, ignore_errors=True)
     result = work / f"{model}-train.result.json"
     result.unlink(missing_ok=True)
@@ -86,12 +89,15 @@ def train_ours(
     args += ["--seeds", str(seed), "--name", name, "--runs-dir", str(runs), "--device", device]
     for s in sets or []:
         args += ["--set", s]
+    if procs > 1:
+        args += ["--procs", str(procs)]
     cmd = [sys.executable, str(HERE / "bench_train_child.py"), str(result), "--", *args]
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])
     )
     start = time.perf_counter()
-    code, peak = bench_machine.run_child(cmd, log, env)
+    tree: dict[str, Any] = {}
+    code, peak = bench_machine.run_child(cmd, log, env, tree)
     if code != 0 or not result.exists():
         tail = log.read_text(errors="replace").splitlines()[-15:]
         raise RuntimeError(f"mea train failed (exit {code}); log {log}:\n" + "\n".join(tail))
@@ -104,7 +110,9 @@ def train_ours(
         "device": device,
         "sets": list(sets or []),
         **summarise(rec["passes"]),
-        "peak_rss_MiB": max(peak, rec["peak_rss_MiB"]),
+        "procs": procs,
+        "peak_rss_MiB": max(peak, rec["peak_rss_MiB"], tree["peak_rss_sum_MiB"]),
+        "memory_tree": tree,
         "rss_at_start_MiB": rec["rss_at_start_MiB"],
         "cuda_max_memory_allocated_MiB": rec["cuda_max_memory_allocated_MiB"],
         "child_wall_s": round(time.perf_counter() - start, 1),
@@ -124,8 +132,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--set", dest="sets", action="append", default=[])
     ap.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    ap.add_argument("--procs", type=int, default=1, help="mea train --procs N (CPU processes)")
     a = ap.parse_args()
-    rec = train_ours(a.pkl, a.work, a.model, a.dataset, a.epochs, a.sets, device=a.device)
+    rec = train_ours(
+        a.pkl, a.work, a.model, a.dataset, a.epochs, a.sets, device=a.device, procs=a.procs
+    )
     print(json.dumps(rec, indent=1))
 
 

@@ -16,6 +16,7 @@ the load average after each, the process's peak RSS and the machine description.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import time
 from pathlib import Path
@@ -49,7 +50,17 @@ def main() -> int:
     def make_loader(*a: Any, **kw: Any) -> Any:
         loader = real_make_loader(*a, **kw)
         shuffle = signature.bind(*a, **kw).arguments.get("shuffle")  # positional or keyword
-        return bench_machine.TimedPasses(loader, passes, len) if shuffle else loader
+        if not shuffle:
+            return loader
+        if "--procs" not in args:
+            return bench_machine.TimedPasses(loader, passes, len)
+        # mea train --procs N: this process is rank 0 of N, each taking its share of every
+        # batch in step with the others, so a pass here is one over all N shares; its CPU is
+        # the whole process tree's
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        return bench_machine.TimedPasses(
+            loader, passes, lambda b: world * len(b), bench_machine.tree_cpu_s
+        )
 
     dataset.make_loader = make_loader
     from mea_cli import cli

@@ -195,6 +195,13 @@ def train(
         "paper", "--preset", help="paper (the papers' values) or small (few hundred clips)."
     ),
     threads: int = THREADS,
+    procs: int = typer.Option(
+        1,
+        "--procs",
+        min=1,
+        help="CPU processes sharing each batch (data parallel on this machine; one thread "
+        "each unless --threads).",
+    ),
     split_by: str = SPLIT_BY,
     split_fractions: str = SPLIT_FRACTIONS,
     folds: str = FOLDS,
@@ -208,8 +215,9 @@ def train(
         features, dataset=dataset, task=task, labels_range=labels_range, model=model,
         seeds=seeds, sets=sets, config=config, device=device, epochs=epochs, name=name,
         resume=resume, allow_changed_store=allow_changed_store, runs_dir=runs_dir,
-        preset=preset, threads=threads, split_by=split_by, split_fractions=split_fractions,
-        folds=folds, split_seed=split_seed, log=log, console=err_console,
+        preset=preset, threads=threads, procs=procs, split_by=split_by,
+        split_fractions=split_fractions, folds=folds, split_seed=split_seed, log=log,
+        console=err_console,
     )  # fmt: skip
     from mea_cli.train.folds import FoldsResult
 

@@ -132,12 +132,16 @@ def _train_request(
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.trainer import TrainRequest, enable_determinism
 
-    _threads(threads)
+    procs = int(request.get("procs", 1))
+    if procs < 1:
+        raise ConfigError("--procs", f"must be at least 1, got {procs}")
+    # --procs: one thread per process unless told otherwise (mea_cli.runtime.procs)
+    n_threads = _threads(1 if threads is None and procs > 1 else threads)
     enable_determinism()
     return TrainRequest(
         features=features, train_overrides=train_over, model_overrides=model_over,
         runs_dir=runs_dir, name=name, resume=resume, allow_changed_store=allow_changed_store,
-        **request,
+        threads=n_threads, **request,
     )  # fmt: skip
 
 
@@ -162,6 +166,7 @@ def train(
     runs_dir: PathLike = "runs",
     preset: str = "paper",
     threads: int | None = None,
+    procs: int = 1,
     split_by: str | None = None,
     split_fractions: str | None = None,
     folds: str | None = None,
@@ -174,7 +179,9 @@ def train(
     :class:`~mea_cli.train.folds.FoldsResult`. ``sets`` are ``--set`` strings
     (``"d=32"``, ``"train.lr=1e-3"``); ``train_overrides`` / ``model_overrides`` the same as
     dicts, applied after ``config`` and ``sets``; ``epochs`` last. ``log`` names extra
-    per-epoch loggers (``"tensorboard"``). Progress goes to ``console`` (default: stderr)."""
+    per-epoch loggers (``"tensorboard"``). ``procs`` > 1 trains in that many CPU processes on
+    this machine, each with its share of every batch and one thread unless ``threads`` says
+    otherwise (``--procs``; docs/training.md). Progress goes to ``console`` (default: stderr)."""
     seed_list = _seeds(seeds)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.epoch_log import parse_loggers
@@ -188,7 +195,7 @@ def train(
         model_overrides=model_overrides, resume=resume, name=name,
         allow_changed_store=allow_changed_store, threads=threads, dataset=dataset, model=model,
         task=task, label_range=label_range, seeds=seed_list, device=device, preset=preset,
-        log=loggers,
+        log=loggers, procs=procs,
     )  # fmt: skip
     if plan is not None and plan.folds is not None:
         # start-up time: a command loads only its own code, after its cheap checks

@@ -46,7 +46,7 @@ from mea_cli.runtime.distributed import (
 )
 from mea_cli.runtime.engine import resolve_device
 from mea_cli.train import runs
-from mea_cli.train.config import MAX_SEED
+from mea_cli.train.config import MAX_SEED, TrainSettings
 from mea_cli.train.metrics import selection_metric
 from mea_cli.train.presets import SMALL_SOURCE, check_preset, small_overrides, training_preset
 from mea_cli.train.runconfig import RUN_FORMAT, RunConfig, RunConfigError
@@ -83,6 +83,10 @@ class TrainRequest:
     live: bool | None = None  # None: rich live table only on a terminal
     preset: str = "paper"  # "small": mea_cli.train.presets.SMALL_TRAIN / SMALL_MODELS
     log: tuple[str, ...] = ()  # per-epoch loggers besides log.jsonl (mea_cli.train.epoch_log)
+    # --procs: CPU processes on this machine sharing each batch (mea_cli.runtime.procs); the
+    # configured batch size is the whole batch, split among them (resolve_config)
+    procs: int = 1
+    threads: int = 1  # torch threads of each --procs process
     # called with each epoch's log record after its state is saved (mea tune's pruning); an
     # exception it raises stops the run there, resumable like an interrupted one
     on_epoch: Callable[[Mapping[str, Any]], None] | None = None
@@ -220,6 +224,9 @@ def resolve_config(
         settings = settings.override({"class_weights": "none"})
         sources["class_weights"] += "; none: a regression task has no classes"
     sources.update(dict.fromkeys(req.train_overrides, "override"))
+    if req.procs > 1:
+        settings = split_batch(settings, req.procs)
+        sources["batch_size"] += f"; split over --procs {req.procs}: per process"
     # the JSON form (lists, no NaN): the value equals what config.json gives back
     return RunConfig.from_dict(
         jsonable(
@@ -264,6 +271,24 @@ def resolve_config(
     )
 
 
+def split_batch(settings: TrainSettings, procs: int) -> TrainSettings:
+    """The settings of each of ``procs`` processes that share every batch (``--procs``): the
+    training batch divided among them (it must divide evenly: a process per core then runs
+    the same global batch as one process would), and an explicit evaluation batch too
+    (rounded up; 0, twice the training batch, needs no change)."""
+    if settings.batch_size % procs:
+        raise ConfigError(
+            "--procs",
+            f"{procs} processes cannot share a batch of {settings.batch_size} evenly: pick a "
+            f"number of processes that divides it, or --set train.batch_size=<a multiple of "
+            f"{procs}>",
+        )
+    split = {"batch_size": settings.batch_size // procs}
+    if settings.eval_batch_size:
+        split["eval_batch_size"] = -(-settings.eval_batch_size // procs)
+    return settings.override(split)
+
+
 def task_loss_used(
     task: str, model_cfg: Mapping[str, Any], class_weights: str = "none",
     label_smoothing: float = 0.0,
@@ -297,6 +322,12 @@ def open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, RunConfig]:
         if Path(cfg.features).is_file():
             runs.check_store_unchanged(
                 cfg.features, cfg.features_sha256, run_dir, req.allow_changed_store
+            )
+        if cfg.world_size != info.world_size:
+            raise TrainError(
+                f"{run_dir} was trained by {cfg.world_size} process(es), each with its share of "
+                f"the batch: resume it with as many (--procs {cfg.world_size}), not "
+                f"{info.world_size}"
             )
         return run_dir, cfg
     if req.features is None or (req.dataset is None and req.task is None):

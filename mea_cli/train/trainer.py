@@ -26,7 +26,7 @@ exactly where an uninterrupted run ends. The process-wide switches
 (``torch.use_deterministic_algorithms``, ``CUBLAS_WORKSPACE_CONFIG``) are set by
 :func:`enable_determinism`, which the command line calls at its entry, never a library call.
 
-Under ``torchrun`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel (without
+Under ``torchrun`` or ``--procs N`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel (without
 ``find_unused_parameters``: the model contract promises every parameter a gradient, and the
 parameters a model declares unused are frozen), each rank trains on its share of the bucketed
 batches, validation predictions are gathered from all ranks, and only rank 0 writes files.
@@ -67,7 +67,7 @@ from mea_cli.models.core.losses import task_loss
 from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import jsonable, write_json
 from mea_cli.runtime.distributed import DistInfo, barrier
-from mea_cli.runtime.engine import Predictions, autocast, predict
+from mea_cli.runtime.engine import Predictions, autocast, predict, resolve_device
 from mea_cli.runtime.loading import build_model
 from mea_cli.runtime.targets import (
     balanced_class_weights,
@@ -539,7 +539,32 @@ class Trainer:
 
 # ----------------------------------------------------------------------------- entry
 def train_run(req: TrainRequest, console: Console | None = None) -> RunResult:
-    """Train every seed of a run (new or resumed) and write its files; see the module docstring."""
+    """Train every seed of a run (new or resumed) and write its files; see the module docstring.
+    With ``req.procs > 1`` this process is rank 0 of that many CPU processes sharing each batch
+    (:func:`mea_cli.runtime.procs.run_ranks`); the others run :func:`_train_rank`."""
+    if req.procs > 1:
+        if resolve_device(req.device).type != "cpu":
+            raise TrainError(
+                f"--procs runs CPU processes, but --device {req.device} is a GPU: give "
+                "--device cpu, or on GPUs torchrun --nproc-per-node N -m mea_cli train ..."
+            )
+        # start-up time: only --procs needs the launcher
+        from mea_cli.runtime.procs import run_ranks
+
+        return run_ranks(
+            req.procs, partial(_train, req, console), _train_rank, (req,), req.threads
+        )
+    return _train(req, console)
+
+
+def _train_rank(req: TrainRequest) -> None:
+    """A ``--procs`` rank other than 0, in a fresh process: the process-wide switches the
+    command line set in rank 0, then the same run (it prints and writes nothing)."""
+    enable_determinism()
+    _train(req, None)
+
+
+def _train(req: TrainRequest, console: Console | None) -> RunResult:
     console = console or Console(stderr=True)
     with contextlib.ExitStack() as held:  # the run lock, then the process group, released last
         rs = start_run(req, held)
