@@ -355,6 +355,25 @@ def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "m.h5").exists()
 
 
+def test_sidecar_word_ending_before_it_starts_is_a_failure_row(tmp_path: Path) -> None:
+    """One clip's JSON transcript with a word that ends before it starts was written into the
+    store as it was, and every reader then refused the whole store: now that clip gets a text
+    failure row and the store opens."""
+    root = tmp_path / "clips"
+    for name in ("good", "inverted"):
+        write_clip(root / f"{name}.mkv", astronaut(192), 1.5)
+    (root / "good.json").write_text(json.dumps([{"word": "quiet", "start": 0.2, "end": 0.6}]))
+    (root / "inverted.json").write_text(json.dumps([{"word": "late", "start": 1.0, "end": 0.5}]))
+    out = tmp_path / "s.h5"
+    r = _mea("extract", str(root), "--out", str(out), "--no-asr")
+    assert r.returncode == 0, r.stderr
+    r = _mea("info", str(out), "--json")
+    assert r.returncode == 0, r.stderr
+    text = [f for f in json.loads(r.stdout)["failures"]["rows"] if f["stage"] == "text"]
+    assert [f["video"] for f in text] == ["inverted"]  # the clips have no audio: audio rows too
+    assert "inverted.json: item 0 ('late') ends before it starts" in text[0]["message"]
+
+
 def test_txt_words_land_on_the_voice_in_silence_and_in_a_room(tmp_path: Path) -> None:
     """Two phrases with a 0.8 s pause, first with espeak's digital silence around and between
     them, then in a simulated room: pink noise 15 dB below the speech, reverberation with

@@ -4,6 +4,7 @@ VAD word placement, backend options and provenance."""
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -543,3 +544,20 @@ def test_cached_vectors_load_without_importing_gensim() -> None:
     from importlib.metadata import version
 
     assert r.stdout.split() == ["(50,)", version("gensim"), "False", "False"]
+
+
+def test_sidecar_words_with_impossible_times_are_refused(tmp_path: Path) -> None:
+    """A word that ends before it starts went into the store, which every reader then refused
+    (``/text/times: step 0 ... ends before it starts``): the whole extraction was lost."""
+    cases = {
+        "inverted.json": ('[{"word": "late", "start": 2, "end": 1}]', "item 0 ('late') ends before"),
+        "nan.json": ('[{"word": "hi", "start": NaN, "end": 1}]', "item 0 ('hi') has a time that"),
+        "inf.json": ('{"words": [{"word": "hi", "start": 0, "end": Infinity}]}', "item 0 ('hi')"),
+        "null.json": ('[{"word": null, "start": 0, "end": 1}]', "item 0 is not an object"),
+        "inverted.align": ("0 23750 sil\n29500 23750 bin\n", "line 2 ('bin') ends before"),
+    }
+    for name, (text, words) in cases.items():
+        p = tmp_path / name
+        p.write_text(text)
+        with pytest.raises(TranscriptError, match=re.escape(f"{name}: {words}")):
+            read_sidecar(p, _at((0, 9)))

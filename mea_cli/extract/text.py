@@ -21,6 +21,7 @@ accepted); anything else is a failure row naming the file and byte offset.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,12 +69,32 @@ def _parse_json(path: Path, text: str) -> list[Word]:
     out = []
     for k, it in enumerate(items):
         try:
-            out.append(Word(str(it["word"]), float(it["start"]), float(it["end"])))
+            word, start, end = it["word"], float(it["start"]), float(it["end"])
+            if not isinstance(word, str):
+                raise TypeError(word)  # null would become the word "None"
         except (KeyError, TypeError, ValueError):
             raise TranscriptError(
                 f"{path.name}: item {k} is not an object with word, start and end (seconds)"
             ) from None
+        out.append(_timed(path, f"item {k}", word, start, end))
     return out
+
+
+def _timed(path: Path, where: str, word: str, start: float, end: float) -> Word:
+    """``word`` with its times checked. A step that ends before it starts makes every reader
+    refuse the whole store, and a NaN or infinite time places the word nowhere (``mea align``
+    drops it), so such a word is a failure row for its clip, not a store nothing can open."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise TranscriptError(
+            f"{path.name}: {where} ({word!r}) has a time that is not a finite number "
+            f"(start {start}, end {end})"
+        )
+    if end < start:
+        raise TranscriptError(
+            f"{path.name}: {where} ({word!r}) ends before it starts (start {start:g} s, "
+            f"end {end:g} s)"
+        )
+    return Word(word, start, end)
 
 
 def _parse_align(path: Path, text: str) -> list[Word]:
@@ -91,7 +112,8 @@ def _parse_align(path: Path, text: str) -> list[Word]:
         word = " ".join(parts[2:])
         if word.lower() in GRID_SILENCE:
             continue
-        out.append(Word(word, a / GRID_UNITS_PER_SECOND, b / GRID_UNITS_PER_SECOND))
+        a, b = a / GRID_UNITS_PER_SECOND, b / GRID_UNITS_PER_SECOND
+        out.append(_timed(path, f"line {n}", word, a, b))
     return out
 
 
