@@ -289,6 +289,8 @@ def test_bad_segments_are_marked_not_fatal(tmp_path: Path) -> None:
         ("video,label\na,0.5\nb,O.5\nc,1\n", None, "line 3 \\('O.5'\\) is not a number while 2 rows are"),
         ("video,label\na,pos\nb,neg\nc,3\n", None, "line 4 \\('3'\\) is a number while 2"),
         ("video,label\na,1\nb,\n", None, "empty label in line 3"),
+        ("video,label\na,1\n\n\nb,\n", None, "empty label in line 5"),  # the file's line numbers
+        ("video,start,label\na,0,1\n\nb,x,2\n", None, "line 4: start 'x'"),
         ("video,label\na,1\nb,9\n", LabelSpec(value_range=(-3, 3)), "outside --label-range -3,3: line 3"),
         ("video,label\na,pos\nb,hapy\n", LabelSpec(classes=("pos", "neg")), "line 3 \\('hapy'\\)"),
         ("video,label\na,pos\nb,pos\n", None, "only one class"),

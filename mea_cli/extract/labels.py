@@ -146,14 +146,15 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
     except UnicodeDecodeError as err:
         raise LabelsError(path, f"not UTF-8 (byte offset {err.start})") from None
     reader = csv.DictReader(text.splitlines())
-    rows = list(reader)
+    # the file's own line numbers: the reader skips blank lines, so counting rows would not be
+    rows = [(reader.line_num, raw) for raw in reader]
     if not rows:
         raise LabelsError(path, "no rows (expected a header video,start,end,label[,split])")
     col = _columns(path, list(reader.fieldnames or []), spec.column)
     timed = "start" in col or "end" in col
     problems: list[tuple[int, str]] = []
     parsed = []
-    for n, raw in enumerate(rows, 2):
+    for n, raw in rows:
 
         def cell(canon: str, raw: dict = raw) -> str:
             return (raw.get(col[canon]) or "").strip() if canon in col else ""
