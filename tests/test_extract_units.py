@@ -291,6 +291,10 @@ def test_bad_segments_are_marked_not_fatal(tmp_path: Path) -> None:
         ("video,label\na,1\nb,\n", None, "empty label in line 3"),
         ("video,label\na,1\n\n\nb,\n", None, "empty label in line 5"),  # the file's line numbers
         ("video,start,label\na,0,1\n\nb,x,2\n", None, "line 4: start 'x'"),
+        # a decimal comma: read as 1 and 2, silently
+        ("video,label\na,1,5\nb,2,25\n", None, "line 2: 3 values but the header names 2 columns"),
+        ("video,label,Label\na,1,2\n", None, "column.s. label appear more than once"),
+        ("Video,video,label\na,a,1\n", None, "column.s. video appear more than once"),
         ("video,label\na,1\nb,9\n", LabelSpec(value_range=(-3, 3)), "outside --label-range -3,3: line 3"),
         ("video,label\na,pos\nb,hapy\n", LabelSpec(classes=("pos", "neg")), "line 3 \\('hapy'\\)"),
         ("video,label\na,pos\nb,pos\n", None, "only one class"),
@@ -307,6 +311,13 @@ def test_bad_label_files_name_their_rows(
     with pytest.raises(LabelsError, match=match) as err:
         read_labels(p, spec)
     assert str(err.value).startswith(str(p)) and "\n" not in str(err.value)
+
+
+def test_label_file_cells_beyond_the_header_only_when_empty(tmp_path: Path) -> None:
+    p = tmp_path / "l.csv"
+    p.write_text("video,label,notes,notes\na,1,x,y,\nb,2,,,\n")  # empty trailing cells, unread duplicates
+    lf = read_labels(p)
+    assert [s.label.tolist() for s in lf.segments] == [[1.0], [2.0]]
 
 
 def test_label_tasks() -> None:

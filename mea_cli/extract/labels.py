@@ -26,8 +26,9 @@ and with a ``clip_id`` column a row names the file ``<video>/<clip_id>`` (MMSA's
 ``<video_id>_<n>.mp4``), whichever exists, else ``<video>``. Sample ids: the ``id`` column,
 else ``<video>_<clip_id>``, else ``<video>_<n>`` (n counts the video's rows from 1).
 
-A malformed file (missing columns, a non-numeric time, an unknown split, labels that do not
-parse, duplicate ids, a segment named on two lines: a duplicated row, or leakage when the two
+A malformed file (missing columns, a column it reads named twice, a row with more values than
+the header has columns, a non-numeric time, an unknown split, labels that do not parse,
+duplicate ids, a segment named on two lines: a duplicated row, or leakage when the two
 lines put it in different splits) is a :class:`LabelsError` naming the file and the rows. A zero-length
 or inverted segment (``end <= start``; real MOSI has one) is not: it becomes one failure-table
 row (stage ``labels``) and the other rows go through, as do rows naming a video that is not
@@ -105,6 +106,12 @@ def _lines(path: Path, items: list[tuple[int, str]]) -> str:
 def _columns(path: Path, header: list[str], label_column: str) -> dict[str, str]:
     """Canonical column -> the header's own name for it."""
     lowered = {h.strip().lower(): h for h in header if h is not None}
+    label = label_column.strip().lower()
+    read = {n for names in ALIASES.values() for n in names} | {label}
+    given = [h.strip().lower() for h in header if h is not None]
+    twice = sorted({h for h in given if h in read and given.count(h) > 1})
+    if twice:  # the reader would silently take the last of them
+        raise LabelsError(path, f"column(s) {', '.join(twice)} appear more than once in the header")
     found: dict[str, str] = {}
     for canon, names in ALIASES.items():
         present = [n for n in names if n in lowered]
@@ -112,7 +119,6 @@ def _columns(path: Path, header: list[str], label_column: str) -> dict[str, str]
             raise LabelsError(path, f"columns {' and '.join(present)} both give the {canon}")
         if present:
             found[canon] = lowered[present[0]]
-    label = label_column.strip().lower()
     if label in lowered:
         found["label"] = lowered[label]
     missing = [c for c in ("video", "label") if c not in found]
@@ -150,7 +156,8 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
     rows = [(reader.line_num, raw) for raw in reader]
     if not rows:
         raise LabelsError(path, "no rows (expected a header video,start,end,label[,split])")
-    col = _columns(path, list(reader.fieldnames or []), spec.column)
+    header = list(reader.fieldnames or [])
+    col = _columns(path, header, spec.column)
     timed = "start" in col or "end" in col
     problems: list[tuple[int, str]] = []
     parsed = []
@@ -159,6 +166,13 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
         def cell(canon: str, raw: dict = raw) -> str:
             return (raw.get(col[canon]) or "").strip() if canon in col else ""
 
+        extra = [x for x in raw.get(None) or [] if x.strip()]  # cells beyond the header's
+        if extra:  # e.g. a decimal comma, 1,5: the label would be read as 1
+            problems.append(
+                (n, f"{len(header) + len(raw[None])} values but the header names {len(header)} "
+                    "columns (quote a value that holds a comma)")
+            )
+            continue
         video = cell("video")
         if not video:
             problems.append((n, "empty video"))
