@@ -124,3 +124,9 @@ def test_corrupt_and_foreign_files_give_one_clear_error(tmp_path: Path) -> None:
     plain.write_bytes(pickle.dumps([1, 2, 3]))
     with pytest.raises(CheckpointError, match="plain.pkl"):
         load_checkpoint(plain)
+    # bytes read as a legacy pickle whose opcodes break torch's unpickler in other ways
+    for name, raw in (("stop.pt", b"."), ("short.pt", b"\x80\x02J\x01"), ("memo.pt", b"\x80\x02]q\x00h\x05.")):
+        bad = tmp_path / name
+        bad.write_bytes(raw)
+        with pytest.raises(CheckpointError, match=f"{name}: not a"):
+            load_checkpoint(bad)

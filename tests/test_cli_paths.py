@@ -26,11 +26,13 @@ def tree(root: Path) -> list[str]:
 
 @pytest.fixture
 def place(tmp_path: Path) -> Path:
-    """A folder with the things a user gets wrong: a text file, an empty file, an empty folder,
-    a run directory with a (dummy) checkpoint and a two-seed run with none at the top."""
+    """A folder with the things a user gets wrong: a text file, an empty file, a one-byte .pt, an
+    empty folder, a run directory with a (dummy) checkpoint and a two-seed run with none at the
+    top."""
     (tmp_path / "afile.txt").write_text("hello\n")
     (tmp_path / "empty.bin").write_bytes(b"")
     (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "dot.pt").write_bytes(b".")  # a one-byte legacy pickle: torch raises IndexError
     (tmp_path / "adir").mkdir()
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "ckpt.pt").write_bytes(b"not used: an output check fails first")
@@ -113,6 +115,7 @@ CASES: list[Case] = [
     ("eval-dir-without-ckpt", lambda p: ["eval", f"{p}/adir"], lambda p: f"{p}/adir", "no checkpoint (ckpt.pt)"),
     ("eval-two-seeds", lambda p: ["eval", f"{p}/two-seeds"], lambda p: f"{p}/two-seeds/seeds/2, {p}/two-seeds/seeds/10", "one checkpoint per seed"),
     ("eval-text", lambda p: ["eval", f"{p}/afile.txt"], lambda p: f"{p}/afile.txt", "not a readable checkpoint"),
+    ("eval-garbage", lambda p: ["eval", f"{p}/dot.pt"], lambda p: f"{p}/dot.pt", "not a readable checkpoint"),
     ("eval-features-missing", lambda p: ["eval", f"{p}/run", "--features", f"{p}/s.h5"], lambda p: f"{p}/s.h5", "no such feature store"),
     # ablate and sweep: the runs directory, the run
     ("ablate-runs-file", lambda p: ["ablate", "--runs-dir", f"{p}/afile.txt"], lambda p: f"{p}/afile.txt", "is a file, not a directory"),

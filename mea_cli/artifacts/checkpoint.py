@@ -30,6 +30,7 @@ import io
 import math
 import os
 import pickle
+import struct
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -167,7 +168,10 @@ def safe_load(path: str | os.PathLike[str], what: str = "checkpoint") -> dict[st
         raise CheckpointError(
             p, f"not a mea-cli {what} (unreadable or holds objects a safe load refuses): {first}"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError) as err:
+    except (  # a legacy (non-zip) file's pickle opcodes: random bytes raise any of these
+        RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, IndexError,
+        struct.error, TypeError, AttributeError,
+    ) as err:  # fmt: skip
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
             p, f"not a readable {what} (truncated, corrupt or another format): {first}"
