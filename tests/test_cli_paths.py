@@ -77,6 +77,7 @@ CASES: list[Case] = [
     ("extract-labels-dir", lambda p: ["extract", f"{p}/adir", "--labels", f"{p}/adir", "--out", f"{p}/e.h5"], lambda p: f"{p}/adir", "is a directory"),
     ("extract-glove-missing", lambda p: ["extract", f"{p}/adir", "--glove", f"{p}/g.kv", "--out", f"{p}/e.h5"], lambda p: f"{p}/g.kv", I),
     ("extract-face-model-empty", lambda p: ["extract", f"{p}/adir", "--face-model", f"{p}/empty.bin", "--out", f"{p}/e.h5"], lambda p: f"{p}/empty.bin", "is empty"),
+    ("extract-face-model-text", lambda p: ["extract", f"{p}/adir", "--face-model", f"{p}/afile.txt", "--out", f"{p}/e.h5"], lambda p: f"{p}/afile.txt", "not a MediaPipe face landmarker model"),
     ("extract-out-dir", lambda p: ["extract", f"{p}/adir", "--out", f"{p}/adir"], lambda p: f"{p}/adir", "existing directory"),
     ("extract-parent-file", lambda p: ["extract", f"{p}/adir", "--out", f"{p}/afile.txt/e.h5"], lambda p: f"{p}/afile.txt/e.h5", "is a file, not a directory"),
     ("extract-parent-missing", lambda p: ["extract", f"{p}/adir", "--out", f"{p}/nope/dir/e.h5"], lambda p: f"{p}/nope/dir/e.h5", "does not exist"),

@@ -15,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from mea_cli.errors import MeaError
 from mea_cli.extract.backends import BackendSpec
 from mea_cli.extract.discover import ExtractError
 from mea_cli.extract.driver import ExtractConfig, extract
+from mea_cli.extract.face import FACE_MODEL_PARTS
 from mea_cli.extract.glove import load_vectors
 from mea_cli.extract.media import AUDIO_RATE, decode_audio
 from mea_cli.extract.merge import MergeError, merge_stores
@@ -225,8 +227,13 @@ def test_extraction_recreated_from_recorded_provenance(corpus: dict, tmp_path: P
     moved = tmp_path / "elsewhere.task"
     shutil.copy(resolve_face_model(), moved)
     Pipeline.from_schemas(schemas, {"vision": {"model": str(moved)}})  # same content: fine
-    moved.write_bytes(b"another model")
+    with zipfile.ZipFile(resolve_face_model()) as z, zipfile.ZipFile(moved, "w") as other:
+        for name in z.namelist():  # the same models, stored again: another file
+            other.writestr(name, z.read(name), zipfile.ZIP_DEFLATED)
     with pytest.raises(MeaError, match="vision extraction .blendshapes.: model_sha256 is '"):
+        Pipeline.from_schemas(schemas, {"vision": {"model": str(moved)}})
+    moved.write_bytes(b"another model")
+    with pytest.raises(MeaError, match="elsewhere.task: not a MediaPipe face landmarker model"):
         Pipeline.from_schemas(schemas, {"vision": {"model": str(moved)}})
 
 
@@ -345,6 +352,14 @@ def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
         str(tmp_path / "no.task"),
     )
     assert r.returncode == 2 and "no.task: no such face model" in r.stderr
+    parts = tmp_path / "parts.task"  # the bundle's names, not its models: MediaPipe refuses it
+    with zipfile.ZipFile(parts, "w") as z:
+        for name in FACE_MODEL_PARTS:
+            z.writestr(name, "not a model")
+    r = _mea("extract", str(corpus["root"] / "sub"), "--out", str(tmp_path / "x.h5"), "--face-model", str(parts))
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{parts}: MediaPipe cannot load this face model" in r.stderr
+    assert not (tmp_path / "x.h5.cache").exists()
     r = _mea("extract", str(corpus["root"]), "--out", str(tmp_path / "x.h5"), "--face-opt", "fps=0")
     assert r.returncode == 2 and "--face-opt fps=0: expected a positive number" in r.stderr
     (tmp_path / "empty").mkdir()

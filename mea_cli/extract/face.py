@@ -27,8 +27,10 @@ cost on 25 fps video (``docs/performance.md``). ``--face-opt fps=native`` keeps 
 from __future__ import annotations
 
 import ctypes
+import io
 import os
 import sys
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,10 +62,32 @@ DEFAULT_FPS = 15.0
 FACE_MODEL_ENV = "MEA_FACE_MODEL"
 FACE_MODEL_NAME = "face_landmarker.task"
 HEAD_POSE_NAMES: tuple[str, ...] = ("head_pitch", "head_yaw", "head_roll")
+FACE_MODEL_PARTS: tuple[str, ...] = (
+    "face_detector.tflite", "face_landmarks_detector.tflite", "face_blendshapes.tflite",
+    "geometry_pipeline_metadata_landmarks.binarypb",
+)  # fmt: skip
+"""The files of a ``face_landmarker.task`` bundle (a zip archive) that MediaPipe opens."""
 
 
 class FaceModelError(MeaError):
     """The face model file is missing or unusable."""
+
+
+def check_face_model(path: Path, raw: bytes) -> None:
+    """Refuse a file that is not a face landmarker bundle before any video: MediaPipe would
+    raise a RuntimeError or FileNotFoundError of its own in the middle of the first one."""
+    try:
+        names = set(zipfile.ZipFile(io.BytesIO(raw)).namelist())
+    except zipfile.BadZipFile:
+        raise FaceModelError(
+            f"{path}: not a MediaPipe face landmarker model ({FACE_MODEL_NAME} is a zip archive "
+            "of TFLite models; this file is not one)"
+        ) from None
+    missing = [n for n in FACE_MODEL_PARTS if n not in names]
+    if missing:
+        raise FaceModelError(
+            f"{path}: not a MediaPipe face landmarker model (the bundle lacks {', '.join(missing)})"
+        )
 
 
 def default_face_model_path() -> Path:
@@ -172,6 +196,7 @@ class BlendshapeBackend:
         self.max_side = int(max_side)
         self.nominal_rate_hz = float(fps) if fps else float("nan")
         self._model_bytes = self.model_path.read_bytes()
+        check_face_model(self.model_path, self._model_bytes)
         self.feature_names: tuple[str, ...] = blendshape_names() + HEAD_POSE_NAMES
 
     def provenance(self) -> ExtractorInfo:
@@ -213,8 +238,11 @@ class BlendshapeBackend:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
-        with _quiet_native_stderr():
-            return vision.FaceLandmarker.create_from_options(opts)
+        try:
+            with _quiet_native_stderr():
+                return vision.FaceLandmarker.create_from_options(opts)
+        except (RuntimeError, ValueError, OSError) as err:  # the bundle's parts, but corrupt
+            raise FaceModelError(f"{self.model_path}: MediaPipe cannot load this face model: {err}") from None
 
     def extract(
         self, frames: Iterable[tuple[float, np.ndarray]], frame_period: float
