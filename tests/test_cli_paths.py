@@ -138,6 +138,8 @@ CASES: list[Case] = [
     ("tune-space-file-missing", lambda p: ["tune", f"{p}/afile.txt", "--dataset", "mosi", "--space-file", f"{p}/space.toml"], lambda p: f"{p}/space.toml", "no such search space file"),
     ("tune-config-missing", lambda p: ["tune", f"{p}/afile.txt", "--dataset", "mosi", "--space", "mu=0:0.5", "--config", f"{p}/c.toml"], lambda p: f"{p}/c.toml", "no such config file"),
     ("tune-runs-file", lambda p: ["tune", f"{p}/afile.txt", "--dataset", "mosi", "--space", "mu=0:0.5", "--runs-dir", f"{p}/afile.txt"], lambda p: f"{p}/afile.txt", "is a file, not a directory"),
+    ("tune-best-parent-file", lambda p: ["tune", f"{p}/afile.txt", "--dataset", "mosi", "--space", "mu=0:0.5", "--best", f"{p}/afile.txt/b.toml"], lambda p: f"{p}/afile.txt/b.toml", "is a file, not a directory"),
+    ("tune-best-dir", lambda p: ["tune", f"{p}/afile.txt", "--dataset", "mosi", "--space", "mu=0:0.5", "--best", f"{p}/adir"], lambda p: f"{p}/adir", "existing directory"),
     # predict: the clip or folder, the checkpoint, moved model files, the CSV
     ("predict-missing", lambda p: ["predict", f"{p}/clip.mp4", "--ckpt", f"{p}/run"], lambda p: f"{p}/clip.mp4", "no such video or folder"),
     ("predict-empty-video", lambda p: ["predict", f"{p}/empty.mp4", "--ckpt", f"{p}/run"], lambda p: f"{p}/empty.mp4", "is empty"),

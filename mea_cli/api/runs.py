@@ -565,6 +565,8 @@ def tune(
     space_file = None if space_file is None else Path(space_file)
     if space_file is not None:
         check_input_file(space_file, "search space file")
+    if best is not None:  # written after the last trial: a bad path must not cost the search
+        check_output_file(Path(best), "best config file")
     if trials < 1:
         raise ConfigError("--trials", f"must be at least 1, got {trials}")
     # start-up time: a command loads only its own code, after its cheap checks
