@@ -20,6 +20,7 @@ import importlib
 import json
 import os
 import re
+import shutil
 import signal
 import sys
 from enum import Enum
@@ -678,12 +679,20 @@ def viz(
 def _wide_when_piped() -> None:
     """Rich crops tables to 80 columns when it does not write to a terminal (a pipe, a batch
     scheduler's log file). Nothing is gained there by wrapping, so such a console gets a wide
-    page (tables keep their natural width) unless ``COLUMNS`` says otherwise."""
-    if os.environ.get("COLUMNS"):
+    page (tables keep their natural width) unless ``COLUMNS`` says otherwise.
+
+    Only a positive ``COLUMNS`` says so: Rich takes ``COLUMNS=0`` (which some CI images and
+    shells without a terminal export) as a page zero columns wide and prints nothing at all,
+    error messages included, so a ``COLUMNS`` that is not a positive number is dropped."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
         return
+    os.environ.pop("COLUMNS", None)  # for the consoles made later, and child processes
     for c in (console, err_console):
         if not c.is_terminal:
             c.width = PIPE_WIDTH
+        elif columns:  # read from COLUMNS when the console was made
+            c.width = shutil.get_terminal_size().columns
 
 
 def _click_modules() -> list[ModuleType]:

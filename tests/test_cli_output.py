@@ -52,6 +52,23 @@ def test_piped_tables_are_not_cropped(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0].rstrip().endswith("│")
 
 
+@pytest.mark.parametrize("columns", ["0", "-5", "wide"])
+def test_a_columns_that_is_not_a_width_is_ignored(tmp_path: Path, columns: str) -> None:
+    """``COLUMNS=0`` made Rich print nothing at all: the error line was lost (exit 2, empty
+    stderr), and so were ``mea info``'s tables."""
+    env = {**ENV, "COLUMNS": columns}
+    missing = tmp_path / "missing.h5"
+    r = subprocess.run([*MEA, "info", str(missing)], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 2 and r.stderr.strip() == f"error: {missing}: no such feature store"
+    r = subprocess.run(
+        [*MEA, "info", "--model", "mea", "--dataset", "mosi"], capture_output=True, text=True,
+        env=env, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    rows = [line for line in r.stdout.splitlines() if "discriminators D_i, D_m (Eq. 15-16)" in line]
+    assert len(rows) == 1 and rows[0].rstrip().endswith("│")  # whole, as when COLUMNS is unset
+
+
 @pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_interrupted_command_says_so_and_leaves_nothing(tmp_path: Path, sig, code, word) -> None:
     out = tmp_path / "big.h5"
