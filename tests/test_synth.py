@@ -85,3 +85,12 @@ def test_audio_burst_carries_the_arousal() -> None:
     peak = np.array([s.features["audio"][:, :10].mean(1).max() for s, _ in rows])
     arousal = np.array([z.arousal for _, z in rows])
     assert np.corrcoef(peak, arousal)[0, 1] > 0.8
+
+
+@pytest.mark.parametrize("seconds", ["inf", "nan", "1"])
+def test_max_seconds_not_a_finite_number_of_at_least_2_is_refused(tmp_path: Path, mea, seconds) -> None:
+    """``--max-seconds inf`` passed the option's lower bound and ended in numpy's OverflowError
+    (a traceback, exit 1); nothing may be written."""
+    code, _, err = mea("synth", "--out", str(tmp_path / "s.h5"), "--n", "3", "--max-seconds", seconds)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "max" in err and list(tmp_path.iterdir()) == []

@@ -8,6 +8,7 @@ inside the functions, so ``import mea_cli.api`` stays cheap.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -58,8 +59,8 @@ def synth(
         raise MeaError(f"like must be one of {', '.join(SPECS)}, got {like!r}")
     if n is not None and n < 3:
         raise MeaError(f"n must be at least 3, got {n}")
-    if max_seconds < 2.0:
-        raise MeaError(f"max_seconds must be at least 2, got {max_seconds}")
+    if not 2.0 <= max_seconds < math.inf:  # inf: numpy cannot draw a duration up to it
+        raise MeaError(f"max_seconds must be a finite number of at least 2, got {max_seconds}")
     total = SPECS[like].default_n if n is None else n
     count = write_synthetic(out, like, total, seed, max_seconds, progress=progress)
     return SynthResult(out, count, like)
