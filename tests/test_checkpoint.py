@@ -106,11 +106,23 @@ def test_corrupt_and_foreign_files_give_one_clear_error(tmp_path: Path) -> None:
     text.write_text("hello\n")
     with pytest.raises(CheckpointError, match="notes.pt: not a"):
         load_checkpoint(text)
+    hosts = tmp_path / "hosts.pt"
+    hosts.write_text("127.0.0.1 localhost\n")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(hosts)
+    # what was refused, not torch's advice to load it unsafely (with terminal escapes)
+    assert str(err.value).endswith("safe load refuses): Unsupported operand 49"), err.value
+    csv = tmp_path / "predictions.csv"  # torch reads the header as a global it will not load
+    csv.write_text("clip,path,status\na,b,ok\n")
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(csv)
+    assert "Unsupported global" in str(err.value) and "\x1b" not in str(err.value)
+    assert "weights_only" not in str(err.value) and "can still be loaded" not in str(err.value)
     with pytest.raises(CheckpointError, match="no such file"):
         load_checkpoint(tmp_path / "missing.pt")
     pickled = tmp_path / "pickled.pt"
     torch.save({"format": FORMAT, "evil": Path("x")}, pickled)  # a class a safe load refuses
-    with pytest.raises(CheckpointError, match="pickled.pt"):
+    with pytest.raises(CheckpointError, match="pickled.pt: .*: Unsupported global: GLOBAL pathlib"):
         load_checkpoint(pickled)
     other = tmp_path / "other.pt"
     torch.save({"format": "something-else"}, other)

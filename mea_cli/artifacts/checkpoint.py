@@ -30,6 +30,7 @@ import io
 import math
 import os
 import pickle
+import re
 import struct
 import warnings
 import zipfile
@@ -152,6 +153,18 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
+def _refusal(err: pickle.UnpicklingError) -> str:
+    """What torch's weights-only unpickler refused (``Unsupported operand 49``, ``Unsupported
+    global: GLOBAL pathlib.PosixPath``), without the rest of its message: its first line says
+    the file "can still be loaded" or that loading it unsafely "will likely succeed" (wrong for
+    a text file, and never done here) and holds terminal escapes."""
+    text = str(err)
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed global|$)", text, re.M)
+    reason = found.group(1).strip() if found else re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
+    reason = reason.splitlines()[0] if reason else type(err).__name__
+    return reason if len(reason) <= 100 else reason[:100] + "..."
+
+
 def safe_load(path: str | os.PathLike[str], what: str = "checkpoint") -> dict[str, Any]:
     """``torch.load(weights_only=True)`` on CPU with every failure turned into one clear error."""
     p = Path(path)
@@ -164,9 +177,9 @@ def safe_load(path: str | os.PathLike[str], what: str = "checkpoint") -> dict[st
             warnings.simplefilter("ignore")
             raw = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            p, f"not a mea-cli {what} (unreadable or holds objects a safe load refuses): {first}"
+            p, f"not a mea-cli {what} (unreadable or holds objects a safe load refuses): "
+            f"{_refusal(err)}"
         ) from None
     except (  # a legacy (non-zip) file's pickle opcodes: random bytes raise any of these
         RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError, IndexError,
