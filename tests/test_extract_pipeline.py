@@ -230,8 +230,9 @@ def test_extraction_recreated_from_recorded_provenance(corpus: dict, tmp_path: P
     with zipfile.ZipFile(resolve_face_model()) as z, zipfile.ZipFile(moved, "w") as other:
         for name in z.namelist():  # the same models, stored again: another file
             other.writestr(name, z.read(name), zipfile.ZIP_DEFLATED)
-    with pytest.raises(MeaError, match="vision extraction .blendshapes.: model_sha256 is '"):
+    with pytest.raises(MeaError, match="vision extraction .blendshapes.: model_sha256 is '") as err:
         Pipeline.from_schemas(schemas, {"vision": {"model": str(moved)}})
+    assert f"here (model={moved}) but" in str(err.value)  # the file that differs
     moved.write_bytes(b"another model")
     with pytest.raises(MeaError, match="elsewhere.task: not a MediaPipe face landmarker model"):
         Pipeline.from_schemas(schemas, {"vision": {"model": str(moved)}})

@@ -393,7 +393,7 @@ def test_provenance_round_trip_and_refusals(tmp_path: Path) -> None:
     older = ExtractorInfo(info.name, "0.0.1", info.parameters)
     assert "version" in backends.from_provenance("audio", older).notes[0]
     # the recorded content must match: an override that changes it is refused
-    with pytest.raises(BackendError, match="feature_set is 'eGeMAPSv02' here but 'ComParE_2016'"):
+    with pytest.raises(BackendError, match="feature_set is 'eGeMAPSv02' here .set=egemaps. but 'ComParE_2016'"):
         backends.from_provenance("audio", info, {"set": "egemaps"})
     gone = ExtractorInfo(info.name, info.version, {**info.parameters, "backend": "wav2vec"})
     with pytest.raises(BackendError, match="unknown audio backend 'wav2vec'"):

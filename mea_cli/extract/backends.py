@@ -301,9 +301,11 @@ def from_provenance(
             continue
         was, got = params.get(key), now.parameters.get(key)
         if _canonical(was) != _canonical(got):
+            # the files given in place of the recorded ones (--face-model ...): what differs
+            given = ", ".join(f"{k}={v}" for k, v in sorted((overrides or {}).items()))
             raise BackendError(
-                f"{modality} extraction ({name}): {key} is {_short(got)} here but "
-                f"{_short(was)} in the recorded provenance"
+                f"{modality} extraction ({name}): {key} is {_short(got)} here"
+                f"{f' ({given})' if given else ''} but {_short(was)} in the recorded provenance"
             )
     notes = []
     if now.version != info.version:
