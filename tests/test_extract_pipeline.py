@@ -371,6 +371,22 @@ def test_cli_errors_are_one_line(corpus: dict, tmp_path: Path) -> None:
     assert not (tmp_path / "x.h5").exists() and not (tmp_path / "m.h5").exists()
 
 
+def test_broken_symbolic_link_is_a_failure_row(tmp_path: Path) -> None:
+    """A dangling link with a media extension (a clip moved away) stopped the whole run with a
+    FileNotFoundError traceback while the cache read the clips' sizes."""
+    root = tmp_path / "clips"
+    write_clip(root / "good.mkv", astronaut(192), 1.5)
+    (root / "gone.mp4").symlink_to(tmp_path / "elsewhere.mp4")
+    out = tmp_path / "s.h5"
+    r = _mea("extract", str(root), "--out", str(out), "--no-asr")
+    assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    with FeatureStore(out) as s:
+        assert list(s.samples.video) == ["good"]
+        assert [(f.video, f.stage, f.message) for f in s.failures if f.stage == "decode"] == [
+            ("gone", "decode", "broken symbolic link")
+        ]
+
+
 def test_sidecar_word_ending_before_it_starts_is_a_failure_row(tmp_path: Path) -> None:
     """One clip's JSON transcript with a word that ends before it starts was written into the
     store as it was, and every reader then refused the whole store: now that clip gets a text

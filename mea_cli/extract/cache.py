@@ -61,8 +61,10 @@ def entry_path(cache_dir: Path, key: str) -> Path:
 
 
 def source_signature(video: Path) -> dict[str, Any]:
-    """Size and mtime of the video and of its transcript sidecar (if any)."""
-    st = video.stat()
+    """Size and mtime of the video and of its transcript sidecar (if any). A broken symbolic
+    link gets its own (``lstat``): it goes on to the decoder, which gives it a failure row,
+    instead of stopping the whole run here."""
+    st = video.stat() if video.exists() else video.lstat()
     sig: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sidecar": None}
     side = find_sidecar(video)
     if side is not None:

@@ -136,7 +136,7 @@ def _video_stream(c: av.container.InputContainer) -> av.VideoStream | None:
 
 def _open(path: Path) -> av.container.InputContainer:
     if not path.exists():
-        raise MediaError(path, "no such file")
+        raise MediaError(path, "broken symbolic link" if path.is_symlink() else "no such file")
     if path.stat().st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
     try:
