@@ -18,7 +18,7 @@ import torch
 import warm
 from gates import gate_env, wait_blocked
 
-from mea_cli.ablate.api import ablate, load_run, run_job, sweep
+from mea_cli.ablate.api import ablate, load_run, plan_ablation, run_job, sweep
 from mea_cli.ablate.errors import AblationError, SweepError
 from mea_cli.ablate.runner import RunInfo
 from mea_cli.data.synth import write_synthetic
@@ -265,3 +265,17 @@ def test_a_row_of_a_small_preset_run_is_trained_and_recorded_as_small(synth_mosi
     assert got.preset == "small" and got.model_config == job.expected_model_config
     assert got.train == job.expected_train
     assert got.model_config["d"] == cfg.model_config["d"] and "psa" in got.model_config["ablations"]
+
+
+def test_a_small_preset_run_is_refused_with_what_to_do(synth_mosi: Path, tmp_path: Path) -> None:
+    """MEA's small preset fuses by concatenation (``ablations=dgf``): ``mea ablate`` refused
+    such a run with "ablate the full model's run instead", though the user never ablated
+    anything; the refusal names the preset and the way to train an ablatable run."""
+    facts = read_store_facts(synth_mosi, "mosi")
+    cfg = resolve_config(TrainRequest(synth_mosi, "mosi", preset="small"), facts, "base")
+    assert cfg.model_config["ablations"] == ["dgf"]  # the case this test is about
+    run = RunInfo(tmp_path, cfg, synth_mosi, "mosi", cfg.task, tuple(cfg.label_names), "mea",
+                  dict(cfg.model_config), (1,))  # fmt: skip
+    with pytest.raises(AblationError, match=r"\(dgf: part of --preset small\); to ablate, train it "
+                       r"with --preset small --set ablations= "):  # fmt: skip
+        plan_ablation(run, ["psa"], [1])

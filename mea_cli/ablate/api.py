@@ -167,6 +167,14 @@ def plan_ablation(
     chosen = check_names(list(names), switches, run.model)
     already = set(run.model_config.get("ablations", []))
     if already:
+        preset = run.config.preset
+        if already <= set(run.config.preset_model_overrides.get("ablations", [])):
+            # not the user's doing: "ablate the full model's run" would leave them guessing
+            raise AblationError(
+                f"{run.run_dir}: the run is itself an ablation ({', '.join(sorted(already))}: "
+                f"part of --preset {preset}); to ablate, train it with --preset {preset} "
+                "--set ablations= (the rest of the preset kept)"
+            )
         raise AblationError(
             f"{run.run_dir}: the run is itself an ablation ({', '.join(sorted(already))}); "
             f"ablate the full model's run instead"
