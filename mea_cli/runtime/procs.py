@@ -8,9 +8,10 @@ gets the rendezvous variables ``torchrun`` would set (``MASTER_ADDR``, ``MASTER_
 under ``torchrun`` (:func:`mea_cli.runtime.distributed.init_distributed`).
 
 Why a process per core instead of threads: MEA's step on a CPU is thousands of small operators
-(docs/performance.md, "Training at 5x MMSA-MulT"), which torch's intra-op threads barely share
-(one MEA epoch on the 1/8-MOSI pickle, 2 cores: 41 s with one thread, 50 s with two), while two
-processes of one thread each on half the batch keep both cores busy (22-24 s).
+(docs/performance.md, "Training at 5x MMSA-MulT"), which torch's intra-op threads share badly,
+while two processes of one thread each on half the batch keep both cores busy (MEA's training
+pass over the 1/8-MOSI pickle, quiet 2-core machine: 19.3-19.5 s in one process with two
+threads, 13.2-13.5 s with ``--procs 2``; docs/performance.md, "Training on every core").
 
 Failure handling, so that one rank's problem never leaves another waiting forever: rank 0's
 own error stops the other ranks and is re-raised; a rank that fails first is reported by name
