@@ -34,6 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from mea_cli.errors import MeaError
+from mea_cli.runtime import apply_threads
 
 T = TypeVar("T")
 
@@ -158,8 +159,6 @@ def _rank_main(
     """A spawned rank: the group's variables, its threads, then ``other(*args)``. A user error
     is handed to rank 0 (``said``) instead of printed: rank 0 usually meets the same one."""
     os.environ.update(shared, RANK=str(rank), LOCAL_RANK=str(rank))
-    from mea_cli.runtime import apply_threads
-
     apply_threads(threads)
     try:
         other(*args)
