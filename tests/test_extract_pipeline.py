@@ -15,7 +15,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import zipfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -251,12 +253,26 @@ def test_empty_folder_and_no_usable_sample_are_errors(corpus: dict, tmp_path: Pa
 
 
 @pytest.mark.slow
-def test_two_shards_merged_equal_one_run(corpus: dict, tmp_path: Path) -> None:
+def test_two_shards_merged_equal_one_run(
+    corpus: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     cache = corpus["out"].with_name(corpus["out"].name + ".cache")
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     extract(corpus["root"], a, CFG, shard="1/2", cache_dir=cache)
+    # which thread starts each worker: its parent-death signal follows that thread, so one
+    # started by a thread that ends before the run was stopped while idle, skipping its
+    # clean-up (mea_cli/extract/run.py, lifetime.py)
+    starters = []
+    spawn = ProcessPoolExecutor._spawn_process  # CPython's: starts one worker process
+
+    def recorded(pool: ProcessPoolExecutor) -> None:
+        starters.append(threading.current_thread())
+        spawn(pool)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "_spawn_process", recorded)
     rb = extract(corpus["root"], b, CFG, shard="2/2", workers=2, cache_dir=tmp_path / "fresh")
     assert rb.extracted == 3  # shard 2 ran in two spawned workers from scratch
+    assert starters == [threading.main_thread()]  # one spawned worker, started by this thread
     merged = tmp_path / "all.h5"
     assert merge_stores([b, a], merged) == 5
     with FeatureStore(merged) as m, FeatureStore(corpus["out"]) as full:

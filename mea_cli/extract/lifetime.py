@@ -8,8 +8,9 @@ in two ways:
 
 * on Linux, ``prctl(PR_SET_PDEATHSIG, SIGTERM)``: the kernel itself sends the worker SIGTERM
   the moment its parent ends, whatever the worker is doing (strictly: when the parent *thread*
-  that started it ends; a spawn-context pool starts its workers from ``submit``, in the
-  thread that runs ``mea extract``, which lives as long as the process);
+  that started it ends; a spawn-context pool starts a worker from the ``submit`` that needs
+  one, so :func:`mea_cli.extract.run.run` submits each worker's first task from the thread
+  that runs ``mea extract``, which lives as long as the process);
 * everywhere, a daemon thread waits on the parent's process sentinel
   (:func:`multiprocessing.parent_process`; on POSIX a pipe that reads end-of-file when the
   parent is gone, no polling) and then sends the worker SIGTERM itself.

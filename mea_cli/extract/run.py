@@ -163,6 +163,11 @@ def _feed(
         results.put(err)
 
 
+def _ready() -> None:
+    """A spawned worker's first task, submitted from the thread that runs :func:`run` so that
+    the worker is started by that thread (see there)."""
+
+
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """SIGTERM the workers (each removes its half-written cache entry), SIGKILL any still
     alive after a grace period, and let the pool go: its manager thread sees the workers gone
@@ -250,6 +255,13 @@ def run(
         ctx = mp.get_context("spawn")
         spawned = min(workers, len(todo)) - 1
         pool = ProcessPoolExecutor(spawned, mp_context=ctx, initializer=_init_worker, initargs=(cfg,))
+        # The workers start here, in the thread that runs the whole extraction: a worker's
+        # parent-death signal (lifetime.die_with_parent) follows the *thread* that started it,
+        # and the pool starts a worker from the thread of the submit that needs one. Started by
+        # the feeder thread below, a worker got SIGTERM when that thread ended, while idle, and
+        # left at once without its clean-up (a "leaked semaphore" warning at every run's end).
+        for _ in range(spawned):
+            pool.submit(_ready)
         _STATE = pipeline
         queue_: deque[Job] = deque(todo)
         summaries: SimpleQueue[dict[str, Any] | BaseException] = SimpleQueue()
