@@ -44,8 +44,9 @@ RENDEZVOUS = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "R
 STOP_WAIT_S = 10.0
 """How long rank 0 waits for another rank to end after asking it to stop."""
 
-GRACE_S = 5.0
-"""How long rank 0 is given to notice by itself that another rank failed (:func:`_watch`)."""
+GRACE_S = 10.0
+"""How long rank 0 is given to notice by itself that another rank failed (:func:`_watch`): a
+rank 0 that is training meets the failure at its next gradient all-reduce, within a step."""
 
 
 class RankFailed(MeaError):
@@ -133,8 +134,9 @@ def _watch(ranks: list[Any], said: _Said, done: threading.Event) -> None:
     rank 0's next collective (an error :func:`run_ranks` turns into :class:`RankFailed`), but one
     that dies before joining leaves rank 0 inside the group's rendezvous, a C++ wait no Python
     exception reaches. So when a rank has failed and rank 0 has not ended :data:`GRACE_S`
-    later, the failure is printed and this process ends with the rank's exit code (it is then
-    still joining: nothing of the run was written)."""
+    later, the failure is printed and this process ends with the rank's exit code (as a rank 0
+    that is training notices within a step, it is then in practice still joining the group,
+    before anything of the run is written)."""
     while not done.is_set():
         multiprocessing.connection.wait([p.sentinel for p in ranks], timeout=0.5)
         if any(p.exitcode for p in ranks) and not done.wait(GRACE_S):
