@@ -32,7 +32,9 @@ TINY = [
 TIMEOUT_S = 300  # a rank waiting forever fails the test instead of hanging the suite
 
 
-def mea(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def mea(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "mea_cli", *args], capture_output=True, text=True, cwd=cwd,
         env=env, timeout=TIMEOUT_S, stdin=subprocess.DEVNULL,

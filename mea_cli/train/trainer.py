@@ -26,10 +26,11 @@ exactly where an uninterrupted run ends. The process-wide switches
 (``torch.use_deterministic_algorithms``, ``CUBLAS_WORKSPACE_CONFIG``) are set by
 :func:`enable_determinism`, which the command line calls at its entry, never a library call.
 
-Under ``torchrun`` or ``--procs N`` (``WORLD_SIZE > 1``) the model is wrapped in DistributedDataParallel (without
-``find_unused_parameters``: the model contract promises every parameter a gradient, and the
-parameters a model declares unused are frozen), each rank trains on its share of the bucketed
-batches, validation predictions are gathered from all ranks, and only rank 0 writes files.
+Under ``torchrun`` or ``--procs N`` (``WORLD_SIZE > 1``) the model is wrapped in
+DistributedDataParallel (without ``find_unused_parameters``: the model contract promises every
+parameter a gradient, and the parameters a model declares unused are frozen), each rank trains
+on its share of the bucketed batches, validation predictions are gathered from all ranks, and
+only rank 0 writes files.
 """
 
 from __future__ import annotations
