@@ -120,9 +120,11 @@ def describe(torch_module: Any | None = None) -> dict[str, Any]:
     return info
 
 
-def _status_kib(field: str) -> int | None:
+def _proc_kib(field: str, pid: int | str = "self", path: str = "status") -> int | None:
+    """A ``kB`` field of ``/proc/<pid>/<path>`` (``status``, ``smaps_rollup``); None where it
+    cannot be read (no ``/proc``, a process that has ended)."""
     try:
-        with open("/proc/self/status", encoding="utf-8") as f:
+        with open(f"/proc/{pid}/{path}", encoding="utf-8") as f:
             for line in f:
                 if line.startswith(field + ":"):
                     return int(line.split()[1])
@@ -133,7 +135,7 @@ def _status_kib(field: str) -> int | None:
 
 def peak_rss_mib() -> float:
     """This process's peak resident set size so far, MiB."""
-    kib = _status_kib("VmHWM")
+    kib = _proc_kib("VmHWM")
     if kib is None:  # ru_maxrss is KiB on Linux, bytes on macOS
         kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         if sys.platform == "darwin":
@@ -143,7 +145,7 @@ def peak_rss_mib() -> float:
 
 def rss_mib() -> float | None:
     """This process's current resident set size, MiB (None where /proc is missing)."""
-    kib = _status_kib("VmRSS")
+    kib = _proc_kib("VmRSS")
     return None if kib is None else round(kib / 1024, 1)
 
 
@@ -168,17 +170,6 @@ def tree_pids(root: int) -> list[int]:
     for k in kids:
         out += tree_pids(k)
     return out
-
-
-def _proc_kib(pid: int, path: str, field: str) -> int:
-    try:
-        with open(f"/proc/{pid}/{path}", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
 
 
 def tree_cpu_s(root: int | None = None) -> float:
@@ -213,12 +204,12 @@ class TreeMemory:
     def sample(self) -> None:
         pids = tree_pids(self.root)
         self.processes = max(self.processes, len(pids))
-        rss = sum(_proc_kib(p, "status", "VmRSS") for p in pids)
+        rss = sum(_proc_kib("VmRSS", p) or 0 for p in pids)
         self.peak_rss_kib = max(self.peak_rss_kib, rss)
         now = time.monotonic()
         if rss >= 0.98 * self.peak_rss_kib and now - self._pss_at >= 0.5:
             self._pss_at = now
-            pss = sum(_proc_kib(p, "smaps_rollup", "Pss") for p in pids)
+            pss = sum(_proc_kib("Pss", p, "smaps_rollup") or 0 for p in pids)
             self.peak_pss_kib = max(self.peak_pss_kib, pss)
 
     def to_dict(self) -> dict[str, Any]:
