@@ -38,6 +38,15 @@ second table of each fold's test macro-F1 (mean over seeds) beside the first mod
 the number of folds each model wins against it. Two test speakers per fold make one fold's
 figure noisy; the ten speakers together are the steadier comparison.
 
+``--speed-perturb 0.9,1.1`` adds speed-perturbed copies of the *training* speakers' clips (Ko et
+al. 2015, "Audio augmentation for speech recognition", Interspeech: the waveform resampled, so
+pitch, formants and tempo scale together, as with another vocal tract and speaking rate). Each
+copy factor of a speaker is its own group (``03@sp090``), so per-speaker normalisation
+standardises it on its own clips, as it does a new test voice; the valid and test clips are
+untouched. The copies, the store and the runs are cached under their own names
+(``speed-sp090-sp110/``, ``emodb-sp090-sp110.h5``, ``mea-group-sp090-sp110-s1``). It is refused
+with ``--folds``, whose folds would put a speaker's copies in another split than the speaker.
+
 The figures depend on which copy of Emo-DB is used: say so with every figure (the copy in the
 GitHub repository ``sylaschacko/voice-emotion-analysis``, commit 4b0f64c, was cut or padded to
 2.0 s at 22.05 kHz by its uploader; the original recordings are 16 kHz and of varying length).
@@ -55,9 +64,12 @@ import resource
 import subprocess
 import sys
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+from scipy.io import wavfile
+from scipy.signal import resample_poly
 
 ROOT = Path(__file__).resolve().parents[1]
 EMOTIONS = {
@@ -75,6 +87,7 @@ SPLITS = {
     **dict.fromkeys(("15", "16"), "test"),
 }
 NAME = re.compile(r"^(?P<speaker>\d\d)(?P<text>[a-z]\d\d)(?P<emotion>[WLEAFTN])(?P<version>[a-z])$")
+COPY = re.compile(r"^sp\d{3}$")
 MODELS = ("mea", "mult", "functionals")
 
 
@@ -86,21 +99,66 @@ def parse_name(stem: str) -> tuple[str, str, str] | None:
     return m["speaker"], m["text"], EMOTIONS[m["emotion"]]
 
 
-def prepare(data: Path, work: Path) -> tuple[Path, int]:
-    """Write ``work/labels.csv`` for the Emo-DB wavs of ``data`` (emotion and split of each).
+def speed_tag(factors: tuple[float, ...]) -> str:
+    """The name part of a speed-perturbed corpus: ``sp090-sp110`` for factors 0.9 and 1.1."""
+    return "-".join(f"sp{round(f * 100):03d}" for f in factors)
+
+
+def speed_perturb(wav: Path, factor: float, out: Path) -> None:
+    """Write ``wav`` played ``factor`` times as fast to ``out``: resampled by ``1/factor``
+    (scipy's polyphase filter) and kept at the original rate, so duration scales by
+    ``1/factor`` and every frequency (pitch, formants) by ``factor``."""
+    rate, x = wavfile.read(wav)
+    ratio = Fraction(factor).limit_denominator(100)
+    y = resample_poly(x.astype(np.float64), ratio.denominator, ratio.numerator, axis=0)
+    if np.issubdtype(x.dtype, np.integer):
+        info = np.iinfo(x.dtype)
+        y = np.clip(np.rint(y), info.min, info.max)
+    wavfile.write(out, rate, y.astype(x.dtype))
+
+
+def augment(data: Path, work: Path, factors: tuple[float, ...]) -> Path:
+    """A folder ``work/speed-<tag>/`` holding every wav of ``data`` (linked) and, for each
+    training speaker's wav, one speed-perturbed copy per factor (``03a01Fa_sp090.wav``); made
+    once, reused after."""
+    folder = work / f"speed-{speed_tag(factors)}"
+    done = folder / ".complete"
+    if done.exists():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for wav in sorted(p for p in data.iterdir() if p.suffix.lower() == ".wav"):
+        link = folder / wav.name
+        if not link.exists():
+            link.symlink_to(wav.resolve())
+        parsed = parse_name(wav.stem)
+        if parsed is None or SPLITS.get(parsed[0]) != "train":
+            continue
+        for f in factors:
+            speed_perturb(wav, f, folder / f"{wav.stem}_{speed_tag((f,))}.wav")
+    done.touch()
+    return folder
+
+
+def prepare(data: Path, work: Path, labels_name: str = "labels.csv") -> tuple[Path, int]:
+    """Write ``work/<labels_name>`` for the Emo-DB wavs of ``data`` (emotion, split and speaker
+    of each; a speed-perturbed copy ``03a01Fa_sp090`` is a training clip of group ``03@sp090``).
     Returns (labels, count); files that are not Emo-DB utterances are refused."""
     rows = []
     wavs = sorted(p for p in data.iterdir() if p.suffix.lower() == ".wav")
     for wav in wavs:
-        parsed = parse_name(wav.stem)
-        if parsed is None or parsed[0] not in SPLITS:
+        stem, _, copy = wav.stem.partition("_")
+        parsed = parse_name(stem)
+        if parsed is None or parsed[0] not in SPLITS or (copy and not COPY.match(copy)):
             raise SystemExit(f"{wav}: not an Emo-DB file name (like 03a01Fa.wav)")
         speaker, _, emotion = parsed
-        rows.append((wav.stem, emotion, SPLITS[speaker], speaker))
+        if copy and SPLITS[speaker] != "train":
+            raise SystemExit(f"{wav}: a speed-perturbed copy of a {SPLITS[speaker]} speaker")
+        group = f"{speaker}@{copy}" if copy else speaker
+        rows.append((wav.stem, emotion, SPLITS[speaker], group))
     if not rows:
         raise SystemExit(f"{data}: no Emo-DB wav files (names like 03a01Fa.wav)")
     work.mkdir(parents=True, exist_ok=True)
-    labels = work / "labels.csv"
+    labels = work / labels_name
     with open(labels, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["video", "start", "end", "label", "split", "group"])
@@ -145,10 +203,13 @@ def train(
     epochs: int | None = None,
     normalise: str = "group",
     folds: int | None = None,
+    tag: str = "",
 ) -> dict:
     """Train one (model, seed) with ``mea train`` in a child process; its metrics and times
-    (with ``folds``: cross-validated, the mean over the folds and each fold's metrics)."""
-    name = f"{model}-{normalise}-s{seed}" if folds is None else f"{model}-{normalise}-cv{folds}-s{seed}"
+    (with ``folds``: cross-validated, the mean over the folds and each fold's metrics). ``tag``
+    names the corpus variant (``sp090-sp110``) in the run's name."""
+    variant = f"{normalise}-{tag}" if tag else normalise
+    name = f"{model}-{variant}-s{seed}" if folds is None else f"{model}-{variant}-cv{folds}-s{seed}"
     run_dir = runs / name
     metrics = run_dir / ("metrics.json" if folds is None else "folds.json")
     if not metrics.exists():
@@ -279,6 +340,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="cross-validate over K folds of the speakers instead of the fixed split",
     )
+    ap.add_argument(
+        "--speed-perturb",
+        default="",
+        metavar="FACTORS",
+        help="add speed-perturbed copies of the training speakers' clips, e.g. 0.9,1.1",
+    )
     ap.add_argument("--out", type=Path, default=None, help="also write the results as JSON")
     args = ap.parse_args(argv)
     if args.folds is not None and not 2 <= args.folds <= 10:
@@ -287,24 +354,40 @@ def main(argv: list[str] | None = None) -> int:
     if not args.data.is_dir():
         print(f"{args.data}: not a folder", file=sys.stderr)
         return 2
+    try:
+        factors = tuple(float(f) for f in args.speed_perturb.split(",") if f)
+    except ValueError:
+        factors = (0.0,)
+    if not all(0.5 <= f <= 2.0 and f != 1.0 for f in factors):
+        print(f"--speed-perturb {args.speed_perturb}: give factors between 0.5 and 2.0, "
+              "not 1.0, e.g. 0.9,1.1", file=sys.stderr)  # fmt: skip
+        return 2
+    if factors and args.folds is not None:
+        print("--speed-perturb and --folds: the folds would put a speaker's copies in "
+              "another split than the speaker; use the fixed split", file=sys.stderr)  # fmt: skip
+        return 2
+    tag = speed_tag(factors) if factors else ""
     load_before = os.getloadavg()
-    labels, n = prepare(args.data, args.work)
-    store = args.work / "emodb.h5"
-    ext_s = extract(args.data, labels, store, args.threads)
+    data = augment(args.data, args.work, factors) if factors else args.data
+    labels, n = prepare(data, args.work, f"labels-{tag}.csv" if tag else "labels.csv")
+    store = args.work / (f"emodb-{tag}.h5" if tag else "emodb.h5")
+    ext_s = extract(data, labels, store, args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     results: dict[str, list[dict]] = {}
     for model in args.models.split(","):
         results[model] = [
             train(
                 store, model, seed, args.work / "runs", args.threads, args.epochs, args.normalise,
-                args.folds,
+                args.folds, tag,
             )  # fmt: skip
             for seed in seeds
         ]
     load_after = os.getloadavg()
     print(
-        f"Emo-DB copy at {args.data}: {n} wav files extracted as they are (audio only), no "
-        f"text (German speech, English-only ASR: --no-asr); "
+        f"Emo-DB copy at {args.data}: {n} wav files extracted as they are (audio only)"
+        + (f", the training speakers' with speed-perturbed copies ({args.speed_perturb})"
+           if factors else "")  # fmt: skip
+        + ", no text (German speech, English-only ASR: --no-asr); "
         + (
             f"{args.folds} folds of the 10 speakers (mea train --split-by group --folds "
             f"{args.folds} --split-seed 0), every speaker tested once; "

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.io import wavfile
 
 from mea_cli.artifacts.features import ExtractorInfo, FeatureStoreWriter, ModalitySchema, Sample
 
@@ -126,3 +127,51 @@ def test_a_cross_validated_run_is_read_from_what_mea_train_folds_writes(tmp_path
     assert len(got["load_1min"]) == 2  # the load the run was timed under, kept with its times
     again = bench.train(store, "functionals", 1, runs, threads=1, folds=3)  # cached: not retrained
     assert again == got
+
+
+def _sine(path: Path, hz: float, rate: int = 16000, seconds: float = 1.0) -> None:
+    t = np.arange(int(rate * seconds)) / rate
+    wavfile.write(path, rate, (8000 * np.sin(2 * np.pi * hz * t)).astype(np.int16))
+
+
+def test_speed_perturbation_scales_duration_down_and_pitch_up_together(tmp_path: Path) -> None:
+    _sine(tmp_path / "in.wav", 440.0)
+    bench.speed_perturb(tmp_path / "in.wav", 1.1, tmp_path / "fast.wav")
+    bench.speed_perturb(tmp_path / "in.wav", 0.9, tmp_path / "slow.wav")
+    for name, factor in (("fast", 1.1), ("slow", 0.9)):
+        rate, y = wavfile.read(tmp_path / f"{name}.wav")
+        assert rate == 16000 and y.dtype == np.int16
+        assert len(y) == pytest.approx(16000 / factor, abs=1)
+        spectrum = np.abs(np.fft.rfft(y.astype(float)))
+        peak_hz = np.argmax(spectrum) * rate / len(y)
+        assert peak_hz == pytest.approx(440.0 * factor, abs=2.0)
+
+
+def test_only_training_speakers_get_copies_each_copy_its_own_group(tmp_path: Path) -> None:
+    data = tmp_path / "wav"
+    data.mkdir()
+    for stem in ("03a01Fa", "13b02Nc", "16a04Tb"):
+        _sine(data / f"{stem}.wav", 200.0, seconds=0.2)
+    folder = bench.augment(data, tmp_path / "work", (0.9, 1.1))
+    assert folder.name == "speed-sp090-sp110"
+    assert sorted(p.name for p in folder.glob("*.wav")) == [
+        "03a01Fa.wav", "03a01Fa_sp090.wav", "03a01Fa_sp110.wav", "13b02Nc.wav", "16a04Tb.wav",
+    ]  # fmt: skip
+    labels, n = bench.prepare(folder, tmp_path / "work", "labels-sp090-sp110.csv")
+    with open(labels) as f:
+        rows = {r["video"]: (r["label"], r["split"], r["group"]) for r in csv.DictReader(f)}
+    assert n == 5
+    assert rows["03a01Fa_sp090"] == ("happiness", "train", "03@sp090")
+    assert rows["03a01Fa_sp110"] == ("happiness", "train", "03@sp110")
+    assert rows["13b02Nc"] == ("neutral", "valid", "13") and rows["16a04Tb"][1:] == ("test", "16")
+    _sine(folder / "16a04Tb_sp090.wav", 200.0, seconds=0.2)  # a test speaker's copy: refused
+    with pytest.raises(SystemExit, match="copy of a test speaker"):
+        bench.prepare(folder, tmp_path / "work")
+
+
+def test_speed_perturbation_is_refused_with_folds_and_bad_factors(tmp_path: Path, capsys) -> None:
+    assert bench.main([str(tmp_path), "--speed-perturb", "0.9,1.1", "--folds", "5"]) == 2
+    assert "--folds" in capsys.readouterr().err
+    for bad in ("1.0", "0.9,x", "3"):
+        assert bench.main([str(tmp_path), "--speed-perturb", bad]) == 2
+        assert "--speed-perturb" in capsys.readouterr().err
