@@ -31,7 +31,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from mea_cli import __version__, api, interrupt, paths
+from mea_cli import __version__, api, interrupt, paths, stdout
 from mea_cli.errors import MeaError
 from mea_cli.paths import check_input_file, check_output_file
 
@@ -725,8 +725,10 @@ def usage_line(err: Exception) -> str:
 
 
 def main() -> None:
-    """Entry point of the ``mea`` script: exit 0, 2 for a user mistake (one line on stderr),
-    130 for Ctrl-C and 143 for SIGTERM (one line each), 1 for a bug (with its traceback)."""
+    """Entry point of the ``mea`` script: exit 0, 2 for a user mistake or an output that
+    cannot be written (one line on stderr), 130 for Ctrl-C and 143 for SIGTERM (one line
+    each), 141 quietly when the reader of a pipe stops (:mod:`mea_cli.stdout`), 1 for a bug
+    (with its traceback)."""
     from mea_cli.runtime import passive_openmp, prefer_huge_pages
 
     prefer_huge_pages()  # before any command imports torch
@@ -735,7 +737,8 @@ def main() -> None:
     interrupt.install()
     try:
         # not standalone: click must not turn Ctrl-C into a silent "exit 130" on its own
-        code = app(standalone_mode=False)
+        with stdout.guarded():  # a full or closed stdout: one line, or a quiet exit 141
+            code = app(standalone_mode=False)
     except MeaError as err:
         err_console.print(
             Text.assemble(("error:", "bold red"), " ", str(err)), highlight=False, soft_wrap=True
