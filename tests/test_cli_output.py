@@ -5,6 +5,7 @@ one line, their own exit code and no file left behind."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -169,3 +170,19 @@ def test_a_reader_that_stops_ends_the_command_quietly() -> None:
     err = p.stderr.read()
     assert p.wait(timeout=120) == 141, err
     assert err == ""
+
+
+def test_a_narrow_page_still_shows_every_value_of_a_table(synth_mosi: Path) -> None:
+    """``COLUMNS=20``: Rich squeezed the tables to 20 columns, every cell empty or cropped to
+    "…"; stdout's tables are laid out for at least 80 columns (the terminal wraps the rest)."""
+    env = {**ENV, "COLUMNS": "20"}
+    r = subprocess.run([*MEA, "info", str(synth_mosi)], capture_output=True, text=True, env=env,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "…" not in r.stdout
+    row = [line for line in r.stdout.splitlines() if "│ vision" in line]
+    assert len(row) == 1 and row[0].split("│")[2].strip() == "35", r.stdout  # its D
+    r = subprocess.run([*MEA, "info", "--model", "mea"], capture_output=True, text=True, env=env,
+                       timeout=120)  # fmt: skip
+    rows = [line for line in r.stdout.splitlines() if "discriminators D_i, D_m (Eq. 15-16)" in line]
+    assert len(rows) == 1 and re.search(r"│ +[\d,]+ │ +[\d.]+% │", rows[0]), r.stdout
