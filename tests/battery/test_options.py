@@ -84,6 +84,9 @@ BAD_CHOICE = [
     (["extract", "adir", "--out", "n.h5", "--task", "ranking"], ["--task", "ranking"]),
     (["extract", "adir", "--out", "n.h5", "--face-backend", "openface"], ["openface"]),
     (["extract", "adir", "--out", "n.h5", "--shard", "3/2"], ["--shard", "3/2"]),
+    # a code Whisper does not know was recorded as the clips' language (every ASR clip failed)
+    (["extract", "adir", "--out", "n.h5", "--language", "xx"],
+     ["--language 'xx'", "faster-whisper", "en, es"]),
 ]
 
 
