@@ -700,7 +700,8 @@ def _page_widths() -> None:
                 c.width = PIPE_WIDTH
             elif columns:  # read from COLUMNS when the console was made
                 c.width = shutil.get_terminal_size().columns
-    console.width = max(console.width, MIN_WIDTH)
+    if console.width < MIN_WIDTH:  # set only then: a wider terminal's width stays live
+        console.width = MIN_WIDTH
 
 
 def _click_modules() -> list[ModuleType]:
