@@ -31,7 +31,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from mea_cli import __version__, api, interrupt, paths
+from mea_cli import __version__, api, interrupt, paths, stdout
 from mea_cli.errors import MeaError
 from mea_cli.paths import check_input_file, check_output_file
 
@@ -49,6 +49,7 @@ app = typer.Typer(
 console = Console(markup=False)
 err_console = Console(stderr=True, markup=False)
 PIPE_WIDTH = 1000  # page width when not a terminal: long table rows stay whole lines
+MIN_WIDTH = 80  # the narrowest page stdout's tables are laid out for (_page_widths)
 
 # Options that several commands share (one definition each; typer reads them, never changes them)
 THREADS = typer.Option(None, "--threads", help="CPU threads [default: docs/performance.md#threads].")
@@ -676,23 +677,31 @@ def viz(
         console.print(f"{o.what}: {o.png} - {o.summary}", highlight=False)
 
 
-def _wide_when_piped() -> None:
+def _page_widths() -> None:
     """Rich crops tables to 80 columns when it does not write to a terminal (a pipe, a batch
     scheduler's log file). Nothing is gained there by wrapping, so such a console gets a wide
     page (tables keep their natural width) unless ``COLUMNS`` says otherwise.
 
     Only a positive ``COLUMNS`` says so: Rich takes ``COLUMNS=0`` (which some CI images and
     shells without a terminal export) as a page zero columns wide and prints nothing at all,
-    error messages included, so a ``COLUMNS`` that is not a positive number is dropped."""
+    error messages included, so a ``COLUMNS`` that is not a positive number is dropped.
+
+    A page narrower than :data:`MIN_WIDTH` (``COLUMNS=20``, a narrow terminal) leaves the
+    tables no room: Rich shrinks each column below its words, cropping values to "…", and
+    prints empty cells once borders and padding alone fill the page. So standard output, where
+    the tables go, is never laid out narrower than that; a terminal wraps the longer lines.
+    Standard error keeps the page's width: a progress display redraws its lines in place,
+    which only works while they fit the terminal."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
-        return
-    os.environ.pop("COLUMNS", None)  # for the consoles made later, and child processes
-    for c in (console, err_console):
-        if not c.is_terminal:
-            c.width = PIPE_WIDTH
-        elif columns:  # read from COLUMNS when the console was made
-            c.width = shutil.get_terminal_size().columns
+    if not (columns.isdigit() and int(columns) > 0):
+        os.environ.pop("COLUMNS", None)  # for the consoles made later, and child processes
+        for c in (console, err_console):
+            if not c.is_terminal:
+                c.width = PIPE_WIDTH
+            elif columns:  # read from COLUMNS when the console was made
+                c.width = shutil.get_terminal_size().columns
+    if console.width < MIN_WIDTH:  # set only then: a wider terminal's width stays live
+        console.width = MIN_WIDTH
 
 
 def _click_modules() -> list[ModuleType]:
@@ -725,17 +734,20 @@ def usage_line(err: Exception) -> str:
 
 
 def main() -> None:
-    """Entry point of the ``mea`` script: exit 0, 2 for a user mistake (one line on stderr),
-    130 for Ctrl-C and 143 for SIGTERM (one line each), 1 for a bug (with its traceback)."""
+    """Entry point of the ``mea`` script: exit 0, 2 for a user mistake or an output that
+    cannot be written (one line on stderr), 130 for Ctrl-C and 143 for SIGTERM (one line
+    each), 141 quietly when the reader of a pipe stops (:mod:`mea_cli.stdout`), 1 for a bug
+    (with its traceback)."""
     from mea_cli.runtime import passive_openmp, prefer_huge_pages
 
     prefer_huge_pages()  # before any command imports torch
     passive_openmp()
-    _wide_when_piped()
+    _page_widths()
     interrupt.install()
     try:
         # not standalone: click must not turn Ctrl-C into a silent "exit 130" on its own
-        code = app(standalone_mode=False)
+        with stdout.guarded():  # a full or closed stdout: one line, or a quiet exit 141
+            code = app(standalone_mode=False)
     except MeaError as err:
         err_console.print(
             Text.assemble(("error:", "bold red"), " ", str(err)), highlight=False, soft_wrap=True

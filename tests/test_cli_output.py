@@ -5,6 +5,7 @@ one line, their own exit code and no file left behind."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -141,3 +142,47 @@ def test_no_markup_tags_or_escapes_in_printed_text() -> None:
             if "rich.markup" in line or "[/]" in line:
                 offenders.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "args", [("--version",), ("info", "STORE"), ("info", "STORE", "--json"), ("info", "--model", "mea", "--json")]
+)
+def test_a_full_stdout_is_one_line_not_a_traceback(synth_mosi: Path, args: tuple[str, ...]) -> None:
+    """``> /dev/full`` (a full disk behind stdout): JSON dumps and Rich tables alike used to end
+    in a traceback (exit 1) from wherever the write happened."""
+    argv = [str(synth_mosi) if a == "STORE" else a for a in args]
+    with open("/dev/full", "w") as full:
+        r = subprocess.run([*MEA, *argv], stdout=full, stderr=subprocess.PIPE, text=True, env=ENV,
+                           timeout=120)  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == (
+        "error: standard output (/dev/full): cannot write the command's output: no space left on device"
+    )
+
+
+def test_a_reader_that_stops_ends_the_command_quietly() -> None:
+    """``mea ... | head``: a closed pipe is no error of the user's or of mea: exit 141 (as a
+    program ended by SIGPIPE), nothing on stderr (Rich's own answer was a bare exit 1, a JSON
+    dump's a traceback)."""
+    p = subprocess.Popen([*MEA, "info", "--model", "mea", "--json"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
+    p.stdout.close()  # before the child prints anything: its first write finds no reader
+    err = p.stderr.read()
+    assert p.wait(timeout=120) == 141, err
+    assert err == ""
+
+
+def test_a_narrow_page_still_shows_every_value_of_a_table(synth_mosi: Path) -> None:
+    """``COLUMNS=20``: Rich squeezed the tables to 20 columns, every cell empty or cropped to
+    "…"; stdout's tables are laid out for at least 80 columns (the terminal wraps the rest)."""
+    env = {**ENV, "COLUMNS": "20"}
+    r = subprocess.run([*MEA, "info", str(synth_mosi)], capture_output=True, text=True, env=env,
+                       timeout=120)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "…" not in r.stdout
+    row = [line for line in r.stdout.splitlines() if "│ vision" in line]
+    assert len(row) == 1 and row[0].split("│")[2].strip() == "35", r.stdout  # its D
+    r = subprocess.run([*MEA, "info", "--model", "mea"], capture_output=True, text=True, env=env,
+                       timeout=120)  # fmt: skip
+    rows = [line for line in r.stdout.splitlines() if "discriminators D_i, D_m (Eq. 15-16)" in line]
+    assert len(rows) == 1 and re.search(r"│ +[\d,]+ │ +[\d.]+% │", rows[0]), r.stdout

@@ -422,6 +422,37 @@ def test_sidecar_word_ending_before_it_starts_is_a_failure_row(tmp_path: Path) -
     assert "inverted.json: item 0 ('late') ends before it starts" in text[0]["message"]
 
 
+def test_sidecar_words_outside_the_clip_are_failure_rows(tmp_path: Path) -> None:
+    """A transcript whose words lie after the end of its 1.5-s clip was stored as it was, with
+    no failure row: now such a clip gets no words and a row naming the file and both spans; a
+    word that only runs past the end is cut to it, with a row saying so."""
+    root = tmp_path / "clips"
+    for name in ("elsewhere", "overrun"):
+        write_clip(root / f"{name}.mkv", astronaut(192), 1.5)
+    (root / "elsewhere.json").write_text(json.dumps([{"word": "late", "start": 5.0, "end": 5.5}]))
+    (root / "overrun.json").write_text(
+        json.dumps([{"word": "hello", "start": 0.2, "end": 0.9}, {"word": "there", "start": 1.0, "end": 1.9}])
+    )
+    out = tmp_path / "s.h5"
+    r = _mea("extract", str(root), "--out", str(out), "--no-asr")
+    assert r.returncode == 0, r.stderr
+    with FeatureStore(out) as s:
+        rows = {f.video: f.message for f in s.failures if f.stage == "text"}
+        assert re.fullmatch(
+            r"elsewhere\.json: every word \(1\) lies outside the clip \(0-1\.5\d s\): the words "
+            r"span 5\.00-5\.50 s; is it this video's transcript\? No words kept",
+            rows["elsewhere"],
+        ), rows
+        assert re.fullmatch(
+            r"overrun\.json: 1 word\(s\) run past the ends of the clip \(0-1\.5\d s\) by up to "
+            r"0\.\d\d s; cut to fit", rows["overrun"],
+        ), rows  # fmt: skip
+        elsewhere, overrun = (s.index_of(v) for v in ("elsewhere", "overrun"))
+        assert s.words(elsewhere) == [] and len(s.sequence(elsewhere, "text")) == 0
+        words = s.words(overrun)
+        assert [w.text for w in words] == ["hello", "there"] and words[1].end < 1.6
+
+
 def test_txt_words_land_on_the_voice_in_silence_and_in_a_room(tmp_path: Path) -> None:
     """Two phrases with a 0.8 s pause, first with espeak's digital silence around and between
     them, then in a simulated room: pink noise 15 dB below the speech, reverberation with

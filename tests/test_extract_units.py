@@ -21,7 +21,7 @@ from mea_cli.extract.labelparse import LabelSpec, parse_labels
 from mea_cli.extract.labels import LabelsError, match_videos, read_labels
 from mea_cli.extract.media import find_media
 from mea_cli.extract.pipeline import ExtractConfig
-from mea_cli.extract.text import TranscriptError, find_sidecar, read_sidecar
+from mea_cli.extract.text import TranscriptError, find_sidecar, fit_to_clip, read_sidecar
 from mea_cli.extract.vad import (
     fit_to_stretches,
     refine_onsets,
@@ -574,3 +574,25 @@ def test_sidecar_words_with_impossible_times_are_refused(tmp_path: Path) -> None
         p.write_text(text)
         with pytest.raises(TranscriptError, match=re.escape(f"{name}: {words}")):
             read_sidecar(p, _at((0, 9)))
+
+
+def test_sidecar_words_outside_the_clip_are_left_out_and_overruns_cut() -> None:
+    """Word times outside the clip went into the store as they were: a transcript of another
+    video, or of the uncut recording, gave words at times no frame has."""
+    w = [Word("a", 0.2, 0.5), Word("b", 1.4, 1.7), Word("c", 2.0, 2.5)]
+    kept, problems = fit_to_clip(w, 1.5, "v.json")
+    assert kept == [Word("a", 0.2, 0.5), Word("b", 1.4, 1.5)]
+    assert problems == [
+        "v.json: 1 of 3 words lie outside the clip (0-1.50 s) and are left out (first: 'c' at "
+        "2.00-2.50 s)",
+        "v.json: 1 word(s) run past the ends of the clip (0-1.50 s) by up to 0.20 s; cut to fit",
+    ]
+    kept, problems = fit_to_clip([Word("x", -0.3, 0.4)], 1.5, "v.srt")
+    assert kept == [Word("x", 0.0, 0.4)] and "by up to 0.30 s" in problems[0]
+    kept, problems = fit_to_clip([Word("late", 5.0, 5.5), Word("early", -2.0, -1.0)], 1.5, "v.json")
+    assert kept == [] and problems == [
+        "v.json: every word (2) lies outside the clip (0-1.50 s): the words span -2.00-5.50 s; "
+        "is it this video's transcript? No words kept"
+    ]
+    assert fit_to_clip(w, 2.5, "v.json") == (w, [])  # all inside
+    assert fit_to_clip(w, float("nan"), "v.json") == (w, [])  # a clip of unknown length

@@ -72,6 +72,7 @@ LAYERS: dict[str, int] = {
     "interrupt": 0,
     "locks": 0,
     "progress": 0,
+    "stdout": 0,
     "paths": 1,
     "config": 1,
     "batch": 1,

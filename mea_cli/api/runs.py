@@ -57,6 +57,16 @@ def split_plan(
     return SplitPlan(by, parse_fractions(fractions), parse_folds(folds), seed)
 
 
+def _given_name(name: str | None, option: str) -> None:
+    """Check a run or study name given with ``option`` before any work: further on an empty
+    one would silently become the default (``name or default_name(...)``)."""
+    if name is not None:
+        # start-up time: a command loads only its own code, after its cheap checks
+        from mea_cli.train.runs import check_name
+
+        check_name(name, option)
+
+
 def _seeds(seeds: str | int | Sequence[int]) -> list[int]:
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.cli_support import parse_seeds
@@ -182,6 +192,7 @@ def train(
     per-epoch loggers (``"tensorboard"``). ``procs`` > 1 trains in that many CPU processes on
     this machine, each with its share of every batch and one thread unless ``threads`` says
     otherwise (``--procs``; docs/training.md). Progress goes to ``console`` (default: stderr)."""
+    _given_name(name, "--name")
     seed_list = _seeds(seeds)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.epoch_log import parse_loggers
@@ -403,6 +414,7 @@ def compare(
     under ``runs_dir/<name>/``. ``sets``: ``train.<setting>=v`` (every model) or
     ``<model>.<field>=v`` (one model). ``preset``: ``paper`` or ``small`` for every model, as
     ``mea train --preset`` (the ``functionals`` baseline has no small form and is unchanged)."""
+    _given_name(name, "--name")
     features, runs_dir = Path(features), Path(runs_dir)
     check_input_file(features, "feature store")
     check_output_dir(runs_dir, "runs directory")
@@ -562,6 +574,7 @@ def tune(
     ``runs_dir`` scored on the valid split, ``space`` items like ``"mu=0:0.5"`` or a TOML
     ``space_file``, a study shared through ``storage``. Prints the trials to ``console`` and
     returns the best configuration's ``--config`` file (``None`` while no trial completed)."""
+    _given_name(study, "--study")
     space_file = None if space_file is None else Path(space_file)
     if space_file is not None:
         check_input_file(space_file, "search space file")

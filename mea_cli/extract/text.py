@@ -13,6 +13,11 @@ with the finest timing wins: ``.json`` > ``.align`` > ``.srt`` > ``.vtt`` > ``.t
   stretches* of the audio found by a voice-activity detector (:mod:`mea_cli.extract.vad`);
   over the whole video when it has no audio.
 
+A sidecar's times are checked against the clip (:func:`fit_to_clip`): a word wholly outside
+it is left out and a word running past either end is cut to it, each with a failure row; a
+transcript whose every word lies outside the clip (another video's, or the uncut recording's)
+gives no words and a failure row naming the file and both spans.
+
 Without a sidecar, Whisper transcribes the audio (:mod:`mea_cli.extract.asr`); which source
 is used is decided by :mod:`mea_cli.extract.words`. Sidecars must be UTF-8 (a BOM is
 accepted); anything else is a failure row naming the file and byte offset.
@@ -32,6 +37,7 @@ from mea_cli.extract.vad import Stretch, spread, spread_over_stretches
 SIDECAR_ORDER: tuple[str, ...] = (".json", ".align", ".srt", ".vtt", ".txt")
 GRID_UNITS_PER_SECOND = 25_000.0  # GRID .align: 25 fps frame index x 1000
 GRID_SILENCE = frozenset({"sil", "sp"})
+SIDECAR_TIMES = "fitted to the clip: words outside it left out, words past its ends cut"
 
 
 class TranscriptError(ValueError):
@@ -168,3 +174,40 @@ def read_sidecar(path: Path, stretches: Callable[[], Sequence[Stretch]]) -> list
     else:
         words = spread_over_stretches(" ".join(text.split()), stretches())
     return sorted(words, key=lambda w: (w.start, w.end))
+
+
+def fit_to_clip(words: list[Word], duration: float, name: str) -> tuple[list[Word], list[str]]:
+    """``words`` of sidecar ``name`` fitted to a clip of ``duration`` seconds, and what had to
+    change (one message per kind of change, for failure rows; none when nothing did).
+
+    A word that starts at or after the clip's end, or ends before its start, can be placed on
+    no frame: it is left out, and when that is every word, the transcript is not this clip's
+    (another video's, the uncut recording's) and no word is kept. A word that only runs past
+    an end is cut to the clip. A clip of unknown length (``duration`` not positive) is left
+    as it is."""
+    if not words or not (math.isfinite(duration) and duration > 0):
+        return words, []
+    clip = f"the clip (0-{duration:.2f} s)"
+    inside = [w for w in words if w.start < duration and w.end >= 0]
+    if not inside:
+        first, last = min(w.start for w in words), max(w.end for w in words)
+        return [], [
+            f"{name}: every word ({len(words)}) lies outside {clip}: the words span "
+            f"{first:.2f}-{last:.2f} s; is it this video's transcript? No words kept"
+        ]
+    problems = []
+    if len(inside) < len(words):
+        out = next(w for w in words if w.start >= duration or w.end < 0)
+        problems.append(
+            f"{name}: {len(words) - len(inside)} of {len(words)} words lie outside {clip} and "
+            f"are left out (first: {out.text!r} at {out.start:.2f}-{out.end:.2f} s)"
+        )
+    overrun = max(max(-w.start, w.end - duration) for w in inside)
+    if overrun > 0:
+        cut = sum(1 for w in inside if w.start < 0 or w.end > duration)
+        problems.append(
+            f"{name}: {cut} word(s) run past the ends of {clip} by up to {overrun:.2f} s; "
+            "cut to fit"
+        )
+        inside = [Word(w.text, max(w.start, 0.0), min(w.end, duration)) for w in inside]
+    return inside, problems

@@ -11,7 +11,7 @@ pause is moved onto the voice (:func:`~mea_cli.extract.vad.fit_to_stretches`), s
 starts in silence.
 
 A clip gets no words, and the failure table a ``text`` row saying why, when its sidecar is
-unreadable, when it has no sidecar and ASR is off (``--no-asr``), or when it has no sidecar
+unreadable or lies wholly outside the clip (:func:`~mea_cli.extract.text.fit_to_clip`), when it has no sidecar and ASR is off (``--no-asr``), or when it has no sidecar
 and no audio. ``mea extract`` refuses to start when ASR is on but unavailable and some clip
 has no sidecar (:meth:`WordSource.require_asr`): an empty text modality is never silent.
 """
@@ -30,7 +30,14 @@ from mea_cli.errors import MeaError
 from mea_cli.extract import language
 from mea_cli.extract.asr import AsrUnavailable, WhisperASR, describe
 from mea_cli.extract.language import LanguageID
-from mea_cli.extract.text import SIDECAR_ORDER, TranscriptError, find_sidecar, read_sidecar
+from mea_cli.extract.text import (
+    SIDECAR_ORDER,
+    SIDECAR_TIMES,
+    TranscriptError,
+    find_sidecar,
+    fit_to_clip,
+    read_sidecar,
+)
 from mea_cli.extract.vad import SileroVAD, Stretch, VadUnavailable, fit_to_stretches
 
 
@@ -94,9 +101,12 @@ class WordSource:
             ) from None
 
     def provenance(self) -> dict[str, Any]:
-        """What decides the words: sidecar order, the VAD timing ``.txt``, the ASR model."""
+        """What decides the words: sidecar order and how their times meet the clip, the VAD
+        timing ``.txt``, the ASR model."""
         record: dict[str, Any] = {
             "sidecars": list(SIDECAR_ORDER),
+            # in the cache's fingerprint too: entries made before this rule are not reused
+            "sidecar_times": SIDECAR_TIMES,
             "options": {"asr": "true" if self.asr_enabled else "false", "asr_model": self.asr_model or ""},
         }
         if self.language:
@@ -195,7 +205,8 @@ class WordSource:
                 return spans
 
             try:
-                out.words = read_sidecar(side, stretches)
+                out.words, problems = fit_to_clip(read_sidecar(side, stretches), duration, side.name)
+                out.failures.extend(("text", p) for p in problems)
             except TranscriptError as err:
                 out.failures.append(("text", str(err)))
             except VadUnavailable as err:

@@ -88,16 +88,23 @@ def default_name(model: str, dataset: str) -> str:
     return f"{model}-{dataset}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def check_name(name: str) -> str:
+def check_name(name: str, option: str | None = None) -> str:
+    """``name`` as a folder name under the runs directory: not empty, no path (``/``, ``..``),
+    not ``latest``, at most :data:`NAME_MAX_BYTES`. ``option`` (``--name``): the option it
+    was given with, named first by the error."""
+    prefix = f"{option}: " if option else ""
+    if not name.strip():
+        leave_out = f"; leave {option} out for the default one" if option else ""
+        raise RunError(f"{prefix}run name {name!r} is empty{leave_out}")
     if len(name.encode("utf-8")) > NAME_MAX_BYTES:
         raise RunError(
-            f"run name {name[:24]}...{name[-12:]} is {len(name.encode())} bytes; the most a "
-            f"folder name may have is {NAME_MAX_BYTES}"
+            f"{prefix}run name {name[:24]}...{name[-12:]} is {len(name.encode())} bytes; the "
+            f"most a folder name may have is {NAME_MAX_BYTES}"
         )
     if not _NAME.match(name) or name == LATEST:
         raise RunError(
-            f"run name {name!r} is not allowed: use letters, digits, '.', '_', '+', '-' "
-            f"(and not {LATEST!r})"
+            f"{prefix}run name {name!r} is not allowed: use letters, digits, '.', '_', '+', '-', "
+            f"starting with a letter or digit (no '/', so no path; and not {LATEST!r})"
         )
     return name
 

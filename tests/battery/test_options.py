@@ -84,11 +84,36 @@ BAD_CHOICE = [
     (["extract", "adir", "--out", "n.h5", "--task", "ranking"], ["--task", "ranking"]),
     (["extract", "adir", "--out", "n.h5", "--face-backend", "openface"], ["openface"]),
     (["extract", "adir", "--out", "n.h5", "--shard", "3/2"], ["--shard", "3/2"]),
+    # a code Whisper does not know was recorded as the clips' language (every ASR clip failed)
+    (["extract", "adir", "--out", "n.h5", "--language", "xx"],
+     ["--language 'xx'", "faster-whisper", "en, es"]),
 ]
 
 
 @pytest.mark.parametrize(("args", "words"), BAD_CHOICE, ids=lambda a: " ".join(a))
 def test_a_value_outside_the_choices(work: Path, args: list[str], words: list[str]) -> None:
+    refused(work, args, words)
+
+
+BAD_NAME = [
+    # an empty name silently became the default run name; the others were refused without
+    # naming the option
+    (["train", "s.h5", "--dataset", "mosi", "--name", ""], ["--name: run name '' is empty"]),
+    (["train", "s.h5", "--dataset", "mosi", "--name", " \t"], ["--name: run name", "is empty"]),
+    (["train", "s.h5", "--dataset", "mosi", "--name", "../x"], ["--name: run name '../x'", "no path"]),
+    (["train", "s.h5", "--dataset", "mosi", "--name", "a/b"], ["--name: run name 'a/b'", "no path"]),
+    (["train", "--resume", "--name", ""], ["--name: run name '' is empty"]),
+    (["compare", "s.h5", "--dataset", "mosi", "--models", "mea,mult", "--name", ""],
+     ["--name: run name '' is empty"]),
+    (["compare", "s.h5", "--dataset", "mosi", "--models", "mea,mult", "--name", ".."],
+     ["--name: run name '..'", "no path"]),
+    (["tune", "s.h5", "--dataset", "mosi", "--space", "mu=0:0.5", "--study", ""],
+     ["--study: run name '' is empty"]),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), BAD_NAME, ids=lambda a: " ".join(map(repr, a)))
+def test_a_run_name_that_is_empty_or_a_path(work: Path, args: list[str], words: list[str]) -> None:
     refused(work, args, words)
 
 
