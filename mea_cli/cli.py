@@ -236,8 +236,10 @@ def train(
 
 @app.command(name="eval")
 def eval_(
-    ckpt: Path = typer.Argument(
-        ..., help="A checkpoint (runs/<name>/ckpt.pt) or a run directory holding one."
+    ckpt: list[Path] = typer.Argument(
+        ...,
+        help="A checkpoint (runs/<name>/ckpt.pt) or a run directory holding one; several are "
+        "evaluated as one model, their predictions averaged (e.g. runs/<name>/seeds/*).",
     ),
     features: Path = typer.Option(None, "--features", help="Store [default: the training one]."),
     split: str = typer.Option("test", "--split", help="train, valid or test."),
@@ -252,7 +254,8 @@ def eval_(
     ),
     threads: int = THREADS,
 ) -> None:
-    """Evaluate a checkpoint: the task's metrics beside a training-mean baseline."""
+    """Evaluate a checkpoint (or an ensemble of several): the task's metrics beside a
+    training-mean baseline."""
     result = api.evaluate(
         ckpt, features=features, split=split, paper=paper, device=device,
         predictions=predictions, allow_changed_store=allow_changed_store, threads=threads,

@@ -226,7 +226,7 @@ def train(
 
 @one_command
 def evaluate(
-    ckpt: PathLike,
+    ckpt: PathLike | Sequence[PathLike],
     *,
     features: PathLike | None = None,
     split: str = "test",
@@ -237,12 +237,18 @@ def evaluate(
     threads: int | None = None,
 ) -> EvalResult:
     """Evaluate a checkpoint (a ``ckpt.pt`` or a run directory) on ``split`` beside a
-    training-mean baseline (``mea eval``); ``predictions`` writes every sample's prediction
-    beside its truth (CSV); ``paper`` adds the papers' rows."""
+    training-mean baseline (``mea eval``); several checkpoints are one model, their
+    predictions averaged (an ensemble, e.g. a run's seeds); ``predictions`` writes every
+    sample's prediction beside its truth (CSV); ``paper`` adds the papers' rows."""
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.runs import checkpoint_in
 
-    path = checkpoint_in(Path(ckpt))
+    given = [ckpt] if isinstance(ckpt, (str, os.PathLike)) else list(ckpt)
+    if not given:
+        raise MeaError("no checkpoint given")
+    paths = [checkpoint_in(Path(c)) for c in given]
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise MeaError("a checkpoint is given twice; an ensemble's members must differ")
     if features is not None:
         check_input_file(Path(features), "feature store")
     if predictions is not None:
@@ -252,7 +258,8 @@ def evaluate(
 
     _threads(threads)
     return evaluate_checkpoint(
-        path, None if features is None else Path(features), split, device, with_paper=paper,
+        paths if len(paths) > 1 else paths[0], None if features is None else Path(features),
+        split, device, with_paper=paper,
         predictions=None if predictions is None else Path(predictions),
         allow_changed_store=allow_changed_store,
     )  # fmt: skip

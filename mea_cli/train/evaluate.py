@@ -14,7 +14,9 @@ features the papers used (:func:`paper_comparability`); otherwise every paper co
 (declared in its registration, :mod:`mea_cli.models.core.deviations`) are printed under the table.
 
 ``CKPT`` may be a checkpoint file or a run directory (its ``ckpt.pt``; a multi-seed run names
-its ``seeds/<seed>/`` directories instead, :func:`mea_cli.train.runs.checkpoint_in`).
+its ``seeds/<seed>/`` directories instead, :func:`mea_cli.train.runs.checkpoint_in`). Several
+``CKPT`` are evaluated as one model, an ensemble whose predictions are their average
+(:mod:`mea_cli.train.ensemble`; ``mea eval runs/x/seeds/*``).
 
 The metrics follow the checkpoint's task (:mod:`mea_cli.train.metrics`): a custom regression
 task is scored on its own range, a single-label classification task gets accuracy, macro and
@@ -28,7 +30,8 @@ from __future__ import annotations
 
 import csv
 import io
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +49,9 @@ from mea_cli.metric_names import metric_label
 from mea_cli.models import entries, get_entry
 from mea_cli.models.core.deviations import deviation_block
 from mea_cli.paths import check_not_input, check_output_file, jsonable, same_file, write_text
-from mea_cli.runtime.engine import predict, resolve_device
+from mea_cli.runtime.engine import Predictions, predict, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
+from mea_cli.train.ensemble import average_predictions, check_members
 from mea_cli.train.metrics import (
     compute_metrics,
     confusion,
@@ -96,6 +100,7 @@ class EvalResult:
     confusion: dict[str, Any] | None = None  # multiclass: labels, matrix, png
     predictions_file: str | None = None
     deviations: list[str] = field(default_factory=list)  # --paper: the model's, from its paper
+    members: list[str] = field(default_factory=list)  # an ensemble's checkpoints (else empty)
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(
@@ -119,6 +124,7 @@ class EvalResult:
                 "confusion": self.confusion,
                 "predictions_file": self.predictions_file,
                 "deviations_from_paper": self.deviations,
+                "ensemble_members": self.members,
             }
         )
 
@@ -180,8 +186,37 @@ def baseline_predictions(task: str, label_mean: np.ndarray, n: int) -> np.ndarra
     return np.broadcast_to(logits, (n, len(p), 2)).copy()
 
 
+def _training_store(ckpt_path: Path, ckpt: Any) -> Path:
+    """The store ``ckpt`` was trained on, which must still exist (else: pass ``--features``)."""
+    saved = ckpt.features.get("path", "")
+    if not saved:
+        raise CheckpointError(ckpt_path, "records no features path; pass --features")
+    if not Path(saved).exists():
+        raise CheckpointError(
+            ckpt_path, f"was trained on {saved}, which no longer exists; pass --features"
+        )
+    return Path(saved)
+
+
+def predict_split(
+    ckpt_path: Path, ckpt: Any, store: FeatureStore, split: str, device: str
+) -> Predictions:
+    """``ckpt``'s predictions of ``split`` (its schema checked against ``store`` first), its
+    features normalised with its own training statistics (never refitted), in the store's
+    sample order."""
+    stats = NormStats.from_dict(ckpt.norm)
+    gaps = get_entry(ckpt.model).reads_gap_masks
+    loader = make_loader(FeatureDataset(store, split, stats, gap_masks=gaps), 64, shuffle=False)
+    model = model_from_checkpoint(ckpt, ckpt_path)
+    dev = resolve_device(device)
+    model.to(dev)
+    index_of = {str(s): i for i, s in enumerate(store.samples.id)}
+    with torch.no_grad():
+        return predict(model, loader, dev, None, index_of)
+
+
 def evaluate_checkpoint(
-    ckpt_path: Path,
+    ckpt_paths: Path | Sequence[Path],
     features: Path | None = None,
     split: str = "test",
     device: str = "cpu",
@@ -189,36 +224,36 @@ def evaluate_checkpoint(
     predictions: Path | None = None,
     allow_changed_store: bool = False,
 ) -> EvalResult:
-    """Load ``ckpt_path``, check it against the store, predict ``split``, compute metrics;
-    write the per-sample ``predictions`` CSV and, for single-label classification, the
-    confusion matrix PNG beside the checkpoint.
+    """Load the checkpoint(s), check them against the store, predict ``split``, compute
+    metrics; write the per-sample ``predictions`` CSV and, for single-label classification of
+    one checkpoint, the confusion matrix PNG beside it.
 
-    The store the checkpoint was trained on (the default, or ``features`` naming that same
-    file) must still have the SHA-256 the checkpoint recorded, unless ``allow_changed_store``;
-    another store given with ``features`` is evaluated as it is."""
+    Several checkpoints are evaluated as one model, their predictions averaged
+    (:mod:`mea_cli.train.ensemble`: they must predict the same labels and have been trained on
+    the same store). The store the checkpoints were trained on (the default, or ``features``
+    naming that same file) must still have the SHA-256 they recorded, unless
+    ``allow_changed_store``; another store given with ``features`` is evaluated as it is."""
     if split not in SPLITS:
         raise EvalError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     if predictions is not None:
         check_output_file(predictions, "predictions file")
-    ckpt_path, ckpt = open_checkpoint(ckpt_path)
+    given = [ckpt_paths] if isinstance(ckpt_paths, (str, Path)) else list(ckpt_paths)
+    members = [open_checkpoint(p) for p in given]
+    if len(members) > 1:
+        check_members(members)
+    ckpt_path, ckpt = members[0]
     if features is None:
-        saved = ckpt.features.get("path", "")
-        if not saved:
-            raise CheckpointError(ckpt_path, "records no features path; pass --features")
-        features = Path(saved)
-        if not features.exists():
-            raise CheckpointError(
-                ckpt_path, f"was trained on {features}, which no longer exists; pass --features"
-            )
+        features = _training_store(ckpt_path, ckpt)
     saved = ckpt.features.get("path", "")
     if saved and Path(saved).exists() and Path(features).exists() and same_file(saved, features):
         check_store_unchanged(
             features, ckpt.features.get("sha256", ""), ckpt_path, allow_changed_store
         )
     if predictions is not None:
-        check_not_input(predictions, [Path(features), ckpt_path], "predictions file")
+        check_not_input(predictions, [Path(features), *(m[0] for m in members)], "predictions file")
     with FeatureStore(features) as store:
-        check_schema(ckpt, store, ckpt_path)
+        for path, member in members:
+            check_schema(member, store, path)
         store.check_values()
         idx = store.split_indices(split)
         if len(idx) == 0:
@@ -229,16 +264,10 @@ def evaluate_checkpoint(
                 f"{store.name}: the {split!r} split has samples without labels; metrics need "
                 f"a labelled split"
             )
-        stats = NormStats.from_dict(ckpt.norm)
-        gaps = get_entry(ckpt.model).reads_gap_masks
-        ds = FeatureDataset(store, split, stats, gap_masks=gaps)
-        loader = make_loader(ds, 64, shuffle=False)
-        model = model_from_checkpoint(ckpt, ckpt_path)
-        dev = resolve_device(device)
-        model.to(dev)
-        index_of = {str(s): i for i, s in enumerate(store.samples.id)}
-        with torch.no_grad():
-            pred = predict(model, loader, dev, None, index_of)
+        preds = [predict_split(path, member, store, split, device) for path, member in members]
+        pred = preds[0]
+        if len(preds) > 1:
+            pred = replace(pred, pred=average_predictions(ckpt.task, [p.pred for p in preds]))
         rng = ckpt.label_range
         metrics = compute_metrics(ckpt.task, pred.pred, pred.labels, ckpt.label_names, rng)
         label_mean = np.asarray(ckpt.train_config.get("train_label_mean", []), np.float64)
@@ -259,19 +288,26 @@ def evaluate_checkpoint(
     cm = None
     if ckpt.task == "multiclass":
         matrix = confusion(pred.pred, pred.labels, ckpt.label_names)
-        png = draw_confusion(
-            matrix,
-            ckpt.label_names,
-            f"{ckpt.model} on {name} [{split}, {len(idx)} samples]",
-            ckpt_path.parent / f"confusion-{split}.png",
-        )
-        cm = {"labels": list(ckpt.label_names), "matrix": matrix.tolist(), "png": str(png)}
+        png = None
+        if len(members) == 1:  # an ensemble has no folder of its own to draw into
+            png = draw_confusion(
+                matrix,
+                ckpt.label_names,
+                f"{ckpt.model} on {name} [{split}, {len(idx)} samples]",
+                ckpt_path.parent / f"confusion-{split}.png",
+            )
+        cm = {
+            "labels": list(ckpt.label_names),
+            "matrix": matrix.tolist(),
+            "png": None if png is None else str(png),
+        }
+    ensemble = len(members) > 1
     return EvalResult(
-        checkpoint=str(ckpt_path),
+        checkpoint=str(ckpt_path) if not ensemble else f"ensemble of {len(members)} checkpoints",
         features=name,
         split=split,
         n=len(idx),
-        model=ckpt.model,
+        model=ckpt.model if not ensemble else f"{ckpt.model} (ensemble of {len(members)})",
         dataset=ckpt.dataset,
         task=ckpt.task,
         label_names=list(ckpt.label_names),
@@ -287,6 +323,7 @@ def evaluate_checkpoint(
         deviations=(
             deviation_block({ckpt.model: ckpt.model_config}, store_setting) if with_paper else []
         ),
+        members=[str(m[0]) for m in members] if ensemble else [],
     )
 
 
@@ -338,6 +375,13 @@ def render_eval(result: EvalResult, console: Console) -> None:
             cells.append(_paper_cell(row["metrics"], k))
         t.add_row(metric_label(k), *cells)
     console.print(t)
+    if result.members:
+        console.print(
+            f"ensemble: the {'predictions' if result.task == 'regression' else 'class probabilities'}"
+            f" of {len(result.members)} checkpoints averaged: " + ", ".join(result.members),
+            highlight=False,
+            soft_wrap=True,
+        )
     if result.label_range is not None:
         a, b = result.label_range
         console.print(
@@ -383,7 +427,8 @@ def _render_confusion(cm: dict[str, Any], console: Console) -> None:
     for name, row in zip(cm["labels"], cm["matrix"], strict=True):
         t.add_row(name, *(str(v) for v in row))
     console.print(t)
-    console.print(f"confusion matrix picture: {cm['png']}", highlight=False)
+    if cm["png"]:
+        console.print(f"confusion matrix picture: {cm['png']}", highlight=False)
 
 
 def _paper_cell(metrics: dict[str, float], key: str) -> str:

@@ -1,0 +1,146 @@
+"""``mea eval CKPT CKPT ...``: several checkpoints evaluated as one model, their predictions
+averaged (mea_cli/train/ensemble.py): the averaging rule by hand, the checks on the members, and
+the command on a run's seeds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import warm
+
+from mea_cli.artifacts.features import (
+    ExtractorInfo,
+    FeatureStore,
+    FeatureStoreWriter,
+    ModalitySchema,
+    Sample,
+)
+from mea_cli.train.ensemble import EnsembleError, average_predictions, check_members
+from mea_cli.train.evaluate import predict_split
+from mea_cli.train.metrics import compute_metrics
+from mea_cli.train.setup import open_checkpoint
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def test_class_probabilities_are_averaged_not_logits() -> None:
+    # one confident member for class 0, two milder ones for class 1
+    members = [np.array([[6.0, 0.0]]), np.array([[0.0, 2.0]]), np.array([[0.0, 2.0]])]
+    out = average_predictions("multiclass", members)
+    want = np.mean([_softmax(m) for m in members], axis=0)  # [0.412, 0.588]
+    np.testing.assert_allclose(np.exp(out), want, rtol=1e-12)
+    assert np.exp(out).sum() == pytest.approx(1.0)
+    assert out.argmax() == 1  # the mean probability's class ...
+    assert np.mean(members, axis=0).argmax() == 0  # ... where the mean logit would say 0
+
+
+def test_multilabel_pairs_and_regression_by_hand() -> None:
+    a = np.array([[[1.0, 0.0], [0.0, 3.0]]])  # [N=1, K=2, 2]
+    b = np.array([[[0.0, 1.0], [2.0, 0.0]]])
+    out = np.exp(average_predictions("binary-multilabel", [a, b]))
+    np.testing.assert_allclose(out, (_softmax(a) + _softmax(b)) / 2, rtol=1e-12)
+    np.testing.assert_allclose(out.sum(-1), 1.0)
+    reg = average_predictions("regression", [np.array([[1.0], [-2.0]]), np.array([[3.0], [0.0]])])
+    np.testing.assert_allclose(reg, [[2.0], [-1.0]])
+    with pytest.raises(ValueError, match="shape"):
+        average_predictions("regression", [np.zeros((2, 1)), np.zeros((3, 1))])
+
+
+def _ckpt(**over: object) -> SimpleNamespace:
+    base = {"task": "multiclass", "label_names": ("a", "b"), "label_range": None,
+            "dataset": "custom", "features": {"sha256": "abc", "path": "s.h5"}}  # fmt: skip
+    return SimpleNamespace(**{**base, **over})
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"task": "regression"}, "task"),
+        ({"label_names": ("b", "a")}, "label names"),
+        ({"dataset": "iemocap"}, "dataset"),
+        ({"features": {"sha256": "def", "path": "s.h5"}}, "training store"),
+    ],
+)
+def test_members_must_predict_the_same_labels_from_the_same_store(change: dict, named: str) -> None:
+    check_members([(Path("one"), _ckpt()), (Path("two"), _ckpt())])
+    with pytest.raises(EnsembleError, match=f"two: its {named}"):
+        check_members([(Path("one"), _ckpt()), (Path("two"), _ckpt(**change))])
+
+
+def _store(path: Path, shift: float = 1.5) -> Path:
+    names = {"text": 2, "vision": 2, "audio": 3}
+    schemas = [ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("test", "0", {}), 10.0)
+               for m, d in names.items()]  # fmt: skip
+    rng = np.random.default_rng(0)
+    splits = ["train"] * 36 + ["valid"] * 12 + ["test"] * 12
+    with FeatureStoreWriter(path, schemas, dataset="test", task="multiclass",
+                            label_names=("a", "b", "c")) as w:  # fmt: skip
+        for i, split in enumerate(splits):
+            c = i % 3
+            feats = {m: rng.normal(shift * c, 1.0, size=(4 + i % 3, d)).astype(np.float32)
+                     for m, d in names.items()}  # fmt: skip
+            w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", split=split,
+                         label=np.eye(3, dtype=np.float32)[c]))  # fmt: skip
+    return path
+
+
+def mea(*args: str, cwd: Path, code: int = 0) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    r = warm.run(list(args), cwd=cwd, env=env)
+    assert r.returncode == code, (args, r.stdout[-3000:], r.stderr[-3000:])
+    return r
+
+
+SMALL = ["--set", "d=8", "--set", "heads=2", "--set", "d_h=8", "--set", "psa_layers=1",
+         "--set", "hca_layers=1", "--set", "train.batch_size=12"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def seeds_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run of two MEA seeds (two epochs each) on a three-class store."""
+    tmp = tmp_path_factory.mktemp("ensemble")
+    store = _store(tmp / "store.h5")
+    mea("train", str(store), "--task", "multiclass", "--model", "mea", "--seeds", "1,2",
+        "--epochs", "2", "--name", "two", *SMALL, cwd=tmp)  # fmt: skip
+    return tmp / "runs" / "two"
+
+
+def test_the_seeds_averaged_are_scored_as_one_model(seeds_run: Path) -> None:
+    seeds = [seeds_run / "seeds" / "1", seeds_run / "seeds" / "2"]
+    out = json.loads(mea("eval", *map(str, seeds), "--json", cwd=seeds_run).stdout)
+    assert out["model"] == "mea (ensemble of 2)"
+    assert out["ensemble_members"] == [str(s / "ckpt.pt") for s in seeds]
+    assert out["confusion"]["png"] is None and out["samples"] == 12
+    # by hand: each member's predictions, their probabilities averaged, the metrics of that
+    members = [open_checkpoint(s) for s in seeds]
+    with FeatureStore(seeds_run.parent.parent / "store.h5") as store:
+        preds = [predict_split(p, c, store, "test", "cpu") for p, c in members]
+    probs = np.mean([_softmax(p.pred.astype(np.float64)) for p in preds], axis=0)
+    want = compute_metrics("multiclass", np.log(probs), preds[0].labels, ("a", "b", "c"))
+    for k, v in want.items():
+        assert out["metrics"][k] == pytest.approx(v, abs=1e-9), k
+    single = [json.loads(mea("eval", str(s), "--json", cwd=seeds_run).stdout) for s in seeds]
+    assert single[0]["ensemble_members"] == [] and single[0]["model"] == "mea"
+    table = mea("eval", *map(str, seeds), cwd=seeds_run).stdout
+    assert "ensemble: the class probabilities of 2 checkpoints averaged" in table
+
+
+def test_a_member_from_another_store_or_given_twice_is_refused(seeds_run: Path, tmp_path: Path) -> None:
+    other = _store(tmp_path / "other.h5", shift=1.0)
+    mea("train", str(other), "--task", "multiclass", "--model", "mea", "--seeds", "1",
+        "--epochs", "1", "--name", "other", *SMALL, cwd=tmp_path)  # fmt: skip
+    one = str(seeds_run / "seeds" / "1")
+    r = mea("eval", one, str(tmp_path / "runs" / "other"), cwd=tmp_path, code=2)
+    assert "training store (sha256)" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    r = mea("eval", one, str(seeds_run / "seeds" / "1" / "ckpt.pt"), cwd=tmp_path, code=2)
+    assert "given twice" in r.stderr
