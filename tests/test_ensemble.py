@@ -4,6 +4,7 @@ the command on a run's seeds."""
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -132,6 +133,13 @@ def test_the_seeds_averaged_are_scored_as_one_model(seeds_run: Path) -> None:
     assert single[0]["ensemble_members"] == [] and single[0]["model"] == "mea"
     table = mea("eval", *map(str, seeds), cwd=seeds_run).stdout
     assert "ensemble: the class probabilities of 2 checkpoints averaged" in table
+    csv_path = seeds_run.parent / "ensemble-test.csv"
+    mea("eval", *map(str, seeds), "--predictions", str(csv_path), cwd=seeds_run)
+    with open(csv_path) as f:
+        rows = list(csv.DictReader(f))
+    written = np.array([[float(r[f"pred_p_{c}"]) for c in "abc"] for r in rows])
+    np.testing.assert_allclose(written, probs, atol=1e-6)  # the CSV's are the averaged ones
+    assert [r["pred_class"] for r in rows] == [("a", "b", "c")[k] for k in probs.argmax(1)]
 
 
 def test_a_member_from_another_store_or_given_twice_is_refused(seeds_run: Path, tmp_path: Path) -> None:
