@@ -22,7 +22,12 @@ from mea_cli.artifacts.features import (
     ModalitySchema,
     Sample,
 )
-from mea_cli.train.ensemble import EnsembleError, average_predictions, check_members
+from mea_cli.train.ensemble import (
+    EnsembleError,
+    average_predictions,
+    check_members,
+    ensemble_models,
+)
 from mea_cli.train.evaluate import predict_split
 from mea_cli.train.metrics import compute_metrics
 from mea_cli.train.setup import open_checkpoint
@@ -75,6 +80,12 @@ def test_members_must_predict_the_same_labels_from_the_same_store(change: dict, 
     check_members([(Path("one"), _ckpt()), (Path("two"), _ckpt())])
     with pytest.raises(EnsembleError, match=f"two: its {named}"):
         check_members([(Path("one"), _ckpt()), (Path("two"), _ckpt(**change))])
+
+
+def test_an_ensemble_is_named_by_its_models_each_once() -> None:
+    members = [(Path(n), SimpleNamespace(model=m)) for n, m in (("1", "mea"), ("2", "mult"), ("3", "mea"))]
+    assert ensemble_models(members) == "mea+mult"
+    assert ensemble_models(members[::2]) == "mea"
 
 
 def _store(path: Path, shift: float = 1.5) -> Path:

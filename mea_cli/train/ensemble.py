@@ -83,3 +83,8 @@ def check_members(members: Sequence[tuple[Path, Any]]) -> None:
                     "checkpoints of an ensemble must predict the same labels and be trained on "
                     "the same store"
                 )
+
+
+def ensemble_models(members: Sequence[tuple[Path, Any]]) -> str:
+    """The members' model names, each once, in the order given: ``mea`` or ``mea+mult``."""
+    return "+".join(dict.fromkeys(ckpt.model for _, ckpt in members))

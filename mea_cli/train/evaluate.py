@@ -51,7 +51,7 @@ from mea_cli.models.core.deviations import deviation_block
 from mea_cli.paths import check_not_input, check_output_file, jsonable, same_file, write_text
 from mea_cli.runtime.engine import Predictions, predict, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
-from mea_cli.train.ensemble import average_predictions, check_members
+from mea_cli.train.ensemble import average_predictions, check_members, ensemble_models
 from mea_cli.train.metrics import (
     compute_metrics,
     confusion,
@@ -201,9 +201,9 @@ def _training_store(ckpt_path: Path, ckpt: Any) -> Path:
 def predict_split(
     ckpt_path: Path, ckpt: Any, store: FeatureStore, split: str, device: str
 ) -> Predictions:
-    """``ckpt``'s predictions of ``split`` (its schema checked against ``store`` first), its
-    features normalised with its own training statistics (never refitted), in the store's
-    sample order."""
+    """``ckpt``'s predictions of ``split`` (the caller has checked its schema against
+    ``store``), its features normalised with its own training statistics (never refitted), in
+    the store's sample order."""
     stats = NormStats.from_dict(ckpt.norm)
     gaps = get_entry(ckpt.model).reads_gap_masks
     loader = make_loader(FeatureDataset(store, split, stats, gap_masks=gaps), 64, shuffle=False)
@@ -307,7 +307,7 @@ def evaluate_checkpoint(
         features=name,
         split=split,
         n=len(idx),
-        model=ckpt.model if not ensemble else f"{ckpt.model} (ensemble of {len(members)})",
+        model=ckpt.model if not ensemble else f"{ensemble_models(members)} (ensemble of {len(members)})",
         dataset=ckpt.dataset,
         task=ckpt.task,
         label_names=list(ckpt.label_names),
