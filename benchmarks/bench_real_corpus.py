@@ -27,7 +27,8 @@ test 15 16. Steps:
    normalisation"). ``labels.csv`` carries the speaker as the group column for it.
 4. **print** one table: test accuracy and macro-F1 (mean ± std over seeds), training minutes
    per seed (wall and CPU), with the load average before and after, and the majority-class
-   accuracy of the test split.
+   accuracy of the test split; then, for each neural model of several seeds, its seeds as one
+   model (``mea eval RUN RUN ...``: their class probabilities averaged) on valid and test.
 
 ``--folds K`` cross-validates instead of the fixed split: every (model, seed) is one ``mea
 train --split-by group --folds K --split-seed 0`` (K folds of the ten speakers, each fold's
@@ -243,7 +244,29 @@ def train(
             "folds": [f["test"] for f in out["folds"]],
         }
     out.update(json.loads((run_dir / "bench_time.json").read_text()))
+    out["run_dir"] = str(run_dir)
     return out
+
+
+def ensemble(run_dirs: list[Path], threads: int) -> dict[str, dict[str, float]]:
+    """The seeds' runs scored as one model (``mea eval RUN RUN ... --json``: their class
+    probabilities averaged), on valid and test."""
+    out = {}
+    for split in ("valid", "test"):
+        cmd = [str(ROOT / ".venv" / "bin" / "mea"), "eval", *map(str, run_dirs), "--split", split,
+               "--json", "--threads", str(threads)]  # fmt: skip
+        done = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        out[split] = json.loads(done.stdout)["metrics"]
+    return out
+
+
+def ensemble_line(model: str, scores: dict[str, dict[str, float]], seeds: list[int]) -> str:
+    """One printed line for a model's seeds averaged into one."""
+    return (
+        f"{model}, its {len(seeds)} seeds' class probabilities averaged (mea eval RUN RUN ...): "
+        f"test accuracy {scores['test']['acc']:.3f}, test macro-F1 "
+        f"{scores['test']['f1_macro']:.3f}, valid macro-F1 {scores['valid']['f1_macro']:.3f}"
+    )
 
 
 def runs_load(results: dict[str, list[dict]]) -> str:
@@ -401,9 +424,14 @@ def main(argv: list[str] | None = None) -> int:
         f"({'each speaker its own mean/std over all its clips, no labels' if args.normalise == 'group' else 'one mean/std from the train split'})"
     )
     print(table(results))
+    ensembles: dict[str, dict[str, dict[str, float]]] = {}
     if args.folds:
         print(fold_table(results))
     else:
+        for model, rows in results.items():
+            if model != "functionals" and len(seeds) > 1:  # the baseline's fit is deterministic
+                ensembles[model] = ensemble([Path(r["run_dir"]) for r in rows], args.threads)
+                print(ensemble_line(model, ensembles[model], seeds))
         print(f"majority class (train's most frequent) test accuracy: {majority_accuracy(labels):.3f}")
     print(
         f"{runs_load(results)}; this invocation's load average (1/5/15 min) before "
@@ -413,7 +441,9 @@ def main(argv: list[str] | None = None) -> int:
         f"{'--preset small' if args.epochs is None else f'--preset small --epochs {args.epochs}'}"
     )
     if args.out:
-        args.out.write_text(json.dumps({"results": results, "load": [load_before, load_after]}))
+        args.out.write_text(
+            json.dumps({"results": results, "ensembles": ensembles, "load": [load_before, load_after]})
+        )
     return 0
 
 

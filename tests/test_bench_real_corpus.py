@@ -175,3 +175,11 @@ def test_speed_perturbation_is_refused_with_folds_and_bad_factors(tmp_path: Path
     for bad in ("1.0", "0.9,x", "3"):
         assert bench.main([str(tmp_path), "--speed-perturb", bad]) == 2
         assert "--speed-perturb" in capsys.readouterr().err
+
+
+def test_the_seeds_averaged_are_printed_with_valid_beside_test() -> None:
+    scores = {"valid": {"acc": 0.7, "f1_macro": 0.656}, "test": {"acc": 0.63, "f1_macro": 0.5849}}
+    assert bench.ensemble_line("mea", scores, [1, 2, 3]) == (
+        "mea, its 3 seeds' class probabilities averaged (mea eval RUN RUN ...): test accuracy "
+        "0.630, test macro-F1 0.585, valid macro-F1 0.656"
+    )
