@@ -273,8 +273,11 @@ def predict(
     clips: Path = typer.Argument(
         ..., help="A video, a folder of videos (searched recursively) or a feature store (.h5)."
     ),
-    ckpt: Path = typer.Option(
-        ..., "--ckpt", help="A checkpoint (ckpt.pt) or a run directory holding one."
+    ckpt: list[Path] = typer.Option(
+        ...,
+        "--ckpt",
+        help="A checkpoint (ckpt.pt) or a run directory holding one; given several times, one "
+        "model whose predictions are their average (e.g. a run's seeds).",
     ),
     out: Path = typer.Option(None, "--out", "-o", help="Write one CSV row per clip here."),
     as_json: bool = typer.Option(False, "--json", help="Print the predictions as JSON."),
@@ -291,8 +294,8 @@ def predict(
     ),
     threads: int = THREADS,
 ) -> None:
-    """Predict clips with a checkpoint, re-running exactly the extraction it was trained on
-    (or a feature store's samples from their stored features)."""
+    """Predict clips with a checkpoint (or an ensemble of several), re-running exactly the
+    extraction it was trained on (or a feature store's samples from their stored features)."""
     from mea_cli.progress import ProgressReporter
 
     with ProgressReporter("predict", None, "clips", err_console) as rep:

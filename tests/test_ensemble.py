@@ -163,3 +163,28 @@ def test_a_member_from_another_store_or_given_twice_is_refused(seeds_run: Path, 
     assert len(r.stderr.strip().splitlines()) == 1
     r = mea("eval", one, str(seeds_run / "seeds" / "1" / "ckpt.pt"), cwd=tmp_path, code=2)
     assert "given twice" in r.stderr
+    r = mea("predict", str(other), "--ckpt", one, "--ckpt", str(tmp_path / "runs" / "other"),
+            cwd=tmp_path, code=2)  # fmt: skip
+    assert "training store (sha256)" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_predict_averages_the_members_probabilities_and_weights(seeds_run: Path) -> None:
+    store = str(seeds_run.parent.parent / "store.h5")
+    seeds = [str(seeds_run / "seeds" / s) for s in ("1", "2")]
+
+    def clips(*ckpts: str) -> dict:
+        args = [a for c in ckpts for a in ("--ckpt", c)]
+        return json.loads(mea("predict", store, *args, "--json", cwd=seeds_run).stdout)
+
+    both, one, two = clips(*seeds), clips(seeds[0]), clips(seeds[1])
+    assert both["model"] == "mea (ensemble of 2)" and len(both["ensemble_members"]) == 2
+    assert one["ensemble_members"] == [] and len(both["clips"]) == 60
+    for b, x, y in zip(both["clips"], one["clips"], two["clips"], strict=True):
+        for c in "abc":
+            want = (x["prediction"]["probabilities"][c] + y["prediction"]["probabilities"][c]) / 2
+            assert b["prediction"]["probabilities"][c] == pytest.approx(want, abs=1e-6)
+        for m in ("text", "vision", "audio"):
+            want = (x["modality_weights"][m] + y["modality_weights"][m]) / 2
+            assert b["modality_weights"][m] == pytest.approx(want, abs=1e-6)
+    table = mea("predict", store, "--ckpt", seeds[0], "--ckpt", seeds[1], cwd=seeds_run).stdout
+    assert "ensemble: the class probabilities and the weights psi of 2 checkpoints averaged" in table

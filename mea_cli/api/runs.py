@@ -224,6 +224,21 @@ def train(
     return train_run(req, console)
 
 
+def _checkpoints(ckpt: PathLike | Sequence[PathLike]) -> list[Path]:
+    """The checkpoint file of each given checkpoint or run directory (several: an ensemble,
+    whose members must differ)."""
+    # start-up time: a command loads only its own code, after its cheap checks
+    from mea_cli.train.runs import checkpoint_in
+
+    given = [ckpt] if isinstance(ckpt, (str, os.PathLike)) else list(ckpt)
+    if not given:
+        raise MeaError("no checkpoint given")
+    paths = [checkpoint_in(Path(c)) for c in given]
+    if len({p.resolve() for p in paths}) < len(paths):
+        raise MeaError("a checkpoint is given twice; an ensemble's members must differ")
+    return paths
+
+
 @one_command
 def evaluate(
     ckpt: PathLike | Sequence[PathLike],
@@ -240,15 +255,7 @@ def evaluate(
     training-mean baseline (``mea eval``); several checkpoints are one model, their
     predictions averaged (an ensemble, e.g. a run's seeds); ``predictions`` writes every
     sample's prediction beside its truth (CSV); ``paper`` adds the papers' rows."""
-    # start-up time: a command loads only its own code, after its cheap checks
-    from mea_cli.train.runs import checkpoint_in
-
-    given = [ckpt] if isinstance(ckpt, (str, os.PathLike)) else list(ckpt)
-    if not given:
-        raise MeaError("no checkpoint given")
-    paths = [checkpoint_in(Path(c)) for c in given]
-    if len({p.resolve() for p in paths}) < len(paths):
-        raise MeaError("a checkpoint is given twice; an ensemble's members must differ")
+    paths = _checkpoints(ckpt)
     if features is not None:
         check_input_file(Path(features), "feature store")
     if predictions is not None:
@@ -268,7 +275,7 @@ def evaluate(
 @one_command
 def predict(
     clips: PathLike,
-    ckpt: PathLike,
+    ckpt: PathLike | Sequence[PathLike],
     *,
     out: PathLike | None = None,
     batch_size: int = 16,
@@ -280,17 +287,15 @@ def predict(
     progress: Callable[[int, int, int], None] | None = None,
 ) -> PredictReport:
     """Predict a video, a folder of videos or a feature store's samples with a checkpoint
-    (``mea predict``), re-running the extraction it was trained on; ``out`` writes one CSV row
-    per clip (failure rows included). ``progress(done, total, failed)`` after every clip. A
+    (``mea predict``), re-running the extraction it was trained on; several checkpoints are one
+    model, their predictions averaged (an ensemble, e.g. a run's seeds); ``out`` writes one CSV
+    row per clip (failure rows included). ``progress(done, total, failed)`` after every clip. A
     clip that fails is a row with ``status == "failed"``, not an exception."""
-    clips, ckpt = Path(clips), Path(ckpt)
+    clips = Path(clips)
     check_name_length(clips, "video or folder")
     if not clips.exists():
         raise PathError(clips, "no such video or folder")
-    # start-up time: a command loads only its own code, after its cheap checks
-    from mea_cli.train.runs import checkpoint_in
-
-    checkpoint_in(ckpt)
+    ckpts = _checkpoints(ckpt)
     out = None if out is None else Path(out)
     if out is not None:  # before the heavy imports: an output onto an input costs nothing
         note_input(clips)
@@ -319,7 +324,7 @@ def predict(
 
     _threads(threads)
     report = run_predict(
-        clips, ckpt, batch_size=batch_size, device=device,
+        clips, ckpts if len(ckpts) > 1 else ckpts[0], batch_size=batch_size, device=device,
         face_model=None if face_model is None else Path(face_model),
         glove=None if glove is None else Path(glove),
         asr_model=None if asr_model is None else Path(asr_model), progress=progress,

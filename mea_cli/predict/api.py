@@ -37,7 +37,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +60,7 @@ from mea_cli.extract.pipeline import Pipeline
 from mea_cli.models.core.registry import get_entry
 from mea_cli.runtime.engine import autocast, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
+from mea_cli.train.ensemble import average_predictions, check_members, ensemble_models
 from mea_cli.train.predictions import label_range_of, readable
 from mea_cli.train.setup import open_checkpoint
 
@@ -121,6 +122,7 @@ class PredictReport:
     clips: list[ClipPrediction]
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    members: list[str] = field(default_factory=list)  # an ensemble's checkpoints (else empty)
 
     @property
     def failed(self) -> int:
@@ -136,6 +138,7 @@ class PredictReport:
             "label_range": None if self.label_range is None else list(self.label_range),
             "modality_weights": self.has_weights,
             "extraction": dict(self.extraction),
+            "ensemble_members": list(self.members),
             "notes": list(self.notes),
             "clips": [c.to_dict() for c in self.clips],
             "predicted": len(self.clips) - self.failed,
@@ -169,7 +172,7 @@ def _overrides(face_model: Path | None, glove: Path | None) -> dict[str, dict[st
     return over
 
 
-def _weights(psi: list[torch.Tensor], row: int) -> tuple[dict[str, float], list[dict[str, float]]]:
+def _weights(psi: list[np.ndarray], row: int) -> tuple[dict[str, float], list[dict[str, float]]]:
     layers = [
         {m: float(v) for m, v in zip(MODALITIES, layer[row].tolist(), strict=True)} for layer in psi
     ]
@@ -178,7 +181,7 @@ def _weights(psi: list[torch.Tensor], row: int) -> tuple[dict[str, float], list[
 
 def predict(
     source: str | os.PathLike[str],
-    ckpt_path: str | os.PathLike[str],
+    ckpt_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     *,
     batch_size: int = 16,
     device: str = "cpu",
@@ -187,29 +190,24 @@ def predict(
     asr_model: Path | None = None,
     progress: Callable[[int, int, int], None] | None = None,
 ) -> PredictReport:
-    """Predict every clip under ``source`` with the checkpoint ``ckpt_path`` (module docstring).
+    """Predict every clip under ``source`` with the checkpoint ``ckpt_path`` (module docstring),
+    or with several as one model, their predictions averaged (:mod:`mea_cli.train.ensemble`:
+    the members were trained on one store, so they share its extraction, run once).
 
     ``progress(done, total, failed)`` is called after every clip.
     """
     t0 = time.perf_counter()
     if batch_size < 1:
         raise PredictError("--batch-size must be at least 1")
-    ckpt_path, ckpt = open_checkpoint(ckpt_path)
-    missing = [m for m in MODALITIES if m not in ckpt.schema]
-    if missing:
-        raise PredictError(f"{ckpt_path}: the checkpoint records no {', '.join(missing)} schema")
+    given = [ckpt_path] if isinstance(ckpt_path, (str, os.PathLike)) else list(ckpt_path)
+    members = [open_checkpoint(c) for c in given]
+    if len(members) > 1:
+        check_members(members)
+    dev = resolve_device(device)
+    runners = [_runner(path, ckpt, batch_size, dev, source) for path, ckpt in members]
+    run: _Runner | _Ensemble = runners[0] if len(runners) == 1 else _Ensemble(runners)
+    ckpt_path, ckpt = members[0]
     schemas = checkpoint_schemas(ckpt)
-    stats = NormStats.from_dict(ckpt.norm)
-    for m, schema in schemas.items():
-        if m not in stats.mean or stats.mean[m].shape != (schema.dim,):
-            raise PredictError(f"{ckpt_path}: normalisation statistics do not fit the {m} schema")
-    if stats.mode == "group" and not is_store(source):
-        raise PredictError(
-            f"{ckpt_path}: this model standardises each speaker/group with its own statistics "
-            f"(train.normalise=group), which clips without a group cannot have; predict from a "
-            f"feature store extracted with a labels file that has the group column"
-        )
-    run = _Runner(ckpt, ckpt_path, stats, batch_size, resolve_device(device))
     if is_store(source):
         clips, notes = _from_store(Path(source), run, progress), []
     else:
@@ -218,9 +216,10 @@ def predict(
             native, _overrides(face_model, glove), str(asr_model) if asr_model else None
         )
         clips = _from_videos(source, pipeline, run, progress, schema_reduce(schemas))
+    ensemble = len(members) > 1
     return PredictReport(
-        checkpoint=str(ckpt_path),
-        model=ckpt.model,
+        checkpoint=str(ckpt_path) if not ensemble else f"ensemble of {len(members)} checkpoints",
+        model=ckpt.model if not ensemble else f"{ensemble_models(members)} (ensemble of {len(members)})",
         dataset=ckpt.dataset,
         task=ckpt.task,
         label_names=list(ckpt.label_names),
@@ -230,7 +229,28 @@ def predict(
         clips=clips,
         notes=notes,
         seconds=time.perf_counter() - t0,
+        members=[str(path) for path, _ in members] if ensemble else [],
     )
+
+
+def _runner(
+    ckpt_path: Path, ckpt: Checkpoint, batch_size: int, dev: torch.device, source: Any
+) -> _Runner:
+    """One checkpoint's model, its schemas and training statistics checked first."""
+    missing = [m for m in MODALITIES if m not in ckpt.schema]
+    if missing:
+        raise PredictError(f"{ckpt_path}: the checkpoint records no {', '.join(missing)} schema")
+    stats = NormStats.from_dict(ckpt.norm)
+    for m, schema in checkpoint_schemas(ckpt).items():
+        if m not in stats.mean or stats.mean[m].shape != (schema.dim,):
+            raise PredictError(f"{ckpt_path}: normalisation statistics do not fit the {m} schema")
+    if stats.mode == "group" and not is_store(source):
+        raise PredictError(
+            f"{ckpt_path}: this model standardises each speaker/group with its own statistics "
+            f"(train.normalise=group), which clips without a group cannot have; predict from a "
+            f"feature store extracted with a labels file that has the group column"
+        )
+    return _Runner(ckpt, ckpt_path, stats, batch_size, dev)
 
 
 def is_store(source: str | os.PathLike[str]) -> bool:
@@ -266,9 +286,17 @@ class _Runner:
         g = group_key(s.group, s.video)
         return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
 
-    def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
-        """Normalise with the training statistics, bucket by length, batch, run the model;
-        fill in each clip's answer."""
+    def prepare_store(self, store: FeatureStore) -> None:
+        """Before predicting ``store``'s samples: its schema checked against the checkpoint's;
+        under ``train.normalise=group`` each of its groups' own statistics fitted."""
+        check_schema(self.ckpt, store, self.path)
+        if self.stats.mode == "group":
+            self.groups = GroupNorm.fit(store, self.stats)
+
+    def forward(self, ready: list[tuple[ClipPrediction, Sample]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Normalise with the training statistics, bucket by length, batch, run the model:
+        the predictions of ``ready`` in its order, and psi per layer (``[N, 3]`` each; none
+        when the model has no modality weights)."""
         items = [
             {
                 "id": clip.clip,
@@ -281,18 +309,75 @@ class _Runner:
             for k, (clip, s) in enumerate(ready)
         ]
         lengths = [sum(len(it["features"][m]) for m in MODALITIES) for it in items]
-        task, names = self.ckpt.task, self.ckpt.label_names
+        pred: np.ndarray | None = None
+        psi: list[np.ndarray] = []
         for idx in BucketBatchSampler(lengths, self.batch_size, shuffle=False):
             batch = collate([items[i] for i in idx]).to(self.dev)
             with torch.no_grad(), autocast(self.dev):
                 out = self.model(batch)
-            said = readable(task, out.pred.float().cpu().numpy(), names, self.rng)
-            psi = [p.float().cpu() for p in out.psi] if self.has_weights else []
-            for row, i in enumerate(idx):
-                clip = ready[i][0]
-                clip.prediction = said[row]
-                if psi:
-                    clip.modality_weights, clip.weights_per_layer = _weights(psi, row)
+            p = out.pred.float().cpu().numpy()
+            if pred is None:
+                pred = np.zeros((len(items), *p.shape[1:]), np.float32)
+            pred[idx] = p
+            if self.has_weights:
+                if not psi:
+                    psi = [np.zeros((len(items), len(MODALITIES)), np.float32) for _ in out.psi]
+                for layer, w in zip(psi, out.psi, strict=True):
+                    layer[idx] = w.float().cpu().numpy()
+        assert pred is not None  # ready is never empty
+        return pred, psi
+
+    def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
+        """Fill in each clip's answer."""
+        if ready:
+            fill(ready, *self.forward(ready), self.ckpt.task, self.ckpt.label_names, self.rng)
+
+
+class _Ensemble:
+    """Several checkpoints' models as one: each reads the clips with its own training
+    statistics, their predictions are averaged (:func:`~mea_cli.train.ensemble.average_predictions`)
+    and so are their modality weights psi, when every member has them, layer by layer."""
+
+    def __init__(self, members: list[_Runner]) -> None:
+        self.members = members
+        first = members[0]
+        self.batch_size, self.rng = first.batch_size, first.rng
+        self.has_weights = all(m.has_weights for m in members)
+
+    def prepare_store(self, store: FeatureStore) -> None:
+        for m in self.members:
+            m.prepare_store(store)
+
+    def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
+        if not ready:
+            return
+        outs = [m.forward(ready) for m in self.members]
+        first = self.members[0].ckpt
+        pred = average_predictions(first.task, [p for p, _ in outs])
+        depths = {len(psi) for _, psi in outs}
+        psi = (
+            [np.mean([o[1][k] for o in outs], axis=0) for k in range(depths.pop())]
+            if self.has_weights and len(depths) == 1
+            else []
+        )
+        fill(ready, pred, psi, first.task, first.label_names, self.rng)
+
+
+def fill(
+    ready: list[tuple[ClipPrediction, Sample]],
+    pred: np.ndarray,
+    psi: list[np.ndarray],
+    task: str,
+    names: Sequence[str],
+    rng: tuple[float, float] | None,
+) -> None:
+    """Each clip's prediction in words and numbers (:func:`~mea_cli.train.predictions.readable`)
+    and, with ``psi``, its modality weights (the last layer's, and every layer's)."""
+    said = readable(task, pred, names, rng)
+    for row, (clip, _) in enumerate(ready):
+        clip.prediction = said[row]
+        if psi:
+            clip.modality_weights, clip.weights_per_layer = _weights(psi, row)
 
 
 def _describe(clip: ClipPrediction, sample: Sample) -> None:
@@ -306,7 +391,7 @@ def _describe(clip: ClipPrediction, sample: Sample) -> None:
 def _from_videos(
     source: str | os.PathLike[str],
     pipeline: Pipeline,
-    run: _Runner,
+    run: _Runner | _Ensemble,
     progress: Callable[[int, int, int], None] | None,
     align: str | None = None,
 ) -> list[ClipPrediction]:
@@ -354,19 +439,17 @@ def _from_videos(
 
 
 def _from_store(
-    path: Path, run: _Runner, progress: Callable[[int, int, int], None] | None
+    path: Path, run: _Runner | _Ensemble, progress: Callable[[int, int, int], None] | None
 ) -> list[ClipPrediction]:
     """Every sample of a feature store (any split, labels ignored), no extraction: its
     features must have the checkpoint's schema (:func:`~mea_cli.artifacts.checkpoint.check_schema`)."""
     clips: list[ClipPrediction] = []
     with FeatureStore(path) as store:
-        check_schema(run.ckpt, store, run.path)
+        run.prepare_store(store)  # the schema; under group normalisation, each group's own
         store.check_values()
         total = len(store)
         if not total:
             raise PredictError(f"{path}: the feature store holds no sample")
-        if run.stats.mode == "group":  # each group of this store, its own statistics
-            run.groups = GroupNorm.fit(store, run.stats)
         chunk = CHUNK_BATCHES * run.batch_size
         for start in range(0, total, chunk):
             ready = []

@@ -96,6 +96,14 @@ def render(report: PredictReport, console: Console) -> None:
         cells.append(f"{text} ({c.words_source})" if text else f"({c.words_source})")
         t.add_row(*cells)
     console.print(t)
+    if report.members:
+        console.print(
+            f"ensemble: the {'predictions' if report.task == 'regression' else 'class probabilities'}"
+            f"{' and the weights psi' if report.has_weights else ''} of {len(report.members)} "
+            "checkpoints averaged: " + ", ".join(report.members),
+            highlight=False,
+            soft_wrap=True,
+        )
     for c in report.clips:
         for f in c.failures:
             console.print(f"{c.clip}: {f['stage']}: {f['message']}", highlight=False)
