@@ -188,3 +188,20 @@ def test_predict_averages_the_members_probabilities_and_weights(seeds_run: Path)
             assert b["modality_weights"][m] == pytest.approx(want, abs=1e-6)
     table = mea("predict", store, "--ckpt", seeds[0], "--ckpt", seeds[1], cwd=seeds_run).stdout
     assert "ensemble: the class probabilities and the weights psi of 2 checkpoints averaged" in table
+
+
+def test_members_with_other_numbers_of_weight_layers_report_no_psi(seeds_run: Path) -> None:
+    root = seeds_run.parent.parent
+    small = [a if a != "psa_layers=1" else "psa_layers=2" for a in SMALL]
+    mea("train", str(root / "store.h5"), "--task", "multiclass", "--model", "mea", "--seeds", "3",
+        "--epochs", "1", "--name", "deeper", *small, cwd=root)  # fmt: skip
+    deeper = json.loads(mea("predict", str(root / "store.h5"), "--ckpt", str(root / "runs" / "deeper"),
+                            "--json", cwd=root).stdout)  # fmt: skip
+    assert len(deeper["clips"][0]["weights_per_layer"]) == 2  # one psi per PSA/WAL layer
+    both = json.loads(mea("predict", str(root / "store.h5"), "--ckpt", str(seeds_run / "seeds" / "1"),
+                          "--ckpt", str(root / "runs" / "deeper"), "--json", cwd=root).stdout)  # fmt: skip
+    assert both["modality_weights"] is False
+    assert all(c["modality_weights"] is None and c["prediction"] for c in both["clips"])
+    table = mea("predict", str(root / "store.h5"), "--ckpt", str(seeds_run / "seeds" / "1"),
+                "--ckpt", str(root / "runs" / "deeper"), cwd=root).stdout  # fmt: skip
+    assert "so the ensemble reports none" in table and "psi (T/V/A)" not in table

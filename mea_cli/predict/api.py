@@ -355,9 +355,11 @@ class _Ensemble:
         first = self.members[0].ckpt
         pred = average_predictions(first.task, [p for p, _ in outs])
         depths = {len(psi) for _, psi in outs}
+        if len(depths) > 1:  # members with other numbers of WAL layers: no one psi to report
+            self.has_weights = False
         psi = (
             [np.mean([o[1][k] for o in outs], axis=0) for k in range(depths.pop())]
-            if self.has_weights and len(depths) == 1
+            if self.has_weights
             else []
         )
         fill(ready, pred, psi, first.task, first.label_names, self.rng)

@@ -111,6 +111,9 @@ def render(report: PredictReport, console: Console) -> None:
         console.print(f"note: {note}", highlight=False)
     if not report.has_weights:
         console.print(
-            f"note: model {report.model!r} (as built) provides no modality weights",
+            "note: not every member has modality weights psi with the same number of layers, "
+            "so the ensemble reports none"
+            if report.members
+            else f"note: model {report.model!r} (as built) provides no modality weights",
             highlight=False,
         )
