@@ -7,10 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
+import h5py
 import numpy as np
 import pytest
 import warm
@@ -61,6 +64,14 @@ def test_multilabel_pairs_and_regression_by_hand() -> None:
         average_predictions("regression", [np.zeros((2, 1)), np.zeros((3, 1))])
 
 
+def test_members_sure_of_other_classes_average_without_overflow() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no log(0), no overflow
+        out = average_predictions("multiclass", [np.array([[1e4, 0.0, -1e4]]), np.array([[2e3, 0.0, -3e3]])])
+    # each member is certain of class 0: the mean probability is 1 there, e^-2000 / 2 and less elsewhere
+    np.testing.assert_allclose(out, [[0.0, -2000.0 - np.log(2.0), -5000.0 - np.log(2.0)]])
+
+
 def _ckpt(**over: object) -> SimpleNamespace:
     base = {"task": "multiclass", "label_names": ("a", "b"), "label_range": None,
             "dataset": "custom", "features": {"sha256": "abc", "path": "s.h5"}}  # fmt: skip
@@ -88,20 +99,27 @@ def test_an_ensemble_is_named_by_its_models_each_once() -> None:
     assert ensemble_models(members[::2]) == "mea"
 
 
-def _store(path: Path, shift: float = 1.5) -> Path:
+def _store(path: Path, shift: float = 1.5, groups: bool = False, bad: bool = False) -> Path:
+    """Three classes that shift every modality; ``groups``: a group column, each group all three
+    classes; ``bad``: one audio value infinite."""
     names = {"text": 2, "vision": 2, "audio": 3}
     schemas = [ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("test", "0", {}), 10.0)
                for m, d in names.items()]  # fmt: skip
     rng = np.random.default_rng(0)
     splits = ["train"] * 36 + ["valid"] * 12 + ["test"] * 12
+    attrs = {"group_by": "group"} if groups else {}
     with FeatureStoreWriter(path, schemas, dataset="test", task="multiclass",
-                            label_names=("a", "b", "c")) as w:  # fmt: skip
+                            label_names=("a", "b", "c"), attrs=attrs) as w:  # fmt: skip
         for i, split in enumerate(splits):
             c = i % 3
             feats = {m: rng.normal(shift * c, 1.0, size=(4 + i % 3, d)).astype(np.float32)
                      for m, d in names.items()}  # fmt: skip
             w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", split=split,
-                         label=np.eye(3, dtype=np.float32)[c]))  # fmt: skip
+                         label=np.eye(3, dtype=np.float32)[c],
+                         group=f"g{(i // 3) % 4}" if groups else None))  # fmt: skip
+    if bad:
+        with h5py.File(path, "r+") as f:
+            f["audio"]["data"][1, 0] = np.inf
     return path
 
 
@@ -144,6 +162,8 @@ def test_the_seeds_averaged_are_scored_as_one_model(seeds_run: Path) -> None:
     assert single[0]["ensemble_members"] == [] and single[0]["model"] == "mea"
     table = mea("eval", *map(str, seeds), cwd=seeds_run).stdout
     assert "ensemble: the class probabilities of 2 checkpoints averaged" in table
+    paper = json.loads(mea("eval", *map(str, seeds), "--paper", "--json", cwd=seeds_run).stdout)
+    assert "an ensemble of 2 checkpoints" in paper["paper_not_comparable_because"]
     csv_path = seeds_run.parent / "ensemble-test.csv"
     mea("eval", *map(str, seeds), "--predictions", str(csv_path), cwd=seeds_run)
     with open(csv_path) as f:
@@ -163,6 +183,11 @@ def test_a_member_from_another_store_or_given_twice_is_refused(seeds_run: Path, 
     assert len(r.stderr.strip().splitlines()) == 1
     r = mea("eval", one, str(seeds_run / "seeds" / "1" / "ckpt.pt"), cwd=tmp_path, code=2)
     assert "given twice" in r.stderr
+    shutil.copy(seeds_run / "seeds" / "1" / "ckpt.pt", tmp_path / "copy.pt")
+    r = mea("eval", str(tmp_path / "copy.pt"), one, cwd=tmp_path, code=2)
+    assert "the same checkpoint as" in r.stderr and "(same content)" in r.stderr
+    r = mea("eval", str(seeds_run), cwd=tmp_path, code=2)  # a run of seeds: pick one, or all
+    assert "give one seed's directory" in r.stderr and "also take them all" in r.stderr
     r = mea("predict", str(other), "--ckpt", one, "--ckpt", str(tmp_path / "runs" / "other"),
             cwd=tmp_path, code=2)  # fmt: skip
     assert "training store (sha256)" in r.stderr and "Traceback" not in r.stderr
@@ -205,3 +230,15 @@ def test_members_with_other_numbers_of_weight_layers_report_no_psi(seeds_run: Pa
     table = mea("predict", str(root / "store.h5"), "--ckpt", str(seeds_run / "seeds" / "1"),
                 "--ckpt", str(root / "runs" / "deeper"), cwd=root).stdout  # fmt: skip
     assert "so the ensemble reports none" in table and "psi (T/V/A)" not in table
+
+
+def test_predict_checks_a_stores_values_before_fitting_its_groups(tmp_path: Path) -> None:
+    """A group-normalised checkpoint on a store with an infinite value: one line naming it
+    (the groups' statistics are fitted only on checked values), as without groups."""
+    store = _store(tmp_path / "grouped.h5", groups=True)
+    mea("train", str(store), "--task", "multiclass", "--model", "mea", "--seeds", "1", "--epochs", "1",
+        "--name", "grouped", "--set", "train.normalise=group", *SMALL, cwd=tmp_path)  # fmt: skip
+    bad = _store(tmp_path / "bad.h5", groups=True, bad=True)
+    r = mea("predict", str(bad), "--ckpt", str(tmp_path / "runs" / "grouped"), cwd=tmp_path, code=2)
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()]  # one line, no warning before it
+    assert "non-finite value (inf)" in r.stderr

@@ -24,6 +24,7 @@ from mea_cli.paths import (
     check_name_length,
     check_output_dir,
     check_output_file,
+    file_sha256,
     note_input,
 )
 
@@ -236,6 +237,16 @@ def _checkpoints(ckpt: PathLike | Sequence[PathLike]) -> list[Path]:
     paths = [checkpoint_in(Path(c)) for c in given]
     if len({p.resolve() for p in paths}) < len(paths):
         raise MeaError("a checkpoint is given twice; an ensemble's members must differ")
+    if len(paths) > 1:  # two copies of one file would count one model twice
+        seen: dict[tuple[int, str], Path] = {}
+        for path in paths:
+            key = (path.stat().st_size, file_sha256(path))
+            if key in seen:
+                raise MeaError(
+                    f"{path}: the same checkpoint as {seen[key]} (same content); an ensemble's "
+                    "members must differ"
+                )
+            seen[key] = path
     return paths
 
 

@@ -286,10 +286,13 @@ class _Runner:
         g = group_key(s.group, s.video)
         return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
 
-    def prepare_store(self, store: FeatureStore) -> None:
-        """Before predicting ``store``'s samples: its schema checked against the checkpoint's;
-        under ``train.normalise=group`` each of its groups' own statistics fitted."""
+    def check_store(self, store: FeatureStore) -> None:
+        """``store``'s schema against the checkpoint's."""
         check_schema(self.ckpt, store, self.path)
+
+    def fit_groups(self, store: FeatureStore) -> None:
+        """Under ``train.normalise=group``: each of ``store``'s groups its own statistics
+        (after the store's values were checked: they go into them)."""
         if self.stats.mode == "group":
             self.groups = GroupNorm.fit(store, self.stats)
 
@@ -344,9 +347,13 @@ class _Ensemble:
         self.batch_size, self.rng = first.batch_size, first.rng
         self.has_weights = all(m.has_weights for m in members)
 
-    def prepare_store(self, store: FeatureStore) -> None:
+    def check_store(self, store: FeatureStore) -> None:
         for m in self.members:
-            m.prepare_store(store)
+            m.check_store(store)
+
+    def fit_groups(self, store: FeatureStore) -> None:
+        for m in self.members:
+            m.fit_groups(store)
 
     def __call__(self, ready: list[tuple[ClipPrediction, Sample]]) -> None:
         if not ready:
@@ -447,11 +454,12 @@ def _from_store(
     features must have the checkpoint's schema (:func:`~mea_cli.artifacts.checkpoint.check_schema`)."""
     clips: list[ClipPrediction] = []
     with FeatureStore(path) as store:
-        run.prepare_store(store)  # the schema; under group normalisation, each group's own
+        run.check_store(store)
         store.check_values()
         total = len(store)
         if not total:
             raise PredictError(f"{path}: the feature store holds no sample")
+        run.fit_groups(store)  # train.normalise=group: each group of this store, its own
         chunk = CHUNK_BATCHES * run.batch_size
         for start in range(0, total, chunk):
             ready = []

@@ -49,11 +49,10 @@ def average_predictions(task: str, preds: Sequence[np.ndarray]) -> np.ndarray:
     stack = np.stack([np.asarray(p, np.float64) for p in preds])
     if task == "regression":
         return stack.mean(0)
-    if task in CLASS_TASKS:
+    if task in CLASS_TASKS:  # log of the mean probability, in log space: finite however confident
         shifted = stack - stack.max(axis=-1, keepdims=True)
-        probs = np.exp(shifted)
-        probs /= probs.sum(axis=-1, keepdims=True)
-        return np.log(probs.mean(0))
+        log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+        return np.logaddexp.reduce(log_probs, axis=0) - np.log(len(preds))
     raise ValueError(f"no ensemble rule for task {task!r}")
 
 

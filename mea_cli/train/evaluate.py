@@ -315,13 +315,19 @@ def evaluate_checkpoint(
         baseline=base,
         synthetic=synthetic,
         paper=paper_rows(ckpt.dataset) if with_paper else [],
-        not_comparable=paper_comparability(ckpt.schema, synthetic, split),
+        not_comparable=(
+            f"an ensemble of {len(members)} checkpoints; the papers' rows are single models"
+            if ensemble
+            else paper_comparability(ckpt.schema, synthetic, split)
+        ),
         store_setting=store_setting,
         label_range=rng,
         confusion=cm,
         predictions_file=None if predictions is None else str(predictions),
         deviations=(
-            deviation_block({ckpt.model: ckpt.model_config}, store_setting) if with_paper else []
+            deviation_block({c.model: c.model_config for _, c in members}, store_setting)
+            if with_paper
+            else []
         ),
         members=[str(m[0]) for m in members] if ensemble else [],
     )

@@ -166,7 +166,8 @@ def checkpoint_in(path: str | os.PathLike[str]) -> Path:
         choices = ", ".join(str(d) for d in per_seed)
         raise RunError(
             f"{p}: a run of {len(per_seed)} seeds keeps one checkpoint per seed, none at the "
-            f"top; give one seed's directory: {choices}"
+            f"top; give one seed's directory: {choices} (mea eval and mea predict also take "
+            "them all, as one model whose predictions are their average)"
         )
     raise RunError(f"{p}: no checkpoint (ckpt.pt) in this directory; is it a training run?")
 
