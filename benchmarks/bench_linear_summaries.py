@@ -56,15 +56,13 @@ def summarise(x: np.ndarray, kind: str, voiced_column: int | None) -> np.ndarray
 def standardise(features: np.ndarray, groups: np.ndarray | None, train: np.ndarray) -> np.ndarray:
     """Per group (each its own mean and std over all its samples, no labels), or with the
     train split's mean and std when there are no groups."""
-    out = features.astype(np.float64).copy()
-    parts = [groups == g for g in np.unique(groups)] if groups is not None else [None]
-    for m in parts:
-        ref = out[m] if m is not None else out[train]
-        mean, std = ref.mean(0), ref.std(0) + 1e-8
-        if m is None:
-            out = (out - mean) / std
-        else:
-            out[m] = (out[m] - mean) / std
+    x = features.astype(np.float64)
+    if groups is None:
+        return (x - x[train].mean(0)) / (x[train].std(0) + 1e-8)
+    out = np.empty_like(x)
+    for g in np.unique(groups):
+        m = groups == g
+        out[m] = (x[m] - x[m].mean(0)) / (x[m].std(0) + 1e-8)
     return out
 
 

@@ -276,7 +276,7 @@ def evaluate(
 
     _threads(threads)
     return evaluate_checkpoint(
-        paths if len(paths) > 1 else paths[0], None if features is None else Path(features),
+        paths, None if features is None else Path(features),
         split, device, with_paper=paper,
         predictions=None if predictions is None else Path(predictions),
         allow_changed_store=allow_changed_store,
@@ -335,7 +335,7 @@ def predict(
 
     _threads(threads)
     report = run_predict(
-        clips, ckpts if len(ckpts) > 1 else ckpts[0], batch_size=batch_size, device=device,
+        clips, ckpts, batch_size=batch_size, device=device,
         face_model=None if face_model is None else Path(face_model),
         glove=None if glove is None else Path(glove),
         asr_model=None if asr_model is None else Path(asr_model), progress=progress,

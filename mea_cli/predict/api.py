@@ -60,9 +60,8 @@ from mea_cli.extract.pipeline import Pipeline
 from mea_cli.models.core.registry import get_entry
 from mea_cli.runtime.engine import autocast, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
-from mea_cli.train.ensemble import average_predictions, check_members, ensemble_models
+from mea_cli.train.ensemble import average_predictions, names, open_members
 from mea_cli.train.predictions import label_range_of, readable
-from mea_cli.train.setup import open_checkpoint
 
 STORE_SUFFIXES = (".h5", ".hdf5", ".H5", ".HDF5")
 CHUNK_BATCHES = 8  # clips extracted before the model runs on them: 8 batches' worth
@@ -199,10 +198,7 @@ def predict(
     t0 = time.perf_counter()
     if batch_size < 1:
         raise PredictError("--batch-size must be at least 1")
-    given = [ckpt_path] if isinstance(ckpt_path, (str, os.PathLike)) else list(ckpt_path)
-    members = [open_checkpoint(c) for c in given]
-    if len(members) > 1:
-        check_members(members)
+    members = open_members(ckpt_path)
     dev = resolve_device(device)
     runners = [_runner(path, ckpt, batch_size, dev, source) for path, ckpt in members]
     run: _Runner | _Ensemble = runners[0] if len(runners) == 1 else _Ensemble(runners)
@@ -216,10 +212,10 @@ def predict(
             native, _overrides(face_model, glove), str(asr_model) if asr_model else None
         )
         clips = _from_videos(source, pipeline, run, progress, schema_reduce(schemas))
-    ensemble = len(members) > 1
+    checkpoint, model, member_paths = names(members)
     return PredictReport(
-        checkpoint=str(ckpt_path) if not ensemble else f"ensemble of {len(members)} checkpoints",
-        model=ckpt.model if not ensemble else f"{ensemble_models(members)} (ensemble of {len(members)})",
+        checkpoint=checkpoint,
+        model=model,
         dataset=ckpt.dataset,
         task=ckpt.task,
         label_names=list(ckpt.label_names),
@@ -229,7 +225,7 @@ def predict(
         clips=clips,
         notes=notes,
         seconds=time.perf_counter() - t0,
-        members=[str(path) for path, _ in members] if ensemble else [],
+        members=member_paths,
     )
 
 

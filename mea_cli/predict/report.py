@@ -23,6 +23,7 @@ from rich.table import Table
 from mea_cli import MODALITIES
 from mea_cli.paths import write_text
 from mea_cli.predict.api import ClipPrediction, PredictReport
+from mea_cli.train.ensemble import averaged_line
 from mea_cli.train.predictions import flat
 
 SHORT = {"text": "T", "vision": "V", "audio": "A"}
@@ -98,9 +99,7 @@ def render(report: PredictReport, console: Console) -> None:
     console.print(t)
     if report.members:
         console.print(
-            f"ensemble: the {'predictions' if report.task == 'regression' else 'class probabilities'}"
-            f"{' and the weights psi' if report.has_weights else ''} of {len(report.members)} "
-            "checkpoints averaged: " + ", ".join(report.members),
+            averaged_line(report.task, report.members, psi=report.has_weights),
             highlight=False,
             soft_wrap=True,
         )

@@ -23,6 +23,7 @@ same samples for all of them: a test sample can never be another member's traini
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from mea_cli.errors import MeaError
+from mea_cli.train.setup import open_checkpoint
 
 CLASS_TASKS = ("multiclass", "binary-multilabel")
 
@@ -84,6 +86,37 @@ def check_members(members: Sequence[tuple[Path, Any]]) -> None:
                 )
 
 
+def open_members(given: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> list[tuple[Path, Any]]:
+    """The ``(path, checkpoint)`` of each given checkpoint or run directory, loaded; several are
+    checked to form one ensemble (:func:`check_members`)."""
+    paths = [given] if isinstance(given, (str, os.PathLike)) else list(given)
+    members = [open_checkpoint(p) for p in paths]
+    if len(members) > 1:
+        check_members(members)
+    return members
+
+
 def ensemble_models(members: Sequence[tuple[Path, Any]]) -> str:
     """The members' model names, each once, in the order given: ``mea`` or ``mea+mult``."""
     return "+".join(dict.fromkeys(ckpt.model for _, ckpt in members))
+
+
+def names(members: Sequence[tuple[Path, Any]]) -> tuple[str, str, list[str]]:
+    """How a result names what made it: ``(checkpoint, model, member paths)``; one member is
+    itself (its path, its model, no member list), several are "ensemble of N"."""
+    path, ckpt = members[0]
+    if len(members) == 1:
+        return str(path), ckpt.model, []
+    n = len(members)
+    return f"ensemble of {n} checkpoints", f"{ensemble_models(members)} (ensemble of {n})", [
+        str(p) for p, _ in members
+    ]
+
+
+def averaged_line(task: str, members: Sequence[str], psi: bool = False) -> str:
+    """The line printed under an ensemble's table: what was averaged, over which checkpoints."""
+    what = "predictions" if task == "regression" else "class probabilities"
+    return (
+        f"ensemble: the {what}{' and the weights psi' if psi else ''} of {len(members)} "
+        "checkpoints averaged: " + ", ".join(members)
+    )

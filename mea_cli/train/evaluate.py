@@ -51,7 +51,7 @@ from mea_cli.models.core.deviations import deviation_block
 from mea_cli.paths import check_not_input, check_output_file, jsonable, same_file, write_text
 from mea_cli.runtime.engine import Predictions, predict, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
-from mea_cli.train.ensemble import average_predictions, check_members, ensemble_models
+from mea_cli.train.ensemble import average_predictions, averaged_line, names, open_members
 from mea_cli.train.metrics import (
     compute_metrics,
     confusion,
@@ -60,7 +60,6 @@ from mea_cli.train.metrics import (
 )
 from mea_cli.train.predictions import flat, label_range_of, readable, truth_readable
 from mea_cli.train.runs import check_store_unchanged
-from mea_cli.train.setup import open_checkpoint
 from mea_cli.viz.confusion import draw_confusion
 
 SPLITS = ("train", "valid", "test")
@@ -237,10 +236,7 @@ def evaluate_checkpoint(
         raise EvalError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     if predictions is not None:
         check_output_file(predictions, "predictions file")
-    given = [ckpt_paths] if isinstance(ckpt_paths, (str, Path)) else list(ckpt_paths)
-    members = [open_checkpoint(p) for p in given]
-    if len(members) > 1:
-        check_members(members)
+    members = open_members(ckpt_paths)
     ckpt_path, ckpt = members[0]
     if features is None:
         features = _training_store(ckpt_path, ckpt)
@@ -301,13 +297,13 @@ def evaluate_checkpoint(
             "matrix": matrix.tolist(),
             "png": None if png is None else str(png),
         }
-    ensemble = len(members) > 1
+    checkpoint, model, member_paths = names(members)
     return EvalResult(
-        checkpoint=str(ckpt_path) if not ensemble else f"ensemble of {len(members)} checkpoints",
+        checkpoint=checkpoint,
         features=name,
         split=split,
         n=len(idx),
-        model=ckpt.model if not ensemble else f"{ensemble_models(members)} (ensemble of {len(members)})",
+        model=model,
         dataset=ckpt.dataset,
         task=ckpt.task,
         label_names=list(ckpt.label_names),
@@ -317,7 +313,7 @@ def evaluate_checkpoint(
         paper=paper_rows(ckpt.dataset) if with_paper else [],
         not_comparable=(
             f"an ensemble of {len(members)} checkpoints; the papers' rows are single models"
-            if ensemble
+            if member_paths
             else paper_comparability(ckpt.schema, synthetic, split)
         ),
         store_setting=store_setting,
@@ -329,7 +325,7 @@ def evaluate_checkpoint(
             if with_paper
             else []
         ),
-        members=[str(m[0]) for m in members] if ensemble else [],
+        members=member_paths,
     )
 
 
@@ -382,12 +378,7 @@ def render_eval(result: EvalResult, console: Console) -> None:
         t.add_row(metric_label(k), *cells)
     console.print(t)
     if result.members:
-        console.print(
-            f"ensemble: the {'predictions' if result.task == 'regression' else 'class probabilities'}"
-            f" of {len(result.members)} checkpoints averaged: " + ", ".join(result.members),
-            highlight=False,
-            soft_wrap=True,
-        )
+        console.print(averaged_line(result.task, result.members), highlight=False, soft_wrap=True)
     if result.label_range is not None:
         a, b = result.label_range
         console.print(
