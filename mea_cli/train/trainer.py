@@ -291,7 +291,7 @@ class Trainer:
         The step's output, loss and graph are this method's locals, so they are freed when it
         returns. Held in the epoch's loop instead, they lived until the next step's forward had
         finished, with whatever the graph still referenced (PSA's recipes of earlier layers'
-        maps, for one): MEA at its MOSI preset on the 1/8-MOSI pickle peaked about 90 MiB higher
+        maps, for one): MEA at its MOSI preset on the 1/8-MOSI pickle peaked about 75 MiB higher
         (docs/performance.md#memory-where-it-goes)."""
         batch = augment(batch.to(self.device), self.settings.input_noise, self.settings.time_mask)
         batch, mix = mixup(batch, self.settings.mixup)
