@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -100,6 +101,7 @@ class EvalResult:
     predictions_file: str | None = None
     deviations: list[str] = field(default_factory=list)  # --paper: the model's, from its paper
     members: list[str] = field(default_factory=list)  # an ensemble's checkpoints (else empty)
+    overlap: dict[str, int] = field(default_factory=dict)  # training_overlap; {} unchecked
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(
@@ -124,6 +126,7 @@ class EvalResult:
                 "predictions_file": self.predictions_file,
                 "deviations_from_paper": self.deviations,
                 "ensemble_members": self.members,
+                "overlap_with_training": self.overlap or None,
             }
         )
 
@@ -197,6 +200,24 @@ def _training_store(ckpt_path: Path, ckpt: Any) -> Path:
     return Path(saved)
 
 
+def training_overlap(trained_on: Path, store: FeatureStore, idx: np.ndarray) -> dict[str, int]:
+    """How many of the evaluated samples (rows ``idx`` of ``store``) have the id of a sample of
+    the ``train`` and of the ``valid`` split of the store the checkpoint was trained on.
+
+    Why: a checkpoint evaluated on another store is scored on that store's split column. When
+    the two stores hold the same samples split differently (a fold's store of ``train --folds``
+    and the store it was cut from; a re-extraction of the same videos), that split's samples can
+    be ones the model was fitted on (``train``) or chosen on (``valid``): metrics that look
+    held-out and are not."""
+    wanted = {str(i) for i in store.samples.id[idx]}
+    with FeatureStore(trained_on) as trained:
+        ids = trained.samples.id
+        return {
+            split: len(wanted.intersection(str(i) for i in ids[trained.split_indices(split)]))
+            for split in ("train", "valid")
+        }
+
+
 def predict_split(
     ckpt_path: Path, ckpt: Any, store: FeatureStore, split: str, device: str
 ) -> Predictions:
@@ -241,10 +262,12 @@ def evaluate_checkpoint(
     if features is None:
         features = _training_store(ckpt_path, ckpt)
     saved = ckpt.features.get("path", "")
-    if saved and Path(saved).exists() and Path(features).exists() and same_file(saved, features):
+    trained_on = Path(saved) if saved and Path(saved).exists() else None
+    if trained_on is not None and Path(features).exists() and same_file(trained_on, features):
         check_store_unchanged(
             features, ckpt.features.get("sha256", ""), ckpt_path, allow_changed_store
         )
+        trained_on = None  # the training store itself: its splits are the training's
     if predictions is not None:
         check_not_input(predictions, [Path(features), *(m[0] for m in members)], "predictions file")
     with FeatureStore(features) as store:
@@ -259,6 +282,14 @@ def evaluate_checkpoint(
             raise EvalError(
                 f"{store.name}: the {split!r} split has samples without labels; metrics need "
                 f"a labelled split"
+            )
+        overlap = {} if trained_on is None else training_overlap(trained_on, store, idx)
+        if sum(overlap.values()):
+            sys.stderr.write(
+                f"WARNING: {features}: {sum(overlap.values())} of the {len(idx)} {split!r} "
+                f"samples have the ids of samples the checkpoint learned from in {trained_on} "
+                f"({overlap['train']} train, {overlap['valid']} valid), so these metrics are not "
+                f"held-out; the samples it never saw are the 'test' split of {trained_on}\n"
             )
         preds = [predict_split(path, member, store, split, device) for path, member in members]
         pred = preds[0]
@@ -326,6 +357,7 @@ def evaluate_checkpoint(
             else []
         ),
         members=member_paths,
+        overlap=overlap,
     )
 
 

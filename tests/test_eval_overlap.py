@@ -1,0 +1,77 @@
+"""``mea eval CKPT --features OTHER``: when the other store holds samples the checkpoint learned
+from (a fold's source store, a re-extraction split differently), the result counts them and a
+warning says the metrics are not held-out; the training store itself, or a copy split the same
+way, gives no warning."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from mea_cli.artifacts.features import FeatureStore
+from mea_cli.data.synth import write_synthetic
+from mea_cli.train.evaluate import evaluate_checkpoint
+from mea_cli.train.trainer import TrainRequest, train_run
+
+TINY = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    torch.set_num_threads(1)
+    tmp = tmp_path_factory.mktemp("overlap")
+    store = tmp / "synth.h5"
+    write_synthetic(store, "mosi", n=30, seed=3, max_seconds=2.0)
+    train_run(TrainRequest(
+        features=store, dataset="mosi", seeds=[1], name="r", live=False, model_overrides=TINY,
+        runs_dir=tmp / "runs", train_overrides={"epochs": 1, "patience": 5},
+    ))  # fmt: skip
+    return store, tmp / "runs" / "r" / "ckpt.pt"
+
+
+def _splits(path: Path) -> np.ndarray:
+    with FeatureStore(path) as s:
+        return np.asarray(s.samples.split).astype(str)
+
+
+def test_a_store_split_otherwise_is_counted_and_warned(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, ckpt = trained
+    other = tmp_path / "resplit.h5"
+    shutil.copy(store, other)
+    before = _splits(store)
+    after = np.roll(before, 7)  # the same samples, another split column
+    with h5py.File(other, "r+") as f:
+        del f["samples/split"]
+        f["samples"].create_dataset("split", data=after.astype(object), dtype=h5py.string_dtype())
+    want = {s: int(((after == "test") & (before == s)).sum()) for s in ("train", "valid")}
+    assert sum(want.values()) > 0  # the fixture really overlaps
+    result = evaluate_checkpoint(ckpt, features=other)
+    assert result.overlap == want
+    err = capsys.readouterr().err
+    n_test = int((after == "test").sum())
+    assert f"{sum(want.values())} of the {n_test} 'test' samples" in err
+    assert f"({want['train']} train, {want['valid']} valid)" in err and "not held-out" in err
+    assert result.to_dict()["overlap_with_training"] == want
+
+
+def test_the_training_store_or_a_copy_split_the_same_gives_no_warning(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store, ckpt = trained
+    same = evaluate_checkpoint(ckpt)
+    copy = tmp_path / "copy.h5"
+    shutil.copy(store, copy)
+    other = evaluate_checkpoint(ckpt, features=copy)
+    assert same.overlap == {} and other.overlap == {"train": 0, "valid": 0}
+    assert "WARNING" not in capsys.readouterr().err
+    assert same.to_dict()["overlap_with_training"] is None  # not checked: the store itself
+    assert json.loads(json.dumps(other.to_dict()))["overlap_with_training"] == other.overlap
+    assert other.metrics == same.metrics
