@@ -58,8 +58,36 @@ def test_a_store_split_otherwise_is_counted_and_warned(
     err = capsys.readouterr().err
     n_test = int((after == "test").sum())
     assert f"{sum(want.values())} of the {n_test} 'test' samples" in err
-    assert f"({want['train']} train, {want['valid']} valid)" in err and "not held-out" in err
+    assert f"trained on ({want['train']}, its train split)" in err
+    assert f"selected on ({want['valid']}, its valid split)" in err and "not held-out" in err
     assert result.to_dict()["overlap_with_training"] == want
+
+
+def test_no_count_from_a_training_store_changed_or_unreadable_since(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The check reads the training store's split column only while the store still has the
+    SHA-256 the checkpoint recorded; a store that changed or no longer opens leaves the overlap
+    unchecked (``{}``) and the evaluation of the other store goes on."""
+    store, ckpt = trained
+    kept = tmp_path / "as-trained.h5"
+    shutil.copy(store, kept)  # the training splits, in another file
+    moved = shutil.move(store, tmp_path / "moved.h5")
+    try:
+        shutil.copy(moved, store)
+        with h5py.File(store, "r+") as f:  # re-split in place after training
+            split = np.roll(np.asarray(f["samples/split"][:]).astype(str), 7)
+            del f["samples/split"]
+            f["samples"].create_dataset("split", data=split.astype(object),
+                                        dtype=h5py.string_dtype())  # fmt: skip
+        changed = evaluate_checkpoint(ckpt, features=kept)
+        store.write_text("not a store any more")
+        unreadable = evaluate_checkpoint(ckpt, features=kept)
+    finally:
+        shutil.move(moved, store)
+    assert changed.overlap == {} and unreadable.overlap == {}
+    assert unreadable.metrics == changed.metrics and unreadable.n == changed.n
+    assert "WARNING" not in capsys.readouterr().err
 
 
 def test_the_training_store_or_a_copy_split_the_same_gives_no_warning(

@@ -49,7 +49,14 @@ from mea_cli.errors import MeaError
 from mea_cli.metric_names import metric_label
 from mea_cli.models import entries, get_entry
 from mea_cli.models.core.deviations import deviation_block
-from mea_cli.paths import check_not_input, check_output_file, jsonable, same_file, write_text
+from mea_cli.paths import (
+    check_not_input,
+    check_output_file,
+    file_sha256,
+    jsonable,
+    same_file,
+    write_text,
+)
 from mea_cli.runtime.engine import Predictions, predict, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.train.ensemble import average_predictions, averaged_line, names, open_members
@@ -200,9 +207,14 @@ def _training_store(ckpt_path: Path, ckpt: Any) -> Path:
     return Path(saved)
 
 
-def training_overlap(trained_on: Path, store: FeatureStore, idx: np.ndarray) -> dict[str, int]:
+def training_overlap(
+    trained_on: Path, recorded_sha256: str, store: FeatureStore, idx: np.ndarray
+) -> dict[str, int]:
     """How many of the evaluated samples (rows ``idx`` of ``store``) have the id of a sample of
-    the ``train`` and of the ``valid`` split of the store the checkpoint was trained on.
+    the ``train`` and of the ``valid`` split of the store the checkpoint was trained on
+    (``trained_on``, which recorded ``recorded_sha256``); ``{}`` when that cannot be told: the
+    training store changed since (its split column may no longer be the training's) or no
+    longer opens.
 
     Why: a checkpoint evaluated on another store is scored on that store's split column. When
     the two stores hold the same samples split differently (a fold's store of ``train --folds``
@@ -210,12 +222,17 @@ def training_overlap(trained_on: Path, store: FeatureStore, idx: np.ndarray) -> 
     be ones the model was fitted on (``train``) or chosen on (``valid``): metrics that look
     held-out and are not."""
     wanted = {str(i) for i in store.samples.id[idx]}
-    with FeatureStore(trained_on) as trained:
-        ids = trained.samples.id
-        return {
-            split: len(wanted.intersection(str(i) for i in ids[trained.split_indices(split)]))
-            for split in ("train", "valid")
-        }
+    try:
+        if recorded_sha256 and file_sha256(trained_on) != recorded_sha256:
+            return {}
+        with FeatureStore(trained_on) as trained:
+            ids = trained.samples.id
+            return {
+                split: len(wanted.intersection(str(i) for i in ids[trained.split_indices(split)]))
+                for split in ("train", "valid")
+            }
+    except (MeaError, OSError):
+        return {}
 
 
 def predict_split(
@@ -252,7 +269,8 @@ def evaluate_checkpoint(
     (:mod:`mea_cli.train.ensemble`: they must predict the same labels and have been trained on
     the same store). The store the checkpoints were trained on (the default, or ``features``
     naming that same file) must still have the SHA-256 they recorded, unless
-    ``allow_changed_store``; another store given with ``features`` is evaluated as it is."""
+    ``allow_changed_store``; another store given with ``features`` is evaluated as it is, after
+    a warning if its split holds samples of the training's (:func:`training_overlap`)."""
     if split not in SPLITS:
         raise EvalError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
     if predictions is not None:
@@ -262,12 +280,14 @@ def evaluate_checkpoint(
     if features is None:
         features = _training_store(ckpt_path, ckpt)
     saved = ckpt.features.get("path", "")
-    trained_on = Path(saved) if saved and Path(saved).exists() else None
-    if trained_on is not None and Path(features).exists() and same_file(trained_on, features):
+    if saved and Path(saved).exists() and Path(features).exists() and same_file(saved, features):
         check_store_unchanged(
             features, ckpt.features.get("sha256", ""), ckpt_path, allow_changed_store
         )
         trained_on = None  # the training store itself: its splits are the training's
+    else:  # the members share one training store (same sha256); any copy of it that exists
+        found = (Path(p) for _, m in members if (p := m.features.get("path", "")))
+        trained_on = next((p for p in found if p.exists()), None)
     if predictions is not None:
         check_not_input(predictions, [Path(features), *(m[0] for m in members)], "predictions file")
     with FeatureStore(features) as store:
@@ -283,13 +303,18 @@ def evaluate_checkpoint(
                 f"{store.name}: the {split!r} split has samples without labels; metrics need "
                 f"a labelled split"
             )
-        overlap = {} if trained_on is None else training_overlap(trained_on, store, idx)
+        overlap = (
+            {}
+            if trained_on is None
+            else training_overlap(trained_on, ckpt.features.get("sha256", ""), store, idx)
+        )
         if sum(overlap.values()):
             sys.stderr.write(
                 f"WARNING: {features}: {sum(overlap.values())} of the {len(idx)} {split!r} "
-                f"samples have the ids of samples the checkpoint learned from in {trained_on} "
-                f"({overlap['train']} train, {overlap['valid']} valid), so these metrics are not "
-                f"held-out; the samples it never saw are the 'test' split of {trained_on}\n"
+                f"samples have the ids of samples of {trained_on} that the model was trained "
+                f"on ({overlap['train']}, its train split) or selected on ({overlap['valid']}, "
+                f"its valid split); if they are the same samples, these metrics are not "
+                f"held-out, and the samples it never saw are that store's 'test' split\n"
             )
         preds = [predict_split(path, member, store, split, device) for path, member in members]
         pred = preds[0]
