@@ -170,6 +170,7 @@ def test_every_parameter_gets_a_gradient(entry: ModelEntry, dataset: str) -> Non
     model = _model(entry, cfg).train()
     out = model(_batch(cfg))
     assert out.loss is not None and torch.isfinite(out.loss) and "task" in out.losses
+    assert "loss" not in out.losses, "a term named loss would overwrite the logged total"
     out.loss.backward()
     missing = [
         n for n, p in model.named_parameters() if p.grad is None and not entry.is_unused(n)

@@ -18,7 +18,8 @@ subclass, mapping a :class:`mea_cli.batch.Batch` to a
   --paper``, ``mea compare --paper``, ``mea ablate --paper``) and by ``mea info --model``.
 
 It promises: padded steps (``mask`` False) change no output; ``out.loss`` and ``out.losses["task"]``
-exist for a labelled batch; ``model(batch)`` works for every config its presets and switches
+exist for a labelled batch, and no term is named ``loss`` (the trainer logs the total under that
+name, beside the terms); ``model(batch)`` works for every config its presets and switches
 allow. ``tests/test_model_contract.py`` checks all of it for every registered model.
 """
 
