@@ -164,8 +164,32 @@ def synth(
     )
 
 
+# what a run is (its config.json): --resume continues it as it was, so none of these may be given
+RUN_DEFINING = (
+    "dataset", "task", "labels_range", "model", "seeds", "sets", "config", "epochs", "preset",
+    "split_by", "split_fractions", "folds", "split_seed",
+)  # fmt: skip
+
+
+def _refuse_with_resume(ctx: typer.Context) -> None:
+    """``mea train --resume`` with an option that defines a run: one line and exit 2, instead of
+    continuing the saved configuration as if the option had been taken."""
+    given = [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name in RUN_DEFINING
+        and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"
+    ]  # click's ParameterSource, by name: typer does not re-export it
+    if given:
+        raise MeaError(
+            f"--resume continues the run as its config.json says; it takes no {', '.join(given)} "
+            f"(start a new run to change them)"
+        )
+
+
 @app.command()
 def train(
+    ctx: typer.Context,
     features: Path = typer.Argument(None, help="Feature store (.h5); not needed with --resume."),
     dataset: str = typer.Option(
         None, "--dataset", help="Preset: mosi, mosei, iemocap (the papers') or custom."
@@ -213,6 +237,8 @@ def train(
     ),
 ) -> None:
     """Train a model: Adam, ReduceLROnPlateau, early stopping on valid; writes runs/<name>/."""
+    if resume:
+        _refuse_with_resume(ctx)
     result = api.train(
         features, dataset=dataset, task=task, labels_range=labels_range, model=model,
         seeds=seeds, sets=sets, config=config, device=device, epochs=epochs, name=name,

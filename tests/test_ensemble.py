@@ -173,6 +173,18 @@ def test_the_seeds_averaged_are_scored_as_one_model(seeds_run: Path) -> None:
     assert [r["pred_class"] for r in rows] == [("a", "b", "c")[k] for k in probs.argmax(1)]
 
 
+def test_an_output_onto_a_file_of_the_run_is_refused(seeds_run: Path) -> None:
+    """``--predictions`` naming a file training wrote (the run's config.json, a seed's
+    metrics.json) is refused, and the file is untouched: it once became a CSV, and the run could
+    no longer be resumed."""
+    one = seeds_run / "seeds" / "1"
+    for target in (seeds_run / "config.json", one / "metrics.json", one / "ckpt.pt"):
+        before = target.read_bytes()
+        r = mea("eval", str(one), "--predictions", str(target), cwd=seeds_run, code=2)
+        assert str(target) in r.stderr and "also an input" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and target.read_bytes() == before
+
+
 def test_a_member_from_another_store_or_given_twice_is_refused(seeds_run: Path, tmp_path: Path) -> None:
     other = _store(tmp_path / "other.h5", shift=1.0)
     mea("train", str(other), "--task", "multiclass", "--model", "mea", "--seeds", "1",

@@ -252,6 +252,17 @@ def test_empty_folder_and_no_usable_sample_are_errors(corpus: dict, tmp_path: Pa
     assert not (tmp_path / "none.h5").exists() and not (tmp_path / "b.h5").exists()
 
 
+def test_the_store_as_its_own_cache_folder_is_refused_before_any_work(
+    corpus: dict, tmp_path: Path
+) -> None:
+    """``--cache`` naming the store: refused at once (it once ran the whole extraction, then
+    blamed the folder the cache had made)."""
+    out = tmp_path / "y.h5"
+    with pytest.raises(ExtractError, match="y.h5: the feature store and the extraction cache"):
+        extract(corpus["root"], out, CFG, cache_dir=tmp_path / "." / "y.h5")
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.slow
 def test_two_shards_merged_equal_one_run(
     corpus: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

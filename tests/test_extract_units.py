@@ -343,6 +343,15 @@ def test_label_tasks() -> None:
     assert LabelSpec.parse_range("-3,3") == (-3.0, 3.0) and LabelSpec.parse_classes("a, b") == ("a", "b")
 
 
+def test_non_finite_labels_are_refused_not_read_as_class_names() -> None:
+    """A column of "nan" / "inf" once became a two-class task with classes "inf" and "nan"."""
+    for cells in ([(2, "nan"), (3, "inf")], [(2, "0.5"), (3, "NaN"), (4, "1.5")]):
+        with pytest.raises(LabelsError, match=r"not finite numbers: line \d \('(nan|NaN)'\)"):
+            parse_labels(cells, LabelSpec())
+    asked = parse_labels([(2, "nan"), (3, "inf")], LabelSpec(task="multiclass"))
+    assert asked.names == ("inf", "nan")  # stated: class names, as given
+
+
 def test_label_options_need_a_labels_file(tmp_path: Path) -> None:
     from mea_cli.extract.driver import extract
 

@@ -77,6 +77,9 @@ def test_train_refuses_bad_stores(tmp_path: Path, synth_iemocap: Path) -> None:
     one_clear_line(r, "unknown dataset preset 'imdb'")
     r = mea("train", "--resume", cwd=tmp_path)
     one_clear_line(r, "no runs yet")
+    # a resumed run keeps its config.json: an option that would change it is refused, not dropped
+    r = mea("train", "--resume", "--epochs", "3", "--seeds", "2", "--set", "d=8", cwd=tmp_path)
+    one_clear_line(r, "--resume", "--seeds, --set, --epochs")
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
 
 

@@ -33,7 +33,13 @@ from mea_cli.extract.pipeline import ExtractConfig, Pipeline
 from mea_cli.extract.run import ExtractInterrupted, Progress, run
 from mea_cli.interrupt import Interrupted
 from mea_cli.locks import share
-from mea_cli.paths import check_not_input, check_output_dir, check_output_file, ensure_dir
+from mea_cli.paths import (
+    check_not_input,
+    check_output_dir,
+    check_output_file,
+    ensure_dir,
+    same_file,
+)
 
 __all__ = ["ExtractConfig", "ExtractError", "ExtractInterrupted", "ExtractReport", "Progress", "extract"]
 
@@ -89,6 +95,8 @@ def extract(
         raise ExtractError("--task, --classes, --label-range and --label-column need --labels")
     out = check_output_file(out, "feature store")
     cdir = Path(cache_dir) if cache_dir is not None else out.with_name(out.name + ".cache")
+    if same_file(cdir, out):
+        raise ExtractError(f"{out}: the feature store and the extraction cache folder are one path")
     check_output_dir(cdir, "extraction cache folder")
     new_cache = not cdir.exists()  # made by this call: removed again if no store is written
     try:

@@ -98,6 +98,14 @@ def _number(text: str) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _listed(items: Sequence[tuple[int, str]]) -> str:
     shown = ", ".join(f"line {n} ({text!r})" for n, text in items[:MAX_LISTED])
     more = len(items) - MAX_LISTED
@@ -124,6 +132,15 @@ def parse_labels(
     cells = [(n, t.strip()) for n, t in cells]
     task = spec.task
     if task == "auto":
+        # "nan" / "inf" read as numbers that are not finite: missing values, not class names
+        bad = [(n, t) for n, t in cells if _number(t) is None and _is_float(t)]
+        if bad:
+            raise LabelsError(
+                where,
+                f"{spec.column} column has labels that are not finite numbers: {_listed(bad)}; "
+                "give every row a number or a class name (or pass --task multiclass to read "
+                "them as class names)",
+            )
         numbers = [(n, t) for n, t in cells if _number(t) is not None]
         names = [(n, t) for n, t in cells if _number(t) is None]
         if numbers and names:

@@ -139,8 +139,30 @@ def update_latest(runs_dir: Path, run_dir: Path) -> None:
         paths.write_text(link, run_dir.name + "\n", "latest-run pointer")
 
 
+RUN_FILES = (
+    "config.json", "ckpt.pt", "metrics.json", "log.jsonl", "state.pt", "folds.json", "folds.md",
+    "split.h5",
+)  # fmt: skip
+"""What training writes into a run's (or a seed's) directory (module docstring; ``--folds``)."""
+
+
+def note_run_files(ckpt: Path) -> None:
+    """Remember the files training wrote beside checkpoint ``ckpt`` (and, for a seed's, in its
+    run's directory) as the running command's inputs (:func:`mea_cli.paths.note_input`): an
+    output named like one (``mea eval --predictions runs/x/config.json``) is refused instead of
+    replacing the run's record, which a later ``--resume`` or ``mea eval`` would fail on."""
+    dirs = [ckpt.parent]
+    if ckpt.parent.parent.name == "seeds":
+        dirs.append(ckpt.parent.parent.parent)
+    for d in dirs:
+        for name in RUN_FILES:
+            if (d / name).is_file():
+                paths.note_input(d / name)
+
+
 def checkpoint_in(path: str | os.PathLike[str]) -> Path:
-    """The checkpoint a user named: a checkpoint file, or a run directory holding ``ckpt.pt``.
+    """The checkpoint a user named: a checkpoint file, or a run directory holding ``ckpt.pt``
+    (its run's files are noted as inputs: :func:`note_run_files`).
 
     A run of several seeds has no top-level checkpoint but one per ``seeds/<seed>/``; the
     error names each of them, so the user can pick one instead of reading "no such file".
@@ -149,10 +171,14 @@ def checkpoint_in(path: str | os.PathLike[str]) -> Path:
     if not p.is_dir():
         if not p.exists():
             raise paths.PathError(p, "no such checkpoint file or run directory")
-        return paths.check_input_file(p, "checkpoint")
+        found = paths.check_input_file(p, "checkpoint")
+        note_run_files(found)
+        return found
     top = p / "ckpt.pt"
     if top.exists():
-        return paths.check_input_file(top, "checkpoint")
+        found = paths.check_input_file(top, "checkpoint")
+        note_run_files(found)
+        return found
     seeds = p / "seeds"
     per_seed = (
         sorted(
