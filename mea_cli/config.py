@@ -40,6 +40,22 @@ class ConfigError(MeaError):
         super().__init__(f"{what}: {'; '.join(self.problems)}")
 
 
+SEED_LIMIT = 2**32
+"""Seeds of numpy's ``RandomState`` (scikit-learn's ``random_state``, Optuna's samplers) lie in
+``0 .. SEED_LIMIT - 1``; :func:`check_seed` holds every seed option that is not a training seed
+to it (training seeds: ``mea_cli.train.cli_support.parse_seeds``)."""
+
+
+def check_seed(seed: int, option: str) -> int:
+    """Return ``seed`` when it is an integer in ``0 .. SEED_LIMIT - 1``, else a
+    :class:`ConfigError` naming ``option`` (``--seed``): checked before any work, as numpy,
+    scikit-learn and Optuna would refuse it only deep inside the command (or, written as an
+    HDF5 attribute, after all of it)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < SEED_LIMIT:
+        raise ConfigError(option, f"must be an integer in 0..{SEED_LIMIT - 1}, got {seed!r}")
+    return seed
+
+
 def parse_text(text: str) -> Any:
     """A command-line value as a JSON / TOML literal when it is one (``1e-3``, ``20``,
     ``true``, ``[1, 2]``), else the string itself (``psa,wal``, ``3/3/5``)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mea_cli.api.guard import one_command
+from mea_cli.config import check_seed
 from mea_cli.errors import MeaError
 from mea_cli.paths import PathError, check_input_file, check_name_length, check_output_file
 
@@ -52,6 +53,7 @@ def synth(
     (``mea synth``). Synthetic data is not the benchmark: it only imitates its shapes."""
     out = Path(out)
     check_output_file(out, "feature store")
+    check_seed(seed, "--seed")  # numpy refuses a negative one; HDF5 one beyond 64 bits, at the end
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.data.synth import SPECS, write_synthetic
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mea_cli.api.guard import one_command
-from mea_cli.config import ConfigError
+from mea_cli.config import ConfigError, check_seed
 from mea_cli.errors import MeaError
 from mea_cli.paths import (
     PathError,
@@ -50,6 +50,7 @@ def split_plan(
 ) -> SplitPlan | None:
     """The grouped-split request of ``split_by / split_fractions / folds`` (None: the store's
     own splits)."""
+    check_seed(seed, "--split-seed")  # the splits use its low 32 bits: no two seeds alike
     if by is None and fractions is None and folds is None:
         return None
     # start-up time: a command loads only its own code, after its cheap checks
@@ -68,13 +69,24 @@ def _given_name(name: str | None, option: str) -> None:
         check_name(name, option)
 
 
-def _seeds(seeds: str | int | Sequence[int]) -> list[int]:
+def _seeds(seeds: str | int | Sequence[int], option: str = "--seeds") -> list[int]:
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.cli_support import parse_seeds
 
     if isinstance(seeds, int):
         seeds = [seeds]
-    return parse_seeds(seeds if isinstance(seeds, str) else ",".join(str(s) for s in seeds))
+    text = seeds if isinstance(seeds, str) else ",".join(str(s) for s in seeds)
+    return parse_seeds(text, option)
+
+
+def _device(device: str) -> None:
+    """Refuse a ``--device`` that cannot be used (a bad name, a GPU torch cannot see) now:
+    the trainers resolve it only when their first run starts, after folders, split stores,
+    event logs or a study database exist (train's folds, ablate, sweep, compare, tune)."""
+    # start-up time: a command loads only its own code (torch), after its cheap checks
+    from mea_cli.runtime.engine import resolve_device
+
+    resolve_device(device)
 
 
 def _range(value: str | Sequence[float] | None) -> tuple[float, float] | None:
@@ -209,6 +221,7 @@ def train(
         task=task, label_range=label_range, seeds=seed_list, device=device, preset=preset,
         log=loggers, procs=procs,
     )  # fmt: skip
+    _device(device)  # grouped splits and folds write their stores before a run resolves it
     if plan is not None and plan.folds is not None:
         # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.train.folds import train_folds
@@ -370,6 +383,7 @@ def ablate(
     _check_run_args(runs_dir, run)
     if seeds is not None and seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    _device(device)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.api import ablate as run_ablation
     from mea_cli.train.trainer import enable_determinism
@@ -399,6 +413,7 @@ def sweep(
     _check_run_args(runs_dir, run)
     if seeds is not None and seeds < 1:
         raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    _device(device)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.api import sweep as run_sweep
     from mea_cli.train.trainer import enable_determinism
@@ -469,6 +484,7 @@ def compare(
     _threads(threads)
     plan = split_plan(split_by, split_fractions, folds, split_seed)
     label_range = _range(labels_range)
+    _device(device)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.trainer import enable_determinism
 
@@ -529,6 +545,7 @@ def viz(
         check_output_dir(Path(out), "picture directory")
     if samples < 1:
         raise ConfigError("--samples", f"must be at least 1, got {samples}")
+    check_seed(seed, "--seed")  # scikit-learn's t-SNE takes 0 .. 2**32 - 1
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.viz.api import make
 
@@ -601,10 +618,17 @@ def tune(
     space_file = None if space_file is None else Path(space_file)
     if space_file is not None:
         check_input_file(space_file, "search space file")
+    # every input first: --best onto the store or the config must be refused before the search
+    check_input_file(Path(features), "feature store")
+    if config is not None:
+        check_input_file(Path(config), "config file")
     if best is not None:  # written after the last trial: a bad path must not cost the search
         check_output_file(Path(best), "best config file")
     if trials < 1:
         raise ConfigError("--trials", f"must be at least 1, got {trials}")
+    seeds = _seeds(seed, "--seed")  # inside a trial, a bad one would only fail the trial
+    if sampler_seed is not None:
+        check_seed(sampler_seed, "--sampler-seed")  # Optuna's TPE sampler: 0 .. 2**32 - 1
     # start-up time: a command loads only its own code, after its cheap checks
     from rich.console import Console
 
@@ -619,6 +643,7 @@ def tune(
     req = _train_request(
         Path(features), None if config is None else Path(config), Path(runs_dir), sets=sets,
         epochs=epochs, threads=threads, dataset=dataset, model=model, task=task,
-        label_range=_range(labels_range), seeds=[seed], device=device, preset=preset,
+        label_range=_range(labels_range), seeds=seeds, device=device, preset=preset,
     )  # fmt: skip
+    _device(device)  # once, before the study: per trial it would only fail each trial
     return run_tune(req, opts, console or Console(), err_console or Console(stderr=True))

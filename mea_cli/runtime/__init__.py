@@ -50,15 +50,27 @@ def passive_openmp() -> None:
     os.environ["GOMP_SPINCOUNT"] = SPIN_COUNT
 
 
+MAX_THREADS = 4096
+"""The most CPU threads ``--threads`` takes: beyond any machine's cores (torch's own limit is a
+C ``int``; a larger number ended in an ``Overflow when unpacking long`` traceback)."""
+
+
+def check_threads(threads: int | None) -> None:
+    """Refuse a ``--threads`` outside ``1 .. MAX_THREADS`` (``None``, the default, passes)."""
+    if threads is not None and int(threads) < 1:
+        raise MeaError(f"--threads must be at least 1, not {threads}")
+    if threads is not None and int(threads) > MAX_THREADS:
+        raise MeaError(f"--threads must be at most {MAX_THREADS}, not {threads}")
+
+
 def apply_threads(threads: int | None) -> int:
     """Set the CPU threads of this process's torch (intra-op) and of the OpenMP / MKL pools
-    of processes it starts (``--threads N``); ``None`` keeps the default of
-    :func:`default_threads`. Returns the number in effect."""
+    of processes it starts (``--threads N``, checked by :func:`check_threads`); ``None``
+    keeps the default of :func:`default_threads`. Returns the number in effect."""
+    check_threads(threads)
     import torch  # here, not at the top: the entry point imports this module before torch
 
     n = default_threads() if threads is None else int(threads)
-    if n < 1:
-        raise MeaError(f"--threads must be at least 1, not {n}")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     torch.set_num_threads(n)
@@ -72,4 +84,5 @@ def default_threads() -> int:
     import torch  # here, not at the top: see apply_threads
 
     env = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(env) if env.isdigit() and int(env) > 0 else torch.get_num_threads()
+    usable = env.isdigit() and 0 < int(env) <= MAX_THREADS  # else torch's own number
+    return int(env) if usable else torch.get_num_threads()

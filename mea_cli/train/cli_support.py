@@ -18,18 +18,19 @@ if TYPE_CHECKING:
     from mea_cli.train.trainer import RunResult
 
 
-def parse_seeds(text: str) -> list[int]:
-    """``"1111,1112"`` -> ``[1111, 1112]`` (a clear error for anything else). A seed must lie in
-    0..MAX_SEED (what torch takes), checked here, before any run directory exists."""
+def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
+    """``"1111,1112"`` -> ``[1111, 1112]`` (a clear error naming ``option`` for anything else).
+    A seed must lie in 0..MAX_SEED (what torch takes), checked here, before any run directory
+    exists."""
     try:
         seeds = [int(s) for s in text.replace(" ", "").split(",") if s]
     except ValueError:
-        raise ConfigError("--seeds", f"must be comma-separated integers, got {text!r}") from None
+        raise ConfigError(option, f"must be comma-separated integers, got {text!r}") from None
     if not seeds:
-        raise ConfigError("--seeds", "is empty")
+        raise ConfigError(option, "is empty")
     bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
     if bad:
-        raise ConfigError("--seeds", f"seeds must lie in 0..{MAX_SEED}, got {bad[0]}")
+        raise ConfigError(option, f"seeds must lie in 0..{MAX_SEED}, got {bad[0]}")
     return seeds
 
 

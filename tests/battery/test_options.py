@@ -170,3 +170,93 @@ def test_a_store_without_read_permission(work: Path, tmp_path: Path, command: li
                        before, [tmp_path])
     finally:
         locked.chmod(0o600)
+
+
+# A hostile-input review found numbers out of range that ended in a traceback (numpy, Optuna,
+# torch or h5py refusing them deep inside the command, sometimes after all of its work), and
+# mistakes caught only once files existed: a --device resolved when the first run starts, a
+# tune --seed that only failed each trial, a tune --best onto its own store found after the
+# search. Each is now one line and exit 2 before anything is written.
+
+TINY = "d=8,heads=2,d_h=8,psa_layers=2,hca_layers=1"
+
+
+@pytest.fixture(scope="module")
+def trained(work: Path) -> Path:
+    """``work`` with a one-epoch, one-seed run of a tiny MEA (runs/base) on its store, a store
+    with enough videos for grouped splits (s30.h5) and a config file (c.toml)."""
+    # in the test process, not through the entry point: the run is an input here, not a case
+    from mea_cli.data.synth import write_synthetic
+    from mea_cli.train.trainer import TrainRequest, train_run
+
+    model = dict(item.split("=") for item in TINY.split(","))
+    train_run(TrainRequest(
+        features=work / "s.h5", dataset="mosi", seeds=[1],
+        model_overrides={k: int(v) for k, v in model.items()}, train_overrides={"epochs": 1},
+        name="base", runs_dir=work / "runs", live=False,
+    ))  # fmt: skip
+    write_synthetic(work / "s30.h5", "mosi", n=30, seed=5, max_seconds=2.0)
+    (work / "c.toml").write_text("[train]\nepochs = 1\n")
+    return work
+
+
+TUNE = ["tune", "s.h5", "--dataset", "mosi", "--epochs", "1", "--preset", "small",
+        "--trials", "1", "--space", "mu=0:0.5", "--threads", "1", "--runs-dir", "t"]
+COMPARE = ["compare", "s.h5", "--dataset", "mosi", "--models", "mea,mult", "--seeds", "1",
+           "--epochs", "1", "--preset", "small", "--threads", "1", "--runs-dir", "c"]
+TOO_MANY = "3000000000"  # torch.set_num_threads: "Overflow when unpacking long"
+HUGE = str(10**23)
+
+EARLY = [
+    # seeds: numpy refused a negative one; h5py one beyond 64 bits, after the store was made
+    (["synth", "--out", "n.h5", "--n", "3", "--max-seconds", "2", "--seed", "-1"],
+     ["--seed", "0..4294967295", "-1"]),
+    (["synth", "--out", "n.h5", "--n", "3", "--max-seconds", "2", "--seed", HUGE],
+     ["--seed", HUGE]),
+    (["viz", "runs/base", "--what", "tsne", "--seed", "-1", "--out", "vz"], ["--seed", "-1"]),
+    (["viz", "runs/base", "--what", "tsne", "--seed", str(2**32), "--out", "vz"], ["--seed"]),
+    ([*TUNE, "--device", "cpu", "--sampler-seed", "-1"], ["--sampler-seed", "-1"]),
+    ([*TUNE, "--device", "cpu", "--seed", "-1"], ["--seed", "-1"]),
+    (["train", "s30.h5", "--dataset", "mosi", "--split-by", "video", "--split-seed", "-1"],
+     ["--split-seed", "-1"]),
+    ([*COMPARE, "--split-by", "video", "--split-seed", HUGE], ["--split-seed", HUGE]),
+    # threads: torch.set_num_threads takes a C int
+    (["eval", "runs/base", "--threads", TOO_MANY], ["--threads", "at most", TOO_MANY]),
+    (["train", "s.h5", "--dataset", "mosi", "--threads", TOO_MANY], ["--threads", TOO_MANY]),
+    (["predict", "s.h5", "--ckpt", "runs/base", "--threads", TOO_MANY], ["--threads"]),
+    (["extract", "adir", "--out", "n.h5", "--threads", TOO_MANY], ["--threads"]),
+    ([*COMPARE[:-4], "--threads", TOO_MANY, "--runs-dir", "c"], ["--threads"]),
+    # --device: resolved when the first run starts, after folders and event logs were made
+    (["ablate", "--run", "runs/base", "--drop", "psa", "--device", "gpu"], ["--device", "gpu"]),
+    (["ablate", "--run", "runs/base", "--drop", "psa", "--device", "cuda:99"], ["cuda:99"]),
+    (["sweep", "mu=0.1", "--run", "runs/base", "--device", "gpu"], ["--device", "gpu"]),
+    ([*COMPARE, "--device", "gpu"], ["--device", "gpu"]),
+    ([*TUNE, "--device", "gpu"], ["--device", "gpu"]),
+    (["train", "s30.h5", "--dataset", "mosi", "--folds", "3", "--split-by", "video",
+      "--device", "gpu"], ["--device", "gpu"]),
+    # tune --best onto an input: refused before the search, not after it
+    ([*TUNE, "--device", "cpu", "--best", "s.h5"], ["s.h5", "best config file", "input"]),
+    ([*TUNE, "--device", "cpu", "--config", "c.toml", "--best", "c.toml"],
+     ["c.toml", "best config file", "input"]),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), EARLY, ids=lambda a: " ".join(a))
+def test_refused_before_any_work(trained: Path, args: list[str], words: list[str]) -> None:
+    refused(trained, args, words)
+
+
+def test_seed_and_threads_bounds() -> None:
+    """In process: the shared checks take exactly 0..2**32 - 1 and 1..MAX_THREADS."""
+    from mea_cli.config import SEED_LIMIT, ConfigError, check_seed
+    from mea_cli.errors import MeaError
+    from mea_cli.runtime import MAX_THREADS, check_threads
+
+    assert check_seed(0, "--seed") == 0 and check_seed(SEED_LIMIT - 1, "--seed") == SEED_LIMIT - 1
+    for bad in (-1, SEED_LIMIT, 1.5, True):
+        with pytest.raises(ConfigError, match="--sampler-seed: must be an integer in 0.."):
+            check_seed(bad, "--sampler-seed")  # type: ignore[arg-type]
+    check_threads(None), check_threads(1), check_threads(MAX_THREADS)
+    for bad in (0, MAX_THREADS + 1):
+        with pytest.raises(MeaError, match="--threads must be at"):
+            check_threads(bad)
