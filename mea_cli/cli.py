@@ -330,6 +330,12 @@ def predict(
             glove=glove, asr_model=asr_model, threads=threads,
             progress=lambda done, total, failed: rep.update(done, total, f"failed {failed}"),
         )  # fmt: skip
+    if report.skipped_files:  # never a silent drop: stderr too (the report's notes name them)
+        from mea_cli.extract.discover import not_media_note
+
+        err_console.print(
+            f"{clips}: {not_media_note(report.skipped_files)}", highlight=False, soft_wrap=True
+        )
     if as_json:
         sys.stdout.write(json.dumps(report.to_dict(), indent=2) + "\n")
     else:
@@ -386,6 +392,14 @@ def import_(
     else:
         report.render(console)
         console.print(f"wrote {out}", highlight=False)
+    if report.dropped:  # never a silent drop, with --json too
+        why = ", ".join(f"{reason}: {n}" for reason, n in report.dropped.items())
+        err_console.print(
+            f"{out}: dropped {sum(report.dropped.values())} sample(s) ({why}); each is a failure "
+            f"row of the store (`mea info {out}`)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 @app.command()

@@ -19,10 +19,10 @@ from rich.console import Console
 from sampleclips import require_media, speak, talking_astronaut
 
 from mea_cli.artifacts.features import FeatureStore
-from mea_cli.extract.discover import discover
+from mea_cli.extract.discover import discover, skipped_by_extension
 from mea_cli.extract.driver import ExtractConfig, extract
 from mea_cli.extract.media import MediaError, decode_audio, find_media, is_media, iter_frames, probe
-from mea_cli.extract.report import render_report, skipped_by_extension
+from mea_cli.extract.report import render_report
 
 RATE = 16000
 SECONDS = 0.6

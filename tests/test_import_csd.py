@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import h5py
@@ -90,6 +91,12 @@ def test_csd_standard_folds_slicing_and_report(tmp_path: Path) -> None:
     report = import_csd(d, tmp_path / "o.h5", "mosi")
     assert report.splits == {"train": 3, "valid": 2, "test": 3}
     assert report.dropped == {"video is in no fold": 3, "label is not finite": 1}
+    with FeatureStore(tmp_path / "o.h5") as store:  # each dropped segment is a failure row
+        rows = Counter((f.stage, f.message.split(": ", 1)[1]) for f in store.failures)
+        assert rows == {("import", "video is in no fold"): 3, ("import", "label is not finite"): 1}
+        assert {f.video for f in store.failures} == {
+            sid for sids in report.dropped_examples.values() for sid in sids
+        }
     assert report.modalities["vision"]["videos_missing"] == 1  # the test video has no Facet
     assert report.modalities["audio"]["nonfinite_fixed"] == 3  # one -inf per video, 3 kept videos
     with FeatureStore(tmp_path / "o.h5") as store:

@@ -121,3 +121,16 @@ def test_cli_mmsa_refuses_mult_layout(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "use `mea import mult`" in r.stderr and "mult.pkl" in r.stderr
     assert not out.exists()
+
+
+def test_mmsa_dropped_sample_is_a_failure_row(tmp_path: Path) -> None:
+    """A sample whose label is not finite is dropped, counted and a ``/failures`` row."""
+    data, _ = make_mmsa(np.random.default_rng(13), True)
+    data["test"]["regression_labels"][1] = np.inf
+    report = import_mmsa(write_pickle(tmp_path / "u.pkl", data), tmp_path / "o.h5", "mosi")
+    assert report.dropped == {"label is not finite": 1}
+    with FeatureStore(tmp_path / "o.h5") as store:
+        assert "testVid$_$1" not in set(store.samples.id)
+        assert [(f.video, f.stage, f.message) for f in store.failures] == [
+            ("testVid$_$1", "import", "sample testVid$_$1: label is not finite")
+        ]

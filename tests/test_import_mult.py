@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -186,6 +187,10 @@ def test_mult_drops_nonfinite_labels(tmp_path: Path) -> None:
     with FeatureStore(tmp_path / "o.h5") as store:
         assert len(store) == sum(SIZES.values()) - 1
         assert "validvid1_1.5_3.25" not in set(store.samples.id)
+        # never a silent drop: the sample is a failure row of the store, which `mea info` lists
+        assert [(f.video, f.stage, f.message) for f in store.failures] == [
+            ("validvid1_1.5_3.25", "import", "sample validvid1_1.5_3.25: label is not finite")
+        ]
 
 
 def mea(*args: str) -> subprocess.CompletedProcess[str]:
@@ -219,8 +224,15 @@ def test_cli_import_mult_errors_leave_no_output(tmp_path: Path) -> None:
         {s: {"regression_labels": np.zeros(2)} for s in ("train", "valid", "test")},
     )
     evil = write_pickle(tmp_path / "evil.pkl", {"train": _Evil()})
+    persistent = tmp_path / "persid.pkl"  # the pickle module's own message has a line break
+    persistent.write_bytes(b"Pabc\n.")
+    ckpt = tmp_path / "ckpt.pt"  # torch.save's format: a zip archive
+    with zipfile.ZipFile(ckpt, "w") as z:
+        z.writestr("archive/data.pkl", b"x")
     cases = [
         (corrupt, ["--dataset", "mosi"], "not a readable pickle"),
+        (persistent, ["--dataset", "mosi"], "A load persistent id instruction was encountered, but"),
+        (ckpt, ["--dataset", "mosi"], "a zip archive (e.g. a PyTorch checkpoint, ckpt.pt)"),
         (listed, ["--dataset", "mosi"], "not a MulT pickle"),
         (no_test, ["--dataset", "mosi"], "split 'test' is missing"),
         (mmsa_like, [], "use `mea import mmsa`"),
@@ -260,3 +272,21 @@ def test_cli_import_mult_prints_report(tmp_path: Path) -> None:
     assert r.returncode == 0 and "train 7" in r.stdout and "non-finite" in r.stdout
     with pytest.raises(ImportFormatError, match="padding must be one of"):
         import_mult(src, tmp_path / "q.h5", "mosi", padding="middle")
+
+
+def test_cli_import_dropped_sample_is_listed_by_info(tmp_path: Path) -> None:
+    """A dropped sample is a line on stderr (with --json too) and a failure row `mea info` shows."""
+    data, _ = make_mult(np.random.default_rng(14), "left")
+    data["train"]["labels"][0, 0, 0] = np.nan
+    src = write_pickle(tmp_path / "nan.pkl", data)
+    out = tmp_path / "n.h5"
+    r = mea("import", "mult", str(src), "--out", str(out), "--dataset", "mosi", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["dropped"] == {"label is not finite": 1}
+    lines = [x for x in r.stderr.splitlines() if "dropped" in x]
+    assert len(lines) == 1 and "1 sample(s) (label is not finite: 1)" in lines[0]
+    assert str(out) in lines[0]
+    r = mea("info", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "failures: none" not in r.stdout
+    assert "label is not finite" in r.stdout and "import" in r.stdout

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import warm
 from sampleclips import astronaut, require_media, talking_astronaut, write_clip
 
 from mea_cli import MODALITIES
@@ -229,8 +230,16 @@ def test_unavailable_extraction_is_refused_before_any_clip(world: dict, tmp_path
 
     with pytest.raises(MeaError, match="kinect-au"):
         predict(world["videos"], _altered(world, tmp_path / "a", no_backend))
+    synth = _altered(world, tmp_path / "b", synthetic)
     with pytest.raises(MeaError, match="audio features were made by 'mea-synth'.*cannot be re"):
-        predict(world["videos"], _altered(world, tmp_path / "b", synthetic))
+        predict(world["videos"], synth)
+    # the real entry point: one line naming the checkpoint whose extraction it is, no output
+    out = tmp_path / "o.csv"
+    r = warm.run(["predict", str(world["videos"]), "--ckpt", str(synth), "--out", str(out)])
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert r.returncode == 2 and "Traceback" not in r.stderr and len(lines) == 1, r.stderr
+    assert f"{synth}: audio features were made by 'mea-synth'" in lines[0]
+    assert not out.exists()
     (tmp_path / "empty").mkdir()
     with pytest.raises(PredictError, match="no video or audio file found"):
         predict(tmp_path / "empty", world["reg_run"])
@@ -252,6 +261,30 @@ def test_cli_json_csv_and_table(world: dict, tmp_path: Path, mea) -> None:
     code, stdout, err = mea("predict", str(world["videos"]), "--ckpt", str(world["reg_run"]))
     assert code == 0, err
     assert "c5" in stdout and "modality weights" in stdout and "(sidecar.txt)" in stdout
+
+
+def test_files_that_are_not_media_are_named_not_dropped(world: dict, tmp_path: Path) -> None:
+    """A folder's files that are not media (a store, notes, a damaged clip with an extension
+    FFmpeg does not know) are named as ``mea extract`` names them: a line on stderr and a note
+    of the report (--json: ``notes`` and ``skipped_files``)."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    shutil.copy(world["videos"] / "c0.mp4", folder / "c0.mp4")
+    (folder / "c0.txt").write_text(TEXTS[0] + "\n")  # a transcript sidecar: not listed
+    (folder / "notes.md").write_text("hi\n")
+    shutil.copy(world["rating"], folder / "store.h5")
+    (folder / "broken.vid").write_bytes(b"garbage")
+    out = tmp_path / "o.csv"
+    r = warm.run(["predict", str(folder), "--ckpt", str(world["reg_run"]), "--json",
+                  "--out", str(out)])  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    want = "not media, skipped: *.h5: store.h5; *.md: notes.md; *.vid: broken.vid"
+    assert [x for x in r.stderr.splitlines() if "not media" in x] == [f"{folder}: {want}"]
+    d = json.loads(r.stdout)
+    assert want in d["notes"] and d["skipped_files"] == ["broken.vid", "notes.md", "store.h5"]
+    assert [c["clip"] for c in d["clips"]] == ["c0"]
+    r = warm.run(["predict", str(folder), "--ckpt", str(world["reg_run"])])
+    assert r.returncode == 0 and f"note: {want}" in r.stdout, r.stderr
 
 
 def test_cli_refusals_are_one_line_exit_2(world: dict, tmp_path: Path, mea) -> None:

@@ -18,7 +18,7 @@ from mea_cli.artifacts.features import (
     Sample,
 )
 from mea_cli.config import ConfigError
-from mea_cli.train.config import TrainSettings, parse_sets
+from mea_cli.train.config import TrainSettings, load_toml, parse_sets
 from mea_cli.train.runs import RunError, read_log, resolve_run, truncate_log, update_latest
 
 
@@ -138,3 +138,19 @@ def test_settings_and_run_layout_helpers(tmp_path: Path) -> None:
     assert [r["epoch"] for r in read_log(log)] == [1, 2]
     truncate_log(log, 1)
     assert [r["epoch"] for r in read_log(log)] == [1]
+
+
+def test_a_bad_value_in_the_config_file_names_the_file(tmp_path: Path) -> None:
+    """A training setting of a ``--config`` TOML that is wrong is refused naming the file,
+    before any run directory exists."""
+    store = tiny_store(tmp_path / "t.h5")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[train]\nlr = "abc"\n')
+    args = ["train", str(store), "--dataset", "mosi", "--epochs", "1", "--device", "cpu",
+            "--config", str(bad), "--runs-dir", str(tmp_path / "runs")]  # fmt: skip
+    one_clear_line(mea(*args, cwd=tmp_path),
+                   f"{bad}: invalid training settings: lr must be a number, not 'abc'")  # fmt: skip
+    assert not (tmp_path / "runs").exists()
+    bad.write_text("[train]\nfoo = 1\n")
+    with pytest.raises(ConfigError, match=r"bad.toml: invalid training settings: unknown field foo"):
+        load_toml(bad)

@@ -167,3 +167,43 @@ def test_viz_draws_what_it_can_and_lists_what_it_refused(ckpt: Path, tmp_path: P
     assert len(res.stderr.strip().splitlines()) == 1
     assert "drew curves; refused attention - attention: no sample 'zzz'" in res.stderr
     assert "curves: " in res.stdout and (tmp_path / "cli" / "curves.png").is_file()
+
+
+def _one_line_refusal(args: list[str], out: Path, *words: str) -> str:
+    res = warm.run([*args, "--out", str(out)], timeout=120, env=ENV)
+    lines = [x for x in res.stderr.splitlines() if x.strip()]
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert len(lines) == 1, res.stderr
+    for w in words:
+        assert w in lines[0], lines[0]
+    assert not out.exists()  # nothing half-written
+    return lines[0]
+
+
+def test_viz_curves_checks_the_checkpoint_and_names_the_run_folder(
+    ckpt: Path, tmp_path: Path
+) -> None:
+    """The curves picture reads the log beside the checkpoint, but checks the checkpoint it
+    was given, as the other pictures do; a missing log names the folder it was looked for in."""
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    (lone / "ckpt.pt").write_bytes(ckpt.read_bytes()[:1000])  # truncated
+    (lone / "log.jsonl").write_bytes((ckpt.parent / "log.jsonl").read_bytes())
+    _one_line_refusal(["viz", str(lone / "ckpt.pt"), "--what", "curves"], tmp_path / "o1",
+                      f"{lone / 'ckpt.pt'}: not a readable checkpoint")  # fmt: skip
+    (tmp_path / "trunc.pt").write_bytes(ckpt.read_bytes()[:1000])  # and no log beside it
+    _one_line_refusal(["viz", str(tmp_path / "trunc.pt"), "--what", "curves"], tmp_path / "o2",
+                      f"{tmp_path / 'trunc.pt'}: not a readable checkpoint")  # fmt: skip
+    nolog = tmp_path / "nolog"
+    nolog.mkdir()
+    (nolog / "ckpt.pt").write_bytes(ckpt.read_bytes())
+    _one_line_refusal(["viz", str(nolog), "--what", "curves"], tmp_path / "o3",
+                      f"{nolog}: no training log (log.jsonl) in the folder of ckpt.pt")  # fmt: skip
+
+
+def test_viz_checks_the_split_name_as_eval_does(ckpt: Path, tmp_path: Path) -> None:
+    """`--split bogus` is the name of no split (as `mea eval` says), not an empty split."""
+    _one_line_refusal(["viz", str(ckpt), "--what", "tsne", "--split", "bogus"], tmp_path / "o",
+                      "--split must be one of train, valid, test, got 'bogus'")  # fmt: skip
+    with pytest.raises(MeaError, match="--split must be one of"):
+        make(ckpt, ["curves"], tmp_path / "api", split="Test")

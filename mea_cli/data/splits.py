@@ -55,6 +55,14 @@ class SplitError(MeaError):
     """A grouped split or fold request that cannot be met."""
 
 
+def check_split_name(split: str) -> str:
+    """``split`` when it is one of :data:`SPLIT_NAMES` (the ``--split`` of ``mea eval`` and
+    ``mea viz``), else one clear error naming the choices."""
+    if split not in SPLIT_NAMES:
+        raise SplitError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+    return split
+
+
 @dataclass(frozen=True)
 class SplitPlan:
     """What the user asked: the grouping, the shares, the folds (``None``: one split) and seed."""

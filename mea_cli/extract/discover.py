@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections import Counter
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mea_cli.errors import MeaError
 from mea_cli.extract.labelparse import LabelSpec
@@ -32,6 +33,22 @@ Failure = tuple[str, str, str]  # (video, stage, message)
 
 class ExtractError(MeaError):
     """A problem with the extraction request itself (not with one video)."""
+
+
+def skipped_by_extension(paths: Iterable[str]) -> str:
+    """``"*.md: README.md; *.pdf: a.pdf, b/c.pdf; no extension: NOTES"``: every path, grouped
+    by lower-case extension (groups sorted, paths in the order given)."""
+    groups: dict[str, list[str]] = defaultdict(list)
+    for p in paths:
+        ext = PurePosixPath(p).suffix.lower()
+        groups[f"*{ext}" if ext else "no extension"].append(p)
+    return "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(groups.items()))
+
+
+def not_media_note(paths: Iterable[str]) -> str:
+    """The line that names the files of an input folder that were skipped as not media
+    (``mea extract``'s summary, ``mea predict``'s note and stderr line)."""
+    return "not media, skipped: " + skipped_by_extension(paths)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:

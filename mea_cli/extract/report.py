@@ -7,14 +7,14 @@ media (grouped by extension), so that a format we do not read is never a silent 
 from __future__ import annotations
 
 import math
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import PurePosixPath
 
 from rich.console import Console
 from rich.table import Table
 
+from mea_cli.extract.discover import not_media_note
 from mea_cli.extract.driver import ExtractReport, Progress
 from mea_cli.extract.pipeline import AUDIO_ONLY
 from mea_cli.progress import ProgressReporter
@@ -71,7 +71,7 @@ def render_report(report: ExtractReport, console: Console) -> None:
     console.print(t)
     if report.skipped_files:
         console.print(
-            "not media, skipped: " + skipped_by_extension(report.skipped_files),
+            not_media_note(report.skipped_files),
             highlight=False,
             markup=False,  # file names are not rich markup ("[final].mp4")
             soft_wrap=True,
@@ -93,13 +93,3 @@ def render_report(report: ExtractReport, console: Console) -> None:
             highlight=False,
             soft_wrap=True,
         )
-
-
-def skipped_by_extension(paths: Iterable[str]) -> str:
-    """``"*.md: README.md; *.pdf: a.pdf, b/c.pdf; no extension: NOTES"``: every path, grouped
-    by lower-case extension (groups sorted, paths in the order given)."""
-    groups: dict[str, list[str]] = defaultdict(list)
-    for p in paths:
-        ext = PurePosixPath(p).suffix.lower()
-        groups[f"*{ext}" if ext else "no extension"].append(p)
-    return "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(groups.items()))

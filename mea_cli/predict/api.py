@@ -13,6 +13,7 @@ What it does, in order (docs/predict.md):
    point at a moved file; its content must be the recorded one;
 2. finds the clips (one video, or a folder searched recursively, as ``mea extract`` does) and
    checks that ASR can run if the recorded extraction uses it and some clip has no transcript;
+   the folder's files that are not media are named in a note (never dropped silently);
 3. extracts each clip as one whole-video sample (``mea extract`` without labels), in chunks of
    ``8 * batch_size`` clips; a clip that will not open is a **failure row** in the output
    (``status: failed``, the stage and message), never dropped;
@@ -53,7 +54,7 @@ from mea_cli.data.dataset import GroupNorm, NormStats, collate
 from mea_cli.data.sampler import BucketBatchSampler
 from mea_cli.data.splits import group_key
 from mea_cli.errors import MeaError
-from mea_cli.extract.discover import discover
+from mea_cli.extract.discover import discover, not_media_note
 from mea_cli.extract.media import MEDIA_EXTENSIONS
 from mea_cli.extract.pack import video_sample
 from mea_cli.extract.pipeline import Pipeline
@@ -122,6 +123,7 @@ class PredictReport:
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
     members: list[str] = field(default_factory=list)  # an ensemble's checkpoints (else empty)
+    skipped_files: list[str] = field(default_factory=list)  # not media, relative to the folder
 
     @property
     def failed(self) -> int:
@@ -139,6 +141,7 @@ class PredictReport:
             "extraction": dict(self.extraction),
             "ensemble_members": list(self.members),
             "notes": list(self.notes),
+            "skipped_files": list(self.skipped_files),
             "clips": [c.to_dict() for c in self.clips],
             "predicted": len(self.clips) - self.failed,
             "failed": self.failed,
@@ -204,14 +207,20 @@ def predict(
     run: _Runner | _Ensemble = runners[0] if len(runners) == 1 else _Ensemble(runners)
     ckpt_path, ckpt = members[0]
     schemas = checkpoint_schemas(ckpt)
+    skipped: list[str] = []
     if is_store(source):
         clips, notes = _from_store(Path(source), run, progress), []
     else:
         native = {m: native_schema(x) for m, x in schemas.items()}  # before any `mea align`
-        pipeline, notes = Pipeline.from_schemas(
-            native, _overrides(face_model, glove), str(asr_model) if asr_model else None
-        )
-        clips = _from_videos(source, pipeline, run, progress, schema_reduce(schemas))
+        try:
+            pipeline, notes = Pipeline.from_schemas(
+                native, _overrides(face_model, glove), str(asr_model) if asr_model else None
+            )
+        except MeaError as err:  # what cannot be re-created, named with whose extraction it is
+            raise PredictError(f"{ckpt_path}: {err}") from None
+        clips, skipped = _from_videos(source, pipeline, run, progress, schema_reduce(schemas))
+        if skipped:  # never a silent drop: named as `mea extract` names them
+            notes.insert(0, not_media_note(skipped))
     checkpoint, model, member_paths = names(members)
     return PredictReport(
         checkpoint=checkpoint,
@@ -226,6 +235,7 @@ def predict(
         notes=notes,
         seconds=time.perf_counter() - t0,
         members=member_paths,
+        skipped_files=skipped,
     )
 
 
@@ -399,10 +409,11 @@ def _from_videos(
     run: _Runner | _Ensemble,
     progress: Callable[[int, int, int], None] | None,
     align: str | None = None,
-) -> list[ClipPrediction]:
+) -> tuple[list[ClipPrediction], list[str]]:
     """Extract each video as one whole-video sample, then predict, chunk by chunk; with
     ``align`` (a checkpoint trained on a ``mea align`` store) each sample is first collapsed
-    onto its words with that reduction, as ``mea align`` did (a clip without words fails)."""
+    onto its words with that reduction, as ``mea align`` did (a clip without words fails).
+    Also returns the files of the folder that are not media (skipped, for the report)."""
     plan = discover(source)
     if not plan.videos:
         raise PredictError(
@@ -440,7 +451,7 @@ def _from_videos(
             if progress is not None:
                 progress(len(clips), total, failed)
         run(ready)
-    return clips
+    return clips, plan.skipped_files
 
 
 def _from_store(

@@ -141,6 +141,10 @@ def load_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     train, model = raw.get("train", {}), raw.get("model", {})
     if not isinstance(train, dict) or not isinstance(model, dict):
         raise ConfigError(str(path), "[train] and [model] must be tables")
+    try:  # every check of a training setting is of its own value: the file's are checked here
+        TrainSettings().override(train)
+    except ConfigError as err:
+        raise ConfigError(str(path), str(err)) from None
     return dict(train), dict(model)
 
 

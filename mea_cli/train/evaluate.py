@@ -45,6 +45,7 @@ from mea_cli.align import aligned_setting
 from mea_cli.artifacts.checkpoint import CheckpointError, check_schema
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
+from mea_cli.data.splits import check_split_name
 from mea_cli.errors import MeaError
 from mea_cli.metric_names import metric_label
 from mea_cli.models import entries, get_entry
@@ -70,7 +71,6 @@ from mea_cli.train.predictions import flat, label_range_of, readable, truth_read
 from mea_cli.train.runs import check_store_unchanged
 from mea_cli.viz.confusion import draw_confusion
 
-SPLITS = ("train", "valid", "test")
 # paper column -> our metric keys it sits beside (the papers do not say non0 or has0)
 _PAPER_KEYS = {
     "acc7": ("acc7",),
@@ -271,8 +271,7 @@ def evaluate_checkpoint(
     naming that same file) must still have the SHA-256 they recorded, unless
     ``allow_changed_store``; another store given with ``features`` is evaluated as it is, after
     a warning if its split holds samples of the training's (:func:`training_overlap`)."""
-    if split not in SPLITS:
-        raise EvalError(f"--split must be one of {', '.join(SPLITS)}, got {split!r}")
+    check_split_name(split)
     if predictions is not None:
         check_output_file(predictions, "predictions file")
     members = open_members(ckpt_paths)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from mea_cli.data.splits import check_split_name
 from mea_cli.errors import MeaError
 from mea_cli.paths import write_json
 from mea_cli.viz._common import VizError, save_npz
@@ -64,6 +65,7 @@ def make(
         raise VizError(f"unknown picture {', '.join(bad)}; choose from {', '.join(WHATS)}")
     if not whats:
         raise VizError(f"nothing to draw: give --what {'|'.join(WHATS)}")
+    check_split_name(split)  # as `mea eval` checks it, before any picture
     out_dir = Path(out_dir) if out_dir is not None else ckpt.parent / "viz"
     outputs: list[VizOutput] = []
     refused: dict[str, MeaError] = {}
@@ -174,9 +176,16 @@ def _check_capabilities(loaded: Any, whats: Sequence[str]) -> None:
 
 def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
     # only the asked picture's code (and matplotlib / scikit-learn) loads
+    from mea_cli.artifacts.checkpoint import load_checkpoint
     from mea_cli.viz.curves import plot_curves, read_chosen, read_log
 
+    load_checkpoint(ckpt)  # the checkpoint given is checked, as for the other pictures
     log = ckpt.parent / "log.jsonl"
+    if not log.is_file():
+        raise VizError(
+            f"{ckpt.absolute().parent}: no training log (log.jsonl) in the folder of "
+            f"{ckpt.name}; the curves are drawn from a run folder's log"
+        )
     curves = read_log(log)
     png = plot_curves(
         curves, out_dir / "curves.png", title=f"training curves ({log})", chosen=read_chosen(log)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import zipfile
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -104,9 +105,7 @@ def load_pickle(path: Path) -> Any:
                 f"the pickle holds objects other than numpy arrays ({str(err)[len('refusing to load ') :]}); "
                 "refusing to load it (unpickling can run code)",
             ) from None
-        raise ImportFormatError(
-            path, f"not a readable pickle (corrupt or truncated): {err}"
-        ) from None
+        raise _unreadable(path, str(err)) from None
     except (
         EOFError,
         ValueError,
@@ -116,9 +115,19 @@ def load_pickle(path: Path) -> Any:
         AttributeError,
         MemoryError,
     ) as err:
-        raise ImportFormatError(
-            path, f"not a readable pickle (corrupt or truncated): {type(err).__name__}: {err}"
-        ) from None
+        raise _unreadable(path, f"{type(err).__name__}: {err}") from None
+
+
+def _unreadable(path: Path, why: str) -> ImportFormatError:
+    """The error for a file that does not unpickle, on one line (the pickle module's messages
+    can wrap); a zip archive (``torch.save``'s format, e.g. a ``ckpt.pt``) is named as such."""
+    if zipfile.is_zipfile(path):
+        return ImportFormatError(
+            path, "a zip archive (e.g. a PyTorch checkpoint, ckpt.pt), not a benchmark pickle"
+        )
+    return ImportFormatError(
+        path, f"not a readable pickle (corrupt or truncated): {' '.join(why.split())}"
+    )
 
 
 def as_text(value: Any) -> str:
@@ -255,6 +264,8 @@ class ImportReport:
     modalities: dict[str, dict[str, Any]] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
     dropped_examples: dict[str, list[str]] = field(default_factory=dict)
+    dropped_rows: list[tuple[str, str]] = field(default_factory=list, repr=False)
+    """Every dropped sample as ``(id, reason)``: the store's ``/failures`` rows (stage ``import``)."""
     notes: list[str] = field(default_factory=list)
     kept_lengths: dict[str, list[int]] = field(default_factory=dict, repr=False)
     """Lengths of the kept sequences per modality, while samples stream (not reported as is)."""
@@ -273,7 +284,10 @@ class ImportReport:
             self.add_lengths(m, self.kept_lengths.get(m, []))
 
     def drop(self, sample: str, reason: str) -> None:
+        """Count ``sample`` as dropped for ``reason`` (a failure row of the store, and an
+        example in the report while there are fewer than 5)."""
         self.dropped[reason] += 1
+        self.dropped_rows.append((sample, reason))
         examples = self.dropped_examples.setdefault(reason, [])
         if len(examples) < 5:
             examples.append(sample)
@@ -334,7 +348,11 @@ class ImportReport:
         if self.dropped:
             for reason, count in self.dropped.items():
                 ex = ", ".join(self.dropped_examples.get(reason, []))
-                console.print(f"dropped {count} samples: {reason} (e.g. {ex})", highlight=False)
+                console.print(
+                    f"dropped {count} samples: {reason} (e.g. {ex}; all are failure rows of "
+                    "the store)",
+                    highlight=False,
+                )
         else:
             console.print("dropped 0 samples", highlight=False)
         for note in self.notes:
@@ -388,6 +406,8 @@ def write_import(
         ) as writer:
             for sample in samples:
                 writer.add(sample)
+            for sid, reason in report.dropped_rows:  # never a silent drop: `mea info` lists them
+                writer.add_failure(sid, "import", f"sample {sid}: {reason}")
         with h5py.File(tmp, "a") as f:
             for key, values in (extra_columns or {}).items():
                 f["samples"].create_dataset(
