@@ -150,6 +150,7 @@ CASES: list[Case] = [
     ("predict-glove-missing", lambda p: ["predict", f"{p}/adir", "--ckpt", f"{p}/run", "--glove", f"{p}/g.kv"], lambda p: f"{p}/g.kv", I),
     ("predict-face-model-empty", lambda p: ["predict", f"{p}/adir", "--ckpt", f"{p}/run", "--face-model", f"{p}/empty.bin"], lambda p: f"{p}/empty.bin", "is empty"),
     ("predict-asr-model-missing", lambda p: ["predict", f"{p}/adir", "--ckpt", f"{p}/run", "--asr-model", f"{p}/asr"], lambda p: f"{p}/asr", "no such ASR model folder"),
+    ("predict-asr-model-file", lambda p: ["predict", f"{p}/adir", "--ckpt", f"{p}/run", "--asr-model", f"{p}/afile.txt"], lambda p: f"{p}/afile.txt", "is a folder (CTranslate2's), not a file"),
     ("predict-out-dir", lambda p: ["predict", f"{p}/adir", "--ckpt", f"{p}/run", "--out", f"{p}/adir"], lambda p: f"{p}/adir", "existing directory"),
     ("predict-out-parent-missing", lambda p: ["predict", f"{p}/adir", "--ckpt", f"{p}/run", "--out", f"{p}/nope/o.csv"], lambda p: f"{p}/nope/o.csv", "does not exist"),
     ("predict-out-unwritable", lambda p: ["predict", f"{p}/adir", "--ckpt", f"{p}/run", "--out", f"{UNWRITABLE}.csv"], lambda p: f"{UNWRITABLE}.csv", "not writable"),

@@ -152,6 +152,20 @@ def test_refusals_are_one_line_and_create_nothing(
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_storage_that_is_not_a_database_is_one_line_and_leaves_no_lock(
+    tmp_path: Path, mea, synth_mosi: Path
+) -> None:
+    """SQLAlchemy's message runs over three lines (SQL, a link); its lock file stayed behind."""
+    (tmp_path / "db").mkdir()
+    text = tmp_path / "db" / "text.h5"
+    text.write_text("not a database")
+    code, _, err = mea("tune", str(synth_mosi), "--dataset", "mosi", "--space", "mu=0:0.5",
+                       "--storage", f"sqlite:///{text}", "--runs-dir", str(tmp_path / "runs"))  # fmt: skip
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "cannot open (DatabaseError: file is not a database)" in err, err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["db", "text.h5"]
+
+
 # ----------------------------------------------------------------------------- end to end
 TINY = [
     "--set", "d=8", "--set", "heads=2", "--set", "d_h=8", "--set", "psa_layers=1",

@@ -338,6 +338,8 @@ def predict(
     for given, what in ((face_model, "face model"), (glove, "vectors")):
         if given is not None:
             check_input_file(Path(given), what)
+    if asr_model is not None and Path(asr_model).is_file():
+        raise PathError(asr_model, "the ASR model is a folder (CTranslate2's), not a file")
     if asr_model is not None and not Path(asr_model).is_dir():
         raise PathError(asr_model, "no such ASR model folder")
     if out is not None:  # again: out must not be one of the model or vector files either

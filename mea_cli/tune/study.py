@@ -87,10 +87,16 @@ def _setup_lock(url: str) -> Iterator[None]:
         return
     if not Path(db).parent.is_dir():
         raise TuneError(f"--storage {url}: the folder {Path(db).parent} does not exist")
-    with open(f"{db}.lock", "a") as f:  # beside the database; the kernel drops it on exit
+    lock = Path(f"{db}.lock")
+    made = not lock.exists()
+    with open(lock, "a") as f:  # beside the database; the kernel drops it on exit
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
+        except BaseException:
+            if made:  # a study that could not be opened leaves nothing behind
+                lock.unlink(missing_ok=True)
+            raise
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 
@@ -104,7 +110,9 @@ def _storage(url: str) -> Any:
     try:
         return optuna.storages.RDBStorage(url, **kwargs)
     except Exception as err:  # noqa: BLE001 - SQLAlchemy's many errors: one line
-        raise TuneError(f"--storage {url}: cannot open ({type(err).__name__}: {err})") from None
+        cause = getattr(err, "orig", None) or err  # the driver's own error, without SQL and links
+        first = (str(cause).strip().splitlines() or [""])[0]
+        raise TuneError(f"--storage {url}: cannot open ({type(cause).__name__}: {first})") from None
 
 
 def signature(req: TuneRequest, metric: str) -> dict[str, Any]:
