@@ -1,4 +1,5 @@
-"""Helpers for the model tests: random batches with masks, batches from a feature store."""
+"""Helpers for the model tests: random batches with masks, batches from a feature store, a
+small grouped classification store."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ import numpy as np
 import torch
 
 from mea_cli import MODALITIES
-from mea_cli.artifacts.features import FeatureStore
+from mea_cli.artifacts.features import (
+    ExtractorInfo,
+    FeatureStore,
+    FeatureStoreWriter,
+    ModalitySchema,
+    Sample,
+)
 from mea_cli.batch import Batch
 from mea_cli.train.metrics import regression_metrics
 
@@ -87,3 +94,28 @@ def assert_bf16_close(model: torch.nn.Module, batch: Batch, tol: float = 0.05) -
             low = model(batch).pred.float()
     assert torch.isfinite(low).all()
     assert (low - ref).abs().max() < tol
+
+
+GROUPED_DIMS = {"text": 2, "vision": 2, "audio": 3}
+
+
+def grouped_class_store(path: Path) -> Path:
+    """Three classes that shift the audio features, samples ``s00``..``s47``: 24 / 12 / 12 in
+    train / valid / test, sequences of 4 to 7 steps (so batches are padded), sample ``i`` in
+    group ``g{i % 4}``."""
+    schemas = [
+        ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("test", "0", {}), 10.0)
+        for m, d in GROUPED_DIMS.items()
+    ]
+    rng = np.random.default_rng(0)
+    with FeatureStoreWriter(
+        path, schemas, dataset="test", task="multiclass", label_names=("a", "b", "c")
+    ) as w:
+        for i in range(48):
+            c = i % 3
+            feats = {m: rng.normal(c * (m == "audio"), 1.0, size=(4 + i % 4, d)).astype(np.float32)
+                     for m, d in GROUPED_DIMS.items()}  # fmt: skip
+            split = "train" if i < 24 else "valid" if i < 36 else "test"
+            w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", split=split,
+                         label=np.eye(3, dtype=np.float32)[c], group=f"g{i % 4}"))  # fmt: skip
+    return path

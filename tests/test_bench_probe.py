@@ -9,14 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_helpers import grouped_class_store
 
-from mea_cli.artifacts.features import (
-    ExtractorInfo,
-    FeatureStore,
-    FeatureStoreWriter,
-    ModalitySchema,
-    Sample,
-)
+from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.dataset import NormStats
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.train.setup import TrainRequest, open_checkpoint
@@ -26,34 +21,11 @@ sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_probe as probe  # noqa: E402
 
-DIMS = {"text": 2, "vision": 2, "audio": 3}
-
-
-def _store(path: Path) -> Path:
-    """Three classes that shift the audio features, 24 / 12 / 12 samples in train / valid /
-    test, sequences of 4 to 7 steps (so batches are padded), four groups."""
-    schemas = [
-        ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("test", "0", {}), 10.0)
-        for m, d in DIMS.items()
-    ]
-    rng = np.random.default_rng(0)
-    with FeatureStoreWriter(
-        path, schemas, dataset="test", task="multiclass", label_names=("a", "b", "c")
-    ) as w:
-        for i in range(48):
-            c = i % 3
-            feats = {m: rng.normal(c * (m == "audio"), 1.0, size=(4 + i % 4, d)).astype(np.float32)
-                     for m, d in DIMS.items()}  # fmt: skip
-            split = "train" if i < 24 else "valid" if i < 36 else "test"
-            w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", split=split,
-                         label=np.eye(3, dtype=np.float32)[c], group=f"g{i % 4}"))  # fmt: skip
-    return path
-
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     tmp = tmp_path_factory.mktemp("probe")
-    store = _store(tmp / "store.h5")
+    store = grouped_class_store(tmp / "store.h5")
     result = train_run(
         TrainRequest(
             features=store, dataset=None, task="multiclass", runs_dir=tmp, name="tiny",

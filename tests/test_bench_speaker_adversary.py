@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from model_helpers import pad_batch, random_sequences
+from model_helpers import GROUPED_DIMS, grouped_class_store, pad_batch, random_sequences
 
-from mea_cli.artifacts.features import ExtractorInfo, FeatureStoreWriter, ModalitySchema, Sample
 from mea_cli.models.core.registry import create_model, get_entry
 from mea_cli.train import trainer
 from mea_cli.train.setup import TrainRequest
@@ -22,7 +21,7 @@ sys.path.append(str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import bench_speaker_adversary as bench  # noqa: E402
 
-DIMS = {"text": 2, "vision": 2, "audio": 3}
+DIMS = GROUPED_DIMS
 LENGTHS = {"text": [3, 5, 2, 4], "vision": [4, 2, 5, 3], "audio": [6, 3, 4, 5]}
 
 
@@ -79,25 +78,6 @@ def test_evaluation_is_the_models_own_and_training_adds_the_term() -> None:
     assert not net.seen  # the head's input is not held past the wrapper's forward
 
 
-def _store(path: Path) -> Path:
-    schemas = [
-        ModalitySchema(m, tuple(f"{m}{i}" for i in range(d)), ExtractorInfo("test", "0", {}), 10.0)
-        for m, d in DIMS.items()
-    ]
-    rng = np.random.default_rng(0)
-    with FeatureStoreWriter(
-        path, schemas, dataset="test", task="multiclass", label_names=("a", "b", "c")
-    ) as w:
-        for i in range(36):
-            c = i % 3
-            feats = {m: rng.normal(c * (m == "audio"), 1.0, size=(3 + i % 4, d)).astype(np.float32)
-                     for m, d in DIMS.items()}  # fmt: skip
-            split = "train" if i < 24 else "valid" if i < 30 else "test"
-            w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", split=split,
-                         label=np.eye(3, dtype=np.float32)[c], group=f"g{i % 4}"))  # fmt: skip
-    return path
-
-
 def test_a_training_run_with_the_adversary_logs_and_optimises_it(tmp_path: Path) -> None:
     build = trainer.Trainer.__init__
     seen: list[trainer.Trainer] = []
@@ -112,7 +92,7 @@ def test_a_training_run_with_the_adversary_logs_and_optimises_it(tmp_path: Path)
         with bench.adversary_in_trainer(0.5):
             result = train_run(
                 TrainRequest(
-                    features=_store(tmp_path / "s.h5"), dataset=None, task="multiclass",
+                    features=grouped_class_store(tmp_path / "s.h5"), dataset=None, task="multiclass",
                     runs_dir=tmp_path, name="adv", live=False,
                     model_overrides={"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1},
                     train_overrides={"epochs": 2, "batch_size": 8},
