@@ -206,6 +206,10 @@ def coerce(hint: Any, value: Any) -> Any:
     return value if convert is None else convert(hint, value)
 
 
+def _type_problem(name: str, err: ValueError, value: Any) -> str:
+    return f"{name} must be {err}, not {value!r}"
+
+
 @cache
 def _hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
@@ -226,7 +230,7 @@ class Config:
             try:
                 object.__setattr__(self, f.name, coerce(hints[f.name], value))
             except ValueError as err:
-                problems.append(f"{f.name} must be {err}, not {value!r}")
+                problems.append(_type_problem(f.name, err, value))
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
                 object.__setattr__(self, f.name, default)
         problems += self.problems()  # a badly typed field holds its default meanwhile
@@ -241,6 +245,23 @@ class Config:
     @classmethod
     def field_names(cls) -> list[str]:
         return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def field_problems(cls, values: Mapping[str, Any]) -> list[str]:
+        """What is wrong with ``values`` (``{field: value}``) field by field: unknown names and
+        values of the wrong type, worded as :meth:`override` words them; checks between fields
+        (:meth:`problems`) are left to the whole configuration. For values that come from one
+        place (a ``--config`` file), so that the error can name it."""
+        names, hints = cls.field_names(), _hints(cls)
+        unknown = sorted(set(values) - set(names))
+        out = [f"unknown field {', '.join(unknown)} (valid fields: {', '.join(names)})"] if unknown else []
+        for name, value in values.items():
+            if name in names:
+                try:
+                    coerce(hints[name], value)
+                except ValueError as err:
+                    out.append(_type_problem(name, err, value))
+        return out
 
     def override(self: C, overrides: Mapping[str, Any]) -> C:
         """A copy with ``overrides`` (``{field: value}``) applied; values are typed, or text

@@ -80,3 +80,16 @@ def test_cli_overrides_split_into_training_and_model_dicts(tmp_path) -> None:  #
     with pytest.raises(ConfigError, match="unknown table"):
         (tmp_path / "bad.toml").write_text("[optim]\nlr = 1\n")
         train_config.load_toml(tmp_path / "bad.toml")
+
+
+def test_field_problems_check_each_value_alone() -> None:
+    """Unknown names and wrongly typed values, worded as ``override`` words them; no check
+    between fields (``d`` alone, whatever ``heads`` will be)."""
+    cls = MEAConfig
+    assert cls.field_problems({"d": 30, "dropout": 0.1}) == []
+    assert cls.field_problems({"d": "abc", "zz": 1}) == [
+        f"unknown field zz (valid fields: {', '.join(cls.field_names())})",
+        "d must be an integer, not 'abc'",
+    ]
+    with pytest.raises(ConfigError, match="d must be an integer, not 'abc'"):
+        MEAConfig().override({"d": "abc"})

@@ -154,3 +154,9 @@ def test_a_bad_value_in_the_config_file_names_the_file(tmp_path: Path) -> None:
     bad.write_text("[train]\nfoo = 1\n")
     with pytest.raises(ConfigError, match=r"bad.toml: invalid training settings: unknown field foo"):
         load_toml(bad)
+    # the [model] table: checked once the model is known, still naming the file
+    for table, problem in (('d = "abc"', "d must be an integer, not 'abc'"),
+                           ("nope = 3", "unknown field nope")):  # fmt: skip
+        bad.write_text(f"[model]\n{table}\n")
+        one_clear_line(mea(*args, cwd=tmp_path), f"{bad}: invalid MEA configuration: {problem}")
+        assert not (tmp_path / "runs").exists()

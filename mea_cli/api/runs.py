@@ -132,9 +132,13 @@ def _train_request(
     check_output_dir(runs_dir, "runs directory")
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.cli_support import check_train_overrides
-    from mea_cli.train.config import overrides_from_cli
+    from mea_cli.train.config import load_toml, overrides_from_cli
 
     train_over, model_over = overrides_from_cli(sets, config, None)
+    # the file's [model] table, checked field by field once the model is known (setup), so
+    # that a bad value there names the file
+    request["config_file"] = None if config is None else Path(config)
+    request["config_model"] = {} if config is None else load_toml(Path(config))[1]
     train_over.update(train_overrides or {})
     model_over.update(model_overrides or {})
     if epochs is not None:

@@ -75,6 +75,9 @@ class TrainRequest:
     seeds: list[int] = field(default_factory=lambda: [DEFAULT_SEED])
     train_overrides: Mapping[str, Any] = field(default_factory=dict)
     model_overrides: Mapping[str, Any] = field(default_factory=dict)
+    # --config: the file and its [model] table (part of model_overrides), for errors naming it
+    config_file: Path | None = None
+    config_model: Mapping[str, Any] = field(default_factory=dict)
     device: str = "auto"
     name: str | None = None
     resume: bool = False
@@ -192,6 +195,8 @@ def resolve_config(
             "model overrides",
             f"{', '.join(data)} come from the store and --dataset, not from --set",
         )
+    if req.config_file is not None and (bad := entry.config_cls.field_problems(req.config_model)):
+        raise ConfigError(f"{req.config_file}: invalid {entry.config_cls.WHAT}", bad)
     model_cfg = entry.config_cls.preset(hyper, facts.input_dims, facts.task, len(facts.label_names))
     if dataset != hyper:  # a custom task: the borrowed preset's values, its own name
         model_cfg = model_cfg.override({"dataset": dataset})
