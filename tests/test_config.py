@@ -73,7 +73,9 @@ def test_older_mea_configs_with_training_fields_still_load() -> None:
 def test_cli_overrides_split_into_training_and_model_dicts(tmp_path) -> None:  # noqa: ANN001
     toml = tmp_path / "c.toml"
     toml.write_text('[train]\nlr = 5e-4\nepochs = 9\n[model]\nablations = ["wal"]\n')
-    train, model = train_config.overrides_from_cli(["train.epochs=3", "d=16"], toml, epochs=None)
+    train, model = train_config.overrides_from_cli(
+        ["train.epochs=3", "d=16"], train_config.load_toml(toml), epochs=None
+    )
     assert train == {"lr": 5e-4, "epochs": 3} and model == {"ablations": ["wal"], "d": 16}
     train, _ = train_config.overrides_from_cli(["train.epochs=3"], None, epochs=7)
     assert train == {"epochs": 7}  # --epochs wins over --set

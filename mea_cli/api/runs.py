@@ -134,11 +134,12 @@ def _train_request(
     from mea_cli.train.cli_support import check_train_overrides
     from mea_cli.train.config import load_toml, overrides_from_cli
 
-    train_over, model_over = overrides_from_cli(sets, config, None)
+    tables = None if config is None else load_toml(Path(config))
+    train_over, model_over = overrides_from_cli(sets, tables, None)
     # the file's [model] table, checked field by field once the model is known (setup), so
     # that a bad value there names the file
     request["config_file"] = None if config is None else Path(config)
-    request["config_model"] = {} if config is None else load_toml(Path(config))[1]
+    request["config_model"] = {} if tables is None else tables[1]
     train_over.update(train_overrides or {})
     model_over.update(model_overrides or {})
     if epochs is not None:

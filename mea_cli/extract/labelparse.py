@@ -98,12 +98,12 @@ def _number(text: str) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _is_float(text: str) -> bool:
+def _non_finite(text: str) -> bool:
+    """``text`` reads as a number that is not finite (``nan``, ``inf``, ``1e999``)."""
     try:
-        float(text)
+        return not math.isfinite(float(text))
     except ValueError:
         return False
-    return True
 
 
 def _listed(items: Sequence[tuple[int, str]]) -> str:
@@ -133,7 +133,7 @@ def parse_labels(
     task = spec.task
     if task == "auto":
         # "nan" / "inf" read as numbers that are not finite: missing values, not class names
-        bad = [(n, t) for n, t in cells if _number(t) is None and _is_float(t)]
+        bad = [(n, t) for n, t in cells if _non_finite(t)]
         if bad:
             raise LabelsError(
                 where,

@@ -19,7 +19,7 @@ every stage passes structured overrides (dicts), never ``--set`` strings.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -149,15 +149,17 @@ def load_toml(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def overrides_from_cli(
-    sets: Sequence[str] = (), config_file: Path | None = None, epochs: int | None = None
+    sets: Sequence[str] = (),
+    config: tuple[Mapping[str, Any], Mapping[str, Any]] | None = None,
+    epochs: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(train, model)`` overrides from ``--config``, then ``--set``, then ``--epochs``."""
+    """``(train, model)`` overrides from ``--config`` (its two tables, read by
+    :func:`load_toml`), then ``--set``, then ``--epochs``."""
     train: dict[str, Any] = {}
     model: dict[str, Any] = {}
-    if config_file is not None:
-        t, m = load_toml(config_file)
-        train.update(t)
-        model.update(m)
+    if config is not None:
+        train.update(config[0])
+        model.update(config[1])
     t, m = parse_sets(sets)
     train.update(t)
     model.update(m)

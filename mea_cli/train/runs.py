@@ -168,15 +168,11 @@ def checkpoint_in(path: str | os.PathLike[str]) -> Path:
     error names each of them, so the user can pick one instead of reading "no such file".
     """
     p = paths.check_name_length(path, "checkpoint")
-    if not p.is_dir():
-        if not p.exists():
-            raise paths.PathError(p, "no such checkpoint file or run directory")
-        found = paths.check_input_file(p, "checkpoint")
-        note_run_files(found)
-        return found
-    top = p / "ckpt.pt"
-    if top.exists():
-        found = paths.check_input_file(top, "checkpoint")
+    if not p.exists():
+        raise paths.PathError(p, "no such checkpoint file or run directory")
+    named = p if not p.is_dir() else p / "ckpt.pt"
+    if named.exists():
+        found = paths.check_input_file(named, "checkpoint")
         note_run_files(found)
         return found
     seeds = p / "seeds"

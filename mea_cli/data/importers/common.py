@@ -262,8 +262,6 @@ class ImportReport:
     label_names: tuple[str, ...]
     splits: dict[str, int] = field(default_factory=dict)
     modalities: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dropped: Counter[str] = field(default_factory=Counter)
-    dropped_examples: dict[str, list[str]] = field(default_factory=dict)
     dropped_rows: list[tuple[str, str]] = field(default_factory=list, repr=False)
     """Every dropped sample as ``(id, reason)``: the store's ``/failures`` rows (stage ``import``)."""
     notes: list[str] = field(default_factory=list)
@@ -284,13 +282,23 @@ class ImportReport:
             self.add_lengths(m, self.kept_lengths.get(m, []))
 
     def drop(self, sample: str, reason: str) -> None:
-        """Count ``sample`` as dropped for ``reason`` (a failure row of the store, and an
-        example in the report while there are fewer than 5)."""
-        self.dropped[reason] += 1
+        """Record ``sample`` as dropped for ``reason`` (a failure row of the store)."""
         self.dropped_rows.append((sample, reason))
-        examples = self.dropped_examples.setdefault(reason, [])
-        if len(examples) < 5:
-            examples.append(sample)
+
+    @property
+    def dropped(self) -> Counter[str]:
+        """How many samples were dropped for each reason (in the order first seen)."""
+        return Counter(reason for _, reason in self.dropped_rows)
+
+    @property
+    def dropped_examples(self) -> dict[str, list[str]]:
+        """Up to 5 dropped sample ids per reason, for the report."""
+        out: dict[str, list[str]] = {}
+        for sample, reason in self.dropped_rows:
+            examples = out.setdefault(reason, [])
+            if len(examples) < 5:
+                examples.append(sample)
+        return out
 
     def add_lengths(self, modality: str, lengths: Iterable[int]) -> None:
         lens = np.asarray(list(lengths), np.int64)
@@ -345,9 +353,10 @@ class ImportReport:
                 str(e.get("nonfinite_fixed", 0)),
             )
         console.print(table)
-        if self.dropped:
+        if self.dropped_rows:
+            examples = self.dropped_examples
             for reason, count in self.dropped.items():
-                ex = ", ".join(self.dropped_examples.get(reason, []))
+                ex = ", ".join(examples[reason])
                 console.print(
                     f"dropped {count} samples: {reason} (e.g. {ex}; all are failure rows of "
                     "the store)",
