@@ -258,3 +258,28 @@ def test_a_trial_worse_than_the_median_is_pruned_and_resumable(
                                   live=False))  # fmt: skip
     assert [r["epoch"] for r in read_log(pruned / "log.jsonl")] == [1, 2, 3]
     assert done.seeds[1111]["epochs_run"] == 3
+
+
+def test_a_drawn_model_too_big_fails_its_trial_and_the_search_goes_on(
+    tmp_path: Path, synth_mosi: Path, one_torch_thread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The failed trial is a row of the study, with its one-line reason; no traceback is
+    logged for it (optuna's own warning of a failed trial carries one)."""
+    from mea_cli.train.trainer import TrainRequest
+    from mea_cli.tune.study import TuneRequest, run_study
+
+    storage = f"sqlite:///{tmp_path}/big.db"
+    queued = optuna.create_study(study_name="big", storage=storage)
+    queued.enqueue_trial({"model.d_h": 10**7})  # 10**14 parameters: refused, never built
+    queued.enqueue_trial({"model.d_h": 8})
+    model = {"d": 8, "heads": 2, "psa_layers": 1, "hca_layers": 1}
+    req = TrainRequest(
+        features=synth_mosi, dataset="mosi", train_overrides={"epochs": 1, "batch_size": 8},
+        model_overrides=model, device="cpu", runs_dir=tmp_path / "runs", live=False,
+    )  # fmt: skip
+    seen = []
+    run_study(TuneRequest(req, space("d_h=8,10000000"), 2, "big", storage, on_trial=seen.append))
+    assert [t.state.name for t in seen] == ["FAIL", "COMPLETE"]
+    assert "parameters" in seen[0].user_attrs["error"]
+    assert not (tmp_path / "runs" / "big-t0").exists()
+    assert not [r.getMessage() for r in caplog.records if r.exc_info]

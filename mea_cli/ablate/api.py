@@ -49,7 +49,7 @@ from mea_cli.locks import hold
 from mea_cli.models import config_from_dict
 from mea_cli.models.core.contract import model_fields
 from mea_cli.models.core.deviations import deviation_block, display_name
-from mea_cli.models.core.registry import get_entry
+from mea_cli.models.core.registry import check_size, get_entry
 from mea_cli.paths import ensure_dir, write_text
 from mea_cli.train.config import TrainSettings
 from mea_cli.train.evaluate import setting_note
@@ -294,22 +294,13 @@ def sweep(
     check_specs(specs)
     seed_list = pick_seeds(info, seeds)
     fn = train_fn or trainer_fn(device)
-    base = ensure_dir(info.run_dir / "sweep", "sweep folder")
+    base = info.run_dir / "sweep"
+    # every value's config is built and checked before the sweep folder or any run exists
+    plans = [(spec, _sweep_jobs(info, spec, seed_list, base)) for spec in specs]
+    ensure_dir(base, "sweep folder")
     out: list[SweepResult] = []
     with hold(base, "sweep"):  # one mea sweep per run at a time
-        for spec in specs:
-            jobs = [
-                run_job(
-                    info,
-                    spec.row_key(i),
-                    s,
-                    base / spec.row_key(i) / str(s),
-                    model_change={spec.key: value} if spec.target == "model" else None,
-                    train_change={spec.key: value} if spec.target == "train" else None,
-                )
-                for i, value in enumerate(spec.values)
-                for s in seed_list
-            ]
+        for spec, jobs in plans:
             results = with_valid(jobs, run_jobs(jobs, fn, base / "events.jsonl", report))
             metrics = default_metrics(info.task, info.config.label_range)
             metrics = present_metrics(with_valid_columns(metrics), results)
@@ -328,6 +319,28 @@ def sweep(
                 on_table(res)
             out.append(res)
     return out
+
+
+def _sweep_jobs(info: RunInfo, spec: Any, seeds: Sequence[int], base: Path) -> list[Job]:
+    """The jobs of one swept key, a value's config refused (one line) if it is invalid or its
+    model too big for this machine (:func:`~mea_cli.models.core.registry.check_size`)."""
+    jobs = []
+    for i, value in enumerate(spec.values):
+        row = [
+            run_job(
+                info,
+                spec.row_key(i),
+                s,
+                base / spec.row_key(i) / str(s),
+                model_change={spec.key: value} if spec.target == "model" else None,
+                train_change={spec.key: value} if spec.target == "train" else None,
+            )
+            for s in seeds
+        ]
+        if spec.target == "model":
+            check_size(info.model, config_from_dict(info.model, row[0].expected_model_config))
+        jobs += row
+    return jobs
 
 
 def _no_effect(info: RunInfo, spec: Any) -> str:

@@ -35,7 +35,7 @@ from mea_cli.data.dataset import NormStatsError, sample_groups
 from mea_cli.data.presets import check_store_fits, get_preset, resolve_preset
 from mea_cli.errors import MeaError
 from mea_cli.models.core.contract import data_fields
-from mea_cli.models.core.registry import get_entry
+from mea_cli.models.core.registry import check_size, get_entry
 from mea_cli.paths import file_sha256, jsonable
 from mea_cli.runtime.distributed import (
     DistInfo,
@@ -202,7 +202,10 @@ def resolve_config(
         model_cfg = model_cfg.override({"dataset": dataset})
     if "summary_dims" in model_cfg.field_names():  # a model that can use the store's summaries
         model_cfg = model_cfg.override({"summary_dims": facts.summary_dims})
-    model_cfg = model_cfg.override({**small_model, **req.model_overrides}).to_dict()
+    model_cfg = model_cfg.override({**small_model, **req.model_overrides})
+    if req.model_overrides:  # sizes the user chose: counted before anything is built
+        check_size(req.model, model_cfg)
+    model_cfg = model_cfg.to_dict()
     # the training settings and where each value came from
     borrowed = f"custom task: {hyper}'s values, " if dataset != hyper else ""
     sources = {k: borrowed + v for k, v in tp.sources.items()}

@@ -135,7 +135,8 @@ def open_study(req: TuneRequest, metric: str, higher_is_better: bool) -> Any:
 def _open_locked(req: TuneRequest, metric: str, higher_is_better: bool) -> Any:
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # our own lines say what happens
+    # our own lines say what happens; optuna's WARNING for a failed trial carries its traceback
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     storage = _storage(req.storage)
     pruner: optuna.pruners.BasePruner = (
         optuna.pruners.MedianPruner(n_startup_trials=req.startup_trials)
@@ -171,6 +172,7 @@ def run_study(req: TuneRequest) -> TuneResult:
     import optuna
 
     from mea_cli.config import ConfigError
+    from mea_cli.models.core.registry import ModelSizeError
     from mea_cli.train import runs
     from mea_cli.train.metrics import selection_metric
     from mea_cli.train.setup import TrainError, read_store_facts
@@ -181,6 +183,7 @@ def run_study(req: TuneRequest) -> TuneResult:
         req.request.label_range,
     )  # fmt: skip
     sel = selection_metric(facts.task)
+    untrainable = (TrainError, ConfigError, ModelSizeError)
     if req.storage == default_storage(req.request.runs_dir, req.study):
         Path(req.request.runs_dir).mkdir(parents=True, exist_ok=True)  # the database's folder
     study = open_study(req, sel.name, sel.higher_is_better)
@@ -212,7 +215,7 @@ def run_study(req: TuneRequest) -> TuneResult:
         )  # fmt: skip
         try:
             res = train_run(trial_req)
-        except (TrainError, ConfigError) as err:  # a drawn combination that cannot train
+        except untrainable as err:  # a drawn combination that cannot train
             trial.set_user_attr("error", str(err))
             raise
         seed = int(r.seeds[0])
@@ -223,7 +226,7 @@ def run_study(req: TuneRequest) -> TuneResult:
             req.on_trial(frozen)
 
     study.optimize(
-        objective, n_trials=req.trials, catch=(TrainError, ConfigError), callbacks=[done],
+        objective, n_trials=req.trials, catch=untrainable, callbacks=[done],
         gc_after_trial=False,
     )  # fmt: skip
     return result

@@ -47,6 +47,14 @@ OUT_OF_RANGE = [
     (["compare", "s.h5", "--dataset", "mosi", "--models", "mea,mult", "--epochs", "0"],
      ["--epochs", "1"]),
     (["viz", "junk.pt", "--what", "tsne", "--samples", "0"], ["--samples", "1"]),
+    # model sizes: minutes of module building, or an allocator traceback, before the bounds
+    (["train", "s.h5", "--dataset", "mosi", "--set", "psa_layers=1000000000"],
+     ["psa_layers", "between 1 and 64", "1000000000"]),
+    (["train", "s.h5", "--dataset", "mosi", "--set", "d=100000"],
+     ["'mea'", "parameters", "GiB", "more than this machine's"]),
+    (["info", "--model", "mult", "--set", "d=20000"], ["'mult'", "parameters"]),
+    (["compare", "s.h5", "--dataset", "mosi", "--models", "mea,mult", "--set", "mult.layers=65"],
+     ["layers", "between 1 and 64"]),
 ]
 
 
@@ -234,6 +242,9 @@ EARLY = [
     ([*TUNE, "--device", "gpu"], ["--device", "gpu"]),
     (["train", "s30.h5", "--dataset", "mosi", "--folds", "3", "--split-by", "video",
       "--device", "gpu"], ["--device", "gpu"]),
+    # a swept value that cannot train: refused before the sweep folder or any run exists
+    (["sweep", "mu=0.1,5", "--run", "runs/base"], ["mu", "[0, 1]", "5.0"]),
+    (["sweep", "d=8,100000", "--run", "runs/base"], ["parameters", "more than this machine's"]),
     # tune --best onto an input: refused before the search, not after it
     ([*TUNE, "--device", "cpu", "--best", "s.h5"], ["s.h5", "best config file", "input"]),
     ([*TUNE, "--device", "cpu", "--config", "c.toml", "--best", "c.toml"],

@@ -299,6 +299,22 @@ class SwitchSet(Mapping[str, Switch]):
         return tuple(n for n in self if n in given)
 
 
+MAX_LAYERS = 64
+"""The most layers of one kind a configuration may ask for. The papers use 1 to 8; a count far
+beyond (a typo such as ``psa_layers=1e9``) would spend minutes building modules, or exhaust the
+memory, before :func:`~mea_cli.models.core.registry.check_size` could count the parameters."""
+
+
+def layer_problems(counts: Mapping[str, int], hint: str = "") -> list[str]:
+    """One problem per layer count in ``counts`` (``{field: value}``) outside 1..:data:`MAX_LAYERS`;
+    ``hint`` is appended to each (e.g. which ablation switch removes the part instead)."""
+    return [
+        f"{name} must be between 1 and {MAX_LAYERS}, not {value}{hint}"
+        for name, value in counts.items()
+        if not 1 <= value <= MAX_LAYERS
+    ]
+
+
 def kernel_problems(kernel_sizes: tuple[int, ...]) -> list[str]:
     """What is wrong with a config's per-modality Conv1d kernel sizes (L/V/A) for
     :class:`~mea_cli.models.layers.extractor.UnimodalExtractor`: three odd positive sizes, so that

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from mea_cli.errors import MeaError
@@ -262,14 +263,60 @@ def config_for(
 ) -> Any:
     """Model ``name``'s ``dataset`` preset for this data shape, with ``overrides`` applied
     (``field=value``, typed or command-line text); every problem is one
-    :class:`~mea_cli.config.ConfigError`."""
+    :class:`~mea_cli.config.ConfigError`, a model too big for this machine one
+    :class:`ModelSizeError` (:func:`check_size`)."""
     cfg = get_entry(name).config_cls.preset(dataset, input_dims, task, num_labels)
-    return cfg.override(overrides) if overrides else cfg
+    if not overrides:
+        return cfg
+    cfg = cfg.override(overrides)
+    check_size(name, cfg)
+    return cfg
 
 
 def config_from_dict(name: str, data: Mapping[str, Any]) -> Any:
     """Rebuild model ``name``'s config from ``to_dict()`` output (e.g. from a checkpoint)."""
     return get_entry(name).config_cls.from_dict(data)
+
+
+class ModelSizeError(MeaError):
+    """A configuration whose model would not fit in this machine's memory to train."""
+
+
+TRAINING_BYTES_PER_PARAMETER = 16
+"""float32 weight, gradient and Adam's two moments: what training holds per parameter at least
+(activations come on top)."""
+
+
+def model_size(name: str, cfg: Any) -> tuple[int, int]:
+    """``(parameters, buffer elements)`` of model ``name`` built from ``cfg``, counted on torch's
+    ``meta`` device: nothing is allocated, so a configuration far too big for memory is measured
+    without building it."""
+    with torch.device("meta"):
+        model = get_entry(name).model_cls(cfg)
+    return sum(p.numel() for p in model.parameters()), sum(b.numel() for b in model.buffers())
+
+
+def _machine_memory() -> int:
+    """This machine's physical memory in bytes."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_size(name: str, cfg: Any, memory: int | None = None) -> None:
+    """Refuse (:class:`ModelSizeError`, one line) a configuration whose weights, gradients and
+    Adam moments alone (:data:`TRAINING_BYTES_PER_PARAMETER` a parameter, 4 bytes a buffer
+    element) exceed ``memory`` bytes (default: this machine's physical memory). Run on
+    configurations a user changed (``--set``, ``--config``, a tuning range), before any is built:
+    an oversized one would otherwise end in an allocator traceback or the kernel's OOM killer."""
+    params, buffers = model_size(name, cfg)
+    need = params * TRAINING_BYTES_PER_PARAMETER + buffers * 4
+    have = _machine_memory() if memory is None else memory
+    if need > have:
+        gib = 2**30
+        raise ModelSizeError(
+            f"model {name!r} with this configuration has {params:,} parameters: training it "
+            f"needs at least {need / gib:.1f} GiB (float32 weights, gradients and Adam's two "
+            f"moments), more than this machine's {have / gib:.1f} GiB; choose smaller sizes"
+        )
 
 
 def create_model(name: str, cfg: Any) -> nn.Module:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from mea_cli import MODALITIES
-from mea_cli.models.core.contract import ModelConfig
+from mea_cli.models.core.contract import MAX_LAYERS, ModelConfig
 
 SEC_4_2: dict[str, dict[str, Any]] = {
     "mosi": dict(beta=2e-2, gamma=2e-2),
@@ -67,11 +67,11 @@ class FDMERConfig(ModelConfig):
     def problems(self) -> list[str]:
         out = super().problems()
         if len(self.transformer_layers) != len(MODALITIES) or any(
-            n < 1 for n in self.transformer_layers
+            not 1 <= n <= MAX_LAYERS for n in self.transformer_layers
         ):
             out.append(
-                "transformer_layers must be three positive layer counts (L/V/A), not "
-                f"{self.transformer_layers}"
+                f"transformer_layers must be three layer counts between 1 and {MAX_LAYERS} "
+                f"(L/V/A), not {self.transformer_layers}"
             )
         if min(self.d_k, self.d_disc, self.heads, self.ffn_mult) < 1:
             out.append("d_k, d_disc, heads and ffn_mult must be positive")

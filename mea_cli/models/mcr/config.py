@@ -12,6 +12,7 @@ from mea_cli.models.core.contract import (
     choice_problems,
     kernel_by_modality,
     kernel_problems,
+    layer_problems,
 )
 from mea_cli.models.core.losses import TASK_LOSSES
 
@@ -56,8 +57,7 @@ class MCRConfig(ModelConfig):
         out += kernel_problems(self.kernel_sizes)
         if self.d < 1 or self.heads < 1 or self.d % self.heads:
             out.append(f"d={self.d} must be a positive multiple of heads={self.heads}")
-        if self.layers < 1 or self.encoder_layers < 1:
-            out.append("layers and encoder_layers must be at least 1")
+        out += layer_problems({"layers": self.layers, "encoder_layers": self.encoder_layers})
         if self.cmu_kernel < 1 or self.cmu_kernel % 2 == 0:
             out.append(f"cmu_kernel must be odd and positive, not {self.cmu_kernel}")
         if self.ffn_mult < 1:

@@ -36,6 +36,7 @@ from mea_cli.models.core.contract import (
     choice_problems,
     kernel_by_modality,
     kernel_problems,
+    layer_problems,
 )
 from mea_cli.models.core.losses import TASK_LOSSES
 from mea_cli.models.layers.encoders import POOLINGS
@@ -100,11 +101,10 @@ class MEAFamilyConfig(ModelConfig):
             out.append(f"d={self.d} must be divisible by heads={self.heads}")
         if not 0.0 <= self.mu <= 1.0:
             out.append(f"mu must lie in [0, 1], not {self.mu}")
-        if self.psa_layers < 1 or self.hca_layers < 1:
-            out.append(
-                "psa_layers and hca_layers must be at least 1 (use the psa / hca switches to "
-                "remove them)"
-            )
+        out += layer_problems(
+            {"psa_layers": self.psa_layers, "hca_layers": self.hca_layers},
+            " (use the psa / hca switches to remove them)",
+        )
         if self.d_h < 1 or self.ffn_mult < 1 or self.wal_max_len < 1:
             out.append("d_h, ffn_mult and wal_max_len must be positive")
         if not (0.0 <= self.dropout < 1.0 and 0.0 <= self.attn_dropout < 1.0):

@@ -12,6 +12,7 @@ from mea_cli.models.core.contract import (
     choice_problems,
     kernel_by_modality,
     kernel_problems,
+    layer_problems,
 )
 from mea_cli.models.core.losses import TASK_LOSSES
 
@@ -133,8 +134,7 @@ class MulTConfig(ModelConfig):
         out += kernel_problems(self.kernel_sizes)
         if self.d < 1 or self.heads < 1 or self.d % self.heads:
             out.append(f"d={self.d} must be a positive multiple of heads={self.heads}")
-        if self.layers < 1 or self.memory_layers < 1:
-            out.append("layers and memory_layers must be at least 1")
+        out += layer_problems({"layers": self.layers, "memory_layers": self.memory_layers})
         bad = [k for k in DROPOUTS if not 0.0 <= getattr(self, k) < 1.0]
         if bad:
             out.append(f"{', '.join(bad)} must lie in [0, 1)")
