@@ -1,4 +1,4 @@
-"""``mea eval CKPT --features OTHER``: when the other store holds samples the checkpoint learned
+"""``mea eval CKPT --features OTHER`` (and ``mea viz``'s): when the other store holds samples the checkpoint learned
 from (a fold's source store, a re-extraction split differently), the result counts them and a
 warning says the metrics are not held-out; the training store itself, or a copy split the same
 way, gives no warning."""
@@ -40,17 +40,22 @@ def _splits(path: Path) -> np.ndarray:
         return np.asarray(s.samples.split).astype(str)
 
 
+def _resplit(store: Path, other: Path) -> Path:
+    """A copy of ``store`` with the same samples and another split column."""
+    shutil.copy(store, other)
+    after = np.roll(_splits(store), 7)
+    with h5py.File(other, "r+") as f:
+        del f["samples/split"]
+        f["samples"].create_dataset("split", data=after.astype(object), dtype=h5py.string_dtype())
+    return other
+
+
 def test_a_store_split_otherwise_is_counted_and_warned(
     trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     store, ckpt = trained
-    other = tmp_path / "resplit.h5"
-    shutil.copy(store, other)
-    before = _splits(store)
-    after = np.roll(before, 7)  # the same samples, another split column
-    with h5py.File(other, "r+") as f:
-        del f["samples/split"]
-        f["samples"].create_dataset("split", data=after.astype(object), dtype=h5py.string_dtype())
+    other = _resplit(store, tmp_path / "resplit.h5")
+    before, after = _splits(store), _splits(other)
     want = {s: int(((after == "test") & (before == s)).sum()) for s in ("train", "valid")}
     assert sum(want.values()) > 0  # the fixture really overlaps
     result = evaluate_checkpoint(ckpt, features=other)
@@ -103,3 +108,25 @@ def test_the_training_store_or_a_copy_split_the_same_gives_no_warning(
     assert same.to_dict()["overlap_with_training"] is None  # not checked: the store itself
     assert json.loads(json.dumps(other.to_dict()))["overlap_with_training"] == other.overlap
     assert other.metrics == same.metrics
+
+
+def test_viz_on_a_store_split_otherwise_warns_too(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mea viz --features OTHER`` draws that store's split: the same count and warning as
+    ``mea eval``; none for the training store itself."""
+    from mea_cli.viz.collect import load
+
+    store, ckpt = trained
+    other = _resplit(store, tmp_path / "resplit.h5")
+    before, after = _splits(store), _splits(other)
+    overlapping = int(((after == "test") & (before != "test")).sum())
+    for features in (other, None, store):
+        loaded, opened = load(ckpt, features, "test")
+        opened.close()
+        err = capsys.readouterr().err
+        if features == other:
+            assert f"{overlapping} of the {int((after == 'test').sum())} 'test' samples" in err
+            assert "not held-out" in err and str(store) in err
+        else:
+            assert "WARNING" not in err

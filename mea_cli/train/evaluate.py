@@ -44,6 +44,7 @@ from rich.table import Table
 from mea_cli.align import aligned_setting
 from mea_cli.artifacts.checkpoint import CheckpointError, check_schema
 from mea_cli.artifacts.features import FeatureStore
+from mea_cli.artifacts.overlap import overlap_warning, training_overlap
 from mea_cli.data.dataset import FeatureDataset, NormStats, make_loader
 from mea_cli.data.splits import check_split_name
 from mea_cli.errors import MeaError
@@ -53,7 +54,6 @@ from mea_cli.models.core.deviations import deviation_block
 from mea_cli.paths import (
     check_not_input,
     check_output_file,
-    file_sha256,
     jsonable,
     same_file,
     write_text,
@@ -207,34 +207,6 @@ def _training_store(ckpt_path: Path, ckpt: Any) -> Path:
     return Path(saved)
 
 
-def training_overlap(
-    trained_on: Path, recorded_sha256: str, store: FeatureStore, idx: np.ndarray
-) -> dict[str, int]:
-    """How many of the evaluated samples (rows ``idx`` of ``store``) have the id of a sample of
-    the ``train`` and of the ``valid`` split of the store the checkpoint was trained on
-    (``trained_on``, which recorded ``recorded_sha256``); ``{}`` when that cannot be told: the
-    training store changed since (its split column may no longer be the training's) or no
-    longer opens.
-
-    Why: a checkpoint evaluated on another store is scored on that store's split column. When
-    the two stores hold the same samples split differently (a fold's store of ``train --folds``
-    and the store it was cut from; a re-extraction of the same videos), that split's samples can
-    be ones the model was fitted on (``train``) or chosen on (``valid``): metrics that look
-    held-out and are not."""
-    wanted = {str(i) for i in store.samples.id[idx]}
-    try:
-        if recorded_sha256 and file_sha256(trained_on) != recorded_sha256:
-            return {}
-        with FeatureStore(trained_on) as trained:
-            ids = trained.samples.id
-            return {
-                split: len(wanted.intersection(str(i) for i in ids[trained.split_indices(split)]))
-                for split in ("train", "valid")
-            }
-    except (MeaError, OSError):
-        return {}
-
-
 def predict_split(
     ckpt_path: Path, ckpt: Any, store: FeatureStore, split: str, device: str
 ) -> Predictions:
@@ -307,14 +279,8 @@ def evaluate_checkpoint(
             if trained_on is None
             else training_overlap(trained_on, ckpt.features.get("sha256", ""), store, idx)
         )
-        if sum(overlap.values()):
-            sys.stderr.write(
-                f"WARNING: {features}: {sum(overlap.values())} of the {len(idx)} {split!r} "
-                f"samples have the ids of samples of {trained_on} that the model was trained "
-                f"on ({overlap['train']}, its train split) or selected on ({overlap['valid']}, "
-                f"its valid split); if they are the same samples, these metrics are not "
-                f"held-out, and the samples it never saw are that store's 'test' split\n"
-            )
+        if trained_on is not None:
+            sys.stderr.write(overlap_warning(Path(features), trained_on, overlap, split, len(idx)))
         preds = [predict_split(path, member, store, split, device) for path, member in members]
         pred = preds[0]
         if len(preds) > 1:

@@ -11,6 +11,7 @@ PSA maps are ``[K, T, T]`` per layer and modality.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ import torch
 
 from mea_cli.artifacts.checkpoint import Checkpoint, CheckpointError, check_schema, load_checkpoint
 from mea_cli.artifacts.features import FeatureStore
+from mea_cli.artifacts.overlap import overlap_warning, training_overlap
 from mea_cli.data.dataset import FeatureDataset, NormStats, collate, make_loader
+from mea_cli.paths import same_file
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.viz._common import VizError
 
@@ -53,19 +56,25 @@ def load(
 ) -> tuple[Loaded, FeatureStore]:
     """Load model and split; returns ``(loaded, store)`` -- the caller closes the store."""
     ckpt = load_checkpoint(ckpt_path)
+    saved = ckpt.features.get("path", "")
     if features is None:
-        saved = ckpt.features.get("path", "")
         if not saved or not Path(saved).exists():
             raise CheckpointError(
                 ckpt_path,
                 f"its features {saved or '(none recorded)'} are not available; pass --features",
             )
         features = Path(saved)
+    # another store: its split may hold samples the model was trained or selected on
+    other = bool(saved) and Path(saved).exists() and not same_file(saved, features)
     store = FeatureStore(features)
     try:
         check_schema(ckpt, store, ckpt_path)
-        if len(store.split_indices(split)) == 0:
+        idx = store.split_indices(split)
+        if len(idx) == 0:
             raise VizError(f"{store.name}: the {split!r} split is empty")
+        if other:
+            overlap = training_overlap(Path(saved), ckpt.features.get("sha256", ""), store, idx)
+            sys.stderr.write(overlap_warning(Path(features), Path(saved), overlap, split, len(idx)))
         ds = FeatureDataset(store, split, NormStats.from_dict(ckpt.norm))
         model = model_from_checkpoint(ckpt, ckpt_path)
         model.eval()
