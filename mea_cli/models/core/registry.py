@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib
+import json
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -287,13 +288,23 @@ TRAINING_BYTES_PER_PARAMETER = 16
 (activations come on top)."""
 
 
+_SIZES: dict[tuple[type, str], tuple[int, int]] = {}
+
+
 def model_size(name: str, cfg: Any) -> tuple[int, int]:
     """``(parameters, buffer elements)`` of model ``name`` built from ``cfg``, counted on torch's
     ``meta`` device: nothing is allocated, so a configuration far too big for memory is measured
-    without building it."""
-    with torch.device("meta"):
-        model = get_entry(name).model_cls(cfg)
-    return sum(p.numel() for p in model.parameters()), sum(b.numel() for b in model.buffers())
+    without building it. Counted once per configuration (building the modules takes ~20 ms)."""
+    model_cls = get_entry(name).model_cls
+    key = (model_cls, json.dumps(cfg.to_dict(), sort_keys=True))
+    if key not in _SIZES:
+        with torch.device("meta"):
+            model = model_cls(cfg)
+        _SIZES[key] = (
+            sum(p.numel() for p in model.parameters()),
+            sum(b.numel() for b in model.buffers()),
+        )
+    return _SIZES[key]
 
 
 def _machine_memory() -> int:
