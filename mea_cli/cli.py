@@ -779,6 +779,27 @@ def usage_line(err: Exception) -> str:
     return f"{where}: " + re.sub(r"\s*\n\s*", " ", err.format_message()).strip()
 
 
+class EmptyArgumentError(MeaError):
+    """An argument given as the empty string."""
+
+
+def check_no_empty_argument(argv: list[str]) -> None:
+    """Refuse an empty argument (``''``, or ``--opt=``) in one line naming where it stands.
+
+    typer turns ``''`` into ``Path('.')``: ``mea extract "$VIDEOS" --out f.h5`` with ``VIDEOS``
+    unset would search the current folder, recursively, and ``--runs-dir "$D"`` train into it.
+    No option of ``mea`` takes an empty value, so an empty argument is always a mistake, most
+    often a shell variable that is not set."""
+    for i, arg in enumerate(argv):
+        option, eq, value = arg.partition("=")
+        if arg == "" or (arg.startswith("--") and eq and not value):
+            where = f"{option}=" if arg else f"after {argv[i - 1]}" if i else "as the command"
+            raise EmptyArgumentError(
+                f"an empty argument ('', {where}): a shell variable that is not set? Give a "
+                f"value, or leave the option out"
+            )
+
+
 def main() -> None:
     """Entry point of the ``mea`` script: exit 0, 2 for a user mistake or an output that
     cannot be written (one line on stderr), 130 for Ctrl-C and 143 for SIGTERM (one line
@@ -791,6 +812,7 @@ def main() -> None:
     _page_widths()
     interrupt.install()
     try:
+        check_no_empty_argument(sys.argv[1:])
         # not standalone: click must not turn Ctrl-C into a silent "exit 130" on its own
         with stdout.guarded():  # a full or closed stdout: one line, or a quiet exit 141
             code = app(standalone_mode=False)

@@ -105,18 +105,25 @@ def test_a_value_outside_the_choices(work: Path, args: list[str], words: list[st
 
 BAD_NAME = [
     # an empty name silently became the default run name; the others were refused without
-    # naming the option
-    (["train", "s.h5", "--dataset", "mosi", "--name", ""], ["--name: run name '' is empty"]),
+    # naming the option; an empty argument is refused before any command reads it
+    (["train", "s.h5", "--dataset", "mosi", "--name", ""], ["empty argument", "after --name"]),
     (["train", "s.h5", "--dataset", "mosi", "--name", " \t"], ["--name: run name", "is empty"]),
     (["train", "s.h5", "--dataset", "mosi", "--name", "../x"], ["--name: run name '../x'", "no path"]),
     (["train", "s.h5", "--dataset", "mosi", "--name", "a/b"], ["--name: run name 'a/b'", "no path"]),
-    (["train", "--resume", "--name", ""], ["--name: run name '' is empty"]),
+    (["train", "--resume", "--name", ""], ["empty argument", "after --name"]),
     (["compare", "s.h5", "--dataset", "mosi", "--models", "mea,mult", "--name", ""],
-     ["--name: run name '' is empty"]),
+     ["empty argument", "after --name"]),
     (["compare", "s.h5", "--dataset", "mosi", "--models", "mea,mult", "--name", ".."],
      ["--name: run name '..'", "no path"]),
     (["tune", "s.h5", "--dataset", "mosi", "--space", "mu=0:0.5", "--study", ""],
-     ["--study: run name '' is empty"]),
+     ["empty argument", "after --study"]),
+    # any empty argument: typer made '' the current folder (an unset shell variable searched
+    # or filled it)
+    (["extract", "", "--out", "n.h5"], ["empty argument", "after extract"]),
+    (["train", "s.h5", "--dataset", "mosi", "--runs-dir", ""], ["empty argument", "after --runs-dir"]),
+    (["train", "s.h5", "--dataset", "mosi", "--runs-dir="], ["empty argument", "--runs-dir="]),
+    (["eval", ""], ["empty argument", "after eval"]),
+    (["ablate", "--run", "", "--drop", "psa"], ["empty argument", "after --run"]),
 ]
 
 
