@@ -193,7 +193,8 @@ def resolve_config(
     if data:
         raise ConfigError(
             "model overrides",
-            f"{', '.join(data)} come from the store and --dataset, not from --set",
+            f"{', '.join(data)} {'comes' if len(data) == 1 else 'come'} from the store and "
+            f"--dataset, not from --set",
         )
     if req.config_file is not None and (bad := entry.config_cls.field_problems(req.config_model)):
         raise ConfigError(f"{req.config_file}: invalid {entry.config_cls.WHAT}", bad)

@@ -53,6 +53,12 @@ OUT_OF_RANGE = [
     (["train", "s.h5", "--dataset", "mosi", "--set", "d=100000"],
      ["'mea'", "parameters", "GiB", "more than this machine's"]),
     (["info", "--model", "mult", "--set", "d=20000"], ["'mult'", "parameters"]),
+    # the data fields: a TypeError traceback from config_for in mea info
+    (["info", "--model", "mea", "--set", "task=x"], ["task comes from --dataset", "not from --set"]),
+    (["info", "--model", "mea", "--set", "num_labels=3", "--set", "dataset=mosei"],
+     ["dataset, num_labels come from"]),
+    (["train", "s.h5", "--dataset", "mosi", "--set", "num_labels=3"],
+     ["num_labels comes from the store"]),
     (["compare", "s.h5", "--dataset", "mosi", "--models", "mea,mult", "--set", "mult.layers=65"],
      ["layers", "between 1 and 64"]),
 ]
