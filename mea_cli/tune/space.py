@@ -140,14 +140,21 @@ def _from_text(name: str, target: str, hint: Any, spec: str, where: str) -> Para
 
 
 def _check_bounds(param: Param, defaults: Config, where: str) -> None:
-    """Each bound (or choice) alone must be a value the config accepts (lr > 0, 0 <= mu ...)."""
+    """Each bound (or choice) alone must be a value the config accepts (lr > 0, 0 <= mu ...)
+    and, for a model field, give a model that fits this machine's memory with the defaults'
+    other sizes (:func:`~mea_cli.models.core.registry.check_size`)."""
+    # start-up time: the registry imports torch; tune's option checks run before it is needed
+    from mea_cli.models.core.registry import ModelSizeError, check_config_size
+
     values = param.choices if param.kind == "choice" else (param.low, param.high)
     for v in values:
         try:
-            defaults.override({param.name: v})
+            check_config_size(defaults.override({param.name: v}))
         except ConfigError as err:
             raise SpaceError(f"{where}: {param.name}={v!r} is refused: "
                              f"{'; '.join(err.problems)}") from None  # fmt: skip
+        except ModelSizeError as err:
+            raise SpaceError(f"{where}: {param.name}={v!r} is refused: {err}") from None
 
 
 def build_space(

@@ -330,6 +330,15 @@ def check_size(name: str, cfg: Any, memory: int | None = None) -> None:
         )
 
 
+def check_config_size(cfg: Any) -> None:
+    """:func:`check_size` for the registered model that ``cfg``'s class configures (nothing for
+    a config class no model registered, such as the training settings)."""
+    _load_builtin()
+    e = _BY_CONFIG.get(type(cfg))
+    if e is not None:
+        check_size(e.name, cfg)
+
+
 def create_model(name: str, cfg: Any) -> nn.Module:
     """Build model ``name`` from its config (or from the config's ``to_dict()`` form)."""
     e = get_entry(name)
