@@ -67,7 +67,7 @@ def test_resolution_refuses_bad_requests_in_one_error() -> None:
     with pytest.raises(ConfigError) as err:
         resolve_config(_req(train_overrides={"lr": -1, "batch_size": "x", "bogus": 1}), FACTS, "r")
     assert len(err.value.problems) == 3 and "bogus" in err.value.problems[0]
-    with pytest.raises(ConfigError, match="input_dims come from the store"):
+    with pytest.raises(ConfigError, match="input_dims comes from the store"):
         resolve_config(_req(model_overrides={"input_dims": {"text": 1}}), FACTS, "r")
     with pytest.raises(ConfigError, match="unknown ablation switch nope"):
         resolve_config(_req(model_overrides={"ablations": "psa,nope"}), FACTS, "r")
