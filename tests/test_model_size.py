@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+import torch
 
 from mea_cli.config import ConfigError
 from mea_cli.models import config_for, create_model, list_models
@@ -94,3 +95,31 @@ def test_layer_problems_names_each_field() -> None:
         f"a must be between 1 and {MAX_LAYERS}, not 0 (hint)",
         f"b must be between 1 and {MAX_LAYERS}, not {MAX_LAYERS + 1} (hint)",
     ]
+
+
+def test_a_model_that_cannot_be_built_on_meta_is_let_through() -> None:
+    """A plug-in whose constructor reads a tensor's value cannot be counted without allocating:
+    check_size passes it (the real build then runs as before) instead of raising meta's error."""
+    import tiny_model
+    from torch import nn
+
+    from mea_cli.models import register_model
+    from mea_cli.models.core.registry import unregister_model
+
+    @dataclasses.dataclass(frozen=True)
+    class ReadsConfig(tiny_model.TinyConfig):
+        WHAT = "reads-a-value configuration"
+
+    class Reads(nn.Module):
+        def __init__(self, cfg: ReadsConfig) -> None:
+            super().__init__()
+            self.scale = float(torch.ones(1).sum())  # .item(): no value on the meta device
+            self.lin = nn.Linear(cfg.hidden, 1)
+
+    register_model("reads-a-value", ReadsConfig)(Reads)
+    try:
+        cfg = config_for("reads-a-value", "mosi", hidden=4)  # not countable: let through
+        check_size("reads-a-value", cfg, memory=1)
+        assert create_model("reads-a-value", cfg).scale == 1.0
+    finally:
+        unregister_model("reads-a-value")

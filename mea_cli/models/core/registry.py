@@ -317,8 +317,13 @@ def check_size(name: str, cfg: Any, memory: int | None = None) -> None:
     Adam moments alone (:data:`TRAINING_BYTES_PER_PARAMETER` a parameter, 4 bytes a buffer
     element) exceed ``memory`` bytes (default: this machine's physical memory). Run on
     configurations a user changed (``--set``, ``--config``, a tuning range), before any is built:
-    an oversized one would otherwise end in an allocator traceback or the kernel's OOM killer."""
-    params, buffers = model_size(name, cfg)
+    an oversized one would otherwise end in an allocator traceback or the kernel's OOM killer.
+    A model whose constructor cannot run on the meta device (a plug-in reading a tensor's value,
+    ``.item()``) is not counted: the check lets it through."""
+    try:
+        params, buffers = model_size(name, cfg)
+    except (RuntimeError, NotImplementedError):  # meta tensors have no values to read
+        return
     need = params * TRAINING_BYTES_PER_PARAMETER + buffers * 4
     have = _machine_memory() if memory is None else memory
     if need > have:
