@@ -34,7 +34,7 @@ from mea_cli.config import ConfigError
 from mea_cli.data.dataset import NormStatsError, sample_groups
 from mea_cli.data.presets import check_store_fits, get_preset, resolve_preset
 from mea_cli.errors import MeaError
-from mea_cli.models.core.contract import data_fields
+from mea_cli.models.core.contract import check_no_data_fields
 from mea_cli.models.core.registry import check_size, get_entry
 from mea_cli.paths import file_sha256, jsonable
 from mea_cli.runtime.distributed import (
@@ -189,13 +189,7 @@ def resolve_config(
     small_train, small_model = small_overrides(req.model) if req.preset == "small" else ({}, {})
     # the model's configuration: the store's dimensions and task, the dataset's values, then
     # the overrides (never of what the store and --dataset decide)
-    data = sorted(set(req.model_overrides) & set(data_fields()))
-    if data:
-        raise ConfigError(
-            "model overrides",
-            f"{', '.join(data)} {'comes' if len(data) == 1 else 'come'} from the store and "
-            f"--dataset, not from --set",
-        )
+    check_no_data_fields(req.model_overrides, "the store and --dataset")
     if req.config_file is not None and (bad := entry.config_cls.field_problems(req.config_model)):
         raise ConfigError(f"{req.config_file}: invalid {entry.config_cls.WHAT}", bad)
     model_cfg = entry.config_cls.preset(hyper, facts.input_dims, facts.task, len(facts.label_names))

@@ -345,6 +345,15 @@ def data_fields() -> tuple[str, ...]:
     return ("dataset", "task", "num_labels", "input_dims")
 
 
+def check_no_data_fields(overrides: Iterable[str], source: str) -> None:
+    """Refuse (one :class:`~mea_cli.config.ConfigError`) model overrides of :func:`data_fields`,
+    which come from ``source`` (``"the store and --dataset"``), never from ``--set``."""
+    data = sorted(set(overrides) & set(data_fields()))
+    if data:
+        verb = "comes" if len(data) == 1 else "come"
+        raise ConfigError("model overrides", f"{', '.join(data)} {verb} from {source}, not from --set")
+
+
 def model_fields(cfg_dict: Mapping[str, Any]) -> dict[str, Any]:
     """The fields of a config dict that are the model's own (everything but :func:`data_fields`)."""
     return {k: v for k, v in cfg_dict.items() if k not in data_fields()}
@@ -359,6 +368,7 @@ __all__ = [
     "Switch",
     "SwitchSet",
     "apply_switches",
+    "check_no_data_fields",
     "choice_problems",
     "data_fields",
     "kernel_by_modality",

@@ -21,8 +21,7 @@ from rich.table import Table
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.features import FeatureStore
-from mea_cli.config import ConfigError
-from mea_cli.models.core.contract import data_fields
+from mea_cli.models.core.contract import check_no_data_fields
 from mea_cli.models.core.deviations import deviations_of
 from mea_cli.models.core.params import trainable_parameters
 from mea_cli.models.core.registry import config_for, create_model, get_entry
@@ -48,13 +47,7 @@ def describe_model(
     source = "paper features (GloVe 300, Facet 35, COVAREP 74)"
     entry = get_entry(name)
     fields = dict(overrides or {})
-    data = sorted(set(fields) & set(data_fields()))
-    if data:
-        raise ConfigError(
-            "model overrides",
-            f"{', '.join(data)} {'comes' if len(data) == 1 else 'come'} from --dataset and "
-            f"--features, not from --set",
-        )
+    check_no_data_fields(fields, "--dataset and --features")
     if features is not None:
         with FeatureStore(features) as store:
             input_dims = {m: store.modalities[m].dim for m in MODALITIES if m in store.modalities}
