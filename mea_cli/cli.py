@@ -131,7 +131,7 @@ def info(
             check_input_file(features, "feature store")
         described = api.describe_store(file, sample=sample)
         if not as_json:
-            from mea_cli.artifacts.summary import render_sample, render_summary
+            from mea_cli.artifacts.store_info import render_sample, render_summary
 
             (render_summary if sample is None else render_sample)(described, console)
     if as_json:

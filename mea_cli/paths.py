@@ -38,6 +38,9 @@ from typing import Any, Literal
 from mea_cli.errors import MeaError
 from mea_cli.locks import stale_temps
 
+PathLike = str | os.PathLike[str]
+"""What the Python API takes for a path: a string or any ``os.PathLike``."""
+
 
 class PathError(MeaError):
     """A path the user gave that cannot be read or written as asked."""

@@ -403,7 +403,7 @@ def test_observed_mask_round_trips_through_merge_split_info_and_old_stores(tmp_p
 
     from rich.console import Console
 
-    from mea_cli.artifacts.summary import render_summary, summarize
+    from mea_cli.artifacts.store_info import render_summary, summarize
     from mea_cli.data.splits import write_split_store
     from mea_cli.extract.merge import merge_stores
 

@@ -132,7 +132,7 @@ def test_words_round_trip(tmp_path: Path) -> None:
 def test_version_1_store_still_opens() -> None:
     """``tests/data/store_v1.h5`` was written by the version-1 writer (mea-cli 0.1.0, before
     words were kept); it must open, read and summarise as before, with no words."""
-    from mea_cli.artifacts.summary import describe_sample, summarize
+    from mea_cli.artifacts.store_info import describe_sample, summarize
 
     with FeatureStore(Path(__file__).parent / "data" / "store_v1.h5") as st:
         assert st.version == 1 and not st.has_words and len(st) == 3

@@ -25,6 +25,7 @@ from mea_cli.data.splits import (
     leaked_groups,
     parse_folds,
     parse_fractions,
+    read_split_of,
     store_groups,
     write_split_store,
 )
@@ -193,8 +194,9 @@ def test_split_store_links_the_features_and_records_where_it_came_from(tmp_path:
         assert s.group == first.group and np.array_equal(s.label, first.label)
         for m in DIMS:
             assert np.array_equal(s.features[m], first.features[m])
-        rec = json.loads(view.meta.attrs["split_of"])
-        assert rec == {"source": str(src.resolve()), "fold": "split"}
+        assert read_split_of(view) == {"source": str(src.resolve()), "fold": "split"}
+    with FeatureStore(src) as plain:
+        assert read_split_of(plain) is None
 
 
 # ------------------------------------------------------------------ mea train --folds

@@ -48,8 +48,8 @@ CASES = [
     (_attr("label_names", "[not json"), "attribute 'label_names' is not a JSON list"),
     (
         _attr("task", "ranking"),
-        "attribute 'task' is 'ranking', expected one of ('regression', 'binary-multilabel', "
-        "'multiclass', '')",
+        "attribute 'task' is 'ranking', expected one of ('regression', 'multiclass', "
+        "'binary-multilabel', '')",
     ),
     (_delete("samples"), "missing group /samples"),
     (_delete("samples/label"), "missing dataset /samples/label"),

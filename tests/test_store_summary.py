@@ -14,7 +14,7 @@ import pytest
 from test_features import _samples, _write
 
 from mea_cli.artifacts.features import ExtractorInfo, FeatureStore, ModalitySchema
-from mea_cli.artifacts.summary import summarize
+from mea_cli.artifacts.store_info import summarize
 from mea_cli.data.dataset import FeatureDataset, collate
 from mea_cli.data.splits import write_split_store
 from mea_cli.errors import FeatureStoreError

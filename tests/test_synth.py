@@ -94,3 +94,21 @@ def test_max_seconds_not_a_finite_number_of_at_least_2_is_refused(tmp_path: Path
     code, _, err = mea("synth", "--out", str(tmp_path / "s.h5"), "--n", "3", "--max-seconds", seconds)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
     assert "max" in err and list(tmp_path.iterdir()) == []
+
+
+def test_bursts_sit_at_their_latent_times() -> None:
+    """The audio burst (channels 0-9) and the vision burst (smile 0-4, frown 5-9) peak at the
+    latent event times, each in its own modality's clock; no vision burst without expression."""
+    for s, z in generate("mosi", n=40, seed=3, max_seconds=6):
+        if z.arousal > 0.5:  # a burst of 3a >= 1.5 over unit noise, averaged over 10 channels
+            audio = s.features["audio"][:, :10].mean(1)
+            peak = s.times["audio"][int(np.argmax(audio)), 0]
+            assert abs(peak - z.audio_event_s) < 0.25, (s.id, peak, z.audio_event_s)
+        vision = s.features["vision"]
+        smile, frown = vision[:, :5].mean(1), vision[:, 5:10].mean(1)
+        if z.expression:
+            burst = smile if z.expression > 0 else frown
+            peak = s.times["vision"][int(np.argmax(burst)), 0]
+            assert abs(peak - z.vision_event_s) < 0.25, (s.id, peak, z.vision_event_s)
+        else:
+            assert max(smile.max(), frown.max()) < 2.0  # noise only: no 2.5-high bump

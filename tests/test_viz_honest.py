@@ -13,7 +13,7 @@ import pytest
 from mea_cli.ablate.compare_table import bars_figure, build_tables
 from mea_cli.ablate.sweep import SweepSpec, sweep_figure
 from mea_cli.ablate.table import build_table
-from mea_cli.viz.curves import CHOSEN_GID, Chosen, curves_figure, read_chosen, read_log
+from mea_cli.viz.curves import CHOSEN_GID, Chosen, curves_figure, read_chosen, read_curves
 
 
 def _drawn(ax) -> bool:  # noqa: ANN001 - a matplotlib Axes
@@ -42,7 +42,7 @@ def test_curves_panels_units_and_chosen_epoch(tmp_path: Path) -> None:
     log = _log(tmp_path / "log.jsonl")
     chosen = read_chosen(log)
     assert chosen == Chosen(2, "mae")
-    fig = curves_figure(read_log(log), "t", chosen)
+    fig = curves_figure(read_curves(log), "t", chosen)
     axes = {ax.get_ylabel(): ax for ax in fig.axes}
     assert list(axes) == [
         "task loss", "auxiliary loss terms", "MAE (label units)", "accuracy / F1 (%)",

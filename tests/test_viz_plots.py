@@ -10,7 +10,7 @@ import pytest
 
 from mea_cli.viz._common import VizError
 from mea_cli.viz.attention import plot_attention, sample_maps
-from mea_cli.viz.curves import curve_panels, plot_curves, read_log
+from mea_cli.viz.curves import curve_panels, plot_curves, read_curves
 from mea_cli.viz.tsne import counts, stack_representations, tsne_figure
 from mea_cli.viz.wal import plot_psi, psi_array
 
@@ -101,7 +101,7 @@ def test_curves_from_log(tmp_path: Path) -> None:
         for e in range(1, 6)
     ]
     log.write_text("\n".join(json.dumps(x) for x in lines) + '\n{"final": true}\n')
-    curves = read_log(log)
+    curves = read_curves(log)
     assert curves["train_loss"] == [(float(e), 1.0 / e) for e in range(1, 6)]
     assert curves["valid/mae"][-1] == (5.0, pytest.approx(1.0))
     assert _is_png(plot_curves(curves, tmp_path / "curves.png"))
@@ -113,7 +113,7 @@ def test_curves_from_log(tmp_path: Path) -> None:
     assert list(panels) == ["loss", "accuracy / F1 (%)"]
     assert panels["accuracy / F1 (%)"] == {"valid/f1_macro": [(1.0, 40.0)], "valid/acc": [(1.0, 50.0)]}
     with pytest.raises(VizError, match="no training log"):
-        read_log(tmp_path / "missing.jsonl")
+        read_curves(tmp_path / "missing.jsonl")
     (tmp_path / "bad.jsonl").write_text("{oops\n")
     with pytest.raises(VizError, match="line 1 is not JSON"):
-        read_log(tmp_path / "bad.jsonl")
+        read_curves(tmp_path / "bad.jsonl")

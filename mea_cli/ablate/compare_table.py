@@ -29,6 +29,7 @@ from mea_cli.viz import metric_ylim, new_figure, note_empty, save_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+    from rich.console import Group
 
 ALPHA = 0.05
 MARK = "†"
@@ -192,7 +193,7 @@ class CompareTables:
         lines += [f"% {d}" for d in self.deviations]
         return "\n".join(lines) + "\n"
 
-    def to_rich(self):  # noqa: ANN201 - rich.console.Group
+    def to_rich(self) -> Group:
         """One rich table per metric, then the footnote."""
         from rich.console import Group
         from rich.table import Table

@@ -18,11 +18,15 @@ import io
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mea_cli.metric_names import metric_label
 from mea_cli.train.metrics import LOWER_IS_BETTER, format_mean_std, headline_metrics
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 PLAIN_METRICS = frozenset({"mae", "corr", "loss"})
 
@@ -53,6 +57,8 @@ def scale(key: str) -> float:
 
 
 def digits(key: str) -> int:
+    """Decimals a metric is shown with: 3 for MAE, Corr and a loss, 1 for the others (shown in
+    percent)."""
     return 3 if base_key(key) in PLAIN_METRICS else 1
 
 
@@ -231,7 +237,7 @@ class ResultTable:
         lines += [f"% {d}" for d in self.deviations]
         return "\n".join(lines)
 
-    def to_rich(self):  # noqa: ANN201 - rich.table.Table
+    def to_rich(self) -> Table:
         """A rich Table: one column per metric, ``mean ± std`` over ``(Δ)`` with the change coloured
         green (better than the reference row) or red (worse); group headings as sections."""
         from rich.table import Table
@@ -288,12 +294,15 @@ def _delta_style(row: TableRow, key: str, ref: TableRow) -> str:
 
 
 def csv_number(v: float | None) -> str:
+    """A CSV cell: six significant digits, empty for a missing or non-finite value."""
     if v is None or not math.isfinite(v):
         return ""
     return f"{v:.6g}"
 
 
 def tex_escape(text: str) -> str:
+    """``text`` with LaTeX's special characters escaped and the Greek letters of the row names
+    in math mode."""
     repl = {
         "&": "\\&",
         "%": "\\%",

@@ -9,7 +9,6 @@ inside the functions, so ``import mea_cli.api`` stays cheap.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 from mea_cli.api.guard import one_command
 from mea_cli.config import check_seed
 from mea_cli.errors import MeaError
-from mea_cli.paths import PathError, check_input_file, check_name_length, check_output_file
+from mea_cli.paths import (
+    PathError,
+    PathLike,
+    check_input_file,
+    check_name_length,
+    check_output_file,
+)
 
 if TYPE_CHECKING:
     from mea_cli.align import AlignReport
@@ -26,7 +31,6 @@ if TYPE_CHECKING:
     from mea_cli.data.importers import ImportReport
     from mea_cli.extract.driver import ExtractReport
 
-PathLike = str | os.PathLike[str]
 IMPORT_KINDS = ("mult", "mmsa", "csd")
 
 
@@ -91,7 +95,7 @@ def describe_store(path: PathLike, *, sample: str | None = None) -> dict[str, An
     """``mea info FILE [--sample ID]`` as a dict: the store's summary (values checked), or one
     sample's labels, sequences and words."""
     # start-up time: a command loads only its own code, after its cheap checks
-    from mea_cli.artifacts.summary import describe_sample, summarize
+    from mea_cli.artifacts.store_info import describe_sample, summarize
 
     with load_store(path, check_values=sample is None) as store:
         return describe_sample(store, sample) if sample is not None else summarize(store)

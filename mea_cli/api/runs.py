@@ -20,6 +20,7 @@ from mea_cli.config import ConfigError, check_seed
 from mea_cli.errors import MeaError
 from mea_cli.paths import (
     PathError,
+    PathLike,
     check_input_file,
     check_name_length,
     check_output_dir,
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from mea_cli.train.trainer import RunResult
     from mea_cli.viz.api import VizOutput
 
-PathLike = str | os.PathLike[str]
 
 
 def split_plan(

@@ -43,11 +43,11 @@ import h5py
 import numpy as np
 
 from mea_cli.artifacts.features import FeatureStore
+from mea_cli.artifacts.store_format import LABELLED_SPLITS
 from mea_cli.errors import MeaError
 from mea_cli.paths import atomic_output
 
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.7, 0.15, 0.15)
-SPLIT_NAMES: tuple[str, str, str] = ("train", "valid", "test")
 LOO = "loo"
 
 
@@ -56,10 +56,10 @@ class SplitError(MeaError):
 
 
 def check_split_name(split: str) -> str:
-    """``split`` when it is one of :data:`SPLIT_NAMES` (the ``--split`` of ``mea eval`` and
+    """``split`` when it is one of :data:`LABELLED_SPLITS` (the ``--split`` of ``mea eval`` and
     ``mea viz``), else one clear error naming the choices."""
-    if split not in SPLIT_NAMES:
-        raise SplitError(f"--split must be one of {', '.join(SPLIT_NAMES)}, got {split!r}")
+    if split not in LABELLED_SPLITS:
+        raise SplitError(f"--split must be one of {', '.join(LABELLED_SPLITS)}, got {split!r}")
     return split
 
 
@@ -261,7 +261,7 @@ def leaked_groups(groups: np.ndarray, split: np.ndarray) -> list[str]:
 def split_counts(groups: np.ndarray, split: np.ndarray) -> dict[str, dict[str, int]]:
     """Samples and groups per split (for reports and ``split_of``)."""
     out = {}
-    for name in SPLIT_NAMES:
+    for name in LABELLED_SPLITS:
         sel = split == name
         out[name] = {"samples": int(sel.sum()), "groups": len(set(groups[sel].astype(str)))}
     return out
@@ -295,8 +295,7 @@ def write_split_store(
     return out
 
 
-def read_split_of(path: Path) -> dict[str, Any] | None:
+def read_split_of(store: FeatureStore) -> dict[str, Any] | None:
     """The ``split_of`` record of a split store (None for an ordinary store)."""
-    with FeatureStore(path) as store:
-        raw = store.meta.attrs.get("split_of")
-        return None if raw is None else json.loads(raw)
+    raw = store.meta.attrs.get("split_of")
+    return json.loads(raw) if raw else None

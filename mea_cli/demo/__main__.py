@@ -67,6 +67,7 @@ def _prepare(out: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m mea_cli.demo``: the seven steps of the module docstring, in order."""
     ap = argparse.ArgumentParser(prog="python -m mea_cli.demo", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("demo"), help="demo folder (default: demo)")
     ap.add_argument("--clips", type=int, default=48, help="example clips to make (default: 48)")

@@ -33,7 +33,6 @@ from __future__ import annotations
 import importlib
 import json
 import math
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,15 +66,6 @@ class BackendError(MeaError):
 
 
 # -- options ---------------------------------------------------------------------------------
-def parse_bool(text: str) -> bool:
-    low = text.strip().lower()
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("expected true or false")
-
-
 def parse_optional_float(text: str) -> float | None:
     """``""``/``native``/``none`` -> None, else a positive float."""
     if text.strip().lower() in ("", "native", "none"):
@@ -87,6 +77,7 @@ def parse_optional_float(text: str) -> float | None:
 
 
 def parse_nonnegative_int(text: str) -> int:
+    """A ``--*-opt`` value that counts something: 0 or more."""
     x = int(text)
     if x < 0:
         raise ValueError("expected 0 or a positive integer")
@@ -341,9 +332,3 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def check_file(path: str | os.PathLike[str], what: str, option: str) -> Path:
-    """``path`` if it is an existing file, else :class:`BackendError` naming the option."""
-    p = Path(path)
-    if not p.is_file():
-        raise BackendError(f"{p}: {what} not found ({option})")
-    return p

@@ -57,6 +57,7 @@ class VideoResult:
 
 
 def entry_path(cache_dir: Path, key: str) -> Path:
+    """The cache file of one (video, settings) key: a hash, so any key is a valid file name."""
     return cache_dir / f"{hashlib.sha1(key.encode('utf-8')).hexdigest()[:20]}.npz"
 
 

@@ -28,7 +28,7 @@ from mea_cli.extract.media import find_media
 from mea_cli.extract.text import SIDECAR_ORDER, find_sidecar
 from mea_cli.paths import note_input
 
-Failure = tuple[str, str, str]  # (video, stage, message)
+FailureRow = tuple[str, str, str]  # (video, stage, message)
 
 
 class ExtractError(MeaError):
@@ -81,7 +81,7 @@ class Plan:
     skipped_files: list[str]  # files that are not media, relative to root (shard 1 only)
     labels: LabelFile | None = None
     segments: dict[str, list[Segment]] = field(default_factory=dict)  # usable ones, per key
-    failures: list[Failure] = field(default_factory=list)
+    failures: list[FailureRow] = field(default_factory=list)
 
     def without_sidecar(self) -> list[str]:
         """Keys of the videos to extract that have no transcript sidecar (they need ASR)."""

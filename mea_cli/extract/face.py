@@ -91,6 +91,7 @@ def check_face_model(path: Path, raw: bytes) -> None:
 
 
 def default_face_model_path() -> Path:
+    """Where ``make install`` puts the Face Landmarker model in the user cache."""
     return user_cache_dir() / "models" / FACE_MODEL_NAME
 
 
@@ -365,6 +366,8 @@ def _quiet_native_stderr() -> Iterator[None]:
 def pack_steps(
     rows: list[np.ndarray], times: list[tuple[float, float]], dim: int
 ) -> tuple[np.ndarray, np.ndarray]:
+    """One row per step as ``[T, dim]`` float32 features and ``[T, 2]`` times (empty arrays
+    for a clip without steps)."""
     if not rows:
         return np.zeros((0, dim), np.float32), np.zeros((0, 2), np.float64)
     return np.stack(rows).astype(np.float32), np.asarray(times, np.float64)

@@ -28,10 +28,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mea_cli.artifacts.store_format import TASKS
 from mea_cli.errors import MeaError
 
 IEMOCAP_ORDER: tuple[str, ...] = ("happy", "sad", "angry", "neutral")
-TASKS: tuple[str, ...] = ("auto", "regression", "multiclass", "binary-multilabel")
+TASK_OPTIONS: tuple[str, ...] = ("auto", *TASKS)
+"""``mea extract --task``: a store's task, or ``auto`` (read from the labels)."""
 MAX_LISTED = 5
 
 
@@ -52,8 +54,8 @@ class LabelSpec:
     column: str = "label"
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise LabelsError("--task", f"{self.task!r} is not one of {', '.join(TASKS)}")
+        if self.task not in TASK_OPTIONS:
+            raise LabelsError("--task", f"{self.task!r} is not one of {', '.join(TASK_OPTIONS)}")
         if self.classes and self.task == "regression":
             raise LabelsError("--classes", "class names make no sense for --task regression")
         if self.value_range is not None and self.task not in ("auto", "regression"):
@@ -85,6 +87,8 @@ class LabelSpec:
 
 @dataclass(frozen=True)
 class ParsedLabels:
+    """Labels read from the CSV's cells: the task, the label names and one row per clip."""
+
     task: str
     names: tuple[str, ...]
     values: np.ndarray  # [N, K] float32

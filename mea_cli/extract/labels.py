@@ -97,7 +97,7 @@ class LabelFile:
     group_by: str = ""  # the group column's name as written (``speaker``), "" without one
 
 
-def _lines(path: Path, items: list[tuple[int, str]]) -> str:
+def _lines(items: list[tuple[int, str]]) -> str:
     shown = "; ".join(f"line {n}: {msg}" for n, msg in items[:MAX_LISTED])
     more = len(items) - MAX_LISTED
     return shown + (f" (and {more} more)" if more > 0 else "")
@@ -193,7 +193,7 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
             continue
         parsed.append((n, video, start, end, _SPLIT_ALIASES[split], cell("label"), cell("clip"), cell("id"), cell("group")))
     if problems:
-        raise LabelsError(path, _lines(path, problems))
+        raise LabelsError(path, _lines(problems))
     _check_repeats(path, parsed)
     labels = parse_labels([(r[0], r[5]) for r in parsed], spec, path)
     counts: dict[str, int] = {}
@@ -217,7 +217,7 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
             Segment(video, start, end, labels.values[k], split, sid, n, candidates, problem, group)
         )
     if problems:
-        raise LabelsError(path, _lines(path, problems))
+        raise LabelsError(path, _lines(problems))
     group_by = col.get("group", "").strip().lower()
     return LabelFile(
         path, labels.task, labels.names, tuple(segments), spec.value_range, group_by
@@ -245,9 +245,9 @@ def _check_repeats(path: Path, parsed: list[tuple]) -> None:
                     f"{split or 'no split'} (a sample in two splits leaks)")
             )
     if leaks:
-        raise LabelsError(path, _lines(path, leaks))
+        raise LabelsError(path, _lines(leaks))
     if repeats:
-        raise LabelsError(path, "duplicated rows: " + _lines(path, repeats))
+        raise LabelsError(path, "duplicated rows: " + _lines(repeats))
 
 
 def _strip_ext(name: str) -> str:

@@ -21,7 +21,7 @@ import numpy as np
 
 from mea_cli.artifacts.features import FeatureStoreWriter, ModalitySchema, Sample, Word
 from mea_cli.extract.cache import VideoResult
-from mea_cli.extract.discover import ExtractError, Failure, Plan
+from mea_cli.extract.discover import ExtractError, FailureRow, Plan
 
 
 @dataclass
@@ -29,7 +29,7 @@ class Packed:
     """What was written."""
 
     samples: int
-    failures: list[Failure]
+    failures: list[FailureRow]
     tokens: int = 0
     oov: int = 0
     text_sources: dict[str, int] = field(default_factory=dict)
@@ -74,7 +74,7 @@ def video_sample(key: str, res: VideoResult) -> Sample:
     )
 
 
-def _samples(plan: Plan, results: dict[str, VideoResult], failures: list[Failure]) -> list[Sample]:
+def _samples(plan: Plan, results: dict[str, VideoResult], failures: list[FailureRow]) -> list[Sample]:
     samples: list[Sample] = []
     for key, _path in plan.videos:
         res = results[key]
@@ -126,7 +126,7 @@ def pack(
     summaries: list[ModalitySchema] | None = None,
 ) -> Packed:
     """Write the store ``out`` (atomically) from the run's results; see the module docstring."""
-    failures: list[Failure] = list(plan.failures)
+    failures: list[FailureRow] = list(plan.failures)
     tokens = oov = 0
     sources: Counter[str] = Counter()
     without_words = 0

@@ -30,6 +30,8 @@ SHORT = {"text": "T", "vision": "V", "audio": "A"}
 
 
 def csv_row(clip: ClipPrediction) -> dict[str, Any]:
+    """One clip as a ``predictions.csv`` row: status, prediction columns, psi, missing
+    modalities and step counts."""
     row: dict[str, Any] = {"clip": clip.clip, "path": clip.path, "status": clip.status}
     if clip.prediction is not None:
         row.update(flat(clip.prediction, "pred_"))

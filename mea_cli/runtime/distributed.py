@@ -55,6 +55,7 @@ def init_distributed(device_type: str) -> DistInfo:
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group (when this run started one)."""
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
 
@@ -78,5 +79,6 @@ def all_gather_objects(info: DistInfo, obj: Any) -> list[Any]:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait until every rank is here (a no-op in one process)."""
     if info.enabled:
         dist.barrier()

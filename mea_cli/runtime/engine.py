@@ -65,11 +65,6 @@ def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     return contextlib.nullcontext()
 
 
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
-    return model.module if hasattr(model, "module") else model
-
-
 @dataclass
 class Predictions:
     """Predictions of one split, in the store's sample order, with their labels and mean loss."""

@@ -21,7 +21,6 @@ store is reused only when it holds exactly the planned splits of the same source
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ from mea_cli.data.splits import (
     grouped_split,
     labelled_mask,
     leaked_groups,
+    read_split_of,
     split_counts,
     store_groups,
     write_split_store,
@@ -112,8 +112,7 @@ def removed_on_error(run_dir: Path) -> Iterator[None]:
 
 def _check_same(path: Path, source: Path, record: dict[str, Any], split: np.ndarray) -> None:
     with FeatureStore(path) as store:
-        raw = store.meta.attrs.get("split_of")
-        old = json.loads(raw) if raw else {}
+        old = read_split_of(store) or {}
         same = (
             old.get("source") == str(source)
             and all(old.get(k) == v for k, v in record.items())

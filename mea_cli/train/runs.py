@@ -46,6 +46,7 @@ class RunError(MeaError):
 
 
 def read_json(path: Path) -> Any:
+    """A run file's JSON; a missing or broken file is a :class:`RunError` naming it."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:

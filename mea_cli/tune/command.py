@@ -39,6 +39,8 @@ def default_study(model: str, features: Path) -> str:
 
 
 def search_space(model: str, opts: TuneOptions) -> list[Param]:
+    """The ``--space`` items of ``mea tune`` as parameters of ``model``, checked against its
+    config and the training settings (and for the model's size) before any trial."""
     # start-up time: the search space is checked before the run layer (torch) loads
     from mea_cli.models.core.contract import data_fields
     from mea_cli.models.core.registry import get_entry

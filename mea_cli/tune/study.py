@@ -58,6 +58,8 @@ class TuneRequest:
 
 @dataclass
 class TuneResult:
+    """A finished search: the optuna study, the metric it optimised and in which direction."""
+
     study: Any  # optuna.Study
     metric: str
     higher_is_better: bool
@@ -69,6 +71,7 @@ def default_storage(runs_dir: Path, study: str) -> str:
 
 
 def trial_run_name(study: str, number: int) -> str:
+    """The run folder name of trial ``number``: ``<study>-t<number>``."""
     return f"{study}-t{number}"
 
 

@@ -20,6 +20,7 @@ from mea_cli.errors import MeaError  # noqa: E402
 from mea_cli.paths import atomic_output, ensure_dir  # noqa: E402
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -34,7 +35,9 @@ class VizError(MeaError):
     """A picture that cannot be made from what the user gave (missing log, bad sample, ...)."""
 
 
-def new_figure(width: float, height: float, nrows: int = 1, ncols: int = 1):  # noqa: ANN201
+def new_figure(
+    width: float, height: float, nrows: int = 1, ncols: int = 1
+) -> tuple[Figure, np.ndarray]:
     """A Figure plus its axes grid, built without pyplot's global state (thread-safe, headless)."""
     from matplotlib.figure import Figure
 

@@ -177,7 +177,7 @@ def _check_capabilities(loaded: Any, whats: Sequence[str]) -> None:
 def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
     # only the asked picture's code (and matplotlib / scikit-learn) loads
     from mea_cli.artifacts.checkpoint import load_checkpoint
-    from mea_cli.viz.curves import plot_curves, read_chosen, read_log
+    from mea_cli.viz.curves import plot_curves, read_chosen, read_curves
 
     load_checkpoint(ckpt)  # the checkpoint given is checked, as for the other pictures
     log = ckpt.parent / "log.jsonl"
@@ -186,7 +186,7 @@ def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
             f"{ckpt.absolute().parent}: no training log (log.jsonl) in the folder of "
             f"{ckpt.name}; the curves are drawn from a run folder's log"
         )
-    curves = read_log(log)
+    curves = read_curves(log)
     png = plot_curves(
         curves, out_dir / "curves.png", title=f"training curves ({log})", chosen=read_chosen(log)
     )

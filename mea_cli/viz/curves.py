@@ -110,7 +110,7 @@ def _records(path: Path) -> list[dict]:
     return out
 
 
-def read_log(path: Path) -> Curves:
+def read_curves(path: Path) -> Curves:
     """Curves ``name -> [(epoch, value), ...]`` from ``log.jsonl``; nested dicts become ``a/b``."""
     curves: Curves = {}
     for record in _records(path):

@@ -25,7 +25,6 @@ from mea_cli.data.presets import IEMOCAP_EMOTIONS
 from mea_cli.errors import MeaError
 from mea_cli.paths import atomic_output
 
-SPLIT_NAMES: tuple[str, ...] = ("train", "valid", "test")
 DATASETS: tuple[str, ...] = ("mosi", "mosei", "iemocap")
 # What the CMU benchmark features are when their dimension matches (MEA Sec. IV-B).
 BENCHMARK_FEATURES = {
@@ -219,7 +218,7 @@ def unknown_if_reversed(times: np.ndarray) -> tuple[np.ndarray, int]:
 
 # -- labels -------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class LabelSpec:
+class DatasetLabels:
     """What a dataset's labels are in the store."""
 
     dataset: str
@@ -227,10 +226,12 @@ class LabelSpec:
     label_names: tuple[str, ...]
 
 
-def label_spec(dataset: str) -> LabelSpec:
+def label_spec(dataset: str) -> DatasetLabels:
+    """The label layout of a CMU benchmark: IEMOCAP's four binary emotions, else one sentiment
+    score (MOSI, MOSEI)."""
     if dataset == "iemocap":
-        return LabelSpec("iemocap", "binary-multilabel", IEMOCAP_EMOTIONS)
-    return LabelSpec(dataset, "regression", ("sentiment",))
+        return DatasetLabels("iemocap", "binary-multilabel", IEMOCAP_EMOTIONS)
+    return DatasetLabels(dataset, "regression", ("sentiment",))
 
 
 def iemocap_from_pairs(raw: np.ndarray) -> tuple[np.ndarray, int]:

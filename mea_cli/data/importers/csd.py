@@ -33,11 +33,11 @@ import numpy as np
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.features import ModalitySchema, Sample
+from mea_cli.artifacts.store_format import LABELLED_SPLITS
 from mea_cli.data.importers.common import (
-    SPLIT_NAMES,
+    DatasetLabels,
     ImportFormatError,
     ImportReport,
-    LabelSpec,
     check_dataset,
     label_spec,
     modality_schema,
@@ -60,7 +60,7 @@ def standard_folds(dataset: str) -> dict[str, list[str]]:
     """The standard MOSI / MOSEI folds (video ids) shipped as package data."""
     ref = resources.files("mea_cli.data") / "folds" / f"{dataset}.json"
     raw = json.loads(ref.read_text(encoding="utf-8"))
-    return {s: list(raw[s]) for s in SPLIT_NAMES}
+    return {s: list(raw[s]) for s in LABELLED_SPLITS}
 
 
 def load_folds(path: Path) -> dict[str, list[str]]:
@@ -71,13 +71,13 @@ def load_folds(path: Path) -> dict[str, list[str]]:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ImportFormatError(path, f"folds file is not JSON: {err}") from None
-    if not isinstance(raw, Mapping) or any(not isinstance(raw.get(s), list) for s in SPLIT_NAMES):
+    if not isinstance(raw, Mapping) or any(not isinstance(raw.get(s), list) for s in LABELLED_SPLITS):
         raise ImportFormatError(
             path, 'folds file must be {"train": [ids], "valid": [ids], "test": [ids]}'
         )
-    folds = {s: [str(x) for x in raw[s]] for s in SPLIT_NAMES}
+    folds = {s: [str(x) for x in raw[s]] for s in LABELLED_SPLITS}
     seen: dict[str, str] = {}
-    for s in SPLIT_NAMES:
+    for s in LABELLED_SPLITS:
         for x in folds[s]:
             if x in seen and seen[x] != s:
                 raise ImportFormatError(path, f"id {x!r} is in both the {seen[x]} and {s} folds")
@@ -336,7 +336,7 @@ def _folds(
             "no folds: pass --dataset mosi|mosei for the standard folds, or --folds FILE.json"
             + (" (no standard IEMOCAP folds ship with mea-cli)" if dataset == "iemocap" else ""),
         )
-    return {x: s for s in SPLIT_NAMES for x in fold_ids[s]}, source
+    return {x: s for s in LABELLED_SPLITS for x in fold_ids[s]}, source
 
 
 def _open_numeric(paths: Mapping[str, Path], seqs: dict[str, Sequence]) -> None:
@@ -353,7 +353,7 @@ def _open_numeric(paths: Mapping[str, Path], seqs: dict[str, Sequence]) -> None:
 def _label_columns(
     directory: Path,
     lab: Sequence,
-    spec: LabelSpec,
+    spec: DatasetLabels,
     emotions: list[str] | tuple[str, ...] | None,
     label_column: int,
 ) -> tuple[list[int], str]:
@@ -374,7 +374,7 @@ def _label_columns(
 
 def _report(
     directory: Path,
-    spec: LabelSpec,
+    spec: DatasetLabels,
     seqs: Mapping[str, Sequence],
     columns: list[int],
     named_by: str,
@@ -383,7 +383,7 @@ def _report(
     """The report before any sample: each modality's source and how the labels were read."""
     lab = seqs["labels"]
     report = ImportReport("csd", directory.name, spec.dataset, spec.task, spec.label_names)
-    report.splits = dict.fromkeys(SPLIT_NAMES, 0)
+    report.splits = dict.fromkeys(LABELLED_SPLITS, 0)
     for m in MODALITIES:
         report.modalities[m] = {
             "dim": seqs[m].dim,

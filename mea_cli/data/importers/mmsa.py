@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 
 from mea_cli import MODALITIES
+from mea_cli.artifacts.store_format import LABELLED_SPLITS
 from mea_cli.data.importers.common import (
-    SPLIT_NAMES,
+    DatasetLabels,
     ImportFormatError,
     ImportReport,
-    LabelSpec,
     as_text,
     true_lengths,
 )
@@ -133,7 +133,7 @@ class MmsaReader(PaddedReader):
         self, pk: Pickle, modality: str, lengths: Mapping[str, Mapping[str, np.ndarray]]
     ) -> dict[str, Any]:
         past = 0
-        for split in SPLIT_NAMES:
+        for split in LABELLED_SPLITS:
             x, lens = pk.arrays[split][modality], lengths[split][modality]
             beyond = np.arange(x.shape[1])[None, :] >= lens[:, None]
             past += int(np.count_nonzero(x[beyond]))
@@ -147,7 +147,7 @@ class MmsaReader(PaddedReader):
             "nonfinite_fixed": 0,
         }
 
-    def notes(self, spec: LabelSpec, report: ImportReport) -> list[str]:
+    def notes(self, spec: DatasetLabels, report: ImportReport) -> list[str]:
         return [
             f"{m}: {past} non-zero values lie past the stated lengths and were not imported"
             for m in MODALITIES

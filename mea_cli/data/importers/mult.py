@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from mea_cli import MODALITIES
+from mea_cli.artifacts.store_format import LABELLED_SPLITS
 from mea_cli.data.importers.common import (
-    SPLIT_NAMES,
+    DatasetLabels,
     ImportFormatError,
     ImportReport,
-    LabelSpec,
     decide_padding,
     iemocap_from_pairs,
     padding_evidence,
@@ -136,7 +136,7 @@ class MultReader(PaddedReader):
     def lengths(self, pk: Pickle) -> dict[str, dict[str, np.ndarray]]:
         for m in MODALITIES:
             evidence = dict.fromkeys(EVIDENCE_KEYS, 0)
-            for split in SPLIT_NAMES:
+            for split in LABELLED_SPLITS:
                 for k, v in padding_evidence(pk.arrays[split][m]).items():
                     evidence[k] += v
             self.evidence[m] = evidence
@@ -144,7 +144,7 @@ class MultReader(PaddedReader):
             self.sides[m] = self.detected[m] if self.padding == "auto" else self.padding
         return {
             split: {m: true_lengths(pk.arrays[split][m], self.sides[m]) for m in MODALITIES}
-            for split in SPLIT_NAMES
+            for split in LABELLED_SPLITS
         }
 
     def side(self, modality: str) -> str:
@@ -162,7 +162,7 @@ class MultReader(PaddedReader):
             "nonfinite_fixed": 0,
         }
 
-    def notes(self, spec: LabelSpec, report: ImportReport) -> list[str]:
+    def notes(self, spec: DatasetLabels, report: ImportReport) -> list[str]:
         notes = []
         if spec.dataset == "iemocap":
             notes.append(

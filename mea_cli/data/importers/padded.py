@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from mea_cli import MODALITIES
-from mea_cli.data.importers.common import SPLIT_NAMES, ImportFormatError, as_text
+from mea_cli.artifacts.store_format import LABELLED_SPLITS
+from mea_cli.data.importers.common import ImportFormatError, as_text
 
 SPLIT_ALIASES = {"train": ("train",), "valid": ("valid", "dev", "val"), "test": ("test",)}
 
@@ -25,18 +26,18 @@ def get_splits(path: Path, data: Any, fmt: str) -> dict[str, Mapping[str, Any]]:
         raise ImportFormatError(
             path,
             f"not a {fmt} pickle: the top level is a {type(data).__name__}, expected a dict "
-            f"of splits {', '.join(SPLIT_NAMES)}",
+            f"of splits {', '.join(LABELLED_SPLITS)}",
         )
     keys = [str(k) for k in data]
     out: dict[str, Mapping[str, Any]] = {}
-    for split in SPLIT_NAMES:
+    for split in LABELLED_SPLITS:
         found = [a for a in SPLIT_ALIASES[split] if a in data]
         if not found:
             if any(m in data for m in MODALITIES):
                 raise ImportFormatError(
                     path,
                     f"not a {fmt} pickle: the top level holds {', '.join(keys[:8])} instead of "
-                    f"the splits {', '.join(SPLIT_NAMES)}",
+                    f"the splits {', '.join(LABELLED_SPLITS)}",
                 )
             raise ImportFormatError(
                 path,
@@ -80,6 +81,8 @@ def check_counts(path: Path, split: str, arrays: Mapping[str, np.ndarray]) -> in
 
 
 def check_dims(path: Path, dims: dict[str, int], split: str, modality: str, x: np.ndarray) -> None:
+    """Record ``modality``'s feature width from its first split in ``dims`` and refuse a split
+    whose width differs (one model cannot read both)."""
     d = int(x.shape[2])
     if dims.setdefault(modality, d) != d:
         raise ImportFormatError(
@@ -141,6 +144,8 @@ def unique(ids: list[str]) -> tuple[list[str], int]:
 
 
 def to_float(text: str) -> float:
+    """A segment bound written as text; NaN (unknown, as the store writes it) when it is not a
+    number."""
     try:
         return float(text)
     except ValueError:

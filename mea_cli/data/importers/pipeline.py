@@ -22,11 +22,11 @@ import numpy as np
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.features import Sample
+from mea_cli.artifacts.store_format import LABELLED_SPLITS
 from mea_cli.data.importers.common import (
-    SPLIT_NAMES,
+    DatasetLabels,
     ImportFormatError,
     ImportReport,
-    LabelSpec,
     check_dataset,
     label_spec,
     load_pickle,
@@ -73,7 +73,7 @@ class Pickle:
     dims: dict[str, int] = field(default_factory=dict)
 
     def count(self, split: str) -> int:
-        """Samples in ``split`` (all its arrays agree, :func:`read_arrays` checked)."""
+        """Samples in ``split`` (all its arrays agree, :func:`load_arrays` checked)."""
         return len(self.arrays[split]["text"])
 
     def padded_length(self, modality: str) -> int:
@@ -129,7 +129,7 @@ class PaddedReader(ABC):
     ) -> dict[str, Any]:
         """The report's entry for ``modality`` (what the format knows of its padding)."""
 
-    def notes(self, spec: LabelSpec, report: ImportReport) -> list[str]:
+    def notes(self, spec: DatasetLabels, report: ImportReport) -> list[str]:
         """Notes on the labels and the padding, after the modality entries."""
         return []
 
@@ -154,9 +154,9 @@ def check_layout(path: Path, splits: Mapping[str, Mapping[str, Any]], layout: La
             raise ImportFormatError(path, layout.missing.format(split=repr(split)) + hint)
 
 
-def read_arrays(pk: Pickle) -> None:
-    """Every split's feature arrays as ``[N, T, D]`` floats, one D per modality, one N per
-    split (read and checked before anything is written)."""
+def load_arrays(pk: Pickle) -> None:
+    """Fill ``pk.arrays`` with every split's feature arrays as ``[N, T, D]`` floats, one D per
+    modality, one N per split (read and checked before anything is written)."""
     for split, part in pk.splits.items():
         pk.arrays[split] = {m: feature_array(pk.path, part, split, m) for m in MODALITIES}
         for m in MODALITIES:
@@ -168,7 +168,7 @@ def name_rows(pk: Pickle, reader: PaddedReader, report: ImportReport) -> list[Ro
     """Every sample named, in split order; an id in two splits is refused, repeats within one
     made unique with a ``#k`` suffix (counted in a note)."""
     rows: list[Row] = []
-    for split in SPLIT_NAMES:
+    for split in LABELLED_SPLITS:
         ids = id_rows(pk.path, pk.splits[split], split, pk.count(split))
         rows += reader.rows(pk, split, ids)
     report.notes += reader.row_notes()
@@ -227,11 +227,11 @@ def import_padded(src: str | Path, out: str | Path, reader: PaddedReader) -> Imp
     check_layout(path, pk.splits, layout)
     dataset = reader.dataset_name(path, pk.splits)
     spec = label_spec(dataset)
-    read_arrays(pk)
+    load_arrays(pk)
     labels = {split: reader.labels(pk, split, dataset) for split in pk.splits}
     lengths = reader.lengths(pk)
     report = ImportReport(layout.name, path.name, dataset, spec.task, spec.label_names)
-    report.splits = dict.fromkeys(SPLIT_NAMES, 0)
+    report.splits = dict.fromkeys(LABELLED_SPLITS, 0)
     for m in MODALITIES:
         report.modalities[m] = reader.modality_entry(pk, m, lengths)
     report.notes += reader.notes(spec, report)

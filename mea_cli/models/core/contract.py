@@ -25,20 +25,19 @@ allow. ``tests/test_model_contract.py`` checks all of it for every registered mo
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
 from mea_cli import MODALITIES
+from mea_cli.artifacts.store_format import TASKS
 from mea_cli.config import Config, ConfigError
 from mea_cli.data.presets import BENCHMARK_DIMS, get_preset
 
 M = TypeVar("M", bound="ModelConfig")
 
-TASKS: tuple[str, ...] = ("regression", "multiclass", "binary-multilabel")
-"""What a model predicts; shapes in :mod:`mea_cli.models.core.output`, losses in
-:func:`mea_cli.models.core.losses.task_loss`."""
+# TASKS (the store format's): what a model predicts; shapes in mea_cli.models.core.output,
+# losses in mea_cli.models.core.losses.task_loss.
 
 CAPABILITIES: dict[str, str] = {
     "representations": (
@@ -216,9 +215,6 @@ class Switch:
         bad = [o for o in self.drops_outputs if not _valid_output(o)]
         if bad:
             raise ValueError(f"switch {self.name!r}: unknown outputs {bad}; valid: {OUTPUTS}")
-
-    def removes_parameter(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, p) for p in self.removes)
 
 
 @dataclass(frozen=True)

@@ -206,9 +206,7 @@ class MCR(nn.Module):
         }
         return {name: n for name, n in groups.items() if n}
 
-    def _concat_sources(
-        self, src: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]
-    ) -> dict[str, torch.Tensor]:
+    def _concat_sources(self, src: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """``Z_ds^{[0]} = [Z_s1, Z_s2]`` per target (no SUM has run yet)."""
         return {t: torch.cat([src[a], src[b]], dim=1) for t, (a, b) in self.parts.sources_of.items()}
 
@@ -223,7 +221,7 @@ class MCR(nn.Module):
         attention: dict[str, torch.Tensor] | None = {} if return_attention else None
         z = {m: self.front[m](batch.inputs[m], masks[m]) for m in self.modalities}
         targets, sources = dict(z), dict(z)
-        ds = self._concat_sources(sources, masks) if p.scu else {}
+        ds = self._concat_sources(sources) if p.scu else {}
         ds_masks = {t: torch.cat([masks[a], masks[b]], dim=1) for t, (a, b) in p.sources_of.items()}
         for i, layer in enumerate(self.layers):
             new = {}
