@@ -5,7 +5,7 @@ failure row are, and the store's metadata and sample table as the reader hands t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,15 +48,21 @@ class ModalitySchema:
         """D, the number of features per step."""
         return len(self.feature_names)
 
-    def same_as(self, other: ModalitySchema) -> bool:
-        """Equal schema, treating NaN rates as equal (dataclass ``==`` does not)."""
+    def same_as(
+        self,
+        other: ModalitySchema,
+        extractor_key: Callable[[ExtractorInfo], str] = ExtractorInfo.to_json,
+    ) -> bool:
+        """Equal schema, treating NaN rates as equal (dataclass ``==`` does not); the extractors
+        compared by ``extractor_key`` (default: the whole record; ``mea merge`` compares what
+        decides the features, :func:`mea_cli.extract.backends.identity`)."""
         rates_equal = self.nominal_rate_hz == other.nominal_rate_hz or (
             np.isnan(self.nominal_rate_hz) and np.isnan(other.nominal_rate_hz)
         )
         return (
             self.name == other.name
             and self.feature_names == other.feature_names
-            and self.extractor.to_json() == other.extractor.to_json()
+            and extractor_key(self.extractor) == extractor_key(other.extractor)
             and rates_equal
         )
 

@@ -14,13 +14,12 @@ merging the shards of a run gives the same store as the unsharded run, sample by
 from __future__ import annotations
 
 import json
-import math
 import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, ModalitySchema, Sample
+from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, Sample
 from mea_cli.errors import MeaError
 from mea_cli.extract.backends import identity
 from mea_cli.extract.pack import sample_order
@@ -31,17 +30,6 @@ _SUMMED = ("extract_videos", "extract_skipped_files", "extract_text_tokens", "ex
 
 class MergeError(MeaError):
     """Stores that cannot be merged."""
-
-
-def _same_schema(a: ModalitySchema, b: ModalitySchema) -> bool:
-    rates = a.nominal_rate_hz == b.nominal_rate_hz or (
-        math.isnan(a.nominal_rate_hz) and math.isnan(b.nominal_rate_hz)
-    )
-    return (
-        a.feature_names == b.feature_names
-        and rates
-        and identity(a.extractor) == identity(b.extractor)
-    )
 
 
 def _modalities_differ(first: FeatureStore, s: FeatureStore) -> str | None:
@@ -59,7 +47,7 @@ def _schemas_differ(first: FeatureStore, s: FeatureStore) -> str | None:
         other = s.modalities[m]
         if other.feature_names != schema.feature_names:
             return f"{s.name}: {m} feature names differ from {first.name}'s"
-        if not _same_schema(other, schema):
+        if not other.same_as(schema, identity):
             return (
                 f"{s.name}: {m} extractor provenance differs from {first.name}'s "
                 f"({other.extractor.to_json()} vs {schema.extractor.to_json()})"
@@ -75,7 +63,7 @@ def _summaries_differ(first: FeatureStore, s: FeatureStore) -> str | None:
             f"{sorted(first.summaries)}"
         )
     for m, schema in first.summaries.items():
-        if not _same_schema(s.summaries[m], schema):
+        if not s.summaries[m].same_as(schema, identity):
             return f"{s.name}: the {m} summary's names or provenance differ from {first.name}'s"
     return None
 
