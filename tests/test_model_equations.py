@@ -100,13 +100,13 @@ def test_extractor_is_eq_1_by_hand(kernel: int, packed: bool) -> None:
             conv = F.conv1d(x[i, :n].T[None], ext.conv.weight, None, padding=kernel // 2)[0].T
             h = conv * math.sqrt(d) + torch.from_numpy(_np_positions(n, d)).to(conv.dtype)
             expect, _ = lstm(h[None])
-        torch.testing.assert_close(z[i, :n], expect[0], atol=1e-5, rtol=0, msg=f"sample {i}")
+        torch.testing.assert_close(
+            z[i, :n], expect[0], atol=1e-5, rtol=0, msg=lambda s, i=i: f"sample {i}: {s}"
+        )
 
 
 # ---------------------------------------------------------------- Eq. 5: the literal WAL
-def _np_literal_gamma(
-    wal: WeightedAttentionLayer, m: str, real: np.ndarray
-) -> float:
+def _np_literal_gamma(wal: WeightedAttentionLayer, m: str, real: np.ndarray) -> float:
     """Eq. 5 to the letter: ``gamma_m = P_m^T tanh(W_m vec(Z^e_m) + b_m)`` with ``vec`` the
     row-major flattening (step after step) of the ``wal_max_len x d`` map whose first steps are
     the sample's real steps ``real [n, d]`` and the rest zeros."""
@@ -261,7 +261,9 @@ def test_hca_stack_keeps_the_extractor_outputs_as_sources(return_attention: bool
         second = _hca_layer_by_hand(model.hca[1], z, first, masks)
         carried = _hca_layer_by_hand(model.hca[1], first, first, masks)  # the wrong stacking
     for m in MODALITIES:
-        torch.testing.assert_close(received[m], second[m], atol=1e-5, rtol=0, msg=m)
+        torch.testing.assert_close(
+            received[m], second[m], atol=1e-5, rtol=0, msg=lambda s, m=m: f"{m}: {s}"
+        )
         assert _max_diff(second[m], carried[m]) > 1e-3, m  # the test tells the two apart
         assert _max_diff(second[m], first[m]) > 1e-3, m  # layer 2 did act
 

@@ -17,7 +17,7 @@ from mea_cli.ablate.table import build_table
 from mea_cli.artifacts.checkpoint import atomic_torch_save
 from mea_cli.paths import PathError
 from mea_cli.train import runs
-from mea_cli.viz._common import new_figure, save_npz, save_png
+from mea_cli.viz.figures import new_figure, save_npz, save_png
 
 
 def _write_everything(d: Path) -> list[Path]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mea_cli.viz._common import VizError
 from mea_cli.viz.attention import plot_attention, sample_maps
 from mea_cli.viz.curves import curve_panels, plot_curves, read_curves
+from mea_cli.viz.figures import VizError
 from mea_cli.viz.tsne import counts, stack_representations, tsne_figure
 from mea_cli.viz.wal import plot_psi, psi_array
 

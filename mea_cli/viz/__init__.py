@@ -5,7 +5,7 @@
 :mod:`.wal`, :mod:`.attention`, :mod:`.curves`) work on plain arrays.
 """
 
-from mea_cli.viz._common import metric_ylim, new_figure, note_empty, save_png
+from mea_cli.viz.figures import metric_ylim, new_figure, note_empty, save_png
 
 # the figure plumbing other stages draw with (mea ablate / sweep / compare charts)
 __all__ = ["metric_ylim", "new_figure", "note_empty", "save_png"]

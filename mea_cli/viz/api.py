@@ -21,7 +21,7 @@ import numpy as np
 from mea_cli.data.splits import check_split_name
 from mea_cli.errors import MeaError
 from mea_cli.paths import write_json
-from mea_cli.viz._common import VizError, save_npz
+from mea_cli.viz.figures import VizError, save_npz
 
 WHATS: tuple[str, ...] = ("tsne", "wal", "attention", "curves")
 NEEDS: dict[str, str] = {

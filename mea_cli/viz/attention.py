@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mea_cli.viz._common import MODALITY_LABELS, VizError, new_figure, save_png
+from mea_cli.viz.figures import MODALITY_LABELS, VizError, new_figure, save_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -25,7 +25,7 @@ from mea_cli.artifacts.overlap import overlap_warning, training_overlap
 from mea_cli.data.dataset import FeatureDataset, NormStats, collate, make_loader
 from mea_cli.paths import same_file
 from mea_cli.runtime.loading import model_from_checkpoint
-from mea_cli.viz._common import VizError
+from mea_cli.viz.figures import VizError
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mea_cli.viz._common import new_figure, save_png
+from mea_cli.viz.figures import new_figure, save_png
 
 
 def draw_confusion(matrix: np.ndarray, names: Sequence[str], title: str, path: Path) -> Path:

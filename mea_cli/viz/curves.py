@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from matplotlib.ticker import MaxNLocator
 
 from mea_cli.metric_names import metric_label
-from mea_cli.viz._common import VizError, new_figure, save_png
+from mea_cli.viz.figures import VizError, new_figure, save_png
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mea_cli.viz._common import (
+from mea_cli.viz.figures import (
     AGNOSTIC_COLOURS,
     EXCLUSIVE_COLOURS,
     MODALITY_LABELS,

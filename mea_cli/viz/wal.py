@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mea_cli.viz._common import AGNOSTIC_COLOURS, MODALITY_LABELS, VizError, new_figure, save_png
+from mea_cli.viz.figures import AGNOSTIC_COLOURS, MODALITY_LABELS, VizError, new_figure, save_png
 
 MODALITY_ORDER: tuple[str, ...] = tuple(MODALITY_LABELS)
 
