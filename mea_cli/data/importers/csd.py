@@ -34,17 +34,12 @@ import numpy as np
 from mea_cli import MODALITIES
 from mea_cli.artifacts.features import ModalitySchema, Sample
 from mea_cli.artifacts.store_format import LABELLED_SPLITS
-from mea_cli.data.importers.common import (
-    DatasetLabels,
-    ImportFormatError,
-    ImportReport,
-    check_dataset,
-    label_spec,
-    modality_schema,
-    unknown_if_reversed,
-    write_import,
-)
+from mea_cli.data.importers.cleaning import unknown_if_reversed
+from mea_cli.data.importers.datasets import DatasetLabels, check_dataset, label_spec
+from mea_cli.data.importers.errors import ImportFormatError
 from mea_cli.data.importers.padded import unique
+from mea_cli.data.importers.report import ImportReport
+from mea_cli.data.importers.store import modality_schema, write_import
 from mea_cli.data.presets import IEMOCAP_EMOTIONS
 from mea_cli.paths import file_sha256, note_input
 

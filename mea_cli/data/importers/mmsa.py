@@ -22,14 +22,11 @@ import numpy as np
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.store_format import LABELLED_SPLITS
-from mea_cli.data.importers.common import (
-    DatasetLabels,
-    ImportFormatError,
-    ImportReport,
-    as_text,
-    true_lengths,
-)
+from mea_cli.data.importers.cleaning import true_lengths
+from mea_cli.data.importers.datasets import DatasetLabels
+from mea_cli.data.importers.errors import ImportFormatError, as_text
 from mea_cli.data.importers.pipeline import Layout, PaddedReader, Pickle, Row, import_padded
+from mea_cli.data.importers.report import ImportReport
 
 
 def _stated_lengths(path: Path, part: dict, split: str, key: str, n: int, t: int) -> np.ndarray:

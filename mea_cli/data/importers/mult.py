@@ -5,7 +5,7 @@ Layout: ``{split: {"text": [N, T_l, 300], "audio": [N, T_a, 74], "vision": [N, T
 "labels": ..., "id": ...}}`` for ``split`` in train/valid/test. Every sequence is zero-padded to
 a fixed length; the real length is not stored, so we recover it by stripping the all-zero rows
 on the padding side. Which side that is, is decided per modality from the data
-(:func:`~mea_cli.data.importers.common.decide_padding`: the side where zero rows pile up) unless
+(:func:`~mea_cli.data.importers.cleaning.decide_padding`: the side where zero rows pile up) unless
 ``padding`` forces it, and the report shows the evidence. The MulT release is left-padded
 (zeros first, real steps last), which is why MulT can pool "the last step"; the detector finds
 that on such data, and any store written here is unpadded either way.
@@ -31,19 +31,21 @@ import numpy as np
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.store_format import LABELLED_SPLITS
-from mea_cli.data.importers.common import (
-    DatasetLabels,
-    ImportFormatError,
-    ImportReport,
+from mea_cli.data.importers.cleaning import (
     decide_padding,
-    iemocap_from_pairs,
     padding_evidence,
-    to_store_emotion_order,
     true_lengths,
     unknown_if_reversed,
 )
+from mea_cli.data.importers.datasets import (
+    DatasetLabels,
+    iemocap_from_pairs,
+    to_store_emotion_order,
+)
+from mea_cli.data.importers.errors import ImportFormatError
 from mea_cli.data.importers.padded import to_float
 from mea_cli.data.importers.pipeline import Layout, PaddedReader, Pickle, Row, import_padded
+from mea_cli.data.importers.report import ImportReport
 
 PADDING_CHOICES = ("auto", "left", "right")
 # The emotion of each of the four label pairs, in the pickle's order (MulT src/eval_metrics.py).

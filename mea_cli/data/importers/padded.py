@@ -15,7 +15,7 @@ import numpy as np
 
 from mea_cli import MODALITIES
 from mea_cli.artifacts.store_format import LABELLED_SPLITS
-from mea_cli.data.importers.common import ImportFormatError, as_text
+from mea_cli.data.importers.errors import ImportFormatError, as_text
 
 SPLIT_ALIASES = {"train": ("train",), "valid": ("valid", "dev", "val"), "test": ("test",)}
 

@@ -23,17 +23,9 @@ import numpy as np
 from mea_cli import MODALITIES
 from mea_cli.artifacts.features import Sample
 from mea_cli.artifacts.store_format import LABELLED_SPLITS
-from mea_cli.data.importers.common import (
-    DatasetLabels,
-    ImportFormatError,
-    ImportReport,
-    check_dataset,
-    label_spec,
-    load_pickle,
-    modality_schema,
-    strip,
-    write_import,
-)
+from mea_cli.data.importers.cleaning import strip
+from mea_cli.data.importers.datasets import DatasetLabels, check_dataset, label_spec
+from mea_cli.data.importers.errors import ImportFormatError
 from mea_cli.data.importers.padded import (
     check_counts,
     check_dims,
@@ -43,6 +35,9 @@ from mea_cli.data.importers.padded import (
     id_rows,
     unique,
 )
+from mea_cli.data.importers.pickles import load_pickle
+from mea_cli.data.importers.report import ImportReport
+from mea_cli.data.importers.store import modality_schema, write_import
 from mea_cli.paths import file_sha256
 
 
