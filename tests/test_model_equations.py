@@ -165,6 +165,9 @@ def test_wal_literal_score_is_eq_5_by_hand() -> None:
         np.testing.assert_allclose(psi[i].double().numpy(), _np_psi(by_hand), atol=1e-6)
     for j, m in enumerate(MODALITIES):  # Eq. 6: Z^e_m <- psi_m Z^e_m
         torch.testing.assert_close(weighted[m], zs[m] * psi[:, j, None, None])
+    garbage = {m: zs[m] + 7.0 * (~masks[m])[..., None] for m in MODALITIES}
+    with torch.no_grad():  # the score reads the real steps only, whatever lies under the mask
+        torch.testing.assert_close(wal.scores(garbage, masks), gamma)
 
 
 def _record_wal_inputs(model: nn.Module) -> list[tuple[dict[str, torch.Tensor], torch.Tensor]]:

@@ -38,11 +38,7 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
             # steps that hold no measurement (observed = False); None: the store keeps no mask
             "unobserved_steps": store.unobserved_steps(name) if store.has_observed(name) else None,
             "nominal_rate_hz": _finite(schema.nominal_rate_hz),
-            "extractor": {
-                "name": schema.extractor.name,
-                "version": schema.extractor.version,
-                "parameters": dict(schema.extractor.parameters),
-            },
+            "extractor": schema.extractor.to_dict(),
             "feature_names_head": list(schema.feature_names[:5]),
         }
     summaries = {}
@@ -51,11 +47,7 @@ def summarize(store: FeatureStore) -> dict[str, Any]:
         summaries[name] = {
             "dim": schema.dim,
             "missing_rows": int(np.isnan(rows).all(axis=1).sum()) if len(rows) else 0,
-            "extractor": {
-                "name": schema.extractor.name,
-                "version": schema.extractor.version,
-                "parameters": dict(schema.extractor.parameters),
-            },
+            "extractor": schema.extractor.to_dict(),
             "feature_names_head": list(schema.feature_names[:5]),
         }
     labels = {}

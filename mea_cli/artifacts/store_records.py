@@ -20,12 +20,13 @@ class ExtractorInfo:
     version: str = ""
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
+    def to_dict(self) -> dict[str, Any]:
+        """``{name, version, parameters}`` (what ``mea info`` shows)."""
+        return {"name": self.name, "version": self.version, "parameters": dict(self.parameters)}
+
     def to_json(self) -> str:
         """The form the store keeps in a modality's ``extractor`` attribute."""
-        return json.dumps(
-            {"name": self.name, "version": self.version, "parameters": dict(self.parameters)},
-            sort_keys=True,
-        )
+        return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> ExtractorInfo:

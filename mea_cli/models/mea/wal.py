@@ -82,6 +82,7 @@ class WeightedAttentionLayer(nn.Module):
                     f"wal_max_len={self.max_len} steps, but {m} has {t}; raise wal_max_len or "
                     f"use the default length-agnostic form"
                 )
+            z = z.masked_fill(~mask.to(torch.bool)[..., None], 0.0)  # padded steps score as absent
             flat = torch.cat([z, z.new_zeros(b, self.max_len - t, d)], dim=1).reshape(b, -1)
             return self.P[m](torch.tanh(self.W[m](flat))).squeeze(-1)
         per_step = self.P[m](torch.tanh(self.W[m](z)))  # [B, T, 1]
