@@ -18,7 +18,7 @@ Static part (stdlib :mod:`ast`, no import of the package):
   :data:`LAYERS` (lower layers must not know about the higher ones). An arrow between two
   packages of the same layer is allowed when it makes no cycle.
 * A **private cross-package import** names a module or a name starting with ``_`` from another
-  package (``from mea_cli.viz._plots import x``, ``from mea_cli.viz.tsne import _f``).
+  package (``from mea_cli.viz._x import y``, ``from mea_cli.viz.tsne import _f``).
 * A function-level import **gives its reason** when a comment stands on one of its lines, on
   another import statement of its group (the imports and blank lines right around it), or on
   the line above the group. The package keeps imports at module top except where start-up

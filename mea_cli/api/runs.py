@@ -44,7 +44,6 @@ if TYPE_CHECKING:
     from mea_cli.viz.api import VizOutput
 
 
-
 def split_plan(
     by: str | None, fractions: str | None, folds: str | None, seed: int
 ) -> SplitPlan | None:

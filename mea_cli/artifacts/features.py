@@ -425,7 +425,8 @@ class FeatureStore:
 
     @property
     def failures(self) -> list[Failure]:
-        """The failure rows: each clip or stage extraction could not make, with why."""
+        """The failure rows: each sample or clip a stage (extract, import, align) could not make,
+        and why."""
         if "failures" not in self._file:
             return []
         g = self._file["failures"]

@@ -266,7 +266,7 @@ class FeatureStoreWriter:
         return out
 
     def add_failure(self, video: str, stage: str, message: str) -> None:
-        """Record a clip (or one stage of it) that could not be extracted, and why."""
+        """Record a sample or clip that a stage (extract, import, align) could not make, and why."""
         self._failures.append(Failure(video, stage, message))
 
     def close(self) -> None:

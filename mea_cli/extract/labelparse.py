@@ -87,7 +87,8 @@ class LabelSpec:
 
 @dataclass(frozen=True)
 class ParsedLabels:
-    """Labels read from the CSV's cells: the task, the label names and one row per clip."""
+    """Labels read from the CSV's label cells: the task, the label names and one row per cell
+    (a CSV row: a clip, or one segment of it)."""
 
     task: str
     names: tuple[str, ...]
