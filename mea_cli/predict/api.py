@@ -387,10 +387,18 @@ def fill(
     rng: tuple[float, float] | None,
 ) -> None:
     """Each clip's prediction in words and numbers (:func:`~mea_cli.train.predictions.readable`)
-    and, with ``psi``, its modality weights (the last layer's, and every layer's)."""
-    said = readable(task, pred, names, rng)
+    and, with ``psi``, its modality weights (the last layer's, and every layer's). A clip whose
+    model output is NaN or infinite is a failure row (stage ``model``), not a number."""
+    finite = np.isfinite(np.asarray(pred, np.float64)).reshape(len(pred), -1).all(axis=1)
+    said = iter(readable(task, pred[finite], names, rng) if finite.any() else [])
     for row, (clip, _) in enumerate(ready):
-        clip.prediction = said[row]
+        if not finite[row]:
+            clip.status = "failed"
+            clip.failures.append(
+                {"stage": "model", "message": f"clip {clip.clip}: the model's output is NaN or infinite"}
+            )
+            continue
+        clip.prediction = next(said)
         if psi:
             clip.modality_weights, clip.weights_per_layer = _weights(psi, row)
 

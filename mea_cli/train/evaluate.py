@@ -62,6 +62,7 @@ from mea_cli.runtime.engine import Predictions, predict, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.train.ensemble import average_predictions, averaged_line, names, open_members
 from mea_cli.train.metrics import (
+    MetricsError,
     compute_metrics,
     confusion,
     format_metric,
@@ -286,7 +287,10 @@ def evaluate_checkpoint(
         if len(preds) > 1:
             pred = replace(pred, pred=average_predictions(ckpt.task, [p.pred for p in preds]))
         rng = ckpt.label_range
-        metrics = compute_metrics(ckpt.task, pred.pred, pred.labels, ckpt.label_names, rng)
+        try:
+            metrics = compute_metrics(ckpt.task, pred.pred, pred.labels, ckpt.label_names, rng)
+        except MetricsError as err:
+            raise EvalError(f"{ckpt_path} on the {split!r} split of {store.name}: {err}") from None
         label_mean = np.asarray(ckpt.train_config.get("train_label_mean", []), np.float64)
         if label_mean.size != len(ckpt.label_names):
             raise CheckpointError(ckpt_path, "records no training label mean (train_label_mean)")

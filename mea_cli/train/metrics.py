@@ -17,7 +17,10 @@ Regression (sentiment score in [-3, 3]):
   truth and prediction; accuracy and weighted F1.
 
 The papers print a single "Acc-2 / F1" column; which convention they used is not stated in the
-MEA paper, so we report both, always labelled.
+MEA paper, so we report both, always labelled. The values equal MMSA's ``metricsTop.py``;
+MulT's ``eval_metrics.py`` gives the same except its F1 (non0), whose ``f1_score`` call passes
+the prediction in the truth's place (so the classes are weighted by predicted, not true,
+frequency); we keep scikit-learn's order (docs/training.md "Metrics").
 
 Binary multi-label classification (IEMOCAP happy/sad/angry/neutral): per emotion, the class is
 the argmax of that emotion's two logits; ``acc_<emotion>`` is accuracy and ``f1_<emotion>`` the
@@ -56,11 +59,16 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, mean_abs
 from mea_cli.data.presets import (
     REGRESSION_METRICS,  # keys of regression_metrics(), in display order
 )
+from mea_cli.errors import MeaError
 
 MULTICLASS_METRICS: tuple[str, ...] = ("acc", "f1_macro", "f1_weighted")
 """Keys of :func:`multiclass_metrics`, in display order."""
 MAX_RANGE_CLASSES = 21
 LOWER_IS_BETTER: frozenset[str] = frozenset({"mae", "loss"})
+
+
+class MetricsError(MeaError):
+    """Predictions that cannot be scored: some are NaN or infinite."""
 
 
 @dataclass(frozen=True)
@@ -231,7 +239,15 @@ def compute_metrics(
 ) -> dict[str, float]:
     """Dispatch on the store's task: ``pred`` is ``[N, 1]`` (regression), ``[N, C]``
     (multiclass) or ``[N, K, 2]`` (binary multi-label). ``value_range`` is a custom
-    regression task's range; ``None`` keeps the papers' MOSI/MOSEI metrics."""
+    regression task's range; ``None`` keeps the papers' MOSI/MOSEI metrics. A non-finite
+    prediction is a :class:`MetricsError` (scikit-learn would stop with its own ``ValueError``;
+    the reference code would print NaN for some metrics and score the rest)."""
+    finite = np.isfinite(np.asarray(pred, np.float64)).reshape(len(pred), -1).all(axis=1)
+    if not finite.all():
+        raise MetricsError(
+            f"{int((~finite).sum())} of {len(pred)} predictions are NaN or infinite: the model's "
+            "weights or its inputs hold extreme values, so nothing can be scored"
+        )
     if task == "regression":
         if value_range is None:
             return regression_metrics(pred, truth)

@@ -81,7 +81,7 @@ from mea_cli.train.augment import augment, mixed_task_loss, mixup
 from mea_cli.train.display import TrainDisplay
 from mea_cli.train.ema import WeightAverage
 from mea_cli.train.epoch_log import EpochLog, mean_psi
-from mea_cli.train.metrics import compute_metrics, mean_std, selection_metric
+from mea_cli.train.metrics import MetricsError, compute_metrics, mean_std, selection_metric
 from mea_cli.train.presets import small_data_note
 from mea_cli.train.runconfig import RunConfig
 from mea_cli.train.setup import DEFAULT_SEED, TrainError, TrainRequest, start_run
@@ -366,9 +366,15 @@ class Trainer:
         """The metrics of the current weights on ``split``, with the mean total loss
         (``loss``) and task loss (``task_loss``)."""
         p = self.predict(split)
-        metrics = compute_metrics(
-            self.run.task, p.pred, p.labels, self.run.label_names, self.run.label_range
-        )
+        try:
+            metrics = compute_metrics(
+                self.run.task, p.pred, p.labels, self.run.label_names, self.run.label_range
+            )
+        except MetricsError as err:
+            raise TrainError(
+                f"the {split} split: {err}; lower the learning rate (--set train.lr=...) or "
+                "check the features for extreme values"
+            ) from None
         return {**metrics, "loss": p.loss, "task_loss": p.losses.get("task", float("nan"))}
 
     # ---- state.pt
