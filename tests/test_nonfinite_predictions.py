@@ -93,3 +93,29 @@ def test_fill_keeps_each_finite_prediction_with_its_own_clip() -> None:
     assert [c.status for c in clips] == ["ok", "failed", "ok", "failed"]
     assert clips[0].prediction["score"] == 1.5 and clips[2].prediction["score"] == -2.0
     assert clips[1].prediction is None and clips[1].failures[0]["stage"] == "model"
+
+
+def test_training_whose_valid_predictions_diverge_stops_in_one_line(
+    diverged: tuple[Path, Path], tmp_path: Path, mea, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The trainer scores each epoch on valid: NaN predictions there end the run with one line
+    saying which split and what to try, exit 2 (the training loss itself stayed finite)."""
+    from mea_cli.train.trainer import Trainer
+
+    predict = Trainer.predict
+
+    def nan_predict(self: Trainer, split: str):  # noqa: ANN202 - the trainer's Predictions
+        p = predict(self, split)
+        return dataclasses.replace(p, pred=np.full_like(p.pred, np.nan))
+
+    monkeypatch.setattr(Trainer, "predict", nan_predict)
+    store, _ = diverged
+    code, _, err = mea(
+        "train", str(store), "--dataset", "mosi", "--epochs", "1", "--runs-dir", str(tmp_path),
+        "--name", "nan", "--set", "d=8", "--set", "heads=2", "--set", "d_h=8",
+        "--set", "psa_layers=1", "--set", "hca_layers=1", "--device", "cpu", "--threads", "1",
+    )  # fmt: skip
+    lines = [line for line in err.splitlines() if line.strip() and "Traceback" not in line]
+    assert code == 2 and "Traceback" not in err, err
+    assert any("the valid split:" in line and "NaN or infinite" in line for line in lines), err
+    assert not (tmp_path / "nan" / "ckpt.pt").exists()
