@@ -92,6 +92,7 @@ def _root(
 
 @app.command()
 def info(
+    ctx: typer.Context,
     file: Path = typer.Argument(None, help="A feature store (.h5) written by mea-cli."),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     model: str = typer.Option(
@@ -118,8 +119,16 @@ def info(
         raise MeaError("give exactly one of FILE (a feature store) or --model NAME")
     if sample is not None and file is None:
         raise MeaError("--sample needs FILE (a feature store)")
-    if sets and model is None:
-        raise MeaError("--set needs --model NAME")
+    if model is None:  # the options that only describe a model: never silently ignored
+        given = [
+            p.opts[0]
+            for p in ctx.command.params
+            if p.name in ("dataset", "features", "drop", "sets")
+            and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"
+        ]  # click's ParameterSource, by name: typer does not re-export it
+        if given:
+            verb = "needs" if len(given) == 1 else "need"
+            raise MeaError(f"{', '.join(given)} {verb} --model NAME (a store FILE has no model)")
     if model is not None:
         described = api.describe_model(model, dataset=dataset, features=features, drop=drop, sets=sets)
         if not as_json:
@@ -164,27 +173,19 @@ def synth(
     )
 
 
-# what a run is (its config.json): --resume continues it as it was, so none of these may be given
-RUN_DEFINING = (
-    "dataset", "task", "labels_range", "model", "seeds", "sets", "config", "epochs", "preset",
-    "split_by", "split_fractions", "folds", "split_seed",
-)  # fmt: skip
-
-
 def _refuse_with_resume(ctx: typer.Context) -> None:
-    """``mea train --resume`` with an option that defines a run: one line and exit 2, instead of
-    continuing the saved configuration as if the option had been taken."""
-    given = [
+    """``mea train --resume`` with an option that defines a run, given on the command line even
+    at its default value: one line and exit 2 (``api.train`` refuses values that differ from
+    the defaults; the command line knows what was typed)."""
+    # start-up time: the check's module is light, but only mea train --resume needs it
+    from mea_cli.train.cli_support import RUN_DEFINING, refuse_with_resume
+
+    refuse_with_resume([
         p.opts[0]
         for p in ctx.command.params
         if p.name in RUN_DEFINING
         and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"
-    ]  # click's ParameterSource, by name: typer does not re-export it
-    if given:
-        raise MeaError(
-            f"--resume continues the run as its config.json says; it takes no {', '.join(given)} "
-            f"(start a new run to change them)"
-        )
+    ])  # click's ParameterSource, by name: typer does not re-export it
 
 
 @app.command()
@@ -483,7 +484,7 @@ class AlignReduce(str, Enum):
 @app.command()
 def align(
     store: Path = typer.Argument(..., help="Feature store to align."),
-    to: AlignTo = typer.Option(..., "--to", help="What to align to: words."),
+    to: AlignTo = typer.Option(AlignTo.words, "--to", help="What to align to: words (the one target)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
     reduce: AlignReduce = typer.Option(
         AlignReduce.mean, "--reduce", help="How a word's steps become one: overlap-weighted "

@@ -189,3 +189,42 @@ def test_tune_shares_train_set_up_and_its_epochs_check(
     api.train(synth_mosi, seeds=[5], **common)
     api.tune(synth_mosi, seed=5, space=["mu=0:0.5"], **common)
     assert seen[0] == seen[1]
+
+
+def test_the_api_refuses_what_the_command_refuses(
+    synth_mosi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checks a command makes that typer cannot make for a Python call: ``resume=True``
+    with what defines a run, a seed count given as seeds, a bad fixed ``--set`` for ``tune``
+    (before its study database exists); one string where a list is expected is one item."""
+    from mea_cli.config import ConfigError
+
+    runs = tmp_path / "runs"
+    for given, option in (
+        ({"epochs": 2}, "--epochs"), ({"dataset": "mosei"}, "--dataset"), ({"sets": "d=8"}, "--set"),
+        ({"model": "mult"}, "--model"), ({"model_overrides": {"d": 8}}, "model_overrides"),
+    ):  # fmt: skip
+        with pytest.raises(ConfigError, match=rf"--resume: .* it takes no {option} "):
+            api.train(resume=True, name="r", runs_dir=runs, **given)
+    for call in (
+        lambda: api.compare(synth_mosi, dataset="mosi", models="mea,mult", seeds="2", runs_dir=runs),
+        lambda: api.ablate(run="r", drop="psa", seeds=[1111], runs_dir=runs),
+        lambda: api.train(synth_mosi, dataset="mosi", seeds=1.5, runs_dir=runs),
+    ):
+        with pytest.raises(ConfigError, match="--seeds"):
+            call()
+    for bad in ("foo=1", "d=x"):
+        with pytest.raises(ConfigError, match="invalid MEA configuration"):
+            api.tune(synth_mosi, dataset="mosi", space="mu=0:0.5", sets=bad, runs_dir=runs)
+    assert not runs.exists()
+    seen = []
+    monkeypatch.setattr("mea_cli.ablate.api.ablate", lambda *a, **k: seen.append(a[2]))
+    api.ablate(run="r", drop="psa", runs_dir=runs)
+    assert seen == [["psa"]]  # not ["p", "s", "a"]
+
+
+def test_model_only_options_with_a_store_are_refused(synth_mosi: Path, mea) -> None:
+    code, _, err = mea("info", str(synth_mosi), "--json", "--drop", "wal")
+    assert code == 2 and "--drop needs --model NAME" in err, err
+    code, _, err = mea("info", str(synth_mosi), "--dataset", "mosi")  # its default, but typed
+    assert code == 2 and "--dataset needs --model NAME" in err, err

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mea_cli.api.args import items
 from mea_cli.api.guard import one_command
-from mea_cli.config import check_seed
+from mea_cli.config import ConfigError, check_seed
 from mea_cli.errors import MeaError
 from mea_cli.paths import (
     PathError,
@@ -131,11 +132,11 @@ def extract(
     shard: str | None = None,
     dataset: str = "",
     face_backend: str = "blendshapes",
-    face_opt: Sequence[str] = (),
+    face_opt: str | Sequence[str] = (),
     audio_backend: str = "opensmile",
-    audio_opt: Sequence[str] = (),
+    audio_opt: str | Sequence[str] = (),
     text_backend: str = "glove",
-    text_opt: Sequence[str] = (),
+    text_opt: str | Sequence[str] = (),
     fps: float | None = None,
     max_side: int | None = None,
     face_model: PathLike | None = None,
@@ -161,6 +162,10 @@ def extract(
             check_input_file(Path(given), what)
     if workers < 1:
         raise MeaError(f"workers must be at least 1, got {workers}")
+    if fps is not None and not (math.isfinite(fps) and fps > 0):
+        raise ConfigError("--fps", f"must be a positive number of frames per second, got {fps}")
+    if max_side is not None and max_side < 0:
+        raise ConfigError("--max-side", f"must be 0 (never shrink) or more, got {max_side}")
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.extract.backends import BackendSpec
     from mea_cli.extract.driver import ExtractConfig
@@ -180,9 +185,9 @@ def extract(
         return BackendSpec.parse(kind, name, list(opts)).with_options(given)
 
     cfg = ExtractConfig(
-        face=spec("face", face_backend, face_opt),
-        audio=spec("audio", audio_backend, audio_opt),
-        text=spec("text", text_backend, text_opt),
+        face=spec("face", face_backend, items(face_opt)),
+        audio=spec("audio", audio_backend, items(audio_opt)),
+        text=spec("text", text_backend, items(text_opt)),
         asr=asr,
         asr_model=str(asr_model) if asr_model else None,
         threads=apply_threads(threads),
@@ -265,10 +270,10 @@ def import_features(
 
 
 @one_command
-def merge(stores: Sequence[PathLike], out: PathLike) -> int:
+def merge(stores: PathLike | Sequence[PathLike], out: PathLike) -> int:
     """Join feature stores made with ``mea extract --shard i/n`` into ``out`` (``mea merge``);
     returns the number of samples written."""
-    paths = [Path(s) for s in stores]
+    paths = [Path(s) for s in items(stores)]
     for store in paths:
         check_input_file(store, "feature store")
     check_output_file(Path(out), "feature store")

@@ -10,11 +10,13 @@ then calls the code the command calls (``train_run(TrainRequest(...))``,
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mea_cli.api.args import items
 from mea_cli.api.guard import one_command
 from mea_cli.config import ConfigError, check_seed
 from mea_cli.errors import MeaError
@@ -72,10 +74,24 @@ def _seeds(seeds: str | int | Sequence[int], option: str = "--seeds") -> list[in
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.cli_support import parse_seeds
 
-    if isinstance(seeds, int):
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
         seeds = [seeds]
+    if not isinstance(seeds, (str, list, tuple)) or any(
+        isinstance(s, bool) or not isinstance(s, (int, str)) for s in seeds
+    ):
+        raise ConfigError(option, f"seeds are integers (\"1,2\", 1111 or [1, 2]), got {seeds!r}")
     text = seeds if isinstance(seeds, str) else ",".join(str(s) for s in seeds)
     return parse_seeds(text, option)
+
+
+def _seed_count(seeds: int | None, option: str = "--seeds") -> None:
+    """``ablate``, ``sweep`` and ``compare`` take how many seeds (a count), not which."""
+    if seeds is None:
+        return
+    if isinstance(seeds, bool) or not isinstance(seeds, int):
+        raise ConfigError(option, f"is how many seeds to train (an integer), got {seeds!r}")
+    if seeds < 1:
+        raise ConfigError(option, f"must be at least 1, got {seeds}")
 
 
 def _device(device: str) -> None:
@@ -181,7 +197,7 @@ def train(
     labels_range: str | Sequence[float] | None = None,
     model: str = "mea",
     seeds: str | int | Sequence[int] = "1111",
-    sets: Sequence[str] = (),
+    sets: str | Sequence[str] = (),
     config: PathLike | None = None,
     train_overrides: Mapping[str, Any] | None = None,
     model_overrides: Mapping[str, Any] | None = None,
@@ -198,7 +214,7 @@ def train(
     split_fractions: str | None = None,
     folds: str | None = None,
     split_seed: int = 0,
-    log: Sequence[str] = (),
+    log: str | Sequence[str] = (),
     console: Console | None = None,
 ) -> RunResult | FoldsResult:
     """Train a model into ``runs_dir/<name>/`` (``mea train``): the store's own splits give a
@@ -210,16 +226,18 @@ def train(
     this machine, each with its share of every batch and one thread unless ``threads`` says
     otherwise (``--procs``; docs/training.md). Progress goes to ``console`` (default: stderr)."""
     _given_name(name, "--name")
+    if resume:
+        _refuse_with_resume(locals())
     seed_list = _seeds(seeds)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.train.epoch_log import parse_loggers
 
-    loggers = parse_loggers(list(log))
+    loggers = parse_loggers(items(log))
     label_range = _range(labels_range)
     plan = split_plan(split_by, split_fractions, folds, split_seed)
     req = _train_request(
         None if features is None else Path(features), None if config is None else Path(config),
-        Path(runs_dir), sets=sets, epochs=epochs, train_overrides=train_overrides,
+        Path(runs_dir), sets=items(sets), epochs=epochs, train_overrides=train_overrides,
         model_overrides=model_overrides, resume=resume, name=name,
         allow_changed_store=allow_changed_store, threads=threads, dataset=dataset, model=model,
         task=task, label_range=label_range, seeds=seed_list, device=device, preset=preset,
@@ -240,6 +258,21 @@ def train(
     from mea_cli.train.trainer import train_run
 
     return train_run(req, console)
+
+
+def _refuse_with_resume(given: Mapping[str, Any]) -> None:
+    """``train(resume=True, ...)`` with a run-defining argument that differs from its default
+    (``cli_support.RUN_DEFINING``): refused, as ``mea train --resume`` refuses the option."""
+    # start-up time: a command loads only its own code, after its cheap checks
+    from mea_cli.train.cli_support import RUN_DEFINING, refuse_with_resume
+
+    defaults = {k: p.default for k, p in inspect.signature(train).parameters.items()}
+    refuse_with_resume([
+        option
+        for key, option in RUN_DEFINING.items()
+        if given[key] is not None and given[key] != defaults[key]
+        and not (isinstance(given[key], (list, tuple, dict)) and not given[key])
+    ])
 
 
 def _checkpoints(ckpt: PathLike | Sequence[PathLike]) -> list[Path]:
@@ -374,7 +407,7 @@ def _check_run_args(runs_dir: Path, run: PathLike | None) -> None:
 @one_command
 def ablate(
     *,
-    drop: Sequence[str] = (),
+    drop: str | Sequence[str] = (),
     run: PathLike | None = None,
     seeds: int | None = None,
     paper: bool = False,
@@ -387,8 +420,7 @@ def ablate(
     ablation table (``mea ablate``); writes ``ablation.{md,csv,tex}`` into the run."""
     runs_dir = Path(runs_dir)
     _check_run_args(runs_dir, run)
-    if seeds is not None and seeds < 1:
-        raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    _seed_count(seeds)
     _device(device)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.api import ablate as run_ablation
@@ -396,14 +428,14 @@ def ablate(
 
     enable_determinism()
     return run_ablation(
-        runs_dir, None if run is None else str(run), list(drop), seeds, paper, report=report,
+        runs_dir, None if run is None else str(run), items(drop), seeds, paper, report=report,
         device=device,
     )  # fmt: skip
 
 
 @one_command
 def sweep(
-    settings: Sequence[str],
+    settings: str | Sequence[str],
     *,
     run: PathLike | None = None,
     seeds: int | None = None,
@@ -417,8 +449,7 @@ def sweep(
     called as each is done)."""
     runs_dir = Path(runs_dir)
     _check_run_args(runs_dir, run)
-    if seeds is not None and seeds < 1:
-        raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    _seed_count(seeds)
     _device(device)
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.ablate.api import sweep as run_sweep
@@ -426,7 +457,7 @@ def sweep(
 
     enable_determinism()
     return run_sweep(
-        runs_dir, None if run is None else str(run), list(settings), seeds, report=report,
+        runs_dir, None if run is None else str(run), items(settings), seeds, report=report,
         device=device, on_table=on_table,
     )  # fmt: skip
 
@@ -439,7 +470,7 @@ def compare(
     models: str | Sequence[str],
     seeds: int = 5,
     paper: bool = False,
-    sets: Sequence[str] = (),
+    sets: str | Sequence[str] = (),
     epochs: int | None = None,
     name: str | None = None,
     runs_dir: PathLike = "runs",
@@ -462,8 +493,7 @@ def compare(
     features, runs_dir = Path(features), Path(runs_dir)
     check_input_file(features, "feature store")
     check_output_dir(runs_dir, "runs directory")
-    if seeds < 1:
-        raise ConfigError("--seeds", f"must be at least 1, got {seeds}")
+    _seed_count(seeds)
     if paper and preset != "paper":
         raise ConfigError(
             "--paper", f"the papers' values were measured at their presets, not --preset {preset}"
@@ -482,7 +512,7 @@ def compare(
 
     names = [m.strip() for m in (models.split(",") if isinstance(models, str) else models)]
     names = [m for m in names if m]
-    train_over, per_model = parse_compare_sets(list(sets), names)
+    train_over, per_model = parse_compare_sets(items(sets), names)
     if epochs is not None:
         if epochs < 1:
             raise ConfigError("--epochs", f"must be at least 1, got {epochs}")
@@ -568,8 +598,8 @@ def describe_model(
     *,
     dataset: str = "mosi",
     features: PathLike | None = None,
-    drop: Sequence[str] = (),
-    sets: Sequence[str] = (),
+    drop: str | Sequence[str] = (),
+    sets: str | Sequence[str] = (),
 ) -> dict[str, Any]:
     """``mea info --model NAME``: a model's parameters per component for a preset (or a
     store's dims and task), with ablation switches ``drop`` and model fields ``sets``."""
@@ -580,11 +610,11 @@ def describe_model(
     from mea_cli.train.config import parse_sets
     from mea_cli.train.presets import preset_table
 
-    train_sets, model_sets = parse_sets(list(sets))
+    train_sets, model_sets = parse_sets(items(sets))
     if train_sets:
         raise MeaError("mea info --set takes model config fields only, not train.<setting>")
     return describe(
-        model, dataset, None if features is None else Path(features), tuple(drop), model_sets,
+        model, dataset, None if features is None else Path(features), tuple(items(drop)), model_sets,
         training=preset_table,
     )  # fmt: skip
 
@@ -597,7 +627,7 @@ def tune(
     task: str | None = None,
     labels_range: str | Sequence[float] | None = None,
     model: str = "mea",
-    space: Sequence[str] = (),
+    space: str | Sequence[str] = (),
     space_file: PathLike | None = None,
     trials: int = 20,
     study: str | None = None,
@@ -606,7 +636,7 @@ def tune(
     prune: bool = True,
     sampler_seed: int | None = None,
     seed: int = 1111,
-    sets: Sequence[str] = (),
+    sets: str | Sequence[str] = (),
     config: PathLike | None = None,
     epochs: int | None = None,
     preset: str = "paper",
@@ -642,12 +672,12 @@ def tune(
     from mea_cli.tune.command import tune as run_tune
 
     opts = TuneOptions(
-        space=list(space), space_file=space_file, trials=trials, study=study, storage=storage,
+        space=items(space), space_file=space_file, trials=trials, study=study, storage=storage,
         best=None if best is None else Path(best), prune=prune, sampler_seed=sampler_seed,
     )  # fmt: skip
     search_space(model, opts)  # a bad space: one line before any trial
     req = _train_request(
-        Path(features), None if config is None else Path(config), Path(runs_dir), sets=sets,
+        Path(features), None if config is None else Path(config), Path(runs_dir), sets=items(sets),
         epochs=epochs, threads=threads, dataset=dataset, model=model, task=task,
         label_range=_range(labels_range), seeds=seeds, device=device, preset=preset,
     )  # fmt: skip

@@ -18,6 +18,28 @@ if TYPE_CHECKING:
     from mea_cli.train.trainer import RunResult
 
 
+RUN_DEFINING: dict[str, str] = {
+    "dataset": "--dataset", "task": "--task", "labels_range": "--labels-range", "model": "--model",
+    "seeds": "--seeds", "sets": "--set", "config": "--config", "epochs": "--epochs",
+    "preset": "--preset", "split_by": "--split-by", "split_fractions": "--split-fractions",
+    "folds": "--folds", "split_seed": "--split-seed", "train_overrides": "train_overrides",
+    "model_overrides": "model_overrides",
+}  # fmt: skip
+"""What a run is (its ``config.json``): ``mea train`` keyword -> option. ``--resume`` continues
+a run as it was, so none of these may be given with it."""
+
+
+def refuse_with_resume(given: list[str]) -> None:
+    """``--resume`` with options (``given``, as the user named them) that define a run: one
+    line, instead of continuing the saved configuration as if they had been taken."""
+    if given:
+        raise ConfigError(
+            "--resume",
+            f"continues the run as its config.json says; it takes no {', '.join(given)} "
+            "(start a new run to change them)",
+        )
+
+
 def parse_seeds(text: str, option: str = "--seeds") -> list[int]:
     """``"1111,1112"`` -> ``[1111, 1112]`` (a clear error naming ``option`` for anything else).
     A seed must lie in 0..MAX_SEED (what torch takes), checked here, before any run directory

@@ -71,9 +71,14 @@ def tune(req: Any, opts: TuneOptions, console: Console, err: Console) -> Path | 
     the config file (``None`` when no trial has completed yet)."""
     # start-up time: the search space is checked before the run layer (torch) loads
     from mea_cli.train import runs
+    from mea_cli.train.setup import read_store_facts, resolve_config
 
     params = search_space(req.model, opts)
     study = runs.check_name(opts.study or default_study(req.model, req.features))
+    # the fixed part (--set, --config, --preset, the store): a run configuration that cannot be
+    # built is one line now, before the study's database exists, not a failure of every trial
+    facts = read_store_facts(req.features, req.dataset, False, req.task, req.label_range)
+    resolve_config(req, facts, study)
     storage = opts.storage or default_storage(req.runs_dir, study)
     keys = [p.key for p in params]
 
