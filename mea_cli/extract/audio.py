@@ -50,6 +50,7 @@ class OpenSmileBackend:
         "set": Option("egemaps", _feature_set, "egemaps (eGeMAPSv02, 25) or compare (ComParE 2016, 65)"),
     }
     nominal_rate_hz = AUDIO_RATE_HZ
+    window_s = 0.1  # the shortest signal it makes a frame of (``rate // 10`` samples, below)
 
     def __init__(self, set: str = "egemaps") -> None:
         import opensmile

@@ -84,6 +84,16 @@ def parse_nonnegative_int(text: str) -> int:
     return x
 
 
+def parse_bool(text: str) -> bool:
+    """``true``/``false`` (also ``yes``/``no``, ``on``/``off``, ``1``/``0``; any case)."""
+    key = text.strip().lower()
+    if key in ("true", "yes", "on", "1"):
+        return True
+    if key in ("false", "no", "off", "0"):
+        return False
+    raise ValueError("expected true or false")
+
+
 def parse_path(text: str) -> str | None:
     """A file or folder path, made absolute (so the provenance names it unambiguously)."""
     return str(Path(text).expanduser().resolve()) if text.strip() else None
@@ -91,11 +101,16 @@ def parse_path(text: str) -> str | None:
 
 @dataclass(frozen=True)
 class Option:
-    """One backend option: its default (``None``: not set), parser and help line."""
+    """One backend option: its default (``None``: not set), parser and help line.
+
+    ``absent`` (an option added after stores were made) is the value, as typed, that a recorded
+    provenance without the option means: how the backend behaved before the option existed,
+    which :func:`from_provenance` re-creates (``None``: the default)."""
 
     default: Any
     parse: Callable[[str], Any]
     help: str
+    absent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -157,7 +172,9 @@ class Backend(Protocol):
 
 class FaceBackend(Backend, Protocol):
     """Frames in, one step per frame with a face out. ``fps`` (``None``: every frame) and
-    ``max_side`` (0: never shrink) say how the pipeline decodes frames for it."""
+    ``max_side`` (0: never shrink) say how the pipeline decodes frames for it, and so does
+    ``display_rotation`` where a backend has it (frames turned as the file's display rotation
+    says; without the attribute, frames as stored)."""
 
     fps: float | None
     max_side: int
@@ -168,7 +185,9 @@ class FaceBackend(Backend, Protocol):
 
 
 class AudioBackend(Backend, Protocol):
-    """A mono float32 signal in, frame-level descriptors out."""
+    """A mono float32 signal in, frame-level descriptors out. A backend may say, as
+    ``window_s``, the shortest signal it makes a frame of (the failure row of a clip with
+    fewer seconds of audio names it)."""
 
     def extract(self, signal: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -262,10 +281,12 @@ def from_provenance(
     """Re-create the backend that made ``modality``'s features, as recorded in ``info``.
 
     ``overrides`` replace recorded options (e.g. ``{"model": "/new/place/face_landmarker.task"}``
-    after a move); the content must still be the same. Everything recorded besides the
-    options and the tool version must match exactly -- model digests, feature sets, vector
-    files -- or a :class:`BackendError` names the difference. A different tool version is
-    allowed and reported in ``notes``.
+    after a move); the content must still be the same. An option the record lacks takes its
+    ``absent`` value where it declares one (:class:`Option`: the behaviour of the stores made
+    before the option existed), else its default. Everything recorded besides the options and
+    the tool version must match exactly -- model digests, feature sets, vector files -- or a
+    :class:`BackendError` names the difference. A different tool version is allowed and
+    reported in ``notes``.
     """
     kind = KIND_OF_MODALITY.get(modality)
     if kind is None:
@@ -279,9 +300,12 @@ def from_provenance(
         )
     recorded = {str(k): str(v) for k, v in params["options"].items()}
     recorded.update(overrides or {})
-    spec = BackendSpec(kind, name, tuple(sorted(recorded.items())))
     try:
-        backend = create(spec)
+        declared: dict[str, Option] = backend_class(kind, name).OPTIONS
+        for key, option in declared.items():
+            if option.absent is not None and key not in recorded:
+                recorded[key] = option.absent
+        backend = create(BackendSpec(kind, name, tuple(sorted(recorded.items()))))
     except MeaError as err:
         raise BackendError(f"cannot re-create the {modality} extraction ({name}): {err}") from None
     now = backend.provenance()

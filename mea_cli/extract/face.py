@@ -14,9 +14,16 @@ Opt-in backend ``pyfeat``: py-feat's detector for FACS AU intensities, with weig
 user supplies (``--face-opt weights=DIR``), because py-feat downloads its weights from a model
 hub at first use. See :mod:`mea_cli.extract.pyfeat_backend`.
 
-Both are face backends in the sense of :mod:`mea_cli.extract.backends`; the frame-sampling
-options every face backend takes (``fps``, ``max_side``) are :data:`FRAME_OPTIONS`. The model
-file ``face_landmarker.task`` is found by :func:`resolve_face_model`.
+Both are face backends in the sense of :mod:`mea_cli.extract.backends`; the frame options
+every face backend takes (``fps``, ``max_side``, ``display_rotation``) are
+:data:`FRAME_OPTIONS`. The model file ``face_landmarker.task`` is found by
+:func:`resolve_face_model`.
+
+Frames are turned as the video's display rotation says (``display_rotation``, on by default):
+a phone video stored sideways with a rotation in its header reaches the face model upright,
+as a player shows it. Stores made before the option have frames as stored; their provenance
+lacks the option, which then means ``false`` (:func:`rotation_record`), so ``mea predict``
+re-creates what a checkpoint was trained on.
 
 ``blendshapes`` keeps :data:`DEFAULT_FPS` (15) frames per second by default: the rate of the
 CMU benchmark's facial features (Facet on CMU-MOSI, CMU-MOSEI and IEMOCAP, "visual features
@@ -43,11 +50,12 @@ from mea_cli.errors import MeaError
 from mea_cli.extract.backends import (
     Option,
     options_record,
+    parse_bool,
     parse_nonnegative_int,
     parse_optional_float,
     parse_path,
 )
-from mea_cli.extract.media import MediaError
+from mea_cli.extract.media import MediaError, require_display_rotation
 from mea_cli.extract.usercache import cached_sha256, user_cache_dir
 
 if TYPE_CHECKING:
@@ -56,6 +64,12 @@ if TYPE_CHECKING:
 FRAME_OPTIONS: dict[str, Option] = {
     "fps": Option(None, parse_optional_float, "frames per second to keep (default: every frame)"),
     "max_side": Option(0, parse_nonnegative_int, "shrink frames whose longer side exceeds this"),
+    "display_rotation": Option(
+        True,
+        parse_bool,
+        "turn frames as the video's display rotation says, as a player shows them (false: as stored)",
+        absent="false",  # extractions before the option: frames as stored
+    ),
 }
 DEFAULT_FPS = 15.0
 """Frames per second the ``blendshapes`` backend keeps unless told otherwise (module docstring)."""
@@ -71,6 +85,18 @@ FACE_MODEL_PARTS: tuple[str, ...] = (
 
 class FaceModelError(MeaError):
     """The face model file is missing or unusable."""
+
+
+def rotation_record(display_rotation: bool) -> dict[str, Any]:
+    """The provenance parameter of ``display_rotation`` (``FRAME_OPTIONS``):
+    ``apply_display_rotation: true`` when frames are turned, nothing when they are not -- as in
+    the provenance of every extraction made before the option, which behaved so. Old and new
+    records of frames as stored therefore compare equal (cache, merges, ``mea predict``), and
+    turned frames never pass for them."""
+    if display_rotation:
+        require_display_rotation()
+        return {"apply_display_rotation": True}
+    return {}
 
 
 def check_face_model(path: Path, raw: bytes) -> None:
@@ -167,7 +193,7 @@ class BlendshapeBackend:
     so that a clip's features would depend on which clip its worker did before. Options:
     ``model`` (path, default :func:`resolve_face_model`), ``min_confidence`` (0.5, for face
     detection, presence and tracking), and the frame options ``fps`` (default
-    :data:`DEFAULT_FPS`; ``native``: every frame) and ``max_side``.
+    :data:`DEFAULT_FPS`; ``native``: every frame), ``max_side`` and ``display_rotation``.
     """
 
     kind = "face"
@@ -188,6 +214,7 @@ class BlendshapeBackend:
         min_confidence: float = 0.5,
         fps: float | None = DEFAULT_FPS,
         max_side: int = 0,
+        display_rotation: bool = True,
     ) -> None:
         if not 0.0 <= float(min_confidence) <= 1.0:
             raise FaceModelError(f"min_confidence {min_confidence} is not in [0, 1]")
@@ -195,6 +222,8 @@ class BlendshapeBackend:
         self.min_confidence = float(min_confidence)
         self.fps = fps
         self.max_side = int(max_side)
+        self.display_rotation = bool(display_rotation)
+        rotation_record(self.display_rotation)  # a PyAV that cannot turn frames: refused now
         self.nominal_rate_hz = float(fps) if fps else float("nan")
         self._model_bytes = self.model_path.read_bytes()
         check_face_model(self.model_path, self._model_bytes)
@@ -208,6 +237,7 @@ class BlendshapeBackend:
             "min_confidence": self.min_confidence,
             "fps": self.fps,
             "max_side": self.max_side,
+            "display_rotation": self.display_rotation,
         }
         return ExtractorInfo(
             self.tool,
@@ -222,6 +252,7 @@ class BlendshapeBackend:
                 "min_face_detection_confidence": self.min_confidence,
                 "fps": self.fps or "native",
                 "max_side": self.max_side,
+                **rotation_record(self.display_rotation),
                 "features": "52 blendshape scores + head pitch/yaw/roll (degrees)",
             },
         )

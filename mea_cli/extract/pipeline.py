@@ -3,7 +3,9 @@
 :class:`ExtractConfig` says which backends with which options (what the command line gives);
 :class:`Pipeline` holds them loaded (each worker process builds one) and
 :meth:`Pipeline.extract_video` runs every modality on one video, turning each problem into a
-failure row (stages ``decode``, ``vision``, ``audio``, ``text``), never an exception.
+failure row (stages ``decode``, ``vision``, ``audio``, ``text``), never an exception. A
+file whose decoded streams end well short of the duration its header states (cut off
+part-way) keeps what decoded, with a ``decode`` row saying where it stopped.
 :meth:`Pipeline.from_schemas` re-creates the pipeline that made a store's (or a checkpoint's)
 features from their recorded provenance, or raises one :class:`~mea_cli.errors.MeaError`
 naming what is unavailable -- what ``mea predict`` needs.
@@ -14,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,8 @@ from mea_cli.extract.media import (
     iter_frames,
     prefetch,
     probe,
+    stopped_at,
+    stops_short,
 )
 from mea_cli.extract.words import WordSource
 
@@ -77,6 +81,28 @@ def _samples(span: tuple[float, float], n: int) -> tuple[int, int]:
     start, end = span
     a = max(0, int(round(start * AUDIO_RATE)))
     return a, (n if not math.isfinite(end) else int(round(end * AUDIO_RATE)))
+
+
+def _noting_end(
+    frames: Iterator[tuple[float, np.ndarray]], period: float, end: list[float]
+) -> Iterator[tuple[float, np.ndarray]]:
+    """``frames`` as they are, appending where each ends (its time plus ``period``) to ``end``:
+    how far the video decoded, whatever the backend finds in the frames."""
+    for t, img in frames:
+        end.append(t + period)
+        yield t, img
+
+
+def _check_container_end(ends: Sequence[float], stated: float, res: VideoResult) -> None:
+    """A ``decode`` row when the longest decoded stream (``ends``: where each stopped, seconds)
+    ends well short of the container's ``stated`` duration. This catches the streams whose
+    headers state no duration of their own (Matroska, FLV), which :mod:`~mea_cli.extract.media`
+    cannot check one by one; the longest, since one stream may legitimately end before another.
+    Nothing to add when a stream already has its ``decode`` row."""
+    if not ends or any(stage == "decode" for stage, _ in res.failures):
+        return
+    if stops_short(max(ends), stated):
+        res.failures.append(("decode", stopped_at("decoding", max(ends), stated)))
 
 
 def _covers(span: tuple[float, float], n: int) -> bool:
@@ -204,7 +230,9 @@ class Pipeline:
             return res
         signal, whole = self._audio(path, info.has_audio, res, spans)
         self._summaries(signal, spans, res, whole)
-        self._vision(path, info.has_video, info.fps, res, dims["vision"])
+        video_end = self._vision(path, info.has_video, info.fps, res, dims["vision"])
+        audio_end = None if signal is None else len(signal) / AUDIO_RATE
+        _check_container_end([e for e in (video_end, audio_end) if e is not None], info.stated, res)
         duration = info.duration
         if not math.isfinite(duration):
             ends = [res.times[m][-1, 1] for m in ("audio", "vision") if len(res.times[m])]
@@ -218,24 +246,43 @@ class Pipeline:
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Decode the audio and make its LLDs; returns the signal and, when a span covers the
         whole signal and the backend makes both levels in one run
-        (``extract_with_functionals``), that span's summary row (else ``None``)."""
+        (``extract_with_functionals``), that span's summary row (else ``None``). Audio that
+        stops part-way keeps what decoded (a ``decode`` row); audio of which the backend makes
+        no frame (shorter than its analysis window) is an ``audio`` row."""
         t0 = time.perf_counter()
         signal = whole = None
         if not has_audio:
             res.failures.append(("audio", "no audio stream"))
         else:
             try:
-                signal = decode_audio(path, AUDIO_RATE)
+                try:
+                    signal = decode_audio(path, AUDIO_RATE)
+                except DecodeStopped as err:
+                    assert err.signal is not None
+                    signal = err.signal
+                    res.failures.append(("decode", err.problem))
                 both = getattr(self.audio, "extract_with_functionals", None)
                 if both is not None and any(_covers(s, len(signal)) for s in spans):
                     x, t, whole = both(signal, AUDIO_RATE)
                 else:
                     x, t = self.audio.extract(signal, AUDIO_RATE)
                 res.features["audio"], res.times["audio"] = x, t
+                if not len(x):
+                    res.failures.append(("audio", self._no_frames(len(signal) / AUDIO_RATE)))
             except MediaError as err:
                 res.failures.append(("audio", err.problem))
         res.seconds["audio"] = time.perf_counter() - t0
         return signal, whole
+
+    def _no_frames(self, seconds: float) -> str:
+        """The ``audio`` row of a signal the audio backend made no frame of: why, in one line
+        (an audio stream with an empty sequence and no row would be a silent gap)."""
+        window = getattr(self.audio, "window_s", None)
+        if window is not None and seconds < window:
+            why = f"shorter than the {window:.2f} s analysis window of {self.audio.name}"
+        else:
+            why = f"{self.audio.name} made nothing of it"
+        return f"{seconds:.2f} s of audio: {why}, no frames"
 
     def _summaries(
         self,
@@ -280,22 +327,31 @@ class Pipeline:
         if ("audio", "no audio stream") not in res.failures:
             try:
                 signal = decode_audio(path, AUDIO_RATE)
+            except DecodeStopped as err:  # the part the LLDs were made of (a decode row)
+                signal = err.signal
             except MediaError:
                 signal = None  # recorded as an audio failure when the video was extracted
         self._summaries(signal, [(float(a), float(b)) for a, b in spans], res)
         return True
 
-    def _vision(self, path: Path, has_video: bool, fps: float, res: VideoResult, dim: int) -> None:
+    def _vision(
+        self, path: Path, has_video: bool, fps: float, res: VideoResult, dim: int
+    ) -> float | None:
+        """Run the face backend over the frames; returns where the frames it saw end (seconds;
+        ``None`` when none was decoded). The frames are turned as the file's display rotation
+        says when the backend asks for it (``display_rotation``, recorded in its provenance)."""
         t0 = time.perf_counter()
+        end: list[float] = []
         if not has_video:
             res.failures.append(AUDIO_ONLY)
         else:
             want = self.face.fps
             period = 1.0 / want if want else 1.0 / (fps if fps > 0 else 25.0)
+            rotate = bool(getattr(self.face, "display_rotation", False))
             seen = 0
             try:
-                frames = prefetch(iter_frames(path, want, self.face.max_side))
-                x, t, seen = self.face.extract(frames, period)
+                frames = prefetch(iter_frames(path, want, self.face.max_side, rotate))
+                x, t, seen = self.face.extract(_noting_end(frames, period, end), period)
                 res.features["vision"], res.times["vision"] = x, t
             except DecodeStopped as err:
                 x, t, seen = err.partial or (*_empty(dim), 0)
@@ -306,6 +362,7 @@ class Pipeline:
             if seen and not len(res.features["vision"]):
                 res.failures.append(("vision", f"no face found in {seen} frames"))
         res.seconds["vision"] = time.perf_counter() - t0
+        return end[-1] if end else None
 
     def _text(self, path: Path, signal: np.ndarray | None, res: VideoResult) -> None:
         t0 = time.perf_counter()

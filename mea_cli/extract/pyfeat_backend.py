@@ -31,7 +31,7 @@ import numpy as np
 
 from mea_cli.artifacts.features import ExtractorInfo
 from mea_cli.extract.backends import Option, options_record, parse_path
-from mea_cli.extract.face import FRAME_OPTIONS, FaceModelError, pack_steps
+from mea_cli.extract.face import FRAME_OPTIONS, FaceModelError, pack_steps, rotation_record
 from mea_cli.extract.media import MediaError
 from mea_cli.extract.usercache import cached_sha256
 
@@ -59,7 +59,8 @@ def missing_weights(weights_dir: str | os.PathLike[str]) -> list[str]:
 class PyFeatBackend:
     """py-feat AU intensities per frame (see module docstring for the weight files).
 
-    Options: ``weights`` (the folder, required) and the frame options ``fps``, ``max_side``.
+    Options: ``weights`` (the folder, required) and the frame options ``fps``, ``max_side``,
+    ``display_rotation``.
     """
 
     kind = "face"
@@ -75,6 +76,7 @@ class PyFeatBackend:
         weights: str | os.PathLike[str] | None = None,
         fps: float | None = None,
         max_side: int = 0,
+        display_rotation: bool = True,
     ) -> None:
         if not weights:
             raise FaceModelError("face backend pyfeat needs --face-opt weights=DIR")
@@ -90,6 +92,8 @@ class PyFeatBackend:
         self.weights = root.resolve()
         self.fps = fps
         self.max_side = int(max_side)
+        self.display_rotation = bool(display_rotation)
+        rotation_record(self.display_rotation)  # a PyAV that cannot turn frames: refused now
         self.nominal_rate_hz = float(fps) if fps else float("nan")
         os.environ["HF_HUB_OFFLINE"] = "1"  # never reach for the hub
         try:
@@ -129,7 +133,12 @@ class PyFeatBackend:
             {
                 "backend": self.name,
                 "options": options_record(
-                    {"weights": str(self.weights), "fps": self.fps, "max_side": self.max_side}
+                    {
+                        "weights": str(self.weights),
+                        "fps": self.fps,
+                        "max_side": self.max_side,
+                        "display_rotation": self.display_rotation,
+                    }
                 ),
                 "face_model": "img2pose",
                 "landmark_model": "mobilefacenet",
@@ -137,6 +146,7 @@ class PyFeatBackend:
                 "weights_sha256": digests,
                 "fps": self.fps or "native",
                 "max_side": self.max_side,
+                **rotation_record(self.display_rotation),
                 "features": "FACS AU intensities + head pitch/roll/yaw (degrees)",
             },
         )
