@@ -392,7 +392,9 @@ def test_backend_specs_and_options() -> None:
 def test_provenance_round_trip_and_refusals(tmp_path: Path) -> None:
     audio = backends.create(BackendSpec.parse("audio", None, ["set=compare"]))
     info = audio.provenance()
-    assert info.parameters["backend"] == "opensmile" and info.parameters["options"] == {"set": "compare"}
+    assert info.parameters["backend"] == "opensmile" and info.parameters["options"] == {
+        "mixdown": "mean", "set": "compare"
+    }
     again = backends.from_provenance("audio", ExtractorInfo.from_json(info.to_json()))
     assert again.backend.feature_names == audio.feature_names and again.notes == []
     moved = ExtractorInfo(info.name, info.version, {**info.parameters, "options": {"set": "x"}})

@@ -332,3 +332,69 @@ def test_predict_carries_the_rows_of_each_clip(store: dict) -> None:
     assert {"stage": "audio", "message": _rows(store, "tiny", "audio")[0]} in tiny.failures
     assert "audio" in tiny.missing
     assert not any(f["stage"] == "decode" for c in ("upright", "sideways") for f in by[c].failures)
+
+
+# -- several channels ------------------------------------------------------------------------
+def _wav(path: Path, channels: np.ndarray, rate: int = 16000) -> Path:
+    """A 16-bit PCM wav of ``channels [C, N]`` (floats in [-1, 1]), as recorders write them."""
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[len(channels)]
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("pcm_s16le", rate=rate, layout=layout)
+        pcm = np.round(channels.T * 32767).astype(np.int16).reshape(1, -1)  # interleaved
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout=layout)
+        frame.sample_rate, frame.pts, frame.time_base = rate, 0, Fraction(1, rate)
+        c.mux(s.encode(frame))
+        c.mux(s.encode(None))
+    return path
+
+
+def _tone(seconds: float = 1.0, rate: int = 16000, peak: float = 0.79) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (peak * np.sin(2 * np.pi * 150 * t) * (1 + 0.3 * np.sin(2 * np.pi * 3 * t)) / 1.3).astype(
+        np.float32
+    )
+
+
+@pytest.mark.parametrize("channels", [2, 6])
+def test_several_equal_channels_decode_as_the_one_channel(tmp_path: Path, channels: int) -> None:
+    """The default mixdown averages the channels: a clip whose channels all carry the same
+    signal decodes as that signal (FFmpeg's downmix, the ``ffmpeg`` mixdown of older stores,
+    makes it 1.41 times (stereo) to 3.41 times (5.1) as loud, past full scale)."""
+    x = _tone()
+    mono = decode_audio(_wav(tmp_path / "mono.wav", x[None]))
+    many = _wav(tmp_path / "many.wav", np.tile(x, (channels, 1)))
+    np.testing.assert_allclose(decode_audio(many), mono, atol=1e-4)
+    legacy = decode_audio(many, mixdown="ffmpeg")
+    assert np.abs(legacy).max() > 1.0 > np.abs(decode_audio(many)).max()
+
+
+def test_several_channels_give_the_features_of_one(tmp_path: Path) -> None:
+    """openSMILE's descriptors of a stereo clip of two equal channels are those of the mono
+    clip (loudness, F0 and the rest): the stereo clip no longer wraps round past full scale."""
+    from mea_cli.extract.audio import OpenSmileBackend
+
+    x = _tone(2.0)
+    mono = decode_audio(_wav(tmp_path / "mono.wav", x[None]))
+    stereo = decode_audio(_wav(tmp_path / "stereo.wav", np.stack([x, x])))
+    smile = OpenSmileBackend()
+    a, _ = smile.extract(mono, 16000)
+    b, _ = smile.extract(stereo, 16000)
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-3)
+    wrapped, _ = smile.extract(decode_audio(tmp_path / "stereo.wav", mixdown="ffmpeg"), 16000)
+    assert not np.allclose(wrapped, a, rtol=1e-2, atol=1e-2)  # what the older mixdown gave
+
+
+def test_an_old_audio_record_recreates_the_ffmpeg_mixdown() -> None:
+    """A store made before the option records no ``mixdown``: its checkpoints re-create
+    FFmpeg's downmix, with the identity of that record; new extractions record ``mean``."""
+    from mea_cli.extract.audio import OpenSmileBackend
+
+    new = OpenSmileBackend().provenance()
+    assert new.parameters["options"]["mixdown"] == "mean"
+    old_params = dict(OpenSmileBackend(mixdown="ffmpeg").provenance().parameters)
+    old_params["options"] = {"set": "egemaps"}  # what a store of 2026-12-06 holds
+    old = ExtractorInfo(new.name, new.version, old_params)
+    recreated = backends.from_provenance("audio", old)
+    assert recreated.backend.mixdown == "ffmpeg"
+    assert backends.identity(recreated.backend.provenance()) == backends.identity(old)
+    assert backends.identity(new) != backends.identity(old)

@@ -28,9 +28,17 @@ import numpy as np
 
 from mea_cli.artifacts.features import ExtractorInfo
 from mea_cli.extract.backends import Option, options_record
+from mea_cli.extract.media import MIXDOWNS
 
 AUDIO_SETS: dict[str, str] = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
 AUDIO_RATE_HZ = 100.0
+
+
+def _mixdown(text: str) -> str:
+    key = text.strip().lower()
+    if key not in MIXDOWNS:
+        raise ValueError(f"expected one of {', '.join(MIXDOWNS)}")
+    return key
 
 
 def _feature_set(text: str) -> str:
@@ -48,14 +56,21 @@ class OpenSmileBackend:
     tool = "opensmile"
     OPTIONS: dict[str, Option] = {
         "set": Option("egemaps", _feature_set, "egemaps (eGeMAPSv02, 25) or compare (ComParE 2016, 65)"),
-    }
+        "mixdown": Option(
+            "mean", _mixdown,
+            "how channels become mono: mean (their average, clipped to [-1, 1]) or ffmpeg "
+            "(FFmpeg's louder downmix, as stores made before 2026-12-07)",
+            absent="ffmpeg",
+        ),
+    }  # fmt: skip
     nominal_rate_hz = AUDIO_RATE_HZ
     window_s = 0.1  # the shortest signal it makes a frame of (``rate // 10`` samples, below)
 
-    def __init__(self, set: str = "egemaps") -> None:
+    def __init__(self, set: str = "egemaps", mixdown: str = "mean") -> None:
         import opensmile
 
         self.feature_set = _feature_set(set)
+        self.mixdown = _mixdown(mixdown)  # the pipeline decodes the audio this way
         self._smile = opensmile.Smile(
             feature_set=getattr(opensmile.FeatureSet, AUDIO_SETS[self.feature_set]),
             feature_level=opensmile.FeatureLevel.LowLevelDescriptors,
@@ -84,11 +99,15 @@ class OpenSmileBackend:
             self.version,
             {
                 "backend": self.name,
-                "options": options_record({"set": self.feature_set}),
+                "options": options_record({"set": self.feature_set, "mixdown": self.mixdown}),
                 "feature_set": AUDIO_SETS[self.feature_set],
                 "feature_level": level,
                 **extra,
-                "input": "mono 16 kHz float32 (PyAV)",
+                "input": (
+                    "mono 16 kHz float32 (PyAV; channels averaged, clipped to [-1, 1])"
+                    if self.mixdown == "mean"
+                    else "mono 16 kHz float32 (PyAV)"  # FFmpeg's downmix: the earlier stores'
+                ),
             },
         )
 

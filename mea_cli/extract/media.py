@@ -376,8 +376,19 @@ def prefetch(
         worker.join()
 
 
-def decode_audio(path: str | os.PathLike[str], rate: int = AUDIO_RATE) -> np.ndarray:
-    """The first audio stream as mono float32 samples at ``rate`` Hz (PyAV's resampler).
+MIXDOWNS: tuple[str, ...] = ("mean", "ffmpeg")
+"""How several channels become one: ``mean``, their average, clipped to [-1, 1] (the level of
+one channel; the default), or ``ffmpeg``, FFmpeg's own downmix as stores made before
+2026-12-07 have it: each channel at -3 dB and summed, so two equal channels come out 1.41
+times as loud and a loud stereo clip goes past full scale, where openSMILE's 16-bit input
+wraps round (docs/extraction.md, "Several channels")."""
+
+
+def decode_audio(
+    path: str | os.PathLike[str], rate: int = AUDIO_RATE, mixdown: str = "mean"
+) -> np.ndarray:
+    """The first audio stream as mono float32 samples at ``rate`` Hz (PyAV's resampler), its
+    channels made one as ``mixdown`` says (:data:`MIXDOWNS`).
 
     Raises :class:`MediaError` when there is no audio stream or nothing decodes, and
     :class:`DecodeStopped` carrying the samples decoded before the break (``signal``) when a
@@ -390,23 +401,35 @@ def decode_audio(path: str | os.PathLike[str], rate: int = AUDIO_RATE) -> np.nda
         if not c.streams.audio:
             raise MediaError(path, "no audio stream")
         stream = c.streams.audio[0]
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        if mixdown not in MIXDOWNS:
+            raise ValueError(f"mixdown must be one of {', '.join(MIXDOWNS)}, not {mixdown!r}")
+        if mixdown == "mean":  # every channel kept (planar), averaged below
+            resampler = av.AudioResampler(format="fltp", layout=None, rate=rate)
+        else:
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+
+        def mono(out: av.AudioFrame) -> np.ndarray:
+            a = out.to_ndarray()
+            return a.mean(axis=0) if mixdown == "mean" else a.reshape(-1)
+
         chunks: list[np.ndarray] = []
         broke: str | None = None
         try:
             for frame in c.decode(stream):
                 frame.pts = None  # let the resampler count samples itself
                 for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray().reshape(-1))
+                    chunks.append(mono(out))
         except (av.FFmpegError, OSError, ValueError) as err:
             if not chunks:
                 raise MediaError(path, f"cannot decode audio: {err}") from None
             broke = str(err)
         for out in resampler.resample(None):
-            chunks.append(out.to_ndarray().reshape(-1))
+            chunks.append(mono(out))
         if not chunks:
             raise MediaError(path, "audio stream holds no samples")
         signal = np.concatenate(chunks).astype(np.float32, copy=False)
+        if mixdown == "mean":  # float sources may exceed full scale; 16-bit input must not wrap
+            np.clip(signal, -1.0, 1.0, out=signal)
         seconds = len(signal) / rate
         stated = stated_duration(c, stream)
         if broke is not None:

@@ -256,7 +256,7 @@ class Pipeline:
         else:
             try:
                 try:
-                    signal = decode_audio(path, AUDIO_RATE)
+                    signal = decode_audio(path, AUDIO_RATE, getattr(self.audio, "mixdown", "mean"))
                 except DecodeStopped as err:
                     assert err.signal is not None
                     signal = err.signal
@@ -326,7 +326,7 @@ class Pipeline:
         signal = None
         if ("audio", "no audio stream") not in res.failures:
             try:
-                signal = decode_audio(path, AUDIO_RATE)
+                signal = decode_audio(path, AUDIO_RATE, getattr(self.audio, "mixdown", "mean"))
             except DecodeStopped as err:  # the part the LLDs were made of (a decode row)
                 signal = err.signal
             except MediaError:
