@@ -119,3 +119,23 @@ def grouped_class_store(path: Path) -> Path:
             w.add(Sample(id=f"s{i:02d}", features=feats, video=f"v{i}", split=split,
                          label=np.eye(3, dtype=np.float32)[c], group=f"g{i % 4}"))  # fmt: skip
     return path
+
+
+TINY_MEA = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1}
+"""MEA shrunk so that an epoch on a few dozen synthetic samples takes a second."""
+
+
+def tiny_trained_run(tmp: Path, n: int, seed: int) -> tuple[Path, Path]:
+    """``(store, ckpt.pt)``: a synthetic MOSI-shaped store of ``n`` 2-s samples and a tiny MEA
+    trained on it for one epoch (run ``r`` under ``tmp/runs``), one torch thread."""
+    from mea_cli.data.synth import write_synthetic
+    from mea_cli.train.trainer import TrainRequest, train_run
+
+    torch.set_num_threads(1)
+    store = tmp / "synth.h5"
+    write_synthetic(store, "mosi", n=n, seed=seed, max_seconds=2.0)
+    train_run(TrainRequest(
+        features=store, dataset="mosi", seeds=[1], name="r", live=False, model_overrides=TINY_MEA,
+        runs_dir=tmp / "runs", train_overrides={"epochs": 1, "patience": 5},
+    ))  # fmt: skip
+    return store, tmp / "runs" / "r" / "ckpt.pt"

@@ -12,27 +12,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import torch
+from model_helpers import tiny_trained_run
 
 from mea_cli.artifacts.features import FeatureStore
-from mea_cli.data.synth import write_synthetic
 from mea_cli.train.evaluate import evaluate_checkpoint
-from mea_cli.train.trainer import TrainRequest, train_run
-
-TINY = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    torch.set_num_threads(1)
-    tmp = tmp_path_factory.mktemp("overlap")
-    store = tmp / "synth.h5"
-    write_synthetic(store, "mosi", n=30, seed=3, max_seconds=2.0)
-    train_run(TrainRequest(
-        features=store, dataset="mosi", seeds=[1], name="r", live=False, model_overrides=TINY,
-        runs_dir=tmp / "runs", train_overrides={"epochs": 1, "patience": 5},
-    ))  # fmt: skip
-    return store, tmp / "runs" / "r" / "ckpt.pt"
+    return tiny_trained_run(tmp_path_factory.mktemp("overlap"), n=30, seed=3)
 
 
 def _splits(path: Path) -> np.ndarray:

@@ -12,14 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from model_helpers import tiny_trained_run
 
 from mea_cli import api
 from mea_cli.artifacts.checkpoint import load_checkpoint, save_checkpoint
-from mea_cli.data.synth import write_synthetic
 from mea_cli.train.metrics import MetricsError, compute_metrics
-from mea_cli.train.trainer import TrainRequest, train_run
-
-TINY = {"d": 8, "heads": 2, "d_h": 8, "psa_layers": 1, "hca_layers": 1}
 
 
 @pytest.mark.parametrize(
@@ -45,15 +42,9 @@ def test_a_non_finite_prediction_is_refused_with_its_count(
 @pytest.fixture(scope="module")
 def diverged(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A tiny trained MEA and a copy of its checkpoint whose prediction head's bias is NaN."""
-    torch.set_num_threads(1)
     tmp = tmp_path_factory.mktemp("nonfinite")
-    store = tmp / "synth.h5"
-    write_synthetic(store, "mosi", n=24, seed=4, max_seconds=2.0)
-    train_run(TrainRequest(
-        features=store, dataset="mosi", seeds=[1], name="r", live=False, model_overrides=TINY,
-        runs_dir=tmp / "runs", train_overrides={"epochs": 1, "patience": 5},
-    ))  # fmt: skip
-    ckpt = load_checkpoint(tmp / "runs" / "r" / "ckpt.pt")
+    store, trained = tiny_trained_run(tmp, n=24, seed=4)
+    ckpt = load_checkpoint(trained)
     weights = dict(ckpt.state_dict)
     head_bias = [k for k in weights if k.startswith("head") and k.endswith("bias")][-1]
     weights[head_bias] = torch.full_like(weights[head_bias], float("nan"))
