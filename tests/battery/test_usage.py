@@ -49,8 +49,7 @@ MISSING = [
     ("merge", [], "stores"),
     ("merge", ["a.h5"], "--out"),
     ("align", [], "store"),
-    ("align", ["s.h5"], "--to"),
-    ("align", ["s.h5", "--to", "words"], "--out"),
+    ("align", ["s.h5"], "--out"),  # --to has a default: words, the one target
     ("import", [], "kind"),
     ("import", ["mult"], "src"),
     ("import", ["mult", "src.pkl"], "--out"),
