@@ -17,12 +17,20 @@ label holds ``;`` or every name is one of IEMOCAP's four emotions (the paper's I
 setting), else ``multiclass``. A column that mixes numbers and names is an error naming the
 rows of the minority kind, never a silent change of task: one typo in a regression column
 (``0,5`` for ``0.5``) stops the run with its line number. Classes written as numbers
-(``0, 1, 2``) need ``--task multiclass``.
+(``0, 1, 2``) need ``--task multiclass``, and are then named by their value (``1``, ``1.0`` and
+``01`` are class ``1``).
+
+Cells are read as their author meant them, not byte for byte: Unicode NFC, zero-width
+characters removed, a Unicode minus (``−0.5``, as word processors write it) a minus. Numbers as
+a spreadsheet shows them (``0,5``, ``1,000``, ``50%``) are refused under ``--task auto``: read
+as class names each value would be a class of its own.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -95,9 +103,27 @@ class ParsedLabels:
     values: np.ndarray  # [N, K] float32
 
 
+_INVISIBLE = dict.fromkeys(map(ord, "\u200b\u200c\u200d\u2060\ufeff"))  # zero-width marks
+
+# numbers as a spreadsheet shows them, not as a CSV should hold them: a decimal comma (0,5),
+# thousands separators (1,000), a percent sign (50%)
+_SHEET_NUMBER = re.compile(r"[+\-\u2212]?(\d{1,3}(,\d{3})+|\d+,\d+|\d+(\.\d+)?%|\d+,\d+%)")
+
+
+def _clean(text: str) -> str:
+    """A label cell as its author meant it: Unicode NFC (macOS writes é as e + accent),
+    zero-width characters from copy and paste removed, outer whitespace stripped; without this
+    two spellings of one class name would be two classes that print alike."""
+    return unicodedata.normalize("NFC", text).translate(_INVISIBLE).strip()
+
+
 def _number(text: str) -> float | None:
+    """A finite number as a CSV writes it (``0.5``, ``-1e-1``, ``+.5``; a Unicode minus, as word
+    processors write it, is a minus), else None. Not Python's underscores (``1_5``)."""
+    if "_" in text:
+        return None
     try:
-        x = float(text)
+        x = float(text.replace("\u2212", "-"))
     except ValueError:
         return None
     return x if math.isfinite(x) else None
@@ -111,6 +137,13 @@ def _non_finite(text: str) -> bool:
         return False
 
 
+def _class_name(text: str) -> str:
+    """One class's name: lower case, and a number (``--task multiclass`` on star ratings) by its
+    value, so that ``1``, ``1.0`` and ``01`` are one class, ``1``."""
+    x = _number(text)
+    return f"{x:g}" if x is not None else text.lower()
+
+
 def _listed(items: Sequence[tuple[int, str]]) -> str:
     shown = ", ".join(f"line {n} ({text!r})" for n, text in items[:MAX_LISTED])
     more = len(items) - MAX_LISTED
@@ -119,7 +152,7 @@ def _listed(items: Sequence[tuple[int, str]]) -> str:
 
 def _order(found: set[str], given: tuple[str, ...], iemocap: bool) -> tuple[str, ...]:
     if given:
-        return tuple(c.strip().lower() for c in given)
+        return tuple(_class_name(_clean(c)) for c in given)
     if iemocap and found <= set(IEMOCAP_ORDER):
         return IEMOCAP_ORDER
     if all(_number(x) is not None for x in found):
@@ -134,9 +167,18 @@ def parse_labels(
     empty = [(n, t) for n, t in cells if not t.strip()]
     if empty:
         raise LabelsError(where, f"empty label in {_listed(empty)}")
-    cells = [(n, t.strip()) for n, t in cells]
+    cells = [(n, _clean(t)) for n, t in cells]
     task = spec.task
     if task == "auto":
+        sheet = [(n, t) for n, t in cells if _SHEET_NUMBER.fullmatch(t)]
+        if sheet:  # read as class names they would be one class per value: never meant
+            raise LabelsError(
+                where,
+                f"{spec.column} column has numbers written as a spreadsheet shows them "
+                f"(decimal comma, thousands separator or percent sign): {_listed(sheet)}; "
+                "write plain numbers (0.5, 1000, 0.5 for 50%) or save the sheet with '.' as the "
+                "decimal separator, or pass --task multiclass to read them as class names",
+            )
         # "nan" / "inf" read as numbers that are not finite: missing values, not class names
         bad = [(n, t) for n, t in cells if _non_finite(t)]
         if bad:
@@ -178,10 +220,10 @@ def _regression(cells: Sequence[tuple[int, str]], spec: LabelSpec, where: object
     bad = [(n, t) for n, t in cells if _number(t) is None]
     if bad:
         raise LabelsError(where, f"regression labels must be numbers: {_listed(bad)}")
-    y = np.array([[float(t)] for _, t in cells], np.float32).reshape(-1, 1)
+    y = np.array([[_number(t)] for _, t in cells], np.float32).reshape(-1, 1)
     if spec.value_range is not None:
         a, b = spec.value_range
-        out = [(n, t) for n, t in cells if not a <= float(t) <= b]
+        out = [(n, t) for n, t in cells if not a <= (_number(t) or 0.0) <= b]
         if out:
             raise LabelsError(where, f"outside --label-range {a:g},{b:g}: {_listed(out)}")
     return ParsedLabels("regression", ("sentiment",), y)
@@ -193,7 +235,7 @@ def _classes(
     multi = task == "binary-multilabel"
     sets = []
     for n, t in cells:
-        parts = [x.strip().lower() for x in t.split(";") if x.strip()] if multi else [t.lower()]
+        parts = [_class_name(x.strip()) for x in t.split(";") if x.strip()] if multi else [_class_name(t)]
         sets.append((n, t, parts))
     if not multi:
         several = [(n, t) for n, t in cells if ";" in t]

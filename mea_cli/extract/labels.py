@@ -38,6 +38,7 @@ in the folder.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 from dataclasses import dataclass
@@ -134,11 +135,49 @@ def _columns(path: Path, header: list[str], label_column: str) -> dict[str, str]
 
 
 def _time(value: str, default: float) -> float:
+    """A start or end cell: empty means ``default``; anything else a finite number of seconds
+    (``NaN`` or ``inf`` is a ValueError, the caller names the row: empty is how a row says
+    "the clip's start / end")."""
     value = value.strip()
     if not value:
         return default
-    x = float(value)  # ValueError: the caller names the row
-    return default if math.isnan(x) else x
+    x = float(value.replace("\u2212", "-"))  # ValueError: the caller names the row
+    if "_" in value or not math.isfinite(x):
+        raise ValueError(value)
+    return x
+
+
+def _decoded(path: Path) -> str:
+    """The file's text (UTF-8, with or without Excel's byte-order mark); another encoding is
+    one line saying which line breaks it and how to save the sheet instead."""
+    raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LabelsError(
+            path, "UTF-16 text (Excel's 'Unicode Text'); save the sheet as 'CSV UTF-8'"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise LabelsError(
+            path,
+            f"line {line}: not UTF-8 (byte {raw[err.start]:#04x}; Latin-1 or Windows-1252?); "
+            "save the sheet as 'CSV UTF-8'",
+        ) from None
+
+
+def _check_delimiter(path: Path, header: list[str]) -> None:
+    """A header read as one column that holds ``;`` or a tab: the sheet was saved with another
+    delimiter (Excel in a comma-decimal locale writes ``;``), which this reader does not take."""
+    if len(header) == 1:
+        for mark, name in ((";", "semicolons"), ("\t", "tabs")):
+            if mark in header[0]:
+                raise LabelsError(
+                    path,
+                    f"line 1: the header is split by {name}, not commas; save the sheet as "
+                    "comma-separated CSV ('CSV UTF-8 (Comma delimited)', '.' as the decimal "
+                    "separator)",
+                )
 
 
 def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> LabelFile:
@@ -147,16 +186,17 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
     path = Path(path)
     if not path.is_file():
         raise LabelsError(path, "labels file not found")
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise LabelsError(path, f"not UTF-8 (byte offset {err.start})") from None
-    reader = csv.DictReader(text.splitlines())
+    text = _decoded(path)
+    # line breaks are the file's own (\n, \r\n, \r), never U+2028 or a form feed inside a
+    # cell (str.splitlines would break a row there); a space after a comma before a quoted
+    # value is not part of it (a hand-written `a, "happy"` is happy, not '"happy"')
+    reader = csv.DictReader(io.StringIO(text, newline=""), skipinitialspace=True)
     # the file's own line numbers: the reader skips blank lines, so counting rows would not be
     rows = [(reader.line_num, raw) for raw in reader]
+    header = list(reader.fieldnames or [])
+    _check_delimiter(path, header)
     if not rows:
         raise LabelsError(path, "no rows (expected a header video,start,end,label[,split])")
-    header = list(reader.fieldnames or [])
     col = _columns(path, header, spec.column)
     timed = "start" in col or "end" in col
     problems: list[tuple[int, str]] = []
@@ -180,12 +220,12 @@ def read_labels(path: str | os.PathLike[str], spec: LabelSpec | None = None) -> 
         try:
             start = _time(cell("start"), 0.0)
         except ValueError:
-            problems.append((n, f"start {cell('start')!r} is not a number"))
+            problems.append((n, f"start {cell('start')!r} is not a number of seconds (empty: 0)"))
             continue
         try:
             end = _time(cell("end"), math.inf)
         except ValueError:
-            problems.append((n, f"end {cell('end')!r} is not a number"))
+            problems.append((n, f"end {cell('end')!r} is not a number of seconds (empty: the clip's end)"))
             continue
         split = cell("split").lower()
         if split not in _SPLIT_ALIASES:
