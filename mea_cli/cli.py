@@ -23,6 +23,7 @@ import re
 import shutil
 import signal
 import sys
+from collections.abc import Iterable
 from enum import Enum
 from pathlib import Path
 from types import ModuleType
@@ -90,6 +91,18 @@ def _root(
     ctx.call_on_close(paths.end_input_guard)
 
 
+def _typed_options(ctx: typer.Context, names: Iterable[str]) -> list[str]:
+    """The options among ``names`` (parameter names) given on the command line, even at their
+    default value, as the user spelled their first form (``--dataset``)."""
+    wanted = set(names)
+    return [
+        p.opts[0]
+        for p in ctx.command.params
+        if p.name in wanted
+        and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"
+    ]  # click's ParameterSource, by name: typer does not re-export it
+
+
 @app.command()
 def info(
     ctx: typer.Context,
@@ -120,12 +133,7 @@ def info(
     if sample is not None and file is None:
         raise MeaError("--sample needs FILE (a feature store)")
     if model is None:  # the options that only describe a model: never silently ignored
-        given = [
-            p.opts[0]
-            for p in ctx.command.params
-            if p.name in ("dataset", "features", "drop", "sets")
-            and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"
-        ]  # click's ParameterSource, by name: typer does not re-export it
+        given = _typed_options(ctx, ("dataset", "features", "drop", "sets"))
         if given:
             verb = "needs" if len(given) == 1 else "need"
             raise MeaError(f"{', '.join(given)} {verb} --model NAME (a store FILE has no model)")
@@ -180,12 +188,7 @@ def _refuse_with_resume(ctx: typer.Context) -> None:
     # start-up time: the check's module is light, but only mea train --resume needs it
     from mea_cli.train.cli_support import RUN_DEFINING, refuse_with_resume
 
-    refuse_with_resume([
-        p.opts[0]
-        for p in ctx.command.params
-        if p.name in RUN_DEFINING
-        and getattr(ctx.get_parameter_source(p.name), "name", "DEFAULT") != "DEFAULT"
-    ])  # click's ParameterSource, by name: typer does not re-export it
+    refuse_with_resume(_typed_options(ctx, RUN_DEFINING))
 
 
 @app.command()

@@ -27,25 +27,15 @@ from typing import Any
 import numpy as np
 
 from mea_cli.artifacts.features import ExtractorInfo
-from mea_cli.extract.backends import Option, options_record
+from mea_cli.extract.backends import Option, options_record, parse_choice
 from mea_cli.extract.media import MIXDOWNS
 
 AUDIO_SETS: dict[str, str] = {"egemaps": "eGeMAPSv02", "compare": "ComParE_2016"}
 AUDIO_RATE_HZ = 100.0
 
 
-def _mixdown(text: str) -> str:
-    key = text.strip().lower()
-    if key not in MIXDOWNS:
-        raise ValueError(f"expected one of {', '.join(MIXDOWNS)}")
-    return key
-
-
-def _feature_set(text: str) -> str:
-    key = text.strip().lower()
-    if key not in AUDIO_SETS:
-        raise ValueError(f"expected one of {', '.join(AUDIO_SETS)}")
-    return key
+_mixdown = parse_choice(MIXDOWNS)
+_feature_set = parse_choice(AUDIO_SETS)
 
 
 class OpenSmileBackend:

@@ -94,6 +94,19 @@ def parse_bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def parse_choice(choices: Iterable[str]) -> Callable[[str], str]:
+    """A parser of an option that takes one of ``choices`` (any case, outer spaces ignored)."""
+    allowed = tuple(choices)
+
+    def parse(text: str) -> str:
+        key = text.strip().lower()
+        if key not in allowed:
+            raise ValueError(f"expected one of {', '.join(allowed)}")
+        return key
+
+    return parse
+
+
 def parse_path(text: str) -> str | None:
     """A file or folder path, made absolute (so the provenance names it unambiguously)."""
     return str(Path(text).expanduser().resolve()) if text.strip() else None

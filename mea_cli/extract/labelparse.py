@@ -117,7 +117,7 @@ def _clean(text: str) -> str:
     return unicodedata.normalize("NFC", text).translate(_INVISIBLE).strip()
 
 
-def _number(text: str) -> float | None:
+def parse_number(text: str) -> float | None:
     """A finite number as a CSV writes it (``0.5``, ``-1e-1``, ``+.5``; a Unicode minus, as word
     processors write it, is a minus), else None. Not Python's underscores (``1_5``)."""
     if "_" in text:
@@ -140,7 +140,7 @@ def _non_finite(text: str) -> bool:
 def _class_name(text: str) -> str:
     """One class's name: lower case, and a number (``--task multiclass`` on star ratings) by its
     value, so that ``1``, ``1.0`` and ``01`` are one class, ``1``."""
-    x = _number(text)
+    x = parse_number(text)
     return f"{x:g}" if x is not None else text.lower()
 
 
@@ -155,7 +155,7 @@ def _order(found: set[str], given: tuple[str, ...], iemocap: bool) -> tuple[str,
         return tuple(_class_name(_clean(c)) for c in given)
     if iemocap and found <= set(IEMOCAP_ORDER):
         return IEMOCAP_ORDER
-    if all(_number(x) is not None for x in found):
+    if all(parse_number(x) is not None for x in found):
         return tuple(sorted(found, key=lambda x: float(x)))
     return tuple(sorted(found))
 
@@ -188,8 +188,8 @@ def parse_labels(
                 "give every row a number or a class name (or pass --task multiclass to read "
                 "them as class names)",
             )
-        numbers = [(n, t) for n, t in cells if _number(t) is not None]
-        names = [(n, t) for n, t in cells if _number(t) is None]
+        numbers = [(n, t) for n, t in cells if parse_number(t) is not None]
+        names = [(n, t) for n, t in cells if parse_number(t) is None]
         if numbers and names:
             if len(names) <= len(numbers):
                 raise LabelsError(
@@ -217,13 +217,14 @@ def parse_labels(
 
 
 def _regression(cells: Sequence[tuple[int, str]], spec: LabelSpec, where: object) -> ParsedLabels:
-    bad = [(n, t) for n, t in cells if _number(t) is None]
+    bad = [(n, t) for n, t in cells if parse_number(t) is None]
     if bad:
         raise LabelsError(where, f"regression labels must be numbers: {_listed(bad)}")
-    y = np.array([[_number(t)] for _, t in cells], np.float32).reshape(-1, 1)
+    values = [float(parse_number(t)) for _, t in cells]  # every one a number (checked above)
+    y = np.array(values, np.float32).reshape(-1, 1)
     if spec.value_range is not None:
         a, b = spec.value_range
-        out = [(n, t) for n, t in cells if not a <= (_number(t) or 0.0) <= b]
+        out = [(n, t) for (n, t), v in zip(cells, values, strict=True) if not a <= v <= b]
         if out:
             raise LabelsError(where, f"outside --label-range {a:g},{b:g}: {_listed(out)}")
     return ParsedLabels("regression", ("sentiment",), y)

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mea_cli.extract.labelparse import LabelsError, LabelSpec, parse_labels
+from mea_cli.extract.labelparse import LabelsError, LabelSpec, parse_labels, parse_number
 from mea_cli.extract.media import MEDIA_EXTENSIONS
 
 ALIASES: dict[str, tuple[str, ...]] = {
@@ -141,8 +141,8 @@ def _time(value: str, default: float) -> float:
     value = value.strip()
     if not value:
         return default
-    x = float(value.replace("\u2212", "-"))  # ValueError: the caller names the row
-    if "_" in value or not math.isfinite(x):
+    x = parse_number(value)  # the label cells' reading of a number: a Unicode minus, no 1_5
+    if x is None:
         raise ValueError(value)
     return x
 

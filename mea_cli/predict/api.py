@@ -62,6 +62,7 @@ from mea_cli.models.core.registry import get_entry
 from mea_cli.runtime.engine import autocast, resolve_device
 from mea_cli.runtime.loading import model_from_checkpoint
 from mea_cli.train.ensemble import average_predictions, names, open_members
+from mea_cli.train.metrics import finite_rows
 from mea_cli.train.predictions import label_range_of, readable
 
 STORE_SUFFIXES = (".h5", ".hdf5", ".H5", ".HDF5")
@@ -389,7 +390,7 @@ def fill(
     """Each clip's prediction in words and numbers (:func:`~mea_cli.train.predictions.readable`)
     and, with ``psi``, its modality weights (the last layer's, and every layer's). A clip whose
     model output is NaN or infinite is a failure row (stage ``model``), not a number."""
-    finite = np.isfinite(np.asarray(pred, np.float64)).reshape(len(pred), -1).all(axis=1)
+    finite = finite_rows(pred)
     said = iter(readable(task, pred[finite], names, rng) if finite.any() else [])
     for row, (clip, _) in enumerate(ready):
         if not finite[row]:

@@ -71,6 +71,11 @@ class MetricsError(MeaError):
     """Predictions that cannot be scored: some are NaN or infinite."""
 
 
+def finite_rows(pred: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: which samples' predictions (``[N, ...]``) are all finite numbers."""
+    return np.isfinite(np.asarray(pred, np.float64)).reshape(len(pred), -1).all(axis=1)
+
+
 @dataclass(frozen=True)
 class Selection:
     """The validation metric that drives early stopping and model selection."""
@@ -242,7 +247,7 @@ def compute_metrics(
     regression task's range; ``None`` keeps the papers' MOSI/MOSEI metrics. A non-finite
     prediction is a :class:`MetricsError` (scikit-learn would stop with its own ``ValueError``;
     the reference code would print NaN for some metrics and score the rest)."""
-    finite = np.isfinite(np.asarray(pred, np.float64)).reshape(len(pred), -1).all(axis=1)
+    finite = finite_rows(pred)
     if not finite.all():
         raise MetricsError(
             f"{int((~finite).sum())} of {len(pred)} predictions are NaN or infinite: the model's "
