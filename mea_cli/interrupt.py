@@ -9,8 +9,11 @@ temporary files behind.
 One CPython trap is handled: a signal handler runs wherever the main thread happens to be, and
 when that is a weak-reference callback or a ``__del__`` method (h5py runs many), the exception
 it raises is printed as "Exception ignored" and dropped, and the command goes on as if nothing
-happened. There the interrupt is deferred by a few milliseconds (SIGALRM) until it lands in
-ordinary code.
+happened. The same holds for a callback that C code calls through ctypes: while openSMILE
+works, its sink callbacks are nearly the only Python code that runs, so nearly every signal lands
+in one, and ctypes prints the exception and returns to openSMILE. There the interrupt is deferred
+by a few milliseconds (SIGALRM) until it lands in ordinary code; openSMILE's runs started by
+:mod:`mea_cli.extract.audio` also stop early (``OpenSMILE.abort``) once :func:`received` says so.
 
 A command that turns the interrupt into its own one-line message raises :class:`Interrupted`,
 whose exit code follows the signal like the shell's: 130 for SIGINT, 143 for SIGTERM (a
@@ -26,6 +29,9 @@ from mea_cli.errors import MeaError
 
 RETRY_SECONDS = 0.02
 _received: list[int] = []
+# Python functions that C code calls through ctypes (an exception raised in them is dropped):
+# the openSMILE wrapper's sink and log callbacks.
+_CTYPES_CALLBACK_FILES = ("opensmile/core/lib.py",)
 
 
 def _swallowed_here(frame: FrameType | None) -> bool:
@@ -33,6 +39,10 @@ def _swallowed_here(frame: FrameType | None) -> bool:
     while frame is not None:
         code = frame.f_code
         if code.co_name == "__del__" or code.co_filename.endswith(("weakref.py", "_weakrefset.py")):
+            return True
+        if code.co_name.startswith("internal_callback") and code.co_filename.endswith(
+            _CTYPES_CALLBACK_FILES
+        ):
             return True
         frame = frame.f_back
     return False
@@ -46,6 +56,7 @@ def _stop(signum: int, frame: FrameType | None) -> None:
     if _swallowed_here(frame):
         signal.setitimer(signal.ITIMER_REAL, RETRY_SECONDS)
         return
+    signal.setitimer(signal.ITIMER_REAL, 0)  # a retry still pending must not interrupt the unwinding
     raise KeyboardInterrupt
 
 
@@ -61,6 +72,14 @@ def install() -> None:
 def received() -> int | None:
     """The stop signal that arrived last (``signal.SIGINT`` / ``signal.SIGTERM``), if any."""
     return _received[-1] if _received else None
+
+
+def raise_if_received() -> None:
+    """Raise the ``KeyboardInterrupt`` of a stop signal that has arrived: for code that asked a
+    C library to stop early (its callbacks cannot raise) and must not carry on past it."""
+    if _received:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # the deferred retry: this is the interrupt
+        raise KeyboardInterrupt
 
 
 def exit_code() -> int:

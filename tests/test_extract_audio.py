@@ -4,6 +4,9 @@ pipeline takes a sample's summary from that run only where the sample is the who
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import av
@@ -101,3 +104,53 @@ def _decoded(path: Path) -> np.ndarray:
     from mea_cli.extract.media import decode_audio
 
     return decode_audio(path, AUDIO_RATE)
+
+
+_STOP_INSIDE_OPENSMILE = """
+import os, signal
+import numpy as np
+from mea_cli import interrupt
+from mea_cli.extract import audio
+
+interrupt.install()
+made, frames = audio._collect, []
+
+
+def collect(rows, starts, ends, abort):
+    inner = made(rows, starts, ends, abort)
+
+    def callback(data, meta):
+        frames.append(1)
+        if len(frames) == 1:  # Ctrl-C while openSMILE runs: the handler runs in its callback
+            os.kill(os.getpid(), signal.SIGINT)
+        inner(data, meta)
+
+    return callback
+
+
+audio._collect = collect
+x = (np.random.default_rng(0).standard_normal(16000 * 60) * 0.1).astype(np.float32)
+try:
+    audio.OpenSmileBackend().extract_with_functionals(x, 16000)
+except KeyboardInterrupt:
+    print("interrupted", len(frames))
+else:
+    print("returned", len(frames))
+"""
+
+
+def test_ctrl_c_inside_opensmile_stops_the_run() -> None:
+    """A signal that lands in openSMILE's sink callback (called from C through ctypes, where an
+    exception is printed and dropped) was lost: the 60-s run went on to its 5997 frames and
+    returned as if nothing happened, so `mea extract` exited 0. Now openSMILE is asked to stop
+    and the interrupt is raised when its run returns (frames counted, not seconds)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _STOP_INSIDE_OPENSMILE],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    outcome, frames = done.stdout.split()
+    assert outcome == "interrupted", done.stdout + done.stderr
+    assert int(frames) < 100, done.stdout  # stopped, not run to the end (5997 frames)
+    assert "Exception ignored" not in done.stderr, done.stderr

@@ -22,10 +22,12 @@ gives the same numbers, bit for bit (``tests/test_extract_audio.py``).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from mea_cli import interrupt
 from mea_cli.artifacts.features import ExtractorInfo
 from mea_cli.extract.backends import Option, options_record, parse_choice
 from mea_cli.extract.media import MIXDOWNS
@@ -147,13 +149,14 @@ class OpenSmileBackend:
         smile.initialize(config_file=self._config, options=self._run_options(rate), loglevel=2)
         try:
             for sink, (rows, starts, ends) in levels.items():
-                smile.external_sink_set_callback_ex(sink, _collect(rows, starts, ends))
+                smile.external_sink_set_callback_ex(sink, _collect(rows, starts, ends, smile.abort))
             pcm = (signal * 32768).astype(np.int16)  # what Smile feeds openSMILE
             smile.external_audio_source_write_data(config.EXTERNAL_SOURCE_COMPONENT, bytes(pcm))
             smile.external_audio_source_set_eoi(config.EXTERNAL_SOURCE_COMPONENT)
             smile.run()
         finally:
             smile.free()
+        interrupt.raise_if_received()  # _collect aborted the run: its levels are cut short
         duration = signal.size / rate
         rows, starts, ends = levels["extsinklld"]
         if rows:
@@ -195,10 +198,20 @@ class OpenSmileBackend:
         }
 
 
-def _collect(rows: list[np.ndarray], starts: list[float], ends: list[float]) -> Any:
-    """An openSMILE sink callback that keeps each frame's values and ``[start, end)``."""
+def _collect(
+    rows: list[np.ndarray], starts: list[float], ends: list[float], abort: Callable[[], None]
+) -> Any:
+    """An openSMILE sink callback that keeps each frame's values and ``[start, end)``.
+
+    Once Ctrl-C or SIGTERM has arrived it calls ``abort`` instead (``OpenSMILE.abort``): an
+    exception cannot leave a ctypes callback, so openSMILE is asked to stop, and the deferred
+    interrupt (:mod:`mea_cli.interrupt`) is raised when its run returns, instead of after the
+    whole file."""
 
     def callback(data: np.ndarray, meta: Any) -> None:
+        if interrupt.received() is not None:
+            abort()
+            return
         rows.append(data.copy())
         starts.append(meta.time)
         ends.append(meta.time + meta.lengthSec)
