@@ -61,9 +61,14 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def install() -> None:
-    """Route SIGINT and SIGTERM to :func:`_stop` (main thread only; elsewhere a no-op)."""
+    """Route SIGINT and SIGTERM to :func:`_stop` (main thread only; elsewhere a no-op). A
+    SIGINT ignored from the start stays ignored, as Python leaves it: a job started in the
+    background by a non-interactive shell (``mea ... &``) is not meant to stop at Ctrl-C."""
+    sigs = [signal.SIGTERM, signal.SIGALRM]
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        sigs.append(signal.SIGINT)
     try:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):
+        for sig in sigs:
             signal.signal(sig, _stop)
     except ValueError:  # not the main thread (mea embedded in another program)
         return

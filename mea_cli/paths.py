@@ -30,6 +30,7 @@ import json
 import math
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextvars import ContextVar
 from pathlib import Path
@@ -165,17 +166,39 @@ def _probe(directory: Path, path: Path, what: str) -> None:
 
 
 def check_output_file(path: str | os.PathLike[str], what: str = "output file") -> Path:
-    """Check that ``path`` can be written as a file: not a directory, not an input of the
-    running command, parent an existing, writable directory, an existing file writable.
-    Creates nothing; returns ``Path(path)``."""
+    """Check that ``path`` can be written as a file: not a directory, not a special file (the
+    output is written beside it and renamed over it, which would replace a device, a FIFO or a
+    socket by a regular file), not an input of the running command, parent an existing,
+    writable directory, an existing file writable. Creates nothing; returns ``Path(path)``."""
     p = check_name_length(path, what, TEMP_SUFFIX_BYTES)
     if p.is_dir():
         raise PathError(p, f"the {what} is an existing directory; give a file name")
+    kind = _special_kind(p)
+    if kind:
+        raise PathError(p, f"the {what} is {kind}, not a regular file; give a file name")
     check_not_input(p, what=what)
     _check_parent(p, what)
     if p.exists() and not os.access(p, os.W_OK):
         raise PathError(p, f"the {what} exists and is not writable")
     return p
+
+
+def _special_kind(path: Path) -> str | None:
+    """What an existing non-regular file at ``path`` (links followed) is; None for a regular
+    file or nothing at all."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None
 
 
 def check_output_dir(path: str | os.PathLike[str], what: str = "output directory") -> Path:
@@ -267,9 +290,12 @@ def atomic_output(path: str | os.PathLike[str], what: str = "output file") -> It
     The temporary file exists (empty, with umask permissions) when the block starts, so a
     writer may open it in any mode or hand its name to a library (h5py, matplotlib, torch). On
     any exception, ``KeyboardInterrupt`` included, it is removed and ``path`` is untouched; a
-    full disk (or quota) becomes a :class:`PathError` naming ``path``.
+    full disk (or quota) becomes a :class:`PathError` naming ``path``. A ``path`` that is a
+    symbolic link is written through: the file it points at is replaced, the link kept.
     """
     target = check_output_file(path, what)
+    if target.is_symlink():  # write what the link points at, and keep the link
+        target = check_output_file(os.path.realpath(target), what)
     _remove_dead_writers_temps(target)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     try:

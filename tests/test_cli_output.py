@@ -186,3 +186,52 @@ def test_a_narrow_page_still_shows_every_value_of_a_table(synth_mosi: Path) -> N
                        timeout=120)  # fmt: skip
     rows = [line for line in r.stdout.splitlines() if "discriminators D_i, D_m (Eq. 15-16)" in line]
     assert len(rows) == 1 and re.search(r"│ +[\d,]+ │ +[\d.]+% │", rows[0]), r.stdout
+
+
+_STOP_WHILE_LOADING = """
+import sys
+
+
+class Stop:  # Ctrl-C while the command line's modules load
+    def find_spec(self, name, path, target=None):
+        if name == "mea_cli.cli":
+            raise KeyboardInterrupt
+
+
+sys.meta_path.insert(0, Stop())
+from mea_cli.__main__ import main
+
+main()
+"""
+
+
+def test_ctrl_c_while_the_command_line_loads_is_one_line() -> None:
+    """The first few tenths of a second (importing mea_cli.cli) printed Python's traceback."""
+    done = subprocess.run(
+        [sys.executable, "-c", _STOP_WHILE_LOADING], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 130, done.stderr
+    assert done.stderr == "interrupted (Ctrl-C)\n", done.stderr
+    project = (Path(__file__).parents[1] / "pyproject.toml").read_text()
+    assert '\nmea = "mea_cli.__main__:main"\n' in project  # the script goes through it
+
+
+def test_an_ignored_sigint_stays_ignored() -> None:
+    """A background job of a non-interactive shell starts with SIGINT ignored; installing the
+    handlers turned Ctrl-C back on for it (Python itself leaves it ignored)."""
+    code = (
+        "import signal; from mea_cli import interrupt; interrupt.install(); "
+        "print(signal.getsignal(signal.SIGINT) is signal.SIG_IGN, "
+        "signal.getsignal(signal.SIGTERM) is interrupt._stop)"
+    )
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+        preexec_fn=ignore_sigint,
+    )  # fmt: skip
+    assert done.stdout.split() == ["True", "True"], done.stdout + done.stderr
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert plain.stdout.split() == ["False", "True"], plain.stdout + plain.stderr

@@ -307,6 +307,54 @@ def test_two_shards_merged_equal_one_run(
     assert not (tmp_path / "bad.h5").exists()
 
 
+def test_a_full_disk_at_the_store_keeps_the_videos_extracted(
+    corpus: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's write failing for space once removed the new cache folder with every video
+    extracted, while its message said "free some space and run it again"."""
+    import errno
+
+    from mea_cli.extract import driver
+    from mea_cli.paths import PathError, disk_full
+
+    one = tmp_path / "one"
+    one.mkdir()
+    shutil.copy(corpus["root"] / "good.mp4", one / "good.mp4")
+    shutil.copy(corpus["root"] / "good.txt", one / "good.txt")
+    out, cache = tmp_path / "one.h5", tmp_path / "one.h5.cache"
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise disk_full(out, "feature store", OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+
+    monkeypatch.setattr(driver, "pack", full)
+    with pytest.raises(PathError, match=r"no space left on device.*stay cached in .*one\.h5\.cache"):
+        extract(one, out, CFG)
+    assert len(list(cache.glob("*.npz"))) == 1 and not out.exists()
+    monkeypatch.undo()
+    assert extract(one, out, CFG).cached == 1  # the rerun takes it from the cache
+
+
+def test_an_interrupt_before_any_video_says_none_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It said "videos finished so far are cached in X.cache" when none had (and the folder
+    this call made is not left behind empty)."""
+    from mea_cli.extract import driver
+    from mea_cli.extract.run import ExtractInterrupted
+
+    clips = tmp_path / "clips"
+    write_clip(clips / "a.mp4", astronaut(64), 0.5)
+
+    def stopped(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(driver, "run", stopped)
+    with pytest.raises(ExtractInterrupted, match="no video had finished") as caught:
+        extract(clips, tmp_path / "a.h5", CFG)
+    assert "cached" not in str(caught.value)
+    assert not (tmp_path / "a.h5.cache").exists() and not (tmp_path / "a.h5").exists()
+
+
 def _mea(*args: str) -> subprocess.CompletedProcess:
     """``mea ARGS`` in a child of the tests' warm interpreter (tests/warm.py): the same entry
     point without a torch import per command. A fresh interpreter runs extract in

@@ -48,6 +48,42 @@ def test_output_file_unwritable(tmp_path):
         check_output_dir("/sys" if os.geteuid() == 0 else target.parent)
 
 
+def test_special_files_are_refused_and_links_written_through(tmp_path: pathlib.Path) -> None:
+    """The output is written beside its path and renamed over it: as root that replaced
+    /dev/null, a FIFO or a socket by a regular file; a symbolic link was replaced by the file
+    instead of the file it points at being written."""
+    import socket
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    (tmp_path / "to-fifo").symlink_to(fifo)
+    sock = tmp_path / "s.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock))
+    try:
+        for path, kind in (
+            (fifo, "a FIFO"), (tmp_path / "to-fifo", "a FIFO"), (sock, "a socket"),
+            (pathlib.Path("/dev/null"), "a character device"),
+        ):  # fmt: skip
+            with pytest.raises(PathError, match=f"is {kind}.*not a regular file"):
+                check_output_file(path)
+            with pytest.raises(PathError, match=f"is {kind}"), atomic_output(path) as tmp:
+                tmp.write_text("x")
+    finally:
+        server.close()
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    real, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    real.write_text("old")
+    link.symlink_to(real)
+    with atomic_output(link) as tmp:
+        tmp.write_text("new")
+    assert link.is_symlink() and real.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fifo", "link.csv", "real.csv", "s.sock", "to-fifo"
+    ]
+
+
 def test_output_dir_and_ensure(tmp_path):
     afile = tmp_path / "f"
     afile.write_text("x")

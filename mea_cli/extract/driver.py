@@ -34,6 +34,7 @@ from mea_cli.extract.run import ExtractInterrupted, Progress, run
 from mea_cli.interrupt import Interrupted
 from mea_cli.locks import share
 from mea_cli.paths import (
+    PathError,
     check_not_input,
     check_output_dir,
     check_output_file,
@@ -71,6 +72,16 @@ class ExtractReport:
     @property
     def oov_rate(self) -> float:
         return self.oov / self.tokens if self.tokens else float("nan")
+
+
+def _has_entries(cache_dir: Path) -> bool:
+    """True when ``cache_dir`` holds at least one finished video (:mod:`mea_cli.extract.cache`)."""
+    return cache_dir.is_dir() and any(cache_dir.glob("*.npz"))
+
+
+def _writing(path: str, out: Path, cache_dir: Path) -> bool:
+    """True when ``path`` is the store or a file of the cache folder: what extraction writes."""
+    return same_file(path, out) or Path(path).parent.resolve() == cache_dir.resolve()
 
 
 def extract(
@@ -112,15 +123,23 @@ def extract(
             packed = pack(plan, done.results, schemas, out, dataset, pipeline.summary_schemas())
     except Interrupted:
         raise  # what is cached stays for the rerun
-    except MeaError:
-        if new_cache:  # a refused request leaves nothing behind
+    except MeaError as err:
+        if new_cache and not _has_entries(cdir):  # a refused request leaves nothing behind
             shutil.rmtree(cdir, ignore_errors=True)
+        elif isinstance(err, PathError) and _writing(err.path, out, cdir) and _has_entries(cdir):
+            # e.g. a full disk while writing the store or a cache entry: the videos done stay
+            raise PathError(
+                err.path, f"{err.problem} (the videos extracted so far stay cached in {cdir})"
+            ) from None
         raise
     except KeyboardInterrupt:
-        raise ExtractInterrupted(
-            f"interrupted; no store was written. Videos finished so far are cached in {cdir}: "
-            "run the same command again to resume"
-        ) from None
+        if _has_entries(cdir):
+            kept = f"videos finished so far are cached in {cdir}: run the same command again to resume"
+        else:
+            kept = "no video had finished"
+            if new_cache:
+                shutil.rmtree(cdir, ignore_errors=True)
+        raise ExtractInterrupted(f"interrupted; no store was written; {kept}") from None
     return ExtractReport(
         out=out,
         videos=plan.found,
