@@ -9,6 +9,7 @@ def main() -> None:
     of a second, before :func:`mea_cli.cli.main` handles signals) ends as one later does: one
     line, exit 130, no traceback."""
     try:
+        # late, inside the try: a Ctrl-C while the command line's modules load is caught here
         from mea_cli.cli import main as run
     except KeyboardInterrupt:
         print("interrupted (Ctrl-C)", file=sys.stderr)
