@@ -12,9 +12,13 @@ when its interval overlaps ``[start, end)`` by a positive amount (an instantaneo
 == end, when it lies in ``[start, end)``), and keeps its own times. Splits come from the
 standard folds, which list video ids (shipped as ``mea_cli/data/folds/{mosi,mosei}.json``, from
 the CMU-MultimodalSDK); ``folds`` (a JSON file ``{"train": [...], "valid": [...], "test":
-[...]}`` of video or sample ids) overrides them and is required for IEMOCAP. Segments of a
-video in no fold, and segments whose label is not finite, are dropped and counted. A video
-missing from a modality's sequence gives empty sequences (legal), counted in the report.
+[...]}`` of video or sample ids) overrides them and is required for IEMOCAP; a video named
+``video[k]`` (the SDK's aligned and deployed sequences) is looked up by the id before the first
+``[`` when the folds do not name it. Segments of a video in no fold, and segments whose label
+is not finite, are dropped and counted; an import left with no train or no valid sample is an
+error. A video missing from a modality's sequence gives empty sequences (legal), counted in the
+report; so does an empty video (``(0,)`` or ``(0, D)``). Steps stored out of time order are
+sorted within each segment (counted).
 """
 
 from __future__ import annotations
@@ -137,32 +141,63 @@ class Sequence:
             for key in meta:
                 self.metadata[key] = _read_metadata(path, key, meta[key])
         self.videos = list(self.data)
-        self.dim = 0
-        self.numeric = True
-        if self.videos:
-            first = self.data[self.videos[0]]
-            if "features" not in first or "intervals" not in first:
-                self.file.close()
-                raise ImportFormatError(
-                    path, f"video {self.videos[0]!r} lacks 'features' or 'intervals'"
-                )
-            feats = first["features"]
-            self.numeric = feats.dtype.kind in "fiub"
-            self.dim = int(feats.shape[1]) if feats.ndim == 2 else 0
+        try:
+            self.dim, self.numeric = self._width()
+        except ImportFormatError:
+            self.file.close()
+            raise
+
+    def _width(self) -> tuple[int, bool]:
+        """The feature width D and whether the features are numbers, from the first video
+        with a row (an empty first video, ``(0,)`` or ``(0, D)``, says nothing of D)."""
+        for video in self.videos:
+            feats = self._group(video)["features"]
+            if feats.size:
+                if feats.ndim > 2:
+                    raise ImportFormatError(
+                        self.path, f"video {video!r}: features {feats.shape} are not [T, D]"
+                    )
+                return (int(feats.shape[1]) if feats.ndim == 2 else 1), feats.dtype.kind in "fiub"
+        held = f"its {len(self.videos)} videos are all empty" if self.videos else "it holds no video"
+        raise ImportFormatError(self.path, f"no feature row to read: {held}")
+
+    def _group(self, video: str) -> h5py.Group:
+        """One video's group, checked to hold the ``features`` and ``intervals`` datasets."""
+        g = self.data.get(video)
+        if not isinstance(g, h5py.Group):
+            raise ImportFormatError(
+                self.path, f"video {video!r} is not a group of 'features' and 'intervals'"
+            )
+        if not all(isinstance(g.get(k), h5py.Dataset) for k in ("features", "intervals")):
+            raise ImportFormatError(self.path, f"video {video!r} lacks 'features' or 'intervals'")
+        return g
 
     def close(self) -> None:
         self.file.close()
 
-    def get(self, video: str) -> tuple[np.ndarray, np.ndarray]:
-        """``(features [T, D] float32, intervals [T, 2] float64)`` of one video, checked."""
-        g = self.data[video]
+    def intervals(self, video: str) -> np.ndarray:
+        """``intervals`` of one video as float64 (an empty array of any shape as ``[0, 2]``);
+        the shape is checked by :meth:`get`."""
         try:
-            x = np.asarray(g["features"][:], dtype=np.float32)
-            iv = np.asarray(g["intervals"][:], dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as err:
+            iv = np.asarray(self._group(video)["intervals"][:], dtype=np.float64)
+        except (TypeError, ValueError, OSError) as err:
             raise ImportFormatError(
                 self.path, f"video {video!r}: unreadable features/intervals: {err}"
             ) from None
+        return iv if iv.size else np.zeros((0, 2))
+
+    def get(self, video: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(features [T, D] float32, intervals [T, 2] float64)`` of one video, checked; empty
+        arrays of any shape (the SDK's ``(0,)`` among them) are ``[0, D]`` and ``[0, 2]``."""
+        iv = self.intervals(video)
+        try:
+            x = np.asarray(self._group(video)["features"][:], dtype=np.float32)
+        except (TypeError, ValueError, OSError) as err:
+            raise ImportFormatError(
+                self.path, f"video {video!r}: unreadable features/intervals: {err}"
+            ) from None
+        if not x.size:
+            x = np.zeros((0, self.dim), np.float32)
         if x.ndim == 1:
             x = x[:, None]
         if x.ndim != 2 or x.shape[1] != self.dim or iv.shape != (len(x), 2):
@@ -184,9 +219,9 @@ class Sequence:
         """Median steps per second over a few videos (NaN for irregular steps such as words)."""
         diffs = []
         for v in self.videos[:20]:
-            iv = self.data[v]["intervals"][:]
-            if len(iv) > 1:
-                diffs.append(np.diff(np.asarray(iv[:, 0], np.float64)))
+            iv = self.intervals(v)
+            if iv.ndim == 2 and len(iv) > 1:
+                diffs.append(np.diff(iv[:, 0]))
         if not diffs:
             return float("nan")
         d = np.concatenate(diffs)
@@ -426,12 +461,14 @@ def _segments(lab: Sequence, columns: list[int]) -> list[_Segment]:
 
 class _Slicer:
     """Cuts a segment's steps out of every modality; a video's rows are read once (segments
-    come grouped by video); missing videos and reversed step times are counted."""
+    come grouped by video); missing videos, steps out of time order and reversed step times
+    are counted."""
 
     def __init__(self, seqs: Mapping[str, Sequence], report: ImportReport) -> None:
         self.seqs, self.report = seqs, report
         self.current: dict[str, tuple[str, tuple[np.ndarray, np.ndarray] | None]] = {}
         self.missing_videos = dict.fromkeys(MODALITIES, 0)
+        self.unsorted = dict.fromkeys(MODALITIES, 0)
         self.reversed_steps = dict.fromkeys([*MODALITIES, "segment"], 0)
 
     def rows(self, m: str, video: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -445,14 +482,20 @@ class _Slicer:
         return self.current[m][1]
 
     def cut(self, m: str, seg: _Segment) -> tuple[np.ndarray, np.ndarray]:
-        """The features and times of ``m`` inside ``seg`` (empty for a missing video)."""
+        """The features and times of ``m`` inside ``seg`` (empty for a missing video), in
+        order of start time (stable: steps stored out of order are sorted, and counted)."""
         rows = self.rows(m, seg.video)
         if rows is None:
             return np.zeros((0, self.seqs[m].dim), np.float32), np.zeros((0, 2))
         sel = _in_segment(rows[1], seg.start, seg.end)
-        t, bad = unknown_if_reversed(rows[1][sel])
+        x, iv = rows[0][sel], rows[1][sel]
+        if np.any(iv[1:, 0] < iv[:-1, 0]):
+            order = np.argsort(iv[:, 0], kind="stable")
+            x, iv = x[order], iv[order]
+            self.unsorted[m] += 1
+        t, bad = unknown_if_reversed(iv)
         self.reversed_steps[m] += bad
-        return rows[0][sel], t
+        return x, t
 
     def bounds(self, seg: _Segment) -> tuple[float, float]:
         """The segment's start and end, unknown (NaN) when it ends before it starts."""
@@ -461,10 +504,16 @@ class _Slicer:
         return float(bounds[0, 0]), float(bounds[0, 1])
 
     def finish(self) -> None:
-        """Length statistics, missing videos and reversed times into the report."""
+        """Length statistics, missing videos, unsorted steps and reversed times into the
+        report."""
         self.report.finish_lengths()
         for m in MODALITIES:
             self.report.modalities[m]["videos_missing"] = self.missing_videos[m]
+            if self.unsorted[m]:
+                self.report.notes.append(
+                    f"{m}: {self.unsorted[m]} segment(s) have steps stored out of time order; "
+                    "stored sorted by start time"
+                )
         for what, count in self.reversed_steps.items():
             if count:
                 self.report.notes.append(
@@ -473,14 +522,26 @@ class _Slicer:
                 )
 
 
+def _fold(split_of: Mapping[str, str], seg: _Segment) -> tuple[str | None, str]:
+    """The split of ``seg`` and its video as the folds name it: the sample id, else the video
+    id, else (the SDK's aligned and deployed sequences name their videos ``video[k]``, nested
+    ``video[k][j]``) the id before the first ``[``, as the SDK's tutorials look folds up."""
+    for key in (seg.id, seg.video):
+        if key in split_of:
+            return split_of[key], seg.video
+    base = seg.video.split("[", 1)[0]
+    return split_of.get(base), base
+
+
 def _samples(
-    segments: list[_Segment], split_of: Mapping[str, str], slicer: _Slicer
+    segments: list[_Segment], split_of: Mapping[str, str], slicer: _Slicer, source: Path
 ) -> Iterator[Sample]:
     """The samples, as the store writer asks for them; a segment of a video in no fold or
-    with a label that is not finite is dropped (counted)."""
+    with a label that is not finite is dropped (counted); an import left with no train or no
+    valid sample is refused at the end (``source`` named; nothing is written)."""
     report = slicer.report
     for seg in segments:
-        split = split_of.get(seg.id, split_of.get(seg.video))
+        split, video = _fold(split_of, seg)
         if split is None:
             report.drop(seg.id, "video is in no fold")
             continue
@@ -491,12 +552,12 @@ def _samples(
         for m in MODALITIES:
             x, times[m] = slicer.cut(m, seg)
             feats[m] = report.keep(m, x)
-        report.splits[split] += 1
+        report.count(seg.id, split, feats)
         start, end = slicer.bounds(seg)
         yield Sample(
             seg.id,
             feats,
-            video=seg.video,
+            video=video,
             start=start,
             end=end,
             split=split,
@@ -504,6 +565,7 @@ def _samples(
             times=times,
         )
     slicer.finish()
+    report.finish(source)
 
 
 def _schema(m: str, s: Sequence) -> ModalitySchema:
@@ -545,7 +607,7 @@ def import_csd(
         report = _report(directory, spec, seqs, columns, named_by, fold_source)
         segments = _segments(seqs["labels"], columns)
         schemas = [_schema(m, seqs[m]) for m in MODALITIES]
-        samples = _samples(segments, split_of, _Slicer(seqs, report))
+        samples = _samples(segments, split_of, _Slicer(seqs, report), directory)
         write_import(out, schemas, samples, report, file_sha256(seqs["labels"].path))
         return report
     finally:

@@ -6,10 +6,10 @@ Layout: ``{split: {"id": [N] "video$_$clip", "raw_text": [N], "text": [N, T_l, D
 lengths are the stored ``*_lengths`` (the real steps come first; the rest is zero padding). Text
 has no stored length: we use ``text_lengths`` when present, else the attention mask in
 ``text_bert`` (``[N, 3, T_l]``, row 1) when its ``T_l`` matches, else we strip trailing
-all-zero rows; the report says which. Non-zero values past a stated length would be lost, so
-they are counted in the report. Non-finite values become 0 (counted). ``raw_text`` is kept in
-the store as the extra column ``/samples/raw_text``. MMSA has sentiment regression labels only,
-so ``--dataset iemocap`` does not fit.
+all-zero rows; the report says which. Finite non-zero values past a stated length would be
+lost, so they are counted in the report (``-inf`` or NaN padding is not). Non-finite values
+become 0 (counted). ``raw_text`` is kept in the store as the extra column ``/samples/raw_text``.
+MMSA has sentiment regression labels only, so ``--dataset iemocap`` does not fit.
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ class MmsaReader(PaddedReader):
         past = 0
         for split in LABELLED_SPLITS:
             x, lens = pk.arrays[split][modality], lengths[split][modality]
-            beyond = np.arange(x.shape[1])[None, :] >= lens[:, None]
-            past += int(np.count_nonzero(x[beyond]))
+            beyond = x[np.arange(x.shape[1])[None, :] >= lens[:, None]]
+            past += int(np.count_nonzero(np.isfinite(beyond) & (beyond != 0)))  # not -inf padding
         method = ", ".join(sorted(self.text_method))
         return {
             "dim": pk.dims[modality],

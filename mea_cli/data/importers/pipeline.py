@@ -186,7 +186,9 @@ def stream_samples(
     columns: dict[str, list[str]],
 ) -> Iterator[Sample]:
     """The unpadded samples, as the store writer asks for them; a sample whose label is not
-    finite is dropped (counted); kept lengths and fixed values are counted in ``report``."""
+    finite is dropped (counted); kept lengths and fixed values are counted in ``report``, and
+    an import left with no train or no valid sample is refused at the end
+    (:meth:`ImportReport.finish`: nothing is written)."""
     for row in rows:
         y = labels[row.split][row.index]
         if not np.isfinite(y).all():
@@ -198,7 +200,7 @@ def stream_samples(
             feats[m] = report.keep(
                 m, strip(pk.arrays[row.split][m][row.index], length, reader.side(m))
             )
-        report.splits[row.split] += 1
+        report.count(row.id, row.split, feats)
         for key in columns:
             columns[key].append(row.extra[key])
         yield Sample(
@@ -211,6 +213,7 @@ def stream_samples(
             label=y,
         )
     report.finish_lengths()
+    report.finish(pk.path)
 
 
 def import_padded(src: str | Path, out: str | Path, reader: PaddedReader) -> ImportReport:

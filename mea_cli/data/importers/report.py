@@ -4,8 +4,9 @@ printed by the CLI and stored as JSON in the store's attributes."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,13 @@ from rich.table import Table
 
 from mea_cli import MODALITIES
 from mea_cli.data.importers.cleaning import fix_nonfinite
+from mea_cli.data.importers.errors import ImportFormatError
+
+# What to check when most samples were dropped for a reason (the error of an empty split).
+DROP_HINTS = {
+    "video is in no fold": "do the folds fit these files? --dataset picks the standard folds, "
+    "--folds FILE.json others",
+}
 
 
 @dataclass
@@ -32,6 +40,8 @@ class ImportReport:
     notes: list[str] = field(default_factory=list)
     kept_lengths: dict[str, list[int]] = field(default_factory=dict, repr=False)
     """Lengths of the kept sequences per modality, while samples stream (not reported as is)."""
+    stepless: list[str] = field(default_factory=list, repr=False)
+    """Kept samples with no step in any modality (noted by :meth:`finish`)."""
 
     def keep(self, modality: str, x: np.ndarray) -> np.ndarray:
         """``x`` with non-finite values mapped to 0 (counted under ``nonfinite_fixed``), its
@@ -45,6 +55,40 @@ class ImportReport:
         """The length statistics of every modality from the sequences kept so far."""
         for m in MODALITIES:
             self.add_lengths(m, self.kept_lengths.get(m, []))
+
+    def count(self, sample: str, split: str, features: Mapping[str, np.ndarray]) -> None:
+        """Count a kept sample in ``split``; one with no step in any modality is remembered
+        for a note (it is kept: the source's split holds it)."""
+        self.splits[split] += 1
+        if not any(len(x) for x in features.values()):
+            self.stepless.append(sample)
+
+    def finish(self, path: Path) -> None:
+        """After the last sample: the note on samples with no step, and the refusal of an
+        import that kept no train or no valid sample (``path``: the source the error names),
+        naming what dropped most; a missing test split is only noted."""
+        if self.stepless:
+            ex = ", ".join(self.stepless[:5])
+            self.notes.append(
+                f"{len(self.stepless)} sample(s) have no step in any modality (e.g. {ex}); kept, "
+                "as the source's split holds them (a model sees no input for them)"
+            )
+        empty = [s for s in ("train", "valid") if not self.splits.get(s)]
+        if empty:
+            why = "the source holds none"
+            if self.dropped_rows:
+                reason, count = self.dropped.most_common(1)[0]
+                total = self.samples + len(self.dropped_rows)
+                why = f"{len(self.dropped_rows)} of {total} samples dropped, {count}: {reason}"
+                if reason in DROP_HINTS:
+                    why += f"; {DROP_HINTS[reason]}"
+            raise ImportFormatError(
+                path,
+                f"no sample would be imported into {' and '.join(empty)} ({why}); "
+                "a store needs train and valid samples",
+            )
+        if not self.splits.get("test"):
+            self.notes.append("no test sample was imported: the store has nothing to test on")
 
     def drop(self, sample: str, reason: str) -> None:
         """Record ``sample`` as dropped for ``reason`` (a failure row of the store)."""
