@@ -189,7 +189,8 @@ def test_sidecar_priority(tmp_path: Path) -> None:
 def test_tokens_and_oov_policy() -> None:
     kv = load_vectors()
     assert kv.vector_size == 50
-    assert tokenize("Don't STOP, now!") == ["don't", "stop", "now"]
+    assert tokenize("Don't STOP, now!", kv.key_to_index) == ["do", "n't", "stop", "now"]
+    assert tokenize("Don't STOP, now!", rule="words") == ["don't", "stop", "now"]  # before 'ptb'
     words = spread("hello qzxwvbnmk world", 0.0, 3.0)
     tokens, times = to_tokens(words)
     x, oov = embed_tokens(kv, tokens)
@@ -491,8 +492,13 @@ def test_no_asr_model_loaded_when_every_clip_has_a_sidecar(
         def words(self, signal: np.ndarray) -> list[Word]:
             return [Word("spoken", 0.0, 0.5)]
 
+    class Voiced:  # the detector finds speech (ASR is asked only then)
+        def stretches(self, signal: np.ndarray, rate: int) -> list[tuple[float, float]]:
+            return [(0.0, len(signal) / rate)]
+
     monkeypatch.setattr(words_mod, "WhisperASR", FakeASR)
     src = words_mod.WordSource(asr=True, language="en")
+    src._vad = Voiced()  # type: ignore[assignment]
     src.require_asr([])  # every clip has a sidecar: nothing to check, nothing loaded
     (tmp_path / "a.srt").write_text("1\n00:00:00,000 --> 00:00:01,000\nhello there\n")
     signal = np.zeros(16000, np.float32)

@@ -157,7 +157,7 @@ def extract(
         raise PathError(videos, "no such file or folder")
     if not videos.is_dir():
         check_input_file(videos, "video file")
-    for given, what in ((labels, "labels file"), (face_model, "face model"), (glove, "vectors")):
+    for given, what in ((labels, "labels file"), (face_model, "face model"), (glove, "word-vector file")):
         if given is not None:
             check_input_file(Path(given), what)
     if workers < 1:

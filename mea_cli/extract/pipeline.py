@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mea_cli.artifacts.features import ExtractorInfo, ModalitySchema
-from mea_cli.extract import backends
+from mea_cli.extract import backends, language
 from mea_cli.extract.backends import (
     AudioBackend,
     BackendError,
@@ -376,4 +376,6 @@ class Pipeline:
             res.tokens, res.oov = feats.tokens, feats.oov
             if not feats.tokens:
                 res.failures.append(("text", f"{got.source}: no word tokens"))
+            elif unknown := language.oov_problem(got.source, feats.tokens, feats.oov):
+                res.failures.append(("text", unknown))
         res.seconds["text"] = time.perf_counter() - t0

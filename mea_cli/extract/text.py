@@ -1,17 +1,22 @@
 """Words with timings: transcript sidecars, else ASR, else nothing (and a failure row).
 
-A sidecar shares the video's stem (``clip.mp4`` -> ``clip.json``). When several exist the one
-with the finest timing wins: ``.json`` > ``.align`` > ``.srt`` > ``.vtt`` > ``.txt``.
+A sidecar shares the video's stem (``clip.mp4`` -> ``clip.json``; the suffix in any case,
+``clip.Txt`` too). When several exist the one with the finest timing wins: ``.json`` >
+``.align`` > ``.srt`` > ``.vtt`` > ``.txt``. When that one cannot be read, its failure row names
+the others, which are not read in its place (:mod:`mea_cli.extract.words`): a ``clip.json``
+that is a download's metadata no longer hides a ``clip.srt`` without a word.
 
 * ``.json``: ``[{"word": "hi", "start": 0.5, "end": 0.8}, ...]`` or ``{"words": [...]}``
   (seconds).
 * ``.align`` (GRID corpus): ``start end word`` per line, times are 25 fps frame index x 1000
   (seconds = value / 25000); ``sil`` and ``sp`` are silence and are dropped.
-* ``.srt`` / ``.vtt``: cue text is spread over the cue's span, each word's share proportional
-  to its length in characters plus one.
+* ``.srt`` / ``.vtt``: cue text (tags stripped, then HTML entities such as ``&amp;`` decoded)
+  is spread over the cue's span, each word's share proportional to its length in characters
+  plus one. A cue that ends before it starts is refused like such a JSON word.
 * ``.txt``: no timings at all, so the words are spread the same way over the *voiced
   stretches* of the audio found by a voice-activity detector (:mod:`mea_cli.extract.vad`);
-  over the whole video when it has no audio.
+  over the whole video when it has no audio. More than :data:`TXT_MAX_WORDS_PER_S` words per
+  second of the clip is no speech (:func:`too_many_words`): a failure row, the words kept.
 
 A sidecar's times are checked against the clip (:func:`fit_to_clip`): a word wholly outside
 it is left out and a word running past either end is cut to it, each with a failure row; a
@@ -20,15 +25,19 @@ gives no words and a failure row naming the file and both spans.
 
 Without a sidecar, Whisper transcribes the audio (:mod:`mea_cli.extract.asr`); which source
 is used is decided by :mod:`mea_cli.extract.words`. Sidecars must be UTF-8 (a BOM is
-accepted); anything else is a failure row naming the file and byte offset.
+accepted); anything else is a failure row naming the file, and the line and byte (UTF-16
+named as such).
 """
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from mea_cli.artifacts.features import Word
@@ -38,29 +47,73 @@ SIDECAR_ORDER: tuple[str, ...] = (".json", ".align", ".srt", ".vtt", ".txt")
 GRID_UNITS_PER_SECOND = 25_000.0  # GRID .align: 25 fps frame index x 1000
 GRID_SILENCE = frozenset({"sil", "sp"})
 SIDECAR_TIMES = "fitted to the clip: words outside it left out, words past its ends cut"
+SIDECAR_READING = "suffix in any case; cues: HTML entities decoded, a cue ending before it starts refused"
+"""How sidecars are found and read (recorded in the text provenance, ``words``)."""
+TXT_MAX_WORDS_PER_S = 8.0
+"""A ``.txt`` with more words per second of its clip is not the clip's speech (a failure row).
+Conversational English runs at 2-4 words per second and fast speech (auctioneers, rap) at 6-7;
+8 per second over the whole clip, pauses included, is more than anyone says."""
 
 
 class TranscriptError(ValueError):
     """A sidecar transcript that cannot be read (the driver records it as a failure row)."""
 
 
-def find_sidecar(video: Path) -> Path | None:
-    """The transcript next to ``video`` with the same stem, by :data:`SIDECAR_ORDER`."""
+@lru_cache(maxsize=8)
+def _names(folder: str, mtime_ns: int) -> dict[str, list[str]]:
+    """Lower-cased name -> the names of a folder's entries (cached while its mtime holds)."""
+    out: dict[str, list[str]] = {}
+    for name in os.listdir(folder):
+        out.setdefault(name.lower(), []).append(name)
+    return out
+
+
+def _any_case(video: Path, ext: str) -> Path | None:
+    """``video``'s sidecar of suffix ``ext`` in mixed case (``clip.Txt``); the stem as is."""
+    try:
+        names = _names(str(video.parent), video.parent.stat().st_mtime_ns)
+    except OSError:
+        return None
+    for name in names.get((video.stem + ext).lower(), []):
+        cand = video.parent / name
+        if cand.stem == video.stem and cand.is_file():
+            return cand
+    return None
+
+
+def find_sidecars(video: Path) -> list[Path]:
+    """Every transcript next to ``video`` with the same stem, by :data:`SIDECAR_ORDER` (the
+    suffix in lower, upper or any other case)."""
+    found = []
     for ext in SIDECAR_ORDER:
         for cand in (video.with_suffix(ext), video.with_suffix(ext.upper())):
             if cand.is_file():
-                return cand
-    return None
+                found.append(cand)
+                break
+        else:
+            mixed = _any_case(video, ext)
+            if mixed is not None:
+                found.append(mixed)
+    return found
+
+
+def find_sidecar(video: Path) -> Path | None:
+    """The transcript next to ``video`` with the same stem, by :data:`SIDECAR_ORDER`."""
+    found = find_sidecars(video)
+    return found[0] if found else None
 
 
 def _read_text(path: Path) -> str:
     raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise TranscriptError(f"{path.name}: UTF-16 text, not UTF-8; re-save it as UTF-8")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
         raise TranscriptError(
-            f"{path.name}: not UTF-8 (byte 0x{raw[err.start]:02x} at offset {err.start}); "
-            "re-save it as UTF-8"
+            f"{path.name}: not UTF-8 (line {line}: byte 0x{raw[err.start]:02x} at offset "
+            f"{err.start}; Latin-1 or Windows-1252?); re-save it as UTF-8"
         ) from None
 
 
@@ -140,14 +193,19 @@ def _parse_cues(path: Path, text: str) -> list[Word]:
 
     def flush() -> None:
         if cue is not None and lines:
-            out.extend(spread(_TAG.sub("", " ".join(lines)), *cue))
+            out.extend(spread(html.unescape(_TAG.sub("", " ".join(lines))), *cue))
 
-    for line in text.splitlines():
+    for n, line in enumerate(text.splitlines(), 1):
         m = _CUE.search(line)
         if m:
             flush()
             g = m.groups()
             cue = (_secs(*g[:4]), _secs(*g[4:]))
+            if cue[1] < cue[0]:
+                raise TranscriptError(
+                    f"{path.name}: the cue at line {n} ends before it starts (start "
+                    f"{cue[0]:g} s, end {cue[1]:g} s)"
+                )
             lines = []
         elif not line.strip():
             flush()
@@ -174,6 +232,18 @@ def read_sidecar(path: Path, stretches: Callable[[], Sequence[Stretch]]) -> list
     else:
         words = spread_over_stretches(" ".join(text.split()), stretches())
     return sorted(words, key=lambda w: (w.start, w.end))
+
+
+def too_many_words(words: Sequence[Word], duration: float, name: str) -> str:
+    """The failure row of a ``.txt`` whose words could not be said in the clip (more than
+    :data:`TXT_MAX_WORDS_PER_S` per second of it), or ``""``."""
+    if not (math.isfinite(duration) and duration > 0) or len(words) <= TXT_MAX_WORDS_PER_S * duration:
+        return ""
+    return (
+        f"{name}: {len(words)} words for a {duration:.2f} s clip ({len(words) / duration:.0f} "
+        f"per second; speech stays under {TXT_MAX_WORDS_PER_S:g}): is it this clip's "
+        "transcript? Words kept, squeezed into the clip"
+    )
 
 
 def fit_to_clip(words: list[Word], duration: float, name: str) -> tuple[list[Word], list[str]]:

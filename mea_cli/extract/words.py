@@ -6,13 +6,17 @@ turns into vectors. Its settings -- ASR on or off, the ASR model, the voice-acti
 that times ``.txt`` transcripts -- are part of the text modality's provenance (parameter
 ``words``), and :meth:`WordSource.from_record` re-creates it from there.
 
-ASR's word times are checked against the same detector: a word that starts (or ends) in a
-pause is moved onto the voice (:func:`~mea_cli.extract.vad.fit_to_stretches`), so no ASR word
-starts in silence.
+Before ASR the same detector looks for speech: a clip where it finds none is not transcribed
+(a ``text`` row "no speech found"; noise is not given to the language check, which would call
+it some language, nor to Whisper, which would write words). ASR's word times are checked
+against it: a word that starts (or ends) in a pause is moved onto the voice
+(:func:`~mea_cli.extract.vad.fit_to_stretches`), so no ASR word starts in silence.
 
 A clip gets no words, and the failure table a ``text`` row saying why, when its sidecar is
-unreadable or lies wholly outside the clip (:func:`~mea_cli.extract.text.fit_to_clip`), when it has no sidecar and ASR is off (``--no-asr``), or when it has no sidecar
-and no audio. ``mea extract`` refuses to start when ASR is on but unavailable and some clip
+unreadable (the row names any other sidecar of the clip, not read in its place) or lies wholly
+outside the clip (:func:`~mea_cli.extract.text.fit_to_clip`), when it
+has no sidecar and ASR is off (``--no-asr``), when it has no sidecar and no audio or no speech
+found in its audio. ``mea extract`` refuses to start when ASR is on but unavailable and some clip
 has no sidecar (:meth:`WordSource.require_asr`): an empty text modality is never silent.
 """
 
@@ -32,11 +36,13 @@ from mea_cli.extract.asr import AsrUnavailable, WhisperASR, describe
 from mea_cli.extract.language import LanguageID
 from mea_cli.extract.text import (
     SIDECAR_ORDER,
+    SIDECAR_READING,
     SIDECAR_TIMES,
     TranscriptError,
-    find_sidecar,
+    find_sidecars,
     fit_to_clip,
     read_sidecar,
+    too_many_words,
 )
 from mea_cli.extract.vad import SileroVAD, Stretch, VadUnavailable, fit_to_stretches
 
@@ -107,6 +113,7 @@ class WordSource:
             "sidecars": list(SIDECAR_ORDER),
             # in the cache's fingerprint too: entries made before this rule are not reused
             "sidecar_times": SIDECAR_TIMES,
+            "sidecar_reading": SIDECAR_READING,
             "options": {"asr": "true" if self.asr_enabled else "false", "asr_model": self.asr_model or ""},
         }
         if self.language:
@@ -123,6 +130,7 @@ class WordSource:
             except AsrUnavailable as err:
                 record["asr"] = f"unavailable: {err}"
             record["asr_word_times"] = "moved out of the pauses found by txt_timing's detector"
+            record["asr_speech"] = "not transcribed when txt_timing's detector finds no speech"
             record["language"] = language.describe(self.language)
         return record
 
@@ -167,50 +175,68 @@ class WordSource:
 
     # -- per video -------------------------------------------------------------------------
     def _asr_words(self, signal: np.ndarray, rate: int, out: ClipWords) -> list[Word]:
-        """ASR's words with their times moved onto the voice; a failure row when the times
-        cannot be checked (no detector) or no speech was found under the words."""
-        words = self.asr.words(signal)
-        if not words:
-            return words
+        """ASR's words with their times moved onto the voice; nothing (and a failure row) when
+        the detector finds no speech, or the language is not English; a failure row when the
+        times cannot be checked (no detector)."""
         try:
-            spans = self.vad.stretches(signal, rate)
+            spans: list[Stretch] | None = self.vad.stretches(signal, rate)
         except VadUnavailable as err:
+            spans = None
             out.failures.append(("text", f"ASR word times not checked against the voice: {err}"))
-            return words
-        if not spans:
+        if spans == []:
             out.failures.append(
-                ("text", f"ASR heard {len(words)} word(s) where the voice-activity detector "
-                 "found no speech; their times are ASR's")
-            )  # fmt: skip
-            return words
-        return fit_to_stretches(words, spans)
+                ("text", "no speech found by the voice-activity detector: not transcribed, no words")
+            )
+            return []
+        problem = self.language_problem(signal)
+        if problem:
+            out.failures.append(("text", problem))
+            return []
+        words = self.asr.words(signal)
+        return fit_to_stretches(words, spans) if words and spans else words
+
+    def _sidecar_words(
+        self, sides: list[Path], signal: np.ndarray | None, rate: int, duration: float, out: ClipWords
+    ) -> None:
+        """The words of the first of ``sides``. When it cannot be read, its failure row names the
+        others, which are not read in its place (the first sidecar is the clip's transcript,
+        and the one the cache's source signature follows): fix or remove it to use them."""
+        side = sides[0]
+        out.source = f"sidecar{side.suffix.lower()}"
+
+        def stretches() -> list[Stretch]:
+            if signal is None or not len(signal):
+                return [(0.0, float(duration))]
+            spans = self.vad.stretches(signal, rate)
+            if not spans:
+                out.failures.append(
+                    ("text", f"{side.name}: no speech found by the voice-activity detector; "
+                     "words spread over the whole clip")
+                )
+                return [(0.0, float(duration))]
+            return spans
+
+        try:
+            words = read_sidecar(side, stretches)
+        except TranscriptError as err:
+            others = ", ".join(other.name for other in sides[1:])
+            unused = f"; {others} not used in its place (fix or remove {side.name})" if others else ""
+            out.failures.append(("text", f"{err}{unused}"))
+            return
+        except VadUnavailable as err:
+            out.failures.append(("text", f"{side.name}: cannot time a .txt transcript: {err}"))
+            return
+        out.words, problems = fit_to_clip(words, duration, side.name)
+        if side.suffix.lower() == ".txt" and (crowded := too_many_words(words, duration, side.name)):
+            problems.append(crowded)
+        out.failures.extend(("text", p) for p in problems)
 
     def words_for(self, video: Path, signal: np.ndarray | None, rate: int, duration: float) -> ClipWords:
         """The words of ``video``; problems become failure rows, never exceptions."""
         out = ClipWords()
-        side = find_sidecar(video)
-        if side is not None:
-            out.source = f"sidecar{side.suffix.lower()}"
-
-            def stretches() -> list[Stretch]:
-                if signal is None or not len(signal):
-                    return [(0.0, float(duration))]
-                spans = self.vad.stretches(signal, rate)
-                if not spans:
-                    out.failures.append(
-                        ("text", f"{side.name}: no speech found by the voice-activity detector; "
-                         "words spread over the whole clip")
-                    )
-                    return [(0.0, float(duration))]
-                return spans
-
-            try:
-                out.words, problems = fit_to_clip(read_sidecar(side, stretches), duration, side.name)
-                out.failures.extend(("text", p) for p in problems)
-            except TranscriptError as err:
-                out.failures.append(("text", str(err)))
-            except VadUnavailable as err:
-                out.failures.append(("text", f"{side.name}: cannot time a .txt transcript: {err}"))
+        sides = find_sidecars(video)
+        if sides:
+            self._sidecar_words(sides, signal, rate, duration, out)
         elif not self.asr_enabled:
             out.failures.append(
                 ("text", "no transcript sidecar (.json/.align/.srt/.vtt/.txt) and ASR is off (--no-asr)")
@@ -219,11 +245,7 @@ class WordSource:
             out.failures.append(("text", "no transcript sidecar and no audio to transcribe"))
         else:
             out.source = "asr"
-            problem = self.language_problem(signal)
-            if problem:
-                out.failures.append(("text", problem))
-            else:
-                out.words = self._asr_words(signal, rate, out)
+            out.words = self._asr_words(signal, rate, out)
         if out.source != "none" and not out.words and not out.failures:
             out.failures.append(("text", f"{out.source}: no words"))
         return out
