@@ -359,20 +359,22 @@ def predict(
     ckpts = _checkpoints(ckpt)
     out = None if out is None else Path(out)
     if out is not None:  # before the heavy imports: an output onto an input costs nothing
-        note_input(clips)
-        if clips.is_dir():  # out onto a clip of the folder (the probe reads headers only)
-            # start-up time: a command loads only its own code, after its cheap checks
-            from mea_cli.extract.media import find_media
+        # start-up time: a command loads only its own code, after its cheap checks
+        from mea_cli.extract.media import find_media
+        from mea_cli.extract.text import find_sidecars
 
-            for media in find_media(clips)[0]:
-                note_input(media)
+        # out onto a clip of the folder (the probe reads headers only) or onto a transcript
+        for media in find_media(clips)[0] if clips.is_dir() else [clips]:
+            note_input(media)
+            for sidecar in find_sidecars(media):
+                note_input(sidecar)
         check_output_file(out, "predictions file")
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.predict.api import STORE_SUFFIXES
 
     if not clips.is_dir():
         check_input_file(clips, "feature store" if clips.suffix in STORE_SUFFIXES else "video file")
-    for given, what in ((face_model, "face model"), (glove, "vectors")):
+    for given, what in ((face_model, "face model"), (glove, "word-vector file")):
         if given is not None:
             check_input_file(Path(given), what)
     if asr_model is not None and Path(asr_model).is_file():

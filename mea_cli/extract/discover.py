@@ -25,7 +25,7 @@ from mea_cli.errors import MeaError
 from mea_cli.extract.labelparse import LabelSpec
 from mea_cli.extract.labels import LabelFile, Segment, match_videos, read_labels
 from mea_cli.extract.media import find_media
-from mea_cli.extract.text import SIDECAR_ORDER, find_sidecar
+from mea_cli.extract.text import SIDECAR_ORDER, find_sidecar, find_sidecars
 from mea_cli.paths import note_input
 
 FailureRow = tuple[str, str, str]  # (video, stage, message)
@@ -105,8 +105,10 @@ def discover(
     root = Path(source)
     label_file = read_labels(labels, spec) if labels is not None else None
     videos, others = find_media(root)
-    for video in videos:  # no output of this command may be one of them
+    for video in videos:  # no output of this command may be one of them, or a transcript
         note_input(video)
+        for sidecar in find_sidecars(video):
+            note_input(sidecar)
     stems = {v.with_suffix("") for v in videos}
     # transcript sidecars belong to a video; anything else that is not media is listed
     skipped = [

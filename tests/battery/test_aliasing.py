@@ -72,3 +72,20 @@ def test_predict_out_onto_a_clip_of_the_folder(world: dict[str, Path]) -> None:
     clips.mkdir(exist_ok=True)
     (clips / "a.flv").write_bytes(b"\0" * 64)
     refused(world, "predict", "clips", "--ckpt", "runs/tiny", "--out", "clips/a.flv")
+
+
+@pytest.mark.parametrize("command", ["predict", "extract"])
+def test_out_onto_a_transcript_of_the_folder(world: dict[str, Path], command: str) -> None:
+    """A clip's transcript sidecar is read too: `--out clips/a.txt` replaced it with the store
+    (extract) or the predictions CSV (predict), exit 0."""
+    talk = world["root"] / "talk"
+    talk.mkdir(exist_ok=True)
+    (talk / "a.flv").write_bytes(b"\0" * 64)
+    (talk / "a.txt").write_text("hello there\n")
+    (talk / "b.flv").write_bytes(b"\0" * 64)
+    (talk / "b.SRT").write_text("1\n00:00:00,000 --> 00:00:01,000\nhi\n")
+    given = ["--ckpt", "runs/tiny"] if command == "predict" else ["--no-asr"]
+    for sidecar in ("a.txt", "b.SRT"):
+        refused(world, command, "talk", *given, "--out", f"talk/{sidecar}")
+    if command == "predict":  # one clip given by name: its transcript likewise
+        refused(world, command, "talk/a.flv", *given, "--out", "talk/a.txt")
