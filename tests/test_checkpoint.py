@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pickle
+import re
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +145,110 @@ def test_corrupt_and_foreign_files_give_one_clear_error(tmp_path: Path) -> None:
         bad.write_bytes(raw)
         with pytest.raises(CheckpointError, match=f"{name}: not a"):
             load_checkpoint(bad)
+
+
+class _Calls:
+    """A pickled object whose unpickling runs ``touch MARKER`` (``os.system``)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_a_pickle_that_calls_a_function_is_refused_without_advice_to_load_it_unsafely(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "MARKER"
+    with FeatureStore(_store(tmp_path / "a.h5")) as store:
+        raw = _ckpt(store).to_dict()
+    raw["train_config"]["evil"] = _Calls(marker)
+    torch.save(raw, tmp_path / "zip.pt")
+    torch.save(raw, tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    for name in ("zip.pt", "legacy.pt"):
+        with pytest.raises(CheckpointError) as err:
+            load_checkpoint(tmp_path / name)
+        said = str(err.value)
+        assert said.startswith(f"{tmp_path / name}: not a mea-cli checkpoint"), said
+        assert re.search(r"Unsupported global: GLOBAL \w+\.system$", said), said
+        assert "weights_only" not in said and "\n" not in said
+    assert not marker.exists(), "the pickle's code ran"
+
+
+def _tampered(tmp_path: Path, change: Callable[[dict], None], task: str = "regression") -> Path:
+    """A checkpoint whose raw dict ``change`` edited, saved as torch saves it."""
+    with FeatureStore(_store(tmp_path / "a.h5", task=task)) as store:
+        raw = _ckpt(store).to_dict()
+    change(raw)
+    path = tmp_path / "tampered.pt"
+    torch.save(raw, path)
+    return path
+
+
+TAMPERED = {
+    "model_config": (lambda d: d.update(model_config=[1, 2]), "entry model_config is a list"),
+    "norm": (lambda d: d.update(norm=[1]), "entry norm is a list, not a dict"),
+    "schema": (lambda d: d.update(schema=[1]), "entry schema is a list"),
+    "valid_metrics": (lambda d: d.update(valid_metrics=[1]), "entry valid_metrics is a list"),
+    "epoch": (lambda d: d.update(epoch="x"), "entry epoch 'x' is not an integer"),
+    "features": (lambda d: d.update(features=None), "entry features is None, not a dict"),
+    "label_names": (lambda d: d.update(label_names="sentiment"), "entry label_names is a str"),
+    "task": (lambda d: d.update(task="weird"), "task 'weird' is not one of regression"),
+    "dim": (lambda d: d["schema"]["text"].pop("dim"), "schema entry 'text' has no feature count"),
+    "feature_names": (
+        lambda d: d["schema"]["text"].pop("feature_names"),
+        "schema entry 'text' has no list of feature_names",
+    ),
+    "extractor": (
+        lambda d: d["schema"]["audio"].update(extractor="smile"),
+        "schema entry 'audio' has no extractor record",
+    ),
+}
+
+
+@pytest.mark.parametrize("entry", sorted(TAMPERED))
+def test_a_tampered_entry_is_one_line_naming_file_and_entry(tmp_path: Path, entry: str, mea) -> None:
+    change, said = TAMPERED[entry]
+    path = _tampered(tmp_path, change)
+    with pytest.raises(CheckpointError, match=re.escape(f"{path}: {said}")):
+        load_checkpoint(path)
+    code, out, err = mea("eval", str(path))
+    assert (code, out) == (2, "") and err.count("\n") == 1 and said in err, err
+    assert "Traceback" not in err
+
+
+def test_class_names_must_match_the_models_labels(tmp_path: Path) -> None:
+    def three(d: dict) -> None:
+        d["model_config"].update(task="multiclass", num_labels=3)
+
+    path = _tampered(tmp_path, three, task="multiclass")
+    with pytest.raises(CheckpointError, match=r"predicts 3 labels .* label_names has 2: \['happy'"):
+        load_checkpoint(path)
+    path = _tampered(tmp_path, lambda d: d["model_config"].update(task="multiclass", num_labels=1))
+    with pytest.raises(CheckpointError, match="task is 'regression', but the model was built for"):
+        load_checkpoint(path)
+
+
+def test_labels_are_checked_for_eval_not_for_predict(tmp_path: Path) -> None:
+    with FeatureStore(_store(tmp_path / "a.h5")) as store:
+        ck = _ckpt(store)
+    with FeatureStore(_store(tmp_path / "c.h5", task="multiclass")) as other:
+        with pytest.raises(CheckpointError, match="task 'regression'"):
+            check_schema(ck, other, "ckpt.pt")
+        check_schema(ck, other, "ckpt.pt", labels=False)  # predict reads features only
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no FIFOs on this system")
+def test_a_fifo_or_device_is_not_a_regular_file(tmp_path: Path, mea) -> None:
+    fifo = tmp_path / "ckpt.pt"
+    os.mkfifo(fifo)
+    devices = [Path("/dev/zero")] if Path("/dev/zero").exists() else []
+    for path in (fifo, *devices):
+        code, out, err = mea("eval", str(path))
+        assert (code, out) == (2, "") and err.count("\n") == 1, err
+        assert f"{path}: not a regular file" in err and "empty" not in err, err
+        with pytest.raises(CheckpointError, match="not a regular file"):
+            load_checkpoint(path)  # refused before it is opened: reading would never end

@@ -397,8 +397,9 @@ def test_closed_form_fit_learns_and_keeps_the_contract(
         assert _close(model(batch).pred, padded.pred)
     ckpt = Checkpoint(
         model=entry.name, model_config=cfg.to_dict(), dataset=cfg.dataset, task=cfg.task,
-        label_names=["y"], schema={}, norm={}, state_dict=model.state_dict(),
-    )  # fmt: skip
+        label_names=[f"y{i}" for i in range(cfg.num_labels)], schema={}, norm={},
+        state_dict=model.state_dict(),
+    )  # fmt: skip  (a checkpoint names one label per output: load_checkpoint checks it)
     path = save_checkpoint(ckpt, tmp_path / "ckpt.pt")
     loaded = model_from_checkpoint(load_checkpoint(path), path).eval()
     with torch.no_grad():

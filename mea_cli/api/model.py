@@ -4,8 +4,15 @@ The model is built exactly as ``mea predict`` / ``mea eval`` build it
 (:func:`mea_cli.runtime.loading.model_from_checkpoint`: the recorded config and weights, a
 regression model predicting in the label's units), inputs are normalised with the
 checkpoint's training statistics (never refitted) and padded per batch with masks
-(:func:`mea_cli.data.dataset.collate`), and outputs are read with the same
-:func:`mea_cli.train.predictions.readable` as ``mea predict`` prints.
+(:func:`mea_cli.data.dataset.collate`), the samples' per-sample summaries go with them, and
+outputs are read with the same :func:`mea_cli.train.predictions.readable` as ``mea predict``
+prints. Samples whose modalities or widths differ from the checkpoint's are refused, naming
+the modality, expected and found.
+
+A model trained with ``train.normalise=group`` standardises each group (speaker) with that
+group's own statistics, fitted on every sample of the group in the store being served, as
+``mea predict STORE`` does (:meth:`LoadedModel.fit_groups`); without them it is refused, as
+``mea predict`` refuses such a model on clips.
 """
 
 from __future__ import annotations
@@ -20,12 +27,13 @@ from mea_cli import MODALITIES
 from mea_cli.errors import MeaError
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
     from mea_cli.artifacts.checkpoint import Checkpoint
-    from mea_cli.artifacts.features import Sample
+    from mea_cli.artifacts.features import FeatureStore, Sample
     from mea_cli.batch import Batch
-    from mea_cli.data.dataset import NormStats
+    from mea_cli.data.dataset import GroupNorm, NormStats
     from mea_cli.models.core.output import ModelOutput
 
 
@@ -34,7 +42,9 @@ class LoadedModel:
     """A checkpoint's model in eval mode on ``device``, with what feeding and reading it needs.
 
     ``checkpoint`` is the typed file content (model name, config, task, label names, the
-    store's schema and provenance, valid metrics); ``net`` the ``torch.nn.Module``.
+    store's schema and provenance, valid metrics); ``net`` the ``torch.nn.Module``;
+    ``groups`` each group's statistics under ``train.normalise=group``
+    (:meth:`fit_groups`; None until then, and for every other model).
     """
 
     path: Path
@@ -43,11 +53,32 @@ class LoadedModel:
     stats: NormStats
     device: torch.device
     label_range: tuple[float, float] | None
+    groups: GroupNorm | None = None
+
+    def fit_groups(self, store: FeatureStore) -> None:
+        """For a model trained with ``train.normalise=group``: fit each group of ``store``
+        (the feature store the samples come from) its own statistics, as ``mea predict STORE``
+        does; :meth:`batch` then standardises every sample with its group's. ``store`` must
+        fit the checkpoint's schema (:func:`~mea_cli.artifacts.checkpoint.check_schema`, labels
+        ignored) and hold finite values. Any other model keeps its training statistics: a
+        no-op."""
+        # start-up time: a command loads only its own code, after its cheap checks
+        from mea_cli.artifacts.checkpoint import check_schema
+        from mea_cli.data.dataset import GroupNorm
+
+        if self.stats.mode != "group":
+            return
+        check_schema(self.checkpoint, store, self.path, labels=False)
+        store.check_values()
+        self.groups = GroupNorm.fit(store, self.stats)
 
     def batch(self, samples: Sequence[Sample]) -> Batch:
         """Normalise ``samples`` (feature-store samples: ``store[i]``) with the training
-        statistics and pad them into one :class:`~mea_cli.batch.Batch` on the model's device;
-        a model declaring ``gap_masks`` gets the samples' ``observed`` masks folded in."""
+        statistics (each group's own after :meth:`fit_groups`) and pad them into one
+        :class:`~mea_cli.batch.Batch` on the model's device, with their per-sample summaries;
+        a model declaring ``gap_masks`` gets the samples' ``observed`` masks folded in.
+        Samples without one of the modalities, or of other feature counts than the
+        checkpoint's, raise :class:`~mea_cli.errors.MeaError`."""
         # start-up time: a command loads only its own code, after its cheap checks
         from mea_cli.data.dataset import collate
         from mea_cli.models.core.registry import get_entry
@@ -59,17 +90,80 @@ class LoadedModel:
         missing = sorted({m for s in samples for m in MODALITIES if m not in s.features})
         if missing:
             raise MeaError(f"{self.path}: the samples have no {', '.join(missing)} features")
+        if self.stats.mode == "group" and self.groups is None:
+            raise MeaError(
+                f"{self.path}: this model standardises each speaker/group with its own "
+                "statistics (train.normalise=group), fitted on every sample of the group, which "
+                "a list of samples cannot give; call fit_groups(store) with the feature store "
+                "the samples come from first (as mea predict does for a store), or use "
+                "mea_cli.api.predict(store, ckpt)"
+            )
+        for s in samples:
+            self._check_widths(s)
         items = [
             {
                 "id": s.id,
                 "index": k,
-                "features": {m: self.stats.apply(m, s.features[m]) for m in MODALITIES},
+                "features": {m: self._norm(s, m) for m in MODALITIES},
                 "label": None,
                 "observed": s.observed if gaps else {},
+                "summary": self._summary(s),
             }
             for k, s in enumerate(samples)
         ]
         return collate(items).to(self.device)
+
+    def _check_widths(self, s: Sample) -> None:
+        """Refuse a sample whose feature counts differ from the checkpoint's (as
+        :func:`~mea_cli.artifacts.checkpoint.check_schema` refuses a store) or, after
+        :meth:`fit_groups`, whose group that store did not hold."""
+        # start-up time: numpy only once a batch is made
+        import numpy as np
+
+        for m in MODALITIES:
+            want = int(self.stats.mean[m].shape[0])
+            shape = np.shape(s.features[m])
+            found = shape[1] if len(shape) == 2 else f"an array of shape {shape}"
+            if found != want:
+                raise MeaError(
+                    f"{self.path}: trained on {m} with {want} features, but sample {s.id!r} has "
+                    f"{found} (samples of another store's schema?)"
+                )
+        if self.groups is not None and self._group(s) not in self.groups.mean:
+            raise MeaError(
+                f"{self.path}: sample {s.id!r} is of group {self._group(s)!r}, which the store "
+                "given to fit_groups does not hold; fit the groups of the samples' own store"
+            )
+
+    @staticmethod
+    def _group(s: Sample) -> str:
+        """The sample's group, as :mod:`mea_cli.data.splits` and ``mea predict`` key it."""
+        # start-up time: a command loads only its own code, after its cheap checks
+        from mea_cli.data.splits import group_key
+
+        return group_key(s.group, s.video)
+
+    def _norm(self, s: Sample, m: str) -> np.ndarray:
+        """Sample ``s``'s modality ``m``, standardised (by its group's statistics when fitted)."""
+        # start-up time: numpy only once a batch is made
+        import numpy as np
+
+        x = np.asarray(s.features[m], np.float32)
+        if self.groups is not None:
+            return self.groups.apply(self._group(s), m, x)
+        return self.stats.apply(m, x)
+
+    def _summary(self, s: Sample) -> dict[str, np.ndarray]:
+        """Sample ``s``'s per-sample summaries: raw, or by its group's statistics when fitted
+        (as ``mea predict`` serves them)."""
+        if self.groups is None:
+            return dict(s.summary)
+        g = self._group(s)
+        known = self.groups.summary_mean[g]
+        odd = sorted(set(s.summary) - set(known))
+        if odd:
+            raise MeaError(f"{self.path}: sample {s.id!r} has summaries {odd} its store has not")
+        return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
 
     def __call__(self, batch: Batch) -> ModelOutput:
         """Run the model on ``batch`` without gradients; the raw :class:`ModelOutput`."""
@@ -104,13 +198,18 @@ def load_model(ckpt: str | os.PathLike[str], *, device: str = "cpu") -> LoadedMo
 
     path = checkpoint_in(Path(ckpt))
     ck = load_checkpoint(path)
+    stats = NormStats.from_dict(ck.norm)
+    for m in MODALITIES:  # as mea predict checks them (mea_cli.predict.api._runner)
+        dim = ck.schema.get(m, {}).get("dim")
+        if m not in stats.mean or (dim is not None and stats.mean[m].shape != (dim,)):
+            raise MeaError(f"{path}: normalisation statistics do not fit the {m} schema")
     dev = resolve_device(device)
     net = model_from_checkpoint(ck, path).to(dev).eval()
     return LoadedModel(
         path=path,
         checkpoint=ck,
         net=net,
-        stats=NormStats.from_dict(ck.norm),
+        stats=stats,
         device=dev,
         label_range=label_range_of(ck.task, ck.dataset, ck.label_range),
     )

@@ -43,6 +43,7 @@ import torch
 
 from mea_cli import __version__
 from mea_cli.artifacts.features import FeatureStore, ModalitySchema
+from mea_cli.artifacts.store_format import TASKS
 from mea_cli.errors import MeaError
 from mea_cli.paths import atomic_output
 
@@ -155,13 +156,23 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
 
 def _refusal(err: pickle.UnpicklingError) -> str:
     """What torch's weights-only unpickler refused (``Unsupported operand 49``, ``Unsupported
-    global: GLOBAL pathlib.PosixPath``), without the rest of its message: its first line says
-    the file "can still be loaded" or that loading it unsafely "will likely succeed" (wrong for
-    a text file, and never done here) and holds terminal escapes."""
-    text = str(err)
+    global: GLOBAL pathlib.PosixPath``, ``Unsupported global: GLOBAL posix.system``), without the
+    rest of its message: its first line says the file "can still be loaded" or that loading it
+    with ``weights_only=False`` "will likely succeed" (wrong for a text file, unsafe for a
+    file that calls a function, and never done here) and holds terminal escapes. No line that
+    mentions ``weights_only`` is ever the reason."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))
     found = re.search(r"WeightsUnpickler error:\s*(.+?)(?: was not an allowed global|$)", text, re.M)
-    reason = found.group(1).strip() if found else re.sub(r"\x1b\[[0-9;]*m", "", text).strip()
-    reason = reason.splitlines()[0] if reason else type(err).__name__
+    blocked = re.search(r"unsupported GLOBAL (\S+)", text)
+    if found:
+        reason = found.group(1).strip().splitlines()[0]
+    elif blocked:  # a global of a module torch blocks (os.system: posix.system)
+        reason = f"Unsupported global: GLOBAL {blocked.group(1)}"
+    else:
+        reason = ""
+    if not reason or "weights_only" in reason:
+        lines = [x.strip() for x in text.splitlines() if x.strip() and "weights_only" not in x]
+        reason = lines[0] if lines else type(err).__name__
     return reason if len(reason) <= 100 else reason[:100] + "..."
 
 
@@ -172,6 +183,8 @@ def safe_load(path: str | os.PathLike[str], what: str = "checkpoint") -> dict[st
         raise CheckpointError(p, "no such file")
     if p.is_dir():
         raise CheckpointError(p, f"is a directory, not a {what} file")
+    if not p.is_file():  # reading a FIFO would wait forever, a device (/dev/zero) never ends
+        raise CheckpointError(p, f"not a regular file (a device, FIFO or socket), not a {what} file")
     try:
         with warnings.catch_warnings():  # torch warns about odd pickle protocols; we report
             warnings.simplefilter("ignore")
@@ -195,7 +208,9 @@ def safe_load(path: str | os.PathLike[str], what: str = "checkpoint") -> dict[st
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read and validate a checkpoint written by :func:`save_checkpoint`."""
+    """Read and validate a checkpoint written by :func:`save_checkpoint`: its format and
+    version, every required entry, and each entry's type (a tampered or foreign file is one
+    :class:`CheckpointError` naming the file and the entry, never a ``TypeError`` later)."""
     raw = safe_load(path)
     fmt = raw.get("format")
     if fmt != FORMAT:
@@ -211,24 +226,105 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         isinstance(v, torch.Tensor) for v in raw["state_dict"].values()
     ):
         raise CheckpointError(path, "state_dict is not a dict of tensors")
+    _check_types(path, raw)
     return Checkpoint(
-        model=str(raw["model"]),
+        model=raw["model"],
         model_config=dict(raw["model_config"]),
-        dataset=str(raw["dataset"]),
-        task=str(raw["task"]),
+        dataset=raw["dataset"],
+        task=raw["task"],
         label_names=list(raw["label_names"]),
-        schema=dict(raw["schema"]),
+        schema={m: dict(entry) for m, entry in raw["schema"].items()},
         norm=dict(raw["norm"]),
         state_dict=raw["state_dict"],
         train_config=dict(raw.get("train_config", {})),
-        seed=int(raw.get("seed", 0)),
-        epoch=int(raw.get("epoch", 0)),
+        seed=_integer(path, "seed", raw.get("seed", 0)),
+        epoch=_integer(path, "epoch", raw.get("epoch", 0)),
         valid_metrics=dict(raw.get("valid_metrics", {})),
         features=dict(raw.get("features", {})),
         mea_cli_version=str(raw.get("mea_cli_version", "")),
         label_range=_range(path, raw.get("label_range")),
         target_scale=_target_scale(path, raw.get("target_scale")),
     )
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "model": (str,),
+    "model_config": (Mapping,),
+    "dataset": (str,),
+    "task": (str,),
+    "label_names": (list, tuple),
+    "schema": (Mapping,),
+    "norm": (Mapping,),
+    "train_config": (Mapping,),
+    "valid_metrics": (Mapping,),
+    "features": (Mapping,),
+}
+"""The type each entry must have (when present: the last four are optional)."""
+
+
+def _kind(value: Any) -> str:
+    """``value``'s type as an error names it (``a list``, ``None``)."""
+    return "None" if value is None else f"a {type(value).__name__}"
+
+
+def _check_types(path: object, raw: Mapping[str, Any]) -> None:
+    """Refuse (:class:`CheckpointError`, naming the entry) entries of the wrong type: what
+    reading them would otherwise fail on far from here (a ``TypeError`` in ``dict()``, a
+    ``KeyError`` in :func:`check_schema`, an ``IndexError`` reading a class prediction)."""
+    for key, kinds in _KINDS.items():
+        if key in raw and not isinstance(raw[key], kinds):
+            want = " or ".join("a dict" if k is Mapping else f"a {k.__name__}" for k in kinds)
+            raise CheckpointError(path, f"entry {key} is {_kind(raw[key])}, not {want}")
+    if raw["task"] not in TASKS:
+        raise CheckpointError(path, f"task {raw['task']!r} is not one of {', '.join(TASKS)}")
+    built = raw["model_config"].get("task", raw["task"])
+    if built != raw["task"]:
+        raise CheckpointError(
+            path, f"task is {raw['task']!r}, but the model was built for {built!r} (model_config)"
+        )
+    names = raw["label_names"]
+    if not all(isinstance(n, str) for n in names):
+        raise CheckpointError(path, f"label_names {list(names)!r} are not all strings")
+    wanted = raw["model_config"].get("num_labels")
+    if raw["task"] != "regression" and isinstance(wanted, int) and wanted != len(names):
+        raise CheckpointError(
+            path,
+            f"the {raw['task']} model predicts {wanted} labels (model_config num_labels), but "
+            f"label_names has {len(names)}: {list(names)}",
+        )
+    for m, entry in raw["schema"].items():
+        _check_schema_entry(path, str(m), entry)
+
+
+def _check_schema_entry(path: object, m: str, entry: Any) -> None:
+    """One modality of the checkpoint's schema: ``dim``, its ``feature_names``, the extractor."""
+    where = f"schema entry {m!r}"
+    if not isinstance(entry, Mapping):
+        raise CheckpointError(path, f"{where} is {_kind(entry)}, not a dict")
+    dim, names = entry.get("dim"), entry.get("feature_names")
+    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
+        raise CheckpointError(path, f"{where} has no feature count (dim: {dim!r})")
+    if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(path, f"{where} has no list of feature_names")
+    if len(names) != dim:
+        raise CheckpointError(path, f"{where} has dim {dim} but {len(names)} feature_names")
+    ex = entry.get("extractor")
+    if not (
+        isinstance(ex, Mapping)
+        and isinstance(ex.get("name"), str)
+        and isinstance(ex.get("parameters", {}), Mapping)
+    ):
+        raise CheckpointError(path, f"{where} has no extractor record ({{name, parameters}})")
+    rate = entry.get("nominal_rate_hz")
+    if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))):
+        raise CheckpointError(path, f"{where} has nominal_rate_hz {rate!r}, not a number")
+
+
+def _integer(path: object, key: str, value: Any) -> int:
+    """An integer entry (``seed``, ``epoch``); anything else is a :class:`CheckpointError`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(path, f"entry {key} {value!r} is not an integer")
+    return value
 
 
 def _target_scale(path: object, value: Any) -> dict[str, list[float]] | None:
@@ -254,11 +350,15 @@ def _range(path: object, value: Any) -> list[float] | None:
     return [a, b]
 
 
-def check_schema(ckpt: Checkpoint, store: FeatureStore, ckpt_path: object = "checkpoint") -> None:
+def check_schema(
+    ckpt: Checkpoint, store: FeatureStore, ckpt_path: object = "checkpoint", labels: bool = True
+) -> None:
     """Refuse a feature store whose modalities, dimensions or labels differ from the checkpoint's.
 
     The message names the checkpoint, the store, the modality and expected vs found, e.g.
-    ``ckpt.pt: trained on vision with 35 features, but other.h5 has 20``.
+    ``ckpt.pt: trained on vision with 35 features, but other.h5 has 20``. ``labels=False``
+    (``mea predict``, which never reads a store's labels) checks the features only: the
+    store's task and label names may differ from the checkpoint's.
     """
     found = schema_to_dict(store.modalities)
     where = f"{ckpt_path}"
@@ -302,6 +402,8 @@ def check_schema(ckpt: Checkpoint, store: FeatureStore, ckpt_path: object = "che
                 f"trained on {name} {said[was]}, but {store.name} has it {said[now]} "
                 "(mea align, docs/align.md)",
             )
+    if not labels:
+        return
     if store.meta.task and store.meta.task != ckpt.task:
         raise CheckpointError(
             where, f"trained for task {ckpt.task!r}, but {store.name} is {store.meta.task!r}"

@@ -294,8 +294,9 @@ class _Runner:
         return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
 
     def check_store(self, store: FeatureStore) -> None:
-        """``store``'s schema against the checkpoint's."""
-        check_schema(self.ckpt, store, self.path)
+        """``store``'s schema against the checkpoint's: its features only, as its labels are
+        never read (a store of another task predicts with the model's)."""
+        check_schema(self.ckpt, store, self.path, labels=False)
 
     def fit_groups(self, store: FeatureStore) -> None:
         """Under ``train.normalise=group``: each of ``store``'s groups its own statistics

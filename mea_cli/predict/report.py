@@ -3,11 +3,14 @@
 CSV: one row per clip, failed clips included (``status`` ``failed`` and their failure rows,
 prediction cells empty). Columns: ``clip, path, status``, the prediction as ``pred_*``
 (:func:`mea_cli.train.predictions.flat`: ``pred_score, pred_polarity, pred_class`` or
-``pred_class, pred_p_<class>...`` or ``pred_labels, pred_p_<label>...``), the modality weights
-as ``psi_text, psi_vision, psi_audio`` (empty when the model has none), ``missing``
+``pred_class, pred_p_<class>...`` or ``pred_labels, pred_p_<label>...``; the regression
+``pred_class`` only for an integer label range), the modality weights as ``psi_text,
+psi_vision, psi_audio`` (only when the model has them), ``missing``
 (``;``-joined modalities with an empty sequence), ``steps_<modality>``, ``duration_s``,
 ``words_source``, ``text`` (the words, space-joined) and ``failures``
-(``stage: message`` joined by `` | ``).
+(``stage: message`` joined by `` | ``). The columns follow from the model (task, label
+names, label range, modality weights), never from which clips failed: a failed clip's
+prediction and psi cells are empty, and a file of failures only has the same header.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -24,7 +28,7 @@ from mea_cli import MODALITIES
 from mea_cli.paths import write_text
 from mea_cli.predict.api import ClipPrediction, PredictReport
 from mea_cli.train.ensemble import averaged_line
-from mea_cli.train.predictions import flat
+from mea_cli.train.predictions import flat, readable
 
 SHORT = {"text": "T", "vision": "V", "audio": "A"}
 
@@ -46,11 +50,24 @@ def csv_row(clip: ClipPrediction) -> dict[str, Any]:
     return row
 
 
+def model_columns(report: PredictReport) -> list[str]:
+    """The ``pred_*`` and ``psi_*`` columns of ``report``'s model, whatever its clips gave:
+    those :func:`~mea_cli.train.predictions.readable` makes of one output of the task's shape
+    (one score, one logit per class, two per label), and psi when the model has it."""
+    k = len(report.label_names)
+    shape = {"regression": (1, 1), "multiclass": (1, k), "binary-multilabel": (1, k, 2)}
+    psi = [f"psi_{m}" for m in MODALITIES] if report.has_weights else []
+    if not all(shape.get(report.task, [0])):  # nothing to go by: the rows say it
+        return psi
+    one = readable(report.task, np.zeros(shape[report.task]), report.label_names, report.label_range)
+    return [*flat(one[0], "pred_"), *psi]
+
+
 def write_csv(report: PredictReport, path: Path) -> Path:
     """The CSV described in the module docstring, written atomically."""
     rows = [csv_row(c) for c in report.clips]
-    fields: list[str] = []
-    for row in rows:  # ok rows add prediction columns; keep the first-seen order
+    fields: list[str] = model_columns(report)
+    for row in rows:  # the other columns, in the first-seen order
         fields += [k for k in row if k not in fields]
     order = ["clip", "path", "status"]
     order += [f for f in fields if f.startswith("pred_")]

@@ -172,6 +172,8 @@ def checkpoint_in(path: str | os.PathLike[str]) -> Path:
     if not p.exists():
         raise paths.PathError(p, "no such checkpoint file or run directory")
     named = p if not p.is_dir() else p / "ckpt.pt"
+    if named.exists() and not named.is_dir() and not named.is_file():
+        raise paths.PathError(named, "not a regular file (a device, FIFO or socket), not a checkpoint")
     if named.exists():
         found = paths.check_input_file(named, "checkpoint")
         note_run_files(found)
@@ -267,31 +269,82 @@ def config_digest(cfg: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+STATE_FIX = "delete it to restart this seed from epoch 1, or resume the run it belongs to"
+"""What a ``state.pt`` that cannot be resumed from says to do."""
+
+_STATE_KINDS: dict[str, tuple[type, ...]] = {
+    "optimizer": (Mapping,),
+    "scheduler": (Mapping,),
+    "rng": (Mapping,),
+    "ema": (Mapping,),
+    "epoch": (int,),
+    "best": (int, float, type(None)),
+    "best_epoch": (int,),
+    "bad_epochs": (int,),
+    "stopped": (bool,),
+    "best_state": (Mapping,),
+    "best_valid": (Mapping,),
+}
+"""Every entry of ``state.pt`` that resuming reads (``Trainer.restore``), with its type."""
+
+
+def state_error(path: Path, problem: str) -> RunError:
+    """The one-line error for a ``state.pt`` that cannot be resumed from, with what to do."""
+    return RunError(f"{path}: {problem}; {STATE_FIX}")
+
+
 def check_state(
     path: Path, state: Mapping[str, Any], cfg: Mapping[str, Any], seed: int,
     model_state: Mapping[str, Any], state_format: str,
 ) -> None:  # fmt: skip
     """Refuse (one line, :class:`RunError`) a ``state.pt`` that is not this run's and seed's:
     another format, another seed, another run's configuration (recorded since the digest was
-    added), or model weights of other names or shapes (a state file of any age)."""
-    fix = "delete it to restart this seed from epoch 1, or resume the run it belongs to"
+    added), model weights (or best-on-valid weights) of other names or shapes (a state file
+    of any age), or an entry that resuming reads missing or of another type."""
     if state.get("format") != state_format or not isinstance(state.get("model"), Mapping):
-        raise RunError(f"{path}: not a mea-cli training state; {fix}")
+        raise state_error(path, "not a mea-cli training state")
     if state.get("seed") != seed:
-        raise RunError(
-            f"{path}: the training state of seed {state.get('seed')}, not of seed {seed}; {fix}"
-        )
+        raise state_error(path, f"the training state of seed {state.get('seed')}, not of seed {seed}")
     recorded = state.get("config_sha256")
     if recorded is not None and recorded != config_digest(cfg):
-        raise RunError(
-            f"{path}: the training state of another run (written with another configuration "
-            f"than this run's config.json); {fix}"
+        raise state_error(
+            path,
+            "the training state of another run (written with another configuration than this "
+            "run's config.json)",
         )
-    theirs = {k: tuple(getattr(v, "shape", ())) for k, v in state["model"].items()}
-    ours = {k: tuple(getattr(v, "shape", ())) for k, v in model_state.items()}
-    if theirs != ours:
-        odd = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        raise RunError(
-            f"{path}: the training state of another model ({len(odd)} weight(s) differ in name "
-            f"or shape, e.g. {odd[0]}); {fix}"
+    for key, kinds in _STATE_KINDS.items():
+        value = state.get(key)
+        if key not in state or not isinstance(value, kinds) or (
+            isinstance(value, bool) and bool not in kinds
+        ):
+            said = "missing" if key not in state else f"{type(value).__name__} {value!r:.40}"
+            raise state_error(path, f"a damaged training state ({key}: {said})")
+    if not 0 <= state["best_epoch"] <= state["epoch"] or state["bad_epochs"] < 0:
+        raise state_error(
+            path,
+            f"a damaged training state (epoch {state['epoch']}, best epoch "
+            f"{state['best_epoch']}, bad epochs {state['bad_epochs']})",
         )
+    if state["best_epoch"] > 0 and not state["best_state"]:
+        raise state_error(
+            path, f"a damaged training state (best_state: empty, best epoch {state['best_epoch']})"
+        )
+    ours = _shapes(model_state)
+    weights = [("model", state["model"])]
+    if state["best_epoch"] > 0:  # the best-on-valid weights, kept since that epoch
+        weights.append(("best_state", state["best_state"]))
+    for key, value in weights:
+        theirs = _shapes(value)
+        if theirs != ours:
+            odd = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            which = "" if key == "model" else "best-on-valid "
+            raise state_error(
+                path,
+                f"the training state of another model ({len(odd)} {which}weight(s) differ in "
+                f"name or shape, e.g. {odd[0]})",
+            )
+
+
+def _shapes(weights: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Each weight's shape by name (``()`` for a value that is not a tensor)."""
+    return {k: tuple(getattr(v, "shape", ())) for k, v in weights.items()}

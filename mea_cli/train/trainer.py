@@ -408,13 +408,25 @@ class Trainer:
         """Continue from ``state.pt``: weights, optimizer, scheduler, RNGs, early stopping."""
         st = safe_load(self.state_path, "training state")
         runs.check_state(self.state_path, st, self.run.to_dict(), self.seed, self.model.state_dict(), STATE_FORMAT)
-        self.model.load_state_dict(st["model"])
-        if self.opt is not None and self.sched is not None:
-            self.opt.load_state_dict(st["optimizer"])
-            self.sched.load_state_dict(st["scheduler"])
-        _set_rng_state(st["rng"])
-        if self.ema is not None:
-            self.ema.load_state_dict(st["ema"])
+        part = "model"
+        try:  # each load below raises its own error on a damaged entry: one line, not those
+            self.model.load_state_dict(st["model"])
+            if self.opt is not None and self.sched is not None:
+                part = "optimizer"
+                self.opt.load_state_dict(st["optimizer"])
+                part = "scheduler"
+                self.sched.load_state_dict(st["scheduler"])
+            part = "rng"
+            _set_rng_state(st["rng"])
+            if self.ema is not None:
+                part = "ema"
+                self.ema.load_state_dict(st["ema"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as err:
+            said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            said = f"no entry {said}" if isinstance(err, KeyError) else said
+            raise runs.state_error(
+                self.state_path, f"a damaged training state ({part}: {said[:120]})"
+            ) from None
         self.progress = Progress(
             epoch=st["epoch"],
             best=st["best"],
@@ -541,7 +553,13 @@ class Trainer:
                 f"seed {self.seed}: the validation {self.selection.name} was never finite; "
                 f"nothing to keep"
             )
-        self.model.load_state_dict(pr.best_state)
+        try:  # resumed: the best-on-valid weights come from state.pt
+            self.model.load_state_dict(pr.best_state)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise runs.state_error(
+                self.state_path, f"a damaged training state (best_state: {said[:120]})"
+            ) from None
         result: dict[str, Any] = {"seed": self.seed, "best_epoch": pr.best_epoch}
         result["epochs_run"] = pr.epoch
         for split in ("valid", "test"):
@@ -609,10 +627,12 @@ def _train(req: TrainRequest, console: Console | None) -> RunResult:
                 except KeyboardInterrupt:
                     if info.is_main:
                         runs.update_latest(Path(req.runs_dir), run_dir)
+                        # the caller knows how its runs continue (mea compare, train --folds)
+                        hint = req.interrupt_hint or (
+                            f"continue with mea train --resume --name {run_dir.name}"
+                        )
                         console.print(
-                            f"stopped; the last completed epoch is kept: continue with "
-                            f"mea train --resume --name {run_dir.name}",
-                            highlight=False,
+                            f"stopped; the last completed epoch is kept: {hint}", highlight=False
                         )
                     raise
         summary = _summarise(results)
