@@ -126,12 +126,12 @@ def test_joining_a_study_with_other_settings_is_refused(tmp_path: Path) -> None:
 
     storage = f"sqlite:///{tmp_path}/j.db"
     req = TuneRequest(TrainRequest(tmp_path / "a.h5", "mosi"), space("mu=0:0.5"), 1, "j", storage)
-    first = open_study(req, "mae", False)
-    again = open_study(req, "mae", False)  # the same settings join
+    first = open_study(req, "mae", False, "abc")
+    again = open_study(req, "mae", False, "abc")  # the same settings join
     assert again._study_id == first._study_id and first.direction.name == "MINIMIZE"
     other = TuneRequest(TrainRequest(tmp_path / "a.h5", "mosi"), space("mu=0:0.4"), 1, "j", storage)
     with pytest.raises(TuneError, match=r"searches other settings \(space\)"):
-        open_study(other, "mae", False)
+        open_study(other, "mae", False, "abc")
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,17 @@ the job's resolved config is compared with the original one and a job whose conf
 differ in anything but the intended change is refused (rather than trained and tabulated).
 ``runs/latest`` is not touched: the nested runs keep their own ``latest`` link inside their
 row directory.
+
+A sweep's table and plot (``sweep-<field>.*``) hold every finished job of that field in the
+run's sweep folder, not only the values and seeds of the command that wrote them last: a later
+sweep over fewer values or seeds adds to the earlier table, it never shrinks it (one line on
+stderr names the earlier values it kept). Delete ``sweep/<field>=<value>/`` to drop a value.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,11 +37,18 @@ from mea_cli.ablate.runner import (
     RunInfo,
     TrainFn,
     pick_seeds,
+    read_test_metrics,
     run_jobs,
     trainer_fn,
     with_valid,
 )
-from mea_cli.ablate.sweep import check_specs, parse_spec, plot_sweep, values_table_entries
+from mea_cli.ablate.sweep import (
+    SweepSpec,
+    check_specs,
+    parse_spec,
+    plot_sweep,
+    values_table_entries,
+)
 from mea_cli.ablate.table import (
     ResultTable,
     build_table,
@@ -301,7 +314,9 @@ def sweep(
     out: list[SweepResult] = []
     with hold(base, "sweep"):  # one mea sweep per run at a time
         for spec, jobs in plans:
-            results = with_valid(jobs, run_jobs(jobs, fn, base / "events.jsonl", report))
+            results = run_jobs(jobs, fn, base / "events.jsonl", report)
+            spec, jobs = _with_earlier(info, spec, jobs, base, results)
+            results = with_valid(jobs, results)
             metrics = default_metrics(info.task, info.config.label_range)
             metrics = present_metrics(with_valid_columns(metrics), results)
             title = f"Sensitivity of {info.model} on {info.dataset}{_store_facts(info)[0]} ({info.features.name}) to {spec.display}, valid and test splits"
@@ -343,8 +358,72 @@ def _sweep_jobs(info: RunInfo, spec: Any, seeds: Sequence[int], base: Path) -> l
     return jobs
 
 
+def _with_earlier(
+    info: RunInfo,
+    spec: SweepSpec,
+    jobs: Sequence[Job],
+    base: Path,
+    results: dict[str, dict[int, dict[str, float]]],
+) -> tuple[SweepSpec, list[Job]]:
+    """``spec`` and ``jobs`` with every other finished job of the same field in ``base`` (an
+    earlier sweep's values and seeds: ``<field>=<value>/<seed>/metrics.json``) added, and its
+    test metrics added to ``results``; the earlier values come after this command's, in the
+    order of their values. One stderr line names what was added."""
+    asked = {(j.row, j.seed) for j in jobs}
+    rows = {spec.row_key(i): i for i in range(len(spec.values))}
+    values, texts = list(spec.values), list(spec.text)
+    extra: list[Job] = []
+    found = []
+    for path in sorted(base.glob(f"{spec.display}=*/*/metrics.json")):
+        row, seed_dir = path.parent.parent.name, path.parent.name
+        if not seed_dir.isdigit() or (row, int(seed_dir)) in asked:
+            continue
+        try:
+            raw = json.loads(path.read_text())
+            changes = raw["changes"]
+            value = changes[spec.display]
+            test = read_test_metrics(raw)
+        except (OSError, ValueError, KeyError, TypeError, AblationError):
+            continue  # not a finished job of this field
+        if raw.get("row") != row or set(changes) != {spec.display}:
+            continue
+        found.append((row, int(seed_dir), value, path.parent, test))
+    if not found:
+        return spec, list(jobs)
+    new_rows: dict[str, Any] = {}
+    for row, _, value, _, _ in found:
+        if row not in rows:
+            new_rows.setdefault(row, value)
+
+    def order(item: tuple[str, Any]) -> tuple[int, Any, str]:
+        v = item[1]
+        number = isinstance(v, (int, float)) and not isinstance(v, bool)
+        return (0, float(v), item[0]) if number else (1, 0.0, item[0])
+
+    for row, value in sorted(new_rows.items(), key=order):
+        rows[row] = len(values)
+        values.append(value)
+        texts.append(row.split("=", 1)[1])
+    for row, seed, _, out_dir, test in found:
+        extra.append(Job(row=row, seed=seed, out_dir=out_dir, model=info.model,
+                         features=info.features, dataset=info.dataset))  # fmt: skip
+        results.setdefault(row, {})[seed] = test
+    kept = sorted({f"{r} seed {s}" for r, s, _, _, _ in found})
+    sys.stderr.write(
+        f"note: sweep-{spec.display}: the table also shows the earlier finished jobs of "
+        f"{spec.display} in {base} ({', '.join(kept)})\n"
+    )
+    merged = SweepSpec(spec.key, spec.target, tuple(values), tuple(texts))
+    return merged, [*jobs, *extra]
+
+
 def _no_effect(info: RunInfo, spec: Any) -> str:
-    """The NO EFFECT note of a swept model field (:mod:`mea_cli.ablate.effect`), or ""."""
+    """The NO EFFECT note of a swept model field (:mod:`mea_cli.ablate.effect`), or "".
+    A model fitted in closed form (capability ``closed_form_fit``: the functionals baseline)
+    is not checked: its fields act in the fit (``max_iter``, ``c_grid``), which a model built
+    and run once at initialisation never reaches, so every value would look the same."""
+    if "closed_form_fit" in get_entry(info.model).capabilities:
+        return ""
     groups = identical_values(
         info.model, info.model_config, spec.key, spec.values, spec.text, fixed_batch(info.features)
     )

@@ -5,7 +5,8 @@ with its own training preset (:mod:`mea_cli.train.presets`) and model preset, pl
 structured overrides for all (``train``) and per model. The jobs go through the one job
 machinery of this stage (:mod:`mea_cli.ablate.runner`): a finished (model, seed) is never
 retrained and an interrupted one continues from its last epoch, so re-running the same command
-after a kill picks up where it stopped, and adding a model or seeds reuses what exists::
+after a kill picks up where it stopped, and adding a model or seeds reuses what exists (the
+store, dataset, preset, labels range and overrides must be the same: another is refused)::
 
     runs/<name>/compare.json           what is compared: store (+ sha256), dataset, preset, overrides
     runs/<name>/<model>/<seed>/        a complete nested run per (model, seed)
@@ -17,11 +18,19 @@ change against the first model and a paired t-test against it. ``--paper`` puts 
 values beside ours only when the store holds the benchmark's own features
 (:func:`mea_cli.data.presets.benchmark_mismatch`); otherwise the output says why they are not
 comparable.
+
+The tables show the models and seeds of the command that wrote them: a re-run with fewer
+models or seeds replaces the earlier, wider table (its runs stay, and the same wider command
+brings it back from them without training); one line on stderr says what was replaced. A
+folder that holds a cross-validation (``folds.json``) is refused: its tables would be
+overwritten.
 """
 
 from __future__ import annotations
 
+import csv
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,16 +44,25 @@ from mea_cli.align import aligned_setting
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.config import ConfigError, parse_text
 from mea_cli.data.presets import benchmark_mismatch, get_preset
+from mea_cli.data.splits import missing_classes, missing_note, read_split_of
 from mea_cli.locks import hold
 from mea_cli.models.core.deviations import deviation_block
 from mea_cli.models.core.registry import get_entry
 from mea_cli.paths import ensure_dir, write_json, write_text
 from mea_cli.train import runs
 from mea_cli.train.evaluate import paper_rows, paper_setting, setting_note
+from mea_cli.train.folds import refuse_other_kind
 from mea_cli.train.metrics import metric_keys
 from mea_cli.train.setup import DEFAULT_SEED, TrainRequest, read_store_facts, resolve_config
 
 SPEC_FORMAT = "mea-compare"
+CHECKED_KEYS: tuple[str, ...] = (
+    "features", "features_sha256", "dataset", "preset", "label_range", "train_overrides",
+)  # fmt: skip
+"""What a comparison continued under the same ``--name`` must share with the earlier one (the
+run-defining options of ``mea train``, ``cli_support.RUN_DEFINING``, that ``mea compare``
+takes: models and seeds may be added; the model overrides are checked per model; the split
+options are checked by the split stores themselves)."""
 
 
 class CompareError(AblationError):
@@ -107,11 +125,7 @@ def _check_spec(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
     if old.get("format") != SPEC_FORMAT:
         raise CompareError(f"{path}: not a mea compare directory (format {old.get('format')!r})")
     old.setdefault("preset", "paper")  # a comparison written before --preset
-    differ = [
-        k
-        for k in ("features", "features_sha256", "dataset", "preset", "train_overrides")
-        if old.get(k) != spec[k]
-    ]
+    differ = [k for k in CHECKED_KEYS if old.get(k) != spec[k]]
     shared = set(old.get("model_overrides", {})) & set(spec["model_overrides"])
     differ += [
         f"overrides of {m}"
@@ -253,10 +267,16 @@ def compare(
     device: str = "auto",
     label_range: tuple[float, float] | None = None,
     preset: str = "paper",
+    say_replaced: bool = True,
+    warning: str = "",
 ) -> CompareResult:
-    """Train (or reuse) every model x seed, then write ``compare.{md,csv,tex,png}``."""
+    """Train (or reuse) every model x seed, then write ``compare.{md,csv,tex,png}``
+    (``say_replaced``: one stderr line when they replace a table of more models or seeds).
+    ``warning`` is a line for stderr once the comparison's checks passed, before training
+    (the caller's planned splits that lack a class)."""
     dataset = dataset.strip().lower()
     out_dir = Path(runs_dir) / runs.check_name(name or default_name(features, dataset))
+    refuse_other_kind(out_dir, "compare")  # a cross-validation's tables are not overwritten
     jobs, spec = plan_compare(
         features, dataset, models, seed_list(seeds), out_dir, model_overrides, train_overrides,
         label_range, preset,
@@ -266,12 +286,18 @@ def compare(
     ensure_dir(out_dir, "comparison directory")
     with hold(out_dir, "comparison"):  # one mea compare per folder at a time
         write_json(out_dir / "compare.json", spec, nan="null")
+        if warning:
+            sys.stderr.write(warning + "\n")
         results = run_jobs(jobs, train_fn or trainer_fn(device), out_dir / "events.jsonl", report)
     ordered = {m: results.get(m, {}) for m in dict.fromkeys(j.model for j in jobs)}
     with FeatureStore(features) as store:
         synthetic = " (synthetic data)" if store.meta.synthetic else ""
         store_name = Path(store.name).name
         setting = aligned_setting(store.meta.attrs)
+        lacking = missing_classes(
+            store.meta.task, store.samples.label, store.meta.label_names, store.samples.split
+        )
+        planned = read_split_of(store) is not None  # a grouped split: other options may help
     title = (
         f"{' vs '.join(ordered)} on {dataset}{synthetic} ({store_name}), test split"
         f"{preset_note(preset)}"
@@ -285,12 +311,58 @@ def compare(
     if with_paper:
         configs = {j.model: j.expected_model_config for j in jobs}
         tables.deviations = deviation_block({m: configs[m] for m in ordered}, setting)
-    files = write_compare_files(tables, out_dir)
+    if note := missing_note({"split": lacking}, planned):
+        tables.notes.append(f"Note: {note[0].upper()}{note[1:]}.")
+    files = write_compare_files(tables, out_dir, say_replaced)
     return CompareResult(tables, files, ordered, out_dir)
 
 
-def write_compare_files(tables: CompareTables, out_dir: Path) -> dict[str, Path]:
-    """``compare.md``, ``.csv``, ``.tex`` and the bar chart ``compare.png``, each atomically."""
+def _table_contents(path: Path) -> dict[str, set[str]]:
+    """Model -> the seeds (or folds) of a written ``compare.csv`` ({} when none is readable)."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return {}
+    out: dict[str, set[str]] = {}
+    for r in rows:
+        if r.get("model"):
+            out.setdefault(r["model"], set()).update((r.get("seeds") or "").split())
+    return out
+
+
+def replaced_line(old: Mapping[str, set[str]], new: Mapping[str, set[str]], unit: str, where: Path) -> str:
+    """The line that says an earlier table of more models or ``unit`` (seeds, folds) is
+    replaced by ``new``; "" when ``new`` holds everything ``old`` did."""
+    if all(m in new and seeds <= new[m] for m, seeds in old.items()):
+        return ""
+
+    def said(table: Mapping[str, set[str]]) -> str:
+        return ", ".join(
+            f"{m} ({unit} {' '.join(sorted(s, key=lambda x: (len(x), x))) or 'none'})"
+            for m, s in table.items()
+        )
+
+    return (
+        f"note: {where} held a table of {said(old)}; it is replaced by this one of {said(new)} "
+        f"(the earlier runs are kept: the earlier command shows them again without training)"
+    )
+
+
+def write_compare_files(
+    tables: CompareTables, out_dir: Path, say_replaced: bool = True
+) -> dict[str, Path]:
+    """``compare.md``, ``.csv``, ``.tex`` and the bar chart ``compare.png``, each atomically;
+    with ``say_replaced``, one stderr line when they replace a table of more models or seeds
+    (folds) than this one shows (:func:`replaced_line`)."""
+    old = _table_contents(out_dir / "compare.csv")
+    new: dict[str, set[str]] = {}
+    for t in tables.tables:
+        for r in t.rows:
+            new.setdefault(r.model, set()).update(map(str, r.seeds))
+    line = replaced_line(old, new, tables.unit, out_dir / "compare.csv") if old else ""
+    if say_replaced and line:
+        sys.stderr.write(line + "\n")
     files = {
         ext: write_text(out_dir / f"compare.{ext}", text, "comparison table")
         for ext, text in (

@@ -11,7 +11,10 @@ inside the fold's training part)::
 
 A model's value on a fold is its mean over the fold's seeds; the tables then take mean ± sample
 std over folds and pair the folds (same test groups for every model) in the t-test. Re-running
-the same command resumes: finished (fold, model, seed) jobs are reused.
+the same command resumes: finished (fold, model, seed) jobs are reused. A folder that holds a
+comparison on one split (``compare.json`` at its top) or a ``mea train --folds`` is refused:
+their tables would be overwritten. Folds whose splits lack a class are one warning line and a
+note under the tables.
 """
 
 from __future__ import annotations
@@ -33,10 +36,17 @@ from mea_cli.ablate.compare_table import build_tables
 from mea_cli.ablate.runner import Reporter, TrainFn
 from mea_cli.ablate.table import present_metrics
 from mea_cli.artifacts.features import FeatureStore
-from mea_cli.data.splits import SplitPlan
+from mea_cli.data.splits import SplitPlan, missing_note
 from mea_cli.paths import write_json
 from mea_cli.train import runs
-from mea_cli.train.folds import plan_split_stores, removed_on_error
+from mea_cli.train.folds import (
+    COMPARE_FOLDS_FORMAT,
+    lacking_classes,
+    missing_warning,
+    plan_split_stores,
+    refuse_other_kind,
+    removed_on_error,
+)
 from mea_cli.train.metrics import metric_keys
 
 
@@ -72,6 +82,7 @@ def compare_folds(
         raise ValueError("compare_folds needs plan.folds")
     dataset = dataset.strip().lower()
     out_dir = Path(runs_dir) / runs.check_name(name or default_name(features, dataset) + "-cv")
+    refuse_other_kind(out_dir, "compare-folds")  # before any split store is written
     with removed_on_error(out_dir):
         stores, by, sha = plan_split_stores(Path(features), plan, out_dir)
         return _compare_folds(
@@ -106,12 +117,17 @@ def _compare_folds(
         res = compare(
             ps.path, dataset, models, seeds, out_dir / "folds", ps.label, False,
             model_overrides, train_overrides, train_fn, report, device, label_range, preset,
+            say_replaced=False,
+            warning=missing_warning(stores) if ps is stores[0] else "",  # once, checks passed
         )  # fmt: skip
         spec = runs.read_json(res.out_dir / "compare.json")
         means = {m: fold_means(r) for m, r in res.results.items()}
         for m, v in means.items():
             per_model.setdefault(m, {})[int(ps.label)] = v
-        folds.append({"fold": ps.label, "dir": str(res.out_dir), "counts": ps.counts, "test": means})
+        folds.append(
+            {"fold": ps.label, "dir": str(res.out_dir), "counts": ps.counts,
+             "missing_classes": ps.missing, "test": means}
+        )  # fmt: skip
     with FeatureStore(features) as store:
         synthetic = " (synthetic data)" if store.meta.synthetic else ""
         store_name = Path(store.name).name
@@ -129,11 +145,13 @@ def _compare_folds(
         "A model's value on a fold is its mean over that fold's seeds; no group is in two "
         "splits of a fold; the papers' values do not apply to these splits."
     )
+    if note := missing_note(lacking_classes(stores)):
+        tables.notes.append(f"Note: {note[0].upper()}{note[1:]}.")
     files = write_compare_files(tables, out_dir)
     write_json(
         out_dir / "folds.json",
         {
-            "format": "mea-compare-folds",
+            "format": COMPARE_FOLDS_FORMAT,
             "version": 1,
             "features": str(Path(features).resolve()),
             "features_sha256": sha,

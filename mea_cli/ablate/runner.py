@@ -32,6 +32,7 @@ from typing import Any
 from mea_cli.ablate.errors import AblationError
 from mea_cli.paths import write_json
 from mea_cli.train import runs
+from mea_cli.train.folds import CONTINUE_HINT
 from mea_cli.train.runconfig import RunConfig
 from mea_cli.train.setup import TrainRequest, read_store_facts, resolve_config
 from mea_cli.train.trainer import train_run
@@ -248,6 +249,7 @@ def train_job(
         name=job.out_dir.name,
         runs_dir=job.out_dir.parent,
         live=live,
+        interrupt_hint=CONTINUE_HINT,  # the job is not a run of runs/ that --resume would find
     )
     saved = job.out_dir / "config.json"
     if saved.is_file():  # interrupted mid-training: continue it, if it is the right job

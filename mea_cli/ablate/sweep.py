@@ -114,6 +114,9 @@ def sweep_figure(table: ResultTable, spec: SweepSpec, title: str = "") -> Figure
     value gets no panel (it is named under the title)."""
     numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec.values)
     xs = np.asarray(spec.values, dtype=float) if numeric else np.arange(len(spec.values))
+    # the line joins the values in their order on the axis, whatever the rows' order
+    order = np.argsort(xs, kind="stable")
+    xs = xs[order]
 
     def finite(col: str) -> bool:
         return col in table.metrics and any(
@@ -133,8 +136,9 @@ def sweep_figure(table: ResultTable, spec: SweepSpec, title: str = "") -> Figure
         for col, style, name in ((VALID_PREFIX + key, "--", "valid"), (key, "-", "test")):
             if col not in table.metrics:
                 continue
-            means = np.array([row.stats[col].mean * s for row in table.rows])
-            stds = np.nan_to_num([row.stats[col].std * s for row in table.rows])  # n=1: no bar
+            rows = [table.rows[i] for i in order]
+            means = np.array([row.stats[col].mean * s for row in rows])
+            stds = np.nan_to_num([row.stats[col].std * s for row in rows])  # n=1: no bar
             shown += [*(means - stds), *(means + stds)]
             ax.errorbar(
                 xs, means, yerr=stds, marker="o", capsize=3, linewidth=1.5, linestyle=style,
@@ -155,7 +159,7 @@ def sweep_figure(table: ResultTable, spec: SweepSpec, title: str = "") -> Figure
         ax.set_xlabel(spec.display)
         ax.set_ylabel(metric_label(key) + ("" if s == 1 else " (%)"))
         if not numeric:
-            ax.set_xticks(xs, list(spec.text))
+            ax.set_xticks(xs, [spec.text[i] for i in order])
         lo, hi = metric_ylim(key, shown, s == 100.0)
         ax.set_ylim(bottom=lo)
         if hi is not None:

@@ -540,20 +540,28 @@ def compare(
     from contextlib import nullcontext
 
     guard: Any = nullcontext()
+    warning = ""
     if plan is not None:
         # start-up time: a command loads only its own code, after its cheap checks
-        from mea_cli.train.folds import plan_split_stores, removed_on_error
+        from mea_cli.train.folds import (
+            missing_warning,
+            plan_split_stores,
+            refuse_other_kind,
+            removed_on_error,
+        )
         from mea_cli.train.runs import check_name
 
         name = check_name(name or default_name(features, dataset.strip().lower()))
+        refuse_other_kind(runs_dir / name, "compare")  # before its split store is planned
         guard = removed_on_error(runs_dir / name)
     with guard:
         if plan is not None:
             (split,), _, _ = plan_split_stores(features, plan, runs_dir / name)
-            features = split.path
+            features, warning = split.path, missing_warning([split])
         return run_compare(
             features, dataset, names, seeds, runs_dir, name, paper, per_model, train_over,
             report=report, device=device, label_range=label_range, preset=preset,
+            warning=warning,
         )  # fmt: skip
 
 
@@ -574,9 +582,16 @@ def viz(
     of several pictures are refused, the others are drawn and
     :class:`~mea_cli.viz.api.VizRefused` lists both (``.outputs``, and its one-line message)."""
     # start-up time: a command loads only its own code, after its cheap checks
-    from mea_cli.train.runs import checkpoint_in
+    from mea_cli.train.runs import RunError, checkpoint_in
 
-    path = checkpoint_in(Path(ckpt))
+    try:
+        path = checkpoint_in(Path(ckpt))
+    except RunError:
+        # start-up time: a command loads only its own code, after its cheap checks
+        from mea_cli.viz.api import check_not_multi_run
+
+        check_not_multi_run(Path(ckpt))  # runs/<compare or folds>: name the runs inside
+        raise
     if features is not None:
         check_input_file(Path(features), "feature store")
     if out is not None:

@@ -267,6 +267,61 @@ def split_counts(groups: np.ndarray, split: np.ndarray) -> dict[str, dict[str, i
     return out
 
 
+def missing_classes(
+    task: str, labels: np.ndarray, label_names: Sequence[str], split: np.ndarray
+) -> dict[str, list[str]]:
+    """The classes each of train / valid / test lacks (only the splits that lack one), for a
+    single-label (``multiclass``) store's one-hot ``labels``; ``{}`` for other tasks. Such a
+    split still trains and scores, but a class it lacks cannot be learned (train), chosen on
+    (valid) or tested (test): macro F1 averages over the classes present
+    (:func:`mea_cli.train.metrics.multiclass_metrics`)."""
+    if task != "multiclass" or not len(label_names):
+        return {}
+    labels = np.asarray(labels, dtype=np.float64)
+    finite = np.isfinite(labels).all(axis=1)
+    cls = np.where(finite, np.nan_to_num(labels).argmax(axis=1), -1)
+    out = {}
+    for name in LABELLED_SPLITS:
+        sel = (np.asarray(split) == name) & finite
+        if not sel.any():
+            continue
+        present = set(cls[sel].tolist())
+        lacking = [str(c) for i, c in enumerate(label_names) if i not in present]
+        if lacking:
+            out[name] = lacking
+    return out
+
+
+def missing_text(missing: dict[str, dict[str, list[str]]]) -> str:
+    """``fold 2 test: c; fold 3 valid: a, b`` for :func:`missing_classes` per fold (``split``
+    for the one grouped split); "" when no split lacks a class."""
+    parts = [
+        f"{'' if fold == 'split' else f'fold {fold} '}{name}: {', '.join(classes)}"
+        for fold, per in missing.items()
+        for name, classes in per.items()
+    ]
+    return "; ".join(parts)
+
+
+def missing_note(missing: dict[str, dict[str, list[str]]], planned: bool = True) -> str:
+    """The one-line warning (and table note) for splits that lack a class ("" if none do);
+    ``planned``: the splits were made by ``--split-by`` / ``--folds`` (say what may help)."""
+    said = missing_text(missing)
+    if not said:
+        return ""
+    fix = (
+        "; fewer folds or another --split-fractions / --split-seed may give every split "
+        "every class"
+        if planned
+        else ""
+    )
+    return (
+        f"some splits lack a class ({said}): a class missing from train is never learned, "
+        "from test never scored; macro F1 averages over the classes present in truth or "
+        f"prediction, accuracy and weighted F1 are unaffected{fix}"
+    )
+
+
 def write_split_store(
     source: Path, out: Path, split: np.ndarray, provenance: dict[str, Any]
 ) -> Path:

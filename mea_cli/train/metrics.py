@@ -39,7 +39,8 @@ tasks"). The paper presets above keep their metrics; a store with other labels g
   dropped (the non0 rule with 0 replaced by the middle), accuracy and weighted F1.
 * Single-label classification (``multiclass``, one-hot truth ``[N, C]``, logits
   ``[N, C]``): ``acc`` (the argmax class), ``f1_macro`` (unweighted mean of the per-class
-  F1, so rare classes count as much as common ones; the selection metric) and
+  F1 over the classes present in the truth or the predictions, so rare classes count as much
+  as common ones and a class a split lacks is not scored 0; the selection metric) and
   ``f1_weighted`` (scikit-learn ``average="weighted"``), plus the confusion matrix
   (:func:`confusion`, rows = truth, columns = prediction) that ``mea eval`` draws.
 * Binary multi-label with any label names: the IEMOCAP metrics above, per label.
@@ -219,12 +220,18 @@ def _classes(logits: np.ndarray, truth: np.ndarray, label_names: Sequence[str]) 
 def multiclass_metrics(
     logits: np.ndarray, truth: np.ndarray, label_names: Sequence[str]
 ) -> dict[str, float]:
-    """Accuracy, macro and weighted F1 from ``logits [N, C]`` and one-hot ``truth [N, C]``."""
+    """Accuracy, macro and weighted F1 from ``logits [N, C]`` and one-hot ``truth [N, C]``.
+
+    Macro F1 averages over the classes present in the truth or the predictions (scikit-learn's
+    default for ``average="macro"``): a class that a split (a small fold's test part) neither
+    holds nor is predicted would otherwise count as F1 = 0, so perfect predictions of two of
+    three classes read 0.667. Weighted F1 weighs each class by its support, so an absent class
+    counts for nothing either way; with every class present both are what they always were."""
     t, q = _classes(logits, truth, label_names)
     every = list(range(len(label_names)))
     return {
         "acc": float(accuracy_score(t, q)),
-        "f1_macro": float(f1_score(t, q, labels=every, average="macro", zero_division=0)),
+        "f1_macro": float(f1_score(t, q, average="macro", zero_division=0)),
         "f1_weighted": float(f1_score(t, q, labels=every, average="weighted", zero_division=0)),
     }
 

@@ -93,6 +93,11 @@ class TrainRequest:
     # called with each epoch's log record after its state is saved (mea tune's pruning); an
     # exception it raises stops the run there, resumable like an interrupted one
     on_epoch: Callable[[Mapping[str, Any]], None] | None = None
+    # what to do next, said by a command that trains this run inside its own work (mea compare,
+    # train --folds, mea tune): after Ctrl-C ("" : mea train --resume --name <run>) and when
+    # the run's folder already exists ("": continue it with --resume, or pick another --name)
+    interrupt_hint: str = ""
+    exists_hint: str = ""
 
 
 @dataclass(frozen=True)
@@ -344,10 +349,8 @@ def open_run(req: TrainRequest, info: DistInfo) -> tuple[Path, RunConfig]:
     run_dir = runs_dir / name
     # rank 0 decides (another rank could look after rank 0 has written config.json)
     if broadcast_object(info, (run_dir / "config.json").exists()):
-        raise runs.RunError(
-            f"{run_dir} already exists: continue it with --resume --name {name}, or pick "
-            f"another --name"
-        )
+        hint = req.exists_hint or f"continue it with --resume --name {name}, or pick another --name"
+        raise runs.RunError(f"{run_dir} already exists: {hint}")
     if info.is_main:
         runs.create_run_dir(run_dir, cfg.to_dict())
     barrier(info)

@@ -38,17 +38,26 @@ def default_study(model: str, features: Path) -> str:
     return "tune-" + re.sub(r"[^A-Za-z0-9._+-]", "_", f"{model}-{Path(features).stem}")
 
 
-def search_space(model: str, opts: TuneOptions) -> list[Param]:
+def search_space(model: str, opts: TuneOptions, resolved: Any = None) -> list[Param]:
     """The ``--space`` items of ``mea tune`` as parameters of ``model``, checked against its
-    config and the training settings (and for the model's size) before any trial."""
+    config and the training settings (and for the model's size) before any trial: against
+    the run's resolved configuration ``resolved`` (a :class:`~mea_cli.train.runconfig.
+    RunConfig`: ``--preset``, ``--set``, the store's dimensions) when given, else the
+    defaults."""
     # start-up time: the search space is checked before the run layer (torch) loads
     from mea_cli.models.core.contract import data_fields
-    from mea_cli.models.core.registry import get_entry
+    from mea_cli.models.core.registry import config_from_dict, get_entry
     from mea_cli.train.config import TrainSettings
 
     items = [part for item in opts.space for part in item.split()]
+    own = None
+    if resolved is not None:
+        own = {
+            "model": config_from_dict(model, dict(resolved.model_config)),
+            "train": TrainSettings.from_dict(dict(resolved.train)),
+        }
     return build_space(
-        get_entry(model).config_cls, TrainSettings, items, opts.space_file, data_fields()
+        get_entry(model).config_cls, TrainSettings, items, opts.space_file, data_fields(), own
     )
 
 
@@ -73,12 +82,13 @@ def tune(req: Any, opts: TuneOptions, console: Console, err: Console) -> Path | 
     from mea_cli.train import runs
     from mea_cli.train.setup import read_store_facts, resolve_config
 
-    params = search_space(req.model, opts)
     study = runs.check_name(opts.study or default_study(req.model, req.features))
     # the fixed part (--set, --config, --preset, the store): a run configuration that cannot be
     # built is one line now, before the study's database exists, not a failure of every trial
     facts = read_store_facts(req.features, req.dataset, False, req.task, req.label_range)
-    resolve_config(req, facts, study)
+    resolved = resolve_config(req, facts, study)
+    # every bound with the run's own values (--preset small's d=32, --set): trials start there
+    params = search_space(req.model, opts, resolved)
     storage = opts.storage or default_storage(req.runs_dir, study)
     keys = [p.key for p in params]
 

@@ -21,7 +21,9 @@ list of choices or a table ``{low = .., high = .., log = true}``::
 
 Every problem (unknown field, a data field, a range on a text field, low >= high, a log range
 that reaches zero, a bound the config itself refuses) is a :class:`SpaceError`, before any
-trial starts.
+trial starts. A bound is checked against the run's own configuration (``--preset``, ``--set``,
+``--config`` and the store's dimensions, as every trial resolves it) where the caller gives it,
+so ``--preset small --space heads=5,10`` is refused (its ``d=32`` is not divisible by 10).
 """
 
 from __future__ import annotations
@@ -140,8 +142,9 @@ def _from_text(name: str, target: str, hint: Any, spec: str, where: str) -> Para
 
 
 def _check_bounds(param: Param, defaults: Config, where: str) -> None:
-    """Each bound (or choice) alone must be a value the config accepts (lr > 0, 0 <= mu ...)
-    and, for a model field, give a model that fits this machine's memory with the defaults'
+    """Each bound (or choice) alone must be a value the config accepts (lr > 0, 0 <= mu, d
+    divisible by heads ...) with ``defaults``' other values (the run's resolved configuration
+    when known) and, for a model field, give a model that fits this machine's memory with its
     other sizes (:func:`~mea_cli.models.core.registry.check_size`)."""
     # start-up time: the registry imports torch; tune's option checks run before it is needed
     from mea_cli.models.core.registry import ModelSizeError, check_config_size
@@ -163,14 +166,17 @@ def build_space(
     items: Sequence[str] = (),
     file: Path | None = None,
     skip_model: Sequence[str] = (),
+    resolved: Mapping[str, Config] | None = None,
 ) -> list[Param]:
     """The searched fields from a TOML ``file`` and ``--space`` items (a field given twice is an
-    error). ``skip_model`` are model fields that cannot be searched (the data fields)."""
+    error). ``skip_model`` are model fields that cannot be searched (the data fields).
+    ``resolved``: the run's own ``model`` and ``train`` configurations (what every trial
+    starts from), which each bound is checked with; without them, the classes' defaults."""
     fields = {
         "model": _field_types(model_cls, skip_model),
         "train": _field_types(train_cls, ()),
     }
-    defaults = {"model": model_cls(), "train": train_cls()}
+    defaults = {"model": model_cls(), "train": train_cls(), **(resolved or {})}
     raw: list[tuple[str, Any, str]] = []  # (key, spec, where)
     if file is not None:
         raw += _read_file(file)

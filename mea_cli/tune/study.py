@@ -10,8 +10,9 @@ trial whose metric is worse than the median of earlier trials at the same epoch.
 
 The study lives in a database, SQLite next to the runs by default, or any URL Optuna accepts
 (``postgresql://...``): several processes or machines given the same ``--storage`` and
-``--study`` share its trials. A study remembers what it searches (model, store, space, fixed
-overrides, seed); a process that joins with different ones is refused.
+``--study`` share its trials. A study remembers what it searches (model, store and its sha256,
+space, fixed overrides, seed); a process that joins with different ones, or after the store's
+content changed, is refused.
 """
 
 from __future__ import annotations
@@ -118,24 +119,27 @@ def _storage(url: str) -> Any:
         raise TuneError(f"--storage {url}: cannot open ({type(cause).__name__}: {first})") from None
 
 
-def signature(req: TuneRequest, metric: str) -> dict[str, Any]:
-    """What a study searches; a joining process must search the same."""
+def signature(req: TuneRequest, metric: str, features_sha256: str) -> dict[str, Any]:
+    """What a study searches; a joining process must search the same. ``features_sha256`` is
+    the store's content (:func:`mea_cli.train.setup.read_store_facts`): trials on a store
+    that changed since would not be comparable."""
     r = req.request
     return json.loads(json.dumps({
-        "model": r.model, "features": str(Path(r.features).resolve()), "dataset": r.dataset,
+        "model": r.model, "features": str(Path(r.features).resolve()),
+        "features_sha256": features_sha256, "dataset": r.dataset,
         "task": r.task, "preset": r.preset, "seeds": list(r.seeds),
         "train_overrides": dict(r.train_overrides), "model_overrides": dict(r.model_overrides),
         "space": [p.describe() for p in req.params], "metric": metric,
     }, default=list))  # fmt: skip
 
 
-def open_study(req: TuneRequest, metric: str, higher_is_better: bool) -> Any:
-    """Create the study or join it (the same settings only)."""
+def open_study(req: TuneRequest, metric: str, higher_is_better: bool, features_sha256: str) -> Any:
+    """Create the study or join it (the same settings and store content only)."""
     with _setup_lock(req.storage):
-        return _open_locked(req, metric, higher_is_better)
+        return _open_locked(req, metric, higher_is_better, features_sha256)
 
 
-def _open_locked(req: TuneRequest, metric: str, higher_is_better: bool) -> Any:
+def _open_locked(req: TuneRequest, metric: str, higher_is_better: bool, features_sha256: str) -> Any:
     import optuna
 
     # our own lines say what happens; optuna's WARNING for a failed trial carries its traceback
@@ -154,11 +158,25 @@ def _open_locked(req: TuneRequest, metric: str, higher_is_better: bool) -> Any:
         pruner=pruner,
         load_if_exists=True,
     )
-    want = signature(req, metric)
+    want = signature(req, metric, features_sha256)
     have = study.user_attrs.get(ATTR)
     if have is None:  # a new study (another database than SQLite: the first writer wins)
         study.set_user_attr(ATTR, want)
         have = optuna.load_study(study_name=req.study, storage=storage).user_attrs[ATTR]
+    if "features_sha256" not in have:
+        raise TuneError(
+            f"study {req.study!r} in {req.storage} was made by an older mea tune, which did not "
+            "record its store's sha256, so whether its trials saw this store's content cannot "
+            "be checked; pick another --study"
+        )
+    if have.get("features_sha256") != want["features_sha256"] and all(
+        have.get(k) == v for k, v in want.items() if k != "features_sha256"
+    ):
+        raise TuneError(
+            f"study {req.study!r} in {req.storage}: the store {want['features']} changed since "
+            "the study began (its sha256 differs), so new trials would not be comparable with "
+            "the earlier ones; pick another --study"
+        )
     if have != want:
         diff = sorted(k for k in want if have.get(k) != want[k])
         raise TuneError(
@@ -181,15 +199,15 @@ def run_study(req: TuneRequest) -> TuneResult:
     from mea_cli.train.setup import TrainError, read_store_facts
     from mea_cli.train.trainer import train_run
 
-    facts = read_store_facts(
-        Path(req.request.features), req.request.dataset, False, req.request.task,
+    facts = read_store_facts(  # with its sha256: the study records what its trials saw
+        Path(req.request.features), req.request.dataset, True, req.request.task,
         req.request.label_range,
     )  # fmt: skip
     sel = selection_metric(facts.task)
     untrainable = (TrainError, ConfigError, ModelSizeError)
     if req.storage == default_storage(req.request.runs_dir, req.study):
         Path(req.request.runs_dir).mkdir(parents=True, exist_ok=True)  # the database's folder
-    study = open_study(req, sel.name, sel.higher_is_better)
+    study = open_study(req, sel.name, sel.higher_is_better, facts.sha256)
     result = TuneResult(study, sel.name, sel.higher_is_better)
     if req.on_open is not None:
         req.on_open(study)
@@ -215,6 +233,11 @@ def run_study(req: TuneRequest) -> TuneResult:
             r, name=name, resume=False, on_epoch=report,
             train_overrides={**r.train_overrides, **train},
             model_overrides={**r.model_overrides, **model},
+            exists_hint=(
+                f"it is not a trial of study {req.study!r} in {req.storage} (a study of that "
+                "name in another or a deleted database left it); pick another --study, or "
+                "move that folder away"
+            ),
         )  # fmt: skip
         try:
             res = train_run(trial_req)

@@ -11,6 +11,7 @@ so a picture can always be checked against data, and the tests do.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,7 +180,7 @@ def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
     from mea_cli.artifacts.checkpoint import load_checkpoint
     from mea_cli.viz.curves import plot_curves, read_chosen, read_curves
 
-    load_checkpoint(ckpt)  # the checkpoint given is checked, as for the other pictures
+    model = load_checkpoint(ckpt).model  # the checkpoint given is checked, as for the others
     log = ckpt.parent / "log.jsonl"
     if not log.is_file():
         raise VizError(
@@ -187,17 +188,68 @@ def _curves(ckpt: Path, out_dir: Path) -> VizOutput:
             f"{ckpt.name}; the curves are drawn from a run folder's log"
         )
     curves = read_curves(log)
+    closed = _closed_form(model)  # its "epochs" are the values of C it tried
     png = plot_curves(
-        curves, out_dir / "curves.png", title=f"training curves ({log})", chosen=read_chosen(log)
-    )
+        curves, out_dir / "curves.png",
+        title=f"{'validation of each C' if closed else 'training curves'} ({log})",
+        chosen=read_chosen(log), closed_form=closed,
+    )  # fmt: skip
     epochs = max(len(v) for v in curves.values())
+    over = f"{epochs} values of C (closed-form fits)" if closed else f"{epochs} epochs"
     return VizOutput(
         "curves",
         png,
         log,
-        f"{len(curves)} curves over {epochs} epochs from {log}",
-        {"curves": sorted(curves), "epochs": epochs},
+        f"{len(curves)} curves over {over} from {log}",
+        {"curves": sorted(curves), "epochs": epochs, "closed_form": closed},
     )
+
+
+def _closed_form(model: str) -> bool:
+    """Whether ``model`` is fitted in closed form (capability ``closed_form_fit``); a model
+    that is not registered here counts as trained by epochs (its log is all there is)."""
+    # start-up time: the registry (and torch) loads only when curves are asked for
+    from mea_cli.models.core.registry import get_entry
+
+    try:
+        return "closed_form_fit" in get_entry(model).capabilities
+    except MeaError:
+        return False
+
+
+def check_not_multi_run(path: Path) -> None:
+    """Refuse a folder of several runs (``mea compare``, ``mea train --folds``) given as the
+    checkpoint, naming the run folders to give instead (as a run of several seeds does)."""
+    path = Path(path)
+    if not path.is_dir() or (path / "ckpt.pt").exists():
+        return
+    if (path / "folds.json").is_file():
+        try:
+            fmt = json.loads((path / "folds.json").read_text()).get("format")
+        except (OSError, ValueError, AttributeError):
+            fmt = None
+        folds = sorted(
+            (d for d in path.glob("folds/*") if d.is_dir() and d.name.isdigit()),
+            key=lambda d: int(d.name),
+        )
+        if fmt == "mea-compare-folds":
+            runs_in = [r for d in folds for r in _model_seed_runs(d)]
+            what = "a cross-validated comparison keeps one run per fold, model and seed"
+        else:
+            runs_in = folds
+            what = "a cross-validated training keeps one run per fold"
+    elif (path / "compare.json").is_file():
+        runs_in = _model_seed_runs(path)
+        what = "a comparison keeps one run per model and seed"
+    else:
+        return
+    shown = ", ".join(str(d) for d in runs_in[:6]) + (", ..." if len(runs_in) > 6 else "")
+    raise VizError(f"{path}: {what}, none at the top; give one of them: {shown or 'none yet'}")
+
+
+def _model_seed_runs(folder: Path) -> list[Path]:
+    """The ``<model>/<seed>/`` run folders of a comparison folder that hold a checkpoint."""
+    return sorted(p.parent for p in folder.glob("*/*/ckpt.pt") if p.parent.name.isdigit())
 
 
 def _tsne(loaded: Any, got: Any, out_dir: Path, seed: int, max_points: int) -> VizOutput:

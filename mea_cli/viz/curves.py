@@ -16,6 +16,12 @@ selection metric, the last record's ``best``). Bookkeeping fields (``lr``, ``sec
 ``best/*``, a closed-form model's candidate ``c``) are not drawn. Records without an ``epoch``
 field (e.g. a final summary line) are skipped, so the reader accepts a log that grows with new
 kinds of lines.
+
+A model fitted in closed form (capability ``closed_form_fit``: the functionals baseline) has
+no epochs: each "epoch" of its log is one regularisation value ``C`` of its grid
+(``train/c``), fitted on train and scored on valid. Its curves (``closed_form=True``) are drawn
+against ``C`` on a log axis, the marker says "chosen C", and its losses are task losses (it
+has no other terms).
 """
 
 from __future__ import annotations
@@ -137,9 +143,11 @@ def _is_percent(key: str) -> bool:
     return re.match(r"(acc\d*|f1)(_|$)", key.split("/")[-1]) is not None
 
 
-def _loss_label(key: str) -> str:
+def _loss_label(key: str, closed_form: bool = False) -> str:
     split, _, term = key.rpartition("/")
     split = split or "train"
+    if term == "loss" and closed_form:  # no weighted terms: the total is the task loss
+        return f"{split} task loss" + (" (the fit of each C)" if split == "train" else "")
     if term == "loss":
         return f"{split} total (task + weighted terms)"
     if term == "task_loss":
@@ -153,13 +161,20 @@ def _metric_label(key: str) -> str:
     return f"{split} {metric_label(name)}".strip()
 
 
-def curve_panels(curves: Curves) -> list[Panel]:
-    """The panels to draw (module docstring), only non-empty ones."""
+def curve_panels(curves: Curves, closed_form: bool = False) -> list[Panel]:
+    """The panels to draw (module docstring), only non-empty ones; ``closed_form``: a
+    closed-form model's log, whose totals are its task losses (a split's ``loss`` is left out
+    where its ``task_loss`` is drawn: the same curve)."""
     kept = {
         k: v
         for k, v in curves.items()
         if k.split("/")[-1].lower() not in SKIP and not k.startswith("best/")
     }
+    if closed_form:
+        kept = {
+            k: v for k, v in kept.items()
+            if not (k.endswith("/loss") and k[: -len("loss")] + "task_loss" in kept)
+        }  # fmt: skip
     losses = {k: v for k, v in kept.items() if "loss" in k.lower() or k.startswith("train/")}
     task = {k: v for k, v in losses.items() if k.split("/")[-1] in ("task", "task_loss")}
     aux = {k: v for k, v in losses.items() if k not in task}
@@ -174,7 +189,9 @@ def curve_panels(curves: Curves) -> list[Panel]:
     corr = {k: v for k, v in rest.items() if k.split("/")[-1] == "corr"}
     other = {k: v for k, v in rest.items() if k not in mae and k not in pct and k not in corr}
     panels = [
-        Panel(task_label, task, {k: _loss_label(k) for k in task}, (_low(task), None)),
+        Panel(
+            task_label, task, {k: _loss_label(k, closed_form) for k in task}, (_low(task), None)
+        ),
         Panel("auxiliary loss terms", aux, {k: _loss_label(k) for k in aux}, (_low(aux), None)),
         Panel("MAE (label units)", mae, {k: _metric_label(k) for k in mae}, (0.0, None)),
         Panel("accuracy / F1 (%)", pct, {k: _metric_label(k) for k in pct}, (0.0, 100.0)),
@@ -189,14 +206,41 @@ def _low(curves: Curves) -> float | None:
     return 0.0 if all(y >= 0 for v in curves.values() for _, y in v) else None
 
 
-def plot_curves(curves: Curves, path: Path, title: str = "", chosen: Chosen | None = None) -> Path:
+def plot_curves(
+    curves: Curves,
+    path: Path,
+    title: str = "",
+    chosen: Chosen | None = None,
+    closed_form: bool = False,
+) -> Path:
     """Write :func:`curves_figure` as a PNG at ``path``."""
-    return save_png(curves_figure(curves, title, chosen), path)
+    return save_png(curves_figure(curves, title, chosen, closed_form), path)
 
 
-def curves_figure(curves: Curves, title: str = "", chosen: Chosen | None = None) -> Figure:
-    """The panels of :func:`curve_panels` against epoch, the chosen epoch marked in each."""
-    panels = curve_panels(curves)
+def by_c(curves: Curves) -> tuple[Curves, dict[float, float]]:
+    """A closed-form model's curves against its regularisation value ``C`` (``train/c`` of
+    each record) instead of the record's number, and the record number -> ``C``."""
+    c_of = dict(curves.get("train/c", []))
+    if not c_of or any(c <= 0 for c in c_of.values()):
+        raise VizError("the log of a closed-form model has no positive C per record (train/c)")
+    out = {
+        k: sorted((c_of[e], y) for e, y in v if e in c_of)
+        for k, v in curves.items()
+        if k != "train/c"
+    }
+    return {k: v for k, v in out.items() if v}, c_of
+
+
+def curves_figure(
+    curves: Curves, title: str = "", chosen: Chosen | None = None, closed_form: bool = False
+) -> Figure:
+    """The panels of :func:`curve_panels` against epoch, the chosen epoch marked in each; with
+    ``closed_form``, against the regularisation value ``C`` (log axis) of each record, the
+    chosen ``C`` marked (module docstring)."""
+    c_of: dict[float, float] = {}
+    if closed_form:
+        curves, c_of = by_c(curves)
+    panels = curve_panels(curves, closed_form)
     if not panels:
         raise VizError("nothing to draw: the log has no loss or metric curves")
     fig, axes = new_figure(4.6 * len(panels), 5.2, 1, len(panels))
@@ -205,12 +249,20 @@ def curves_figure(curves: Curves, title: str = "", chosen: Chosen | None = None)
         for key, points in sorted(panel.curves.items()):
             xs, ys = zip(*points, strict=True)
             ax.plot(xs, ys, marker="o", markersize=3, linewidth=1.2, label=panel.labels[key])
-        if chosen is not None:
+        if chosen is not None and closed_form and chosen.epoch in c_of:
+            ax.axvline(
+                c_of[chosen.epoch], color="0.3", linestyle="--", linewidth=1.0, gid=CHOSEN_GID,
+                label=f"chosen C = {c_of[chosen.epoch]:g} (best valid {chosen.metric})",
+            )  # fmt: skip
+        elif chosen is not None and not closed_form:
             ax.axvline(
                 chosen.epoch, color="0.3", linestyle="--", linewidth=1.0, gid=CHOSEN_GID,
                 label=f"chosen epoch {chosen.epoch} (best valid {chosen.metric})",
             )  # fmt: skip
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if closed_form:
+            ax.set_xscale("log")
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         lo, hi = panel.ylim
         if lo is not None:
             ax.set_ylim(bottom=lo)
@@ -219,7 +271,7 @@ def curves_figure(curves: Curves, title: str = "", chosen: Chosen | None = None)
         elif lo is not None:  # room above the highest point, which autoscale puts on the edge
             top = max(y for v in panel.curves.values() for _, y in v)
             ax.set_ylim(top=lo + 1.1 * (top - lo) if top > lo else lo + 1.0)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("regularisation C (log scale)" if closed_form else "epoch")
         ax.set_ylabel(panel.ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(0.0, -0.16))  # below: no hiding
