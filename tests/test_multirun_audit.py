@@ -267,6 +267,29 @@ def test_ctrl_c_inside_compare_and_folds_says_rerun_the_command(
         assert "--resume" not in said
 
 
+def test_ctrl_c_in_mea_train_names_a_runs_dir_that_is_not_the_default(
+    synth_mosi: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mea train --runs-dir other` said "continue with mea train --resume --name r1", which
+    resumes runs/r1 (another run, or none)."""
+
+    def stop(self, resume: bool = False) -> dict:  # noqa: ANN001 - Trainer.fit's place
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer_module.Trainer, "fit", stop)
+    for runs_dir, said_dir in ((tmp_path / "my runs", f" --runs-dir '{tmp_path / 'my runs'}'"),
+                               (Path("runs"), "")):  # fmt: skip
+        monkeypatch.chdir(tmp_path)
+        console = Console(record=True, width=400)
+        request = TrainRequest(synth_mosi, "mosi", "functionals", runs_dir=runs_dir, name="r1",
+                               device="cpu")  # fmt: skip
+        with pytest.raises(KeyboardInterrupt):
+            train_run(request, console=console)
+        said = " ".join(console.export_text().split())
+        assert f"continue with mea train --resume --name r1{said_dir}" in said, said
+        assert said.rstrip().endswith(f"--name r1{said_dir}"), said
+
+
 # ------------------------------------------------------------------ 9. a refused --split-by
 def test_a_refused_compare_split_by_leaves_no_split_store(
     synth_mosi: Path, tmp_path: Path, mea

@@ -40,6 +40,7 @@ import copy
 import math
 import os
 import random
+import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -600,6 +601,13 @@ def _train_rank(req: TrainRequest) -> None:
     _train(req, None)
 
 
+def _resume_hint(run_dir: Path, runs_dir: Path) -> str:
+    """The command that continues ``run_dir``: ``--runs-dir`` named unless it is the default
+    (without it the hint would resume ``runs/<name>``, another run or none)."""
+    where = "" if runs_dir == Path("runs") else f" --runs-dir {shlex.quote(str(runs_dir))}"
+    return f"continue with mea train --resume --name {shlex.quote(run_dir.name)}{where}"
+
+
 def _train(req: TrainRequest, console: Console | None) -> RunResult:
     console = console or Console(stderr=True)
     with contextlib.ExitStack() as held:  # the run lock, then the process group, released last
@@ -628,9 +636,7 @@ def _train(req: TrainRequest, console: Console | None) -> RunResult:
                     if info.is_main:
                         runs.update_latest(Path(req.runs_dir), run_dir)
                         # the caller knows how its runs continue (mea compare, train --folds)
-                        hint = req.interrupt_hint or (
-                            f"continue with mea train --resume --name {run_dir.name}"
-                        )
+                        hint = req.interrupt_hint or _resume_hint(run_dir, Path(req.runs_dir))
                         console.print(
                             f"stopped; the last completed epoch is kept: {hint}", highlight=False
                         )
