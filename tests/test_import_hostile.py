@@ -66,6 +66,38 @@ def test_every_pickle_protocol_imports(tmp_path: Path, protocol: int) -> None:
         _same_store(tmp_path / f"{name}_p{protocol}.h5", tmp_path / f"{name}_ref.h5")
 
 
+# numpy's own Python 2 pickle (numpy's test_regression.py, test_pickle_py2_array_latin1_hack)
+_PY2_ARRAY = (
+    b"cnumpy.core.multiarray\n_reconstruct\np0\n(cnumpy\nndarray\np1\n(I0\n"
+    b"tp2\nS'b'\np3\ntp4\nRp5\n(I1\n(I1\ntp6\ncnumpy\ndtype\np7\n(S'i1'\np8\n"
+    b"I0\nI1\ntp9\nRp10\n(I3\nS'|'\np11\nNNNI-1\nI-1\nI0\ntp12\nbI00\nS'\\x81'\n"
+    b"p13\ntp14\nb."
+)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 3])  # (4 and 5 are framed: no edit in place)
+def test_pickles_of_numpy_before_1_19_import(tmp_path: Path, protocol: int) -> None:
+    """numpy wrote ``dtype('f4', 0, 1)``, its flags as integers, until 1.19 (2020): the 2019
+    MulT pickles and every Python 2 one. They were refused as damaged."""
+    mult, _ = make_mult(np.random.default_rng(22), "left")
+    new = pickle.dumps(mult, protocol=protocol)
+    old = (
+        new.replace(b"I00\nI01\n", b"I0\nI1\n")
+        if protocol == 0
+        else new.replace(b"\x89\x88", b"K\x00K\x01")  # NEWFALSE NEWTRUE -> BININT1 0, 1
+    )
+    assert old != new and pickle.loads(old).keys() == mult.keys()
+    (tmp_path / "old.pkl").write_bytes(old)
+    (tmp_path / "new.pkl").write_bytes(new)
+    import_mult(tmp_path / "old.pkl", tmp_path / "old.h5", "mosi")
+    import_mult(tmp_path / "new.pkl", tmp_path / "new.h5", "mosi")
+    _same_store(tmp_path / "old.h5", tmp_path / "new.h5")
+    (tmp_path / "py2.pkl").write_bytes(_PY2_ARRAY)
+    from mea_cli.data.importers.pickles import load_pickle
+
+    assert load_pickle(tmp_path / "py2.pkl").tolist() == [-127]
+
+
 class _Crafted:
     """Pickles as ``func(*args)`` then ``BUILD`` with ``state``: what numpy writes for an array
     or a dtype, with a state numpy never writes."""

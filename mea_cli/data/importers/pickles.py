@@ -67,11 +67,14 @@ def _empty_bytes(*args: object) -> bytes:
 
 def _dtype(spec: object, align: object = False, copy: object = False) -> np.dtype:
     """``numpy.dtype`` as numpy pickles it: from a type string such as ``'f4'``, ``'S5'`` or
-    ``'O8'`` (any richer description is in the state, checked at ``BUILD``)."""
+    ``'O8'`` (any richer description is in the state, checked at ``BUILD``), its two flags
+    booleans, or the integers 0 and 1 numpy wrote before 1.19 (the 2019 MulT pickles, every
+    Python 2 one)."""
     simple = isinstance(spec, str) and re.fullmatch(r"[A-Za-z]\d*", spec) is not None
-    if not simple or not isinstance(align, bool) or not isinstance(copy, bool):
-        raise _Damaged(f"numpy.dtype called with {_short(spec)}, not a type string")
-    return np.dtype(spec, align, copy)
+    flags = all(type(f) in (bool, int) and f in (0, 1) for f in (align, copy))
+    if not simple or not flags:
+        raise _Damaged(f"numpy.dtype called with {_short((spec, align, copy))}, not a type string")
+    return np.dtype(spec, bool(align), bool(copy))
 
 
 _NDARRAY = object()
