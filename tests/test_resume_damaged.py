@@ -75,3 +75,15 @@ def test_the_undamaged_state_still_resumes(run: Path, mea, one_torch_thread: Non
     assert code == 0, err
     assert (run / "metrics.json").is_file()
     (run / "metrics.json").unlink()
+
+
+def test_a_state_from_before_weight_averaging_resumes(run: Path, mea, one_torch_thread: None) -> None:  # noqa: ANN001
+    """``state.pt`` has held ``ema`` since weight averaging came (2026-12-06); a run interrupted
+    before it resumed then, and must still (it was refused as damaged)."""
+    st = torch.load(run.parent / "original.pt", weights_only=True)
+    assert st.pop("ema") == {}
+    torch.save(st, run / "state.pt")
+    code, _, err = mea("train", "--resume", "--name", "r", "--runs-dir", str(run.parent))
+    assert code == 0, err
+    assert (run / "metrics.json").is_file()
+    (run / "metrics.json").unlink()

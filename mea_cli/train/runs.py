@@ -276,7 +276,7 @@ _STATE_KINDS: dict[str, tuple[type, ...]] = {
     "optimizer": (Mapping,),
     "scheduler": (Mapping,),
     "rng": (Mapping,),
-    "ema": (Mapping,),
+    "ema": (Mapping, type(None)),  # None: absent, a state written before weight averaging
     "epoch": (int,),
     "best": (int, float, type(None)),
     "best_epoch": (int,),
@@ -285,7 +285,8 @@ _STATE_KINDS: dict[str, tuple[type, ...]] = {
     "best_state": (Mapping,),
     "best_valid": (Mapping,),
 }
-"""Every entry of ``state.pt`` that resuming reads (``Trainer.restore``), with its type."""
+"""Every entry of ``state.pt`` that resuming reads (``Trainer.restore``), with its type; one
+that may be None may also be absent (added after the format's first states were written)."""
 
 
 def state_error(path: Path, problem: str) -> RunError:
@@ -314,6 +315,8 @@ def check_state(
         )
     for key, kinds in _STATE_KINDS.items():
         value = state.get(key)
+        if key not in state and type(None) in kinds:
+            continue
         if key not in state or not isinstance(value, kinds) or (
             isinstance(value, bool) and bool not in kinds
         ):
