@@ -95,6 +95,16 @@ def test_train_folds_refuses_folds_trained_with_other_settings(tmp_path: Path, m
     assert {p: p.read_text() for p in logs} == logs  # nothing trained, nothing rewritten
     code, _, err = mea(*args)  # the same settings resume
     assert code == 0 and all((runs / "cv" / "folds" / k / "metrics.json").is_file() for k in "123")
+    # a fold written by an earlier version (before --preset, before a field existed) is read
+    # as --resume reads it: the field at its default is the same setting, not another one
+    saved = runs / "cv" / "folds" / "1" / "config.json"
+    cfg = json.loads(saved.read_text())
+    defaults = TrainSettings().to_dict()
+    field = next(k for k, v in cfg["train"].items() if k in defaults and defaults[k] == v)
+    del cfg["train"][field], cfg["preset"]
+    saved.write_text(json.dumps(cfg))
+    code, _, err = mea(*args)
+    assert code == 0, err
 
 
 def test_a_grouped_split_run_is_not_resumed_under_other_settings(tmp_path: Path, mea) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 from mea_cli.ablate.errors import AblationError
 from mea_cli.paths import write_json
 from mea_cli.train import runs
-from mea_cli.train.folds import CONTINUE_HINT
+from mea_cli.train.folds import CONTINUE_HINT, differing_keys
 from mea_cli.train.runconfig import RunConfig
 from mea_cli.train.setup import TrainRequest, read_store_facts, resolve_config
 from mea_cli.train.trainer import train_run
@@ -259,8 +259,8 @@ def train_job(
         facts = read_store_facts(job.features, job.dataset, False, label_range=job.label_range)
         got, fix = resolve_config(req, facts, job.out_dir.name).to_dict(), "this is a bug"
     # a saved config.json is compared as it is: one from another job may lack any key
-    diff = _differences(got.get("model_config", {}), job.expected_model_config)
-    diff += [f"train.{k}" for k in _differences(got.get("train", {}), job.expected_train)]
+    diff = differing_keys(got.get("model_config", {}), job.expected_model_config)
+    diff += [f"train.{k}" for k in differing_keys(got.get("train", {}), job.expected_train)]
     if diff:
         raise AblationError(
             f"{job.out_dir}: the job's configuration differs from the one it must have in "
@@ -268,10 +268,6 @@ def train_job(
         )
     result = train_run(req, console)
     return result.seeds[job.seed]
-
-
-def _differences(got: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
-    return sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
 
 
 def trainer_fn(device: str = "auto", live: bool | None = False, console: Any = None) -> TrainFn:

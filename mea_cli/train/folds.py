@@ -28,7 +28,7 @@ import dataclasses
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,8 +52,10 @@ from mea_cli.data.splits import (
 )
 from mea_cli.errors import MeaError
 from mea_cli.metric_names import metric_label
+from mea_cli.models.core.registry import config_from_dict
 from mea_cli.paths import file_sha256, write_json, write_text
 from mea_cli.train import runs
+from mea_cli.train.config import TrainSettings
 from mea_cli.train.metrics import format_mean_std, format_metric, mean_std
 from mea_cli.train.setup import read_store_facts, resolve_config
 from mea_cli.train.trainer import train_run
@@ -194,8 +196,23 @@ def refuse_other_kind(run_dir: Path, kind: str) -> None:
     )
 
 
-def _differences(got: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
+def differing_keys(got: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
+    """The keys whose values differ between two mappings (absent counts as None), sorted."""
     return sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k))
+
+
+def _as_resumed(saved: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved ``config.json`` as ``--resume`` reads it: its training settings and model config
+    through their types (a field added since the run was written takes its default), and a run
+    written before ``--preset`` on the papers' preset. Values that do not read stay as saved
+    (and then differ)."""
+    out = dict(saved)
+    out.setdefault("preset", "paper")
+    with suppress(MeaError, TypeError, ValueError):
+        out["train"] = TrainSettings.from_dict(saved.get("train", {})).to_dict()
+    with suppress(MeaError, KeyError, TypeError, ValueError):
+        out["model_config"] = config_from_dict(saved["model"], saved.get("model_config", {})).to_dict()
+    return out
 
 
 def config_differences(saved: Mapping[str, Any], want: Mapping[str, Any]) -> list[str]:
@@ -210,9 +227,9 @@ def config_differences(saved: Mapping[str, Any], want: Mapping[str, Any]) -> lis
     ]
     if saved.get("model") != want.get("model"):  # another model's settings differ anyway
         return diff
-    fields = [f"train.{k}" for k in _differences(saved.get("train", {}), want.get("train", {}))]
+    fields = [f"train.{k}" for k in differing_keys(saved.get("train", {}), want.get("train", {}))]
     got, asked = saved.get("model_config", {}), want.get("model_config", {})
-    fields += [f"model.{k}" for k in _differences(got, asked)]
+    fields += [f"model.{k}" for k in differing_keys(got, asked)]
     for name in fields[:4]:
         where, _, key = name.partition(".")
         got = saved.get("model_config" if where == "model" else "train", {}).get(key)
@@ -242,7 +259,7 @@ def check_runs_match(req: Any, targets: Sequence[tuple[Path, Path, str]]) -> Non
         here = dataclasses.replace(facts, features=str(Path(store).resolve()))
         sub = dataclasses.replace(req, features=store, name=name, resume=False)
         want = resolve_config(sub, here, name, req.procs).to_dict()
-        diff = config_differences(runs.read_json(run_dir / "config.json"), want)
+        diff = config_differences(_as_resumed(runs.read_json(run_dir / "config.json")), want)
         if diff:
             raise runs.RunError(
                 f"{run_dir} was trained with other settings ({'; '.join(diff)}); re-run with "
