@@ -14,6 +14,13 @@ from mea_cli.data.synth import write_synthetic
 
 TESTS = Path(__file__).resolve().parent
 
+# A test run started in the background of a non-interactive shell (`make test &`, some CI
+# runners) inherits SIGINT ignored, and so would every `mea` child a test starts: the commands
+# honour an ignored SIGINT as Python does, so the tests that stop a child with Ctrl-C's signal
+# need it back. A handler (not SIG_IGN) here makes each child start with SIGINT's default.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # The files that take longest (pytest --durations on 2 cores), started first: with
 # ``--dist loadfile`` a file stays on one worker, and a long file drawn last leaves the other
 # core idle while it runs (longest-first packing). A stale entry only costs time, never a result.

@@ -124,13 +124,13 @@ def extract(
     except Interrupted:
         raise  # what is cached stays for the rerun
     except MeaError as err:
-        if new_cache and not _has_entries(cdir):  # a refused request leaves nothing behind
-            shutil.rmtree(cdir, ignore_errors=True)
-        elif isinstance(err, PathError) and _writing(err.path, out, cdir) and _has_entries(cdir):
+        if isinstance(err, PathError) and _writing(err.path, out, cdir) and _has_entries(cdir):
             # e.g. a full disk while writing the store or a cache entry: the videos done stay
             raise PathError(
                 err.path, f"{err.problem} (the videos extracted so far stay cached in {cdir})"
             ) from None
+        if new_cache:  # a refused request leaves nothing behind
+            shutil.rmtree(cdir, ignore_errors=True)
         raise
     except KeyboardInterrupt:
         if _has_entries(cdir):
