@@ -30,7 +30,7 @@ from mea_cli.train.metrics import multiclass_metrics
 from mea_cli.train.setup import TrainRequest, read_store_facts, resolve_config
 from mea_cli.train.trainer import train_run
 from mea_cli.tune.space import SpaceError, build_space
-from mea_cli.tune.study import ATTR, TuneError, TuneRequest, open_study
+from mea_cli.tune.study import ATTR, TuneError, TuneRequest, open_study, signature
 from mea_cli.viz.api import make
 from mea_cli.viz.curves import CHOSEN_GID, curves_figure, read_chosen, read_curves
 
@@ -219,6 +219,26 @@ def test_a_study_is_not_joined_after_its_store_changed(tmp_path: Path) -> None:
     old.set_user_attr(ATTR, {"model": "mea"})
     with pytest.raises(TuneError, match="did not record its store's sha256"):
         open_study(TuneRequest(req.request, req.params, 1, "old", storage), "mae", False, "aaa")
+    # ... unless its trials' runs show which content they saw (their config.json records it)
+    runs = tmp_path / "runs"
+    early = TuneRequest(TrainRequest(tmp_path / "a.h5", "mosi", runs_dir=runs), req.params, 1,
+                        "early", storage)  # fmt: skip
+    study = optuna.create_study(storage=storage, study_name="early")
+    made = signature(early, "mae", "aaa")
+    del made["features_sha256"]
+    study.set_user_attr(ATTR, made)
+    for k in range(2):
+        trial = study.ask()
+        trial.set_user_attr("run", f"early-t{k}")
+        study.tell(trial, 1.0)
+        (runs / f"early-t{k}").mkdir(parents=True)
+        (runs / f"early-t{k}" / "config.json").write_text(json.dumps({"features_sha256": "aaa"}))
+    with pytest.raises(TuneError, match="do not show that they saw this store's content"):
+        open_study(early, "mae", False, "bbb")
+    joined = open_study(early, "mae", False, "aaa")
+    assert joined.user_attrs[ATTR]["features_sha256"] == "aaa"  # recorded: checked from now on
+    with pytest.raises(TuneError, match="changed since the study began"):
+        open_study(early, "mae", False, "bbb")
 
 
 # ------------------------------------------------------------------ 7. tune: the run's config

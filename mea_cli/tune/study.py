@@ -133,6 +133,21 @@ def signature(req: TuneRequest, metric: str, features_sha256: str) -> dict[str, 
     }, default=list))  # fmt: skip
 
 
+def _trials_saw(study: Any, req: TuneRequest, features_sha256: str) -> bool:
+    """True when every trial of a study made before the store's sha256 was recorded has its run
+    (``config.json``, which records the store's sha256) and each trained on this content."""
+    trials = study.get_trials(deepcopy=False)
+    for trial in trials:
+        run = trial.user_attrs.get("run")
+        cfg = Path(req.request.runs_dir) / str(run) / "config.json"
+        try:
+            if run is None or json.loads(cfg.read_text())["features_sha256"] != features_sha256:
+                return False
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+    return bool(trials)
+
+
 def open_study(req: TuneRequest, metric: str, higher_is_better: bool, features_sha256: str) -> Any:
     """Create the study or join it (the same settings and store content only)."""
     with _setup_lock(req.storage):
@@ -163,11 +178,14 @@ def _open_locked(req: TuneRequest, metric: str, higher_is_better: bool, features
     if have is None:  # a new study (another database than SQLite: the first writer wins)
         study.set_user_attr(ATTR, want)
         have = optuna.load_study(study_name=req.study, storage=storage).user_attrs[ATTR]
+    if "features_sha256" not in have and _trials_saw(study, req, features_sha256):
+        have = {**have, "features_sha256": features_sha256}  # checked through its trials' runs
+        study.set_user_attr(ATTR, have)
     if "features_sha256" not in have:
         raise TuneError(
             f"study {req.study!r} in {req.storage} was made by an older mea tune, which did not "
-            "record its store's sha256, so whether its trials saw this store's content cannot "
-            "be checked; pick another --study"
+            "record its store's sha256, and its trials' runs (their config.json) do not show "
+            "that they saw this store's content; pick another --study"
         )
     if have.get("features_sha256") != want["features_sha256"] and all(
         have.get(k) == v for k, v in want.items() if k != "features_sha256"
