@@ -118,12 +118,16 @@ def test_words_holding_spaces_are_read_whole_and_a_wrong_count_names_the_line(
     """GloVe 840B (the paper's vectors) has lines such as '. . . 0.1 ...' and
     'at name@domain.com 0.1 ...' (stanfordnlp/GloVe issue 191): gensim stopped at them with
     "could not convert string to float"."""
-    text = ROWS + ". . . 0.1 0.2 0.3 0.4\nat name@domain.com 1 1 1 1\n"
+    text = (
+        ROWS + ". . . 0.1 0.2 0.3 0.4\nat name@domain.com 1 1 1 1\n"
+        "1 000 0.5 0.5 0.5 0.5\nto infinity 0.25 0.25 0.25 0.25\n"
+    )  # a word may end in an integer or a word float() reads: not a value too many
     kv = load_vectors(_file(tmp_path, "840b.txt", text))
-    assert kv.index_to_key[3:] == [". . .", "at name@domain.com"]
+    assert kv.index_to_key[3:] == [". . .", "at name@domain.com", "1 000", "to infinity"]
     np.testing.assert_allclose(kv[". . ."], [0.1, 0.2, 0.3, 0.4])
+    np.testing.assert_allclose(kv["to infinity"], [0.25] * 4)
     _refused(_file(tmp_path, "short.txt", "good 1 0 0 0\nbad 0 1 0\n"), "line 2 has 3 values, the first line says 4$")
-    _refused(_file(tmp_path, "long.txt", "good 1 0 0 0\nbad 0 1 0 0 7\n"), "line 2 has 5 values, the first line says 4$")
+    _refused(_file(tmp_path, "long.txt", "good 1 0 0 0\nbad 0.1 1 0 0 7\n"), "line 2 has 5 values, the first line says 4$")
     _refused(_file(tmp_path, "hdr.txt", "2 4\ngood 1 0 0 0\nbad 1 2\n"), "line 3 has 2 values, the header says 4")
     _refused(_file(tmp_path, "x.txt", "good 1 0 0 0\nbad 0 x 0 0\n"), "line 2: 'x' is not a number")
 

@@ -66,7 +66,7 @@ import os
 import pickletools
 import re
 import warnings
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -333,12 +333,22 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _numbers_at_end(fields: Sequence[str]) -> int:
-    """How many of ``fields``, counted from the last, are numbers."""
+def _numbers_at_end(fields: Sequence[str], test: Callable[[str], bool] = _is_number) -> int:
+    """How many of ``fields``, counted from the last, are numbers (by ``test``)."""
     k = 0
-    while k < len(fields) and _is_number(fields[-1 - k]):
+    while k < len(fields) and test(fields[-1 - k]):
         k += 1
     return k
+
+
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][+-]?\d+)?")
+
+
+def _like_a_value(text: str) -> bool:
+    """A number written as vector files write their values: with a decimal point or an
+    exponent (``0.418``, ``-1.2e-05``). A word with spaces may end in an integer or a word
+    ``float`` reads (``1 000``, ``to infinity``): that is not a value too many."""
+    return _DECIMAL.fullmatch(text) is not None
 
 
 def _text_lines(path: Path, f: BinaryIO) -> Iterator[tuple[int, str]]:
@@ -436,7 +446,8 @@ def _read_text(path: Path) -> tuple[list[str], list[np.ndarray]]:
                         f"{path}: line {n} is not 'word v1 v2 ...' (values separated by spaces)"
                     )
             parts = s.rsplit(sep, dim)
-            extra = _numbers_at_end(parts[0].split(sep)[1:])  # a word 'the 0.4': a value too many
+            # a word 'the 0.4': a value too many
+            extra = _numbers_at_end(parts[0].split(sep)[1:], _like_a_value)
             if len(parts) != dim + 1 or extra:
                 got = len(parts) - 1 if len(parts) != dim + 1 else dim + extra
                 raise VectorsError(
