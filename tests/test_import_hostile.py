@@ -18,6 +18,7 @@ import warm
 from test_import_csd import make_dir, steps, write_csd
 from test_import_mmsa import make_mmsa
 from test_import_mult import SIZES, make_mult, write_pickle
+from test_train_errors import one_clear_line
 
 from mea_cli.artifacts.features import FeatureStore
 from mea_cli.data.importers import ImportFormatError, import_csd, import_mmsa, import_mult
@@ -26,14 +27,7 @@ from mea_cli.data.importers.csd import standard_folds
 
 def _one_error_line(args: list[str], *words: str) -> str:
     """``mea ARGS`` in a subprocess (a segfault is a negative exit code): exit 2, one line."""
-    r = warm.run(args)
-    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
-    assert "Traceback" not in r.stderr
-    lines = [x for x in r.stderr.splitlines() if x.strip()]
-    assert len(lines) == 1, r.stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-    return lines[0]
+    return one_clear_line(warm.run(args), *words)
 
 
 def _same_store(a: Path, b: Path) -> None:

@@ -344,6 +344,13 @@ def _numbers_at_end(fields: Sequence[str], test: Callable[[str], bool] = _is_num
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][+-]?\d+)?")
 
 
+def _first_not_finite(vectors: np.ndarray) -> int | None:
+    """The row of the first vector holding NaN or an infinity (None when every one is finite):
+    such a vector would make every store that uses it unreadable."""
+    finite = np.isfinite(vectors).all(axis=1)
+    return None if finite.all() else int(np.argmin(finite))
+
+
 def _like_a_value(text: str) -> bool:
     """A number written as vector files write their values: with a decimal point or an
     exponent (``0.418``, ``-1.2e-05``). A word with spaces may end in an integer or a word
@@ -408,9 +415,8 @@ def _read_text(path: Path) -> tuple[list[str], list[np.ndarray]]:
 
     def flush() -> None:
         block = _parse_block(path, values, lines, dim, sep)
-        finite = np.isfinite(block).all(axis=1)
-        if not finite.all():
-            k = int(np.argmin(finite))
+        k = _first_not_finite(block)
+        if k is not None:
             raise VectorsError(
                 f"{path}: line {lines[k]}: the vector of {names[k]!r} holds NaN or infinite "
                 "values; fix or drop that line"
@@ -489,9 +495,8 @@ def _read_binary(path: Path) -> tuple[list[str], np.ndarray]:
 
     kv = KeyedVectors.load_word2vec_format(str(path), binary=True)
     vectors = np.asarray(kv.vectors, np.float32)
-    finite = np.isfinite(vectors).all(axis=1)
-    if not finite.all():
-        k = int(np.argmin(finite))
+    k = _first_not_finite(vectors)
+    if k is not None:
         raise VectorsError(
             f"{path}: the vector of {kv.index_to_key[k]!r} (word {k + 1}) holds NaN or "
             "infinite values"
