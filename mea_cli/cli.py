@@ -469,7 +469,7 @@ def merge(
     out: Path = typer.Option(..., "--out", "-o", help="Output feature store (.h5)."),
 ) -> None:
     """Join feature stores made with `mea extract --shard i/n` (schemas must match)."""
-    n = api.merge(stores, out)
+    n = api.merge(stores, out, warn=lambda said: err_console.print(f"warning: {said}", highlight=False))
     console.print(f"merged {len(stores)} stores, {n} samples -> {out}", highlight=False)
 
 

@@ -60,7 +60,7 @@ def test_every_command_calls_the_api_and_nothing_it_wraps() -> None:
 def test_the_command_passes_its_options_to_the_api(mea, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict = {}
 
-    def fake_merge(stores, out) -> int:  # noqa: ANN001
+    def fake_merge(stores, out, warn=None) -> int:  # noqa: ANN001
         seen.update(stores=[str(s) for s in stores], out=str(out))
         return 7
 

@@ -297,8 +297,11 @@ def test_two_shards_merged_equal_one_run(
         assert m.summaries["audio"].same_as(full.summaries["audio"])
         assert m.failures == full.failures  # both sorted by (video, stage, message)
         assert m.meta.attrs["extract_videos"] == 7
-    with pytest.raises(MergeError, match="duplicate sample id"):
+    with pytest.raises(MergeError, match="given twice"):
         merge_stores([a, a], tmp_path / "dup.h5")
+    shutil.copy(a, tmp_path / "a-copy.h5")  # the same shard under another name
+    with pytest.raises(MergeError, match="duplicate sample id"):
+        merge_stores([a, tmp_path / "a-copy.h5"], tmp_path / "dup.h5")
     other = tmp_path / "compare.h5"
     compare = BackendSpec.parse("audio", "opensmile", ["set=compare"])
     extract(corpus["root"] / "sub", other, ExtractConfig(audio=compare, asr=False))

@@ -10,6 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from rich.console import Console
 
 from mea_cli.artifacts.features import (
     ExtractorInfo,
@@ -18,6 +19,7 @@ from mea_cli.artifacts.features import (
     ModalitySchema,
     Sample,
 )
+from mea_cli.artifacts.store_info import render_summary, summarize
 from mea_cli.errors import FeatureStoreError
 from mea_cli.extract.merge import MergeError, merge_stores
 
@@ -140,3 +142,44 @@ def test_merge_orders_sums_and_keeps_attributes(tmp_path: Path) -> None:
             ("b.mp4", "decode"),
         ]
         assert m.modalities["audio"] == AUDIO and m.meta.dataset == "unit"
+
+
+def test_a_file_given_twice_and_labels_ranges_that_differ_are_refused(
+    tmp_path: Path, a: Path
+) -> None:
+    """The same shard twice said 'duplicate sample id'; two labels ranges merged into the first
+    input's, so `mea train`'s scale depended on the order of the arguments."""
+    _refused(tmp_path, [a, a], f"{a}: given twice ({a} is the same file)")
+    r1 = shard(tmp_path / "r1.h5", [("x_1", "x", 1.0)], attrs={"label_range": [-3.0, 3.0]})
+    r2 = shard(tmp_path / "r2.h5", [("y_1", "y", 1.0)], attrs={"label_range": [-5.0, 5.0]})
+    _refused(tmp_path, [r1, r2], f"{r2}: label_range [-5.0, 5.0] differs from {r1}'s [-3.0, 3.0]")
+    g = shard(tmp_path / "g.h5", [("z_1", "z", 1.0)],
+              attrs={"label_range": [-3.0, 3.0], "group_by": "speaker"})  # fmt: skip
+    _refused(tmp_path, [r1, g], f"{g}: group_by 'speaker' differs from {r1}'s None")
+
+
+def test_shards_not_given_are_said_and_recorded(tmp_path: Path) -> None:
+    """Shards 1/3 and 2/3 merged silently into a store without shard 3's videos."""
+    s1 = shard(tmp_path / "s1.h5", [("v0_1", "v0", 1.0)], attrs={"shard": "1/3"})
+    s2 = shard(tmp_path / "s2.h5", [("v1_1", "v1", 1.0)], attrs={"shard": "2/3"})
+    said: list[str] = []
+    assert merge_stores([s1, s2], tmp_path / "m.h5", said.append) == 2
+    out = tmp_path / "m.h5"
+    assert said == [f"shards 1/3, 2/3 merged; 3/3 not given: {out} lacks their videos"]
+    with FeatureStore(tmp_path / "m.h5") as m:
+        assert json.loads(m.meta.attrs["shards_missing"]) == ["3/3"]
+    console = Console(record=True, width=300)
+    with FeatureStore(tmp_path / "m.h5") as m:
+        render_summary(summarize(m), console)
+    assert "merged from s1.h5, s2.h5; shards 3/3 not given: their videos are missing" in (
+        console.export_text()
+    )
+    console = Console(record=True, width=300)
+    with FeatureStore(s1) as one:
+        render_summary(summarize(one), console)
+    assert "extraction shard 1/3 of ?" in console.export_text()
+    s3 = shard(tmp_path / "s3.h5", [("v2_1", "v2", 1.0)], attrs={"shard": "3/3"})
+    said.clear()
+    merge_stores([s1, s2, s3], tmp_path / "all.h5", said.append)
+    with FeatureStore(tmp_path / "all.h5") as m:
+        assert said == [] and "shards_missing" not in m.meta.attrs

@@ -270,9 +270,14 @@ def import_features(
 
 
 @one_command
-def merge(stores: PathLike | Sequence[PathLike], out: PathLike) -> int:
+def merge(
+    stores: PathLike | Sequence[PathLike],
+    out: PathLike,
+    warn: Callable[[str], None] | None = None,
+) -> int:
     """Join feature stores made with ``mea extract --shard i/n`` into ``out`` (``mea merge``);
-    returns the number of samples written."""
+    returns the number of samples written. ``warn`` hears of shards not among ``stores``
+    (also recorded in the store, ``shards_missing``)."""
     paths = [Path(s) for s in items(stores)]
     for store in paths:
         check_input_file(store, "feature store")
@@ -280,7 +285,7 @@ def merge(stores: PathLike | Sequence[PathLike], out: PathLike) -> int:
     # start-up time: a command loads only its own code, after its cheap checks
     from mea_cli.extract.merge import merge_stores
 
-    return merge_stores(paths, Path(out))
+    return merge_stores(paths, Path(out), warn)
 
 
 @one_command

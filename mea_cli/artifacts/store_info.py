@@ -120,6 +120,13 @@ def render_summary(summary: dict[str, Any], console: Console, max_failures: int 
         "groups (--split-by): " + ", ".join(f"{k}={v}" for k, v in summary["groups"].items()),
         highlight=False,
     )
+    attrs = summary["attrs"]
+    if "shard" in attrs:  # one shard of an extraction: merge it with the others
+        console.print(f"extraction shard {attrs['shard']} of {attrs.get('source', '?')}", highlight=False)
+    if "merged_from" in attrs:  # `mea merge` keeps lists as JSON text
+        missing = json.loads(attrs.get("shards_missing", "[]"))
+        gap = f"; shards {', '.join(missing)} not given: their videos are missing" if missing else ""
+        console.print(f"merged from {', '.join(json.loads(attrs['merged_from']))}{gap}", highlight=False)
     if "aligned" in summary["attrs"]:  # a `mea align` output (docs/align.md)
         a = json.loads(summary["attrs"]["aligned"])
         empty = ", ".join(f"{m} {n}" for m, n in a["empty_words"].items())

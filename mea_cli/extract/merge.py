@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, Sample
@@ -69,11 +69,25 @@ def _summaries_differ(first: FeatureStore, s: FeatureStore) -> str | None:
 
 
 def _labels_differ(first: FeatureStore, s: FeatureStore) -> str | None:
+    """Dataset, task and label names; the labels range and group column ``mea extract``
+    recorded (``mea train`` reads the range: merged, it would be the first input's)."""
     for field in ("dataset", "task", "label_names"):
         mine, theirs = getattr(s.meta, field), getattr(first.meta, field)
         if mine != theirs:
             return f"{s.name}: {field} {mine!r} differs from {first.name}'s {theirs!r}"
+    for key in ("label_range", "group_by"):
+        mine, theirs = _plain(s.meta.attrs.get(key)), _plain(first.meta.attrs.get(key))
+        if mine != theirs:
+            return f"{s.name}: {key} {mine!r} differs from {first.name}'s {theirs!r}"
     return None
+
+
+def _plain(value: object) -> object:
+    """An attribute as plain Python: the store keeps lists as JSON text (HDF5 arrays in older
+    files)."""
+    if isinstance(value, str) and value.startswith("["):
+        return json.loads(value)
+    return value.tolist() if hasattr(value, "tolist") else value
 
 
 # What every input must share with the first, checked in this order (the first problem is raised).
@@ -87,7 +101,23 @@ def _check_inputs(inputs: Sequence[str | os.PathLike[str]], out: Path) -> list[P
     paths = [Path(p) for p in inputs]
     if any(same_file(p, out) for p in paths):
         raise MergeError(f"{out}: the output is also an input")
+    for k, p in enumerate(paths):
+        twice = next((q for q in paths[:k] if same_file(p, q)), None)
+        if twice is not None:
+            raise MergeError(f"{p}: given twice ({twice} is the same file)")
     return paths
+
+
+def shards_missing(stores: Sequence[FeatureStore]) -> list[str]:
+    """The shards ``i/n`` of the inputs' extraction that none of them is, when every input is
+    a shard (``mea extract --shard``): a merge without them lacks their videos. Inputs cut into
+    different numbers of shards miss, of each count, the shards not given."""
+    given = [s.meta.attrs.get("shard") for s in stores]
+    if any(g is None for g in given):
+        return []
+    parsed = {tuple(int(x) for x in str(g).split("/")) for g in given}
+    counts = sorted({n for _, n in parsed})
+    return [f"{i}/{n}" for n in counts for i in range(1, n + 1) if (i, n) not in parsed]
 
 
 def _check_agreement(stores: Sequence[FeatureStore]) -> None:
@@ -126,6 +156,9 @@ def _merged_attrs(stores: Sequence[FeatureStore], paths: Sequence[Path]) -> dict
     if sources:
         attrs["extract_text_sources"] = dict(sorted(sources.items()))
     attrs["merged_from"] = [p.name for p in paths]
+    missing = shards_missing(stores)
+    if missing:  # recorded, so that `mea info` can say the store lacks their videos
+        attrs["shards_missing"] = missing
     return attrs
 
 
@@ -143,14 +176,26 @@ def _extraction_order(stores: Sequence[FeatureStore]) -> list[tuple[int, int]]:
     return [(k, i) for _, k, i in order]
 
 
-def merge_stores(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> int:
-    """Merge ``inputs`` into ``out`` (atomic); returns the number of samples written."""
+def merge_stores(
+    inputs: Sequence[str | os.PathLike[str]],
+    out: str | os.PathLike[str],
+    warn: Callable[[str], None] | None = None,
+) -> int:
+    """Merge ``inputs`` into ``out`` (atomic); returns the number of samples written. Shards
+    of the extraction that are not among the inputs (:func:`shards_missing`) are recorded in
+    the store (``shards_missing``) and said through ``warn``: the merge is written, since a
+    shard whose every video failed writes no store, and its videos are its failure rows'."""
     out = Path(out)
     paths = _check_inputs(inputs, out)
     stores = [FeatureStore(p) for p in paths]
     try:
         _check_agreement(stores)
         attrs = _merged_attrs(stores, paths)
+        if warn is not None and "shards_missing" in attrs:
+            warn(
+                f"shards {', '.join(str(s.meta.attrs['shard']) for s in stores)} merged; "
+                f"{', '.join(attrs['shards_missing'])} not given: {out} lacks their videos"
+            )
         order = _extraction_order(stores)
         failures = sorted((f.video, f.stage, f.message) for s in stores for f in s.failures)
         first = stores[0]
