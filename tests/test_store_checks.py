@@ -40,7 +40,7 @@ CASES = [
     (_attr("format", b"other"), "attribute 'format' is 'other', expected 'mea-features'"),
     (
         lambda f: f.attrs.__delitem__("format"),
-        "attribute 'format' is None, expected 'mea-features'",
+        "not a mea-cli feature store (an HDF5 file without the 'mea-features' format attribute)",
     ),
     (_attr("version", 3), "format version 3 is not supported (this mea-cli reads 1, 2)"),
     (_attr("version", True), "format version True is not supported (this mea-cli reads 1, 2)"),

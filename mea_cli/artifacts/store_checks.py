@@ -60,6 +60,8 @@ def _format_problem(f: h5py.File) -> str | None:
     fmt = f.attrs.get("format")
     if isinstance(fmt, bytes):
         fmt = fmt.decode()
+    if fmt is None:  # an HDF5 file of another program (a CMU .csd, a Keras model, ...)
+        return f"not a mea-cli feature store (an HDF5 file without the {FORMAT!r} format attribute)"
     return None if fmt == FORMAT else f"attribute 'format' is {fmt!r}, expected {FORMAT!r}"
 
 

@@ -18,6 +18,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from mea_cli.artifacts.features import FeatureStore, FeatureStoreWriter, Sample
 from mea_cli.errors import MeaError
@@ -48,11 +49,25 @@ def _schemas_differ(first: FeatureStore, s: FeatureStore) -> str | None:
         if other.feature_names != schema.feature_names:
             return f"{s.name}: {m} feature names differ from {first.name}'s"
         if not other.same_as(schema, identity):
-            return (
-                f"{s.name}: {m} extractor provenance differs from {first.name}'s "
-                f"({other.extractor.to_json()} vs {schema.extractor.to_json()})"
-            )
+            mine, theirs = json.loads(identity(other.extractor)), json.loads(identity(schema.extractor))
+            what = _first_difference(mine, theirs) or f"nominal rate {other.nominal_rate_hz} Hz vs {schema.nominal_rate_hz} Hz"
+            return f"{s.name}: {m} extractor provenance differs from {first.name}'s ({what})"
     return None
+
+
+def _first_difference(mine: Any, theirs: Any, where: str = "") -> str | None:
+    """The first place two provenance records differ, as ``parameters.fps 10.0 vs 15.0``
+    (records are kilobytes of JSON: the whole of both named nothing)."""
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        for key in sorted(set(mine) | set(theirs)):
+            found = _first_difference(mine.get(key), theirs.get(key), f"{where}.{key}" if where else key)
+            if found:
+                return found
+        return None
+    if mine == theirs:
+        return None
+    shown = [text if len(text) <= 60 else text[:57] + "..." for text in (repr(mine), repr(theirs))]
+    return f"{where} {shown[0]} vs {shown[1]}"
 
 
 def _summaries_differ(first: FeatureStore, s: FeatureStore) -> str | None:
