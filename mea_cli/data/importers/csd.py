@@ -178,24 +178,24 @@ class Sequence:
     def intervals(self, video: str) -> np.ndarray:
         """``intervals`` of one video as float64 (an empty array of any shape as ``[0, 2]``);
         the shape is checked by :meth:`get`."""
+        iv = self._read(video, "intervals", np.float64)
+        return iv if iv.size else np.zeros((0, 2))
+
+    def _read(self, video: str, key: str, dtype: type) -> np.ndarray:
+        """Dataset ``key`` of one video as ``dtype``; one line naming the video when the file
+        cannot give it."""
         try:
-            iv = np.asarray(self._group(video)["intervals"][:], dtype=np.float64)
+            return np.asarray(self._group(video)[key][:], dtype=dtype)
         except (TypeError, ValueError, OSError) as err:
             raise ImportFormatError(
                 self.path, f"video {video!r}: unreadable features/intervals: {err}"
             ) from None
-        return iv if iv.size else np.zeros((0, 2))
 
     def get(self, video: str) -> tuple[np.ndarray, np.ndarray]:
         """``(features [T, D] float32, intervals [T, 2] float64)`` of one video, checked; empty
         arrays of any shape (the SDK's ``(0,)`` among them) are ``[0, D]`` and ``[0, 2]``."""
         iv = self.intervals(video)
-        try:
-            x = np.asarray(self._group(video)["features"][:], dtype=np.float32)
-        except (TypeError, ValueError, OSError) as err:
-            raise ImportFormatError(
-                self.path, f"video {video!r}: unreadable features/intervals: {err}"
-            ) from None
+        x = self._read(video, "features", np.float32)
         if not x.size:
             x = np.zeros((0, self.dim), np.float32)
         if x.ndim == 1:
