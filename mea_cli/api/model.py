@@ -27,7 +27,6 @@ from mea_cli import MODALITIES
 from mea_cli.errors import MeaError
 
 if TYPE_CHECKING:
-    import numpy as np
     import torch
 
     from mea_cli.artifacts.checkpoint import Checkpoint
@@ -80,7 +79,7 @@ class LoadedModel:
         Samples without one of the modalities, or of other feature counts than the
         checkpoint's, raise :class:`~mea_cli.errors.MeaError`."""
         # start-up time: a command loads only its own code, after its cheap checks
-        from mea_cli.data.dataset import collate
+        from mea_cli.data.dataset import collate, served
         from mea_cli.models.core.registry import get_entry
 
         gaps = get_entry(self.checkpoint.model).reads_gap_masks
@@ -100,17 +99,13 @@ class LoadedModel:
             )
         for s in samples:
             self._check_widths(s)
-        items = [
-            {
-                "id": s.id,
-                "index": k,
-                "features": {m: self._norm(s, m) for m in MODALITIES},
-                "label": None,
-                "observed": s.observed if gaps else {},
-                "summary": self._summary(s),
-            }
-            for k, s in enumerate(samples)
-        ]
+        items = []
+        for k, s in enumerate(samples):
+            feats, summary = served(s, self.stats, self.groups)
+            items.append({
+                "id": s.id, "index": k, "features": feats, "label": None,
+                "observed": s.observed if gaps else {}, "summary": summary,
+            })  # fmt: skip
         return collate(items).to(self.device)
 
     def _check_widths(self, s: Sample) -> None:
@@ -134,6 +129,10 @@ class LoadedModel:
                 f"{self.path}: sample {s.id!r} is of group {self._group(s)!r}, which the store "
                 "given to fit_groups does not hold; fit the groups of the samples' own store"
             )
+        if self.groups is not None:
+            odd = sorted(set(s.summary) - set(self.groups.summary_mean[self._group(s)]))
+            if odd:
+                raise MeaError(f"{self.path}: sample {s.id!r} has summaries {odd} its store has not")
 
     @staticmethod
     def _group(s: Sample) -> str:
@@ -143,27 +142,6 @@ class LoadedModel:
 
         return group_key(s.group, s.video)
 
-    def _norm(self, s: Sample, m: str) -> np.ndarray:
-        """Sample ``s``'s modality ``m``, standardised (by its group's statistics when fitted)."""
-        # start-up time: numpy only once a batch is made
-        import numpy as np
-
-        x = np.asarray(s.features[m], np.float32)
-        if self.groups is not None:
-            return self.groups.apply(self._group(s), m, x)
-        return self.stats.apply(m, x)
-
-    def _summary(self, s: Sample) -> dict[str, np.ndarray]:
-        """Sample ``s``'s per-sample summaries: raw, or by its group's statistics when fitted
-        (as ``mea predict`` serves them)."""
-        if self.groups is None:
-            return dict(s.summary)
-        g = self._group(s)
-        known = self.groups.summary_mean[g]
-        odd = sorted(set(s.summary) - set(known))
-        if odd:
-            raise MeaError(f"{self.path}: sample {s.id!r} has summaries {odd} its store has not")
-        return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
 
     def __call__(self, batch: Batch) -> ModelOutput:
         """Run the model on ``batch`` without gradients; the raw :class:`ModelOutput`."""

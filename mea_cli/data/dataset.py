@@ -41,10 +41,11 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from mea_cli.artifacts.features import FeatureStore
+from mea_cli import MODALITIES
+from mea_cli.artifacts.features import FeatureStore, Sample
 from mea_cli.batch import Batch
 from mea_cli.data.sampler import BucketBatchSampler
-from mea_cli.data.splits import store_groups
+from mea_cli.data.splits import group_key, store_groups
 from mea_cli.errors import MeaError
 
 __all__ = [
@@ -299,6 +300,22 @@ class GroupNorm:
         return ((x - self.summary_mean[group][name]) / self.summary_std[group][name]).astype(
             np.float32, copy=False
         )
+
+
+def served(
+    sample: Sample, stats: NormStats, groups: GroupNorm | None
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """A sample's features and summaries as a trained model reads them outside training
+    (``mea predict``, :func:`mea_cli.api.load_model`): the features standardised with the
+    training statistics, or, with ``groups`` (``train.normalise=group``, fitted on the store
+    being served), both with its group's; summaries otherwise raw, as the model standardises
+    them itself."""
+    if groups is None:
+        feats = {m: stats.apply(m, np.asarray(sample.features[m], np.float32)) for m in MODALITIES}
+        return feats, dict(sample.summary)
+    g = group_key(sample.group, sample.video)
+    feats = {m: groups.apply(g, m, np.asarray(sample.features[m], np.float32)) for m in MODALITIES}
+    return feats, {k: groups.apply_summary(g, k, x) for k, x in sample.summary.items()}
 
 
 class FeatureDataset(Dataset):

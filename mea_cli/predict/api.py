@@ -50,9 +50,8 @@ from mea_cli import MODALITIES
 from mea_cli.align import align_sample, native_schema, schema_reduce
 from mea_cli.artifacts.checkpoint import Checkpoint, check_schema
 from mea_cli.artifacts.features import ExtractorInfo, FeatureStore, ModalitySchema, Sample
-from mea_cli.data.dataset import GroupNorm, NormStats, collate
+from mea_cli.data.dataset import GroupNorm, NormStats, collate, served
 from mea_cli.data.sampler import BucketBatchSampler
-from mea_cli.data.splits import group_key
 from mea_cli.errors import MeaError
 from mea_cli.extract.discover import discover, not_media_note
 from mea_cli.extract.media import MEDIA_EXTENSIONS
@@ -281,18 +280,6 @@ class _Runner:
         self.gap_masks = entry.reads_gap_masks  # aligned clips: unobserved words
         self.rng = label_range_of(ckpt.task, ckpt.dataset, ckpt.label_range)
 
-    def _norm(self, s: Sample, m: str) -> np.ndarray:
-        x = np.asarray(s.features[m], np.float32)
-        if self.groups is not None:
-            return self.groups.apply(group_key(s.group, s.video), m, x)
-        return self.stats.apply(m, x)
-
-    def _summary(self, s: Sample) -> dict[str, np.ndarray]:
-        if self.groups is None:
-            return dict(s.summary)
-        g = group_key(s.group, s.video)
-        return {k: self.groups.apply_summary(g, k, x) for k, x in s.summary.items()}
-
     def check_store(self, store: FeatureStore) -> None:
         """``store``'s schema against the checkpoint's: its features only, as its labels are
         never read (a store of another task predicts with the model's)."""
@@ -308,17 +295,13 @@ class _Runner:
         """Normalise with the training statistics, bucket by length, batch, run the model:
         the predictions of ``ready`` in its order, and psi per layer (``[N, 3]`` each; none
         when the model has no modality weights)."""
-        items = [
-            {
-                "id": clip.clip,
-                "index": k,
-                "features": {m: self._norm(s, m) for m in MODALITIES},
-                "label": None,
-                "observed": s.observed if self.gap_masks else {},
-                "summary": self._summary(s),
-            }
-            for k, (clip, s) in enumerate(ready)
-        ]
+        items = []
+        for k, (clip, s) in enumerate(ready):
+            feats, summary = served(s, self.stats, self.groups)
+            items.append({
+                "id": clip.clip, "index": k, "features": feats, "label": None,
+                "observed": s.observed if self.gap_masks else {}, "summary": summary,
+            })  # fmt: skip
         lengths = [sum(len(it["features"][m]) for m in MODALITIES) for it in items]
         pred: np.ndarray | None = None
         psi: list[np.ndarray] = []
